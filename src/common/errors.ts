@@ -1,0 +1,67 @@
+/**
+ * One error class for everything tsvmm rejects. `code` is stable (scripts and tests match on it);
+ * the message names the offending value.
+ */
+export type ErrorCode =
+  | 'TSVMM_NO_KVM' // /dev/kvm missing, not permitted, or lacking a capability we need
+  | 'TSVMM_KVM_API' // KVM API version mismatch
+  | 'TSVMM_SYSCALL' // a system call or ioctl failed
+  | 'TSVMM_BAD_ARGUMENT' // invalid argument to an API call (bad size, alignment, flags)
+  | 'TSVMM_GPA_OVERLAP' // mapGpa over an existing mapping
+  | 'TSVMM_GPA_UNMAPPED' // unmapGpa / gpaToHva of an address with no mapping
+  | 'TSVMM_HVA_UNMAPPED' // mapGpa from host memory that was never registered with mapHva
+  | 'TSVMM_HVA_BUSY' // unmapHva of a host range still mapped into the guest
+  | 'TSVMM_BAD_EVENT' // inject() of an event NVMM would refuse
+  | 'TSVMM_DESTROYED' // use of a destroyed machine or vCPU
+  | 'TSVMM_BUSY' // the vCPU is already running, or an id is taken
+  | 'TSVMM_LIMIT' // a capability limit (vCPUs, RAM) was exceeded
+  | 'TSVMM_UNSUPPORTED' // the backend cannot do what was asked
+  | 'TSVMM_GVA_FAULT' // gvaToGpa could not translate (the page walk failed)
+  | 'TSVMM_ASSIST' // assistIo/assistMem met an exit or instruction it cannot emulate
+  | 'TSVMM_BAD_KERNEL' // a guest image is malformed
+  | 'TSVMM_USAGE' // bad command line
+  | 'TSVMM_TOOL_MISSING'; // an external tool (nasm, gcc) needed for this operation is absent
+
+export class TsvmmError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, detail?: Record<string, unknown>) {
+    super(message);
+    this.name = 'TsvmmError';
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** A failed system call or ioctl: carries the call, errno and its symbolic name. */
+export class SyscallError extends TsvmmError {
+  readonly call: string;
+  readonly errno: number;
+
+  constructor(call: string, errno: number, code: ErrorCode = 'TSVMM_SYSCALL') {
+    super(code, `${call} failed: ${errnoName(errno)} (errno ${errno})`, { call, errno });
+    this.name = 'SyscallError';
+    this.call = call;
+    this.errno = errno;
+  }
+}
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM',
+  13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 24: 'EMFILE',
+  25: 'ENOTTY', 28: 'ENOSPC', 38: 'ENOSYS', 95: 'EOPNOTSUPP',
+};
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno${errno}`;
+}
+
+/** A bug in tsvmm itself (never guest misbehaviour, never bad input). */
+export function assert(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(`tsvmm assertion failed: ${what}`);
+}
+
+export function assertNever(x: never, what = 'value'): never {
+  throw new Error(`tsvmm assertion failed: unexpected ${what} ${JSON.stringify(x)}`);
+}
