@@ -1,0 +1,603 @@
+/**
+ * The `kvm` backend: the nvmm/ contract over Linux KVM.
+ *
+ * How NVMM's semantics map onto KVM:
+ * - KVM completes port I/O, MMIO and user-space MSR accesses itself at the next KVM_RUN, from the
+ *   data left in kvm_run. So these exits carry `data` views into kvm_run, and any state access
+ *   while such a completion is pending first completes it with an immediate-exit KVM_RUN (the
+ *   procedure api.rst gives); after that the state is what NVMM would show after the assist.
+ * - Every RDMSR/WRMSR of an MSR outside ALLOWED_MSRS exits to user space (MSR filter, default deny).
+ * - Without an in-kernel irqchip KVM loads CR8 from kvm_run.cr8 at every entry, so committing CR8
+ *   writes it there too.
+ * - A TPR-changed exit has no KVM equivalent: with the policy on, the vCPU single-steps and the
+ *   backend compares CR8 after each instruction, which gives NVMM's exit exactly (slowly).
+ * - KVM has no NMI-window exit: `nmiWindowExiting` returns `nmiWindow` at the next run if NMIs
+ *   are unblocked then; if they are blocked it waits for another exit.
+ */
+import { SyscallError, TsvmmError } from '../../common/errors.js';
+import * as libc from '../../common/libc.js';
+import type {
+  Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, StopHandle,
+} from '../../nvmm/backend.js';
+import { PROT } from '../../nvmm/backend.js';
+import type { VcpuEvent } from '../../nvmm/event.js';
+import type { VcpuExit } from '../../nvmm/exit.js';
+import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
+import * as abi from './abi.js';
+import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
+
+const EINTR = 4;
+const EAGAIN = 11;
+/** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB); KVM itself allows more. */
+const MAX_RAM = 128 * 1024 * 1024 * 1024;
+
+/** Capabilities without which the backend cannot give NVMM's semantics. */
+const REQUIRED_CAPS: readonly (keyof typeof abi.CAP)[] = [
+  'KVM_CAP_USER_MEMORY', 'KVM_CAP_IMMEDIATE_EXIT', 'KVM_CAP_VCPU_EVENTS', 'KVM_CAP_DEBUGREGS',
+  'KVM_CAP_X86_USER_SPACE_MSR', 'KVM_CAP_X86_MSR_FILTER', 'KVM_CAP_SYNC_REGS', 'KVM_CAP_EXT_CPUID',
+];
+
+/**
+ * MSRs KVM emulates in the kernel for the guest (the ones an OS uses). Every other MSR access
+ * exits to the VMM as rdmsr/wrmsr, as with NVMM.
+ */
+const ALLOWED_MSRS: readonly (number | [number, number])[] = [
+  0x10, // TSC
+  0x1b, // APIC_BASE
+  0x3a, // FEATURE_CONTROL
+  [0x48, 0x49], // SPEC_CTRL, PRED_CMD
+  0x8b, // UCODE_REV
+  0xfe, // MTRRcap
+  [0x174, 0x176], // SYSENTER_CS/ESP/EIP
+  [0x179, 0x17b], // MCG_CAP/STATUS/CTL
+  0x1a0, // MISC_ENABLE
+  0x1d9, // DEBUGCTL
+  [0x200, 0x20f], // MTRR physbase/physmask 0-7
+  0x250, 0x258, 0x259, [0x268, 0x26f], // fixed-range MTRRs
+  0x277, // PAT
+  0x2ff, // MTRRdefType
+  [0x400, 0x47f], // machine-check banks
+  0x6e0, // TSC_DEADLINE
+  [0xc0000080, 0xc0000084], // EFER, STAR, LSTAR, CSTAR, SFMASK
+  [0xc0000100, 0xc0000103], // FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC_AUX
+];
+
+/** Builds the allow-bitmaps of the MSR filter from ALLOWED_MSRS, one range per 0x1000-aligned block used. */
+export function msrFilterRanges(allowed = ALLOWED_MSRS): MsrFilterRange[] {
+  const blocks = new Map<number, Uint8Array>();
+  for (const item of allowed) {
+    const [lo, hi] = typeof item === 'number' ? [item, item] : item;
+    for (let msr = lo; msr <= hi; msr++) {
+      const base = msr - (msr % 0x1000);
+      let bitmap = blocks.get(base);
+      if (!bitmap) blocks.set(base, (bitmap = new Uint8Array(0x1000 / 8)));
+      const bit = msr - base;
+      bitmap[bit >> 3]! |= 1 << (bit & 7);
+    }
+  }
+  return [...blocks].map(([base, bitmap]) => ({ flags: abi.KVM_MSR_FILTER_READ | abi.KVM_MSR_FILTER_WRITE, base, bitmap }));
+}
+
+export class KvmBackend implements Backend {
+  readonly name = 'kvm' as const;
+  readonly system: KvmSystem;
+  private readonly canSingleStep: boolean;
+
+  private constructor(system: KvmSystem) {
+    this.system = system;
+    this.canSingleStep = system.checkExtension(abi.CAP.KVM_CAP_SET_GUEST_DEBUG) > 0;
+  }
+
+  /** Opens /dev/kvm and checks every capability the backend relies on. */
+  static open(path?: string): KvmBackend {
+    const system = KvmSystem.open(path);
+    const missing = REQUIRED_CAPS.filter((c) => system.checkExtension(abi.CAP[c]) <= 0);
+    if (missing.length) {
+      system.close();
+      throw new TsvmmError('TSVMM_NO_KVM', `KVM lacks ${missing.join(', ')}; use --accel soft`, { missing });
+    }
+    return new KvmBackend(system);
+  }
+
+  capability(): Capability {
+    return {
+      backend: 'kvm',
+      maxVcpus: Math.max(1, this.system.checkExtension(abi.CAP.KVM_CAP_MAX_VCPUS)),
+      maxRam: MAX_RAM,
+      vcpuConf: { cpuid: true, cpuidExit: false, tpr: this.canSingleStep },
+    };
+  }
+
+  createMachine(): BackendMachine {
+    return new KvmMachine(this.system);
+  }
+}
+
+class KvmMachine implements BackendMachine {
+  private readonly vm: KvmVm;
+  private readonly system: KvmSystem;
+  private readonly slots = new Map<GpaMapping, number>();
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+
+  constructor(system: KvmSystem) {
+    this.system = system;
+    this.vm = system.createVm();
+    try {
+      this.vm.enableCap(abi.CAP.KVM_CAP_X86_USER_SPACE_MSR, [
+        abi.KVM_MSR_EXIT_REASON_FILTER | abi.KVM_MSR_EXIT_REASON_UNKNOWN | abi.KVM_MSR_EXIT_REASON_INVAL,
+      ]);
+      this.vm.setMsrFilter(abi.KVM_MSR_FILTER_DEFAULT_DENY, msrFilterRanges());
+    } catch (e) {
+      this.vm.close();
+      throw e;
+    }
+  }
+
+  map(m: GpaMapping): void {
+    const slot = this.freeSlots.pop() ?? this.nextSlot++;
+    const flags = m.prot & PROT.WRITE ? 0 : abi.KVM_MEM_READONLY;
+    this.vm.setUserMemoryRegion(slot, flags, m.gpa, m.size, m.memory.hva + m.offset);
+    this.slots.set(m, slot);
+  }
+
+  unmap(m: GpaMapping): void {
+    const slot = this.slots.get(m);
+    if (slot === undefined) return;
+    this.vm.setUserMemoryRegion(slot, 0, m.gpa, 0, m.memory.hva + m.offset);
+    this.slots.delete(m);
+    this.freeSlots.push(slot);
+  }
+
+  createVcpu(id: number): BackendVcpu {
+    return new KvmVcpu(this.vm.createVcpu(id), id, this.system.getSupportedCpuid());
+  }
+
+  destroy(): void {
+    this.vm.close();
+  }
+}
+
+/** The MSRs of the MSRS group that go through KVM_GET/SET_MSRS (EFER travels in kvm_sregs). */
+const MSRS_BY_IOCTL = MSR_NUMBERS.slice(MSR.STAR);
+
+const KVM_SEGS: readonly [number, number][] = [
+  [SEG.ES, abi.KVM_SREGS.es], [SEG.CS, abi.KVM_SREGS.cs], [SEG.SS, abi.KVM_SREGS.ss], [SEG.DS, abi.KVM_SREGS.ds],
+  [SEG.FS, abi.KVM_SREGS.fs], [SEG.GS, abi.KVM_SREGS.gs], [SEG.LDT, abi.KVM_SREGS.ldt], [SEG.TR, abi.KVM_SREGS.tr],
+];
+/** kvm_regs order → NVMM GPR index. */
+const KVM_GPRS: readonly number[] = [
+  GPR.RAX, GPR.RBX, GPR.RCX, GPR.RDX, GPR.RSI, GPR.RDI, GPR.RSP, GPR.RBP,
+  GPR.R8, GPR.R9, GPR.R10, GPR.R11, GPR.R12, GPR.R13, GPR.R14, GPR.R15, GPR.RIP, GPR.RFLAGS,
+];
+const RUN = abi.KVM_RUN;
+const SYNC_REGS = RUN['s.regs.regs'];
+
+class KvmVcpu implements BackendVcpu {
+  private readonly fd: KvmVcpuFd;
+  private readonly run8: Uint8Array;
+  private readonly runDv: DataView;
+  private readonly regs = new Uint8Array(abi.KVM_REGS.size);
+  private readonly sregs = new Uint8Array(abi.KVM_SREGS.size);
+  private readonly events = new Uint8Array(abi.KVM_VCPU_EVENTS.size);
+  private readonly handle: StopHandle;
+  private readonly stopFlag: Int32Array;
+  private cpuid: CpuidEntry[];
+  private cpuidDirty = true;
+  private hasRun = false;
+  /** KVM holds data of the last exit that it applies at the next KVM_RUN. */
+  private completionPending = false;
+  /** kvm_run's synced registers reflect the vCPU (true after a KVM_RUN, false after KVM_SET_REGS). */
+  private syncRegsFresh = false;
+  private pendingEvent: VcpuEvent | null = null;
+  private intWindowExiting = false;
+  private nmiWindowExiting = false;
+  private tprExit = false;
+  private singleStepping = false;
+
+  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[]) {
+    this.fd = fd;
+    this.run8 = fd.run;
+    this.runDv = fd.runView;
+    this.runDv.setBigUint64(RUN.kvm_valid_regs, BigInt(abi.KVM_SYNC_X86_REGS), true);
+    this.cpuid = normalizeCpuid(supportedCpuid, id);
+    libc.installKickHandler();
+    this.handle = {
+      flag: new SharedArrayBuffer(4),
+      kick: { runAddress: fd.runAddress, pid: libc.getpid(), tid: libc.gettid() },
+    };
+    this.stopFlag = new Int32Array(this.handle.flag);
+  }
+
+  stopHandle(): StopHandle {
+    return this.handle;
+  }
+
+  /** Lets KVM apply what the last exit left pending, without running guest code. */
+  private completePending(): void {
+    if (!this.completionPending) return;
+    this.completionPending = false;
+    const wasSet = this.run8[RUN.immediate_exit];
+    this.run8[RUN.immediate_exit] = 1;
+    this.fd.kvmRun();
+    if (!wasSet) this.run8[RUN.immediate_exit] = 0;
+    this.syncRegsFresh = true;
+  }
+
+  getState(state: X64State, mask: number): void {
+    this.completePending();
+    if (mask & STATE.GPRS) {
+      const src = this.syncRegsFresh ? this.run8.subarray(SYNC_REGS, SYNC_REGS + abi.KVM_REGS.size) : (this.fd.get('KVM_GET_REGS', this.regs), this.regs);
+      const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+      KVM_GPRS.forEach((g, i) => (state.gprs[g] = dv.getBigUint64(i * 8, true)));
+    }
+    if (mask & (STATE.SEGS | STATE.CRS | STATE.MSRS)) {
+      this.fd.get('KVM_GET_SREGS', this.sregs);
+      const dv = new DataView(this.sregs.buffer);
+      const S = abi.KVM_SREGS;
+      if (mask & STATE.SEGS) {
+        for (const [seg, off] of KVM_SEGS) state.segs[seg] = readSegment(dv, off);
+        state.segs[SEG.GDT] = readDtable(dv, S.gdt);
+        state.segs[SEG.IDT] = readDtable(dv, S.idt);
+      }
+      if (mask & STATE.CRS) {
+        state.crs[CR.CR0] = dv.getBigUint64(S.cr0, true);
+        state.crs[CR.CR2] = dv.getBigUint64(S.cr2, true);
+        state.crs[CR.CR3] = dv.getBigUint64(S.cr3, true);
+        state.crs[CR.CR4] = dv.getBigUint64(S.cr4, true);
+        state.crs[CR.CR8] = dv.getBigUint64(S.cr8, true);
+        state.crs[CR.XCR0] = this.getXcr0();
+      }
+      if (mask & STATE.MSRS) {
+        state.msrs[MSR.EFER] = dv.getBigUint64(S.efer, true);
+        const values = new BigUint64Array(MSRS_BY_IOCTL.length);
+        this.fd.msrs('get', MSRS_BY_IOCTL, values);
+        state.msrs.set(values, MSR.STAR);
+      }
+    }
+    if (mask & STATE.DRS) {
+      const buf = new Uint8Array(abi.KVM_DEBUGREGS.size);
+      this.fd.get('KVM_GET_DEBUGREGS', buf);
+      const dv = new DataView(buf.buffer);
+      for (let i = 0; i < 4; i++) state.drs[DR.DR0 + i] = dv.getBigUint64(abi.KVM_DEBUGREGS.db + 8 * i, true);
+      state.drs[DR.DR6] = dv.getBigUint64(abi.KVM_DEBUGREGS.dr6, true);
+      state.drs[DR.DR7] = dv.getBigUint64(abi.KVM_DEBUGREGS.dr7, true);
+    }
+    if (mask & STATE.INTR) {
+      const E = abi.KVM_VCPU_EVENTS;
+      this.fd.get('KVM_GET_VCPU_EVENTS', this.events);
+      const ev = this.events;
+      state.intr.intShadow = ev[E['interrupt.shadow']] !== 0;
+      state.intr.evtPending = ev[E['exception.injected']] !== 0 || ev[E['exception.pending']] !== 0 ||
+        ev[E['interrupt.injected']] !== 0 || ev[E['nmi.pending']] !== 0 || ev[E['nmi.injected']] !== 0 || this.pendingEvent !== null;
+      state.intr.intWindowExiting = this.intWindowExiting;
+      state.intr.nmiWindowExiting = this.nmiWindowExiting;
+    }
+    if (mask & STATE.FPU) {
+      const F = abi.KVM_FPU;
+      const buf = new Uint8Array(F.size);
+      this.fd.get('KVM_GET_FPU', buf);
+      const dv = new DataView(buf.buffer);
+      state.fpu = {
+        fcw: dv.getUint16(F.fcw, true),
+        fsw: dv.getUint16(F.fsw, true),
+        ftw: buf[F.ftwx]!,
+        fop: dv.getUint16(F.last_opcode, true),
+        fip: dv.getBigUint64(F.last_ip, true),
+        fdp: dv.getBigUint64(F.last_dp, true),
+        mxcsr: dv.getUint32(F.mxcsr, true),
+        mxcsrMask: 0xffff,
+        sts: buf.slice(F.fpr, F.fpr + 128),
+        xmms: buf.slice(F.xmm, F.xmm + 256),
+      };
+    }
+  }
+
+  setState(state: X64State, mask: number): void {
+    this.completePending();
+    if (mask & STATE.GPRS) {
+      const dv = new DataView(this.regs.buffer);
+      KVM_GPRS.forEach((g, i) => dv.setBigUint64(i * 8, state.gprs[g]!, true));
+      this.fd.set('KVM_SET_REGS', this.regs);
+      this.syncRegsFresh = false;
+    }
+    if (mask & (STATE.SEGS | STATE.CRS | STATE.MSRS)) {
+      this.fd.get('KVM_GET_SREGS', this.sregs);
+      const dv = new DataView(this.sregs.buffer);
+      const S = abi.KVM_SREGS;
+      if (mask & STATE.SEGS) {
+        for (const [seg, off] of KVM_SEGS) writeSegment(dv, off, state.segs[seg]!);
+        writeDtable(dv, S.gdt, state.segs[SEG.GDT]!);
+        writeDtable(dv, S.idt, state.segs[SEG.IDT]!);
+      }
+      if (mask & STATE.CRS) {
+        dv.setBigUint64(S.cr0, state.crs[CR.CR0]!, true);
+        dv.setBigUint64(S.cr2, state.crs[CR.CR2]!, true);
+        dv.setBigUint64(S.cr3, state.crs[CR.CR3]!, true);
+        dv.setBigUint64(S.cr4, state.crs[CR.CR4]!, true);
+        dv.setBigUint64(S.cr8, state.crs[CR.CR8]!, true);
+        // KVM reloads CR8 from kvm_run.cr8 at every entry when the local APIC is not in the kernel.
+        this.runDv.setBigUint64(RUN.cr8, state.crs[CR.CR8]!, true);
+      }
+      if (mask & STATE.MSRS) dv.setBigUint64(S.efer, state.msrs[MSR.EFER]!, true);
+      this.fd.set('KVM_SET_SREGS', this.sregs);
+      if (mask & STATE.CRS) this.setXcr0(state.crs[CR.XCR0]!);
+      if (mask & STATE.MSRS) this.fd.msrs('set', MSRS_BY_IOCTL, state.msrs.slice(MSR.STAR));
+    }
+    if (mask & STATE.DRS) {
+      const buf = new Uint8Array(abi.KVM_DEBUGREGS.size);
+      const dv = new DataView(buf.buffer);
+      for (let i = 0; i < 4; i++) dv.setBigUint64(abi.KVM_DEBUGREGS.db + 8 * i, state.drs[DR.DR0 + i]!, true);
+      dv.setBigUint64(abi.KVM_DEBUGREGS.dr6, state.drs[DR.DR6]!, true);
+      dv.setBigUint64(abi.KVM_DEBUGREGS.dr7, state.drs[DR.DR7]!, true);
+      this.fd.set('KVM_SET_DEBUGREGS', buf);
+    }
+    if (mask & STATE.INTR) {
+      const E = abi.KVM_VCPU_EVENTS;
+      this.fd.get('KVM_GET_VCPU_EVENTS', this.events);
+      this.events[E['interrupt.shadow']] = state.intr.intShadow ? 1 : 0;
+      new DataView(this.events.buffer).setUint32(E.flags, abi.KVM_VCPUEVENT_VALID_SHADOW, true);
+      this.fd.set('KVM_SET_VCPU_EVENTS', this.events);
+      this.intWindowExiting = state.intr.intWindowExiting;
+      this.nmiWindowExiting = state.intr.nmiWindowExiting;
+    }
+    if (mask & STATE.FPU) {
+      const F = abi.KVM_FPU;
+      const buf = new Uint8Array(F.size);
+      const dv = new DataView(buf.buffer);
+      const f = state.fpu;
+      dv.setUint16(F.fcw, f.fcw, true);
+      dv.setUint16(F.fsw, f.fsw, true);
+      buf[F.ftwx] = f.ftw;
+      dv.setUint16(F.last_opcode, f.fop, true);
+      dv.setBigUint64(F.last_ip, f.fip, true);
+      dv.setBigUint64(F.last_dp, f.fdp, true);
+      dv.setUint32(F.mxcsr, f.mxcsr, true);
+      buf.set(f.sts.subarray(0, 128), F.fpr);
+      buf.set(f.xmms.subarray(0, 256), F.xmm);
+      this.fd.set('KVM_SET_FPU', buf);
+    }
+  }
+
+  private getXcr0(): bigint {
+    const buf = new Uint8Array(abi.KVM_XCRS.size);
+    this.fd.get('KVM_GET_XCRS', buf);
+    const dv = new DataView(buf.buffer);
+    const n = dv.getUint32(abi.KVM_XCRS.nr_xcrs, true);
+    for (let i = 0; i < n; i++) {
+      const o = abi.KVM_XCRS.xcrs + i * abi.KVM_XCR.size;
+      if (dv.getUint32(o + abi.KVM_XCR.xcr, true) === 0) return dv.getBigUint64(o + abi.KVM_XCR.value, true);
+    }
+    return 1n;
+  }
+
+  private setXcr0(value: bigint): void {
+    if (value === this.getXcr0()) return;
+    const buf = new Uint8Array(abi.KVM_XCRS.size);
+    const dv = new DataView(buf.buffer);
+    dv.setUint32(abi.KVM_XCRS.nr_xcrs, 1, true);
+    dv.setBigUint64(abi.KVM_XCRS.xcrs + abi.KVM_XCR.value, value, true);
+    this.fd.set('KVM_SET_XCRS', buf);
+  }
+
+  inject(event: VcpuEvent): void {
+    this.pendingEvent = event;
+  }
+
+  private deliver(event: VcpuEvent): void {
+    switch (event.type) {
+      case 'interrupt':
+        this.fd.interrupt(event.vector);
+        return;
+      case 'nmi':
+        this.fd.nmi();
+        return;
+      case 'exception': {
+        const E = abi.KVM_VCPU_EVENTS;
+        this.fd.get('KVM_GET_VCPU_EVENTS', this.events);
+        const dv = new DataView(this.events.buffer);
+        this.events[E['exception.injected']] = 1;
+        this.events[E['exception.pending']] = 0;
+        this.events[E['exception.nr']] = event.vector;
+        this.events[E['exception.has_error_code']] = event.errorCode !== undefined ? 1 : 0;
+        dv.setUint32(E['exception.error_code'], event.errorCode ?? 0, true);
+        dv.setUint32(E.flags, 0, true);
+        this.fd.set('KVM_SET_VCPU_EVENTS', this.events);
+        return;
+      }
+    }
+  }
+
+  setCpuidPolicy(policy: CpuidPolicy): void {
+    if (this.hasRun) throw new TsvmmError('TSVMM_BUSY', 'KVM fixes CPUID at the first run: configure CPUID before running the vCPU');
+    for (const e of this.cpuid.filter((e) => e.function === policy.leaf)) {
+      e.eax = ((e.eax | policy.set.eax) & ~policy.del.eax) >>> 0;
+      e.ebx = ((e.ebx | policy.set.ebx) & ~policy.del.ebx) >>> 0;
+      e.ecx = ((e.ecx | policy.set.ecx) & ~policy.del.ecx) >>> 0;
+      e.edx = ((e.edx | policy.set.edx) & ~policy.del.edx) >>> 0;
+    }
+    if (!this.cpuid.some((e) => e.function === policy.leaf)) {
+      this.cpuid.push({ function: policy.leaf, index: 0, flags: 0, ...policy.set });
+    }
+    this.cpuidDirty = true;
+  }
+
+  setTprExit(enabled: boolean): void {
+    this.tprExit = enabled;
+  }
+
+  run(): VcpuExit {
+    if (this.cpuidDirty) {
+      this.fd.setCpuid2(this.cpuid);
+      this.cpuidDirty = false;
+    }
+    if (this.pendingEvent) {
+      this.deliver(this.pendingEvent);
+      this.pendingEvent = null;
+    }
+    if (this.tprExit !== this.singleStepping) {
+      this.fd.setGuestDebug(this.tprExit ? abi.KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_SINGLESTEP : 0);
+      this.singleStepping = this.tprExit;
+    }
+    this.run8[RUN.request_interrupt_window] = this.intWindowExiting ? 1 : 0;
+    if (this.nmiWindowExiting && this.nmiUnblocked()) return { kind: 'nmiWindow' };
+    const cr8Before = this.runDv.getBigUint64(RUN.cr8, true);
+    for (;;) {
+      const r = this.fd.kvmRun();
+      this.hasRun = true;
+      this.completionPending = false;
+      this.syncRegsFresh = true;
+      if (r < 0) {
+        if (r !== -EINTR && r !== -EAGAIN) throw new SyscallError('KVM_RUN', -r);
+        if (Atomics.load(this.stopFlag, 0)) {
+          Atomics.store(this.stopFlag, 0, 0);
+          this.run8[RUN.immediate_exit] = 0;
+          return { kind: 'stopped' };
+        }
+        continue;
+      }
+      const exit = this.decodeExit(cr8Before);
+      if (exit) return exit;
+    }
+  }
+
+  private nmiUnblocked(): boolean {
+    const E = abi.KVM_VCPU_EVENTS;
+    this.fd.get('KVM_GET_VCPU_EVENTS', this.events);
+    return !this.events[E['nmi.masked']] && !this.events[E['nmi.pending']] && !this.events[E['nmi.injected']];
+  }
+
+  /** The exit in kvm_run as the API's union, or null for an exit the backend absorbs. */
+  private decodeExit(cr8Before: bigint): VcpuExit | null {
+    const dv = this.runDv;
+    const reason = dv.getUint32(RUN.exit_reason, true);
+    switch (reason) {
+      case abi.EXIT.KVM_EXIT_IO: {
+        const size = this.run8[RUN['io.size']]!;
+        const count = dv.getUint32(RUN['io.count'], true);
+        const offset = Number(dv.getBigUint64(RUN['io.data_offset'], true));
+        this.completionPending = true;
+        return {
+          kind: 'io',
+          in: this.run8[RUN['io.direction']] === abi.KVM_EXIT_IO_IN,
+          port: dv.getUint16(RUN['io.port'], true),
+          seg: -1,
+          addressSize: 0,
+          operandSize: size,
+          rep: count > 1,
+          str: count > 1,
+          data: this.run8.subarray(offset, offset + size * count),
+        };
+      }
+      case abi.EXIT.KVM_EXIT_MMIO: {
+        const len = dv.getUint32(RUN['mmio.len'], true);
+        this.completionPending = true;
+        return {
+          kind: 'memory',
+          prot: this.run8[RUN['mmio.is_write']] ? 'write' : 'read',
+          gpa: Number(dv.getBigUint64(RUN['mmio.phys_addr'], true)),
+          data: this.run8.subarray(RUN['mmio.data'], RUN['mmio.data'] + len),
+        };
+      }
+      case abi.EXIT.KVM_EXIT_X86_RDMSR:
+      case abi.EXIT.KVM_EXIT_X86_WRMSR: {
+        const msr = dv.getUint32(RUN['msr.index'], true);
+        const npc = this.syncedRip() + 2n; // RDMSR (0F 32) and WRMSR (0F 30) are two bytes
+        this.run8[RUN['msr.error']] = 0;
+        this.completionPending = true;
+        if (reason === abi.EXIT.KVM_EXIT_X86_WRMSR) return { kind: 'wrmsr', msr, value: dv.getBigUint64(RUN['msr.data'], true), npc };
+        // Until the VMM sets RDX:RAX, completing the RDMSR keeps their low halves, as if the MSR held them.
+        const rax = this.syncedGpr(abi.KVM_REGS.rax) & 0xffffffffn;
+        const rdx = this.syncedGpr(abi.KVM_REGS.rdx) & 0xffffffffn;
+        dv.setBigUint64(RUN['msr.data'], (rdx << 32n) | rax, true);
+        return { kind: 'rdmsr', msr, npc };
+      }
+      case abi.EXIT.KVM_EXIT_HLT:
+        return { kind: 'halted' };
+      case abi.EXIT.KVM_EXIT_IRQ_WINDOW_OPEN:
+        return { kind: 'interruptWindow' };
+      case abi.EXIT.KVM_EXIT_SHUTDOWN:
+      case abi.EXIT.KVM_EXIT_SYSTEM_EVENT:
+        return { kind: 'shutdown' };
+      case abi.EXIT.KVM_EXIT_DEBUG:
+        if (this.tprExit) return dv.getBigUint64(RUN.cr8, true) !== cr8Before ? { kind: 'tprChanged' } : null;
+        return { kind: 'debug', rip: dv.getBigUint64(RUN['debug.arch.pc'], true) };
+      case abi.EXIT.KVM_EXIT_INTR:
+        return null;
+      case abi.EXIT.KVM_EXIT_FAIL_ENTRY:
+        return { kind: 'invalid', reason: `KVM_EXIT_FAIL_ENTRY: hardware reason 0x${dv.getBigUint64(RUN['fail_entry.hardware_entry_failure_reason'], true).toString(16)}` };
+      case abi.EXIT.KVM_EXIT_INTERNAL_ERROR: {
+        const n = Math.min(dv.getUint32(RUN['internal.ndata'], true), 16);
+        const data = Array.from({ length: n }, (_, i) => `0x${dv.getBigUint64(RUN['internal.data'] + 8 * i, true).toString(16)}`);
+        return { kind: 'invalid', reason: `KVM_EXIT_INTERNAL_ERROR: suberror ${dv.getUint32(RUN['internal.suberror'], true)} [${data.join(' ')}]` };
+      }
+      default: {
+        const name = Object.entries(abi.EXIT).find(([, v]) => v === reason)?.[0] ?? `exit reason ${reason}`;
+        return { kind: 'invalid', reason: name };
+      }
+    }
+  }
+
+  private syncedGpr(offset: number): bigint {
+    return this.runDv.getBigUint64(SYNC_REGS + offset, true);
+  }
+
+  private syncedRip(): bigint {
+    return this.syncedGpr(abi.KVM_REGS.rip);
+  }
+
+  destroy(): void {
+    this.fd.close();
+  }
+}
+
+/** KVM's supported CPUID with this vCPU's APIC id in leaves 1 and 0xB/0x1F. */
+function normalizeCpuid(entries: CpuidEntry[], id: number): CpuidEntry[] {
+  for (const e of entries) {
+    if (e.function === 1) e.ebx = ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0;
+    if (e.function === 0xb || e.function === 0x1f) e.edx = id;
+  }
+  return entries;
+}
+
+function readSegment(dv: DataView, off: number): Segment {
+  const S = abi.KVM_SEGMENT;
+  const b = (f: number) => dv.getUint8(off + f);
+  return {
+    selector: dv.getUint16(off + S.selector, true),
+    base: dv.getBigUint64(off + S.base, true),
+    limit: dv.getUint32(off + S.limit, true),
+    attrib: { type: b(S.type), s: b(S.s) !== 0, dpl: b(S.dpl), p: b(S.present) !== 0, avl: b(S.avl) !== 0, l: b(S.l) !== 0, def: b(S.db) !== 0, g: b(S.g) !== 0 },
+  };
+}
+
+function writeSegment(dv: DataView, off: number, seg: Segment): void {
+  const S = abi.KVM_SEGMENT;
+  const a = seg.attrib;
+  dv.setBigUint64(off + S.base, seg.base, true);
+  dv.setUint32(off + S.limit, seg.limit >>> 0, true);
+  dv.setUint16(off + S.selector, seg.selector, true);
+  dv.setUint8(off + S.type, a.type & 0xf);
+  dv.setUint8(off + S.present, a.p ? 1 : 0);
+  dv.setUint8(off + S.dpl, a.dpl & 3);
+  dv.setUint8(off + S.db, a.def ? 1 : 0);
+  dv.setUint8(off + S.s, a.s ? 1 : 0);
+  dv.setUint8(off + S.l, a.l ? 1 : 0);
+  dv.setUint8(off + S.g, a.g ? 1 : 0);
+  dv.setUint8(off + S.avl, a.avl ? 1 : 0);
+  dv.setUint8(off + S.unusable, a.p ? 0 : 1);
+}
+
+function readDtable(dv: DataView, off: number): Segment {
+  return {
+    selector: 0,
+    base: dv.getBigUint64(off + abi.KVM_DTABLE.base, true),
+    limit: dv.getUint16(off + abi.KVM_DTABLE.limit, true),
+    attrib: { type: 0, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false },
+  };
+}
+
+function writeDtable(dv: DataView, off: number, seg: Segment): void {
+  dv.setBigUint64(off + abi.KVM_DTABLE.base, seg.base, true);
+  dv.setUint16(off + abi.KVM_DTABLE.limit, seg.limit & 0xffff, true);
+}

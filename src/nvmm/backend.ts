@@ -1,0 +1,86 @@
+/**
+ * The contract every backend implements (the role of NVMM's `struct nvmm_impl`). The API layer
+ * (machine.ts) validates arguments, keeps the GPA map and the lazy state cache, and calls these;
+ * a backend may assume its inputs are valid.
+ */
+import type { HostMemory } from '../memory/host-memory.js';
+import type { VcpuEvent } from './event.js';
+import type { VcpuExit } from './exit.js';
+import type { X64State } from './state.js';
+
+export type BackendName = 'kvm' | 'soft';
+
+/** Guest-physical protection bits (NVMM_PROT_*). */
+export const PROT = { READ: 1, WRITE: 2, EXEC: 4, ALL: 7 } as const;
+
+export interface Capability {
+  backend: BackendName;
+  /** Largest vCPU count per machine. */
+  maxVcpus: number;
+  /** Guest-physical address space size: mappings must end at or below it. */
+  maxRam: number;
+  /** What `vcpu.configure` accepts. */
+  vcpuConf: { cpuid: boolean; cpuidExit: boolean; tpr: boolean };
+}
+
+/** One GPA range backed by host memory, as the backend sees it. */
+export interface GpaMapping {
+  gpa: number;
+  size: number;
+  prot: number;
+  /** The host memory and the offset in it where this range starts. */
+  memory: HostMemory;
+  offset: number;
+}
+
+export interface CpuidRegs {
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+}
+
+/** CPUID leaf policy: bits to force on and off in what the guest sees, or exit to the VMM. */
+export interface CpuidPolicy {
+  leaf: number;
+  set: CpuidRegs;
+  del: CpuidRegs;
+  exit: boolean;
+}
+
+/**
+ * What another thread needs to stop a vCPU (structured-cloneable, so it can be posted to a
+ * worker): a shared flag the run loop checks, and for KVM the kvm_run address and thread to kick.
+ */
+export interface StopHandle {
+  flag: SharedArrayBuffer;
+  kick?: { runAddress: number; pid: number; tid: number };
+}
+
+export interface BackendVcpu {
+  /** Reads the groups in `mask` from the backend into `state`. */
+  getState(state: X64State, mask: number): void;
+  /** Writes the groups in `mask` from `state` to the backend. */
+  setState(state: X64State, mask: number): void;
+  /** Queues an event for delivery at the next run. */
+  inject(event: VcpuEvent): void;
+  run(): VcpuExit;
+  /** How to make the current or next run return `stopped`, from this or any other thread. */
+  stopHandle(): StopHandle;
+  setCpuidPolicy(policy: CpuidPolicy): void;
+  setTprExit(enabled: boolean): void;
+  destroy(): void;
+}
+
+export interface BackendMachine {
+  map(mapping: GpaMapping): void;
+  unmap(mapping: GpaMapping): void;
+  createVcpu(id: number): BackendVcpu;
+  destroy(): void;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  capability(): Capability;
+  createMachine(): BackendMachine;
+}

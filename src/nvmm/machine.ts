@@ -1,0 +1,279 @@
+/**
+ * The hypervisor API, shaped like libnvmm(3): a Machine owns guest-physical mappings and vCPUs;
+ * a Vcpu carries its state (fetched and committed lazily, like NVMM's comm page), an event slot
+ * and the last exit. Arguments are validated here, once, for every backend.
+ */
+import { TsvmmError } from '../common/errors.js';
+import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
+import type { Backend, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, StopHandle } from './backend.js';
+import { PROT } from './backend.js';
+import { validateEvent, type VcpuEvent } from './event.js';
+import type { VcpuExit } from './exit.js';
+import { STATE, emptyState, type X64State } from './state.js';
+import { stopVcpu } from './stop.js';
+
+export type VcpuConfig =
+  /** NVMM_VCPU_CONF_CPUID: force bits on/off in a leaf, or make the leaf exit to the VMM. */
+  | { kind: 'cpuid'; leaf: number; set?: Partial<CpuidRegs>; del?: Partial<CpuidRegs>; exit?: boolean }
+  /** NVMM_VCPU_CONF_TPR: exit with `tprChanged` when the guest writes a new TPR (CR8). */
+  | { kind: 'tpr'; exitChanged: boolean };
+
+function checkPageAligned(what: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0 || value % PAGE_SIZE !== 0) {
+    throw new TsvmmError('TSVMM_BAD_ARGUMENT', `${what} ${hex(value)} is not a non-negative multiple of ${PAGE_SIZE}`);
+  }
+}
+
+export function hex(n: number | bigint): string {
+  return `0x${n.toString(16)}`;
+}
+
+export class Machine {
+  readonly backend: Backend;
+  private impl: BackendMachine | null;
+  private readonly hvas: HostMemory[] = [];
+  /** Current GPA mappings, sorted by gpa, never overlapping. */
+  private readonly mappings: GpaMapping[] = [];
+  private readonly vcpus = new Map<number, Vcpu>();
+  readonly capability: Capability;
+
+  constructor(backend: Backend) {
+    this.backend = backend;
+    this.capability = backend.capability();
+    this.impl = backend.createMachine();
+  }
+
+  private get live(): BackendMachine {
+    if (!this.impl) throw new TsvmmError('TSVMM_DESTROYED', 'the machine was destroyed');
+    return this.impl;
+  }
+
+  /** Registers host memory that guest-physical ranges may then map (nvmm_hva_map). */
+  mapHva(memory: HostMemory): void {
+    this.live;
+    if (this.hvas.some((m) => m.hva < memory.hva + memory.size && memory.hva < m.hva + m.size)) {
+      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `host range ${hex(memory.hva)}+${hex(memory.size)} overlaps one already mapped`);
+    }
+    this.hvas.push(memory);
+  }
+
+  /** Unregisters host memory (nvmm_hva_unmap); refused while a guest range still maps it. */
+  unmapHva(memory: HostMemory): void {
+    this.live;
+    const i = this.hvas.indexOf(memory);
+    if (i < 0) throw new TsvmmError('TSVMM_HVA_UNMAPPED', `host range ${hex(memory.hva)} was never mapped with mapHva`);
+    if (this.mappings.some((m) => m.memory === memory)) {
+      throw new TsvmmError('TSVMM_HVA_BUSY', `host range ${hex(memory.hva)} is still mapped into the guest`);
+    }
+    this.hvas.splice(i, 1);
+  }
+
+  /** Maps `size` bytes of host memory at `hva` to guest-physical `gpa` with protection `prot` (PROT.*). */
+  mapGpa(gpa: number, hva: number, size: number, prot: number): void {
+    const impl = this.live;
+    checkPageAligned('gpa', gpa);
+    checkPageAligned('hva', hva);
+    checkPageAligned('size', size);
+    if (size === 0) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'size 0');
+    if (!Number.isInteger(prot) || prot & ~PROT.ALL || !(prot & PROT.READ)) {
+      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `prot ${prot} must include PROT.READ and only PROT bits`);
+    }
+    if (gpa + size > this.capability.maxRam) {
+      throw new TsvmmError('TSVMM_LIMIT', `range ${hex(gpa)}+${hex(size)} ends above the guest-physical limit ${hex(this.capability.maxRam)}`);
+    }
+    const memory = this.hvas.find((m) => hva >= m.hva && hva + size <= m.hva + m.size);
+    if (!memory) throw new TsvmmError('TSVMM_HVA_UNMAPPED', `host range ${hex(hva)}+${hex(size)} is not inside memory given to mapHva`);
+    const clash = this.mappings.find((m) => m.gpa < gpa + size && gpa < m.gpa + m.size);
+    if (clash) {
+      throw new TsvmmError('TSVMM_GPA_OVERLAP', `range ${hex(gpa)}+${hex(size)} overlaps the mapping at ${hex(clash.gpa)}+${hex(clash.size)}`);
+    }
+    const mapping: GpaMapping = { gpa, size, prot, memory, offset: hva - memory.hva };
+    impl.map(mapping);
+    this.mappings.push(mapping);
+    this.mappings.sort((a, b) => a.gpa - b.gpa);
+  }
+
+  /** Removes every guest-physical mapping inside [gpa, gpa+size), splitting mappings that straddle its ends. */
+  unmapGpa(gpa: number, size: number): void {
+    const impl = this.live;
+    checkPageAligned('gpa', gpa);
+    checkPageAligned('size', size);
+    const end = gpa + size;
+    const hit = this.mappings.filter((m) => m.gpa < end && gpa < m.gpa + m.size);
+    if (hit.length === 0) throw new TsvmmError('TSVMM_GPA_UNMAPPED', `nothing is mapped in ${hex(gpa)}+${hex(size)}`);
+    for (const m of hit) {
+      impl.unmap(m);
+      this.mappings.splice(this.mappings.indexOf(m), 1);
+      const pieces: GpaMapping[] = [];
+      if (m.gpa < gpa) pieces.push({ ...m, size: gpa - m.gpa });
+      if (m.gpa + m.size > end) pieces.push({ ...m, gpa: end, size: m.gpa + m.size - end, offset: m.offset + (end - m.gpa) });
+      for (const p of pieces) {
+        impl.map(p);
+        this.mappings.push(p);
+      }
+    }
+    this.mappings.sort((a, b) => a.gpa - b.gpa);
+  }
+
+  /** The mapping holding `gpa`, or undefined (the address is MMIO). */
+  findMapping(gpa: number): GpaMapping | undefined {
+    for (const m of this.mappings) if (gpa >= m.gpa && gpa < m.gpa + m.size) return m;
+    return undefined;
+  }
+
+  /** nvmm_gpa_to_hva: the host address and protection behind a guest-physical address. */
+  gpaToHva(gpa: number): { hva: number; prot: number; bytes: Uint8Array } {
+    const m = this.findMapping(gpa);
+    if (!m) throw new TsvmmError('TSVMM_GPA_UNMAPPED', `guest-physical address ${hex(gpa)} is not mapped`);
+    const off = m.offset + (gpa - m.gpa);
+    return { hva: m.memory.hva + off, prot: m.prot, bytes: m.memory.bytes.subarray(off, m.offset + m.size) };
+  }
+
+  createVcpu(id: number): Vcpu {
+    const impl = this.live;
+    if (!Number.isInteger(id) || id < 0 || id >= this.capability.maxVcpus) {
+      throw new TsvmmError('TSVMM_LIMIT', `vCPU id ${id} is outside 0-${this.capability.maxVcpus - 1}`);
+    }
+    if (this.vcpus.has(id)) throw new TsvmmError('TSVMM_BUSY', `vCPU ${id} already exists`);
+    const vcpu = new Vcpu(this, id, impl.createVcpu(id), () => this.vcpus.delete(id));
+    this.vcpus.set(id, vcpu);
+    return vcpu;
+  }
+
+  get destroyed(): boolean {
+    return this.impl === null;
+  }
+
+  /** Destroys the vCPUs and the machine. Host memory stays the caller's. */
+  destroy(): void {
+    if (!this.impl) return;
+    for (const v of [...this.vcpus.values()]) v.destroy();
+    this.impl.destroy();
+    this.impl = null;
+    this.mappings.length = 0;
+    this.hvas.length = 0;
+  }
+}
+
+export class Vcpu {
+  readonly machine: Machine;
+  readonly id: number;
+  /** The state as last fetched or set; only the groups fetched or set since the last run are valid. */
+  readonly state: X64State = emptyState();
+  /** The last exit returned by run(). */
+  exit: VcpuExit = { kind: 'none' };
+  private impl: BackendVcpu | null;
+  private readonly onDestroy: () => void;
+  /** Groups in `state` that are valid (fetched or set since the last run). */
+  private cached = 0;
+  /** Groups set but not yet committed to the backend. */
+  private dirty = 0;
+  private running = false;
+
+  constructor(machine: Machine, id: number, impl: BackendVcpu, onDestroy: () => void) {
+    this.machine = machine;
+    this.id = id;
+    this.impl = impl;
+    this.onDestroy = onDestroy;
+  }
+
+  private get live(): BackendVcpu {
+    if (!this.impl) throw new TsvmmError('TSVMM_DESTROYED', `vCPU ${this.id} was destroyed`);
+    return this.impl;
+  }
+
+  /** Makes the groups in `mask` valid in `this.state` (nvmm_vcpu_getstate) and returns it. */
+  getState(mask: number = STATE.ALL): X64State {
+    const impl = this.live;
+    checkMask(mask);
+    const missing = mask & ~this.cached;
+    if (missing) {
+      impl.getState(this.state, missing);
+      this.cached |= missing;
+    }
+    return this.state;
+  }
+
+  /** Marks the groups in `mask` of `this.state` to be committed at the next run (nvmm_vcpu_setstate). */
+  setState(mask: number = STATE.ALL): void {
+    this.live;
+    checkMask(mask);
+    this.dirty |= mask;
+    this.cached |= mask;
+  }
+
+  /** Queues an event for delivery at the next run (nvmm_vcpu_inject). */
+  inject(event: VcpuEvent): void {
+    this.live.inject(validateEvent(event));
+  }
+
+  configure(conf: VcpuConfig): void {
+    const impl = this.live;
+    const cap = this.machine.capability.vcpuConf;
+    switch (conf.kind) {
+      case 'cpuid': {
+        if (!cap.cpuid || (conf.exit && !cap.cpuidExit)) {
+          throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend cannot ${conf.exit ? 'exit on' : 'mask'} CPUID leaves`);
+        }
+        if (!Number.isInteger(conf.leaf) || conf.leaf < 0 || conf.leaf > 0xffffffff) {
+          throw new TsvmmError('TSVMM_BAD_ARGUMENT', `CPUID leaf ${conf.leaf} is not a 32-bit value`);
+        }
+        const regs = (r?: Partial<CpuidRegs>): CpuidRegs => ({ eax: r?.eax ?? 0, ebx: r?.ebx ?? 0, ecx: r?.ecx ?? 0, edx: r?.edx ?? 0 });
+        const set = regs(conf.set);
+        const del = regs(conf.del);
+        if (set.eax & del.eax || set.ebx & del.ebx || set.ecx & del.ecx || set.edx & del.edx) {
+          throw new TsvmmError('TSVMM_BAD_ARGUMENT', `CPUID leaf ${hex(conf.leaf)}: the same bit is both set and deleted`);
+        }
+        impl.setCpuidPolicy({ leaf: conf.leaf, set, del, exit: conf.exit ?? false });
+        return;
+      }
+      case 'tpr':
+        if (!cap.tpr) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend cannot exit on TPR changes`);
+        impl.setTprExit(conf.exitChanged);
+        return;
+    }
+  }
+
+  /** Commits pending state and runs the vCPU until the next exit (nvmm_vcpu_run). */
+  run(): VcpuExit {
+    const impl = this.live;
+    if (this.running) throw new TsvmmError('TSVMM_BUSY', `vCPU ${this.id} is already running (run() called from a callback?)`);
+    this.running = true;
+    try {
+      if (this.dirty) {
+        impl.setState(this.state, this.dirty);
+        this.dirty = 0;
+      }
+      this.cached = 0;
+      this.exit = impl.run();
+      return this.exit;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Makes the current or next run() return `stopped` (nvmm_vcpu_stop). */
+  stop(): void {
+    stopVcpu(this.live.stopHandle());
+  }
+
+  /** What another thread passes to stopVcpu() to stop this vCPU (structured-cloneable). */
+  stopHandle(): StopHandle {
+    return this.live.stopHandle();
+  }
+
+  get destroyed(): boolean {
+    return this.impl === null;
+  }
+
+  destroy(): void {
+    if (!this.impl) return;
+    this.impl.destroy();
+    this.impl = null;
+    this.onDestroy();
+  }
+}
+
+function checkMask(mask: number): void {
+  if (!Number.isInteger(mask) || mask & ~STATE.ALL) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `state mask ${hex(mask)} has unknown bits`);
+}
