@@ -9,7 +9,8 @@ import type { Backend, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMa
 import { PROT } from './backend.js';
 import { validateEvent, type VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
-import { STATE, emptyState, type X64State } from './state.js';
+import { CR, MSR, STATE, emptyState, type X64State } from './state.js';
+import { PageWalkResult, WALK_NO_CHECK, WALK_OK, walkGva, type PhysMemoryAccess } from '../x86/page-walk.js';
 import { stopVcpu } from './stop.js';
 
 export type VcpuConfig =
@@ -128,6 +129,17 @@ export class Machine {
     const off = m.offset + (gpa - m.gpa);
     return { hva: m.memory.hva + off, prot: m.prot, bytes: m.memory.bytes.subarray(off, m.offset + m.size) };
   }
+
+  /** Guest-physical memory as the page walker reads it: unbacked addresses read as all ones. */
+  readonly physMemory: PhysMemoryAccess = {
+    read32: (gpa: number): number => {
+      const m = this.findMapping(gpa);
+      if (!m) return -1;
+      const off = m.offset + (gpa - m.gpa);
+      const b = m.memory.bytes;
+      return b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
+    },
+  };
 
   createVcpu(id: number): Vcpu {
     const impl = this.live;
@@ -250,6 +262,26 @@ export class Vcpu {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * nvmm_gva_to_gpa: translates a guest-virtual address with the vCPU's current paging state
+   * (CR0, CR3, CR4, EFER). Throws TSVMM_GVA_FAULT where the walk fails.
+   */
+  gvaToGpa(gva: bigint): { gpa: number; prot: number } {
+    const s = this.getState(STATE.CRS | STATE.MSRS);
+    const paging = {
+      cr0: Number(s.crs[CR.CR0]! & 0xffffffffn),
+      cr3: Number(s.crs[CR.CR3]! & 0xffffffffff000n),
+      cr4: Number(s.crs[CR.CR4]! & 0xffffffffn),
+      efer: Number(s.msrs[MSR.EFER]! & 0xffffffffn),
+    };
+    const out = new PageWalkResult();
+    walkGva(paging, this.machine.physMemory, gva, WALK_NO_CHECK, out);
+    if (out.status !== WALK_OK) {
+      throw new TsvmmError('TSVMM_GVA_FAULT', `guest-virtual address ${hex(BigInt.asUintN(64, gva))} does not translate (${out.status === 1 ? 'page fault' : 'non-canonical'})`);
+    }
+    return { gpa: out.gpa, prot: out.prot };
   }
 
   /** Makes the current or next run() return `stopped` (nvmm_vcpu_stop). */

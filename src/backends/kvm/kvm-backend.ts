@@ -22,7 +22,7 @@ import type {
 import { PROT } from '../../nvmm/backend.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
-import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
+import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, emptyState, type Segment, type X64State } from '../../nvmm/state.js';
 import * as abi from './abi.js';
 import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
 
@@ -117,6 +117,8 @@ class KvmMachine implements BackendMachine {
   private readonly vm: KvmVm;
   private readonly system: KvmSystem;
   private readonly slots = new Map<GpaMapping, number>();
+  /** KVM cannot destroy a vCPU before its VM: destroyed ones wait here to be re-created by id. */
+  private readonly retired = new Map<number, KvmVcpu>();
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
 
@@ -150,10 +152,18 @@ class KvmMachine implements BackendMachine {
   }
 
   createVcpu(id: number): BackendVcpu {
-    return new KvmVcpu(this.vm.createVcpu(id), id, this.system.getSupportedCpuid());
+    const old = this.retired.get(id);
+    if (old) {
+      this.retired.delete(id);
+      old.reset();
+      return old;
+    }
+    return new KvmVcpu(this.vm.createVcpu(id), id, this.system.getSupportedCpuid(), (v) => this.retired.set(id, v));
   }
 
   destroy(): void {
+    for (const v of this.retired.values()) v.close();
+    this.retired.clear();
     this.vm.close();
   }
 }
@@ -195,8 +205,12 @@ class KvmVcpu implements BackendVcpu {
   private tprExit = false;
   private singleStepping = false;
 
-  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[]) {
+  private readonly resetState: X64State = emptyState();
+  private readonly onDestroy: (v: KvmVcpu) => void;
+
+  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[], onDestroy: (v: KvmVcpu) => void) {
     this.fd = fd;
+    this.onDestroy = onDestroy;
     this.run8 = fd.run;
     this.runDv = fd.runView;
     this.runDv.setBigUint64(RUN.kvm_valid_regs, BigInt(abi.KVM_SYNC_X86_REGS), true);
@@ -207,6 +221,17 @@ class KvmVcpu implements BackendVcpu {
       kick: { runAddress: fd.runAddress, pid: libc.getpid(), tid: libc.gettid() },
     };
     this.stopFlag = new Int32Array(this.handle.flag);
+    this.getState(this.resetState, STATE.ALL);
+  }
+
+  /** Back to the state the vCPU had when created (for a re-created id). */
+  reset(): void {
+    this.setState(this.resetState, STATE.ALL);
+    this.runDv.setBigUint64(RUN.cr8, 0n, true);
+    this.pendingEvent = null;
+    this.intWindowExiting = this.nmiWindowExiting = this.tprExit = false;
+    Atomics.store(this.stopFlag, 0, 0);
+    this.run8[RUN.immediate_exit] = 0;
   }
 
   stopHandle(): StopHandle {
@@ -547,6 +572,10 @@ class KvmVcpu implements BackendVcpu {
   }
 
   destroy(): void {
+    this.onDestroy(this);
+  }
+
+  close(): void {
     this.fd.close();
   }
 }

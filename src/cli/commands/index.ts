@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { selftest } from './selftest.js';
 
 /** Every `tsvmm` subcommand, in the order `tsvmm help` lists them. */
-export const COMMANDS: readonly Command[] = [];
+export const COMMANDS: readonly Command[] = [selftest];

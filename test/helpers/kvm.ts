@@ -1,0 +1,29 @@
+/** Opening KVM in tests: a test that needs it is skipped, with the stable reason, where it is unusable. */
+import type { TestContext } from 'node:test';
+import { KvmBackend } from '../../src/backends/kvm/kvm-backend.js';
+import { TsvmmError } from '../../src/common/errors.js';
+
+let cached: KvmBackend | TsvmmError | undefined;
+
+/** Why KVM cannot be used here (`TSVMM_NO_KVM: ...`), or undefined when it can. */
+export function kvmUnavailable(): string | undefined {
+  if (cached === undefined) {
+    try {
+      cached = KvmBackend.open();
+    } catch (e) {
+      if (!(e instanceof TsvmmError)) throw e;
+      cached = e;
+    }
+  }
+  return cached instanceof TsvmmError ? `${cached.code}: ${cached.message}` : undefined;
+}
+
+/** The KVM backend, or undefined after skipping `t` with the reason. */
+export function kvmOrSkip(t: TestContext): KvmBackend | undefined {
+  const why = kvmUnavailable();
+  if (why) {
+    t.skip(why);
+    return undefined;
+  }
+  return cached as KvmBackend;
+}
