@@ -1,0 +1,422 @@
+/**
+ * AT&T-syntax disassembler over the decoder, producing the text GNU objdump 2.40 prints
+ * (`objdump -D -b binary -m i386:x86-64|i386|i8086`), up to whitespace.
+ *
+ * objdump conventions reproduced here (facts observed from objdump's output):
+ *  - prefixes that did not change the instruction are printed by name before the mnemonic
+ *    (`data16`, `addr32`, `repz`, `cs`, `rex.W`, ...); LOCK is always printed as `lock`;
+ *  - a REX byte followed by another prefix ends a pseudo-instruction made of the prefixes so far;
+ *  - the operand-size suffix (b/w/l/q) is printed only when no register operand gives the size;
+ *    stack and branch instructions get one only when the size is not the mode's default;
+ *  - x87 DC/DE register forms use the AT&T fsub/fsubr (fdiv/fdivr) name swap;
+ *  - undecodable bytes print `(bad)` with objdump's length for them.
+ */
+import {
+  decode, DecodedInsn, DecodeStatus, InvalidReason, OperandKind, OpFlag, OpMethod, OpSizeCode, Prefix,
+  type CpuMode, type Operand,
+} from './decoder.js';
+import { gprName, RegClass, regName, SEG_NAMES } from './registers.js';
+
+export interface DisasmLine {
+  /** Offset of the instruction in the buffer. */
+  offset: number;
+  length: number;
+  /** AT&T text, e.g. `mov    %rsp,%rbp` (objdump pads the mnemonic to 6 columns plus a space). */
+  text: string;
+}
+
+/** Instructions objdump shows XACQUIRE/XRELEASE for when LOCKed (HLE). */
+const HLE_LOCKABLE = new Set(['add', 'adc', 'and', 'btc', 'btr', 'bts', 'cmpxchg', 'cmpxchg8b', 'cmpxchg16b', 'dec', 'inc',
+  'neg', 'not', 'or', 'sbb', 'sub', 'xor', 'xadd', 'xchg']);
+const BND_BRANCHES = new Set(['call', 'jmp', 'ret', 'retw', 'jcc']);
+const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord'];
+const FIX_SEG_PREFIX = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'];
+
+function hex(v: number): string {
+  return '0x' + v.toString(16);
+}
+
+/** Unsigned hex of a 64-bit value given as lo/hi 32-bit halves. */
+function hex64(lo: number, hi: number): string {
+  if (hi === 0) return '0x' + (lo >>> 0).toString(16);
+  return '0x' + (hi >>> 0).toString(16) + (lo >>> 0).toString(16).padStart(8, '0');
+}
+
+function sizeSuffix(size: number): string {
+  return size === 1 ? 'b' : size === 2 ? 'w' : size === 4 ? 'l' : size === 8 ? 'q' : '';
+}
+
+/** Is this operand a GPR register operand that tells the operand size (for the suffix rule)? */
+function isSizingReg(op: Operand): boolean {
+  if (op.kind !== OperandKind.Reg) return false;
+  const m = op.spec & 0xff;
+  if (m === OpMethod.DxPort) return false;
+  if (m === OpMethod.FixGpr && (op.spec >>> 16) === 1) return false; // %cl of shifts
+  return op.regClass === RegClass.Gpr || op.regClass === RegClass.Gpr8High;
+}
+
+function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boolean): string {
+  let s = '';
+  if (showSeg) s += `%${SEG_NAMES[op.seg]}:`;
+  const as = insn.addrSize;
+  const m = op.spec & 0xff;
+  if (m === OpMethod.O) {
+    if (as === 8) return s + hex64(op.disp >>> 0, op.dispHi);
+    return s + hex(as === 2 ? op.disp & 0xffff : op.disp >>> 0);
+  }
+  if (m === OpMethod.X || m === OpMethod.Y) {
+    return s + `(%${gprName(op.base, as)})`;
+  }
+  const hasDisp = insn.modrm >> 6 !== 0 || op.base < 0 || (op.base === 16);
+  if (as === 2) {
+    if (op.base < 0) return s + hex(op.disp & 0xffff);
+    let d = '';
+    if (hasDisp) d = op.disp < 0 ? '-' + hex(-op.disp) : hex(op.disp);
+    const idx = op.index >= 0 ? `,%${gprName(op.index, 2)}` : '';
+    return s + `${d}(%${gprName(op.base, 2)}${idx})`;
+  }
+  if (op.base === 16) {
+    const d = op.disp < 0 ? '-' + hex(-op.disp) : hex(op.disp);
+    return s + `${d}(%${as === 4 ? 'eip' : 'rip'})`;
+  }
+  const haveSib = insn.sib >= 0;
+  const scaleBits = haveSib ? insn.sib >> 6 : 0;
+  let inner = '';
+  const iz = as === 4 ? 'eiz' : 'riz';
+  if (op.base >= 0) {
+    inner = `%${gprName(op.base, as)}`;
+    if (op.index >= 0) inner += `,%${gprName(op.index, as)},${op.scale}`;
+    else if (haveSib && (scaleBits !== 0 || (op.base & 7) !== 4)) inner += `,%${iz},${op.scale}`;
+    inner = `(${inner})`;
+  } else if (op.index >= 0) {
+    inner = `(,%${gprName(op.index, as)},${op.scale})`;
+  } else if (haveSib && (insn.mode !== 64 || as === 4 || scaleBits !== 0)) {
+    inner = `(,%${iz},${op.scale})`;
+  }
+  let d = '';
+  if (op.base < 0 && inner === '') {
+    // absolute displacement (sign-extended to the address size)
+    if (as === 8) d = hex64(op.disp >>> 0, op.disp < 0 ? 0xffffffff : 0);
+    else d = hex(op.disp >>> 0);
+  } else if (op.base < 0 && op.index < 0 && insn.mode === 64 && as === 4) {
+    d = hex(op.disp >>> 0);
+  } else if (hasDisp) {
+    d = op.disp < 0 ? '-' + hex(-op.disp) : hex(op.disp);
+  }
+  return s + d + inner;
+}
+
+function relTarget(insn: DecodedInsn, op: Operand, address: bigint): string {
+  let t = address + BigInt(insn.length) + BigInt(op.rel);
+  const bits = insn.mode === 64 && insn.opSize !== 2 ? 64n : insn.opSize === 2 ? 16n : 32n;
+  t &= (1n << bits) - 1n;
+  return '0x' + t.toString(16);
+}
+
+function formatImm(op: Operand): string {
+  return '$' + hex64(op.imm, op.immHi);
+}
+
+/**
+ * Formats a decoded instruction (status Ok or Invalid) at `address`, as objdump would.
+ */
+export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint): string {
+  if (!insn.entry || (insn.status !== DecodeStatus.Ok && !(insn.entry.flags & OpFlag.Bad) &&
+    insn.invalidReason !== InvalidReason.RegisterForm)) return '(bad)';
+  const entry = insn.entry;
+  const flags = entry.flags;
+  const mode = insn.mode;
+  let name = entry.name;
+  const n = insn.nOps;
+  const ops = insn.ops;
+  let used = insn.usedPrefixes;
+  let rexUsed = insn.rexUsed;
+
+  // --- operands ---
+  const parts: string[] = [];
+  let hasSizingReg = false;
+  let hasAnyReg = false;
+  let memOp: Operand | null = null;
+  let sizeOp: Operand | null = null;
+  let ripTarget = '';
+  let nImm = 0;
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!;
+    const m = op.spec & 0xff;
+    let s: string;
+    switch (op.kind) {
+      case OperandKind.Reg:
+        if (m === OpMethod.DxPort) s = '(%dx)';
+        else if (m === OpMethod.St) s = '%st';
+        else if (op.regClass === RegClass.Gpr && (m === OpMethod.FixGpr)) s = '%' + gprName(op.reg, op.size);
+        else s = '%' + regName(op.regClass, op.reg, op.size);
+        if (isSizingReg(op)) hasSizingReg = true;
+        if (m !== OpMethod.DxPort && !(m === OpMethod.FixGpr && (op.spec >>> 16) === 1)) hasAnyReg = true;
+        break;
+      case OperandKind.Mem: {
+        let showSeg = false;
+        if (m === OpMethod.X || m === OpMethod.Y) showSeg = true;
+        else if (insn.segment >= 0 && (mode !== 64 || insn.segment >= 4)) showSeg = true;
+        s = formatMem(insn, op, address, showSeg);
+        if (op.base === 16) {
+          let t = address + BigInt(insn.length) + BigInt(op.disp);
+          t &= insn.addrSize === 4 ? 0xffffffffn : 0xffffffffffffffffn;
+          ripTarget = '0x' + t.toString(16);
+        }
+        if (m !== OpMethod.X && m !== OpMethod.Y) memOp = op;
+        break;
+      }
+      case OperandKind.Imm:
+        nImm++;
+        s = m === OpMethod.One ? '' : formatImm(op);
+        break;
+      case OperandKind.Rel:
+        s = relTarget(insn, op, address);
+        break;
+      case OperandKind.Far:
+        s = `$${hex(op.sel)},$${hex(op.imm)}`;
+        break;
+      default:
+        s = '(bad)';
+    }
+    if ((flags & OpFlag.Branch) && (m === OpMethod.E || m === OpMethod.M)) s = '*' + s;
+    parts.push(s);
+    if (!sizeOp && (m === OpMethod.E || m === OpMethod.M || m === OpMethod.X || m === OpMethod.Y || m === OpMethod.G ||
+      m === OpMethod.Z || m === OpMethod.R)) sizeOp = op;
+  }
+
+  // --- mnemonic adjustments ---
+  const map = insn.map;
+  const opc = insn.opcode;
+  if (map === 0 && (opc === 0xdc || opc === 0xde) && insn.modrm >= 0xc0 && ((insn.modrm >> 3) & 7) >= 4) {
+    name = name.includes('r') ? name.replace('r', '') : name.replace(/^(fsub|fdiv)/, '$1r');
+  }
+  if (map === 1 && opc === 0xc2 && !insn.vex) {
+    const imm = ops[2]!.imm;
+    if (imm < 8) {
+      name = 'cmp' + CMP_PRED[imm] + name.slice(3);
+      parts.pop();
+    }
+  }
+  if (map === 0 && insn.opcode >= 0xa0 && insn.opcode <= 0xa3 && mode === 64) name = 'movabs';
+  if (map === 0 && insn.opcode >= 0xb8 && insn.opcode <= 0xbf && insn.opSize === 8) name = 'movabs';
+
+  // --- suffix ---
+  let suffix = '';
+  if (flags & OpFlag.SuffixAlways) {
+    if (sizeOp) suffix = sizeSuffix(sizeOp.size);
+  } else if (flags & OpFlag.SuffixMem) {
+    if (memOp) suffix = sizeSuffix(ops[n - 1]!.size);
+  } else if (flags & OpFlag.Far) {
+    if (insn.opSize === (mode === 16 ? 4 : 2) && !(insn.rex & 8)) suffix = mode === 16 ? 'l' : 'w';
+  } else if (flags & (OpFlag.D64 | OpFlag.F64)) {
+    const def = mode === 64 ? 8 : mode === 32 ? 4 : 2;
+    if (!hasSizingReg && insn.opSize !== def && (n === 0 || ops[0]!.kind !== OperandKind.Reg)) suffix = sizeSuffix(insn.opSize);
+  } else if (!(flags & OpFlag.SuffixNever) && !hasAnyReg && memOp && sizeOp === memOp && memOp.size > 0 &&
+    (memOp.spec & 0xff) === OpMethod.E &&
+    (insn.map !== 0 || insn.opcode < 0xd8 || insn.opcode > 0xdf)) {
+    suffix = sizeSuffix(memOp.size);
+  }
+
+  // --- prefixes objdump prints by name (objdump drops the LAST prefix of each used kind) ---
+  const names = prefixNameList(code, insn.offset, insn.prefixLen, mode);
+  const start = insn.offset;
+  const isStr = (flags & OpFlag.String) !== 0;
+  const lastPos = (pred: (b: number) => boolean): number => {
+    for (let p = start + insn.prefixLen - 1; p >= start; p--) if (pred(code[p]!)) return p - start;
+    return -1;
+  };
+  const isSegByte = (b: number): boolean => b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65;
+  const hasByte = (v: number): boolean => {
+    for (let p = start; p < start + insn.prefixLen; p++) if (code[p] === v) return true;
+    return false;
+  };
+  if (used & Prefix.Seg) {
+    const i = lastPos(isSegByte);
+    if (i >= 0) names[i] = '';
+  } else if ((flags & OpFlag.Jcc) && (hasByte(0x2e) || hasByte(0x3e))) {
+    const i = lastPos(isSegByte);
+    if (i >= 0) names[i] = '';
+    name += hasByte(0x2e) ? ',pn' : ',pt';
+  }
+  if (insn.mandatory === 0xf3 || insn.mandatory === 0xf2) {
+    const i = lastPos((b) => b === insn.mandatory);
+    if (i >= 0) names[i] = '';
+  } else if (insn.lastRep) {
+    const i = lastPos((b) => b === insn.lastRep);
+    if (isStr) {
+      names[i] = insn.lastRep === 0xf2 ? 'repnz' : (name === 'cmps' || name === 'scas') ? 'repz' : 'rep';
+    } else if ((flags & OpFlag.Branch) && insn.lastRep === 0xf2 && BND_BRANCHES.has(entry.name.replace(/^j(?!mp).*/, 'jcc'))) {
+      names[i] = 'bnd';
+    } else if (memOp && memOp === ops[0] && (hasByte(0xf0) ? HLE_LOCKABLE.has(entry.name) : entry.name === 'xchg')) {
+      names[i] = insn.lastRep === 0xf2 ? 'xacquire' : 'xrelease';
+    } else if (insn.lastRep === 0xf3 && memOp && memOp === ops[0] && entry.name === 'mov' && map === 0 &&
+      (opc === 0x88 || opc === 0x89 || opc === 0xc6 || opc === 0xc7)) {
+      names[i] = 'xrelease';
+    }
+  }
+  if (used & Prefix.OpSize) {
+    const i = lastPos((b) => b === 0x66);
+    if (i >= 0) names[i] = '';
+  }
+  if (used & Prefix.AddrSize) {
+    const i = lastPos((b) => b === 0x67);
+    if (i >= 0) names[i] = '';
+  }
+  if (insn.rex && !insn.vex) {
+    const bits = insn.rex & 15;
+    const rexUnused = bits === 0 ? !hasRexOnlyRegs(insn) : (bits & ~rexUsed) !== 0;
+    if (!rexUnused) names[insn.prefixLen - 1] = '';
+  }
+  const pre = names.filter((x) => x !== '');
+  let text = name.replace('_', ' ') + suffix;
+  if (pre.length) text = pre.join(' ') + ' ' + text;
+  const shown = parts.filter((x) => x !== '');
+  if (shown.length) {
+    const keep = (map === 0 && (opc === 0xc8 || opc === 0x62)) || (entry.name === 'extrq' || entry.name === 'insertq') && nImm === 2;
+    if (!keep) shown.reverse();
+    text = text.padEnd(6) + ' ' + shown.join(',');
+  }
+  if (ripTarget) text += '        # ' + ripTarget;
+  return text;
+}
+
+/** Does the instruction use spl/bpl/sil/dil (the only effect of a bare REX 40)? */
+function hasRexOnlyRegs(insn: DecodedInsn): boolean {
+  for (let i = 0; i < insn.nOps; i++) {
+    const op = insn.ops[i]!;
+    if (op.kind === OperandKind.Reg && op.regClass === RegClass.Gpr && op.size === 1 && op.reg >= 4 && op.reg < 8) {
+      const m = op.spec & 0xff;
+      if (m === OpMethod.E || m === OpMethod.G || m === OpMethod.Z || m === OpMethod.R) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * objdump's own instruction boundary: a REX prefix followed by another prefix ends a pseudo-instruction
+ * consisting only of the prefixes up to it. Returns that length, or 0.
+ */
+function rexPrefixBreak(code: Uint8Array, offset: number, end: number, mode: CpuMode): number {
+  if (mode !== 64) return 0;
+  const lim = Math.min(end, offset + 15);
+  for (let p = offset; p < lim; p++) {
+    const b = code[p]!;
+    const isLegacy = b === 0xf0 || b === 0xf2 || b === 0xf3 || b === 0x66 || b === 0x67 ||
+      b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65;
+    if ((b & 0xf0) === 0x40) {
+      const nb = p + 1 < end ? code[p + 1]! : -1;
+      const nIsPrefix = nb === 0xf0 || nb === 0xf2 || nb === 0xf3 || nb === 0x66 || nb === 0x67 || nb === 0x26 ||
+        nb === 0x2e || nb === 0x36 || nb === 0x3e || nb === 0x64 || nb === 0x65;
+      if (nIsPrefix) return p + 1 - offset;
+      continue;
+    }
+    if (!isLegacy) return 0;
+  }
+  return 0;
+}
+
+function prefixNames(code: Uint8Array, offset: number, len: number, mode: CpuMode): string {
+  return prefixNameList(code, offset, len, mode).join(' ');
+}
+
+/** objdump's names of the prefix bytes code[offset..offset+len). */
+function prefixNameList(code: Uint8Array, offset: number, len: number, mode: CpuMode): string[] {
+  const names: string[] = [];
+  for (let p = offset; p < offset + len; p++) {
+    const b = code[p]!;
+    switch (b) {
+      case 0xf0: names.push('lock'); break;
+      case 0xf2: names.push('repnz'); break;
+      case 0xf3: names.push('repz'); break;
+      case 0x66: names.push(mode === 16 ? 'data32' : 'data16'); break;
+      case 0x67: names.push(mode === 32 ? 'addr16' : 'addr32'); break;
+      case 0x26: names.push('es'); break;
+      case 0x2e: names.push('cs'); break;
+      case 0x36: names.push('ss'); break;
+      case 0x3e: names.push('ds'); break;
+      case 0x64: names.push('fs'); break;
+      case 0x65: names.push('gs'); break;
+      default: {
+        const bits = b & 15;
+        let r = 'rex';
+        if (bits) {
+          r += '.';
+          if (bits & 8) r += 'W';
+          if (bits & 4) r += 'R';
+          if (bits & 2) r += 'X';
+          if (bits & 1) r += 'B';
+        }
+        names.push(r);
+      }
+    }
+  }
+  return names;
+}
+
+const scratch = new DecodedInsn();
+
+/**
+ * Disassembles one instruction at `offset` as objdump would (objdump's length, which differs from
+ * the CPU's for a REX followed by another prefix and for some undefined encodings).
+ */
+export function disasmOne(code: Uint8Array, offset: number, end: number, mode: CpuMode, address: bigint,
+  insn: DecodedInsn = scratch): DisasmLine {
+  const rb = rexPrefixBreak(code, offset, end, mode);
+  if (rb) return { offset, length: rb, text: prefixNames(code, offset, rb, mode) };
+  // objdump folds FWAIT into a following no-wait x87 control instruction (fnstsw -> fstsw, ...)
+  if (code[offset] === 0x9b) {
+    let p = offset;
+    while (p < end && code[p] === 0x9b && p - offset < 14) p++;
+    if (p < end && p > offset) {
+      decode(code, p, end, mode, insn);
+      if (insn.status === DecodeStatus.Ok && insn.entry && FWAIT_FOLD.has(insn.entry.name) && insn.prefixLen === 0) {
+        const text = formatInsn(insn, code, address + BigInt(p - offset)).replace(/^fn/, 'f');
+        return { offset, length: p - offset + insn.length, text };
+      }
+    }
+  }
+  decode(code, offset, end, mode, insn);
+  if (insn.status === DecodeStatus.Truncated) {
+    return { offset, length: Math.max(1, end - offset), text: '(bad)' };
+  }
+  if (insn.status === DecodeStatus.Invalid) {
+    if (insn.entry && ((insn.entry.flags & OpFlag.Bad) || insn.invalidReason === InvalidReason.RegisterForm)) {
+      return { offset, length: insn.length, text: formatInsn(insn, code, address) };
+    }
+    let length = insn.length;
+    if (insn.invalidReason === InvalidReason.TooLong) length = Math.min(15, end - offset);
+    if (length <= 0) length = 1;
+    const pl = Math.min(legacyPrefixLen(code, offset, end, mode), length);
+    const pn = insn.vex || insn.viaPrefixSplit ? '' : prefixNames(code, offset, pl, mode);
+    return { offset, length, text: pn ? pn + ' (bad)' : '(bad)' };
+  }
+  return { offset, length: insn.length, text: formatInsn(insn, code, address) };
+}
+
+const FWAIT_FOLD = new Set(['fnstsw', 'fnstcw', 'fnstenv', 'fnsave', 'fnclex', 'fninit', 'fneni(8087_only)',
+  'fndisi(8087_only)', 'fnsetpm(287_only)']);
+
+function legacyPrefixLen(code: Uint8Array, offset: number, end: number, mode: CpuMode): number {
+  let p = offset;
+  while (p < end && p - offset < 15) {
+    const b = code[p]!;
+    if (b === 0xf0 || b === 0xf2 || b === 0xf3 || b === 0x66 || b === 0x67 || b === 0x26 || b === 0x2e ||
+      b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65 || (mode === 64 && (b & 0xf0) === 0x40)) p++;
+    else break;
+  }
+  return p - offset;
+}
+
+/** Disassembles a whole buffer; `org` is the address of `code[0]`. */
+export function disassemble(code: Uint8Array, mode: CpuMode, org: bigint = 0n): DisasmLine[] {
+  const out: DisasmLine[] = [];
+  const insn = new DecodedInsn();
+  let off = 0;
+  while (off < code.length) {
+    const line = disasmOne(code, off, code.length, mode, org + BigInt(off), insn);
+    out.push(line);
+    off += line.length;
+  }
+  return out;
+}

@@ -1,0 +1,491 @@
+/**
+ * x86 opcode maps as data: one-byte, 0F, 0F38, 0F3A, x87 (D8-DF) and the VEX-only entries.
+ *
+ * Written from the Intel SDM Vol. 2 appendix A opcode maps and checked against GNU objdump's output
+ * (facts only; no text from any other project). Each map slot holds a `Node`:
+ *  - a leaf string `"mnemonic[:flag...] op1,op2,..."` with operands in Intel order (destination first),
+ *  - `''` for an invalid encoding (#UD),
+ *  - a split that picks a child by a field of the encoding (see `SplitKind`).
+ *
+ * Operand tokens (SDM appendix A style; the size letters follow the token):
+ *   E  ModRM r/m: GPR or memory        G  ModRM reg: GPR           M  ModRM r/m: memory only
+ *   R  ModRM r/m: GPR only              I  immediate                J  relative branch target
+ *   O  moffs (absolute address)         A  far pointer ptr16:16/32  S  ModRM reg: segment register
+ *   C  ModRM reg: control register      D  ModRM reg: debug register
+ *   P  ModRM reg: MMX                   Q  ModRM r/m: MMX or memory N  ModRM r/m: MMX only
+ *   V  ModRM reg: XMM/YMM               W  ModRM r/m: XMM/YMM or memory   U  ModRM r/m: XMM/YMM only
+ *   H  VEX.vvvv: XMM/YMM                L  imm8[7:4]: XMM/YMM (VEX is4)
+ *   Z  GPR from the opcode's low 3 bits (+REX.B)     B  ModRM reg: MPX bound register
+ *   X  string source DS:rSI             Y  string destination ES:rDI
+ *   fixed: AL CL DXp (port %dx) rAX (accumulator, operand size) eAX (16/32) AX ES CS SS DS FS GS
+ *          ST (st(0)) STi (st(r/m)) XMM0 1 (the constant of D0-D3)
+ *   sizes: b w d q v(operand size) z(16/32) y(32/64) p(far pointer) s(pseudo-descriptor) t(80-bit)
+ *          x(16 or 32 by VEX.L) dq(16) qq(32) a(BOUND pair) ps pd(x) ss(d) sd(q) pi(q) 0(unsized)
+ *          bs (imm8 sign-extended to the operand size)
+ *
+ * Flags: d64 (operand size defaults to 64 in long mode), f64 (64 in long mode, 66 honoured as 16 by
+ *   objdump), i64 (invalid in long mode), o64 (long mode only), sx (AT&T size suffix always),
+ *   nosx (never), br (branch; indirect targets print `*`), str (string op: F2/F3 are REP),
+ *   nomem16... see opcode-flags in decoder.ts.
+ */
+
+/** Which field of the encoding picks a child of a split. */
+export const SplitKind = {
+  Reg: 0, // ModRM.reg (8 children)
+  Mod: 1, // [memory form, register form]
+  Rm: 2, // ModRM.rm, register form only (8 children)
+  Prefix: 3, // mandatory prefix [none, 66, F3, F2]
+  RexW: 4, // [W0, W1]
+  Mode64: 5, // [16/32-bit modes, 64-bit mode]
+  OpSize: 6, // [16, 32, 64]
+  AddrSize: 7, // [16, 32, 64]
+  VexL: 8, // [L0, L1]
+  Mode16: 9, // [16-bit mode, 32/64-bit mode]
+} as const;
+export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
+
+export interface Split {
+  readonly split: SplitKind;
+  readonly e: readonly Node[];
+}
+export type Node = string | Split;
+
+const grp = (...e: Node[]): Split => ({ split: SplitKind.Reg, e });
+const mod = (mem: Node, reg: Node): Split => ({ split: SplitKind.Mod, e: [mem, reg] });
+const rm = (...e: Node[]): Split => ({ split: SplitKind.Rm, e });
+const pfx = (none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
+  ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2] });
+const rexw = (w0: Node, w1: Node): Split => ({ split: SplitKind.RexW, e: [w0, w1] });
+const m64 = (legacy: Node, long: Node): Split => ({ split: SplitKind.Mode64, e: [legacy, long] });
+const osz = (o16: Node, o32: Node, o64: Node = o32): Split => ({ split: SplitKind.OpSize, e: [o16, o32, o64] });
+const asz = (a16: Node, a32: Node, a64: Node): Split => ({ split: SplitKind.AddrSize, e: [a16, a32, a64] });
+const vexl = (l0: Node, l1: Node): Split => ({ split: SplitKind.VexL, e: [l0, l1] });
+const m16 = (real: Node, other: Node): Split => ({ split: SplitKind.Mode16, e: [real, other] });
+
+/** An MMX op with an SSE2 twin under 66 (`name Pq,Qq` / `name Vx,Wx`). */
+const mmxSse = (name: string): Split => pfx(`${name} Pq,Qq`, `${name} Vx,Wx`);
+/** An SSE op with the four prefix forms ps/pd/ss/sd. */
+const sse4 = (name: string): Split =>
+  pfx(`${name}ps Vps,Wps`, `${name}pd Vpd,Wpd`, `${name}ss Vss,Wss`, `${name}sd Vsd,Wsd`);
+/** An SSE op with only ps/pd forms. */
+const sse2 = (name: string, suffixPs = 'ps', suffixPd = 'pd'): Split =>
+  pfx(`${name}${suffixPs} Vps,Wps`, `${name}${suffixPd} Vpd,Wpd`);
+/** A 66-only SSE op of the 0F38/0F3A maps. */
+const p66 = (leaf: Node): Split => pfx('', leaf);
+
+const ALU = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'];
+const CC = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
+
+function buildOneByte(): Node[] {
+  const t: Node[] = new Array<Node>(256).fill('');
+  for (let i = 0; i < 8; i++) {
+    const n = ALU[i]!;
+    t[i * 8 + 0] = `${n} Eb,Gb`;
+    t[i * 8 + 1] = `${n} Ev,Gv`;
+    t[i * 8 + 2] = `${n} Gb,Eb`;
+    t[i * 8 + 3] = `${n} Gv,Ev`;
+    t[i * 8 + 4] = `${n} AL,Ib`;
+    t[i * 8 + 5] = `${n} rAX,Iz`;
+  }
+  t[0x06] = 'push:i64 ES'; t[0x07] = 'pop:i64 ES';
+  t[0x0e] = 'push:i64 CS';
+  t[0x16] = 'push:i64 SS'; t[0x17] = 'pop:i64 SS';
+  t[0x1e] = 'push:i64 DS'; t[0x1f] = 'pop:i64 DS';
+  t[0x27] = 'daa:i64'; t[0x2f] = 'das:i64'; t[0x37] = 'aaa:i64'; t[0x3f] = 'aas:i64';
+  for (let i = 0; i < 8; i++) {
+    t[0x40 + i] = 'inc:i64 Zv';
+    t[0x48 + i] = 'dec:i64 Zv';
+    t[0x50 + i] = 'push:d64 Zv';
+    t[0x58 + i] = 'pop:d64 Zv';
+  }
+  t[0x60] = osz('pushaw:i64', 'pusha:i64');
+  t[0x61] = osz('popaw:i64', 'popa:i64');
+  t[0x62] = 'bound:i64 Gv,Ma';
+  t[0x63] = m64('arpl Ew,Gw', rexw('movsxd Gv,Ed', 'movslq Gv,Ed'));
+  t[0x68] = 'push:d64 Iz';
+  t[0x69] = 'imul Gv,Ev,Iz';
+  t[0x6a] = 'push:d64 Ibs';
+  t[0x6b] = 'imul Gv,Ev,Ibs';
+  t[0x6c] = 'ins:str:sx Yb,DXp';
+  t[0x6d] = 'ins:str:sx Yz,DXp';
+  t[0x6e] = 'outs:str:sx DXp,Xb';
+  t[0x6f] = 'outs:str:sx DXp,Xz';
+  for (let i = 0; i < 16; i++) t[0x70 + i] = `j${CC[i]}:f64:br:nosx:jcc Jb`;
+  t[0x80] = grp(...ALU.map((n) => `${n} Eb,Ib`));
+  t[0x81] = grp(...ALU.map((n) => `${n} Ev,Iz`));
+  t[0x82] = grp(...ALU.map((n) => `${n}:i64 Eb,Ib`));
+  t[0x83] = grp(...ALU.map((n) => `${n} Ev,Ibs`));
+  t[0x84] = 'test Eb,Gb'; t[0x85] = 'test Ev,Gv';
+  t[0x86] = 'xchg Eb,Gb'; t[0x87] = 'xchg Ev,Gv';
+  t[0x88] = 'mov Eb,Gb'; t[0x89] = 'mov Ev,Gv'; t[0x8a] = 'mov Gb,Eb'; t[0x8b] = 'mov Gv,Ev';
+  t[0x8c] = mod('mov Ew,Sw', 'mov Ev,Sw');
+  t[0x8d] = 'lea Gv,M0';
+  t[0x8e] = 'mov Sw,Ew';
+  t[0x8f] = grp('pop:d64 Ev', '', '', '', '', '', '', '');
+  t[0x90] = 'nop';
+  for (let i = 1; i < 8; i++) t[0x90 + i] = 'xchg Zv,rAX';
+  t[0x98] = osz('cbtw', 'cwtl', 'cltq');
+  t[0x99] = osz('cwtd', 'cltd', 'cqto');
+  t[0x9a] = 'lcall:i64 Ap';
+  t[0x9b] = 'fwait';
+  t[0x9c] = 'pushf:d64'; t[0x9d] = 'popf:d64';
+  t[0x9e] = 'sahf'; t[0x9f] = 'lahf';
+  t[0xa0] = 'mov AL,Ob'; t[0xa1] = 'mov rAX,Ov'; t[0xa2] = 'mov Ob,AL'; t[0xa3] = 'mov Ov,rAX';
+  t[0xa4] = 'movs:str:sx Yb,Xb'; t[0xa5] = 'movs:str:sx Yv,Xv';
+  t[0xa6] = 'cmps:str:sx Xb,Yb'; t[0xa7] = 'cmps:str:sx Xv,Yv';
+  t[0xa8] = 'test AL,Ib'; t[0xa9] = 'test rAX,Iz';
+  t[0xaa] = 'stos:str Yb,AL'; t[0xab] = 'stos:str Yv,rAX';
+  t[0xac] = 'lods:str AL,Xb'; t[0xad] = 'lods:str rAX,Xv';
+  t[0xae] = 'scas:str AL,Yb'; t[0xaf] = 'scas:str rAX,Yv';
+  for (let i = 0; i < 8; i++) {
+    t[0xb0 + i] = 'mov Zb,Ib';
+    t[0xb8 + i] = 'mov Zv,Iv';
+  }
+  const SHIFT = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'shl', 'sar'];
+  t[0xc0] = grp(...SHIFT.map((n) => `${n} Eb,Ib`));
+  t[0xc1] = grp(...SHIFT.map((n) => `${n} Ev,Ib`));
+  t[0xc2] = 'ret:f64 Iw';
+  t[0xc3] = 'ret:f64';
+  t[0xc4] = 'les:i64 Gz,Mp';
+  t[0xc5] = 'lds:i64 Gz,Mp';
+  t[0xc6] = grp('mov Eb,Ib', '', '', '', '', '', '', mod('', rm('xabort Ib', '', '', '', '', '', '', '')));
+  t[0xc7] = grp('mov Ev,Iz', '', '', '', '', '', '', mod('', rm('xbegin:br Jz', '', '', '', '', '', '', '')));
+  t[0xc8] = 'enter:d64 Iw,Ib';
+  t[0xc9] = 'leave:d64';
+  t[0xca] = osz('lretw Iw', 'lret Iw', 'lretq Iw');
+  t[0xcb] = osz('lretw', 'lret', 'lretq');
+  t[0xcc] = 'int3';
+  t[0xcd] = 'int Ib';
+  t[0xce] = 'into:i64';
+  t[0xcf] = osz('iretw', 'iret', 'iretq');
+  t[0xd0] = grp(...SHIFT.map((n) => `${n} Eb,1`));
+  t[0xd1] = grp(...SHIFT.map((n) => `${n} Ev,1`));
+  t[0xd2] = grp(...SHIFT.map((n) => `${n} Eb,CL`));
+  t[0xd3] = grp(...SHIFT.map((n) => `${n} Ev,CL`));
+  t[0xd4] = 'aam:i64 Ib';
+  t[0xd5] = 'aad:i64 Ib';
+  t[0xd7] = 'xlat Xb';
+  t[0xe0] = 'loopne:f64:br:nosx:jcc Jb';
+  t[0xe1] = 'loope:f64:br:nosx:jcc Jb';
+  t[0xe2] = 'loop:f64:br:nosx:jcc Jb';
+  t[0xe3] = asz('jcxz:f64:br:nosx:jcc Jb', 'jecxz:f64:br:nosx:jcc Jb', 'jrcxz:f64:br:nosx:jcc Jb');
+  t[0xe4] = 'in AL,Ib'; t[0xe5] = 'in eAX,Ib';
+  t[0xe6] = 'out Ib,AL'; t[0xe7] = 'out Ib,eAX';
+  t[0xe8] = 'call:f64:br Jz';
+  t[0xe9] = 'jmp:f64:br Jz';
+  t[0xea] = 'ljmp:i64 Ap';
+  t[0xeb] = 'jmp:f64:br Jb';
+  t[0xec] = 'in AL,DXp'; t[0xed] = 'in eAX,DXp';
+  t[0xee] = 'out DXp,AL'; t[0xef] = 'out DXp,eAX';
+  t[0xf1] = 'int1';
+  t[0xf4] = 'hlt';
+  t[0xf5] = 'cmc';
+  t[0xf6] = grp('test Eb,Ib', 'test Eb,Ib', 'not Eb', 'neg Eb', 'mul Eb', 'imul Eb', 'div Eb', 'idiv Eb');
+  t[0xf7] = grp('test Ev,Iz', 'test Ev,Iz', 'not Ev', 'neg Ev', 'mul Ev', 'imul Ev', 'div Ev', 'idiv Ev');
+  t[0xf8] = 'clc'; t[0xf9] = 'stc'; t[0xfa] = 'cli'; t[0xfb] = 'sti'; t[0xfc] = 'cld'; t[0xfd] = 'std';
+  t[0xfe] = grp('inc Eb', 'dec Eb', '', '', '', '', '', '');
+  t[0xff] = grp('inc Ev', 'dec Ev', 'call:f64:br Ev', 'lcall:br:far Mp', 'jmp:f64:br Ev', 'ljmp:br:far Mp', 'push:d64 Ev', '');
+  return t;
+}
+
+function buildTwoByte(): Node[] {
+  const t: Node[] = new Array<Node>(256).fill('');
+  t[0x00] = grp('sldt:nosx Ev', 'str:nosx Ev', 'lldt:nosx Ew', 'ltr:nosx Ew', 'verr:nosx Ew', 'verw:nosx Ew', '', '');
+  t[0x01] = grp(
+    mod('sgdt M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', 'wrmsrns', '')),
+    mod('sidt M0', rm('', 'mwait', 'clac', 'stac', '', '', '', 'encls')),
+    mod('lgdt M0', rm('xgetbv', 'xsetbv', '', '', 'vmfunc', 'xend', 'xtest', 'enclu')),
+    mod('lidt M0', rm('vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
+    'smsw:nosx Ev',
+    mod('', rm('serialize', '', '', '', '', '', 'rdpkru', 'wrpkru')),
+    'lmsw:nosx Ew',
+    mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx', 'mwaitx', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
+  );
+  t[0x02] = 'lar Gv,Ew';
+  t[0x03] = 'lsl Gv,Ew';
+  t[0x05] = 'syscall';
+  t[0x06] = 'clts';
+  t[0x07] = osz('sysretl', 'sysretl', 'sysretq');
+  t[0x08] = 'invd';
+  t[0x09] = pfx('wbinvd', '', 'wbnoinvd');
+  t[0x0b] = 'ud2';
+  t[0x0d] = grp('prefetch M0', 'prefetchw M0', 'prefetchwt1 M0', 'prefetch M0', 'prefetch M0', 'prefetch M0', 'prefetch M0', 'prefetch M0');
+  t[0x0e] = 'femms';
+  t[0x10] = pfx('movups Vps,Wps', 'movupd Vpd,Wpd', 'movss Vx,Wss', 'movsd Vx,Wsd');
+  t[0x11] = pfx('movups Wps,Vps', 'movupd Wpd,Vpd', 'movss Wss,Vx', 'movsd Wsd,Vx');
+  t[0x12] = pfx(mod('movlps Vq,Mq', 'movhlps Vq,Uq'), 'movlpd Vq,Mq', 'movsldup Vx,Wx', 'movddup Vx,Wq');
+  t[0x13] = pfx(mod('movlps Mq,Vq', ''), mod('movlpd Mq,Vq', ''));
+  t[0x14] = sse2('unpcklp', 's', 'd');
+  t[0x15] = sse2('unpckhp', 's', 'd');
+  t[0x16] = pfx(mod('movhps Vq,Mq', 'movlhps Vq,Uq'), 'movhpd Vq,Mq', 'movshdup Vx,Wx');
+  t[0x17] = pfx(mod('movhps Mq,Vq', ''), mod('movhpd Mq,Vq', ''));
+  t[0x18] = mod(grp('prefetchnta M0', 'prefetcht0 M0', 'prefetcht1 M0', 'prefetcht2 M0', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
+  t[0x19] = 'nop Ev';
+  t[0x1a] = 'nop Ev';
+  t[0x1b] = 'nop Ev';
+  t[0x1c] = mod(grp('cldemote M0', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
+  t[0x1d] = 'nop Ev';
+  t[0x1e] = pfx('nop Ev', 'nop Ev', mod('nop Ev', grp('nop Ev', rexw('rdsspd Rd', 'rdsspq Rq'), 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev',
+    rm('nop Ev', 'nop Ev', 'endbr64', 'endbr32', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'))), 'nop Ev');
+  t[0x1f] = 'nop Ev';
+  t[0x20] = 'mov Rn,Cn';
+  t[0x21] = 'mov Rn,Dn';
+  t[0x22] = 'mov Cn,Rn';
+  t[0x23] = 'mov Dn,Rn';
+  t[0x28] = sse2('movap', 's', 'd');
+  t[0x29] = pfx('movaps Wps,Vps', 'movapd Wpd,Vpd');
+  t[0x2a] = pfx('cvtpi2ps Vps,Qpi', 'cvtpi2pd Vpd,Qpi', 'cvtsi2ss:sxm Vss,Ey', 'cvtsi2sd:sxm Vsd,Ey');
+  t[0x2b] = pfx(mod('movntps Mps,Vps', ''), mod('movntpd Mpd,Vpd', ''));
+  t[0x2c] = pfx('cvttps2pi Ppi,Wq', 'cvttpd2pi Ppi,Wpd', 'cvttss2si Gy,Wss', 'cvttsd2si Gy,Wsd');
+  t[0x2d] = pfx('cvtps2pi Ppi,Wq', 'cvtpd2pi Ppi,Wpd', 'cvtss2si Gy,Wss', 'cvtsd2si Gy,Wsd');
+  t[0x2e] = pfx('ucomiss Vss,Wss', 'ucomisd Vsd,Wsd');
+  t[0x2f] = pfx('comiss Vss,Wss', 'comisd Vsd,Wsd');
+  t[0x30] = 'wrmsr';
+  t[0x31] = 'rdtsc';
+  t[0x32] = 'rdmsr';
+  t[0x33] = 'rdpmc';
+  t[0x34] = 'sysenter';
+  t[0x35] = osz('sysexitl', 'sysexitl', 'sysexitq');
+  t[0x37] = 'getsec';
+  for (let i = 0; i < 16; i++) t[0x40 + i] = `cmov${CC[i]} Gv,Ev`;
+  t[0x50] = pfx(mod('', 'movmskps Gd,Ups'), mod('', 'movmskpd Gd,Upd'));
+  t[0x51] = sse4('sqrt');
+  t[0x52] = pfx('rsqrtps Vps,Wps', '', 'rsqrtss Vss,Wss');
+  t[0x53] = pfx('rcpps Vps,Wps', '', 'rcpss Vss,Wss');
+  t[0x54] = sse2('and');
+  t[0x55] = sse2('andn');
+  t[0x56] = sse2('or');
+  t[0x57] = sse2('xor');
+  t[0x58] = sse4('add');
+  t[0x59] = sse4('mul');
+  t[0x5a] = pfx('cvtps2pd Vpd,Wq', 'cvtpd2ps Vps,Wpd', 'cvtss2sd Vsd,Wss', 'cvtsd2ss Vss,Wsd');
+  t[0x5b] = pfx('cvtdq2ps Vps,Wx', 'cvtps2dq Vx,Wps', 'cvttps2dq Vx,Wps');
+  t[0x5c] = sse4('sub');
+  t[0x5d] = sse4('min');
+  t[0x5e] = sse4('div');
+  t[0x5f] = sse4('max');
+  const M60 = ['punpcklbw', 'punpcklwd', 'punpckldq', 'packsswb', 'pcmpgtb', 'pcmpgtw', 'pcmpgtd', 'packuswb',
+    'punpckhbw', 'punpckhwd', 'punpckhdq', 'packssdw'];
+  for (let i = 0; i < M60.length; i++) t[0x60 + i] = mmxSse(M60[i]!);
+  t[0x6c] = pfx('', 'punpcklqdq Vx,Wx');
+  t[0x6d] = pfx('', 'punpckhqdq Vx,Wx');
+  t[0x6e] = pfx(rexw('movd Pq,Ed', 'movq Pq,Eq'), rexw('movd Vx,Ed', 'movq Vx,Eq'));
+  t[0x6f] = pfx('movq Pq,Qq', 'movdqa Vx,Wx', 'movdqu Vx,Wx');
+  t[0x70] = pfx('pshufw Pq,Qq,Ib', 'pshufd Vx,Wx,Ib', 'pshufhw Vx,Wx,Ib', 'pshuflw Vx,Wx,Ib');
+  const shiftImm = (a: string, b: string, c: string, d: string, e66 = '', f66 = ''): Split => mod('', grp('', '',
+    pfx(a ? `${a} Nq,Ib` : '', a ? `${a} Ux,Ib` : ''), e66 ? pfx('', `${e66} Ux,Ib`) : '',
+    pfx(b ? `${b} Nq,Ib` : '', b ? `${b} Ux,Ib` : ''), '',
+    pfx(c ? `${c} Nq,Ib` : '', c ? `${c} Ux,Ib` : ''), f66 ? pfx('', `${f66} Ux,Ib`) : (d ? pfx(`${d} Nq,Ib`) : '')));
+  t[0x71] = shiftImm('psrlw', 'psraw', 'psllw', '');
+  t[0x72] = shiftImm('psrld', 'psrad', 'pslld', '');
+  t[0x73] = shiftImm('psrlq', '', 'psllq', '', 'psrldq', 'pslldq');
+  t[0x74] = mmxSse('pcmpeqb');
+  t[0x75] = mmxSse('pcmpeqw');
+  t[0x76] = mmxSse('pcmpeqd');
+  t[0x77] = 'emms';
+  t[0x78] = pfx(m64('vmread Ed,Gd', 'vmread Eq,Gq'), mod('', grp('extrq Ux,Ib,Ib', '', '', '', '', '', '', '')), '', mod('', 'insertq Vx,Ux,Ib,Ib'));
+  t[0x79] = pfx(m64('vmwrite Gd,Ed', 'vmwrite Gq,Eq'), mod('', 'extrq Vx,Ux'), '', mod('', 'insertq Vx,Ux'));
+  t[0x7c] = pfx('', 'haddpd Vpd,Wpd', '', 'haddps Vps,Wps');
+  t[0x7d] = pfx('', 'hsubpd Vpd,Wpd', '', 'hsubps Vps,Wps');
+  t[0x7e] = pfx(rexw('movd Ed,Pq', 'movq Eq,Pq'), rexw('movd Ed,Vx', 'movq Eq,Vx'), 'movq Vx,Wq');
+  t[0x7f] = pfx('movq Qq,Pq', 'movdqa Wx,Vx', 'movdqu Wx,Vx');
+  for (let i = 0; i < 16; i++) t[0x80 + i] = `j${CC[i]}:f64:br:nosx:jcc Jz`;
+  for (let i = 0; i < 16; i++) t[0x90 + i] = `set${CC[i]}:nosx Eb`;
+  t[0xa0] = 'push:d64 FS';
+  t[0xa1] = 'pop:d64 FS';
+  t[0xa2] = 'cpuid';
+  t[0xa3] = 'bt Ev,Gv';
+  t[0xa4] = 'shld Ev,Gv,Ib';
+  t[0xa5] = 'shld Ev,Gv,CL';
+  t[0xa8] = 'push:d64 GS';
+  t[0xa9] = 'pop:d64 GS';
+  t[0xaa] = 'rsm';
+  t[0xab] = 'bts Ev,Gv';
+  t[0xac] = 'shrd Ev,Gv,Ib';
+  t[0xad] = 'shrd Ev,Gv,CL';
+  t[0xae] = pfx(
+    mod(grp('fxsave M0', 'fxrstor M0', 'ldmxcsr Md', 'stmxcsr Md', 'xsave M0', 'xrstor M0', 'xsaveopt M0', 'clflush M0'),
+      grp('', '', '', '', '', rm('lfence', 'lfence', 'lfence', 'lfence', 'lfence', 'lfence', 'lfence', 'lfence'),
+        rm('mfence', 'mfence', 'mfence', 'mfence', 'mfence', 'mfence', 'mfence', 'mfence'),
+        rm('sfence', 'sfence', 'sfence', 'sfence', 'sfence', 'sfence', 'sfence', 'sfence'))),
+    mod(grp('', '', '', '', '', '', 'clwb M0', 'clflushopt M0'), ''),
+    mod(grp('', '', '', '', 'ptwrite Ey', '', 'clrssbsy Mq', ''),
+      grp('rdfsbase:o64 Ry', 'rdgsbase:o64 Ry', 'wrfsbase:o64 Ry', 'wrgsbase:o64 Ry', 'ptwrite Ey', rexw('incsspd Rd', 'incsspq Rq'), 'umonitor Rv', '')),
+    '');
+  t[0xaf] = 'imul Gv,Ev';
+  t[0xb0] = 'cmpxchg Eb,Gb';
+  t[0xb1] = 'cmpxchg Ev,Gv';
+  t[0xb2] = mod('lss Gv,Mp', '');
+  t[0xb3] = 'btr Ev,Gv';
+  t[0xb4] = mod('lfs Gv,Mp', '');
+  t[0xb5] = mod('lgs Gv,Mp', '');
+  t[0xb6] = 'movzb:sx Gv,Eb';
+  t[0xb7] = 'movzw:sx Gv,Ew';
+  t[0xb8] = pfx('', '', 'popcnt Gv,Ev');
+  t[0xb9] = 'ud1 Gv,Ev';
+  t[0xba] = grp('', '', '', '', 'bt Ev,Ib', 'bts Ev,Ib', 'btr Ev,Ib', 'btc Ev,Ib');
+  t[0xbb] = 'btc Ev,Gv';
+  t[0xbc] = pfx('bsf Gv,Ev', 'bsf Gv,Ev', 'tzcnt Gv,Ev', 'bsf Gv,Ev');
+  t[0xbd] = pfx('bsr Gv,Ev', 'bsr Gv,Ev', 'lzcnt Gv,Ev', 'bsr Gv,Ev');
+  t[0xbe] = 'movsb:sx Gv,Eb';
+  t[0xbf] = 'movsw:sx Gv,Ew';
+  t[0xc0] = 'xadd Eb,Gb';
+  t[0xc1] = 'xadd Ev,Gv';
+  t[0xc2] = pfx('cmpps Vps,Wps,Ib', 'cmppd Vpd,Wpd,Ib', 'cmpss Vss,Wss,Ib', 'cmpsd Vsd,Wsd,Ib');
+  t[0xc3] = pfx(mod('movnti My,Gy', ''));
+  t[0xc4] = pfx('pinsrw Pq,Ed,Ib', 'pinsrw Vx,Ed,Ib');
+  t[0xc5] = pfx('pextrw Gd,Nq,Ib', 'pextrw Gd,Ux,Ib');
+  t[0xc6] = pfx('shufps Vps,Wps,Ib', 'shufpd Vpd,Wpd,Ib');
+  t[0xc7] = mod(
+    pfx(grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmptrld Mq', 'vmptrst Mq'),
+      grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmclear Mq', ''),
+      grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmxon Mq', ''),
+      grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', '', '')),
+    pfx(grp('', '', '', '', '', '', 'rdrand Rv', 'rdseed Rv'),
+      grp('', '', '', '', '', '', 'rdrand Rv', 'rdseed Rv'),
+      grp('', '', '', '', '', '', '', m64('rdpid Rd', 'rdpid Rq')),
+      grp('', '', '', '', '', '', '', '')));
+  for (let i = 0; i < 8; i++) t[0xc8 + i] = 'bswap Zy';
+  t[0xd0] = pfx('', 'addsubpd Vpd,Wpd', '', 'addsubps Vps,Wps');
+  const MD0 = ['', 'psrlw', 'psrld', 'psrlq', 'paddq', 'pmullw', '', '',
+    'psubusb', 'psubusw', 'pminub', 'pand', 'paddusb', 'paddusw', 'pmaxub', 'pandn',
+    'pavgb', 'psraw', 'psrad', 'pavgw', 'pmulhuw', 'pmulhw', '', '',
+    'psubsb', 'psubsw', 'pminsw', 'por', 'paddsb', 'paddsw', 'pmaxsw', 'pxor',
+    '', 'psllw', 'pslld', 'psllq', 'pmuludq', 'pmaddwd', 'psadbw', '',
+    'psubb', 'psubw', 'psubd', 'psubq', 'paddb', 'paddw', 'paddd', ''];
+  for (let i = 0; i < MD0.length; i++) if (MD0[i]) t[0xd0 + i] = mmxSse(MD0[i]!);
+  t[0xd6] = pfx('', 'movq Wq,Vx', mod('', 'movq2dq Vx,Nq'), mod('', 'movdq2q Pq,Ux'));
+  t[0xd7] = pfx(mod('', 'pmovmskb Gd,Nq'), mod('', 'pmovmskb Gd,Ux'));
+  t[0xe6] = pfx('', 'cvttpd2dq Vx,Wpd', 'cvtdq2pd Vx,Wq', 'cvtpd2dq Vx,Wpd');
+  t[0xe7] = pfx('movntq Mq,Pq', mod('movntdq Mx,Vx', ''));
+  t[0xf0] = pfx('', '', '', mod('lddqu Vx,Mx', ''));
+  t[0xf7] = pfx('maskmovq Pq,Nq', mod('', 'maskmovdqu Vx,Ux'));
+  t[0xff] = 'ud0 Gv,Ev';
+  return t;
+}
+
+function buildThreeByte38(): Node[] {
+  const t: Node[] = new Array<Node>(256).fill('');
+  const ssse3 = ['pshufb', 'phaddw', 'phaddd', 'phaddsw', 'pmaddubsw', 'phsubw', 'phsubd', 'phsubsw',
+    'psignb', 'psignw', 'psignd', 'pmulhrsw'];
+  for (let i = 0; i < ssse3.length; i++) t[i] = mmxSse(ssse3[i]!);
+  t[0x1c] = mmxSse('pabsb');
+  t[0x1d] = mmxSse('pabsw');
+  t[0x1e] = mmxSse('pabsd');
+  t[0x10] = p66('pblendvb Vx,Wx,XMM0');
+  t[0x14] = p66('blendvps Vx,Wx,XMM0');
+  t[0x15] = p66('blendvpd Vx,Wx,XMM0');
+  t[0x17] = p66('ptest Vx,Wx');
+  const pmov = ['bw Wq', 'bd Wd', 'bq Ww', 'wd Wq', 'wq Wd', 'dq Wq'];
+  for (let i = 0; i < 6; i++) {
+    const [suf, src] = pmov[i]!.split(' ') as [string, string];
+    t[0x20 + i] = p66(`pmovsx${suf} Vx,${src}`);
+    t[0x30 + i] = p66(`pmovzx${suf} Vx,${src}`);
+  }
+  t[0x28] = p66('pmuldq Vx,Wx');
+  t[0x29] = p66('pcmpeqq Vx,Wx');
+  t[0x2a] = p66(mod('movntdqa Vx,Mx', ''));
+  t[0x2b] = p66('packusdw Vx,Wx');
+  t[0x37] = p66('pcmpgtq Vx,Wx');
+  const mm = ['pminsb', 'pminsd', 'pminuw', 'pminud', 'pmaxsb', 'pmaxsd', 'pmaxuw', 'pmaxud', 'pmulld', 'phminposuw'];
+  for (let i = 0; i < mm.length; i++) t[0x38 + i] = p66(`${mm[i]} Vx,Wx`);
+  t[0x80] = pfx('', mod(m64('invept Gd,Mdq', 'invept Gq,Mdq'), ''));
+  t[0x81] = pfx('', mod(m64('invvpid Gd,Mdq', 'invvpid Gq,Mdq'), ''));
+  t[0x82] = pfx('', mod(m64('invpcid Gd,Mdq', 'invpcid Gq,Mdq'), ''));
+  t[0xc8] = pfx('sha1nexte Vx,Wx');
+  t[0xc9] = pfx('sha1msg1 Vx,Wx');
+  t[0xca] = pfx('sha1msg2 Vx,Wx');
+  t[0xcb] = pfx('sha256rnds2 Vx,Wx,XMM0');
+  t[0xcc] = pfx('sha256msg1 Vx,Wx');
+  t[0xcd] = pfx('sha256msg2 Vx,Wx');
+  t[0xcf] = p66('gf2p8mulb Vx,Wx');
+  t[0xdb] = p66('aesimc Vx,Wx');
+  t[0xdc] = p66('aesenc Vx,Wx');
+  t[0xdd] = p66('aesenclast Vx,Wx');
+  t[0xde] = p66('aesdec Vx,Wx');
+  t[0xdf] = p66('aesdeclast Vx,Wx');
+  t[0xf0] = pfx(mod('movbe Gv,Mv', ''), mod('movbe Gv,Mv', ''), '', 'crc32b:sx Gy,Eb');
+  t[0xf1] = pfx(mod('movbe Mv,Gv', ''), mod('movbe Mv,Gv', ''), '', 'crc32:sx Gy,Ev');
+  t[0xf6] = pfx('', 'adcx Gy,Ey', 'adox Gy,Ey');
+  t[0xf9] = pfx(mod('movdiri My,Gy', ''));
+  t[0xfc] = pfx(mod('aadd My,Gy', ''), mod('aand My,Gy', ''), mod('axor My,Gy', ''), mod('aor My,Gy', ''));
+  return t;
+}
+
+function buildThreeByte3A(): Node[] {
+  const t: Node[] = new Array<Node>(256).fill('');
+  t[0x08] = p66('roundps Vx,Wx,Ib');
+  t[0x09] = p66('roundpd Vx,Wx,Ib');
+  t[0x0a] = p66('roundss Vx,Wss,Ib');
+  t[0x0b] = p66('roundsd Vx,Wsd,Ib');
+  t[0x0c] = p66('blendps Vx,Wx,Ib');
+  t[0x0d] = p66('blendpd Vx,Wx,Ib');
+  t[0x0e] = p66('pblendw Vx,Wx,Ib');
+  t[0x0f] = pfx('palignr Pq,Qq,Ib', 'palignr Vx,Wx,Ib');
+  t[0x14] = p66('pextrb Ebd,Vx,Ib');
+  t[0x15] = p66('pextrw Ewd,Vx,Ib');
+  t[0x16] = p66(rexw('pextrd Ed,Vx,Ib', 'pextrq Eq,Vx,Ib'));
+  t[0x17] = p66('extractps Ed,Vx,Ib');
+  t[0x20] = p66('pinsrb Vx,Ebd,Ib');
+  t[0x21] = p66('insertps Vx,Wd,Ib');
+  t[0x22] = p66(rexw('pinsrd Vx,Ed,Ib', 'pinsrq Vx,Eq,Ib'));
+  t[0x40] = p66('dpps Vx,Wx,Ib');
+  t[0x41] = p66('dppd Vx,Wx,Ib');
+  t[0x42] = p66('mpsadbw Vx,Wx,Ib');
+  t[0x44] = p66('pclmulqdq Vx,Wx,Ib');
+  t[0x60] = p66('pcmpestrm Vx,Wx,Ib');
+  t[0x61] = p66('pcmpestri Vx,Wx,Ib');
+  t[0x62] = p66('pcmpistrm Vx,Wx,Ib');
+  t[0x63] = p66('pcmpistri Vx,Wx,Ib');
+  t[0xcc] = pfx('sha1rnds4 Vx,Wx,Ib');
+  t[0xce] = p66('gf2p8affineqb Vx,Wx,Ib');
+  t[0xcf] = p66('gf2p8affineinvqb Vx,Wx,Ib');
+  t[0xdf] = p66('aeskeygenassist Vx,Wx,Ib');
+  return t;
+}
+
+/** x87 memory forms: index (opcode-0xD8)*8 + ModRM.reg. Names carry the AT&T size letter. */
+export const X87_MEM: readonly string[] = [
+  'fadds Md', 'fmuls Md', 'fcoms Md', 'fcomps Md', 'fsubs Md', 'fsubrs Md', 'fdivs Md', 'fdivrs Md',
+  'flds Md', '(bad):bad M0', 'fsts Md', 'fstps Md', 'fldenv M0', 'fldcw Mw', 'fnstenv M0', 'fnstcw Mw',
+  'fiaddl Md', 'fimull Md', 'ficoml Md', 'ficompl Md', 'fisubl Md', 'fisubrl Md', 'fidivl Md', 'fidivrl Md',
+  'fildl Md', 'fisttpl Md', 'fistl Md', 'fistpl Md', '(bad):bad M0', 'fldt Mt', '(bad):bad M0', 'fstpt Mt',
+  'faddl Mq', 'fmull Mq', 'fcoml Mq', 'fcompl Mq', 'fsubl Mq', 'fsubrl Mq', 'fdivl Mq', 'fdivrl Mq',
+  'fldl Mq', 'fisttpll Mq', 'fstl Mq', 'fstpl Mq', 'frstor M0', '(bad):bad M0', 'fnsave M0', 'fnstsw Mw',
+  'fiadds Mw', 'fimuls Mw', 'ficoms Mw', 'ficomps Mw', 'fisubs Mw', 'fisubrs Mw', 'fidivs Mw', 'fidivrs Mw',
+  'filds Mw', 'fisttps Mw', 'fists Mw', 'fistps Mw', 'fbld Mt', 'fildll Mq', 'fbstp Mt', 'fistpll Mq',
+];
+
+/** x87 register forms (ModRM.mod == 3): index (opcode-0xD8)*8 + ModRM.reg; a split by r/m where needed. */
+export const X87_REG: readonly Node[] = [
+  // D8
+  'fadd ST,STi', 'fmul ST,STi', 'fcom STi', 'fcomp STi', 'fsub ST,STi', 'fsubr ST,STi', 'fdiv ST,STi', 'fdivr ST,STi',
+  // D9
+  'fld STi', 'fxch STi', rm('fnop', '', '', '', '', '', '', ''), '',
+  rm('fchs', 'fabs', '', '', 'ftst', 'fxam', '', ''),
+  rm('fld1', 'fldl2t', 'fldl2e', 'fldpi', 'fldlg2', 'fldln2', 'fldz', ''),
+  rm('f2xm1', 'fyl2x', 'fptan', 'fpatan', 'fxtract', 'fprem1', 'fdecstp', 'fincstp'),
+  rm('fprem', 'fyl2xp1', 'fsqrt', 'fsincos', 'frndint', 'fscale', 'fsin', 'fcos'),
+  // DA
+  'fcmovb ST,STi', 'fcmove ST,STi', 'fcmovbe ST,STi', 'fcmovu ST,STi', '', rm('', 'fucompp', '', '', '', '', '', ''), '', '',
+  // DB
+  'fcmovnb ST,STi', 'fcmovne ST,STi', 'fcmovnbe ST,STi', 'fcmovnu ST,STi',
+  rm('fneni(8087_only)', 'fndisi(8087_only)', 'fnclex', 'fninit', 'fnsetpm(287_only)', 'frstpm(287_only)', '', ''),
+  'fucomi ST,STi', 'fcomi ST,STi', '',
+  // DC
+  'fadd STi,ST', 'fmul STi,ST', '', '', 'fsubr STi,ST', 'fsub STi,ST', 'fdivr STi,ST', 'fdiv STi,ST',
+  // DD
+  'ffree STi', '', 'fst STi', 'fstp STi', 'fucom STi', 'fucomp STi', '', '',
+  // DE
+  'faddp STi,ST', 'fmulp STi,ST', '', rm('', 'fcompp', '', '', '', '', '', ''), 'fsubrp STi,ST', 'fsubp STi,ST', 'fdivrp STi,ST', 'fdivp STi,ST',
+  // DF
+  'ffreep STi', '', '', '', rm('fnstsw AX', '', '', '', '', '', '', ''), 'fucomip ST,STi', 'fcomip ST,STi', '',
+];
+
+export const ONE_BYTE_MAP: readonly Node[] = buildOneByte();
+export const TWO_BYTE_MAP: readonly Node[] = buildTwoByte();
+export const MAP_0F38: readonly Node[] = buildThreeByte38();
+export const MAP_0F3A: readonly Node[] = buildThreeByte3A();
+
+/** Helpers exported for the VEX table module. */
+export const tableHelpers = { grp, mod, rm, pfx, rexw, m64, osz, asz, vexl, m16 };
