@@ -44,8 +44,13 @@ export function assistIo(vcpu: Vcpu, callback: IoCallback): void {
   }
   // The backend has executed the instruction's memory side: only the device accesses remain.
   const size = exit.operandSize;
-  for (let off = 0; off < exit.data.length; off += size) {
-    callback({ port: exit.port, in: exit.in, size, data: exit.data.subarray(off, off + size) });
+  const data = exit.data;
+  if (data.length === size) {
+    callback({ port: exit.port, in: exit.in, size, data });
+    return;
+  }
+  for (let off = 0; off < data.length; off += size) {
+    callback({ port: exit.port, in: exit.in, size, data: data.subarray(off, off + size) });
   }
 }
 

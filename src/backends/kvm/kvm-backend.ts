@@ -34,7 +34,7 @@ const MAX_RAM = 128 * 1024 * 1024 * 1024;
 /** Capabilities without which the backend cannot give NVMM's semantics. */
 const REQUIRED_CAPS: readonly (keyof typeof abi.CAP)[] = [
   'KVM_CAP_USER_MEMORY', 'KVM_CAP_IMMEDIATE_EXIT', 'KVM_CAP_VCPU_EVENTS', 'KVM_CAP_DEBUGREGS',
-  'KVM_CAP_X86_USER_SPACE_MSR', 'KVM_CAP_X86_MSR_FILTER', 'KVM_CAP_SYNC_REGS', 'KVM_CAP_EXT_CPUID',
+  'KVM_CAP_X86_USER_SPACE_MSR', 'KVM_CAP_X86_MSR_FILTER', 'KVM_CAP_EXT_CPUID',
 ];
 
 /**
@@ -181,7 +181,6 @@ const KVM_GPRS: readonly number[] = [
   GPR.R8, GPR.R9, GPR.R10, GPR.R11, GPR.R12, GPR.R13, GPR.R14, GPR.R15, GPR.RIP, GPR.RFLAGS,
 ];
 const RUN = abi.KVM_RUN;
-const SYNC_REGS = RUN['s.regs.regs'];
 
 class KvmVcpu implements BackendVcpu {
   private readonly fd: KvmVcpuFd;
@@ -197,8 +196,8 @@ class KvmVcpu implements BackendVcpu {
   private hasRun = false;
   /** KVM holds data of the last exit that it applies at the next KVM_RUN. */
   private completionPending = false;
-  /** kvm_run's synced registers reflect the vCPU (true after a KVM_RUN, false after KVM_SET_REGS). */
-  private syncRegsFresh = false;
+  /** Views into kvm_run for exit data, by offset and length (KVM uses a few fixed places). */
+  private readonly dataViews = new Map<number, Uint8Array>();
   private pendingEvent: VcpuEvent | null = null;
   private intWindowExiting = false;
   private nmiWindowExiting = false;
@@ -213,7 +212,6 @@ class KvmVcpu implements BackendVcpu {
     this.onDestroy = onDestroy;
     this.run8 = fd.run;
     this.runDv = fd.runView;
-    this.runDv.setBigUint64(RUN.kvm_valid_regs, BigInt(abi.KVM_SYNC_X86_REGS), true);
     this.cpuid = normalizeCpuid(supportedCpuid, id);
     libc.installKickHandler();
     this.handle = {
@@ -246,14 +244,28 @@ class KvmVcpu implements BackendVcpu {
     this.run8[RUN.immediate_exit] = 1;
     this.fd.kvmRun();
     if (!wasSet) this.run8[RUN.immediate_exit] = 0;
-    this.syncRegsFresh = true;
+  }
+
+  /** The bytes of kvm_run at [offset, offset+length), as a cached zero-copy view. */
+  private dataView(offset: number, length: number): Uint8Array {
+    const key = offset * 4096 + length;
+    let view = this.dataViews.get(key);
+    if (!view) {
+      view = this.run8.subarray(offset, offset + length);
+      if (this.dataViews.size < 64) this.dataViews.set(key, view);
+    }
+    return view;
+  }
+
+  private getRegs(): DataView {
+    this.fd.get('KVM_GET_REGS', this.regs);
+    return new DataView(this.regs.buffer);
   }
 
   getState(state: X64State, mask: number): void {
     this.completePending();
     if (mask & STATE.GPRS) {
-      const src = this.syncRegsFresh ? this.run8.subarray(SYNC_REGS, SYNC_REGS + abi.KVM_REGS.size) : (this.fd.get('KVM_GET_REGS', this.regs), this.regs);
-      const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+      const dv = this.getRegs();
       KVM_GPRS.forEach((g, i) => (state.gprs[g] = dv.getBigUint64(i * 8, true)));
     }
     if (mask & (STATE.SEGS | STATE.CRS | STATE.MSRS)) {
@@ -324,7 +336,6 @@ class KvmVcpu implements BackendVcpu {
       const dv = new DataView(this.regs.buffer);
       KVM_GPRS.forEach((g, i) => dv.setBigUint64(i * 8, state.gprs[g]!, true));
       this.fd.set('KVM_SET_REGS', this.regs);
-      this.syncRegsFresh = false;
     }
     if (mask & (STATE.SEGS | STATE.CRS | STATE.MSRS)) {
       this.fd.get('KVM_GET_SREGS', this.sregs);
@@ -466,12 +477,11 @@ class KvmVcpu implements BackendVcpu {
     }
     this.run8[RUN.request_interrupt_window] = this.intWindowExiting ? 1 : 0;
     if (this.nmiWindowExiting && this.nmiUnblocked()) return { kind: 'nmiWindow' };
-    const cr8Before = this.runDv.getBigUint64(RUN.cr8, true);
+    const cr8Before = this.tprExit ? this.runDv.getBigUint64(RUN.cr8, true) : 0n;
     for (;;) {
       const r = this.fd.kvmRun();
       this.hasRun = true;
       this.completionPending = false;
-      this.syncRegsFresh = true;
       if (r < 0) {
         if (r !== -EINTR && r !== -EAGAIN) throw new SyscallError('KVM_RUN', -r);
         if (Atomics.load(this.stopFlag, 0)) {
@@ -500,7 +510,7 @@ class KvmVcpu implements BackendVcpu {
       case abi.EXIT.KVM_EXIT_IO: {
         const size = this.run8[RUN['io.size']]!;
         const count = dv.getUint32(RUN['io.count'], true);
-        const offset = Number(dv.getBigUint64(RUN['io.data_offset'], true));
+        const offset = dv.getUint32(RUN['io.data_offset'], true); // within the kvm_run mapping
         this.completionPending = true;
         return {
           kind: 'io',
@@ -511,7 +521,7 @@ class KvmVcpu implements BackendVcpu {
           operandSize: size,
           rep: count > 1,
           str: count > 1,
-          data: this.run8.subarray(offset, offset + size * count),
+          data: this.dataView(offset, size * count),
         };
       }
       case abi.EXIT.KVM_EXIT_MMIO: {
@@ -521,19 +531,20 @@ class KvmVcpu implements BackendVcpu {
           kind: 'memory',
           prot: this.run8[RUN['mmio.is_write']] ? 'write' : 'read',
           gpa: Number(dv.getBigUint64(RUN['mmio.phys_addr'], true)),
-          data: this.run8.subarray(RUN['mmio.data'], RUN['mmio.data'] + len),
+          data: this.dataView(RUN['mmio.data'], len),
         };
       }
       case abi.EXIT.KVM_EXIT_X86_RDMSR:
       case abi.EXIT.KVM_EXIT_X86_WRMSR: {
         const msr = dv.getUint32(RUN['msr.index'], true);
-        const npc = this.syncedRip() + 2n; // RDMSR (0F 32) and WRMSR (0F 30) are two bytes
+        const regs = this.getRegs();
+        const npc = regs.getBigUint64(abi.KVM_REGS.rip, true) + 2n; // RDMSR (0F 32) and WRMSR (0F 30) are two bytes
         this.run8[RUN['msr.error']] = 0;
         this.completionPending = true;
         if (reason === abi.EXIT.KVM_EXIT_X86_WRMSR) return { kind: 'wrmsr', msr, value: dv.getBigUint64(RUN['msr.data'], true), npc };
         // Until the VMM sets RDX:RAX, completing the RDMSR keeps their low halves, as if the MSR held them.
-        const rax = this.syncedGpr(abi.KVM_REGS.rax) & 0xffffffffn;
-        const rdx = this.syncedGpr(abi.KVM_REGS.rdx) & 0xffffffffn;
+        const rax = regs.getBigUint64(abi.KVM_REGS.rax, true) & 0xffffffffn;
+        const rdx = regs.getBigUint64(abi.KVM_REGS.rdx, true) & 0xffffffffn;
         dv.setBigUint64(RUN['msr.data'], (rdx << 32n) | rax, true);
         return { kind: 'rdmsr', msr, npc };
       }
@@ -561,14 +572,6 @@ class KvmVcpu implements BackendVcpu {
         return { kind: 'invalid', reason: name };
       }
     }
-  }
-
-  private syncedGpr(offset: number): bigint {
-    return this.runDv.getBigUint64(SYNC_REGS + offset, true);
-  }
-
-  private syncedRip(): bigint {
-    return this.syncedGpr(abi.KVM_REGS.rip);
   }
 
   destroy(): void {
