@@ -214,6 +214,9 @@ const MAPS: readonly (readonly CompiledNode[])[] = [
   MAP_0F3A.map((n) => compile(n)),
 ];
 const VMAPS: readonly (readonly CompiledNode[])[] = VEX_MAPS.map((m) => m.map((n) => compile(n, OpFlag.Vex)));
+const XCHG_R8 = compile('xchg Zv,rAX');
+const XCHG_AX = XCHG_R8;
+const PAUSE = compile('pause');
 const X87M: readonly CompiledNode[] = X87_MEM.map((n) => compile(n));
 const X87R: readonly CompiledNode[] = X87_REG.map((n) => compile(n));
 
@@ -499,6 +502,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       if (fail) return finishFail(out, offset);
     }
     node = MAPS[map]![opcode]!;
+    if (map === 0 && opcode === 0x90) node = (rex & 1) ? XCHG_R8 : lastRep === 0xf3 ? PAUSE : osz ? XCHG_AX : node;
   }
   out.map = map;
   out.opcode = opcode;
@@ -820,7 +824,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         op.scale = 1;
         op.seg = segment >= 0 ? segment : Seg.DS;
         if (segment >= 0) usedPfx |= Prefix.Seg;
-        if (asz) usedPfx |= Prefix.AddrSize;
+        if (asz && !is64) usedPfx |= Prefix.AddrSize;
         if (addrSize === 2) { op.disp = u16(); op.dispHi = 0; }
         else if (addrSize === 4) { op.disp = s32(); op.dispHi = 0; }
         else { op.disp = s32(); op.dispHi = s32() >>> 0; }

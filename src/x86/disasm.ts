@@ -198,7 +198,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
       parts.pop();
     }
   }
-  if (map === 0 && insn.opcode >= 0xa0 && insn.opcode <= 0xa3 && mode === 64) name = 'movabs';
+  if (map === 0 && insn.opcode >= 0xa0 && insn.opcode <= 0xa3 && mode === 64 && insn.addrSize === 8) name = 'movabs';
   if (map === 0 && insn.opcode >= 0xb8 && insn.opcode <= 0xbf && insn.opSize === 8) name = 'movabs';
 
   // --- suffix ---

@@ -94,7 +94,7 @@ export class KvmBackend implements Backend {
     const missing = REQUIRED_CAPS.filter((c) => system.checkExtension(abi.CAP[c]) <= 0);
     if (missing.length) {
       system.close();
-      throw new TsvmmError('TSVMM_NO_KVM', `KVM lacks ${missing.join(', ')}; use --accel soft`, { missing });
+      throw new TsvmmError('TSVMM_NO_KVM', `KVM lacks ${missing.join(', ')}`, { missing });
     }
     return new KvmBackend(system);
   }

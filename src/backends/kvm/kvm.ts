@@ -7,7 +7,8 @@ import * as libc from '../../common/libc.js';
 import { HostMemory } from '../../memory/host-memory.js';
 import * as abi from './abi.js';
 
-export const KVM_DEVICE = '/dev/kvm';
+/** The KVM device; TSVMM_KVM_DEVICE overrides it (another path, or a missing one to test the fallback). */
+export const KVM_DEVICE = process.env.TSVMM_KVM_DEVICE || '/dev/kvm';
 
 function check(call: string, r: number): number {
   if (r < 0) throw new SyscallError(call, libc.lastErrno());
@@ -48,7 +49,7 @@ export class KvmSystem {
     if (fd < 0) {
       const errno = libc.lastErrno();
       const why = errno === 2 ? 'does not exist' : errno === 13 || errno === 1 ? 'is not accessible (permission denied)' : `cannot be opened (errno ${errno})`;
-      throw new TsvmmError('TSVMM_NO_KVM', `${path} ${why}; use --accel soft`, { path, errno });
+      throw new TsvmmError('TSVMM_NO_KVM', `${path} ${why}`, { path, errno });
     }
     const version = libc.ioctlInt(fd, abi.IOCTL.KVM_GET_API_VERSION, 0);
     if (version !== abi.KVM_API_VERSION) {
