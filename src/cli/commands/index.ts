@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
+import { disasm } from './disasm.js';
 import { selftest } from './selftest.js';
 
 /** Every `tsvmm` subcommand, in the order `tsvmm help` lists them. */
-export const COMMANDS: readonly Command[] = [selftest];
+export const COMMANDS: readonly Command[] = [selftest, disasm];

@@ -1,0 +1,134 @@
+/** Hand vectors for the tricky parts of x86 decoding (checked against the SDM and objdump 2.40). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decode, DecodedInsn, DecodeStatus, InvalidReason, mnemonicId, OperandKind, type CpuMode,
+} from '../../src/x86/decoder.js';
+import { disassemble } from '../../src/x86/disasm.js';
+import { RegClass, Seg } from '../../src/x86/registers.js';
+
+function bytes(hex: string): Uint8Array {
+  return Uint8Array.from(hex.replace(/\s+/g, '').match(/../g)!.map((h) => parseInt(h, 16)));
+}
+function dec(hex: string, mode: CpuMode): DecodedInsn {
+  const b = bytes(hex);
+  return decode(b, 0, b.length, mode, new DecodedInsn());
+}
+function text(hex: string, mode: CpuMode, org = 0n): string {
+  const lines = disassemble(bytes(hex), mode, org);
+  return lines.map((l) => l.text.replace(/\s+/g, ' ')).join(' ; ');
+}
+
+const VECTORS: [CpuMode, string, string][] = [
+  // prefix precedence: the last segment override wins (32-bit); 64-bit ignores CS/DS/ES/SS
+  [32, '2e 3e 8b 00', 'cs mov %ds:(%eax),%eax'],
+  [32, '64 65 8b 00', 'fs mov %gs:(%eax),%eax'],
+  [64, '2e 3e 8b 00', 'cs ds mov (%rax),%eax'],
+  [64, '64 8b 00', 'mov %fs:(%rax),%eax'],
+  // F2/F3: the last one is the mandatory prefix
+  [64, 'f2 f3 0f 10 c1', 'repnz movss %xmm1,%xmm0'],
+  [64, 'f3 f2 0f 10 c1', 'repz movsd %xmm1,%xmm0'],
+  [64, '66 f3 0f 58 c1', 'data16 addss %xmm1,%xmm0'],
+  // 66 with REX.W: REX.W wins
+  [64, '66 48 01 c0', 'data16 add %rax,%rax'],
+  [64, '66 01 c0', 'add %ax,%ax'],
+  // REX only counts immediately before the opcode
+  [64, '48 66 01 c0', 'rex.W ; add %ax,%ax'],
+  [64, '41 90', 'xchg %eax,%r8d'],
+  [64, '40 88 e0', 'mov %spl,%al'],
+  [64, '88 e0', 'mov %ah,%al'],
+  [64, '48 04 01', 'rex.W add $0x1,%al'],
+  // 16-bit addressing
+  [16, '8b 00', 'mov (%bx,%si),%ax'],
+  [16, '8b 46 fe', 'mov -0x2(%bp),%ax'],
+  [16, '8b 06 34 12', 'mov 0x1234,%ax'],
+  [16, '67 8b 04 24', 'mov (%esp),%eax'.replace('%eax', '%ax')],
+  [32, '67 8b 05', 'mov (%di),%eax'],
+  // moffs in each mode
+  [16, 'a1 00 10', 'mov 0x1000,%ax'],
+  [32, 'a1 44 33 22 11', 'mov 0x11223344,%eax'],
+  [64, 'a1 88 77 66 55 44 33 22 11', 'movabs 0x1122334455667788,%eax'],
+  [64, '67 a1 44 33 22 11', 'addr32 mov 0x11223344,%eax'],
+  // RIP-relative
+  [64, '8b 05 10 00 00 00', 'mov 0x10(%rip),%eax # 0x16'],
+  [64, '67 8b 05 10 00 00 00', 'mov 0x10(%eip),%eax # 0x17'],
+  // SIB forms
+  [64, '8b 04 25 00 00 00 80', 'mov 0xffffffff80000000,%eax'],
+  [32, '8b 04 25 00 00 00 80', 'mov -0x80000000(,%eiz,1),%eax'],
+  [64, '8b 04 24', 'mov (%rsp),%eax'],
+  [64, '8b 04 20', 'mov (%rax,%riz,1),%eax'],
+  // immediates and branches
+  [64, '48 83 c0 ff', 'add $0xffffffffffffffff,%rax'],
+  [64, '48 b8 11 22 33 44 55 66 77 88', 'movabs $0x8877665544332211,%rax'],
+  [64, 'eb fe', 'jmp 0x0'],
+  [16, 'e9 fd ff', 'jmp 0x0'],
+  [32, '66 e9 fc ff', 'jmpw 0x0'],
+  [64, 'e8 00 00 00 00', 'call 0x5'],
+  // C4/C5 are LES/LDS outside 64-bit mode unless mod == 11
+  [32, 'c4 00', 'les (%eax),%eax'],
+  [32, 'c5 00', 'lds (%eax),%eax'],
+  // x87 and system instructions
+  [64, 'dc e1', 'fsub %st,%st(1)'],
+  [64, 'd9 e8', 'fld1'],
+  [64, '9b df e0', 'fstsw %ax'],
+  [64, '0f 01 f8', 'swapgs'],
+  [64, '0f 20 c0', 'mov %cr0,%rax'],
+  [32, '0f 22 d8', 'mov %eax,%cr3'],
+  [64, 'f3 48 ab', 'rep stos %rax,%es:(%rdi)'],
+  [64, 'f0 0f b1 0a', 'lock cmpxchg %ecx,(%rdx)'],
+  [64, '0f 0b', 'ud2'],
+];
+
+test('hand vectors disassemble as objdump does', () => {
+  const bad: string[] = [];
+  for (const [mode, hex, want] of VECTORS) {
+    const got = text(hex, mode);
+    if (got !== want) bad.push(`${mode} ${hex}: got '${got}' want '${want}'`);
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('record: register, memory and immediate operands', () => {
+  const i = dec('48 8b 44 8b 10', 64); // mov 0x10(%rbx,%rcx,4),%rax
+  assert.equal(i.status, DecodeStatus.Ok);
+  assert.equal(i.length, 5);
+  assert.equal(i.mnemonic, mnemonicId('mov'));
+  assert.equal(i.opSize, 8);
+  assert.equal(i.nOps, 2);
+  assert.equal(i.ops[0].kind, OperandKind.Reg);
+  assert.equal(i.ops[0].regClass, RegClass.Gpr);
+  assert.equal(i.ops[0].reg, 0);
+  assert.equal(i.ops[1].kind, OperandKind.Mem);
+  assert.equal(i.ops[1].base, 3);
+  assert.equal(i.ops[1].index, 1);
+  assert.equal(i.ops[1].scale, 4);
+  assert.equal(i.ops[1].disp, 0x10);
+  assert.equal(i.ops[1].seg, Seg.DS);
+  const j = dec('c7 45 f8 78 56 34 12', 32); // movl $0x12345678,-0x8(%ebp)
+  assert.equal(j.ops[0].seg, Seg.SS);
+  assert.equal(j.ops[0].disp, -8);
+  assert.equal(j.ops[1].kind, OperandKind.Imm);
+  assert.equal(j.ops[1].imm, 0x12345678);
+  assert.equal(j.ops[1].immSize, 4);
+  const k = dec('48 c7 c0 ff ff ff ff', 64); // mov $-1,%rax: sign-extended to 64 bits
+  assert.equal(k.ops[1].imm, 0xffffffff);
+  assert.equal(k.ops[1].immHi, 0xffffffff);
+  const r = dec('8b 05 00 01 00 00', 64);
+  assert.equal(r.ops[1].base, 16); // RIP
+});
+
+test('invalid and truncated encodings are results, not exceptions', () => {
+  assert.equal(dec('0f 0b', 64).status, DecodeStatus.Ok);
+  const ud = dec('0f 04', 64);
+  assert.equal(ud.status, DecodeStatus.Invalid);
+  assert.equal(ud.invalidReason, InvalidReason.Opcode);
+  assert.equal(dec('06', 64).status, DecodeStatus.Invalid); // push %es is invalid in long mode
+  assert.equal(dec('0f 01 00', 64).status, DecodeStatus.Ok);
+  assert.equal(dec('0f b2 c0', 32).status, DecodeStatus.Invalid); // lss needs memory
+  const t = dec('48 8b 84 24', 64); // needs a disp32
+  assert.equal(t.status, DecodeStatus.Truncated);
+  assert.ok(t.needed > 4);
+  const long = dec('66'.repeat(15) + '90', 64);
+  assert.equal(long.status, DecodeStatus.Invalid);
+  assert.equal(long.invalidReason, InvalidReason.TooLong);
+});
