@@ -37,7 +37,8 @@
  *     Rel:  rel (signed displacement; target = address + length + rel, truncated to opSize)
  *     Far:  imm (offset), sel (selector)
  *
- * Mode semantics follow objdump where CPUs differ: a 66 prefix on a near branch in 64-bit mode gives a
+ * `objdumpCompat` (used by the disassembler) accepts 66/F2/F3/LOCK/REX before a VEX prefix as objdump
+ * does (a CPU raises #UD). Mode semantics follow objdump where CPUs differ: a 66 prefix on a near branch in 64-bit mode gives a
  * 16-bit operand (AMD behaviour; Intel ignores it).
  */
 import {
@@ -357,7 +358,8 @@ function setInvalid(out: DecodedInsn, reason: number, length: number): DecodedIn
  * Decodes one instruction from `code[offset..end)` (at most 15 bytes are read) in `mode`, into `out`.
  * Never throws; see the module comment for the record.
  */
-export function decode(code: Uint8Array, offset: number, end: number, mode: CpuMode, out: DecodedInsn): DecodedInsn {
+export function decode(code: Uint8Array, offset: number, end: number, mode: CpuMode, out: DecodedInsn,
+  objdumpCompat = false): DecodedInsn {
   buf = code;
   pos = offset;
   hardLim = offset + 15;
@@ -481,7 +483,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     if (fail) return finishFail(out, offset);
     out.prefixLen = pos - 1 - offset;
     if (mmmmm < 1 || mmmmm > 3) return setInvalid(out, InvalidReason.Vex, pos - offset - 1);
-    if (prefixes & (Prefix.OpSize | Prefix.Rep | Prefix.Repne | Prefix.Lock) || hadRex) {
+    if (!objdumpCompat && (prefixes & (Prefix.OpSize | Prefix.Rep | Prefix.Repne | Prefix.Lock) || hadRex)) {
       return setInvalid(out, InvalidReason.Vex, pos - offset);
     }
     map = mmmmm;
@@ -590,6 +592,11 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     return setInvalid(out, InvalidReason.Opcode, len);
   }
   const entry = node;
+  if (vex && out.vexV !== 0 && !entry.ops.some((o) => (o & 0xff) === OpMethod.H || (o & 0xff) === OpMethod.B)) {
+    // VEX.vvvv is reserved (must be 1111) for instructions without a vvvv operand
+    out.modrm = modrm;
+    return setInvalid(out, InvalidReason.Vex, pos - offset - (modrm >= 0 ? 1 : 0));
+  }
   out.entry = entry;
   out.mnemonic = entry.mnemonic;
   const flags = entry.flags;
@@ -776,8 +783,14 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         break;
       case OpMethod.B:
         op.kind = OperandKind.Reg;
-        op.regClass = RegClass.Bnd;
-        op.reg = regField;
+        if (vex) {
+          // VEX.vvvv names a GPR (BMI)
+          op.regClass = RegClass.Gpr;
+          op.reg = out.vexV;
+        } else {
+          op.regClass = RegClass.Bnd;
+          op.reg = regField;
+        }
         break;
       case OpMethod.I: {
         op.kind = OperandKind.Imm;

@@ -219,16 +219,17 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   }
 
   // --- prefixes objdump prints by name (objdump drops the LAST prefix of each used kind) ---
-  const names = prefixNameList(code, insn.offset, insn.prefixLen, mode);
+  const legacyLen = insn.vex ? legacyPrefixLen(code, insn.offset, insn.offset + insn.prefixLen, mode) : insn.prefixLen;
+  const names = prefixNameList(code, insn.offset, legacyLen, mode);
   const start = insn.offset;
   const isStr = (flags & OpFlag.String) !== 0;
   const lastPos = (pred: (b: number) => boolean): number => {
-    for (let p = start + insn.prefixLen - 1; p >= start; p--) if (pred(code[p]!)) return p - start;
+    for (let p = start + legacyLen - 1; p >= start; p--) if (pred(code[p]!)) return p - start;
     return -1;
   };
   const isSegByte = (b: number): boolean => b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65;
   const hasByte = (v: number): boolean => {
-    for (let p = start; p < start + insn.prefixLen; p++) if (code[p] === v) return true;
+    for (let p = start; p < start + legacyLen; p++) if (code[p] === v) return true;
     return false;
   };
   if (used & Prefix.Seg) {
@@ -376,7 +377,7 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
       }
     }
   }
-  decode(code, offset, end, mode, insn);
+  decode(code, offset, end, mode, insn, true);
   if (insn.status === DecodeStatus.Truncated) {
     return { offset, length: Math.max(1, end - offset), text: '(bad)' };
   }
