@@ -548,7 +548,9 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         } else if (osz) {
           i = 1; mandatory = 0x66; usedPfx |= Prefix.OpSize;
         }
-        viaPrefix = true;
+        // objdump prints a bare `(bad)` for a wrong prefix on its single-entry MMX/SSE forms (0F38/0F3A,
+        // or slots with both a no-prefix and a 66 form); other holes keep their prefix names
+        if (map >= 2 || (node.e[0] !== null && node.e[1] !== null)) viaPrefix = true;
         if (i !== 0 && node.e[i] === node.e[0]) {
           // the same instruction with or without this prefix: it is not a mandatory prefix
           usedPfx &= ~(i === 1 ? Prefix.OpSize : i === 2 ? Prefix.Rep : Prefix.Repne);
@@ -567,8 +569,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         break;
       case SplitKind.OpSize:
         if (is64 && rexW) { i = 2; rexUsed |= 8; } else {
-          const o16 = mode === 16 ? !osz : osz;
-          i = o16 ? 0 : 1;
+          // objdump names the mode's default size plainly (pusha, lret, iret) in 16-bit mode too
+          i = mode === 16 ? 1 : osz ? 0 : 1;
           if (osz) usedPfx |= Prefix.OpSize;
         }
         break;
@@ -871,7 +873,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     }
   }
   out.nOps = n;
-  if ((flags & (OpFlag.D64 | OpFlag.F64)) && osz && !rexW && opSize === 2) usedPfx |= Prefix.OpSize;
+  if ((flags & (OpFlag.D64 | OpFlag.F64)) && osz && !rexW && !(is64 && opSize === 8)) usedPfx |= Prefix.OpSize;
   if (flags & OpFlag.String && lastRep) usedPfx |= lastRep === 0xf3 ? Prefix.Rep : Prefix.Repne;
   out.usedPrefixes = usedPfx;
   out.rexUsed = rexUsed;

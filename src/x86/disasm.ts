@@ -69,7 +69,7 @@ function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boo
   }
   const hasDisp = insn.modrm >> 6 !== 0 || op.base < 0 || (op.base === 16);
   if (as === 2) {
-    if (op.base < 0) return s + hex(op.disp & 0xffff);
+    if (op.base < 0) return s + (op.disp < 0 ? '-' + hex(-op.disp) : hex(op.disp));
     let d = '';
     if (hasDisp) d = op.disp < 0 ? '-' + hex(-op.disp) : hex(op.disp);
     const idx = op.index >= 0 ? `,%${gprName(op.index, 2)}` : '';
@@ -203,7 +203,9 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
 
   // --- suffix ---
   let suffix = '';
-  if (flags & OpFlag.SuffixAlways) {
+  if (flags & OpFlag.SuffixNever) {
+    suffix = '';
+  } else if (flags & OpFlag.SuffixAlways) {
     if (sizeOp) suffix = sizeSuffix(sizeOp.size);
   } else if (flags & OpFlag.SuffixMem) {
     if (memOp) suffix = sizeSuffix(ops[n - 1]!.size);
@@ -211,7 +213,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (insn.opSize === (mode === 16 ? 4 : 2) && !(insn.rex & 8)) suffix = mode === 16 ? 'l' : 'w';
   } else if (flags & (OpFlag.D64 | OpFlag.F64)) {
     const def = mode === 64 ? 8 : mode === 32 ? 4 : 2;
-    if (!hasSizingReg && insn.opSize !== def && (n === 0 || ops[0]!.kind !== OperandKind.Reg)) suffix = sizeSuffix(insn.opSize);
+    if (!hasSizingReg && insn.opSize !== def) suffix = sizeSuffix(insn.opSize);
   } else if (!(flags & OpFlag.SuffixNever) && !hasAnyReg && memOp && sizeOp === memOp && memOp.size > 0 &&
     (memOp.spec & 0xff) === OpMethod.E &&
     (insn.map !== 0 || insn.opcode < 0xd8 || insn.opcode > 0xdf)) {
@@ -247,7 +249,8 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     const i = lastPos((b) => b === insn.lastRep);
     if (isStr) {
       names[i] = insn.lastRep === 0xf2 ? 'repnz' : (name === 'cmps' || name === 'scas') ? 'repz' : 'rep';
-    } else if ((flags & OpFlag.Branch) && insn.lastRep === 0xf2 && BND_BRANCHES.has(entry.name.replace(/^j(?!mp).*/, 'jcc'))) {
+    } else if ((flags & OpFlag.Branch) && insn.lastRep === 0xf2 &&
+      (BND_BRANCHES.has(entry.name) || (map === 0 && opc >= 0x70 && opc <= 0x7f) || (map === 1 && opc >= 0x80 && opc <= 0x8f))) {
       names[i] = 'bnd';
     } else if (memOp && memOp === ops[0] && (hasByte(0xf0) ? HLE_LOCKABLE.has(entry.name) : entry.name === 'xchg')) {
       names[i] = insn.lastRep === 0xf2 ? 'xacquire' : 'xrelease';

@@ -345,7 +345,7 @@ function buildTwoByte(): Node[] {
       grp('', '', '', '', '', '', 'rdrand Rv', 'rdseed Rv'),
       grp('', '', '', '', '', '', '', m64('rdpid Rd', 'rdpid Rq')),
       grp('', '', '', '', '', '', '', '')));
-  for (let i = 0; i < 8; i++) t[0xc8 + i] = 'bswap Zy';
+  for (let i = 0; i < 8; i++) t[0xc8 + i] = 'bswap Zv';
   t[0xd0] = pfx('', 'addsubpd Vpd,Wpd', '', 'addsubps Vps,Wps');
   const MD0 = ['', 'psrlw', 'psrld', 'psrlq', 'paddq', 'pmullw', '', '',
     'psubusb', 'psubusw', 'pminub', 'pand', 'paddusb', 'paddusw', 'pmaxub', 'pandn',
