@@ -220,6 +220,7 @@ factor:
   jc .done
   neg eax
   jo overflow
+  clc                        ; NEG sets CF for any non-zero operand
   ret
 .paren:
   cmp cl, '('

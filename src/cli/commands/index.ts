@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
+import { demo } from './demo.js';
 import { disasm } from './disasm.js';
 import { selftest } from './selftest.js';
 
 /** Every `tsvmm` subcommand, in the order `tsvmm help` lists them. */
-export const COMMANDS: readonly Command[] = [selftest, disasm];
+export const COMMANDS: readonly Command[] = [demo, selftest, disasm];
