@@ -226,3 +226,45 @@ test('getState/restore round-trips FIFO contents and re-drives the IRQ line', ()
   assert.equal(b.irq.level, false);
   assert.deepEqual(b.uart.getState(), { ...state, rx: [] });
 });
+
+test("the probe and startup sequence of Linux's 8250 driver finds a 16550A with working THRE", () => {
+  const { inb, outb, irq } = setup();
+  // IER probe: write 0, read 0; write 0x0f, read 0x0f.
+  outb(IER, 0);
+  assert.equal(inb(IER) & 0x0f, 0);
+  outb(IER, 0x0f);
+  assert.equal(inb(IER) & 0x0f, 0x0f);
+  outb(IER, 0);
+  // Loopback probe.
+  const saveMcr = inb(MCR);
+  outb(MCR, 0x1a);
+  assert.equal(inb(MSR) & 0xf0, 0x90);
+  outb(MCR, saveMcr);
+  // EFR lives under LCR 0xbf on later parts; on a 16550A that write lands in FCR.
+  outb(LCR, 0xbf);
+  outb(FCR, 0);
+  outb(LCR, 0);
+  outb(FCR, 0x01);
+  assert.equal(inb(IIR) >> 6, 3); // 16550A
+  outb(LCR, 0xbf);
+  assert.notEqual(inb(IIR), 0); // "EFR" reads non-zero: not a 16650
+  outb(LCR, 0);
+  // 64-byte FIFO probe (16750): FCR bit 5 must not show in IIR.
+  outb(FCR, 0x21);
+  assert.equal(inb(IIR) & 0x20, 0);
+  // Startup: clear FIFOs, drain, set 8N1, OUT2 on, then the THRE re-assertion test.
+  outb(FCR, 0x07);
+  inb(LSR); inb(RBR); inb(IIR); inb(MSR);
+  outb(LCR, 0x03);
+  outb(MCR, 0x0b);
+  outb(IER, 0x02);
+  const iir1 = inb(IIR);
+  outb(IER, 0);
+  outb(IER, 0x02);
+  const iir2 = inb(IIR);
+  outb(IER, 0);
+  assert.equal(iir1 & 0x01, 0);
+  assert.equal(iir2 & 0x01, 0); // no UART_BUG_THRE
+  assert.equal(inb(LSR) & 0x60, 0x60);
+  assert.equal(irq.level, false);
+});
