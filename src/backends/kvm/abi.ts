@@ -61,6 +61,8 @@ export const IOCTL = {
   KVM_SET_VCPU_EVENTS: iow(0xa0, 64),
   KVM_GET_DEBUGREGS: ior(0xa1, 128),
   KVM_SET_DEBUGREGS: iow(0xa2, 128),
+  KVM_GET_XSAVE: ior(0xa4, 4096),
+  KVM_SET_XSAVE: iow(0xa5, 4096),
   KVM_GET_XCRS: ior(0xa6, 392),
   KVM_SET_XCRS: iow(0xa7, 392),
 } as const;
@@ -239,6 +241,9 @@ export const KVM_TRANSLATION = {
   size: 24, linear_address: 0, physical_address: 8, valid: 16, writeable: 17, usermode: 18,
 } as const;
 
+/** struct kvm_xsave: the XSAVE image (FXSAVE-format legacy region, then the XSAVE header). */
+export const KVM_XSAVE = { size: 4096, region: 0 } as const;
+
 /** struct kvm_xcrs: nr_xcrs, flags, then struct kvm_xcr { xcr, reserved, value }[16]. */
 export const KVM_XCRS = { size: 392, nr_xcrs: 0, flags: 4, xcrs: 8 } as const;
 export const KVM_XCR = { size: 16, xcr: 0, value: 8 } as const;
@@ -264,5 +269,6 @@ export const STRUCTS: Record<string, Record<string, number>> = {
   kvm_guest_debug: KVM_GUEST_DEBUG,
   kvm_translation: KVM_TRANSLATION,
   kvm_xcrs: KVM_XCRS,
+  kvm_xsave: KVM_XSAVE,
   kvm_xcr: KVM_XCR,
 };

@@ -11,6 +11,8 @@
  *   writes it there too.
  * - A TPR-changed exit has no KVM equivalent: with the policy on, the vCPU single-steps and the
  *   backend compares CR8 after each instruction, which gives NVMM's exit exactly (slowly).
+ * - An interrupt-window request is KVM's request_interrupt_window; where KVM reports the HLT
+ *   that follows STI instead of the window (PVM), that HLT is reported as the open window.
  * - KVM has no NMI-window exit: `nmiWindowExiting` returns `nmiWindow` at the next run if NMIs
  *   are unblocked then; if they are blocked it waits for another exit.
  */
@@ -23,6 +25,7 @@ import { PROT } from '../../nvmm/backend.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, emptyState, type Segment, type X64State } from '../../nvmm/state.js';
+import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
 import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
 
@@ -311,21 +314,21 @@ class KvmVcpu implements BackendVcpu {
       state.intr.nmiWindowExiting = this.nmiWindowExiting;
     }
     if (mask & STATE.FPU) {
-      const F = abi.KVM_FPU;
-      const buf = new Uint8Array(F.size);
-      this.fd.get('KVM_GET_FPU', buf);
+      // KVM_GET_XSAVE rather than KVM_GET_FPU: under PVM the latter reads MXCSR as 0.
+      const buf = new Uint8Array(abi.KVM_XSAVE.size);
+      this.fd.get('KVM_GET_XSAVE', buf);
       const dv = new DataView(buf.buffer);
       state.fpu = {
-        fcw: dv.getUint16(F.fcw, true),
-        fsw: dv.getUint16(F.fsw, true),
-        ftw: buf[F.ftwx]!,
-        fop: dv.getUint16(F.last_opcode, true),
-        fip: dv.getBigUint64(F.last_ip, true),
-        fdp: dv.getBigUint64(F.last_dp, true),
-        mxcsr: dv.getUint32(F.mxcsr, true),
-        mxcsrMask: 0xffff,
-        sts: buf.slice(F.fpr, F.fpr + 128),
-        xmms: buf.slice(F.xmm, F.xmm + 256),
+        fcw: dv.getUint16(FXSAVE.fcw, true),
+        fsw: dv.getUint16(FXSAVE.fsw, true),
+        ftw: buf[FXSAVE.ftw]!,
+        fop: dv.getUint16(FXSAVE.fop, true),
+        fip: dv.getBigUint64(FXSAVE.fip, true),
+        fdp: dv.getBigUint64(FXSAVE.fdp, true),
+        mxcsr: dv.getUint32(FXSAVE.mxcsr, true),
+        mxcsrMask: dv.getUint32(FXSAVE.mxcsrMask, true),
+        sts: buf.slice(FXSAVE.st, FXSAVE.st + 128),
+        xmms: buf.slice(FXSAVE.xmm, FXSAVE.xmm + 256),
       };
     }
   }
@@ -378,20 +381,23 @@ class KvmVcpu implements BackendVcpu {
       this.nmiWindowExiting = state.intr.nmiWindowExiting;
     }
     if (mask & STATE.FPU) {
-      const F = abi.KVM_FPU;
-      const buf = new Uint8Array(F.size);
+      // Read-modify-write of the XSAVE image keeps the components the API does not carry (AVX...).
+      const buf = new Uint8Array(abi.KVM_XSAVE.size);
+      this.fd.get('KVM_GET_XSAVE', buf);
       const dv = new DataView(buf.buffer);
       const f = state.fpu;
-      dv.setUint16(F.fcw, f.fcw, true);
-      dv.setUint16(F.fsw, f.fsw, true);
-      buf[F.ftwx] = f.ftw;
-      dv.setUint16(F.last_opcode, f.fop, true);
-      dv.setBigUint64(F.last_ip, f.fip, true);
-      dv.setBigUint64(F.last_dp, f.fdp, true);
-      dv.setUint32(F.mxcsr, f.mxcsr, true);
-      buf.set(f.sts.subarray(0, 128), F.fpr);
-      buf.set(f.xmms.subarray(0, 256), F.xmm);
-      this.fd.set('KVM_SET_FPU', buf);
+      dv.setUint16(FXSAVE.fcw, f.fcw, true);
+      dv.setUint16(FXSAVE.fsw, f.fsw, true);
+      buf[FXSAVE.ftw] = f.ftw;
+      dv.setUint16(FXSAVE.fop, f.fop, true);
+      dv.setBigUint64(FXSAVE.fip, f.fip, true);
+      dv.setBigUint64(FXSAVE.fdp, f.fdp, true);
+      dv.setUint32(FXSAVE.mxcsr, f.mxcsr, true);
+      buf.set(f.sts.subarray(0, 128), FXSAVE.st);
+      buf.set(f.xmms.subarray(0, 256), FXSAVE.xmm);
+      // Mark x87 and SSE present, or KVM loads their initial state instead of this image.
+      dv.setUint32(XSAVE_HEADER_XSTATE_BV, dv.getUint32(XSAVE_HEADER_XSTATE_BV, true) | XSTATE_X87 | XSTATE_SSE, true);
+      this.fd.set('KVM_SET_XSAVE', buf);
     }
   }
 
@@ -549,6 +555,9 @@ class KvmVcpu implements BackendVcpu {
         return { kind: 'rdmsr', msr, npc };
       }
       case abi.EXIT.KVM_EXIT_HLT:
+        // Where the window-open exit did not come first (PVM has none at STI), a halt with
+        // interrupts injectable is the open window the VMM asked for.
+        if (this.intWindowExiting && this.run8[RUN.ready_for_interrupt_injection]) return { kind: 'interruptWindow' };
         return { kind: 'halted' };
       case abi.EXIT.KVM_EXIT_IRQ_WINDOW_OPEN:
         return { kind: 'interruptWindow' };
