@@ -90,6 +90,14 @@ export const OpSizeCode = {
 export const OpFlag = {
   D64: 1, F64: 2, I64: 4, O64: 8, SuffixAlways: 16, SuffixNever: 32, Branch: 64, String: 128,
   SuffixMem: 256, ModRm: 512, Vex: 1024, Jcc: 2048, Far: 4096, Bad: 8192,
+  /** AT&T suffix (w/l/q) only when the operand size is not the mode's default (pusha, lret, iret). */
+  SuffixNonDefault: 16384,
+  /** AT&T suffix from the operand size in 16/32-bit modes, none in long mode (sgdt, sidt, lgdt, lidt). */
+  SuffixOpSize: 32768,
+  /** x87 environment/state forms: a 66 prefix selects the other format (objdump: `s`/`l` suffix). */
+  X87Env: 65536,
+  /** A loop instruction whose counter is rCX of the address size (objdump: suffix for a non-default one). */
+  AddrCounter: 131072,
 } as const;
 
 /** A leaf of the opcode tables. */
@@ -157,7 +165,8 @@ const FIXED: Record<string, number> = {
 const FLAG_NAMES: Record<string, number> = {
   d64: OpFlag.D64, f64: OpFlag.F64, i64: OpFlag.I64, o64: OpFlag.O64, sx: OpFlag.SuffixAlways,
   nosx: OpFlag.SuffixNever, br: OpFlag.Branch, str: OpFlag.String, sxm: OpFlag.SuffixMem,
-  jcc: OpFlag.Jcc, far: OpFlag.Far, bad: OpFlag.Bad,
+  jcc: OpFlag.Jcc, far: OpFlag.Far, bad: OpFlag.Bad, sxd: OpFlag.SuffixNonDefault, osx: OpFlag.SuffixOpSize,
+  x87e: OpFlag.X87Env, actr: OpFlag.AddrCounter,
 };
 
 const NEEDS_MODRM = new Set<number>([OpMethod.E, OpMethod.G, OpMethod.M, OpMethod.R, OpMethod.S, OpMethod.C,
@@ -569,8 +578,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         break;
       case SplitKind.OpSize:
         if (is64 && rexW) { i = 2; rexUsed |= 8; } else {
-          // objdump names the mode's default size plainly (pusha, lret, iret) in 16-bit mode too
-          i = mode === 16 ? 1 : osz ? 0 : 1;
+          i = (mode === 16) === osz ? 1 : 0;
           if (osz) usedPfx |= Prefix.OpSize;
         }
         break;
@@ -874,6 +882,11 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   }
   out.nOps = n;
   if ((flags & (OpFlag.D64 | OpFlag.F64)) && osz && !rexW && !(is64 && opSize === 8)) usedPfx |= Prefix.OpSize;
+  if (flags & (OpFlag.SuffixNonDefault | OpFlag.SuffixOpSize | OpFlag.X87Env)) {
+    if (osz && !(flags & OpFlag.SuffixOpSize && is64)) usedPfx |= Prefix.OpSize;
+    if (rexW && flags & OpFlag.SuffixNonDefault) rexUsed |= 8;
+  }
+  if (flags & OpFlag.AddrCounter && asz) usedPfx |= Prefix.AddrSize;
   if (flags & OpFlag.String && lastRep) usedPfx |= lastRep === 0xf3 ? Prefix.Rep : Prefix.Repne;
   out.usedPrefixes = usedPfx;
   out.rexUsed = rexUsed;

@@ -106,10 +106,18 @@ function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boo
   return s + d + inner;
 }
 
+/**
+ * objdump's branch target: a rel8 is never truncated (the 66 prefix is shown as unused); a 16-bit
+ * rel16 wraps within 64 KiB, and in 16-bit code (no 66) keeps the segment bits of the next address.
+ */
 function relTarget(insn: DecodedInsn, op: Operand, address: bigint): string {
-  let t = address + BigInt(insn.length) + BigInt(op.rel);
-  const bits = insn.mode === 64 && insn.opSize !== 2 ? 64n : insn.opSize === 2 ? 16n : 32n;
-  t &= (1n << bits) - 1n;
+  const next = address + BigInt(insn.length);
+  let t = next + BigInt(op.rel);
+  const rel8 = ((op.spec >> 8) & 0xff) === OpSizeCode.B;
+  if (insn.mode === 64) t &= !rel8 && insn.opSize === 2 ? 0xffffn : 0xffffffffffffffffn;
+  else if (rel8 || insn.opSize !== 2) t &= 0xffffffffn;
+  else if (insn.prefixes & Prefix.OpSize) t &= 0xffffn;
+  else t = (t & 0xffffn) | ((next & 0xffffffffn) & ~0xffffn);
   return '0x' + t.toString(16);
 }
 
@@ -156,6 +164,8 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
       case OperandKind.Mem: {
         let showSeg = false;
         if (m === OpMethod.X || m === OpMethod.Y) showSeg = true;
+        // objdump counts any segment prefix as used by a string source, even the ones long mode ignores
+        if (m === OpMethod.X && (insn.prefixes & Prefix.Seg)) used |= Prefix.Seg;
         else if (insn.segment >= 0 && (mode !== 64 || insn.segment >= 4)) showSeg = true;
         s = formatMem(insn, op, address, showSeg);
         if (op.base === 16) {
@@ -172,6 +182,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         break;
       case OperandKind.Rel:
         s = relTarget(insn, op, address);
+        if (((op.spec >> 8) & 0xff) === OpSizeCode.B) used &= ~Prefix.OpSize;
         break;
       case OperandKind.Far:
         s = `$${hex(op.sel)},$${hex(op.imm)}`;
@@ -203,12 +214,21 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
 
   // --- suffix ---
   let suffix = '';
-  if (flags & OpFlag.SuffixNever) {
+  if (flags & OpFlag.AddrCounter) {
+    if (insn.addrSize !== (mode === 16 ? 2 : mode === 32 ? 4 : 8)) suffix = sizeSuffix(insn.addrSize);
+  } else if (flags & OpFlag.SuffixNever) {
     suffix = '';
   } else if (flags & OpFlag.SuffixAlways) {
     if (sizeOp) suffix = sizeSuffix(sizeOp.size);
   } else if (flags & OpFlag.SuffixMem) {
     if (memOp) suffix = sizeSuffix(ops[n - 1]!.size);
+  } else if (flags & OpFlag.SuffixNonDefault) {
+    if (insn.opSize !== (mode === 16 ? 2 : 4)) suffix = sizeSuffix(insn.opSize);
+  } else if (flags & OpFlag.SuffixOpSize) {
+    if (mode !== 64) suffix = sizeSuffix(insn.opSize);
+  } else if (flags & OpFlag.X87Env) {
+    if (insn.prefixes & Prefix.OpSize) suffix = mode === 16 ? 'l' : 's';
+
   } else if (flags & OpFlag.Far) {
     if (insn.opSize === (mode === 16 ? 4 : 2) && !(insn.rex & 8)) suffix = mode === 16 ? 'l' : 'w';
   } else if (flags & (OpFlag.D64 | OpFlag.F64)) {
@@ -237,7 +257,8 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   if (used & Prefix.Seg) {
     const i = lastPos(isSegByte);
     if (i >= 0) names[i] = '';
-  } else if ((flags & OpFlag.Jcc) && (hasByte(0x2e) || hasByte(0x3e))) {
+  } else if ((flags & OpFlag.Jcc) && hasByte(0x2e) !== hasByte(0x3e)) {
+    // a branch hint: exactly one of CS (not taken) / DS (taken); the last segment prefix is consumed
     const i = lastPos(isSegByte);
     if (i >= 0) names[i] = '';
     name += hasByte(0x2e) ? ',pn' : ',pt';

@@ -87,10 +87,10 @@ function buildOneByte(): Node[] {
     t[i * 8 + 4] = `${n} AL,Ib`;
     t[i * 8 + 5] = `${n} rAX,Iz`;
   }
-  t[0x06] = 'push:i64 ES'; t[0x07] = 'pop:i64 ES';
-  t[0x0e] = 'push:i64 CS';
-  t[0x16] = 'push:i64 SS'; t[0x17] = 'pop:i64 SS';
-  t[0x1e] = 'push:i64 DS'; t[0x1f] = 'pop:i64 DS';
+  t[0x06] = 'push:i64:sxd ES'; t[0x07] = 'pop:i64:sxd ES';
+  t[0x0e] = 'push:i64:sxd CS';
+  t[0x16] = 'push:i64:sxd SS'; t[0x17] = 'pop:i64:sxd SS';
+  t[0x1e] = 'push:i64:sxd DS'; t[0x1f] = 'pop:i64:sxd DS';
   t[0x27] = 'daa:i64'; t[0x2f] = 'das:i64'; t[0x37] = 'aaa:i64'; t[0x3f] = 'aas:i64';
   for (let i = 0; i < 8; i++) {
     t[0x40 + i] = 'inc:i64 Zv';
@@ -98,8 +98,8 @@ function buildOneByte(): Node[] {
     t[0x50 + i] = 'push:d64 Zv';
     t[0x58 + i] = 'pop:d64 Zv';
   }
-  t[0x60] = osz('pushaw:i64', 'pusha:i64');
-  t[0x61] = osz('popaw:i64', 'popa:i64');
+  t[0x60] = 'pusha:i64:sxd';
+  t[0x61] = 'popa:i64:sxd';
   t[0x62] = 'bound:i64 Gv,Ma';
   t[0x63] = m64('arpl Ew,Gw', rexw('movsxd Gv,Ed', 'movslq Gv,Ed'));
   t[0x68] = 'push:d64 Iz';
@@ -120,13 +120,13 @@ function buildOneByte(): Node[] {
   t[0x88] = 'mov Eb,Gb'; t[0x89] = 'mov Ev,Gv'; t[0x8a] = 'mov Gb,Eb'; t[0x8b] = 'mov Gv,Ev';
   t[0x8c] = mod('mov Ew,Sw', 'mov Ev,Sw');
   t[0x8d] = 'lea Gv,M0';
-  t[0x8e] = 'mov Sw,Ew';
+  t[0x8e] = mod('mov Sw,Mw', 'mov Sw,Rv');
   t[0x8f] = grp('pop:d64 Ev', '', '', '', '', '', '', '');
   t[0x90] = 'nop';
   for (let i = 1; i < 8; i++) t[0x90 + i] = 'xchg Zv,rAX';
   t[0x98] = osz('cbtw', 'cwtl', 'cltq');
   t[0x99] = osz('cwtd', 'cltd', 'cqto');
-  t[0x9a] = 'lcall:i64 Ap';
+  t[0x9a] = 'lcall:i64:sxd Ap';
   t[0x9b] = 'fwait';
   t[0x9c] = 'pushf:d64'; t[0x9d] = 'popf:d64';
   t[0x9e] = 'sahf'; t[0x9f] = 'lahf';
@@ -152,12 +152,12 @@ function buildOneByte(): Node[] {
   t[0xc7] = grp('mov Ev,Iz', '', '', '', '', '', '', mod('', rm('xbegin:br Jz', '', '', '', '', '', '', '')));
   t[0xc8] = 'enter:d64 Iw,Ib';
   t[0xc9] = 'leave:d64';
-  t[0xca] = osz('lretw Iw', 'lret Iw', 'lretq Iw');
-  t[0xcb] = osz('lretw', 'lret', 'lretq');
+  t[0xca] = 'lret:sxd Iw';
+  t[0xcb] = 'lret:sxd';
   t[0xcc] = 'int3';
   t[0xcd] = 'int Ib';
   t[0xce] = 'into:i64';
-  t[0xcf] = osz('iretw', 'iret', 'iretq');
+  t[0xcf] = 'iret:sxd';
   t[0xd0] = grp(...SHIFT.map((n) => `${n} Eb,1`));
   t[0xd1] = grp(...SHIFT.map((n) => `${n} Ev,1`));
   t[0xd2] = grp(...SHIFT.map((n) => `${n} Eb,CL`));
@@ -165,15 +165,15 @@ function buildOneByte(): Node[] {
   t[0xd4] = 'aam:i64 Ib';
   t[0xd5] = 'aad:i64 Ib';
   t[0xd7] = 'xlat Xb';
-  t[0xe0] = 'loopne:f64:br:nosx:jcc Jb';
-  t[0xe1] = 'loope:f64:br:nosx:jcc Jb';
-  t[0xe2] = 'loop:f64:br:nosx:jcc Jb';
+  t[0xe0] = 'loopne:f64:br:nosx:jcc:actr Jb';
+  t[0xe1] = 'loope:f64:br:nosx:jcc:actr Jb';
+  t[0xe2] = 'loop:f64:br:nosx:jcc:actr Jb';
   t[0xe3] = asz('jcxz:f64:br:nosx:jcc Jb', 'jecxz:f64:br:nosx:jcc Jb', 'jrcxz:f64:br:nosx:jcc Jb');
   t[0xe4] = 'in AL,Ib'; t[0xe5] = 'in eAX,Ib';
   t[0xe6] = 'out Ib,AL'; t[0xe7] = 'out Ib,eAX';
   t[0xe8] = 'call:f64:br Jz';
   t[0xe9] = 'jmp:f64:br Jz';
-  t[0xea] = 'ljmp:i64 Ap';
+  t[0xea] = 'ljmp:i64:sxd Ap';
   t[0xeb] = 'jmp:f64:br Jb';
   t[0xec] = 'in AL,DXp'; t[0xed] = 'in eAX,DXp';
   t[0xee] = 'out DXp,AL'; t[0xef] = 'out DXp,eAX';
@@ -190,22 +190,22 @@ function buildOneByte(): Node[] {
 
 function buildTwoByte(): Node[] {
   const t: Node[] = new Array<Node>(256).fill('');
-  t[0x00] = grp('sldt:nosx Ev', 'str:nosx Ev', 'lldt:nosx Ew', 'ltr:nosx Ew', 'verr:nosx Ew', 'verw:nosx Ew', '', '');
+  t[0x00] = grp(mod('sldt:nosx Mw', 'sldt:nosx Rv'), mod('str:nosx Mw', 'str:nosx Rv'), 'lldt:nosx Ew', 'ltr:nosx Ew', 'verr:nosx Ew', 'verw:nosx Ew', '', '');
   t[0x01] = grp(
-    mod('sgdt M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', 'wrmsrns', '')),
-    mod('sidt M0', rm('', 'mwait', 'clac', 'stac', '', '', '', 'encls')),
-    mod('lgdt M0', rm('xgetbv', 'xsetbv', '', '', 'vmfunc', 'xend', 'xtest', 'enclu')),
-    mod('lidt M0', rm('vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
-    'smsw:nosx Ev',
+    mod('sgdt:osx M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', 'wrmsrns', '')),
+    mod('sidt:osx M0', rm('', 'mwait', 'clac', 'stac', '', '', '', 'encls')),
+    mod('lgdt:osx M0', rm('xgetbv', 'xsetbv', '', '', 'vmfunc', 'xend', 'xtest', 'enclu')),
+    mod('lidt:osx M0', rm('vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
+    mod('smsw:nosx Mw', 'smsw:nosx Rv'),
     mod('', rm('serialize', '', '', '', '', '', 'rdpkru', 'wrpkru')),
     'lmsw:nosx Ew',
     mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx', 'mwaitx', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
   );
-  t[0x02] = 'lar Gv,Ew';
-  t[0x03] = 'lsl Gv,Ew';
+  t[0x02] = mod('lar Gv,Mw', 'lar Gv,Rv');
+  t[0x03] = mod('lsl Gv,Mw', 'lsl Gv,Rv');
   t[0x05] = 'syscall';
   t[0x06] = 'clts';
-  t[0x07] = osz('sysretl', 'sysretl', 'sysretq');
+  t[0x07] = m64('sysret', rexw('sysretl', 'sysretq'));
   t[0x08] = 'invd';
   t[0x09] = pfx('wbinvd', '', 'wbnoinvd');
   t[0x0b] = 'ud2';
@@ -245,7 +245,7 @@ function buildTwoByte(): Node[] {
   t[0x32] = 'rdmsr';
   t[0x33] = 'rdpmc';
   t[0x34] = 'sysenter';
-  t[0x35] = osz('sysexitl', 'sysexitl', 'sysexitq');
+  t[0x35] = m64('sysexit', rexw('sysexitl', 'sysexitq'));
   t[0x37] = 'getsec';
   for (let i = 0; i < 16; i++) t[0x40 + i] = `cmov${CC[i]} Gv,Ev`;
   t[0x50] = pfx(mod('', 'movmskps Gd,Ups'), mod('', 'movmskpd Gd,Upd'));
@@ -447,11 +447,11 @@ function buildThreeByte3A(): Node[] {
 /** x87 memory forms: index (opcode-0xD8)*8 + ModRM.reg. Names carry the AT&T size letter. */
 export const X87_MEM: readonly string[] = [
   'fadds Md', 'fmuls Md', 'fcoms Md', 'fcomps Md', 'fsubs Md', 'fsubrs Md', 'fdivs Md', 'fdivrs Md',
-  'flds Md', '(bad):bad M0', 'fsts Md', 'fstps Md', 'fldenv M0', 'fldcw Mw', 'fnstenv M0', 'fnstcw Mw',
+  'flds Md', '(bad):bad M0', 'fsts Md', 'fstps Md', 'fldenv:x87e M0', 'fldcw Mw', 'fnstenv:x87e M0', 'fnstcw Mw',
   'fiaddl Md', 'fimull Md', 'ficoml Md', 'ficompl Md', 'fisubl Md', 'fisubrl Md', 'fidivl Md', 'fidivrl Md',
   'fildl Md', 'fisttpl Md', 'fistl Md', 'fistpl Md', '(bad):bad M0', 'fldt Mt', '(bad):bad M0', 'fstpt Mt',
   'faddl Mq', 'fmull Mq', 'fcoml Mq', 'fcompl Mq', 'fsubl Mq', 'fsubrl Mq', 'fdivl Mq', 'fdivrl Mq',
-  'fldl Mq', 'fisttpll Mq', 'fstl Mq', 'fstpl Mq', 'frstor M0', '(bad):bad M0', 'fnsave M0', 'fnstsw Mw',
+  'fldl Mq', 'fisttpll Mq', 'fstl Mq', 'fstpl Mq', 'frstor:x87e M0', '(bad):bad M0', 'fnsave:x87e M0', 'fnstsw Mw',
   'fiadds Mw', 'fimuls Mw', 'ficoms Mw', 'ficomps Mw', 'fisubs Mw', 'fisubrs Mw', 'fidivs Mw', 'fidivrs Mw',
   'filds Mw', 'fisttps Mw', 'fists Mw', 'fistps Mw', 'fbld Mt', 'fildll Mq', 'fbstp Mt', 'fistpll Mq',
 ];

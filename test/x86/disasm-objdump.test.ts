@@ -25,6 +25,8 @@ const COUNT = Number(process.env['TSVMM_DISASM_COUNT'] ?? 100000);
 const SEED = Number(process.env['TSVMM_DISASM_SEED'] ?? 12345);
 const VERBOSE = process.env['TSVMM_DISASM_VERBOSE'] === '1';
 const MODES = (process.env['TSVMM_DISASM_MODES'] ?? '16,32,64').split(',').map(Number) as CpuMode[];
+/** If set, every mismatch is written to `${DUMP}.${mode}` (one per line) for classification. */
+const DUMP = process.env['TSVMM_DISASM_DUMP'];
 const OBJDUMP = '/usr/bin/objdump';
 const PAD = 24;
 /**
@@ -206,6 +208,9 @@ for (const mode of MODES) {
       const rate = res.agree / res.total;
       const msg = `${mode}-bit: ${res.agree}/${res.total} agree (${(rate * 100).toFixed(3)} %)`;
       t.diagnostic(msg);
+      if (DUMP) {
+        writeFileSync(`${DUMP}.${mode}`, res.mismatches.map((m) => `${m.bytes} | ours: ${m.ours} | objdump: ${m.theirs}\n`).join(''));
+      }
       if (rate < TARGET) t.diagnostic(`below the ${TARGET * 100} % target; see test/vectors/x86/README.md`);
       if (VERBOSE || rate < FLOOR[mode]) {
         for (const m of res.mismatches.slice(0, VERBOSE ? 400 : 25)) {
