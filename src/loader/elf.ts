@@ -1,0 +1,214 @@
+/**
+ * ELF executables for x86: parse the program headers, load PT_LOAD segments at their physical
+ * addresses (p_paddr), read PT_NOTE notes. Used for a 64-bit vmlinux (entered in long mode with
+ * boot_params, or through its PVH note, see pvh.ts) and for multiboot ELF kernels (32 or 64-bit
+ * containers). Facts from the System V ABI's ELF chapters (gABI) and its x86-64 supplement.
+ */
+import { TsvmmError } from '../common/errors.js';
+import { checkRamRange, zeroFill, type GuestMemoryWriter } from './guest-memory.js';
+import { hex, leView, readU64, segmentsSpan, type LoadedSegment } from './load-result.js';
+
+export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46] as const; // "\x7fELF"
+const EI_CLASS = 4;
+const EI_DATA = 5;
+const ELFCLASS32 = 1;
+const ELFCLASS64 = 2;
+const ELFDATA2LSB = 1;
+export const ET_EXEC = 2;
+export const EM_386 = 3;
+export const EM_X86_64 = 62;
+export const PT_LOAD = 1;
+export const PT_DYNAMIC = 2;
+export const PT_INTERP = 3;
+export const PT_NOTE = 4;
+/** e_phnum escape for more than 0xfffe program headers (the count moves to section 0): not for kernels. */
+const PN_XNUM = 0xffff;
+
+export interface ElfProgramHeader {
+  type: number;
+  flags: number;
+  offset: number;
+  /** Virtual address: a bigint, since a kernel's are above 2^53. */
+  vaddr: bigint;
+  paddr: number;
+  filesz: number;
+  memsz: number;
+  align: number;
+}
+
+export interface ElfNote {
+  name: string;
+  type: number;
+  desc: Uint8Array;
+}
+
+export interface ElfImage {
+  elfClass: 32 | 64;
+  machine: number;
+  type: number;
+  /** e_entry as written (may be a virtual address, above 2^53). */
+  entry: bigint;
+  programHeaders: ElfProgramHeader[];
+}
+
+function bad(message: string, detail?: Record<string, unknown>): TsvmmError {
+  return new TsvmmError('TSVMM_BAD_KERNEL', message, detail);
+}
+
+/** True when the bytes start with the ELF magic. */
+export function isElf(image: Uint8Array): boolean {
+  return image.length >= 4 && ELF_MAGIC.every((b, i) => image[i] === b);
+}
+
+/** Parses and validates an x86 ELF file's header and program headers. Pure. */
+export function parseElf(image: Uint8Array): ElfImage {
+  if (image.length < 16) throw bad(`ELF truncated: ${image.length} bytes, the identification needs 16`, { length: image.length });
+  if (!isElf(image)) {
+    throw bad(`not an ELF file: magic is ${hex(leView(image).getUint32(0, false))}, expected 0x7f454c46`);
+  }
+  const cls = image[EI_CLASS]!;
+  if (cls !== ELFCLASS32 && cls !== ELFCLASS64) throw bad(`ELF class ${cls} is neither 1 (32-bit) nor 2 (64-bit)`, { elfClass: cls });
+  if (image[EI_DATA] !== ELFDATA2LSB) throw bad(`ELF data encoding ${image[EI_DATA]} is not 1 (little-endian)`, { data: image[EI_DATA] });
+  const is64 = cls === ELFCLASS64;
+  const ehsize = is64 ? 64 : 52;
+  if (image.length < ehsize) throw bad(`ELF truncated: ${image.length} bytes, the ELF${is64 ? 64 : 32} header needs ${ehsize}`, { length: image.length });
+  const dv = leView(image);
+  const type = dv.getUint16(16, true);
+  const machine = dv.getUint16(18, true);
+  if (machine !== (is64 ? EM_X86_64 : EM_386) && !(is64 && machine === EM_386)) {
+    throw bad(`ELF machine ${machine} is not x86 (${EM_386} or ${EM_X86_64})`, { machine });
+  }
+  if (type !== ET_EXEC) throw bad(`ELF type ${type} is not ET_EXEC (2): only executables load at fixed addresses`, { type });
+  const entry = is64 ? dv.getBigUint64(24, true) : BigInt(dv.getUint32(24, true));
+  const phoff = is64 ? readU64(dv, 32, 'e_phoff') : dv.getUint32(28, true);
+  const phentsize = dv.getUint16(is64 ? 54 : 42, true);
+  const phnum = dv.getUint16(is64 ? 56 : 44, true);
+  const expectedPhent = is64 ? 56 : 32;
+  if (phnum === PN_XNUM) throw bad(`ELF e_phnum ${hex(phnum)} (extended numbering) is not supported`, { phnum });
+  if (phnum === 0) throw bad('ELF has no program headers (e_phnum 0)', { phnum });
+  if (phentsize !== expectedPhent) throw bad(`ELF e_phentsize ${phentsize} is not ${expectedPhent}`, { phentsize });
+  if (phoff + phnum * phentsize > image.length) {
+    throw bad(`ELF truncated: program headers at ${hex(phoff)} (${phnum} x ${phentsize}) end beyond the ${image.length}-byte file`, { phoff, phnum });
+  }
+  const programHeaders: ElfProgramHeader[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const o = phoff + i * phentsize;
+    const ph: ElfProgramHeader = is64
+      ? {
+          type: dv.getUint32(o, true),
+          flags: dv.getUint32(o + 4, true),
+          offset: readU64(dv, o + 8, `program header ${i} p_offset`),
+          vaddr: dv.getBigUint64(o + 16, true),
+          paddr: readU64(dv, o + 24, `program header ${i} p_paddr`),
+          filesz: readU64(dv, o + 32, `program header ${i} p_filesz`),
+          memsz: readU64(dv, o + 40, `program header ${i} p_memsz`),
+          align: Number(dv.getBigUint64(o + 48, true) & 0xfffffffffffffn),
+        }
+      : {
+          type: dv.getUint32(o, true),
+          offset: dv.getUint32(o + 4, true),
+          vaddr: BigInt(dv.getUint32(o + 8, true)),
+          paddr: dv.getUint32(o + 12, true),
+          filesz: dv.getUint32(o + 16, true),
+          memsz: dv.getUint32(o + 20, true),
+          flags: dv.getUint32(o + 24, true),
+          align: dv.getUint32(o + 28, true),
+        };
+    if (ph.type === PT_LOAD || ph.type === PT_NOTE) {
+      if (ph.offset + ph.filesz > image.length) {
+        throw bad(`ELF truncated: program header ${i} (type ${ph.type}) needs file bytes ${hex(ph.offset)}..${hex(ph.offset + ph.filesz)}, the file has ${hex(image.length)}`, {
+          index: i,
+          offset: ph.offset,
+          filesz: ph.filesz,
+        });
+      }
+      if (ph.type === PT_LOAD && ph.filesz > ph.memsz) {
+        throw bad(`ELF program header ${i}: p_filesz ${hex(ph.filesz)} exceeds p_memsz ${hex(ph.memsz)}`, { index: i });
+      }
+    }
+    programHeaders.push(ph);
+  }
+  if (!programHeaders.some((p) => p.type === PT_LOAD && p.memsz > 0)) throw bad('ELF has no PT_LOAD segment to load');
+  return { elfClass: is64 ? 64 : 32, machine, type, entry, programHeaders };
+}
+
+/** The notes of every PT_NOTE segment. Malformed notes are a bad kernel. */
+export function elfNotes(image: Uint8Array, elf: ElfImage): ElfNote[] {
+  const notes: ElfNote[] = [];
+  const dv = leView(image);
+  for (const ph of elf.programHeaders) {
+    if (ph.type !== PT_NOTE) continue;
+    // Notes are padded to 4 bytes, or 8 when the segment says so (gABI).
+    const pad = ph.align === 8 ? 8 : 4;
+    const end = ph.offset + ph.filesz;
+    let o = ph.offset;
+    while (o + 12 <= end) {
+      const namesz = dv.getUint32(o, true);
+      const descsz = dv.getUint32(o + 4, true);
+      const type = dv.getUint32(o + 8, true);
+      const nameOff = o + 12;
+      const descOff = nameOff + roundUp(namesz, pad);
+      const next = descOff + roundUp(descsz, pad);
+      if (descOff + descsz > end) throw bad(`ELF note at ${hex(o)} (namesz ${namesz}, descsz ${descsz}) overruns its PT_NOTE segment ending at ${hex(end)}`);
+      const nameBytes = image.subarray(nameOff, nameOff + namesz);
+      const nul = nameBytes.indexOf(0);
+      const name = new TextDecoder('latin1').decode(nul >= 0 ? nameBytes.subarray(0, nul) : nameBytes);
+      notes.push({ name, type, desc: image.slice(descOff, descOff + descsz) });
+      o = next;
+    }
+  }
+  return notes;
+}
+
+function roundUp(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+/** Translates e_entry to a physical address: through the PT_LOAD that contains it as a virtual address, if any. */
+export function elfPhysicalEntry(elf: ElfImage): number {
+  const loads = elf.programHeaders.filter((p) => p.type === PT_LOAD);
+  const e = elf.entry;
+  if (loads.some((p) => e >= BigInt(p.paddr) && e < BigInt(p.paddr + p.memsz))) return Number(e);
+  const seg = loads.find((p) => e >= p.vaddr && e < p.vaddr + BigInt(p.memsz));
+  if (seg) return Number(e - seg.vaddr) + seg.paddr;
+  throw bad(`ELF entry ${hex(elf.entry)} lies in no PT_LOAD segment`, { entry: elf.entry });
+}
+
+export interface ElfLoadOptions {
+  /** Segments may not start below this address (default 1 MiB: the low megabyte is the board's). */
+  minGpa?: number;
+}
+
+export interface ElfKernel {
+  elf: ElfImage;
+  segments: LoadedSegment[];
+  /** e_entry as a physical address. */
+  entry: number;
+  /** End (exclusive) of the highest segment. */
+  end: number;
+  notes: ElfNote[];
+}
+
+/** Copies every PT_LOAD segment to p_paddr (zeroing p_memsz beyond p_filesz) and returns the result record. */
+export function loadElf(mem: GuestMemoryWriter, image: Uint8Array, options: ElfLoadOptions = {}): ElfKernel {
+  const elf = parseElf(image);
+  const minGpa = options.minGpa ?? 0x100000;
+  const loads = elf.programHeaders.filter((p) => p.type === PT_LOAD && p.memsz > 0);
+  for (const [i, p] of loads.entries()) {
+    if (p.paddr < minGpa) throw bad(`ELF segment at p_paddr ${hex(p.paddr)} is below ${hex(minGpa)}`, { paddr: p.paddr });
+    checkRamRange(mem, p.paddr, p.memsz, `ELF segment ${i} (p_paddr ${hex(p.paddr)}, p_memsz ${hex(p.memsz)})`);
+    for (const q of loads.slice(0, i)) {
+      if (p.paddr < q.paddr + q.memsz && q.paddr < p.paddr + p.memsz) {
+        throw bad(`ELF segments at ${hex(q.paddr)}+${hex(q.memsz)} and ${hex(p.paddr)}+${hex(p.memsz)} overlap`);
+      }
+    }
+  }
+  const entry = elfPhysicalEntry(elf);
+  const segments: LoadedSegment[] = [];
+  for (const p of loads) {
+    mem.write(p.paddr, image.subarray(p.offset, p.offset + p.filesz));
+    zeroFill(mem, p.paddr + p.filesz, p.memsz - p.filesz);
+    segments.push({ gpa: p.paddr, fileSize: p.filesz, memSize: p.memsz });
+  }
+  return { elf, segments, entry, end: segmentsSpan(segments).end, notes: elfNotes(image, elf) };
+}
