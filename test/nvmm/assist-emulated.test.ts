@@ -283,6 +283,26 @@ test('assistMem: MOVS between RAM and MMIO touches the device only for the MMIO 
   assert.equal(new DataView(buf.buffer).getBigUint64(8, true), 0x99aabbccddeeff00n);
 });
 
+test('assistMem: RIP-relative and FS-based operands, 67-prefixed addresses, instruction fetched from guest memory', { skip }, () => {
+  const g = guest64(`org 0x2000
+    mov dword [rel 0x1004], 0x11223344
+    mov byte [fs:0x10], 7
+    mov rax, 0xffffffff00001008
+    mov word [eax], 0xbeef
+    mov rbx, [rel 0x1000]`, { mmioAt1000: true, instBytes: false });
+  const s = g.vcpu.getState(STATE.SEGS);
+  s.segs[SEG.FS]!.base = 0xff0n;
+  g.vcpu.setState(STATE.SEGS);
+  const buf = new Uint8Array(16);
+  const log: string[] = [];
+  const steps = runToRdmsr(g, port(new Uint8Array(0), []).cb, mmioDevice(buf, log));
+  assert.equal(steps.length, 4);
+  assert.ok(steps.every((x) => x.exit.kind === 'memory' && x.exit.instBytes === undefined));
+  assert.deepEqual(log, ['w1004/4', 'w1000/1', 'w1008/2', 'r1000/8']);
+  assert.equal(g.vcpu.getState(STATE.GPRS).gprs[GPR.RBX], 0x1122334400000007n);
+  assert.equal(new DataView(buf.buffer).getUint16(8, true), 0xbeef);
+});
+
 test('assistMem: an instruction it cannot emulate is a TSVMM_ASSIST error naming the bytes and RIP; the state is kept', () => {
   const script: VcpuExit[] = [
     { kind: 'memory', gpa: 0x1000, prot: 'read', instBytes: Uint8Array.from([0x0f, 0xc1, 0x03]) }, // xadd [rbx], eax
