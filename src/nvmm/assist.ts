@@ -23,13 +23,13 @@
  *     walker over machine.physMemory, with the access's permission checks).
  *  Whatever cannot be emulated (undecodable bytes, an instruction emulate.ts lacks, a failed page
  *  walk, a write to read-only RAM) is a TsvmmError('TSVMM_ASSIST') naming the bytes and RIP; the
- *  vCPU state is then left as it was.
+ *  vCPU's registers are then left as they were (device callbacks already made are not undone).
  */
 import { TsvmmError } from '../common/errors.js';
 import { PAGE_SIZE } from '../memory/host-memory.js';
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../x86/decoder.js';
 import { EmuRegisters, EmuStatus, emulate, type EmuMemory } from '../x86/emulate.js';
-import { FLAG_DF } from '../x86/flags.js';
+import { FLAG_AC, FLAG_DF } from '../x86/flags.js';
 import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, EFER_LMA, PageWalkResult, PageWalker, WALK_AC, WALK_PAGE_FAULT, WALK_OK,
   accessDenied, type PagingState,
@@ -108,7 +108,6 @@ export const IO_BATCH_BYTES = 32;
 const TWO32 = 4294967296;
 const STATE_EMU = STATE.GPRS | STATE.SEGS | STATE.CRS | STATE.MSRS;
 const CR0_PE = 1;
-const RFLAGS_AC = 1 << 18;
 
 /** The code size of the vCPU's current mode: CS.L in long mode, else CS.D (real mode: 16). */
 export function cpuMode(s: X64State): CpuMode {
@@ -145,7 +144,7 @@ class GuestMemory implements EmuMemory {
       efer: Number(s.msrs[MSR.EFER]! & 0xffffffffn),
     };
     const user = (this.paging.cr0 & CR0_PE) !== 0 && (s.segs[SEG.CS]!.selector & 3) === 3;
-    this.accessFlags = (user ? ACCESS_USER : 0) | ((Number(s.gprs[GPR.RFLAGS]! & 0xffffffffn) & RFLAGS_AC) !== 0 ? WALK_AC : 0);
+    this.accessFlags = (user ? ACCESS_USER : 0) | ((Number(s.gprs[GPR.RFLAGS]! & 0xffffffffn) & FLAG_AC) !== 0 ? WALK_AC : 0);
   }
 
   /** Guest-physical address of linear (lo, hi), or -1 where the walk fails and `soft` is set. */
