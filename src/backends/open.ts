@@ -2,6 +2,7 @@
 import { TsvmmError } from '../common/errors.js';
 import type { Backend } from '../nvmm/backend.js';
 import { KvmBackend } from './kvm/kvm-backend.js';
+import { SoftBackend } from './soft/soft-backend.js';
 
 export type Accel = 'kvm' | 'soft' | 'auto';
 export const ACCELS: readonly Accel[] = ['kvm', 'soft', 'auto'];
@@ -16,10 +17,16 @@ export function parseAccel(value: string): Accel {
 export function openBackend(accel: Accel): Backend {
   switch (accel) {
     case 'kvm':
-    case 'auto':
-      // The software CPU is not built yet, so auto means KVM for now.
       return KvmBackend.open();
     case 'soft':
-      throw new TsvmmError('TSVMM_UNSUPPORTED', 'the soft backend (the TypeScript x86 CPU) is not built yet; use --accel kvm');
+      return SoftBackend.open();
+    case 'auto':
+      // KVM where it is usable (/dev/kvm present with every capability the backend needs), else the software CPU.
+      try {
+        return KvmBackend.open();
+      } catch (e) {
+        if (e instanceof TsvmmError) return SoftBackend.open();
+        throw e;
+      }
   }
 }

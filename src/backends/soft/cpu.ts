@@ -1,0 +1,580 @@
+/**
+ * The soft CPU's architectural state and its memory path.
+ *
+ * Representation (chosen for V8, see ENVIRONMENT.md "Facts for the software CPU"):
+ * - 64-bit registers are int32 (lo, hi) pairs in one Int32Array: `regs[2*r]` low, `regs[2*r+1]` high.
+ *   RIP is `ripLo`/`ripHi` (uint32 numbers). No BigInt anywhere on the execution path.
+ * - Status flags are lazy (`LazyFlags` of x86/alu.ts); the other RFLAGS bits live in `fl`.
+ * - Segments are parallel typed arrays (selector, base lo/hi, limit, packed attributes, where the
+ *   attributes are descriptor bits 40-55: type | S<<4 | DPL<<5 | P<<7 | AVL<<12 | L<<13 | DB<<14 | G<<15).
+ * - Linear -> host translation goes through a direct-mapped TLB in typed arrays, one set per access
+ *   kind (read, write, fetch); a tag holds the page address and the user bit, so CPL changes need no
+ *   flush. Misses walk the guest page tables with x86/page-walk.ts (setting A/D bits).
+ * - Faults and exits leave an instruction by throwing one preallocated object (`CPU_FAULT`,
+ *   `CPU_EXIT`); the run loop catches them. RIP is advanced before an instruction's handler runs, and
+ *   rolled back to `curLo/curHi` when it faults or exits.
+ */
+import { LazyFlags } from '../../x86/alu.js';
+import {
+  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
+} from '../../x86/page-walk.js';
+import { FLAG_AC } from '../../x86/flags.js';
+import type { GpaMapping } from '../../nvmm/backend.js';
+import { PROT } from '../../nvmm/backend.js';
+
+export const TWO32 = 4294967296;
+
+// Segment indices (the same numbering as nvmm/state.ts SEG and x86/registers.ts Seg).
+export const S_ES = 0, S_CS = 1, S_SS = 2, S_DS = 3, S_FS = 4, S_GS = 5, S_GDT = 6, S_IDT = 7, S_LDT = 8, S_TR = 9;
+
+// Packed segment attribute bits.
+export const A_TYPE = 0xf, A_S = 1 << 4, A_DPL_SHIFT = 5, A_P = 1 << 7, A_AVL = 1 << 12, A_L = 1 << 13, A_DB = 1 << 14, A_G = 1 << 15;
+
+// Control register bits.
+export const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_ET = 0x10, CR0_NE = 0x20, CR0_WP = 1 << 16, CR0_AM = 1 << 18,
+  CR0_NW = 1 << 29, CR0_CD = 1 << 30, CR0_PG = 1 << 31;
+export const CR4_PSE = 1 << 4, CR4_PAE = 1 << 5, CR4_PGE = 1 << 7, CR4_OSFXSR = 1 << 9, CR4_OSXMMEXCPT = 1 << 10;
+export const EFER_SCE = 1, EFER_LME = 1 << 8, EFER_LMA = 1 << 10, EFER_NXE = 1 << 11;
+
+// Exception vectors.
+export const EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6, EXC_NM = 7, EXC_DF = 8,
+  EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_XM = 19;
+
+/** Thrown (this one object) to leave an instruction with a CPU exception; details in the Cpu. */
+export const CPU_FAULT = { fault: true };
+/** Thrown (this one object) to leave an instruction with a VM exit; the exit is `cpu.exit`. */
+export const CPU_EXIT = { exit: true };
+
+/** Access kinds of the TLB sets. */
+export const TLB_READ = 0, TLB_WRITE = 1, TLB_FETCH = 2;
+const TLB_BITS = 10;
+export const TLB_SIZE = 1 << TLB_BITS;
+const TLB_MASK = TLB_SIZE - 1;
+
+/** An exit the run loop returns (built lazily: the backend turns it into the API's VcpuExit). */
+export type PendingExit =
+  | { kind: 'io'; in: boolean; port: number; seg: number; addressSize: number; operandSize: number; rep: boolean; str: boolean }
+  | { kind: 'memory'; gpa: number; prot: 'read' | 'write' | 'exec' }
+  | { kind: 'rdmsr'; msr: number }
+  | { kind: 'wrmsr'; msr: number; lo: number; hi: number }
+  | { kind: 'cpuid'; leaf: number; subleaf: number }
+  | { kind: 'halted' }
+  | { kind: 'shutdown' }
+  | { kind: 'tprChanged' }
+  | { kind: 'invalid'; reason: string };
+
+/** Guest-physical memory: the backend's mappings, looked up on TLB misses. */
+export class PhysMap implements PhysMemoryAccess {
+  /** Sorted by gpa, non-overlapping (the API layer guarantees it). */
+  readonly maps: GpaMapping[] = [];
+  private readonly views = new Map<GpaMapping, DataView>();
+  /** Bumped at every map/unmap: TLBs compare it and flush. */
+  generation = 0;
+
+  add(m: GpaMapping): void {
+    this.maps.push(m);
+    this.maps.sort((a, b) => a.gpa - b.gpa);
+    this.generation++;
+  }
+
+  remove(m: GpaMapping): void {
+    const i = this.maps.indexOf(m);
+    if (i >= 0) this.maps.splice(i, 1);
+    this.views.delete(m);
+    this.generation++;
+  }
+
+  find(gpa: number): GpaMapping | undefined {
+    const ms = this.maps;
+    let lo = 0, hi = ms.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const m = ms[mid]!;
+      if (gpa < m.gpa) hi = mid - 1;
+      else if (gpa >= m.gpa + m.size) lo = mid + 1;
+      else return m;
+    }
+    return undefined;
+  }
+
+  view(m: GpaMapping): DataView {
+    let v = this.views.get(m);
+    if (!v) {
+      const b = m.memory.bytes;
+      v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      this.views.set(m, v);
+    }
+    return v;
+  }
+
+  read32(gpa: number): number {
+    const m = this.find(gpa);
+    if (!m || gpa + 4 > m.gpa + m.size) return -1;
+    return this.view(m).getInt32(m.offset + (gpa - m.gpa), true);
+  }
+
+  or32(gpa: number, bits: number): void {
+    const m = this.find(gpa);
+    if (!m || !(m.prot & PROT.WRITE)) return;
+    const v = this.view(m);
+    const off = m.offset + (gpa - m.gpa);
+    v.setInt32(off, v.getInt32(off, true) | bits, true);
+  }
+}
+
+/** The architectural state of one vCPU plus its TLB. Hot fields are plain numbers and typed arrays. */
+export class Cpu {
+  // ---- general registers ----
+  readonly regs = new Int32Array(32);
+  ripLo = 0;
+  ripHi = 0;
+  /** RIP of the instruction being executed (for faults, exits and traces). */
+  curLo = 0;
+  curHi = 0;
+  /** RFLAGS without the six status flags (bit 1 always set). */
+  fl = 2;
+  readonly lz = new LazyFlags();
+
+  // ---- segments (0-5 ES..GS, 6 GDT, 7 IDT, 8 LDT, 9 TR) ----
+  readonly segSel = new Int32Array(10);
+  readonly segBaseLo = new Int32Array(10);
+  readonly segBaseHi = new Int32Array(10);
+  readonly segLimit = new Float64Array(10);
+  readonly segAttr = new Int32Array(10);
+  /** Base used for address generation: 0 for ES/CS/SS/DS in 64-bit mode. */
+  readonly effBaseLo = new Int32Array(6);
+  readonly effBaseHi = new Int32Array(6);
+
+  // ---- control, debug, MSRs ----
+  cr0 = 0x60000010;
+  cr2Lo = 0;
+  cr2Hi = 0;
+  cr3Lo = 0;
+  cr3Hi = 0;
+  cr4 = 0;
+  cr8 = 0;
+  xcr0Lo = 1;
+  efer = 0;
+  readonly dr = new Float64Array(8);
+  /** MSR values as [lo, hi] by MSR number (the ones this CPU owns). */
+  readonly msr = new Map<number, [number, number]>();
+  /** TSC offset in ns-ticks, so that TSC = now + offset. */
+  tscOffset = 0;
+
+  // ---- derived mode (recomputed by updateMode) ----
+  /** Decoding mode of the code segment: 16, 32 or 64. */
+  mode: 16 | 32 | 64 = 16;
+  /** Stack address size in bytes (2, 4, 8). */
+  stackSize = 2;
+  cpl = 0;
+  /** 1 when CPL = 3 (the TLB tag bit). */
+  user = 0;
+  /** Protected mode (CR0.PE). */
+  pe = false;
+  /** Long mode active and 64-bit code segment. */
+  long64 = false;
+
+  // ---- interrupt state ----
+  intShadow = false;
+  /** NMIs blocked (from NMI delivery until IRET). */
+  nmiBlocked = false;
+  halted = false;
+
+  // ---- x87 / SSE (stored; a subset is executed) ----
+  readonly xmm = new Uint8Array(256);
+  readonly xmm32 = new Int32Array(this.xmm.buffer);
+  readonly st = new Uint8Array(128);
+  fcw = 0x37f;
+  fsw = 0;
+  ftw = 0;
+  fop = 0;
+  mxcsr = 0x1f80;
+
+  // ---- fault / exit reporting ----
+  faultVector = 0;
+  faultCode = -1;
+  exit: PendingExit | null = null;
+  /** Scratch: high half of the last 64-bit value read by a helper that returns the low half. */
+  hi = 0;
+  /** Scratch: linear address of the current memory operand. */
+  eaLo = 0;
+  eaHi = 0;
+
+  // ---- memory ----
+  readonly phys: PhysMap;
+  private readonly walker = new PageWalker();
+  private readonly walk = new PageWalkResult();
+  private physGen = -1;
+  /** TLB: tag lo (page address | user bit, -1 = invalid), tag hi, host memory, host byte offset of the page, GPA of the page. */
+  readonly tlbTagLo = new Int32Array(3 * TLB_SIZE).fill(-1);
+  readonly tlbTagHi = new Int32Array(3 * TLB_SIZE);
+  readonly tlbDv: DataView[] = new Array<DataView>(3 * TLB_SIZE);
+  readonly tlbBytes: Uint8Array[] = new Array<Uint8Array>(3 * TLB_SIZE);
+  readonly tlbOff = new Float64Array(3 * TLB_SIZE);
+  readonly tlbGpa = new Float64Array(3 * TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(3 * TLB_SIZE);
+  /** Physical pages holding decoded code (page number -> true); writes to them invalidate the blocks. */
+  onCodeWrite: ((page: number) => void) | null = null;
+  readonly codePages = new Set<number>();
+  /** Result of the last translate(): host memory and byte offset. */
+  tBytes: Uint8Array = new Uint8Array(0);
+  tDv: DataView = new DataView(new ArrayBuffer(8));
+  tOff = 0;
+  tGpa = 0;
+  /** Bytes of the current instruction (for memory exits). */
+  insnBytes: Uint8Array = new Uint8Array(0);
+
+  constructor(phys: PhysMap) {
+    this.phys = phys;
+    const dummy = new Uint8Array(8);
+    const dv = new DataView(dummy.buffer);
+    this.tlbDv.fill(dv);
+    this.tlbBytes.fill(dummy);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Faults and exits
+
+  fault(vector: number, code = -1): never {
+    this.faultVector = vector;
+    this.faultCode = code;
+    throw CPU_FAULT;
+  }
+
+  gp(code = 0): never {
+    return this.fault(EXC_GP, code);
+  }
+
+  ud(): never {
+    return this.fault(EXC_UD);
+  }
+
+  doExit(e: PendingExit): never {
+    this.exit = e;
+    throw CPU_EXIT;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Mode
+
+  /** Recomputes the derived mode after a change of CR0, EFER, CS or SS. */
+  updateMode(): void {
+    this.pe = (this.cr0 & CR0_PE) !== 0;
+    const cs = this.segAttr[S_CS]!;
+    const lma = (this.efer & EFER_LMA) !== 0;
+    this.long64 = lma && (cs & A_L) !== 0;
+    this.mode = this.long64 ? 64 : (cs & A_DB) !== 0 ? 32 : 16;
+    this.stackSize = this.long64 ? 8 : (this.segAttr[S_SS]! & A_DB) !== 0 ? 4 : 2;
+    // CPL is SS.DPL (as VMX and SVM keep it).
+    this.cpl = !this.pe ? 0 : (this.fl & (1 << 17)) !== 0 ? 3 : (this.segAttr[S_SS]! >> A_DPL_SHIFT) & 3;
+    this.user = this.cpl === 3 ? 1 : 0;
+    for (let s = 0; s < 6; s++) {
+      const flat = this.long64 && s < S_FS;
+      this.effBaseLo[s] = flat ? 0 : this.segBaseLo[s]!;
+      this.effBaseHi[s] = flat || !this.long64 ? 0 : this.segBaseHi[s]!;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // TLB
+
+  flushTlb(keepGlobal: boolean): void {
+    const t = this.tlbTagLo;
+    if (!keepGlobal || (this.cr4 & CR4_PGE) === 0) t.fill(-1);
+    else for (let i = 0; i < t.length; i++) if (!this.tlbGlobal[i]) t[i] = -1;
+  }
+
+  /** INVLPG: drop the entries of one linear page (both user and supervisor tags). */
+  flushPage(lo: number, hi: number): void {
+    const idx = (lo >>> 12) & TLB_MASK;
+    const page = lo & ~0xfff;
+    for (let k = 0; k < 3; k++) {
+      const i = k * TLB_SIZE + idx;
+      if ((this.tlbTagLo[i]! & ~1) === page && this.tlbTagHi[i] === (hi | 0)) this.tlbTagLo[i] = -1;
+    }
+  }
+
+  /** Drop write entries that map the physical page `page` (it now holds decoded code). */
+  protectCodePage(page: number): void {
+    this.codePages.add(page);
+    for (let i = TLB_SIZE; i < 2 * TLB_SIZE; i++) {
+      if (this.tlbTagLo[i] !== -1 && Math.floor(this.tlbGpa[i]! / 4096) === page) this.tlbTagLo[i] = -1;
+    }
+  }
+
+  /**
+   * Translates linear (lo, hi) for an access of `kind` and sets tBytes/tDv/tOff/tGpa. Faults with
+   * #PF or #GP; exits with a memory exit where no RAM backs the address.
+   */
+  translate(lo: number, hi: number, kind: number): void {
+    if (this.physGen !== this.phys.generation) {
+      this.physGen = this.phys.generation;
+      this.tlbTagLo.fill(-1);
+    }
+    const idx = kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+    const tag = (lo & ~0xfff) | this.user;
+    if (this.tlbTagLo[idx] === tag && this.tlbTagHi[idx] === (hi | 0)) {
+      this.tBytes = this.tlbBytes[idx]!;
+      this.tDv = this.tlbDv[idx]!;
+      this.tOff = this.tlbOff[idx]! + (lo & 0xfff);
+      this.tGpa = this.tlbGpa[idx]! + (lo & 0xfff);
+      return;
+    }
+    this.fill(lo, hi, kind, idx, tag);
+  }
+
+  private fill(lo: number, hi: number, kind: number, idx: number, tag: number): void {
+    let gpa: number;
+    let global = false;
+    if (this.cr0 & CR0_PG) {
+      let flags = WALK_SET_AD;
+      if (kind === TLB_WRITE) flags |= ACCESS_WRITE;
+      else if (kind === TLB_FETCH) flags |= ACCESS_FETCH;
+      if (this.user) flags |= ACCESS_USER;
+      else if (this.fl & FLAG_AC) flags |= WALK_AC;
+      const w = this.walk;
+      const paging = { cr0: this.cr0, cr3: this.cr3Lo >>> 0, cr4: this.cr4, efer: this.efer };
+      if (this.cr3Hi) paging.cr3 = (this.cr3Hi >>> 0) * TWO32 + (this.cr3Lo >>> 0);
+      if (!this.walker.walk(paging, this.phys, lo, hi, flags, w)) {
+        if (w.status !== 1) this.gp(0);
+        this.cr2Lo = w.faultLo | 0;
+        this.cr2Hi = w.faultHi | 0;
+        this.fault(EXC_PF, w.errorCode);
+      }
+      if (w.status !== WALK_OK) this.gp(0);
+      gpa = w.gpa;
+      global = w.global;
+    } else {
+      gpa = lo >>> 0;
+    }
+    const m = this.phys.find(gpa);
+    const need = kind === TLB_WRITE ? PROT.WRITE : kind === TLB_FETCH ? PROT.EXEC : PROT.READ;
+    if (!m || !(m.prot & need)) {
+      this.tGpa = gpa;
+      this.doExit({ kind: 'memory', gpa, prot: kind === TLB_WRITE ? 'write' : kind === TLB_FETCH ? 'exec' : 'read' });
+    }
+    const pageGpa = gpa - (gpa % 4096);
+    if (kind === TLB_WRITE && this.codePages.has(pageGpa / 4096)) {
+      this.codePages.delete(pageGpa / 4096);
+      this.onCodeWrite?.(pageGpa / 4096);
+    }
+    const pageOff = m.offset + (pageGpa - m.gpa);
+    this.tlbTagLo[idx] = tag;
+    this.tlbTagHi[idx] = hi | 0;
+    this.tlbBytes[idx] = m.memory.bytes;
+    this.tlbDv[idx] = this.phys.view(m);
+    this.tlbOff[idx] = pageOff;
+    this.tlbGpa[idx] = pageGpa;
+    this.tlbGlobal[idx] = global ? 1 : 0;
+    this.tBytes = m.memory.bytes;
+    this.tDv = this.phys.view(m);
+    this.tOff = pageOff + (lo & 0xfff);
+    this.tGpa = gpa;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Linear memory access. Values are int32 bit patterns; 64-bit reads return lo and set `hi`.
+
+  rd8(lo: number, hi: number): number {
+    this.translate(lo, hi, TLB_READ);
+    return this.tBytes[this.tOff]!;
+  }
+
+  rd16(lo: number, hi: number): number {
+    if ((lo & 0xfff) > 0xffe) return this.rdSlow(lo, hi, 2);
+    this.translate(lo, hi, TLB_READ);
+    return this.tDv.getUint16(this.tOff, true);
+  }
+
+  rd32(lo: number, hi: number): number {
+    if ((lo & 0xfff) > 0xffc) return this.rdSlow(lo, hi, 4);
+    this.translate(lo, hi, TLB_READ);
+    return this.tDv.getInt32(this.tOff, true);
+  }
+
+  rd64(lo: number, hi: number): number {
+    if ((lo & 0xfff) > 0xff8) {
+      const a = this.rdSlow(lo, hi, 4);
+      const n = (lo >>> 0) + 4;
+      this.hi = this.rdSlow(n >>> 0, n >= TWO32 ? hi + 1 : hi, 4);
+      return a;
+    }
+    this.translate(lo, hi, TLB_READ);
+    const dv = this.tDv, o = this.tOff;
+    this.hi = dv.getInt32(o + 4, true);
+    return dv.getInt32(o, true);
+  }
+
+  /** A read of `size` (<= 4) bytes that may cross a page. */
+  private rdSlow(lo: number, hi: number, size: number): number {
+    let v = 0;
+    for (let i = 0; i < size; i++) {
+      const n = (lo >>> 0) + i;
+      v |= this.rd8(n >>> 0, n >= TWO32 ? hi + 1 : hi) << (8 * i);
+    }
+    return v;
+  }
+
+  /** Reads `size` bytes (1, 2, 4, 8); for 8, `hi` gets the high half. */
+  rd(lo: number, hi: number, size: number): number {
+    switch (size) {
+      case 1: return this.rd8(lo, hi);
+      case 2: return this.rd16(lo, hi);
+      case 4: return this.rd32(lo, hi);
+      default: return this.rd64(lo, hi);
+    }
+  }
+
+  wr8(lo: number, hi: number, v: number): void {
+    this.translate(lo, hi, TLB_WRITE);
+    this.tBytes[this.tOff] = v;
+  }
+
+  wr16(lo: number, hi: number, v: number): void {
+    if ((lo & 0xfff) > 0xffe) return this.wrSlow(lo, hi, 2, v, 0);
+    this.translate(lo, hi, TLB_WRITE);
+    this.tDv.setUint16(this.tOff, v, true);
+  }
+
+  wr32(lo: number, hi: number, v: number): void {
+    if ((lo & 0xfff) > 0xffc) return this.wrSlow(lo, hi, 4, v, 0);
+    this.translate(lo, hi, TLB_WRITE);
+    this.tDv.setInt32(this.tOff, v, true);
+  }
+
+  wr64(lo: number, hi: number, vLo: number, vHi: number): void {
+    if ((lo & 0xfff) > 0xff8) return this.wrSlow(lo, hi, 8, vLo, vHi);
+    this.translate(lo, hi, TLB_WRITE);
+    const dv = this.tDv, o = this.tOff;
+    dv.setInt32(o, vLo, true);
+    dv.setInt32(o + 4, vHi, true);
+  }
+
+  /** A page-crossing write: both pages are translated (and may fault) before any byte is written. */
+  private wrSlow(lo: number, hi: number, size: number, vLo: number, vHi: number): void {
+    const n = (lo >>> 0) + size - 1;
+    this.translate(n >>> 0, n >= TWO32 ? hi + 1 : hi, TLB_WRITE);
+    this.translate(lo, hi, TLB_WRITE);
+    for (let i = 0; i < size; i++) {
+      const a = (lo >>> 0) + i;
+      this.wr8(a >>> 0, a >= TWO32 ? hi + 1 : hi, i < 4 ? vLo >>> (8 * i) : vHi >>> (8 * (i - 4)));
+    }
+  }
+
+  wr(lo: number, hi: number, size: number, vLo: number, vHi: number): void {
+    switch (size) {
+      case 1: this.wr8(lo, hi, vLo); return;
+      case 2: this.wr16(lo, hi, vLo); return;
+      case 4: this.wr32(lo, hi, vLo); return;
+      default: this.wr64(lo, hi, vLo, vHi);
+    }
+  }
+
+  /** Checks that a write of `size` bytes at (lo, hi) would succeed (for instructions that must not half-commit). */
+  probeWrite(lo: number, hi: number, size: number): void {
+    this.translate(lo, hi, TLB_WRITE);
+    const n = (lo >>> 0) + size - 1;
+    if (((n >>> 0) & ~0xfff) !== (lo & ~0xfff)) this.translate(n >>> 0, n >= TWO32 ? hi + 1 : hi, TLB_WRITE);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Registers
+
+  /** Reads register r (0-15; 16-19 = AH CH DH BH for size 1) zero-extended; for size 8 sets `hi`. */
+  getReg(r: number, size: number): number {
+    const R = this.regs;
+    switch (size) {
+      case 1: return r < 16 ? R[r << 1]! & 0xff : (R[(r - 16) << 1]! >> 8) & 0xff;
+      case 2: return R[r << 1]! & 0xffff;
+      case 4: return R[r << 1]!;
+      default: this.hi = R[(r << 1) + 1]!; return R[r << 1]!;
+    }
+  }
+
+  setReg(r: number, size: number, lo: number, hi: number): void {
+    const R = this.regs;
+    switch (size) {
+      case 1:
+        if (r < 16) R[r << 1] = (R[r << 1]! & ~0xff) | (lo & 0xff);
+        else { const k = (r - 16) << 1; R[k] = (R[k]! & ~0xff00) | ((lo & 0xff) << 8); }
+        return;
+      case 2: R[r << 1] = (R[r << 1]! & ~0xffff) | (lo & 0xffff); return;
+      case 4: R[r << 1] = lo; R[(r << 1) + 1] = 0; return;
+      default: R[r << 1] = lo; R[(r << 1) + 1] = hi;
+    }
+  }
+
+  getRflags(): number {
+    return (this.fl | this.lz.get()) >>> 0;
+  }
+
+  /** Sets RFLAGS wholesale (reserved bits forced). Does not recompute the mode. */
+  setRflags(v: number): void {
+    this.fl = (v & 0x3f7f00) | 2;
+    this.lz.setEager(v & 0x8d5);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Stack
+
+  push(lo: number, hi: number, size: number): void {
+    const R = this.regs;
+    const ss = this.stackSize;
+    let spLo = R[8]!, spHi = R[9]!;
+    if (ss === 8) {
+      const n = (spLo >>> 0) - size;
+      spLo = n | 0;
+      if (n < 0) spHi = (spHi - 1) | 0;
+      this.wr(spLo, spHi, size, lo, hi);
+      R[8] = spLo; R[9] = spHi;
+    } else {
+      const m = ss === 4 ? -1 : 0xffff;
+      const n = ((spLo - size) & m) >>> 0;
+      const la = (n + this.effBaseLo[S_SS]!) | 0;
+      this.wr(la, 0, size, lo, hi);
+      if (ss === 4) R[8] = n | 0; else R[8] = (spLo & ~0xffff) | n;
+    }
+  }
+
+  /** Pops `size` bytes (returns lo, sets `hi` for 8). */
+  pop(size: number): number {
+    const R = this.regs;
+    const ss = this.stackSize;
+    if (ss === 8) {
+      const spLo = R[8]!, spHi = R[9]!;
+      const v = this.rd(spLo, spHi, size);
+      const n = (spLo >>> 0) + size;
+      R[8] = n | 0;
+      if (n >= TWO32) R[9] = (spHi + 1) | 0;
+      return v;
+    }
+    const m = ss === 4 ? -1 : 0xffff;
+    const sp = (R[8]! & m) >>> 0;
+    const v = this.rd((sp + this.effBaseLo[S_SS]!) | 0, 0, size);
+    const n = (sp + size) & m;
+    if (ss === 4) R[8] = n; else R[8] = (R[8]! & ~0xffff) | n;
+    return v;
+  }
+
+  /** Reads a value `off` bytes above the stack pointer without popping (for RET imm, IRET checks). */
+  peekStack(off: number, size: number): number {
+    const R = this.regs;
+    if (this.stackSize === 8) {
+      const n = (R[8]! >>> 0) + off;
+      return this.rd(n >>> 0, n >= TWO32 ? R[9]! + 1 : R[9]!, size);
+    }
+    const m = this.stackSize === 4 ? -1 : 0xffff;
+    return this.rd((((R[8]! + off) & m) + this.effBaseLo[S_SS]!) | 0, 0, size);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Time
+
+  /** The time-stamp counter: a monotonic nanosecond clock plus the guest's offset, as (lo, hi). */
+  tsc(): number {
+    const t = Math.floor(performance.now() * 1e6) + this.tscOffset;
+    const hi = Math.floor(t / TWO32);
+    this.hi = hi | 0;
+    return (t - hi * TWO32) | 0;
+  }
+}

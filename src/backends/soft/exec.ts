@@ -1,0 +1,385 @@
+/**
+ * The soft CPU's execution engine: the decoded-block cache and the run loop.
+ *
+ * - A block is a run of pre-decoded instructions (Insn records with their handlers) starting at one
+ *   guest-physical address, decoded in one CPU mode, ending at a control transfer or mode change
+ *   (`Insn.term`), at the end of the 4 KiB page, or after MAX_BLOCK instructions. Blocks are cached
+ *   by (GPA, mode), so code is decoded once however it is mapped.
+ * - Coherence: guest writes to a page holding blocks go through the TLB's write path, which drops
+ *   the page's blocks (Cpu.onCodeWrite); the VMM may also write guest memory directly between runs,
+ *   so each block remembers its bytes and is re-checked once per run() before it is reused.
+ * - The loop checks, at block boundaries, the stop flag (every STOP_CHECK blocks), the interrupt
+ *   and NMI windows, and the instruction budget. A block compiler (JS source via new Function, or
+ *   wasm) can replace `execBlock` for hot blocks: the records carry everything it needs.
+ */
+import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../x86/decoder.js';
+import { disasmOne } from '../../x86/disasm.js';
+import { FLAG_IF } from '../../x86/flags.js';
+import { compileInsn } from './compile.js';
+import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TWO32, type PendingExit } from './cpu.js';
+import { Insn } from './insn.js';
+import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
+import type { VcpuEvent } from '../../nvmm/event.js';
+
+const MAX_BLOCK = 64;
+/** Blocks between two looks at the stop flag. */
+const STOP_CHECK = 256;
+
+export class Block {
+  readonly gpa: number;
+  readonly mode: number;
+  readonly insns: Insn[];
+  /** The block's bytes when decoded, to re-validate after the VMM had a chance to write memory. */
+  readonly bytes: Uint8Array;
+  /** Host memory and offset the bytes came from. */
+  readonly src: Uint8Array;
+  readonly srcOff: number;
+  /** run() generation in which the bytes were last checked. */
+  gen: number;
+  /** Executions (for a future block compiler's hotness test). */
+  count = 0;
+
+  constructor(gpa: number, mode: number, insns: Insn[], src: Uint8Array, srcOff: number, length: number, gen: number) {
+    this.gpa = gpa;
+    this.mode = mode;
+    this.insns = insns;
+    this.src = src;
+    this.srcOff = srcOff;
+    this.bytes = src.slice(srcOff, srcOff + length);
+    this.gen = gen;
+  }
+
+  stillValid(): boolean {
+    const b = this.bytes, s = this.src, o = this.srcOff;
+    for (let k = 0; k < b.length; k++) if (s[o + k] !== b[k]) return false;
+    return true;
+  }
+}
+
+/** One traced instruction (the `--trace cpu` hook). */
+export interface TraceRecord {
+  /** RIP (linear = CS.base + RIP for 16/32-bit code) of the instruction. */
+  rip: bigint;
+  bytes: Uint8Array;
+  /** AT&T disassembly (objdump style). */
+  text: string;
+  /** Registers the instruction changed: name -> new value. */
+  changed: Record<string, bigint>;
+}
+export type TraceHook = (r: TraceRecord) => void;
+
+/** What a run ends with (the backend turns it into the API's VcpuExit). */
+export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' };
+
+const REG_NAMES = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+
+export class Executor {
+  readonly cpu: Cpu;
+  private readonly cache = new Map<number, Block>();
+  private readonly pageBlocks = new Map<number, number[]>();
+  private readonly dec = new DecodedInsn();
+  private readonly crossBuf = new Uint8Array(16);
+  private gen = 0;
+  /** Instructions retired (approximate across faults). */
+  icount = 0;
+  pendingEvent: VcpuEvent | null = null;
+  intWindowExiting = false;
+  nmiWindowExiting = false;
+  readonly stopFlag: Int32Array;
+  trace: TraceHook | null = null;
+  /** Stop after this many instructions (0 = no limit): returns `stopped`. For tests and benchmarks. */
+  instructionLimit = 0;
+
+  constructor(cpu: Cpu, stopFlag: Int32Array) {
+    this.cpu = cpu;
+    this.stopFlag = stopFlag;
+    cpu.onCodeWrite = (page) => this.dropPage(page);
+  }
+
+  private dropPage(page: number): void {
+    const keys = this.pageBlocks.get(page);
+    if (!keys) return;
+    for (const k of keys) this.cache.delete(k);
+    this.pageBlocks.delete(page);
+  }
+
+  /** Forgets every decoded block (after a mode-independent change such as unmap). */
+  flushCode(): void {
+    this.cache.clear();
+    this.pageBlocks.clear();
+    this.cpu.codePages.clear();
+  }
+
+  get blockCount(): number {
+    return this.cache.size;
+  }
+
+  /** The block at the current CS:RIP, decoding it if needed. */
+  private getBlock(): Block {
+    const c = this.cpu;
+    const rs = (c.ripLo >>> 0) + (c.effBaseLo[S_CS]! >>> 0);
+    const lo = rs >>> 0;
+    const hi = c.long64 ? c.ripHi : 0;
+    c.translate(c.long64 ? lo | 0 : rs | 0, hi, TLB_FETCH);
+    const gpa = c.tGpa;
+    const mode = c.mode;
+    const key = gpa * 4 + (mode >> 5);
+    let b = this.cache.get(key);
+    if (b !== undefined) {
+      if (b.gen === this.gen) return b;
+      if (b.stillValid()) { b.gen = this.gen; return b; }
+      this.cache.delete(key);
+    }
+    b = this.build(gpa, mode, lo, hi);
+    return b;
+  }
+
+  private build(gpa: number, mode: CpuMode, linLo: number, linHi: number): Block {
+    const c = this.cpu;
+    const src = c.tBytes, off = c.tOff;
+    const pageLeft = 4096 - (gpa % 4096);
+    const end = off + pageLeft;
+    const d = this.dec;
+    const insns: Insn[] = [];
+    let pos = off;
+    while (insns.length < MAX_BLOCK) {
+      decode(src, pos, end, mode, d);
+      if (d.status === DecodeStatus.Truncated) {
+        if (insns.length > 0) break;
+        // The first instruction crosses into the next page: a one-instruction block, not cached.
+        return this.buildCrossing(src, pos, end, mode, gpa, linLo, linHi);
+      }
+      const ins = compileInsn(d, new Insn(noop));
+      ins.off = pos - off;
+      insns.push(ins);
+      pos += d.length;
+      if (ins.term || d.status !== DecodeStatus.Ok) break;
+      if (pos >= end) break;
+    }
+    const b = new Block(gpa, mode, insns, src, off, pos - off, this.gen);
+    const page = Math.floor(gpa / 4096);
+    const key = gpa * 4 + (mode >> 5);
+    this.cache.set(key, b);
+    let list = this.pageBlocks.get(page);
+    if (!list) { list = []; this.pageBlocks.set(page, list); }
+    list.push(key);
+    if (!c.codePages.has(page)) c.protectCodePage(page);
+    return b;
+  }
+
+  private buildCrossing(src: Uint8Array, pos: number, end: number, mode: CpuMode, gpa: number, linLo: number, linHi: number): Block {
+    const c = this.cpu;
+    const buf = this.crossBuf;
+    const first = end - pos;
+    buf.set(src.subarray(pos, end), 0);
+    const next = (linLo >>> 0) + first;
+    c.translate(next | 0, next >= TWO32 ? linHi + 1 : linHi, TLB_FETCH);
+    for (let k = first; k < 15; k++) buf[k] = c.tBytes[c.tOff + (k - first)] ?? 0;
+    const d = this.dec;
+    decode(buf, 0, 15, mode, d);
+    const ins = compileInsn(d, new Insn(noop));
+    ins.off = 0;
+    ins.term = true;
+    return new Block(gpa, mode, [ins], buf, 0, Math.min(d.length, 15), this.gen);
+  }
+
+  /** Delivers a queued injected event at this instruction boundary. False: triple fault. */
+  private deliverPending(): boolean {
+    const e = this.pendingEvent;
+    if (!e) return true;
+    this.pendingEvent = null;
+    const c = this.cpu;
+    c.halted = false;
+    switch (e.type) {
+      case 'interrupt': return deliver(c, e.vector, -1, EV_EXT);
+      case 'nmi': return deliver(c, 2, -1, EV_NMI);
+      case 'exception': return deliver(c, e.vector, e.errorCode ?? -1, EV_EXC);
+    }
+  }
+
+  /** Runs until an exit. */
+  run(): RunResult {
+    const c = this.cpu;
+    this.gen++;
+    if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
+    try {
+      if (!this.deliverPending()) return { kind: 'shutdown' };
+    } catch (e) {
+      if (e === CPU_EXIT) return this.takeExit();
+      throw e;
+    }
+    const limit = this.instructionLimit;
+    const start = this.icount;
+    let checks = STOP_CHECK;
+    for (;;) {
+      if (this.intWindowExiting && (c.fl & FLAG_IF) && !c.intShadow) return { kind: 'interruptWindow' };
+      if (this.nmiWindowExiting && !c.nmiBlocked) return { kind: 'nmiWindow' };
+      if (--checks === 0) {
+        checks = STOP_CHECK;
+        if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
+      }
+      if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
+      const r = this.trace !== null ? this.stepTraced() : this.execBlock();
+      if (r !== null) return r;
+    }
+  }
+
+  /** Executes one block; returns an exit or null to continue. */
+  private execBlock(): RunResult | null {
+    const c = this.cpu;
+    let b: Block;
+    try {
+      b = this.getBlock();
+    } catch (e) {
+      return this.handleThrow(e, null);
+    }
+    c.intShadow = false;
+    const insns = b.insns;
+    const n = insns.length;
+    const baseLo = c.ripLo >>> 0;
+    c.curHi = c.ripHi;
+    let k = 0;
+    try {
+      for (; k < n; k++) {
+        const ins = insns[k]!;
+        const cur = baseLo + ins.off;
+        c.curLo = cur;
+        c.ripLo = cur + ins.len;
+        ins.fn(c, ins);
+      }
+    } catch (e) {
+      this.icount += k;
+      return this.handleThrow(e, insns[k] ?? null);
+    }
+    this.icount += n;
+    b.count++;
+    if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
+    if (c.mode === 16 && !c.long64) c.ripLo &= 0xffff;
+    return null;
+  }
+
+  /** A fault or an exit left an instruction: deliver the exception, or report the exit. */
+  private handleThrow(e: unknown, ins: Insn | null): RunResult | null {
+    const c = this.cpu;
+    if (e === CPU_FAULT) {
+      c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi;
+      if (ins === null) { c.ripLo = c.ripLo >>> 0; }
+      try {
+        if (!deliver(c, c.faultVector, c.faultCode, EV_EXC)) return { kind: 'shutdown' };
+      } catch (e2) {
+        if (e2 === CPU_EXIT) return this.takeExit(ins);
+        throw e2;
+      }
+      return null;
+    }
+    if (e === CPU_EXIT) return this.takeExit(ins);
+    const msg = e instanceof Error ? e.message : String(e);
+    c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi;
+    return { kind: 'invalid', reason: `soft CPU internal error at RIP 0x${this.ripString()} (${this.describe(ins)}): ${msg}` };
+  }
+
+  /** The exit in c.exit, with RIP placed as NVMM does for its kind. */
+  private takeExit(ins: Insn | null = null): RunResult {
+    const c = this.cpu;
+    const x = c.exit!;
+    c.exit = null;
+    this.npcLo = c.ripLo >>> 0; this.npcHi = c.ripHi;
+    if (this.npcLo >= TWO32) { this.npcLo -= TWO32; this.npcHi = (this.npcHi + 1) | 0; }
+    switch (x.kind) {
+      case 'halted': case 'tprChanged':
+        break; // RIP after the instruction
+      case 'rdmsr': case 'wrmsr': case 'cpuid':
+        // RIP stays at the instruction; npc (the backend adds it) is after it.
+        c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi;
+        break;
+      case 'invalid':
+        c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi;
+        if (x.reason === 'unimplemented' || !x.reason.includes('RIP')) {
+          return { kind: 'invalid', reason: `${x.reason === 'unimplemented' ? 'instruction not implemented by the soft CPU' : x.reason}: ${this.describe(ins)} at RIP 0x${this.ripString()}` };
+        }
+        break;
+      default:
+        c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi;
+        if (x.kind === 'memory') this.lastInsnBytes = this.insnBytes(ins);
+    }
+    return x;
+  }
+
+  /** Next-instruction address of the last exit's instruction. */
+  npcLo = 0;
+  npcHi = 0;
+  /** Bytes of the instruction of the last memory exit. */
+  lastInsnBytes: Uint8Array = new Uint8Array(0);
+
+  private ripString(): string {
+    const c = this.cpu;
+    return ((BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0)).toString(16);
+  }
+
+  /** The bytes of `ins` (re-read through the fetch path: the block may have been dropped). */
+  private insnBytes(ins: Insn | null): Uint8Array {
+    if (!ins) return new Uint8Array(0);
+    const c = this.cpu;
+    const out = new Uint8Array(ins.len);
+    const saveHi = c.hi;
+    try {
+      for (let k = 0; k < ins.len; k++) {
+        const s = (c.curLo >>> 0) + (c.effBaseLo[S_CS]! >>> 0) + k;
+        const lo = s % TWO32;
+        c.translate(lo | 0, c.long64 ? c.curHi + (s >= TWO32 ? 1 : 0) : 0, TLB_FETCH);
+        out[k] = c.tBytes[c.tOff]!;
+      }
+    } catch { /* unreadable: keep what we have */ }
+    c.hi = saveHi;
+    return out;
+  }
+
+  private describe(ins: Insn | null): string {
+    if (!ins) return 'instruction fetch';
+    const bytes = Array.from(this.insnBytes(ins), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    return `'${MNEMONICS[ins.mnem] ?? '?'}' [${bytes}]`;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Tracing: one instruction at a time, with the changed registers.
+
+  private readonly before = new Int32Array(36);
+
+  private stepTraced(): RunResult | null {
+    const c = this.cpu;
+    let b: Block;
+    try { b = this.getBlock(); } catch (e) { return this.handleThrow(e, null); }
+    c.intShadow = false;
+    const ins = b.insns[0]!;
+    const rip = (BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0);
+    const bytes = this.insnBytes(Object.assign(new Insn(noop), { len: ins.len }));
+    const before = this.before;
+    before.set(c.regs);
+    before[32] = c.ripLo | 0; before[33] = c.ripHi; before[34] = c.getRflags() | 0;
+    c.curLo = c.ripLo >>> 0; c.curHi = c.ripHi;
+    c.ripLo = c.curLo + ins.len;
+    let r: RunResult | null = null;
+    try {
+      ins.fn(c, ins);
+      this.icount++;
+      if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
+    } catch (e) {
+      r = this.handleThrow(e, ins);
+    }
+    const changed: Record<string, bigint> = {};
+    const big = (lo: number, hi: number) => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    for (let k = 0; k < 16; k++) {
+      if (c.regs[2 * k] !== before[2 * k] || c.regs[2 * k + 1] !== before[2 * k + 1]) changed[REG_NAMES[k]!] = big(c.regs[2 * k]!, c.regs[2 * k + 1]!);
+    }
+    const fl = c.getRflags();
+    if ((fl | 0) !== before[34]) changed.rflags = BigInt(fl >>> 0);
+    let text: string;
+    try { text = disasmOne(bytes, 0, bytes.length, b.mode as CpuMode, rip).text; } catch { text = MNEMONICS[ins.mnem] ?? '?'; }
+    this.trace!({ rip, bytes, text, changed });
+    return r;
+  }
+}
+
+function noop(): void {}
+
+export { EV_EXC };

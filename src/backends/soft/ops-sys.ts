@@ -1,0 +1,885 @@
+/**
+ * System side of the soft CPU: segment loading, interrupt and exception delivery (real mode IVT,
+ * protected-mode and long-mode IDT with privilege changes, IST, #DF and triple fault), IRET, far
+ * transfers, SYSCALL/SYSRET, SYSENTER/SYSEXIT, control registers, MSRs, CPUID and the instructions
+ * that exit to the VMM (IN/OUT, HLT, RDMSR/WRMSR of foreign MSRs). SDM vol. 3 chapters 3, 5, 6.
+ */
+import { FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM } from '../../x86/flags.js';
+import {
+  A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
+  EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, TWO32, type Cpu,
+} from './cpu.js';
+import { IMM, MEM, ea, rdOp, type Insn } from './insn.js';
+import { countZero, stepReg } from './ops-int.js';
+
+// ---------------------------------------------------------------------------------------------
+// MSRs
+
+export const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
+  MSR_PAT = 0x277, MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
+  MSR_SFMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KERNEL_GS_BASE = 0xc0000102,
+  MSR_TSC_AUX = 0xc0000103, MSR_MTRRCAP = 0xfe, MSR_MTRR_DEF_TYPE = 0x2ff;
+
+/** MSRs the soft CPU implements; every other RDMSR/WRMSR exits to the VMM, as with NVMM. */
+export const OWNED_MSRS: ReadonlySet<number> = new Set([
+  MSR_TSC, MSR_APIC_BASE, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR,
+  MSR_CSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX, MSR_MTRRCAP, MSR_MTRR_DEF_TYPE,
+  ...Array.from({ length: 16 }, (_, k) => 0x200 + k), 0x250, 0x258, 0x259, ...Array.from({ length: 8 }, (_, k) => 0x268 + k),
+]);
+
+export function readMsr(c: Cpu, msr: number): number {
+  switch (msr) {
+    case MSR_TSC: return c.tsc();
+    case MSR_EFER: c.hi = 0; return c.efer;
+    case MSR_FS_BASE: c.hi = c.segBaseHi[S_FS]!; return c.segBaseLo[S_FS]!;
+    case MSR_GS_BASE: c.hi = c.segBaseHi[S_GS]!; return c.segBaseLo[S_GS]!;
+    case MSR_MTRRCAP: c.hi = 0; return 0x508; // 8 variable ranges, fixed ranges, write-combining
+  }
+  const v = c.msr.get(msr);
+  c.hi = v ? v[1] : 0;
+  return v ? v[0] : 0;
+}
+
+export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
+  switch (msr) {
+    case MSR_TSC: {
+      const now = Math.floor(performance.now() * 1e6);
+      c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - now;
+      return;
+    }
+    case MSR_EFER: {
+      if (hi !== 0 || (lo & ~(0x1 | EFER_LME | EFER_LMA | EFER_NXE))) c.gp(0);
+      // LME cannot change while paging is on; LMA is read-only (kept).
+      if ((c.cr0 & CR0_PG) && ((lo ^ c.efer) & EFER_LME)) c.gp(0);
+      c.efer = (lo & ~EFER_LMA) | (c.efer & EFER_LMA);
+      c.flushTlb(false);
+      c.updateMode();
+      return;
+    }
+    case MSR_FS_BASE: case MSR_GS_BASE: {
+      const s = msr === MSR_FS_BASE ? S_FS : S_GS;
+      c.segBaseLo[s] = lo; c.segBaseHi[s] = hi;
+      c.updateMode();
+      return;
+    }
+    case MSR_MTRRCAP: c.gp(0);
+  }
+  c.msr.set(msr, [lo | 0, hi | 0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Descriptors and segment loading
+
+let descLo = 0, descHi = 0;
+
+/** Reads a system-table dword with supervisor rights (implicit access). */
+function rdSys32(c: Cpu, lo: number, hi: number): number {
+  const u = c.user;
+  c.user = 0;
+  try { return c.rd32(lo, hi); } finally { c.user = u; }
+}
+
+function wrSys32(c: Cpu, lo: number, hi: number, v: number): void {
+  const u = c.user;
+  c.user = 0;
+  try { c.wr32(lo, hi, v); } finally { c.user = u; }
+}
+
+/** Linear address of descriptor `sel` in the GDT or LDT, or -1 past the limit; high half in c.hi. */
+function descAddr(c: Cpu, sel: number, size = 8): number {
+  const t = (sel & 4) !== 0 ? S_LDT : S_GDT;
+  const off = sel & 0xfff8;
+  if (off + size - 1 > c.segLimit[t]!) return -1;
+  const s = (c.segBaseLo[t]! >>> 0) + off;
+  c.hi = (c.segBaseHi[t]! + (s >= TWO32 ? 1 : 0)) | 0;
+  return s >>> 0;
+}
+
+/** Loads descriptor `sel` into descLo/descHi; faults with `vector`(sel) when outside the table. */
+function readDesc(c: Cpu, sel: number, vector = EXC_GP): void {
+  const a = descAddr(c, sel);
+  if (a < 0) c.fault(vector, sel & 0xfffc);
+  const hi = c.hi;
+  descLo = rdSys32(c, a | 0, hi);
+  descHi = rdSys32(c, (a + 4) | 0, hi);
+}
+
+function setAccessed(c: Cpu, sel: number): void {
+  if (descHi & 0x100) return;
+  const a = descAddr(c, sel);
+  if (a < 0) return;
+  descHi |= 0x100;
+  wrSys32(c, (a + 4) | 0, c.hi, descHi);
+}
+
+/** Puts descLo/descHi into segment register `s`. */
+function loadCache(c: Cpu, s: number, sel: number, baseHi = 0): void {
+  c.segSel[s] = sel;
+  c.segBaseLo[s] = ((descLo >>> 16) | ((descHi & 0xff) << 16) | (descHi & 0xff000000)) | 0;
+  c.segBaseHi[s] = baseHi;
+  let limit = (descLo & 0xffff) | (descHi & 0xf0000);
+  if (descHi & (1 << 23)) limit = limit * 4096 + 0xfff;
+  c.segLimit[s] = limit;
+  c.segAttr[s] = (descHi >>> 8) & 0xf0ff;
+}
+
+/** Real-mode / virtual-8086 segment load. */
+function loadReal(c: Cpu, s: number, sel: number): void {
+  c.segSel[s] = sel & 0xffff;
+  c.segBaseLo[s] = (sel & 0xffff) << 4;
+  c.segBaseHi[s] = 0;
+  if (c.fl & FLAG_VM) { c.segLimit[s] = 0xffff; c.segAttr[s] = 0xf3 | (s === S_CS ? 0x8 : 0); }
+}
+
+/** MOV/POP to a data or stack segment register (not CS), with the protected-mode checks. */
+export function loadSeg(c: Cpu, s: number, sel: number): void {
+  sel &= 0xffff;
+  if (!c.pe || (c.fl & FLAG_VM)) { loadReal(c, s, sel); c.updateMode(); return; }
+  if ((sel & 0xfffc) === 0) {
+    if (s === S_SS && !(c.long64 && c.cpl !== 3)) c.gp(0);
+    c.segSel[s] = sel; c.segBaseLo[s] = 0; c.segBaseHi[s] = 0; c.segLimit[s] = 0;
+    c.segAttr[s] = s === S_SS ? (c.cpl << A_DPL_SHIFT) | A_DB | 0x13 | A_P : 0;
+    if (s === S_SS) c.segAttr[s] = (c.cpl << A_DPL_SHIFT) | 0x13 | A_P | (c.long64 ? 0 : A_DB);
+    c.updateMode();
+    return;
+  }
+  readDesc(c, sel);
+  const attr = (descHi >>> 8) & 0xf0ff;
+  const type = attr & 0xf, dpl = (attr >> A_DPL_SHIFT) & 3, rpl = sel & 3;
+  const code = (type & 8) !== 0;
+  if (!(attr & A_S)) c.gp(sel & 0xfffc);
+  if (s === S_SS) {
+    if (code || !(type & 2) || rpl !== c.cpl || dpl !== c.cpl) c.gp(sel & 0xfffc);
+    if (!(attr & A_P)) c.fault(EXC_SS, sel & 0xfffc);
+  } else {
+    if (code && !(type & 2)) c.gp(sel & 0xfffc); // execute-only code
+    if ((!code || !(type & 4)) && (rpl > dpl || c.cpl > dpl)) c.gp(sel & 0xfffc);
+    if (!(attr & A_P)) c.fault(EXC_NP, sel & 0xfffc);
+  }
+  setAccessed(c, sel);
+  loadCache(c, s, sel);
+  c.updateMode();
+}
+
+/** Loads CS for a far transfer to `sel` (already checked by the caller for privilege). */
+function loadCs(c: Cpu, sel: number, cpl: number): void {
+  if (!c.pe || (c.fl & FLAG_VM)) { loadReal(c, S_CS, sel); c.updateMode(); return; }
+  readDesc(c, sel);
+  const attr = (descHi >>> 8) & 0xf0ff;
+  if (!(attr & A_S) || !(attr & 8)) c.gp(sel & 0xfffc);
+  if (!(attr & A_P)) c.fault(EXC_NP, sel & 0xfffc);
+  setAccessed(c, sel);
+  loadCache(c, S_CS, (sel & 0xfffc) | cpl);
+}
+
+/** Checks a code-segment selector for a far JMP/CALL/RET/IRET target; returns its DPL. */
+function checkCode(c: Cpu, sel: number): number {
+  if ((sel & 0xfffc) === 0) c.gp(0);
+  readDesc(c, sel);
+  const attr = (descHi >>> 8) & 0xf0ff;
+  if (!(attr & A_S) || !(attr & 8)) c.gp(sel & 0xfffc);
+  if (!(attr & A_P)) c.fault(EXC_NP, sel & 0xfffc);
+  return (attr >> A_DPL_SHIFT) & 3;
+}
+
+/** Sets SS for a CPL change in long mode: a null selector with RPL = cpl. */
+function nullSs(c: Cpu, cpl: number): void {
+  c.segSel[S_SS] = cpl;
+  c.segBaseLo[S_SS] = 0; c.segBaseHi[S_SS] = 0; c.segLimit[S_SS] = 0xffffffff;
+  c.segAttr[S_SS] = 0x13 | A_P | (cpl << A_DPL_SHIFT) | A_G | A_DB;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupt and exception delivery
+
+/** Event kinds for deliver(). */
+export const EV_EXT = 0, EV_NMI = 1, EV_EXC = 2, EV_SOFT = 3;
+
+/** Vectors whose delivery failure turns into #DF (contributory exceptions and #PF). */
+const CONTRIBUTORY = new Set([0, 10, 11, 12, 13, 14]);
+
+let delivering = -1;
+
+/**
+ * Delivers an event through the IVT/IDT. The return address pushed is c.ripLo/ripHi (the caller
+ * sets it to the faulting or the next instruction). errorCode < 0: none. Returns false on triple fault.
+ */
+export function deliver(c: Cpu, vector: number, errorCode: number, kind: number): boolean {
+  const outer = delivering;
+  delivering = vector;
+  try {
+    deliverOnce(c, vector, errorCode, kind);
+    return true;
+  } catch (e) {
+    if (e !== CPU_FAULT) throw e;
+    // A fault while delivering.
+    if (vector === EXC_DF) return false;
+    if (kind === EV_EXC && CONTRIBUTORY.has(vector) && CONTRIBUTORY.has(c.faultVector)) {
+      delivering = outer;
+      return deliver(c, EXC_DF, 0, EV_EXC);
+    }
+    const v = c.faultVector, code = c.faultCode;
+    delivering = outer;
+    return deliver(c, v, code, EV_EXC);
+  } finally {
+    delivering = outer;
+  }
+}
+
+function deliverOnce(c: Cpu, vector: number, errorCode: number, kind: number): void {
+  c.halted = false;
+  const flags = c.getRflags();
+  if (!c.pe) {
+    // Real mode: IVT entry = offset:segment at IDT base + 4*vector.
+    if (vector * 4 + 3 > c.segLimit[S_IDT]!) c.gp(0);
+    const a = (c.segBaseLo[S_IDT]! + vector * 4) | 0;
+    const ip = c.rd16(a, 0), cs = c.rd16((a + 2) | 0, 0);
+    c.push(flags, 0, 2);
+    c.push(c.segSel[S_CS]!, 0, 2);
+    c.push(c.ripLo, 0, 2);
+    c.fl &= ~(FLAG_IF | FLAG_TF | FLAG_AC | FLAG_RF);
+    loadReal(c, S_CS, cs);
+    c.ripLo = ip; c.ripHi = 0;
+    c.updateMode();
+    return;
+  }
+  const lma = (c.efer & EFER_LMA) !== 0;
+  const gsz = lma ? 16 : 8;
+  if (vector * gsz + gsz - 1 > c.segLimit[S_IDT]!) c.gp(vector * 8 + 2 + (kind === EV_SOFT ? 0 : 1));
+  const gs = (c.segBaseLo[S_IDT]! >>> 0) + vector * gsz;
+  const gHi = (c.segBaseHi[S_IDT]! + (gs >= TWO32 ? 1 : 0)) | 0;
+  const g0 = rdSys32(c, gs | 0, gHi), g1 = rdSys32(c, (gs + 4) | 0, gHi);
+  const g2 = lma ? rdSys32(c, (gs + 8) | 0, gHi) : 0;
+  const type = (g1 >> 8) & 0x1f, gdpl = (g1 >> 13) & 3, present = (g1 & 0x8000) !== 0;
+  const ext = kind === EV_SOFT ? 0 : 1;
+  const trap = (type & 0xf) === 0xf || (type & 0xf) === 0x7;
+  if ((type & 0xf) === 5) c.doExit({ kind: 'invalid', reason: `task gate in IDT vector ${vector} (task switching is not implemented)` });
+  const gateOk = lma ? (type === 0xe || type === 0xf) : (type === 0xe || type === 0xf || type === 6 || type === 7);
+  if (!gateOk) c.gp(vector * 8 + 2 + ext);
+  if (kind === EV_SOFT && gdpl < c.cpl) c.gp(vector * 8 + 2);
+  if (!present) c.fault(EXC_NP, vector * 8 + 2 + ext);
+  const sel = (g0 >>> 16) & 0xffff;
+  let offLo = (g0 & 0xffff) | (g1 & 0xffff0000);
+  const offHi = lma ? g2 : 0;
+  if ((sel & 0xfffc) === 0) c.gp(ext);
+  readDesc(c, sel);
+  const cattr = (descHi >>> 8) & 0xf0ff;
+  const cdpl = (cattr >> A_DPL_SHIFT) & 3;
+  if (!(cattr & A_S) || !(cattr & 8) || cdpl > c.cpl) c.gp((sel & 0xfffc) + ext);
+  if (!(cattr & A_P)) c.fault(EXC_NP, (sel & 0xfffc) + ext);
+  if (lma && (!(cattr & A_L) || (cattr & A_DB))) c.gp((sel & 0xfffc) + ext);
+  const conforming = (cattr & 4) !== 0;
+  const newCpl = conforming ? c.cpl : cdpl;
+  const R = c.regs;
+  const oldSs = c.segSel[S_SS]!, oldSpLo = R[8]!, oldSpHi = R[9]!;
+  const oldCs = c.segSel[S_CS]!;
+  const retLo = c.ripLo | 0, retHi = c.ripHi;
+  const csDesc0 = descLo, csDesc1 = descHi;
+  if (lma) {
+    const ist = g1 & 7;
+    let spLo = R[8]!, spHi = R[9]!;
+    if (ist !== 0 || newCpl !== c.cpl) {
+      const off = ist !== 0 ? 0x24 + (ist - 1) * 8 : 4 + newCpl * 8;
+      if (off + 7 > c.segLimit[S_TR]!) c.fault(EXC_TS, c.segSel[S_TR]! & 0xfffc);
+      const ta = (c.segBaseLo[S_TR]! >>> 0) + off;
+      const th = (c.segBaseHi[S_TR]! + (ta >= TWO32 ? 1 : 0)) | 0;
+      spLo = rdSys32(c, ta | 0, th); spHi = rdSys32(c, (ta + 4) | 0, th);
+    }
+    spLo &= ~15;
+    // Push on the new stack at the new CPL, without committing until every write succeeded.
+    const saveUser = c.user;
+    c.user = newCpl === 3 ? 1 : 0;
+    const words: number[] = [oldSs, 0, oldSpLo, oldSpHi, flags, 0, oldCs, 0, retLo, retHi];
+    if (errorCode >= 0) words.push(errorCode, 0);
+    let s = (spLo >>> 0) + (spHi | 0) * TWO32;
+    try {
+      for (let k = 0; k < words.length; k += 2) {
+        s -= 8;
+        const hi = Math.floor(s / TWO32);
+        c.wr64((s - hi * TWO32) | 0, hi | 0, words[k]!, words[k + 1]!);
+      }
+    } finally { c.user = saveUser; }
+    const hi = Math.floor(s / TWO32);
+    R[8] = (s - hi * TWO32) | 0; R[9] = hi | 0;
+    descLo = csDesc0; descHi = csDesc1;
+    loadCache(c, S_CS, (sel & 0xfffc) | newCpl);
+    if (newCpl !== c.cpl) nullSs(c, newCpl);
+  } else {
+    const is32 = (type & 8) !== 0;
+    const w = is32 ? 4 : 2;
+    if (newCpl < c.cpl) {
+      // Inner stack from the TSS (32-bit TSS: ESPn at 4 + 8n, SSn at 8 + 8n).
+      const off = 4 + newCpl * 8;
+      const ta = c.segBaseLo[S_TR]!;
+      const esp = rdSys32(c, (ta + off) | 0, 0), ss = rdSys32(c, (ta + off + 4) | 0, 0) & 0xffff;
+      if ((ss & 0xfffc) === 0) c.fault(EXC_TS, ext);
+      readDesc(c, ss, EXC_TS);
+      const saveCpl = c.cpl;
+      loadCache(c, S_SS, ss);
+      R[8] = esp;
+      c.cpl = newCpl; c.user = newCpl === 3 ? 1 : 0;
+      c.stackSize = (c.segAttr[S_SS]! & A_DB) ? 4 : 2;
+      c.effBaseLo[S_SS] = c.segBaseLo[S_SS]!;
+      try {
+        c.push(oldSs, 0, w); c.push(oldSpLo, 0, w);
+      } catch (e) { void saveCpl; throw e; }
+    }
+    c.push(flags, 0, w);
+    c.push(oldCs, 0, w);
+    c.push(retLo, 0, w);
+    if (errorCode >= 0) c.push(errorCode, 0, w);
+    descLo = csDesc0; descHi = csDesc1;
+    loadCache(c, S_CS, (sel & 0xfffc) | newCpl);
+    if (!is32) offLo &= 0xffff;
+  }
+  c.fl &= ~(FLAG_TF | FLAG_NT | FLAG_RF | FLAG_VM);
+  if (!trap) c.fl &= ~FLAG_IF;
+  c.ripLo = offLo >>> 0; c.ripHi = offHi | 0;
+  c.updateMode();
+  if (kind === EV_NMI) c.nmiBlocked = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instructions
+
+/** INT n (sub 0), INT3 (1), INTO (2), INT1 (3). */
+export function hInt(c: Cpu, i: Insn): void {
+  if (i.sub === 2 && !(c.lz.of())) return;
+  const v = i.sub === 0 ? i.imm & 0xff : i.sub === 1 ? 3 : i.sub === 2 ? 4 : 1;
+  if (!deliver(c, v, -1, i.sub === 0 ? EV_SOFT : EV_EXC)) c.doExit({ kind: 'shutdown' });
+}
+
+/** IRET/IRETD/IRETQ (operand size in i.size). */
+export function hIret(c: Cpu, i: Insn): void {
+  const size = i.size;
+  const R = c.regs;
+  if (!c.pe) {
+    const ip = c.pop(size), cs = c.pop(size), fl = c.pop(size);
+    loadReal(c, S_CS, cs);
+    c.ripLo = ip >>> 0; c.ripHi = 0;
+    setFlagsPriv(c, size === 2 ? (c.getRflags() & 0xffff0000) | (fl & 0xffff) : fl, 0, size);
+    c.updateMode();
+    c.nmiBlocked = false;
+    return;
+  }
+  if (c.fl & FLAG_NT) c.doExit({ kind: 'invalid', reason: 'IRET with NT=1 (task return) is not implemented' });
+  const sp0 = R[8]!, sp1 = R[9]!;
+  try {
+    const ip = c.pop(size), iph = c.hi;
+    const cs = c.pop(size) & 0xffff;
+    const fl = c.pop(size);
+    const rpl = cs & 3;
+    const dpl = checkCode(c, cs);
+    if (rpl < c.cpl) c.gp(cs & 0xfffc);
+    const conforming = (descHi & 0x400) !== 0;
+    if (conforming ? dpl > rpl : dpl !== rpl) c.gp(cs & 0xfffc);
+    const popStack = c.long64 || rpl > c.cpl;
+    let spLo = 0, spHi = 0, ss = 0;
+    if (popStack) {
+      spLo = c.pop(size); spHi = size === 8 ? c.hi : 0;
+      ss = c.pop(size) & 0xffff;
+    }
+    const oldCpl = c.cpl;
+    const csDesc0 = descLo, csDesc1 = descHi;
+    // Commit.
+    setFlagsPriv(c, fl, oldCpl, size);
+    descLo = csDesc0; descHi = csDesc1;
+    loadCache(c, S_CS, cs);
+    if (popStack) {
+      if ((ss & 0xfffc) === 0) {
+        if (!(c.efer & EFER_LMA) || rpl === 3) c.gp(0);
+        nullSs(c, rpl);
+        c.segSel[S_SS] = ss;
+      } else {
+        readDesc(c, ss);
+        loadCache(c, S_SS, ss);
+      }
+      if (size === 8) { R[8] = spLo; R[9] = spHi; } else if (size === 4) { R[8] = spLo; R[9] = 0; } else R[8] = (R[8]! & ~0xffff) | (spLo & 0xffff);
+    }
+    if (size === 8 || c.long64) { c.ripLo = ip >>> 0; c.ripHi = size === 8 ? iph : 0; } else { c.ripLo = (size === 2 ? ip & 0xffff : ip) >>> 0; c.ripHi = 0; }
+    c.updateMode();
+    if (c.cpl > oldCpl) nullDataSegs(c);
+    c.nmiBlocked = false;
+  } catch (e) {
+    R[8] = sp0; R[9] = sp1;
+    throw e;
+  }
+}
+
+/** After a return to an outer level: data segments the new CPL may not use become null. */
+function nullDataSegs(c: Cpu): void {
+  for (const s of [S_ES, S_DS, S_FS, S_GS]) {
+    const a = c.segAttr[s]!;
+    const dpl = (a >> A_DPL_SHIFT) & 3;
+    const conformingCode = (a & 0xc) === 0xc;
+    if ((a & A_S) && !conformingCode && dpl < c.cpl) { c.segSel[s] = 0; c.segAttr[s] = 0; }
+  }
+}
+
+/** Writes RFLAGS from POPF/IRET with the privilege rules (IOPL at CPL 0, IF at CPL <= IOPL). */
+function setFlagsPriv(c: Cpu, v: number, cpl: number, size: number): void {
+  const old = c.getRflags();
+  let mask = 0x257fd5; // CF PF AF ZF SF TF IF DF OF IOPL NT AC ID (VIF VIP handled below)
+  const iopl = (old >> 12) & 3;
+  if (c.pe && cpl > 0) mask &= ~0x3000;
+  if (c.pe && cpl > iopl) mask &= ~FLAG_IF;
+  if (size === 2) mask &= 0xffff;
+  const nv = (old & ~mask) | (v & mask);
+  c.setRflags(nv & ~FLAG_RF & ~FLAG_VM | (old & FLAG_VM));
+}
+
+export function hPushf(c: Cpu, i: Insn): void {
+  c.push(c.getRflags() & 0xfcffff, 0, i.size);
+}
+
+export function hPopf(c: Cpu, i: Insn): void {
+  const v = c.pop(i.size);
+  const oldIf = c.fl & FLAG_IF;
+  setFlagsPriv(c, v, c.cpl, i.size);
+  if (!oldIf && (c.fl & FLAG_IF)) c.intShadow = true;
+}
+
+export function hCliSti(c: Cpu, i: Insn): void {
+  if (c.pe && c.cpl > ((c.fl >> 12) & 3)) c.gp(0);
+  if (i.sub === 0) c.fl &= ~FLAG_IF;
+  else {
+    if (!(c.fl & FLAG_IF)) c.intShadow = true;
+    c.fl |= FLAG_IF;
+  }
+}
+
+/** MOV Sreg, r/m (o0 = segment number). */
+export function hMovToSeg(c: Cpu, i: Insn): void {
+  if (i.o0 === S_CS) c.ud();
+  const v = rdOp(c, i, i.o1, 2);
+  loadSeg(c, i.o0, v);
+  if (i.o0 === S_SS) c.intShadow = true;
+}
+
+/** MOV r/m, Sreg (o1 = segment number). */
+export function hMovFromSeg(c: Cpu, i: Insn): void {
+  const v = c.segSel[i.o1]!;
+  if (i.o0 === MEM) { ea(c, i); c.wr16(c.eaLo, c.eaHi, v); } else c.setReg(i.o0, i.size, v, 0);
+}
+
+export function hPushSeg(c: Cpu, i: Insn): void {
+  c.push(c.segSel[i.o0]!, 0, i.size);
+}
+
+export function hPopSeg(c: Cpu, i: Insn): void {
+  const R = c.regs;
+  const sp0 = R[8]!, sp1 = R[9]!;
+  const v = c.pop(i.size);
+  try { loadSeg(c, i.o0, v); } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
+  if (i.o0 === S_SS) c.intShadow = true;
+}
+
+/** LDS LES LSS LFS LGS: segment in i.sub. */
+export function hLoadFar(c: Cpu, i: Insn): void {
+  ea(c, i);
+  const off = c.rd(c.eaLo, c.eaHi, i.size), offHi = c.hi;
+  const n = (c.eaLo >>> 0) + i.size;
+  const sel = c.rd16(n | 0, c.eaHi + (n >= TWO32 ? 1 : 0));
+  loadSeg(c, i.sub, sel);
+  c.setReg(i.o0, i.size, off, offHi);
+}
+
+/** Far JMP (sub 0) / far CALL (sub 1) to selector:offset, direct (IMM: imm, imm2) or from memory. */
+export function hFarJmpCall(c: Cpu, i: Insn): void {
+  let off: number, sel: number, offHi = 0;
+  if (i.o0 === MEM) {
+    ea(c, i);
+    off = c.rd(c.eaLo, c.eaHi, i.size); offHi = i.size === 8 ? c.hi : 0;
+    const n = (c.eaLo >>> 0) + i.size;
+    sel = c.rd16(n | 0, c.eaHi + (n >= TWO32 ? 1 : 0));
+  } else { off = i.imm; sel = i.imm2; }
+  const size = i.size;
+  const retCs = c.segSel[S_CS]!, retLo = c.ripLo | 0, retHi = c.ripHi;
+  if (c.pe && !(c.fl & FLAG_VM)) {
+    const dpl = checkCode(c, sel);
+    const conforming = (descHi & 0x400) !== 0;
+    if ((descHi & 0x1000) === 0) c.doExit({ kind: 'invalid', reason: `far ${i.sub ? 'call' : 'jmp'} through a gate (selector 0x${sel.toString(16)}) is not implemented` });
+    if (conforming ? dpl > c.cpl : ((sel & 3) > c.cpl || dpl !== c.cpl)) c.gp(sel & 0xfffc);
+  }
+  if (i.sub === 1) {
+    const R = c.regs;
+    const sp0 = R[8]!, sp1 = R[9]!;
+    try { c.push(retCs, 0, size); c.push(retLo, retHi, size); } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
+  }
+  loadCs(c, sel, c.pe ? c.cpl : 0);
+  c.ripLo = (size === 2 ? off & 0xffff : off) >>> 0;
+  c.ripHi = size === 8 ? offHi : 0;
+  c.updateMode();
+}
+
+/** Far RET (RETF) with optional immediate. */
+export function hFarRet(c: Cpu, i: Insn): void {
+  const size = i.size;
+  const R = c.regs;
+  const sp0 = R[8]!, sp1 = R[9]!;
+  try {
+    const ip = c.pop(size), iph = c.hi;
+    const cs = c.pop(size) & 0xffff;
+    if (c.pe && !(c.fl & FLAG_VM)) {
+      const rpl = cs & 3;
+      checkCode(c, cs);
+      if (rpl < c.cpl) c.gp(cs & 0xfffc);
+      if (rpl > c.cpl) {
+        // Return to an outer level: pop SS:rSP after the immediate.
+        const n = i.imm & 0xffff;
+        for (let k = 0; k < n; k += 2) c.pop(2);
+        const sp = c.pop(size), sph = c.hi;
+        const ss = c.pop(size) & 0xffff;
+        const d0 = descLo, d1 = descHi;
+        loadCs(c, cs, rpl);
+        void d0; void d1;
+        if ((ss & 0xfffc) === 0) nullSs(c, rpl); else { readDesc(c, ss); loadCache(c, S_SS, ss); }
+        R[8] = sp; R[9] = size === 8 ? sph : 0;
+        c.ripLo = ip >>> 0; c.ripHi = size === 8 ? iph : 0;
+        c.updateMode();
+        nullDataSegs(c);
+        return;
+      }
+    }
+    loadCs(c, cs, c.pe ? c.cpl : 0);
+    c.ripLo = (size === 2 ? ip & 0xffff : ip) >>> 0; c.ripHi = size === 8 ? iph : 0;
+    c.updateMode();
+    if (i.imm) { const n = i.imm & 0xffff; for (let k = 0; k < n; k += 2) c.pop(2); }
+  } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
+}
+
+function requireCpl0(c: Cpu): void {
+  if (c.pe && c.cpl !== 0) c.gp(0);
+}
+
+/** LGDT (0) / LIDT (1) / SGDT (2) / SIDT (3). */
+export function hDescTable(c: Cpu, i: Insn): void {
+  const t = i.sub & 1 ? S_IDT : S_GDT;
+  ea(c, i);
+  const baseBytes = c.long64 ? 8 : 4;
+  if (i.sub < 2) {
+    requireCpl0(c);
+    const limit = c.rd16(c.eaLo, c.eaHi);
+    const n = (c.eaLo >>> 0) + 2;
+    const a = n | 0, ah = c.eaHi + (n >= TWO32 ? 1 : 0);
+    let lo = baseBytes === 8 ? c.rd64(a, ah) : c.rd32(a, ah);
+    const hi = baseBytes === 8 ? c.hi : 0;
+    if (baseBytes === 4 && i.size === 2) lo &= 0xffffff;
+    c.segBaseLo[t] = lo; c.segBaseHi[t] = hi; c.segLimit[t] = limit;
+    return;
+  }
+  c.wr16(c.eaLo, c.eaHi, c.segLimit[t]!);
+  const n = (c.eaLo >>> 0) + 2;
+  const a = n | 0, ah = c.eaHi + (n >= TWO32 ? 1 : 0);
+  if (baseBytes === 8) c.wr64(a, ah, c.segBaseLo[t]!, c.segBaseHi[t]!); else c.wr32(a, ah, c.segBaseLo[t]!);
+}
+
+/** LLDT (0), LTR (1), SLDT (2), STR (3). */
+export function hLdtTr(c: Cpu, i: Insn): void {
+  const t = i.sub & 1 ? S_TR : S_LDT;
+  if (i.sub >= 2) {
+    const v = c.segSel[t]!;
+    if (i.o0 === MEM) { ea(c, i); c.wr16(c.eaLo, c.eaHi, v); } else c.setReg(i.o0, i.size, v, 0);
+    return;
+  }
+  if (!c.pe || (c.fl & FLAG_VM)) c.ud();
+  requireCpl0(c);
+  const sel = rdOp(c, i, i.o0, 2) & 0xffff;
+  if ((sel & 0xfffc) === 0) {
+    if (t === S_TR) c.gp(0);
+    c.segSel[t] = sel; c.segAttr[t] = 0; c.segBaseLo[t] = 0; c.segBaseHi[t] = 0; c.segLimit[t] = 0;
+    return;
+  }
+  if (sel & 4) c.gp(sel & 0xfffc);
+  const lma = (c.efer & EFER_LMA) !== 0;
+  const a = descAddr(c, sel, lma ? 16 : 8);
+  if (a < 0) c.gp(sel & 0xfffc);
+  const ah = c.hi;
+  descLo = rdSys32(c, a | 0, ah);
+  descHi = rdSys32(c, (a + 4) | 0, ah);
+  const type = (descHi >> 8) & 0x1f;
+  if (t === S_LDT ? type !== 2 : (type !== 9 && type !== 1)) c.gp(sel & 0xfffc);
+  if (!(descHi & 0x8000)) c.fault(EXC_NP, sel & 0xfffc);
+  const baseHi = lma ? rdSys32(c, (a + 8) | 0, ah) : 0;
+  loadCache(c, t, sel, baseHi);
+  if (t === S_TR) {
+    descHi |= 0x200; // busy
+    wrSys32(c, (a + 4) | 0, ah, descHi);
+    c.segAttr[t] = (descHi >>> 8) & 0xf0ff;
+  }
+}
+
+/** MOV CRn, r (o0 = CR number, o1 = register). */
+export function hMovToCr(c: Cpu, i: Insn): void {
+  requireCpl0(c);
+  const R = c.regs;
+  const r = i.o1 << 1;
+  const lo = R[r]!, hi = c.long64 ? R[r + 1]! : 0;
+  switch (i.o0) {
+    case 0: {
+      if ((lo & CR0_PG) && !(lo & CR0_PE)) c.gp(0);
+      if (hi !== 0) c.gp(0);
+      const old = c.cr0;
+      let efer = c.efer;
+      if ((lo & CR0_PG) && !(old & CR0_PG) && (efer & EFER_LME)) {
+        if (!(c.cr4 & CR4_PAE)) c.gp(0);
+        efer |= EFER_LMA;
+      }
+      if (!(lo & CR0_PG) && (old & CR0_PG)) {
+        if (c.long64) c.gp(0);
+        efer &= ~EFER_LMA;
+      }
+      c.cr0 = lo | 0x10; // ET is hard-wired to 1
+      c.efer = efer;
+      if ((old ^ lo) & (CR0_PG | CR0_WP | CR0_PE)) c.flushTlb(false);
+      c.updateMode();
+      return;
+    }
+    case 2: c.cr2Lo = lo; c.cr2Hi = hi; return;
+    case 3: c.cr3Lo = lo; c.cr3Hi = hi; c.flushTlb(true); return;
+    case 4: {
+      if (hi !== 0 || (lo & ~0x3f06ff)) c.gp(0);
+      if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
+      const old = c.cr4;
+      c.cr4 = lo;
+      if ((old ^ lo) & (CR4_PGE | CR4_PAE | CR4_PSE | (1 << 20) | (1 << 21))) c.flushTlb(false);
+      return;
+    }
+    case 8: {
+      if (hi !== 0 || (lo & ~0xf)) c.gp(0);
+      const old = c.cr8;
+      c.cr8 = lo & 0xf;
+      if (c.cr8 !== old && tprExitEnabled(c)) c.doExit({ kind: 'tprChanged' });
+      return;
+    }
+    default: c.ud();
+  }
+}
+
+/** Set by the backend: whether a TPR change exits (NVMM_VCPU_CONF_TPR exit_changed). */
+const tprExit = new WeakSet<Cpu>();
+export function setTprExitPolicy(c: Cpu, on: boolean): void {
+  if (on) tprExit.add(c); else tprExit.delete(c);
+}
+function tprExitEnabled(c: Cpu): boolean {
+  return tprExit.has(c);
+}
+
+/** MOV r, CRn (o0 = register, o1 = CR number). */
+export function hMovFromCr(c: Cpu, i: Insn): void {
+  requireCpl0(c);
+  let lo: number, hi = 0;
+  switch (i.o1) {
+    case 0: lo = c.cr0; break;
+    case 2: lo = c.cr2Lo; hi = c.cr2Hi; break;
+    case 3: lo = c.cr3Lo; hi = c.cr3Hi; break;
+    case 4: lo = c.cr4; break;
+    case 8: lo = c.cr8; break;
+    default: c.ud();
+  }
+  c.setReg(i.o0, c.long64 ? 8 : 4, lo, hi);
+}
+
+/** MOV DRn, r (sub 0) / MOV r, DRn (sub 1): stored, not acted on (no hardware breakpoints yet). */
+export function hMovDr(c: Cpu, i: Insn): void {
+  requireCpl0(c);
+  if (i.sub === 0) {
+    const n = i.o0 & 7;
+    const R = c.regs;
+    c.dr[n] = (R[(i.o1 << 1) + 1]! >>> 0) * TWO32 + (R[i.o1 << 1]! >>> 0);
+  } else {
+    const v = c.dr[i.o1 & 7]!;
+    const hi = Math.floor(v / TWO32);
+    c.setReg(i.o0, c.long64 ? 8 : 4, (v - hi * TWO32) | 0, hi | 0);
+  }
+}
+
+export function hClts(c: Cpu, _i: Insn): void {
+  requireCpl0(c);
+  c.cr0 &= ~8;
+}
+
+export function hInvlpg(c: Cpu, i: Insn): void {
+  requireCpl0(c);
+  ea(c, i);
+  c.flushPage(c.eaLo, c.eaHi);
+}
+
+/** Privileged no-ops for this CPU (WBINVD, INVD). */
+export function hPrivNop(c: Cpu, _i: Insn): void {
+  requireCpl0(c);
+}
+
+export function hLmsw(c: Cpu, i: Insn): void {
+  requireCpl0(c);
+  const v = rdOp(c, i, i.o0, 2);
+  c.cr0 = (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & 1);
+  c.updateMode();
+}
+
+export function hSmsw(c: Cpu, i: Insn): void {
+  if (i.o0 === MEM) { ea(c, i); c.wr16(c.eaLo, c.eaHi, c.cr0); } else c.setReg(i.o0, i.size, c.cr0, 0);
+}
+
+export function hHlt(c: Cpu, _i: Insn): void {
+  requireCpl0(c);
+  c.halted = true;
+  c.doExit({ kind: 'halted' });
+}
+
+export function hRdmsr(c: Cpu, _i: Insn): void {
+  requireCpl0(c);
+  const msr = c.regs[2]! >>> 0;
+  if (!OWNED_MSRS.has(msr)) c.doExit({ kind: 'rdmsr', msr });
+  const lo = readMsr(c, msr);
+  c.setReg(0, 4, lo, 0);
+  c.setReg(2, 4, c.hi, 0);
+}
+
+export function hWrmsr(c: Cpu, _i: Insn): void {
+  requireCpl0(c);
+  const R = c.regs;
+  const msr = R[2]! >>> 0;
+  if (!OWNED_MSRS.has(msr)) c.doExit({ kind: 'wrmsr', msr, lo: R[0]!, hi: R[4]! });
+  writeMsr(c, msr, R[0]!, R[4]!);
+}
+
+export function hRdtsc(c: Cpu, i: Insn): void {
+  if (c.pe && c.cpl !== 0 && (c.cr4 & 4)) c.gp(0); // CR4.TSD
+  const lo = c.tsc(), hi = c.hi;
+  c.setReg(0, 4, lo, 0);
+  c.setReg(2, 4, hi, 0);
+  if (i.sub === 1) c.setReg(1, 4, readMsr(c, MSR_TSC_AUX), 0);
+}
+
+/** CPUID: the backend installs the table lookup. */
+export type CpuidFn = (c: Cpu, leaf: number, subleaf: number) => void;
+const cpuidFns = new WeakMap<Cpu, CpuidFn>();
+export function setCpuidFn(c: Cpu, fn: CpuidFn): void {
+  cpuidFns.set(c, fn);
+}
+export function hCpuid(c: Cpu, _i: Insn): void {
+  const fn = cpuidFns.get(c);
+  if (!fn) c.ud();
+  fn(c, c.regs[0]! >>> 0, c.regs[2]! >>> 0);
+}
+
+/** IN/OUT: exit to the VMM with RIP left at the instruction (the assist completes it). */
+export function hInOut(c: Cpu, i: Insn): void {
+  checkIo(c);
+  const isIn = i.sub === 1;
+  const port = i.o1 === IMM || i.o0 === IMM ? i.imm & 0xff : c.regs[4]! & 0xffff;
+  c.doExit({ kind: 'io', in: isIn, port, seg: -1, addressSize: i.asz, operandSize: i.size, rep: false, str: false });
+}
+
+/** INS (sub 1) / OUTS (sub 0). */
+export function hInsOuts(c: Cpu, i: Insn): void {
+  checkIo(c);
+  if (i.rep && countZero(c, i.asz)) return;
+  const isIn = i.sub === 1;
+  c.doExit({
+    kind: 'io', in: isIn, port: c.regs[4]! & 0xffff, seg: isIn ? S_ES : i.seg, addressSize: i.asz, operandSize: i.size,
+    rep: i.rep !== 0, str: true,
+  });
+}
+
+function checkIo(c: Cpu): void {
+  // Without an I/O permission bitmap walk: CPL > IOPL faults (the TSS bitmap is not consulted).
+  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) c.gp(0);
+}
+
+export function hSwapgs(c: Cpu, _i: Insn): void {
+  if (!c.long64) c.ud();
+  requireCpl0(c);
+  const k = c.msr.get(MSR_KERNEL_GS_BASE) ?? [0, 0];
+  const lo = c.segBaseLo[S_GS]!, hi = c.segBaseHi[S_GS]!;
+  c.segBaseLo[S_GS] = k[0]; c.segBaseHi[S_GS] = k[1];
+  c.msr.set(MSR_KERNEL_GS_BASE, [lo, hi]);
+  c.updateMode();
+}
+
+/** Flat segment caches for SYSCALL/SYSRET/SYSENTER/SYSEXIT. */
+function flatSeg(c: Cpu, s: number, sel: number, code: boolean, dpl: number, long: boolean): void {
+  c.segSel[s] = sel;
+  c.segBaseLo[s] = 0; c.segBaseHi[s] = 0; c.segLimit[s] = 0xffffffff;
+  c.segAttr[s] = (code ? 0xb : 0x3) | A_S | A_P | (dpl << A_DPL_SHIFT) | A_G | (long ? A_L : A_DB);
+}
+
+export function hSyscall(c: Cpu, _i: Insn): void {
+  if (!(c.efer & 1)) c.ud();
+  if (!(c.efer & EFER_LMA)) c.doExit({ kind: 'invalid', reason: 'legacy-mode SYSCALL is not implemented' });
+  const R = c.regs;
+  const star = c.msr.get(MSR_STAR) ?? [0, 0];
+  const sel = (star[1] & 0xffff);
+  R[2] = c.ripLo | 0; R[3] = c.ripHi;
+  R[22] = c.getRflags() & ~FLAG_RF; R[23] = 0;
+  const target = c.msr.get(c.long64 ? MSR_LSTAR : MSR_CSTAR) ?? [0, 0];
+  const mask = (c.msr.get(MSR_SFMASK) ?? [0, 0])[0];
+  flatSeg(c, S_CS, sel & 0xfffc, true, 0, true);
+  flatSeg(c, S_SS, (sel + 8) & 0xfffc, false, 0, false);
+  c.setRflags(c.getRflags() & ~mask & ~FLAG_RF);
+  c.ripLo = target[0] >>> 0; c.ripHi = target[1];
+  c.updateMode();
+}
+
+export function hSysret(c: Cpu, i: Insn): void {
+  if (!(c.efer & 1)) c.ud();
+  if (!c.long64) c.doExit({ kind: 'invalid', reason: 'SYSRET outside 64-bit mode is not implemented' });
+  requireCpl0(c);
+  const R = c.regs;
+  const star = c.msr.get(MSR_STAR) ?? [0, 0];
+  const base = (star[1] >>> 16) & 0xffff;
+  const to64 = i.size === 8;
+  if (to64) {
+    if (((R[3]! | 0) >> 15) !== 0 && ((R[3]! | 0) >> 15) !== -1) c.gp(0); // non-canonical RCX
+    flatSeg(c, S_CS, ((base + 16) & 0xfffc) | 3, true, 3, true);
+    c.ripLo = R[2]! >>> 0; c.ripHi = R[3]!;
+  } else {
+    flatSeg(c, S_CS, (base & 0xfffc) | 3, true, 3, false);
+    c.ripLo = R[2]! >>> 0; c.ripHi = 0;
+  }
+  flatSeg(c, S_SS, ((base + 8) & 0xfffc) | 3, false, 3, false);
+  c.setRflags((R[22]! & 0x3c7fd7) | 2);
+  c.updateMode();
+}
+
+export function hSysenter(c: Cpu, _i: Insn): void {
+  if (!c.pe) c.gp(0);
+  const cs = (c.msr.get(MSR_SYSENTER_CS) ?? [0, 0])[0] & 0xffff;
+  if ((cs & 0xfffc) === 0) c.gp(0);
+  const lma = (c.efer & EFER_LMA) !== 0;
+  const esp = c.msr.get(MSR_SYSENTER_ESP) ?? [0, 0], eip = c.msr.get(MSR_SYSENTER_EIP) ?? [0, 0];
+  c.fl &= ~(FLAG_VM | FLAG_IF | FLAG_RF);
+  flatSeg(c, S_CS, cs & 0xfffc, true, 0, lma);
+  flatSeg(c, S_SS, (cs + 8) & 0xfffc, false, 0, false);
+  const R = c.regs;
+  R[8] = esp[0]; R[9] = lma ? esp[1] : 0;
+  c.ripLo = eip[0] >>> 0; c.ripHi = lma ? eip[1] : 0;
+  c.updateMode();
+}
+
+export function hSysexit(c: Cpu, i: Insn): void {
+  if (!c.pe) c.gp(0);
+  requireCpl0(c);
+  const cs = (c.msr.get(MSR_SYSENTER_CS) ?? [0, 0])[0] & 0xffff;
+  if ((cs & 0xfffc) === 0) c.gp(0);
+  const R = c.regs;
+  const to64 = i.size === 8;
+  flatSeg(c, S_CS, ((cs + (to64 ? 32 : 16)) & 0xfffc) | 3, true, 3, to64);
+  flatSeg(c, S_SS, ((cs + (to64 ? 40 : 24)) & 0xfffc) | 3, false, 3, false);
+  R[8] = R[2]!; R[9] = to64 ? R[3]! : 0; // RSP = RCX
+  c.ripLo = R[4]! >>> 0; c.ripHi = to64 ? R[5]! : 0; // RIP = RDX
+  c.updateMode();
+}
+
+/** UD2 / UD0 / UD1 and undefined opcodes. */
+export function hUd(c: Cpu, _i: Insn): void {
+  c.fault(EXC_UD);
+}
+
+/** Instructions recognised but not implemented: an `invalid` exit naming them. */
+export function hUnimplemented(c: Cpu, _i: Insn): void {
+  c.doExit({ kind: 'invalid', reason: 'unimplemented' });
+}
+
+export { EXC_DF, EXC_SS, FLAG_DF, stepReg };

@@ -1,0 +1,363 @@
+/**
+ * The `soft` backend: the nvmm/ contract over the TypeScript x86-64 CPU (the role QEMU's TCG plays).
+ *
+ * It behaves like NVMM's kernel side: exits are raw (port I/O and MMIO leave the instruction for
+ * libnvmm-style assists, with RIP at the instruction and `npc` after it); RDMSR/WRMSR of MSRs the CPU
+ * does not own, HLT, CPUID leaves configured to exit, TPR changes (policy), interrupt and NMI windows,
+ * triple faults and stop requests are reported as NVMM reports them. State crosses this boundary as
+ * the API's BigInt groups only in getState/setState; inside, everything is int32 pairs.
+ */
+import type {
+  Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, CpuidRegs, GpaMapping, StopHandle,
+} from '../../nvmm/backend.js';
+import type { VcpuEvent } from '../../nvmm/event.js';
+import type { VcpuExit } from '../../nvmm/exit.js';
+import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
+import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS, TWO32 } from './cpu.js';
+import { Executor, type RunResult, type TraceHook } from './exec.js';
+import {
+  MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+  MSR_SYSENTER_ESP, readMsr, setCpuidFn, setTprExitPolicy, writeMsr, MSR_TSC, MSR_EFER,
+} from './ops-sys.js';
+
+/** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
+const MAX_RAM = 128 * 1024 * 1024 * 1024;
+const MAX_VCPUS = 64;
+
+/** Options of the soft backend (not part of the generic contract). */
+export interface SoftOptions {
+  /** Called for every executed instruction (slow: the CPU single-steps while it is set). */
+  trace?: TraceHook;
+}
+
+export class SoftBackend implements Backend {
+  readonly name = 'soft' as const;
+  readonly options: SoftOptions;
+
+  constructor(options: SoftOptions = {}) {
+    this.options = options;
+  }
+
+  static open(options: SoftOptions = {}): SoftBackend {
+    return new SoftBackend(options);
+  }
+
+  capability(): Capability {
+    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true } };
+  }
+
+  createMachine(): SoftMachine {
+    return new SoftMachine(this.options);
+  }
+}
+
+export class SoftMachine implements BackendMachine {
+  readonly phys = new PhysMap();
+  private readonly vcpus = new Set<SoftVcpu>();
+  private readonly options: SoftOptions;
+
+  constructor(options: SoftOptions) {
+    this.options = options;
+  }
+
+  map(m: GpaMapping): void {
+    this.phys.add(m);
+  }
+
+  unmap(m: GpaMapping): void {
+    this.phys.remove(m);
+    // Decoded blocks remember their host bytes: a GPA may now be backed by other memory.
+    for (const v of this.vcpus) v.exec.flushCode();
+  }
+
+  createVcpu(id: number): SoftVcpu {
+    const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x));
+    if (this.options.trace) v.exec.trace = this.options.trace;
+    this.vcpus.add(v);
+    return v;
+  }
+
+  destroy(): void {
+    this.vcpus.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPUID: what this CPU implements, and nothing more.
+
+const CPUID_VENDOR = 'TSVMMsoftCPU';
+const BRAND = 'tsvmm soft x86-64 CPU';
+
+function str4(s: string, at: number): number {
+  let v = 0;
+  for (let k = 0; k < 4; k++) v |= (s.charCodeAt(at + k) || 0) << (8 * k);
+  return v >>> 0;
+}
+
+/** Leaf 1 EDX: PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15) PAT(16). */
+const LEAF1_EDX = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16);
+/** Leaf 1 ECX: CX16(13), POPCNT(23). */
+const LEAF1_ECX = (1 << 13) | (1 << 23);
+/** 0x80000001 EDX: SYSCALL(11) NX(20) LM(29); ECX: LAHF_LM(0) ABM/LZCNT(5). */
+const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
+const EXT1_ECX = (1 << 0) | (1 << 5);
+
+function defaultCpuid(id: number): Map<number, CpuidRegs> {
+  const t = new Map<number, CpuidRegs>();
+  t.set(0, { eax: 1, ebx: str4(CPUID_VENDOR, 0), edx: str4(CPUID_VENDOR, 4), ecx: str4(CPUID_VENDOR, 8) });
+  t.set(1, { eax: 0x000006f1, ebx: ((id << 24) | (1 << 16) | (8 << 8)) >>> 0, ecx: LEAF1_ECX, edx: LEAF1_EDX >>> 0 });
+  t.set(0x80000000, { eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 });
+  t.set(0x80000001, { eax: 0, ebx: 0, ecx: EXT1_ECX, edx: EXT1_EDX >>> 0 });
+  const brand = BRAND.padEnd(48, '\0');
+  for (let k = 0; k < 3; k++) {
+    t.set(0x80000002 + k, { eax: str4(brand, 16 * k), ebx: str4(brand, 16 * k + 4), ecx: str4(brand, 16 * k + 8), edx: str4(brand, 16 * k + 12) });
+  }
+  t.set(0x80000008, { eax: 0x3034, ebx: 0, ecx: 0, edx: 0 });
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const SEG_ORDER = [SEG.ES, SEG.CS, SEG.SS, SEG.DS, SEG.FS, SEG.GS, SEG.GDT, SEG.IDT, SEG.LDT, SEG.TR];
+
+function big(lo: number, hi: number): bigint {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}
+function lo32(v: bigint): number {
+  return Number(v & 0xffffffffn) | 0;
+}
+function hi32(v: bigint): number {
+  return Number((v >> 32n) & 0xffffffffn) | 0;
+}
+
+/** MSRS group index -> MSR number, for the ones kept in Cpu.msr. */
+const STATE_MSRS: readonly [number, number][] = [
+  [MSR.STAR, MSR_STAR], [MSR.LSTAR, MSR_LSTAR], [MSR.CSTAR, MSR_CSTAR], [MSR.SFMASK, MSR_SFMASK],
+  [MSR.KERNELGSBASE, MSR_KERNEL_GS_BASE], [MSR.SYSENTER_CS, MSR_SYSENTER_CS], [MSR.SYSENTER_ESP, MSR_SYSENTER_ESP],
+  [MSR.SYSENTER_EIP, MSR_SYSENTER_EIP], [MSR.PAT, MSR_PAT],
+];
+
+export class SoftVcpu implements BackendVcpu {
+  readonly cpu: Cpu;
+  readonly exec: Executor;
+  readonly id: number;
+  private readonly handle: StopHandle;
+  private readonly cpuid: Map<number, CpuidRegs>;
+  private readonly cpuidExit = new Set<number>();
+  private readonly onDestroy: (v: SoftVcpu) => void;
+
+  constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void) {
+    this.id = id;
+    this.onDestroy = onDestroy;
+    this.cpu = new Cpu(phys);
+    this.handle = { flag: new SharedArrayBuffer(4) };
+    this.exec = new Executor(this.cpu, new Int32Array(this.handle.flag));
+    this.cpuid = defaultCpuid(id);
+    setCpuidFn(this.cpu, (c, leaf, sub) => this.doCpuid(c, leaf, sub));
+    this.reset();
+  }
+
+  /** The architectural reset state NVMM gives a new vCPU (nvmm_x86_reset_state). */
+  private reset(): void {
+    const c = this.cpu;
+    c.regs.fill(0);
+    c.regs[4] = 0x600; // RDX: family/model/stepping
+    c.ripLo = 0xfff0; c.ripHi = 0;
+    c.setRflags(2);
+    for (let s = 0; s < 10; s++) {
+      c.segSel[s] = 0; c.segBaseLo[s] = 0; c.segBaseHi[s] = 0; c.segLimit[s] = 0xffff;
+      c.segAttr[s] = s < 6 ? 0x3 | A_S | A_P : 0;
+    }
+    c.segSel[1] = 0xf000; c.segBaseLo[1] = 0xffff0000 | 0; c.segAttr[1] = 0xb | A_S | A_P;
+    c.segAttr[8] = 0x2 | A_P; // LDT
+    c.segAttr[9] = 0x3 | A_P; // 16-bit busy TSS
+    c.cr0 = 0x60000010; c.cr2Lo = c.cr2Hi = c.cr3Lo = c.cr3Hi = 0; c.cr4 = 0; c.cr8 = 0; c.xcr0Lo = 1; c.efer = 0;
+    c.dr.fill(0); c.dr[6] = 0xffff0ff0; c.dr[7] = 0x400;
+    c.msr.clear();
+    c.msr.set(MSR_PAT, [0x00070406, 0x00070406]);
+    c.msr.set(0x1b, [0xfee00900, 0]); // APIC base, BSP, enabled
+    c.fcw = 0x37f; c.fsw = 0; c.ftw = 0; c.mxcsr = 0x1f80;
+    c.updateMode();
+    c.flushTlb(false);
+  }
+
+  stopHandle(): StopHandle {
+    return this.handle;
+  }
+
+  private doCpuid(c: Cpu, leaf: number, sub: number): void {
+    if (this.cpuidExit.has(leaf)) c.doExit({ kind: 'cpuid', leaf, subleaf: sub });
+    const max = this.cpuid.get(0)!.eax, maxExt = this.cpuid.get(0x80000000)!.eax;
+    let r = this.cpuid.get(leaf);
+    if (!r) r = leaf >= 0x80000000 ? (leaf <= maxExt ? undefined : this.cpuid.get(max)) : leaf <= max ? undefined : this.cpuid.get(max);
+    const R = c.regs;
+    R[0] = r ? r.eax | 0 : 0; R[2] = r ? r.ecx | 0 : 0; R[4] = r ? r.edx | 0 : 0; R[6] = r ? r.ebx | 0 : 0;
+    R[1] = R[3] = R[5] = R[7] = 0;
+  }
+
+  setCpuidPolicy(p: CpuidPolicy): void {
+    if (p.exit) this.cpuidExit.add(p.leaf); else this.cpuidExit.delete(p.leaf);
+    const cur = this.cpuid.get(p.leaf) ?? { eax: 0, ebx: 0, ecx: 0, edx: 0 };
+    const f = (v: number, s: number, d: number) => ((v | s) & ~d) >>> 0;
+    this.cpuid.set(p.leaf, {
+      eax: f(cur.eax, p.set.eax, p.del.eax), ebx: f(cur.ebx, p.set.ebx, p.del.ebx),
+      ecx: f(cur.ecx, p.set.ecx, p.del.ecx), edx: f(cur.edx, p.set.edx, p.del.edx),
+    });
+  }
+
+  setTprExit(enabled: boolean): void {
+    setTprExitPolicy(this.cpu, enabled);
+  }
+
+  inject(event: VcpuEvent): void {
+    this.exec.pendingEvent = event;
+  }
+
+  /** Sets (or clears) the trace hook at run time. */
+  setTrace(hook: TraceHook | null): void {
+    this.exec.trace = hook;
+  }
+
+  getState(state: X64State, mask: number): void {
+    const c = this.cpu;
+    if (mask & STATE.GPRS) {
+      const g = state.gprs;
+      for (let r = 0; r < 16; r++) g[r] = big(c.regs[2 * r]!, c.regs[2 * r + 1]!);
+      g[GPR.RIP] = big(c.ripLo, c.ripHi);
+      g[GPR.RFLAGS] = BigInt(c.getRflags());
+    }
+    if (mask & STATE.SEGS) {
+      for (let s = 0; s < 10; s++) state.segs[SEG_ORDER[s]!] = this.segOut(s);
+    }
+    if (mask & STATE.CRS) {
+      state.crs[CR.CR0] = BigInt(c.cr0 >>> 0);
+      state.crs[CR.CR2] = big(c.cr2Lo, c.cr2Hi);
+      state.crs[CR.CR3] = big(c.cr3Lo, c.cr3Hi);
+      state.crs[CR.CR4] = BigInt(c.cr4 >>> 0);
+      state.crs[CR.CR8] = BigInt(c.cr8);
+      state.crs[CR.XCR0] = BigInt(c.xcr0Lo >>> 0);
+    }
+    if (mask & STATE.DRS) {
+      for (let k = 0; k < 4; k++) state.drs[DR.DR0 + k] = BigInt(c.dr[k]!);
+      state.drs[DR.DR6] = BigInt(c.dr[6]!);
+      state.drs[DR.DR7] = BigInt(c.dr[7]!);
+    }
+    if (mask & STATE.MSRS) {
+      state.msrs[MSR.EFER] = BigInt(c.efer >>> 0);
+      for (const [k, n] of STATE_MSRS) { const v = c.msr.get(n); state.msrs[k] = v ? big(v[0], v[1]) : 0n; }
+      const t = readMsr(c, MSR_TSC);
+      state.msrs[MSR.TSC] = big(t, c.hi);
+    }
+    if (mask & STATE.INTR) {
+      state.intr = {
+        intShadow: c.intShadow, intWindowExiting: this.exec.intWindowExiting, nmiWindowExiting: this.exec.nmiWindowExiting,
+        evtPending: this.exec.pendingEvent !== null,
+      };
+    }
+    if (mask & STATE.FPU) {
+      state.fpu = {
+        fcw: c.fcw, fsw: c.fsw, ftw: c.ftw, fop: c.fop, fip: 0n, fdp: 0n, mxcsr: c.mxcsr, mxcsrMask: 0xffff,
+        sts: c.st.slice(), xmms: c.xmm.slice(),
+      };
+    }
+  }
+
+  private segOut(s: number): Segment {
+    const c = this.cpu;
+    const a = c.segAttr[s]!;
+    return {
+      selector: c.segSel[s]!,
+      base: big(c.segBaseLo[s]!, c.segBaseHi[s]!),
+      limit: c.segLimit[s]! >>> 0,
+      attrib: {
+        type: a & 0xf, s: (a & A_S) !== 0, dpl: (a >> A_DPL_SHIFT) & 3, p: (a & A_P) !== 0, avl: (a & A_AVL) !== 0,
+        l: (a & A_L) !== 0, def: (a & A_DB) !== 0, g: (a & A_G) !== 0,
+      },
+    };
+  }
+
+  setState(state: X64State, mask: number): void {
+    const c = this.cpu;
+    if (mask & STATE.GPRS) {
+      const g = state.gprs;
+      for (let r = 0; r < 16; r++) { c.regs[2 * r] = lo32(g[r]!); c.regs[2 * r + 1] = hi32(g[r]!); }
+      c.ripLo = lo32(g[GPR.RIP]!) >>> 0; c.ripHi = hi32(g[GPR.RIP]!);
+      c.setRflags(Number(g[GPR.RFLAGS]! & 0xffffffffn));
+    }
+    if (mask & STATE.SEGS) {
+      for (let s = 0; s < 10; s++) {
+        const seg = state.segs[SEG_ORDER[s]!]!;
+        const at = seg.attrib;
+        c.segSel[s] = seg.selector & 0xffff;
+        c.segBaseLo[s] = lo32(seg.base); c.segBaseHi[s] = hi32(seg.base);
+        c.segLimit[s] = seg.limit >>> 0;
+        c.segAttr[s] = (at.type & 0xf) | (at.s ? A_S : 0) | ((at.dpl & 3) << A_DPL_SHIFT) | (at.p ? A_P : 0) |
+          (at.avl ? A_AVL : 0) | (at.l ? A_L : 0) | (at.def ? A_DB : 0) | (at.g ? A_G : 0);
+      }
+    }
+    if (mask & STATE.CRS) {
+      c.cr0 = lo32(state.crs[CR.CR0]!);
+      c.cr2Lo = lo32(state.crs[CR.CR2]!); c.cr2Hi = hi32(state.crs[CR.CR2]!);
+      c.cr3Lo = lo32(state.crs[CR.CR3]!); c.cr3Hi = hi32(state.crs[CR.CR3]!);
+      c.cr4 = lo32(state.crs[CR.CR4]!);
+      c.cr8 = Number(state.crs[CR.CR8]! & 0xfn);
+      c.xcr0Lo = lo32(state.crs[CR.XCR0]!) || 1;
+    }
+    if (mask & STATE.DRS) {
+      for (let k = 0; k < 4; k++) c.dr[k] = Number(state.drs[DR.DR0 + k]!);
+      c.dr[6] = Number(state.drs[DR.DR6]!); c.dr[7] = Number(state.drs[DR.DR7]!);
+    }
+    if (mask & STATE.MSRS) {
+      c.efer = lo32(state.msrs[MSR.EFER]!);
+      for (const [k, n] of STATE_MSRS) c.msr.set(n, [lo32(state.msrs[k]!), hi32(state.msrs[k]!)]);
+      const t = state.msrs[MSR.TSC]!;
+      if (t !== 0n) writeMsr(c, MSR_TSC, lo32(t), hi32(t));
+    }
+    if (mask & STATE.INTR) {
+      c.intShadow = state.intr.intShadow;
+      this.exec.intWindowExiting = state.intr.intWindowExiting;
+      this.exec.nmiWindowExiting = state.intr.nmiWindowExiting;
+    }
+    if (mask & STATE.FPU) {
+      const f = state.fpu;
+      c.fcw = f.fcw; c.fsw = f.fsw; c.ftw = f.ftw; c.fop = f.fop; c.mxcsr = f.mxcsr;
+      c.st.set(f.sts.subarray(0, 128)); c.xmm.set(f.xmms.subarray(0, 256));
+    }
+    if (mask & (STATE.SEGS | STATE.CRS | STATE.MSRS | STATE.GPRS)) c.updateMode();
+    if (mask & (STATE.CRS | STATE.MSRS)) c.flushTlb(false);
+    void MSR_EFER; void S_GS;
+  }
+
+  run(): VcpuExit {
+    return this.toExit(this.exec.run());
+  }
+
+  private npc(): bigint {
+    return big(this.exec.npcLo, this.exec.npcHi);
+  }
+
+  private toExit(r: RunResult): VcpuExit {
+    switch (r.kind) {
+      case 'io':
+        return { kind: 'io', in: r.in, port: r.port, seg: r.seg, addressSize: r.addressSize, operandSize: r.operandSize, rep: r.rep, str: r.str, npc: this.npc() };
+      case 'memory':
+        return { kind: 'memory', gpa: r.gpa, prot: r.prot, instBytes: this.exec.lastInsnBytes };
+      case 'rdmsr':
+        return { kind: 'rdmsr', msr: r.msr, npc: this.npc() };
+      case 'wrmsr':
+        return { kind: 'wrmsr', msr: r.msr, value: big(r.lo, r.hi), npc: this.npc() };
+      case 'cpuid':
+        return { kind: 'cpuid', leaf: r.leaf, subleaf: r.subleaf, npc: this.npc() };
+      case 'halted': case 'shutdown': case 'tprChanged': case 'stopped': case 'interruptWindow': case 'nmiWindow':
+        return { kind: r.kind };
+      case 'invalid':
+        return { kind: 'invalid', reason: r.reason };
+    }
+  }
+
+  destroy(): void {
+    this.onDestroy(this);
+  }
+}
+
+export { TWO32 };
