@@ -42,7 +42,7 @@
  * 16-bit operand (AMD behaviour; Intel ignores it).
  */
 import {
-  MAP_0F38, MAP_0F3A, ONE_BYTE_MAP, SplitKind, TWO_BYTE_MAP, X87_MEM, X87_REG, type Node, type Split,
+  MAP_0F38, MAP_0F3A, NOW3D_NAMES, ONE_BYTE_MAP, SplitKind, TWO_BYTE_MAP, X87_MEM, X87_REG, type Node, type Split,
 } from './opcode-tables.js';
 import { VEX_MAPS } from './opcode-vex.js';
 import { RegClass, Seg } from './registers.js';
@@ -79,11 +79,17 @@ export const OpMethod = {
   E: 1, G: 2, M: 3, R: 4, I: 5, J: 6, O: 7, A: 8, S: 9, C: 10, D: 11, P: 12, Q: 13, N: 14,
   V: 15, W: 16, U: 17, H: 18, L: 19, Z: 20, X: 21, Y: 22, B: 23,
   FixGpr: 24, FixSeg: 25, DxPort: 26, One: 27, St: 28, StI: 29, Xmm0: 30,
+  /** ModRM r/m: MPX bound register or memory. */
+  K: 31,
+  /** ModRM reg: 386/486 test register. */
+  T: 32,
 } as const;
 /** Size codes of operand specs (`(spec >> 8) & 0xff`). */
 export const OpSizeCode = {
   None: 0, B: 1, W: 2, D: 3, Q: 4, V: 5, Z: 6, Y: 7, P: 8, S: 9, T: 10, X: 11, DQ: 12, QQ: 13, A: 14,
   BS: 15, BD: 16, WD: 17, N: 18,
+  /** The address size (rAX of MONITOR). */
+  AS: 19,
 } as const;
 
 /** Flags of an opcode table leaf (`OpcodeEntry.flags`). */
@@ -98,6 +104,16 @@ export const OpFlag = {
   X87Env: 65536,
   /** A loop instruction whose counter is rCX of the address size (objdump: suffix for a non-default one). */
   AddrCounter: 131072,
+  /** A mandatory prefix that led to this leaf is not consumed (it stays an ordinary, printed prefix). */
+  KeepPrefix: 262144,
+  /** MPX: 16-bit addressing is not encodable (objdump shows the memory operand as `(bad)`). */
+  Mpx: 524288,
+  /** MPX MIB operand: RIP-relative addressing is not encodable either. */
+  Mib: 1048576,
+  /** Only ModRM = 11 xxx 000 is defined (VIA PadLock); anything else is a `(bad)` operand. */
+  RmZero: 2097152,
+  /** AMD 3DNow!: the mnemonic is chosen by an imm8 after the operands (`NOW3D_NAMES`). */
+  Now3d: 4194304,
 } as const;
 
 /** A leaf of the opcode tables. */
@@ -112,6 +128,8 @@ export interface OpcodeEntry {
 interface CompiledSplit {
   readonly split: SplitKind;
   readonly e: readonly CompiledNode[];
+  /** Prefix splits: bit i = column i does not consume its prefix. */
+  readonly keep: number;
 }
 type CompiledNode = OpcodeEntry | CompiledSplit | null;
 
@@ -135,13 +153,13 @@ const METHOD_LETTERS: Record<string, number> = {
   E: OpMethod.E, G: OpMethod.G, M: OpMethod.M, R: OpMethod.R, I: OpMethod.I, J: OpMethod.J, O: OpMethod.O,
   A: OpMethod.A, S: OpMethod.S, C: OpMethod.C, D: OpMethod.D, P: OpMethod.P, Q: OpMethod.Q, N: OpMethod.N,
   V: OpMethod.V, W: OpMethod.W, U: OpMethod.U, H: OpMethod.H, L: OpMethod.L, Z: OpMethod.Z, X: OpMethod.X,
-  Y: OpMethod.Y, B: OpMethod.B,
+  Y: OpMethod.Y, B: OpMethod.B, K: OpMethod.K, T: OpMethod.T,
 };
 const SIZE_LETTERS: Record<string, number> = {
   '': OpSizeCode.None, '0': OpSizeCode.None, b: OpSizeCode.B, w: OpSizeCode.W, d: OpSizeCode.D, q: OpSizeCode.Q,
   v: OpSizeCode.V, z: OpSizeCode.Z, y: OpSizeCode.Y, p: OpSizeCode.P, s: OpSizeCode.S, t: OpSizeCode.T,
   x: OpSizeCode.X, dq: OpSizeCode.DQ, qq: OpSizeCode.QQ, a: OpSizeCode.A, bs: OpSizeCode.BS, bd: OpSizeCode.BD,
-  wd: OpSizeCode.WD, n: OpSizeCode.N, ps: OpSizeCode.X, pd: OpSizeCode.X, ss: OpSizeCode.D, sd: OpSizeCode.Q, pi: OpSizeCode.Q,
+  wd: OpSizeCode.WD, n: OpSizeCode.N, as: OpSizeCode.AS, ps: OpSizeCode.X, pd: OpSizeCode.X, ss: OpSizeCode.D, sd: OpSizeCode.Q, pi: OpSizeCode.Q,
 };
 const FIXED: Record<string, number> = {
   AL: OpMethod.FixGpr | (OpSizeCode.B << 8),
@@ -159,6 +177,11 @@ const FIXED: Record<string, number> = {
   ST: OpMethod.St | (OpSizeCode.T << 8),
   STi: OpMethod.StI | (OpSizeCode.T << 8),
   XMM0: OpMethod.Xmm0 | (OpSizeCode.DQ << 8),
+  aAX: OpMethod.FixGpr | (OpSizeCode.AS << 8),
+  EAX: OpMethod.FixGpr | (OpSizeCode.D << 8),
+  ECX: OpMethod.FixGpr | (OpSizeCode.D << 8) | (1 << 16),
+  EDX: OpMethod.FixGpr | (OpSizeCode.D << 8) | (2 << 16),
+  EBX: OpMethod.FixGpr | (OpSizeCode.D << 8) | (3 << 16),
   '1': OpMethod.One | (OpSizeCode.B << 8),
   Ibs: OpMethod.I | (OpSizeCode.BS << 8),
 };
@@ -166,11 +189,12 @@ const FLAG_NAMES: Record<string, number> = {
   d64: OpFlag.D64, f64: OpFlag.F64, i64: OpFlag.I64, o64: OpFlag.O64, sx: OpFlag.SuffixAlways,
   nosx: OpFlag.SuffixNever, br: OpFlag.Branch, str: OpFlag.String, sxm: OpFlag.SuffixMem,
   jcc: OpFlag.Jcc, far: OpFlag.Far, bad: OpFlag.Bad, sxd: OpFlag.SuffixNonDefault, osx: OpFlag.SuffixOpSize,
-  x87e: OpFlag.X87Env, actr: OpFlag.AddrCounter,
+  x87e: OpFlag.X87Env, actr: OpFlag.AddrCounter, kp: OpFlag.KeepPrefix, mpx: OpFlag.Mpx, mib: OpFlag.Mpx | OpFlag.Mib,
+  rm0: OpFlag.RmZero | OpFlag.ModRm, now3d: OpFlag.Now3d,
 };
 
 const NEEDS_MODRM = new Set<number>([OpMethod.E, OpMethod.G, OpMethod.M, OpMethod.R, OpMethod.S, OpMethod.C,
-  OpMethod.D, OpMethod.P, OpMethod.Q, OpMethod.N, OpMethod.V, OpMethod.W, OpMethod.U, OpMethod.B]);
+  OpMethod.D, OpMethod.P, OpMethod.Q, OpMethod.N, OpMethod.V, OpMethod.W, OpMethod.U, OpMethod.B, OpMethod.K, OpMethod.T]);
 
 function parseOperand(tok: string, where: string): number {
   const fixed = FIXED[tok];
@@ -199,9 +223,13 @@ export function parseLeaf(text: string, extraFlags = 0): OpcodeEntry {
 }
 
 const leafCache = new Map<string, OpcodeEntry>();
+/** The `'!'` hole: undefined, and objdump prints a bare `(bad)` for it (no prefix names). */
+const BARE_HOLE: OpcodeEntry = { mnemonic: 0, name: '(bad)', flags: OpFlag.Bad, ops: [] };
+
 function compile(node: Node, extraFlags = 0): CompiledNode {
   if (typeof node === 'string') {
     if (node === '') return null;
+    if (node === '!') return BARE_HOLE;
     const key = `${extraFlags}|${node}`;
     let leaf = leafCache.get(key);
     if (!leaf) {
@@ -210,7 +238,13 @@ function compile(node: Node, extraFlags = 0): CompiledNode {
     }
     return leaf;
   }
-  return { split: node.split, e: node.e.map((n) => compile(n, extraFlags)) };
+  const e = node.e.map((n) => compile(n, extraFlags));
+  let keep = node.keep ?? 0;
+  if (node.split === SplitKind.Prefix) {
+    // the same instruction with or without the prefix: it is not a mandatory prefix
+    for (let i = 1; i < 4; i++) if (e[i] !== null && e[i] !== BARE_HOLE && e[i] === e[0]) keep |= 1 << i;
+  }
+  return { split: node.split, e, keep };
 }
 
 function isSplit(n: CompiledNode): n is CompiledSplit {
@@ -224,6 +258,9 @@ const MAPS: readonly (readonly CompiledNode[])[] = [
   MAP_0F3A.map((n) => compile(n)),
 ];
 const VMAPS: readonly (readonly CompiledNode[])[] = VEX_MAPS.map((m) => m.map((n) => compile(n, OpFlag.Vex)));
+/** 3DNow! suffix byte -> mnemonic id (0 = undefined). */
+const NOW3D_IDS = new Uint16Array(256);
+for (let i = 0; i < 256; i++) if (NOW3D_NAMES[i]) NOW3D_IDS[i] = internMnemonic(NOW3D_NAMES[i]!);
 const XCHG_R8 = compile('xchg Zv,rAX');
 const XCHG_AX = XCHG_R8;
 const PAUSE = compile('pause');
@@ -287,7 +324,10 @@ export class DecodedInsn {
   vexPP = 0;
   vexMap = 0;
   prefixLen = 0;
-  /** The opcode table lookup went through a mandatory-prefix split (objdump then prints no prefix names for a `(bad)`). */
+  /**
+   * The undefined encoding is one objdump prints as a bare `(bad)`, without prefix names (a `'!'` table
+   * hole: the wrong prefix on an instruction objdump holds with a prefix requirement).
+   */
   viaPrefixSplit = false;
   /** Offset of the first byte in the buffer it was decoded from. */
   offset = 0;
@@ -531,7 +571,6 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   }
   let usedPfx = 0;
   let rexUsed = 0;
-  let viaPrefix = false;
   while (isSplit(node)) {
     let i = 0;
     switch (node.split) {
@@ -557,11 +596,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         } else if (osz) {
           i = 1; mandatory = 0x66; usedPfx |= Prefix.OpSize;
         }
-        // objdump prints a bare `(bad)` for a wrong prefix on its single-entry MMX/SSE forms (0F38/0F3A,
-        // or slots with both a no-prefix and a 66 form); other holes keep their prefix names
-        if (map >= 2 || (node.e[0] !== null && node.e[1] !== null)) viaPrefix = true;
-        if (i !== 0 && node.e[i] === node.e[0]) {
-          // the same instruction with or without this prefix: it is not a mandatory prefix
+        if (node.keep & (1 << i)) {
           usedPfx &= ~(i === 1 ? Prefix.OpSize : i === 2 ? Prefix.Rep : Prefix.Repne);
           mandatory = 0;
         }
@@ -589,12 +624,15 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       case SplitKind.VexL:
         i = out.vexL;
         break;
+      case SplitKind.Compat:
+        i = objdumpCompat ? 1 : 0;
+        break;
     }
     node = node.e[i]!;
   }
   out.mandatory = mandatory;
-  out.viaPrefixSplit = viaPrefix;
-  if (node === null) {
+  out.viaPrefixSplit = node === BARE_HOLE;
+  if (node === null || node === BARE_HOLE) {
     // objdump counts the bytes up to the opcode (a ModRM read only to pick a group entry is not counted
     // unless it was needed by an x87 escape).
     const len = modrm >= 0 ? pos - offset - 1 : pos - offset;
@@ -610,6 +648,11 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   out.entry = entry;
   out.mnemonic = entry.mnemonic;
   const flags = entry.flags;
+  if (flags & OpFlag.KeepPrefix && mandatory !== 0) {
+    usedPfx &= ~(mandatory === 0x66 ? Prefix.OpSize : mandatory === 0xf3 ? Prefix.Rep : Prefix.Repne);
+    mandatory = 0;
+    out.mandatory = 0;
+  }
   if ((flags & OpFlag.I64) && is64) return setInvalid(out, InvalidReason.Mode, pos - offset - (modrm >= 0 ? 1 : 0));
   if ((flags & OpFlag.O64) && !is64) return setInvalid(out, InvalidReason.Mode, pos - offset - (modrm >= 0 ? 1 : 0));
   if ((flags & OpFlag.ModRm) && modrm < 0) {
@@ -662,6 +705,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         if (method === OpMethod.I && opSize === 8) { size = 8; if (rexW && !(flags & (OpFlag.D64 | OpFlag.F64))) rexUsed |= 8; }
         break;
       case OpSizeCode.N: size = is64 ? 8 : 4; break;
+      case OpSizeCode.AS: size = addrSize; if (asz) usedPfx |= Prefix.AddrSize; break;
       case OpSizeCode.Y: size = is64 && rexW ? 8 : 4; if (rexW) rexUsed |= 8; break;
       case OpSizeCode.P: size = opSize + 2; if (osz && !rexW) usedPfx |= Prefix.OpSize; break;
       case OpSizeCode.S: size = is64 ? 10 : 6; break;
@@ -677,6 +721,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     }
     op.size = size;
     switch (method) {
+      case OpMethod.K:
       case OpMethod.E:
       case OpMethod.Q:
       case OpMethod.W:
@@ -691,6 +736,10 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
             if (rexB) rexUsed |= 1;
           } else if (method === OpMethod.Q || method === OpMethod.N) {
             op.regClass = RegClass.Mmx; op.reg = rmField;
+          } else if (method === OpMethod.K) {
+            op.regClass = RegClass.Bnd;
+            op.reg = rmField | (rexB << 3);
+            if (rexB) rexUsed |= 1;
           } else {
             op.regClass = size === 32 ? RegClass.Ymm : RegClass.Xmm;
             op.reg = rmField | (rexB << 3);
@@ -698,7 +747,9 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
           }
         } else {
           if (method === OpMethod.N || method === OpMethod.U) { badOp = true; op.kind = OperandKind.None; pos = offset + out.prefixLen + 1; break; }
+          if (flags & OpFlag.Mpx && addrSize === 2) { op.kind = OperandKind.None; break; }
           rexUsed |= decodeMem(op, out, mod, rmField, rex, addrSize, mode);
+          if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
           if (segment >= 0) usedPfx |= Prefix.Seg;
           if (asz) usedPfx |= Prefix.AddrSize;
         }
@@ -799,8 +850,14 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
           op.reg = out.vexV;
         } else {
           op.regClass = RegClass.Bnd;
-          op.reg = regField;
+          op.reg = regField | (rexR << 3);
+          if (rexR) rexUsed |= 4;
         }
+        break;
+      case OpMethod.T:
+        op.kind = OperandKind.Reg;
+        op.regClass = RegClass.Tr;
+        op.reg = regField;
         break;
       case OpMethod.I: {
         op.kind = OperandKind.Imm;
@@ -881,6 +938,22 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     }
   }
   out.nOps = n;
+  if (flags & (OpFlag.RmZero | OpFlag.Now3d)) {
+    if (flags & OpFlag.RmZero && (mod !== 3 || rmField !== 0)) {
+      // objdump: a `(bad)` operand, resuming after the first opcode byte
+      const op = out.ops[0]!;
+      op.kind = OperandKind.None;
+      op.spec = 0;
+      out.nOps = 1;
+      badOp = true;
+      pos = offset + out.prefixLen + 1;
+    } else if (flags & OpFlag.Now3d) {
+      const id = NOW3D_IDS[byte()]!;
+      if (fail) return finishFail(out, offset);
+      if (id === 0) return setInvalid(out, InvalidReason.Opcode, out.prefixLen + 1);
+      out.mnemonic = id;
+    }
+  }
   if ((flags & (OpFlag.D64 | OpFlag.F64)) && osz && !rexW && !(is64 && opSize === 8)) usedPfx |= Prefix.OpSize;
   if (flags & (OpFlag.SuffixNonDefault | OpFlag.SuffixOpSize | OpFlag.X87Env)) {
     if (osz && !(flags & OpFlag.SuffixOpSize && is64)) usedPfx |= Prefix.OpSize;
@@ -891,7 +964,9 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   out.usedPrefixes = usedPfx;
   out.rexUsed = rexUsed;
   if (fail) return finishFail(out, offset);
-  if (badOp) return setInvalid(out, InvalidReason.RegisterForm, out.prefixLen + 1);
+  // objdump resumes after a register-only/memory-only operand misuse at the byte after the first
+  // opcode byte (later immediates are read from there): its length for the `(bad)` operand form
+  if (badOp) return setInvalid(out, InvalidReason.RegisterForm, pos - offset);
   out.length = pos - offset;
   if (flags & OpFlag.Bad) { out.status = DecodeStatus.Invalid; out.invalidReason = InvalidReason.Opcode; }
   return out;

@@ -12,7 +12,7 @@
  *  - undecodable bytes print `(bad)` with objdump's length for them.
  */
 import {
-  decode, DecodedInsn, DecodeStatus, InvalidReason, OperandKind, OpFlag, OpMethod, OpSizeCode, Prefix,
+  decode, DecodedInsn, DecodeStatus, InvalidReason, MNEMONICS, OperandKind, OpFlag, OpMethod, OpSizeCode, Prefix,
   type CpuMode, type Operand,
 } from './decoder.js';
 import { gprName, RegClass, regName, SEG_NAMES } from './registers.js';
@@ -134,7 +134,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   const entry = insn.entry;
   const flags = entry.flags;
   const mode = insn.mode;
-  let name = entry.name;
+  let name = flags & OpFlag.Now3d ? MNEMONICS[insn.mnemonic]! : entry.name;
   const n = insn.nOps;
   const ops = insn.ops;
   let used = insn.usedPrefixes;
@@ -157,7 +157,11 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         if (m === OpMethod.DxPort) s = '(%dx)';
         else if (m === OpMethod.St) s = '%st';
         else if (op.regClass === RegClass.Gpr && (m === OpMethod.FixGpr)) s = '%' + gprName(op.reg, op.size);
-        else s = '%' + regName(op.regClass, op.reg, op.size);
+        else if (op.regClass === RegClass.Bnd && op.reg > 3) s = '(bad)';
+        else if (op.regClass === RegClass.Mmx && flags & OpFlag.Now3d && insn.prefixes & Prefix.OpSize) {
+          s = '%xmm' + op.reg; // objdump applies a 66 prefix to 3DNow! registers
+          used |= Prefix.OpSize;
+        } else s = '%' + regName(op.regClass, op.reg, op.size);
         if (isSizingReg(op)) hasSizingReg = true;
         if (m !== OpMethod.DxPort && !(m === OpMethod.FixGpr && (op.spec >>> 16) === 1)) hasAnyReg = true;
         break;
@@ -270,9 +274,9 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     const i = lastPos((b) => b === insn.lastRep);
     if (isStr) {
       names[i] = insn.lastRep === 0xf2 ? 'repnz' : (name === 'cmps' || name === 'scas') ? 'repz' : 'rep';
-    } else if ((flags & OpFlag.Branch) && insn.lastRep === 0xf2 &&
+    } else if ((flags & OpFlag.Branch) && hasByte(0xf2) &&
       (BND_BRANCHES.has(entry.name) || (map === 0 && opc >= 0x70 && opc <= 0x7f) || (map === 1 && opc >= 0x80 && opc <= 0x8f))) {
-      names[i] = 'bnd';
+      names[lastPos((b) => b === 0xf2)] = 'bnd';
     } else if (memOp && memOp === ops[0] && (hasByte(0xf0) ? HLE_LOCKABLE.has(entry.name) : entry.name === 'xchg')) {
       names[i] = insn.lastRep === 0xf2 ? 'xacquire' : 'xrelease';
     } else if (insn.lastRep === 0xf3 && memOp && memOp === ops[0] && entry.name === 'mov' && map === 0 &&
@@ -298,7 +302,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   if (pre.length) text = pre.join(' ') + ' ' + text;
   const shown = parts.filter((x) => x !== '');
   if (shown.length) {
-    const keep = (map === 0 && (opc === 0xc8 || opc === 0x62)) || (entry.name === 'extrq' || entry.name === 'insertq') && nImm === 2;
+    const keep = map === 0 && (opc === 0xc8 || opc === 0x62);
     if (!keep) shown.reverse();
     text = text.padEnd(6) + ' ' + shown.join(',');
   }
@@ -413,7 +417,15 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
     if (insn.invalidReason === InvalidReason.TooLong) length = Math.min(15, end - offset);
     if (length <= 0) length = 1;
     const pl = Math.min(legacyPrefixLen(code, offset, end, mode), length);
-    const pn = insn.vex || insn.viaPrefixSplit ? '' : prefixNames(code, offset, pl, mode);
+    let pn = '';
+    if (!insn.vex && !insn.viaPrefixSplit) {
+      // the prefix that picked the (empty) column of a mandatory-prefix table is consumed
+      const names = prefixNameList(code, offset, pl, mode);
+      if (insn.mandatory) {
+        for (let p = pl - 1; p >= 0; p--) if (code[offset + p] === insn.mandatory) { names[p] = ''; break; }
+      }
+      pn = names.filter((x) => x !== '').join(' ');
+    }
     return { offset, length, text: pn ? pn + ' (bad)' : '(bad)' };
   }
   return { offset, length: insn.length, text: formatInsn(insn, code, address) };

@@ -4,7 +4,7 @@
  * Written from the Intel SDM Vol. 2 appendix A opcode maps and checked against GNU objdump's output
  * (facts only; no text from any other project). Each map slot holds a `Node`:
  *  - a leaf string `"mnemonic[:flag...] op1,op2,..."` with operands in Intel order (destination first),
- *  - `''` for an invalid encoding (#UD),
+ *  - `''` for an invalid encoding (#UD), `'!'` for one objdump shows as a bare `(bad)` (see `pfxs`),
  *  - a split that picks a child by a field of the encoding (see `SplitKind`).
  *
  * Operand tokens (SDM appendix A style; the size letters follow the token):
@@ -41,12 +41,23 @@ export const SplitKind = {
   AddrSize: 7, // [16, 32, 64]
   VexL: 8, // [L0, L1]
   Mode16: 9, // [16-bit mode, 32/64-bit mode]
+  /**
+   * [CPU, objdump]: where objdump decodes an encoding differently from a current CPU (MPX hint NOPs
+   * objdump names bnd*, VIA PadLock, 386 test registers...), the decoder takes child 0 and the
+   * disassembler (`objdumpCompat`) child 1.
+   */
+  Compat: 10,
 } as const;
 export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
 
 export interface Split {
   readonly split: SplitKind;
   readonly e: readonly Node[];
+  /**
+   * Prefix splits only: bit i set = the prefix of column i is not consumed by the opcode (it stays an
+   * ordinary prefix, e.g. a REP before a reserved NOP). A column equal to the no-prefix one is never consumed.
+   */
+  readonly keep?: number;
 }
 export type Node = string | Split;
 
@@ -55,6 +66,18 @@ const mod = (mem: Node, reg: Node): Split => ({ split: SplitKind.Mod, e: [mem, r
 const rm = (...e: Node[]): Split => ({ split: SplitKind.Rm, e });
 const pfx = (none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
   ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2] });
+/**
+ * As `pfx`, for a slot objdump holds as ONE instruction with a prefix requirement rather than as a table
+ * of prefix forms: its holes are `'!'` (undefined; objdump prints a bare `(bad)`, naming no prefixes),
+ * where a `''` hole prints the prefixes that were not consumed.
+ */
+const pfxs = (none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
+  ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2].map((n) => (n === '' ? '!' : n)) });
+/** As `pfx`, with `keep` a bit mask of the columns whose prefix is not consumed (see Split.keep). */
+const pfxk = (keep: number, none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
+  ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2], keep });
+/** [what a CPU decodes, what objdump decodes] (SplitKind.Compat). */
+const od = (cpu: Node, objdump: Node): Split => ({ split: SplitKind.Compat, e: [cpu, objdump] });
 const rexw = (w0: Node, w1: Node): Split => ({ split: SplitKind.RexW, e: [w0, w1] });
 const m64 = (legacy: Node, long: Node): Split => ({ split: SplitKind.Mode64, e: [legacy, long] });
 const osz = (o16: Node, o32: Node, o64: Node = o32): Split => ({ split: SplitKind.OpSize, e: [o16, o32, o64] });
@@ -63,15 +86,15 @@ const vexl = (l0: Node, l1: Node): Split => ({ split: SplitKind.VexL, e: [l0, l1
 const m16 = (real: Node, other: Node): Split => ({ split: SplitKind.Mode16, e: [real, other] });
 
 /** An MMX op with an SSE2 twin under 66 (`name Pq,Qq` / `name Vx,Wx`). */
-const mmxSse = (name: string): Split => pfx(`${name} Pq,Qq`, `${name} Vx,Wx`);
+const mmxSse = (name: string): Split => pfxs(`${name} Pq,Qq`, `${name} Vx,Wx`);
 /** An SSE op with the four prefix forms ps/pd/ss/sd. */
 const sse4 = (name: string): Split =>
   pfx(`${name}ps Vps,Wps`, `${name}pd Vpd,Wpd`, `${name}ss Vss,Wss`, `${name}sd Vsd,Wsd`);
 /** An SSE op with only ps/pd forms. */
 const sse2 = (name: string, suffixPs = 'ps', suffixPd = 'pd'): Split =>
-  pfx(`${name}${suffixPs} Vps,Wps`, `${name}${suffixPd} Vpd,Wpd`);
+  pfxs(`${name}${suffixPs} Vps,Wps`, `${name}${suffixPd} Vpd,Wpd`);
 /** A 66-only SSE op of the 0F38/0F3A maps. */
-const p66 = (leaf: Node): Split => pfx('', leaf);
+const p66 = (leaf: Node): Split => pfxs('', leaf);
 
 const ALU = ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp'];
 const CC = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
@@ -193,13 +216,13 @@ function buildTwoByte(): Node[] {
   t[0x00] = grp(mod('sldt:nosx Mw', 'sldt:nosx Rv'), mod('str:nosx Mw', 'str:nosx Rv'), 'lldt:nosx Ew', 'ltr:nosx Ew', 'verr:nosx Ew', 'verw:nosx Ew', '', '');
   t[0x01] = grp(
     mod('sgdt:osx M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', 'wrmsrns', '')),
-    mod('sidt:osx M0', rm('', 'mwait', 'clac', 'stac', '', '', '', 'encls')),
+    mod('sidt:osx M0', rm('monitor aAX,ECX,EDX', 'mwait EAX,ECX', 'clac', 'stac', '', '', '', 'encls')),
     mod('lgdt:osx M0', rm('xgetbv', 'xsetbv', '', '', 'vmfunc', 'xend', 'xtest', 'enclu')),
     mod('lidt:osx M0', rm('vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
     mod('smsw:nosx Mw', 'smsw:nosx Rv'),
     mod('', rm('serialize', '', '', '', '', '', 'rdpkru', 'wrpkru')),
     'lmsw:nosx Ew',
-    mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx', 'mwaitx', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
+    mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx aAX,ECX,EDX', 'mwaitx EAX,ECX,EBX', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
   );
   t[0x02] = mod('lar Gv,Mw', 'lar Gv,Rv');
   t[0x03] = mod('lsl Gv,Mw', 'lsl Gv,Rv');
@@ -209,33 +232,40 @@ function buildTwoByte(): Node[] {
   t[0x08] = 'invd';
   t[0x09] = pfx('wbinvd', '', 'wbnoinvd');
   t[0x0b] = 'ud2';
+  // AMD 3DNow! (gone from current CPUs): the operation is an imm8 after the operands (NOW3D_NAMES)
+  t[0x0f] = od('', '3dnow:now3d Pq,Qq');
   t[0x0d] = grp('prefetch M0', 'prefetchw M0', 'prefetchwt1 M0', 'prefetch M0', 'prefetch M0', 'prefetch M0', 'prefetch M0', 'prefetch M0');
   t[0x0e] = 'femms';
   t[0x10] = pfx('movups Vps,Wps', 'movupd Vpd,Wpd', 'movss Vx,Wss', 'movsd Vx,Wsd');
   t[0x11] = pfx('movups Wps,Vps', 'movupd Wpd,Vpd', 'movss Wss,Vx', 'movsd Wsd,Vx');
-  t[0x12] = pfx(mod('movlps Vq,Mq', 'movhlps Vq,Uq'), 'movlpd Vq,Mq', 'movsldup Vx,Wx', 'movddup Vx,Wq');
-  t[0x13] = pfx(mod('movlps Mq,Vq', ''), mod('movlpd Mq,Vq', ''));
+  t[0x12] = pfx(mod('movlps Vq,Mq', 'movhlps Vq,Uq'), mod('movlpd Vq,Mq', ''), 'movsldup Vx,Wx', 'movddup Vx,Wq');
+  t[0x13] = mod(pfxs('movlps Mq,Vq', 'movlpd Mq,Vq'), '');
   t[0x14] = sse2('unpcklp', 's', 'd');
   t[0x15] = sse2('unpckhp', 's', 'd');
-  t[0x16] = pfx(mod('movhps Vq,Mq', 'movlhps Vq,Uq'), 'movhpd Vq,Mq', 'movshdup Vx,Wx');
-  t[0x17] = pfx(mod('movhps Mq,Vq', ''), mod('movhpd Mq,Vq', ''));
+  t[0x16] = pfx(mod('movhps Vq,Mq', 'movlhps Vq,Uq'), mod('movhpd Vq,Mq', ''), 'movshdup Vx,Wx');
+  t[0x17] = mod(pfxs('movhps Mq,Vq', 'movhpd Mq,Vq'), '');
   t[0x18] = mod(grp('prefetchnta M0', 'prefetcht0 M0', 'prefetcht1 M0', 'prefetcht2 M0', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
   t[0x19] = 'nop Ev';
-  t[0x1a] = 'nop Ev';
-  t[0x1b] = 'nop Ev';
-  t[0x1c] = mod(grp('cldemote M0', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
+  // MPX: hint NOPs on CPUs without it (all current ones); objdump still names the bnd* forms
+  t[0x1a] = od('nop Ev', pfx(mod('bndldx:mib B,M0', 'nop Ev'), 'bndmov:mpx B,K', 'bndcl:mpx B,En', 'bndcu:mpx B,En'));
+  t[0x1b] = od('nop Ev', pfx(mod('bndstx:mib M0,B', 'nop Ev'), 'bndmov:mpx K,B', mod('bndmk:mib B,M0', 'nop:kp Ev'), 'bndcn:mpx B,En'));
+  t[0x1c] = mod(grp(pfxk(0b1110, 'cldemote M0', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
   t[0x1d] = 'nop Ev';
-  t[0x1e] = pfx('nop Ev', 'nop Ev', mod('nop Ev', grp('nop Ev', rexw('rdsspd Rd', 'rdsspq Rq'), 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev',
-    rm('nop Ev', 'nop Ev', 'endbr64', 'endbr32', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'))), 'nop Ev');
+  t[0x1e] = pfx('nop Ev', 'nop Ev', mod('nop:kp Ev', grp('nop:kp Ev', rexw('rdsspd Rd', 'rdsspq Rq'), 'nop:kp Ev', 'nop:kp Ev', 'nop:kp Ev',
+    'nop:kp Ev', 'nop:kp Ev', rm('nop:kp Ev', 'nop:kp Ev', 'endbr64', 'endbr32', 'nop:kp Ev', 'nop:kp Ev', 'nop:kp Ev', 'nop:kp Ev'))), 'nop Ev');
   t[0x1f] = 'nop Ev';
   t[0x20] = 'mov Rn,Cn';
   t[0x21] = 'mov Rn,Dn';
   t[0x22] = 'mov Cn,Rn';
   t[0x23] = 'mov Dn,Rn';
+  // 386/486 test registers (#UD since the Pentium)
+  t[0x24] = od('', m64('mov Rd,Td', ''));
+  t[0x26] = od('', m64('mov Td,Rd', ''));
   t[0x28] = sse2('movap', 's', 'd');
-  t[0x29] = pfx('movaps Wps,Vps', 'movapd Wpd,Vpd');
+  t[0x29] = pfxs('movaps Wps,Vps', 'movapd Wpd,Vpd');
   t[0x2a] = pfx('cvtpi2ps Vps,Qpi', 'cvtpi2pd Vpd,Qpi', 'cvtsi2ss:sxm Vss,Ey', 'cvtsi2sd:sxm Vsd,Ey');
-  t[0x2b] = pfx(mod('movntps Mps,Vps', ''), mod('movntpd Mpd,Vpd', ''));
+  // movntss/movntsd: AMD SSE4a
+  t[0x2b] = pfx(mod('movntps Mps,Vps', ''), mod('movntpd Mpd,Vpd', ''), mod('movntss Md,Vss', ''), mod('movntsd Mq,Vsd', ''));
   t[0x2c] = pfx('cvttps2pi Ppi,Wq', 'cvttpd2pi Ppi,Wpd', 'cvttss2si Gy,Wss', 'cvttsd2si Gy,Wsd');
   t[0x2d] = pfx('cvtps2pi Ppi,Wq', 'cvtpd2pi Ppi,Wpd', 'cvtss2si Gy,Wss', 'cvtsd2si Gy,Wsd');
   t[0x2e] = pfx('ucomiss Vss,Wss', 'ucomisd Vsd,Wsd');
@@ -248,7 +278,7 @@ function buildTwoByte(): Node[] {
   t[0x35] = m64('sysexit', rexw('sysexitl', 'sysexitq'));
   t[0x37] = 'getsec';
   for (let i = 0; i < 16; i++) t[0x40 + i] = `cmov${CC[i]} Gv,Ev`;
-  t[0x50] = pfx(mod('', 'movmskps Gd,Ups'), mod('', 'movmskpd Gd,Upd'));
+  t[0x50] = mod('', pfxs('movmskps Gd,Ups', 'movmskpd Gd,Upd'));
   t[0x51] = sse4('sqrt');
   t[0x52] = pfx('rsqrtps Vps,Wps', '', 'rsqrtss Vss,Wss');
   t[0x53] = pfx('rcpps Vps,Wps', '', 'rcpss Vss,Wss');
@@ -267,24 +297,26 @@ function buildTwoByte(): Node[] {
   const M60 = ['punpcklbw', 'punpcklwd', 'punpckldq', 'packsswb', 'pcmpgtb', 'pcmpgtw', 'pcmpgtd', 'packuswb',
     'punpckhbw', 'punpckhwd', 'punpckhdq', 'packssdw'];
   for (let i = 0; i < M60.length; i++) t[0x60 + i] = mmxSse(M60[i]!);
-  t[0x6c] = pfx('', 'punpcklqdq Vx,Wx');
-  t[0x6d] = pfx('', 'punpckhqdq Vx,Wx');
-  t[0x6e] = pfx(rexw('movd Pq,Ed', 'movq Pq,Eq'), rexw('movd Vx,Ed', 'movq Vx,Eq'));
+  for (let i = 0; i < 3; i++) t[0x60 + i] = pfx(`${M60[i]!} Pq,Qq`, `${M60[i]!} Vx,Wx`); // objdump: a prefix table
+  t[0x6c] = pfxs('', 'punpcklqdq Vx,Wx');
+  t[0x6d] = pfxs('', 'punpckhqdq Vx,Wx');
+  t[0x6e] = pfxs(rexw('movd Pq,Ed', 'movq Pq,Eq'), rexw('movd Vx,Ed', 'movq Vx,Eq'));
   t[0x6f] = pfx('movq Pq,Qq', 'movdqa Vx,Wx', 'movdqu Vx,Wx');
   t[0x70] = pfx('pshufw Pq,Qq,Ib', 'pshufd Vx,Wx,Ib', 'pshufhw Vx,Wx,Ib', 'pshuflw Vx,Wx,Ib');
   const shiftImm = (a: string, b: string, c: string, d: string, e66 = '', f66 = ''): Split => mod('', grp('', '',
-    pfx(a ? `${a} Nq,Ib` : '', a ? `${a} Ux,Ib` : ''), e66 ? pfx('', `${e66} Ux,Ib`) : '',
-    pfx(b ? `${b} Nq,Ib` : '', b ? `${b} Ux,Ib` : ''), '',
-    pfx(c ? `${c} Nq,Ib` : '', c ? `${c} Ux,Ib` : ''), f66 ? pfx('', `${f66} Ux,Ib`) : (d ? pfx(`${d} Nq,Ib`) : '')));
+    pfxs(a ? `${a} Nq,Ib` : '', a ? `${a} Ux,Ib` : ''), e66 ? pfxs('', `${e66} Ux,Ib`) : '',
+    b ? pfxs(`${b} Nq,Ib`, `${b} Ux,Ib`) : '', '',
+    pfxs(c ? `${c} Nq,Ib` : '', c ? `${c} Ux,Ib` : ''), f66 ? pfxs('', `${f66} Ux,Ib`) : (d ? pfxs(`${d} Nq,Ib`) : '')));
   t[0x71] = shiftImm('psrlw', 'psraw', 'psllw', '');
   t[0x72] = shiftImm('psrld', 'psrad', 'pslld', '');
   t[0x73] = shiftImm('psrlq', '', 'psllq', '', 'psrldq', 'pslldq');
   t[0x74] = mmxSse('pcmpeqb');
   t[0x75] = mmxSse('pcmpeqw');
   t[0x76] = mmxSse('pcmpeqd');
-  t[0x77] = 'emms';
-  t[0x78] = pfx(m64('vmread Ed,Gd', 'vmread Eq,Gq'), mod('', grp('extrq Ux,Ib,Ib', '', '', '', '', '', '', '')), '', mod('', 'insertq Vx,Ux,Ib,Ib'));
-  t[0x79] = pfx(m64('vmwrite Gd,Ed', 'vmwrite Gq,Eq'), mod('', 'extrq Vx,Ux'), '', mod('', 'insertq Vx,Ux'));
+  t[0x77] = pfxs('emms');
+  // SSE4a: the register forms only (objdump shows a memory form as a `(bad)` operand)
+  t[0x78] = pfx(m64('vmread Ed,Gd', 'vmread Eq,Gq'), mod('extrq Ux,Ib,Ib', od(grp('extrq Ux,Ib,Ib', '', '', '', '', '', '', ''), 'extrq Ux,Ib,Ib')), '', 'insertq Vx,Ux,Ib,Ib');
+  t[0x79] = pfx(m64('vmwrite Gd,Ed', 'vmwrite Gq,Eq'), 'extrq Vx,Ux', '', 'insertq Vx,Ux');
   t[0x7c] = pfx('', 'haddpd Vpd,Wpd', '', 'haddps Vps,Wps');
   t[0x7d] = pfx('', 'hsubpd Vpd,Wpd', '', 'hsubps Vps,Wps');
   t[0x7e] = pfx(rexw('movd Ed,Pq', 'movq Eq,Pq'), rexw('movd Ed,Vx', 'movq Eq,Vx'), 'movq Vx,Wq');
@@ -294,6 +326,9 @@ function buildTwoByte(): Node[] {
   t[0xa0] = 'push:d64 FS';
   t[0xa1] = 'pop:d64 FS';
   t[0xa2] = 'cpuid';
+  // VIA PadLock (#UD elsewhere)
+  t[0xa6] = od('', grp('montmul:rm0', 'xsha1:rm0', 'xsha256:rm0', '', '', '', '', ''));
+  t[0xa7] = od('', grp('xstore-rng:rm0', 'xcrypt-ecb:rm0', 'xcrypt-cbc:rm0', 'xcrypt-ctr:rm0', 'xcrypt-cfb:rm0', 'xcrypt-ofb:rm0', '', ''));
   t[0xa3] = 'bt Ev,Gv';
   t[0xa4] = 'shld Ev,Gv,Ib';
   t[0xa5] = 'shld Ev,Gv,CL';
@@ -325,17 +360,17 @@ function buildTwoByte(): Node[] {
   t[0xb9] = 'ud1 Gv,Ev';
   t[0xba] = grp('', '', '', '', 'bt Ev,Ib', 'bts Ev,Ib', 'btr Ev,Ib', 'btc Ev,Ib');
   t[0xbb] = 'btc Ev,Gv';
-  t[0xbc] = pfx('bsf Gv,Ev', 'bsf Gv,Ev', 'tzcnt Gv,Ev', 'bsf Gv,Ev');
-  t[0xbd] = pfx('bsr Gv,Ev', 'bsr Gv,Ev', 'lzcnt Gv,Ev', 'bsr Gv,Ev');
+  t[0xbc] = pfx('bsf Gv,Ev', 'bsf Gv,Ev', 'tzcnt Gv,Ev', od('bsf Gv,Ev', ''));
+  t[0xbd] = pfx('bsr Gv,Ev', 'bsr Gv,Ev', 'lzcnt Gv,Ev', od('bsr Gv,Ev', ''));
   t[0xbe] = 'movsb:sx Gv,Eb';
   t[0xbf] = 'movsw:sx Gv,Ew';
   t[0xc0] = 'xadd Eb,Gb';
   t[0xc1] = 'xadd Ev,Gv';
   t[0xc2] = pfx('cmpps Vps,Wps,Ib', 'cmppd Vpd,Wpd,Ib', 'cmpss Vss,Wss,Ib', 'cmpsd Vsd,Wsd,Ib');
-  t[0xc3] = pfx(mod('movnti My,Gy', ''));
-  t[0xc4] = pfx('pinsrw Pq,Ed,Ib', 'pinsrw Vx,Ed,Ib');
-  t[0xc5] = pfx('pextrw Gd,Nq,Ib', 'pextrw Gd,Ux,Ib');
-  t[0xc6] = pfx('shufps Vps,Wps,Ib', 'shufpd Vpd,Wpd,Ib');
+  t[0xc3] = mod(pfxs('movnti My,Gy'), '');
+  t[0xc4] = pfxs('pinsrw Pq,Ed,Ib', 'pinsrw Vx,Ed,Ib');
+  t[0xc5] = pfxs('pextrw Gd,Nq,Ib', mod('!', 'pextrw Gd,Ux,Ib'));
+  t[0xc6] = pfxs('shufps Vps,Wps,Ib', 'shufpd Vpd,Wpd,Ib');
   t[0xc7] = mod(
     pfx(grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmptrld Mq', 'vmptrst Mq'),
       grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmclear Mq', ''),
@@ -354,12 +389,12 @@ function buildTwoByte(): Node[] {
     '', 'psllw', 'pslld', 'psllq', 'pmuludq', 'pmaddwd', 'psadbw', '',
     'psubb', 'psubw', 'psubd', 'psubq', 'paddb', 'paddw', 'paddd', ''];
   for (let i = 0; i < MD0.length; i++) if (MD0[i]) t[0xd0 + i] = mmxSse(MD0[i]!);
-  t[0xd6] = pfx('', 'movq Wq,Vx', mod('', 'movq2dq Vx,Nq'), mod('', 'movdq2q Pq,Ux'));
-  t[0xd7] = pfx(mod('', 'pmovmskb Gd,Nq'), mod('', 'pmovmskb Gd,Ux'));
+  t[0xd6] = pfx('', 'movq Wq,Vx', 'movq2dq Vx,Nq', 'movdq2q Pq,Ux');
+  t[0xd7] = mod('', pfx('pmovmskb Gd,Nq', 'pmovmskb Gd,Ux', 'pmovmskb Gd,Nq', 'pmovmskb Gd,Nq'));
   t[0xe6] = pfx('', 'cvttpd2dq Vx,Wpd', 'cvtdq2pd Vx,Wq', 'cvtpd2dq Vx,Wpd');
   t[0xe7] = pfx('movntq Mq,Pq', mod('movntdq Mx,Vx', ''));
   t[0xf0] = pfx('', '', '', mod('lddqu Vx,Mx', ''));
-  t[0xf7] = pfx('maskmovq Pq,Nq', mod('', 'maskmovdqu Vx,Ux'));
+  t[0xf7] = pfx('maskmovq Pq,Nq', 'maskmovdqu Vx,Ux');
   t[0xff] = 'ud0 Gv,Ev';
   return t;
 }
@@ -482,10 +517,21 @@ export const X87_REG: readonly Node[] = [
   'ffreep STi', '', '', '', rm('fnstsw AX', '', '', '', '', '', '', ''), 'fucomip ST,STi', 'fcomip ST,STi', '',
 ];
 
+/** AMD 3DNow! operations by the imm8 that follows `0F 0F /r` (AMD 3DNow! Technology Manual). */
+export const NOW3D_NAMES: readonly string[] = (() => {
+  const t = new Array<string>(256).fill('');
+  const names: [number, string][] = [[0x0c, 'pi2fw'], [0x0d, 'pi2fd'], [0x1c, 'pf2iw'], [0x1d, 'pf2id'], [0x8a, 'pfnacc'],
+    [0x8e, 'pfpnacc'], [0x90, 'pfcmpge'], [0x94, 'pfmin'], [0x96, 'pfrcp'], [0x97, 'pfrsqrt'], [0x9a, 'pfsub'], [0x9e, 'pfadd'],
+    [0xa0, 'pfcmpgt'], [0xa4, 'pfmax'], [0xa6, 'pfrcpit1'], [0xa7, 'pfrsqit1'], [0xaa, 'pfsubr'], [0xae, 'pfacc'],
+    [0xb0, 'pfcmpeq'], [0xb4, 'pfmul'], [0xb6, 'pfrcpit2'], [0xb7, 'pmulhrw'], [0xbb, 'pswapd'], [0xbf, 'pavgusb']];
+  for (const [i, n] of names) t[i] = n;
+  return t;
+})();
+
 export const ONE_BYTE_MAP: readonly Node[] = buildOneByte();
 export const TWO_BYTE_MAP: readonly Node[] = buildTwoByte();
 export const MAP_0F38: readonly Node[] = buildThreeByte38();
 export const MAP_0F3A: readonly Node[] = buildThreeByte3A();
 
 /** Helpers exported for the VEX table module. */
-export const tableHelpers = { grp, mod, rm, pfx, rexw, m64, osz, asz, vexl, m16 };
+export const tableHelpers = { grp, mod, rm, pfx, pfxs, pfxk, od, rexw, m64, osz, asz, vexl, m16 };

@@ -54,11 +54,13 @@ function transformLeaf(text: string): Node {
 function derive(node: Node, pp: number): Node {
   if (typeof node === 'string') return node === '' ? '' : transformLeaf(node);
   if (node.split === SplitKind.Prefix) return deriveCol(node.e[pp]!);
+  if (node.split === SplitKind.Compat) return derive(node.e[0]!, pp);
   return { split: node.split, e: node.e.map((n) => derive(n, pp)) };
 }
 function deriveCol(node: Node): Node {
   if (typeof node === 'string') return node === '' ? '' : transformLeaf(node);
   if (node.split === SplitKind.Prefix) return '';
+  if (node.split === SplitKind.Compat) return deriveCol(node.e[0]!);
   return { split: node.split, e: node.e.map((n) => deriveCol(n)) };
 }
 
