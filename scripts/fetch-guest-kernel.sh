@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches the guests the loader and boot tests use into the git-ignored cache .cache/guests/:
+# Fetches the guests the loader and boot tests use into the git-ignored cache .cache/guests/
+# (or $TSVMM_GUESTS_DIR, which src/loader/guest-kernels.ts honours too):
 #   - Debian's amd64 kernel (the package the metapackage linux-image-amd64 depends on), extracted
 #     with dpkg-deb -x; boot/vmlinuz-* is the bzImage;
 #   - vmlinux: the ELF inside that bzImage, cut out at the header's payload_offset/payload_length
@@ -14,7 +15,7 @@ exec </dev/null
 export DEBIAN_FRONTEND=noninteractive
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE="$ROOT/.cache/guests"
+CACHE="${TSVMM_GUESTS_DIR:-$ROOT/.cache/guests}"
 MANIFEST="$CACHE/guests.env"
 
 say() { printf '%s\n' "$*"; }
