@@ -531,7 +531,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     opcode = byte();
     if (fail) return finishFail(out, offset);
     out.prefixLen = pos - 1 - offset;
-    if (mmmmm < 1 || mmmmm > 3) return setInvalid(out, InvalidReason.Vex, pos - offset - 1);
+    // a reserved map: objdump stops after the C4 byte
+    if (mmmmm < 1 || mmmmm > 3) return setInvalid(out, InvalidReason.Vex, out.prefixLen - 2);
     if (!objdumpCompat && (prefixes & (Prefix.OpSize | Prefix.Rep | Prefix.Repne | Prefix.Lock) || hadRex)) {
       return setInvalid(out, InvalidReason.Vex, pos - offset);
     }
@@ -950,8 +951,13 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     } else if (flags & OpFlag.Now3d) {
       const id = NOW3D_IDS[byte()]!;
       if (fail) return finishFail(out, offset);
-      if (id === 0) return setInvalid(out, InvalidReason.Opcode, out.prefixLen + 1);
       out.mnemonic = id;
+      if (id === 0) {
+        // undefined suffix: objdump has decoded the operands (and used their prefixes) before it
+        out.usedPrefixes = usedPfx | (osz ? Prefix.OpSize : 0);
+        out.rexUsed = rexUsed;
+        return setInvalid(out, InvalidReason.Opcode, out.prefixLen + 1);
+      }
     }
   }
   if ((flags & (OpFlag.D64 | OpFlag.F64)) && osz && !rexW && !(is64 && opSize === 8)) usedPfx |= Prefix.OpSize;

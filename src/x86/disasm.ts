@@ -337,7 +337,8 @@ function rexPrefixBreak(code: Uint8Array, offset: number, end: number, mode: Cpu
       const nb = p + 1 < end ? code[p + 1]! : -1;
       const nIsPrefix = nb === 0xf0 || nb === 0xf2 || nb === 0xf3 || nb === 0x66 || nb === 0x67 || nb === 0x26 ||
         nb === 0x2e || nb === 0x36 || nb === 0x3e || nb === 0x64 || nb === 0x65;
-      if (nIsPrefix) return p + 1 - offset;
+      // (FWAIT too: objdump never attaches a REX to it)
+      if (nIsPrefix || nb === 0x9b) return p + 1 - offset;
       continue;
     }
     if (!isLegacy) return 0;
@@ -418,10 +419,21 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
     if (length <= 0) length = 1;
     const pl = Math.min(legacyPrefixLen(code, offset, end, mode), length);
     let pn = '';
-    if (!insn.vex && !insn.viaPrefixSplit) {
+    // objdump names no prefixes for a `'!'` hole, nor for a VEX encoding whose VEX.vvvv was left unused
+    if (insn.vex ? rawVexV(code, offset + legacyPrefixLen(code, offset, end, mode)) === 0 : !insn.viaPrefixSplit) {
       // the prefix that picked the (empty) column of a mandatory-prefix table is consumed
       const names = prefixNameList(code, offset, pl, mode);
-      if (insn.mandatory) {
+      if (insn.entry && insn.entry.flags & OpFlag.Now3d) {
+        // an undefined 3DNow! suffix: the prefixes its operands used are not named
+        const used = insn.usedPrefixes;
+        const drop = (pred: (b: number) => boolean): void => {
+          for (let p = pl - 1; p >= 0; p--) if (pred(code[offset + p]!)) { names[p] = ''; break; }
+        };
+        if (used & Prefix.OpSize) drop((b) => b === 0x66);
+        if (used & Prefix.Seg) drop((b) => b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65);
+        if (used & Prefix.AddrSize) drop((b) => b === 0x67);
+      }
+      if (insn.mandatory && !insn.vex) {
         for (let p = pl - 1; p >= 0; p--) if (code[offset + p] === insn.mandatory) { names[p] = ''; break; }
       }
       pn = names.filter((x) => x !== '').join(' ');
@@ -429,6 +441,12 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
     return { offset, length, text: pn ? pn + ' (bad)' : '(bad)' };
   }
   return { offset, length: insn.length, text: formatInsn(insn, code, address) };
+}
+
+/** VEX.vvvv as encoded (un-inverted, all 4 bits even outside long mode) of the VEX prefix at `p`. */
+function rawVexV(code: Uint8Array, p: number): number {
+  const b = code[p] === 0xc5 ? code[p + 1] : code[p + 2];
+  return b === undefined ? 0 : (~b >> 3) & 15;
 }
 
 const FWAIT_FOLD = new Set(['fnstsw', 'fnstcw', 'fnstenv', 'fnsave', 'fnclex', 'fninit', 'fneni(8087_only)',

@@ -338,15 +338,14 @@ function buildTwoByte(): Node[] {
   t[0xab] = 'bts Ev,Gv';
   t[0xac] = 'shrd Ev,Gv,Ib';
   t[0xad] = 'shrd Ev,Gv,CL';
-  t[0xae] = pfx(
-    mod(grp('fxsave M0', 'fxrstor M0', 'ldmxcsr Md', 'stmxcsr Md', 'xsave M0', 'xrstor M0', 'xsaveopt M0', 'clflush M0'),
-      grp('', '', '', '', '', rm('lfence', 'lfence', 'lfence', 'lfence', 'lfence', 'lfence', 'lfence', 'lfence'),
-        rm('mfence', 'mfence', 'mfence', 'mfence', 'mfence', 'mfence', 'mfence', 'mfence'),
-        rm('sfence', 'sfence', 'sfence', 'sfence', 'sfence', 'sfence', 'sfence', 'sfence'))),
-    mod(grp('', '', '', '', '', '', 'clwb M0', 'clflushopt M0'), ''),
-    mod(grp('', '', '', '', 'ptwrite Ey', '', 'clrssbsy Mq', ''),
-      grp('rdfsbase:o64 Ry', 'rdgsbase:o64 Ry', 'wrfsbase:o64 Ry', 'wrgsbase:o64 Ry', 'ptwrite Ey', rexw('incsspd Rd', 'incsspq Rq'), 'umonitor Rv', '')),
-    '');
+  // objdump: memory forms by ModRM.reg first (prefixes stay printed), register forms by prefix
+  t[0xae] = mod(
+    grp('fxsave M0', 'fxrstor M0', 'ldmxcsr Md', 'stmxcsr Md', pfx('xsave M0', '', m64('ptwrite:nosx Ey', 'ptwrite Ey')),
+      pfxs('xrstor M0'), pfx('xsaveopt M0', 'clwb M0', 'clrssbsy Mq'), pfx('clflush M0', 'clflushopt M0')),
+    grp(pfx('', '', 'rdfsbase:o64 Ry'), pfx('', '', 'rdgsbase:o64 Ry'), pfx('', '', 'wrfsbase:o64 Ry'), pfx('', '', 'wrgsbase:o64 Ry'),
+      pfx('', '', 'ptwrite Ey'), pfx('lfence', '', rexw('incsspd Rd', 'incsspq Rq')),
+      pfx(od('mfence', rm('mfence', '', '', '', '', '', '', '')), 'tpause Ry', 'umonitor Rv', 'umwait Ry'),
+      od('sfence', rm('sfence', '', '', '', '', '', '', ''))));
   t[0xaf] = 'imul Gv,Ev';
   t[0xb0] = 'cmpxchg Eb,Gb';
   t[0xb1] = 'cmpxchg Ev,Gv';

@@ -185,7 +185,8 @@ function runMode(mode: CpuMode, count: number, seed: number, dir: string): Resul
     } else {
       const theirLen = t ? t.len : 0;
       res.mismatches.push({
-        bytes: hexBytes(data.subarray(o, o + Math.max(ours.length, theirLen, 1))),
+        bytes: hexBytes(data.subarray(o, o + Math.max(ours.length, theirLen, 1))) +
+          (DUMP ? ` [${hexBytes(data.subarray(o + Math.max(ours.length, theirLen, 1), o + Math.max(ours.length, theirLen, 1) + 4))}]` : ''),
         ours: `${ours.length} ${ourText}`,
         theirs: t ? `${t.len} ${t.text}` : '(no line)',
       });
