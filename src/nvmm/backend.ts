@@ -72,7 +72,24 @@ export interface BackendVcpu {
   destroy(): void;
 }
 
+/**
+ * Interrupt controllers and a timer run by the backend itself (KVM's in-kernel 8259 pair,
+ * IOAPIC, local APICs and 8254 PIT). With one, external interrupts reach the vCPUs through
+ * setIrq, HLT waits inside the backend, and inject() takes exceptions and NMIs only.
+ */
+export interface BackendIrqchip {
+  /** Sets the level of an interrupt line (GSI: ISA IRQs 0-15 reach the PIC and the IOAPIC, 16-23 the IOAPIC). */
+  setIrq(gsi: number, level: boolean): void;
+}
+
+export interface IrqchipOptions {
+  /** Four guest-physical pages, outside RAM and MMIO, that the backend may use for itself. */
+  reserved: { gpa: number; size: number };
+}
+
 export interface BackendMachine {
+  /** Creates the in-kernel interrupt controllers and PIT; before any vCPU. Optional. */
+  createIrqchip?(opts: IrqchipOptions): BackendIrqchip;
   map(mapping: GpaMapping): void;
   unmap(mapping: GpaMapping): void;
   createVcpu(id: number): BackendVcpu;
@@ -83,4 +100,6 @@ export interface Backend {
   readonly name: BackendName;
   capability(): Capability;
   createMachine(): BackendMachine;
+  /** Releases what opening it took (the /dev/kvm descriptor); its machines must be destroyed first. */
+  close?(): void;
 }

@@ -5,7 +5,9 @@
  */
 import { TsvmmError } from '../common/errors.js';
 import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
-import type { Backend, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, StopHandle } from './backend.js';
+import type {
+  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, IrqchipOptions, StopHandle,
+} from './backend.js';
 import { PROT } from './backend.js';
 import { validateEvent, type VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
@@ -141,6 +143,22 @@ export class Machine {
     },
   };
 
+  /**
+   * Creates the backend's own interrupt controllers and timer (see BackendIrqchip). Must come
+   * before the first vCPU. TSVMM_UNSUPPORTED where the backend has none.
+   */
+  createIrqchip(opts: IrqchipOptions): BackendIrqchip {
+    const impl = this.live;
+    if (!impl.createIrqchip) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend has no in-kernel irqchip`);
+    if (this.vcpus.size > 0) throw new TsvmmError('TSVMM_BUSY', 'createIrqchip must come before the first vCPU');
+    checkPageAligned('reserved gpa', opts.reserved.gpa);
+    if (opts.reserved.size < 4 * PAGE_SIZE) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `the reserved region needs 4 pages, got ${hex(opts.reserved.size)}`);
+    const { gpa, size } = opts.reserved;
+    const clash = this.mappings.find((m) => m.gpa < gpa + size && gpa < m.gpa + m.size);
+    if (clash) throw new TsvmmError('TSVMM_GPA_OVERLAP', `the reserved region ${hex(gpa)}+${hex(size)} overlaps the mapping at ${hex(clash.gpa)}`);
+    return impl.createIrqchip(opts);
+  }
+
   createVcpu(id: number): Vcpu {
     const impl = this.live;
     if (!Number.isInteger(id) || id < 0 || id >= this.capability.maxVcpus) {
@@ -272,7 +290,7 @@ export class Vcpu {
     const s = this.getState(STATE.CRS | STATE.MSRS);
     const paging = {
       cr0: Number(s.crs[CR.CR0]! & 0xffffffffn),
-      cr3: Number(s.crs[CR.CR3]! & 0xffffffffff000n),
+      cr3: Number(s.crs[CR.CR3]! & 0xfffffffffffffn), // the walker masks what each paging mode uses
       cr4: Number(s.crs[CR.CR4]! & 0xffffffffn),
       efer: Number(s.msrs[MSR.EFER]! & 0xffffffffn),
     };

@@ -24,3 +24,35 @@ export const IRQS = {
 export function realModeVector(irq: number): number {
   return irq < 8 ? 0x08 + irq : 0x70 + irq - 8;
 }
+
+/** Guest-physical addresses of what the board writes into low memory before entry. */
+export const BOOT = {
+  /** GDT: null, 64-bit code (0x08), flat 32-bit code (0x10), data (0x18). */
+  GDT: 0x500,
+  /** PVH's hvm_start_info. */
+  START_INFO: 0x6000,
+  /** Linux's boot_params (the zero page). */
+  ZERO_PAGE: 0x7000,
+  /** Initial stack top for protected and long mode entries. */
+  STACK_TOP: 0x8ff0,
+  /** Identity page tables for long-mode entry: PML4, PDPT, then 4 PDs (4 GiB with 2 MiB pages). */
+  PML4: 0x9000,
+  PDPT: 0xa000,
+  PD: 0xb000,
+  /** The kernel command line (at most 2 KiB), and multiboot's info area after it. */
+  CMDLINE: 0x20000,
+  MULTIBOOT_INFO: 0x21000,
+  /** MP floating pointer and table, in the last KiB of base memory (the EBDA). */
+  MPTABLE: 0x9fc00,
+} as const;
+
+/** Base memory ends where the EBDA begins; RAM resumes at 1 MiB. */
+export const LOW_RAM_END = 0x9fc00;
+export const HIGH_RAM_START = 0x100000;
+
+/** The 32-bit MMIO hole: RAM above this moves above 4 GiB. */
+export const MMIO_HOLE_START = 0xc0000000;
+export const FOUR_GIB = 0x100000000;
+
+/** Four pages the backend may use for itself (KVM: identity map + TSS), below the BIOS area. */
+export const BACKEND_RESERVED = { gpa: 0xfffbc000, size: 0x4000 } as const;

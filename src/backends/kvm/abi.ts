@@ -53,6 +53,8 @@ export const IOCTL = {
   KVM_SET_FPU: iow(0x8d, 416),
   KVM_SET_CPUID2: iow(0x90, 8),
   KVM_GET_CPUID2: iowr(0x91, 8),
+  KVM_GET_LAPIC: ior(0x8e, 1024),
+  KVM_SET_LAPIC: iow(0x8f, 1024),
   KVM_GET_MP_STATE: ior(0x98, 4),
   KVM_SET_MP_STATE: iow(0x99, 4),
   KVM_NMI: io(0x9a),
@@ -248,6 +250,12 @@ export const KVM_XSAVE = { size: 4096, region: 0 } as const;
 export const KVM_XCRS = { size: 392, nr_xcrs: 0, flags: 4, xcrs: 8 } as const;
 export const KVM_XCR = { size: 16, xcr: 0, value: 8 } as const;
 
+export const KVM_IRQ_LEVEL = { size: 8, irq: 0, level: 4 } as const;
+export const KVM_PIT_CONFIG = { size: 64, flags: 0 } as const;
+/** kvm_pit_config.flags: port 0x61 (speaker) does not exit to user space. */
+export const KVM_PIT_SPEAKER_DUMMY = 1;
+export const KVM_LAPIC_STATE = { size: 1024, regs: 0 } as const;
+
 /** Every layout above with its C struct name, for the header cross-check. */
 export const STRUCTS: Record<string, Record<string, number>> = {
   kvm_run: KVM_RUN,
@@ -270,5 +278,8 @@ export const STRUCTS: Record<string, Record<string, number>> = {
   kvm_translation: KVM_TRANSLATION,
   kvm_xcrs: KVM_XCRS,
   kvm_xsave: KVM_XSAVE,
+  kvm_irq_level: KVM_IRQ_LEVEL,
+  kvm_pit_config: KVM_PIT_CONFIG,
+  kvm_lapic_state: KVM_LAPIC_STATE,
   kvm_xcr: KVM_XCR,
 };

@@ -19,12 +19,13 @@
 import { SyscallError, TsvmmError } from '../../common/errors.js';
 import * as libc from '../../common/libc.js';
 import type {
-  Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, StopHandle,
+  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, IrqchipOptions, StopHandle,
 } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, emptyState, type Segment, type X64State } from '../../nvmm/state.js';
+import { APIC_DM_EXTINT, APIC_DM_MASK, APIC_DM_NMI, APIC_LVT_MASKED, APIC_REG } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
 import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
@@ -114,6 +115,10 @@ export class KvmBackend implements Backend {
   createMachine(): BackendMachine {
     return new KvmMachine(this.system);
   }
+
+  close(): void {
+    this.system.close();
+  }
 }
 
 class KvmMachine implements BackendMachine {
@@ -124,6 +129,7 @@ class KvmMachine implements BackendMachine {
   private readonly retired = new Map<number, KvmVcpu>();
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
+  private irqchip = false;
 
   constructor(system: KvmSystem) {
     this.system = system;
@@ -137,6 +143,17 @@ class KvmMachine implements BackendMachine {
       this.vm.close();
       throw e;
     }
+  }
+
+  createIrqchip(opts: IrqchipOptions): BackendIrqchip {
+    // KVM needs a page for the real-mode identity map and three for the TSS on Intel hosts.
+    this.vm.setIdentityMapAddr(opts.reserved.gpa);
+    this.vm.setTssAddr(opts.reserved.gpa + 0x1000);
+    this.vm.createIrqchip();
+    this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
+    this.irqchip = true;
+    const vm = this.vm;
+    return { setIrq: (gsi, level) => vm.irqLine(gsi, level) };
   }
 
   map(m: GpaMapping): void {
@@ -161,7 +178,9 @@ class KvmMachine implements BackendMachine {
       old.reset();
       return old;
     }
-    return new KvmVcpu(this.vm.createVcpu(id), id, this.system.getSupportedCpuid(), (v) => this.retired.set(id, v));
+    const fd = this.vm.createVcpu(id);
+    if (this.irqchip) wireLocalApic(fd);
+    return new KvmVcpu(fd, id, this.system.getSupportedCpuid(), this.irqchip, (v) => this.retired.set(id, v));
   }
 
   destroy(): void {
@@ -199,6 +218,8 @@ class KvmVcpu implements BackendVcpu {
   private hasRun = false;
   /** KVM holds data of the last exit that it applies at the next KVM_RUN. */
   private completionPending = false;
+  /** The pending completion is a user-space RDMSR/WRMSR (KVM raises #GP itself when told to). */
+  private msrExitPending = false;
   /** Views into kvm_run for exit data, by offset and length (KVM uses a few fixed places). */
   private readonly dataViews = new Map<number, Uint8Array>();
   private pendingEvent: VcpuEvent | null = null;
@@ -210,8 +231,12 @@ class KvmVcpu implements BackendVcpu {
   private readonly resetState: X64State = emptyState();
   private readonly onDestroy: (v: KvmVcpu) => void;
 
-  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[], onDestroy: (v: KvmVcpu) => void) {
+  /** Interrupts come from the in-kernel irqchip: no KVM_INTERRUPT, HLT waits in the kernel. */
+  private readonly irqchip: boolean;
+
+  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[], irqchip: boolean, onDestroy: (v: KvmVcpu) => void) {
     this.fd = fd;
+    this.irqchip = irqchip;
     this.onDestroy = onDestroy;
     this.run8 = fd.run;
     this.runDv = fd.runView;
@@ -243,6 +268,7 @@ class KvmVcpu implements BackendVcpu {
   private completePending(): void {
     if (!this.completionPending) return;
     this.completionPending = false;
+    this.msrExitPending = false;
     const wasSet = this.run8[RUN.immediate_exit];
     this.run8[RUN.immediate_exit] = 1;
     this.fd.kvmRun();
@@ -423,12 +449,18 @@ class KvmVcpu implements BackendVcpu {
   }
 
   inject(event: VcpuEvent): void {
+    // #GP at an MSR exit is how a VMM refuses the MSR: KVM must raise it instead of completing.
+    if (this.msrExitPending && event.type === 'exception' && event.vector === 13) {
+      this.run8[RUN['msr.error']] = 1;
+      return;
+    }
     this.pendingEvent = event;
   }
 
   private deliver(event: VcpuEvent): void {
     switch (event.type) {
       case 'interrupt':
+        if (this.irqchip) throw new TsvmmError('TSVMM_UNSUPPORTED', `with an in-kernel irqchip, raise interrupt lines instead of injecting vector ${event.vector}`);
         this.fd.interrupt(event.vector);
         return;
       case 'nmi':
@@ -488,6 +520,7 @@ class KvmVcpu implements BackendVcpu {
       const r = this.fd.kvmRun();
       this.hasRun = true;
       this.completionPending = false;
+      this.msrExitPending = false;
       if (r < 0) {
         if (r !== -EINTR && r !== -EAGAIN) throw new SyscallError('KVM_RUN', -r);
         if (Atomics.load(this.stopFlag, 0)) {
@@ -547,6 +580,7 @@ class KvmVcpu implements BackendVcpu {
         const npc = regs.getBigUint64(abi.KVM_REGS.rip, true) + 2n; // RDMSR (0F 32) and WRMSR (0F 30) are two bytes
         this.run8[RUN['msr.error']] = 0;
         this.completionPending = true;
+        this.msrExitPending = true;
         if (reason === abi.EXIT.KVM_EXIT_X86_WRMSR) return { kind: 'wrmsr', msr, value: dv.getBigUint64(RUN['msr.data'], true), npc };
         // Until the VMM sets RDX:RAX, completing the RDMSR keeps their low halves, as if the MSR held them.
         const rax = regs.getBigUint64(abi.KVM_REGS.rax, true) & 0xffffffffn;
@@ -590,6 +624,18 @@ class KvmVcpu implements BackendVcpu {
   close(): void {
     this.fd.close();
   }
+}
+
+/** LINT0 as ExtINT (the 8259 behind it, for PIC-mode guests) and LINT1 as NMI, as on a PC. */
+function wireLocalApic(fd: KvmVcpuFd): void {
+  const lapic = new Uint8Array(abi.KVM_LAPIC_STATE.size);
+  fd.get('KVM_GET_LAPIC', lapic);
+  const dv = new DataView(lapic.buffer);
+  const lvt = (reg: number, mode: number) =>
+    dv.setUint32(reg, ((dv.getUint32(reg, true) & ~(APIC_DM_MASK | APIC_LVT_MASKED)) | mode) >>> 0, true);
+  lvt(APIC_REG.LVT_LINT0, APIC_DM_EXTINT);
+  lvt(APIC_REG.LVT_LINT1, APIC_DM_NMI);
+  fd.set('KVM_SET_LAPIC', lapic);
 }
 
 /** KVM's supported CPUID with this vCPU's APIC id in leaves 1 and 0xB/0x1F. */

@@ -156,6 +156,37 @@ export class KvmVm {
     }
   }
 
+  setTssAddr(gpa: number): void {
+    check(`KVM_SET_TSS_ADDR(0x${gpa.toString(16)})`, libc.ioctlInt(this.fd, abi.IOCTL.KVM_SET_TSS_ADDR, gpa));
+  }
+
+  setIdentityMapAddr(gpa: number): void {
+    const buf = new Uint8Array(8);
+    new DataView(buf.buffer).setBigUint64(0, BigInt(gpa), true);
+    check(`KVM_SET_IDENTITY_MAP_ADDR(0x${gpa.toString(16)})`, libc.ioctlPtr(this.fd, abi.IOCTL.KVM_SET_IDENTITY_MAP_ADDR, buf));
+  }
+
+  createIrqchip(): void {
+    check('KVM_CREATE_IRQCHIP', libc.ioctlInt(this.fd, abi.IOCTL.KVM_CREATE_IRQCHIP, 0));
+  }
+
+  createPit2(flags: number): void {
+    const buf = new Uint8Array(abi.KVM_PIT_CONFIG.size);
+    new DataView(buf.buffer).setUint32(abi.KVM_PIT_CONFIG.flags, flags, true);
+    check('KVM_CREATE_PIT2', libc.ioctlPtr(this.fd, abi.IOCTL.KVM_CREATE_PIT2, buf));
+  }
+
+  /** Sets the level of a GSI of the in-kernel irqchip (PIC pins 0-15, IOAPIC pins 0-23). */
+  irqLine(gsi: number, level: boolean): void {
+    const buf = this.irqLevel;
+    this.irqLevelView.setUint32(abi.KVM_IRQ_LEVEL.irq, gsi, true);
+    this.irqLevelView.setUint32(abi.KVM_IRQ_LEVEL.level, level ? 1 : 0, true);
+    check(`KVM_IRQ_LINE(${gsi})`, libc.ioctlPtr(this.fd, abi.IOCTL.KVM_IRQ_LINE, buf));
+  }
+
+  private readonly irqLevel = new Uint8Array(abi.KVM_IRQ_LEVEL.size);
+  private readonly irqLevelView = new DataView(this.irqLevel.buffer);
+
   createVcpu(id: number): KvmVcpuFd {
     const fd = check(`KVM_CREATE_VCPU(${id})`, libc.ioctlInt(this.fd, abi.IOCTL.KVM_CREATE_VCPU, id));
     return new KvmVcpuFd(fd, this.system.vcpuMmapSize);

@@ -1,0 +1,149 @@
+import { createWriteStream } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseAccel } from '../../backends/open.js';
+import { TsvmmError } from '../../common/errors.js';
+import type { EntryMode } from '../../loader/load-result.js';
+import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
+import type { Command, CommandIo } from '../command.js';
+
+const CTRL_A = 0x01;
+
+/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix. */
+export function parseMemorySize(text: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new TsvmmError('TSVMM_USAGE', `bad memory size '${text}' (examples: 256, 512M, 2G)`);
+  const unit = { '': 1 << 20, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number(m[1]) * unit;
+}
+
+/** --flat ADDR[:MODE]: a flat binary loaded at ADDR, entered in real16 (default), protected32 or long64. */
+function parseFlat(text: string): { loadAddr: number; mode: EntryMode } {
+  const [addr, mode = 'real16'] = text.split(':');
+  const loadAddr = Number(addr);
+  if (!Number.isSafeInteger(loadAddr) || loadAddr < 0) throw new TsvmmError('TSVMM_USAGE', `bad --flat address '${addr}'`);
+  if (!['real16', 'protected32', 'long64'].includes(mode)) throw new TsvmmError('TSVMM_USAGE', `bad --flat mode '${mode}' (real16, protected32, long64)`);
+  return { loadAddr, mode: mode as EntryMode };
+}
+
+/** The exit status for how the guest ended (QEMU-like: a debug-exit write gives its own value). */
+export function exitStatus(exited: VmExited): number {
+  const end = exited.end;
+  switch (end.how) {
+    case 'reset': case 'poweroff': case 'stopped': return 0;
+    case 'debug-exit': return end.status & 0xff;
+    case 'triple-fault': return 3;
+    case 'timeout': return 4;
+    case 'error': return 1;
+  }
+}
+
+function describe(exited: VmExited): string | undefined {
+  const end = exited.end;
+  switch (end.how) {
+    case 'triple-fault': return `tsvmm: the guest triple-faulted: ${end.report}`;
+    case 'timeout': return `tsvmm: TSVMM_TIMEOUT: ${end.report}`;
+    case 'error': return `tsvmm: ${end.code}: ${end.message}`;
+    default: return undefined;
+  }
+}
+
+export const run: Command = {
+  name: 'run',
+  summary: 'boot a guest: a Linux bzImage, a multiboot kernel or a flat binary',
+  usage: `usage: tsvmm run --kernel FILE [options]
+
+  --kernel FILE        bzImage (Linux boot protocol), multiboot kernel, or flat binary with --flat
+  --initrd FILE        initial ramdisk (for multiboot: the first module)
+  --append CMDLINE     kernel command line
+  -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix (default 256M)
+  --smp N              vCPUs (default 1)
+  --accel kvm|soft|auto  backend (default auto)
+  --serial stdio|file:PATH  where COM1 goes (default stdio; input is always stdin)
+  --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
+  --timeout SECONDS    end the run (status 4, with a report) if the guest is still running
+  --trace exits        print the count of each kind of exit at the end
+
+On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
+Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the debug-exit port
+(0x501: (value << 1) | 1); 3 after a triple fault; 4 after --timeout; 1 on errors.
+`,
+  async run(argv, io) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        strict: true,
+        options: {
+          kernel: { type: 'string' }, initrd: { type: 'string' }, append: { type: 'string', default: '' },
+          memory: { type: 'string', short: 'm', default: '256M' }, smp: { type: 'string', default: '1' },
+          accel: { type: 'string', default: 'auto' }, serial: { type: 'string', default: 'stdio' },
+          flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
+        },
+      }));
+    } catch (e) {
+      throw new TsvmmError('TSVMM_USAGE', (e as Error).message);
+    }
+    if (!values.kernel) throw new TsvmmError('TSVMM_USAGE', '--kernel is required');
+    const smp = Number(values.smp);
+    if (!Number.isInteger(smp) || smp < 1) throw new TsvmmError('TSVMM_USAGE', `bad --smp '${values.smp}'`);
+    if (smp > 1) throw new TsvmmError('TSVMM_UNSUPPORTED', `--smp ${smp}: only one vCPU is supported so far`);
+    const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+    if (timeout !== undefined && !(timeout > 0)) throw new TsvmmError('TSVMM_USAGE', `bad --timeout '${values.timeout}'`);
+    for (const t of values.trace!) if (t !== 'exits') throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${t}' (exits)`);
+    const serial = values.serial!;
+    if (serial !== 'stdio' && !serial.startsWith('file:')) throw new TsvmmError('TSVMM_USAGE', `bad --serial '${serial}' (stdio or file:PATH)`);
+
+    const vm = await VirtualMachine.create({
+      kernel: values.kernel,
+      initrd: values.initrd,
+      cmdline: values.append,
+      memory: parseMemorySize(values.memory!),
+      accel: parseAccel(values.accel!),
+      flat: values.flat === undefined ? undefined : parseFlat(values.flat),
+      timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+    });
+    vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
+    if (serial === 'stdio') vm.console.on('data', (b: Buffer) => io.out(b.toString('latin1')));
+    else vm.console.pipe(createWriteStream(serial.slice('file:'.length)));
+    const stopInput = connectInput(vm, io);
+    vm.start();
+    const exited = await vm.exited;
+    stopInput();
+    const why = describe(exited);
+    if (why) io.err(`\n${why}\n`);
+    if (values.trace!.includes('exits')) {
+      io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
+    }
+    return exitStatus(exited);
+  },
+};
+
+/** Standard input to the guest; on a terminal in raw mode with QEMU's Ctrl-A escapes. */
+function connectInput(vm: VirtualMachine, _io: CommandIo): () => void {
+  const stdin = process.stdin;
+  const raw = stdin.isTTY === true;
+  if (raw) stdin.setRawMode(true);
+  let escape = false;
+  const onData = (chunk: Buffer) => {
+    if (!raw) return void vm.console.write(chunk);
+    const out: number[] = [];
+    for (const byte of chunk) {
+      if (escape) {
+        escape = false;
+        if (byte === 0x78 /* x */) {
+          void vm.stop();
+          return;
+        }
+        out.push(byte === CTRL_A ? CTRL_A : byte);
+      } else if (byte === CTRL_A) escape = true;
+      else out.push(byte);
+    }
+    if (out.length) vm.console.write(Buffer.from(out));
+  };
+  stdin.on('data', onData);
+  return () => {
+    stdin.off('data', onData);
+    if (raw) stdin.setRawMode(false);
+    stdin.pause();
+  };
+}

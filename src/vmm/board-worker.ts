@@ -1,0 +1,52 @@
+/**
+ * The boot vCPU's thread: builds the board from the options the main thread posted, reports
+ * its stop handle, runs until the machine ends, and reports how it ended.
+ */
+import { readFileSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { TsvmmError } from '../common/errors.js';
+import { PcBoard, type VmEnd } from './board.js';
+import { ByteRing } from './byte-ring.js';
+import type { BoardWorkerData, FromBoard } from './virtual-machine.js';
+
+const data = workerData as BoardWorkerData;
+const port = parentPort!;
+const post = (msg: FromBoard) => port.postMessage(msg);
+
+function readImage(path: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new TsvmmError('TSVMM_BAD_KERNEL', `cannot read the ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+let end: VmEnd;
+let board: PcBoard | undefined;
+try {
+  board = new PcBoard({
+    accel: data.accel,
+    memoryBytes: data.memoryBytes,
+    kernel: readImage(data.kernel, 'kernel'),
+    initrd: data.initrd === undefined ? undefined : readImage(data.initrd, 'initrd'),
+    cmdline: data.cmdline,
+    flat: data.flat,
+    serialOut: new ByteRing(data.serialOut),
+    serialIn: new ByteRing(data.serialIn),
+    control: new Int32Array(data.control),
+    log: (message) => post({ type: 'log', message }),
+  });
+  post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });
+  end = board.run();
+} catch (e) {
+  end = e instanceof TsvmmError
+    ? { how: 'error', code: e.code, message: e.message }
+    : { how: 'error', code: 'TSVMM_INTERNAL', message: (e as Error).stack ?? String(e) };
+}
+post({
+  type: 'end',
+  end,
+  exits: board ? Object.fromEntries(board.exits) : {},
+  unknownPorts: board ? Object.fromEntries(board.ports.unknown) : {},
+});
+board?.destroy();

@@ -1,0 +1,231 @@
+/**
+ * The PC board: the composition root. RAM with the 32-bit MMIO hole, the legacy devices on the
+ * port bus, the backend's interrupt controllers, the boot image, and the run loop of the boot
+ * vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
+ */
+import { TsvmmError, assertNever } from '../common/errors.js';
+import { openBackend, type Accel } from '../backends/open.js';
+import { MmioBus, PortBus } from '../devices/bus.js';
+import { DebugExit } from '../devices/debug-exit.js';
+import { I8042 } from '../devices/i8042.js';
+import type { IrqLine } from '../devices/irq.js';
+import { Mc146818Rtc } from '../devices/mc146818-rtc.js';
+import { Port80 } from '../devices/port-0x80.js';
+import { Uart8250 } from '../devices/uart-8250.js';
+import { E820_RAM, E820_RESERVED, type E820Entry } from '../loader/boot-params.js';
+import type { GuestMemoryWriter } from '../loader/guest-memory.js';
+import type { EntryMode } from '../loader/load-result.js';
+import { HostMemory } from '../memory/host-memory.js';
+import { assistIo, assistMem, type IoAccess, type MemAccess } from '../nvmm/assist.js';
+import { PROT, type BackendIrqchip, type StopHandle } from '../nvmm/backend.js';
+import type { VcpuExitKind } from '../nvmm/exit.js';
+import { Machine, hex, type Vcpu } from '../nvmm/machine.js';
+import { CR, GPR, MSR, SEG, STATE } from '../nvmm/state.js';
+import { bootImage, type ImageFormat } from './boot.js';
+import type { ByteRing } from './byte-ring.js';
+import { enterGuest } from './cpu-setup.js';
+import { BACKEND_RESERVED, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
+
+/** How a run of the machine ended. */
+export type VmEnd =
+  | { how: 'reset' } // the guest reset the machine (i8042 pulse, triple fault is separate)
+  | { how: 'poweroff' }
+  | { how: 'debug-exit'; status: number } // a write to the debug-exit port
+  | { how: 'triple-fault'; report: string }
+  | { how: 'stopped' } // stop() from the host
+  | { how: 'timeout'; report: string }
+  | { how: 'error'; code: string; message: string };
+
+/** Why the host kicked the vCPU (control word 0): 0 = console input to pump, else an end. */
+export const KICK = { INPUT: 0, STOP: 1, TIMEOUT: 2 } as const;
+
+export interface BoardOptions {
+  accel: Accel;
+  memoryBytes: number;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  /** Load the kernel as a flat binary. */
+  flat?: { loadAddr: number; mode: EntryMode };
+  /** Guest serial output (COM1 transmit) and input (COM1 receive). */
+  serialOut: ByteRing;
+  serialIn: ByteRing;
+  /** Shared control words from the host (see KICK). */
+  control: Int32Array;
+  log: (message: string) => void;
+}
+
+/** An interrupt line of the backend's irqchip, calling it only when the level changes. */
+class IrqchipLine implements IrqLine {
+  private level = false;
+  constructor(private readonly chip: BackendIrqchip, private readonly gsi: number) {}
+  set(level: boolean): void {
+    if (level === this.level) return;
+    this.level = level;
+    this.chip.setIrq(this.gsi, level);
+  }
+  pulse(): void {
+    this.set(true);
+    this.set(false);
+  }
+}
+
+export class PcBoard {
+  readonly machine: Machine;
+  readonly vcpu: Vcpu;
+  readonly format: ImageFormat;
+  readonly ports: PortBus;
+  readonly mmio: MmioBus;
+  readonly exits = new Map<VcpuExitKind, number>();
+  private readonly ram: HostMemory;
+  private readonly uart: Uart8250;
+  private readonly opts: BoardOptions;
+  private end: VmEnd | undefined;
+  private readonly unknownMsrs = new Set<number>();
+
+  constructor(opts: BoardOptions) {
+    this.opts = opts;
+    const size = opts.memoryBytes;
+    if (!Number.isSafeInteger(size) || size < 2 * 1024 * 1024 || size % 4096 !== 0) {
+      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
+    }
+    this.machine = new Machine(openBackend(opts.accel));
+    try {
+      this.ram = HostMemory.allocate(size);
+      this.machine.mapHva(this.ram);
+      const low = Math.min(size, MMIO_HOLE_START);
+      this.machine.mapGpa(0, this.ram.hva, low, PROT.ALL);
+      if (size > low) this.machine.mapGpa(FOUR_GIB, this.ram.hva + low, size - low, PROT.ALL);
+      const irqchip = this.machine.createIrqchip({ reserved: BACKEND_RESERVED });
+      const line = (gsi: number) => new IrqchipLine(irqchip, gsi);
+
+      this.ports = new PortBus({ log: opts.log });
+      this.mmio = new MmioBus({ log: opts.log });
+      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => void opts.serialOut.writeByte(byte) });
+      this.uart.onRxSpace = () => this.pumpSerialIn();
+      const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
+      rtc.setMemorySize(size, low);
+      this.ports.register(PORTS.COM1.base, PORTS.COM1.length, 'com1', this.uart);
+      this.ports.register(PORTS.I8042.base, PORTS.I8042.length, 'i8042',
+        new I8042({ onReset: () => this.finish({ how: 'reset' }), irq1: line(IRQS.KEYBOARD), irq12: line(IRQS.MOUSE) }));
+      this.ports.register(PORTS.RTC.base, PORTS.RTC.length, 'rtc', rtc);
+      this.ports.register(PORTS.POST.base, PORTS.POST.length, 'post', new Port80());
+      this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
+        new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) }));
+
+      const e820 = memoryMap(size);
+      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat });
+      this.format = booted.format;
+      this.vcpu = this.machine.createVcpu(0);
+      enterGuest(this.vcpu, this.ram.bytes, booted.entry);
+    } catch (e) {
+      this.machine.destroy();
+      this.machine.backend.close?.();
+      throw e;
+    }
+  }
+
+  /** RAM below the hole as the loaders write it. */
+  private ramWriter(low: number): GuestMemoryWriter {
+    const bytes = this.ram.bytes;
+    return {
+      size: low,
+      write(gpa: number, data: Uint8Array): void {
+        if (gpa < 0 || gpa + data.length > low) throw new TsvmmError('TSVMM_LIMIT', `write of ${data.length} bytes at ${hex(gpa)} is outside RAM`);
+        bytes.set(data, gpa);
+      },
+    };
+  }
+
+  stopHandle(): StopHandle {
+    return this.vcpu.stopHandle();
+  }
+
+  private finish(end: VmEnd): void {
+    this.end ??= end;
+  }
+
+  /** Moves bytes the host typed into the UART, as far as its FIFO takes them. */
+  private pumpSerialIn(): void {
+    const ring = this.opts.serialIn;
+    if (ring.length === 0) return;
+    ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
+  }
+
+  private readonly portAccess = (io: IoAccess) => this.ports.access(io);
+  private readonly mmioAccess = (mem: MemAccess) => this.mmio.access(mem);
+
+  /** Runs the boot vCPU until the machine ends. */
+  run(): VmEnd {
+    const vcpu = this.vcpu;
+    for (;;) {
+      const exit = vcpu.run();
+      this.exits.set(exit.kind, (this.exits.get(exit.kind) ?? 0) + 1);
+      switch (exit.kind) {
+        case 'io':
+          assistIo(vcpu, this.portAccess);
+          break;
+        case 'memory':
+          assistMem(vcpu, this.mmioAccess);
+          break;
+        case 'rdmsr':
+        case 'wrmsr':
+          // An MSR nobody emulates: #GP, as a PC without it does (and as KVM does by default).
+          if (!this.unknownMsrs.has(exit.msr)) {
+            this.unknownMsrs.add(exit.msr);
+            this.opts.log(`${exit.kind} of unknown MSR ${hex(exit.msr)}: #GP`);
+          }
+          vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
+          break;
+        case 'stopped': {
+          const why = Atomics.exchange(this.opts.control, 0, KICK.INPUT);
+          if (why === KICK.STOP) this.finish({ how: 'stopped' });
+          else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
+          else this.pumpSerialIn();
+          break;
+        }
+        case 'shutdown':
+          this.finish({ how: 'triple-fault', report: this.report('triple fault') });
+          break;
+        case 'invalid':
+          this.finish({ how: 'error', code: 'TSVMM_GUEST', message: this.report(exit.reason) });
+          break;
+        case 'halted': // HLT waits in the backend's irqchip; a halt here has nothing to wake it
+          this.finish({ how: 'error', code: 'TSVMM_GUEST', message: this.report('halted with no interrupt source') });
+          break;
+        case 'none': case 'interruptWindow': case 'nmiWindow': case 'tprChanged': case 'debug': case 'cpuid':
+          break;
+        default:
+          assertNever(exit, 'exit');
+      }
+      if (this.end) return this.end;
+    }
+  }
+
+  /** A short report of where the vCPU is, for endings that need explaining. */
+  report(what: string): string {
+    const s = this.vcpu.getState(STATE.GPRS | STATE.SEGS | STATE.CRS | STATE.MSRS);
+    const h = (v: bigint | undefined) => `0x${(v ?? 0n).toString(16)}`;
+    return `${what} at RIP ${h(s.gprs[GPR.RIP])} (CS ${h(BigInt(s.segs[SEG.CS]!.selector))}, RSP ${h(s.gprs[GPR.RSP])}); ` +
+      `CR0 ${h(s.crs[CR.CR0])} CR2 ${h(s.crs[CR.CR2])} CR3 ${h(s.crs[CR.CR3])} CR4 ${h(s.crs[CR.CR4])} EFER ${h(s.msrs[MSR.EFER])}`;
+  }
+
+  destroy(): void {
+    this.machine.destroy();
+    this.machine.backend.close?.();
+    this.ram.free();
+  }
+}
+
+/** The e820 map of a PC with `size` bytes of RAM: base memory, the BIOS area, RAM from 1 MiB, RAM above 4 GiB. */
+export function memoryMap(size: number): E820Entry[] {
+  const low = Math.min(size, MMIO_HOLE_START);
+  const map: E820Entry[] = [
+    { addr: 0, size: LOW_RAM_END, type: E820_RAM },
+    { addr: LOW_RAM_END, size: 0xa0000 - LOW_RAM_END, type: E820_RESERVED },
+    { addr: 0xf0000, size: 0x10000, type: E820_RESERVED },
+    { addr: HIGH_RAM_START, size: low - HIGH_RAM_START, type: E820_RAM },
+  ];
+  if (size > low) map.push({ addr: FOUR_GIB, size: size - low, type: E820_RAM });
+  return map;
+}

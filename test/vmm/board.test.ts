@@ -1,0 +1,130 @@
+// The PC board on kvm, through the library API: a multiboot guest (guests/board/hello.asm) and
+// a flat one. Serial output and interrupt-driven input, the RTC, the i8042 reset, the debug-exit
+// port, triple faults, timeouts; and the machine leaves no threads or descriptors behind.
+import assert from 'node:assert/strict';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { VirtualMachine, type VmOptions } from '../../src/vmm/virtual-machine.js';
+import { kvmOrSkip } from '../helpers/kvm.js';
+import { withTempDirAsync } from '../helpers/tools.js';
+
+/** Assembles guests/board/NAME.asm into a temporary file and runs `fn` with its path. */
+async function withGuest<T>(t: TestContext, name: string, fn: (path: string) => Promise<T>): Promise<T | undefined> {
+  if (!kvmOrSkip(t)) return undefined;
+  if (!hasNasm()) {
+    t.skip('nasm not installed');
+    return undefined;
+  }
+  const image = assemble(`board/${name}.asm`);
+  return withTempDirAsync(async (dir) => {
+    const path = join(dir, `${name}.bin`);
+    writeFileSync(path, image);
+    return fn(path);
+  });
+}
+
+/** Starts a machine and collects its console output; `until` resolves once the output matches. */
+async function boot(options: VmOptions) {
+  const vm = await VirtualMachine.create({ accel: 'kvm', memory: 64 << 20, ...options });
+  let output = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  vm.console.on('data', (b: Buffer) => {
+    output += b.toString('latin1');
+    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
+  });
+  vm.start();
+  const until = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
+  return { vm, until, output: () => output };
+}
+
+test('multiboot guest: banner, RTC date, interrupt-driven echo, i8042 reset (kvm)', async (t) => {
+  await withGuest(t, 'hello', async (kernel) => {
+    const { vm, until, output } = await boot({ kernel });
+    await until(/echo> $/);
+    vm.console.write('tsvmm!');
+    await until(/tsvmm!$/);
+    vm.console.write('r');
+    const exited = await vm.exited;
+    assert.deepEqual(exited.end, { how: 'reset' });
+    const now = new Date();
+    const bcd = (n: number) => (Math.floor(n / 10) * 16 + (n % 10)).toString(16).padStart(2, '0');
+    assert.equal(output(), `hello from a multiboot guest\nrtc ${bcd(now.getUTCFullYear() % 100)}-${bcd(now.getUTCMonth() + 1)}\necho> tsvmm!`);
+    assert.ok((exited.exits.io ?? 0) > 50, 'port I/O went through the board');
+  });
+});
+
+test('debug-exit port: the written value becomes the exit status (kvm)', async (t) => {
+  await withGuest(t, 'hello', async (kernel) => {
+    const { vm, until } = await boot({ kernel });
+    await until(/echo> $/);
+    vm.console.write('e7');
+    assert.deepEqual((await vm.exited).end, { how: 'debug-exit', status: (7 << 1) | 1 });
+  });
+});
+
+test('a triple fault ends the machine with a report (kvm)', async (t) => {
+  await withGuest(t, 'hello', async (kernel) => {
+    const { vm, until } = await boot({ kernel });
+    await until(/echo> $/);
+    vm.console.write('f');
+    const { end } = await vm.exited;
+    assert.equal(end.how, 'triple-fault');
+    assert.match((end as { report: string }).report, /^triple fault at RIP 0x10[0-9a-f]{4} .*CR0 0x8000001[01]/);
+  });
+});
+
+test('a guest waiting forever ends with timeout; stop() ends a running machine (kvm)', async (t) => {
+  await withGuest(t, 'hello', async (kernel) => {
+    const a = await boot({ kernel, timeoutMs: 300 });
+    const ended = await a.vm.exited;
+    assert.equal(ended.end.how, 'timeout');
+    assert.match((ended.end as { report: string }).report, /^timed out at RIP 0x10/);
+    const b = await boot({ kernel });
+    await b.until(/echo> $/);
+    assert.deepEqual((await b.vm.stop()).end, { how: 'stopped' });
+  });
+});
+
+test('flat real-mode guest through the debug-exit port (kvm)', async (t) => {
+  await withGuest(t, 'flat', async (kernel) => {
+    const { vm, output } = await boot({ kernel, flat: { loadAddr: 0x8000, mode: 'real16' } });
+    const exited = await vm.exited;
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 0x43 });
+    assert.equal(output(), 'flat guest\n');
+  });
+});
+
+test('bad images are refused with stable codes', async () => {
+  await assert.rejects(VirtualMachine.create({ kernel: '/nonexistent/bzImage' }), { code: 'TSVMM_BAD_KERNEL' });
+  await withTempDirAsync(async (dir) => {
+    const junk = join(dir, 'junk');
+    writeFileSync(junk, new Uint8Array(16384).fill(0x90));
+    const vm = await VirtualMachine.create({ kernel: junk, accel: 'kvm' });
+    vm.start();
+    const { end } = await vm.exited;
+    if (end.how === 'error' && end.code === 'TSVMM_NO_KVM') return;
+    assert.equal(end.how, 'error');
+    assert.equal((end as { code: string }).code, 'TSVMM_BAD_KERNEL');
+  });
+});
+
+test('machines leave no file descriptors or threads behind (kvm)', async (t) => {
+  await withGuest(t, 'hello', async (kernel) => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const threads = () => readdirSync('/proc/self/task').length;
+    // One machine first, so that lazily created process-wide resources exist before counting.
+    const warm = await boot({ kernel });
+    await warm.until(/echo> $/);
+    await warm.vm.stop();
+    const before = { fds: fds(), threads: threads() };
+    for (let i = 0; i < 3; i++) {
+      const { vm, until } = await boot({ kernel });
+      await until(/echo> $/);
+      await vm.stop();
+    }
+    assert.equal(fds(), before.fds);
+    assert.equal(threads(), before.threads);
+  });
+});
