@@ -905,7 +905,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         op.scale = 1;
         op.seg = segment >= 0 ? segment : Seg.DS;
         if (segment >= 0) usedPfx |= Prefix.Seg;
-        if (asz && !is64) usedPfx |= Prefix.AddrSize;
+        if (asz && mode === 32) usedPfx |= Prefix.AddrSize; // objdump names a 67 on moffs in 16-bit code
         if (addrSize === 2) { op.disp = u16(); op.dispHi = 0; }
         else if (addrSize === 4) { op.disp = s32(); op.dispHi = 0; }
         else { op.disp = s32(); op.dispHi = s32() >>> 0; }

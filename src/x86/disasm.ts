@@ -193,6 +193,11 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         break;
       default:
         s = '(bad)';
+        // an MPX memory operand that cannot be encoded still shows (and uses) its segment override
+        if (flags & OpFlag.Mpx && insn.segment >= 0 && (m === OpMethod.M || m === OpMethod.E || m === OpMethod.K)) {
+          s = `%${SEG_NAMES[insn.segment]}:(bad)`;
+          used |= Prefix.Seg;
+        }
     }
     if ((flags & OpFlag.Branch) && (m === OpMethod.E || m === OpMethod.M)) s = '*' + s;
     parts.push(s);
@@ -237,7 +242,8 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (insn.opSize === (mode === 16 ? 4 : 2) && !(insn.rex & 8)) suffix = mode === 16 ? 'l' : 'w';
   } else if (flags & (OpFlag.D64 | OpFlag.F64)) {
     const def = mode === 64 ? 8 : mode === 32 ? 4 : 2;
-    if (!hasSizingReg && insn.opSize !== def) suffix = sizeSuffix(insn.opSize);
+    const rel8 = n > 0 && ops[0]!.kind === OperandKind.Rel && ((ops[0]!.spec >> 8) & 0xff) === OpSizeCode.B;
+    if (!hasSizingReg && !rel8 && insn.opSize !== def) suffix = sizeSuffix(insn.opSize);
   } else if (!(flags & OpFlag.SuffixNever) && !hasAnyReg && memOp && sizeOp === memOp && memOp.size > 0 &&
     (memOp.spec & 0xff) === OpMethod.E &&
     (insn.map !== 0 || insn.opcode < 0xd8 || insn.opcode > 0xdf)) {

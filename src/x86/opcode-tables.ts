@@ -167,8 +167,8 @@ function buildOneByte(): Node[] {
   const SHIFT = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'shl', 'sar'];
   t[0xc0] = grp(...SHIFT.map((n) => `${n} Eb,Ib`));
   t[0xc1] = grp(...SHIFT.map((n) => `${n} Ev,Ib`));
-  t[0xc2] = 'ret:f64 Iw';
-  t[0xc3] = 'ret:f64';
+  t[0xc2] = 'ret:f64:br Iw';
+  t[0xc3] = 'ret:f64:br';
   t[0xc4] = 'les:i64 Gz,Mp';
   t[0xc5] = 'lds:i64 Gz,Mp';
   t[0xc6] = grp('mov Eb,Ib', '', '', '', '', '', '', mod('', rm('xabort Ib', '', '', '', '', '', '', '')));
@@ -423,26 +423,33 @@ function buildThreeByte38(): Node[] {
   t[0x37] = p66('pcmpgtq Vx,Wx');
   const mm = ['pminsb', 'pminsd', 'pminuw', 'pminud', 'pmaxsb', 'pmaxsd', 'pmaxuw', 'pmaxud', 'pmulld', 'phminposuw'];
   for (let i = 0; i < mm.length; i++) t[0x38 + i] = p66(`${mm[i]} Vx,Wx`);
-  t[0x80] = pfx('', mod(m64('invept Gd,Mdq', 'invept Gq,Mdq'), ''));
-  t[0x81] = pfx('', mod(m64('invvpid Gd,Mdq', 'invvpid Gq,Mdq'), ''));
-  t[0x82] = pfx('', mod(m64('invpcid Gd,Mdq', 'invpcid Gq,Mdq'), ''));
-  t[0xc8] = pfx('sha1nexte Vx,Wx');
-  t[0xc9] = pfx('sha1msg1 Vx,Wx');
-  t[0xca] = pfx('sha1msg2 Vx,Wx');
-  t[0xcb] = pfx('sha256rnds2 Vx,Wx,XMM0');
-  t[0xcc] = pfx('sha256msg1 Vx,Wx');
-  t[0xcd] = pfx('sha256msg2 Vx,Wx');
+  t[0x80] = pfxs('', m64('invept Gd,Mdq', 'invept Gq,Mdq'));
+  t[0x81] = pfxs('', m64('invvpid Gd,Mdq', 'invvpid Gq,Mdq'));
+  t[0x82] = pfxs('', m64('invpcid Gd,Mdq', 'invpcid Gq,Mdq'));
+  t[0xc8] = pfxs('sha1nexte Vx,Wx');
+  t[0xc9] = pfxs('sha1msg1 Vx,Wx');
+  t[0xca] = pfxs('sha1msg2 Vx,Wx');
+  t[0xcb] = pfxs('sha256rnds2 Vx,Wx,XMM0');
+  t[0xcc] = pfxs('sha256msg1 Vx,Wx');
+  t[0xcd] = pfxs('sha256msg2 Vx,Wx');
+  // Key Locker (F3 forms)
+  t[0xd8] = pfx('', '', grp('aesencwide128kl M0', 'aesdecwide128kl M0', 'aesencwide256kl M0', 'aesdecwide256kl M0', '', '', '', ''));
   t[0xcf] = p66('gf2p8mulb Vx,Wx');
   t[0xdb] = p66('aesimc Vx,Wx');
-  t[0xdc] = p66('aesenc Vx,Wx');
-  t[0xdd] = p66('aesenclast Vx,Wx');
-  t[0xde] = p66('aesdec Vx,Wx');
-  t[0xdf] = p66('aesdeclast Vx,Wx');
-  t[0xf0] = pfx(mod('movbe Gv,Mv', ''), mod('movbe Gv,Mv', ''), '', 'crc32b:sx Gy,Eb');
-  t[0xf1] = pfx(mod('movbe Mv,Gv', ''), mod('movbe Mv,Gv', ''), '', 'crc32:sx Gy,Ev');
-  t[0xf6] = pfx('', 'adcx Gy,Ey', 'adox Gy,Ey');
-  t[0xf9] = pfx(mod('movdiri My,Gy', ''));
-  t[0xfc] = pfx(mod('aadd My,Gy', ''), mod('aand My,Gy', ''), mod('axor My,Gy', ''), mod('aor My,Gy', ''));
+  t[0xdc] = pfx('', 'aesenc Vx,Wx', mod('aesenc128kl Vx,M0', 'loadiwkey Vx,Ux'));
+  t[0xdd] = pfx('', 'aesenclast Vx,Wx', mod('aesdec128kl Vx,M0', ''));
+  t[0xde] = pfx('', 'aesdec Vx,Wx', mod('aesenc256kl Vx,M0', ''));
+  t[0xdf] = pfx('', 'aesdeclast Vx,Wx', mod('aesdec256kl Vx,M0', ''));
+  t[0xf0] = pfx('movbe Gv,Mv', 'movbe Gv,Mv', '', 'crc32:sxm Gy,Eb');
+  t[0xf1] = pfx('movbe Mv,Gv', 'movbe Mv,Gv', '', 'crc32:sxm Gy,Ev');
+  // CET shadow-stack writes
+  t[0xf5] = mod(pfxs('', rexw('wrussd Md,Gd', 'wrussq Mq,Gq')), '');
+  t[0xf6] = pfx(mod(rexw('wrssd Md,Gd', 'wrssq Mq,Gq'), ''), 'adcx Gy,Ey', 'adox Gy,Ey');
+  t[0xf8] = pfx('', mod('movdir64b Gas,M0', ''), mod('enqcmds Gas,M0', ''), mod('enqcmd Gas,M0', ''));
+  t[0xf9] = mod(pfxs('movdiri My,Gy'), '');
+  t[0xfa] = pfx('', '', mod('', 'encodekey128 Gd,Rd'));
+  t[0xfb] = pfx('', '', mod('', 'encodekey256 Gd,Rd'));
+  t[0xfc] = pfx('aadd My,Gy', 'aand My,Gy', 'axor My,Gy', 'aor My,Gy');
   return t;
 }
 
