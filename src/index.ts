@@ -10,3 +10,4 @@ export { assistIo, assistMem, type IoAccess, type MemAccess } from './nvmm/assis
 export { stopVcpu } from './nvmm/stop.js';
 export { KvmBackend } from './backends/kvm/kvm-backend.js';
 export { openBackend, type Accel } from './backends/open.js';
+export { VirtualMachine, type VmOptions, type VmExited, type VmEnd } from './vmm/virtual-machine.js';
