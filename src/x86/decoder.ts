@@ -562,7 +562,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
 
   // ---- ModRM, and the walk through the splits ----
   let modrm = -1;
-  let mandatory = 0;
+  let mandatory = node === PAUSE ? 0xf3 : 0;
   const x87 = map === 0 && opcode >= 0xd8 && opcode <= 0xdf && !vex;
   if (x87) {
     modrm = byte();
@@ -752,7 +752,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
           rexUsed |= decodeMem(op, out, mod, rmField, rex, addrSize, mode);
           if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
           if (segment >= 0) usedPfx |= Prefix.Seg;
-          if (asz) usedPfx |= Prefix.AddrSize;
+          // (objdump leaves a 67 named on an absolute disp32 in 16-bit code)
+          if (asz && !(mode === 16 && op.base < 0 && op.index < 0)) usedPfx |= Prefix.AddrSize;
         }
         break;
       case OpMethod.G:
@@ -905,7 +906,6 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         op.scale = 1;
         op.seg = segment >= 0 ? segment : Seg.DS;
         if (segment >= 0) usedPfx |= Prefix.Seg;
-        if (asz && mode === 32) usedPfx |= Prefix.AddrSize; // objdump names a 67 on moffs in 16-bit code
         if (addrSize === 2) { op.disp = u16(); op.dispHi = 0; }
         else if (addrSize === 4) { op.disp = s32(); op.dispHi = 0; }
         else { op.disp = s32(); op.dispHi = s32() >>> 0; }
@@ -962,7 +962,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   }
   if ((flags & (OpFlag.D64 | OpFlag.F64)) && osz && !rexW && !(is64 && opSize === 8)) usedPfx |= Prefix.OpSize;
   if (flags & (OpFlag.SuffixNonDefault | OpFlag.SuffixOpSize | OpFlag.X87Env)) {
-    if (osz && !(flags & OpFlag.SuffixOpSize && is64)) usedPfx |= Prefix.OpSize;
+    if (osz && !(flags & OpFlag.SuffixOpSize && is64) && !(rexW && flags & OpFlag.SuffixNonDefault)) usedPfx |= Prefix.OpSize;
     if (rexW && flags & OpFlag.SuffixNonDefault) rexUsed |= 8;
   }
   if (flags & OpFlag.AddrCounter && asz) usedPfx |= Prefix.AddrSize;

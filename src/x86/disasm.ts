@@ -255,6 +255,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   const names = prefixNameList(code, insn.offset, legacyLen, mode);
   const start = insn.offset;
   const isStr = (flags & OpFlag.String) !== 0;
+  let hint = '';
   const lastPos = (pred: (b: number) => boolean): number => {
     for (let p = start + legacyLen - 1; p >= start; p--) if (pred(code[p]!)) return p - start;
     return -1;
@@ -271,7 +272,10 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     // a branch hint: exactly one of CS (not taken) / DS (taken); the last segment prefix is consumed
     const i = lastPos(isSegByte);
     if (i >= 0) names[i] = '';
-    name += hasByte(0x2e) ? ',pn' : ',pt';
+    hint = hasByte(0x2e) ? ',pn' : ',pt';
+  }
+  if (map === 1 && (opc === 0x20 || opc === 0x22) && mode !== 64 && hasByte(0xf0)) {
+    names[lastPos((b) => b === 0xf0)] = ''; // LOCK selects CR8-CR15 (AMD)
   }
   if (insn.mandatory === 0xf3 || insn.mandatory === 0xf2) {
     const i = lastPos((b) => b === insn.mandatory);
@@ -304,7 +308,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (!rexUnused) names[insn.prefixLen - 1] = '';
   }
   const pre = names.filter((x) => x !== '');
-  let text = name.replace('_', ' ') + suffix;
+  let text = name.replace('_', ' ') + suffix + hint;
   if (pre.length) text = pre.join(' ') + ' ' + text;
   const shown = parts.filter((x) => x !== '');
   if (shown.length) {

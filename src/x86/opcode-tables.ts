@@ -263,7 +263,7 @@ function buildTwoByte(): Node[] {
   t[0x26] = od('', m64('mov Td,Rd', ''));
   t[0x28] = sse2('movap', 's', 'd');
   t[0x29] = pfxs('movaps Wps,Vps', 'movapd Wpd,Vpd');
-  t[0x2a] = pfx('cvtpi2ps Vps,Qpi', 'cvtpi2pd Vpd,Qpi', 'cvtsi2ss:sxm Vss,Ey', 'cvtsi2sd:sxm Vsd,Ey');
+  t[0x2a] = pfx('cvtpi2ps Vps,Qpi', 'cvtpi2pd Vpd,Qpi', m64('cvtsi2ss Vss,Ey', 'cvtsi2ss:sxm Vss,Ey'), m64('cvtsi2sd Vsd,Ey', 'cvtsi2sd:sxm Vsd,Ey'));
   // movntss/movntsd: AMD SSE4a
   t[0x2b] = pfx(mod('movntps Mps,Vps', ''), mod('movntpd Mpd,Vpd', ''), mod('movntss Md,Vss', ''), mod('movntsd Mq,Vsd', ''));
   t[0x2c] = pfx('cvttps2pi Ppi,Wq', 'cvttpd2pi Ppi,Wpd', 'cvttss2si Gy,Wss', 'cvttsd2si Gy,Wsd');
@@ -278,7 +278,7 @@ function buildTwoByte(): Node[] {
   t[0x35] = m64('sysexit', rexw('sysexitl', 'sysexitq'));
   t[0x37] = 'getsec';
   for (let i = 0; i < 16; i++) t[0x40 + i] = `cmov${CC[i]} Gv,Ev`;
-  t[0x50] = mod('', pfxs('movmskps Gd,Ups', 'movmskpd Gd,Upd'));
+  t[0x50] = mod('', pfxs('movmskps Gy,Ups', 'movmskpd Gy,Upd'));
   t[0x51] = sse4('sqrt');
   t[0x52] = pfx('rsqrtps Vps,Wps', '', 'rsqrtss Vss,Wss');
   t[0x53] = pfx('rcpps Vps,Wps', '', 'rcpss Vss,Wss');
@@ -340,8 +340,9 @@ function buildTwoByte(): Node[] {
   t[0xad] = 'shrd Ev,Gv,CL';
   // objdump: memory forms by ModRM.reg first (prefixes stay printed), register forms by prefix
   t[0xae] = mod(
-    grp('fxsave M0', 'fxrstor M0', 'ldmxcsr Md', 'stmxcsr Md', pfx('xsave M0', '', m64('ptwrite:nosx Ey', 'ptwrite Ey')),
-      pfxs('xrstor M0'), pfx('xsaveopt M0', 'clwb M0', 'clrssbsy Mq'), pfx('clflush M0', 'clflushopt M0')),
+    grp(rexw('fxsave M0', 'fxsave64 M0'), rexw('fxrstor M0', 'fxrstor64 M0'), 'ldmxcsr Md', 'stmxcsr Md',
+      pfx(rexw('xsave M0', 'xsave64 M0'), '', m64('ptwrite:nosx Ey', 'ptwrite Ey')), pfxs(rexw('xrstor M0', 'xrstor64 M0')),
+      pfx(rexw('xsaveopt M0', 'xsaveopt64 M0'), 'clwb M0', 'clrssbsy Mq'), pfx('clflush M0', 'clflushopt M0')),
     grp(pfx('', '', 'rdfsbase:o64 Ry'), pfx('', '', 'rdgsbase:o64 Ry'), pfx('', '', 'wrfsbase:o64 Ry'), pfx('', '', 'wrgsbase:o64 Ry'),
       pfx('', '', 'ptwrite Ey'), pfx('lfence', '', rexw('incsspd Rd', 'incsspq Rq')),
       pfx(od('mfence', rm('mfence', '', '', '', '', '', '', '')), 'tpause Ry', 'umonitor Rv', 'umwait Ry'),
@@ -370,15 +371,12 @@ function buildTwoByte(): Node[] {
   t[0xc4] = pfxs('pinsrw Pq,Ed,Ib', 'pinsrw Vx,Ed,Ib');
   t[0xc5] = pfxs('pextrw Gd,Nq,Ib', mod('!', 'pextrw Gd,Ux,Ib'));
   t[0xc6] = pfxs('shufps Vps,Wps,Ib', 'shufpd Vpd,Wpd,Ib');
+  // objdump: memory forms by ModRM.reg (prefixes stay printed except for the VMX ones), register forms by prefix
   t[0xc7] = mod(
-    pfx(grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmptrld Mq', 'vmptrst Mq'),
-      grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmclear Mq', ''),
-      grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', 'vmxon Mq', ''),
-      grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', 'xrstors M0', 'xsavec M0', 'xsaves M0', '', '')),
-    pfx(grp('', '', '', '', '', '', 'rdrand Rv', 'rdseed Rv'),
-      grp('', '', '', '', '', '', 'rdrand Rv', 'rdseed Rv'),
-      grp('', '', '', '', '', '', '', m64('rdpid Rd', 'rdpid Rq')),
-      grp('', '', '', '', '', '', '', '')));
+    grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', rexw('xrstors M0', 'xrstors64 M0'), rexw('xsavec M0', 'xsavec64 M0'),
+      rexw('xsaves M0', 'xsaves64 M0'), pfx('vmptrld Mq', 'vmclear Mq', 'vmxon Mq'), 'vmptrst Mq'),
+    grp('', '', '', '', '', '', pfx('rdrand Rv', 'rdrand Rv', m64('senduipi Rd', 'senduipi Rq')),
+      pfx('rdseed Rv', 'rdseed Rv', m64('rdpid Rd', 'rdpid Rq'))));
   for (let i = 0; i < 8; i++) t[0xc8 + i] = 'bswap Zv';
   t[0xd0] = pfx('', 'addsubpd Vpd,Wpd', '', 'addsubps Vps,Wps');
   const MD0 = ['', 'psrlw', 'psrld', 'psrlq', 'paddq', 'pmullw', '', '',
@@ -389,7 +387,7 @@ function buildTwoByte(): Node[] {
     'psubb', 'psubw', 'psubd', 'psubq', 'paddb', 'paddw', 'paddd', ''];
   for (let i = 0; i < MD0.length; i++) if (MD0[i]) t[0xd0 + i] = mmxSse(MD0[i]!);
   t[0xd6] = pfx('', 'movq Wq,Vx', 'movq2dq Vx,Nq', 'movdq2q Pq,Ux');
-  t[0xd7] = mod('', pfx('pmovmskb Gd,Nq', 'pmovmskb Gd,Ux', 'pmovmskb Gd,Nq', 'pmovmskb Gd,Nq'));
+  t[0xd7] = mod('', pfx('pmovmskb Gy,Nq', 'pmovmskb Gy,Ux', 'pmovmskb Gy,Nq', 'pmovmskb Gy,Nq'));
   t[0xe6] = pfx('', 'cvttpd2dq Vx,Wpd', 'cvtdq2pd Vx,Wq', 'cvtpd2dq Vx,Wpd');
   t[0xe7] = pfx('movntq Mq,Pq', mod('movntdq Mx,Vx', ''));
   t[0xf0] = pfx('', '', '', mod('lddqu Vx,Mx', ''));
@@ -482,6 +480,7 @@ function buildThreeByte3A(): Node[] {
   t[0xce] = p66('gf2p8affineqb Vx,Wx,Ib');
   t[0xcf] = p66('gf2p8affineinvqb Vx,Wx,Ib');
   t[0xdf] = p66('aeskeygenassist Vx,Wx,Ib');
+  t[0xf0] = pfxs('', '', mod('', 'hreset Ib'));
   return t;
 }
 

@@ -24,7 +24,7 @@ const NO_VVVV = new Set([
 /** SSE instructions with no VEX form. */
 const NO_VEX = new Set(['movq2dq', 'movdq2q', 'cvtpi2ps', 'cvtpi2pd', 'cvttps2pi', 'cvtps2pi', 'cvttpd2pi', 'cvtpd2pi',
   'pblendvb', 'blendvps', 'blendvpd', 'sha1nexte', 'sha1msg1', 'sha1msg2', 'sha256rnds2', 'sha256msg1', 'sha256msg2',
-  'sha1rnds4', 'extrq', 'wrssd', 'wrssq', 'wrussd', 'wrussq', 'movdir64b', 'enqcmd', 'enqcmds', 'encodekey128',
+  'sha1rnds4', 'hreset', 'extrq', 'wrssd', 'wrssq', 'wrussd', 'wrussq', 'movdir64b', 'enqcmd', 'enqcmds', 'encodekey128',
   'encodekey256', 'aesenc128kl', 'aesdec128kl', 'aesenc256kl', 'aesdec256kl', 'loadiwkey', 'aesencwide128kl',
   'aesdecwide128kl', 'aesencwide256kl', 'aesdecwide256kl', 'bndldx', 'bndstx', 'bndmov', 'bndcl', 'bndcu', 'bndcn', 'bndmk', 'insertq', 'crc32', 'movbe', 'adcx', 'adox', 'popcnt', 'movdiri', 'aadd', 'aand', 'aor', 'axor',
   'invept', 'invvpid', 'invpcid', 'movnti', 'gf2p8mulb', 'gf2p8affineqb', 'gf2p8affineinvqb', 'pause', 'nop']);
