@@ -480,7 +480,7 @@ function buildThreeByte3A(): Node[] {
   t[0xce] = p66('gf2p8affineqb Vx,Wx,Ib');
   t[0xcf] = p66('gf2p8affineinvqb Vx,Wx,Ib');
   t[0xdf] = p66('aeskeygenassist Vx,Wx,Ib');
-  t[0xf0] = pfxs('', '', mod('', 'hreset Ib'));
+  t[0xf0] = pfx('', '!', mod('', 'hreset Ib'), '!');
   return t;
 }
 

@@ -24,7 +24,7 @@ const NO_VVVV = new Set([
 /** SSE instructions with no VEX form. */
 const NO_VEX = new Set(['movq2dq', 'movdq2q', 'cvtpi2ps', 'cvtpi2pd', 'cvttps2pi', 'cvtps2pi', 'cvttpd2pi', 'cvtpd2pi',
   'pblendvb', 'blendvps', 'blendvpd', 'sha1nexte', 'sha1msg1', 'sha1msg2', 'sha256rnds2', 'sha256msg1', 'sha256msg2',
-  'sha1rnds4', 'hreset', 'extrq', 'wrssd', 'wrssq', 'wrussd', 'wrussq', 'movdir64b', 'enqcmd', 'enqcmds', 'encodekey128',
+  'sha1rnds4', 'hreset', 'movntss', 'movntsd', 'extrq', 'wrssd', 'wrssq', 'wrussd', 'wrussq', 'movdir64b', 'enqcmd', 'enqcmds', 'encodekey128',
   'encodekey256', 'aesenc128kl', 'aesdec128kl', 'aesenc256kl', 'aesdec256kl', 'loadiwkey', 'aesencwide128kl',
   'aesdecwide128kl', 'aesencwide256kl', 'aesdecwide256kl', 'bndldx', 'bndstx', 'bndmov', 'bndcl', 'bndcu', 'bndcn', 'bndmk', 'insertq', 'crc32', 'movbe', 'adcx', 'adox', 'popcnt', 'movdiri', 'aadd', 'aand', 'aor', 'axor',
   'invept', 'invvpid', 'invpcid', 'movnti', 'gf2p8mulb', 'gf2p8affineqb', 'gf2p8affineinvqb', 'pause', 'nop']);
@@ -163,8 +163,43 @@ function buildVex0F3A(): Node[] {
   return t;
 }
 
+/** VEX.128-only instructions (VEX.L = 1 is #UD). */
+const L0_ONLY = new Set(['vmovlps', 'vmovhps', 'vmovlpd', 'vmovhpd', 'vmovhlps', 'vmovlhps', 'vmovd', 'vmovq', 'vpinsrw',
+  'vpextrw', 'vpinsrb', 'vpinsrd', 'vpinsrq', 'vpextrb', 'vpextrd', 'vpextrq', 'vextractps', 'vinsertps', 'vmaskmovdqu',
+  'vldmxcsr', 'vstmxcsr', 'vphminposuw', 'vaesimc', 'vaeskeygenassist', 'andn', 'blsr', 'blsmsk', 'blsi', 'bzhi', 'pext',
+  'pdep', 'mulx', 'bextr', 'shlx', 'sarx', 'shrx', 'rorx']);
+/** VEX.256-only instructions (VEX.L = 0 is #UD). */
+const L1_ONLY = new Set(['vperm2f128', 'vperm2i128', 'vinsertf128', 'vextractf128', 'vinserti128', 'vextracti128',
+  'vbroadcastsd', 'vbroadcastf128', 'vbroadcasti128', 'vpermq', 'vpermpd', 'vpermd', 'vpermps']);
+/** VEX.W0-only instructions (VEX.W = 1 is #UD). */
+const W0_ONLY = new Set(['vmaskmovps', 'vmaskmovpd']);
+
+/** Applies the VEX.L / VEX.W restrictions to every leaf of a VEX map node. */
+function restrict(node: Node): Node {
+  if (typeof node !== 'string') return { ...node, e: node.e.map(restrict) };
+  if (node === '' || node === '!') return node;
+  const name = node.split(/[ :]/)[0]!;
+  let n: Node = node;
+  if (W0_ONLY.has(name)) n = rexw(n, '');
+  if (L0_ONLY.has(name)) n = vexl(n, '');
+  if (L1_ONLY.has(name)) n = vexl('', n);
+  return n;
+}
+
+/**
+ * A VEX slot that defines an instruction for some VEX.pp is, for objdump, one instruction with a prefix
+ * requirement: its other VEX.pp columns are `'!'` holes (a bare `(bad)`).
+ */
+function finishMap(t: Node[]): Node[] {
+  return t.map((n) => {
+    const r = restrict(n);
+    if (typeof r === 'string' || r.split !== SplitKind.Prefix || r.e.every((c) => c === '' || c === '!')) return r;
+    return { ...r, e: r.e.map((c) => (c === '' ? '!' : c)) };
+  });
+}
+
 export const VEX_MAPS: readonly (readonly Node[])[] = [
-  new Array<Node>(256).fill(''), buildVex0F(), buildVex0F38(), buildVex0F3A(),
+  new Array<Node>(256).fill(''), finishMap(buildVex0F()), finishMap(buildVex0F38()), finishMap(buildVex0F3A()),
 ];
 
 export type { Split };
