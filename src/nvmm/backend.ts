@@ -93,13 +93,18 @@ export interface BackendMachine {
   map(mapping: GpaMapping): void;
   unmap(mapping: GpaMapping): void;
   createVcpu(id: number): BackendVcpu;
+  /** Releases the machine (an attached one only lets go of it). */
   destroy(): void;
+  /** What another thread needs to attach to this machine (structured-cloneable). Optional. */
+  shareHandle?(): unknown;
 }
 
 export interface Backend {
   readonly name: BackendName;
   capability(): Capability;
   createMachine(): BackendMachine;
+  /** The same machine, seen from another thread, from its shareHandle(); it may create vCPUs. */
+  attachMachine?(handle: unknown): BackendMachine;
   /** Releases what opening it took (the /dev/kvm descriptor); its machines must be destroyed first. */
   close?(): void;
 }

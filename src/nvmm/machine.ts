@@ -27,6 +27,12 @@ function checkPageAligned(what: string, value: number): void {
   }
 }
 
+/** A machine as another thread of this process can attach to it (see Machine.shareHandle). */
+export interface MachineShare {
+  backend: unknown;
+  mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
+}
+
 export function hex(n: number | bigint): string {
   return `0x${n.toString(16)}`;
 }
@@ -40,10 +46,42 @@ export class Machine {
   private readonly vcpus = new Map<number, Vcpu>();
   readonly capability: Capability;
 
-  constructor(backend: Backend) {
+  /** Whether this object created the machine (and destroy() ends it) or attached to it. */
+  readonly attached: boolean;
+
+  constructor(backend: Backend, share?: MachineShare) {
     this.backend = backend;
     this.capability = backend.capability();
-    this.impl = backend.createMachine();
+    this.attached = share !== undefined;
+    if (!share) {
+      this.impl = backend.createMachine();
+      return;
+    }
+    if (!backend.attachMachine) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${backend.name} backend cannot share a machine between threads`);
+    this.impl = backend.attachMachine(share.backend);
+    // The guest-physical map as the owner set it up, over the same host memory.
+    const memories = new Map<number, HostMemory>();
+    for (const m of share.mappings) {
+      let memory = memories.get(m.memoryHva);
+      if (!memory) memories.set(m.memoryHva, (memory = HostMemory.attach(m.memoryHva, m.memorySize)));
+      this.mappings.push({ gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, memory });
+    }
+    this.hvas.push(...memories.values());
+  }
+
+  /** What Machine.attach needs in another thread (structured-cloneable: post it to a worker). */
+  shareHandle(): MachineShare {
+    const impl = this.live;
+    if (!impl.shareHandle) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend cannot share a machine between threads`);
+    return {
+      backend: impl.shareHandle(),
+      mappings: this.mappings.map((m) => ({ gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, memoryHva: m.memory.hva, memorySize: m.memory.size })),
+    };
+  }
+
+  /** The machine `share` describes, from another thread; it can create vCPUs, not change the memory map. */
+  static attach(backend: Backend, share: MachineShare): Machine {
+    return new Machine(backend, share);
   }
 
   private get live(): BackendMachine {
@@ -52,8 +90,13 @@ export class Machine {
   }
 
   /** Registers host memory that guest-physical ranges may then map (nvmm_hva_map). */
+  private get owner(): BackendMachine {
+    if (this.attached) throw new TsvmmError('TSVMM_UNSUPPORTED', 'an attached machine cannot change the memory map; its owner can');
+    return this.live;
+  }
+
   mapHva(memory: HostMemory): void {
-    this.live;
+    this.owner;
     if (this.hvas.some((m) => m.hva < memory.hva + memory.size && memory.hva < m.hva + m.size)) {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `host range ${hex(memory.hva)}+${hex(memory.size)} overlaps one already mapped`);
     }
@@ -62,7 +105,7 @@ export class Machine {
 
   /** Unregisters host memory (nvmm_hva_unmap); refused while a guest range still maps it. */
   unmapHva(memory: HostMemory): void {
-    this.live;
+    this.owner;
     const i = this.hvas.indexOf(memory);
     if (i < 0) throw new TsvmmError('TSVMM_HVA_UNMAPPED', `host range ${hex(memory.hva)} was never mapped with mapHva`);
     if (this.mappings.some((m) => m.memory === memory)) {
@@ -73,7 +116,7 @@ export class Machine {
 
   /** Maps `size` bytes of host memory at `hva` to guest-physical `gpa` with protection `prot` (PROT.*). */
   mapGpa(gpa: number, hva: number, size: number, prot: number): void {
-    const impl = this.live;
+    const impl = this.owner;
     checkPageAligned('gpa', gpa);
     checkPageAligned('hva', hva);
     checkPageAligned('size', size);
@@ -98,7 +141,7 @@ export class Machine {
 
   /** Removes every guest-physical mapping inside [gpa, gpa+size), splitting mappings that straddle its ends. */
   unmapGpa(gpa: number, size: number): void {
-    const impl = this.live;
+    const impl = this.owner;
     checkPageAligned('gpa', gpa);
     checkPageAligned('size', size);
     const end = gpa + size;
@@ -148,7 +191,7 @@ export class Machine {
    * before the first vCPU. TSVMM_UNSUPPORTED where the backend has none.
    */
   createIrqchip(opts: IrqchipOptions): BackendIrqchip {
-    const impl = this.live;
+    const impl = this.owner;
     if (!impl.createIrqchip) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend has no in-kernel irqchip`);
     if (this.vcpus.size > 0) throw new TsvmmError('TSVMM_BUSY', 'createIrqchip must come before the first vCPU');
     checkPageAligned('reserved gpa', opts.reserved.gpa);

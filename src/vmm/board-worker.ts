@@ -27,6 +27,7 @@ try {
   board = new PcBoard({
     accel: data.accel,
     memoryBytes: data.memoryBytes,
+    cpus: data.cpus,
     kernel: readImage(data.kernel, 'kernel'),
     initrd: data.initrd === undefined ? undefined : readImage(data.initrd, 'initrd'),
     cmdline: data.cmdline,
@@ -36,6 +37,7 @@ try {
     control: new Int32Array(data.control),
     log: (message) => post({ type: 'log', message }),
   });
+  await board.startAps();
   post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });
   end = board.run();
 } catch (e) {
@@ -43,6 +45,7 @@ try {
     ? { how: 'error', code: e.code, message: e.message }
     : { how: 'error', code: 'TSVMM_INTERNAL', message: (e as Error).stack ?? String(e) };
 }
+await board?.stopAps();
 post({
   type: 'end',
   end,

@@ -21,10 +21,16 @@ import { PROT, type BackendIrqchip, type StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { Machine, hex, type Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE } from '../nvmm/state.js';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { stopVcpu } from '../nvmm/stop.js';
+import type { ApWorkerData } from './ap-worker.js';
 import { bootImage, type ImageFormat } from './boot.js';
+import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailbox.js';
+import { buildMpTable } from './mptable.js';
 import type { ByteRing } from './byte-ring.js';
 import { enterGuest } from './cpu-setup.js';
-import { BACKEND_RESERVED, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
+import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
 /** How a run of the machine ended. */
 export type VmEnd =
@@ -36,12 +42,17 @@ export type VmEnd =
   | { how: 'timeout'; report: string }
   | { how: 'error'; code: string; message: string };
 
+/** The MP table and the I/O APIC's id leave room for this many processors. */
+export const MAX_CPUS = 64;
+
 /** Why the host kicked the vCPU (control word 0): 0 = console input to pump, else an end. */
 export const KICK = { INPUT: 0, STOP: 1, TIMEOUT: 2 } as const;
 
 export interface BoardOptions {
   accel: Accel;
   memoryBytes: number;
+  /** vCPUs; the first boots, the others wait for the guest's INIT/SIPI. */
+  cpus: number;
   kernel: Uint8Array;
   initrd?: Uint8Array;
   cmdline: string;
@@ -82,6 +93,9 @@ export class PcBoard {
   private readonly opts: BoardOptions;
   private end: VmEnd | undefined;
   private readonly unknownMsrs = new Set<number>();
+  private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
+  /** Word 0 set when the machine has ended: application processors stop. */
+  private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(opts: BoardOptions) {
     this.opts = opts;
@@ -113,6 +127,10 @@ export class PcBoard {
       this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
         new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) }));
 
+      if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > Math.min(MAX_CPUS, this.machine.capability.maxVcpus)) {
+        throw new TsvmmError('TSVMM_LIMIT', `${opts.cpus} vCPUs: this board takes 1 to ${Math.min(MAX_CPUS, this.machine.capability.maxVcpus)}`);
+      }
+      this.ram.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
       const e820 = memoryMap(size);
       const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat });
       this.format = booted.format;
@@ -140,6 +158,53 @@ export class PcBoard {
   stopHandle(): StopHandle {
     return this.vcpu.stopHandle();
   }
+
+  /**
+   * Starts a thread per application processor and waits until each has created its vCPU, so
+   * that none misses the guest's INIT/SIPI.
+   */
+  async startAps(): Promise<void> {
+    const share = this.machine.shareHandle();
+    for (let id = 1; id < this.opts.cpus; id++) {
+      const mailbox = new DeviceMailbox();
+      const data: ApWorkerData = { accel: this.opts.accel, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
+      const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
+      const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      const ready = await Promise.race([
+        once(worker, 'message').then(([m]) => m as { stopHandle: StopHandle }),
+        once(worker, 'error').then(([e]) => Promise.reject(e as Error)),
+      ]);
+      this.aps.push({ mailbox, stopHandle: ready.stopHandle, gone });
+    }
+  }
+
+  /** Ends the application processors' threads (after run() returned). */
+  async stopAps(): Promise<void> {
+    Atomics.store(this.apsEnded, 0, 1);
+    for (const ap of this.aps) stopVcpu(ap.stopHandle);
+    await Promise.all(this.aps.map((ap) => ap.gone));
+  }
+
+  /** Serves the device accesses application processors are waiting on. */
+  private serveAps(): void {
+    for (const ap of this.aps) ap.mailbox.serve(this.serveAp);
+  }
+
+  private readonly serveAp = (a: DeviceAccess) => {
+    switch (a.kind) {
+      case ACCESS.IO:
+        this.ports.access({ port: a.addr, in: !a.write, size: a.size, data: a.data });
+        return;
+      case ACCESS.MMIO:
+        this.mmio.access({ gpa: a.addr, write: a.write, size: a.size, data: a.data });
+        return;
+      case ACCESS.END:
+        this.finish(a.addr === AP_END.TRIPLE_FAULT
+          ? { how: 'triple-fault', report: 'triple fault on an application processor' }
+          : { how: 'error', code: 'TSVMM_GUEST', message: 'an application processor stopped on an exit it cannot handle' });
+        return;
+    }
+  };
 
   private finish(end: VmEnd): void {
     this.end ??= end;
@@ -182,6 +247,7 @@ export class PcBoard {
           if (why === KICK.STOP) this.finish({ how: 'stopped' });
           else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
           else this.pumpSerialIn();
+          this.serveAps();
           break;
         }
         case 'shutdown':

@@ -28,6 +28,8 @@ export interface VmOptions {
   cmdline?: string;
   /** Guest RAM in bytes (default 256 MiB). */
   memory?: number;
+  /** vCPUs (default 1); guests find them in the MP table. */
+  cpus?: number;
   accel?: Accel;
   /** Load `kernel` as a flat binary at `loadAddr`, entered in `mode`. */
   flat?: { loadAddr: number; mode: EntryMode };
@@ -47,6 +49,7 @@ export interface VmExited {
 export interface BoardWorkerData {
   accel: Accel;
   memoryBytes: number;
+  cpus: number;
   kernel: string;
   initrd?: string;
   cmdline: string;
@@ -77,7 +80,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   readonly console: Duplex;
   /** Resolves when the machine has ended (however it ended). */
   readonly exited: Promise<VmExited>;
-  private readonly options: Required<Pick<VmOptions, 'kernel' | 'cmdline' | 'memory' | 'accel'>> & VmOptions;
+  private readonly options: Required<Pick<VmOptions, 'kernel' | 'cmdline' | 'memory' | 'accel' | 'cpus'>> & VmOptions;
   private readonly serialOut = new ByteRing(RING_BYTES);
   private readonly serialIn = new ByteRing(RING_BYTES);
   private readonly control = new Int32Array(new SharedArrayBuffer(4));
@@ -89,7 +92,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
 
   private constructor(options: VmOptions) {
     super();
-    this.options = { cmdline: '', memory: 256 * 1024 * 1024, accel: 'auto', ...options };
+    this.options = { cmdline: '', memory: 256 * 1024 * 1024, accel: 'auto', cpus: 1, ...options };
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     const vm = this;
     this.console = new Duplex({
@@ -121,7 +124,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, memoryBytes: o.memory, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat,
+      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });

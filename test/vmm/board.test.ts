@@ -128,3 +128,28 @@ test('machines leave no file descriptors or threads behind (kvm)', async (t) => 
     assert.equal(threads(), before.threads);
   });
 });
+
+test('SMP: the guest finds its processors in the MP table and each prints its APIC id (kvm)', async (t) => {
+  await withGuest(t, 'smp', async (kernel) => {
+    for (const cpus of [2, 3]) {
+      const { vm, output } = await boot({ kernel, cpus });
+      const exited = await vm.exited;
+      assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
+      const lines = output().trim().split('\n');
+      assert.equal(lines[0], `mp table: ${cpus} cpus`);
+      assert.equal(lines[1], 'cpu 0');
+      assert.deepEqual(lines.slice(2, -1).sort(), Array.from({ length: cpus - 1 }, (_, i) => `cpu ${i + 1}`));
+      assert.equal(lines.at(-1), 'all cpus up');
+    }
+  });
+});
+
+test('SMP: an application processor that triple-faults ends the machine, and the host survives (kvm)', async (t) => {
+  await withGuest(t, 'smp', async (kernel) => {
+    for (let i = 0; i < 3; i++) {
+      const { vm } = await boot({ kernel, cpus: 2, cmdline: 'apfault', timeoutMs: 10_000 });
+      const { end } = await vm.exited;
+      assert.equal(end.how, 'triple-fault');
+    }
+  });
+});

@@ -24,6 +24,7 @@ import type {
 import { PROT } from '../../nvmm/backend.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
+import { newStopFlag, retireStopHandle } from '../../nvmm/stop.js';
 import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, emptyState, type Segment, type X64State } from '../../nvmm/state.js';
 import { APIC_DM_EXTINT, APIC_DM_MASK, APIC_DM_NMI, APIC_LVT_MASKED, APIC_REG } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
@@ -116,13 +117,25 @@ export class KvmBackend implements Backend {
     return new KvmMachine(this.system);
   }
 
+  attachMachine(handle: unknown): BackendMachine {
+    return new KvmMachine(this.system, handle as KvmShare);
+  }
+
   close(): void {
     this.system.close();
   }
 }
 
+/** A KVM machine as another thread attaches to it: the VM descriptor is per process. */
+interface KvmShare {
+  vmFd: number;
+  irqchip: boolean;
+}
+
 class KvmMachine implements BackendMachine {
   private readonly vm: KvmVm;
+  /** Attached from another thread: never closes the VM. */
+  private readonly attached: boolean;
   private readonly system: KvmSystem;
   private readonly slots = new Map<GpaMapping, number>();
   /** KVM cannot destroy a vCPU before its VM: destroyed ones wait here to be re-created by id. */
@@ -131,8 +144,14 @@ class KvmMachine implements BackendMachine {
   private nextSlot = 0;
   private irqchip = false;
 
-  constructor(system: KvmSystem) {
+  constructor(system: KvmSystem, share?: KvmShare) {
     this.system = system;
+    this.attached = share !== undefined;
+    if (share) {
+      this.vm = new KvmVm(system, share.vmFd);
+      this.irqchip = share.irqchip;
+      return;
+    }
     this.vm = system.createVm();
     try {
       this.vm.enableCap(abi.CAP.KVM_CAP_X86_USER_SPACE_MSR, [
@@ -183,10 +202,14 @@ class KvmMachine implements BackendMachine {
     return new KvmVcpu(fd, id, this.system.getSupportedCpuid(), this.irqchip, (v) => this.retired.set(id, v));
   }
 
+  shareHandle(): KvmShare {
+    return { vmFd: this.vm.fd, irqchip: this.irqchip };
+  }
+
   destroy(): void {
     for (const v of this.retired.values()) v.close();
     this.retired.clear();
-    this.vm.close();
+    if (!this.attached) this.vm.close();
   }
 }
 
@@ -243,7 +266,7 @@ class KvmVcpu implements BackendVcpu {
     this.cpuid = normalizeCpuid(supportedCpuid, id);
     libc.installKickHandler();
     this.handle = {
-      flag: new SharedArrayBuffer(4),
+      flag: newStopFlag(),
       kick: { runAddress: fd.runAddress, pid: libc.getpid(), tid: libc.gettid() },
     };
     this.stopFlag = new Int32Array(this.handle.flag);
@@ -622,6 +645,7 @@ class KvmVcpu implements BackendVcpu {
   }
 
   close(): void {
+    retireStopHandle(this.handle);
     this.fd.close();
   }
 }

@@ -86,7 +86,6 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     if (!values.kernel) throw new TsvmmError('TSVMM_USAGE', '--kernel is required');
     const smp = Number(values.smp);
     if (!Number.isInteger(smp) || smp < 1) throw new TsvmmError('TSVMM_USAGE', `bad --smp '${values.smp}'`);
-    if (smp > 1) throw new TsvmmError('TSVMM_UNSUPPORTED', `--smp ${smp}: only one vCPU is supported so far`);
     const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeout !== undefined && !(timeout > 0)) throw new TsvmmError('TSVMM_USAGE', `bad --timeout '${values.timeout}'`);
     for (const t of values.trace!) if (t !== 'exits') throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${t}' (exits)`);
@@ -98,6 +97,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       initrd: values.initrd,
       cmdline: values.append,
       memory: parseMemorySize(values.memory!),
+      cpus: smp,
       accel: parseAccel(values.accel!),
       flat: values.flat === undefined ? undefined : parseFlat(values.flat),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,

@@ -1,0 +1,330 @@
+; SMP guest for the board tests: a multiboot kernel that goes to long mode, finds the processors
+; in the MP table, prints its own local APIC id, starts every other processor with INIT-SIPI-SIPI
+; into a real-mode trampoline at 0x8000 that climbs to long mode and prints that processor's
+; APIC id, waits for all of them, then writes the processor count to the debug-exit port.
+; With the command line "apfault", each application processor triple-faults instead.
+bits 32
+org 0x100000
+
+MB_MAGIC   equ 0x1badb002
+MB_FLAGS   equ 0x00010002
+COM1       equ 0x3f8
+LAPIC      equ 0xfee00000
+LAPIC_ID   equ 0x20                  ; register offsets, used as [r15 + ...]: an absolute
+LAPIC_SVR  equ 0xf0                  ; 0xfee00000 would be a sign-extended disp32 in long mode
+LAPIC_ICRL equ 0x300
+LAPIC_ICRH equ 0x310
+TRAMPOLINE equ 0x8000
+DEBUG_EXIT equ 0x501
+
+header:
+  dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+  dd header, header, load_end, bss_end, start32
+
+start32:
+  mov esp, stack_top
+  mov [mb_info], ebx                 ; multiboot_info: flags at 0, cmdline at 16 (flag bit 2)
+  ; identity-map 4 GiB with 2 MiB pages (the local APIC lives at 0xfee00000)
+  mov edi, pml4
+  mov ecx, 6 * 4096 / 4
+  xor eax, eax
+  rep stosd
+  mov dword [pml4], pdpt + 3
+  mov edi, pdpt
+  mov eax, pd + 3
+  mov ecx, 4
+.pdpt:
+  mov [edi], eax
+  add eax, 4096
+  add edi, 8
+  loop .pdpt
+  mov edi, pd
+  mov eax, 0x83
+  mov ecx, 2048
+.pd:
+  mov [edi], eax
+  add eax, 0x200000
+  add edi, 8
+  loop .pd
+  call long_mode_on
+  lgdt [gdt_desc]
+  jmp 0x08:bsp64
+
+; PAE, CR3, EFER.LME, paging (from 32-bit protected mode; used by the BSP and the APs)
+long_mode_on:
+  mov eax, pml4
+  mov cr3, eax
+  mov eax, cr4
+  or eax, 0x20
+  mov cr4, eax
+  mov ecx, 0xc0000080
+  rdmsr
+  or eax, 0x100
+  wrmsr
+  mov eax, cr0
+  or eax, 0x80000001
+  mov cr0, eax
+  ret
+
+bits 64
+bsp64:
+  call flat_segments
+  mov rsp, stack_top
+  mov eax, [mb_info]
+  test dword [rax], 4
+  jz .no_cmdline
+  mov eax, [rax + 16]
+  cmp dword [rax], 'apfa'
+  jne .no_cmdline
+  mov byte [ap_fault], 1
+.no_cmdline:
+  call find_mp_table
+  mov rsi, mp_msg
+  call puts_locked_start
+  mov al, [cpu_count]
+  add al, '0'
+  call putc
+  mov rsi, mp_msg2
+  call puts
+  call unlock
+  call say_cpu
+  ; copy the trampoline below 1 MiB and start every other processor
+  mov rsi, trampoline_image
+  mov rdi, TRAMPOLINE
+  mov rcx, trampoline_end - trampoline_start
+  rep movsb
+  or dword [r15 + LAPIC_SVR], 0x100        ; software-enable the local APIC
+  mov eax, [r15 + LAPIC_ID]
+  shr eax, 24
+  mov [bsp_id], al
+  xor ebx, ebx
+.next_ap:
+  cmp bl, [cpu_count]
+  jae .wait
+  movzx eax, byte [apic_ids + rbx]
+  inc ebx
+  cmp al, [bsp_id]
+  je .next_ap
+  shl eax, 24
+  mov [r15 + LAPIC_ICRH], eax
+  mov dword [r15 + LAPIC_ICRL], 0x00004500 ; INIT
+  call icr_idle
+  mov [r15 + LAPIC_ICRH], eax
+  mov dword [r15 + LAPIC_ICRL], 0x00004600 | (TRAMPOLINE >> 12) ; SIPI
+  call icr_idle
+  mov [r15 + LAPIC_ICRH], eax
+  mov dword [r15 + LAPIC_ICRL], 0x00004600 | (TRAMPOLINE >> 12)
+  call icr_idle
+  jmp .next_ap
+.wait:
+  mov al, [cpus_up]
+  inc al                             ; the BSP counts itself
+  cmp al, [cpu_count]
+  jb .wait
+  mov rsi, done_msg
+  call puts_locked_start
+  call unlock
+  movzx eax, byte [cpu_count]
+  mov dx, DEBUG_EXIT
+  out dx, al
+  cli
+  hlt
+
+icr_idle:
+  test dword [r15 + LAPIC_ICRL], 0x1000    ; delivery status
+  jnz icr_idle
+  ret
+
+flat_segments:
+  mov r15d, LAPIC
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  ret
+
+; "_MP_" on a 16-byte boundary in the EBDA's last KiB or the BIOS area; records the enabled processors
+find_mp_table:
+  mov rsi, 0x9fc00
+  mov rcx, 0xa0000
+  call .scan
+  jz .found
+  mov rsi, 0xf0000
+  mov rcx, 0x100000
+  call .scan
+  jz .found
+  mov byte [cpu_count], 1             ; no table: a lone processor
+  mov byte [apic_ids], 0
+  ret
+.scan:
+  cmp dword [rsi], '_MP_'
+  je .hit
+  add rsi, 16
+  cmp rsi, rcx
+  jb .scan
+  or esi, esi                        ; ZF clear: not found (rsi is never 0 here)
+  ret
+.hit:
+  xor eax, eax                       ; ZF set
+  ret
+.found:
+  mov eax, [rsi + 4]                 ; the configuration table
+  movzx ecx, word [rax + 34]         ; entry count
+  lea rbx, [rax + 44]
+  xor edx, edx
+.entry:
+  test ecx, ecx
+  jz .end
+  cmp byte [rbx], 0                  ; processor entry: 20 bytes
+  jne .other
+  test byte [rbx + 3], 1             ; enabled
+  jz .skip
+  mov al, [rbx + 1]
+  mov [apic_ids + rdx], al
+  inc edx
+.skip:
+  add rbx, 20
+  dec ecx
+  jmp .entry
+.other:
+  add rbx, 8
+  dec ecx
+  jmp .entry
+.end:
+  mov [cpu_count], dl
+  ret
+
+; prints "cpu N" for this processor's local APIC id
+say_cpu:
+  mov rsi, cpu_msg
+  call puts_locked_start
+  mov eax, [r15 + LAPIC_ID]
+  shr eax, 24
+  add al, '0'
+  call putc
+  mov al, 10
+  call putc
+  call unlock
+  ret
+
+; takes the console lock, then prints the string at rsi
+puts_locked_start:
+  lock bts dword [console_lock], 0
+  jc puts_locked_start
+puts:
+  lodsb
+  test al, al
+  jz .done
+  call putc
+  jmp puts
+.done:
+  ret
+
+unlock:
+  mov dword [console_lock], 0
+  ret
+
+putc:
+  push rdx
+  push rax
+  mov dx, COM1 + 5
+.wait:
+  in al, dx
+  test al, 0x20
+  jz .wait
+  pop rax
+  mov dx, COM1
+  out dx, al
+  pop rdx
+  ret
+
+; where an application processor arrives in long mode
+ap64:
+  call flat_segments
+  cmp byte [ap_fault], 0
+  je .fine
+  lidt [null_idt]                    ; #UD with an empty IDT: triple fault
+  ud2
+.fine:
+  mov eax, [r15 + LAPIC_ID]
+  shr eax, 24
+  inc eax
+  shl eax, 12
+  lea rsp, [ap_stacks + rax]         ; a page of stack per APIC id
+  call say_cpu
+  lock inc byte [cpus_up]
+.idle:
+  cli
+  hlt
+  jmp .idle
+
+mp_msg     db "mp table: ", 0
+mp_msg2    db " cpus", 10, 0
+cpu_msg    db "cpu ", 0
+done_msg   db "all cpus up", 10, 0
+
+align 8
+gdt:
+  dq 0
+  dq 0x00af9a000000ffff              ; 0x08: 64-bit code
+  dq 0x00cf92000000ffff              ; 0x10: data
+  dq 0x00cf9a000000ffff              ; 0x18: 32-bit code
+gdt_desc:
+  dw gdt_desc - gdt - 1
+  dq gdt
+null_idt:
+  dw 0
+  dq 0
+
+; ---- the trampoline, copied to 0x8000 and run there by each application processor; its
+; absolute references are relocated by hand (T(label) is label's address in the copy) ----
+%define T(label) (TRAMPOLINE + (label) - trampoline_start)
+trampoline_image:
+bits 16
+trampoline_start:
+  cli
+  xor ax, ax
+  mov ds, ax
+  lgdt [T(tramp_gdt_desc)]
+  mov eax, cr0
+  or eax, 1
+  mov cr0, eax
+  jmp dword 0x18:T(tramp32)
+bits 32
+tramp32:
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  mov esp, TRAMPOLINE + 0xff0
+  mov eax, long_mode_on              ; absolute: a relative call would not survive the copy
+  call eax
+  jmp 0x08:ap64
+align 8
+tramp_gdt:
+  dq 0
+  dq 0x00af9a000000ffff
+  dq 0x00cf92000000ffff
+  dq 0x00cf9a000000ffff
+tramp_gdt_desc:
+  dw tramp_gdt_desc - tramp_gdt - 1
+  dd T(tramp_gdt)
+trampoline_end:
+load_end:
+
+section .bss follows=.text nobits
+alignb 4096
+pml4:      resb 4096
+pdpt:      resb 4096
+pd:        resb 4 * 4096
+ap_stacks: resb 65 * 4096
+           resb 4096
+stack_top:
+console_lock: resd 1
+cpu_count: resb 1
+cpus_up:   resb 1
+bsp_id:    resb 1
+ap_fault:  resb 1
+mb_info:   resd 1
+apic_ids:  resb 64
+bss_end:

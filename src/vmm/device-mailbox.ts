@@ -1,0 +1,75 @@
+/**
+ * How a vCPU thread that does not own the devices (an AP) reaches them: it writes its access
+ * into a shared mailbox, kicks the device owner (the boot vCPU's thread) and waits; the owner
+ * serves the mailbox when the kick makes its run() return. One mailbox per AP.
+ */
+const STATE = 0; // IDLE, REQUEST, DONE
+const KIND = 1; // IO, MMIO, END
+const ADDR_LO = 2;
+const ADDR_HI = 3;
+const SIZE = 4;
+const WRITE = 5;
+const DATA = 6; // 8 bytes
+const INTS = 8;
+
+export const MAILBOX = { IDLE: 0, REQUEST: 1, DONE: 2 } as const;
+export const ACCESS = { IO: 1, MMIO: 2, END: 3 } as const;
+/** END codes an AP reports. */
+export const AP_END = { TRIPLE_FAULT: 1, ERROR: 2 } as const;
+
+export interface DeviceAccess {
+  kind: number;
+  /** Port, guest-physical address, or END code. */
+  addr: number;
+  size: number;
+  write: boolean;
+  data: Uint8Array;
+}
+
+export class DeviceMailbox {
+  readonly buffer: SharedArrayBuffer;
+  private readonly ints: Int32Array;
+  private readonly data: Uint8Array;
+
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(INTS * 4)) {
+    this.buffer = buffer;
+    this.ints = new Int32Array(buffer);
+    this.data = new Uint8Array(buffer, DATA * 4, 8);
+  }
+
+  /** AP side: posts an access and waits until it is served or `abandoned()` says to give up. */
+  call(access: DeviceAccess, kick: () => void, abandoned: () => boolean): boolean {
+    const i = this.ints;
+    i[KIND] = access.kind;
+    i[ADDR_LO] = access.addr % 0x100000000;
+    i[ADDR_HI] = Math.floor(access.addr / 0x100000000);
+    i[SIZE] = access.size;
+    i[WRITE] = access.write ? 1 : 0;
+    this.data.set(access.data.subarray(0, 8));
+    Atomics.store(i, STATE, MAILBOX.REQUEST);
+    kick();
+    while (Atomics.load(i, STATE) === MAILBOX.REQUEST) {
+      Atomics.wait(i, STATE, MAILBOX.REQUEST, 50);
+      if (abandoned()) return false;
+    }
+    if (!access.write) access.data.set(this.data.subarray(0, access.data.length));
+    Atomics.store(i, STATE, MAILBOX.IDLE);
+    return true;
+  }
+
+  /** Owner side: serves a pending access with `serve`, if there is one. */
+  serve(serve: (access: DeviceAccess) => void): void {
+    const i = this.ints;
+    if (Atomics.load(i, STATE) !== MAILBOX.REQUEST) return;
+    const size = i[SIZE]!;
+    serve({
+      kind: i[KIND]!,
+      addr: (i[ADDR_LO]! >>> 0) + (i[ADDR_HI]! >>> 0) * 0x100000000,
+      size,
+      write: i[WRITE] === 1,
+      data: this.data.subarray(0, Math.min(size, 8)),
+    });
+    Atomics.store(i, STATE, MAILBOX.DONE);
+    Atomics.notify(i, STATE);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The MP table (Intel MultiProcessor Specification 1.4, chapter 4): how a guest without ACPI
+ * finds its processors, its I/O APIC and how ISA interrupts reach it. A floating pointer
+ * structure ("_MP_") and the configuration table ("PCMP") after it, written at one address.
+ */
+
+const MPF_SIZE = 16;
+const MPC_HEADER_SIZE = 44;
+const ENTRY_PROCESSOR = 0; // 20 bytes
+const ENTRY_BUS = 1; // 8 bytes
+const ENTRY_IOAPIC = 2; // 8 bytes
+const ENTRY_IOINT = 3; // 8 bytes
+const ENTRY_LINT = 4; // 8 bytes
+const SPEC_REV = 4; // 1.4
+const LAPIC_VERSION = 0x14;
+const IOAPIC_VERSION = 0x11;
+const CPU_ENABLED = 1;
+const CPU_BSP = 2;
+const INT_TYPE_INT = 0;
+const INT_TYPE_NMI = 1;
+const INT_TYPE_EXTINT = 3;
+/** Signature, family/model/stepping and feature flags of the processor entries (a generic 686). */
+const CPU_SIGNATURE = 0x600;
+const CPU_FEATURES = 0x201; // FPU, APIC
+
+export const LAPIC_DEFAULT_BASE = 0xfee00000;
+export const IOAPIC_DEFAULT_BASE = 0xfec00000;
+
+function checksum(bytes: Uint8Array): number {
+  return (0x100 - (bytes.reduce((a, b) => a + b, 0) & 0xff)) & 0xff;
+}
+
+/** The floating pointer and the configuration table for `cpus` processors (APIC ids 0..cpus-1), at `gpa`. */
+export function buildMpTable(gpa: number, cpus: number): Uint8Array {
+  const ioapicId = cpus;
+  const entries: number[][] = [];
+  const u8 = (n: number) => [n & 0xff];
+  const u16 = (n: number) => [n & 0xff, (n >>> 8) & 0xff];
+  const u32 = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
+  for (let id = 0; id < cpus; id++) {
+    entries.push([ENTRY_PROCESSOR, id, LAPIC_VERSION, CPU_ENABLED | (id === 0 ? CPU_BSP : 0), ...u32(CPU_SIGNATURE), ...u32(CPU_FEATURES), ...u32(0), ...u32(0)]);
+  }
+  entries.push([ENTRY_BUS, 0, ...'ISA   '.split('').map((c) => c.charCodeAt(0))]);
+  entries.push([ENTRY_IOAPIC, ioapicId, IOAPIC_VERSION, 1, ...u32(IOAPIC_DEFAULT_BASE)]);
+  // ISA IRQ n on I/O APIC pin n (KVM's default routing), conforming polarity and trigger.
+  for (let irq = 0; irq < 16; irq++) entries.push([ENTRY_IOINT, INT_TYPE_INT, ...u16(0), 0, irq, ioapicId, irq]);
+  // LINT0: the 8259 (ExtINT), LINT1: NMI, on every local APIC (destination 0xff).
+  entries.push([ENTRY_LINT, INT_TYPE_EXTINT, ...u16(0), 0, 0, 0xff, 0]);
+  entries.push([ENTRY_LINT, INT_TYPE_NMI, ...u16(0), 0, 0, 0xff, 1]);
+
+  const body = entries.flat();
+  const table = new Uint8Array(MPF_SIZE + MPC_HEADER_SIZE + body.length);
+  const dv = new DataView(table.buffer);
+  // Floating pointer: "_MP_", physical address of the table, length in 16-byte units, revision.
+  table.set([0x5f, 0x4d, 0x50, 0x5f]);
+  dv.setUint32(4, gpa + MPF_SIZE, true);
+  table[8] = 1;
+  table[9] = SPEC_REV;
+  table[10] = checksum(table.subarray(0, MPF_SIZE));
+  // Configuration table header.
+  const h = MPF_SIZE;
+  table.set([0x50, 0x43, 0x4d, 0x50], h); // "PCMP"
+  dv.setUint16(h + 4, MPC_HEADER_SIZE + body.length, true);
+  table[h + 6] = SPEC_REV;
+  table.set([...'TSVMM   '].map((c) => c.charCodeAt(0)), h + 8); // OEM id, 8 bytes
+  table.set([...'PC          '].map((c) => c.charCodeAt(0)), h + 16); // product id, 12 bytes
+  dv.setUint16(h + 34, entries.length, true);
+  dv.setUint32(h + 36, LAPIC_DEFAULT_BASE, true);
+  table.set(body, h + MPC_HEADER_SIZE);
+  table[h + 7] = checksum(table.subarray(h));
+  return table;
+}
+
