@@ -174,7 +174,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         s = formatMem(insn, op, address, showSeg);
         if (op.base === 16) {
           let t = address + BigInt(insn.length) + BigInt(op.disp);
-          t &= insn.addrSize === 4 ? 0xffffffffn : 0xffffffffffffffffn;
+          t &= 0xffffffffffffffffn; // (objdump does not truncate an addr32 target)
           ripTarget = '0x' + t.toString(16);
         }
         if (m !== OpMethod.X && m !== OpMethod.Y) memOp = op;
@@ -430,7 +430,7 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
     const pl = Math.min(legacyPrefixLen(code, offset, end, mode), length);
     let pn = '';
     // objdump names no prefixes for a `'!'` hole, nor for a VEX encoding whose VEX.vvvv was left unused
-    if (insn.vex ? rawVexV(code, offset + legacyPrefixLen(code, offset, end, mode)) === 0 : !insn.viaPrefixSplit) {
+    if (!insn.viaPrefixSplit && (!insn.vex || rawVexV(code, offset + legacyPrefixLen(code, offset, end, mode)) === 0)) {
       // the prefix that picked the (empty) column of a mandatory-prefix table is consumed
       const names = prefixNameList(code, offset, pl, mode);
       if (insn.entry && insn.entry.flags & OpFlag.Now3d) {
