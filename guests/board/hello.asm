@@ -9,7 +9,6 @@ org 0x100000
 
 MB_MAGIC   equ 0x1badb002
 MB_FLAGS   equ 0x00010002            ; memory info, a.out kludge
-COM1       equ 0x3f8
 PIC1_CMD   equ 0x20
 PIC1_DATA  equ 0x21
 PIC2_CMD   equ 0xa0
@@ -170,28 +169,7 @@ getc:
   sti
   ret
 
-putc:
-  push rdx
-  push rax
-  mov dx, COM1 + 5
-.wait:
-  in al, dx
-  test al, 0x20
-  jz .wait
-  pop rax
-  mov dx, COM1
-  out dx, al
-  pop rdx
-  ret
-
-puts:
-  lodsb
-  test al, al
-  jz .done
-  call putc
-  jmp puts
-.done:
-  ret
+%include "serial64.inc"
 
 puthex:
   push rax

@@ -8,7 +8,6 @@ org 0x100000
 
 MB_MAGIC   equ 0x1badb002
 MB_FLAGS   equ 0x00010002
-COM1       equ 0x3f8
 LAPIC      equ 0xfee00000
 LAPIC_ID   equ 0x20                  ; register offsets, used as [r15 + ...]: an absolute
 LAPIC_SVR  equ 0xf0                  ; 0xfee00000 would be a sign-extended disp32 in long mode
@@ -211,32 +210,13 @@ say_cpu:
 puts_locked_start:
   lock bts dword [console_lock], 0
   jc puts_locked_start
-puts:
-  lodsb
-  test al, al
-  jz .done
-  call putc
   jmp puts
-.done:
-  ret
 
 unlock:
   mov dword [console_lock], 0
   ret
 
-putc:
-  push rdx
-  push rax
-  mov dx, COM1 + 5
-.wait:
-  in al, dx
-  test al, 0x20
-  jz .wait
-  pop rax
-  mov dx, COM1
-  out dx, al
-  pop rdx
-  ret
+%include "serial64.inc"
 
 ; where an application processor arrives in long mode
 ap64:

@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { openBackend, parseAccel } from '../../backends/open.js';
-import { TsvmmError } from '../../common/errors.js';
 import { runCalcDemo } from '../../vmm/calc-demo.js';
+import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 const CTRL_C = 0x03;
@@ -36,13 +35,8 @@ terminal. Type an expression such as (2+3)*7 and Enter; 'quit' or Ctrl-D ends it
 on a terminal). Standard input may also be a pipe: echo '6*7' | tsvmm demo
 `,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({ args: argv, options: { accel: { type: 'string', default: 'auto' } }, strict: true }));
-    } catch (e) {
-      throw new TsvmmError('TSVMM_USAGE', (e as Error).message);
-    }
-    const backend = openBackend(parseAccel(values.accel!));
+    const { values } = parseCommandArgs(argv, ACCEL_OPTION);
+    const backend = openBackend(parseAccel(values.accel));
     const end = await runCalcDemo({
       backend,
       input: terminalInput(),

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { TsvmmError } from '../../common/errors.js';
 import type { CpuMode } from '../../x86/decoder.js';
 import { disassemble } from '../../x86/disasm.js';
+import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 export const disasm: Command = {
@@ -15,18 +15,7 @@ Prints one line per instruction: <address hex>:<TAB><bytes><TAB><instruction>, l
 'objdump -D -b binary -m i386:x86-64' (or -m i386 / -m i8086).
 `,
   async run(argv, io) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: argv,
-        options: { mode: { type: 'string', default: '64' }, org: { type: 'string', default: '0' } },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (e) {
-      throw new TsvmmError('TSVMM_USAGE', (e as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseCommandArgs(argv, { mode: { type: 'string', default: '64' }, org: { type: 'string', default: '0' } }, true);
     if (positionals.length !== 1) throw new TsvmmError('TSVMM_USAGE', `disasm takes exactly one FILE, got ${positionals.length}`);
     const mode = Number(values.mode);
     if (mode !== 16 && mode !== 32 && mode !== 64) throw new TsvmmError('TSVMM_USAGE', `bad --mode '${values.mode}': want 16, 32 or 64`);

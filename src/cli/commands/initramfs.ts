@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { TsvmmError } from '../../common/errors.js';
 import { parseElf, PT_INTERP } from '../../loader/elf.js';
 import { findGuestBusybox } from '../../loader/guest-kernels.js';
 import { addBaseLayout, DEFAULT_BUSYBOX_APPLETS, Initramfs, normalizeArchivePath } from '../../loader/initramfs.js';
+import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 const DEFAULT_BUSYBOX = '/bin/busybox';
@@ -25,22 +25,12 @@ Writes a gzip-compressed newc cpio archive for Linux holding:
                    (modes kept; later --add entries replace earlier ones)
 `,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          init: { type: 'string' },
-          busybox: { type: 'string' },
-          add: { type: 'string', multiple: true },
-          output: { type: 'string', short: 'o' },
-        },
-        strict: true,
-        allowPositionals: false,
-      }));
-    } catch (e) {
-      throw new TsvmmError('TSVMM_USAGE', (e as Error).message);
-    }
+    const { values } = parseCommandArgs(argv, {
+      init: { type: 'string' },
+      busybox: { type: 'string' },
+      add: { type: 'string', multiple: true },
+      output: { type: 'string', short: 'o' },
+    });
     if (values.init === undefined) throw new TsvmmError('TSVMM_USAGE', '--init SCRIPT is required');
     if (values.output === undefined) throw new TsvmmError('TSVMM_USAGE', '-o FILE is required');
     const adds = (values.add ?? []).map(parseAdd);

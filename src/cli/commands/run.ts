@@ -1,9 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { parseAccel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
+import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
 
 const CTRL_A = 0x01;
@@ -68,21 +68,13 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
 (0x501: (value << 1) | 1); 3 after a triple fault; 4 after --timeout; 1 on errors.
 `,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          kernel: { type: 'string' }, initrd: { type: 'string' }, append: { type: 'string', default: '' },
-          memory: { type: 'string', short: 'm', default: '256M' }, smp: { type: 'string', default: '1' },
-          accel: { type: 'string', default: 'auto' }, serial: { type: 'string', default: 'stdio' },
-          flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
-        },
-      }));
-    } catch (e) {
-      throw new TsvmmError('TSVMM_USAGE', (e as Error).message);
-    }
+    const { values } = parseCommandArgs(argv, {
+      ...ACCEL_OPTION,
+      kernel: { type: 'string' }, initrd: { type: 'string' }, append: { type: 'string', default: '' },
+      memory: { type: 'string', short: 'm', default: '256M' }, smp: { type: 'string', default: '1' },
+      serial: { type: 'string', default: 'stdio' },
+      flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
+    });
     if (!values.kernel) throw new TsvmmError('TSVMM_USAGE', '--kernel is required');
     const smp = Number(values.smp);
     if (!Number.isInteger(smp) || smp < 1) throw new TsvmmError('TSVMM_USAGE', `bad --smp '${values.smp}'`);

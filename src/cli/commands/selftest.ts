@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { openBackend, parseAccel } from '../../backends/open.js';
-import { TsvmmError } from '../../common/errors.js';
 import { runLibnvmmSuite } from '../../selftest/libnvmm.js';
+import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
 export const selftest: Command = {
@@ -14,13 +13,8 @@ the chosen backend. Prints 'PASS name' or 'FAIL name: why' per case, then 'N pas
 Exits 0 when every case passed. Needs nasm to assemble the guest code.
 `,
   async run(argv, io) {
-    let values;
-    try {
-      ({ values } = parseArgs({ args: argv, options: { accel: { type: 'string', default: 'auto' } }, strict: true }));
-    } catch (e) {
-      throw new TsvmmError('TSVMM_USAGE', (e as Error).message);
-    }
-    const backend = openBackend(parseAccel(values.accel!));
+    const { values } = parseCommandArgs(argv, ACCEL_OPTION);
+    const backend = openBackend(parseAccel(values.accel));
     let passed = 0;
     let failed = 0;
     runLibnvmmSuite(backend, (r) => {
