@@ -105,6 +105,7 @@ bsp64:
   cmp al, [bsp_id]
   je .next_ap
   shl eax, 24
+  mov cl, [ap_started]
   mov [r15 + LAPIC_ICRH], eax
   mov dword [r15 + LAPIC_ICRL], 0x00004500 ; INIT
   call icr_idle
@@ -114,6 +115,10 @@ bsp64:
   mov [r15 + LAPIC_ICRH], eax
   mov dword [r15 + LAPIC_ICRL], 0x00004600 | (TRAMPOLINE >> 12)
   call icr_idle
+  ; the trampoline has one stack: wait until this AP has left it before waking the next
+.started:
+  cmp cl, [ap_started]
+  je .started
   jmp .next_ap
 .wait:
   mov al, [cpus_up]
@@ -231,6 +236,7 @@ ap64:
   inc eax
   shl eax, 12
   lea rsp, [ap_stacks + rax]         ; a page of stack per APIC id
+  lock inc byte [ap_started]         ; off the trampoline's stack: the BSP may wake the next
   call say_cpu
   lock inc byte [cpus_up]
 .idle:
@@ -305,6 +311,7 @@ cpu_count: resb 1
 cpus_up:   resb 1
 bsp_id:    resb 1
 ap_fault:  resb 1
+ap_started: resb 1
 mb_info:   resd 1
 apic_ids:  resb 64
 bss_end:
