@@ -510,7 +510,7 @@ export class Cpu {
 
   /** Sets RFLAGS wholesale (reserved bits forced). Does not recompute the mode. */
   setRflags(v: number): void {
-    this.fl = (v & 0x3f7f00) | 2;
+    this.fl = (v & 0x3f7700) | 2; // TF IF DF IOPL NT, RF VM AC VIF VIP ID (OF is a status flag)
     this.lz.setEager(v & 0x8d5);
   }
 

@@ -352,6 +352,7 @@ export class Executor {
     c.intShadow = false;
     const ins = b.insns[0]!;
     const rip = (BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0);
+    c.curLo = c.ripLo >>> 0; c.curHi = c.ripHi;
     const bytes = this.insnBytes(Object.assign(new Insn(noop), { len: ins.len }));
     const before = this.before;
     before.set(c.regs);

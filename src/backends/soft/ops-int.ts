@@ -215,7 +215,11 @@ export function hShift(c: Cpu, i: Insn): void {
   const size = i.size;
   const a = rdDst(c, i, size), ah = c.hi;
   const count = i.o1 === IMM ? i.imm : c.regs[2]! & 0xff;
-  if ((count & (size === 8 ? 63 : 31)) === 0) return; // no flags, no write (but a memory read happened)
+  if ((count & (size === 8 ? 63 : 31)) === 0) {
+    // No flags change; a 32-bit register destination is still written (zero-extended).
+    if (size === 4 && i.o0 >= 0) c.regs[(i.o0 << 1) + 1] = 0;
+    return;
+  }
   alu.aluShift(i.sub, a, ah, count, size as OperandSize, statusFlags(c));
   c.lz.setEager(aluOut.flags);
   wrOp(c, i, i.o0, size, aluOut.lo, aluOut.hi);
@@ -228,7 +232,10 @@ export function hShd(c: Cpu, i: Insn): void {
   const b = c.getReg(i.o1, size), bh = c.hi;
   const bits = size * 8;
   let n = (i.o2 === IMM ? i.imm2 : c.regs[2]!) & (size === 8 ? 63 : 31);
-  if (n === 0) return;
+  if (n === 0) {
+    if (size === 4 && i.o0 >= 0) c.regs[(i.o0 << 1) + 1] = 0;
+    return;
+  }
   // Compose in BigInt-free fashion through doubles is error-prone; use the 64-bit case explicitly.
   const toBig = (lo: number, hi: number) => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
   const mask = (1n << BigInt(bits)) - 1n;
@@ -373,8 +380,9 @@ export function hXadd(c: Cpu, i: Insn): void {
   const s = c.getReg(i.o1, size), sh = c.hi;
   aluCore(c, alu.ALU_ADD, size, d, dh, s, sh);
   const lo = rLo, hi = rHi;
-  wrOp(c, i, i.o0, size, lo, hi);
-  c.setReg(i.o1, size, d, dh);
+  if (i.o0 === MEM) { c.wr(c.eaLo, c.eaHi, size, lo, hi); c.setReg(i.o1, size, d, dh); return; }
+  c.setReg(i.o1, size, d, dh); // the destination is written last (XADD r, r with one register keeps the sum)
+  c.setReg(i.o0, size, lo, hi);
 }
 
 export function hCmpxchg(c: Cpu, i: Insn): void {

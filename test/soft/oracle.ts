@@ -1,0 +1,431 @@
+/**
+ * The real CPU as the soft CPU's oracle: a seeded generator of user-mode instruction sequences,
+ * and a harness that runs the same image at CPL 3 in 64-bit mode on two backends through the tsvmm
+ * API and compares what each sequence left behind.
+ *
+ * Image and memory layout (identity-mapped with 2 MiB user pages over the first 16 MiB):
+ *   0x10000 GDT, 0x12000 TSS, 0x20000 page tables, 0x100000 code, 0x300000 top of the user stack,
+ *   0x400000 + 512*k the block of sequence k: [0,120) initial GPRs (15 of them, not RSP/R15... see
+ *   INIT_REGS), [120,128) initial RFLAGS, [128,256) scratch memory the sequence may touch (random
+ *   bytes), [256,384) the GPRs and the masked RFLAGS it ended with.
+ * Each sequence: R15 = its block, load registers and flags, the random instructions, store the
+ * registers and RFLAGS masked to the flags the generator knows to be defined at that point. The
+ * image ends with OUT (IOPL = 3), which exits on both backends.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assemble } from '../../src/common/nasm.js';
+import { HostMemory } from '../../src/memory/host-memory.js';
+import type { Backend } from '../../src/nvmm/backend.js';
+import { PROT } from '../../src/nvmm/backend.js';
+import { Machine } from '../../src/nvmm/machine.js';
+import { CR, GPR, MSR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
+import { withTempDir } from '../helpers/tools.js';
+
+export const RAM_SIZE = 16 << 20;
+const GDT = 0x10000, TSS = 0x12000, PT = 0x20000, CODE = 0x100000, STACK_TOP = 0x300000;
+export const DATA = 0x400000;
+export const BLOCK = 512;
+const END_PORT = 0x99;
+
+// Flags.
+const CF = 1, PF = 4, AF = 0x10, ZF = 0x40, SF = 0x80, OF = 0x800, ALL = CF | PF | AF | ZF | SF | OF;
+
+/** A small deterministic PRNG (xorshift32). */
+export class Rng {
+  private s: number;
+  constructor(seed: number) { this.s = (seed >>> 0) || 0x9e3779b9; }
+  next(): number { let x = this.s; x ^= x << 13; x ^= x >>> 17; x ^= x << 5; this.s = x >>> 0; return this.s; }
+  int(n: number): number { return this.next() % n; }
+  pick<T>(a: readonly T[]): T { return a[this.int(a.length)]!; }
+  chance(p: number): boolean { return this.next() / 4294967296 < p; }
+}
+
+const R64 = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14'];
+const R32 = ['eax', 'ebx', 'ecx', 'edx', 'esi', 'edi', 'ebp', 'r8d', 'r9d', 'r10d', 'r11d', 'r12d', 'r13d', 'r14d'];
+const R16 = ['ax', 'bx', 'cx', 'dx', 'si', 'di', 'bp', 'r8w', 'r9w', 'r10w', 'r11w', 'r12w', 'r13w', 'r14w'];
+const R8 = ['al', 'bl', 'cl', 'dl', 'sil', 'dil', 'bpl', 'r8b', 'r9b', 'r10b', 'r11b', 'r12b', 'r13b', 'r14b'];
+const R8_LEGACY = ['al', 'bl', 'cl', 'dl', 'ah', 'bh', 'ch', 'dh'];
+/** Order of the registers in a block's initial and final areas. */
+export const INIT_REGS = R64;
+const SIZES = [1, 2, 4, 8] as const;
+const PTR = { 1: 'byte', 2: 'word', 4: 'dword', 8: 'qword' } as const;
+const CC = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
+const CC_NEEDS = [OF, OF, CF, CF, ZF, ZF, CF | ZF, CF | ZF, SF, SF, PF, PF, SF | OF, SF | OF, ZF | SF | OF, ZF | SF | OF];
+
+type Size = 1 | 2 | 4 | 8;
+
+/** Generates one sequence's instructions, tracking which status flags are defined. */
+class SeqGen {
+  readonly out: string[] = [];
+  def = ALL;
+  private label = 0;
+  constructor(private readonly r: Rng, private readonly tag: string) {}
+
+  private reg(size: Size, legacy8 = false): string {
+    const i = this.r.int(R64.length);
+    switch (size) {
+      case 1: return legacy8 ? this.r.pick(R8_LEGACY) : R8[i]!;
+      case 2: return R16[i]!;
+      case 4: return R32[i]!;
+      default: return R64[i]!;
+    }
+  }
+  private regNoCx(size: Size): string {
+    let v: string;
+    do v = this.reg(size); while (/^(r?cx|ecx|cl)$/.test(v));
+    return v;
+  }
+  private mem(size: Size, room = 8): string {
+    return `${PTR[size]} [r15 + ${128 + this.r.int(120 - room)}]`;
+  }
+  private imm(size: Size): string {
+    const v = this.r.next();
+    if (size === 1) return String(v & 0xff);
+    if (size === 2) return String(v & 0xffff);
+    return String(v | 0); // imm32, sign-extended for 8-byte operands
+  }
+  private flags(defined: number, undef: number): void {
+    this.def = (this.def | defined) & ~undef;
+  }
+  private emit(s: string): void { this.out.push(s); }
+  /** A pair of operands "dst, src" of one size with at most one memory operand. */
+  private rm2(size: Size): string {
+    const legacy = size === 1 && this.r.chance(0.3);
+    switch (this.r.int(3)) {
+      case 0: return `${this.reg(size, legacy)}, ${this.reg(size, legacy)}`;
+      case 1: return `${this.reg(size)}, ${this.mem(size)}`;
+      default: return `${this.mem(size)}, ${this.reg(size)}`;
+    }
+  }
+  private rm(size: Size): string {
+    return this.r.chance(0.7) ? this.reg(size, size === 1 && this.r.chance(0.3)) : this.mem(size);
+  }
+  private cc(): number {
+    const ok = CC.map((_, k) => k).filter((k) => (CC_NEEDS[k]! & this.def) === CC_NEEDS[k]);
+    if (ok.length === 0) { this.emit(`cmp ${this.reg(8)}, ${this.reg(8)}`); this.def = ALL; return this.r.int(16); }
+    return this.r.pick(ok);
+  }
+
+  one(): void {
+    const r = this.r;
+    const size = r.pick(SIZES);
+    switch (r.int(24)) {
+      case 0: case 1: case 2: { // ALU reg/mem forms
+        const op = r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc', 'sbb']);
+        if ((op === 'adc' || op === 'sbb') && !(this.def & CF)) this.emit('stc');
+        this.emit(`${op} ${this.rm2(size)}`);
+        if (op === 'and' || op === 'or' || op === 'xor') this.flags(ALL & ~AF, AF); else this.flags(ALL, 0);
+        if (op === 'adc' || op === 'sbb') this.def = ALL;
+        return;
+      }
+      case 3: { // ALU with immediate
+        const op = r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc', 'sbb', 'test']);
+        if ((op === 'adc' || op === 'sbb') && !(this.def & CF)) this.emit('stc');
+        const imm = r.chance(0.3) && size !== 1 && op !== 'test' ? String((r.next() << 24) >> 24) : this.imm(size);
+        this.emit(`${op} ${this.rm(size).replace(/^(?=[a-z])/, '')}${this.rmSizeHint(size)}, ${imm}`);
+        if (op === 'and' || op === 'or' || op === 'xor' || op === 'test') this.flags(ALL & ~AF, AF); else this.def = ALL;
+        return;
+      }
+      case 4: {
+        const op = r.pick(['inc', 'dec', 'neg', 'not']);
+        this.emit(`${op} ${this.rm(size)}`);
+        if (op === 'inc' || op === 'dec') this.flags(ALL & ~CF, 0); else if (op === 'neg') this.def = ALL;
+        return;
+      }
+      case 5: case 6: { // shifts and rotates
+        const op = r.pick(['shl', 'shr', 'sar', 'rol', 'ror', 'rcl', 'rcr']);
+        const bits = size * 8;
+        let n = r.int(size === 8 ? 64 : 32);
+        if ((op === 'shl' || op === 'shr' || op === 'sar') && n > bits) n = bits;
+        if ((op === 'rcl' || op === 'rcr') && !(this.def & CF)) this.emit('clc');
+        const dst = this.rm(size);
+        if (r.chance(0.5) || /^(r?cx|ecx|cl|ch)$/.test(dst)) {
+          this.emit(`${op} ${dst}, ${n}`);
+        } else {
+          this.emit(`mov ecx, ${n}`);
+          this.emit(`${op} ${dst}, cl`);
+        }
+        const m = n & (size === 8 ? 63 : 31);
+        if (m === 0) { if (op === 'rcl' || op === 'rcr') this.def |= CF; return; }
+        if (op === 'shl' || op === 'shr' || op === 'sar') this.flags(CF | SF | ZF | PF | (m === 1 ? OF : 0), AF | (m === 1 ? 0 : OF));
+        else this.flags(CF | (m === 1 ? OF : 0), m === 1 ? 0 : OF);
+        return;
+      }
+      case 7: { // MUL / IMUL (one operand)
+        this.emit(`${r.pick(['mul', 'imul'])} ${this.rm(size)}`);
+        this.flags(CF | OF, SF | ZF | AF | PF);
+        return;
+      }
+      case 8: { // IMUL two and three operands
+        const s = r.pick([2, 4, 8] as const);
+        if (r.chance(0.5)) this.emit(`imul ${this.reg(s)}, ${r.chance(0.5) ? this.reg(s) : this.mem(s)}`);
+        else this.emit(`imul ${this.reg(s)}, ${r.chance(0.5) ? this.reg(s) : this.mem(s)}, ${r.chance(0.5) ? (r.next() << 24) >> 24 : this.imm(s)}`);
+        this.flags(CF | OF, SF | ZF | AF | PF);
+        return;
+      }
+      case 9: { // DIV / IDIV without #DE
+        const divisors = size === 1 ? ['bl', 'bh', 'dh', 'ch'] : size === 2 ? ['bx', 'si', 'di', 'r9w'] : size === 4 ? ['ebx', 'esi', 'edi', 'r9d'] : ['rbx', 'rsi', 'rdi', 'r9'];
+        const d = r.pick(divisors);
+        if (r.chance(0.5)) {
+          this.emit(`or ${d}, 1`);
+          if (size === 1) this.emit('movzx eax, al'); else this.emit(`xor edx, edx`);
+          this.emit(`div ${d}`);
+        } else {
+          this.emit(`and ${d}, 0x3f`); this.emit(`or ${d}, 2`);
+          if (size === 1) this.emit('movsx ax, al'); else this.emit(size === 2 ? 'cwd' : size === 4 ? 'cdq' : 'cqo');
+          this.emit(`idiv ${d}`);
+        }
+        this.flags(0, ALL);
+        return;
+      }
+      case 10: { // bit tests
+        const op = r.pick(['bt', 'bts', 'btr', 'btc']);
+        const s = r.pick([2, 4, 8] as const);
+        if (r.chance(0.5)) this.emit(`${op} ${this.rm(s)}${this.rmSizeHint(s)}, ${r.int(256)}`);
+        else if (r.chance(0.5)) this.emit(`${op} ${this.reg(s)}, ${this.reg(s)}`);
+        else {
+          const idx = r.pick(['ecx', 'edx', 'esi']);
+          this.emit(`and ${idx}, 127`);
+          this.emit(`${op} ${this.mem(s, 24)}, ${s === 2 ? idx.replace('e', '') : s === 8 ? idx.replace('e', 'r') : idx}`);
+        }
+        this.flags(CF, OF | SF | AF | PF);
+        return;
+      }
+      case 11: { // BSF / BSR / POPCNT
+        const s = r.pick([2, 4, 8] as const);
+        const src = this.reg(s), dst = this.reg(s);
+        const op = r.pick(['bsf', 'bsr', 'popcnt']);
+        if (op !== 'popcnt') { this.emit(`bts ${src}, ${r.int(s * 8)}`); this.emit(`${op} ${dst}, ${src}`); this.flags(ZF, CF | OF | SF | AF | PF); }
+        else { this.emit(`popcnt ${dst}, ${r.chance(0.6) ? src : this.mem(s)}`); this.def = ALL; }
+        return;
+      }
+      case 12: { // CMOVcc / SETcc
+        const k = this.cc();
+        if (r.chance(0.5)) { const s = r.pick([2, 4, 8] as const); this.emit(`cmov${CC[k]} ${this.reg(s)}, ${r.chance(0.7) ? this.reg(s) : this.mem(s)}`); }
+        else this.emit(`set${CC[k]} ${this.rm(1)}`);
+        return;
+      }
+      case 13: { // Jcc forward
+        const k = this.cc();
+        const l = `${this.tag}_${this.label++}`;
+        this.emit(`j${CC[k]} ${l}`);
+        const save = this.def;
+        this.one();
+        this.emit(`${l}:`);
+        this.def &= save; // defined only if defined on both paths
+        return;
+      }
+      case 14: { // moves
+        const f = r.int(6);
+        if (f === 0) this.emit(`mov ${this.rm2(size)}`);
+        else if (f === 1) { const s = r.pick([2, 4, 8] as const); this.emit(`movzx ${this.reg(s)}, ${r.chance(0.5) ? this.reg(1) : this.mem(1)}`); }
+        else if (f === 2) { const s = r.pick([2, 4, 8] as const); this.emit(`movsx ${this.reg(s)}, ${r.chance(0.5) ? this.reg(1) : this.mem(1)}`); }
+        else if (f === 3) { const s = r.pick([4, 8] as const); this.emit(`mov${s === 4 ? 'zx' : 'sx'} ${this.reg(s)}, ${r.chance(0.5) ? this.reg(2) : this.mem(2)}`); }
+        else if (f === 4) this.emit(`movsxd ${this.reg(8)}, ${r.chance(0.5) ? this.reg(4) : this.mem(4)}`);
+        else this.emit(`mov ${this.reg(size)}, ${size === 8 ? String(r.next() * 4294967296 + r.next()) : this.imm(size)}`);
+        return;
+      }
+      case 15: { // XCHG XADD CMPXCHG
+        const op = r.pick(['xchg', 'xadd', 'cmpxchg']);
+        const dst = r.chance(0.5) ? this.reg(size, size === 1 && r.chance(0.3)) : this.mem(size);
+        const src = this.reg(size, size === 1 && dst.length === 2 && R8_LEGACY.includes(dst));
+        this.emit(`${op} ${dst}, ${src}`);
+        if (op !== 'xchg') this.def = ALL;
+        return;
+      }
+      case 16: { // LEA
+        const s = r.pick([2, 4, 8] as const);
+        const base = this.reg(8), idx = r.pick(R64);
+        this.emit(`lea ${this.reg(s)}, [${base} + ${idx}*${r.pick([1, 2, 4, 8])} + ${(r.next() << 8) >> 8}]`);
+        return;
+      }
+      case 17: { // conversions, BSWAP
+        const op = r.pick(['cbw', 'cwde', 'cdqe', 'cwd', 'cdq', 'cqo', 'bswap']);
+        if (op === 'bswap') this.emit(`bswap ${this.reg(r.chance(0.5) ? 4 : 8)}`); else this.emit(op);
+        return;
+      }
+      case 18: { // flags
+        const op = r.pick(['clc', 'stc', 'cmc', 'lahf', 'sahf']);
+        if (op === 'cmc' && !(this.def & CF)) { this.emit('clc'); this.def |= CF; }
+        if (op === 'lahf' && (this.def & (CF | PF | AF | ZF | SF)) !== (CF | PF | AF | ZF | SF)) { this.emit('sahf'); this.def |= CF | PF | AF | ZF | SF; }
+        this.emit(op);
+        if (op === 'clc' || op === 'stc') this.def |= CF;
+        if (op === 'sahf') this.def |= CF | PF | AF | ZF | SF;
+        return;
+      }
+      case 19: { // PUSH / POP
+        const s = r.chance(0.8) ? 8 : 2;
+        if (r.chance(0.5)) this.emit(`push ${this.reg(s as Size)}`); else this.emit(`push ${s === 8 ? 'qword' : 'word'} ${this.mem(s as Size).split(' ').slice(1).join(' ')}`);
+        this.emit(r.chance(0.7) ? `pop ${this.reg(s as Size)}` : `pop ${s === 8 ? 'qword' : 'word'} ${this.mem(s as Size).split(' ').slice(1).join(' ')}`);
+        return;
+      }
+      case 20: { // SHLD / SHRD
+        const s = r.pick([2, 4, 8] as const);
+        const n = 1 + r.int(s * 8 - 1);
+        const dst = r.chance(0.6) ? this.reg(s) : this.mem(s);
+        if (r.chance(0.5)) this.emit(`${r.pick(['shld', 'shrd'])} ${dst}, ${this.reg(s)}, ${n}`);
+        else { this.emit(`mov ecx, ${n}`); this.emit(`${r.pick(['shld', 'shrd'])} ${r.chance(0.5) ? this.regNoCx(s) : this.mem(s)}, ${this.regNoCx(s)}, cl`); }
+        this.flags(CF | SF | ZF | PF | (n === 1 ? OF : 0), AF | (n === 1 ? 0 : OF));
+        return;
+      }
+      case 21: case 22: { // string instructions within the scratch area
+        const op = r.pick(['movs', 'stos', 'lods', 'cmps', 'scas']);
+        const sfx = { 1: 'b', 2: 'w', 4: 'd', 8: 'q' }[size];
+        const n = 1 + r.int(Math.floor(48 / size));
+        this.emit(`lea rsi, [r15 + ${128 + r.int(8)}]`);
+        this.emit(`lea rdi, [r15 + ${184 + r.int(8)}]`);
+        this.emit(`mov ecx, ${n}`);
+        const rep = op === 'cmps' || op === 'scas' ? r.pick(['repe ', 'repne ', '']) : r.pick(['rep ', '']);
+        this.emit(`${rep}${op}${sfx}`);
+        if (op === 'cmps' || op === 'scas') this.def = ALL;
+        return;
+      }
+      default: { // ALU on 8-bit high registers and LOOP
+        if (r.chance(0.5)) { this.emit(`${r.pick(['add', 'sub', 'xor', 'adc'])} ${r.pick(R8_LEGACY)}, ${r.pick(R8_LEGACY)}`); this.def = this.def & CF ? ALL : ALL; if (!(this.def & CF)) this.def = ALL; return; }
+        const l = `${this.tag}_${this.label++}`;
+        this.emit(`mov ecx, ${1 + r.int(5)}`);
+        this.emit(`${l}:`);
+        this.emit(`add ${this.regNoCx(4)}, ${this.imm(4)}`);
+        this.emit(`loop ${l}`);
+        this.def = ALL;
+        return;
+      }
+    }
+  }
+
+  /** NASM needs a size only for memory operands: rm() already carries it. */
+  private rmSizeHint(_size: Size): string {
+    return '';
+  }
+}
+
+export interface OracleProgram {
+  source: string;
+  count: number;
+  /** Per sequence: its instructions, for failure reports. */
+  listings: string[];
+  /** Initial block contents (regs, flags, scratch) for every sequence. */
+  init: Uint8Array;
+}
+
+/** Builds `count` sequences of about `length` instructions from `seed`. */
+export function generate(seed: number, count: number, length = 12): OracleProgram {
+  const r = new Rng(seed);
+  const lines = ['bits 64', `org 0x${CODE.toString(16)}`, 'start:'];
+  const listings: string[] = [];
+  const init = new Uint8Array(count * BLOCK);
+  const dv = new DataView(init.buffer);
+  for (let k = 0; k < count; k++) {
+    const base = k * BLOCK;
+    for (let j = 0; j < 14; j++) { dv.setUint32(base + 8 * j, r.next(), true); dv.setUint32(base + 8 * j + 4, r.chance(0.3) ? 0 : r.next(), true); }
+    dv.setUint32(base + 120, (r.next() & ALL) | 0x202, true);
+    for (let j = 128; j < 256; j++) init[base + j] = r.next() & 0xff;
+    const g = new SeqGen(r, `s${k}`);
+    for (let n = 0; n < length; n++) g.one();
+    const addr = DATA + base;
+    lines.push(`; sequence ${k}`, `mov r15, 0x${addr.toString(16)}`, 'push qword [r15 + 120]', 'popfq');
+    R64.forEach((reg, j) => lines.push(`mov ${reg}, [r15 + ${8 * j}]`));
+    lines.push(...g.out);
+    R64.forEach((reg, j) => lines.push(`mov [r15 + ${256 + 8 * j}], ${reg}`));
+    lines.push('pushfq', 'pop rax', `and rax, 0x${(g.def | 0x400).toString(16)}`, 'mov [r15 + 376], rax');
+    listings.push(g.out.join('\n'));
+  }
+  lines.push(`out 0x${END_PORT.toString(16)}, al`, 'jmp $');
+  return { source: lines.join('\n') + '\n', count, listings, init };
+}
+
+/** The result of one backend's run: the data blocks, or why it did not finish. */
+export interface OracleRun {
+  data: Uint8Array;
+  exit: string;
+  ms: number;
+}
+
+function seg(selector: number, type: number, dpl: number, l: boolean, def: boolean): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
+  return { selector, attrib: { type, s: true, dpl, p: true, avl: false, l, def, g: true }, limit: 0xffffffff, base: 0n };
+}
+
+/** Runs the assembled image on `backend` and returns the data area. */
+export function runImage(backend: Backend, image: Uint8Array, prog: OracleProgram): OracleRun {
+  const machine = new Machine(backend);
+  const mem = HostMemory.allocate(RAM_SIZE);
+  try {
+    machine.mapHva(mem);
+    machine.mapGpa(0, mem.hva, RAM_SIZE, PROT.ALL);
+    const b = mem.bytes;
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    // GDT: null, kernel code 0x08, kernel data 0x10, user data 0x18, user code64 0x20.
+    const gdt = [0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn, 0x00cff3000000ffffn, 0x00affb000000ffffn];
+    gdt.forEach((d, k) => dv.setBigUint64(GDT + 8 * k, d, true));
+    // Page tables: PML4 -> PDPT -> PD with 2 MiB user pages over the first 16 MiB.
+    dv.setBigUint64(PT, BigInt(PT + 0x1000) | 7n, true);
+    dv.setBigUint64(PT + 0x1000, BigInt(PT + 0x2000) | 7n, true);
+    for (let k = 0; k < RAM_SIZE / 0x200000; k++) dv.setBigUint64(PT + 0x2000 + 8 * k, BigInt(k * 0x200000) | 0x87n, true);
+    b.set(image, CODE);
+    b.set(prog.init, DATA);
+    const vcpu = machine.createVcpu(0);
+    const s = vcpu.getState(STATE.ALL);
+    s.segs[SEG.CS] = seg(0x23, 0xb, 3, true, false);
+    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = seg(0x1b, 0x3, 3, false, true);
+    s.segs[SEG.GDT] = { selector: 0, attrib: { type: 0, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false }, limit: 8 * gdt.length - 1, base: BigInt(GDT) };
+    s.segs[SEG.IDT] = { selector: 0, attrib: { type: 0, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false }, limit: 0, base: 0n };
+    s.segs[SEG.TR] = { selector: 0x28, attrib: { type: 0xb, s: false, dpl: 0, p: true, avl: false, l: false, def: false, g: false }, limit: 0x67, base: BigInt(TSS) };
+    s.segs[SEG.LDT] = { selector: 0, attrib: { type: 2, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false }, limit: 0, base: 0n };
+    s.crs[CR.CR0] = 0x80050033n;
+    s.crs[CR.CR3] = BigInt(PT);
+    s.crs[CR.CR4] = 0x620n;
+    s.msrs[MSR.EFER] = 0x501n;
+    s.gprs.fill(0n);
+    s.gprs[GPR.RSP] = BigInt(STACK_TOP);
+    s.gprs[GPR.RIP] = BigInt(CODE);
+    s.gprs[GPR.RFLAGS] = 0x3202n;
+    vcpu.setState(STATE.ALL);
+    const t0 = performance.now();
+    let exit = vcpu.run();
+    while (exit.kind === 'none') exit = vcpu.run();
+    const ms = performance.now() - t0;
+    const desc = exit.kind === 'io' ? `io port 0x${exit.port.toString(16)}` : exit.kind === 'invalid' ? `invalid: ${exit.reason}` : exit.kind;
+    let where = '';
+    if (!(exit.kind === 'io' && exit.port === END_PORT)) where = ` at RIP 0x${vcpu.getState(STATE.GPRS).gprs[GPR.RIP]!.toString(16)}`;
+    return { data: b.slice(DATA, DATA + prog.count * BLOCK), exit: desc + where, ms };
+  } finally {
+    machine.destroy();
+    mem.free();
+  }
+}
+
+export function assembleProgram(prog: OracleProgram): Uint8Array {
+  return withTempDir((dir) => {
+    const path = join(dir, 'oracle.asm');
+    writeFileSync(path, prog.source);
+    return assemble(path);
+  });
+}
+
+export const ORACLE_END = `io port 0x${END_PORT.toString(16)}`;
+
+/** Describes the first difference between two runs, or returns null when they agree. */
+export function compareRuns(prog: OracleProgram, a: OracleRun, b: OracleRun, names = ['kvm', 'soft']): string | null {
+  if (a.exit !== ORACLE_END || b.exit !== ORACLE_END) return `runs did not end at the final OUT: ${names[0]} ${a.exit}, ${names[1]} ${b.exit}`;
+  for (let k = 0; k < prog.count; k++) {
+    const o = k * BLOCK;
+    for (let j = 128; j < 384; j++) {
+      if (a.data[o + j] !== b.data[o + j]) {
+        const dva = new DataView(a.data.buffer, o), dvb = new DataView(b.data.buffer, o);
+        const diffs: string[] = [];
+        for (let q = 128; q < 384; q += 8) {
+          const x = dva.getBigUint64(q, true), y = dvb.getBigUint64(q, true);
+          if (x !== y) {
+            const what = q < 256 ? `scratch+${q - 128}` : q === 376 ? 'rflags' : INIT_REGS[(q - 256) / 8]!;
+            diffs.push(`${what}: ${names[0]} 0x${x.toString(16)} ${names[1]} 0x${y.toString(16)}`);
+          }
+        }
+        const init = new DataView(prog.init.buffer, o);
+        const regs = INIT_REGS.map((r, q) => `${r}=0x${init.getBigUint64(8 * q, true).toString(16)}`).join(' ');
+        return `sequence ${k} differs:\n  ${diffs.join('\n  ')}\ninitial: ${regs} rflags=0x${init.getUint32(120, true).toString(16)}\n${prog.listings[k]}`;
+      }
+    }
+  }
+  return null;
+}
