@@ -77,6 +77,11 @@ export class SoftMachine implements BackendMachine {
     return v;
   }
 
+  /** The live vCPUs (for benchmarks and tests that read counters such as exec.icount). */
+  vcpuList(): SoftVcpu[] {
+    return [...this.vcpus];
+  }
+
   destroy(): void {
     this.vcpus.clear();
   }
