@@ -83,6 +83,18 @@ export const OpMethod = {
   K: 31,
   /** ModRM reg: 386/486 test register. */
   T: 32,
+  /** ModRM reg: AVX-512 mask register k0-k7 (VEX-encoded mask instructions). */
+  KG: 33,
+  /** ModRM r/m: mask register or memory. */
+  KE: 34,
+  /** VEX.vvvv: mask register. */
+  KH: 35,
+  /** ModRM r/m: VSIB memory (a SIB byte whose index is a vector register; size code = index width). */
+  Vsib: 36,
+  /** The low 4 bits of the is4 byte as an immediate (vpermil2ps/pd). */
+  Is4Imm: 37,
+  /** An operand objdump prints as `(bad)` (a field that must not be used by this form); no bytes. */
+  BadOp: 38,
 } as const;
 /** Size codes of operand specs (`(spec >> 8) & 0xff`). */
 export const OpSizeCode = {
@@ -114,6 +126,14 @@ export const OpFlag = {
   RmZero: 2097152,
   /** AMD 3DNow!: the mnemonic is chosen by an imm8 after the operands (`NOW3D_NAMES`). */
   Now3d: 4194304,
+  /** objdump prints `{vex}` before the mnemonic (a VEX form of an instruction that also has an EVEX form). */
+  PseudoVex: 8388608,
+  /** objdump prints the operands in Intel order (monitor, mwait...). */
+  NoReverse: 16777216,
+  /** AVX2 gather: destination, index and mask must be distinct registers (objdump marks `/(bad)`). */
+  Gather: 33554432,
+  /** Computed: an operand is taken from VEX.vvvv. */
+  UsesVvvv: 67108864,
 } as const;
 
 /** A leaf of the opcode tables. */
@@ -184,17 +204,25 @@ const FIXED: Record<string, number> = {
   EBX: OpMethod.FixGpr | (OpSizeCode.D << 8) | (3 << 16),
   '1': OpMethod.One | (OpSizeCode.B << 8),
   Ibs: OpMethod.I | (OpSizeCode.BS << 8),
+  KG: OpMethod.KG, KEb: OpMethod.KE | (OpSizeCode.B << 8), KEw: OpMethod.KE | (OpSizeCode.W << 8),
+  KEd: OpMethod.KE | (OpSizeCode.D << 8), KEq: OpMethod.KE | (OpSizeCode.Q << 8), KH: OpMethod.KH,
+  VSx: OpMethod.Vsib | (OpSizeCode.X << 8), VSdq: OpMethod.Vsib | (OpSizeCode.DQ << 8),
+  I4: OpMethod.Is4Imm | (OpSizeCode.B << 8), BAD: OpMethod.BadOp,
 };
 const FLAG_NAMES: Record<string, number> = {
   d64: OpFlag.D64, f64: OpFlag.F64, i64: OpFlag.I64, o64: OpFlag.O64, sx: OpFlag.SuffixAlways,
   nosx: OpFlag.SuffixNever, br: OpFlag.Branch, str: OpFlag.String, sxm: OpFlag.SuffixMem,
   jcc: OpFlag.Jcc, far: OpFlag.Far, bad: OpFlag.Bad, sxd: OpFlag.SuffixNonDefault, osx: OpFlag.SuffixOpSize,
   x87e: OpFlag.X87Env, actr: OpFlag.AddrCounter, kp: OpFlag.KeepPrefix, mpx: OpFlag.Mpx, mib: OpFlag.Mpx | OpFlag.Mib,
-  rm0: OpFlag.RmZero | OpFlag.ModRm, now3d: OpFlag.Now3d,
+  rm0: OpFlag.RmZero | OpFlag.ModRm, now3d: OpFlag.Now3d, vexpfx: OpFlag.PseudoVex, norev: OpFlag.NoReverse,
+  gather: OpFlag.Gather,
 };
 
 const NEEDS_MODRM = new Set<number>([OpMethod.E, OpMethod.G, OpMethod.M, OpMethod.R, OpMethod.S, OpMethod.C,
-  OpMethod.D, OpMethod.P, OpMethod.Q, OpMethod.N, OpMethod.V, OpMethod.W, OpMethod.U, OpMethod.B, OpMethod.K, OpMethod.T]);
+  OpMethod.D, OpMethod.P, OpMethod.Q, OpMethod.N, OpMethod.V, OpMethod.W, OpMethod.U, OpMethod.B, OpMethod.K, OpMethod.T,
+  OpMethod.KG, OpMethod.KE, OpMethod.Vsib]);
+/** Operand methods that read VEX.vvvv (or mark it used, BadOp standing for a vvvv operand). */
+const VVVV_METHODS = new Set<number>([OpMethod.H, OpMethod.B, OpMethod.KH, OpMethod.BadOp]);
 
 function parseOperand(tok: string, where: string): number {
   const fixed = FIXED[tok];
@@ -219,6 +247,7 @@ export function parseLeaf(text: string, extraFlags = 0): OpcodeEntry {
   }
   const ops = sp < 0 ? [] : text.slice(sp + 1).split(',').map((t) => parseOperand(t.trim(), text));
   if (ops.some((o) => NEEDS_MODRM.has(o & 0xff))) flags |= OpFlag.ModRm;
+  if (ops.some((o) => VVVV_METHODS.has(o & 0xff))) flags |= OpFlag.UsesVvvv;
   return { mnemonic: internMnemonic(name), name, flags, ops };
 }
 
@@ -292,6 +321,8 @@ export class Operand {
   sel = 0;
   /** Operand spec from the table (method | size << 8 | fixed reg << 16). */
   spec = 0;
+  /** Mem with VSIB addressing (gathers): the width in bytes (16/32) of the vector index register; 0 otherwise. */
+  vsib = 0;
 }
 
 export class DecodedInsn {
@@ -488,6 +519,9 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   let node: CompiledNode;
   let vex = false;
   let vexPP = 0;
+  // where objdump resumes after a register-form/memory-form operand misuse: after the first opcode byte
+  // (for VEX: after the C4/C5 byte)
+  let resume = pos;
   if ((opcode === 0xc4 || opcode === 0xc5) && (is64 || (peek() & 0xc0) === 0xc0) && mode !== 16) {
     // VEX prefix. Any 66/F2/F3/LOCK/REX before it makes it #UD.
     const hadRex = rex !== 0;
@@ -541,6 +575,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   } else {
     if (fail) return finishFail(out, offset);
     out.prefixLen = pos - 1 - offset;
+    resume = pos;
     if (opcode === 0x0f) {
       map = 1;
       opcode = byte();
@@ -641,7 +676,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     return setInvalid(out, InvalidReason.Opcode, len);
   }
   const entry = node;
-  if (vex && out.vexV !== 0 && !entry.ops.some((o) => (o & 0xff) === OpMethod.H || (o & 0xff) === OpMethod.B)) {
+  if (vex && out.vexV !== 0 && !(entry.flags & OpFlag.UsesVvvv)) {
     // VEX.vvvv is reserved (must be 1111) for instructions without a vvvv operand
     out.modrm = modrm;
     return setInvalid(out, InvalidReason.Vex, pos - offset - (modrm >= 0 ? 1 : 0));
@@ -686,6 +721,9 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   const rexX = (rex >> 1) & 1;
   const rexB = rex & 1;
   let badOp = false;
+  let vsibBad = false;
+  let is4Op: Operand | null = null;
+  let is4ImmOp: Operand | null = null;
   for (let k = 0; k < n; k++) {
     const spec = ops[k]!;
     const method = spec & 0xff;
@@ -721,7 +759,10 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       default: size = 0;
     }
     op.size = size;
+    op.vsib = 0;
     switch (method) {
+      case OpMethod.KE:
+      case OpMethod.Vsib:
       case OpMethod.K:
       case OpMethod.E:
       case OpMethod.Q:
@@ -730,13 +771,17 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       case OpMethod.N:
       case OpMethod.U:
         if (mod === 3) {
-          if (method === OpMethod.M) { badOp = true; op.kind = OperandKind.None; pos = offset + out.prefixLen + 1; break; }
+          if (method === OpMethod.M || method === OpMethod.Vsib) { badOp = true; op.kind = OperandKind.None; pos = resume; break; }
           op.kind = OperandKind.Reg;
           if (method === OpMethod.E) {
             setGpr(op, rmField | (rexB << 3), size, rex);
             if (rexB) rexUsed |= 1;
           } else if (method === OpMethod.Q || method === OpMethod.N) {
             op.regClass = RegClass.Mmx; op.reg = rmField;
+          } else if (method === OpMethod.KE) {
+            op.regClass = RegClass.Mask;
+            op.reg = rmField | (rexB << 3);
+            if (rexB) rexUsed |= 1;
           } else if (method === OpMethod.K) {
             op.regClass = RegClass.Bnd;
             op.reg = rmField | (rexB << 3);
@@ -747,10 +792,18 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
             if (rexB) rexUsed |= 1;
           }
         } else {
-          if (method === OpMethod.N || method === OpMethod.U) { badOp = true; op.kind = OperandKind.None; pos = offset + out.prefixLen + 1; break; }
+          if (method === OpMethod.N || method === OpMethod.U) { badOp = true; op.kind = OperandKind.None; pos = resume; break; }
           if (flags & OpFlag.Mpx && addrSize === 2) { op.kind = OperandKind.None; break; }
           rexUsed |= decodeMem(op, out, mod, rmField, rex, addrSize, mode);
           if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
+          if (method === OpMethod.Vsib) {
+            if (out.sib < 0) { op.kind = OperandKind.None; vsibBad = true; } else {
+              // the index is a vector register: SIB.index 100 is not "no index"
+              op.index = ((out.sib >> 3) & 7) | (rexX << 3);
+              op.vsib = sc === OpSizeCode.DQ ? 16 : size;
+              if (rexX) rexUsed |= 2;
+            }
+          }
           if (segment >= 0) usedPfx |= Prefix.Seg;
           // (objdump leaves a 67 named on an absolute disp32 in 16-bit code)
           if (asz && !(mode === 16 && op.base < 0 && op.index < 0)) usedPfx |= Prefix.AddrSize;
@@ -782,13 +835,29 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         op.regClass = size === 32 ? RegClass.Ymm : RegClass.Xmm;
         op.reg = out.vexV;
         break;
-      case OpMethod.L: {
+      case OpMethod.L:
+        // the is4 byte follows the ModRM operand bytes, read after the loop
         op.kind = OperandKind.Reg;
         op.regClass = size === 32 ? RegClass.Ymm : RegClass.Xmm;
-        const ib = byte();
-        op.reg = is64 ? ib >> 4 : (ib >> 4) & 7;
+        is4Op = op;
         break;
-      }
+      case OpMethod.Is4Imm:
+        op.kind = OperandKind.Imm;
+        op.immHi = 0;
+        op.immSize = 0;
+        is4ImmOp = op;
+        break;
+      case OpMethod.KG:
+        op.kind = OperandKind.Reg;
+        op.regClass = RegClass.Mask;
+        op.reg = regField | (rexR << 3);
+        if (rexR) rexUsed |= 4;
+        break;
+      case OpMethod.KH:
+        op.kind = OperandKind.Reg;
+        op.regClass = RegClass.Mask;
+        op.reg = out.vexV;
+        break;
       case OpMethod.Xmm0:
         op.kind = OperandKind.Reg;
         op.regClass = RegClass.Xmm;
@@ -939,6 +1008,18 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     }
   }
   out.nOps = n;
+  if (is4Op !== null || is4ImmOp !== null) {
+    const ib = byte();
+    if (is4Op !== null) is4Op.reg = is64 ? ib >> 4 : (ib >> 4) & 7;
+    if (is4ImmOp !== null) is4ImmOp.imm = ib & 15;
+  }
+  if (flags & OpFlag.Gather && !objdumpCompat && !badOp) {
+    // #UD: no SIB byte, or destination, index and mask not all different
+    const d = out.ops[0]!.reg;
+    const ix = out.ops[1]!.index;
+    const m = out.ops[2]!.reg;
+    if (vsibBad || d === ix || d === m || ix === m) return setInvalid(out, InvalidReason.Operand, pos - offset);
+  }
   if (flags & (OpFlag.RmZero | OpFlag.Now3d)) {
     if (flags & OpFlag.RmZero && (mod !== 3 || rmField !== 0)) {
       // objdump: a `(bad)` operand, resuming after the first opcode byte

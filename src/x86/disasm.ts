@@ -29,7 +29,14 @@ export interface DisasmLine {
 const HLE_LOCKABLE = new Set(['add', 'adc', 'and', 'btc', 'btr', 'bts', 'cmpxchg', 'cmpxchg8b', 'cmpxchg16b', 'dec', 'inc',
   'neg', 'not', 'or', 'sbb', 'sub', 'xor', 'xadd', 'xchg']);
 const BND_BRANCHES = new Set(['call', 'jmp', 'ret', 'retw', 'jcc']);
-const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord'];
+/** Compare predicates (imm8) of cmpps/vcmpps...: the legacy forms know 0-7, the VEX forms 0-31 (SDM Table 3-1). */
+const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord', 'eq_uq', 'nge', 'ngt', 'false', 'neq_oq', 'ge',
+  'gt', 'true', 'eq_os', 'lt_oq', 'le_oq', 'unord_s', 'neq_us', 'nlt_uq', 'nle_uq', 'ord_s', 'eq_us', 'nge_uq', 'ngt_uq',
+  'false_os', 'neq_os', 'ge_oq', 'gt_oq', 'true_us'];
+/** pclmulqdq imm8 values objdump names (which quadwords are multiplied). */
+const PCLMUL_NAMES: Record<number, string> = { 0x00: 'lqlq', 0x01: 'hqlq', 0x10: 'lqhq', 0x11: 'hqhq' };
+/** Memory forms whose AT&T name needs an x/y suffix for the source width (128/256-bit). */
+const XY_SUFFIX = new Set(['vcvtpd2dq', 'vcvttpd2dq', 'vcvtpd2ps', 'vcvtneps2bf16']);
 const FIX_SEG_PREFIX = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'];
 
 function hex(v: number): string {
@@ -67,6 +74,7 @@ function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boo
   if (m === OpMethod.X || m === OpMethod.Y) {
     return s + `(%${gprName(op.base, as)})`;
   }
+  const indexName = (i: number): string => (op.vsib ? (op.vsib === 32 ? 'ymm' : 'xmm') + i : gprName(i, as));
   const hasDisp = insn.modrm >> 6 !== 0 || op.base < 0 || (op.base === 16);
   if (as === 2) {
     if (op.base < 0) return s + (op.disp < 0 ? '-' + hex(-op.disp) : hex(op.disp));
@@ -85,11 +93,11 @@ function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boo
   const iz = as === 4 ? 'eiz' : 'riz';
   if (op.base >= 0) {
     inner = `%${gprName(op.base, as)}`;
-    if (op.index >= 0) inner += `,%${gprName(op.index, as)},${op.scale}`;
+    if (op.index >= 0) inner += `,%${indexName(op.index)},${op.scale}`;
     else if (haveSib && (scaleBits !== 0 || (op.base & 7) !== 4)) inner += `,%${iz},${op.scale}`;
     inner = `(${inner})`;
   } else if (op.index >= 0) {
-    inner = `(,%${gprName(op.index, as)},${op.scale})`;
+    inner = `(,%${indexName(op.index)},${op.scale})`;
   } else if (haveSib && (insn.mode !== 64 || as === 4 || scaleBits !== 0)) {
     inner = `(,%${iz},${op.scale})`;
   }
@@ -158,6 +166,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         else if (m === OpMethod.St) s = '%st';
         else if (op.regClass === RegClass.Gpr && (m === OpMethod.FixGpr)) s = '%' + gprName(op.reg, op.size);
         else if (op.regClass === RegClass.Bnd && op.reg > 3) s = '(bad)';
+        else if (op.regClass === RegClass.Mask && op.reg > 7) s = '(bad)';
         else if (op.regClass === RegClass.Mmx && flags & OpFlag.Now3d && insn.prefixes & Prefix.OpSize) {
           s = '%xmm' + op.reg; // objdump applies a 66 prefix to 3DNow! registers
           used |= Prefix.OpSize;
@@ -211,12 +220,29 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   if (map === 0 && (opc === 0xdc || opc === 0xde) && insn.modrm >= 0xc0 && ((insn.modrm >> 3) & 7) >= 4) {
     name = name.includes('r') ? name.replace('r', '') : name.replace(/^(fsub|fdiv)/, '$1r');
   }
-  if (map === 1 && opc === 0xc2 && !insn.vex) {
-    const imm = ops[2]!.imm;
-    if (imm < 8) {
-      name = 'cmp' + CMP_PRED[imm] + name.slice(3);
+  if (map === 1 && opc === 0xc2 && n > 0 && ops[n - 1]!.kind === OperandKind.Imm) {
+    const imm = ops[n - 1]!.imm;
+    if (imm < (insn.vex ? 32 : 8)) {
+      name = insn.vex ? 'vcmp' + CMP_PRED[imm] + name.slice(4) : 'cmp' + CMP_PRED[imm] + name.slice(3);
       parts.pop();
     }
+  }
+  if (map === 3 && opc === 0x44 && n > 0 && ops[n - 1]!.kind === OperandKind.Imm) {
+    const pn = PCLMUL_NAMES[ops[n - 1]!.imm];
+    if (pn !== undefined) {
+      name = name.replace('clmulqdq', 'clmul' + pn + 'dq');
+      parts.pop();
+    }
+  }
+  if (flags & OpFlag.Gather) {
+    // destination, VSIB index and mask must differ: objdump marks each register of an equal pair
+    const d = ops[0]!.reg;
+    const mem = ops[1]!;
+    const ix = mem.kind === OperandKind.Mem ? mem.index : -1;
+    const mk = ops[2]!.reg;
+    if (d === mk || d === ix) parts[0] += '/(bad)';
+    if (ix >= 0 && (ix === d || ix === mk)) parts[1] += '/(bad)';
+    if (mk === d || mk === ix) parts[2] += '/(bad)';
   }
   if (map === 0 && insn.opcode >= 0xa0 && insn.opcode <= 0xa3 && mode === 64 && insn.addrSize === 8) name = 'movabs';
   if (map === 0 && insn.opcode >= 0xb8 && insn.opcode <= 0xbf && insn.opSize === 8) name = 'movabs';
@@ -235,6 +261,8 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (insn.opSize !== (mode === 16 ? 2 : 4)) suffix = sizeSuffix(insn.opSize);
   } else if (flags & OpFlag.SuffixOpSize) {
     if (mode !== 64) suffix = sizeSuffix(insn.opSize);
+  } else if (insn.vex && memOp && XY_SUFFIX.has(name)) {
+    suffix = memOp.size === 32 ? 'y' : 'x';
   } else if (flags & OpFlag.X87Env) {
     if (insn.prefixes & Prefix.OpSize) suffix = mode === 16 ? 'l' : 's';
 
@@ -282,13 +310,21 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (i >= 0) names[i] = '';
   } else if (insn.lastRep) {
     const i = lastPos((b) => b === insn.lastRep);
+    // (every F3/F2 byte gets the name, not only the last one)
+    const nameAll = (f3: string, f2: string): void => {
+      for (let p = 0; p < legacyLen; p++) {
+        const b = code[start + p];
+        if (b === 0xf3) names[p] = f3;
+        else if (b === 0xf2) names[p] = f2;
+      }
+    };
     if (isStr) {
-      names[i] = insn.lastRep === 0xf2 ? 'repnz' : (name === 'cmps' || name === 'scas') ? 'repz' : 'rep';
+      nameAll((name === 'cmps' || name === 'scas') ? 'repz' : 'rep', 'repnz');
     } else if ((flags & OpFlag.Branch) && hasByte(0xf2) &&
       (BND_BRANCHES.has(entry.name) || (map === 0 && opc >= 0x70 && opc <= 0x7f) || (map === 1 && opc >= 0x80 && opc <= 0x8f))) {
       names[lastPos((b) => b === 0xf2)] = 'bnd';
     } else if (memOp && memOp === ops[0] && (hasByte(0xf0) ? HLE_LOCKABLE.has(entry.name) : entry.name === 'xchg')) {
-      names[i] = insn.lastRep === 0xf2 ? 'xacquire' : 'xrelease';
+      nameAll('xrelease', 'xacquire');
     } else if (insn.lastRep === 0xf3 && memOp && memOp === ops[0] && entry.name === 'mov' && map === 0 &&
       (opc === 0x88 || opc === 0x89 || opc === 0xc6 || opc === 0xc7)) {
       names[i] = 'xrelease';
@@ -308,11 +344,11 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (!rexUnused) names[insn.prefixLen - 1] = '';
   }
   const pre = names.filter((x) => x !== '');
-  let text = name.replace('_', ' ') + suffix + hint;
+  let text = (flags & OpFlag.PseudoVex ? '{vex} ' : '') + (insn.vex ? name : name.replace('_', ' ')) + suffix + hint;
   if (pre.length) text = pre.join(' ') + ' ' + text;
   const shown = parts.filter((x) => x !== '');
   if (shown.length) {
-    const keep = map === 0 && (opc === 0xc8 || opc === 0x62);
+    const keep = (map === 0 && (opc === 0xc8 || opc === 0x62)) || (flags & OpFlag.NoReverse) !== 0;
     if (!keep) shown.reverse();
     text = text.padEnd(6) + ' ' + shown.join(',');
   }

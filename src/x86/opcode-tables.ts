@@ -216,13 +216,13 @@ function buildTwoByte(): Node[] {
   t[0x00] = grp(mod('sldt:nosx Mw', 'sldt:nosx Rv'), mod('str:nosx Mw', 'str:nosx Rv'), 'lldt:nosx Ew', 'ltr:nosx Ew', 'verr:nosx Ew', 'verw:nosx Ew', '', '');
   t[0x01] = grp(
     mod('sgdt:osx M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', 'wrmsrns', '')),
-    mod('sidt:osx M0', rm('monitor aAX,ECX,EDX', 'mwait EAX,ECX', 'clac', 'stac', '', '', '', 'encls')),
+    mod('sidt:osx M0', rm('monitor:norev aAX,ECX,EDX', 'mwait:norev EAX,ECX', 'clac', 'stac', '', '', '', 'encls')),
     mod('lgdt:osx M0', rm('xgetbv', 'xsetbv', '', '', 'vmfunc', 'xend', 'xtest', 'enclu')),
     mod('lidt:osx M0', rm('vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
     mod('smsw:nosx Mw', 'smsw:nosx Rv'),
     mod('', rm('serialize', '', '', '', '', '', 'rdpkru', 'wrpkru')),
     'lmsw:nosx Ew',
-    mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx aAX,ECX,EDX', 'mwaitx EAX,ECX,EBX', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
+    mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx:norev aAX,ECX,EDX', 'mwaitx:norev EAX,ECX,EBX', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
   );
   t[0x02] = mod('lar Gv,Mw', 'lar Gv,Rv');
   t[0x03] = mod('lsl Gv,Mw', 'lsl Gv,Rv');
@@ -463,17 +463,19 @@ function buildThreeByte3A(): Node[] {
   t[0x0f] = pfx('palignr Pq,Qq,Ib', 'palignr Vx,Wx,Ib');
   t[0x14] = p66('pextrb Ebd,Vx,Ib');
   t[0x15] = p66('pextrw Ewd,Vx,Ib');
-  t[0x16] = p66(rexw('pextrd Ed,Vx,Ib', 'pextrq Eq,Vx,Ib'));
+  // (W is ignored outside long mode: VEX.W1 in 32-bit code)
+  t[0x16] = p66(rexw('pextrd Ed,Vx,Ib', m64('pextrd Ed,Vx,Ib', 'pextrq Eq,Vx,Ib')));
   t[0x17] = p66('extractps Ed,Vx,Ib');
   t[0x20] = p66('pinsrb Vx,Ebd,Ib');
   t[0x21] = p66('insertps Vx,Wd,Ib');
-  t[0x22] = p66(rexw('pinsrd Vx,Ed,Ib', 'pinsrq Vx,Eq,Ib'));
+  t[0x22] = p66(rexw('pinsrd Vx,Ed,Ib', m64('pinsrd Vx,Ed,Ib', 'pinsrq Vx,Eq,Ib')));
   t[0x40] = p66('dpps Vx,Wx,Ib');
   t[0x41] = p66('dppd Vx,Wx,Ib');
   t[0x42] = p66('mpsadbw Vx,Wx,Ib');
   t[0x44] = p66('pclmulqdq Vx,Wx,Ib');
-  t[0x60] = p66('pcmpestrm Vx,Wx,Ib');
-  t[0x61] = p66('pcmpestri Vx,Wx,Ib');
+  // (REX.W/VEX.W selects 64-bit rAX/rDX lengths: objdump adds a q)
+  t[0x60] = p66(rexw('pcmpestrm Vx,Wx,Ib', m64('pcmpestrm Vx,Wx,Ib', 'pcmpestrmq Vx,Wx,Ib')));
+  t[0x61] = p66(rexw('pcmpestri Vx,Wx,Ib', m64('pcmpestri Vx,Wx,Ib', 'pcmpestriq Vx,Wx,Ib')));
   t[0x62] = p66('pcmpistrm Vx,Wx,Ib');
   t[0x63] = p66('pcmpistri Vx,Wx,Ib');
   t[0xcc] = pfx('sha1rnds4 Vx,Wx,Ib');

@@ -8,7 +8,14 @@
  */
 import { MAP_0F38, MAP_0F3A, SplitKind, tableHelpers, TWO_BYTE_MAP, type Node, type Split } from './opcode-tables.js';
 
-const { pfx, mod, rexw, vexl, grp } = tableHelpers;
+const { pfx, mod, rexw, vexl, grp, od, m64 } = tableHelpers;
+/** VEX.W selects a 64-bit form in long mode only (VEX.W is ignored elsewhere). */
+const w64 = (w0: Node, w1: Node): Node => rexw(w0, m64(w0, w1));
+
+/** AVX-512 mask instructions with a VEX encoding: size by VEX.pp and VEX.W (w q / b d), as [pp0, pp1]. */
+function maskOp(name: string, ops: string): Node {
+  return pfx(rexw(`${name}w ${ops}`, `${name}q ${ops}`), rexw(`${name}b ${ops}`, `${name}d ${ops}`));
+}
 
 /** SSE instructions whose VEX form has no VEX.vvvv source (VEX.vvvv must be 1111). */
 const NO_VVVV = new Set([
@@ -16,7 +23,7 @@ const NO_VVVV = new Set([
   'movddup', 'movsldup', 'movshdup', 'sqrtps', 'sqrtpd', 'rsqrtps', 'rcpps', 'cvtdq2ps', 'cvtps2dq', 'cvttps2dq',
   'cvtps2pd', 'cvtpd2ps', 'cvtdq2pd', 'cvtpd2dq', 'cvttpd2dq', 'comiss', 'ucomiss', 'comisd', 'ucomisd', 'movmskps',
   'movmskpd', 'pmovmskb', 'pshufd', 'pshufhw', 'pshuflw', 'ptest', 'pabsb', 'pabsw', 'pabsd', 'phminposuw', 'aesimc',
-  'aeskeygenassist', 'roundps', 'roundpd', 'pcmpestri', 'pcmpestrm', 'pcmpistri', 'pcmpistrm', 'extractps', 'pextrb',
+  'aeskeygenassist', 'roundps', 'roundpd', 'pcmpestri', 'pcmpestrm', 'pcmpestriq', 'pcmpestrmq', 'pcmpistri', 'pcmpistrm', 'extractps', 'pextrb',
   'pextrw', 'pextrd', 'pextrq', 'movd', 'movq', 'maskmovdqu', 'cvttss2si', 'cvttsd2si', 'cvtss2si', 'cvtsd2si',
   'pmovsxbw', 'pmovsxbd', 'pmovsxbq', 'pmovsxwd', 'pmovsxwq', 'pmovsxdq', 'pmovzxbw', 'pmovzxbd', 'pmovzxbq',
   'pmovzxwd', 'pmovzxwq', 'pmovzxdq',
@@ -31,6 +38,9 @@ const NO_VEX = new Set(['movq2dq', 'movdq2q', 'cvtpi2ps', 'cvtpi2pd', 'cvttps2pi
 /** Scalar forms: VEX.L is ignored and the registers are XMM. */
 const SCALAR = /^(.*ss|.*sd|cvtsi2s[sd]|cvts[sd]2s[sd]|comis[sd]|ucomis[sd]|insertps|pinsr[bwdq]|roundss|roundsd)$/;
 
+/** Packed instructions whose names end like scalar ones. */
+const NOT_SCALAR = new Set(['pabsd', 'pminsd', 'pmaxsd']);
+
 function transformLeaf(text: string): Node {
   const sp = text.indexOf(' ');
   if (sp < 0) return '';
@@ -41,7 +51,7 @@ function transformLeaf(text: string): Node {
   const ops = text.slice(sp + 1).split(',');
   if (ops.some((o) => /^[PQN]/.test(o))) return '';
   if (!ops.some((o) => /^[VWU]/.test(o))) return '';
-  const scalar = SCALAR.test(name) || name === 'movss' || name === 'movsd';
+  const scalar = (SCALAR.test(name) && !NOT_SCALAR.has(name)) || name === 'movss' || name === 'movsd';
   const fix = (o: string): string => (scalar && /^[VWUH]x$/.test(o) ? o[0] + 'dq' : o);
   let out = ops.map(fix);
   if (!NO_VVVV.has(name) && /^V/.test(out[0]!)) {
@@ -78,20 +88,37 @@ function buildVex0F(): Node[] {
   const t = deriveMap(TWO_BYTE_MAP);
   // movss/movsd: register form has the extra source, memory form does not
   t[0x10] = pfx('vmovups Vx,Wx', 'vmovupd Vx,Wx', mod('vmovss Vdq,Md', 'vmovss Vdq,Hdq,Udq'), mod('vmovsd Vdq,Mq', 'vmovsd Vdq,Hdq,Udq'));
-  t[0x11] = pfx('vmovups Wx,Vx', 'vmovupd Wx,Vx', mod('vmovss Md,Vdq', 'vmovss Udq,Hdq,Vdq'), mod('vmovsd Mq,Vdq', 'vmovsd Udq,Hdq,Vdq'));
+  t[0x11] = pfx('vmovups Wx,Vx', 'vmovupd Wx,Vx', mod('vmovss Md,Vdq', 'vmovss Ux,Hdq,Vdq'), mod('vmovsd Mq,Vdq', 'vmovsd Ux,Hdq,Vdq'));
   t[0x12] = pfx(mod('vmovlps Vdq,Hdq,Mq', 'vmovhlps Vdq,Hdq,Udq'), mod('vmovlpd Vdq,Hdq,Mq', ''), 'vmovsldup Vx,Wx', 'vmovddup Vx,Wx');
   t[0x13] = pfx(mod('vmovlps Mq,Vdq', ''), mod('vmovlpd Mq,Vdq', ''));
   t[0x16] = pfx(mod('vmovhps Vdq,Hdq,Mq', 'vmovlhps Vdq,Hdq,Udq'), mod('vmovhpd Vdq,Hdq,Mq', ''), 'vmovshdup Vx,Wx');
   t[0x17] = pfx(mod('vmovhps Mq,Vdq', ''), mod('vmovhpd Mq,Vdq', ''));
-  t[0x6e] = pfx('', rexw('vmovd Vdq,Ed', 'vmovq Vdq,Eq'));
-  t[0x7e] = pfx('', rexw('vmovd Ed,Vdq', 'vmovq Eq,Vdq'), 'vmovq Vdq,Wq');
+  t[0x6e] = pfx('', w64('vmovd Vdq,Ed', 'vmovq Vdq,Eq'));
+  t[0x7e] = pfx('', w64('vmovd Ed,Vdq', 'vmovq Eq,Vdq'), 'vmovq Vdq,Wq');
   t[0xd6] = pfx('', 'vmovq Wq,Vdq');
-  t[0x77] = pfx(vexl('vzeroupper', 'vzeroall'));
+  // (objdump ignores VEX.pp here; a CPU does not)
+  t[0x77] = od(pfx(vexl('vzeroupper', 'vzeroall')), vexl('vzeroupper', 'vzeroall'));
+  // AVX-512 mask registers (VEX-encoded): moves, logic (VEX.L1, three operands), not/test (VEX.L0)
+  t[0x90] = vexl(maskOp('kmov', 'KG,KEw'), '');
+  t[0x91] = vexl(mod(maskOp('kmov', 'KEw,KG'), ''), '');
+  t[0x92] = vexl(mod('', pfx(rexw('kmovw KG,Rd', ''), rexw('kmovb KG,Rd', ''), '', w64('kmovd KG,Rd', 'kmovq KG,Rq'))), '');
+  t[0x93] = vexl(mod('', pfx(rexw('kmovw Gd,KEw', ''), rexw('kmovb Gd,KEw', ''), '', w64('kmovd Gd,KEw', 'kmovq Gq,KEw'))), '');
+  for (const [op, name] of [[0x41, 'kand'], [0x42, 'kandn'], [0x45, 'kor'], [0x46, 'kxnor'], [0x47, 'kxor'], [0x4a, 'kadd']] as const) {
+    t[op] = vexl('', mod('', maskOp(name, 'KG,KH,KEw')));
+  }
+  t[0x4b] = vexl('', mod('', pfx(rexw('kunpckwd KG,KH,KEw', 'kunpckdq KG,KH,KEw'), rexw('kunpckbw KG,KH,KEw', ''))));
+  t[0x44] = vexl(mod('', maskOp('knot', 'KG,KEw')), '');
+  t[0x98] = vexl(mod('', maskOp('kortest', 'KG,KEw')), '');
+  t[0x99] = vexl(mod('', maskOp('ktest', 'KG,KEw')), '');
   t[0xc4] = pfx('', 'vpinsrw Vdq,Hdq,Ed,Ib');
-  t[0xc5] = pfx('', mod('', 'vpextrw Gd,Udq,Ib'));
-  t[0xf7] = pfx('', mod('', 'vmaskmovdqu Vdq,Udq'));
-  t[0x5a] = pfx('vcvtps2pd Vx,Wx', 'vcvtpd2ps Vdq,Wx', 'vcvtss2sd Vdq,Hdq,Wd', 'vcvtsd2ss Vdq,Hdq,Wq');
-  t[0xe6] = pfx('', 'vcvttpd2dq Vdq,Wx', 'vcvtdq2pd Vx,Wx', 'vcvtpd2dq Vdq,Wx');
+  // (a memory operand is objdump's (bad) operand; it resumes after the C4/C5 byte)
+  t[0xc5] = pfx('', 'vpextrw Gd,Udq,Ib');
+  t[0xf7] = pfx('', 'vmaskmovdqu Vdq,Udq');
+  // shift counts are an XMM register or 128-bit memory whatever VEX.L
+  for (const [op, name] of [[0xd1, 'vpsrlw'], [0xd2, 'vpsrld'], [0xd3, 'vpsrlq'], [0xe1, 'vpsraw'], [0xe2, 'vpsrad'],
+    [0xf1, 'vpsllw'], [0xf2, 'vpslld'], [0xf3, 'vpsllq']] as const) t[op] = pfx('', `${name} Vx,Hx,Wdq`);
+  t[0x5a] = pfx('vcvtps2pd Vx,Wdq', 'vcvtpd2ps Vdq,Wx', 'vcvtss2sd Vdq,Hdq,Wd', 'vcvtsd2ss Vdq,Hdq,Wq');
+  t[0xe6] = pfx('', 'vcvttpd2dq Vdq,Wx', 'vcvtdq2pd Vx,Wdq', 'vcvtpd2dq Vdq,Wx');
   t[0xae] = pfx(mod(grp('', '', 'vldmxcsr Md', 'vstmxcsr Md', '', '', '', ''), ''));
   return t;
 }
@@ -102,7 +129,7 @@ function buildVex0F38(): Node[] {
   t[0x0d] = pfx('', 'vpermilpd Vx,Hx,Wx');
   t[0x0e] = pfx('', 'vtestps Vx,Wx');
   t[0x0f] = pfx('', 'vtestpd Vx,Wx');
-  t[0x13] = pfx('', 'vcvtph2ps Vx,Wx');
+  t[0x13] = pfx('', 'vcvtph2ps Vx,Wdq');
   t[0x16] = pfx('', 'vpermps Vx,Hx,Wx');
   t[0x18] = pfx('', 'vbroadcastss Vx,Wd');
   t[0x19] = pfx('', 'vbroadcastsd Vx,Wq');
@@ -133,6 +160,31 @@ function buildVex0F38(): Node[] {
         : rexw(`${n}ps Vx,Hx,Wx`, `${n}pd Vx,Hx,Wx`));
     }
   }
+  // AVX2 gathers (VSIB addressing): [VEX.W0, VEX.W1]
+  t[0x90] = pfx('', rexw('vpgatherdd:gather Vx,VSx,Hx', 'vpgatherdq:gather Vx,VSdq,Hx'));
+  t[0x91] = pfx('', rexw('vpgatherqd:gather Vdq,VSx,Hdq', 'vpgatherqq:gather Vx,VSx,Hx'));
+  t[0x92] = pfx('', rexw('vgatherdps:gather Vx,VSx,Hx', 'vgatherdpd:gather Vx,VSdq,Hx'));
+  t[0x93] = pfx('', rexw('vgatherqps:gather Vdq,VSx,Hdq', 'vgatherqpd:gather Vx,VSx,Hx'));
+  // AVX-VNNI (66) and AVX-VNNI-INT8 (none/F3/F2); VEX.W0
+  t[0x50] = pfx(rexw('vpdpbuud Vx,Hx,Wx', ''), rexw('vpdpbusd:vexpfx Vx,Hx,Wx', ''), rexw('vpdpbsud Vx,Hx,Wx', ''), rexw('vpdpbssd Vx,Hx,Wx', ''));
+  t[0x51] = pfx(rexw('vpdpbuuds Vx,Hx,Wx', ''), rexw('vpdpbusds:vexpfx Vx,Hx,Wx', ''), rexw('vpdpbsuds Vx,Hx,Wx', ''), rexw('vpdpbssds Vx,Hx,Wx', ''));
+  t[0x52] = pfx('', rexw('vpdpwssd:vexpfx Vx,Hx,Wx', ''));
+  t[0x53] = pfx('', rexw('vpdpwssds:vexpfx Vx,Hx,Wx', ''));
+  // AVX-IFMA (VEX.W1)
+  t[0xb4] = pfx('', rexw('', 'vpmadd52luq:vexpfx Vx,Hx,Wx'));
+  t[0xb5] = pfx('', rexw('', 'vpmadd52huq:vexpfx Vx,Hx,Wx'));
+  // AVX-NE-CONVERT (VEX.W0)
+  t[0x72] = pfx('', '', rexw('vcvtneps2bf16:vexpfx Vdq,Wx', ''));
+  t[0xb0] = pfx(rexw('vcvtneoph2ps Vx,Mx', ''), rexw('vcvtneeph2ps Vx,Mx', ''), rexw('vcvtneebf162ps Vx,Mx', ''), rexw('vcvtneobf162ps Vx,Mx', ''));
+  t[0xb1] = pfx('', rexw('vbcstnesh2ps Vx,Mw', ''), rexw('vbcstnebf162ps Vx,Mw', ''));
+  // GFNI (VEX.W0)
+  t[0xcf] = pfx('', rexw('vgf2p8mulb Vx,Hx,Wx', ''));
+  // CMPccXADD (long mode; objdump shows VEX.L1 as a (bad) vvvv operand)
+  const cc = ['o', 'no', 'b', 'nb', 'z', 'nz', 'be', 'nbe', 's', 'ns', 'p', 'np', 'l', 'nl', 'le', 'nle'];
+  for (let i = 0; i < 16; i++) {
+    const name = `cmp${cc[i]}xadd:o64`;
+    t[0xe0 + i] = pfx('', vexl(`${name} My,Gy,By`, od('', `${name} My,Gy,BAD`)));
+  }
   // BMI1/BMI2
   t[0xf2] = pfx('andn Gy,By,Ey');
   t[0xf3] = pfx(grp('', 'blsr By,Ey', 'blsmsk By,Ey', 'blsi By,Ey', '', '', '', ''));
@@ -152,7 +204,7 @@ function buildVex0F3A(): Node[] {
   t[0x06] = pfx('', 'vperm2f128 Vx,Hx,Wx,Ib');
   t[0x18] = pfx('', 'vinsertf128 Vx,Hx,Wdq,Ib');
   t[0x19] = pfx('', 'vextractf128 Wdq,Vx,Ib');
-  t[0x1d] = pfx('', 'vcvtps2ph Wx,Vx,Ib');
+  t[0x1d] = pfx('', 'vcvtps2ph Wdq,Vx,Ib');
   t[0x38] = pfx('', 'vinserti128 Vx,Hx,Wdq,Ib');
   t[0x39] = pfx('', 'vextracti128 Wdq,Vx,Ib');
   t[0x46] = pfx('', 'vperm2i128 Vx,Hx,Wx,Ib');
@@ -160,19 +212,47 @@ function buildVex0F3A(): Node[] {
   t[0x4b] = pfx('', 'vblendvpd Vx,Hx,Wx,Lx');
   t[0x4c] = pfx('', 'vpblendvb Vx,Hx,Wx,Lx');
   t[0xf0] = pfx('', '', '', 'rorx Gy,Ey,Ib');
+  // AVX-512 mask shifts (VEX-encoded)
+  t[0x30] = pfx('', vexl(mod('', rexw('kshiftrb KG,KEw,Ib', 'kshiftrw KG,KEw,Ib')), ''));
+  t[0x31] = pfx('', vexl(mod('', rexw('kshiftrd KG,KEw,Ib', 'kshiftrq KG,KEw,Ib')), ''));
+  t[0x32] = pfx('', vexl(mod('', rexw('kshiftlb KG,KEw,Ib', 'kshiftlw KG,KEw,Ib')), ''));
+  t[0x33] = pfx('', vexl(mod('', rexw('kshiftld KG,KEw,Ib', 'kshiftlq KG,KEw,Ib')), ''));
+  // GFNI (VEX.W1)
+  t[0xce] = pfx('', rexw('', 'vgf2p8affineqb Vx,Hx,Wx,Ib'));
+  t[0xcf] = pfx('', rexw('', 'vgf2p8affineinvqb Vx,Hx,Wx,Ib'));
+  // AMD FMA4 and vpermil2ps/pd (is4 register in imm8[7:4]; VEX.W swaps the r/m and is4 sources)
+  const fma4 = (name: string, v: string, w: string): Node =>
+    pfx('', rexw(`${name} ${v},H${v.slice(1)},${w},L${v.slice(1)}`, `${name} ${v},H${v.slice(1)},L${v.slice(1)},${w}`));
+  const fma4Ops = [[0x5c, 'vfmaddsub'], [0x5e, 'vfmsubadd'], [0x68, 'vfmadd'], [0x6c, 'vfmsub'], [0x78, 'vfnmadd'], [0x7c, 'vfnmsub']] as const;
+  for (const [op, name] of fma4Ops) {
+    t[op] = fma4(`${name}ps`, 'Vx', 'Wx');
+    t[op + 1] = fma4(`${name}pd`, 'Vx', 'Wx');
+    if (op >= 0x68) {
+      t[op + 2] = fma4(`${name}ss`, 'Vdq', 'Wd');
+      t[op + 3] = fma4(`${name}sd`, 'Vdq', 'Wq');
+    }
+  }
+  t[0x48] = pfx('', rexw('vpermil2ps Vx,Hx,Wx,Lx,I4', 'vpermil2ps Vx,Hx,Lx,Wx,I4'));
+  t[0x49] = pfx('', rexw('vpermil2pd Vx,Hx,Wx,Lx,I4', 'vpermil2pd Vx,Hx,Lx,Wx,I4'));
   return t;
 }
 
 /** VEX.128-only instructions (VEX.L = 1 is #UD). */
 const L0_ONLY = new Set(['vmovlps', 'vmovhps', 'vmovlpd', 'vmovhpd', 'vmovhlps', 'vmovlhps', 'vmovd', 'vmovq', 'vpinsrw',
   'vpextrw', 'vpinsrb', 'vpinsrd', 'vpinsrq', 'vpextrb', 'vpextrd', 'vpextrq', 'vextractps', 'vinsertps', 'vmaskmovdqu',
+  'vdppd', 'vpcmpestri', 'vpcmpestrm', 'vpcmpestriq', 'vpcmpestrmq', 'vpcmpistri', 'vpcmpistrm',
   'vldmxcsr', 'vstmxcsr', 'vphminposuw', 'vaesimc', 'vaeskeygenassist', 'andn', 'blsr', 'blsmsk', 'blsi', 'bzhi', 'pext',
   'pdep', 'mulx', 'bextr', 'shlx', 'sarx', 'shrx', 'rorx']);
 /** VEX.256-only instructions (VEX.L = 0 is #UD). */
 const L1_ONLY = new Set(['vperm2f128', 'vperm2i128', 'vinsertf128', 'vextractf128', 'vinserti128', 'vextracti128',
   'vbroadcastsd', 'vbroadcastf128', 'vbroadcasti128', 'vpermq', 'vpermpd', 'vpermd', 'vpermps']);
 /** VEX.W0-only instructions (VEX.W = 1 is #UD). */
-const W0_ONLY = new Set(['vmaskmovps', 'vmaskmovpd']);
+const W0_ONLY = new Set(['vmaskmovps', 'vmaskmovpd', 'vblendvpd', 'vblendvps', 'vpblendvb', 'vpblendd', 'vbroadcastf128',
+  'vbroadcasti128', 'vbroadcastsd', 'vbroadcastss', 'vpbroadcastb', 'vpbroadcastw', 'vpbroadcastd', 'vpbroadcastq',
+  'vcvtph2ps', 'vcvtps2ph', 'vextractf128', 'vextracti128', 'vinsertf128', 'vinserti128', 'vperm2f128', 'vperm2i128',
+  'vpermd', 'vpermps', 'vpermilpd', 'vpermilps', 'vpsravd', 'vtestpd', 'vtestps']);
+/** VEX.W1-only instructions (VEX.W = 0 is #UD). */
+const W1_ONLY = new Set(['vpermq', 'vpermpd']);
 
 /** Applies the VEX.L / VEX.W restrictions to every leaf of a VEX map node. */
 function restrict(node: Node): Node {
@@ -181,6 +261,7 @@ function restrict(node: Node): Node {
   const name = node.split(/[ :]/)[0]!;
   let n: Node = node;
   if (W0_ONLY.has(name)) n = rexw(n, '');
+  if (W1_ONLY.has(name)) n = rexw('', n);
   if (L0_ONLY.has(name)) n = vexl(n, '');
   if (L1_ONLY.has(name)) n = vexl('', n);
   return n;
@@ -191,11 +272,13 @@ function restrict(node: Node): Node {
  * requirement: its other VEX.pp columns are `'!'` holes (a bare `(bad)`).
  */
 function finishMap(t: Node[]): Node[] {
-  return t.map((n) => {
-    const r = restrict(n);
-    if (typeof r === 'string' || r.split !== SplitKind.Prefix || r.e.every((c) => c === '' || c === '!')) return r;
-    return { ...r, e: r.e.map((c) => (c === '' ? '!' : c)) };
-  });
+  const bare = (r: Node): Node => {
+    if (typeof r === 'string') return r;
+    if (r.split !== SplitKind.Prefix) return { ...r, e: r.e.map(bare) };
+    if (r.e.every((c) => c === '' || c === '!')) return r;
+    return { ...r, e: r.e.map((c) => (c === '' ? '!' : bare(c))) };
+  };
+  return t.map((n) => bare(restrict(n)));
 }
 
 export const VEX_MAPS: readonly (readonly Node[])[] = [

@@ -20,6 +20,7 @@ export const RegClass = {
   X87: 8, // st(0)-st(7)
   Bnd: 9, // MPX bnd0-bnd3
   Tr: 10, // test registers (386), unused by 64-bit code
+  Mask: 11, // AVX-512 opmask registers k0-k7
 } as const;
 export type RegClass = (typeof RegClass)[keyof typeof RegClass];
 
@@ -79,5 +80,6 @@ export function regName(cls: RegClass, num: number, size: number): string {
     case RegClass.X87: return `st(${num})`;
     case RegClass.Bnd: return `bnd${num}`;
     case RegClass.Tr: return `tr${num}`;
+    case RegClass.Mask: return `k${num}`;
   }
 }
