@@ -138,6 +138,15 @@ export class I8042 implements PortDevice {
   private irq12Level = false;
   private state: I8042State;
 
+  /**
+   * The command/status port as a window of its own, for boards that register 0x60 and 0x64
+   * separately (so that 0x61, system control port B, can belong to another device).
+   */
+  readonly commandPort: PortDevice = {
+    read: (_offset, size) => this.read(4, size),
+    write: (_offset, size, value) => this.write(4, size, value),
+  };
+
   constructor(opts: I8042Options) {
     this.onReset = opts.onReset;
     this.onA20 = opts.onA20;

@@ -21,6 +21,8 @@ export interface Capability {
   maxRam: number;
   /** What `vcpu.configure` accepts. */
   vcpuConf: { cpuid: boolean; cpuidExit: boolean; tpr: boolean };
+  /** The backend runs interrupt controllers and a timer itself (Machine.createIrqchip). */
+  irqchip?: boolean;
 }
 
 /** One GPA range backed by host memory, as the backend sees it. */

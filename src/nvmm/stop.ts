@@ -36,6 +36,7 @@ export function stopVcpu(handle: StopHandle): void {
   const words = new Int32Array(handle.flag);
   // The flag first: a run loop that sees immediate_exit or the kick checks the flag after.
   Atomics.store(words, STOP_WORD.STOP, 1);
+  Atomics.notify(words, STOP_WORD.STOP); // a VMM sleeping on the word (a halted software vCPU)
   const kick = handle.kick;
   if (!kick) return;
   locked(words, () => {

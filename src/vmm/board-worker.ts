@@ -2,7 +2,7 @@
  * The boot vCPU's thread: builds the board from the options the main thread posted, reports
  * its stop handle, runs until the machine ends, and reports how it ended.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import { PcBoard, type VmEnd } from './board.js';
@@ -36,6 +36,10 @@ try {
     serialIn: new ByteRing(data.serialIn),
     control: new Int32Array(data.control),
     log: (message) => post({ type: 'log', message }),
+    traceCpu: data.traceCpu,
+    // Straight to descriptor 2: a worker's process.stderr is a stream to the main thread that
+    // does not flush while the run loop holds this thread.
+    traceSink: (line) => void writeSync(2, line),
   });
   await board.startAps();
   post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });
@@ -52,4 +56,4 @@ post({
   exits: board ? Object.fromEntries(board.exits) : {},
   unknownPorts: board ? Object.fromEntries(board.ports.unknown) : {},
 });
-board?.destroy();
+await board?.close();

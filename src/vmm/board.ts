@@ -30,6 +30,8 @@ import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailb
 import { buildMpTable } from './mptable.js';
 import type { ByteRing } from './byte-ring.js';
 import { enterGuest } from './cpu-setup.js';
+import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
+import { cpuTrace } from './trace.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
 /** How a run of the machine ended. */
@@ -64,21 +66,9 @@ export interface BoardOptions {
   /** Shared control words from the host (see KICK). */
   control: Int32Array;
   log: (message: string) => void;
-}
-
-/** An interrupt line of the backend's irqchip, calling it only when the level changes. */
-class IrqchipLine implements IrqLine {
-  private level = false;
-  constructor(private readonly chip: BackendIrqchip, private readonly gsi: number) {}
-  set(level: boolean): void {
-    if (level === this.level) return;
-    this.level = level;
-    this.chip.setIrq(this.gsi, level);
-  }
-  pulse(): void {
-    this.set(true);
-    this.set(false);
-  }
+  /** Trace the first N executed instructions (soft backend) to `traceSink`. */
+  traceCpu?: number;
+  traceSink?: (line: string) => void;
 }
 
 export class PcBoard {
@@ -88,6 +78,7 @@ export class PcBoard {
   readonly ports: PortBus;
   readonly mmio: MmioBus;
   readonly exits = new Map<VcpuExitKind, number>();
+  private readonly interrupts: InterruptRouting;
   private readonly ram: HostMemory;
   private readonly uart: Uart8250;
   private readonly opts: BoardOptions;
@@ -103,25 +94,28 @@ export class PcBoard {
     if (!Number.isSafeInteger(size) || size < 2 * 1024 * 1024 || size % 4096 !== 0) {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
     }
-    this.machine = new Machine(openBackend(opts.accel));
+    const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
+    this.machine = new Machine(openBackend(opts.accel, { trace }));
     try {
       this.ram = HostMemory.allocate(size);
       this.machine.mapHva(this.ram);
       const low = Math.min(size, MMIO_HOLE_START);
       this.machine.mapGpa(0, this.ram.hva, low, PROT.ALL);
       if (size > low) this.machine.mapGpa(FOUR_GIB, this.ram.hva + low, size - low, PROT.ALL);
-      const irqchip = this.machine.createIrqchip({ reserved: BACKEND_RESERVED });
-      const line = (gsi: number) => new IrqchipLine(irqchip, gsi);
-
       this.ports = new PortBus({ log: opts.log });
       this.mmio = new MmioBus({ log: opts.log });
+      this.interrupts = this.machine.capability.irqchip
+        ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
+        : new BoardInterrupts(this.ports);
+      const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => void opts.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
       const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
       rtc.setMemorySize(size, low);
       this.ports.register(PORTS.COM1.base, PORTS.COM1.length, 'com1', this.uart);
-      this.ports.register(PORTS.I8042.base, PORTS.I8042.length, 'i8042',
-        new I8042({ onReset: () => this.finish({ how: 'reset' }), irq1: line(IRQS.KEYBOARD), irq12: line(IRQS.MOUSE) }));
+      const i8042 = new I8042({ onReset: () => this.finish({ how: 'reset' }), irq1: line(IRQS.KEYBOARD), irq12: line(IRQS.MOUSE) });
+      this.ports.register(PORTS.I8042_DATA.base, PORTS.I8042_DATA.length, 'i8042', i8042);
+      this.ports.register(PORTS.I8042_COMMAND.base, PORTS.I8042_COMMAND.length, 'i8042-command', i8042.commandPort);
       this.ports.register(PORTS.RTC.base, PORTS.RTC.length, 'rtc', rtc);
       this.ports.register(PORTS.POST.base, PORTS.POST.length, 'post', new Port80());
       this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
@@ -135,6 +129,7 @@ export class PcBoard {
       const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu);
       enterGuest(this.vcpu, this.ram.bytes, booted.entry);
     } catch (e) {
       this.machine.destroy();
@@ -164,6 +159,7 @@ export class PcBoard {
    * that none misses the guest's INIT/SIPI.
    */
   async startAps(): Promise<void> {
+    if (this.opts.cpus === 1) return;
     const share = this.machine.shareHandle();
     for (let id = 1; id < this.opts.cpus; id++) {
       const mailbox = new DeviceMailbox();
@@ -224,8 +220,13 @@ export class PcBoard {
   run(): VmEnd {
     const vcpu = this.vcpu;
     for (;;) {
+      this.interrupts.beforeRun();
       const exit = vcpu.run();
       this.exits.set(exit.kind, (this.exits.get(exit.kind) ?? 0) + 1);
+      if (this.interrupts.onExit(exit)) {
+        if (this.end) return this.end;
+        continue;
+      }
       switch (exit.kind) {
         case 'io':
           assistIo(vcpu, this.portAccess);
@@ -256,7 +257,7 @@ export class PcBoard {
         case 'invalid':
           this.finish({ how: 'error', code: 'TSVMM_GUEST', message: this.report(exit.reason) });
           break;
-        case 'halted': // HLT waits in the backend's irqchip; a halt here has nothing to wake it
+        case 'halted': // HLT waits in the backend's irqchip or the board's routing; this one has nothing to wake it
           this.finish({ how: 'error', code: 'TSVMM_GUEST', message: this.report('halted with no interrupt source') });
           break;
         case 'none': case 'interruptWindow': case 'nmiWindow': case 'tprChanged': case 'debug': case 'cpuid':
@@ -276,7 +277,13 @@ export class PcBoard {
       `CR0 ${h(s.crs[CR.CR0])} CR2 ${h(s.crs[CR.CR2])} CR3 ${h(s.crs[CR.CR3])} CR4 ${h(s.crs[CR.CR4])} EFER ${h(s.msrs[MSR.EFER])}`;
   }
 
-  destroy(): void {
+  /** Releases the machine; the board is unusable after. */
+  async close(): Promise<void> {
+    await this.interrupts.close();
+    this.destroy();
+  }
+
+  private destroy(): void {
     this.machine.destroy();
     this.machine.backend.close?.();
     this.ram.free();

@@ -61,7 +61,9 @@ export async function runCalcDemo(opts: CalcDemoOptions): Promise<CalcDemoEnd> {
     uart.onRxSpace = feed;
     const ports = new PortBus();
     ports.register(PORTS.COM1.base, PORTS.COM1.length, 'com1', uart);
-    ports.register(PORTS.I8042.base, PORTS.I8042.length, 'i8042', new I8042({ onReset: () => (resetRequested = true) }));
+    const i8042 = new I8042({ onReset: () => (resetRequested = true) });
+    ports.register(PORTS.I8042_DATA.base, PORTS.I8042_DATA.length, 'i8042', i8042);
+    ports.register(PORTS.I8042_COMMAND.base, PORTS.I8042_COMMAND.length, 'i8042-command', i8042.commandPort);
 
     // Input arrives on the event loop, which runs while the guest is halted waiting for it.
     const input = { ended: false, wake: undefined as (() => void) | undefined };

@@ -6,14 +6,21 @@
 /** Legacy I/O ports (base, length). */
 export const PORTS = {
   COM1: { base: 0x3f8, length: 8 },
-  I8042: { base: 0x60, length: 5 }, // data 0x60, command/status 0x64
+  I8042_DATA: { base: 0x60, length: 1 },
+  I8042_COMMAND: { base: 0x64, length: 1 }, // status on read
+  SYSTEM_CONTROL_B: { base: 0x61, length: 1 }, // PIT channel 2 gate and speaker
   RTC: { base: 0x70, length: 2 },
   POST: { base: 0x80, length: 1 },
   DEBUG_EXIT: { base: 0x501, length: 1 }, // QEMU's isa-debug-exit default
+  PIC_MASTER: { base: 0x20, length: 2 },
+  PIC_SLAVE: { base: 0xa0, length: 2 },
+  PIC_ELCR: { base: 0x4d0, length: 2 },
+  PIT: { base: 0x40, length: 4 },
 } as const;
 
 /** ISA IRQ lines. */
 export const IRQS = {
+  PIT: 0,
   COM1: 4,
   KEYBOARD: 1,
   MOUSE: 12,

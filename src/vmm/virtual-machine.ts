@@ -35,6 +35,8 @@ export interface VmOptions {
   flat?: { loadAddr: number; mode: EntryMode };
   /** End the run with `timeout` after this many milliseconds. */
   timeoutMs?: number;
+  /** Print the first N executed instructions to standard error (soft backend). */
+  traceCpu?: number;
 }
 
 export interface VmExited {
@@ -54,6 +56,7 @@ export interface BoardWorkerData {
   initrd?: string;
   cmdline: string;
   flat?: { loadAddr: number; mode: EntryMode };
+  traceCpu?: number;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
   control: SharedArrayBuffer;
@@ -124,7 +127,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat,
+      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });

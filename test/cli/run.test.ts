@@ -77,7 +77,7 @@ test('run: usage errors name the bad value', () => {
     [['run', '--kernel', 'x', '-m', 'lots'], /TSVMM_USAGE: bad memory size 'lots'/],
     [['run', '--kernel', 'x', '--smp', '0'], /TSVMM_USAGE: bad --smp '0'/],
     [['run', '--kernel', 'x', '--serial', 'tcp:1'], /TSVMM_USAGE: bad --serial 'tcp:1'/],
-    [['run', '--kernel', 'x', '--trace', 'everything'], /TSVMM_USAGE: unknown --trace 'everything'/],
+    [['run', '--kernel', 'x', '--trace', 'everything'], /TSVMM_USAGE: unknown --trace 'everything' \(exits, cpu\[=N\]\)/],
     [['run', '--kernel', '/nonexistent/kernel'], /TSVMM_BAD_KERNEL: the kernel \/nonexistent\/kernel does not exist/],
   ];
   for (const [args, re] of cases) {
@@ -85,4 +85,19 @@ test('run: usage errors name the bad value', () => {
     assert.match(r.stderr, re, args.join(' '));
     assert.notEqual(r.status, 0);
   }
+});
+
+test('--trace cpu=N prints the first N instructions with bytes, disassembly and changed registers (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.elf');
+    writeFileSync(kernel, assemble('board/hello.asm'));
+    const r = await tsvmm(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--trace', 'cpu=4'], 'r');
+    assert.equal(r.status, 0);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 5);
+    assert.match(lines[0]!, /^0000000000100020: bc 00 60 10 00 +mov +\$0x106000,%esp +rsp=0x106000$/);
+    assert.match(lines[3]!, /^000000000010002f: 31 c0 +xor +%eax,%eax +rax=0x0 rflags=0x46$/);
+    assert.equal(lines[4], 'trace: 4 instructions traced, tracing stops');
+  });
 });

@@ -153,3 +153,41 @@ test('SMP: an application processor that triple-faults ends the machine, and the
     }
   });
 });
+
+/** The same guests on the software CPU: the board's own 8259 delivers the UART's interrupt. */
+async function withSoftGuest(t: TestContext, name: string, fn: (path: string) => Promise<void>): Promise<void> {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const path = join(dir, `${name}.bin`);
+    writeFileSync(path, assemble(`board/${name}.asm`));
+    await fn(path);
+  });
+}
+
+test('soft backend: the multiboot guest echoes through the board PIC, then ends by debug-exit and by reset', async (t) => {
+  await withSoftGuest(t, 'hello', async (kernel) => {
+    const a = await boot({ kernel, accel: 'soft' });
+    await a.until(/echo> $/);
+    a.vm.console.write('hi tsvmm!');
+    await a.until(/hi tsvmm!$/);
+    a.vm.console.write('e3');
+    const exited = await a.vm.exited;
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 7 });
+    assert.ok((exited.exits.interruptWindow ?? 0) > 0, 'interrupts went through the window exit');
+    assert.match(a.output(), /^hello from a multiboot guest\nrtc \d\d-\d\d\necho> hi tsvmm!$/);
+    const b = await boot({ kernel, accel: 'soft' });
+    await b.until(/echo> $/);
+    b.vm.console.write('r');
+    assert.deepEqual((await b.vm.exited).end, { how: 'reset' });
+  });
+});
+
+test('soft backend: a guest waiting in HLT ends with timeout, and stop() ends it', async (t) => {
+  await withSoftGuest(t, 'hello', async (kernel) => {
+    const a = await boot({ kernel, accel: 'soft', timeoutMs: 300 });
+    assert.equal((await a.vm.exited).end.how, 'timeout');
+    const b = await boot({ kernel, accel: 'soft' });
+    await b.until(/echo> $/);
+    assert.deepEqual((await b.vm.stop()).end, { how: 'stopped' });
+  });
+});

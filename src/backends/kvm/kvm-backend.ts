@@ -110,6 +110,7 @@ export class KvmBackend implements Backend {
       maxVcpus: Math.max(1, this.system.checkExtension(abi.CAP.KVM_CAP_MAX_VCPUS)),
       maxRam: MAX_RAM,
       vcpuConf: { cpuid: true, cpuidExit: false, tpr: this.canSingleStep },
+      irqchip: true,
     };
   }
 

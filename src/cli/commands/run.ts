@@ -62,6 +62,8 @@ export const run: Command = {
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
   --timeout SECONDS    end the run (status 4, with a report) if the guest is still running
   --trace exits        print the count of each kind of exit at the end
+  --trace cpu[=N]      print each executed instruction (address, bytes, disassembly, changed
+                       registers) to standard error, the first N (default 100000); soft backend
 
 On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
 Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the debug-exit port
@@ -80,7 +82,12 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     if (!Number.isInteger(smp) || smp < 1) throw new TsvmmError('TSVMM_USAGE', `bad --smp '${values.smp}'`);
     const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeout !== undefined && !(timeout > 0)) throw new TsvmmError('TSVMM_USAGE', `bad --timeout '${values.timeout}'`);
-    for (const t of values.trace!) if (t !== 'exits') throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${t}' (exits)`);
+    let traceCpu: number | undefined;
+    for (const t of values.trace!) {
+      const cpu = /^cpu(?:=(\d+))?$/.exec(t);
+      if (cpu) traceCpu = cpu[1] === undefined ? 100_000 : Number(cpu[1]);
+      else if (t !== 'exits') throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${t}' (exits, cpu[=N])`);
+    }
     const serial = values.serial!;
     if (serial !== 'stdio' && !serial.startsWith('file:')) throw new TsvmmError('TSVMM_USAGE', `bad --serial '${serial}' (stdio or file:PATH)`);
 
@@ -93,6 +100,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       accel: parseAccel(values.accel!),
       flat: values.flat === undefined ? undefined : parseFlat(values.flat),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+      traceCpu,
     });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
     if (serial === 'stdio') vm.console.on('data', (b: Buffer) => io.out(b.toString('latin1')));

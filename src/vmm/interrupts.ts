@@ -1,0 +1,146 @@
+/**
+ * How device interrupts reach the boot vCPU. Two ways:
+ * - the backend's own controllers (KVM's in-kernel PIC, IOAPIC, LAPIC, PIT): lines go to it and
+ *   nothing else is needed;
+ * - the board's devices (the software CPU): the 8259 pair and the timers are devices on the bus;
+ *   interrupts are delivered as NVMM's VMMs do: ask for the interrupt window, inject the vector
+ *   the PIC acknowledges when it opens; a halted vCPU sleeps until the next timer deadline or a
+ *   kick; a ticker thread kicks a running vCPU when a deadline passes.
+ */
+import { monotonicNs } from '../common/clock.js';
+import type { PortBus } from '../devices/bus.js';
+import type { IrqLine } from '../devices/irq.js';
+import { I8259Pic } from '../devices/i8259-pic.js';
+import type { BackendIrqchip } from '../nvmm/backend.js';
+import type { VcpuExit } from '../nvmm/exit.js';
+import type { Vcpu } from '../nvmm/machine.js';
+import { STATE } from '../nvmm/state.js';
+import { STOP_WORD } from '../nvmm/stop.js';
+import { PORTS } from './layout.js';
+import { Ticker } from './ticker.js';
+
+/** A device that raises interrupts on its own schedule (the PIT, the LAPIC timer). */
+export interface TimerDevice {
+  /** Brings the device up to `nowNs` (raising what is due). */
+  tick(nowNs: number): void;
+  /** When the device next needs tick(), or undefined. */
+  nextDeadline(): number | undefined;
+}
+
+export interface InterruptRouting {
+  line(gsi: number): IrqLine;
+  /** Called before each run of the boot vCPU. */
+  beforeRun(): void;
+  /** Handles the exits that are the routing's business (interrupt window, halt); false otherwise. */
+  onExit(exit: VcpuExit): boolean;
+  close(): Promise<void>;
+}
+
+/** An interrupt line of the backend's irqchip, calling it only when the level changes. */
+class IrqchipLine implements IrqLine {
+  private level = false;
+  constructor(private readonly chip: BackendIrqchip, private readonly gsi: number) {}
+  set(level: boolean): void {
+    if (level === this.level) return;
+    this.level = level;
+    this.chip.setIrq(this.gsi, level);
+  }
+  pulse(): void {
+    this.set(true);
+    this.set(false);
+  }
+}
+
+export class BackendInterrupts implements InterruptRouting {
+  constructor(private readonly chip: BackendIrqchip) {}
+  line(gsi: number): IrqLine {
+    return new IrqchipLine(this.chip, gsi);
+  }
+  beforeRun(): void {}
+  onExit(): boolean {
+    return false;
+  }
+  async close(): Promise<void> {}
+}
+
+export class BoardInterrupts implements InterruptRouting {
+  readonly pic = new I8259Pic();
+  private readonly timers: TimerDevice[] = [];
+  private vcpu: Vcpu | undefined;
+  private ticker: Ticker | undefined;
+  private windowRequested = false;
+
+  constructor(ports: PortBus) {
+    ports.register(PORTS.PIC_MASTER.base, PORTS.PIC_MASTER.length, 'pic-master', this.pic.master);
+    ports.register(PORTS.PIC_SLAVE.base, PORTS.PIC_SLAVE.length, 'pic-slave', this.pic.slave);
+    ports.register(PORTS.PIC_ELCR.base, PORTS.PIC_ELCR.length, 'pic-elcr', this.pic.elcr);
+  }
+
+  line(gsi: number): IrqLine {
+    return this.pic.line(gsi);
+  }
+
+  addTimer(timer: TimerDevice): void {
+    this.timers.push(timer);
+  }
+
+  /** The vCPU interrupts go to (set once it exists). */
+  attach(vcpu: Vcpu): void {
+    this.vcpu = vcpu;
+    this.ticker = new Ticker(vcpu.stopHandle());
+  }
+
+  private tickTimers(): void {
+    const now = monotonicNs();
+    let next: number | undefined;
+    for (const t of this.timers) {
+      t.tick(now);
+      const d = t.nextDeadline();
+      if (d !== undefined && (next === undefined || d < next)) next = d;
+    }
+    this.ticker?.set(next);
+  }
+
+  private setWindowExiting(on: boolean): void {
+    const vcpu = this.vcpu!;
+    vcpu.getState(STATE.INTR).intr.intWindowExiting = on;
+    vcpu.setState(STATE.INTR);
+    this.windowRequested = on;
+  }
+
+  beforeRun(): void {
+    this.tickTimers();
+    if (this.pic.pendingInterrupt() !== this.windowRequested) this.setWindowExiting(!this.windowRequested);
+  }
+
+  onExit(exit: VcpuExit): boolean {
+    switch (exit.kind) {
+      case 'interruptWindow':
+        this.setWindowExiting(false);
+        if (this.pic.pendingInterrupt()) this.vcpu!.inject({ type: 'interrupt', vector: this.pic.acknowledge() });
+        return true;
+      case 'halted':
+        this.sleepUntilWoken();
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** A halted vCPU: sleep until an interrupt is pending, the next timer deadline, or a kick. */
+  private sleepUntilWoken(): void {
+    const words = new Int32Array(this.vcpu!.stopHandle().flag);
+    for (;;) {
+      this.tickTimers();
+      if (this.pic.pendingInterrupt()) return;
+      const next = Math.min(...this.timers.map((t) => t.nextDeadline() ?? Infinity));
+      const waitMs = next === Infinity ? 1000 : Math.max(0, (next - monotonicNs()) / 1e6);
+      // A kick (host input, stop) sets the stop word and wakes us; the run loop then sees it.
+      if (Atomics.wait(words, STOP_WORD.STOP, 0, waitMs) !== 'timed-out') return;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.ticker?.close();
+  }
+}
