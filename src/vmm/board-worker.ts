@@ -32,6 +32,7 @@ try {
     initrd: data.initrd === undefined ? undefined : readImage(data.initrd, 'initrd'),
     cmdline: data.cmdline,
     flat: data.flat,
+    pvh: data.pvh,
     serialOut: new ByteRing(data.serialOut),
     serialIn: new ByteRing(data.serialIn),
     control: new Int32Array(data.control),

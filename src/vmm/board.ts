@@ -60,6 +60,8 @@ export interface BoardOptions {
   cmdline: string;
   /** Load the kernel as a flat binary. */
   flat?: { loadAddr: number; mode: EntryMode };
+  /** Decompress a bzImage on the host and enter it through PVH. */
+  pvh?: boolean;
   /** Guest serial output (COM1 transmit) and input (COM1 receive). */
   serialOut: ByteRing;
   serialIn: ByteRing;
@@ -126,7 +128,7 @@ export class PcBoard {
       }
       this.ram.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
       const e820 = memoryMap(size);
-      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat });
+      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu);

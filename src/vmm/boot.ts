@@ -1,7 +1,7 @@
 /**
  * From an image to an entry point: picks the loader by the image's format (bzImage, multiboot,
- * flat), loads it into RAM and writes the boot protocol's data (boot_params, the command line,
- * multiboot_info) at the addresses of the layout.
+ * an ELF vmlinux with a PVH note, flat), loads it into RAM and writes the boot protocol's data
+ * (boot_params, the command line, multiboot_info, hvm_start_info) at the layout's addresses.
  */
 import { TsvmmError } from '../common/errors.js';
 import { buildBootParams, encodeCmdline, placeInitrd, type E820Entry } from '../loader/boot-params.js';
@@ -9,6 +9,9 @@ import { loadBzImage, HDRS_MAGIC, HDR } from '../loader/bzimage.js';
 import { loadFlat } from '../loader/flat.js';
 import type { GuestMemoryWriter } from '../loader/guest-memory.js';
 import type { EntryMode, EntryPoint } from '../loader/load-result.js';
+import { isElf } from '../loader/elf.js';
+import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';
+import { loadVmlinux, vmlinuxFromBzImage } from '../loader/vmlinux.js';
 import { buildMultibootInfo, isMultiboot, loadMultiboot, loadMultibootModules, MULTIBOOT_BOOTLOADER_MAGIC } from '../loader/multiboot.js';
 import { BOOT } from './layout.js';
 
@@ -22,9 +25,11 @@ export interface BootInput {
   lowRamTop: number;
   /** Load the kernel as a flat binary at this address, entered in this mode. */
   flat?: { loadAddr: number; mode: EntryMode };
+  /** For a bzImage: decompress the kernel here and enter it through PVH (skips the in-guest decompressor). */
+  pvh?: boolean;
 }
 
-export type ImageFormat = 'bzimage' | 'multiboot' | 'flat';
+export type ImageFormat = 'bzimage' | 'multiboot' | 'pvh' | 'flat';
 
 export function imageFormat(kernel: Uint8Array, flat: boolean): ImageFormat {
   if (flat) return 'flat';
@@ -32,11 +37,16 @@ export function imageFormat(kernel: Uint8Array, flat: boolean): ImageFormat {
     return 'bzimage';
   }
   if (isMultiboot(kernel)) return 'multiboot';
-  throw new TsvmmError('TSVMM_BAD_KERNEL', 'the kernel is neither a bzImage (no "HdrS" at 0x202) nor a multiboot image (no header in its first 8 KiB); for a flat binary give its load address');
+  if (isElf(kernel) && findPvhEntry(kernel) !== undefined) return 'pvh';
+  throw new TsvmmError('TSVMM_BAD_KERNEL', 'the kernel is not a bzImage (no "HdrS" at 0x202), a multiboot image (no header in its first 8 KiB) or an ELF with a PVH entry note; for a flat binary give its load address');
 }
 
 export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: ImageFormat; entry: EntryPoint } {
-  const format = imageFormat(input.kernel, input.flat !== undefined);
+  let format = imageFormat(input.kernel, input.flat !== undefined);
+  if (format === 'bzimage' && input.pvh) {
+    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel) };
+    format = imageFormat(input.kernel, false);
+  }
   switch (format) {
     case 'flat': {
       if (input.initrd) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'a flat binary takes no initrd');
@@ -56,6 +66,18 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
         format,
         entry: { mode: 'protected32', ip: kernel.entryAddr, regs: { rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: BOOT.MULTIBOOT_INFO } },
       };
+    }
+    case 'pvh': {
+      const kernel = loadVmlinux(ram, input.kernel);
+      ram.write(BOOT.CMDLINE, encodeCmdline(input.cmdline));
+      const modules = [];
+      if (input.initrd) {
+        const addr = placeInitrd({ size: input.initrd.length, initrdAddrMax: 0xffffffff, ramTop: input.lowRamTop, lowest: kernel.end });
+        ram.write(addr, input.initrd);
+        modules.push({ addr, size: input.initrd.length });
+      }
+      ram.write(BOOT.START_INFO, buildHvmStartInfo(BOOT.START_INFO, { cmdlineAddr: BOOT.CMDLINE, modules, memmap: input.e820 }));
+      return { format, entry: pvhEntryPoint(kernel.pvhEntry!, BOOT.START_INFO) };
     }
     case 'bzimage': {
       const kernel = loadBzImage(ram, input.kernel);

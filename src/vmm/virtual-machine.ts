@@ -37,6 +37,8 @@ export interface VmOptions {
   timeoutMs?: number;
   /** Print the first N executed instructions to standard error (soft backend). */
   traceCpu?: number;
+  /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
+  pvh?: boolean;
 }
 
 export interface VmExited {
@@ -57,6 +59,7 @@ export interface BoardWorkerData {
   cmdline: string;
   flat?: { loadAddr: number; mode: EntryMode };
   traceCpu?: number;
+  pvh?: boolean;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
   control: SharedArrayBuffer;
@@ -127,7 +130,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu,
+      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });

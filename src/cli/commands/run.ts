@@ -52,7 +52,10 @@ export const run: Command = {
   summary: 'boot a guest: a Linux bzImage, a multiboot kernel or a flat binary',
   usage: `usage: tsvmm run --kernel FILE [options]
 
-  --kernel FILE        bzImage (Linux boot protocol), multiboot kernel, or flat binary with --flat
+  --kernel FILE        bzImage (Linux boot protocol), multiboot kernel, ELF vmlinux with a PVH note,
+                       or flat binary with --flat
+  --pvh                decompress a bzImage here and enter the kernel through PVH (skips the
+                       in-guest decompressor)
   --initrd FILE        initial ramdisk (for multiboot: the first module)
   --append CMDLINE     kernel command line
   -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix (default 256M)
@@ -76,6 +79,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       memory: { type: 'string', short: 'm', default: '256M' }, smp: { type: 'string', default: '1' },
       serial: { type: 'string', default: 'stdio' },
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
+      pvh: { type: 'boolean', default: false },
     });
     if (!values.kernel) throw new TsvmmError('TSVMM_USAGE', '--kernel is required');
     const smp = Number(values.smp);
@@ -101,6 +105,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       flat: values.flat === undefined ? undefined : parseFlat(values.flat),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       traceCpu,
+      pvh: values.pvh,
     });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
     if (serial === 'stdio') vm.console.on('data', (b: Buffer) => io.out(b.toString('latin1')));
