@@ -134,6 +134,8 @@ export const OpFlag = {
   Gather: 33554432,
   /** Computed: an operand is taken from VEX.vvvv. */
   UsesVvvv: 67108864,
+  /** Computed: an operand comes from the is4 byte (read after the ModRM operand bytes). */
+  Is4: 134217728,
 } as const;
 
 /** A leaf of the opcode tables. */
@@ -248,6 +250,7 @@ export function parseLeaf(text: string, extraFlags = 0): OpcodeEntry {
   const ops = sp < 0 ? [] : text.slice(sp + 1).split(',').map((t) => parseOperand(t.trim(), text));
   if (ops.some((o) => NEEDS_MODRM.has(o & 0xff))) flags |= OpFlag.ModRm;
   if (ops.some((o) => VVVV_METHODS.has(o & 0xff))) flags |= OpFlag.UsesVvvv;
+  if (ops.some((o) => (o & 0xff) === OpMethod.L || (o & 0xff) === OpMethod.Is4Imm)) flags |= OpFlag.Is4;
   return { mnemonic: internMnemonic(name), name, flags, ops };
 }
 
@@ -721,9 +724,6 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   const rexX = (rex >> 1) & 1;
   const rexB = rex & 1;
   let badOp = false;
-  let vsibBad = false;
-  let is4Op: Operand | null = null;
-  let is4ImmOp: Operand | null = null;
   for (let k = 0; k < n; k++) {
     const spec = ops[k]!;
     const method = spec & 0xff;
@@ -759,7 +759,6 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       default: size = 0;
     }
     op.size = size;
-    op.vsib = 0;
     switch (method) {
       case OpMethod.KE:
       case OpMethod.Vsib:
@@ -797,7 +796,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
           rexUsed |= decodeMem(op, out, mod, rmField, rex, addrSize, mode);
           if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
           if (method === OpMethod.Vsib) {
-            if (out.sib < 0) { op.kind = OperandKind.None; vsibBad = true; } else {
+            if (out.sib < 0) op.kind = OperandKind.None; else {
               // the index is a vector register: SIB.index 100 is not "no index"
               op.index = ((out.sib >> 3) & 7) | (rexX << 3);
               op.vsib = sc === OpSizeCode.DQ ? 16 : size;
@@ -839,13 +838,11 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         // the is4 byte follows the ModRM operand bytes, read after the loop
         op.kind = OperandKind.Reg;
         op.regClass = size === 32 ? RegClass.Ymm : RegClass.Xmm;
-        is4Op = op;
         break;
       case OpMethod.Is4Imm:
         op.kind = OperandKind.Imm;
         op.immHi = 0;
         op.immSize = 0;
-        is4ImmOp = op;
         break;
       case OpMethod.KG:
         op.kind = OperandKind.Reg;
@@ -970,6 +967,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       }
       case OpMethod.O: {
         op.kind = OperandKind.Mem;
+        op.vsib = 0;
         op.base = -1;
         op.index = -1;
         op.scale = 1;
@@ -991,6 +989,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       case OpMethod.X:
       case OpMethod.Y: {
         op.kind = OperandKind.Mem;
+        op.vsib = 0;
         op.base = method === OpMethod.X ? (opcode === 0xd7 ? 3 : 6) : 7;
         op.index = -1;
         op.scale = 1;
@@ -1008,17 +1007,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     }
   }
   out.nOps = n;
-  if (is4Op !== null || is4ImmOp !== null) {
-    const ib = byte();
-    if (is4Op !== null) is4Op.reg = is64 ? ib >> 4 : (ib >> 4) & 7;
-    if (is4ImmOp !== null) is4ImmOp.imm = ib & 15;
-  }
-  if (flags & OpFlag.Gather && !objdumpCompat && !badOp) {
-    // #UD: no SIB byte, or destination, index and mask not all different
-    const d = out.ops[0]!.reg;
-    const ix = out.ops[1]!.index;
-    const m = out.ops[2]!.reg;
-    if (vsibBad || d === ix || d === m || ix === m) return setInvalid(out, InvalidReason.Operand, pos - offset);
+  if (flags & (OpFlag.Is4 | OpFlag.Gather) && finishVexOperands(out, flags, is64, !objdumpCompat && !badOp)) {
+    return setInvalid(out, InvalidReason.Operand, pos - offset);
   }
   if (flags & (OpFlag.RmZero | OpFlag.Now3d)) {
     if (flags & OpFlag.RmZero && (mod !== 3 || rmField !== 0)) {
@@ -1059,6 +1049,32 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   return out;
 }
 
+/**
+ * The is4 byte (FMA4, vblendv*, vpermil2p*: a register in imm8[7:4], an immediate in imm8[3:0]) follows
+ * the ModRM operand bytes; gathers are #UD without a SIB byte or with destination, index and mask not
+ * all different. Returns true if the CPU raises #UD (`cpuChecks`).
+ */
+function finishVexOperands(out: DecodedInsn, flags: number, is64: boolean, cpuChecks: boolean): boolean {
+  const ops = out.ops;
+  const n = out.nOps;
+  if (flags & OpFlag.Is4) {
+    const ib = byte();
+    for (let k = 0; k < n; k++) {
+      const op = ops[k]!;
+      const m = op.spec & 0xff;
+      if (m === OpMethod.L) op.reg = is64 ? ib >> 4 : (ib >> 4) & 7;
+      else if (m === OpMethod.Is4Imm) op.imm = ib & 15;
+    }
+  }
+  if (flags & OpFlag.Gather && cpuChecks) {
+    const d = ops[0]!.reg;
+    const mem = ops[1]!;
+    const m = ops[2]!.reg;
+    if (mem.kind !== OperandKind.Mem || d === mem.index || d === m || mem.index === m) return true;
+  }
+  return false;
+}
+
 function finishFail(out: DecodedInsn, offset: number): DecodedInsn {
   if (fail === 2) return setInvalid(out, InvalidReason.TooLong, 15);
   out.status = DecodeStatus.Truncated;
@@ -1086,6 +1102,7 @@ function decodeMem(op: Operand, out: DecodedInsn, mod: number, rmField: number, 
   op.kind = OperandKind.Mem;
   op.dispHi = 0;
   op.scale = 1;
+  op.vsib = 0;
   let used = 0;
   const segment = out.segment;
   if (rex & 1) used |= 1;
