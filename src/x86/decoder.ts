@@ -793,10 +793,12 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         } else {
           if (method === OpMethod.N || method === OpMethod.U) { badOp = true; op.kind = OperandKind.None; pos = resume; break; }
           if (flags & OpFlag.Mpx && addrSize === 2) { op.kind = OperandKind.None; break; }
+          // VSIB without a SIB byte: objdump shows `(bad)` and reads no displacement (a CPU: #UD)
+          if (method === OpMethod.Vsib && (rmField !== 4 || addrSize === 2)) { op.kind = OperandKind.None; break; }
           rexUsed |= decodeMem(op, out, mod, rmField, rex, addrSize, mode);
           if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
           if (method === OpMethod.Vsib) {
-            if (out.sib < 0) op.kind = OperandKind.None; else {
+            {
               // the index is a vector register: SIB.index 100 is not "no index"
               op.index = ((out.sib >> 3) & 7) | (rexX << 3);
               op.vsib = sc === OpSizeCode.DQ ? 16 : size;

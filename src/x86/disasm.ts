@@ -203,7 +203,8 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
       default:
         s = '(bad)';
         // an MPX memory operand that cannot be encoded still shows (and uses) its segment override
-        if (flags & OpFlag.Mpx && insn.segment >= 0 && (m === OpMethod.M || m === OpMethod.E || m === OpMethod.K)) {
+        if ((flags & OpFlag.Mpx || m === OpMethod.Vsib) && insn.segment >= 0 &&
+          (m === OpMethod.M || m === OpMethod.E || m === OpMethod.K || m === OpMethod.Vsib)) {
           s = `%${SEG_NAMES[insn.segment]}:(bad)`;
           used |= Prefix.Seg;
         }
@@ -466,7 +467,9 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
     const pl = Math.min(legacyPrefixLen(code, offset, end, mode), length);
     let pn = '';
     // objdump names no prefixes for a `'!'` hole, nor for a VEX encoding whose VEX.vvvv was left unused
-    if (!insn.viaPrefixSplit && (!insn.vex || rawVexV(code, offset + legacyPrefixLen(code, offset, end, mode)) === 0)) {
+    // (nor for a reserved VEX map: objdump stops at the C4 byte and names them)
+    if (!insn.viaPrefixSplit && (!insn.vex || insn.vexMap < 1 || insn.vexMap > 3 ||
+      rawVexV(code, offset + legacyPrefixLen(code, offset, end, mode)) === 0)) {
       // the prefix that picked the (empty) column of a mandatory-prefix table is consumed
       const names = prefixNameList(code, offset, pl, mode);
       if (insn.entry && insn.entry.flags & OpFlag.Now3d) {

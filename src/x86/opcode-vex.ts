@@ -99,8 +99,8 @@ function buildVex0F(): Node[] {
   // (objdump ignores VEX.pp here; a CPU does not)
   t[0x77] = od(pfx(vexl('vzeroupper', 'vzeroall')), vexl('vzeroupper', 'vzeroall'));
   // AVX-512 mask registers (VEX-encoded): moves, logic (VEX.L1, three operands), not/test (VEX.L0)
-  t[0x90] = vexl(maskOp('kmov', 'KG,KEw'), '');
-  t[0x91] = vexl(mod(maskOp('kmov', 'KEw,KG'), ''), '');
+  t[0x90] = pfx(vexl(rexw('kmovw KG,KEw', 'kmovq KG,KEq'), ''), vexl(rexw('kmovb KG,KEb', 'kmovd KG,KEd'), ''));
+  t[0x91] = pfx(vexl(mod(rexw('kmovw KEw,KG', 'kmovq KEq,KG'), ''), ''), vexl(mod(rexw('kmovb KEb,KG', 'kmovd KEd,KG'), ''), ''));
   t[0x92] = vexl(mod('', pfx(rexw('kmovw KG,Rd', ''), rexw('kmovb KG,Rd', ''), '', w64('kmovd KG,Rd', 'kmovq KG,Rq'))), '');
   t[0x93] = vexl(mod('', pfx(rexw('kmovw Gd,KEw', ''), rexw('kmovb Gd,KEw', ''), '', w64('kmovd Gd,KEw', 'kmovq Gq,KEw'))), '');
   for (const [op, name] of [[0x41, 'kand'], [0x42, 'kandn'], [0x45, 'kor'], [0x46, 'kxnor'], [0x47, 'kxor'], [0x4a, 'kadd']] as const) {
@@ -183,7 +183,7 @@ function buildVex0F38(): Node[] {
   const cc = ['o', 'no', 'b', 'nb', 'z', 'nz', 'be', 'nbe', 's', 'ns', 'p', 'np', 'l', 'nl', 'le', 'nle'];
   for (let i = 0; i < 16; i++) {
     const name = `cmp${cc[i]}xadd:o64`;
-    t[0xe0 + i] = pfx('', vexl(`${name} My,Gy,By`, od('', `${name} My,Gy,BAD`)));
+    t[0xe0 + i] = m64('', pfx('', vexl(`${name} My,Gy,By`, od('', `${name} My,Gy,BAD`))));
   }
   // BMI1/BMI2
   t[0xf2] = pfx('andn Gy,By,Ey');
@@ -250,9 +250,10 @@ const L1_ONLY = new Set(['vperm2f128', 'vperm2i128', 'vinsertf128', 'vextractf12
 const W0_ONLY = new Set(['vmaskmovps', 'vmaskmovpd', 'vblendvpd', 'vblendvps', 'vpblendvb', 'vpblendd', 'vbroadcastf128',
   'vbroadcasti128', 'vbroadcastsd', 'vbroadcastss', 'vpbroadcastb', 'vpbroadcastw', 'vpbroadcastd', 'vpbroadcastq',
   'vcvtph2ps', 'vcvtps2ph', 'vextractf128', 'vextracti128', 'vinsertf128', 'vinserti128', 'vperm2f128', 'vperm2i128',
-  'vpermd', 'vpermps', 'vpermilpd', 'vpermilps', 'vpsravd', 'vtestpd', 'vtestps']);
+  'vpermd', 'vpermps', 'vpermilpd', 'vpermilps', 'vpsravd', 'vtestpd', 'vtestps', 'vpdpwssd', 'vpdpwssds', 'vpdpbusd',
+  'vpdpbusds', 'vgf2p8mulb']);
 /** VEX.W1-only instructions (VEX.W = 0 is #UD). */
-const W1_ONLY = new Set(['vpermq', 'vpermpd']);
+const W1_ONLY = new Set(['vpermq', 'vpermpd', 'vpmadd52luq', 'vpmadd52huq', 'vgf2p8affineqb', 'vgf2p8affineinvqb']);
 
 /** Applies the VEX.L / VEX.W restrictions to every leaf of a VEX map node. */
 function restrict(node: Node): Node {
@@ -271,18 +272,71 @@ function restrict(node: Node): Node {
  * A VEX slot that defines an instruction for some VEX.pp is, for objdump, one instruction with a prefix
  * requirement: its other VEX.pp columns are `'!'` holes (a bare `(bad)`).
  */
-function finishMap(t: Node[]): Node[] {
-  const bare = (r: Node): Node => {
+function finishMap(t: Node[], named: Readonly<Record<number, readonly number[]>>): Node[] {
+  const bare = (r: Node, top: readonly number[] | null): Node => {
     if (typeof r === 'string') return r;
-    if (r.split !== SplitKind.Prefix) return { ...r, e: r.e.map(bare) };
-    if (r.e.every((c) => c === '' || c === '!')) return r;
-    return { ...r, e: r.e.map((c) => (c === '' ? '!' : bare(c))) };
+    if (r.split !== SplitKind.Prefix) return { ...r, e: r.e.map((c) => bare(c, null)) };
+    if (r.e.every(isEmpty)) return r;
+    const hole = top ? restrictedHole(r.e) : '!';
+    return { ...r, e: r.e.map((c, i) => (isEmpty(c) ? (top?.includes(i) ? '' : hole) : bare(c, null))) };
   };
-  return t.map((n) => bare(restrict(n)));
+  return t.map((n, op) => bare(restrict(n), named[op] ?? []));
+}
+
+/** A node without any instruction under it. */
+function isEmpty(n: Node): boolean {
+  return typeof n === 'string' ? n === '' || n === '!' : n.e.every(isEmpty);
+}
+
+/**
+ * VEX.pp columns (0 none, 1 66, 2 F3, 3 F2) of slots where a wrong VEX.pp is a hole objdump names the
+ * prefixes for (objdump has no prefix table there), per map and opcode; elsewhere a wrong VEX.pp is a
+ * bare `(bad)`. Observed with objdump 2.40 over the whole VEX space.
+ */
+const NAMED_PP_HOLES: readonly Readonly<Record<number, readonly number[]>>[] = [
+  {},
+  {
+    0x16: [3], 0x2a: [0, 1], 0x2c: [0, 1], 0x2d: [0, 1], 0x2e: [2, 3], 0x2f: [2, 3], 0x52: [1, 3], 0x53: [1, 3],
+    0x5b: [3], 0x6f: [0, 3], 0x70: [0], 0x7c: [0, 2], 0x7d: [0, 2], 0x7e: [0, 3], 0x7f: [0, 3], 0x90: [2, 3],
+    0x91: [2, 3], 0xae: [1, 2, 3], 0xd0: [0, 2], 0xe6: [0], 0xf0: [0, 1, 2],
+  },
+  { 0x72: [0, 1, 3], 0xb1: [0, 3], 0xf3: [1, 2, 3], 0xf5: [1], 0xf6: [0, 1, 2] },
+  { 0x30: [0, 2, 3], 0x31: [0, 2, 3], 0x32: [0, 2, 3], 0x33: [0, 2, 3], 0xf0: [0, 1, 2] },
+];
+
+function leafNames(n: Node, out: Set<string>): Set<string> {
+  if (typeof n === 'string') {
+    if (n !== '' && n !== '!') out.add(n.split(/[ :]/)[0]!);
+  } else for (const c of n.e) leafNames(c, out);
+  return out;
+}
+
+/**
+ * objdump checks a VEX.W / VEX.L restriction before VEX.pp: a wrong VEX.pp is a bare `(bad)` only if
+ * VEX.W and VEX.L suit an instruction of the slot; otherwise the prefixes are named (a `''` hole).
+ */
+function restrictedHole(cols: readonly Node[]): Node {
+  const names = new Set<string>();
+  for (const c of cols) leafNames(c, names);
+  let w0 = false;
+  let w1 = false;
+  let l0 = false;
+  let l1 = false;
+  for (const n of names) {
+    if (!W1_ONLY.has(n)) w0 = true;
+    if (!W0_ONLY.has(n)) w1 = true;
+    if (!L1_ONLY.has(n)) l0 = true;
+    if (!L0_ONLY.has(n)) l1 = true;
+  }
+  let h: Node = '!';
+  if (!l0 || !l1) h = vexl(l0 ? h : '', l1 ? h : '');
+  if (!w0 || !w1) h = rexw(w0 ? h : '', w1 ? h : '');
+  return h;
 }
 
 export const VEX_MAPS: readonly (readonly Node[])[] = [
-  new Array<Node>(256).fill(''), finishMap(buildVex0F()), finishMap(buildVex0F38()), finishMap(buildVex0F3A()),
+  new Array<Node>(256).fill(''), finishMap(buildVex0F(), NAMED_PP_HOLES[1]!), finishMap(buildVex0F38(), NAMED_PP_HOLES[2]!),
+  finishMap(buildVex0F3A(), NAMED_PP_HOLES[3]!),
 ];
 
 export type { Split };
