@@ -1,0 +1,692 @@
+/**
+ * A local APIC in xAPIC mode: the 4 KiB register page at IA32_APIC_BASE (0xFEE00000 by default),
+ * one per vCPU. The device sees offsets into its page (MmioDevice); the CPU side is a handful of
+ * methods (pendingInterrupt / acknowledge, the APIC base MSR, CR8), and everything it sends
+ * (IPIs, EOIs of level-triggered vectors, NMI/INIT/SIPI) goes out through collaborators.
+ *
+ * Model (Intel SDM vol. 3A, chapter "Advanced Programmable Interrupt Controller (APIC)"; the
+ * register map table "Local APIC Register Address Map"):
+ * - Registers: ID (writable, bits 31-24), version (0x14, 6 LVT entries: max LVT 5, no EOI
+ *   broadcast suppression), TPR, APR (reads 0), PPR (derived), EOI, LDR, DFR (flat or cluster),
+ *   SVR (APIC software enable bit 8, spurious vector; focus checking and EOI suppression are
+ *   not modelled), ISR/TMR/IRR (256 bits each), ESR (write to update, then read), ICR, the LVT
+ *   entries (CMCI, timer, thermal, performance, LINT0, LINT1, error), timer initial/current
+ *   count and divide configuration.
+ * - Accesses: a register is the aligned 32-bit word at a 16-byte boundary. Reads of any size
+ *   return the bytes of that word (bytes 4-15 of each 16-byte slot read 0); writes other than a
+ *   4-byte write at the slot's start are ignored (the SDM leaves them undefined).
+ * - Software disable (SVR bit 8 clear, the reset state) sets and pins every LVT mask bit and
+ *   drops fixed interrupts arriving from outside; NMI, INIT and SIPI are still accepted.
+ * - Hardware disable (IA32_APIC_BASE bit 11 clear): the APIC accepts no messages and the
+ *   CPU's INTR is the ExtINT source directly (the LINT0 pin acting as INTR); re-enabling gives
+ *   the power-up register state. x2APIC (bit 10, the 0x800-0x8FF MSRs) is not provided:
+ *   setting bit 10 is refused (#GP).
+ * - Priority: PPR = TPR if TPR[7:4] >= ISRV[7:4], else ISRV & 0xF0. An IRR vector is delivered
+ *   when its class (bits 7-4) is above PPR's class; delivery moves it to ISR. An acknowledge with
+ *   nothing deliverable returns the spurious vector (SVR bits 7-0) and sets no ISR bit.
+ * - EOI clears the highest ISR bit; if that vector was level-triggered (TMR), `onEoi(vector)` is
+ *   called so the board can tell the I/O APIC (the EOI broadcast).
+ * - ExtINT: when LVT LINT0 is unmasked with delivery mode ExtINT (virtual wire mode, what
+ *   firmware programs and Linux keeps in PIC mode), or an I/O APIC sent an ExtINT message, the
+ *   8259's INTR is offered ahead of the APIC's own vectors and acknowledge() runs the 8259's
+ *   INTA cycle. ExtINT interrupts are not subject to PPR.
+ * - LINT1 (and LINT0 in fixed/NMI mode) are inputs driven by setLint(); the NMI delivery mode
+ *   calls onNmi on a rising edge.
+ * - ICR: writing the low word sends the IPI at once (delivery status always reads idle) through
+ *   `sendIpi`; fixed, lowest priority, NMI, INIT (assert; the level de-assert is ignored),
+ *   start-up; shorthands self / all / all-but-self; physical and logical destinations. Routing is
+ *   the board's: `deliverToApics` below is the rule (lowest priority goes to the first matching
+ *   APIC, "lowest priority as fixed"). Sending a vector below 16 sets ESR "send illegal vector".
+ * - Timer: one-shot and periodic from the `now()` clock (ns) and a bus clock of `timerHz`
+ *   (default 1 GHz) divided by the divide configuration. TSC-deadline mode is not provided
+ *   (do not advertise CPUID.1:ECX.TSC_DEADLINE; mode bit 18 is not writable). The board asks
+ *   nextDeadline() and calls tick() when it passes; a masked timer counts without interrupting.
+ *   Periodic expiries missed between two ticks raise the vector once.
+ * - Not modelled: thermal, performance and CMCI interrupt sources (their LVTs are plain
+ *   registers), arbitration priority, remote read, focus processor checking, SMI.
+ */
+import type { MmioDevice } from './bus.js';
+import { readLe } from './bus.js';
+import { monotonicNs } from './i8254-pit.js';
+
+/** The architectural default of IA32_APIC_BASE's base field. */
+export const APIC_DEFAULT_BASE = 0xfee0_0000;
+/** The APIC base MSR's number. */
+export const MSR_IA32_APIC_BASE = 0x1b;
+export const APIC_BASE_BSP = 0x100; // bit 8: this processor is the bootstrap processor
+export const APIC_BASE_X2APIC = 0x400; // bit 10: x2APIC mode (not supported: refused)
+export const APIC_BASE_ENABLE = 0x800; // bit 11: APIC global enable
+const APIC_BASE_FLAGS_MASK = 0xfff;
+const APIC_BASE_ADDRESS_LIMIT = 2 ** 52; // base bits 12 up to MAXPHYADDR (52 at most)
+
+// Register offsets (SDM "Local APIC Register Address Map").
+export const APIC_ID = 0x020;
+export const APIC_VERSION = 0x030;
+export const APIC_TPR = 0x080;
+export const APIC_APR = 0x090;
+export const APIC_PPR = 0x0a0;
+export const APIC_EOI = 0x0b0;
+export const APIC_RRD = 0x0c0;
+export const APIC_LDR = 0x0d0;
+export const APIC_DFR = 0x0e0;
+export const APIC_SVR = 0x0f0;
+export const APIC_ISR = 0x100; // 8 words, 0x100-0x170
+export const APIC_TMR = 0x180; // 8 words, 0x180-0x1f0
+export const APIC_IRR = 0x200; // 8 words, 0x200-0x270
+export const APIC_ESR = 0x280;
+export const APIC_LVT_CMCI = 0x2f0;
+export const APIC_ICR_LOW = 0x300;
+export const APIC_ICR_HIGH = 0x310;
+export const APIC_LVT_TIMER = 0x320;
+export const APIC_LVT_THERMAL = 0x330;
+export const APIC_LVT_PERF = 0x340;
+export const APIC_LVT_LINT0 = 0x350;
+export const APIC_LVT_LINT1 = 0x360;
+export const APIC_LVT_ERROR = 0x370;
+export const APIC_TIMER_INITIAL = 0x380;
+export const APIC_TIMER_CURRENT = 0x390;
+export const APIC_TIMER_DIVIDE = 0x3e0;
+
+/** Version register: version 0x14 (integrated xAPIC), max LVT entry 5 in bits 23-16. */
+export const APIC_VERSION_VALUE = 0x0005_0014;
+
+// SVR bits.
+export const SVR_ENABLE = 0x100; // APIC software enable
+const SVR_WRITABLE = 0x1ff; // vector + enable (focus checking and EOI suppression not modelled)
+
+// LVT bits.
+export const LVT_VECTOR = 0xff;
+export const LVT_DELIVERY_MODE = 0x700; // bits 10-8 (LINT0/1, thermal, perf, CMCI)
+export const LVT_DELIVERY_STATUS = 0x1000; // bit 12 (read only; always idle here)
+export const LVT_POLARITY = 0x2000; // bit 13: LINT active low
+export const LVT_REMOTE_IRR = 0x4000; // bit 14: LINT level-triggered in service (read only)
+export const LVT_LEVEL = 0x8000; // bit 15: LINT trigger mode level
+export const LVT_MASKED = 0x1_0000; // bit 16
+export const LVT_TIMER_PERIODIC = 0x2_0000; // bits 18-17 = 01: periodic (00 one-shot)
+
+const LVT_WRITABLE: Record<number, number> = {
+  [APIC_LVT_CMCI]: 0x0001_07ff,
+  [APIC_LVT_TIMER]: 0x0003_00ff, // vector, mask, periodic bit (no TSC-deadline)
+  [APIC_LVT_THERMAL]: 0x0001_07ff,
+  [APIC_LVT_PERF]: 0x0001_07ff,
+  [APIC_LVT_LINT0]: 0x0001_a7ff,
+  [APIC_LVT_LINT1]: 0x0001_a7ff,
+  [APIC_LVT_ERROR]: 0x0001_00ff,
+};
+const LVT_OFFSETS = Object.keys(LVT_WRITABLE).map(Number);
+
+// ICR bits.
+export const ICR_VECTOR = 0xff;
+export const ICR_DELIVERY_MODE_SHIFT = 8; // bits 10-8
+export const ICR_DEST_LOGICAL = 0x800; // bit 11
+export const ICR_DELIVERY_STATUS = 0x1000; // bit 12 (read only)
+export const ICR_LEVEL_ASSERT = 0x4000; // bit 14
+export const ICR_TRIGGER_LEVEL = 0x8000; // bit 15
+export const ICR_SHORTHAND_SHIFT = 18; // bits 19-18
+const ICR_LOW_WRITABLE = 0x000c_cfff;
+export const ICR_DEST_SHIFT = 24; // ICR high bits 31-24
+
+// ESR bits.
+export const ESR_SEND_ILLEGAL_VECTOR = 0x20;
+export const ESR_RECEIVE_ILLEGAL_VECTOR = 0x40;
+export const ESR_ILLEGAL_REGISTER = 0x80;
+
+// DFR models (bits 31-28).
+const DFR_FLAT = 0xf;
+const DFR_RESET = 0xffff_ffff;
+const LDR_MASK = 0xff00_0000;
+/** Destination 0xFF: broadcast (physical), all APICs (logical flat). */
+export const APIC_BROADCAST = 0xff;
+
+/** Delivery modes as the 3-bit field encodes them (ICR, LVT, I/O APIC redirection entry). */
+export type ApicDeliveryMode = 'fixed' | 'lowestPriority' | 'smi' | 'nmi' | 'init' | 'startup' | 'extInt';
+export const DELIVERY_MODES: readonly (ApicDeliveryMode | undefined)[] =
+  ['fixed', 'lowestPriority', 'smi', undefined, 'nmi', 'init', 'startup', 'extInt'];
+export type ApicDestMode = 'physical' | 'logical';
+export type ApicShorthand = 'none' | 'self' | 'all' | 'allButSelf';
+const SHORTHANDS: readonly ApicShorthand[] = ['none', 'self', 'all', 'allButSelf'];
+export type ApicTrigger = 'edge' | 'level';
+
+/** An interrupt message on the APIC bus: an IPI from a local APIC or a message from an I/O APIC. */
+export interface ApicMessage {
+  /** The sending local APIC's ID (IPIs; used by the self / all-but-self shorthands). */
+  source?: number;
+  destination: number;
+  destMode: ApicDestMode;
+  mode: ApicDeliveryMode;
+  vector: number;
+  shorthand: ApicShorthand;
+  /** Assert (true) or de-assert (INIT level de-assert). */
+  level: boolean;
+  trigger: ApicTrigger;
+}
+
+/** What the APIC needs from the 8259 for ExtINT (I8259Pic provides it). */
+export interface ExtIntSource {
+  pendingInterrupt(): boolean;
+  acknowledge(): number;
+}
+
+export interface LocalApicOptions {
+  /** Initial APIC ID (the MP/MADT table's ID for this CPU). */
+  id: number;
+  /** Whether this is the bootstrap processor (IA32_APIC_BASE bit 8). */
+  bsp?: boolean;
+  /** Monotonic time in nanoseconds (default: performance.now()). */
+  now?: () => number;
+  /** The timer's input clock (the "bus clock") in Hz; default 1 GHz. */
+  timerHz?: number;
+  /** Sends an IPI written to the ICR (default: delivers it to this APIC only, for one-CPU boards). */
+  sendIpi?: (ipi: ApicMessage) => void;
+  /** The 8259 behind LINT0 (ExtINT). */
+  extInt?: ExtIntSource;
+  onNmi?: () => void;
+  /** INIT received: the board resets the vCPU (this APIC has already done its INIT reset). */
+  onInit?: () => void;
+  /** Start-up IPI received with this vector (the CPU starts at vector * 4096 if waiting for SIPI). */
+  onSipi?: (vector: number) => void;
+  /** EOI of a level-triggered vector: the board broadcasts it to the I/O APICs. */
+  onEoi?: (vector: number) => void;
+  /** Something became deliverable (IRR set, ExtINT request): the board wakes a halted vCPU. */
+  onInterrupt?: () => void;
+}
+
+export interface LocalApicState {
+  id: number;
+  baseMsr: number;
+  tpr: number;
+  ldr: number;
+  dfr: number;
+  svr: number;
+  isr: number[];
+  tmr: number[];
+  irr: number[];
+  esr: number;
+  esrPending: number;
+  icrLow: number;
+  icrHigh: number;
+  lvt: Record<number, number>;
+  timerInitial: number;
+  timerDivide: number;
+  /** When the timer's count was last (re)started, in the clock's nanoseconds. */
+  timerStart: number;
+  timerDeadline: number | null;
+  lintLevels: number;
+  extIntRequested: boolean;
+}
+
+/** Index of the highest set bit of a 256-bit vector held as 8 words, or -1. */
+function highestBit(words: Uint32Array): number {
+  for (let i = 7; i >= 0; i--) {
+    const w = words[i]!;
+    if (w !== 0) return i * 32 + 31 - Math.clz32(w);
+  }
+  return -1;
+}
+
+function setBit(words: Uint32Array, v: number): void { words[v >>> 5]! |= 1 << (v & 31); }
+function clearBit(words: Uint32Array, v: number): void { words[v >>> 5]! &= ~(1 << (v & 31)); }
+function testBit(words: Uint32Array, v: number): boolean { return (words[v >>> 5]! & (1 << (v & 31))) !== 0; }
+
+/** The divide configuration register's divisor (bits 3, 1, 0; 111 = divide by 1). */
+function divisorOf(dcr: number): number {
+  const v = ((dcr >> 1) & 4) | (dcr & 3);
+  return v === 7 ? 1 : 2 << v;
+}
+
+export class LocalApic implements MmioDevice {
+  private readonly now: () => number;
+  private readonly nsPerBusTick: number;
+  private readonly sendIpi: (ipi: ApicMessage) => void;
+  private readonly extInt: ExtIntSource | undefined;
+  private readonly onNmi: (() => void) | undefined;
+  private readonly onInit: (() => void) | undefined;
+  private readonly onSipi: ((vector: number) => void) | undefined;
+  private readonly onEoi: ((vector: number) => void) | undefined;
+  private readonly onInterrupt: (() => void) | undefined;
+
+  private apicId: number;
+  private baseMsr: number;
+  private tpr = 0;
+  private ldr = 0;
+  private dfr = DFR_RESET;
+  private svr = 0xff;
+  private readonly isr = new Uint32Array(8);
+  private readonly tmr = new Uint32Array(8);
+  private readonly irr = new Uint32Array(8);
+  private esr = 0;
+  private esrPending = 0;
+  private icrLow = 0;
+  private icrHigh = 0;
+  private readonly lvt = new Map<number, number>();
+  private timerInitial = 0;
+  private timerDivide = 0;
+  private timerStart = 0;
+  private timerDeadline: number | undefined;
+  private lintLevels = 0;
+  private extIntRequested = false;
+
+  constructor(opts: LocalApicOptions) {
+    this.now = opts.now ?? monotonicNs;
+    this.nsPerBusTick = 1e9 / (opts.timerHz ?? 1e9);
+    this.sendIpi = opts.sendIpi ?? ((ipi) => deliverToApics([this], ipi));
+    this.extInt = opts.extInt;
+    this.onNmi = opts.onNmi;
+    this.onInit = opts.onInit;
+    this.onSipi = opts.onSipi;
+    this.onEoi = opts.onEoi;
+    this.onInterrupt = opts.onInterrupt;
+    this.apicId = opts.id & 0xff;
+    this.baseMsr = APIC_DEFAULT_BASE + APIC_BASE_ENABLE + (opts.bsp ? APIC_BASE_BSP : 0);
+    this.resetRegisters();
+  }
+
+  /** Power-up / INIT register state (the ID and the base MSR are kept). */
+  private resetRegisters(): void {
+    this.tpr = 0;
+    this.ldr = 0;
+    this.dfr = DFR_RESET;
+    this.svr = 0xff;
+    this.isr.fill(0);
+    this.tmr.fill(0);
+    this.irr.fill(0);
+    this.esr = 0;
+    this.esrPending = 0;
+    this.icrLow = 0;
+    this.icrHigh = 0;
+    for (const off of LVT_OFFSETS) this.lvt.set(off, LVT_MASKED);
+    this.timerInitial = 0;
+    this.timerDivide = 0;
+    this.timerStart = 0;
+    this.timerDeadline = undefined;
+    this.extIntRequested = false;
+  }
+
+  // ---- identity and enables ----
+
+  get id(): number { return this.apicId; }
+  /** The guest-physical address of the register page. */
+  get baseAddress(): number { return this.baseMsr - (this.baseMsr % 0x1000); }
+  /** IA32_APIC_BASE bit 11. */
+  get hardwareEnabled(): boolean { return (this.baseMsr % 0x1000 & APIC_BASE_ENABLE) !== 0; }
+  /** SVR bit 8. */
+  get softwareEnabled(): boolean { return (this.svr & SVR_ENABLE) !== 0; }
+
+  /** RDMSR IA32_APIC_BASE. */
+  readBaseMsr(): number {
+    return this.baseMsr;
+  }
+
+  /** WRMSR IA32_APIC_BASE; false means the write is refused (#GP): reserved bits or x2APIC. */
+  writeBaseMsr(value: number): boolean {
+    if (!Number.isSafeInteger(value) || value < 0 || value >= APIC_BASE_ADDRESS_LIMIT) return false;
+    const flags = value % 0x1000;
+    if (flags & ~(APIC_BASE_BSP | APIC_BASE_ENABLE)) return false; // reserved, or x2APIC enable
+    const wasEnabled = this.hardwareEnabled;
+    // The BSP flag is set by hardware at reset; keep it.
+    this.baseMsr = value - flags + (flags & APIC_BASE_ENABLE) + (this.baseMsr % 0x1000 & APIC_BASE_BSP);
+    if (wasEnabled && !this.hardwareEnabled) this.resetRegisters();
+    return true;
+  }
+
+  /** CR8 reads: TPR bits 7-4. */
+  getCr8(): number { return this.tpr >> 4; }
+  /** CR8 writes: TPR = value << 4. */
+  setCr8(value: number): void {
+    this.tpr = (value & 0xf) << 4;
+    this.notifyIfDeliverable();
+  }
+
+  /**
+   * Firmware's virtual wire setup (what a BIOS leaves behind on the BSP): software-enabled,
+   * LINT0 = ExtINT (the 8259's INTR), LINT1 = NMI. Boards that start a kernel without firmware
+   * call this so the PIC reaches the CPU through the APIC.
+   */
+  setVirtualWireMode(): void {
+    this.svr = SVR_ENABLE | 0xff;
+    this.lvt.set(APIC_LVT_LINT0, 7 << 8); // ExtINT, edge, unmasked
+    this.lvt.set(APIC_LVT_LINT1, 4 << 8); // NMI
+  }
+
+  // ---- CPU side ----
+
+  private ppr(): number {
+    const isrv = highestBit(this.isr);
+    const isrClass = isrv < 0 ? 0 : isrv & 0xf0;
+    return (this.tpr & 0xf0) >= isrClass ? this.tpr : isrClass;
+  }
+
+  private extIntPending(): boolean {
+    if (!this.extInt) return false;
+    const lint0 = this.lvt.get(APIC_LVT_LINT0)!;
+    const wired = !(lint0 & LVT_MASKED) && DELIVERY_MODES[(lint0 & LVT_DELIVERY_MODE) >> 8] === 'extInt';
+    return (wired || this.extIntRequested) && this.extInt.pendingInterrupt();
+  }
+
+  private fixedPending(): number {
+    const v = highestBit(this.irr);
+    return v >= 0 && (v & 0xf0) > (this.ppr() & 0xf0) ? v : -1;
+  }
+
+  /** Whether the CPU's INTR is asserted (maskable interrupt ready, subject to RFLAGS.IF). */
+  pendingInterrupt(): boolean {
+    if (!this.hardwareEnabled) return this.extInt?.pendingInterrupt() ?? false;
+    return this.extIntPending() || this.fixedPending() >= 0;
+  }
+
+  /** The interrupt-acknowledge cycle: returns the vector to deliver. */
+  acknowledge(): number {
+    if (!this.hardwareEnabled) return this.extInt ? this.extInt.acknowledge() : 0xff;
+    if (this.extIntPending()) {
+      this.extIntRequested = false;
+      return this.extInt!.acknowledge();
+    }
+    const v = this.fixedPending();
+    if (v < 0) return this.svr & 0xff; // spurious
+    clearBit(this.irr, v);
+    setBit(this.isr, v);
+    return v;
+  }
+
+  /** A fixed / lowest-priority interrupt arrives (from the I/O APIC, an IPI, or an LVT). */
+  acceptInterrupt(vector: number, levelTriggered = false): void {
+    vector &= 0xff;
+    if (vector < 16) {
+      this.recordError(ESR_RECEIVE_ILLEGAL_VECTOR);
+      return;
+    }
+    setBit(this.irr, vector);
+    if (levelTriggered) setBit(this.tmr, vector);
+    else clearBit(this.tmr, vector);
+    this.notifyIfDeliverable();
+  }
+
+  private notifyIfDeliverable(): void {
+    if (this.onInterrupt && this.pendingInterrupt()) this.onInterrupt();
+  }
+
+  /** Drives the LINT0 (pin 0) or LINT1 (pin 1) input; fixed and NMI modes act on it. */
+  setLint(pin: 0 | 1, level: boolean): void {
+    const bit = 1 << pin;
+    const rising = level && !(this.lintLevels & bit);
+    this.lintLevels = level ? this.lintLevels | bit : this.lintLevels & ~bit;
+    const entry = this.lvt.get(pin === 0 ? APIC_LVT_LINT0 : APIC_LVT_LINT1)!;
+    if (entry & LVT_MASKED || !this.hardwareEnabled) return;
+    const mode = DELIVERY_MODES[(entry & LVT_DELIVERY_MODE) >> 8];
+    if (mode === 'nmi' && rising) this.onNmi?.();
+    else if (mode === 'fixed' && (rising || (level && entry & LVT_LEVEL))) this.acceptInterrupt(entry & LVT_VECTOR, (entry & LVT_LEVEL) !== 0);
+    else if (mode === 'extInt' && level) this.onInterrupt?.();
+  }
+
+  // ---- the APIC bus ----
+
+  /** Whether a message is addressed to this APIC. */
+  isTarget(msg: ApicMessage): boolean {
+    if (!this.hardwareEnabled) return false;
+    switch (msg.shorthand) {
+      case 'self': return msg.source === this.apicId;
+      case 'all': return true;
+      case 'allButSelf': return msg.source !== this.apicId;
+      case 'none': break;
+    }
+    const dest = msg.destination & 0xff;
+    if (msg.destMode === 'physical') return dest === APIC_BROADCAST || dest === this.apicId;
+    const logicalId = this.ldr >>> 24;
+    if (dest === APIC_BROADCAST) return true;
+    if (this.dfr >>> 28 === DFR_FLAT) return (logicalId & dest) !== 0;
+    return (dest >> 4) === (logicalId >> 4) && (dest & logicalId & 0xf) !== 0; // cluster model
+  }
+
+  /** Accepts a message addressed to this APIC (see isTarget). */
+  receive(msg: ApicMessage): void {
+    switch (msg.mode) {
+      case 'fixed':
+      case 'lowestPriority':
+        if (this.softwareEnabled) this.acceptInterrupt(msg.vector, msg.trigger === 'level');
+        return;
+      case 'nmi':
+        this.onNmi?.();
+        return;
+      case 'init':
+        if (msg.trigger === 'level' && !msg.level) return; // INIT level de-assert: no effect
+        this.resetRegisters();
+        this.onInit?.();
+        return;
+      case 'startup':
+        this.onSipi?.(msg.vector & 0xff);
+        return;
+      case 'extInt':
+        this.extIntRequested = true;
+        this.notifyIfDeliverable();
+        return;
+      case 'smi':
+        return; // no SMM
+    }
+  }
+
+  private recordError(bit: number): void {
+    this.esrPending |= bit;
+    const entry = this.lvt.get(APIC_LVT_ERROR)!;
+    const vector = entry & LVT_VECTOR;
+    if (!(entry & LVT_MASKED) && vector >= 16) this.acceptInterrupt(vector);
+  }
+
+  private eoi(): void {
+    const v = highestBit(this.isr);
+    if (v < 0) return;
+    clearBit(this.isr, v);
+    if (testBit(this.tmr, v)) {
+      clearBit(this.tmr, v);
+      this.onEoi?.(v);
+    }
+    this.notifyIfDeliverable();
+  }
+
+  private sendIcr(): void {
+    const low = this.icrLow;
+    const mode = DELIVERY_MODES[(low >> ICR_DELIVERY_MODE_SHIFT) & 7];
+    const vector = low & ICR_VECTOR;
+    if (mode === undefined) return; // reserved delivery mode: nothing is sent
+    if ((mode === 'fixed' || mode === 'lowestPriority') && vector < 16) {
+      this.recordError(ESR_SEND_ILLEGAL_VECTOR);
+      return;
+    }
+    this.sendIpi({
+      source: this.apicId,
+      destination: this.icrHigh >>> ICR_DEST_SHIFT,
+      destMode: low & ICR_DEST_LOGICAL ? 'logical' : 'physical',
+      mode,
+      vector,
+      shorthand: SHORTHANDS[(low >> ICR_SHORTHAND_SHIFT) & 3]!,
+      level: (low & ICR_LEVEL_ASSERT) !== 0,
+      trigger: low & ICR_TRIGGER_LEVEL ? 'level' : 'edge',
+    });
+  }
+
+  // ---- timer ----
+
+  private nsPerCount(): number {
+    return divisorOf(this.timerDivide) * this.nsPerBusTick;
+  }
+
+  private periodic(): boolean {
+    return (this.lvt.get(APIC_LVT_TIMER)! & LVT_TIMER_PERIODIC) !== 0;
+  }
+
+  /** The current-count register at `now`. */
+  private currentCount(now: number): number {
+    if (this.timerInitial === 0) return 0;
+    const elapsed = Math.floor((now - this.timerStart) / this.nsPerCount());
+    if (this.periodic()) return this.timerInitial - (elapsed % this.timerInitial);
+    return elapsed >= this.timerInitial ? 0 : this.timerInitial - elapsed;
+  }
+
+  /** Recomputes the next expiry after `now` from the start time (undefined when none). */
+  private scheduleTimer(now: number): void {
+    if (this.timerInitial === 0) { this.timerDeadline = undefined; return; }
+    const period = this.timerInitial * this.nsPerCount();
+    if (this.periodic()) {
+      const k = Math.max(1, Math.floor((now - this.timerStart) / period) + 1);
+      this.timerDeadline = this.timerStart + k * period;
+    } else {
+      const end = this.timerStart + period;
+      this.timerDeadline = end > now ? end : undefined;
+    }
+  }
+
+  /** When the timer next expires (ns in the clock's time base), or undefined. Cached. */
+  nextDeadline(): number | undefined {
+    return this.timerDeadline;
+  }
+
+  /** Raises the timer interrupt if its deadline has passed, and moves the deadline on. */
+  tick(now: number = this.now()): void {
+    const d = this.timerDeadline;
+    if (d === undefined || now < d) return;
+    const entry = this.lvt.get(APIC_LVT_TIMER)!;
+    if (!(entry & LVT_MASKED)) this.acceptInterrupt(entry & LVT_VECTOR);
+    if (this.periodic()) this.scheduleTimer(now);
+    else this.timerDeadline = undefined;
+  }
+
+  // ---- registers ----
+
+  private readRegister(reg: number): number {
+    if (reg >= APIC_ISR && reg < APIC_ISR + 0x80) return this.isr[(reg - APIC_ISR) >> 4]!;
+    if (reg >= APIC_TMR && reg < APIC_TMR + 0x80) return this.tmr[(reg - APIC_TMR) >> 4]!;
+    if (reg >= APIC_IRR && reg < APIC_IRR + 0x80) return this.irr[(reg - APIC_IRR) >> 4]!;
+    const lvt = this.lvt.get(reg);
+    if (lvt !== undefined) return lvt;
+    switch (reg) {
+      case APIC_ID: return (this.apicId << 24) >>> 0;
+      case APIC_VERSION: return APIC_VERSION_VALUE;
+      case APIC_TPR: return this.tpr;
+      case APIC_APR: return 0;
+      case APIC_PPR: return this.ppr();
+      case APIC_LDR: return this.ldr;
+      case APIC_DFR: return this.dfr;
+      case APIC_SVR: return this.svr;
+      case APIC_ESR: return this.esr;
+      case APIC_ICR_LOW: return this.icrLow;
+      case APIC_ICR_HIGH: return this.icrHigh;
+      case APIC_TIMER_INITIAL: return this.timerInitial;
+      case APIC_TIMER_CURRENT: return this.currentCount(this.now());
+      case APIC_TIMER_DIVIDE: return this.timerDivide;
+      default: return 0; // EOI and RRD read 0; reserved slots read 0
+    }
+  }
+
+  private writeRegister(reg: number, value: number): void {
+    const writable = LVT_WRITABLE[reg];
+    if (writable !== undefined) {
+      let v = value & writable;
+      if (!this.softwareEnabled) v |= LVT_MASKED;
+      const wasPeriodic = this.periodic();
+      this.lvt.set(reg, v >>> 0);
+      if (reg === APIC_LVT_TIMER && wasPeriodic !== this.periodic()) this.scheduleTimer(this.now());
+      if (reg === APIC_LVT_LINT0) this.notifyIfDeliverable();
+      return;
+    }
+    switch (reg) {
+      case APIC_ID: this.apicId = value >>> 24; return;
+      case APIC_TPR: this.tpr = value & 0xff; this.notifyIfDeliverable(); return;
+      case APIC_EOI: this.eoi(); return;
+      case APIC_LDR: this.ldr = (value & LDR_MASK) >>> 0; return;
+      case APIC_DFR: this.dfr = (value | 0x0fff_ffff) >>> 0; return;
+      case APIC_SVR:
+        this.svr = value & SVR_WRITABLE;
+        if (!this.softwareEnabled) for (const off of LVT_OFFSETS) this.lvt.set(off, (this.lvt.get(off)! | LVT_MASKED) >>> 0);
+        return;
+      case APIC_ESR: this.esr = this.esrPending; this.esrPending = 0; return;
+      case APIC_ICR_HIGH: this.icrHigh = (value & 0xff00_0000) >>> 0; return;
+      case APIC_ICR_LOW: this.icrLow = value & ICR_LOW_WRITABLE; this.sendIcr(); return;
+      case APIC_TIMER_INITIAL: {
+        const now = this.now();
+        this.timerInitial = value >>> 0;
+        this.timerStart = now;
+        this.scheduleTimer(now);
+        return;
+      }
+      case APIC_TIMER_DIVIDE: {
+        const now = this.now();
+        const remaining = this.currentCount(now);
+        const oldPeriodPos = this.timerInitial - remaining; // counts already done in this period
+        this.timerDivide = value & 0xb;
+        if (this.timerInitial !== 0 && remaining !== 0) {
+          this.timerStart = now - oldPeriodPos * this.nsPerCount();
+          this.scheduleTimer(now);
+        }
+        return;
+      }
+      case APIC_VERSION: case APIC_APR: case APIC_PPR: case APIC_RRD: case APIC_TIMER_CURRENT:
+        return; // read-only
+      default:
+        if ((reg >= APIC_ISR && reg < APIC_IRR + 0x80)) return; // ISR/TMR/IRR are read-only
+        this.recordError(ESR_ILLEGAL_REGISTER);
+    }
+  }
+
+  // ---- MmioDevice ----
+
+  read(offset: number, data: Uint8Array): void {
+    const reg = offset & 0xff0;
+    const byte = offset & 0xf;
+    const value = offset < 0x1000 ? this.readRegister(reg) : 0;
+    for (let i = 0; i < data.length; i++) {
+      const b = byte + i;
+      data[i] = b < 4 ? (value >>> (8 * b)) & 0xff : 0;
+    }
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    if ((offset & 0xf) !== 0 || data.length !== 4 || offset >= 0x1000) return;
+    this.writeRegister(offset, readLe(data, 4));
+  }
+
+  // ---- snapshot ----
+
+  /** State with the timer's times in the clock's nanoseconds; restore under the same clock base. */
+  getState(): LocalApicState {
+    return {
+      id: this.apicId, baseMsr: this.baseMsr, tpr: this.tpr, ldr: this.ldr, dfr: this.dfr, svr: this.svr,
+      isr: [...this.isr], tmr: [...this.tmr], irr: [...this.irr], esr: this.esr, esrPending: this.esrPending,
+      icrLow: this.icrLow, icrHigh: this.icrHigh, lvt: Object.fromEntries(this.lvt),
+      timerInitial: this.timerInitial, timerDivide: this.timerDivide, timerStart: this.timerStart,
+      timerDeadline: this.timerDeadline ?? null, lintLevels: this.lintLevels, extIntRequested: this.extIntRequested,
+    };
+  }
+
+  restore(s: LocalApicState): void {
+    this.apicId = s.id & 0xff;
+    this.baseMsr = s.baseMsr;
+    this.tpr = s.tpr & 0xff;
+    this.ldr = s.ldr >>> 0;
+    this.dfr = s.dfr >>> 0;
+    this.svr = s.svr & SVR_WRITABLE;
+    this.isr.set(s.isr.slice(0, 8));
+    this.tmr.set(s.tmr.slice(0, 8));
+    this.irr.set(s.irr.slice(0, 8));
+    this.esr = s.esr; this.esrPending = s.esrPending;
+    this.icrLow = s.icrLow; this.icrHigh = s.icrHigh;
+    for (const off of LVT_OFFSETS) this.lvt.set(off, (s.lvt[off] ?? LVT_MASKED) & LVT_WRITABLE[off]!);
+    this.timerInitial = s.timerInitial >>> 0;
+    this.timerDivide = s.timerDivide & 0xb;
+    this.timerStart = s.timerStart;
+    this.timerDeadline = s.timerDeadline ?? undefined;
+    this.lintLevels = s.lintLevels & 3;
+    this.extIntRequested = s.extIntRequested;
+  }
+}
+
+/**
+ * Delivers an APIC-bus message to the APICs it addresses: every matching APIC, except lowest
+ * priority which goes to the first match only (lowest priority treated as fixed to one target).
+ * Boards route IPIs (LocalApic's sendIpi) and I/O APIC messages through this.
+ */
+export function deliverToApics(apics: readonly LocalApic[], msg: ApicMessage): void {
+  if (msg.mode === 'lowestPriority') {
+    apics.find((a) => a.isTarget(msg))?.receive(msg);
+    return;
+  }
+  for (const a of apics) if (a.isTarget(msg)) a.receive(msg);
+}
