@@ -16,7 +16,9 @@ import type { VcpuExit } from '../nvmm/exit.js';
 import type { Vcpu } from '../nvmm/machine.js';
 import { STATE } from '../nvmm/state.js';
 import { STOP_WORD } from '../nvmm/stop.js';
-import { PORTS } from './layout.js';
+import { I8254Pit } from '../devices/i8254-pit.js';
+import { Port61 } from '../devices/port-61.js';
+import { IRQS, PORTS } from './layout.js';
 import { Ticker } from './ticker.js';
 
 /** A device that raises interrupts on its own schedule (the PIT, the LAPIC timer). */
@@ -70,18 +72,21 @@ export class BoardInterrupts implements InterruptRouting {
   private ticker: Ticker | undefined;
   private windowRequested = false;
 
+  readonly pit: I8254Pit;
+
   constructor(ports: PortBus) {
     ports.register(PORTS.PIC_MASTER.base, PORTS.PIC_MASTER.length, 'pic-master', this.pic.master);
     ports.register(PORTS.PIC_SLAVE.base, PORTS.PIC_SLAVE.length, 'pic-slave', this.pic.slave);
     ports.register(PORTS.PIC_ELCR.base, PORTS.PIC_ELCR.length, 'pic-elcr', this.pic.elcr);
+    // One clock for the timers and the ticker thread that wakes the vCPU at their deadlines.
+    this.pit = new I8254Pit({ irq0: this.pic.line(IRQS.PIT), now: monotonicNs });
+    ports.register(PORTS.PIT.base, PORTS.PIT.length, 'pit', this.pit);
+    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', new Port61({ pit: this.pit, now: monotonicNs }));
+    this.timers.push(this.pit);
   }
 
   line(gsi: number): IrqLine {
     return this.pic.line(gsi);
-  }
-
-  addTimer(timer: TimerDevice): void {
-    this.timers.push(timer);
   }
 
   /** The vCPU interrupts go to (set once it exists). */
