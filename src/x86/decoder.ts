@@ -150,7 +150,10 @@ export interface OpcodeEntry {
 interface CompiledSplit {
   readonly split: SplitKind;
   readonly e: readonly CompiledNode[];
-  /** Prefix splits: bit i = column i does not consume its prefix. */
+  /**
+   * Prefix splits: bit i = column i does not consume its prefix; bit 4 + i = column i is the no-prefix
+   * instruction, its prefix consumed but not a mandatory prefix.
+   */
   readonly keep: number;
 }
 type CompiledNode = OpcodeEntry | CompiledSplit | null;
@@ -273,8 +276,11 @@ function compile(node: Node, extraFlags = 0): CompiledNode {
   const e = node.e.map((n) => compile(n, extraFlags));
   let keep = node.keep ?? 0;
   if (node.split === SplitKind.Prefix) {
-    // the same instruction with or without the prefix: it is not a mandatory prefix
-    for (let i = 1; i < 4; i++) if (e[i] !== null && e[i] !== BARE_HOLE && e[i] === e[0]) keep |= 1 << i;
+    // the same instruction with or without the prefix: it is not a mandatory prefix (a REP stays an
+    // ordinary prefix; objdump's prefix table still consumes a 66: bit 16 << 1)
+    for (let i = 1; i < 4; i++) {
+      if (e[i] !== null && e[i] !== BARE_HOLE && e[i] === e[0]) keep |= i === 1 && !(keep & 2) ? 16 << i : 1 << i;
+    }
   }
   return { split: node.split, e, keep };
 }
@@ -518,6 +524,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
 
   // ---- opcode (and VEX) ----
   let map = 0;
+  let xchg66 = false;
   let opcode = byte();
   let node: CompiledNode;
   let vex = false;
@@ -592,7 +599,12 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       if (fail) return finishFail(out, offset);
     }
     node = MAPS[map]![opcode]!;
-    if (map === 0 && opcode === 0x90) node = (rex & 1) ? XCHG_R8 : lastRep === 0xf3 ? PAUSE : osz ? XCHG_AX : node;
+    if (map === 0 && opcode === 0x90) {
+      // (objdump: F3 90 is pause even with REX.B; a 66 is consumed by the xchg forms whatever REX.W)
+      if (objdumpCompat) node = lastRep === 0xf3 ? PAUSE : (rex & 1) ? XCHG_R8 : osz ? XCHG_AX : node;
+      else node = (rex & 1) ? XCHG_R8 : lastRep === 0xf3 ? PAUSE : osz ? XCHG_AX : node;
+      if (objdumpCompat && osz && node !== PAUSE) xchg66 = true;
+    }
   }
   out.map = map;
   out.opcode = opcode;
@@ -608,7 +620,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     const idx = (opcode - 0xd8) * 8 + ((modrm >> 3) & 7);
     node = modrm >= 0xc0 ? X87R[idx]! : X87M[idx]!;
   }
-  let usedPfx = 0;
+  let usedPfx = xchg66 ? Prefix.OpSize : 0;
   let rexUsed = 0;
   while (isSplit(node)) {
     let i = 0;
@@ -638,7 +650,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         if (node.keep & (1 << i)) {
           usedPfx &= ~(i === 1 ? Prefix.OpSize : i === 2 ? Prefix.Rep : Prefix.Repne);
           mandatory = 0;
-        }
+        } else if (node.keep & (16 << i)) mandatory = 0;
         break;
       case SplitKind.RexW:
         i = rexW ? 1 : 0;

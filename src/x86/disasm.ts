@@ -311,13 +311,12 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     if (i >= 0) names[i] = '';
   } else if (insn.lastRep) {
     const i = lastPos((b) => b === insn.lastRep);
-    // (every F3/F2 byte gets the name, not only the last one)
+    // (the last F3 and the last F2 get the name; earlier repeats keep their plain names)
     const nameAll = (f3: string, f2: string): void => {
-      for (let p = 0; p < legacyLen; p++) {
-        const b = code[start + p];
-        if (b === 0xf3) names[p] = f3;
-        else if (b === 0xf2) names[p] = f2;
-      }
+      const p3 = lastPos((b) => b === 0xf3);
+      const p2 = lastPos((b) => b === 0xf2);
+      if (p3 >= 0) names[p3] = f3;
+      if (p2 >= 0) names[p2] = f2;
     };
     if (isStr) {
       nameAll((name === 'cmps' || name === 'scas') ? 'repz' : 'rep', 'repnz');

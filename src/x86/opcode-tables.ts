@@ -460,7 +460,7 @@ function buildThreeByte3A(): Node[] {
   t[0x0c] = p66('blendps Vx,Wx,Ib');
   t[0x0d] = p66('blendpd Vx,Wx,Ib');
   t[0x0e] = p66('pblendw Vx,Wx,Ib');
-  t[0x0f] = pfx('palignr Pq,Qq,Ib', 'palignr Vx,Wx,Ib');
+  t[0x0f] = pfxs('palignr Pq,Qq,Ib', 'palignr Vx,Wx,Ib');
   t[0x14] = p66('pextrb Ebd,Vx,Ib');
   t[0x15] = p66('pextrw Ewd,Vx,Ib');
   // (W is ignored outside long mode: VEX.W1 in 32-bit code)
@@ -478,11 +478,12 @@ function buildThreeByte3A(): Node[] {
   t[0x61] = p66(rexw('pcmpestri Vx,Wx,Ib', m64('pcmpestri Vx,Wx,Ib', 'pcmpestriq Vx,Wx,Ib')));
   t[0x62] = p66('pcmpistrm Vx,Wx,Ib');
   t[0x63] = p66('pcmpistri Vx,Wx,Ib');
-  t[0xcc] = pfx('sha1rnds4 Vx,Wx,Ib');
+  t[0xcc] = pfxs('sha1rnds4 Vx,Wx,Ib');
   t[0xce] = p66('gf2p8affineqb Vx,Wx,Ib');
   t[0xcf] = p66('gf2p8affineinvqb Vx,Wx,Ib');
   t[0xdf] = p66('aeskeygenassist Vx,Wx,Ib');
-  t[0xf0] = pfx('', '!', mod('', 'hreset Ib'), '!');
+  // (hreset: ModRM must be 11 000 000)
+  t[0xf0] = pfx('', '', mod('', grp(rm('hreset Ib', '', '', '', '', '', '', ''), '', '', '', '', '', '', '')), '');
   return t;
 }
 
