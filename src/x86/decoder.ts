@@ -805,17 +805,23 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         } else {
           if (method === OpMethod.N || method === OpMethod.U) { badOp = true; op.kind = OperandKind.None; pos = resume; break; }
           if (flags & OpFlag.Mpx && addrSize === 2) { op.kind = OperandKind.None; break; }
+          if (flags & OpFlag.Mpx && is64 && asz) {
+            // MPX in long mode: the address size is 64 bits whatever a 67 says (which stays a named prefix)
+            out.addrSize = 8;
+            rexUsed |= decodeMem(op, out, mod, rmField, rex, 8, mode);
+            if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
+            if (segment >= 0) usedPfx |= Prefix.Seg;
+            break;
+          }
           // VSIB without a SIB byte: objdump shows `(bad)` and reads no displacement (a CPU: #UD)
           if (method === OpMethod.Vsib && (rmField !== 4 || addrSize === 2)) { op.kind = OperandKind.None; break; }
           rexUsed |= decodeMem(op, out, mod, rmField, rex, addrSize, mode);
           if (flags & OpFlag.Mib && op.base === 16) op.kind = OperandKind.None;
           if (method === OpMethod.Vsib) {
-            {
-              // the index is a vector register: SIB.index 100 is not "no index"
-              op.index = ((out.sib >> 3) & 7) | (rexX << 3);
-              op.vsib = sc === OpSizeCode.DQ ? 16 : size;
-              if (rexX) rexUsed |= 2;
-            }
+            // the index is a vector register: SIB.index 100 is not "no index"
+            op.index = ((out.sib >> 3) & 7) | (rexX << 3);
+            op.vsib = sc === OpSizeCode.DQ ? 16 : size;
+            if (rexX) rexUsed |= 2;
           }
           if (segment >= 0) usedPfx |= Prefix.Seg;
           // (objdump leaves a 67 named on an absolute disp32 in 16-bit code)

@@ -147,6 +147,15 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   const ops = insn.ops;
   let used = insn.usedPrefixes;
   let rexUsed = insn.rexUsed;
+  // CET: a DS prefix on an indirect near call/jmp of the default size is `notrack`; objdump gives that
+  // name to the last segment prefix and applies no segment to the operand
+  const reg = (insn.modrm >> 3) & 7;
+  let notrack = insn.map === 0 && insn.opcode === 0xff && (reg === 2 || reg === 4) && !insn.vex &&
+    insn.opSize === (mode === 64 ? 8 : mode === 32 ? 4 : 2);
+  if (notrack) {
+    notrack = false;
+    for (let p = insn.offset; p < insn.offset + insn.prefixLen; p++) if (code[p] === 0x3e) notrack = true;
+  }
 
   // --- operands ---
   const parts: string[] = [];
@@ -179,7 +188,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         if (m === OpMethod.X || m === OpMethod.Y) showSeg = true;
         // objdump counts any segment prefix as used by a string source, even the ones long mode ignores
         if (m === OpMethod.X && (insn.prefixes & Prefix.Seg)) used |= Prefix.Seg;
-        else if (insn.segment >= 0 && (mode !== 64 || insn.segment >= 4)) showSeg = true;
+        else if (insn.segment >= 0 && (mode !== 64 || insn.segment >= 4) && !notrack) showSeg = true;
         s = formatMem(insn, op, address, showSeg);
         if (op.base === 16) {
           let t = address + BigInt(insn.length) + BigInt(op.disp);
@@ -294,7 +303,10 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
     for (let p = start; p < start + legacyLen; p++) if (code[p] === v) return true;
     return false;
   };
-  if (used & Prefix.Seg) {
+  if (notrack) {
+    const i = lastPos(isSegByte);
+    if (i >= 0) names[i] = 'notrack';
+  } else if (used & Prefix.Seg) {
     const i = lastPos(isSegByte);
     if (i >= 0) names[i] = '';
   } else if ((flags & OpFlag.Jcc) && hasByte(0x2e) !== hasByte(0x3e)) {
