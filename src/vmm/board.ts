@@ -30,6 +30,9 @@ import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailb
 import { buildMpTable } from './mptable.js';
 import type { ByteRing } from './byte-ring.js';
 import { enterGuest } from './cpu-setup.js';
+import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
+import { buildAcpiTables } from '../devices/acpi-tables.js';
+import { monotonicNs } from '../common/clock.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { cpuTrace } from './trace.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
@@ -43,6 +46,9 @@ export type VmEnd =
   | { how: 'stopped' } // stop() from the host
   | { how: 'timeout'; report: string }
   | { how: 'error'; code: string; message: string };
+
+/** The DSDT's \_S5 sleep type: writing it with SLP_EN powers off. */
+const S5_SLEEP_TYPE = 5;
 
 /** The MP table and the I/O APIC's id leave room for this many processors. */
 export const MAX_CPUS = 64;
@@ -127,8 +133,18 @@ export class PcBoard {
         throw new TsvmmError('TSVMM_LIMIT', `${opts.cpus} vCPUs: this board takes 1 to ${Math.min(MAX_CPUS, this.machine.capability.maxVcpus)}`);
       }
       this.ram.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
+      // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
+      // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
+      const acpi = buildAcpiTables(BOOT.ACPI, { cpus: opts.cpus, ioapicId: opts.cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
+      this.ram.bytes.set(acpi.bytes, BOOT.ACPI);
+      this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
+        onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
+        sci: line(IRQS.SCI),
+        now: monotonicNs,
+      }));
+      this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
-      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh });
+      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh, acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu);
@@ -298,7 +314,7 @@ export function memoryMap(size: number): E820Entry[] {
   const map: E820Entry[] = [
     { addr: 0, size: LOW_RAM_END, type: E820_RAM },
     { addr: LOW_RAM_END, size: 0xa0000 - LOW_RAM_END, type: E820_RESERVED },
-    { addr: 0xf0000, size: 0x10000, type: E820_RESERVED },
+    { addr: BOOT.ACPI, size: HIGH_RAM_START - BOOT.ACPI, type: E820_RESERVED }, // ACPI tables and the BIOS area
     { addr: HIGH_RAM_START, size: low - HIGH_RAM_START, type: E820_RAM },
   ];
   if (size > low) map.push({ addr: FOUR_GIB, size: size - low, type: E820_RAM });

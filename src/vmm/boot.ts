@@ -27,6 +27,8 @@ export interface BootInput {
   flat?: { loadAddr: number; mode: EntryMode };
   /** For a bzImage: decompress the kernel here and enter it through PVH (skips the in-guest decompressor). */
   pvh?: boolean;
+  /** Where the board put the ACPI RSDP, to pass to Linux. */
+  acpiRsdp?: number;
 }
 
 export type ImageFormat = 'bzimage' | 'multiboot' | 'pvh' | 'flat';
@@ -76,7 +78,7 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
         ram.write(addr, input.initrd);
         modules.push({ addr, size: input.initrd.length });
       }
-      ram.write(BOOT.START_INFO, buildHvmStartInfo(BOOT.START_INFO, { cmdlineAddr: BOOT.CMDLINE, modules, memmap: input.e820 }));
+      ram.write(BOOT.START_INFO, buildHvmStartInfo(BOOT.START_INFO, { cmdlineAddr: BOOT.CMDLINE, modules, memmap: input.e820, rsdpAddr: input.acpiRsdp }));
       return { format, entry: pvhEntryPoint(kernel.pvhEntry!, BOOT.START_INFO) };
     }
     case 'bzimage': {
@@ -94,7 +96,7 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
         ram.write(addr, input.initrd);
         ramdisk = { addr, size: input.initrd.length };
       }
-      const bootParams = buildBootParams({ setupHeader: kernel.setupHeaderBytes, cmdlineAddr: BOOT.CMDLINE, ramdisk, e820: input.e820 });
+      const bootParams = buildBootParams({ setupHeader: kernel.setupHeaderBytes, cmdlineAddr: BOOT.CMDLINE, ramdisk, e820: input.e820, acpiRsdpAddr: input.acpiRsdp });
       ram.write(BOOT.ZERO_PAGE, bootParams);
       return { format, entry: { ...kernel.entry, regs: { rsi: BOOT.ZERO_PAGE } } };
     }

@@ -16,6 +16,8 @@ export const PORTS = {
   PIC_SLAVE: { base: 0xa0, length: 2 },
   PIC_ELCR: { base: 0x4d0, length: 2 },
   PIT: { base: 0x40, length: 4 },
+  ACPI_PM: { base: 0x600, length: 12 }, // PM1 event, PM1 control, PM timer (as on a PIIX4)
+  ACPI_RESET: { base: 0xcf9, length: 1 }, // the FADT's reset register
 } as const;
 
 /** ISA IRQ lines. */
@@ -25,6 +27,7 @@ export const IRQS = {
   KEYBOARD: 1,
   MOUSE: 12,
   RTC: 8,
+  SCI: 9, // ACPI system control interrupt
 } as const;
 
 /** Real-mode interrupt vector of an ISA IRQ with the BIOS's default 8259 mapping (IRQ0-7 at 8, IRQ8-15 at 0x70). */
@@ -51,6 +54,8 @@ export const BOOT = {
   MULTIBOOT_INFO: 0x21000,
   /** MP floating pointer and table, in the last KiB of base memory (the EBDA). */
   MPTABLE: 0x9fc00,
+  /** ACPI tables (RSDP first), in the BIOS area where Linux also looks for the RSDP. */
+  ACPI: 0xe0000,
 } as const;
 
 /** Base memory ends where the EBDA begins; RAM resumes at 1 MiB. */
