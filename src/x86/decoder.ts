@@ -274,12 +274,16 @@ function compile(node: Node, extraFlags = 0): CompiledNode {
     return leaf;
   }
   const e = node.e.map((n) => compile(n, extraFlags));
-  let keep = node.keep ?? 0;
+  // (explicit keep bits are also recorded as bits 8 + i: objdump then leaves a 66 named, see `repKept`)
+  let keep = (node.keep ?? 0) | ((node.keep ?? 0) << 8);
+  const consume = node.consume ?? 0;
   if (node.split === SplitKind.Prefix) {
     // the same instruction with or without the prefix: it is not a mandatory prefix (a REP stays an
     // ordinary prefix; objdump's prefix table still consumes a 66: bit 16 << 1)
     for (let i = 1; i < 4; i++) {
-      if (e[i] !== null && e[i] !== BARE_HOLE && e[i] === e[0]) keep |= i === 1 && !(keep & 2) ? 16 << i : 1 << i;
+      if (e[i] !== null && e[i] !== BARE_HOLE && e[i] === e[0] && !(consume & (1 << i))) {
+        keep |= i === 1 && !(keep & 2) ? 16 << i : 1 << i;
+      }
     }
   }
   return { split: node.split, e, keep };
@@ -621,6 +625,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     node = modrm >= 0xc0 ? X87R[idx]! : X87M[idx]!;
   }
   let usedPfx = xchg66 ? Prefix.OpSize : 0;
+  /** An F3/F2 picked a prefix column but is not consumed by it: objdump then leaves a 66 named. */
+  let repKept = false;
   let rexUsed = 0;
   while (isSplit(node)) {
     let i = 0;
@@ -650,6 +656,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
         if (node.keep & (1 << i)) {
           usedPfx &= ~(i === 1 ? Prefix.OpSize : i === 2 ? Prefix.Rep : Prefix.Repne);
           mandatory = 0;
+          if (node.keep & (256 << i) && i >= 2) repKept = true;
         } else if (node.keep & (16 << i)) mandatory = 0;
         break;
       case SplitKind.RexW:
@@ -678,6 +685,10 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       case SplitKind.Compat:
         i = objdumpCompat ? 1 : 0;
         break;
+      case SplitKind.RipRel:
+        if (modrm < 0) { modrm = byte(); if (fail) return finishFail(out, offset); }
+        i = is64 && (modrm & 0xc7) === 5 ? 1 : 0;
+        break;
     }
     node = node.e[i]!;
   }
@@ -700,6 +711,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   out.mnemonic = entry.mnemonic;
   const flags = entry.flags;
   if (flags & OpFlag.KeepPrefix && mandatory !== 0) {
+    if (mandatory !== 0x66) repKept = true;
     usedPfx &= ~(mandatory === 0x66 ? Prefix.OpSize : mandatory === 0xf3 ? Prefix.Rep : Prefix.Repne);
     mandatory = 0;
     out.mandatory = 0;
@@ -1058,6 +1070,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   }
   if (flags & OpFlag.AddrCounter && asz) usedPfx |= Prefix.AddrSize;
   if (flags & OpFlag.String && lastRep) usedPfx |= lastRep === 0xf3 ? Prefix.Rep : Prefix.Repne;
+  if (repKept && objdumpCompat) usedPfx &= ~Prefix.OpSize;
   out.usedPrefixes = usedPfx;
   out.rexUsed = rexUsed;
   if (fail) return finishFail(out, offset);

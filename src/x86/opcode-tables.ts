@@ -47,6 +47,8 @@ export const SplitKind = {
    * disassembler (`objdumpCompat`) child 1.
    */
   Compat: 10,
+  /** [other, RIP-relative memory operand (long mode, ModRM mod 00 r/m 101)] */
+  RipRel: 11,
 } as const;
 export type SplitKind = (typeof SplitKind)[keyof typeof SplitKind];
 
@@ -58,6 +60,8 @@ export interface Split {
    * ordinary prefix, e.g. a REP before a reserved NOP). A column equal to the no-prefix one is never consumed.
    */
   readonly keep?: number;
+  /** Prefix splits: bit i set = column i consumes its prefix even if it is the no-prefix instruction. */
+  readonly consume?: number;
 }
 export type Node = string | Split;
 
@@ -74,6 +78,11 @@ const pfx = (none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split 
 const pfxs = (none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
   ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2].map((n) => (n === '' ? '!' : n)) });
 /** As `pfx`, with `keep` a bit mask of the columns whose prefix is not consumed (see Split.keep). */
+/** As `pfx`, every column consuming its prefix (also a column that repeats the no-prefix instruction). */
+const pfxc = (none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
+  ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2], consume: 14 });
+/** [other, RIP-relative] (SplitKind.RipRel). */
+const rip = (other: Node, ripRel: Node): Split => ({ split: SplitKind.RipRel, e: [other, ripRel] });
 const pfxk = (keep: number, none: Node, p66: Node = '', pf3: Node = '', pf2: Node = ''): Split =>
   ({ split: SplitKind.Prefix, e: [none, p66, pf3, pf2], keep });
 /** [what a CPU decodes, what objdump decodes] (SplitKind.Compat). */
@@ -244,12 +253,18 @@ function buildTwoByte(): Node[] {
   t[0x15] = sse2('unpckhp', 's', 'd');
   t[0x16] = pfx(mod('movhps Vq,Mq', 'movlhps Vq,Uq'), mod('movhpd Vq,Mq', ''), 'movshdup Vx,Wx');
   t[0x17] = mod(pfxs('movhps Mq,Vq', 'movhpd Mq,Vq'), '');
-  t[0x18] = mod(grp('prefetchnta M0', 'prefetcht0 M0', 'prefetcht1 M0', 'prefetcht2 M0', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
+  // objdump: /6 /7 with a RIP-relative operand are PREFETCHIT1/0 (hint NOPs elsewhere); F2/F3 consumed in long mode
+  t[0x18] = mod(grp('prefetchnta M0', 'prefetcht0 M0', 'prefetcht1 M0', 'prefetcht2 M0', 'nop Ev', 'nop Ev',
+    od('nop Ev', m64('nop Ev', pfxc(rip('nop Ev', 'prefetchit1 M0'), 'nop Ev', 'nop Ev', 'nop Ev'))),
+    od('nop Ev', m64('nop Ev', pfxc(rip('nop Ev', 'prefetchit0 M0'), 'nop Ev', 'nop Ev', 'nop Ev')))), 'nop Ev');
   t[0x19] = 'nop Ev';
   // MPX: hint NOPs on CPUs without it (all current ones); objdump still names the bnd* forms
   t[0x1a] = od('nop Ev', pfx(mod('bndldx:mib B,M0', 'nop Ev'), 'bndmov:mpx B,K', 'bndcl:mpx B,En', 'bndcu:mpx B,En'));
   t[0x1b] = od('nop Ev', pfx(mod('bndstx:mib M0,B', 'nop Ev'), 'bndmov:mpx K,B', mod('bndmk:mib B,M0', 'nop:kp Ev'), 'bndcn:mpx B,En'));
-  t[0x1c] = mod(grp(pfxk(0b1110, 'cldemote M0', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
+  const nop1c = mod(grp('cldemote M0', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev');
+  // (objdump: one prefix table over the slot; a 66 is consumed, an F3/F2 is not)
+  t[0x1c] = od(mod(grp(pfxk(0b1110, 'cldemote M0', 'nop Ev', 'nop Ev', 'nop Ev'), 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev', 'nop Ev',
+    'nop Ev', 'nop Ev'), 'nop Ev'), pfxk(0b1100, nop1c, 'nop Ev', 'nop Ev', 'nop Ev'));
   t[0x1d] = 'nop Ev';
   t[0x1e] = pfx('nop Ev', 'nop Ev', mod('nop:kp Ev', grp('nop:kp Ev', rexw('rdsspd Rd', 'rdsspq Rq'), 'nop:kp Ev', 'nop:kp Ev', 'nop:kp Ev',
     'nop:kp Ev', 'nop:kp Ev', rm('nop:kp Ev', 'nop:kp Ev', 'endbr64', 'endbr32', 'nop:kp Ev', 'nop:kp Ev', 'nop:kp Ev', 'nop:kp Ev'))), 'nop Ev');
@@ -542,4 +557,4 @@ export const MAP_0F38: readonly Node[] = buildThreeByte38();
 export const MAP_0F3A: readonly Node[] = buildThreeByte3A();
 
 /** Helpers exported for the VEX table module. */
-export const tableHelpers = { grp, mod, rm, pfx, pfxs, pfxk, od, rexw, m64, osz, asz, vexl, m16 };
+export const tableHelpers = { grp, mod, rm, pfx, pfxs, pfxk, pfxc, rip, od, rexw, m64, osz, asz, vexl, m16 };
