@@ -1,0 +1,72 @@
+/**
+ * bench/boot: Debian's kernel with a busybox initramfs, booted to its first userspace line and
+ * to power-off, on tsvmm's software CPU and on QEMU's TCG, in one invocation: the same vmlinux
+ * (entered through PVH by both), initramfs and command line. Prints both and `ratio R`
+ * (tsvmm / QEMU) for the time to power-off.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findGuestKernel } from '../src/loader/guest-kernels.js';
+import { linuxGuest } from '../test/helpers/linux.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tsvmm.js');
+const FIRST_LINE = 'tsvmm-init: userspace up';
+const CMDLINE = 'console=ttyS0 quiet';
+const TIMEOUT_S = 600;
+
+interface Timing {
+  firstLineS: number | undefined;
+  powerOffS: number;
+  status: number | null;
+  tail: string;
+}
+
+/** Runs a command; times the first userspace line on its output and its exit. */
+function timeBoot(cmd: string, args: string[]): Promise<Timing> {
+  const t0 = process.hrtime.bigint();
+  const seconds = () => Number(process.hrtime.bigint() - t0) / 1e9;
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let firstLineS: number | undefined;
+  const onData = (b: Buffer) => {
+    out += b.toString('latin1');
+    if (firstLineS === undefined && out.includes(FIRST_LINE)) firstLineS = seconds();
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  return new Promise((resolve) => child.on('close', (status) => resolve({ firstLineS, powerOffS: seconds(), status, tail: out.slice(-400) })));
+}
+
+export async function run(): Promise<void> {
+  const guest = linuxGuest();
+  const vmlinux = findGuestKernel()?.vmlinux;
+  if (typeof guest === 'string' || !vmlinux) {
+    process.stdout.write(`boot: skipped: ${typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)'}\n`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-bench-boot-'));
+  try {
+    const initrd = guest.writeInitramfs(dir);
+    const qemu = await timeBoot('qemu-system-x86_64', ['-accel', 'tcg', '-kernel', vmlinux, '-initrd', initrd, '-append', CMDLINE,
+      '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio']);
+    const tsvmm = await timeBoot(process.execPath, [BIN, 'run', '--accel', 'soft', '--kernel', vmlinux, '--initrd', initrd, '--append', CMDLINE,
+      '-m', '256M', '--timeout', String(TIMEOUT_S)]);
+    const line = (name: string, t: Timing) =>
+      `${name.padEnd(22)} first userspace line ${t.firstLineS?.toFixed(2) ?? 'never'} s, power-off ${t.powerOffS.toFixed(2)} s (exit status ${t.status})\n`;
+    process.stdout.write(`boot: Debian ${guest.version}, busybox initramfs, '${CMDLINE}', 256 MiB, PVH entry\n`);
+    process.stdout.write(line('qemu-system-x86_64 tcg', qemu));
+    process.stdout.write(line('tsvmm --accel soft', tsvmm));
+    if (tsvmm.firstLineS === undefined || tsvmm.status !== 0) {
+      process.stdout.write(`tsvmm did not reach power-off; last output:\n${tsvmm.tail}\n`);
+      return;
+    }
+    process.stdout.write(`ratio ${(tsvmm.powerOffS / qemu.powerOffS).toFixed(2)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();
