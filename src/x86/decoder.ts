@@ -529,6 +529,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   // ---- opcode (and VEX) ----
   let map = 0;
   let xchg66 = false;
+  let rawVvvvHigh = false;
   let opcode = byte();
   let node: CompiledNode;
   let vex = false;
@@ -563,6 +564,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       vexPP = v2 & 3;
     }
     if (!is64) {
+      // (objdump still requires all of VEX.vvvv to be 1111 when unused)
+      if (objdumpCompat && out.vexV > 7) rawVvvvHigh = true;
       out.vexV &= 7;
       x = 0;
       bb = 0;
@@ -702,7 +705,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     return setInvalid(out, InvalidReason.Opcode, len);
   }
   const entry = node;
-  if (vex && out.vexV !== 0 && !(entry.flags & OpFlag.UsesVvvv)) {
+  if (vex && (out.vexV !== 0 || rawVvvvHigh) && !(entry.flags & OpFlag.UsesVvvv)) {
     // VEX.vvvv is reserved (must be 1111) for instructions without a vvvv operand
     out.modrm = modrm;
     return setInvalid(out, InvalidReason.Vex, pos - offset - (modrm >= 0 ? 1 : 0));

@@ -224,14 +224,20 @@ function buildTwoByte(): Node[] {
   const t: Node[] = new Array<Node>(256).fill('');
   t[0x00] = grp(mod('sldt:nosx Mw', 'sldt:nosx Rv'), mod('str:nosx Mw', 'str:nosx Rv'), 'lldt:nosx Ew', 'ltr:nosx Ew', 'verr:nosx Ew', 'verw:nosx Ew', '', '');
   t[0x01] = grp(
-    mod('sgdt:osx M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', 'wrmsrns', '')),
-    mod('sidt:osx M0', rm('monitor:norev aAX,ECX,EDX', 'mwait:norev EAX,ECX', 'clac', 'stac', '', '', '', 'encls')),
+    // (register forms selected by 66/F3/F2: MSRLIST, TDX/SEAM, SEV-SNP, CET, UINTR, TSXLDTRK; many long mode only)
+    mod('sgdt:osx M0', rm('enclv', 'vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'pconfig', pfx('wrmsrns', '', m64('', 'wrmsrlist'), m64('', 'rdmsrlist')), '')),
+    mod('sidt:osx M0', rm('monitor:norev aAX,ECX,EDX', 'mwait:norev EAX,ECX', 'clac', 'stac', pfx('', 'tdcall'), pfx('', m64('', 'seamret')),
+      pfx('', m64('', 'seamops')), pfx('encls', m64('', 'seamcall')))),
     mod('lgdt:osx M0', rm('xgetbv', 'xsetbv', '', '', 'vmfunc', 'xend', 'xtest', 'enclu')),
-    mod('lidt:osx M0', rm('vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
+    mod('lidt:osx M0', rm('vmrun', pfx('vmmcall', '', 'vmgexit', 'vmgexit'), 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga')),
     mod('smsw:nosx Mw', 'smsw:nosx Rv'),
-    mod('', rm('serialize', '', '', '', '', '', 'rdpkru', 'wrpkru')),
+    mod('', rm(pfx('serialize', '', 'setssbsy', 'xsusldtrk'), pfx('', '', '', 'xresldtrk'), pfx('', '', 'saveprevssp', ''), '',
+      pfx('', '', m64('', 'uiret'), ''), pfx('', '', m64('', 'testui'), ''), pfx('rdpkru', '', m64('', 'clui'), ''),
+      pfx('wrpkru', '', m64('', 'stui'), ''))),
     'lmsw:nosx Ew',
-    mod('invlpg M0', rm('swapgs:o64', 'rdtscp', 'monitorx:norev aAX,ECX,EDX', 'mwaitx:norev EAX,ECX,EBX', 'clzero', 'rdpru', 'invlpgb', 'tlbsync')),
+    mod('invlpg M0', rm(od('swapgs:o64', 'swapgs'), 'rdtscp', pfx('monitorx:norev aAX,ECX,EDX', '', 'mcommit', ''), pfxs('mwaitx:norev EAX,ECX,EBX'),
+      'clzero', pfx('rdpru', '', m64('', 'rmpquery'), ''), pfx('invlpgb', '', m64('', 'rmpadjust'), m64('', 'rmpupdate')),
+      pfx('tlbsync', '', m64('', 'psmash'), 'pvalidate'))),
   );
   t[0x02] = mod('lar Gv,Mw', 'lar Gv,Rv');
   t[0x03] = mod('lsl Gv,Mw', 'lsl Gv,Rv');
@@ -358,9 +364,11 @@ function buildTwoByte(): Node[] {
     grp(rexw('fxsave M0', 'fxsave64 M0'), rexw('fxrstor M0', 'fxrstor64 M0'), 'ldmxcsr Md', 'stmxcsr Md',
       pfx(rexw('xsave M0', 'xsave64 M0'), '', m64('ptwrite:nosx Ey', 'ptwrite Ey')), pfxs(rexw('xrstor M0', 'xrstor64 M0')),
       pfx(rexw('xsaveopt M0', 'xsaveopt64 M0'), 'clwb M0', 'clrssbsy Mq'), pfx('clflush M0', 'clflushopt M0')),
-    grp(pfx('', '', 'rdfsbase:o64 Ry'), pfx('', '', 'rdgsbase:o64 Ry'), pfx('', '', 'wrfsbase:o64 Ry'), pfx('', '', 'wrgsbase:o64 Ry'),
+    // (objdump decodes the FSGSBASE forms in every mode, with a 66 giving a 16-bit register)
+    grp(pfx('', '', od('rdfsbase:o64 Ry', 'rdfsbase Rv')), pfx('', '', od('rdgsbase:o64 Ry', 'rdgsbase Rv')),
+      pfx('', '', od('wrfsbase:o64 Ry', 'wrfsbase Rv')), pfx('', '', od('wrgsbase:o64 Ry', 'wrgsbase Rv')),
       pfx('', '', 'ptwrite Ey'), pfx('lfence', '', rexw('incsspd Rd', 'incsspq Rq')),
-      pfx(od('mfence', rm('mfence', '', '', '', '', '', '', '')), 'tpause Ry', 'umonitor Rv', 'umwait Ry'),
+      pfx(od('mfence', rm('mfence', '', '', '', '', '', '', '')), 'tpause Ry', 'umonitor Ras', 'umwait Ry'),
       od('sfence', rm('sfence', '', '', '', '', '', '', ''))));
   t[0xaf] = 'imul Gv,Ev';
   t[0xb0] = 'cmpxchg Eb,Gb';
@@ -390,7 +398,8 @@ function buildTwoByte(): Node[] {
   t[0xc7] = mod(
     grp('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq'), '', rexw('xrstors M0', 'xrstors64 M0'), rexw('xsavec M0', 'xsavec64 M0'),
       rexw('xsaves M0', 'xsaves64 M0'), pfx('vmptrld Mq', 'vmclear Mq', 'vmxon Mq'), 'vmptrst Mq'),
-    grp('', '', '', '', '', '', pfx('rdrand Rv', 'rdrand Rv', m64('senduipi Rd', 'senduipi Rq')),
+    // (objdump: a register cmpxchg8b is a `(bad)` operand)
+    grp('', od('', rexw('cmpxchg8b Mq', 'cmpxchg16b Mdq')), '', '', '', '', pfx('rdrand Rv', 'rdrand Rv', m64('', 'senduipi Rq')),
       pfx('rdseed Rv', 'rdseed Rv', m64('rdpid Rd', 'rdpid Rq'))));
   for (let i = 0; i < 8; i++) t[0xc8 + i] = 'bswap Zv';
   t[0xd0] = pfx('', 'addsubpd Vpd,Wpd', '', 'addsubps Vps,Wps');
