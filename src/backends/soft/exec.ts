@@ -16,14 +16,20 @@ import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../.
 import { disasmOne } from '../../x86/disasm.js';
 import { FLAG_IF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
-import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TWO32, type PendingExit } from './cpu.js';
+import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
+import { compileBlock, type JitFn } from './jit.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 
 const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
 const STOP_CHECK = 256;
+/** Executions after which a block is compiled (jit.ts); TSVMM_SOFT_JIT=off disables, =N sets it. */
+const JIT_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT : undefined;
+export const DEFAULT_JIT_THRESHOLD = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 32;
+/** Most iterations a compiled self-looping block runs before returning to the run loop. */
+const LOOP_MAX = 256;
 
 export class Block {
   readonly gpa: number;
@@ -36,8 +42,19 @@ export class Block {
   readonly srcOff: number;
   /** run() generation in which the bytes were last checked. */
   gen: number;
-  /** Executions (for a future block compiler's hotness test). */
+  /** Executions (the block compiler's hotness test). */
   count = 0;
+  /** False once dropped from the cache (code page written, stale bytes, flush): links to it die. */
+  valid = true;
+  /** The compiled form (jit.ts), once hot. */
+  jit: JitFn | null = null;
+  /** Two successor links: the block that followed at linear RIP (lo, hi). */
+  s0: Block | null = null;
+  s0Lo = -1;
+  s0Hi = 0;
+  s1: Block | null = null;
+  s1Lo = -1;
+  s1Hi = 0;
 
   constructor(gpa: number, mode: number, insns: Insn[], src: Uint8Array, srcOff: number, length: number, gen: number) {
     this.gpa = gpa;
@@ -89,6 +106,14 @@ export class Executor {
   trace: TraceHook | null = null;
   /** Stop after this many instructions (0 = no limit): returns `stopped`. For tests and benchmarks. */
   instructionLimit = 0;
+  /** Executions before a block is compiled (0: at its first execution; -1: never). */
+  jitThreshold = DEFAULT_JIT_THRESHOLD;
+  /** Most iterations of a compiled self-loop per call (1 while an instruction limit is set). */
+  loopMax = LOOP_MAX;
+  /** Blocks compiled so far. */
+  jitCount = 0;
+  /** The block executed last (for successor links); null after a fault, an exit or a new run. */
+  private prev: Block | null = null;
 
   constructor(cpu: Cpu, stopFlag: Int32Array) {
     this.cpu = cpu;
@@ -99,12 +124,18 @@ export class Executor {
   private dropPage(page: number): void {
     const keys = this.pageBlocks.get(page);
     if (!keys) return;
-    for (const k of keys) this.cache.delete(k);
+    for (const k of keys) {
+      const b = this.cache.get(k);
+      if (b !== undefined) b.valid = false;
+      this.cache.delete(k);
+    }
     this.pageBlocks.delete(page);
   }
 
   /** Forgets every decoded block (after a mode-independent change such as unmap). */
   flushCode(): void {
+    for (const b of this.cache.values()) b.valid = false;
+    this.prev = null;
     this.cache.clear();
     this.pageBlocks.clear();
     this.cpu.codePages.clear();
@@ -128,6 +159,7 @@ export class Executor {
     if (b !== undefined) {
       if (b.gen === this.gen) return b;
       if (b.stillValid()) { b.gen = this.gen; return b; }
+      b.valid = false;
       this.cache.delete(key);
     }
     b = this.build(gpa, mode, lo, hi);
@@ -201,6 +233,9 @@ export class Executor {
   run(): RunResult {
     const c = this.cpu;
     this.gen++;
+    // The first block of a run goes through getBlock (and its translate(), which notices remapped memory).
+    this.prev = null;
+    this.loopMax = this.instructionLimit !== 0 ? 1 : LOOP_MAX;
     if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
     try {
       if (!this.deliverPending()) return { kind: 'shutdown' };
@@ -224,38 +259,93 @@ export class Executor {
     }
   }
 
+  /** The successor of the previous block at the current RIP, if its link still holds. */
+  private linked(): Block | null {
+    const p = this.prev;
+    if (p === null) return null;
+    const c = this.cpu;
+    const lo = c.ripLo, hi = c.ripHi;
+    let s: Block | null;
+    if (p.s0Lo === lo && p.s0Hi === hi) s = p.s0;
+    else if (p.s1Lo === lo && p.s1Hi === hi) s = p.s1;
+    else return null;
+    if (s === null || !s.valid || s.gen !== this.gen || s.mode !== c.mode) return null;
+    // The fetch TLB must still map this linear address to the block's physical address (CR3
+    // writes, INVLPG and CPL changes miss here and take the full lookup).
+    const lin = c.long64 ? lo | 0 : ((lo >>> 0) + (c.effBaseLo[S_CS]! >>> 0)) | 0;
+    const idx = 2 * TLB_SIZE + ((lin >>> 12) & (TLB_SIZE - 1));
+    if (c.tlbTagLo[idx] !== ((lin & ~0xfff) | c.user) || c.tlbTagHi[idx] !== (c.long64 ? hi | 0 : 0)) return null;
+    if (c.tlbGpa[idx]! + (lin & 0xfff) !== s.gpa) return null;
+    return s;
+  }
+
   /** Executes one block; returns an exit or null to continue. */
   private execBlock(): RunResult | null {
     const c = this.cpu;
-    let b: Block;
-    try {
-      b = this.getBlock();
-    } catch (e) {
-      return this.handleThrow(e, null);
+    let b = this.linked();
+    if (b === null) {
+      const p = this.prev;
+      const lo = c.ripLo, hi = c.ripHi;
+      try {
+        b = this.getBlock();
+      } catch (e) {
+        this.prev = null;
+        return this.handleThrow(e, null);
+      }
+      if (p !== null) {
+        if (p.s0 === null || p.s1 !== null) { p.s0 = b; p.s0Lo = lo; p.s0Hi = hi; p.s1 = null; p.s1Lo = -1; }
+        else { p.s1 = b; p.s1Lo = lo; p.s1Hi = hi; }
+      }
     }
+    this.prev = b;
+    if (b.jit === null && b.count >= this.jitThreshold && this.jitThreshold >= 0) this.compile(b);
     c.intShadow = false;
     const insns = b.insns;
     const n = insns.length;
     const baseLo = c.ripLo >>> 0;
     c.curHi = c.ripHi;
-    let k = 0;
-    try {
-      for (; k < n; k++) {
-        const ins = insns[k]!;
-        const cur = baseLo + ins.off;
-        c.curLo = cur;
-        c.ripLo = cur + ins.len;
-        ins.fn(c, ins);
+    const jit = b.jit;
+    if (jit !== null) {
+      try {
+        jit(baseLo);
+      } catch (e) {
+        const off = c.curLo - baseLo;
+        let k = 0;
+        while (k < n - 1 && insns[k]!.off !== off) k++;
+        this.icount += k;
+        this.prev = null;
+        return this.handleThrow(e, insns[k]!);
       }
-    } catch (e) {
-      this.icount += k;
-      return this.handleThrow(e, insns[k] ?? null);
+      this.icount += n;
+    } else {
+      let k = 0;
+      try {
+        for (; k < n; k++) {
+          const ins = insns[k]!;
+          const cur = baseLo + ins.off;
+          c.curLo = cur;
+          c.ripLo = cur + ins.len;
+          ins.fn(c, ins);
+        }
+      } catch (e) {
+        this.icount += k;
+        this.prev = null;
+        return this.handleThrow(e, insns[k] ?? null);
+      }
+      this.icount += n;
+      b.count++;
     }
-    this.icount += n;
-    b.count++;
     if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
     if (c.mode === 16 && !c.long64) c.ripLo &= 0xffff;
     return null;
+  }
+
+  /** Compiles a hot block (a block the compiler cannot improve keeps being interpreted). */
+  private compile(b: Block): void {
+    if (!b.valid || b.jit !== null) return;
+    b.jit = compileBlock(b, this.cpu, this);
+    if (b.jit !== null) this.jitCount++;
+    else b.count = -(1 << 30); // never again
   }
 
   /** A fault or an exit left an instruction: deliver the exception, or report the exit. */
