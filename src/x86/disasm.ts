@@ -151,7 +151,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   // name to the last segment prefix and applies no segment to the operand
   const reg = (insn.modrm >> 3) & 7;
   let notrack = insn.map === 0 && insn.opcode === 0xff && (reg === 2 || reg === 4) && !insn.vex &&
-    insn.opSize === (mode === 64 ? 8 : mode === 32 ? 4 : 2);
+    insn.opSize !== 2;
   if (notrack) {
     notrack = false;
     for (let p = insn.offset; p < insn.offset + insn.prefixLen; p++) if (code[p] === 0x3e) notrack = true;
@@ -492,6 +492,8 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
         if (used & Prefix.OpSize) drop((b) => b === 0x66);
         if (used & Prefix.Seg) drop((b) => b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65);
         if (used & Prefix.AddrSize) drop((b) => b === 0x67);
+        const rexBits = insn.rex & 15;
+        if (rexBits !== 0 && (rexBits & ~insn.rexUsed) === 0) names[pl - 1] = '';
       }
       if (insn.mandatory && !insn.vex) {
         for (let p = pl - 1; p >= 0; p--) if (code[offset + p] === insn.mandatory) { names[p] = ''; break; }

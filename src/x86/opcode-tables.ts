@@ -411,7 +411,10 @@ function buildTwoByte(): Node[] {
     'psubb', 'psubw', 'psubd', 'psubq', 'paddb', 'paddw', 'paddd', ''];
   for (let i = 0; i < MD0.length; i++) if (MD0[i]) t[0xd0 + i] = mmxSse(MD0[i]!);
   t[0xd6] = pfx('', 'movq Wq,Vx', 'movq2dq Vx,Nq', 'movdq2q Pq,Ux');
-  t[0xd7] = mod('', pfx('pmovmskb Gy,Nq', 'pmovmskb Gy,Ux', 'pmovmskb Gy,Nq', 'pmovmskb Gy,Nq'));
+  // (objdump: with F3/F2 and 66 both present the 66 form is taken, the REP prefix staying named)
+  const pmovRep = od('pmovmskb Gy,Nq', m16(osz('pmovmskb Gy,Nq', 'pmovmskb Gy,Ux', 'pmovmskb Gy,Nq'),
+    osz('pmovmskb Gy,Ux', 'pmovmskb Gy,Nq', 'pmovmskb Gy,Nq')));
+  t[0xd7] = mod('', pfxk(0b1100, 'pmovmskb Gy,Nq', 'pmovmskb Gy,Ux', pmovRep, pmovRep));
   t[0xe6] = pfx('', 'cvttpd2dq Vx,Wpd', 'cvtdq2pd Vx,Wq', 'cvtpd2dq Vx,Wpd');
   t[0xe7] = pfx('movntq Mq,Pq', mod('movntdq Mx,Vx', ''));
   t[0xf0] = pfx('', '', '', mod('lddqu Vx,Mx', ''));
