@@ -27,7 +27,17 @@ const MAX_BLOCK = 64;
 const STOP_CHECK = 256;
 /** Executions after which a block is compiled (jit.ts); TSVMM_SOFT_JIT=off disables, =N sets it. */
 const JIT_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT : undefined;
-export const DEFAULT_JIT_THRESHOLD = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 32;
+let defaultJitThreshold = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 32;
+
+/**
+ * Sets the compile threshold of Executors created from now on (0: compile every block before its
+ * first execution, -1: interpret only); returns the previous value. For tests and benchmarks.
+ */
+export function setDefaultJitThreshold(n: number): number {
+  const old = defaultJitThreshold;
+  defaultJitThreshold = n;
+  return old;
+}
 /** Most iterations a compiled self-looping block runs before returning to the run loop. */
 const LOOP_MAX = 256;
 
@@ -107,7 +117,7 @@ export class Executor {
   /** Stop after this many instructions (0 = no limit): returns `stopped`. For tests and benchmarks. */
   instructionLimit = 0;
   /** Executions before a block is compiled (0: at its first execution; -1: never). */
-  jitThreshold = DEFAULT_JIT_THRESHOLD;
+  jitThreshold = defaultJitThreshold;
   /** Most iterations of a compiled self-loop per call (1 while an instruction limit is set). */
   loopMax = LOOP_MAX;
   /** Blocks compiled so far. */
