@@ -630,6 +630,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   let usedPfx = xchg66 ? Prefix.OpSize : 0;
   /** An F3/F2 picked a prefix column but is not consumed by it: objdump then leaves a 66 named. */
   let repKept = false;
+  /** A 66 picked an operand-size column of the table (consumed whatever `repKept`). */
+  let oszSplit = false;
   let rexUsed = 0;
   while (isSplit(node)) {
     let i = 0;
@@ -675,7 +677,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
       case SplitKind.OpSize:
         if (is64 && rexW) { i = 2; rexUsed |= 8; } else {
           i = (mode === 16) === osz ? 1 : 0;
-          if (osz) usedPfx |= Prefix.OpSize;
+          if (osz) { usedPfx |= Prefix.OpSize; oszSplit = true; }
         }
         break;
       case SplitKind.AddrSize:
@@ -1073,7 +1075,7 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   }
   if (flags & OpFlag.AddrCounter && asz) usedPfx |= Prefix.AddrSize;
   if (flags & OpFlag.String && lastRep) usedPfx |= lastRep === 0xf3 ? Prefix.Rep : Prefix.Repne;
-  if (repKept && objdumpCompat) usedPfx &= ~Prefix.OpSize;
+  if (repKept && objdumpCompat && !oszSplit) usedPfx &= ~Prefix.OpSize;
   out.usedPrefixes = usedPfx;
   out.rexUsed = rexUsed;
   if (fail) return finishFail(out, offset);

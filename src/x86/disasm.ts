@@ -147,11 +147,11 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
   const ops = insn.ops;
   let used = insn.usedPrefixes;
   let rexUsed = insn.rexUsed;
-  // CET: a DS prefix on an indirect near call/jmp of the default size is `notrack`; objdump gives that
+  // CET: a DS prefix on an indirect near call/jmp is `notrack` (not with a 66 in long mode); objdump gives that
   // name to the last segment prefix and applies no segment to the operand
   const reg = (insn.modrm >> 3) & 7;
   let notrack = insn.map === 0 && insn.opcode === 0xff && (reg === 2 || reg === 4) && !insn.vex &&
-    insn.opSize !== 2;
+    !(mode === 64 && insn.opSize === 2);
   if (notrack) {
     notrack = false;
     for (let p = insn.offset; p < insn.offset + insn.prefixLen; p++) if (code[p] === 0x3e) notrack = true;

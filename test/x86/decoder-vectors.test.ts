@@ -77,6 +77,37 @@ const VECTORS: [CpuMode, string, string][] = [
   [64, 'f3 48 ab', 'rep stos %rax,%es:(%rdi)'],
   [64, 'f0 0f b1 0a', 'lock cmpxchg %ecx,(%rdx)'],
   [64, '0f 0b', 'ud2'],
+  // VEX: gathers (VSIB; objdump marks equal destination/index/mask registers), FMA4 and vpermil2ps (is4;
+  // VEX.W swaps the sources), CMPccXADD (VEX.L1: a (bad) vvvv operand), mask registers, predicates
+  [64, 'c4 e2 7d 90 0c 88', 'vpgatherdd %ymm0,(%rax,%ymm1,4)/(bad),%ymm1/(bad)'],
+  [64, 'c4 e2 7d 90 04 88', 'vpgatherdd %ymm0/(bad),(%rax,%ymm1,4),%ymm0/(bad)'],
+  [64, 'c4 62 7d 90 0c 88', 'vpgatherdd %ymm0,(%rax,%ymm1,4),%ymm9'],
+  [64, 'c4 e3 69 5c 00 10', 'vfmaddsubps %xmm1,(%rax),%xmm2,%xmm0'],
+  [64, 'c4 e3 e9 5c 00 10', 'vfmaddsubps (%rax),%xmm1,%xmm2,%xmm0'],
+  [64, 'c4 e3 79 48 00 3f', 'vpermil2ps $0xf,%xmm3,(%rax),%xmm0,%xmm0'],
+  [64, 'c4 e2 79 e1 0c 88', 'cmpnoxadd %eax,%ecx,(%rax,%rcx,4)'],
+  [64, 'c4 e2 7d e1 00', 'cmpnoxadd (bad),%eax,(%rax)'],
+  [32, 'c4 e2 79 e1 c9', '(bad) ; leave'],
+  [64, 'c5 f8 90 c1', 'kmovw %k1,%k0'],
+  [64, 'c4 e1 f8 90 c1', 'kmovq %k1,%k0'],
+  [64, 'c5 ec 41 c1', 'kandw %k1,%k2,%k0'],
+  [64, 'c4 e3 79 30 c1 05', 'kshiftrb $0x5,%k1,%k0'],
+  [64, 'c5 c8 c2 03 00', 'vcmpeqps (%rbx),%xmm6,%xmm0'],
+  [64, 'c5 0a c2 5e b2 10', 'vcmpeq_osss -0x4e(%rsi),%xmm14,%xmm11'],
+  [64, '66 0f 3a 44 c1 11', 'pclmulhqhqdq %xmm1,%xmm0'],
+  [64, 'c4 e2 79 50 00', '{vex} vpdpbusd (%rax),%xmm0,%xmm0'],
+  [64, 'c4 e2 7b 50 00', 'vpdpbssd (%rax),%xmm0,%xmm0'],
+  [64, 'c4 e3 f9 ce 00 05', 'vgf2p8affineqb $0x5,(%rax),%xmm0,%xmm0'],
+  [64, 'c5 f9 5a 00', 'vcvtpd2psx (%rax),%xmm0'],
+  [32, 'c4 c1 3e 7f ce', '(bad) ; into'],
+  // CET notrack, SEV-SNP, PREFETCHI, MPX with 67 in long mode, objdump's 66 on a prefix table, REP names
+  [64, '3e ff d0', 'notrack call *%rax'],
+  [64, 'f2 0f 01 ff', 'pvalidate'],
+  [32, '66 0f 01 cf', '(bad) ; iret'],
+  [64, '0f 18 3d 00 00 00 00', 'prefetchit0 0x0(%rip) # 0x7'],
+  [64, '67 0f 1a 06', 'addr32 bndldx (%rsi),%bnd0'],
+  [64, '66 48 0f bc c8', 'bsf %rax,%rcx'],
+  [64, 'f3 f2 aa', 'rep repnz stos %al,%es:(%rdi)'],
 ];
 
 test('hand vectors disassemble as objdump does', () => {
@@ -115,6 +146,26 @@ test('record: register, memory and immediate operands', () => {
   assert.equal(k.ops[1].immHi, 0xffffffff);
   const r = dec('8b 05 00 01 00 00', 64);
   assert.equal(r.ops[1].base, 16); // RIP
+});
+
+test('record: VSIB, is4 and mask-register operands; gathers with equal registers are #UD on a CPU', () => {
+  const g = dec('c4 62 7d 90 0c 88', 64); // vpgatherdd %ymm0,(%rax,%ymm1,4),%ymm9
+  assert.equal(g.status, DecodeStatus.Ok);
+  assert.equal(g.ops[1]!.kind, OperandKind.Mem);
+  assert.equal(g.ops[1]!.index, 1);
+  assert.equal(g.ops[1]!.vsib, 32);
+  assert.equal(g.ops[0]!.reg, 9);
+  assert.equal(g.ops[2]!.reg, 0);
+  assert.equal(dec('c4 e2 7d 90 0c 88', 64).status, DecodeStatus.Invalid); // destination = index
+  assert.equal(dec('c4 e2 7d 90 00', 64).status, DecodeStatus.Invalid); // no SIB byte
+  const f = dec('c4 e3 e9 5c 00 10', 64); // FMA4, VEX.W1: the is4 register is the third operand
+  assert.equal(f.length, 6);
+  assert.equal(f.ops[2]!.regClass, RegClass.Xmm);
+  assert.equal(f.ops[2]!.reg, 1);
+  assert.equal(f.ops[3]!.kind, OperandKind.Mem);
+  const k = dec('c5 ec 41 c1', 64); // kandw %k1,%k2,%k0
+  assert.deepEqual([0, 1, 2].map((i) => [k.ops[i]!.regClass, k.ops[i]!.reg]),
+    [[RegClass.Mask, 0], [RegClass.Mask, 2], [RegClass.Mask, 1]]);
 });
 
 test('invalid and truncated encodings are results, not exceptions', () => {
