@@ -31,7 +31,8 @@
  *     Reg:  regClass (RegClass), reg (0-15)
  *     Mem:  seg (effective Seg incl. the default DS/SS), base (-1 none, 0-15, 16 = RIP/EIP),
  *           index (-1 none), scale (1/2/4/8), disp (signed 32-bit; for 16-bit addressing the
- *           16-bit value as encoded, sign-extended), dispHi (high 32 bits of a 64-bit moffs)
+ *           16-bit value as encoded, sign-extended), dispHi (high 32 bits of a 64-bit moffs),
+ *           vsib (gathers: 16/32 = the index is an XMM/YMM register number, 0 otherwise)
  *     Imm:  imm (low 32 bits, unsigned, after extension to `size`), immHi (high 32 bits), immSize
  *           (bytes encoded)
  *     Rel:  rel (signed displacement; target = address + length + rel, truncated to opSize)
