@@ -4,10 +4,16 @@
  * API and compares what each sequence left behind.
  *
  * Image and memory layout (identity-mapped with 2 MiB user pages over the first 16 MiB):
- *   0x10000 GDT, 0x12000 TSS, 0x20000 page tables, 0x100000 code, 0x300000 top of the user stack,
- *   0x400000 + 512*k the block of sequence k: [0,120) initial GPRs (15 of them, not RSP/R15... see
+ *   0x10000 GDT, 0x12000 TSS, 0x20000 page tables, 0x100000 code, 0x800000 top of the user stack,
+ *   0x800000 + 1024*k the block of sequence k: [0,120) initial GPRs (15 of them, not RSP/R15... see
  *   INIT_REGS), [120,128) initial RFLAGS, [128,256) scratch memory the sequence may touch (random
- *   bytes), [256,384) the GPRs and the masked RFLAGS it ended with.
+ *   bytes), [256,384) the GPRs and the masked RFLAGS it ended with, [384,388) the MXCSR it ended with,
+ *   [392,396) its initial MXCSR, [400,416) a temporary for x87 constants, [512,768) initial XMM0-15,
+ *   [768,1024) the XMM0-15 it ended with.
+ * SSE/SSE2 instructions (moves, integer, floating point incl. conversions under every MXCSR
+ * rounding mode, DAZ/FTZ) and x87 blocks run with all exceptions masked. x87 blocks set FCW.PC to
+ * double precision and store every result as a double (the soft CPU's precision policy), and
+ * FLD/FSTP m80 round trips of exact 80-bit values.
  * Each sequence: R15 = its block, load registers and flags, the random instructions, store the
  * registers and RFLAGS masked to the flags the generator knows to be defined at that point. The
  * image ends with OUT (IOPL = 3), which exits on both backends.
@@ -23,9 +29,9 @@ import { CR, GPR, MSR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/sta
 import { withTempDir } from '../helpers/tools.js';
 
 export const RAM_SIZE = 16 << 20;
-const GDT = 0x10000, TSS = 0x12000, PT = 0x20000, CODE = 0x100000, STACK_TOP = 0x300000;
-export const DATA = 0x400000;
-export const BLOCK = 512;
+const GDT = 0x10000, TSS = 0x12000, PT = 0x20000, CODE = 0x100000, STACK_TOP = 0x800000;
+export const DATA = 0x800000;
+export const BLOCK = 1024;
 const END_PORT = 0x99;
 
 // Flags.
@@ -59,6 +65,7 @@ type Size = 1 | 2 | 4 | 8;
 class SeqGen {
   readonly out: string[] = [];
   def = ALL;
+  simd = true;
   private label = 0;
   constructor(private readonly r: Rng, private readonly tag: string) {}
 
@@ -109,6 +116,7 @@ class SeqGen {
 
   one(): void {
     const r = this.r;
+    if (this.simd && r.chance(0.45)) { this.sse(); return; }
     const size = r.pick(SIZES);
     switch (r.int(24)) {
       case 0: case 1: case 2: { // ALU reg/mem forms
@@ -294,11 +302,171 @@ class SeqGen {
     }
   }
 
+
+  private xr(): string { return `xmm${this.r.int(16)}`; }
+  private m128(): string { return `[r15 + ${128 + 16 * this.r.int(8)}]`; }
+  private mN(n: 4 | 8 | 2): string { return `${PTR[n]} [r15 + ${128 + n * this.r.int(128 / n)}]`; }
+  private xm(): string { return this.r.chance(0.7) ? this.xr() : this.m128(); }
+
+  /** One SSE/SSE2 instruction (or an x87 block). */
+  sse(): void {
+    const r = this.r;
+    const e = (s: string) => this.emit(s);
+    switch (r.int(16)) {
+      case 0: case 1: case 2: e(`${r.pick(XI_BIN)} ${this.xr()}, ${this.xm()}`); return;
+      case 3: {
+        const op = r.pick(['psllw', 'pslld', 'psllq', 'psrlw', 'psrld', 'psrlq', 'psraw', 'psrad', 'pslldq', 'psrldq']);
+        e(`${op} ${this.xr()}, ${r.int(op.endsWith('dq') ? 20 : 70)}`);
+        return;
+      }
+      case 4: {
+        const op = r.pick(['pshufd', 'pshuflw', 'pshufhw', 'shufps', 'shufpd']);
+        e(`${op} ${this.xr()}, ${this.xm()}, ${r.int(256)}`);
+        return;
+      }
+      case 5: { // full moves
+        const op = r.pick(['movaps', 'movups', 'movapd', 'movupd', 'movdqa', 'movdqu']);
+        const f = r.int(3);
+        if (f === 0) e(`${op} ${this.xr()}, ${this.xr()}`);
+        else if (f === 1) e(`${op} ${this.xr()}, ${op.includes('u') ? `[r15 + ${128 + r.int(113)}]` : this.m128()}`);
+        else e(`${op} ${op.includes('u') ? `[r15 + ${128 + r.int(113)}]` : this.m128()}, ${this.xr()}`);
+        if (r.chance(0.2)) e(`${r.pick(['movntdq', 'movntps', 'movntpd'])} ${this.m128()}, ${this.xr()}`);
+        return;
+      }
+      case 6: { // partial moves
+        switch (r.int(9)) {
+          case 0: e(r.chance(0.5) ? `movd ${this.xr()}, ${r.chance(0.5) ? this.reg(4) : this.mN(4)}` : `movd ${r.chance(0.5) ? this.reg(4) : this.mN(4)}, ${this.xr()}`); return;
+          case 1: e(r.chance(0.5) ? `movq ${this.xr()}, ${r.chance(0.5) ? this.reg(8) : this.mN(8)}` : `movq ${r.chance(0.5) ? this.reg(8) : this.mN(8)}, ${this.xr()}`); return;
+          case 2: e(`movq ${this.xr()}, ${this.xr()}`); return;
+          case 3: { const op = r.pick(['movss', 'movsd']), m = this.mN(op === 'movss' ? 4 : 8); const f = r.int(3); e(f === 0 ? `${op} ${this.xr()}, ${this.xr()}` : f === 1 ? `${op} ${this.xr()}, ${m}` : `${op} ${m}, ${this.xr()}`); return; }
+          case 4: { const op = r.pick(['movlps', 'movhps', 'movlpd', 'movhpd']); e(r.chance(0.5) ? `${op} ${this.xr()}, ${this.mN(8)}` : `${op} ${this.mN(8)}, ${this.xr()}`); return; }
+          case 5: e(`${r.pick(['movlhps', 'movhlps'])} ${this.xr()}, ${this.xr()}`); return;
+          case 6: e(`${r.pick(['movmskps', 'movmskpd', 'pmovmskb'])} ${this.reg(4)}, ${this.xr()}`); return;
+          case 7: e(`pextrw ${this.reg(4)}, ${this.xr()}, ${r.int(8)}`); e(`pinsrw ${this.xr()}, ${r.chance(0.5) ? this.reg(4) : this.mN(2)}, ${r.int(8)}`); return;
+          default: { const s2 = r.pick([4, 8] as const); e(`movnti ${this.mN(s2)}, ${this.reg(s2)}`); return; }
+        }
+      }
+      case 7: case 8: case 9: { // floating-point arithmetic
+        const sfx = r.pick(['ps', 'pd', 'ss', 'sd']);
+        const src = r.chance(0.7) ? this.xr() : sfx.startsWith('p') ? this.m128() : this.mN(sfx === 'ss' ? 4 : 8);
+        e(`${r.pick(XF)}${sfx} ${this.xr()}, ${src}`);
+        return;
+      }
+      case 10: {
+        const sfx = r.pick(['ps', 'pd', 'ss', 'sd']);
+        const src = r.chance(0.7) ? this.xr() : sfx.startsWith('p') ? this.m128() : this.mN(sfx === 'ss' ? 4 : 8);
+        e(`cmp${sfx} ${this.xr()}, ${src.replace(/^[a-z]+ /, '')}, ${r.int(8)}`);
+        return;
+      }
+      case 11: {
+        const op = r.pick(['comiss', 'comisd', 'ucomiss', 'ucomisd']);
+        e(`${op} ${this.xr()}, ${r.chance(0.7) ? this.xr() : this.mN(op.endsWith('d') ? 8 : 4)}`);
+        this.def = ALL;
+        return;
+      }
+      case 12: { // conversions with GPRs
+        const s2 = r.pick([4, 8] as const);
+        if (r.chance(0.5)) e(`${r.pick(['cvtsi2ss', 'cvtsi2sd'])} ${this.xr()}, ${r.chance(0.6) ? this.reg(s2) : this.mN(s2)}`);
+        else { const op = r.pick(['cvtss2si', 'cvttss2si', 'cvtsd2si', 'cvttsd2si']); e(`${op} ${this.reg(s2)}, ${r.chance(0.7) ? this.xr() : this.mN(op.includes('ss') ? 4 : 8)}`); }
+        return;
+      }
+      case 13: {
+        const op = r.pick(XCVT);
+        const m = ['cvtps2pd', 'cvtdq2pd'].includes(op) ? this.mN(8) : op === 'cvtss2sd' ? this.mN(4) : op === 'cvtsd2ss' ? this.mN(8) : this.m128();
+        e(`${op} ${this.xr()}, ${r.chance(0.7) ? this.xr() : m}`);
+        return;
+      }
+      case 14: { // a rounding-mode / DAZ / FTZ change
+        e(`mov dword [r15 + 396], 0x${(0x1f80 | (r.int(4) << 13) | (r.chance(0.2) ? 0x40 : 0) | (r.chance(0.2) ? 0x8000 : 0)).toString(16)}`);
+        e('ldmxcsr [r15 + 396]');
+        return;
+      }
+      default: this.x87(); return;
+    }
+  }
+
+  /** An x87 block: FNINIT, PC = double, a few loads and operations, every value stored as a double. */
+  private x87(): void {
+    const r = this.r;
+    const e = (s: string) => this.emit(s);
+    e('fninit'); e('mov word [r15 + 400], 0x27f'); e('fldcw [r15 + 400]');
+    let depth = 0;
+    const load = () => {
+      const k = r.int(5);
+      if (k === 0) { e(`mov dword [r15 + 400], ${(r.next() | 0) >> r.int(31)}`); e('fild dword [r15 + 400]'); }
+      else if (k === 1 || k === 2) e(r.pick(['fld1', 'fldz']));
+      else {
+        const b = new DataView(new ArrayBuffer(8)); b.setFloat64(0, r.pick(X87_DOUBLES) * (r.int(9) + 1), true);
+        e(`mov rax, 0x${b.getBigUint64(0, true).toString(16)}`); e('mov [r15 + 400], rax'); e('fld qword [r15 + 400]');
+      }
+      depth++;
+    };
+    load(); load();
+    for (let n = r.int(4); n > 0; n--) {
+      if (depth < 2 || (depth < 6 && r.chance(0.3))) { load(); continue; }
+      switch (r.int(8)) {
+        case 0: e(`${r.pick(['faddp', 'fsubp', 'fsubrp', 'fmulp', 'fdivp', 'fdivrp'])} st1, st0`); depth--; break;
+        case 1: e(`${r.pick(['fadd', 'fsub', 'fsubr', 'fmul', 'fdiv', 'fdivr'])} st0, st1`); break;
+        case 2: e(`fxch st${1 + r.int(depth - 1)}`); break;
+        case 3: e(r.pick(['fchs', 'fabs'])); break;
+        case 4: e('fabs'); e('fsqrt'); break;
+        case 5: e(`${r.pick(['fcomi', 'fucomi'])} st0, st1`); this.def = ALL; break;
+        case 6: e(`${r.pick(['fcom', 'fucom'])} st1`); e('fnstsw ax'); e('and ax, 0x7d00'); this.def = ALL & ~AF; break;
+        default: e(`fld st${r.int(depth)}`); depth++;
+      }
+    }
+    let slot = r.int(16);
+    if (r.chance(0.4)) { // exact 80-bit values (not rounded to double) only move: FLD m80 / constants, FSTP m80
+      if (r.chance(0.5)) e(r.pick(['fldpi', 'fldl2e', 'fldln2', 'fldl2t', 'fldlg2']));
+      else {
+        e(`mov rax, 0x${(BigInt((r.next() | 0x80000000) >>> 0) << 32n | BigInt(r.next())).toString(16)}`); e('mov [r15 + 400], rax');
+        e(`mov word [r15 + 408], 0x${((r.chance(0.5) ? 0x8000 : 0) | (0x3fff - 40 + r.int(80))).toString(16)}`); e('fld tword [r15 + 400]');
+      }
+      if (r.chance(0.5)) e(r.pick(['fchs', 'fabs', 'fxch st1', 'fld st0']));
+      if (this.out[this.out.length - 1] === 'fld st0') depth++;
+      depth++;
+      e(`fstp tword [r15 + ${128 + 8 * (slot % 14)}]`); depth--; slot += 2;
+    }
+    while (depth-- > 0) e(`fstp qword [r15 + ${128 + 8 * (slot++ % 16)}]`);
+  }
+
   /** NASM needs a size only for memory operands: rm() already carries it. */
   private rmSizeHint(_size: Size): string {
     return '';
   }
 }
+
+
+// ---- SSE/SSE2 and x87 ----
+
+const F32_NICE = [0, -0, 1, -1, 0.5, 1.5, 2, 3, 0.1, -2.75, 1e-3, 1e30, -1e30, 3.4e38, 1e-40, -1e-45, 1.1754943508222875e-38, Infinity, -Infinity, NaN, 16777217, 2147483648, -2147483904, 0.3333333432674408];
+const F64_NICE = [0, -0, 1, -1, 0.5, 1.5, 2, 3, 0.1, -2.75, 1e-3, 1e300, -1e300, 1.7976931348623157e308, 1e-310, -5e-324, 2.2250738585072014e-308, Infinity, -Infinity, NaN, 9007199254740993, 2147483647.5, -9.3e18, 1 / 3, 1e-320];
+
+/** Fills 8 bytes at `off` with a lane pattern: random bits, nice floats or doubles, special values. */
+function fpBits(r: Rng, dv: DataView, off: number): void {
+  const f32 = (v: number, o: number) => { if (Number.isNaN(v)) dv.setUint32(o, r.chance(0.5) ? 0x7fc00000 + r.int(0x400000) : 0xff800001 + r.int(0x3fffff), true); else dv.setFloat32(o, v, true); };
+  switch (r.int(5)) {
+    case 0: dv.setUint32(off, r.next(), true); dv.setUint32(off + 4, r.next(), true); return;
+    case 1: f32(r.pick(F32_NICE) * (r.chance(0.3) ? r.int(1000) / 7 : 1), off); f32(r.pick(F32_NICE), off + 4); return;
+    case 2: case 3: {
+      const v = r.pick(F64_NICE) * (r.chance(0.3) ? r.int(100000) / 13 : 1);
+      if (Number.isNaN(v)) { dv.setUint32(off, r.next(), true); dv.setUint32(off + 4, r.chance(0.5) ? 0x7ff80000 + r.int(0x80000) : 0xfff00000 + 1 + r.int(0x7ffff), true); }
+      else dv.setFloat64(off, v, true);
+      return;
+    }
+    default: dv.setFloat64(off, (r.int(2001) - 1000) / (1 << r.int(12)), true);
+  }
+}
+
+const XI_BIN = ['pxor', 'por', 'pand', 'pandn', 'paddb', 'paddw', 'paddd', 'paddq', 'psubb', 'psubw', 'psubd', 'psubq', 'paddsb', 'paddsw',
+  'paddusb', 'paddusw', 'psubsb', 'psubsw', 'psubusb', 'psubusw', 'pcmpeqb', 'pcmpeqw', 'pcmpeqd', 'pcmpgtb', 'pcmpgtw', 'pcmpgtd', 'pminub',
+  'pmaxub', 'pminsw', 'pmaxsw', 'pavgb', 'pavgw', 'pmullw', 'pmulhw', 'pmulhuw', 'pmuludq', 'pmaddwd', 'psadbw', 'punpcklbw', 'punpcklwd',
+  'punpckldq', 'punpcklqdq', 'punpckhbw', 'punpckhwd', 'punpckhdq', 'punpckhqdq', 'packsswb', 'packuswb', 'packssdw', 'psllw', 'pslld', 'psllq',
+  'psrlw', 'psrld', 'psrlq', 'psraw', 'psrad', 'andps', 'andnps', 'orps', 'xorps', 'andpd', 'andnpd', 'orpd', 'xorpd', 'unpcklps', 'unpckhps',
+  'unpcklpd', 'unpckhpd'];
+const XF = ['add', 'sub', 'mul', 'div', 'min', 'max', 'sqrt'];
+const XCVT = ['cvtps2pd', 'cvtpd2ps', 'cvtdq2ps', 'cvtps2dq', 'cvttps2dq', 'cvtdq2pd', 'cvtpd2dq', 'cvttpd2dq', 'cvtss2sd', 'cvtsd2ss'];
+const X87_DOUBLES = [1, 2, 3, 0.5, -1.25, 10, 1e10, 0.1, 3.141592653589793, -7, 1 / 3, 1e-5, 123456.789, 0, -0];
 
 export interface OracleProgram {
   source: string;
@@ -320,15 +488,20 @@ export function generate(seed: number, count: number, length = 12): OracleProgra
     const base = k * BLOCK;
     for (let j = 0; j < 14; j++) { dv.setUint32(base + 8 * j, r.next(), true); dv.setUint32(base + 8 * j + 4, r.chance(0.3) ? 0 : r.next(), true); }
     dv.setUint32(base + 120, (r.next() & ALL) | 0x202, true);
-    for (let j = 128; j < 256; j++) init[base + j] = r.next() & 0xff;
+    for (let j = 128; j < 256; j += 8) fpBits(r, dv, base + j);
+    for (let j = 512; j < 768; j += 8) fpBits(r, dv, base + j);
+    dv.setUint32(base + 392, 0x1f80 | (r.int(4) << 13) | (r.chance(0.15) ? 0x40 : 0) | (r.chance(0.15) ? 0x8000 : 0), true);
     const g = new SeqGen(r, `s${k}`);
     for (let n = 0; n < length; n++) g.one();
     const addr = DATA + base;
-    lines.push(`; sequence ${k}`, `mov r15, 0x${addr.toString(16)}`, 'push qword [r15 + 120]', 'popfq');
+    lines.push(`; sequence ${k}`, `mov r15, 0x${addr.toString(16)}`, 'push qword [r15 + 120]', 'popfq', 'ldmxcsr [r15 + 392]');
+    for (let x = 0; x < 16; x++) lines.push(`movdqu xmm${x}, [r15 + ${512 + 16 * x}]`);
     R64.forEach((reg, j) => lines.push(`mov ${reg}, [r15 + ${8 * j}]`));
     lines.push(...g.out);
     R64.forEach((reg, j) => lines.push(`mov [r15 + ${256 + 8 * j}], ${reg}`));
     lines.push('pushfq', 'pop rax', `and rax, 0x${(g.def | 0x400).toString(16)}`, 'mov [r15 + 376], rax');
+    lines.push('stmxcsr [r15 + 384]');
+    for (let x = 0; x < 16; x++) lines.push(`movdqu [r15 + ${768 + 16 * x}], xmm${x}`);
     listings.push(g.out.join('\n'));
   }
   lines.push(`out 0x${END_PORT.toString(16)}, al`, 'jmp $');
@@ -410,20 +583,23 @@ export function compareRuns(prog: OracleProgram, a: OracleRun, b: OracleRun, nam
   if (a.exit !== ORACLE_END || b.exit !== ORACLE_END) return `runs did not end at the final OUT: ${names[0]} ${a.exit}, ${names[1]} ${b.exit}`;
   for (let k = 0; k < prog.count; k++) {
     const o = k * BLOCK;
-    for (let j = 128; j < 384; j++) {
+    for (let j = 128; j < BLOCK; j++) {
+      if (j >= 388 && j < 768) continue;
       if (a.data[o + j] !== b.data[o + j]) {
         const dva = new DataView(a.data.buffer, o), dvb = new DataView(b.data.buffer, o);
         const diffs: string[] = [];
-        for (let q = 128; q < 384; q += 8) {
-          const x = dva.getBigUint64(q, true), y = dvb.getBigUint64(q, true);
+        for (let q = 128; q < BLOCK; q += 8) {
+          if (q >= 392 && q < 768) continue;
+          const x = q === 384 ? BigInt(dva.getUint32(q, true)) : dva.getBigUint64(q, true), y = q === 384 ? BigInt(dvb.getUint32(q, true)) : dvb.getBigUint64(q, true);
           if (x !== y) {
-            const what = q < 256 ? `scratch+${q - 128}` : q === 376 ? 'rflags' : INIT_REGS[(q - 256) / 8]!;
+            const what = q < 256 ? `scratch+${q - 128}` : q === 376 ? 'rflags' : q === 384 ? 'mxcsr' : q >= 768 ? `xmm${(q - 768) >> 4}.${(q >> 3) & 1 ? 'hi' : 'lo'}` : INIT_REGS[(q - 256) / 8]!;
             diffs.push(`${what}: ${names[0]} 0x${x.toString(16)} ${names[1]} 0x${y.toString(16)}`);
           }
         }
         const init = new DataView(prog.init.buffer, o);
         const regs = INIT_REGS.map((r, q) => `${r}=0x${init.getBigUint64(8 * q, true).toString(16)}`).join(' ');
-        return `sequence ${k} differs:\n  ${diffs.join('\n  ')}\ninitial: ${regs} rflags=0x${init.getUint32(120, true).toString(16)}\n${prog.listings[k]}`;
+        return `sequence ${k} differs:\n  ${diffs.join('\n  ')}\ninitial: ${regs} rflags=0x${init.getUint32(120, true).toString(16)} mxcsr=0x${init.getUint32(392, true).toString(16)}\n` +
+          `  ${Array.from({ length: 16 }, (_, x) => `xmm${x}=${init.getBigUint64(520 + 16 * x, true).toString(16)}:${init.getBigUint64(512 + 16 * x, true).toString(16)}`).join(' ')}\n${prog.listings[k]}`;
       }
     }
   }

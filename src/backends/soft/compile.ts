@@ -10,6 +10,8 @@ import * as alu from '../../x86/alu.js';
 import { IMM, Insn, MEM, NONE, type Handler } from './insn.js';
 import * as I from './ops-int.js';
 import * as S from './ops-sys.js';
+import { SSE_BUILDERS } from './ops-sse.js';
+import { X87_BUILDERS } from './ops-x87.js';
 import { S_DS, S_ES, S_FS, S_GS, S_SS } from './cpu.js';
 
 type Builder = (d: DecodedInsn, i: Insn) => Handler;
@@ -305,6 +307,9 @@ def(['sysret', 'sysretl', 'sysretq'], (d, i) => { i.term = true; i.size = MNEMON
 def('sysenter', (_d, i) => { i.term = true; return S.hSysenter; });
 def(['sysexit', 'sysexitl', 'sysexitq'], (d, i) => { i.term = true; i.size = MNEMONICS[d.mnemonic] === 'sysexitq' ? 8 : 4; return S.hSysexit; });
 def(['ud2', 'ud0', 'ud1'], (_d, i) => { i.term = true; return S.hUd; });
+
+// ---- x87, MMX, SSE, SSE2 (ops-x87.ts, ops-sse.ts) ----
+for (const [names, b] of [...SSE_BUILDERS, ...X87_BUILDERS]) def([...names], b);
 
 /** Mnemonic ids the compile table knows (for tests and coverage reports). */
 export const COMPILED_MNEMONICS: ReadonlySet<number> = new Set(table.keys());

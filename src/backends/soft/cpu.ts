@@ -180,14 +180,26 @@ export class Cpu {
   nmiBlocked = false;
   halted = false;
 
-  // ---- x87 / SSE (stored; a subset is executed) ----
+  // ---- x87 / MMX / SSE (semantics and the precision policy in ops-x87.ts and ops-sse.ts) ----
+  /** XMM0-XMM15, 16 bytes each (little-endian, as in memory). */
   readonly xmm = new Uint8Array(256);
   readonly xmm32 = new Int32Array(this.xmm.buffer);
-  readonly st = new Uint8Array(128);
+  /** x87 physical registers R0-R7 as doubles (the value arithmetic uses). */
+  readonly fpr = new Float64Array(8);
+  /** Exact 80-bit images of R0-R7 (10 bytes each), authoritative where fpRawOk[i] = 1 (loaded or moved, not computed). */
+  readonly fpRaw = new Uint8Array(80);
+  readonly fpRawOk = new Uint8Array(8);
   fcw = 0x37f;
+  /** FPU status word without TOP (bits 11-13 kept in ftop). */
   fsw = 0;
+  ftop = 0;
+  /** Abridged tag word: bit i = physical register i valid. */
   ftw = 0;
   fop = 0;
+  fipLo = 0;
+  fipHi = 0;
+  fdpLo = 0;
+  fdpHi = 0;
   mxcsr = 0x1f80;
 
   // ---- fault / exit reporting ----

@@ -19,6 +19,9 @@ import {
   MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
   MSR_SYSENTER_ESP, readMsr, setCpuidFn, setTprExitPolicy, writeMsr, MSR_TSC, MSR_EFER,
 } from './ops-sys.js';
+import { fxImage, fxLoad } from './ops-sse.js';
+import { fpuInit } from './ops-x87.js';
+import { FXSAVE } from '../../x86/fxsave.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
 const MAX_RAM = 128 * 1024 * 1024 * 1024;
@@ -99,8 +102,9 @@ function str4(s: string, at: number): number {
   return v >>> 0;
 }
 
-/** Leaf 1 EDX: PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15) PAT(16). */
-const LEAF1_EDX = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16);
+/** Leaf 1 EDX: FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15) PAT(16) MMX(23) FXSR(24) SSE(25) SSE2(26). */
+const LEAF1_EDX = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16) |
+  (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26);
 /** Leaf 1 ECX: CX16(13), POPCNT(23). */
 const LEAF1_ECX = (1 << 13) | (1 << 23);
 /** 0x80000001 EDX: SYSCALL(11) NX(20) LM(29); ECX: LAHF_LM(0) ABM/LZCNT(5). */
@@ -181,7 +185,7 @@ export class SoftVcpu implements BackendVcpu {
     c.msr.clear();
     c.msr.set(MSR_PAT, [0x00070406, 0x00070406]);
     c.msr.set(0x1b, [0xfee00900, 0]); // APIC base, BSP, enabled
-    c.fcw = 0x37f; c.fsw = 0; c.ftw = 0; c.mxcsr = 0x1f80;
+    fpuInit(c); c.fpr.fill(0); c.fpRaw.fill(0); c.fpRawOk.fill(1); c.xmm.fill(0); c.mxcsr = 0x1f80;
     c.updateMode();
     c.flushTlb(false);
   }
@@ -260,9 +264,16 @@ export class SoftVcpu implements BackendVcpu {
       };
     }
     if (mask & STATE.FPU) {
+      // Through the FXSAVE image (ST0-ST7 in stack order, exact 80-bit images; all 16 XMM registers).
+      const lm = c.long64;
+      c.long64 = true;
+      const img = fxImage(c, true);
+      c.long64 = lm;
+      const b = new Uint8Array(img.buffer);
       state.fpu = {
-        fcw: c.fcw, fsw: c.fsw, ftw: c.ftw, fop: c.fop, fip: 0n, fdp: 0n, mxcsr: c.mxcsr, mxcsrMask: 0xffff,
-        sts: c.st.slice(), xmms: c.xmm.slice(),
+        fcw: c.fcw, fsw: img.getUint16(FXSAVE.fsw, true), ftw: c.ftw, fop: c.fop, fip: big(c.fipLo, c.fipHi), fdp: big(c.fdpLo, c.fdpHi),
+        mxcsr: c.mxcsr, mxcsrMask: img.getUint32(FXSAVE.mxcsrMask, true),
+        sts: b.slice(FXSAVE.st, FXSAVE.st + 128), xmms: b.slice(FXSAVE.xmm, FXSAVE.xmm + 256),
       };
     }
   }
@@ -325,8 +336,16 @@ export class SoftVcpu implements BackendVcpu {
     }
     if (mask & STATE.FPU) {
       const f = state.fpu;
-      c.fcw = f.fcw; c.fsw = f.fsw; c.ftw = f.ftw; c.fop = f.fop; c.mxcsr = f.mxcsr;
-      c.st.set(f.sts.subarray(0, 128)); c.xmm.set(f.xmms.subarray(0, 256));
+      const img = new DataView(new ArrayBuffer(512));
+      const b = new Uint8Array(img.buffer);
+      img.setUint16(FXSAVE.fcw, f.fcw, true); img.setUint16(FXSAVE.fsw, f.fsw, true); img.setUint8(FXSAVE.ftw, f.ftw);
+      img.setUint16(FXSAVE.fop, f.fop, true); img.setBigUint64(FXSAVE.fip, f.fip, true); img.setBigUint64(FXSAVE.fdp, f.fdp, true);
+      img.setUint32(FXSAVE.mxcsr, f.mxcsr, true);
+      b.set(f.sts.subarray(0, 128), FXSAVE.st); b.set(f.xmms.subarray(0, 256), FXSAVE.xmm);
+      const lm = c.long64;
+      c.long64 = true;
+      fxLoad(c, img, true);
+      c.long64 = lm;
     }
     if (mask & (STATE.SEGS | STATE.CRS | STATE.MSRS | STATE.GPRS)) c.updateMode();
     if (mask & (STATE.CRS | STATE.MSRS)) c.flushTlb(false);
