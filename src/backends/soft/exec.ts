@@ -18,7 +18,8 @@ import { FLAG_IF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
 import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
-import { compileBlock, type JitFn } from './jit.js';
+import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
+import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 
@@ -38,8 +39,10 @@ export function setDefaultJitThreshold(n: number): number {
   defaultJitThreshold = n;
   return old;
 }
-/** Most iterations a compiled self-looping block runs before returning to the run loop. */
+/** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
 const LOOP_MAX = 256;
+/** Most blocks in a compiled region. */
+const MAX_REGION = 8;
 
 export class Block {
   readonly gpa: number;
@@ -56,8 +59,11 @@ export class Block {
   count = 0;
   /** False once dropped from the cache (code page written, stale bytes, flush): links to it die. */
   valid = true;
-  /** The compiled form (jit.ts), once hot. */
+  /** The compiled form (jit.ts), once hot: this block and the region's other blocks. */
   jit: JitFn | null = null;
+  /** The region's blocks (this one first) and their offsets from this block's address. */
+  region: Block[] | null = null;
+  regionOffs: number[] | null = null;
   /** Two successor links: the block that followed at linear RIP (lo, hi). */
   s0: Block | null = null;
   s0Lo = -1;
@@ -168,12 +174,27 @@ export class Executor {
     let b = this.cache.get(key);
     if (b !== undefined) {
       if (b.gen === this.gen) return b;
-      if (b.stillValid()) { b.gen = this.gen; return b; }
+      if (b.stillValid()) {
+        b.gen = this.gen;
+        if (b.region !== null && !this.regionValid(b.region)) { b.jit = null; b.region = null; b.regionOffs = null; b.count = 0; }
+        return b;
+      }
       b.valid = false;
       this.cache.delete(key);
     }
     b = this.build(gpa, mode, lo, hi);
     return b;
+  }
+
+  /** Re-checks (once per run) the bytes of a region's other blocks; false if one changed. */
+  private regionValid(blocks: Block[]): boolean {
+    for (const m of blocks) {
+      if (!m.valid) return false;
+      if (m.gen === this.gen) continue;
+      if (!m.stillValid()) { m.valid = false; return false; }
+      m.gen = this.gen;
+    }
+    return true;
   }
 
   private build(gpa: number, mode: CpuMode, linLo: number, linHi: number): Block {
@@ -319,14 +340,12 @@ export class Executor {
       try {
         jit(baseLo);
       } catch (e) {
-        const off = c.curLo - baseLo;
-        let k = 0;
-        while (k < n - 1 && insns[k]!.off !== off) k++;
-        this.icount += k;
+        // The compiled code counted the blocks it completed; c.curLo names the instruction.
+        const f = faultIndex(b.region!, b.regionOffs!, c.curLo - baseLo);
+        if (f !== null) this.icount += f.k;
         this.prev = null;
-        return this.handleThrow(e, insns[k]!);
+        return this.handleThrow(e, f !== null ? f.insn : null);
       }
-      this.icount += n;
     } else {
       let k = 0;
       try {
@@ -350,12 +369,39 @@ export class Executor {
     return null;
   }
 
-  /** Compiles a hot block (a block the compiler cannot improve keeps being interpreted). */
+  /**
+   * Compiles a hot block with the blocks reachable from it by direct jumps and fall-through that
+   * are already decoded, in the same page and mode (a block the compiler cannot improve keeps
+   * being interpreted).
+   */
   private compile(b: Block): void {
     if (!b.valid || b.jit !== null) return;
-    b.jit = compileBlock(b, this.cpu, this);
-    if (b.jit !== null) this.jitCount++;
-    else b.count = -(1 << 30); // never again
+    if (!worthCompiling(b)) { b.count = -(1 << 30); return; }
+    const blocks = [b], offs = [0];
+    if (b.mode !== 16) {
+      const page = b.gpa - (b.gpa % 4096);
+      const seen = new Set<number>([b.gpa]);
+      for (let q = 0; q < blocks.length && blocks.length < MAX_REGION; q++) {
+        const x = blocks[q]!;
+        const t = x.insns[x.insns.length - 1]!;
+        const end = x.gpa + t.off + t.len;
+        const next: number[] = [];
+        if (t.fn === hJcc || t.fn === hJmpRel) next.push(end + t.rel);
+        if (t.fn === hJcc || !t.term) next.push(end);
+        for (const g of next) {
+          if (g < page || g >= page + 4096 || seen.has(g) || blocks.length >= MAX_REGION) continue;
+          seen.add(g);
+          const y = this.cache.get(g * 4 + (b.mode >> 5));
+          if (y === undefined || !y.valid || y.mode !== b.mode || y.gen !== this.gen) continue;
+          blocks.push(y);
+          offs.push(g - b.gpa);
+        }
+      }
+    }
+    b.jit = compileRegion(blocks, offs, this.cpu, this);
+    b.region = blocks;
+    b.regionOffs = offs;
+    this.jitCount++;
   }
 
   /** A fault or an exit left an instruction: deliver the exception, or report the exit. */

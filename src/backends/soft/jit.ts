@@ -1,14 +1,18 @@
 /**
- * The soft CPU's block compiler: a hot decoded block (exec.ts Block, its Insn records) becomes one
- * JS function built with `new Function`, straight-line code over the Cpu's typed arrays.
+ * The soft CPU's block compiler: a hot decoded block (exec.ts Block, its Insn records), together
+ * with the already-decoded blocks of the same page and mode it reaches by direct jumps and
+ * fall-through (a region), becomes one JS function built with `new Function`: straight-line code
+ * per block over the Cpu's typed arrays, blocks dispatched by a `switch` inside a loop.
  *
  * What the generated code does, and why it stays exact:
  * - Registers are read and written in `c.regs` directly (no register caching), so any helper or
- *   interpreter handler the block calls sees the architectural state, and so does a fault.
- * - Status flags go into `c.lz` (the interpreter's LazyFlags) with the same encoding the handlers
- *   use. A backward liveness pass drops the recording of a producer whose flags are overwritten
- *   before anything reads them or can fault; a Jcc/CMOVcc/SETcc after a producer of the same block
- *   evaluates its condition from the producer's operands in locals.
+ *   interpreter handler the code calls sees the architectural state, and so does a fault.
+ * - Status flags: a producer leaves its operands and result (LazyFlags encoding) in function
+ *   locals; they are stored into `c.lz` only before something can look at them — a slow-path
+ *   memory access (which may fault), an interpreter handler, a condition the code cannot evaluate
+ *   itself, and the function's return. A backward liveness pass per block drops producers whose
+ *   flags are overwritten before anything reads them or can fault; a Jcc/CMOVcc/SETcc/INC/DEC
+ *   after a producer of the same block evaluates its condition (or CF) from the producer's locals.
  * - Loads and stores use an inline TLB hit test (the Cpu's direct-mapped TLB sets, user bit in
  *   the tag); on a miss, a page-crossing access or anything unusual they call the Cpu's rd/wr,
  *   which walk, fault or exit. Before such a call (and before any interpreter handler) the code
@@ -16,15 +20,17 @@
  *   fault or exit rolls back to the right RIP; the executor finds the faulting instruction (for
  *   the instruction count) from c.curLo.
  * - Instructions the compiler does not know are executed by their interpreter handler.
- * - A block whose last instruction branches back to its own start loops inside the function
- *   (bounded by `loopMax` iterations, and left as soon as the block is invalidated by a write to
- *   its code page); the instruction count is kept exact across iterations.
+ * - Transfers between the region's blocks stay in the function (at most `loopMax` per call, so
+ *   the run loop still sees stop requests and interrupt windows), and end as soon as a block
+ *   that may write memory finds the region invalidated by a write to its code page. Completed
+ *   blocks' instructions are counted in a local flushed into the executor's icount before any
+ *   call that may throw and at the return.
  * Only 64-bit code gets inline memory accesses and stack operations; other modes compile the
  * register instructions and call handlers for the rest.
  */
 import { PARITY } from '../../x86/flags.js';
 import { TLB_SIZE, type Cpu } from './cpu.js';
-import { IMM, MEM, type Insn } from './insn.js';
+import { IMM, MEM, type Handler, type Insn } from './insn.js';
 import * as I from './ops-int.js';
 
 /** A compiled block: runs it from linear RIP (baseLo, c.curHi); leaves c.ripLo/ripHi after it. */
@@ -42,6 +48,12 @@ export interface JitHost {
   loopMax: number;
 }
 
+/**
+ * Stores the pending flag producer (function locals) into c.lz, where handlers and faults see it,
+ * and the count of completed blocks' instructions (local ic) into the executor.
+ */
+const FLUSH = 'X.icount += ic; ic = 0; if (fq !== 0) { fq = 0; lz.op = fo; lz.size = fs; lz.aLo = fa; lz.aHi = fah; lz.bLo = fb; lz.bHi = fbh; lz.rLo = fr; lz.rHi = frh; lz.aux = fx; }';
+
 const ALU_ADD = 0, ALU_OR = 1, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
 const MASKS = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 const SIGNS = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
@@ -52,6 +64,8 @@ interface Producer {
   size: number;
   a: string; b: string; r: string;
   aH: string; bH: string; rH: string;
+  /** INC/DEC: the local holding CF (0/1). */
+  cf?: string;
 }
 
 /** Per-instruction facts for the flag liveness pass. */
@@ -161,15 +175,53 @@ function regWrite(r: number, size: number, lo: string, hi: string): string {
 // ---- the instruction compiler ----
 
 class Compiler {
-  readonly g: Gen;
-  constructor(readonly insns: Insn[], readonly m64: boolean) {
-    this.g = new Gen(m64);
+  /**
+   * insns: the block's records; d: the block's linear offset from the region's entry (its code
+   * uses baseLo + d as its own start); members: offsets of the region's blocks (intra-region
+   * transfers stay in the function).
+   */
+  constructor(readonly g: Gen, readonly insns: Insn[], readonly m64: boolean, readonly d: number, readonly members: Set<number>,
+    readonly fi: number) {
+    g.prod = null;
+    const info = insns.map((i) => classify(i, m64));
+    this.mayWrite = insns.some((i, k) => !info[k]!.inline || (i.o0 === MEM && i.fn !== I.hTest && !(i.fn === I.hAlu && i.sub === ALU_CMP)) ||
+      i.fn === I.hPushR64 || i.fn === I.hPush || i.fn === I.hCallRel);
+  }
+
+  /** The block may write memory or call a handler (and so invalidate the region's code). */
+  readonly mayWrite: boolean;
+
+  /**
+   * Leaves the block for linear offset `to` (relative to the region entry), RIP already set:
+   * counts the block's instructions and continues in the function when `to` is a member.
+   */
+  private leave(to: number | null): string {
+    const n = this.insns.length;
+    if (to !== null && this.members.has(to)) {
+      return `ic += ${n}; if (c.ripLo === baseLo + ${to} && c.ripHi === bh && --lim > 0${this.mayWrite ? ' && B.valid' : ''}) { pc = ${to}; continue; } ${FLUSH} return;`;
+    }
+    return `ic += ${n}; ${FLUSH} return;`;
+  }
+
+  /**
+   * A direct transfer to `to` (relative to the region entry) whose RIP is baseLo + to whenever it
+   * stays in the region (64-bit code, or 32-bit operand size, within the entry's page): continues
+   * without computing RIP; `setRip` runs only when the function returns.
+   */
+  private direct(i: Insn | null, to: number, setRip: string): string {
+    const n = this.insns.length;
+    const exact = this.m64 || i === null || i.size === 4;
+    if (exact && this.members.has(to)) {
+      return `ic += ${n}; if (--lim > 0${this.mayWrite ? ' && B.valid' : ''}) { pc = ${to}; continue; } ${setRip} ${FLUSH} return;`;
+    }
+    if (this.members.has(to)) return `${setRip} ${this.leave(to)}`;
+    return `${setRip} ic += ${n}; ${FLUSH} return;`;
   }
 
   /** The statements that make RIP state exact for instruction k before a call that may fault. */
   private sync(k: number): string {
     const i = this.insns[k]!;
-    return `c.curLo = baseLo + ${i.off}; c.ripLo = baseLo + ${i.off + i.len};`;
+    return `${FLUSH} c.curLo = baseLo + ${this.d + i.off}; c.ripLo = baseLo + ${this.d + i.off + i.len};`;
   }
 
   /** Computes the linear address of i's memory operand into el/eh (64-bit addressing). */
@@ -177,14 +229,14 @@ class Compiler {
     const i = this.insns[k]!;
     const lo: string[] = [String(i.disp >>> 0)];
     const hi: string[] = [String(i.dispHi | 0)];
-    if (i.base === 16) { lo.push(`((baseLo + ${i.off + i.len}) >>> 0)`); hi.push('c.ripHi'); }
+    if (i.base === 16) { lo.push(`((baseLo + ${this.d + i.off + i.len}) >>> 0)`); hi.push('c.ripHi'); }
     else if (i.base >= 0) { lo.push(`(R[${i.base * 2}] >>> 0)`); hi.push(`R[${i.base * 2 + 1}]`); }
     if (i.index >= 0) {
       lo.push(`(R[${i.index * 2}] >>> 0) * ${i.scale}`);
       hi.push(`R[${i.index * 2 + 1}] * ${i.scale}`);
     }
     if (i.seg >= 4) { lo.push(`(EB[${i.seg}] >>> 0)`); hi.push(`EBH[${i.seg}]`); }
-    this.g.emit(`t = ${lo.join(' + ')}; el = t | 0; eh = (${hi.join(' + ')} + (t - (t >>> 0)) / 4294967296) | 0;`);
+    this.g.emit(`t = ${lo.join(' + ')}; el = t | 0; eh = (${hi.join(' + ')} + Math.floor(t * 2.3283064365386963e-10)) | 0;`);
   }
 
   /** Loads `size` bytes at (el, eh) into dst (and dstH for size 8); int32 bit patterns. */
@@ -248,16 +300,34 @@ class Compiler {
     else this.store(k, size, lo, hi);
   }
 
+  /** Makes (op, operands, result) the pending flag producer (LazyFlags encoding, in locals). */
   private record(op: number, size: number, a: string, aH: string, b: string, bH: string, r: string, rH: string, aux?: string): void {
-    this.g.emit(`lz.op = ${op}; lz.size = ${size}; lz.aLo = ${a}; lz.aHi = ${aH}; lz.bLo = ${b}; lz.bHi = ${bH}; ` +
-      `lz.rLo = ${r}; lz.rHi = ${rH};${aux !== undefined ? ` lz.aux = ${aux};` : ''}`);
+    this.g.emit(`fq = 1; fo = ${op}; fs = ${size}; fa = ${a}; fah = ${aH}; fb = ${b}; fbh = ${bH}; fr = ${r}; frh = ${rH};` +
+      `${aux !== undefined ? ` fx = ${aux};` : ''}`);
+  }
+
+  /** CF (0/1) as an expression, from the block's last producer when known, else from c.lz. */
+  private carry(): string {
+    const p = this.g.prod;
+    if (p !== null) {
+      const s = p.size;
+      switch (p.kind) {
+        case 'sub': return s === 8 ? `((${p.aH} !== ${p.bH} ? ${p.aH} < ${p.bH} : ${p.a} < ${p.b}) ? 1 : 0)` : `(${p.a} < ${p.b} ? 1 : 0)`;
+        case 'add': return s === 8 ? `((${p.rH} !== ${p.aH} ? ${p.rH} < ${p.aH} : ${p.r} < ${p.a}) ? 1 : 0)` : `(${p.r} < ${p.a} ? 1 : 0)`;
+        case 'logic': return '0';
+        case 'eager': return `(${p.r} & 1)`;
+        default: if (p.cf !== undefined) return p.cf;
+      }
+    }
+    this.g.emit(FLUSH);
+    return 'lz.cf()';
   }
 
   /** A condition code as a JS boolean expression, from the block's last producer if it is known. */
   private cond(cc: number): string {
     const p = this.g.prod;
     const t = p === null ? null : this.condFrom(p, cc & ~1);
-    if (t === null) return `lz.cond(${cc})`;
+    if (t === null) { this.g.emit(FLUSH); return `lz.cond(${cc})`; }
     return (cc & 1) === 0 ? `(${t})` : `!(${t})`;
   }
 
@@ -311,9 +381,9 @@ class Compiler {
   private jumpRel(i: Insn): string {
     const end = i.off + i.len;
     if (i.size === 8 || this.m64) {
-      return `t = ((baseLo + ${end}) >>> 0) + ${i.rel}; c.ripLo = t >>> 0; c.ripHi = (c.ripHi + (t - (t >>> 0)) / 4294967296) | 0;`;
+      return `t = ((baseLo + ${this.d + end}) >>> 0) + ${i.rel}; c.ripLo = t >>> 0; c.ripHi = (c.ripHi + Math.floor(t * 2.3283064365386963e-10)) | 0;`;
     }
-    return i.size === 2 ? `c.ripLo = (baseLo + ${end} + ${i.rel}) & 65535;` : `c.ripLo = (baseLo + ${end} + ${i.rel}) >>> 0;`;
+    return i.size === 2 ? `c.ripLo = (baseLo + ${this.d + end} + ${i.rel}) & 65535;` : `c.ripLo = (baseLo + ${this.d + end} + ${i.rel}) >>> 0;`;
   }
 
   /** Pushes (lo, hi) as 8 bytes (64-bit stack); RSP changes only after the store succeeded. */
@@ -333,7 +403,7 @@ class Compiler {
   }
 
   /** Compiles instruction k inline; `rec` says whether its flags must be recorded. */
-  inline(k: number, rec: boolean, loopHead: boolean): void {
+  inline(k: number, rec: boolean): void {
     const g = this.g;
     const i = this.insns[k]!;
     const fn = i.fn;
@@ -368,13 +438,13 @@ class Compiler {
       if (i.asz === 8) {
         const lo: string[] = [String(i.disp >>> 0)];
         const hi: string[] = [String(i.dispHi | 0)];
-        if (i.base === 16) { lo.push(`((baseLo + ${end}) >>> 0)`); hi.push('c.ripHi'); }
+        if (i.base === 16) { lo.push(`((baseLo + ${this.d + end}) >>> 0)`); hi.push('c.ripHi'); }
         else if (i.base >= 0) { lo.push(`(R[${i.base * 2}] >>> 0)`); hi.push(`R[${i.base * 2 + 1}]`); }
         if (i.index >= 0) { lo.push(`(R[${i.index * 2}] >>> 0) * ${i.scale}`); hi.push(`R[${i.index * 2 + 1}] * ${i.scale}`); }
-        g.emit(`t = ${lo.join(' + ')}; el = t | 0; eh = (${hi.join(' + ')} + (t - (t >>> 0)) / 4294967296) | 0;`);
+        g.emit(`t = ${lo.join(' + ')}; el = t | 0; eh = (${hi.join(' + ')} + Math.floor(t * 2.3283064365386963e-10)) | 0;`);
       } else {
         const parts: string[] = [String(i.disp | 0)];
-        if (i.base === 16) parts.push(`((baseLo + ${end}) | 0)`);
+        if (i.base === 16) parts.push(`((baseLo + ${this.d + end}) | 0)`);
         else if (i.base >= 0) parts.push(`R[${i.base * 2}]`);
         if (i.index >= 0) parts.push(`Math.imul(R[${i.index * 2}], ${i.scale})`);
         g.emit(`el = (${parts.join(' + ')}) | 0; eh = 0;`);
@@ -403,7 +473,7 @@ class Compiler {
         const o = op === ALU_AND ? '&' : op === ALU_OR ? '|' : '^';
         kind = 'logic';
         g.emit(`${r} = ${mask(`${a} ${o} ${b}`)}; ${rH} = ${size === 8 ? `(${aH} ${o} ${bH}) >>> 0` : '0'};`);
-        if (rec) g.emit(`lz.op = 5; lz.size = ${size}; lz.rLo = ${r}; lz.rHi = ${rH};`);
+        if (rec) g.emit(`fq = 1; fo = 5; fs = ${size}; fr = ${r}; frh = ${rH};`);
       }
       g.prod = { kind, size, a, b, r, aH, bH, rH };
       if (op !== ALU_CMP && fn !== I.hTest) this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
@@ -429,11 +499,13 @@ class Compiler {
           const carry = inc ? `(t >= 4294967296 ? 1 : 0)` : `(t < 0 ? 1 : 0)`;
           g.emit(`t = ${a} ${pl} 1; ${r} = t >>> 0; ${rH} = (${aH} ${pl} ${carry}) >>> 0;`);
         } else g.emit(`${r} = ${mask(`${a} ${pl} 1`)}; ${rH} = 0;`);
+        let cf: string | undefined;
         if (rec) {
-          g.emit('t = lz.cf();');
-          this.record(inc ? 6 : 7, size, a, aH, '1', '0', r, rH, 't');
+          cf = g.v(`c${k}`);
+          g.emit(`${cf} = ${this.carry()};`);
+          this.record(inc ? 6 : 7, size, a, aH, '1', '0', r, rH, cf);
         }
-        g.prod = { kind: inc ? 'inc' : 'dec', size, a, b: '1', r, aH, bH: '0', rH };
+        g.prod = { kind: inc ? 'inc' : 'dec', size, a, b: '1', r, aH, bH: '0', rH, cf };
       }
       this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
       return;
@@ -462,7 +534,7 @@ class Compiler {
       }
       if (rec) {
         g.emit(`${f} = ${cf} | (${r} === 0 ? 64 : 0) | P[${r} & 255] | ((${r} & ${sg}) !== 0 ? 128 : 0) | 16 | ${of};`);
-        g.emit(`lz.op = 0; lz.aux = ${f};`);
+        g.emit(`fq = 1; fo = 0; fx = ${f};`);
         g.prod = { kind: 'eager', size, a: '', b: '', r: f, aH: '', bH: '', rH: '' };
       } else g.prod = null;
       this.writeOperand(k, i.o0, size, `(${r} | 0)`, '0');
@@ -489,25 +561,22 @@ class Compiler {
     }
     // Control transfers (always the block's last instruction).
     const end = i.off + i.len;
-    const loop = loopHead && i.rel + end === 0;
-    const taken = loop
-      ? `${this.jumpRel(i)} if (c.ripLo === baseLo && c.ripHi === bh && ++it < lim && B.valid) { X.icount += N; continue; } return;`
-      : `${this.jumpRel(i)} return;`;
+    const fall = this.d + end, target = fall + i.rel;
     if (fn === I.hJcc) {
-      g.emit(`if (${this.cond(i.sub)}) { ${taken} }`);
-      g.emit(`c.ripLo = baseLo + ${end}; return;`);
+      g.emit(`if (${this.cond(i.sub)}) { ${this.direct(i, target, this.jumpRel(i))} }`);
+      g.emit(this.direct(null, fall, `c.ripLo = baseLo + ${fall};`));
       return;
     }
-    if (fn === I.hJmpRel) { g.emit(taken); return; }
+    if (fn === I.hJmpRel) { g.emit(this.direct(i, target, this.jumpRel(i))); return; }
     if (fn === I.hCallRel) {
-      this.push8(k, `((baseLo + ${end}) | 0)`, 'c.ripHi');
-      g.emit(`${this.jumpRel(i)} return;`);
+      this.push8(k, `((baseLo + ${fall}) | 0)`, 'c.ripHi');
+      g.emit(`${this.jumpRel(i)} ${this.leave(target)}`);
       return;
     }
     if (fn === I.hRet) {
       const v = g.v(`v${k}`), vh = g.v(`vh${k}`);
       this.pop8(k, v, vh);
-      g.emit(`c.ripLo = ${v} >>> 0; c.ripHi = ${vh} | 0; return;`);
+      g.emit(`c.ripLo = ${v} >>> 0; c.ripHi = ${vh} | 0; ${this.leave(null)}`);
       return;
     }
     throw new Error(`jit: no inline form for mnemonic ${i.mnem}`);
@@ -515,69 +584,101 @@ class Compiler {
 
   /** Calls the interpreter handler of instruction k. */
   fallback(k: number): void {
-    this.g.emit(`${this.sync(k)} F[${k}](c, I[${k}]);`);
+    this.g.emit(`${this.sync(k)} F[${this.fi + k}](c, I[${this.fi + k}]);`);
     this.g.prod = null;
   }
 }
 
-/** True when the last instruction is a direct jump back to the block's first byte. */
-function selfLoop(insns: Insn[]): boolean {
-  const t = insns[insns.length - 1]!;
-  return (t.fn === I.hJcc || t.fn === I.hJmpRel) && t.rel + t.off + t.len === 0;
-}
-
-/** Generates the JS source of a block's function body (exported for tests and debugging). */
-export function blockSource(b: JitBlock): string {
-  const insns = b.insns;
-  const n = insns.length;
-  const m64 = b.mode === 64;
-  const info = insns.map((i) => classify(i, m64));
-  // Flag liveness, backwards from the block's end (where everything is live).
+/** Flag liveness of one block: which producers must record their flags. */
+function liveness(info: Info[]): boolean[] {
+  const n = info.length;
   const rec: boolean[] = new Array<boolean>(n).fill(true);
-  let live: boolean = true;
+  let live: boolean = true; // everything is live where the block ends
   for (let k = n - 1; k >= 0; k--) {
     const f = info[k]!;
     rec[k] = live;
     if (!f.inline) { live = true; continue; }
     let l: boolean = live;
-    if (f.w === 1) l = false;
-    else if (f.w === 2) l = live; // INC/DEC read CF only when their own flags are needed
+    if (f.w === 1) l = false; // INC/DEC (w 2) read CF only when their own flags are needed: l stays
     if (f.r || f.f) l = true;
     live = l;
   }
-  const loop = selfLoop(insns) && info[n - 1]!.inline;
-  const cp = new Compiler(insns, m64);
-  const g = cp.g;
+  return rec;
+}
+
+/** Appends the code of one block of a region. */
+function blockCode(g: Gen, b: JitBlock, d: number, members: Set<number>, fi: number): void {
+  const insns = b.insns;
+  const n = insns.length;
+  const m64 = b.mode === 64;
+  const info = insns.map((i) => classify(i, m64));
+  const rec = liveness(info);
+  const cp = new Compiler(g, insns, m64, d, members, fi);
   for (let k = 0; k < n; k++) {
-    if (info[k]!.inline) cp.inline(k, rec[k]!, loop);
+    if (info[k]!.inline) cp.inline(k, rec[k]!);
     else cp.fallback(k);
   }
   const last = insns[n - 1]!;
-  const lastIsJump = info[n - 1]!.inline && (last.fn === I.hJcc || last.fn === I.hJmpRel || last.fn === I.hCallRel || last.fn === I.hRet);
-  if (!lastIsJump) {
-    // Fell off the end (or a handler ended the block): RIP after the last instruction unless the
-    // handler moved it.
-    if (info[n - 1]!.inline) g.emit(`c.ripLo = baseLo + ${last.off + last.len};`);
-    g.emit('return;');
+  const jumps = info[n - 1]!.inline && (last.fn === I.hJcc || last.fn === I.hJmpRel || last.fn === I.hCallRel || last.fn === I.hRet);
+  if (jumps) return;
+  if (info[n - 1]!.inline || !last.term) {
+    // Fell off the end (a page end, the size limit, or a handler that does not branch).
+    const fall = d + last.off + last.len;
+    if (info[n - 1]!.inline) g.emit(`c.ripLo = baseLo + ${fall};`);
+    g.emit(`ic += ${n}; if (c.ripLo === baseLo + ${fall} && c.ripHi === bh && --lim > 0 && B.valid && ${members.has(fall)}) { pc = ${fall}; continue; } ${FLUSH} return;`);
+  } else {
+    g.emit(`ic += ${n}; ${FLUSH} return;`);
   }
-  const decls = ['t = 0', 'o = 0', 'x = 0', 'y = 0', 'el = 0', 'eh = 0', ...[...g.decls].map((d) => `${d} = 0`)];
-  const body = g.out.join('\n');
-  const head = `let ${decls.join(', ')};\nconst bh = c.ripHi;\n`;
-  if (loop) {
-    return `${head}const lim = X.loopMax; let it = 0;\nfor (;;) {\n${body}\n}`;
-  }
-  return `${head}${body}`;
 }
 
-/** Compiles block `b` of CPU `c`; null when the block is not worth it (nothing inline). */
-export function compileBlock(b: JitBlock, c: Cpu, host: JitHost): JitFn | null {
-  const insns = b.insns;
+/**
+ * A region: the entry block (offset 0) and other blocks of the same page and mode, each with its
+ * linear offset from the entry. Generates the function body (exported for tests and debugging).
+ */
+export function regionSource(blocks: JitBlock[], offsets: number[]): string {
+  const g = new Gen(blocks[0]!.mode === 64);
+  const members = new Set(offsets);
+  const cases: string[] = [];
+  for (let j = 0, fi = 0; j < blocks.length; fi += blocks[j]!.insns.length, j++) {
+    const start = g.out.length;
+    blockCode(g, blocks[j]!, offsets[j]!, members, fi);
+    cases.push(`case ${offsets[j]!}: {\n${g.out.slice(start).join('\n')}\n}`);
+  }
+  const decls = ['t = 0', 'o = 0', 'x = 0', 'y = 0', 'el = 0', 'eh = 0',
+    'ic = 0', 'fq = 0', 'fo = 0', 'fs = 0', 'fa = 0', 'fah = 0', 'fb = 0', 'fbh = 0', 'fr = 0', 'frh = 0', 'fx = 0', ...[...g.decls].map((d) => `${d} = 0`)];
+  return `let ${decls.join(', ')};\nconst bh = c.ripHi;\nlet lim = X.loopMax, pc = 0;\n` +
+    `for (;;) {\nswitch (pc) {\n${cases.join('\n')}\ndefault: c.ripLo = baseLo + pc; ${FLUSH} return;\n}\n}`;
+}
+
+/** Can the compiler do anything with this block (is any instruction inline)? */
+export function worthCompiling(b: JitBlock): boolean {
   const m64 = b.mode === 64;
-  if (!insns.some((i) => classify(i, m64).inline)) return null;
-  const src = blockSource(b);
-  if (process.env.TSVMM_JIT_DUMP) console.error('---', src);
-  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'N',
-    `'use strict';\nreturn function blk(baseLo) {\n${src}\n};`) as (...a: unknown[]) => JitFn;
+  return b.insns.some((i) => classify(i, m64).inline);
+}
+
+/**
+ * Compiles a region of CPU `c` (see regionSource). The function counts the instructions of every
+ * block it completes into host.icount; on a fault, the executor adds the faulting instruction's
+ * index, found with `faultIndex` from c.curLo - baseLo.
+ */
+export function compileRegion(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost): JitFn {
+  const src = regionSource(blocks, offsets);
+  if (typeof process !== 'undefined' && process.env.TSVMM_JIT_DUMP) process.stderr.write(`--- region\n${src}\n`);
+  const entry = blocks[0]!;
+  const handlers: Handler[] = [], recs: Insn[] = [];
+  // Handlers and records by block: F[k] / I[k] in the generated code index one flat list.
+  for (const b of blocks) for (const i of b.insns) { handlers.push(i.fn); recs.push(i); }
+  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X',
+    `'use strict';\nreturn function region(baseLo) {\n${src}\n};`) as (...a: unknown[]) => JitFn;
   return factory(c, c.regs, c.lz, c.tlbTagLo, c.tlbTagHi, c.tlbDv, c.tlbBytes, c.tlbOff, c.effBaseLo, c.effBaseHi, PARITY,
-    insns.map((i) => i.fn), insns, b, host, insns.length);
+    handlers, recs, entry, host);
+}
+
+/** Index within its block of the region instruction at linear offset `off` from the entry, and the record. */
+export function faultIndex(blocks: JitBlock[], offsets: number[], off: number): { k: number; insn: Insn } | null {
+  for (let j = 0; j < blocks.length; j++) {
+    const ins = blocks[j]!.insns;
+    for (let k = 0; k < ins.length; k++) if (offsets[j]! + ins[k]!.off === off) return { k, insn: ins[k]! };
+  }
+  return null;
 }
