@@ -227,6 +227,15 @@ class Compiler {
   /** Computes the linear address of i's memory operand into el/eh (64-bit addressing). */
   private ea(k: number): void {
     const i = this.insns[k]!;
+    // One register plus a sign-extended displacement: int32 arithmetic, the carry by comparison.
+    const one = i.base >= 0 && i.base < 16 ? (i.index < 0 ? i.base : -1) : i.base < 0 && i.index >= 0 && i.scale === 1 ? i.index : -1;
+    if (one >= 0 && i.seg < 4 && i.dispHi === i.disp >> 31) {
+      const lo = `R[${one * 2}]`, hi = `R[${one * 2 + 1}]`;
+      if (i.disp === 0) this.g.emit(`el = ${lo}; eh = ${hi};`);
+      else if (i.disp > 0) this.g.emit(`t = ${lo}; el = (t + ${i.disp}) | 0; eh = (el >>> 0) < (t >>> 0) ? (${hi} + 1) | 0 : ${hi};`);
+      else this.g.emit(`t = ${lo}; el = (t + ${i.disp}) | 0; eh = (el >>> 0) < (t >>> 0) ? ${hi} : (${hi} - 1) | 0;`);
+      return;
+    }
     const lo: string[] = [String(i.disp >>> 0)];
     const hi: string[] = [String(i.dispHi | 0)];
     if (i.base === 16) { lo.push(`((baseLo + ${this.d + i.off + i.len}) >>> 0)`); hi.push('c.ripHi'); }
