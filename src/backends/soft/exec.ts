@@ -82,6 +82,14 @@ export class Block {
     this.gen = gen;
   }
 
+  /** Dropped from the cache: links to it die, and its own links and code are let go. */
+  kill(): void {
+    this.valid = false;
+    this.s0 = this.s1 = null;
+    this.jit = null;
+    this.region = this.regionOffs = null;
+  }
+
   stillValid(): boolean {
     const b = this.bytes, s = this.src, o = this.srcOff;
     for (let k = 0; k < b.length; k++) if (s[o + k] !== b[k]) return false;
@@ -142,7 +150,7 @@ export class Executor {
     if (!keys) return;
     for (const k of keys) {
       const b = this.cache.get(k);
-      if (b !== undefined) b.valid = false;
+      if (b !== undefined) b.kill();
       this.cache.delete(k);
     }
     this.pageBlocks.delete(page);
@@ -150,7 +158,7 @@ export class Executor {
 
   /** Forgets every decoded block (after a mode-independent change such as unmap). */
   flushCode(): void {
-    for (const b of this.cache.values()) b.valid = false;
+    for (const b of this.cache.values()) b.kill();
     this.prev = null;
     this.cache.clear();
     this.pageBlocks.clear();
@@ -179,7 +187,7 @@ export class Executor {
         if (b.region !== null && !this.regionValid(b.region)) { b.jit = null; b.region = null; b.regionOffs = null; b.count = 0; }
         return b;
       }
-      b.valid = false;
+      b.kill();
       this.cache.delete(key);
     }
     b = this.build(gpa, mode, lo, hi);
@@ -191,7 +199,7 @@ export class Executor {
     for (const m of blocks) {
       if (!m.valid) return false;
       if (m.gen === this.gen) continue;
-      if (!m.stillValid()) { m.valid = false; return false; }
+      if (!m.stillValid()) return false;
       m.gen = this.gen;
     }
     return true;
@@ -337,11 +345,13 @@ export class Executor {
     c.curHi = c.ripHi;
     const jit = b.jit;
     if (jit !== null) {
+      // (The block may be dropped while its code runs: keep what the fault path needs.)
+      const region = b.region!, offs = b.regionOffs!;
       try {
         jit(baseLo);
       } catch (e) {
         // The compiled code counted the blocks it completed; c.curLo names the instruction.
-        const f = faultIndex(b.region!, b.regionOffs!, c.curLo - baseLo);
+        const f = faultIndex(region, offs, c.curLo - baseLo);
         if (f !== null) this.icount += f.k;
         this.prev = null;
         return this.handleThrow(e, f !== null ? f.insn : null);
@@ -408,8 +418,10 @@ export class Executor {
   private handleThrow(e: unknown, ins: Insn | null): RunResult | null {
     const c = this.cpu;
     if (e === CPU_FAULT) {
-      c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi;
-      if (ins === null) { c.ripLo = c.ripLo >>> 0; }
+      // A fault in an instruction rewinds to its start. A fault while fetching a block (ins
+      // null: the first fetch after an IRET to a page not yet mapped, say) leaves RIP alone: it
+      // already names the instruction that could not be fetched, and curLo is the previous one.
+      if (ins !== null) { c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi; }
       try {
         if (!deliver(c, c.faultVector, c.faultCode, EV_EXC)) return { kind: 'shutdown' };
       } catch (e2) {
