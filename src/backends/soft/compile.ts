@@ -301,6 +301,7 @@ def('invlpg', (d, i) => { opnd(d, 0, i); i.o0 = MEM; return S.hInvlpg; });
 def(['wbinvd', 'invd', 'wbnoinvd'], () => S.hPrivNop);
 def('lmsw', (d, i) => { two(d, i); i.term = true; return S.hLmsw; });
 def('smsw', (d, i) => { two(d, i); return S.hSmsw; });
+def(['verr', 'verw'], (d, i) => { two(d, i); i.sub = MNEMONICS[d.mnemonic] === 'verw' ? 1 : 0; return S.hVerify; });
 def('swapgs', () => S.hSwapgs);
 def('syscall', (_d, i) => { i.term = true; return S.hSyscall; });
 def(['sysret', 'sysretl', 'sysretq'], (d, i) => { i.term = true; i.size = MNEMONICS[d.mnemonic] === 'sysretq' ? 8 : 4; return S.hSysret; });

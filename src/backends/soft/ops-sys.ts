@@ -4,7 +4,7 @@
  * transfers, SYSCALL/SYSRET, SYSENTER/SYSEXIT, control registers, MSRs, CPUID and the instructions
  * that exit to the VMM (IN/OUT, HLT, RDMSR/WRMSR of foreign MSRs). SDM vol. 3 chapters 3, 5, 6.
  */
-import { FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM } from '../../x86/flags.js';
+import { FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
   EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, TWO32, type Cpu,
@@ -715,6 +715,30 @@ export function hLmsw(c: Cpu, i: Insn): void {
   const v = rdOp(c, i, i.o0, 2);
   c.cr0 = (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & 1);
   c.updateMode();
+}
+
+/**
+ * VERR (sub 0) / VERW (sub 1): ZF = 1 when the selector names a code or data segment that is
+ * readable (VERR) or writable (VERW) from max(CPL, RPL); no fault for a bad selector (Intel SDM
+ * vol. 2B). Linux executes VERW on every return to user space (the MDS buffer clearing).
+ */
+export function hVerify(c: Cpu, i: Insn): void {
+  if (!c.pe || (c.fl & FLAG_VM)) c.ud();
+  const sel = rdOp(c, i, i.o0, 2) & 0xffff;
+  let ok = false;
+  const a = sel & 0xfffc ? descAddr(c, sel) : -1;
+  if (a >= 0) {
+    const hi = rdSys32(c, (a + 4) | 0, c.hi);
+    const type = (hi >>> 8) & 0xf;
+    const s = (hi & (1 << 12)) !== 0;
+    const dpl = (hi >>> 13) & 3;
+    const code = (type & 8) !== 0;
+    const conforming = code && (type & 4) !== 0;
+    const privileged = conforming || dpl >= Math.max(c.cpl, sel & 3);
+    ok = s && privileged && (i.sub === 0 ? !code || (type & 2) !== 0 : !code && (type & 2) !== 0);
+  }
+  const f = c.getRflags();
+  c.setRflags(ok ? f | FLAG_ZF : f & ~FLAG_ZF);
 }
 
 export function hSmsw(c: Cpu, i: Insn): void {
