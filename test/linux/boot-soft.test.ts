@@ -1,0 +1,50 @@
+// Debian's Linux kernel on tsvmm's own CPU (the soft backend): the busybox /init mounts proc,
+// sysfs and tmpfs, prints uname and cpuinfo, writes and reads a tmpfs file; then a shell is typed
+// into through the library's console stream, and `poweroff -f` ends the VM through ACPI S5.
+// One boot (about 5 minutes here) covers both the scripted and the interactive requirement.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { findGuestKernel } from '../../src/loader/guest-kernels.js';
+import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+import { linuxGuest } from '../helpers/linux.js';
+import { withTempDirAsync } from '../helpers/tools.js';
+
+const BOOT_TIMEOUT_MS = 12 * 60_000;
+
+test('Linux on the soft backend: busybox /init, commands typed into the console, power-off', { timeout: BOOT_TIMEOUT_MS + 60_000 }, async (t) => {
+  const guest = linuxGuest();
+  const vmlinux = findGuestKernel()?.vmlinux;
+  if (typeof guest === 'string' || !vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  await withTempDirAsync(async (dir) => {
+    const vm = await VirtualMachine.create({
+      kernel: vmlinux, initrd: guest.writeInitramfs(dir), cmdline: 'console=ttyS0 tsvmm.interactive',
+      memory: 256 << 20, accel: 'soft', timeoutMs: BOOT_TIMEOUT_MS,
+    });
+    let out = '';
+    const waitFor = (re: RegExp) => new Promise<void>((resolve) => {
+      const check = () => (re.test(out) ? resolve() : vm.console.once('data', check));
+      check();
+    });
+    vm.console.on('data', (b: Buffer) => (out += b.toString('latin1')));
+    vm.start();
+    const ended = vm.exited.then((e) => {
+      // A machine that ends before the shell is a failure with its output attached.
+      if (!/tsvmm-init: shell/.test(out)) assert.fail(`ended ${JSON.stringify(e.end)} before the shell; output tail:\n${out.slice(-3000)}`);
+      return e;
+    });
+    await Promise.race([waitFor(/tsvmm-init: shell/), ended]);
+    const version = guest.version.replace(/\./g, '\\.');
+    assert.match(out, new RegExp(`Linux version ${version}`));
+    assert.match(out, /tsvmm-init: userspace up\r?\n/);
+    assert.match(out, new RegExp(`Linux \\(none\\) ${version} #1 SMP .* x86_64 GNU/Linux`));
+    assert.match(out, /processor\s*: 0\r?\nvendor_id\s*: \S+/);
+    assert.match(out, /tmpfs says: written in tmpfs/);
+    assert.match(out, /mounts: 3/);
+    vm.console.write('echo typed-$((6*7))\n');
+    await waitFor(/typed-42/);
+    vm.console.write('poweroff -f\n');
+    const { end } = await ended;
+    assert.deepEqual(end, { how: 'poweroff' }, `output tail:\n${out.slice(-2000)}`);
+    assert.match(out, /reboot: Power down/);
+  });
+});
