@@ -126,8 +126,8 @@ function classify(i: Insn, m64: boolean): Info {
   }
   if (fn === I.hShift) {
     const sub = i.sub;
-    if (i.o1 !== IMM || i.size === 8 || !(sub === 4 || sub === 5 || sub === 6 || sub === 7)) return fb;
-    if ((i.imm & 31) === 0 || !memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
+    if (i.o1 !== IMM || !(sub === 4 || sub === 5 || sub === 6 || sub === 7)) return fb;
+    if ((i.imm & (i.size === 8 ? 63 : 31)) === 0 || !memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
     return { w: 1, r: false, f: mem, inline: true };
   }
   if (fn === I.hJcc || fn === I.hJmpRel) return { w: 0, r: fn === I.hJcc, f: false, inline: true };
@@ -252,7 +252,7 @@ class Compiler {
   private load(k: number, size: number, dst: string, dstH: string): void {
     const g = this.g;
     const lim = 4096 - size;
-    const hit = `TL[x] === ((el & -4096) | c.user) && TH[x] === eh${size > 1 ? ` && (el & 4095) <= ${lim}` : ''}`;
+    const hit = `TL[x] === ((el & -4096) | us) && TH[x] === eh${size > 1 ? ` && (el & 4095) <= ${lim}` : ''}`;
     g.emit(`x = (el >>> 12) & ${TLB_SIZE - 1};`);
     switch (size) {
       case 1: g.emit(`if (${hit}) ${dst} = TB[x][TO[x] + (el & 4095)]; else { ${this.sync(k)} ${dst} = c.rd8(el, eh); }`); break;
@@ -268,7 +268,7 @@ class Compiler {
   private store(k: number, size: number, lo: string, hi: string): void {
     const g = this.g;
     const lim = 4096 - size;
-    const hit = `TL[y] === ((el & -4096) | c.user) && TH[y] === eh${size > 1 ? ` && (el & 4095) <= ${lim}` : ''}`;
+    const hit = `TL[y] === ((el & -4096) | us) && TH[y] === eh${size > 1 ? ` && (el & 4095) <= ${lim}` : ''}`;
     g.emit(`y = ${TLB_SIZE} + ((el >>> 12) & ${TLB_SIZE - 1});`);
     switch (size) {
       case 1: g.emit(`if (${hit}) TB[y][TO[y] + (el & 4095)] = ${lo}; else { ${this.sync(k)} c.wr8(el, eh, ${lo}); }`); break;
@@ -519,6 +519,7 @@ class Compiler {
       this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
       return;
     }
+    if (fn === I.hShift && size === 8) { this.shift64(k, rec); return; }
     if (fn === I.hShift) {
       if (i.o0 === MEM) this.ea(k);
       const [a] = this.operand(k, i.o0, size, 'a');
@@ -591,9 +592,43 @@ class Compiler {
     throw new Error(`jit: no inline form for mnemonic ${i.mnem}`);
   }
 
+  /** SHL/SHR/SAR of a 64-bit operand by a non-zero immediate (the flags of x86/alu.ts). */
+  private shift64(k: number, rec: boolean): void {
+    const g = this.g;
+    const i = this.insns[k]!;
+    if (i.o0 === MEM) this.ea(k);
+    const [a, aH] = this.operand(k, i.o0, 8, 'a');
+    const r = g.v(`r${k}`), rH = g.v(`rh${k}`), f = g.v(`f${k}`);
+    const n = i.imm & 63;
+    const sub = i.sub === 6 ? 4 : i.sub;
+    const bit = (b: number) => b >= 32 ? `((${aH} >>> ${b - 32}) & 1)` : `((${a} >>> ${b}) & 1)`;
+    let cf: string, of = '0';
+    if (sub === 4) { // SHL
+      if (n < 32) g.emit(`${rH} = ((${aH} << ${n}) | (${a} >>> ${32 - n})) >>> 0; ${r} = (${a} << ${n}) >>> 0;`);
+      else g.emit(`${rH} = (${a} << ${n - 32}) >>> 0; ${r} = 0;`);
+      cf = bit(64 - n);
+      of = `(((${rH} >>> 31) ^ ${cf}) !== 0 ? 2048 : 0)`;
+    } else if (sub === 5) { // SHR
+      if (n < 32) g.emit(`${r} = ((${a} >>> ${n}) | (${aH} << ${32 - n})) >>> 0; ${rH} = ${aH} >>> ${n};`);
+      else g.emit(`${r} = ${aH} >>> ${n - 32}; ${rH} = 0;`);
+      cf = bit(n - 1);
+      if (n === 1) of = `((${aH} & 2147483648) !== 0 ? 2048 : 0)`;
+    } else { // SAR
+      if (n < 32) g.emit(`${r} = ((${a} >>> ${n}) | (${aH} << ${32 - n})) >>> 0; ${rH} = ((${aH} | 0) >> ${n}) >>> 0;`);
+      else g.emit(`${r} = ((${aH} | 0) >> ${n - 32}) >>> 0; ${rH} = ((${aH} | 0) >> 31) >>> 0;`);
+      cf = n - 1 >= 32 ? `(((${aH} | 0) >> ${n - 33}) & 1)` : `((${a} >>> ${n - 1}) & 1)`;
+    }
+    if (rec) {
+      g.emit(`${f} = ${cf} | ((${r} | ${rH}) === 0 ? 64 : 0) | P[${r} & 255] | ((${rH} & 2147483648) !== 0 ? 128 : 0) | 16 | ${of};`);
+      g.emit(`fq = 1; fo = 0; fx = ${f};`);
+      g.prod = { kind: 'eager', size: 8, a: '', b: '', r: f, aH: '', bH: '', rH: '' };
+    } else g.prod = null;
+    this.writeOperand(k, i.o0, 8, `(${r} | 0)`, `(${rH} | 0)`);
+  }
+
   /** Calls the interpreter handler of instruction k. */
   fallback(k: number): void {
-    this.g.emit(`${this.sync(k)} F[${this.fi + k}](c, I[${this.fi + k}]);`);
+    this.g.emit(`${this.sync(k)} F[${this.fi + k}](c, I[${this.fi + k}]); us = c.user;`);
     this.g.prod = null;
   }
 }
@@ -655,7 +690,7 @@ export function regionSource(blocks: JitBlock[], offsets: number[]): string {
   }
   const decls = ['t = 0', 'o = 0', 'x = 0', 'y = 0', 'el = 0', 'eh = 0',
     'ic = 0', 'fq = 0', 'fo = 0', 'fs = 0', 'fa = 0', 'fah = 0', 'fb = 0', 'fbh = 0', 'fr = 0', 'frh = 0', 'fx = 0', ...[...g.decls].map((d) => `${d} = 0`)];
-  return `let ${decls.join(', ')};\nconst bh = c.ripHi;\nlet lim = X.loopMax, pc = 0;\n` +
+  return `let ${decls.join(', ')};\nconst bh = c.ripHi;\nlet lim = X.loopMax, pc = 0, us = c.user;\n` +
     `for (;;) {\nswitch (pc) {\n${cases.join('\n')}\ndefault: c.ripLo = baseLo + pc; ${FLUSH} return;\n}\n}`;
 }
 
