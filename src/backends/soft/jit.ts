@@ -54,6 +54,20 @@ export interface JitHost {
  */
 const FLUSH = 'X.icount += ic; ic = 0; if (fq !== 0) { fq = 0; lz.op = fo; lz.size = fs; lz.aLo = fa; lz.aHi = fah; lz.bLo = fb; lz.bHi = fbh; lz.rLo = fr; lz.rHi = frh; lz.aux = fx; }';
 
+/**
+ * CF (0/1) of a pending producer held in the generated code's locals (the ops the compiler
+ * records: EAGER, ADD, SUB, LOGIC, INC, DEC; operands and results as uint32 halves).
+ */
+function pendingCarry(op: number, size: number, a: number, aH: number, b: number, bH: number, r: number, rH: number, aux: number): number {
+  switch (op) {
+    case 0: return aux & 1;
+    case 1: return (size === 8 && rH !== aH ? rH < aH : r < a) ? 1 : 0;
+    case 3: return (size === 8 && aH !== bH ? aH < bH : a < b) ? 1 : 0;
+    case 5: return 0;
+    default: return aux & 1; // INC, DEC keep CF in aux
+  }
+}
+
 const ALU_ADD = 0, ALU_OR = 1, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
 const MASKS = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 const SIGNS = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
@@ -328,8 +342,8 @@ class Compiler {
         default: if (p.cf !== undefined) return p.cf;
       }
     }
-    this.g.emit(FLUSH);
-    return 'lz.cf()';
+    // The producer ran in an earlier block: from the pending locals when there are some.
+    return '(fq !== 0 ? CF(fo, fs, fa, fah, fb, fbh, fr, frh, fx) : lz.cf())';
   }
 
   /** A condition code as a JS boolean expression, from the block's last producer if it is known. */
@@ -712,10 +726,10 @@ export function compileRegion(blocks: JitBlock[], offsets: number[], c: Cpu, hos
   const handlers: Handler[] = [], recs: Insn[] = [];
   // Handlers and records by block: F[k] / I[k] in the generated code index one flat list.
   for (const b of blocks) for (const i of b.insns) { handlers.push(i.fn); recs.push(i); }
-  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X',
+  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF',
     `'use strict';\nreturn function region(baseLo) {\n${src}\n};`) as (...a: unknown[]) => JitFn;
   return factory(c, c.regs, c.lz, c.tlbTagLo, c.tlbTagHi, c.tlbDv, c.tlbBytes, c.tlbOff, c.effBaseLo, c.effBaseHi, PARITY,
-    handlers, recs, entry, host);
+    handlers, recs, entry, host, pendingCarry);
 }
 
 /** Index within its block of the region instruction at linear offset `off` from the entry, and the record. */
