@@ -132,7 +132,7 @@ export class Executor {
   instructionLimit = 0;
   /** Executions before a block is compiled (0: at its first execution; -1: never). */
   jitThreshold = defaultJitThreshold;
-  /** Most iterations of a compiled self-loop per call (1 while an instruction limit is set). */
+  /** Most block-to-block transfers inside one call of a compiled region (1 while an instruction limit is set). */
   loopMax = LOOP_MAX;
   /** Blocks compiled so far. */
   jitCount = 0;

@@ -33,7 +33,7 @@ import { TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, type Handler, type Insn } from './insn.js';
 import * as I from './ops-int.js';
 
-/** A compiled block: runs it from linear RIP (baseLo, c.curHi); leaves c.ripLo/ripHi after it. */
+/** A compiled region: runs from linear RIP (baseLo, c.curHi) at its entry block; leaves c.ripLo/ripHi where it stopped. */
 export type JitFn = (baseLo: number) => void;
 
 /** What the compiler needs of the executor and the block (kept structural to avoid an import cycle). */
@@ -44,7 +44,7 @@ export interface JitBlock {
 }
 export interface JitHost {
   icount: number;
-  /** Most iterations a self-looping block runs per call. */
+  /** Most block-to-block transfers inside one call of a region. */
   loopMax: number;
 }
 
