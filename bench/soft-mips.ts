@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SoftBackend } from '../src/backends/soft/soft-backend.js';
-import { GUESTS_DIR, assemble } from '../src/common/nasm.js';
+import { assemble } from '../src/common/nasm.js';
 import { HostMemory } from '../src/memory/host-memory.js';
 import { PROT } from '../src/nvmm/backend.js';
 import { Machine } from '../src/nvmm/machine.js';
@@ -25,10 +25,8 @@ import { CR, GPR, SEG, STATE, type SegmentAttrib } from '../src/nvmm/state.js';
 const LOAD = 0x100000;
 const RAM = 8 << 20;
 
-function build(dir: string, iter: number): Uint8Array {
-  const path = join(dir, `mips-${iter}.asm`);
-  writeFileSync(path, `%define ITER ${iter}\n%include "${join(GUESTS_DIR, 'soft', 'mips.asm')}"\n`);
-  return assemble(path);
+function build(iter: number): Uint8Array {
+  return assemble('soft/mips.asm', { defines: { ITER: iter } });
 }
 
 function flat(selector: number, type: number): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
@@ -87,7 +85,7 @@ export async function run(): Promise<void> {
   const small = Math.max(1, Math.floor(big / 10));
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-mips-'));
   try {
-    const imgBig = build(dir, big), imgSmall = build(dir, small);
+    const imgBig = build(big), imgSmall = build(small);
     const softCold = runSoft(imgBig);
     if (!softCold.exit.startsWith('io 0xf4')) throw new Error(`soft run ended with ${softCold.exit}`);
     runSoft(imgSmall);

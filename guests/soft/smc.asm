@@ -12,49 +12,7 @@ org 0x100000
 PT     equ 0x200000
 RESULT equ 0x300000
 
-start32:
-  mov edi, PT
-  xor eax, eax
-  mov ecx, 3 * 1024
-  rep stosd
-  mov dword [PT], PT + 0x1003
-  mov dword [PT + 0x1000], PT + 0x2003
-  xor ecx, ecx
-.pd:
-  mov eax, ecx
-  shl eax, 21
-  or eax, 0x83
-  mov [PT + 0x2000 + ecx * 8], eax
-  inc ecx
-  cmp ecx, 512
-  jne .pd
-  mov eax, PT
-  mov cr3, eax
-  mov eax, cr4
-  or eax, 0x20
-  mov cr4, eax
-  mov ecx, 0xC0000080
-  rdmsr
-  or eax, 0x100
-  wrmsr
-  mov eax, cr0
-  or eax, 0x80000001
-  mov cr0, eax
-  lgdt [gdtr]
-  jmp 0x08:start64
-
-align 8
-gdt: dq 0, 0x00af9a000000ffff, 0x00cf92000000ffff
-gdtr: dw 23
-  dd gdt
-
-bits 64
-start64:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov rsp, 0x180000
+%include "long-mode.inc"
 
   ; 1. patch a called function's immediate from the calling loop
   xor ebx, ebx

@@ -13,15 +13,19 @@ export function hasNasm(): boolean {
   return spawnSync('nasm', ['-v'], { stdio: 'ignore' }).status === 0;
 }
 
-/** Assembles `source` (a path, or one relative to guests/) as a flat binary and returns its bytes. */
-export function assemble(source: string): Uint8Array {
+/**
+ * Assembles `source` (a path, or one relative to guests/) as a flat binary and returns its bytes.
+ * `defines` become nasm -D options; includes resolve from the source's own folder.
+ */
+export function assemble(source: string, opts: { defines?: Record<string, string | number> } = {}): Uint8Array {
   if (!hasNasm()) throw new TsvmmError('TSVMM_TOOL_MISSING', `nasm is needed to assemble ${source} (apt-get install nasm)`);
   const path = source.startsWith('/') ? source : join(GUESTS_DIR, source);
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-nasm-'));
   try {
     const out = join(dir, 'out.bin');
     try {
-      execFileSync('nasm', ['-f', 'bin', '-I', `${dirname(path)}/`, '-o', out, path], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const defines = Object.entries(opts.defines ?? {}).map(([name, value]) => `-D${name}=${value}`);
+      execFileSync('nasm', ['-f', 'bin', '-I', `${dirname(path)}/`, ...defines, '-o', out, path], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       const stderr = (e as { stderr?: Buffer }).stderr?.toString() ?? String(e);
       throw new TsvmmError('TSVMM_BAD_KERNEL', `nasm failed on ${path}: ${stderr.trim()}`);
