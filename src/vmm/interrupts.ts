@@ -95,7 +95,8 @@ export class BoardInterrupts implements InterruptRouting {
     this.ticker = new Ticker(vcpu.stopHandle());
   }
 
-  private tickTimers(): void {
+  /** Brings the timers up to now, publishes their next deadline to the ticker and returns it. */
+  private tickTimers(): number | undefined {
     const now = monotonicNs();
     let next: number | undefined;
     for (const t of this.timers) {
@@ -104,6 +105,7 @@ export class BoardInterrupts implements InterruptRouting {
       if (d !== undefined && (next === undefined || d < next)) next = d;
     }
     this.ticker?.set(next);
+    return next;
   }
 
   private setWindowExiting(on: boolean): void {
@@ -136,10 +138,9 @@ export class BoardInterrupts implements InterruptRouting {
   private sleepUntilWoken(): void {
     const words = new Int32Array(this.vcpu!.stopHandle().flag);
     for (;;) {
-      this.tickTimers();
+      const next = this.tickTimers();
       if (this.pic.pendingInterrupt()) return;
-      const next = Math.min(...this.timers.map((t) => t.nextDeadline() ?? Infinity));
-      const waitMs = next === Infinity ? 1000 : Math.max(0, (next - monotonicNs()) / 1e6);
+      const waitMs = next === undefined ? 1000 : Math.max(0, (next - monotonicNs()) / 1e6);
       // A kick (host input, stop) sets the stop word and wakes us; the run loop then sees it.
       if (Atomics.wait(words, STOP_WORD.STOP, 0, waitMs) !== 'timed-out') return;
     }

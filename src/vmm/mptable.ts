@@ -34,7 +34,6 @@ function checksum(bytes: Uint8Array): number {
 export function buildMpTable(gpa: number, cpus: number): Uint8Array {
   const ioapicId = cpus;
   const entries: number[][] = [];
-  const u8 = (n: number) => [n & 0xff];
   const u16 = (n: number) => [n & 0xff, (n >>> 8) & 0xff];
   const u32 = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
   for (let id = 0; id < cpus; id++) {

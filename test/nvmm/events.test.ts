@@ -8,7 +8,7 @@ import { PROT } from '../../src/nvmm/backend.js';
 import type { VcpuEvent } from '../../src/nvmm/event.js';
 import { Machine, type Vcpu } from '../../src/nvmm/machine.js';
 import { CR, DR, GPR, MSR, SEG, STATE, emptyState, copyState } from '../../src/nvmm/state.js';
-import { CODE_GPA, DATA_GPA, mapPage, mapStandardPages, resetX64 } from '../../src/selftest/guest-x64.js';
+import { DATA_GPA, mapPage, mapStandardPages, resetX64 } from '../../src/selftest/guest-x64.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
 
 const GDT_OFFSET = 0x800; // in the data page
