@@ -464,7 +464,6 @@ class KvmVcpu implements BackendVcpu {
   }
 
   private setXcr0(value: bigint): void {
-    if (value === this.getXcr0()) return;
     const buf = new Uint8Array(abi.KVM_XCRS.size);
     const dv = new DataView(buf.buffer);
     dv.setUint32(abi.KVM_XCRS.nr_xcrs, 1, true);
