@@ -23,6 +23,26 @@ export interface Capability {
   vcpuConf: { cpuid: boolean; cpuidExit: boolean; tpr: boolean };
   /** The backend runs interrupt controllers and a timer itself (Machine.createIrqchip). */
   irqchip?: boolean;
+  /** A vCPU can serve port I/O, interrupts and timers of the VMM's devices without exits (Vcpu.setInlineDevices). */
+  inlineDevices?: boolean;
+}
+
+/**
+ * The VMM's devices, called by a vCPU inside its run loop instead of exiting (the software CPU
+ * calls them as QEMU's TCG calls its device models; KVM's counterpart is the in-kernel irqchip).
+ * Every call comes from the vCPU's thread during run().
+ */
+export interface InlineDevices {
+  /** A port access of IN or OUT (string I/O still exits); returns the value read by IN. */
+  io(port: number, size: 1 | 2 | 4, isIn: boolean, value: number): number;
+  /** True while the interrupt controller presents an interrupt (checked at instruction-block boundaries). */
+  interruptPending(): boolean;
+  /** The INTA cycle: the vector to deliver, when the vCPU takes the interrupt. */
+  acknowledge(): number;
+  /** Brings time-driven devices up to `nowNs` (clock.ts monotonicNs); returns the next deadline (Infinity: none). */
+  tick(nowNs: number): number;
+  /** True once a device ended the machine: run() returns `stopped` right after that instruction. */
+  ended(): boolean;
 }
 
 /** One GPA range backed by host memory, as the backend sees it. */
@@ -71,6 +91,8 @@ export interface BackendVcpu {
   stopHandle(): StopHandle;
   setCpuidPolicy(policy: CpuidPolicy): void;
   setTprExit(enabled: boolean): void;
+  /** Serves port I/O, interrupts and timers through `devices` (null: exits again). With Capability.inlineDevices. */
+  setInlineDevices?(devices: InlineDevices | null): void;
   destroy(): void;
 }
 

@@ -6,7 +6,7 @@
 import { TsvmmError } from '../common/errors.js';
 import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
 import type {
-  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, IrqchipOptions, StopHandle,
+  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, InlineDevices, IrqchipOptions, StopHandle,
 } from './backend.js';
 import { PROT } from './backend.js';
 import { validateEvent, type VcpuEvent } from './event.js';
@@ -305,6 +305,18 @@ export class Vcpu {
         impl.setTprExit(conf.exitChanged);
         return;
     }
+  }
+
+  /**
+   * Lets the vCPU serve port I/O, interrupts and timers through the VMM's devices without exits
+   * (backends with Capability.inlineDevices: the software CPU). null returns to exits.
+   */
+  setInlineDevices(devices: InlineDevices | null): void {
+    const impl = this.live;
+    if (!this.machine.capability.inlineDevices || !impl.setInlineDevices) {
+      throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend cannot serve devices inside its vCPUs`);
+    }
+    impl.setInlineDevices(devices);
   }
 
   /** Commits pending state and runs the vCPU until the next exit (nvmm_vcpu_run). */

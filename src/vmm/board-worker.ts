@@ -33,6 +33,7 @@ try {
     cmdline: data.cmdline,
     flat: data.flat,
     pvh: data.pvh,
+    inlineDevices: data.inlineDevices,
     serialOut: new ByteRing(data.serialOut),
     serialIn: new ByteRing(data.serialIn),
     control: new Int32Array(data.control),
@@ -55,6 +56,7 @@ post({
   type: 'end',
   end,
   exits: board ? Object.fromEntries(board.exits) : {},
+  inlineIo: board?.inlineIo ?? 0,
   unknownPorts: board ? Object.fromEntries(board.ports.unknown) : {},
 });
 await board?.close();

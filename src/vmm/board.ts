@@ -67,6 +67,8 @@ export interface BoardOptions {
   flat?: { loadAddr: number; mode: EntryMode };
   /** Decompress a bzImage on the host and enter it through PVH. */
   pvh?: boolean;
+  /** Let a backend that can (soft) serve port I/O, interrupts and timers without exits (default true). */
+  inlineDevices?: boolean;
   /** Guest serial output (COM1 transmit) and input (COM1 receive). */
   serialOut: ByteRing;
   serialIn: ByteRing;
@@ -146,7 +148,7 @@ export class PcBoard {
       const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh, acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
-      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu);
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, opts.inlineDevices === false ? null : this.ports, () => this.end !== undefined);
       enterGuest(this.vcpu, this.ram.bytes, booted.entry);
     } catch (e) {
       this.machine.destroy();
@@ -284,6 +286,11 @@ export class PcBoard {
       }
       if (this.end) return this.end;
     }
+  }
+
+  /** Port accesses the boot vCPU served inline, without an exit. */
+  get inlineIo(): number {
+    return this.interrupts instanceof BoardInterrupts ? this.interrupts.inlineIo : 0;
   }
 
   /** A short report of where the vCPU is, for endings that need explaining. */

@@ -2,10 +2,12 @@
  * How device interrupts reach the boot vCPU. Two ways:
  * - the backend's own controllers (KVM's in-kernel PIC, IOAPIC, LAPIC, PIT): lines go to it and
  *   nothing else is needed;
- * - the board's devices (the software CPU): the 8259 pair and the timers are devices on the bus;
- *   interrupts are delivered as NVMM's VMMs do: ask for the interrupt window, inject the vector
- *   the PIC acknowledges when it opens; a halted vCPU sleeps until the next timer deadline or a
- *   kick; a ticker thread kicks a running vCPU when a deadline passes.
+ * - the board's devices (the software CPU): the 8259 pair and the timers are devices on the bus.
+ *   A backend that serves devices inline (soft) calls the bus, the PIC and the timers from its
+ *   run loop, without exits. Otherwise interrupts are delivered as NVMM's VMMs do: ask for the
+ *   interrupt window, inject the vector the PIC acknowledges when it opens, and a ticker thread
+ *   kicks a running vCPU when a deadline passes. Either way a halted vCPU sleeps here until the
+ *   next timer deadline or a kick.
  */
 import { monotonicNs } from '../common/clock.js';
 import type { PortBus } from '../devices/bus.js';
@@ -89,15 +91,39 @@ export class BoardInterrupts implements InterruptRouting {
     return this.pic.line(gsi);
   }
 
-  /** The vCPU interrupts go to (set once it exists). */
-  attach(vcpu: Vcpu): void {
+  /**
+   * The vCPU interrupts go to (set once it exists). A backend that serves devices inline (the
+   * software CPU) gets the port bus, the PIC and the timers themselves: port I/O, interrupt
+   * delivery and timer ticks then happen inside its run loop, without exits (ports null: it exits).
+   */
+  attach(vcpu: Vcpu, ports: PortBus | null, ended: () => boolean): void {
     this.vcpu = vcpu;
-    this.ticker = new Ticker(vcpu.stopHandle());
+    if (!ports || !vcpu.machine.capability.inlineDevices) {
+      this.ticker = new Ticker(vcpu.stopHandle());
+      return;
+    }
+    this.inline = true;
+    const pic = this.pic;
+    vcpu.setInlineDevices({
+      io: (port, size, isIn, value) => {
+        this.inlineIo++;
+        if (isIn) return ports.read(port, size);
+        ports.write(port, size, value);
+        return 0;
+      },
+      interruptPending: () => pic.pendingInterrupt(),
+      acknowledge: () => pic.acknowledge(),
+      tick: (now) => this.tickTimers(now) ?? Infinity,
+      ended,
+    });
   }
 
+  /** Port accesses served inline (without an exit). */
+  inlineIo = 0;
+  private inline = false;
+
   /** Brings the timers up to now, publishes their next deadline to the ticker and returns it. */
-  private tickTimers(): number | undefined {
-    const now = monotonicNs();
+  private tickTimers(now = monotonicNs()): number | undefined {
     let next: number | undefined;
     for (const t of this.timers) {
       t.tick(now);
@@ -117,6 +143,7 @@ export class BoardInterrupts implements InterruptRouting {
 
   beforeRun(): void {
     this.tickTimers();
+    if (this.inline) return;
     if (this.pic.pendingInterrupt() !== this.windowRequested) this.setWindowExiting(!this.windowRequested);
   }
 

@@ -39,12 +39,19 @@ export interface VmOptions {
   traceCpu?: number;
   /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
   pvh?: boolean;
+  /**
+   * Soft backend: serve port I/O, interrupts and timers inside the CPU loop (default true); false
+   * takes an exit for each, as NVMM's VMMs do (slower; it keeps that path tested).
+   */
+  inlineDevices?: boolean;
 }
 
 export interface VmExited {
   end: VmEnd;
   /** Exits taken by the boot vCPU, by kind. */
   exits: Partial<Record<VcpuExitKind, number>>;
+  /** Port accesses the boot vCPU served inline, without an exit (the soft backend). */
+  inlineIo: number;
   /** Accesses to ports no device claims, by port. */
   unknownPorts: Record<number, number>;
 }
@@ -60,6 +67,7 @@ export interface BoardWorkerData {
   flat?: { loadAddr: number; mode: EntryMode };
   traceCpu?: number;
   pvh?: boolean;
+  inlineDevices?: boolean;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
   control: SharedArrayBuffer;
@@ -130,7 +138,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh,
+      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
@@ -150,13 +158,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, unknownPorts: msg.unknownPorts });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, unknownPorts: msg.unknownPorts });
           break;
       }
     });
     worker.on('error', (e) => {
       clearTimeout(timer);
-      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, unknownPorts: {} });
+      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, inlineIo: 0, unknownPorts: {} });
     });
     void this.pumpOutput();
   }

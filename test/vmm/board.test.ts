@@ -164,23 +164,37 @@ async function withSoftGuest(t: TestContext, name: string, fn: (path: string) =>
   });
 }
 
-test('soft backend: the multiboot guest echoes through the board PIC, then ends by debug-exit and by reset', async (t) => {
-  await withSoftGuest(t, 'hello', async (kernel) => {
-    const a = await boot({ kernel, accel: 'soft' });
-    await a.until(/echo> $/);
-    a.vm.console.write('hi tsvmm!');
-    await a.until(/hi tsvmm!$/);
-    a.vm.console.write('e3');
-    const exited = await a.vm.exited;
-    assert.deepEqual(exited.end, { how: 'debug-exit', status: 7 });
-    assert.ok((exited.exits.interruptWindow ?? 0) > 0, 'interrupts went through the window exit');
-    assert.match(a.output(), /^hello from a multiboot guest\nrtc \d\d-\d\d\necho> hi tsvmm!$/);
-    const b = await boot({ kernel, accel: 'soft' });
-    await b.until(/echo> $/);
-    b.vm.console.write('r');
-    assert.deepEqual((await b.vm.exited).end, { how: 'reset' });
+for (const inlineDevices of [true, false]) {
+  const how = inlineDevices ? 'served inline by the CPU loop' : 'through exits and the interrupt window';
+  test(`soft backend: the multiboot guest echoes through the board PIC (${how}), then ends by debug-exit and by reset`, async (t) => {
+    await withSoftGuest(t, 'hello', async (kernel) => {
+      await echoAndEnd(kernel, inlineDevices);
+    });
   });
-});
+}
+
+async function echoAndEnd(kernel: string, inlineDevices: boolean): Promise<void> {
+  const a = await boot({ kernel, accel: 'soft', inlineDevices });
+  await a.until(/echo> $/);
+  a.vm.console.write('hi tsvmm!');
+  await a.until(/hi tsvmm!$/);
+  a.vm.console.write('e3');
+  const exited = await a.vm.exited;
+  assert.deepEqual(exited.end, { how: 'debug-exit', status: 7 });
+  if (inlineDevices) {
+    assert.equal(exited.exits.interruptWindow ?? 0, 0, 'no interrupt went through the window exit');
+    assert.equal(exited.exits.io ?? 0, 0, 'no port access took an exit');
+    assert.ok(exited.inlineIo > 0, 'port accesses were served inline');
+  } else {
+    assert.ok((exited.exits.interruptWindow ?? 0) > 0, 'interrupts went through the window exit');
+    assert.equal(exited.inlineIo, 0);
+  }
+  assert.match(a.output(), /^hello from a multiboot guest\nrtc \d\d-\d\d\necho> hi tsvmm!$/);
+  const b = await boot({ kernel, accel: 'soft', inlineDevices });
+  await b.until(/echo> $/);
+  b.vm.console.write('r');
+  assert.deepEqual((await b.vm.exited).end, { how: 'reset' });
+}
 
 test('soft backend: a guest waiting in HLT ends with timeout, and stop() ends it', async (t) => {
   await withSoftGuest(t, 'hello', async (kernel) => {

@@ -19,7 +19,7 @@ import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
 } from '../../x86/page-walk.js';
 import { FLAG_AC } from '../../x86/flags.js';
-import type { GpaMapping } from '../../nvmm/backend.js';
+import type { GpaMapping, InlineDevices } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
 
 export const TWO32 = 4294967296;
@@ -59,6 +59,7 @@ export type PendingExit =
   | { kind: 'wrmsr'; msr: number; lo: number; hi: number }
   | { kind: 'cpuid'; leaf: number; subleaf: number }
   | { kind: 'halted' }
+  | { kind: 'stopped' }
   | { kind: 'shutdown' }
   | { kind: 'tprChanged' }
   | { kind: 'invalid'; reason: string };
@@ -179,6 +180,8 @@ export class Cpu {
   /** NMIs blocked (from NMI delivery until IRET). */
   nmiBlocked = false;
   halted = false;
+  /** The VMM's devices served without exits (port I/O, the interrupt controller, timers), or null. */
+  dev: InlineDevices | null = null;
 
   // ---- x87 / MMX / SSE (semantics and the precision policy in ops-x87.ts and ops-sse.ts) ----
   /** XMM0-XMM15, 16 bytes each (little-endian, as in memory). */

@@ -22,6 +22,8 @@ import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js'
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
+import type { InlineDevices } from '../../nvmm/backend.js';
+import { monotonicNs } from '../../common/clock.js';
 
 const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
@@ -284,18 +286,44 @@ export class Executor {
     }
     const limit = this.instructionLimit;
     const start = this.icount;
+    const dev = c.dev;
     let checks = STOP_CHECK;
     for (;;) {
       if (this.intWindowExiting && (c.fl & FLAG_IF) && !c.intShadow) return { kind: 'interruptWindow' };
       if (this.nmiWindowExiting && !c.nmiBlocked) return { kind: 'nmiWindow' };
+      if (dev !== null && (c.fl & FLAG_IF) && !c.intShadow && dev.interruptPending()) {
+        const r = this.takeInterrupt(dev);
+        if (r !== null) return r;
+      }
       if (--checks === 0) {
         checks = STOP_CHECK;
         if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
+        if (dev !== null) {
+          const now = monotonicNs();
+          if (now >= this.devDeadline) this.devDeadline = dev.tick(now);
+        }
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
       const r = this.trace !== null ? this.stepTraced() : this.execBlock();
       if (r !== null) return r;
     }
+  }
+
+  /** The inline devices' next timer deadline (monotonicNs). */
+  devDeadline = 0;
+
+  /** Delivers the interrupt the inline controller presents (IF set, no shadow). */
+  private takeInterrupt(dev: InlineDevices): RunResult | null {
+    const c = this.cpu;
+    this.prev = null;
+    c.halted = false;
+    try {
+      if (!deliver(c, dev.acknowledge(), -1, EV_EXT)) return { kind: 'shutdown' };
+    } catch (e) {
+      if (e === CPU_EXIT) return this.takeExit();
+      throw e;
+    }
+    return null;
   }
 
   /** The successor of the previous block at the current RIP, if its link still holds. */
@@ -444,7 +472,7 @@ export class Executor {
     this.npcLo = c.ripLo >>> 0; this.npcHi = c.ripHi;
     if (this.npcLo >= TWO32) { this.npcLo -= TWO32; this.npcHi = (this.npcHi + 1) | 0; }
     switch (x.kind) {
-      case 'halted': case 'tprChanged':
+      case 'halted': case 'tprChanged': case 'stopped':
         break; // RIP after the instruction
       case 'rdmsr': case 'wrmsr': case 'cpuid':
         // RIP stays at the instruction; npc (the backend adds it) is after it.

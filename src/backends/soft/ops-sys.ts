@@ -747,6 +747,9 @@ export function hSmsw(c: Cpu, i: Insn): void {
 
 export function hHlt(c: Cpu, _i: Insn): void {
   requireCpl0(c);
+  // An interrupt the inline controller presents is taken at the next block boundary instead.
+  const d = c.dev;
+  if (d !== null && (c.fl & FLAG_IF) && d.interruptPending()) return;
   c.halted = true;
   c.doExit({ kind: 'halted' });
 }
@@ -793,6 +796,14 @@ export function hInOut(c: Cpu, i: Insn): void {
   checkIo(c);
   const isIn = i.sub === 1;
   const port = i.o1 === IMM || i.o0 === IMM ? i.imm & 0xff : c.regs[4]! & 0xffff;
+  const d = c.dev;
+  if (d !== null) {
+    const size = i.size as 1 | 2 | 4;
+    if (isIn) c.setReg(0, size, d.io(port, size, true, 0), 0);
+    else d.io(port, size, false, c.regs[0]! & (size === 4 ? -1 : (1 << (8 * size)) - 1));
+    if (d.ended()) c.doExit({ kind: 'stopped' });
+    return;
+  }
   c.doExit({ kind: 'io', in: isIn, port, seg: -1, addressSize: i.asz, operandSize: i.size, rep: false, str: false });
 }
 

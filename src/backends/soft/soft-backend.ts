@@ -8,7 +8,7 @@
  * the API's BigInt groups only in getState/setState; inside, everything is int32 pairs.
  */
 import type {
-  Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, CpuidRegs, GpaMapping, StopHandle,
+  Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, CpuidRegs, GpaMapping, InlineDevices, StopHandle,
 } from '../../nvmm/backend.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
@@ -46,7 +46,7 @@ export class SoftBackend implements Backend {
   }
 
   capability(): Capability {
-    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true } };
+    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true }, inlineDevices: true };
   }
 
   createMachine(): SoftMachine {
@@ -220,6 +220,11 @@ export class SoftVcpu implements BackendVcpu {
 
   inject(event: VcpuEvent): void {
     this.exec.pendingEvent = event;
+  }
+
+  setInlineDevices(devices: InlineDevices | null): void {
+    this.cpu.dev = devices;
+    this.exec.devDeadline = 0;
   }
 
   /** Sets (or clears) the trace hook at run time. */

@@ -118,6 +118,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     if (why) io.err(`\n${why}\n`);
     if (values.trace!.includes('exits')) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
+      if (exited.inlineIo) io.err(`port I/O served inline (no exit): ${exited.inlineIo}\n`);
     }
     return exitStatus(exited);
   },
