@@ -507,36 +507,36 @@ let p0 = 0, p1 = 0, p2 = 0, p3 = 0;
 
 /** Unsigned 32x32 -> 64 into (p0, p1). */
 function mulU32(a: number, b: number): void {
+  const p = a * b;
+  // A double product below 2^53 is exact (and a true product above it never rounds below).
+  if (p < 9007199254740992) {
+    const lo = p >>> 0;
+    p0 = lo;
+    p1 = (p - lo) / TWO32;
+    return;
+  }
   const aL = a & 0xffff, aH = a >>> 16, bL = b & 0xffff, bH = b >>> 16;
   const ll = aL * bL, lh = aL * bH, hl = aH * bL, hh = aH * bH;
   const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
   p0 = (((mid & 0xffff) << 16) | (ll & 0xffff)) >>> 0;
-  p1 = (hh + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 65536)) >>> 0;
+  p1 = (hh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) >>> 0;
 }
 
-/** Unsigned 64x64 -> 128 into (p0, p1, p2, p3), in 16-bit limbs. */
+/** Unsigned 64x64 -> 128 into (p0, p1, p2, p3), from four 32x32 products. */
 function mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
-  const a0 = aLo & 0xffff, a1 = aLo >>> 16, a2 = aHi & 0xffff, a3 = aHi >>> 16;
-  const b0 = bLo & 0xffff, b1 = bLo >>> 16, b2 = bHi & 0xffff, b3 = bHi >>> 16;
-  let s = a0 * b0;
-  const r0 = s % 65536; s = Math.floor(s / 65536);
-  s += a0 * b1 + a1 * b0;
-  const r1 = s % 65536; s = Math.floor(s / 65536);
-  s += a0 * b2 + a1 * b1 + a2 * b0;
-  const r2 = s % 65536; s = Math.floor(s / 65536);
-  s += a0 * b3 + a1 * b2 + a2 * b1 + a3 * b0;
-  const r3 = s % 65536; s = Math.floor(s / 65536);
-  s += a1 * b3 + a2 * b2 + a3 * b1;
-  const r4 = s % 65536; s = Math.floor(s / 65536);
-  s += a2 * b3 + a3 * b2;
-  const r5 = s % 65536; s = Math.floor(s / 65536);
-  s += a3 * b3;
-  const r6 = s % 65536; s = Math.floor(s / 65536);
-  const r7 = s;
-  p0 = (r1 * 65536 + r0) >>> 0;
-  p1 = (r3 * 65536 + r2) >>> 0;
-  p2 = (r5 * 65536 + r4) >>> 0;
-  p3 = (r7 * 65536 + r6) >>> 0;
+  mulU32(aLo, bLo); const ll0 = p0, ll1 = p1;
+  mulU32(aLo, bHi); const lh0 = p0, lh1 = p1;
+  mulU32(aHi, bLo); const hl0 = p0, hl1 = p1;
+  mulU32(aHi, bHi); const hh0 = p0, hh1 = p1;
+  // Column sums stay below 2^34: exact doubles; `>>> 0` keeps the low 32 bits.
+  let s = ll1 + lh0 + hl0;
+  const w1 = s >>> 0;
+  s = lh1 + hl1 + hh0 + (s - w1) / TWO32;
+  const w2 = s >>> 0;
+  p0 = ll0;
+  p1 = w1;
+  p2 = w2;
+  p3 = (hh1 + (s - w2) / TWO32) >>> 0;
 }
 
 /** Flags after MUL/IMUL: CF = OF = overflow; SF ZF AF PF (undefined) unchanged, as on AMD Zen. */
