@@ -93,6 +93,8 @@ export interface BackendVcpu {
   setTprExit(enabled: boolean): void;
   /** Serves port I/O, interrupts and timers through `devices` (null: exits again). With Capability.inlineDevices. */
   setInlineDevices?(devices: InlineDevices | null): void;
+  /** Counters of the backend's own (instructions executed, code compiled...), by name. Optional. */
+  statistics?(): Record<string, number>;
   destroy(): void;
 }
 

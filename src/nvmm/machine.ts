@@ -319,6 +319,11 @@ export class Vcpu {
     impl.setInlineDevices(devices);
   }
 
+  /** The backend's counters for this vCPU ({} where it keeps none). */
+  statistics(): Record<string, number> {
+    return this.live.statistics?.() ?? {};
+  }
+
   /** Commits pending state and runs the vCPU until the next exit (nvmm_vcpu_run). */
   run(): VcpuExit {
     const impl = this.live;

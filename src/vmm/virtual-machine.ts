@@ -52,6 +52,8 @@ export interface VmExited {
   exits: Partial<Record<VcpuExitKind, number>>;
   /** Port accesses the boot vCPU served inline, without an exit (the soft backend). */
   inlineIo: number;
+  /** The backend's counters for the boot vCPU (Vcpu.statistics). */
+  cpu: Record<string, number>;
   /** Accesses to ports no device claims, by port. */
   unknownPorts: Record<number, number>;
 }
@@ -158,13 +160,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, unknownPorts: msg.unknownPorts });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts });
           break;
       }
     });
     worker.on('error', (e) => {
       clearTimeout(timer);
-      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, inlineIo: 0, unknownPorts: {} });
+      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: {} });
     });
     void this.pumpOutput();
   }

@@ -138,6 +138,9 @@ export class Executor {
   loopMax = LOOP_MAX;
   /** Blocks compiled so far. */
   jitCount = 0;
+  /** Blocks decoded so far, and instructions run by the interpreter (the rest of icount ran compiled). */
+  blocksDecoded = 0;
+  interpreted = 0;
   /** The block executed last (for successor links); null after a fault, an exit or a new run. */
   private prev: Block | null = null;
 
@@ -230,6 +233,7 @@ export class Executor {
       if (pos >= end) break;
     }
     const b = new Block(gpa, mode, insns, src, off, pos - off, this.gen);
+    this.blocksDecoded++;
     const page = Math.floor(gpa / 4096);
     const key = gpa * 4 + (mode >> 5);
     this.cache.set(key, b);
@@ -300,7 +304,7 @@ export class Executor {
         if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
         if (dev !== null) {
           const now = monotonicNs();
-          if (now >= this.devDeadline) this.devDeadline = dev.tick(now);
+          if (now >= c.devDeadline) c.devDeadline = dev.tick(now);
         }
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
@@ -308,9 +312,6 @@ export class Executor {
       if (r !== null) return r;
     }
   }
-
-  /** The inline devices' next timer deadline (monotonicNs). */
-  devDeadline = 0;
 
   /** Delivers the interrupt the inline controller presents (IF set, no shadow). */
   private takeInterrupt(dev: InlineDevices): RunResult | null {
@@ -400,6 +401,7 @@ export class Executor {
         return this.handleThrow(e, insns[k] ?? null);
       }
       this.icount += n;
+      this.interpreted += n;
       b.count++;
     }
     if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }

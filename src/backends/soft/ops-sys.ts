@@ -801,6 +801,7 @@ export function hInOut(c: Cpu, i: Insn): void {
     const size = i.size as 1 | 2 | 4;
     if (isIn) c.setReg(0, size, d.io(port, size, true, 0), 0);
     else d.io(port, size, false, c.regs[0]! & (size === 4 ? -1 : (1 << (8 * size)) - 1));
+    c.devDeadline = 0;
     if (d.ended()) c.doExit({ kind: 'stopped' });
     return;
   }

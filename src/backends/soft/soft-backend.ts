@@ -224,7 +224,12 @@ export class SoftVcpu implements BackendVcpu {
 
   setInlineDevices(devices: InlineDevices | null): void {
     this.cpu.dev = devices;
-    this.exec.devDeadline = 0;
+    this.cpu.devDeadline = 0;
+  }
+
+  statistics(): Record<string, number> {
+    const x = this.exec;
+    return { instructions: x.icount, interpreted: x.interpreted, blocks: x.blocksDecoded, compiled: x.jitCount };
   }
 
   /** Sets (or clears) the trace hook at run time. */

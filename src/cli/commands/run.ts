@@ -64,7 +64,7 @@ export const run: Command = {
   --serial stdio|file:PATH  where COM1 goes (default stdio; input is always stdin)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
   --timeout SECONDS    end the run (status 4, with a report) if the guest is still running
-  --trace exits        print the count of each kind of exit at the end
+  --trace exits        print the count of each kind of exit at the end, and the CPU's counters
   --trace cpu[=N]      print each executed instruction (address, bytes, disassembly, changed
                        registers) to standard error, the first N (default 100000); soft backend
 
@@ -119,6 +119,8 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     if (values.trace!.includes('exits')) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
       if (exited.inlineIo) io.err(`port I/O served inline (no exit): ${exited.inlineIo}\n`);
+      const cpu = Object.entries(exited.cpu);
+      if (cpu.length > 0) io.err(`cpu: ${cpu.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
     }
     return exitStatus(exited);
   },
