@@ -9,7 +9,11 @@
  *   A counter's state is computed lazily from the time at which its count was loaded, so a port
  *   read costs a subtraction and a multiplication. The board asks `nextDeadline()` (the time of
  *   the next rising edge of OUT0, cached) and calls `tick()` once that time has passed; tick()
- *   signals IRQ 0 once per call however many edges passed (the PIC latches one edge anyway).
+ *   signals IRQ 0 once per call however many edges passed (the PIC latches one edge anyway),
+ *   unless `reinject` is on: then, in the periodic modes 2 and 3, every period is one IRQ 0 edge
+ *   and an edge waits for the previous one's acknowledgement (ackIrq0), so a guest that kept
+ *   interrupts off for several periods gets them all afterwards and its tick count keeps up
+ *   (KVM's in-kernel PIT reinjects the same way). At most MAX_OWED periods are kept.
  * - A count is loaded into the counting element at the moment it is written (the real part loads
  *   it on the next CLK edge, up to 838 ns later): after a count N is written, the counter reads N
  *   and reaches 0 (mode 0's terminal count) N ticks later.
@@ -114,7 +118,12 @@ export interface I8254PitOptions {
   irq0?: IrqLine;
   /** Monotonic time in nanoseconds (default: performance.now()). */
   now?: () => number;
+  /** Deliver every period of modes 2 and 3, each after the previous was acknowledged (ackIrq0). */
+  reinject?: boolean;
 }
+
+/** Periods a reinjecting PIT keeps owing at most (4 s at Linux's HZ=250). */
+export const MAX_OWED = 1000;
 
 function toBcd(v: number): number {
   return ((Math.floor(v / 1000) % 10) << 12) | ((Math.floor(v / 100) % 10) << 8) | ((Math.floor(v / 10) % 10) << 4) | (v % 10);
@@ -138,10 +147,15 @@ export class I8254Pit implements PortDevice {
   private readonly now: () => number;
   private counters: I8254CounterState[] = [newCounter(), newCounter(), newCounter()];
   private deadline: number | undefined;
+  private readonly reinject: boolean;
+  /** Reinjection: periods not yet signalled, and whether a signalled one awaits its acknowledgement. */
+  private owed = 0;
+  private inFlight = false;
 
   constructor(opts: I8254PitOptions = {}) {
     this.irq0 = opts.irq0;
     this.now = opts.now ?? monotonicNs;
+    this.reinject = opts.reinject ?? false;
   }
 
   // ---- per-counter arithmetic (c = counter state, d = ticks since the count was loaded) ----
@@ -295,13 +309,30 @@ export class I8254Pit implements PortDevice {
     I8254Pit.sync(c, now);
     const edges = I8254Pit.edges(c, I8254Pit.ticks(c, now));
     if (edges > c.edgesSeen || c.edgeOwed) {
+      const fresh = Math.max(0, edges - c.edgesSeen) + (c.edgeOwed ? 1 : 0);
       c.edgesSeen = Math.max(c.edgesSeen, edges);
       c.edgeOwed = false;
       const mode = I8254Pit.mode(c);
       if (mode === 0 || mode === 1) this.irq0?.set(true);
-      else this.irq0?.pulse();
+      else if (this.reinject && (mode === 2 || mode === 3)) {
+        this.owed = Math.min(this.owed + fresh, MAX_OWED);
+        this.signalOwed();
+      } else this.irq0?.pulse();
     }
     this.recomputeDeadline(now);
+  }
+
+  /** The interrupt controller acknowledged IRQ 0: with `reinject`, the next owed period is signalled. */
+  ackIrq0(): void {
+    this.inFlight = false;
+    this.signalOwed();
+  }
+
+  private signalOwed(): void {
+    if (this.inFlight || this.owed === 0) return;
+    this.owed--;
+    this.inFlight = true;
+    this.irq0?.pulse();
   }
 
   private recomputeDeadline(now: number): void {
@@ -371,6 +402,8 @@ export class I8254Pit implements PortDevice {
     c.latchedStatus = null;
     if (select === 0) {
       this.irq0?.set(false);
+      this.owed = 0;
+      this.inFlight = false;
       this.recomputeDeadline(now);
     }
   }

@@ -116,6 +116,8 @@ export interface I8259PicState {
 export interface I8259PicOptions {
   /** Called when the INTR output (to the CPU, or the LAPIC's LINT0) changes level. */
   onIntr?: (asserted: boolean) => void;
+  /** Called after an INTA cycle with the ISA IRQ (0-15) it acknowledged. */
+  onAck?: (irq: number) => void;
 }
 
 function bit(ir: number): number {
@@ -303,6 +305,7 @@ class ChipWindow implements PortDevice {
 export class I8259Pic {
   private readonly chips: [Chip, Chip] = [new Chip(ELCR_WRITABLE[0], bit(CASCADE_IRQ)), new Chip(ELCR_WRITABLE[1], 0)];
   private readonly onIntr: ((asserted: boolean) => void) | undefined;
+  private readonly onAck: ((irq: number) => void) | undefined;
   private intr = false;
   private readonly lines: IrqLine[];
   private readonly masterWindow = new ChipWindow(this, 0);
@@ -311,6 +314,7 @@ export class I8259Pic {
 
   constructor(opts: I8259PicOptions = {}) {
     this.onIntr = opts.onIntr;
+    this.onAck = opts.onAck;
     this.lines = Array.from({ length: 16 }, (_, irq) => ({
       set: (level: boolean) => this.setIrq(irq, level),
       pulse: () => { this.setIrq(irq, true); this.setIrq(irq, false); },
@@ -363,13 +367,17 @@ export class I8259Pic {
   acknowledge(): number {
     const [master, slave] = this.chips;
     const ir = master.acknowledge();
-    let vector: number;
+    let vector: number, irq: number;
     if (ir === CASCADE_IRQ && !(master.icw1 & ICW1_SNGL)) {
-      vector = slave.vectorBase | slave.acknowledge();
+      const sir = slave.acknowledge();
+      vector = slave.vectorBase | sir;
+      irq = 8 + sir;
     } else {
       vector = master.vectorBase | ir;
+      irq = ir;
     }
     this.update();
+    this.onAck?.(irq);
     return vector;
   }
 

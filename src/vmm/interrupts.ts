@@ -68,7 +68,7 @@ export class BackendInterrupts implements InterruptRouting {
 }
 
 export class BoardInterrupts implements InterruptRouting {
-  readonly pic = new I8259Pic();
+  readonly pic = new I8259Pic({ onAck: (irq) => { if (irq === IRQS.PIT) this.pit.ackIrq0(); } });
   private readonly timers: TimerDevice[] = [];
   private vcpu: Vcpu | undefined;
   private ticker: Ticker | undefined;
@@ -81,7 +81,8 @@ export class BoardInterrupts implements InterruptRouting {
     ports.register(PORTS.PIC_SLAVE.base, PORTS.PIC_SLAVE.length, 'pic-slave', this.pic.slave);
     ports.register(PORTS.PIC_ELCR.base, PORTS.PIC_ELCR.length, 'pic-elcr', this.pic.elcr);
     // One clock for the timers and the ticker thread that wakes the vCPU at their deadlines.
-    this.pit = new I8254Pit({ irq0: this.pic.line(IRQS.PIT), now: monotonicNs });
+    // Reinjection: the software CPU often runs with interrupts off for several PIT periods.
+    this.pit = new I8254Pit({ irq0: this.pic.line(IRQS.PIT), now: monotonicNs, reinject: true });
     ports.register(PORTS.PIT.base, PORTS.PIT.length, 'pit', this.pit);
     ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', new Port61({ pit: this.pit, now: monotonicNs }));
     this.timers.push(this.pit);

@@ -8,10 +8,10 @@ import { RecordingIrqLine } from '../../src/devices/irq.js';
 /** Nanoseconds at which `ticks` PIT clocks have passed since a count written at time 0. */
 const at = (ticks: number) => Math.ceil((ticks * 1e9) / PIT_HZ);
 
-function setup() {
+function setup(reinject = false) {
   const clock = { t: 0 };
   const irq = new RecordingIrqLine();
-  const pit = new I8254Pit({ irq0: irq, now: () => clock.t });
+  const pit = new I8254Pit({ irq0: irq, now: () => clock.t, reinject });
   const port61 = new Port61({ pit, now: () => clock.t });
   const bus = new PortBus();
   bus.register(0x40, 4, 'pit', pit);
@@ -51,6 +51,32 @@ test('mode 2 (Linux periodic tick, HZ=250): IRQ 0 once per period, count and dea
   assert.equal(s.irq.pulses, 2);
   assert.equal(s.pit.nextDeadline(), at(11 * LATCH));
   assert.equal(latchRead(s, 0), LATCH - 5);
+});
+
+test('reinjection: missed periods of mode 2 arrive one per acknowledgement; none while one is unacknowledged', () => {
+  const s = setup(true);
+  const LATCH = 4773;
+  s.out(0x43, 0x34); s.out(0x40, LATCH & 0xff); s.out(0x40, LATCH >> 8);
+  s.clock.t = at(5 * LATCH + 5); // interrupts off for five periods
+  s.pit.tick();
+  assert.equal(s.irq.pulses, 1);
+  s.clock.t = at(6 * LATCH); // a sixth period while the first is not acknowledged
+  s.pit.tick();
+  assert.equal(s.irq.pulses, 1);
+  for (let k = 2; k <= 6; k++) {
+    s.pit.ackIrq0();
+    assert.equal(s.irq.pulses, k);
+  }
+  s.pit.ackIrq0(); // nothing owed
+  assert.equal(s.irq.pulses, 6);
+  s.clock.t = at(7 * LATCH);
+  s.pit.tick();
+  assert.equal(s.irq.pulses, 7);
+  s.clock.t = at(9 * LATCH);
+  s.pit.tick();
+  s.out(0x43, 0x34); // a new control word forgets what was owed
+  s.pit.ackIrq0(); s.pit.ackIrq0();
+  assert.equal(s.irq.pulses, 7);
 });
 
 test('mode 2: a new count takes effect at the end of the current period', () => {
