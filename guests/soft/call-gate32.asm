@@ -103,15 +103,15 @@ after_conf:
   out 0xe0, al
   mov dword [next], user2
   call 0x4b:0
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user2:
   mov dword [next], user3
   jmp 0x33:0
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user3:
   mov dword [next], user4
   call 0x53:0
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user4:
   mov al, 7
   out 0xe0, al

@@ -122,22 +122,22 @@ after_same:
   mov rax, user2
   mov [next], rax
   call far dword [rel gate_dpl0]
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user2:
   mov rax, user3
   mov [next], rax
   call far dword [rel gate_np]
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user3:
   mov rax, user4
   mov [next], rax
   jmp far dword [rel gate_dpl3]
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user4:
   mov rax, user5
   mov [next], rax
   call far dword [rel gate_badtype]
-  jmp $
+  out 0xe1, al                  ; no fault: end the run early (the test fails)
 user5:
   mov al, 7
   out 0xe0, al

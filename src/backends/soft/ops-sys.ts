@@ -970,26 +970,40 @@ export function hCpuid(c: Cpu, _i: Insn): void {
 
 /** IN/OUT: exit to the VMM with RIP left at the instruction (the assist completes it). */
 export function hInOut(c: Cpu, i: Insn): void {
-  checkIo(c);
   const isIn = i.sub === 1;
   const port = i.o1 === IMM || i.o0 === IMM ? i.imm & 0xff : c.regs[4]! & 0xffff;
+  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) checkIoBitmap(c, port, i.size);
   c.doExit({ kind: 'io', in: isIn, port, seg: -1, addressSize: i.asz, operandSize: i.size, rep: false, str: false });
 }
 
 /** INS (sub 1) / OUTS (sub 0). */
 export function hInsOuts(c: Cpu, i: Insn): void {
-  checkIo(c);
+  const port = c.regs[4]! & 0xffff;
+  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) checkIoBitmap(c, port, i.size);
   if (i.rep && countZero(c, i.asz)) return;
   const isIn = i.sub === 1;
   c.doExit({
-    kind: 'io', in: isIn, port: c.regs[4]! & 0xffff, seg: isIn ? S_ES : i.seg, addressSize: i.asz, operandSize: i.size,
+    kind: 'io', in: isIn, port, seg: isIn ? S_ES : i.seg, addressSize: i.asz, operandSize: i.size,
     rep: i.rep !== 0, str: true,
   });
 }
 
-function checkIo(c: Cpu): void {
-  // Without an I/O permission bitmap walk: CPL > IOPL faults (the TSS bitmap is not consulted).
-  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) c.gp(0);
+/**
+ * I/O at CPL > IOPL (or in virtual-8086 mode): the I/O permission bitmap of the 32/64-bit TSS,
+ * at the offset in TSS bytes 0x66-0x67, must have the bits of ports port..port+size-1 clear; the
+ * two bytes holding them are read and must lie within the TSS limit, else #GP(0) (SDM vol. 1 19.5.2).
+ */
+function checkIoBitmap(c: Cpu, port: number, size: number): void {
+  const limit = c.segLimit[S_TR]!;
+  if ((c.segAttr[S_TR]! & 0xd) !== 9 || limit < 0x67) c.gp(0); // not an available/busy 32/64-bit TSS
+  const base = c.segBaseLo[S_TR]! >>> 0, baseHi = c.segBaseHi[S_TR]!;
+  let a = base + 0x66;
+  const mapOff = rdSys16(c, a | 0, (baseHi + (a >= TWO32 ? 1 : 0)) | 0);
+  const off = mapOff + (port >>> 3);
+  if (off + 1 > limit) c.gp(0);
+  a = base + off;
+  const bits = rdSys16(c, a | 0, (baseHi + (a >= TWO32 ? 1 : 0)) | 0);
+  if ((bits >>> (port & 7)) & ((1 << size) - 1)) c.gp(0);
 }
 
 export function hSwapgs(c: Cpu, _i: Insn): void {
