@@ -99,7 +99,7 @@ def(['movzb', 'movzw', 'movsb', 'movsw', 'movsxd', 'movslq'], (d, i) => {
 def('lea', (d, i) => { two(d, i); return I.hLea; });
 def('xchg', (d, i) => { two(d, i); return I.hXchg; });
 def('nop', (_d, _i) => I.hNop);
-def(['pause', 'fwait', 'lfence', 'mfence', 'sfence', 'prefetch', 'prefetchw', 'prefetchnta', 'prefetcht0', 'prefetcht1', 'prefetcht2',
+def(['pause', 'lfence', 'mfence', 'sfence', 'prefetch', 'prefetchw', 'prefetchnta', 'prefetcht0', 'prefetcht1', 'prefetcht2',
   'clflush', 'clflushopt', 'clwb', 'endbr64', 'endbr32'], () => I.hNop);
 
 // ---- ALU ----
