@@ -1025,10 +1025,20 @@ function flatSeg(c: Cpu, s: number, sel: number, code: boolean, dpl: number, lon
 
 export function hSyscall(c: Cpu, _i: Insn): void {
   if (!(c.efer & 1)) c.ud();
-  if (!(c.efer & EFER_LMA)) c.doExit({ kind: 'invalid', reason: 'legacy-mode SYSCALL is not implemented' });
   const R = c.regs;
   const star = c.msr.get(MSR_STAR) ?? [0, 0];
   const sel = (star[1] & 0xffff);
+  if (!(c.efer & EFER_LMA)) {
+    // Legacy mode (AMD APM vol. 3 SYSCALL; Intel CPUs raise #UD outside 64-bit mode): ECX = the
+    // return EIP, flat 32-bit CPL-0 CS and SS from STAR[47:32], EIP = STAR[31:0], VM IF RF cleared.
+    R[2] = c.ripLo | 0; R[3] = 0;
+    c.fl &= ~(FLAG_VM | FLAG_IF | FLAG_RF);
+    flatSeg(c, S_CS, sel & 0xfffc, true, 0, false);
+    flatSeg(c, S_SS, (sel + 8) & 0xfffc, false, 0, false);
+    c.ripLo = star[0] >>> 0; c.ripHi = 0;
+    c.updateMode();
+    return;
+  }
   R[2] = c.ripLo | 0; R[3] = c.ripHi;
   R[22] = c.getRflags() & ~FLAG_RF; R[23] = 0;
   const target = c.msr.get(c.long64 ? MSR_LSTAR : MSR_CSTAR) ?? [0, 0];
@@ -1042,11 +1052,23 @@ export function hSyscall(c: Cpu, _i: Insn): void {
 
 export function hSysret(c: Cpu, i: Insn): void {
   if (!(c.efer & 1)) c.ud();
-  if (!c.long64) c.doExit({ kind: 'invalid', reason: 'SYSRET outside 64-bit mode is not implemented' });
+  const lma = (c.efer & EFER_LMA) !== 0;
+  if (lma && !c.long64) c.doExit({ kind: 'invalid', reason: 'SYSRET in compatibility mode is not implemented' });
+  if (!c.pe) c.gp(0);
   requireCpl0(c);
   const R = c.regs;
   const star = c.msr.get(MSR_STAR) ?? [0, 0];
   const base = (star[1] >>> 16) & 0xffff;
+  if (!lma) {
+    // Legacy mode (AMD APM vol. 3 SYSRET): flat 32-bit CPL-3 CS = STAR[63:48], SS = STAR[63:48] + 8
+    // (RPL 3), EIP = ECX, IF set.
+    flatSeg(c, S_CS, (base & 0xfffc) | 3, true, 3, false);
+    flatSeg(c, S_SS, ((base + 8) & 0xfffc) | 3, false, 3, false);
+    c.fl |= FLAG_IF;
+    c.ripLo = R[2]! >>> 0; c.ripHi = 0;
+    c.updateMode();
+    return;
+  }
   const to64 = i.size === 8;
   if (to64) {
     if (((R[3]! | 0) >> 15) !== 0 && ((R[3]! | 0) >> 15) !== -1) c.gp(0); // non-canonical RCX
