@@ -99,7 +99,7 @@ def(['movzb', 'movzw', 'movsb', 'movsw', 'movsxd', 'movslq'], (d, i) => {
 def('lea', (d, i) => { two(d, i); return I.hLea; });
 def('xchg', (d, i) => { two(d, i); return I.hXchg; });
 def('nop', (_d, _i) => I.hNop);
-def(['pause', 'fwait', 'lfence', 'mfence', 'sfence', 'prefetch', 'prefetchw', 'prefetchnta', 'prefetcht0', 'prefetcht1', 'prefetcht2',
+def(['pause', 'lfence', 'mfence', 'sfence', 'prefetch', 'prefetchw', 'prefetchnta', 'prefetcht0', 'prefetcht1', 'prefetcht2',
   'clflush', 'clflushopt', 'clwb', 'endbr64', 'endbr32'], () => I.hNop);
 
 // ---- ALU ----
@@ -163,6 +163,8 @@ def(CC_NAMES.map((c) => `cmov${c}`), (d, i) => { two(d, i); i.sub = CC_NAMES.ind
 def(CC_NAMES.map((c) => `set${c}`), (d, i) => { two(d, i); i.size = 1; i.sub = CC_NAMES.indexOf(MNEMONICS[d.mnemonic]!.slice(3)); return I.hSetcc; });
 def(['clc', 'stc', 'cmc', 'cld', 'std'], (d, i) => { i.sub = ['clc', 'stc', 'cmc', 'cld', 'std'].indexOf(MNEMONICS[d.mnemonic]!); return I.hFlagOp; });
 def('lahf', () => I.hLahf);
+def(['aaa', 'aas', 'daa', 'das'], (d, i) => { i.sub = ['aaa', 'aas', 'daa', 'das'].indexOf(MNEMONICS[d.mnemonic]!); return I.hBcd; });
+def(['aam', 'aad'], (d, i) => { i.sub = MNEMONICS[d.mnemonic] === 'aam' ? I.BCD_AAM : I.BCD_AAD; i.imm = d.ops[0]!.imm & 0xff; return I.hBcd; });
 def('sahf', () => I.hSahf);
 def('xlat', (d, i) => { i.seg = d.segment >= 0 ? d.segment : S_DS; return I.hXlat; });
 

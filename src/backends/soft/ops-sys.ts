@@ -176,6 +176,11 @@ function loadCs(c: Cpu, sel: number, cpl: number): void {
 function checkCode(c: Cpu, sel: number): number {
   if ((sel & 0xfffc) === 0) c.gp(0);
   readDesc(c, sel);
+  return checkCodeDesc(c, sel);
+}
+
+/** checkCode on the descriptor already in descLo/descHi. */
+function checkCodeDesc(c: Cpu, sel: number): number {
   const attr = (descHi >>> 8) & 0xf0ff;
   if (!(attr & A_S) || !(attr & 8)) c.gp(sel & 0xfffc);
   if (!(attr & A_P)) c.fault(EXC_NP, sel & 0xfffc);
@@ -496,9 +501,12 @@ export function hFarJmpCall(c: Cpu, i: Insn): void {
   const size = i.size;
   const retCs = c.segSel[S_CS]!, retLo = c.ripLo | 0, retHi = c.ripHi;
   if (c.pe && !(c.fl & FLAG_VM)) {
-    const dpl = checkCode(c, sel);
+    if ((sel & 0xfffc) === 0) c.gp(0);
+    readDesc(c, sel);
+    // S = 0: a call gate, task gate or TSS (the cold path).
+    if ((descHi & 0x1000) === 0) { farGate(c, i.sub === 1, sel, retCs, retLo, retHi); return; }
+    const dpl = checkCodeDesc(c, sel);
     const conforming = (descHi & 0x400) !== 0;
-    if ((descHi & 0x1000) === 0) c.doExit({ kind: 'invalid', reason: `far ${i.sub ? 'call' : 'jmp'} through a gate (selector 0x${sel.toString(16)}) is not implemented` });
     if (conforming ? dpl > c.cpl : ((sel & 3) > c.cpl || dpl !== c.cpl)) c.gp(sel & 0xfffc);
   }
   if (i.sub === 1) {
@@ -512,6 +520,156 @@ export function hFarJmpCall(c: Cpu, i: Insn): void {
   c.updateMode();
 }
 
+/** System descriptor types (S = 0) a far CALL/JMP may name. */
+const T_TSS16 = 1, T_CALL16 = 4, T_TASK = 5, T_TSS32 = 9, T_CALL32 = 0xc;
+
+/** Segment limit of the descriptor in descLo/descHi, in bytes (granularity applied). */
+function descLimit(): number {
+  const l = (descLo & 0xffff) | (descHi & 0xf0000);
+  return descHi & (1 << 23) ? l * 4096 + 0xfff : l;
+}
+
+function rdSys16(c: Cpu, lo: number, hi: number): number {
+  const u = c.user;
+  c.user = 0;
+  try { return c.rd16(lo, hi); } finally { c.user = u; }
+}
+
+/**
+ * Far CALL/JMP whose selector names a system descriptor (in descLo/descHi): through a call gate
+ * (16- and 32-bit gates in legacy mode, 64-bit gates in IA-32e mode), with the stack switch of a
+ * CALL to a more privileged level. SDM vol. 2A CALL and JMP, vol. 3A 5.8.3-5.8.6. Task gates and
+ * TSSs exit (task switching is not implemented).
+ */
+function farGate(c: Cpu, call: boolean, gsel: number, retCs: number, retLo: number, retHi: number): void {
+  const lma = (c.efer & EFER_LMA) !== 0;
+  const type = (descHi >>> 8) & 0xf;
+  const gerr = gsel & 0xfffc;
+  if (!lma && (type === T_TASK || type === T_TSS16 || type === T_TSS32)) {
+    c.doExit({ kind: 'invalid', reason: `far ${call ? 'call' : 'jmp'} to a task (selector 0x${gsel.toString(16)}): task switching is not implemented` });
+  }
+  if (lma ? type !== T_CALL32 : type !== T_CALL32 && type !== T_CALL16) c.gp(gerr);
+  const g0 = descLo, g1 = descHi;
+  const gdpl = (g1 >>> 13) & 3;
+  if (gdpl < c.cpl || (gsel & 3) > gdpl) c.gp(gerr);
+  if (!(g1 & 0x8000)) c.fault(EXC_NP, gerr);
+  let offLo = (g0 & 0xffff) | (g1 & 0xffff0000), offHi = 0;
+  if (type === T_CALL16) offLo &= 0xffff;
+  if (lma) {
+    // 16-byte gate: offset 63:32 in the third dword, type 0 in the fourth.
+    const a = descAddr(c, gsel, 16);
+    if (a < 0) c.gp(gerr);
+    const ah = c.hi, n = a + 8;
+    const nh = (ah + (n >= TWO32 ? 1 : 0)) | 0;
+    offHi = rdSys32(c, n | 0, nh);
+    if ((rdSys32(c, (n + 4) | 0, nh) >>> 8) & 0x1f) c.gp(gerr);
+  }
+  const csel = (g0 >>> 16) & 0xffff;
+  const cerr = csel & 0xfffc;
+  if (cerr === 0) c.gp(0);
+  readDesc(c, csel);
+  const attr = (descHi >>> 8) & 0xf0ff;
+  const dpl = (attr >> A_DPL_SHIFT) & 3, conforming = (attr & 4) !== 0;
+  if (!(attr & A_S) || !(attr & 8)) c.gp(cerr);
+  if (call || conforming ? dpl > c.cpl : dpl !== c.cpl) c.gp(cerr);
+  if (lma && (!(attr & A_L) || (attr & A_DB))) c.gp(cerr);
+  if (!(attr & A_P)) c.fault(EXC_NP, cerr);
+  if (lma ? (offHi >> 15) !== 0 && (offHi >> 15) !== -1 : (offLo >>> 0) > descLimit()) c.gp(0);
+  if (call && !conforming && dpl < c.cpl) {
+    callInner(c, lma, type === T_CALL32 ? 4 : 2, g1 & 0x1f, csel, dpl, retCs, retLo, retHi);
+  } else {
+    if (call) {
+      const R = c.regs;
+      const w = lma ? 8 : type === T_CALL32 ? 4 : 2;
+      const sp0 = R[8]!, sp1 = R[9]!, cs0 = descLo, cs1 = descHi;
+      try { c.push(retCs, 0, w); c.push(retLo, w === 8 ? retHi : 0, w); } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
+      descLo = cs0; descHi = cs1;
+    }
+    setAccessed(c, csel);
+    loadCache(c, S_CS, cerr | c.cpl);
+  }
+  c.ripLo = offLo >>> 0; c.ripHi = offHi | 0;
+  c.updateMode();
+}
+
+/**
+ * The stack switch of a CALL through a gate to the more privileged level `newCpl` (the target
+ * code descriptor is in descLo/descHi): the inner stack comes from the TSS (SSn:ESPn of a 16- or
+ * 32-bit TSS, copying `count` parameters of `w` bytes; RSPn of the 64-bit TSS with a null SS),
+ * the caller's SS:rSP and CS:rIP are pushed there. Nothing is committed until every write succeeded.
+ */
+function callInner(c: Cpu, lma: boolean, w: number, count: number, csel: number, newCpl: number, retCs: number, retLo: number, retHi: number): void {
+  const R = c.regs;
+  const cs0 = descLo, cs1 = descHi;
+  const trErr = c.segSel[S_TR]! & 0xfffc, trLimit = c.segLimit[S_TR]!;
+  const tb = c.segBaseLo[S_TR]! >>> 0, tbh = c.segBaseHi[S_TR]!;
+  const oldSs = c.segSel[S_SS]!, oldSpLo = R[8]!, oldSpHi = R[9]!;
+  const u = c.user;
+  if (lma) {
+    const off = 4 + newCpl * 8;
+    if (off + 7 > trLimit) c.fault(EXC_TS, trErr);
+    const a = tb + off, ah = (tbh + (a >= TWO32 ? 1 : 0)) | 0;
+    const spLo = rdSys32(c, a | 0, ah), spHi = rdSys32(c, (a + 4) | 0, ah);
+    if ((spHi >> 15) !== 0 && (spHi >> 15) !== -1) c.fault(EXC_SS, 0);
+    const vals = [oldSs, 0, oldSpLo, oldSpHi, retCs, 0, retLo, retHi];
+    let s = (spLo >>> 0) + spHi * TWO32;
+    c.user = 0;
+    try {
+      for (let k = 0; k < vals.length; k += 2) {
+        s -= 8;
+        const hi = Math.floor(s / TWO32);
+        c.wr64((s - hi * TWO32) | 0, hi | 0, vals[k]!, vals[k + 1]!);
+      }
+    } finally { c.user = u; }
+    const hi = Math.floor(s / TWO32);
+    R[8] = (s - hi * TWO32) | 0; R[9] = hi | 0;
+    nullSs(c, newCpl);
+  } else {
+    const tss32 = (c.segAttr[S_TR]! & 8) !== 0;
+    const off = tss32 ? 4 + newCpl * 8 : 2 + newCpl * 4;
+    if (off + (tss32 ? 7 : 4) > trLimit) c.fault(EXC_TS, trErr);
+    const a = (tb + off) | 0;
+    const newSp = tss32 ? rdSys32(c, a, 0) : rdSys16(c, a, 0);
+    const newSs = rdSys16(c, (a + (tss32 ? 4 : 2)) | 0, 0);
+    const serr = newSs & 0xfffc;
+    if (serr === 0) c.fault(EXC_TS, serr);
+    readDesc(c, newSs, EXC_TS);
+    const sattr = (descHi >>> 8) & 0xf0ff;
+    if ((newSs & 3) !== newCpl || ((sattr >> A_DPL_SHIFT) & 3) !== newCpl || !(sattr & A_S) || (sattr & 8) || !(sattr & 2)) c.fault(EXC_TS, serr);
+    if (!(sattr & A_P)) c.fault(EXC_SS, serr);
+    const ss0 = descLo, ss1 = descHi;
+    // In push order: the caller's SS:ESP, its parameters (the deepest first), CS:EIP.
+    const vals = [oldSs, oldSpLo];
+    for (let k = count - 1; k >= 0; k--) vals.push(c.peekStack(k * w, w));
+    vals.push(retCs, retLo);
+    const base = ((ss0 >>> 16) | ((ss1 & 0xff) << 16) | (ss1 & 0xff000000)) | 0;
+    const mask = sattr & A_DB ? -1 : 0xffff;
+    let sp = newSp & mask;
+    c.user = 0;
+    try {
+      for (const v of vals) { sp = (sp - w) & mask; c.wr((base + sp) | 0, 0, w, v, 0); }
+    } finally { c.user = u; }
+    descLo = ss0; descHi = ss1;
+    setAccessed(c, newSs);
+    loadCache(c, S_SS, newSs);
+    R[8] = mask === -1 ? sp : (newSp & ~0xffff) | sp; R[9] = 0;
+  }
+  descLo = cs0; descHi = cs1;
+  setAccessed(c, csel);
+  loadCache(c, S_CS, (csel & 0xfffc) | newCpl);
+}
+
+/** Adds n to the stack pointer at the current stack size (RET imm). */
+function addSp(c: Cpu, n: number): void {
+  const R = c.regs;
+  if (c.stackSize === 8) {
+    const s = (R[8]! >>> 0) + n;
+    R[8] = s | 0;
+    if (s >= TWO32) R[9] = (R[9]! + 1) | 0;
+  } else if (c.stackSize === 4) R[8] = (R[8]! + n) | 0;
+  else R[8] = (R[8]! & ~0xffff) | ((R[8]! + n) & 0xffff);
+}
+
 /** Far RET (RETF) with optional immediate. */
 export function hFarRet(c: Cpu, i: Insn): void {
   const size = i.size;
@@ -522,30 +680,52 @@ export function hFarRet(c: Cpu, i: Insn): void {
     const cs = c.pop(size) & 0xffff;
     if (c.pe && !(c.fl & FLAG_VM)) {
       const rpl = cs & 3;
-      checkCode(c, cs);
+      const dpl = checkCode(c, cs);
       if (rpl < c.cpl) c.gp(cs & 0xfffc);
-      if (rpl > c.cpl) {
-        // Return to an outer level: pop SS:rSP after the immediate.
-        const n = i.imm & 0xffff;
-        for (let k = 0; k < n; k += 2) c.pop(2);
-        const sp = c.pop(size), sph = c.hi;
-        const ss = c.pop(size) & 0xffff;
-        const d0 = descLo, d1 = descHi;
-        loadCs(c, cs, rpl);
-        void d0; void d1;
-        if ((ss & 0xfffc) === 0) nullSs(c, rpl); else { readDesc(c, ss); loadCache(c, S_SS, ss); }
-        R[8] = sp; R[9] = size === 8 ? sph : 0;
-        c.ripLo = ip >>> 0; c.ripHi = size === 8 ? iph : 0;
-        c.updateMode();
-        nullDataSegs(c);
-        return;
-      }
+      if ((descHi & 0x400) !== 0 ? dpl > rpl : dpl !== rpl) c.gp(cs & 0xfffc);
+      if (rpl > c.cpl) { farRetOuter(c, size, i.imm & 0xffff, ip, iph, cs); return; }
     }
     loadCs(c, cs, c.pe ? c.cpl : 0);
     c.ripLo = (size === 2 ? ip & 0xffff : ip) >>> 0; c.ripHi = size === 8 ? iph : 0;
     c.updateMode();
-    if (i.imm) { const n = i.imm & 0xffff; for (let k = 0; k < n; k += 2) c.pop(2); }
+    if (i.imm) addSp(c, i.imm & 0xffff);
   } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
+}
+
+/**
+ * RETF to an outer privilege level (the return CS, checked, in descLo/descHi): release `n` bytes
+ * of parameters on the inner stack, pop and check SS:rSP, release `n` bytes on the outer stack,
+ * and null the data segments the outer level may not use. SDM vol. 2B RET.
+ */
+function farRetOuter(c: Cpu, size: number, n: number, ip: number, iph: number, cs: number): void {
+  const R = c.regs;
+  const rpl = cs & 3;
+  const cs0 = descLo, cs1 = descHi;
+  if (n) addSp(c, n);
+  const sp = c.pop(size), sph = size === 8 ? c.hi : 0;
+  const ss = c.pop(size) & 0xffff;
+  const serr = ss & 0xfffc;
+  let ss0 = 0, ss1 = 0;
+  if (serr === 0) {
+    // A null SS only for a return to 64-bit code at CPL < 3.
+    if (!(c.efer & EFER_LMA) || !(cs1 & (1 << 21)) || rpl === 3) c.gp(0);
+  } else {
+    readDesc(c, ss);
+    const a = (descHi >>> 8) & 0xf0ff;
+    if ((ss & 3) !== rpl || ((a >> A_DPL_SHIFT) & 3) !== rpl || !(a & A_S) || (a & 8) || !(a & 2)) c.gp(serr);
+    if (!(a & A_P)) c.fault(EXC_SS, serr);
+    ss0 = descLo; ss1 = descHi;
+  }
+  // Commit.
+  descLo = cs0; descHi = cs1;
+  setAccessed(c, cs);
+  loadCache(c, S_CS, cs);
+  if (serr === 0) { nullSs(c, rpl); c.segSel[S_SS] = ss; } else { descLo = ss0; descHi = ss1; setAccessed(c, ss); loadCache(c, S_SS, ss); }
+  if (size === 8) { R[8] = sp; R[9] = sph; } else if (size === 4) { R[8] = sp; R[9] = 0; } else R[8] = (R[8]! & ~0xffff) | (sp & 0xffff);
+  c.ripLo = (size === 2 ? ip & 0xffff : ip) >>> 0; c.ripHi = size === 8 ? iph : 0;
+  c.updateMode();
+  if (n) addSp(c, n);
+  nullDataSegs(c);
 }
 
 function requireCpl0(c: Cpu): void {
@@ -791,11 +971,11 @@ export function hCpuid(c: Cpu, _i: Insn): void {
   fn(c, c.regs[0]! >>> 0, c.regs[2]! >>> 0);
 }
 
-/** IN/OUT: exit to the VMM with RIP left at the instruction (the assist completes it). */
+/** IN/OUT: served by the inline devices, or an exit to the VMM with RIP left at the instruction (the assist completes it). */
 export function hInOut(c: Cpu, i: Insn): void {
-  checkIo(c);
   const isIn = i.sub === 1;
   const port = i.o1 === IMM || i.o0 === IMM ? i.imm & 0xff : c.regs[4]! & 0xffff;
+  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) checkIoBitmap(c, port, i.size);
   const d = c.dev;
   if (d !== null) {
     const size = i.size as 1 | 2 | 4;
@@ -810,18 +990,32 @@ export function hInOut(c: Cpu, i: Insn): void {
 
 /** INS (sub 1) / OUTS (sub 0). */
 export function hInsOuts(c: Cpu, i: Insn): void {
-  checkIo(c);
+  const port = c.regs[4]! & 0xffff;
+  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) checkIoBitmap(c, port, i.size);
   if (i.rep && countZero(c, i.asz)) return;
   const isIn = i.sub === 1;
   c.doExit({
-    kind: 'io', in: isIn, port: c.regs[4]! & 0xffff, seg: isIn ? S_ES : i.seg, addressSize: i.asz, operandSize: i.size,
+    kind: 'io', in: isIn, port, seg: isIn ? S_ES : i.seg, addressSize: i.asz, operandSize: i.size,
     rep: i.rep !== 0, str: true,
   });
 }
 
-function checkIo(c: Cpu): void {
-  // Without an I/O permission bitmap walk: CPL > IOPL faults (the TSS bitmap is not consulted).
-  if (c.pe && (c.cpl > ((c.fl >> 12) & 3) || (c.fl & FLAG_VM))) c.gp(0);
+/**
+ * I/O at CPL > IOPL (or in virtual-8086 mode): the I/O permission bitmap of the 32/64-bit TSS,
+ * at the offset in TSS bytes 0x66-0x67, must have the bits of ports port..port+size-1 clear; the
+ * two bytes holding them are read and must lie within the TSS limit, else #GP(0) (SDM vol. 1 19.5.2).
+ */
+function checkIoBitmap(c: Cpu, port: number, size: number): void {
+  const limit = c.segLimit[S_TR]!;
+  if ((c.segAttr[S_TR]! & 0xd) !== 9 || limit < 0x67) c.gp(0); // not an available/busy 32/64-bit TSS
+  const base = c.segBaseLo[S_TR]! >>> 0, baseHi = c.segBaseHi[S_TR]!;
+  let a = base + 0x66;
+  const mapOff = rdSys16(c, a | 0, (baseHi + (a >= TWO32 ? 1 : 0)) | 0);
+  const off = mapOff + (port >>> 3);
+  if (off + 1 > limit) c.gp(0);
+  a = base + off;
+  const bits = rdSys16(c, a | 0, (baseHi + (a >= TWO32 ? 1 : 0)) | 0);
+  if ((bits >>> (port & 7)) & ((1 << size) - 1)) c.gp(0);
 }
 
 export function hSwapgs(c: Cpu, _i: Insn): void {
@@ -843,10 +1037,20 @@ function flatSeg(c: Cpu, s: number, sel: number, code: boolean, dpl: number, lon
 
 export function hSyscall(c: Cpu, _i: Insn): void {
   if (!(c.efer & 1)) c.ud();
-  if (!(c.efer & EFER_LMA)) c.doExit({ kind: 'invalid', reason: 'legacy-mode SYSCALL is not implemented' });
   const R = c.regs;
   const star = c.msr.get(MSR_STAR) ?? [0, 0];
   const sel = (star[1] & 0xffff);
+  if (!(c.efer & EFER_LMA)) {
+    // Legacy mode (AMD APM vol. 3 SYSCALL; Intel CPUs raise #UD outside 64-bit mode): ECX = the
+    // return EIP, flat 32-bit CPL-0 CS and SS from STAR[47:32], EIP = STAR[31:0], VM IF RF cleared.
+    R[2] = c.ripLo | 0; R[3] = 0;
+    c.fl &= ~(FLAG_VM | FLAG_IF | FLAG_RF);
+    flatSeg(c, S_CS, sel & 0xfffc, true, 0, false);
+    flatSeg(c, S_SS, (sel + 8) & 0xfffc, false, 0, false);
+    c.ripLo = star[0] >>> 0; c.ripHi = 0;
+    c.updateMode();
+    return;
+  }
   R[2] = c.ripLo | 0; R[3] = c.ripHi;
   R[22] = c.getRflags() & ~FLAG_RF; R[23] = 0;
   const target = c.msr.get(c.long64 ? MSR_LSTAR : MSR_CSTAR) ?? [0, 0];
@@ -860,11 +1064,23 @@ export function hSyscall(c: Cpu, _i: Insn): void {
 
 export function hSysret(c: Cpu, i: Insn): void {
   if (!(c.efer & 1)) c.ud();
-  if (!c.long64) c.doExit({ kind: 'invalid', reason: 'SYSRET outside 64-bit mode is not implemented' });
+  const lma = (c.efer & EFER_LMA) !== 0;
+  if (lma && !c.long64) c.doExit({ kind: 'invalid', reason: 'SYSRET in compatibility mode is not implemented' });
+  if (!c.pe) c.gp(0);
   requireCpl0(c);
   const R = c.regs;
   const star = c.msr.get(MSR_STAR) ?? [0, 0];
   const base = (star[1] >>> 16) & 0xffff;
+  if (!lma) {
+    // Legacy mode (AMD APM vol. 3 SYSRET): flat 32-bit CPL-3 CS = STAR[63:48], SS = STAR[63:48] + 8
+    // (RPL 3), EIP = ECX, IF set.
+    flatSeg(c, S_CS, (base & 0xfffc) | 3, true, 3, false);
+    flatSeg(c, S_SS, ((base + 8) & 0xfffc) | 3, false, 3, false);
+    c.fl |= FLAG_IF;
+    c.ripLo = R[2]! >>> 0; c.ripHi = 0;
+    c.updateMode();
+    return;
+  }
   const to64 = i.size === 8;
   if (to64) {
     if (((R[3]! | 0) >> 15) !== 0 && ((R[3]! | 0) >> 15) !== -1) c.gp(0); // non-canonical RCX

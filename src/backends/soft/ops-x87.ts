@@ -11,11 +11,15 @@
  *   the low bits; transcendental instructions (F2XM1, FYL2X, FPTAN, FPATAN, FSIN, FCOS, FSINCOS)
  *   use Math and are approximate. FPREM/FPREM1 reduce completely in one step (C2 = 0).
  * - Status: IE (invalid operation, stack overflow/underflow with SF and C1), ZE, DE on loads of
- *   denormal m32/m64 are set; PE, UE and OE are not tracked. Unmasked exceptions set ES and B but
- *   #MF is not delivered (Linux runs with them masked).
- * - CR0.EM or CR0.TS: #NM. FIP/FDP/FOP are recorded for non-control instructions (FIP = RIP).
+ *   denormal m32/m64 are set; PE, UE and OE are not tracked. An unmasked exception sets ES and B;
+ *   with CR0.NE = 1 the next waiting x87 instruction (every one but FNINIT, FNCLEX, FNSTSW,
+ *   FNSTCW, FNSTENV, FNSAVE) or FWAIT raises #MF before it executes (SDM vol. 1 8.6). With
+ *   CR0.NE = 0 (FERR# and IRQ 13) nothing is raised. An unmasked IE leaves FBSTP's destination and
+ *   the stack unchanged; the other stores write the masked response.
+ * - CR0.EM or CR0.TS: #NM (FWAIT: CR0.MP and TS). FIP/FDP/FOP are recorded for non-control
+ *   instructions (FIP = RIP). FBLD/FBSTP convert packed BCD exactly.
  */
-import { CR0_EM, CR0_TS, EXC_NM, TWO32, type Cpu } from './cpu.js';
+import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, EXC_MF, EXC_NM, TWO32, type Cpu } from './cpu.js';
 import { ea, MEM, NONE, type Handler, type Insn } from './insn.js';
 import { MNEMONICS, OperandKind, type DecodedInsn } from '../../x86/decoder.js';
 
@@ -409,8 +413,31 @@ const REG_OPS: (X87Op | null)[] = new Array<X87Op | null>(64).fill(null);
 /** Control instructions: do not update FIP/FDP/FOP. */
 const CONTROL = new Set<number>();
 
+/** A waiting instruction: #NM with CR0.EM or TS, then #MF for a pending unmasked exception. */
 function check(c: Cpu): void {
   if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(EXC_NM);
+  if ((c.fsw & ES) && (c.cr0 & CR0_NE)) c.fault(EXC_MF);
+}
+
+/** FWAIT: #NM when CR0.MP and TS are both set, #MF for a pending unmasked exception. */
+export function hFwait(c: Cpu, _i: Insn): void {
+  if ((c.cr0 & (CR0_MP | CR0_TS)) === (CR0_MP | CR0_TS)) c.fault(EXC_NM);
+  if ((c.fsw & ES) && (c.cr0 & CR0_NE)) c.fault(EXC_MF);
+}
+
+/** The non-waiting control instructions (FNINIT, FNCLEX, FNSTSW, FNSTCW, FNSTENV, FNSAVE): no #MF. */
+const NO_WAIT_MEM = new Set([1 * 8 + 6, 1 * 8 + 7, 5 * 8 + 6, 5 * 8 + 7]);
+const NO_WAIT_REG = new Set([3 * 8 + 4, 7 * 8 + 4]);
+
+export function hX87MemNoWait(c: Cpu, i: Insn): void {
+  if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(EXC_NM);
+  ea(c, i);
+  MEM_OPS[i.sub]!(c, i);
+}
+
+export function hX87RegNoWait(c: Cpu, i: Insn): void {
+  if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(EXC_NM);
+  REG_OPS[i.sub]!(c, i);
 }
 
 export function hX87Mem(c: Cpu, i: Insn): void {
@@ -695,6 +722,43 @@ MEM_OPS[5 * 8 + 6] = (c, i) => {
 MEM_OPS[5 * 8 + 7] = (c) => { c.wr16(c.eaLo, c.eaHi, fpswGet(c)); };
 for (const k of [1 * 8 + 4, 1 * 8 + 5, 1 * 8 + 6, 1 * 8 + 7, 5 * 8 + 4, 5 * 8 + 6, 5 * 8 + 7]) CONTROL.add(k);
 
+// FBLD m80bcd (DF /4): 18 packed BCD digits and a sign bit, loaded exactly (BigInt: a cold path).
+MEM_OPS[7 * 8 + 4] = (c) => {
+  readRaw(c, c.eaLo, c.eaHi, RAWBUF, 0);
+  const neg = (RAWBUF[9]! & 0x80) !== 0;
+  let v = 0n;
+  for (let k = 8; k >= 0; k--) { const b = RAWBUF[k]!; v = v * 100n + BigInt((b >> 4) * 10 + (b & 15)); }
+  const u = BigInt.asUintN(64, neg ? -v : v);
+  intToF80(Number(u & 0xffffffffn) | 0, Number(u >> 32n) | 0, RAWBUF, 0);
+  if (neg) RAWBUF[9] = RAWBUF[9]! | 0x80; // -0 stays -0
+  pushRaw(c, RAWBUF, 0);
+  c.fsw &= ~C1;
+};
+// FBSTP m80bcd (DF /6): ST0 rounded per FCW.RC; NaN, infinity or |value| >= 10^18 is an invalid
+// operation (masked: the BCD indefinite FFFF C000 0000 0000 0000H; unmasked: no store, no pop).
+MEM_OPS[7 * 8 + 6] = (c) => {
+  const p = phys(c, 0);
+  c.probeWrite(c.eaLo, c.eaHi, 10);
+  let r: bigint | null = null;
+  if (!valid(c, p)) { c.fsw &= ~C1; exc(c, IE | SF); } else {
+    if (!c.fpRawOk[p]) f80Raw(c, p);
+    r = f80ToIntBig(c.fpRaw, p * 10, (c.fcw >> 10) & 3);
+    const lim = 1000000000000000000n;
+    if (r === null || r <= -lim || r >= lim) { r = null; exc(c, IE); }
+  }
+  if (r === null) {
+    if (!(c.fcw & IE)) return;
+    RAWBUF.fill(0); RAWBUF[7] = 0xc0; RAWBUF[8] = 0xff; RAWBUF[9] = 0xff;
+  } else {
+    let m = r < 0n ? -r : r;
+    for (let k = 0; k < 9; k++) { const d = Number(m % 100n); m /= 100n; RAWBUF[k] = ((d / 10) << 4) | (d % 10); }
+    RAWBUF[9] = c.fpRaw[p * 10 + 9]! & 0x80; // the sign of the source (also for -0 and values rounded to 0)
+    c.fsw &= ~C1;
+  }
+  writeRaw(c, RAWBUF, 0);
+  pop(c);
+};
+
 // ------------------------------------------------------------------------------------------
 // Builder
 
@@ -717,10 +781,10 @@ function x87Builder(d: DecodedInsn, i: Insn): Handler {
       i.disp = o.disp | 0; i.dispHi = (o.disp | 0) >> 31;
       i.o0 = MEM;
     }
-    return MEM_OPS[idx] ? hX87Mem : hX87Unimplemented;
+    return !MEM_OPS[idx] ? hX87Unimplemented : NO_WAIT_MEM.has(idx) ? hX87MemNoWait : hX87Mem;
   }
   i.imm2 = modrm & 7;
-  return REG_OPS[idx] ? hX87Reg : hX87Unimplemented;
+  return !REG_OPS[idx] ? hX87Unimplemented : NO_WAIT_REG.has(idx) ? hX87RegNoWait : hX87Reg;
 }
 
 const X87_NAMES = [
@@ -733,8 +797,9 @@ const X87_NAMES = [
   'fptan', 'fpatan', 'fxtract', 'fprem1', 'fdecstp', 'fincstp', 'fprem', 'fyl2xp1', 'fsqrt', 'fsincos', 'frndint', 'fscale', 'fsin', 'fcos',
   'fxch', 'fnop', 'fcmovb', 'fcmove', 'fcmovbe', 'fcmovu', 'fcmovnb', 'fcmovne', 'fcmovnbe', 'fcmovnu', 'fnclex', 'fninit', 'ffree', 'ffreep',
   'fnstsw', 'fnstcw', 'fldcw', 'fnstenv', 'fldenv', 'fnsave', 'frstor', 'fneni(8087_only)', 'fndisi(8087_only)', 'fnsetpm(287_only)',
+  'fbld', 'fbstp',
 ];
 
 /** Registered by compile.ts. */
-export const X87_BUILDERS: [readonly string[], (d: DecodedInsn, i: Insn) => Handler][] = [[X87_NAMES, x87Builder]];
+export const X87_BUILDERS: [readonly string[], (d: DecodedInsn, i: Insn) => Handler][] = [[X87_NAMES, x87Builder], [['fwait'], () => hFwait]];
 void MNEMONICS;

@@ -1,0 +1,106 @@
+/**
+ * Runs a nasm-assembled system guest on a backend from flat 32-bit protected mode (multiboot's
+ * state: CS 0x08, data 0x10, paging off) at 0x100000, and records its port I/O: every OUT (port,
+ * value) and IN (answered with 0) until an OUT to port 0xE1. The same image runs on the soft CPU
+ * and on KVM, so a guest's expectations are checked against the real CPU where KVM has hardware
+ * virtualization (kvm_intel or kvm_amd; not kvm_pvm, whose guests do not own rings 0-2).
+ */
+import { existsSync } from 'node:fs';
+import { KvmBackend } from '../../src/backends/kvm/kvm-backend.js';
+import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
+import { HostMemory } from '../../src/memory/host-memory.js';
+import type { Backend } from '../../src/nvmm/backend.js';
+import { PROT } from '../../src/nvmm/backend.js';
+import { Machine } from '../../src/nvmm/machine.js';
+import { CR, GPR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
+import { kvmUnavailable } from '../helpers/kvm.js';
+
+export const LOAD = 0x100000;
+export const END_PORT = 0xe1;
+
+export interface GuestIo {
+  out: boolean;
+  port: number;
+  size: number;
+  value: number;
+}
+
+export interface GuestRun {
+  io: GuestIo[];
+  /** How the run ended: 'end' (OUT to 0xE1) or the unexpected exit. */
+  end: string;
+  /** A copy of guest RAM at the end. */
+  ram: Uint8Array;
+}
+
+function flat(selector: number, type: number): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
+  return { selector, attrib: { type, s: true, dpl: 0, p: true, avl: false, l: false, def: true, g: true }, limit: 0xffffffff, base: 0n };
+}
+
+export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20, maxExits = 500): GuestRun {
+  const machine = new Machine(backend);
+  const mem = HostMemory.allocate(ramSize);
+  try {
+    machine.mapHva(mem);
+    machine.mapGpa(0, mem.hva, ramSize, PROT.ALL);
+    mem.bytes.set(image, LOAD);
+    const vcpu = machine.createVcpu(0);
+    const s = vcpu.getState(STATE.ALL);
+    s.segs[SEG.CS] = flat(0x08, 0xb);
+    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = flat(0x10, 0x3);
+    s.crs[CR.CR0] = 0x11n;
+    s.gprs[GPR.RIP] = BigInt(LOAD);
+    s.gprs[GPR.RFLAGS] = 2n;
+    vcpu.setState(STATE.ALL);
+    const io: GuestIo[] = [];
+    let end = `more than ${maxExits} exits`;
+    for (let n = 0; n < maxExits; n++) {
+      const exit = vcpu.run();
+      if (exit.kind === 'none') continue;
+      if (exit.kind !== 'io' || exit.str) {
+        const rip = vcpu.getState(STATE.GPRS).gprs[GPR.RIP]!;
+        end = `${exit.kind}${exit.kind === 'invalid' ? ` (${exit.reason})` : ''} at RIP 0x${rip.toString(16)}`;
+        break;
+      }
+      let value = 0;
+      if (exit.data) { // KVM: the bytes are in the exit; an IN reads the zeros left in place
+        for (let k = exit.operandSize - 1; k >= 0; k--) value = value * 256 + (exit.in ? 0 : exit.data[k]!);
+        if (exit.in) exit.data.fill(0);
+      } else {
+        const st = vcpu.getState(STATE.GPRS);
+        const rax = st.gprs[GPR.RAX]!;
+        if (exit.in) st.gprs[GPR.RAX] = exit.operandSize === 4 ? 0n : rax & ~((1n << BigInt(8 * exit.operandSize)) - 1n);
+        else value = Number(rax & ((1n << BigInt(8 * exit.operandSize)) - 1n));
+        st.gprs[GPR.RIP] = exit.npc!;
+        vcpu.setState(STATE.GPRS);
+      }
+      if (!exit.in && exit.port === END_PORT) { end = 'end'; break; }
+      io.push({ out: !exit.in, port: exit.port, size: exit.operandSize, value });
+    }
+    return { io, end, ram: mem.bytes.slice() };
+  } finally {
+    machine.destroy();
+    mem.free();
+  }
+}
+
+/** The OUT values to `port` (the guest's progress reports). */
+export function reports(run: GuestRun, port = 0xe0): number[] {
+  return run.io.filter((x) => x.out && x.port === port).map((x) => x.value);
+}
+
+/**
+ * Whether KVM here runs guests with hardware virtualization (kvm_intel or kvm_amd). kvm_pvm (KVM
+ * without VMX/SVM, as in nested cloud VMs) runs CPL-3 64-bit code faithfully but not a guest's own
+ * rings 0-2 nor compatibility mode, so system guests are not compared with it.
+ */
+export function hardwareKvm(): boolean {
+  return (existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd')) && !kvmUnavailable();
+}
+
+/** The backends to run a system guest on: the soft CPU, and KVM with VMX or SVM. */
+export function backends(): [string, () => Backend][] {
+  const list: [string, () => Backend][] = [['soft', () => SoftBackend.open()]];
+  if (hardwareKvm()) list.push(['kvm', () => KvmBackend.open()]);
+  return list;
+}
