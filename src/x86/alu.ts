@@ -604,8 +604,8 @@ export function imul(aLo: number, aHi: number, bLo: number, bHi: number, size: O
 // 4: EDX:EAX; 8: RDX:RAX). Quotient -> aluOut.lo/hi, remainder -> aluOut.lo2/hi2. Returns false
 // on #DE. All flags are undefined; AMD Zen keeps CF and OF, sets AF and clears ZF SF PF, and so
 // do we (divFlags).
-// Division of a 128-bit dividend by a divisor >= 2^32 falls back to BigInt (rare in practice);
-// everything else uses exact double arithmetic on 16-bit limbs.
+// All exact in doubles: 16-bit limbs for 32-bit divisors, Knuth's algorithm D on 32-bit digits
+// for wider ones.
 
 let qLo = 0, qHi = 0, rLo = 0, rHi = 0;
 
@@ -644,12 +644,71 @@ function divU128(n0: number, n1: number, n2: number, n3: number, dLo: number, dH
     rLo = r >>> 0; rHi = 0;
     return true;
   }
-  const n = (BigInt(n3) << 96n) | (BigInt(n2) << 64n) | (BigInt(n1) << 32n) | BigInt(n0);
-  const dv = (BigInt(dHi) << 32n) | BigInt(dLo);
-  const q = n / dv, r = n % dv;
-  qLo = Number(q & 0xffffffffn); qHi = Number(q >> 32n);
-  rLo = Number(r & 0xffffffffn); rHi = Number(r >> 32n);
+  return divLong(n0, n1, n2, n3, dLo, dHi);
+}
+
+/** floor((hi * 2^32 + lo) / d) for hi < d < 2^32, exactly (two 16-bit steps); the remainder into dRem. */
+let dRem = 0;
+function div64by32(hi: number, lo: number, d: number): number {
+  let t = hi * 65536 + (lo >>> 16);
+  const qa = divSmall(t, d);
+  t = (t - qa * d) * 65536 + (lo & 0xffff);
+  const qb = divSmall(t, d);
+  dRem = t - qb * d;
+  return qa * 65536 + qb;
+}
+
+/**
+ * 128 / 64 with a divisor of 33 to 64 bits and a quotient known to fit in 64 bits: Knuth's
+ * algorithm D (TAOCP vol. 2, 4.3.1) on 32-bit digits, the divisor normalized so that its top
+ * digit has bit 31 set. The kernel's multi-precision division (RSA, DH) lives on this.
+ */
+function divLong(n0: number, n1: number, n2: number, n3: number, dLo: number, dHi: number): boolean {
+  const sh = Math.clz32(dHi);
+  // Normalized divisor (v1 v0) and dividend (u3 u2 u1 u0): the bits shifted out of n3 are zero,
+  // since the dividend's high half is below the divisor (the quotient fits in 64 bits).
+  const v1 = sh === 0 ? dHi : ((dHi << sh) | (dLo >>> (32 - sh))) >>> 0;
+  const v0 = (dLo << sh) >>> 0;
+  const u3 = sh === 0 ? n3 : ((n3 << sh) | (n2 >>> (32 - sh))) >>> 0;
+  let u2 = sh === 0 ? n2 : ((n2 << sh) | (n1 >>> (32 - sh))) >>> 0;
+  let u1 = sh === 0 ? n1 : ((n1 << sh) | (n0 >>> (32 - sh))) >>> 0;
+  const u0 = (n0 << sh) >>> 0;
+  // The high quotient digit from (u3 u2 u1), then the low one from (remainder u0).
+  const q1 = divStep(u3, u2, u1, v1, v0);
+  u2 = sRem1; u1 = sRem0;
+  const q0 = divStep(u2, u1, u0, v1, v0);
+  u2 = sRem1; u1 = sRem0;
+  qHi = q1; qLo = q0;
+  // Denormalize the remainder (u2 u1) >> sh.
+  rLo = sh === 0 ? u1 : ((u1 >>> sh) | (u2 << (32 - sh))) >>> 0;
+  rHi = u2 >>> sh;
   return true;
+}
+
+/** One step of algorithm D: the digit q of (a2 a1 a0) / (v1 v0), remainder (sRem1 sRem0). */
+let sRem1 = 0, sRem0 = 0;
+function divStep(a2: number, a1: number, a0: number, v1: number, v0: number): number {
+  // Estimate q from the top two digits, then correct it with v0 (at most two decrements).
+  let q: number, r: number;
+  if (a2 >= v1) { q = 0xffffffff; r = (a2 - v1) * TWO32 + a1 + v1; } // a2 = v1 here (the remainder is below the divisor)
+  else { q = div64by32(a2, a1, v1); r = dRem; }
+  while (r < TWO32) {
+    mulU32(q, v0);
+    if (p1 > r || (p1 === r && p0 > a0)) { q--; r += v1; } else break;
+  }
+  // (a2 a1 a0) - q * (v1 v0): the product as three digits w2 w1 w0.
+  mulU32(q, v0); const w0 = p0; let c = p1;
+  mulU32(q, v1); let t = p0 + c; const w1 = t >>> 0; const w2 = p1 + (t - w1) / TWO32;
+  let d0 = a0 - w0, borrow = d0 < 0 ? 1 : 0; d0 = d0 >>> 0;
+  let d1 = a1 - w1 - borrow; borrow = d1 < 0 ? 1 : 0; d1 = d1 >>> 0;
+  const d2 = a2 - w2 - borrow;
+  if (d2 < 0) { // q was one too large: add the divisor back
+    q--;
+    t = d0 + v0; d0 = t >>> 0; c = t >= TWO32 ? 1 : 0;
+    d1 = (d1 + v1 + c) >>> 0;
+  }
+  sRem1 = d1; sRem0 = d0;
+  return q >>> 0;
 }
 
 /** DIV: unsigned (high:low) / d. False on #DE. */
