@@ -177,6 +177,10 @@ export class Cpu {
 
   // ---- interrupt state ----
   intShadow = false;
+  /** Set by MOV SS and POP SS: a single-step trap waits for the next instruction (the stepping path clears it). */
+  ssShadow = false;
+  /** Events delivered so far (an instruction that delivered one, a fault or INT n, takes no single-step trap). */
+  events = 0;
   /** NMIs blocked (from NMI delivery until IRET). */
   nmiBlocked = false;
   halted = false;

@@ -14,7 +14,7 @@
  */
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../x86/decoder.js';
 import { disasmOne } from '../../x86/disasm.js';
-import { FLAG_IF } from '../../x86/flags.js';
+import { FLAG_IF, FLAG_TF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
 import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
@@ -308,7 +308,8 @@ export class Executor {
         }
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
-      const r = this.trace !== null ? this.stepTraced() : this.execBlock();
+      // RFLAGS.TF: one instruction at a time, each followed by the single-step trap.
+      const r = (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
       if (r !== null) return r;
     }
   }
@@ -404,6 +405,50 @@ export class Executor {
       this.interpreted += n;
       b.count++;
     }
+    if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
+    if (c.mode === 16 && !c.long64) c.ripLo &= 0xffff;
+    return null;
+  }
+
+  /**
+   * Runs one instruction with RFLAGS.TF set at its start, then raises the single-step #DB as a
+   * trap (Intel SDM vol. 3, 17.3.1.4): DR6.BS set, the pushed RIP the next instruction's. None
+   * when the instruction faulted or delivered an event itself (INT n, INT3, INTO: delivery clears
+   * TF), when it ended in an exit, or after MOV SS / POP SS (the trap follows the next instruction).
+   */
+  private singleStep(): RunResult | null {
+    const c = this.cpu;
+    this.prev = null;
+    const events = c.events;
+    c.ssShadow = false;
+    const r = this.trace !== null ? this.stepTraced() : this.stepOne();
+    if (r !== null || c.events !== events || c.ssShadow) return r;
+    c.dr[6] = ((c.dr[6]! | 0x4000) >>> 0);
+    try {
+      if (!deliver(c, 1, -1, EV_EXC)) return { kind: 'shutdown' };
+    } catch (e) {
+      if (e === CPU_EXIT) return this.takeExit();
+      throw e;
+    }
+    return null;
+  }
+
+  /** Executes the instruction at RIP alone (the first of its block). */
+  private stepOne(): RunResult | null {
+    const c = this.cpu;
+    let b: Block;
+    try { b = this.getBlock(); } catch (e) { return this.handleThrow(e, null); }
+    c.intShadow = false;
+    const ins = b.insns[0]!;
+    c.curLo = c.ripLo >>> 0; c.curHi = c.ripHi;
+    c.ripLo = c.curLo + ins.len;
+    try {
+      ins.fn(c, ins);
+    } catch (e) {
+      return this.handleThrow(e, ins);
+    }
+    this.icount++;
+    this.interpreted++;
     if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
     if (c.mode === 16 && !c.long64) c.ripLo &= 0xffff;
     return null;

@@ -212,6 +212,7 @@ let delivering = -1;
 export function deliver(c: Cpu, vector: number, errorCode: number, kind: number): boolean {
   const outer = delivering;
   delivering = vector;
+  c.events++;
   try {
     deliverOnce(c, vector, errorCode, kind);
     return true;
@@ -458,7 +459,7 @@ export function hMovToSeg(c: Cpu, i: Insn): void {
   if (i.o0 === S_CS) c.ud();
   const v = rdOp(c, i, i.o1, 2);
   loadSeg(c, i.o0, v);
-  if (i.o0 === S_SS) c.intShadow = true;
+  if (i.o0 === S_SS) { c.intShadow = true; c.ssShadow = true; }
 }
 
 /** MOV r/m, Sreg (o1 = segment number). */
@@ -476,7 +477,7 @@ export function hPopSeg(c: Cpu, i: Insn): void {
   const sp0 = R[8]!, sp1 = R[9]!;
   const v = c.pop(i.size);
   try { loadSeg(c, i.o0, v); } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
-  if (i.o0 === S_SS) c.intShadow = true;
+  if (i.o0 === S_SS) { c.intShadow = true; c.ssShadow = true; }
 }
 
 /** LDS LES LSS LFS LGS: segment in i.sub. */
