@@ -14,6 +14,7 @@
 ;   7 done. RESULT+128, +132: the addresses after the two far CALLs.
 bits 32
 org 0x100000
+%include "flat32.inc"
 
 TSS    equ 0x300000
 RESULT equ 0x310000
@@ -22,14 +23,7 @@ USTACK equ 0x7000
 KSTACK equ 0x9000
 
 start:
-  lgdt [gdtr32]
-  jmp 0x08:.reload
-.reload:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov esp, 0xa000
+  FLAT32_RELOAD gdtr32
   mov dword [TSS + 4], KSTACK   ; ESP0
   mov dword [TSS + 8], 0x10     ; SS0
   mov word [TSS + 0x66], 0x68

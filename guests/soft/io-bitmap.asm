@@ -10,6 +10,7 @@
 ;   bitmap bytes read, 0xE7-0xE8, are within the limit); 7 done.
 bits 32
 org 0x100000
+%include "flat32.inc"
 
 TSS    equ 0x300000
 IDT    equ 0x320000
@@ -17,14 +18,7 @@ USTACK equ 0x7000
 KSTACK equ 0x9000
 
 start:
-  lgdt [gdtr]
-  jmp 0x08:.reload
-.reload:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov esp, 0xa000
+  FLAT32_RELOAD gdtr
   mov dword [TSS + 4], KSTACK
   mov dword [TSS + 8], 0x10
   mov word [TSS + 0x66], 0x68

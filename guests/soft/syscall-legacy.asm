@@ -6,18 +6,12 @@
 ;     address after the SYSCALL; 4 back at CPL 3 after a second SYSRET.
 bits 32
 org 0x100000
+%include "flat32.inc"
 
 RESULT equ 0x310000
 
 start:
-  lgdt [gdtr]
-  jmp 0x08:.reload
-.reload:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov esp, 0xa000
+  FLAT32_RELOAD gdtr
   mov dword [RESULT + 32], after_syscall
   mov ecx, 0xc0000080           ; EFER.SCE
   rdmsr

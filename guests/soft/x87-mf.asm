@@ -11,6 +11,7 @@
 ;   the BCD indefinite), +120 FSW after it; +200/+204 the addresses of the FWAIT and the FLD1.
 bits 32
 org 0x100000
+%include "flat32.inc"
 
 RESULT equ 0x310000
 IDT    equ 0x320000
@@ -30,14 +31,7 @@ IDT    equ 0x320000
 %endmacro
 
 start:
-  lgdt [gdtr]
-  jmp 0x08:.reload
-.reload:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov esp, 0xa000
+  FLAT32_RELOAD gdtr
   SET_GATE 16, mf_handler
   SET_GATE 7, nm_handler
   lidt [idtr]
