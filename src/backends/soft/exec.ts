@@ -260,18 +260,31 @@ export class Executor {
     return new Block(gpa, mode, [ins], buf, 0, Math.min(d.length, 15), this.gen);
   }
 
-  /** Delivers a queued injected event at this instruction boundary. False: triple fault. */
-  private deliverPending(): boolean {
+  /** Delivers a queued injected event at this instruction boundary (see deliverEvent). */
+  private deliverPending(): RunResult | null {
     const e = this.pendingEvent;
-    if (!e) return true;
+    if (!e) return null;
     this.pendingEvent = null;
-    const c = this.cpu;
-    c.halted = false;
+    this.cpu.halted = false;
     switch (e.type) {
-      case 'interrupt': return deliver(c, e.vector, -1, EV_EXT);
-      case 'nmi': return deliver(c, 2, -1, EV_NMI);
-      case 'exception': return deliver(c, e.vector, e.errorCode ?? -1, EV_EXC);
+      case 'interrupt': return this.deliverEvent(e.vector, -1, EV_EXT);
+      case 'nmi': return this.deliverEvent(2, -1, EV_NMI);
+      case 'exception': return this.deliverEvent(e.vector, e.errorCode ?? -1, EV_EXC);
     }
+  }
+
+  /**
+   * Delivers an event through the IDT: null when delivered, `shutdown` on a triple fault, or the
+   * exit delivery ran into (an IDT or stack in MMIO; `ins` is the instruction it happened in).
+   */
+  private deliverEvent(vector: number, errorCode: number, kind: number, ins: Insn | null = null): RunResult | null {
+    try {
+      if (!deliver(this.cpu, vector, errorCode, kind)) return { kind: 'shutdown' };
+    } catch (e) {
+      if (e === CPU_EXIT) return this.takeExit(ins);
+      throw e;
+    }
+    return null;
   }
 
   /** Runs until an exit. */
@@ -282,12 +295,8 @@ export class Executor {
     this.prev = null;
     this.loopMax = this.instructionLimit !== 0 ? 1 : LOOP_MAX;
     if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
-    try {
-      if (!this.deliverPending()) return { kind: 'shutdown' };
-    } catch (e) {
-      if (e === CPU_EXIT) return this.takeExit();
-      throw e;
-    }
+    const first = this.deliverPending();
+    if (first !== null) return first;
     const limit = this.instructionLimit;
     const start = this.icount;
     const dev = c.dev;
@@ -316,16 +325,9 @@ export class Executor {
 
   /** Delivers the interrupt the inline controller presents (IF set, no shadow). */
   private takeInterrupt(dev: InlineDevices): RunResult | null {
-    const c = this.cpu;
     this.prev = null;
-    c.halted = false;
-    try {
-      if (!deliver(c, dev.acknowledge(), -1, EV_EXT)) return { kind: 'shutdown' };
-    } catch (e) {
-      if (e === CPU_EXIT) return this.takeExit();
-      throw e;
-    }
-    return null;
+    this.cpu.halted = false;
+    return this.deliverEvent(dev.acknowledge(), -1, EV_EXT);
   }
 
   /** The successor of the previous block at the current RIP, if its link still holds. */
@@ -424,13 +426,7 @@ export class Executor {
     const r = this.trace !== null ? this.stepTraced() : this.stepOne();
     if (r !== null || c.events !== events || c.ssShadow) return r;
     c.dr[6] = ((c.dr[6]! | 0x4000) >>> 0);
-    try {
-      if (!deliver(c, 1, -1, EV_EXC)) return { kind: 'shutdown' };
-    } catch (e) {
-      if (e === CPU_EXIT) return this.takeExit();
-      throw e;
-    }
-    return null;
+    return this.deliverEvent(1, -1, EV_EXC);
   }
 
   /** Executes the instruction at RIP alone (the first of its block). */
@@ -439,7 +435,12 @@ export class Executor {
     let b: Block;
     try { b = this.getBlock(); } catch (e) { return this.handleThrow(e, null); }
     c.intShadow = false;
-    const ins = b.insns[0]!;
+    return this.execOne(b.insns[0]!);
+  }
+
+  /** Runs `ins`, the instruction at RIP, by its handler: RIP moves past it and it is counted, or its fault or exit is handled. */
+  private execOne(ins: Insn): RunResult | null {
+    const c = this.cpu;
     c.curLo = c.ripLo >>> 0; c.curHi = c.ripHi;
     c.ripLo = c.curLo + ins.len;
     try {
@@ -497,13 +498,7 @@ export class Executor {
       // null: the first fetch after an IRET to a page not yet mapped, say) leaves RIP alone: it
       // already names the instruction that could not be fetched, and curLo is the previous one.
       if (ins !== null) { c.ripLo = c.curLo >>> 0; c.ripHi = c.curHi; }
-      try {
-        if (!deliver(c, c.faultVector, c.faultCode, EV_EXC)) return { kind: 'shutdown' };
-      } catch (e2) {
-        if (e2 === CPU_EXIT) return this.takeExit(ins);
-        throw e2;
-      }
-      return null;
+      return this.deliverEvent(c.faultVector, c.faultCode, EV_EXC, ins);
     }
     if (e === CPU_EXIT) return this.takeExit(ins);
     const msg = e instanceof Error ? e.message : String(e);
@@ -590,16 +585,7 @@ export class Executor {
     const before = this.before;
     before.set(c.regs);
     before[32] = c.ripLo | 0; before[33] = c.ripHi; before[34] = c.getRflags() | 0;
-    c.curLo = c.ripLo >>> 0; c.curHi = c.ripHi;
-    c.ripLo = c.curLo + ins.len;
-    let r: RunResult | null = null;
-    try {
-      ins.fn(c, ins);
-      this.icount++;
-      if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
-    } catch (e) {
-      r = this.handleThrow(e, ins);
-    }
+    const r = this.execOne(ins);
     const changed: Record<string, bigint> = {};
     const big = (lo: number, hi: number) => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
     for (let k = 0; k < 16; k++) {
