@@ -72,6 +72,35 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
 
 let descLo = 0, descHi = 0;
 
+/** RSPn or ISTn (at byte `off`) of the 64-bit TSS into tssSpLo/tssSpHi; #TS(TR) beyond the TSS limit. */
+let tssSpLo = 0, tssSpHi = 0;
+function readTssRsp(c: Cpu, off: number): void {
+  if (off + 7 > c.segLimit[S_TR]!) c.fault(EXC_TS, c.segSel[S_TR]! & 0xfffc);
+  const ta = (c.segBaseLo[S_TR]! >>> 0) + off;
+  const th = (c.segBaseHi[S_TR]! + (ta >= TWO32 ? 1 : 0)) | 0;
+  tssSpLo = rdSys32(c, ta | 0, th); tssSpHi = rdSys32(c, (ta + 4) | 0, th);
+}
+
+/**
+ * Pushes `words` ([lo, hi] pairs, the first pair pushed first) as 64-bit slots below spLo:spHi
+ * with the rights of CPL 3 (`user` 1) or of a supervisor level, then sets RSP; a write that
+ * faults leaves RSP as it was.
+ */
+function pushFrame64(c: Cpu, spLo: number, spHi: number, words: number[], user: number): void {
+  let s = (spLo >>> 0) + (spHi | 0) * TWO32;
+  const saveUser = c.user;
+  c.user = user;
+  try {
+    for (let k = 0; k < words.length; k += 2) {
+      s -= 8;
+      const hi = Math.floor(s / TWO32);
+      c.wr64((s - hi * TWO32) | 0, hi | 0, words[k]!, words[k + 1]!);
+    }
+  } finally { c.user = saveUser; }
+  const hi = Math.floor(s / TWO32);
+  c.regs[8] = (s - hi * TWO32) | 0; c.regs[9] = hi | 0;
+}
+
 /** Reads a system-table dword with supervisor rights (implicit access). */
 function rdSys32(c: Cpu, lo: number, hi: number): number {
   const u = c.user;
@@ -285,28 +314,12 @@ function deliverOnce(c: Cpu, vector: number, errorCode: number, kind: number): v
     const ist = g1 & 7;
     let spLo = R[8]!, spHi = R[9]!;
     if (ist !== 0 || newCpl !== c.cpl) {
-      const off = ist !== 0 ? 0x24 + (ist - 1) * 8 : 4 + newCpl * 8;
-      if (off + 7 > c.segLimit[S_TR]!) c.fault(EXC_TS, c.segSel[S_TR]! & 0xfffc);
-      const ta = (c.segBaseLo[S_TR]! >>> 0) + off;
-      const th = (c.segBaseHi[S_TR]! + (ta >= TWO32 ? 1 : 0)) | 0;
-      spLo = rdSys32(c, ta | 0, th); spHi = rdSys32(c, (ta + 4) | 0, th);
+      readTssRsp(c, ist !== 0 ? 0x24 + (ist - 1) * 8 : 4 + newCpl * 8);
+      spLo = tssSpLo; spHi = tssSpHi;
     }
-    spLo &= ~15;
-    // Push on the new stack at the new CPL, without committing until every write succeeded.
-    const saveUser = c.user;
-    c.user = newCpl === 3 ? 1 : 0;
     const words: number[] = [oldSs, 0, oldSpLo, oldSpHi, flags, 0, oldCs, 0, retLo, retHi];
     if (errorCode >= 0) words.push(errorCode, 0);
-    let s = (spLo >>> 0) + (spHi | 0) * TWO32;
-    try {
-      for (let k = 0; k < words.length; k += 2) {
-        s -= 8;
-        const hi = Math.floor(s / TWO32);
-        c.wr64((s - hi * TWO32) | 0, hi | 0, words[k]!, words[k + 1]!);
-      }
-    } finally { c.user = saveUser; }
-    const hi = Math.floor(s / TWO32);
-    R[8] = (s - hi * TWO32) | 0; R[9] = hi | 0;
+    pushFrame64(c, spLo & ~15, spHi, words, newCpl === 3 ? 1 : 0);
     descLo = csDesc0; descHi = csDesc1;
     loadCache(c, S_CS, (sel & 0xfffc) | newCpl);
     if (newCpl !== c.cpl) nullSs(c, newCpl);
@@ -607,23 +620,9 @@ function callInner(c: Cpu, lma: boolean, w: number, count: number, csel: number,
   const oldSs = c.segSel[S_SS]!, oldSpLo = R[8]!, oldSpHi = R[9]!;
   const u = c.user;
   if (lma) {
-    const off = 4 + newCpl * 8;
-    if (off + 7 > trLimit) c.fault(EXC_TS, trErr);
-    const a = tb + off, ah = (tbh + (a >= TWO32 ? 1 : 0)) | 0;
-    const spLo = rdSys32(c, a | 0, ah), spHi = rdSys32(c, (a + 4) | 0, ah);
-    if ((spHi >> 15) !== 0 && (spHi >> 15) !== -1) c.fault(EXC_SS, 0);
-    const vals = [oldSs, 0, oldSpLo, oldSpHi, retCs, 0, retLo, retHi];
-    let s = (spLo >>> 0) + spHi * TWO32;
-    c.user = 0;
-    try {
-      for (let k = 0; k < vals.length; k += 2) {
-        s -= 8;
-        const hi = Math.floor(s / TWO32);
-        c.wr64((s - hi * TWO32) | 0, hi | 0, vals[k]!, vals[k + 1]!);
-      }
-    } finally { c.user = u; }
-    const hi = Math.floor(s / TWO32);
-    R[8] = (s - hi * TWO32) | 0; R[9] = hi | 0;
+    readTssRsp(c, 4 + newCpl * 8);
+    if ((tssSpHi >> 15) !== 0 && (tssSpHi >> 15) !== -1) c.fault(EXC_SS, 0);
+    pushFrame64(c, tssSpLo, tssSpHi, [oldSs, 0, oldSpLo, oldSpHi, retCs, 0, retLo, retHi], 0);
     nullSs(c, newCpl);
   } else {
     const tss32 = (c.segAttr[S_TR]! & 8) !== 0;
