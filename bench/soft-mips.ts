@@ -20,7 +20,8 @@ import { assemble } from '../src/common/nasm.js';
 import { HostMemory } from '../src/memory/host-memory.js';
 import { PROT } from '../src/nvmm/backend.js';
 import { Machine } from '../src/nvmm/machine.js';
-import { CR, GPR, SEG, STATE, type SegmentAttrib } from '../src/nvmm/state.js';
+import { GPR, STATE } from '../src/nvmm/state.js';
+import { enterFlat32 } from '../src/selftest/guest-x64.js';
 
 const LOAD = 0x100000;
 const RAM = 8 << 20;
@@ -29,9 +30,6 @@ function build(iter: number): Uint8Array {
   return assemble('soft/mips.asm', { defines: { ITER: iter } });
 }
 
-function flat(selector: number, type: number): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
-  return { selector, attrib: { type, s: true, dpl: 0, p: true, avl: false, l: false, def: true, g: true }, limit: 0xffffffff, base: 0n };
-}
 
 /** Runs the image on the soft CPU from the multiboot entry state; returns instructions and ms. */
 export function runSoft(image: Uint8Array): { instructions: number; ms: number; exit: string } {
@@ -43,11 +41,7 @@ export function runSoft(image: Uint8Array): { instructions: number; ms: number; 
     machine.mapGpa(0, mem.hva, RAM, PROT.ALL);
     mem.bytes.set(image, LOAD);
     const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS] = flat(0x08, 0xb);
-    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = flat(0x10, 0x3);
-    s.crs[CR.CR0] = 0x11n;
-    s.gprs[GPR.RIP] = BigInt(LOAD + 32); // start32, right after the 32-byte multiboot header
+    const s = enterFlat32(vcpu, LOAD + 32); // start32, right after the 32-byte multiboot header
     s.gprs[GPR.RAX] = 0x2badb002n;
     vcpu.setState(STATE.ALL);
     const t0 = performance.now();

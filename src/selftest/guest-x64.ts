@@ -6,7 +6,7 @@
 import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
 import { PROT } from '../nvmm/backend.js';
 import type { Machine, Vcpu } from '../nvmm/machine.js';
-import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib } from '../nvmm/state.js';
+import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib, type X64State } from '../nvmm/state.js';
 
 export const CODE_GPA = 0x2000;
 export const DATA_GPA = 0x1000;
@@ -69,4 +69,22 @@ export function resetX64(vcpu: Vcpu): void {
   s.msrs[MSR.PAT] = 0x0007040600070406n;
   copyState(vcpu.state, s, STATE.ALL);
   vcpu.setState(STATE.ALL);
+}
+
+/**
+ * Multiboot's entry state, for guests that start in 32-bit code: flat 4 GiB segments (code 0x08,
+ * data 0x10: no GDT is read until the guest loads its own), protected mode without paging, RIP at
+ * `rip`. Returns the vCPU's state for the caller's additions; the caller commits it (setState).
+ */
+export function enterFlat32(vcpu: Vcpu, rip: number): X64State {
+  const flat = (selector: number, type: number) => ({
+    selector, attrib: { type, s: true, dpl: 0, p: true, avl: false, l: false, def: true, g: true }, limit: 0xffffffff, base: 0n,
+  });
+  const s = vcpu.getState(STATE.ALL);
+  s.segs[SEG.CS] = flat(0x08, 0xb);
+  for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = flat(0x10, 0x3);
+  s.crs[CR.CR0] = 0x11n;
+  s.gprs[GPR.RIP] = BigInt(rip);
+  s.gprs[GPR.RFLAGS] = 2n;
+  return s;
 }

@@ -12,7 +12,8 @@ import { HostMemory } from '../../src/memory/host-memory.js';
 import type { Backend } from '../../src/nvmm/backend.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
-import { CR, GPR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
+import { GPR, STATE } from '../../src/nvmm/state.js';
+import { enterFlat32 } from '../../src/selftest/guest-x64.js';
 import { kvmUnavailable } from '../helpers/kvm.js';
 
 export const LOAD = 0x100000;
@@ -33,9 +34,6 @@ export interface GuestRun {
   ram: Uint8Array;
 }
 
-function flat(selector: number, type: number): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
-  return { selector, attrib: { type, s: true, dpl: 0, p: true, avl: false, l: false, def: true, g: true }, limit: 0xffffffff, base: 0n };
-}
 
 export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20, maxExits = 500): GuestRun {
   const machine = new Machine(backend);
@@ -45,12 +43,7 @@ export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20,
     machine.mapGpa(0, mem.hva, ramSize, PROT.ALL);
     mem.bytes.set(image, LOAD);
     const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS] = flat(0x08, 0xb);
-    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = flat(0x10, 0x3);
-    s.crs[CR.CR0] = 0x11n;
-    s.gprs[GPR.RIP] = BigInt(LOAD);
-    s.gprs[GPR.RFLAGS] = 2n;
+    enterFlat32(vcpu, LOAD);
     vcpu.setState(STATE.ALL);
     const io: GuestIo[] = [];
     let end = `more than ${maxExits} exits`;
