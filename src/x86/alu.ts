@@ -54,7 +54,7 @@ const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 const TWO32 = 4294967296;
 
 /** ZF, SF and PF of a result (size < 8: r zero-extended; size 8: r = rLo, rHi). */
-function szp(rLo: number, rHi: number, size: number): number {
+export function szp(rLo: number, rHi: number, size: number): number {
   return ((rLo | rHi) === 0 ? FLAG_ZF : 0) | PARITY[rLo & 0xff]! |
     (((size === 8 ? rHi : rLo) & SIGN[size]!) !== 0 ? FLAG_SF : 0);
 }

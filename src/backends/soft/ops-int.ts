@@ -7,7 +7,7 @@ import * as alu from '../../x86/alu.js';
 import {
   LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, aluOut, type OperandSize,
 } from '../../x86/alu.js';
-import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF, FLAG_SF, FLAG_ZF, PARITY } from '../../x86/flags.js';
+import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF } from '../../x86/flags.js';
 import { EXC_DE, S_ES, TWO32, type Cpu } from './cpu.js';
 import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js';
 
@@ -454,11 +454,6 @@ export function hConvert(c: Cpu, i: Insn): void {
 /** i.sub of hBcd. */
 export const BCD_AAA = 0, BCD_AAS = 1, BCD_DAA = 2, BCD_DAS = 3, BCD_AAM = 4, BCD_AAD = 5;
 
-/** SF, ZF and PF of an 8-bit result. */
-function szp8(v: number): number {
-  return (v & 0x80 ? FLAG_SF : 0) | (v === 0 ? FLAG_ZF : 0) | PARITY[v]!;
-}
-
 /**
  * AAA, AAS, DAA, DAS, AAM imm8, AAD imm8 (i.sub = BCD_*, imm8 in i.imm) as the SDM vol. 2
  * pseudocode says. Flags the SDM leaves undefined: AAA/AAS set SF ZF PF from the final AL and
@@ -478,7 +473,7 @@ export function hBcd(c: Cpu, i: Insn): void {
         al = v & 0xf; ah = (v >>> 8) & 0xff;
         flags = FLAG_AF | FLAG_CF;
       } else al &= 0xf;
-      flags |= szp8(al);
+      flags |= alu.szp(al, 0, 1);
       break;
     }
     case BCD_DAA: case BCD_DAS: {
@@ -490,19 +485,19 @@ export function hBcd(c: Cpu, i: Insn): void {
         flags = FLAG_AF | oldCf | (v > 0xff || v < 0 ? FLAG_CF : 0);
       }
       if (oldAl > 0x99 || oldCf) { al = (sub ? al - 0x60 : al + 0x60) & 0xff; flags |= FLAG_CF; }
-      flags |= szp8(al);
+      flags |= alu.szp(al, 0, 1);
       break;
     }
     case BCD_AAM: {
       const n = i.imm & 0xff;
       if (n === 0) c.fault(EXC_DE);
       ah = (al / n) | 0; al = al % n;
-      flags = szp8(al);
+      flags = alu.szp(al, 0, 1);
       break;
     }
     default: { // AAD
       al = (al + ah * (i.imm & 0xff)) & 0xff; ah = 0;
-      flags = szp8(al);
+      flags = alu.szp(al, 0, 1);
     }
   }
   R[0] = (R[0]! & ~0xffff) | (ah << 8) | al;
