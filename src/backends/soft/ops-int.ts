@@ -14,8 +14,8 @@ import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js'
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Result of aluCore (lo, hi). */
-let rLo = 0, rHi = 0;
+/** Result of aluCore (lo, hi): a typed array, as a module-level let holding a uint32 above 2^30 would box it at every store. */
+const RES = new Uint32Array(2);
 
 /**
  * Binary ALU operation `op` (ALU_ADD..ALU_CMP) on zero-extended operands, flags recorded in c.lz.
@@ -27,34 +27,34 @@ function aluCore(c: Cpu, op: number, size: number, aLo: number, aHi: number, bLo
     const m = MASK[size]!;
     const a = (aLo & m) >>> 0, b = (bLo & m) >>> 0;
     switch (op) {
-      case alu.ALU_ADD: rLo = ((a + b) & m) >>> 0; rHi = 0; lz.record(LAZY_ADD, size, a, 0, b, 0, rLo, 0, 0); return;
-      case alu.ALU_SUB: case alu.ALU_CMP: rLo = ((a - b) & m) >>> 0; rHi = 0; lz.record(LAZY_SUB, size, a, 0, b, 0, rLo, 0, 0); return;
-      case alu.ALU_AND: rLo = (a & b) >>> 0; rHi = 0; lz.record(LAZY_LOGIC, size, 0, 0, 0, 0, rLo, 0, 0); return;
-      case alu.ALU_OR: rLo = (a | b) >>> 0; rHi = 0; lz.record(LAZY_LOGIC, size, 0, 0, 0, 0, rLo, 0, 0); return;
-      case alu.ALU_XOR: rLo = (a ^ b) >>> 0; rHi = 0; lz.record(LAZY_LOGIC, size, 0, 0, 0, 0, rLo, 0, 0); return;
+      case alu.ALU_ADD: RES[0] = ((a + b) & m) >>> 0; RES[1] = 0; lz.record(LAZY_ADD, size, a, 0, b, 0, RES[0], 0, 0); return;
+      case alu.ALU_SUB: case alu.ALU_CMP: RES[0] = ((a - b) & m) >>> 0; RES[1] = 0; lz.record(LAZY_SUB, size, a, 0, b, 0, RES[0], 0, 0); return;
+      case alu.ALU_AND: RES[0] = (a & b) >>> 0; RES[1] = 0; lz.record(LAZY_LOGIC, size, 0, 0, 0, 0, RES[0], 0, 0); return;
+      case alu.ALU_OR: RES[0] = (a | b) >>> 0; RES[1] = 0; lz.record(LAZY_LOGIC, size, 0, 0, 0, 0, RES[0], 0, 0); return;
+      case alu.ALU_XOR: RES[0] = (a ^ b) >>> 0; RES[1] = 0; lz.record(LAZY_LOGIC, size, 0, 0, 0, 0, RES[0], 0, 0); return;
     }
   } else {
     switch (op) {
       case alu.ALU_ADD: {
         const s = (aLo >>> 0) + (bLo >>> 0);
-        rLo = s >>> 0; rHi = (aHi + bHi + (s >= TWO32 ? 1 : 0)) >>> 0;
-        lz.record(LAZY_ADD, 8, aLo, aHi, bLo, bHi, rLo, rHi, 0);
+        RES[0] = s >>> 0; RES[1] = (aHi + bHi + (s >= TWO32 ? 1 : 0)) >>> 0;
+        lz.record(LAZY_ADD, 8, aLo, aHi, bLo, bHi, RES[0], RES[1], 0);
         return;
       }
       case alu.ALU_SUB: case alu.ALU_CMP: {
         const d = (aLo >>> 0) - (bLo >>> 0);
-        rLo = d >>> 0; rHi = (aHi - bHi - (d < 0 ? 1 : 0)) >>> 0;
-        lz.record(LAZY_SUB, 8, aLo, aHi, bLo, bHi, rLo, rHi, 0);
+        RES[0] = d >>> 0; RES[1] = (aHi - bHi - (d < 0 ? 1 : 0)) >>> 0;
+        lz.record(LAZY_SUB, 8, aLo, aHi, bLo, bHi, RES[0], RES[1], 0);
         return;
       }
-      case alu.ALU_AND: rLo = (aLo & bLo) >>> 0; rHi = (aHi & bHi) >>> 0; lz.record(LAZY_LOGIC, 8, 0, 0, 0, 0, rLo, rHi, 0); return;
-      case alu.ALU_OR: rLo = (aLo | bLo) >>> 0; rHi = (aHi | bHi) >>> 0; lz.record(LAZY_LOGIC, 8, 0, 0, 0, 0, rLo, rHi, 0); return;
-      case alu.ALU_XOR: rLo = (aLo ^ bLo) >>> 0; rHi = (aHi ^ bHi) >>> 0; lz.record(LAZY_LOGIC, 8, 0, 0, 0, 0, rLo, rHi, 0); return;
+      case alu.ALU_AND: RES[0] = (aLo & bLo) >>> 0; RES[1] = (aHi & bHi) >>> 0; lz.record(LAZY_LOGIC, 8, 0, 0, 0, 0, RES[0], RES[1], 0); return;
+      case alu.ALU_OR: RES[0] = (aLo | bLo) >>> 0; RES[1] = (aHi | bHi) >>> 0; lz.record(LAZY_LOGIC, 8, 0, 0, 0, 0, RES[0], RES[1], 0); return;
+      case alu.ALU_XOR: RES[0] = (aLo ^ bLo) >>> 0; RES[1] = (aHi ^ bHi) >>> 0; lz.record(LAZY_LOGIC, 8, 0, 0, 0, 0, RES[0], RES[1], 0); return;
     }
   }
   // ADC, SBB: eager.
   alu.aluBinary(op, aLo, aHi, bLo, bHi, size as OperandSize, lz.get());
-  rLo = aluOut.lo; rHi = aluOut.hi;
+  RES[0] = aluOut.lo; RES[1] = aluOut.hi;
   lz.setEager(aluOut.flags);
 }
 
@@ -154,7 +154,7 @@ export function hAlu(c: Cpu, i: Insn): void {
   const b = rdOp(c, i, i.o1, size), bh = c.hi;
   const op = i.sub;
   aluCore(c, op, size, a, ah, b, bh);
-  if (op !== alu.ALU_CMP) wrOp(c, i, i.o0, size, rLo, rHi);
+  if (op !== alu.ALU_CMP) wrOp(c, i, i.o0, size, RES[0], RES[1]);
 }
 
 export function hTest(c: Cpu, i: Insn): void {
@@ -169,7 +169,7 @@ export function hAluRR(c: Cpu, i: Insn): void {
   const R = c.regs;
   const d = i.o0 << 1, s = i.o1 << 1;
   aluCore(c, i.sub, i.size, R[d]!, R[d + 1]!, R[s]!, R[s + 1]!);
-  if (i.sub !== alu.ALU_CMP) { R[d] = rLo; R[d + 1] = i.size === 8 ? rHi : 0; }
+  if (i.sub !== alu.ALU_CMP) { R[d] = RES[0]; R[d + 1] = i.size === 8 ? RES[1] : 0; }
 }
 
 /** ALU r32/r64, imm (fast path). */
@@ -177,7 +177,7 @@ export function hAluRI(c: Cpu, i: Insn): void {
   const R = c.regs;
   const d = i.o0 << 1;
   aluCore(c, i.sub, i.size, R[d]!, R[d + 1]!, i.imm, i.immHi);
-  if (i.sub !== alu.ALU_CMP) { R[d] = rLo; R[d + 1] = i.size === 8 ? rHi : 0; }
+  if (i.sub !== alu.ALU_CMP) { R[d] = RES[0]; R[d + 1] = i.size === 8 ? RES[1] : 0; }
 }
 
 export function hIncDec(c: Cpu, i: Insn): void {
@@ -207,7 +207,7 @@ export function hNeg(c: Cpu, i: Insn): void {
   const size = i.size;
   const a = rdDst(c, i, size), ah = c.hi;
   aluCore(c, alu.ALU_SUB, size, 0, 0, a, size === 8 ? ah : 0);
-  wrOp(c, i, i.o0, size, rLo, rHi);
+  wrOp(c, i, i.o0, size, RES[0], RES[1]);
 }
 
 /** Shifts and rotates (group 2): op in i.sub, count from o1 (IMM, CL or the constant 1 as IMM). */
@@ -379,7 +379,7 @@ export function hXadd(c: Cpu, i: Insn): void {
   const d = rdDst(c, i, size), dh = c.hi;
   const s = c.getReg(i.o1, size), sh = c.hi;
   aluCore(c, alu.ALU_ADD, size, d, dh, s, sh);
-  const lo = rLo, hi = rHi;
+  const lo = RES[0], hi = RES[1];
   if (i.o0 === MEM) { c.wr(c.eaLo, c.eaHi, size, lo, hi); c.setReg(i.o1, size, d, dh); return; }
   c.setReg(i.o1, size, d, dh); // the destination is written last (XADD r, r with one register keeps the sum)
   c.setReg(i.o0, size, lo, hi);
