@@ -28,9 +28,14 @@ import { monotonicNs } from '../../common/clock.js';
 const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
 const STOP_CHECK = 256;
-/** Executions after which a block is compiled (jit.ts); TSVMM_SOFT_JIT=off disables, =N sets it. */
+/**
+ * Executions after which a block is compiled (jit.ts); TSVMM_SOFT_JIT=off disables, =N sets it.
+ * High on purpose: V8 runs a new function in its baseline tiers, slower than the interpreter's
+ * optimized handlers, until the function is hot enough to optimize (measured on the Linux boot:
+ * 32 took ~190 s, 1000 ~129 s, 3000 ~122 s).
+ */
 const JIT_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT : undefined;
-let defaultJitThreshold = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 32;
+let defaultJitThreshold = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 3000;
 
 /**
  * Sets the compile threshold of Executors created from now on (0: compile every block before its
@@ -43,8 +48,9 @@ export function setDefaultJitThreshold(n: number): number {
 }
 /** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
 const LOOP_MAX = 256;
-/** Most blocks in a compiled region. */
+/** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
 const MAX_REGION = 8;
+const MAX_REGION_INSNS = 128;
 
 export class Block {
   readonly gpa: number;
@@ -467,6 +473,7 @@ export class Executor {
     if (b.mode !== 16) {
       const page = b.gpa - (b.gpa % 4096);
       const seen = new Set<number>([b.gpa]);
+      let size = b.insns.length;
       for (let q = 0; q < blocks.length && blocks.length < MAX_REGION; q++) {
         const x = blocks[q]!;
         const t = x.insns[x.insns.length - 1]!;
@@ -478,7 +485,8 @@ export class Executor {
           if (g < page || g >= page + 4096 || seen.has(g) || blocks.length >= MAX_REGION) continue;
           seen.add(g);
           const y = this.cache.get(g * 4 + (b.mode >> 5));
-          if (y === undefined || !y.valid || y.mode !== b.mode || y.gen !== this.gen) continue;
+          if (y === undefined || !y.valid || y.mode !== b.mode || y.gen !== this.gen || size + y.insns.length > MAX_REGION_INSNS) continue;
+          size += y.insns.length;
           blocks.push(y);
           offs.push(g - b.gpa);
         }

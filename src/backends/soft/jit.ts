@@ -30,7 +30,7 @@
  */
 import { PARITY } from '../../x86/flags.js';
 import { TLB_SIZE, type Cpu } from './cpu.js';
-import { IMM, MEM, type Handler, type Insn } from './insn.js';
+import { IMM, MEM, NONE, type Handler, type Insn } from './insn.js';
 import * as I from './ops-int.js';
 
 /** A compiled region: runs from linear RIP (baseLo, c.curHi) at its entry block; leaves c.ripLo/ripHi where it stopped. */
@@ -50,35 +50,60 @@ export interface JitHost {
 
 /**
  * Stores the pending flag producer (function locals) into c.lz, where handlers and faults see it,
- * and the count of completed blocks' instructions (local ic) into the executor.
+ * and the count of completed blocks' instructions (local ic) into the executor. One call, not the
+ * stores themselves: it sits on every slow path and exit, and code size decides how soon V8
+ * optimizes a region (and whether it ever does: it gives up on very large functions).
  */
-const FLUSH = 'X.icount += ic; ic = 0; if (fq !== 0) { fq = 0; lz.op = fo; lz.size = fs; lz.aLo = fa; lz.aHi = fah; lz.bLo = fb; lz.bHi = fbh; lz.rLo = fr; lz.rHi = frh; lz.aux = fx; }';
+const FLUSH = 'fq = FL(X, lz, ic, fq, fo, fs, fa, fah, fb, fbh, fr, frh, fx); ic = 0;';
+
+/** FLUSH's out-of-line part; returns the new `fq` (0). */
+function flushPending(host: JitHost, lz: Cpu['lz'], ic: number, fq: number, fo: number, fs: number, fa: number, fah: number,
+  fb: number, fbh: number, fr: number, frh: number, fx: number): number {
+  host.icount += ic;
+  if (fq !== 0) {
+    if (fo === 0) lz.setEager(fx);
+    else lz.record(fo, fs, fa, fah, fb, fbh, fr, frh, fx);
+  }
+  return 0;
+}
 
 /**
  * CF (0/1) of a pending producer held in the generated code's locals (the ops the compiler
- * records: EAGER, ADD, SUB, LOGIC, INC, DEC; operands and results as uint32 halves).
+ * records: EAGER, ADD, ADC, SUB, SBB, LOGIC, INC, DEC; operands and results as uint32 halves).
  */
 function pendingCarry(op: number, size: number, a: number, aH: number, b: number, bH: number, r: number, rH: number, aux: number): number {
   switch (op) {
     case 0: return aux & 1;
     case 1: return (size === 8 && rH !== aH ? rH < aH : r < a) ? 1 : 0;
+    case 2: return (size === 8 && rH !== aH ? rH < aH : r < a) || ((aux & 1) !== 0 && r === a && rH === aH) ? 1 : 0;
     case 3: return (size === 8 && aH !== bH ? aH < bH : a < b) ? 1 : 0;
+    case 4: return (size === 8 && aH !== bH ? aH < bH : a < b) || ((aux & 1) !== 0 && a === b && aH === bH) ? 1 : 0;
     case 5: return 0;
     default: return aux & 1; // INC, DEC keep CF in aux
   }
 }
 
-const ALU_ADD = 0, ALU_OR = 1, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
+/** The high 32 bits of the unsigned product of two uint32. */
+function mulHiU32(a: number, b: number): number {
+  const p = a * b;
+  if (p < 9007199254740992) return (p - (p >>> 0)) / 4294967296;
+  const aL = a & 0xffff, aH = a >>> 16, bL = b & 0xffff, bH = b >>> 16;
+  const lh = aL * bH, hl = aH * bL;
+  const mid = ((aL * bL) >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  return (aH * bH + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) >>> 0;
+}
+
+const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
 const MASKS = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 const SIGNS = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 
 /** The last flag producer of the block: how to evaluate a condition from its locals. */
 interface Producer {
-  kind: 'add' | 'sub' | 'logic' | 'inc' | 'dec' | 'eager';
+  kind: 'add' | 'adc' | 'sub' | 'sbb' | 'logic' | 'inc' | 'dec' | 'eager';
   size: number;
   a: string; b: string; r: string;
   aH: string; bH: string; rH: string;
-  /** INC/DEC: the local holding CF (0/1). */
+  /** INC/DEC: the local holding CF (0/1); ADC/SBB: the carry-in. */
   cf?: string;
 }
 
@@ -129,10 +154,17 @@ function classify(i: Insn, m64: boolean): Info {
     return { w: 0, r: false, f: false, inline: true };
   }
   if (fn === I.hAluRR || fn === I.hAluRI || fn === I.hAlu || fn === I.hTest) {
-    if (fn !== I.hTest && !isFastAlu(i.sub)) return fb;
+    const carryIn = fn === I.hAlu && (i.sub === ALU_ADC || i.sub === ALU_SBB);
+    if (fn !== I.hTest && !isFastAlu(i.sub) && !carryIn) return fb;
     if (!memOk(i.o0) || !memOk(i.o1)) return fb;
     if (!(i.o0 >= 0 || i.o0 === MEM) || !(i.o1 >= 0 || i.o1 === MEM || i.o1 === IMM)) return fb;
-    return { w: 1, r: false, f: mem, inline: true };
+    return { w: 1, r: carryIn, f: mem, inline: true };
+  }
+  if (fn === I.hImul2) {
+    // Inline only when its flags are dead (see Compiler.inline); it reads the previous flags, as
+    // the handler it calls otherwise keeps SF ZF AF PF.
+    if (i.o0 < 0 || i.o0 >= 16 || !memOk(i.o1) || !(i.o1 >= 0 || i.o1 === MEM) || (i.o2 !== IMM && i.o2 !== NONE)) return fb;
+    return { w: 1, r: true, f: mem, inline: true };
   }
   if (fn === I.hIncDec || fn === I.hNeg || fn === I.hNot) {
     if (!memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
@@ -337,6 +369,8 @@ class Compiler {
       switch (p.kind) {
         case 'sub': return s === 8 ? `((${p.aH} !== ${p.bH} ? ${p.aH} < ${p.bH} : ${p.a} < ${p.b}) ? 1 : 0)` : `(${p.a} < ${p.b} ? 1 : 0)`;
         case 'add': return s === 8 ? `((${p.rH} !== ${p.aH} ? ${p.rH} < ${p.aH} : ${p.r} < ${p.a}) ? 1 : 0)` : `(${p.r} < ${p.a} ? 1 : 0)`;
+        case 'adc': return `(${s === 8 ? `(${p.rH} !== ${p.aH} ? ${p.rH} < ${p.aH} : ${p.r} < ${p.a})` : `${p.r} < ${p.a}`} || (${p.cf} !== 0 && ${p.r} === ${p.a} && ${p.rH} === ${p.aH}) ? 1 : 0)`;
+        case 'sbb': return `(${s === 8 ? `(${p.aH} !== ${p.bH} ? ${p.aH} < ${p.bH} : ${p.a} < ${p.b})` : `${p.a} < ${p.b}`} || (${p.cf} !== 0 && ${p.a} === ${p.b} && ${p.aH} === ${p.bH}) ? 1 : 0)`;
         case 'logic': return '0';
         case 'eager': return `(${p.r} & 1)`;
         default: if (p.cf !== undefined) return p.cf;
@@ -383,6 +417,7 @@ class Compiler {
         default: return `${zero} || ${sf}`;
       }
     }
+    if (cc === 2 && (p.kind === 'adc' || p.kind === 'sbb')) return `${this.carry()} !== 0`;
     if (p.kind !== 'sub') return null;
     const { a, b, aH, bH } = p;
     const ltU = (x: string, xh: string, y: string, yh: string) => s === 8 ? `(${xh} !== ${yh} ? ${xh} < ${yh} : ${x} < ${y})` : `(${x} < ${y})`;
@@ -484,6 +519,20 @@ class Compiler {
       const m = MASKS[size]!;
       const mask = (e: string) => size === 4 || size === 8 ? `(${e}) >>> 0` : `(${e}) & ${m}`;
       let kind: Producer['kind'];
+      if (op === ALU_ADC || op === ALU_SBB) {
+        const cin = g.v(`c${k}`);
+        g.emit(`${cin} = ${this.carry()};`);
+        const pl = op === ALU_ADC ? '+' : '-';
+        kind = op === ALU_ADC ? 'adc' : 'sbb';
+        if (size === 8) {
+          const carry = op === ALU_ADC ? `(t >= 4294967296 ? 1 : 0)` : `(t < 0 ? 1 : 0)`;
+          g.emit(`t = ${a} ${pl} ${b} ${pl} ${cin}; ${r} = t >>> 0; ${rH} = (${aH} ${pl} ${bH} ${pl} ${carry}) >>> 0;`);
+        } else g.emit(`${r} = ${mask(`${a} ${pl} ${b} ${pl} ${cin}`)}; ${rH} = 0;`);
+        if (rec) this.record(op === ALU_ADC ? 2 : 4, size, a, aH, b, bH, r, rH, cin);
+        g.prod = { kind, size, a, b, r, aH, bH, rH, cf: cin };
+        this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
+        return;
+      }
       if (op === ALU_ADD || op === ALU_SUB || op === ALU_CMP) {
         const pl = op === ALU_ADD ? '+' : '-';
         kind = op === ALU_ADD ? 'add' : 'sub';
@@ -531,6 +580,17 @@ class Compiler {
         g.prod = { kind: inc ? 'inc' : 'dec', size, a, b: '1', r, aH, bH: '0', rH, cf };
       }
       this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
+      return;
+    }
+    if (fn === I.hImul2) {
+      // With live flags the handler runs (CF/OF from the full product); otherwise only the product.
+      if (rec) { this.fallback(k); return; }
+      if (i.o1 === MEM) this.ea(k);
+      const [a, aH] = this.operand(k, i.o1, size, 'a');
+      const [b, bH] = this.operand(k, i.o2 === IMM ? IMM : i.o0, size, 'b');
+      if (size === 8) g.emit(regWrite(i.o0, 8, `Math.imul(${a}, ${b})`, `(MH(${a}, ${b}) + Math.imul(${a}, ${bH}) + Math.imul(${aH}, ${b})) | 0`));
+      else g.emit(regWrite(i.o0, size, `Math.imul(${a}, ${b})`, '0'));
+      g.prod = null;
       return;
     }
     if (fn === I.hShift && size === 8) { this.shift64(k, rec); return; }
@@ -726,10 +786,11 @@ export function compileRegion(blocks: JitBlock[], offsets: number[], c: Cpu, hos
   const handlers: Handler[] = [], recs: Insn[] = [];
   // Handlers and records by block: F[k] / I[k] in the generated code index one flat list.
   for (const b of blocks) for (const i of b.insns) { handlers.push(i.fn); recs.push(i); }
-  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF',
-    `'use strict';\nreturn function region(baseLo) {\n${src}\n};`) as (...a: unknown[]) => JitFn;
+  // The parenthesized function is compiled with the factory, not lazily at its first call.
+  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF', 'MH', 'FL',
+    `'use strict';\nreturn (function region(baseLo) {\n${src}\n});`) as (...a: unknown[]) => JitFn;
   return factory(c, c.regs, c.lz, c.tlbTagLo, c.tlbTagHi, c.tlbDv, c.tlbBytes, c.tlbOff, c.effBaseLo, c.effBaseHi, PARITY,
-    handlers, recs, entry, host, pendingCarry);
+    handlers, recs, entry, host, pendingCarry, mulHiU32, flushPending);
 }
 
 /** Index within its block of the region instruction at linear offset `off` from the entry, and the record. */
