@@ -40,6 +40,10 @@ test('Linux on the soft backend: busybox /init, commands typed into the console,
     assert.match(out, /processor\s*: 0\r?\nvendor_id\s*: \S+/);
     assert.match(out, /tmpfs says: written in tmpfs/);
     assert.match(out, /mounts: 3/);
+    // The soft CPU reports itself immune to speculative attacks (IA32_ARCH_CAPABILITIES), and Linux believes it.
+    assert.match(out, /vulnerability meltdown: Not affected/);
+    assert.match(out, /vulnerability spectre_v2: Mitigation: Enhanced/);
+    assert.match(out, /vulnerability mds: Not affected/);
     vm.console.write('echo typed-$((6*7))\n');
     await waitFor(/typed-42/);
     vm.console.write('poweroff -f\n');

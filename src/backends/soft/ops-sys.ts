@@ -18,12 +18,26 @@ import { countZero, stepReg } from './ops-int.js';
 export const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
   MSR_PAT = 0x277, MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
   MSR_SFMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KERNEL_GS_BASE = 0xc0000102,
-  MSR_TSC_AUX = 0xc0000103, MSR_MTRRCAP = 0xfe, MSR_MTRR_DEF_TYPE = 0x2ff;
+  MSR_TSC_AUX = 0xc0000103, MSR_MTRRCAP = 0xfe, MSR_MTRR_DEF_TYPE = 0x2ff, MSR_SPEC_CTRL = 0x48, MSR_PRED_CMD = 0x49,
+  MSR_ARCH_CAPABILITIES = 0x10a;
+
+/**
+ * IA32_ARCH_CAPABILITIES: this CPU executes nothing speculatively, so it is immune to every
+ * speculative-execution and data-sampling attack the MSR can report, and says so: RDCL_NO (0),
+ * IBRS_ALL (1), SSB_NO (4), MDS_NO (5), IF_PSCHANGE_MC_NO (6), TAA_NO (8), SBDR_SSDP_NO (13),
+ * FBSDP_NO (14), PSDP_NO (15), BHI_NO (20), PBRSB_NO (24), GDS_NO (26), RFDS_NO (27). Linux then
+ * skips page-table isolation, retpolines and buffer clearing, none of which would protect anything.
+ */
+const ARCH_CAPABILITIES = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 14) | (1 << 15) |
+  (1 << 20) | (1 << 24) | (1 << 26) | (1 << 27);
+/** IA32_SPEC_CTRL bits a guest may set (IBRS, STIBP, SSBD): kept, with nothing to restrict. */
+const SPEC_CTRL_BITS = 0x7;
 
 /** MSRs the soft CPU implements; every other RDMSR/WRMSR exits to the VMM, as with NVMM. */
 export const OWNED_MSRS: ReadonlySet<number> = new Set([
   MSR_TSC, MSR_APIC_BASE, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR,
   MSR_CSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX, MSR_MTRRCAP, MSR_MTRR_DEF_TYPE,
+  MSR_SPEC_CTRL, MSR_PRED_CMD, MSR_ARCH_CAPABILITIES,
   ...Array.from({ length: 16 }, (_, k) => 0x200 + k), 0x250, 0x258, 0x259, ...Array.from({ length: 8 }, (_, k) => 0x268 + k),
 ]);
 
@@ -34,6 +48,8 @@ export function readMsr(c: Cpu, msr: number): number {
     case MSR_FS_BASE: c.hi = c.segBaseHi[S_FS]!; return c.segBaseLo[S_FS]!;
     case MSR_GS_BASE: c.hi = c.segBaseHi[S_GS]!; return c.segBaseLo[S_GS]!;
     case MSR_MTRRCAP: c.hi = 0; return 0x508; // 8 variable ranges, fixed ranges, write-combining
+    case MSR_ARCH_CAPABILITIES: c.hi = 0; return ARCH_CAPABILITIES;
+    case MSR_PRED_CMD: c.gp(0); // write-only
   }
   const v = c.msr.get(msr);
   c.hi = v ? v[1] : 0;
@@ -62,7 +78,9 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
       c.updateMode();
       return;
     }
-    case MSR_MTRRCAP: c.gp(0);
+    case MSR_MTRRCAP: case MSR_ARCH_CAPABILITIES: c.gp(0);
+    case MSR_SPEC_CTRL: if (hi !== 0 || (lo & ~SPEC_CTRL_BITS)) c.gp(0); break;
+    case MSR_PRED_CMD: if (hi !== 0 || (lo & ~1)) c.gp(0); return; // IBPB: no predictor to flush
   }
   c.msr.set(msr, [lo | 0, hi | 0]);
 }

@@ -107,14 +107,22 @@ const LEAF1_EDX = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8
   (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26);
 /** Leaf 1 ECX: CX16(13), POPCNT(23). */
 const LEAF1_ECX = (1 << 13) | (1 << 23);
+/**
+ * Leaf 7 (subleaf 0) EDX: IBRS/IBPB (26: IA32_SPEC_CTRL and IA32_PRED_CMD exist) and
+ * ARCH_CAPABILITIES (29: IA32_ARCH_CAPABILITIES, which reports the CPU immune to speculative attacks).
+ */
+const LEAF7_EDX = (1 << 26) | (1 << 29);
 /** 0x80000001 EDX: SYSCALL(11) NX(20) LM(29); ECX: LAHF_LM(0) ABM/LZCNT(5). */
 const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
 const EXT1_ECX = (1 << 0) | (1 << 5);
 
+const ZERO_LEAF: CpuidRegs = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
+
 function defaultCpuid(id: number): Map<number, CpuidRegs> {
   const t = new Map<number, CpuidRegs>();
-  t.set(0, { eax: 1, ebx: str4(CPUID_VENDOR, 0), edx: str4(CPUID_VENDOR, 4), ecx: str4(CPUID_VENDOR, 8) });
+  t.set(0, { eax: 7, ebx: str4(CPUID_VENDOR, 0), edx: str4(CPUID_VENDOR, 4), ecx: str4(CPUID_VENDOR, 8) });
   t.set(1, { eax: 0x000006f1, ebx: ((id << 24) | (1 << 16) | (8 << 8)) >>> 0, ecx: LEAF1_ECX, edx: LEAF1_EDX >>> 0 });
+  t.set(7, { eax: 0, ebx: 0, ecx: 0, edx: LEAF7_EDX >>> 0 });
   t.set(0x80000000, { eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 });
   t.set(0x80000001, { eax: 0, ebx: 0, ecx: EXT1_ECX, edx: EXT1_EDX >>> 0 });
   const brand = BRAND.padEnd(48, '\0');
@@ -197,7 +205,8 @@ export class SoftVcpu implements BackendVcpu {
   private doCpuid(c: Cpu, leaf: number, sub: number): void {
     if (this.cpuidExit.has(leaf)) c.doExit({ kind: 'cpuid', leaf, subleaf: sub });
     const max = this.cpuid.get(0)!.eax, maxExt = this.cpuid.get(0x80000000)!.eax;
-    let r = this.cpuid.get(leaf);
+    // Leaf 7 has one subleaf (its EAX, the last subleaf, is 0): the others read as zeros.
+    let r = leaf === 7 && sub !== 0 ? ZERO_LEAF : this.cpuid.get(leaf);
     if (!r) r = leaf >= 0x80000000 ? (leaf <= maxExt ? undefined : this.cpuid.get(max)) : leaf <= max ? undefined : this.cpuid.get(max);
     const R = c.regs;
     R[0] = r ? r.eax | 0 : 0; R[2] = r ? r.ecx | 0 : 0; R[4] = r ? r.edx | 0 : 0; R[6] = r ? r.ebx | 0 : 0;
