@@ -503,7 +503,7 @@ export function btc(aLo: number, aHi: number, index: number, size: OperandSize, 
 // significant. SF, ZF, AF, PF are undefined: AMD Zen leaves them unchanged, and so do we.
 
 /** The product of mulU32 / mulU64, low word first (a typed array: module-level lets would box every store). */
-const P = new Uint32Array(4);
+export const P = new Uint32Array(4);
 
 /** Unsigned 32x32 -> 64 into (P[0], P[1]). */
 function mulU32(a: number, b: number): void {
@@ -523,7 +523,7 @@ function mulU32(a: number, b: number): void {
 }
 
 /** Unsigned 64x64 -> 128 into (P[0], P[1], P[2], P[3]), from four 32x32 products. */
-function mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
+export function mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
   mulU32(aLo, bLo); const ll0 = P[0], ll1 = P[1];
   mulU32(aLo, bHi); const lh0 = P[0], lh1 = P[1];
   mulU32(aHi, bLo); const hl0 = P[0], hl1 = P[1];

@@ -29,6 +29,7 @@
  * register instructions and call handlers for the rest.
  */
 import { PARITY } from '../../x86/flags.js';
+import { P as mulProduct, mulU64 } from '../../x86/alu.js';
 import { TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, NONE, type Handler, type Insn } from './insn.js';
 import * as I from './ops-int.js';
@@ -159,6 +160,11 @@ function classify(i: Insn, m64: boolean): Info {
     if (!memOk(i.o0) || !memOk(i.o1)) return fb;
     if (!(i.o0 >= 0 || i.o0 === MEM) || !(i.o1 >= 0 || i.o1 === MEM || i.o1 === IMM)) return fb;
     return { w: 1, r: carryIn, f: mem, inline: true };
+  }
+  if (fn === I.hMulDiv && i.sub === 0 && (i.size === 8 || i.size === 4)) {
+    // MUL: the same rule as IMUL below.
+    if (!memOk(i.o0) || !((i.o0 >= 0 && i.o0 < 16) || i.o0 === MEM)) return fb;
+    return { w: 1, r: true, f: mem, inline: true };
   }
   if (fn === I.hImul2) {
     // Inline only when its flags are dead (see Compiler.inline); it reads the previous flags, as
@@ -582,6 +588,15 @@ class Compiler {
       this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
       return;
     }
+    if (fn === I.hMulDiv) { // MUL (classify admits no other): RDX:RAX := RAX * source
+      if (rec) { this.fallback(k); return; }
+      if (i.o0 === MEM) this.ea(k);
+      const [b, bH] = this.operand(k, i.o0, size, 'b');
+      if (size === 8) g.emit(`MU(R[0] >>> 0, R[1] >>> 0, ${b}, ${bH}); R[0] = MP[0] | 0; R[1] = MP[1] | 0; R[4] = MP[2] | 0; R[5] = MP[3] | 0;`);
+      else g.emit(`t = R[0] >>> 0; R[4] = MH(t, ${b}) | 0; R[5] = 0; R[0] = Math.imul(t, ${b}); R[1] = 0;`);
+      g.prod = null;
+      return;
+    }
     if (fn === I.hImul2) {
       // With live flags the handler runs (CF/OF from the full product); otherwise only the product.
       if (rec) { this.fallback(k); return; }
@@ -787,10 +802,10 @@ export function compileRegion(blocks: JitBlock[], offsets: number[], c: Cpu, hos
   // Handlers and records by block: F[k] / I[k] in the generated code index one flat list.
   for (const b of blocks) for (const i of b.insns) { handlers.push(i.fn); recs.push(i); }
   // The parenthesized function is compiled with the factory, not lazily at its first call.
-  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF', 'MH', 'FL',
+  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF', 'MH', 'MU', 'MP', 'FL',
     `'use strict';\nreturn (function region(baseLo) {\n${src}\n});`) as (...a: unknown[]) => JitFn;
   return factory(c, c.regs, c.lz, c.tlbTagLo, c.tlbTagHi, c.tlbDv, c.tlbBytes, c.tlbOff, c.effBaseLo, c.effBaseHi, PARITY,
-    handlers, recs, entry, host, pendingCarry, mulHiU32, flushPending);
+    handlers, recs, entry, host, pendingCarry, mulHiU32, mulU64, mulProduct, flushPending);
 }
 
 /** Index within its block of the region instruction at linear offset `off` from the entry, and the record. */
