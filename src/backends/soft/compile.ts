@@ -319,7 +319,7 @@ export const COMPILED_MNEMONICS: ReadonlySet<number> = new Set(table.keys());
 
 /** Fills `i` from the decoded instruction and returns it. */
 export function compileInsn(d: DecodedInsn, i: Insn): Insn {
-  i.len = d.length;
+  i.len = d.length | 0; // int32, as every Insn field (exec.ts Block)
   i.mnem = d.mnemonic;
   i.asz = d.addrSize;
   i.size = d.opSize;

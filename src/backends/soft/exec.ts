@@ -72,7 +72,10 @@ export class Block {
   /** The region's blocks (this one first) and their offsets from this block's address. */
   region: Block[] | null = null;
   regionOffs: number[] | null = null;
-  /** Two successor links: the block that followed at linear RIP (lo, hi). */
+  /**
+   * Two successor links: the block that followed at linear RIP (lo, hi). Numbers kept here and in
+   * Insn are int32: one stored double would make V8 box the field in every object.
+   */
   s0: Block | null = null;
   s0Lo = -1;
   s0Hi = 0;
@@ -232,7 +235,7 @@ export class Executor {
         return this.buildCrossing(src, pos, end, mode, gpa, linLo, linHi);
       }
       const ins = compileInsn(d, new Insn(noop));
-      ins.off = pos - off;
+      ins.off = (pos - off) | 0;
       insns.push(ins);
       pos += d.length;
       if (ins.term || d.status !== DecodeStatus.Ok) break;
@@ -341,7 +344,7 @@ export class Executor {
     const p = this.prev;
     if (p === null) return null;
     const c = this.cpu;
-    const lo = c.ripLo, hi = c.ripHi;
+    const lo = c.ripLo | 0, hi = c.ripHi;
     let s: Block | null;
     if (p.s0Lo === lo && p.s0Hi === hi) s = p.s0;
     else if (p.s1Lo === lo && p.s1Hi === hi) s = p.s1;
@@ -362,7 +365,7 @@ export class Executor {
     let b = this.linked();
     if (b === null) {
       const p = this.prev;
-      const lo = c.ripLo, hi = c.ripHi;
+      const lo = c.ripLo | 0, hi = c.ripHi;
       try {
         b = this.getBlock();
       } catch (e) {
