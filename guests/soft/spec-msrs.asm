@@ -1,4 +1,4 @@
-; IA32_ARCH_CAPABILITIES, IA32_SPEC_CTRL, IA32_PRED_CMD and CPUID leaf 7 on the soft CPU
+; IA32_ARCH_CAPABILITIES, IA32_SPEC_CTRL, IA32_PRED_CMD, CPUID leaf 7, RDRAND and RDSEED on the soft CPU
 ; (test/soft/spec-msrs.test.ts). Each result goes out as a dword to port 0xe9; the #GP handler
 ; reports 13 and the step (r12d) that faulted, then skips the 2-byte RDMSR/WRMSR.
 bits 64
@@ -38,6 +38,28 @@ start:  mov ecx, 0x10a          ; ARCH_CAPABILITIES
         REPORT
         xor eax, eax            ; the highest basic leaf
         cpuid
+        REPORT
+        mov eax, 7              ; CPUID.7.0:EBX (RDSEED)
+        xor ecx, ecx
+        cpuid
+        mov eax, ebx
+        REPORT
+        mov eax, 1              ; CPUID.1:ECX bit 30 (RDRAND)
+        cpuid
+        mov eax, ecx
+        shr eax, 30
+        and eax, 1
+        REPORT
+        xor ebx, ebx            ; RDRAND and RDSEED succeed (CF) with two different values
+        rdrand rsi
+        setc bl
+        rdseed rdi
+        setc bh
+        xor eax, eax
+        cmp rsi, rdi
+        setne al
+        shl eax, 16
+        or eax, ebx
         REPORT
         mov r12d, 1             ; ARCH_CAPABILITIES is read-only
         mov ecx, 0x10a

@@ -1,7 +1,7 @@
 // The soft CPU reports, through CPUID leaf 7 and IA32_ARCH_CAPABILITIES, that it is immune to
 // speculative-execution attacks (it executes nothing speculatively): the MSR reads its *_NO bits
 // and enhanced IBRS, refuses writes; IA32_SPEC_CTRL keeps its three defined bits and refuses
-// others; IA32_PRED_CMD takes IBPB and cannot be read.
+// others; IA32_PRED_CMD takes IBPB and cannot be read. RDRAND and RDSEED return host random bits.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
@@ -14,7 +14,7 @@ import { idtGuest, imageQword } from './idt-guest.js';
 // BHI_NO, PBRSB_NO, GDS_NO, RFDS_NO (Intel SDM vol. 4, table 2-2).
 const ARCH_CAPABILITIES = [0, 1, 4, 5, 6, 8, 13, 14, 15, 20, 24, 26, 27].reduce((v, b) => v + 2 ** b, 0);
 
-test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD and CPUID leaf 7 (soft)', (t) => {
+test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD, CPUID leaf 7, RDRAND and RDSEED (soft)', (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   const image = assemble('soft/spec-msrs.asm');
   const machine = new Machine(SoftBackend.open());
@@ -31,6 +31,9 @@ test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD and CPUID leaf 7 (soft)', (t) => {
       (1 << 26) + 2 ** 29, // CPUID.7.0:EDX: IBRS/IBPB, ARCH_CAPABILITIES
       0, // CPUID.7.1:EDX
       7, // highest basic leaf
+      1 << 18, // CPUID.7.0:EBX: RDSEED
+      1, // CPUID.1:ECX: RDRAND
+      0x10101, // RDRAND and RDSEED set CF, and their values differ
       13, 1, 13, 2, 13, 3, // #GP: write ARCH_CAPABILITIES, read PRED_CMD, reserved SPEC_CTRL bit
       0xd0e,
     ]);

@@ -277,6 +277,7 @@ def('hlt', (_d, i) => { i.term = true; return S.hHlt; });
 def('rdmsr', (_d, i) => { i.term = true; return S.hRdmsr; });
 def('wrmsr', (_d, i) => { i.term = true; return S.hWrmsr; });
 def('cpuid', (_d, i) => { i.term = true; return S.hCpuid; });
+def(['rdrand', 'rdseed'], (d, i) => { i.size = sizeOf(d, 0); i.o0 = opnd(d, 0, i); return S.hRdrand; });
 def(['rdtsc', 'rdtscp'], (d, i) => { i.sub = MNEMONICS[d.mnemonic] === 'rdtscp' ? 1 : 0; return S.hRdtsc; });
 
 // ---- system ----

@@ -4,7 +4,7 @@
  * transfers, SYSCALL/SYSRET, SYSENTER/SYSEXIT, control registers, MSRs, CPUID and the instructions
  * that exit to the VMM (IN/OUT, HLT, RDMSR/WRMSR of foreign MSRs). SDM vol. 3 chapters 3, 5, 6.
  */
-import { FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
+import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
   EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, TWO32, type Cpu,
@@ -967,6 +967,22 @@ export function hWrmsr(c: Cpu, _i: Insn): void {
   const msr = R[2]! >>> 0;
   if (!OWNED_MSRS.has(msr)) c.doExit({ kind: 'wrmsr', msr, lo: R[0]!, hi: R[4]! });
   writeMsr(c, msr, R[0]!, R[4]!);
+}
+
+/** Random words for RDRAND/RDSEED, from the host's CSPRNG, refilled when used up. */
+const randomPool = new Uint32Array(256);
+let randomNext = randomPool.length;
+
+/**
+ * RDRAND / RDSEED r16/r32/r64: host CSPRNG bits (Node's crypto.getRandomValues), so a guest seeds
+ * its own generator at once instead of gathering timer jitter. Always succeeds: CF = 1, OF SF ZF
+ * AF PF = 0.
+ */
+export function hRdrand(c: Cpu, i: Insn): void {
+  if (randomNext + 2 > randomPool.length) { crypto.getRandomValues(randomPool); randomNext = 0; }
+  const lo = randomPool[randomNext++]!, hi = randomPool[randomNext++]!;
+  c.setReg(i.o0, i.size, lo, hi);
+  c.lz.setEager(FLAG_CF);
 }
 
 export function hRdtsc(c: Cpu, i: Insn): void {

@@ -105,13 +105,15 @@ function str4(s: string, at: number): number {
 /** Leaf 1 EDX: FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15) PAT(16) MMX(23) FXSR(24) SSE(25) SSE2(26). */
 const LEAF1_EDX = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16) |
   (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26);
-/** Leaf 1 ECX: CX16(13), POPCNT(23). */
-const LEAF1_ECX = (1 << 13) | (1 << 23);
+/** Leaf 1 ECX: CX16(13), POPCNT(23), RDRAND(30). */
+const LEAF1_ECX = (1 << 13) | (1 << 23) | (1 << 30);
 /**
  * Leaf 7 (subleaf 0) EDX: IBRS/IBPB (26: IA32_SPEC_CTRL and IA32_PRED_CMD exist) and
  * ARCH_CAPABILITIES (29: IA32_ARCH_CAPABILITIES, which reports the CPU immune to speculative attacks).
  */
 const LEAF7_EDX = (1 << 26) | (1 << 29);
+/** Leaf 7 (subleaf 0) EBX: RDSEED (18). */
+const LEAF7_EBX = 1 << 18;
 /** 0x80000001 EDX: SYSCALL(11) NX(20) LM(29); ECX: LAHF_LM(0) ABM/LZCNT(5). */
 const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
 const EXT1_ECX = (1 << 0) | (1 << 5);
@@ -122,7 +124,7 @@ function defaultCpuid(id: number): Map<number, CpuidRegs> {
   const t = new Map<number, CpuidRegs>();
   t.set(0, { eax: 7, ebx: str4(CPUID_VENDOR, 0), edx: str4(CPUID_VENDOR, 4), ecx: str4(CPUID_VENDOR, 8) });
   t.set(1, { eax: 0x000006f1, ebx: ((id << 24) | (1 << 16) | (8 << 8)) >>> 0, ecx: LEAF1_ECX, edx: LEAF1_EDX >>> 0 });
-  t.set(7, { eax: 0, ebx: 0, ecx: 0, edx: LEAF7_EDX >>> 0 });
+  t.set(7, { eax: 0, ebx: LEAF7_EBX, ecx: 0, edx: LEAF7_EDX >>> 0 });
   t.set(0x80000000, { eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 });
   t.set(0x80000001, { eax: 0, ebx: 0, ecx: EXT1_ECX, edx: EXT1_EDX >>> 0 });
   const brand = BRAND.padEnd(48, '\0');
