@@ -416,9 +416,15 @@ export class Executor {
       this.interpreted += n;
       b.count++;
     }
+    this.wrapRip();
+    return null;
+  }
+
+  /** Carries RIP's low half into the high one after code ran past 2^32, and wraps IP in 16-bit code. */
+  private wrapRip(): void {
+    const c = this.cpu;
     if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
     if (c.mode === 16 && !c.long64) c.ripLo &= 0xffff;
-    return null;
   }
 
   /**
@@ -459,8 +465,7 @@ export class Executor {
     }
     this.icount++;
     this.interpreted++;
-    if (c.ripLo >= TWO32) { c.ripLo -= TWO32; c.ripHi = (c.ripHi + 1) | 0; }
-    if (c.mode === 16 && !c.long64) c.ripLo &= 0xffff;
+    this.wrapRip();
     return null;
   }
 
