@@ -506,7 +506,7 @@ export function btc(aLo: number, aHi: number, index: number, size: OperandSize, 
 export const P = new Uint32Array(4);
 
 /** Unsigned 32x32 -> 64 into (P[0], P[1]). */
-function mulU32(a: number, b: number): void {
+export function mulU32(a: number, b: number): void {
   const p = a * b;
   // A double product below 2^53 is exact (and a true product above it never rounds below).
   if (p < 9007199254740992) {
@@ -938,6 +938,28 @@ export const LAZY_DEC = 7; // r = a - 1 (b = 1), aux = CF before
  * one flag, a condition code, or the materialized status bits. Any status flag the op leaves
  * undefined reads as the ALU functions above would produce it.
  */
+/** x < y as unsigned values of `size` bytes, from uint32 halves (the high halves count only for size 8). */
+function ltU(size: number, xLo: number, xHi: number, yLo: number, yHi: number): boolean {
+  return size === 8 && xHi !== yHi ? xHi < yHi : xLo < yLo;
+}
+
+/**
+ * CF (0/1) of a lazy flag producer given field by field (LazyFlags.cf; the soft CPU's block
+ * compiler holds a pending producer in locals and asks the same question).
+ */
+export function lazyCarry(op: number, size: number, aLo: number, aHi: number, bLo: number, bHi: number, rLo: number, rHi: number,
+  aux: number): number {
+  switch (op) {
+    case LAZY_EAGER: return aux & FLAG_CF;
+    case LAZY_ADD: return ltU(size, rLo, rHi, aLo, aHi) ? 1 : 0;
+    case LAZY_ADC: return ltU(size, rLo, rHi, aLo, aHi) || ((aux & 1) !== 0 && rLo === aLo && rHi === aHi) ? 1 : 0;
+    case LAZY_SUB: return ltU(size, aLo, aHi, bLo, bHi) ? 1 : 0;
+    case LAZY_SBB: return ltU(size, aLo, aHi, bLo, bHi) || ((aux & 1) !== 0 && aLo === bLo && aHi === bHi) ? 1 : 0;
+    case LAZY_LOGIC: return 0;
+    default: return aux & 1; // INC, DEC
+  }
+}
+
 export class LazyFlags {
   op = LAZY_EAGER;
   size: number = 4;
@@ -960,19 +982,7 @@ export class LazyFlags {
 
   /** CF as 0/1. */
   cf(): number {
-    switch (this.op) {
-      case LAZY_EAGER: return this.aux & FLAG_CF;
-      case LAZY_ADD: return this.ltU(this.rLo, this.rHi, this.aLo, this.aHi) ? 1 : 0;
-      case LAZY_ADC:
-        return this.ltU(this.rLo, this.rHi, this.aLo, this.aHi) ||
-          (this.aux !== 0 && this.rLo === this.aLo && this.rHi === this.aHi) ? 1 : 0;
-      case LAZY_SUB: return this.ltU(this.aLo, this.aHi, this.bLo, this.bHi) ? 1 : 0;
-      case LAZY_SBB:
-        return this.ltU(this.aLo, this.aHi, this.bLo, this.bHi) ||
-          (this.aux !== 0 && this.aLo === this.bLo && this.aHi === this.bHi) ? 1 : 0;
-      case LAZY_LOGIC: return 0;
-      default: return this.aux; // INC, DEC
-    }
+    return lazyCarry(this.op, this.size, this.aLo, this.aHi, this.bLo, this.bHi, this.rLo, this.rHi, this.aux);
   }
 
   /** ZF as 0 or FLAG_ZF. */
@@ -1044,8 +1054,7 @@ export class LazyFlags {
 
   /** Unsigned a < b for values of this.size. */
   private ltU(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
-    if (this.size === 8 && aHi !== bHi) return aHi < bHi;
-    return aLo < bLo;
+    return ltU(this.size, aLo, aHi, bLo, bHi);
   }
 
   /** Signed a < b for values of this.size. */

@@ -29,7 +29,7 @@
  * register instructions and call handlers for the rest.
  */
 import { PARITY } from '../../x86/flags.js';
-import { P as mulProduct, mulU64 } from '../../x86/alu.js';
+import { LAZY_ADC, LAZY_ADD, LAZY_SBB, LAZY_SUB, P as mulProduct, lazyCarry, mulU32, mulU64 } from '../../x86/alu.js';
 import { TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, NONE, type Handler, type Insn } from './insn.js';
 import * as I from './ops-int.js';
@@ -66,32 +66,6 @@ function flushPending(host: JitHost, lz: Cpu['lz'], ic: number, fq: number, fo: 
     else lz.record(fo, fs, fa, fah, fb, fbh, fr, frh, fx);
   }
   return 0;
-}
-
-/**
- * CF (0/1) of a pending producer held in the generated code's locals (the ops the compiler
- * records: EAGER, ADD, ADC, SUB, SBB, LOGIC, INC, DEC; operands and results as uint32 halves).
- */
-function pendingCarry(op: number, size: number, a: number, aH: number, b: number, bH: number, r: number, rH: number, aux: number): number {
-  switch (op) {
-    case 0: return aux & 1;
-    case 1: return (size === 8 && rH !== aH ? rH < aH : r < a) ? 1 : 0;
-    case 2: return (size === 8 && rH !== aH ? rH < aH : r < a) || ((aux & 1) !== 0 && r === a && rH === aH) ? 1 : 0;
-    case 3: return (size === 8 && aH !== bH ? aH < bH : a < b) ? 1 : 0;
-    case 4: return (size === 8 && aH !== bH ? aH < bH : a < b) || ((aux & 1) !== 0 && a === b && aH === bH) ? 1 : 0;
-    case 5: return 0;
-    default: return aux & 1; // INC, DEC keep CF in aux
-  }
-}
-
-/** The high 32 bits of the unsigned product of two uint32. */
-function mulHiU32(a: number, b: number): number {
-  const p = a * b;
-  if (p < 9007199254740992) return (p - (p >>> 0)) / 4294967296;
-  const aL = a & 0xffff, aH = a >>> 16, bL = b & 0xffff, bH = b >>> 16;
-  const lh = aL * bH, hl = aH * bL;
-  const mid = ((aL * bL) >>> 16) + (lh & 0xffff) + (hl & 0xffff);
-  return (aH * bH + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) >>> 0;
 }
 
 const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
@@ -525,35 +499,28 @@ class Compiler {
       const m = MASKS[size]!;
       const mask = (e: string) => size === 4 || size === 8 ? `(${e}) >>> 0` : `(${e}) & ${m}`;
       let kind: Producer['kind'];
-      if (op === ALU_ADC || op === ALU_SBB) {
-        const cin = g.v(`c${k}`);
-        g.emit(`${cin} = ${this.carry()};`);
-        const pl = op === ALU_ADC ? '+' : '-';
-        kind = op === ALU_ADC ? 'adc' : 'sbb';
+      if (op === ALU_ADD || op === ALU_SUB || op === ALU_CMP || op === ALU_ADC || op === ALU_SBB) {
+        const plus = op === ALU_ADD || op === ALU_ADC;
+        const pl = plus ? '+' : '-';
+        // ADC / SBB: the carry-in joins the sum.
+        const cin = op === ALU_ADC || op === ALU_SBB ? g.v(`c${k}`) : undefined;
+        if (cin !== undefined) g.emit(`${cin} = ${this.carry()};`);
+        const sum = `${a} ${pl} ${b}${cin !== undefined ? ` ${pl} ${cin}` : ''}`;
+        kind = op === ALU_ADC ? 'adc' : op === ALU_SBB ? 'sbb' : plus ? 'add' : 'sub';
         if (size === 8) {
-          const carry = op === ALU_ADC ? `(t >= 4294967296 ? 1 : 0)` : `(t < 0 ? 1 : 0)`;
-          g.emit(`t = ${a} ${pl} ${b} ${pl} ${cin}; ${r} = t >>> 0; ${rH} = (${aH} ${pl} ${bH} ${pl} ${carry}) >>> 0;`);
-        } else g.emit(`${r} = ${mask(`${a} ${pl} ${b} ${pl} ${cin}`)}; ${rH} = 0;`);
-        if (rec) this.record(op === ALU_ADC ? 2 : 4, size, a, aH, b, bH, r, rH, cin);
+          const carry = plus ? `(t >= 4294967296 ? 1 : 0)` : `(t < 0 ? 1 : 0)`;
+          g.emit(`t = ${sum}; ${r} = t >>> 0; ${rH} = (${aH} ${pl} ${bH} ${pl} ${carry}) >>> 0;`);
+        } else g.emit(`${r} = ${mask(sum)}; ${rH} = 0;`);
+        const lazy = op === ALU_ADC ? LAZY_ADC : op === ALU_SBB ? LAZY_SBB : plus ? LAZY_ADD : LAZY_SUB;
+        if (rec) this.record(lazy, size, a, aH, b, bH, r, rH, cin);
         g.prod = { kind, size, a, b, r, aH, bH, rH, cf: cin };
-        this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
-        return;
-      }
-      if (op === ALU_ADD || op === ALU_SUB || op === ALU_CMP) {
-        const pl = op === ALU_ADD ? '+' : '-';
-        kind = op === ALU_ADD ? 'add' : 'sub';
-        if (size === 8) {
-          const carry = op === ALU_ADD ? `(t >= 4294967296 ? 1 : 0)` : `(t < 0 ? 1 : 0)`;
-          g.emit(`t = ${a} ${pl} ${b}; ${r} = t >>> 0; ${rH} = (${aH} ${pl} ${bH} ${pl} ${carry}) >>> 0;`);
-        } else g.emit(`${r} = ${mask(`${a} ${pl} ${b}`)}; ${rH} = 0;`);
-        if (rec) this.record(op === ALU_ADD ? 1 : 3, size, a, aH, b, bH, r, rH);
       } else {
         const o = op === ALU_AND ? '&' : op === ALU_OR ? '|' : '^';
         kind = 'logic';
         g.emit(`${r} = ${mask(`${a} ${o} ${b}`)}; ${rH} = ${size === 8 ? `(${aH} ${o} ${bH}) >>> 0` : '0'};`);
         if (rec) g.emit(`fq = 1; fo = 5; fs = ${size}; fr = ${r}; frh = ${rH};`);
+        g.prod = { kind, size, a, b, r, aH, bH, rH };
       }
-      g.prod = { kind, size, a, b, r, aH, bH, rH };
       if (op !== ALU_CMP && fn !== I.hTest) this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
       return;
     }
@@ -593,7 +560,7 @@ class Compiler {
       if (i.o0 === MEM) this.ea(k);
       const [b, bH] = this.operand(k, i.o0, size, 'b');
       if (size === 8) g.emit(`MU(R[0] >>> 0, R[1] >>> 0, ${b}, ${bH}); R[0] = MP[0] | 0; R[1] = MP[1] | 0; R[4] = MP[2] | 0; R[5] = MP[3] | 0;`);
-      else g.emit(`t = R[0] >>> 0; R[4] = MH(t, ${b}) | 0; R[5] = 0; R[0] = Math.imul(t, ${b}); R[1] = 0;`);
+      else g.emit(`MU32(R[0] >>> 0, ${b}); R[0] = MP[0] | 0; R[1] = 0; R[4] = MP[1] | 0; R[5] = 0;`);
       g.prod = null;
       return;
     }
@@ -603,8 +570,11 @@ class Compiler {
       if (i.o1 === MEM) this.ea(k);
       const [a, aH] = this.operand(k, i.o1, size, 'a');
       const [b, bH] = this.operand(k, i.o2 === IMM ? IMM : i.o0, size, 'b');
-      if (size === 8) g.emit(regWrite(i.o0, 8, `Math.imul(${a}, ${b})`, `(MH(${a}, ${b}) + Math.imul(${a}, ${bH}) + Math.imul(${aH}, ${b})) | 0`));
-      else g.emit(regWrite(i.o0, size, `Math.imul(${a}, ${b})`, '0'));
+      if (size === 8) {
+        // The low 64 bits: the low words' full product, plus the cross products' low words.
+        g.emit(`MU32(${a}, ${b});`);
+        g.emit(regWrite(i.o0, 8, 'MP[0] | 0', `(MP[1] + Math.imul(${a}, ${bH}) + Math.imul(${aH}, ${b})) | 0`));
+      } else g.emit(regWrite(i.o0, size, `Math.imul(${a}, ${b})`, '0'));
       g.prod = null;
       return;
     }
@@ -802,10 +772,10 @@ export function compileRegion(blocks: JitBlock[], offsets: number[], c: Cpu, hos
   // Handlers and records by block: F[k] / I[k] in the generated code index one flat list.
   for (const b of blocks) for (const i of b.insns) { handlers.push(i.fn); recs.push(i); }
   // The parenthesized function is compiled with the factory, not lazily at its first call.
-  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF', 'MH', 'MU', 'MP', 'FL',
+  const factory = new Function('c', 'R', 'lz', 'TL', 'TH', 'TD', 'TB', 'TO', 'EB', 'EBH', 'P', 'F', 'I', 'B', 'X', 'CF', 'MU32', 'MU', 'MP', 'FL',
     `'use strict';\nreturn (function region(baseLo) {\n${src}\n});`) as (...a: unknown[]) => JitFn;
   return factory(c, c.regs, c.lz, c.tlbTagLo, c.tlbTagHi, c.tlbDv, c.tlbBytes, c.tlbOff, c.effBaseLo, c.effBaseHi, PARITY,
-    handlers, recs, entry, host, pendingCarry, mulHiU32, mulU64, mulProduct, flushPending);
+    handlers, recs, entry, host, lazyCarry, mulU32, mulU64, mulProduct, flushPending);
 }
 
 /** Index within its block of the region instruction at linear offset `off` from the entry, and the record. */
