@@ -119,11 +119,7 @@ next: dd 0
 
 align 8
 gdt:
-  dq 0
-  dq 0x00cf9a000000ffff         ; 0x08 code32 DPL 0
-  dq 0x00cf92000000ffff         ; 0x10 data DPL 0
-  dq 0x00cffa000000ffff         ; 0x18 code32 DPL 3
-  dq 0x00cff2000000ffff         ; 0x20 data DPL 3
+  FLAT32_GDT_ENTRIES
   dq 0x00008930000000e8         ; 0x28 32-bit TSS at 0x300000, limit 0xE8
 gdt_end:
 gdtr: dw gdt_end - gdt - 1

@@ -59,11 +59,7 @@ syscall_entry:
 
 align 8
 gdt:
-  dq 0
-  dq 0x00cf9a000000ffff         ; 0x08 code32 DPL 0
-  dq 0x00cf92000000ffff         ; 0x10 data DPL 0
-  dq 0x00cffa000000ffff         ; 0x18 code32 DPL 3
-  dq 0x00cff2000000ffff         ; 0x20 data DPL 3
+  FLAT32_GDT_ENTRIES
 gdt_end:
 gdtr: dw gdt_end - gdt - 1
   dd gdt
