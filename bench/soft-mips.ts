@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SoftBackend } from '../src/backends/soft/soft-backend.js';
 import { assemble } from '../src/common/nasm.js';
-import { HostMemory } from '../src/memory/host-memory.js';
 import { PROT } from '../src/nvmm/backend.js';
 import { Machine } from '../src/nvmm/machine.js';
 import { GPR, STATE } from '../src/nvmm/state.js';
@@ -35,7 +34,7 @@ function build(iter: number): Uint8Array {
 export function runSoft(image: Uint8Array): { instructions: number; ms: number; exit: string } {
   const backend = SoftBackend.open();
   const machine = new Machine(backend);
-  const mem = HostMemory.allocate(RAM);
+  const mem = machine.allocateMemory(RAM);
   try {
     machine.mapHva(mem);
     machine.mapGpa(0, mem.hva, RAM, PROT.ALL);

@@ -94,6 +94,14 @@ const pointerCast = libc.func('memmove', 'void *', ['uintptr_t', 'uintptr_t', 's
   n: number,
 ) => HostPointer;
 
+/** A koffi pointer handle for the first byte of `bytes` (an ArrayBuffer or SharedArrayBuffer this process keeps alive). */
+export function pointerOfBytes(bytes: Uint8Array): HostPointer {
+  // memset(p, 0, 0) returns p.
+  return memsetNone(bytes, 0, 0);
+}
+
+const memsetNone = libc.func('memset', 'void *', ['void *', 'int', 'size_t']) as (p: Uint8Array, c: number, n: number) => HostPointer;
+
 const dlsym = libc.func('void *dlsym(void *handle, const char *name)') as (handle: null, name: string) => HostPointer;
 const sigactionRaw = libc.func('int sigaction(int sig, void *act, void *old)') as (sig: number, act: Uint8Array, old: null) => number;
 /** glibc's struct sigaction on x86-64: sa_handler, sa_mask (128 bytes), sa_flags, sa_restorer. */

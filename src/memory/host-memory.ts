@@ -14,13 +14,30 @@ export class HostMemory {
   readonly size: number;
   /** The whole range, zero-copy. */
   readonly bytes: Uint8Array;
+  /**
+   * Offset of the first byte in the soft CPU's WebAssembly memory (src/backends/soft/arena.ts),
+   * -1 when the memory is not there. Compiled guest code reaches only memory that is.
+   */
+  readonly arenaOffset: number;
   private pointer: libc.HostPointer | null;
+  private release: (() => void) | null = null;
 
-  private constructor(pointer: libc.HostPointer, size: number, owned: boolean) {
+  private constructor(pointer: libc.HostPointer, size: number, owned: boolean, bytes?: Uint8Array, arenaOffset = -1) {
     this.pointer = owned ? pointer : null;
     this.hva = libc.addressOf(pointer);
     this.size = size;
-    this.bytes = new Uint8Array(libc.viewOf(pointer, size));
+    this.bytes = bytes ?? new Uint8Array(libc.viewOf(pointer, size));
+    this.arenaOffset = arenaOffset;
+  }
+
+  /**
+   * Memory inside a SharedArrayBuffer this process keeps alive (the soft CPU's arena): `bytes`
+   * views it, `arenaOffset` places it, and `release` gives it back when freed.
+   */
+  static inArena(bytes: Uint8Array, arenaOffset: number, release: () => void): HostMemory {
+    const m = new HostMemory(libc.pointerOfBytes(bytes), bytes.length, false, bytes, arenaOffset);
+    m.release = release;
+    return m;
   }
 
   /** Maps `size` bytes (a multiple of the page size) of zeroed memory. */
@@ -47,6 +64,10 @@ export class HostMemory {
 
   /** Unmaps the memory if this object allocated it. The views become unusable. */
   free(): void {
+    if (this.release !== null) {
+      this.release();
+      this.release = null;
+    }
     if (this.pointer !== null) {
       libc.munmap(this.pointer, this.size);
       this.pointer = null;

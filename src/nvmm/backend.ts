@@ -133,4 +133,9 @@ export interface Backend {
   attachMachine?(handle: unknown): BackendMachine;
   /** Releases what opening it took (the /dev/kvm descriptor); its machines must be destroyed first. */
   close?(): void;
+  /**
+   * Zeroed host memory the backend runs guests fastest from (the soft backend: its WebAssembly
+   * arena), or null to take ordinary memory. Optional.
+   */
+  allocateMemory?(size: number): HostMemory | null;
 }

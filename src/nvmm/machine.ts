@@ -95,6 +95,15 @@ export class Machine {
     return this.live;
   }
 
+  /**
+   * `size` bytes of zeroed host memory for guest RAM, from where this backend runs guests fastest
+   * (HostMemory.allocate unless the backend has a better place). Give it to mapHva; free() it
+   * after unmapHva.
+   */
+  allocateMemory(size: number): HostMemory {
+    return this.backend.allocateMemory?.(size) ?? HostMemory.allocate(size);
+  }
+
   mapHva(memory: HostMemory): void {
     this.owner;
     if (this.hvas.some((m) => m.hva < memory.hva + memory.size && memory.hva < m.hva + m.size)) {

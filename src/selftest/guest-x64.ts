@@ -3,7 +3,7 @@
  * tables at 0x3000-0x6000, code at 0x2000, flat 64-bit segments, and the register values of
  * `reset_machine()`.
  */
-import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/host-memory.js';
 import { PROT } from '../nvmm/backend.js';
 import type { Machine, Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib, type X64State } from '../nvmm/state.js';
@@ -16,7 +16,7 @@ const PTE_W = 2n;
 
 /** Maps one fresh zeroed page at `gpa` and returns its bytes. */
 export function mapPage(machine: Machine, gpa: number, prot: number): Uint8Array {
-  const page = HostMemory.allocate(PAGE_SIZE);
+  const page = machine.allocateMemory(PAGE_SIZE);
   machine.mapHva(page);
   machine.mapGpa(gpa, page.hva, PAGE_SIZE, prot);
   return page.bytes;

@@ -106,7 +106,7 @@ export class PcBoard {
     const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
     this.machine = new Machine(openBackend(opts.accel, { trace }));
     try {
-      this.ram = HostMemory.allocate(size);
+      this.ram = this.machine.allocateMemory(size);
       this.machine.mapHva(this.ram);
       const low = Math.min(size, MMIO_HOLE_START);
       this.machine.mapGpa(0, this.ram.hva, low, PROT.ALL);

@@ -9,7 +9,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { HostMemory } from '../../src/memory/host-memory.js';
 import type { Backend } from '../../src/nvmm/backend.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
@@ -87,7 +86,7 @@ function seg(selector: number, type: number, dpl: number, l: boolean, def: boole
  */
 function runCompat(backend: Backend, image: Uint8Array, init: Uint8Array): { exit: string; data: Uint8Array } {
   const machine = new Machine(backend);
-  const mem = HostMemory.allocate(RAM);
+  const mem = machine.allocateMemory(RAM);
   try {
     machine.mapHva(mem);
     machine.mapGpa(0, mem.hva, RAM, PROT.ALL);

@@ -8,7 +8,6 @@
 import { existsSync } from 'node:fs';
 import { KvmBackend } from '../../src/backends/kvm/kvm-backend.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { HostMemory } from '../../src/memory/host-memory.js';
 import type { Backend } from '../../src/nvmm/backend.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
@@ -37,7 +36,7 @@ export interface GuestRun {
 
 export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20, maxExits = 500): GuestRun {
   const machine = new Machine(backend);
-  const mem = HostMemory.allocate(ramSize);
+  const mem = machine.allocateMemory(ramSize);
   try {
     machine.mapHva(mem);
     machine.mapGpa(0, mem.hva, ramSize, PROT.ALL);

@@ -8,7 +8,6 @@ import { test } from 'node:test';
 import { setDefaultJitThreshold } from '../../src/backends/soft/exec.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { HostMemory } from '../../src/memory/host-memory.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
 import { CR, GPR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
@@ -65,7 +64,7 @@ function flat(selector: number, type: number): { selector: number; attrib: Segme
 function runSmc(image: Uint8Array): bigint[] {
   const RAM = 4 << 20;
   const machine = new Machine(SoftBackend.open());
-  const mem = HostMemory.allocate(RAM);
+  const mem = machine.allocateMemory(RAM);
   try {
     machine.mapHva(mem);
     machine.mapGpa(0, mem.hva, RAM, PROT.ALL);

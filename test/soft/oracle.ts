@@ -21,7 +21,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assemble } from '../../src/common/nasm.js';
-import { HostMemory } from '../../src/memory/host-memory.js';
 import type { Backend } from '../../src/nvmm/backend.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
@@ -522,7 +521,7 @@ function seg(selector: number, type: number, dpl: number, l: boolean, def: boole
 /** Runs the assembled image on `backend` and returns the data area. */
 export function runImage(backend: Backend, image: Uint8Array, prog: OracleProgram): OracleRun {
   const machine = new Machine(backend);
-  const mem = HostMemory.allocate(RAM_SIZE);
+  const mem = machine.allocateMemory(RAM_SIZE);
   try {
     machine.mapHva(mem);
     machine.mapGpa(0, mem.hva, RAM_SIZE, PROT.ALL);

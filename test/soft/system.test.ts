@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { HostMemory } from '../../src/memory/host-memory.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
 import { GPR, SEG, STATE } from '../../src/nvmm/state.js';
@@ -13,7 +12,7 @@ test('soft CPU: modes, #PF, SYSCALL/SYSRET, interrupt wakes HLT', (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   const image = assemble('soft/system.asm');
   const machine = new Machine(SoftBackend.open());
-  const mem = HostMemory.allocate(4 << 20);
+  const mem = machine.allocateMemory(4 << 20);
   try {
     machine.mapHva(mem);
     machine.mapGpa(0, mem.hva, 4 << 20, PROT.ALL);

@@ -18,7 +18,8 @@ import { LazyFlags } from '../../x86/alu.js';
 import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
 } from '../../x86/page-walk.js';
-import { FLAG_AC } from '../../x86/flags.js';
+import { FLAG_AC, PARITY } from '../../x86/flags.js';
+import { arenaAllocate, arenaMemory } from './arena.js';
 import type { GpaMapping, InlineDevices } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
 
@@ -49,6 +50,16 @@ export const CPU_EXIT = { exit: true };
 export const TLB_READ = 0, TLB_WRITE = 1, TLB_FETCH = 2;
 const TLB_BITS = 10;
 export const TLB_SIZE = 1 << TLB_BITS;
+
+/** Layout of a vCPU's block in the WebAssembly arena (Cpu.arenaBase): byte offsets. */
+export const ARENA_REGS = 0;
+export const ARENA_CTL = 128;
+export const ARENA_EFFBASE = 256;
+export const ARENA_PARITY = 512;
+export const ARENA_TLB_LO = 1024;
+export const ARENA_TLB_HI = ARENA_TLB_LO + 12 * TLB_SIZE;
+export const ARENA_TLB_ADDR = ARENA_TLB_HI + 12 * TLB_SIZE;
+export const ARENA_SIZE = ARENA_TLB_ADDR + 12 * TLB_SIZE;
 const TLB_MASK = TLB_SIZE - 1;
 
 /** An exit the run loop returns (built lazily: the backend turns it into the API's VcpuExit). */
@@ -126,7 +137,7 @@ export class PhysMap implements PhysMemoryAccess {
 /** The architectural state of one vCPU plus its TLB. Hot fields are plain numbers and typed arrays. */
 export class Cpu {
   // ---- general registers ----
-  readonly regs = new Int32Array(32);
+  readonly regs: Int32Array;
   ripLo = 0;
   ripHi = 0;
   /** RIP of the instruction being executed (for faults, exits and traces). */
@@ -143,8 +154,8 @@ export class Cpu {
   readonly segLimit = new Float64Array(10);
   readonly segAttr = new Int32Array(10);
   /** Base used for address generation: 0 for ES/CS/SS/DS in 64-bit mode. */
-  readonly effBaseLo = new Int32Array(6);
-  readonly effBaseHi = new Int32Array(6);
+  readonly effBaseLo: Int32Array;
+  readonly effBaseHi: Int32Array;
 
   // ---- control, debug, MSRs ----
   cr0 = 0x60000010;
@@ -227,8 +238,10 @@ export class Cpu {
   private readonly walk = new PageWalkResult();
   private physGen = -1;
   /** TLB: tag lo (page address | user bit, -1 = invalid), tag hi, host memory, host byte offset of the page, GPA of the page. */
-  readonly tlbTagLo = new Int32Array(3 * TLB_SIZE).fill(-1);
-  readonly tlbTagHi = new Int32Array(3 * TLB_SIZE);
+  readonly tlbTagLo: Int32Array;
+  readonly tlbTagHi: Int32Array;
+  /** The page's offset in the WebAssembly arena (0: the memory is not there). */
+  readonly tlbAddr: Int32Array;
   readonly tlbDv: DataView[] = new Array<DataView>(3 * TLB_SIZE);
   readonly tlbBytes: Uint8Array[] = new Array<Uint8Array>(3 * TLB_SIZE);
   readonly tlbOff = new Float64Array(3 * TLB_SIZE);
@@ -245,8 +258,29 @@ export class Cpu {
   /** Bytes of the current instruction (for memory exits). */
   insnBytes: Uint8Array = new Uint8Array(0);
 
-  constructor(phys: PhysMap) {
+  /**
+   * Where this vCPU's registers, segment bases, TLB tags and the compiled code's control words
+   * live in the WebAssembly arena (ARENA_* offsets from here), or -1: plain arrays.
+   */
+  readonly arenaBase: number;
+  /** The control words of code compiled to WebAssembly (jit-wasm.ts), in the arena. */
+  readonly ctl: Int32Array;
+
+  /** `arena`: keep the state compiled WebAssembly code uses in the arena (arena.ts). */
+  constructor(phys: PhysMap, arena = false) {
     this.phys = phys;
+    const base = arena ? arenaAllocate(ARENA_SIZE) : -1;
+    this.arenaBase = base;
+    const buf = base >= 0 ? arenaMemory().buffer : new ArrayBuffer(ARENA_SIZE);
+    const at = base >= 0 ? base : 0;
+    this.regs = new Int32Array(buf, at + ARENA_REGS, 32);
+    this.ctl = new Int32Array(buf, at + ARENA_CTL, 32);
+    this.effBaseLo = new Int32Array(buf, at + ARENA_EFFBASE, 6);
+    this.effBaseHi = new Int32Array(buf, at + ARENA_EFFBASE + 24, 6);
+    new Uint8Array(buf, at + ARENA_PARITY, 256).set(PARITY);
+    this.tlbTagLo = new Int32Array(buf, at + ARENA_TLB_LO, 3 * TLB_SIZE).fill(-1);
+    this.tlbTagHi = new Int32Array(buf, at + ARENA_TLB_HI, 3 * TLB_SIZE);
+    this.tlbAddr = new Int32Array(buf, at + ARENA_TLB_ADDR, 3 * TLB_SIZE);
     const dummy = new Uint8Array(8);
     const dv = new DataView(dummy.buffer);
     this.tlbDv.fill(dv);
@@ -387,6 +421,7 @@ export class Cpu {
     this.tlbOff[idx] = pageOff;
     this.tlbGpa[idx] = pageGpa;
     this.tlbGlobal[idx] = global ? 1 : 0;
+    this.tlbAddr[idx] = m.memory.arenaOffset >= 0 ? m.memory.arenaOffset + pageOff : 0;
     this.tBytes = m.memory.bytes;
     this.tDv = this.phys.view(m);
     this.tOff = pageOff + (lo & 0xfff);

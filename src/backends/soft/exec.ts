@@ -19,6 +19,7 @@ import { compileInsn } from './compile.js';
 import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
+import { C_EPOCH, compileRegionWasm, wasmCapable } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
@@ -46,6 +47,26 @@ export function setDefaultJitThreshold(n: number): number {
   defaultJitThreshold = n;
   return old;
 }
+/**
+ * What hot 64-bit code is compiled to: 'wasm' (jit-wasm.ts; needs the vCPU's state in the arena)
+ * or 'js' (jit.ts). TSVMM_SOFT_JIT_KIND overrides. Code in other modes always uses jit.ts.
+ */
+const KIND_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT_KIND : undefined;
+let defaultJitKind: JitKind = KIND_ENV === 'js' || KIND_ENV === 'wasm' ? KIND_ENV : 'wasm';
+export type JitKind = 'js' | 'wasm';
+
+/** Sets the compiler kind of vCPUs created from now on; returns the previous one. For tests and benchmarks. */
+export function setDefaultJitKind(k: JitKind): JitKind {
+  const old = defaultJitKind;
+  defaultJitKind = k;
+  return old;
+}
+
+/** The compiler kind a new vCPU gets. */
+export function jitKind(): JitKind {
+  return defaultJitKind;
+}
+
 /** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
 const LOOP_MAX = 256;
 /** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
@@ -162,6 +183,7 @@ export class Executor {
   private dropPage(page: number): void {
     const keys = this.pageBlocks.get(page);
     if (!keys) return;
+    this.cpu.ctl[C_EPOCH]++;
     for (const k of keys) {
       const b = this.cache.get(k);
       if (b !== undefined) b.kill();
@@ -172,6 +194,7 @@ export class Executor {
 
   /** Forgets every decoded block (after a mode-independent change such as unmap). */
   flushCode(): void {
+    this.cpu.ctl[C_EPOCH]++;
     for (const b of this.cache.values()) b.kill();
     this.prev = null;
     this.cache.clear();
@@ -500,7 +523,10 @@ export class Executor {
         }
       }
     }
-    b.jit = compileRegion(blocks, offs, this.cpu, this);
+    const c = this.cpu;
+    b.jit = b.mode === 64 && wasmCapable(c)
+      ? compileRegionWasm(blocks, offs, c, this, () => compileRegion(blocks, offs, c, this))
+      : compileRegion(blocks, offs, c, this);
     b.region = blocks;
     b.regionOffs = offs;
     this.jitCount++;

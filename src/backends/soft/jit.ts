@@ -68,7 +68,7 @@ function flushPending(host: JitHost, lz: Cpu['lz'], ic: number, fq: number, fo: 
   return 0;
 }
 
-const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
+export const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
 const MASKS = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 const SIGNS = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
 
@@ -83,7 +83,7 @@ interface Producer {
 }
 
 /** Per-instruction facts for the flag liveness pass. */
-interface Info {
+export interface Info {
   /** 0 none, 1 all six status flags, 2 all but CF (INC/DEC). */
   w: number;
   /** Reads flags (conditions, handlers). */
@@ -108,7 +108,7 @@ function isFastAlu(sub: number): boolean {
 }
 
 /** Does the compiler know `i` (in a block of this mode)? And its flag/fault facts. */
-function classify(i: Insn, m64: boolean): Info {
+export function classify(i: Insn, m64: boolean): Info {
   const fb: Info = { w: 1, r: true, f: true, inline: false };
   const memOk = (code: number) => code !== MEM || (m64 && i.asz === 8);
   const mem = i.o0 === MEM || i.o1 === MEM;
@@ -693,7 +693,7 @@ class Compiler {
 }
 
 /** Flag liveness of one block: which producers must record their flags. */
-function liveness(info: Info[]): boolean[] {
+export function liveness(info: Info[]): boolean[] {
   const n = info.length;
   const rec: boolean[] = new Array<boolean>(n).fill(true);
   let live: boolean = true; // everything is live where the block ends

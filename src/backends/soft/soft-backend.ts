@@ -14,7 +14,9 @@ import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
 import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS, TWO32 } from './cpu.js';
-import { Executor, type RunResult, type TraceHook } from './exec.js';
+import { Executor, jitKind, type RunResult, type TraceHook } from './exec.js';
+import { arenaHostMemory } from './arena.js';
+import type { HostMemory } from '../../memory/host-memory.js';
 import {
   MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
   MSR_SYSENTER_ESP, readMsr, setCpuidFn, setTprExitPolicy, writeMsr, MSR_TSC, MSR_EFER,
@@ -47,6 +49,11 @@ export class SoftBackend implements Backend {
 
   capability(): Capability {
     return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true }, inlineDevices: true };
+  }
+
+  /** Guest RAM in the WebAssembly arena, where compiled code reaches it (null when the arena is full or not used). */
+  allocateMemory(size: number): HostMemory | null {
+    return jitKind() === 'wasm' ? arenaHostMemory(size) : null;
   }
 
   createMachine(): SoftMachine {
@@ -168,7 +175,7 @@ export class SoftVcpu implements BackendVcpu {
   constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void) {
     this.id = id;
     this.onDestroy = onDestroy;
-    this.cpu = new Cpu(phys);
+    this.cpu = new Cpu(phys, jitKind() === 'wasm');
     this.handle = { flag: new SharedArrayBuffer(4) };
     this.exec = new Executor(this.cpu, new Int32Array(this.handle.flag));
     this.cpuid = defaultCpuid(id);

@@ -1,0 +1,64 @@
+/**
+ * The soft CPU's WebAssembly memory: one shared WebAssembly.Memory per process that holds what
+ * compiled guest code (jit-wasm.ts) touches: each vCPU's registers, segment bases and TLB, and
+ * guest RAM allocated through the soft backend. WebAssembly code reaches no other memory, so guest
+ * RAM must live here for loads and stores to stay in compiled code.
+ *
+ * Shared, so its SharedArrayBuffer keeps its address when the memory grows (views made before a
+ * grow stay valid) and other threads may attach to it by address like any HostMemory. The first
+ * 64 KiB are never handed out: offset 0 means "not in the arena".
+ */
+import { HostMemory } from '../../memory/host-memory.js';
+
+const WASM_PAGE = 65536;
+/** wasm32's limit: 4 GiB. */
+const MAX_PAGES = 65536;
+
+let memory: WebAssembly.Memory | null = null;
+/** First never-allocated byte. */
+let top = WASM_PAGE;
+/** Freed ranges [offset, size], reused first-fit. */
+const freed: [number, number][] = [];
+
+/** The process's arena memory (created on first use). */
+export function arenaMemory(): WebAssembly.Memory {
+  memory ??= new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+  return memory;
+}
+
+/** Reserves `size` bytes, zeroed, from a 64 KiB boundary; returns the offset, or -1 when the arena cannot hold them. */
+export function arenaAllocate(size: number): number {
+  const mem = arenaMemory();
+  const need = Math.ceil(size / WASM_PAGE) * WASM_PAGE;
+  for (let k = 0; k < freed.length; k++) {
+    const [off, len] = freed[k]!;
+    if (len >= need) {
+      if (len === need) freed.splice(k, 1);
+      else freed[k] = [off + need, len - need];
+      new Uint8Array(mem.buffer, off, need).fill(0);
+      return off;
+    }
+  }
+  const end = top + need;
+  if (end > MAX_PAGES * WASM_PAGE) return -1;
+  const have = mem.buffer.byteLength;
+  if (end > have) {
+    try { mem.grow((end - have) / WASM_PAGE); } catch { return -1; }
+  }
+  const off = top;
+  top = end;
+  return off;
+}
+
+/** Gives back a block from arenaAllocate. */
+export function arenaFree(offset: number, size: number): void {
+  freed.push([offset, Math.ceil(size / WASM_PAGE) * WASM_PAGE]);
+}
+
+/** `size` bytes of zeroed guest RAM in the arena, or null when it is full. */
+export function arenaHostMemory(size: number): HostMemory | null {
+  const off = arenaAllocate(size);
+  if (off < 0) return null;
+  const bytes = new Uint8Array(arenaMemory().buffer, off, size);
+  return HostMemory.inArena(bytes, off, () => arenaFree(off, size));
+}

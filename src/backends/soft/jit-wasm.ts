@@ -1,0 +1,950 @@
+/**
+ * The soft CPU's block compiler, WebAssembly flavour: the same regions as jit.ts (a hot block and
+ * the already-decoded blocks of its page it reaches by direct jumps and fall-through), the same
+ * instructions compiled inline and the same lazy-flag scheme, emitted as one WebAssembly function
+ * per region instead of JS source.
+ *
+ * Why: V8 runs a JS region in its baseline tier until TurboFan has compiled it (tens of ms per
+ * region on a background thread), and deoptimizes it whenever a path it never saw runs (a TLB
+ * miss, a block not taken during warm-up). A WebAssembly function is compiled ahead of its first
+ * call (Liftoff, well under a millisecond), never deoptimizes, and has 64-bit integers.
+ *
+ * What it needs: everything the code touches in one WebAssembly.Memory, the arena (arena.ts): the
+ * vCPU's registers, segment bases and TLB tags (Cpu built with `arena`), a per-vCPU control
+ * block (ctl, below), and guest RAM allocated there. A TLB entry whose page is elsewhere has
+ * tlbAddr 0 and takes the slow path.
+ *
+ * The contract with the rest of the CPU is jit.ts's: registers live in memory (c.regs is a view of
+ * the arena), so handlers and faults see them; before anything that may fault or look at flags
+ * the code "spills" (pending flag producer and completed-block count into ctl) and the JS side
+ * moves them into c.lz and the executor's icount; slow paths and handlers are JS imports that set
+ * c.curLo / c.ripLo first, so a fault (a JS exception unwinding through the WebAssembly frame)
+ * rolls back as it does for jit.ts. Only 64-bit code is compiled here; other modes use jit.ts.
+ */
+import { LAZY_ADC, LAZY_ADD, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
+import { arenaMemory } from './arena.js';
+import { ARENA_CTL, ARENA_EFFBASE, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, TLB_SIZE, type Cpu } from './cpu.js';
+import { IMM, MEM, NONE, type Insn } from './insn.js';
+import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, liveness, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
+import * as I from './ops-int.js';
+
+// ---- the control block (Int32Array indices into Cpu.ctl) ----
+/** Spilled flag producer: pending?, op, size, a (lo, hi), b (lo, hi), r (lo, hi), aux. */
+const C_FQ = 0, C_FO = 1, C_FS = 2, C_FA = 3, C_FB = 5, C_FR = 7, C_FX = 9;
+/** Completed instructions not yet added to the executor's icount. */
+const C_IC = 10;
+/** RIP where the region stopped (status 0), lo and hi. */
+const C_RIP = 11;
+/** The high half of a 64-bit slow-path read. */
+const C_HI = 13;
+/** c.user after a handler ran. */
+const C_US = 14;
+/** Bumped whenever decoded code is dropped (a write to a code page): regions stop looping. */
+export const C_EPOCH = 15;
+
+// ---- WebAssembly encoding ----
+const T_I32 = 0x7f, T_I64 = 0x7e, T_VOID = 0x40;
+const OP = {
+  block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10,
+  drop: 0x1a, select: 0x1b, lget: 0x20, lset: 0x21, ltee: 0x22,
+  i32load: 0x28, i64load: 0x29, i32load8u: 0x2d, i32load16u: 0x2f, i64load8u: 0x31, i64load16u: 0x33, i64load32u: 0x35,
+  i32store: 0x36, i64store: 0x37, i64store8: 0x3c, i64store16: 0x3d, i64store32: 0x3e,
+  i32const: 0x41, i64const: 0x42,
+  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32leu: 0x4d, i32gts: 0x4a,
+  i64eqz: 0x50, i64eq: 0x51, i64ne: 0x52, i64lts: 0x53, i64ltu: 0x54, i64les: 0x57, i64leu: 0x58,
+  i32add: 0x6a, i32sub: 0x6b, i32and: 0x71, i32or: 0x72, i32xor: 0x73, i32shl: 0x74, i32shru: 0x76,
+  i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88,
+  i32wrap: 0xa7, i64extu: 0xad, i64ext8s: 0xc2, i64ext16s: 0xc3, i64ext32s: 0xc4,
+} as const;
+
+function uleb(out: number[], v: number): void {
+  do {
+    let b = v % 128;
+    v = Math.floor(v / 128);
+    if (v !== 0) b |= 0x80;
+    out.push(b);
+  } while (v !== 0);
+}
+
+function sleb(out: number[], v: bigint): void {
+  for (;;) {
+    const b = Number(v & 0x7fn);
+    v >>= 7n;
+    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { out.push(b); return; }
+    out.push(b | 0x80);
+  }
+}
+
+function section(out: number[], id: number, body: number[]): void {
+  out.push(id);
+  uleb(out, body.length);
+  for (const b of body) out.push(b);
+}
+
+function name(out: number[], s: string): void {
+  uleb(out, s.length);
+  for (let k = 0; k < s.length; k++) out.push(s.charCodeAt(k));
+}
+
+/** Imported functions (indices 0..) and the module's own. */
+const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_RUN = 5, F_SPILL = 6, F_MULHU = 7;
+
+/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 cf, 5 run, 6 spill, 7 mulhu. */
+const TYPES: [number[], number[]][] = [
+  [[T_I32, T_I32, T_I32], [T_I32]],
+  [[T_I32, T_I32, T_I32, T_I32, T_I32], [T_I32]],
+  [[T_I32, T_I32, T_I32, T_I32, T_I32, T_I32, T_I32], []],
+  [[T_I32], [T_I32]],
+  [[], [T_I32]],
+  [[T_I32, T_I32, T_I32, T_I32], [T_I32]],
+  [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
+  [[T_I64, T_I64], [T_I64]],
+];
+
+/** Function bodies emitted as bytes, with the locals they declare. */
+class Body {
+  readonly b: number[] = [];
+  readonly locals: number[] = [];
+  constructor(readonly params: number) {}
+  local(type: number): number { this.locals.push(type); return this.params + this.locals.length - 1; }
+  op(...x: number[]): this { for (const v of x) this.b.push(v); return this; }
+  get(l: number): this { this.b.push(OP.lget); uleb(this.b, l); return this; }
+  set(l: number): this { this.b.push(OP.lset); uleb(this.b, l); return this; }
+  tee(l: number): this { this.b.push(OP.ltee); uleb(this.b, l); return this; }
+  i32(v: number): this { this.b.push(OP.i32const); sleb(this.b, BigInt(v | 0)); return this; }
+  i64(v: bigint): this { this.b.push(OP.i64const); sleb(this.b, BigInt.asIntN(64, v)); return this; }
+  mem(opcode: number, align: number, offset: number): this { this.b.push(opcode, align); uleb(this.b, offset); return this; }
+  call(f: number): this { this.b.push(OP.call); uleb(this.b, f); return this; }
+  br(depth: number): this { this.b.push(OP.br); uleb(this.b, depth); return this; }
+  encode(): number[] {
+    const out: number[] = [];
+    // Locals in runs of one type.
+    const runs: [number, number][] = [];
+    for (const t of this.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else runs.push([1, t]);
+    }
+    uleb(out, runs.length);
+    for (const [n, t] of runs) { uleb(out, n); out.push(t); }
+    for (const x of this.b) out.push(x);
+    out.push(OP.end);
+    const body: number[] = [];
+    uleb(body, out.length);
+    return body.concat(out);
+  }
+}
+
+/** spill(fq, fo, fs, fa, fb, fr, fx, ic): the pending producer (if any) and the count into ctl. */
+function spillBody(ctl: number): Body {
+  const f = new Body(8);
+  f.get(0).op(OP.if, T_VOID);
+  f.i32(0).i32(1).mem(OP.i32store, 2, ctl + 4 * C_FQ);
+  f.i32(0).get(1).mem(OP.i32store, 2, ctl + 4 * C_FO);
+  f.i32(0).get(2).mem(OP.i32store, 2, ctl + 4 * C_FS);
+  f.i32(0).get(3).mem(OP.i64store, 2, ctl + 4 * C_FA);
+  f.i32(0).get(4).mem(OP.i64store, 2, ctl + 4 * C_FB);
+  f.i32(0).get(5).mem(OP.i64store, 2, ctl + 4 * C_FR);
+  f.i32(0).get(6).mem(OP.i32store, 2, ctl + 4 * C_FX);
+  f.op(OP.end);
+  f.i32(0).i32(0).mem(OP.i32load, 2, ctl + 4 * C_IC).get(7).op(OP.i32add).mem(OP.i32store, 2, ctl + 4 * C_IC);
+  return f;
+}
+
+/** mulhu(a, b): the high 64 bits of the unsigned 128-bit product. */
+function mulhuBody(): Body {
+  const f = new Body(2);
+  const al = f.local(T_I64), ah = f.local(T_I64), bl = f.local(T_I64), bh = f.local(T_I64), ll = f.local(T_I64), lh = f.local(T_I64), hl = f.local(T_I64);
+  const M = 0xffffffffn;
+  f.get(0).i64(M).op(OP.i64and).set(al).get(0).i64(32n).op(OP.i64shru).set(ah);
+  f.get(1).i64(M).op(OP.i64and).set(bl).get(1).i64(32n).op(OP.i64shru).set(bh);
+  f.get(al).get(bl).op(OP.i64mul).set(ll);
+  f.get(al).get(bh).op(OP.i64mul).set(lh);
+  f.get(ah).get(bl).op(OP.i64mul).set(hl);
+  // mid = (ll >> 32) + (lh & M) + (hl & M); hi = ah*bh + (lh >> 32) + (hl >> 32) + (mid >> 32)
+  f.get(ah).get(bh).op(OP.i64mul);
+  f.get(lh).i64(32n).op(OP.i64shru, OP.i64add);
+  f.get(hl).i64(32n).op(OP.i64shru, OP.i64add);
+  f.get(ll).i64(32n).op(OP.i64shru).get(lh).i64(M).op(OP.i64and, OP.i64add).get(hl).i64(M).op(OP.i64and, OP.i64add);
+  f.i64(32n).op(OP.i64shru, OP.i64add);
+  return f;
+}
+
+/** The last flag producer of the block: locals holding its (zero-extended) operands and result. */
+interface Producer {
+  kind: 'add' | 'adc' | 'sub' | 'sbb' | 'logic' | 'inc' | 'dec' | 'eager';
+  size: number;
+  /** i64 locals (eager: `r` is the i32 flags local). */
+  a: number; b: number; r: number;
+  /** i32 local: the carry-in of ADC/SBB, CF before INC/DEC; -1 none. */
+  cf: number;
+}
+
+const MASK64 = [0n, 0xffn, 0xffffn, 0n, 0xffffffffn, 0n, 0n, 0n, 0xffffffffffffffffn];
+
+/** Compiles one region into a WebAssembly function body. */
+class RegionCompiler {
+  readonly f = new Body(4);
+  // Parameters: base (RIP low half of the entry), bh (its high half), lim (transfer budget), us (user bit).
+  readonly pBase = 0; readonly pBh = 1; readonly pLim = 2; readonly us = 3;
+  readonly pc: number; readonly ic: number; readonly fq: number; readonly fo: number; readonly fs: number; readonly fx: number;
+  readonly ep: number; readonly x: number; readonly t: number; readonly e32: number;
+  readonly fa: number; readonly fb: number; readonly fr: number; readonly el: number; readonly rb: number;
+  /** Open structured blocks between the current code and the block's own label region (br depth to the loop = nest + depth). */
+  depth = 0;
+  prod: Producer | null = null;
+  // Per block:
+  insns: Insn[] = [];
+  d = 0;
+  /** br depth from a block's top level to the dispatch loop. */
+  nest = 0;
+  mayWrite = false;
+
+  constructor(readonly ctl: number, readonly arena: number, readonly blocks: JitBlock[], readonly offsets: number[], readonly index: Map<number, number>) {
+    const f = this.f;
+    this.pc = f.local(T_I32); this.ic = f.local(T_I32); this.fq = f.local(T_I32); this.fo = f.local(T_I32); this.fs = f.local(T_I32);
+    this.fx = f.local(T_I32); this.ep = f.local(T_I32); this.x = f.local(T_I32); this.t = f.local(T_I32); this.e32 = f.local(T_I32);
+    this.fa = f.local(T_I64); this.fb = f.local(T_I64); this.fr = f.local(T_I64); this.el = f.local(T_I64); this.rb = f.local(T_I64);
+  }
+
+  private get regs(): number { return this.arena + ARENA_REGS; }
+
+  /** Spills the pending flags and count (before a call that may fault or read flags). */
+  private spill(): void {
+    const f = this.f;
+    f.get(this.fq).get(this.fo).get(this.fs).get(this.fa).get(this.fb).get(this.fr).get(this.fx).get(this.ic).call(F_SPILL);
+    f.i32(0).set(this.fq).i32(0).set(this.ic);
+  }
+
+  /** Pushes i32 base + off (the low half of a RIP in this region). */
+  private ripLo(off: number): void { this.f.get(this.pBase).i32(off).op(OP.i32add); }
+
+  /** Stops: RIP := rb + off (region-relative), status 0. */
+  private exitAt(off: number): void {
+    const f = this.f;
+    this.spill();
+    f.i32(0).get(this.rb).i64(BigInt(off)).op(OP.i64add).mem(OP.i64store, 2, this.ctl + 4 * C_RIP);
+    f.i32(0).op(OP.return);
+  }
+
+  /** Stops with RIP (i64) from local `l`, status 0. */
+  private exitAtLocal(l: number): void {
+    const f = this.f;
+    this.spill();
+    f.i32(0).get(l).mem(OP.i64store, 2, this.ctl + 4 * C_RIP);
+    f.i32(0).op(OP.return);
+  }
+
+  /** Stops with RIP already in the Cpu (a handler set it), status 1. */
+  private exitInCpu(): void {
+    this.spill();
+    this.f.i32(1).op(OP.return);
+  }
+
+  private countBlock(): void {
+    this.f.get(this.ic).i32(this.insns.length).op(OP.i32add).set(this.ic);
+  }
+
+  /** If budget and code are still good, continue at member `to` (br to the loop); else fall through. */
+  private tryContinue(to: number): void {
+    const f = this.f;
+    const j = this.index.get(to);
+    if (j === undefined) return;
+    f.get(this.pLim).i32(1).op(OP.i32sub).tee(this.pLim).i32(0).op(OP.i32gts);
+    if (this.mayWrite) f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_EPOCH).get(this.ep).op(OP.i32eq, OP.i32and);
+    f.op(OP.if, T_VOID);
+    this.depth++;
+    f.i32(j).set(this.pc).br(this.nest + this.depth);
+    this.depth--;
+    f.op(OP.end);
+  }
+
+  // ---- operands ----
+
+  /** Linear address of i's memory operand (64-bit addressing) into el and e32. */
+  private ea(i: Insn): void {
+    const f = this.f;
+    f.i64((BigInt(i.dispHi | 0) << 32n) | BigInt(i.disp >>> 0));
+    if (i.base === 16) f.get(this.rb).i64(BigInt(this.d + i.off + i.len)).op(OP.i64add, OP.i64add);
+    else if (i.base >= 0) f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.base).op(OP.i64add);
+    if (i.index >= 0) {
+      f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.index);
+      if (i.scale > 1) f.i64(BigInt(Math.log2(i.scale))).op(OP.i64shl);
+      f.op(OP.i64add);
+    }
+    if (i.seg >= 4) {
+      const eb = this.arena + ARENA_EFFBASE;
+      f.i32(0).mem(OP.i64load32u, 2, eb + 4 * i.seg).i32(0).mem(OP.i64load32u, 2, eb + 24 + 4 * i.seg).i64(32n).op(OP.i64shl, OP.i64or, OP.i64add);
+    }
+    f.tee(this.el).op(OP.i32wrap).set(this.e32);
+  }
+
+  /** Pushes the TLB hit test for an access of `size` at el (kind 0 read, 1 write); leaves the page address in t. */
+  private hit(kind: number, size: number): void {
+    const f = this.f;
+    const a = this.arena;
+    f.get(this.e32).i32(12).op(OP.i32shru).i32(TLB_SIZE - 1).op(OP.i32and).i32(2).op(OP.i32shl).set(this.x);
+    f.get(this.x).mem(OP.i32load, 2, a + ARENA_TLB_LO + kind * 4 * TLB_SIZE).get(this.e32).i32(-4096).op(OP.i32and).get(this.us).op(OP.i32or, OP.i32eq);
+    f.get(this.x).mem(OP.i32load, 2, a + ARENA_TLB_HI + kind * 4 * TLB_SIZE).get(this.el).i64(32n).op(OP.i64shru, OP.i32wrap, OP.i32eq, OP.i32and);
+    if (size > 1) f.get(this.e32).i32(4095).op(OP.i32and).i32(4096 - size).op(OP.i32leu, OP.i32and);
+    f.get(this.x).mem(OP.i32load, 2, a + ARENA_TLB_ADDR + kind * 4 * TLB_SIZE).tee(this.t).i32(0).op(OP.i32ne, OP.i32and);
+  }
+
+  /** Pushes the host address of el (after hit()). */
+  private hostAddr(): void {
+    this.f.get(this.t).get(this.e32).i32(4095).op(OP.i32and, OP.i32add);
+  }
+
+  /** Sets the RIP state of instruction k for a call into JS: pushes cur, rip (i32). */
+  private curRip(i: Insn): void {
+    this.ripLo(this.d + i.off);
+    this.ripLo(this.d + i.off + i.len);
+  }
+
+  /** Loads `size` bytes at el into i64 local dst (zero-extended). */
+  private load(i: Insn, size: number, dst: number): void {
+    const f = this.f;
+    this.hit(0, size);
+    f.op(OP.if, T_I64);
+    this.hostAddr();
+    f.mem(size === 1 ? OP.i64load8u : size === 2 ? OP.i64load16u : size === 4 ? OP.i64load32u : OP.i64load, 0, 0);
+    f.op(OP.else);
+    this.spill();
+    f.i32(size).get(this.e32).get(this.el).i64(32n).op(OP.i64shru, OP.i32wrap);
+    this.curRip(i);
+    f.call(F_RD).op(OP.i64extu);
+    if (size === 8) f.i32(0).mem(OP.i64load32u, 2, this.ctl + 4 * C_HI).i64(32n).op(OP.i64shl, OP.i64or);
+    f.op(OP.end).set(dst);
+  }
+
+  /** Stores the low `size` bytes of i64 local v at el. */
+  private store(i: Insn, size: number, v: number): void {
+    const f = this.f;
+    this.hit(1, size);
+    f.op(OP.if, T_VOID);
+    this.hostAddr();
+    f.get(v).mem(size === 1 ? OP.i64store8 : size === 2 ? OP.i64store16 : size === 4 ? OP.i64store32 : OP.i64store, 0, 0);
+    f.op(OP.else);
+    this.spill();
+    f.i32(size).get(this.e32).get(this.el).i64(32n).op(OP.i64shru, OP.i32wrap);
+    f.get(v).op(OP.i32wrap).get(v).i64(32n).op(OP.i64shru, OP.i32wrap);
+    this.curRip(i);
+    f.call(F_WR);
+    f.op(OP.end);
+  }
+
+  /** Reads register r (0-15, 16-19 AH..BH) of `size`, zero-extended, onto the stack. */
+  private regRead(r: number, size: number): void {
+    const f = this.f;
+    if (size === 1) {
+      if (r < 16) f.i32(0).mem(OP.i64load8u, 0, this.regs + 8 * r);
+      else f.i32(0).mem(OP.i64load8u, 0, this.regs + 8 * (r - 16) + 1);
+    } else f.i32(0).mem(size === 2 ? OP.i64load16u : size === 4 ? OP.i64load32u : OP.i64load, size === 2 ? 1 : size === 4 ? 2 : 3, this.regs + 8 * r);
+  }
+
+  /** Register r of `size` := i64 local v (size 4 zero-extends to 64 bits, 1 and 2 merge). */
+  private regWrite(r: number, size: number, v: number): void {
+    const f = this.f;
+    f.i32(0).get(v);
+    switch (size) {
+      case 1: f.mem(OP.i64store8, 0, this.regs + (r < 16 ? 8 * r : 8 * (r - 16) + 1)); break;
+      case 2: f.mem(OP.i64store16, 1, this.regs + 8 * r); break;
+      case 4: f.i64(0xffffffffn).op(OP.i64and).mem(OP.i64store, 3, this.regs + 8 * r); break;
+      default: f.mem(OP.i64store, 3, this.regs + 8 * r);
+    }
+  }
+
+  /** Operand `code` of `size` into a fresh i64 local (EA already in el for MEM). */
+  private operand(i: Insn, code: number, size: number): number {
+    const f = this.f;
+    const l = f.local(T_I64);
+    if (code >= 0) { this.regRead(code, size); f.set(l); }
+    else if (code === IMM) {
+      const v = size === 8 ? (BigInt(i.immHi | 0) << 32n) | BigInt(i.imm >>> 0) : BigInt(i.imm >>> 0) & MASK64[size]!;
+      f.i64(v).set(l);
+    } else this.load(i, size, l);
+    return l;
+  }
+
+  private writeOperand(i: Insn, code: number, size: number, v: number): void {
+    if (code >= 0) this.regWrite(code, size, v);
+    else this.store(i, size, v);
+  }
+
+  private mask(size: number): void {
+    if (size !== 8) this.f.i64(MASK64[size]!).op(OP.i64and);
+  }
+
+  /** Makes (op, a, b, r[, aux]) the pending producer. */
+  private record(op: number, size: number, a: number, b: number, r: number, aux: number): void {
+    const f = this.f;
+    f.i32(1).set(this.fq).i32(op).set(this.fo).i32(size).set(this.fs);
+    f.get(a).set(this.fa).get(b).set(this.fb).get(r).set(this.fr);
+    if (aux >= 0) f.get(aux).set(this.fx);
+  }
+
+  // ---- flags ----
+
+  /** Pushes CF (i32 0/1). */
+  private carry(): void {
+    const f = this.f;
+    const p = this.prod;
+    if (p !== null) {
+      switch (p.kind) {
+        case 'sub': f.get(p.a).get(p.b).op(OP.i64ltu); return;
+        case 'add': f.get(p.r).get(p.a).op(OP.i64ltu); return;
+        case 'adc': f.get(p.r).get(p.a).op(OP.i64ltu).get(p.cf).get(p.r).get(p.a).op(OP.i64eq, OP.i32and, OP.i32or); return;
+        case 'sbb': f.get(p.a).get(p.b).op(OP.i64ltu).get(p.cf).get(p.a).get(p.b).op(OP.i64eq, OP.i32and, OP.i32or); return;
+        case 'logic': f.i32(0); return;
+        case 'eager': f.get(p.r).i32(1).op(OP.i32and); return;
+        default: if (p.cf >= 0) { f.get(p.cf); return; }
+      }
+    }
+    this.spill();
+    f.call(F_CF);
+  }
+
+  /** Pushes sign bit of i64 local v at operand size (i32 0/1). */
+  private sign(v: number, size: number): void {
+    this.f.get(v).i64(BigInt(size * 8 - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap);
+  }
+
+  private signExtend(size: number): void {
+    if (size === 1) this.f.op(OP.i64ext8s);
+    else if (size === 2) this.f.op(OP.i64ext16s);
+    else if (size === 4) this.f.op(OP.i64ext32s);
+  }
+
+  /** Pushes OF (0/1) of an add or sub producer. */
+  private overflow(p: Producer): void {
+    const f = this.f;
+    // sub: (a ^ b) & (a ^ r); add: (a ^ r) & (b ^ r); the sign bit of that.
+    if (p.kind === 'sub') f.get(p.a).get(p.b).op(OP.i64xor).get(p.a).get(p.r).op(OP.i64xor, OP.i64and);
+    else f.get(p.a).get(p.r).op(OP.i64xor).get(p.b).get(p.r).op(OP.i64xor, OP.i64and);
+    f.i64(BigInt(p.size * 8 - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap);
+  }
+
+  /** Pushes condition cc (i32 0/1). */
+  private cond(cc: number): void {
+    const f = this.f;
+    const p = this.prod;
+    if (p === null || !this.condFrom(p, cc & ~1)) {
+      this.spill();
+      f.i32(cc).call(F_COND);
+      return;
+    }
+    if (cc & 1) f.op(OP.i32eqz);
+  }
+
+  /** Emits condition cc (even) from producer p; false (nothing emitted) if it cannot. */
+  private condFrom(p: Producer, cc: number): boolean {
+    const f = this.f;
+    if (p.kind === 'eager') {
+      const bits = cc === 0 ? 2048 : cc === 2 ? 1 : cc === 4 ? 64 : cc === 6 ? 65 : cc === 8 ? 128 : cc === 10 ? 4 : -1;
+      if (bits >= 0) { f.get(p.r).i32(bits).op(OP.i32and).i32(0).op(OP.i32ne); return true; }
+      // SF != OF (12), or ZF or SF != OF (14)
+      f.get(p.r).i32(7).op(OP.i32shru).get(p.r).i32(11).op(OP.i32shru, OP.i32xor).i32(1).op(OP.i32and);
+      if (cc === 14) f.get(p.r).i32(6).op(OP.i32shru).i32(1).op(OP.i32and, OP.i32or);
+      return true;
+    }
+    const z = () => f.get(p.r).op(OP.i64eqz);
+    const s = () => this.sign(p.r, p.size);
+    if (cc === 4) { z(); return true; }
+    if (cc === 8) { s(); return true; }
+    if (cc === 10) {
+      f.get(p.r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).i32(0).op(OP.i32ne);
+      return true;
+    }
+    if (p.kind === 'logic') {
+      switch (cc) {
+        case 0: case 2: f.i32(0); return true;
+        case 6: z(); return true;
+        case 12: s(); return true;
+        default: z(); s(); f.op(OP.i32or); return true;
+      }
+    }
+    if (cc === 2 && (p.kind === 'adc' || p.kind === 'sbb' || p.kind === 'add')) { this.carry(); return true; }
+    if (p.kind === 'add') {
+      switch (cc) {
+        case 0: this.overflow(p); return true;
+        case 6: this.carry(); z(); f.op(OP.i32or); return true;
+        case 12: s(); this.overflow(p); f.op(OP.i32xor); return true;
+        case 14: z(); s(); this.overflow(p); f.op(OP.i32xor, OP.i32or); return true;
+      }
+      return false;
+    }
+    if (p.kind !== 'sub') return false;
+    switch (cc) {
+      case 0: this.overflow(p); return true;
+      case 2: f.get(p.a).get(p.b).op(OP.i64ltu); return true;
+      case 6: f.get(p.a).get(p.b).op(OP.i64leu); return true;
+      case 12: f.get(p.a); this.signExtend(p.size); f.get(p.b); this.signExtend(p.size); f.op(OP.i64lts); return true;
+      default: f.get(p.a); this.signExtend(p.size); f.get(p.b); this.signExtend(p.size); f.op(OP.i64les); return true;
+    }
+  }
+
+  // ---- stack ----
+
+  private push8(i: Insn, v: number): void {
+    const f = this.f;
+    f.i32(0).mem(OP.i64load, 3, this.regs + 32).i64(8n).op(OP.i64sub).tee(this.el).op(OP.i32wrap).set(this.e32);
+    this.store(i, 8, v);
+    f.i32(0).get(this.el).mem(OP.i64store, 3, this.regs + 32);
+  }
+
+  private pop8(i: Insn, dst: number): void {
+    const f = this.f;
+    f.i32(0).mem(OP.i64load, 3, this.regs + 32).tee(this.el).op(OP.i32wrap).set(this.e32);
+    this.load(i, 8, dst);
+    f.i32(0).get(this.el).i64(8n).op(OP.i64add).mem(OP.i64store, 3, this.regs + 32);
+  }
+
+  // ---- instructions ----
+
+  /** A direct transfer to region offset `to` whose RIP is rb + to. */
+  private direct(to: number): void {
+    this.countBlock();
+    this.tryContinue(to);
+    this.exitAt(to);
+  }
+
+  inline(k: number, rec: boolean): void {
+    const f = this.f;
+    const i = this.insns[k]!;
+    const fn = i.fn;
+    const size = i.size;
+    if (fn === I.hNop) return;
+    if (fn === I.hMovRR) {
+      const v = f.local(T_I64);
+      this.regRead(i.o1, size); f.set(v);
+      this.regWrite(i.o0, size, v);
+      return;
+    }
+    if (fn === I.hMovRI) {
+      const v = this.operand(i, IMM, size);
+      this.regWrite(i.o0, size, v);
+      return;
+    }
+    if (fn === I.hLoad || fn === I.hStore || fn === I.hMov) {
+      if (i.o1 === MEM) this.ea(i);
+      const v = this.operand(i, i.o1, size);
+      if (i.o0 === MEM && i.o1 !== MEM) this.ea(i);
+      this.writeOperand(i, i.o0, size, v);
+      return;
+    }
+    if (fn === I.hMovx) {
+      const ss = i.sub < 0 ? -i.sub : i.sub;
+      if (i.o1 === MEM) this.ea(i);
+      const v = this.operand(i, i.o1, ss);
+      if (i.sub < 0) { f.get(v); this.signExtend(ss); f.set(v); }
+      this.regWrite(i.o0, size, v);
+      return;
+    }
+    if (fn === I.hLea) {
+      const v = f.local(T_I64);
+      const end = this.d + i.off + i.len;
+      if (i.asz === 8) {
+        f.i64((BigInt(i.dispHi | 0) << 32n) | BigInt(i.disp >>> 0));
+        if (i.base === 16) f.get(this.rb).i64(BigInt(end)).op(OP.i64add, OP.i64add);
+        else if (i.base >= 0) f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.base).op(OP.i64add);
+        if (i.index >= 0) {
+          f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.index);
+          if (i.scale > 1) f.i64(BigInt(Math.log2(i.scale))).op(OP.i64shl);
+          f.op(OP.i64add);
+        }
+      } else {
+        f.i32(i.disp);
+        if (i.base === 16) { this.ripLo(end); f.op(OP.i32add); }
+        else if (i.base >= 0) f.i32(0).mem(OP.i32load, 2, this.regs + 8 * i.base).op(OP.i32add);
+        if (i.index >= 0) {
+          f.i32(0).mem(OP.i32load, 2, this.regs + 8 * i.index);
+          if (i.scale > 1) f.i32(Math.log2(i.scale)).op(OP.i32shl);
+          f.op(OP.i32add);
+        }
+        f.op(OP.i64extu);
+      }
+      f.set(v);
+      this.regWrite(i.o0, size, v);
+      return;
+    }
+    if (fn === I.hAluRR || fn === I.hAluRI || fn === I.hAlu || fn === I.hTest) {
+      const op = fn === I.hTest ? ALU_AND : i.sub;
+      if (i.o0 === MEM || i.o1 === MEM) this.ea(i);
+      const a = this.operand(i, i.o0, size);
+      const b = this.operand(i, i.o1, size);
+      const r = f.local(T_I64);
+      if (op === ALU_ADD || op === ALU_SUB || op === ALU_CMP || op === ALU_ADC || op === ALU_SBB) {
+        const plus = op === ALU_ADD || op === ALU_ADC;
+        const carryIn = op === ALU_ADC || op === ALU_SBB;
+        let cin = -1;
+        if (carryIn) { cin = f.local(T_I32); this.carry(); f.set(cin); }
+        f.get(a).get(b).op(plus ? OP.i64add : OP.i64sub);
+        if (carryIn) f.get(cin).op(OP.i64extu, plus ? OP.i64add : OP.i64sub);
+        this.mask(size);
+        f.set(r);
+        const lazy = op === ALU_ADC ? LAZY_ADC : op === ALU_SBB ? LAZY_SBB : plus ? LAZY_ADD : LAZY_SUB;
+        if (rec) this.record(lazy, size, a, b, r, cin);
+        this.prod = { kind: op === ALU_ADC ? 'adc' : op === ALU_SBB ? 'sbb' : plus ? 'add' : 'sub', size, a, b, r, cf: cin };
+      } else {
+        f.get(a).get(b).op(op === ALU_AND ? OP.i64and : op === ALU_OR ? OP.i64or : OP.i64xor).set(r);
+        if (rec) f.i32(1).set(this.fq).i32(5).set(this.fo).i32(size).set(this.fs).get(r).set(this.fr);
+        this.prod = { kind: 'logic', size, a, b, r, cf: -1 };
+      }
+      if (op !== ALU_CMP && fn !== I.hTest) this.writeOperand(i, i.o0, size, r);
+      return;
+    }
+    if (fn === I.hIncDec || fn === I.hNeg || fn === I.hNot) {
+      if (i.o0 === MEM) this.ea(i);
+      const a = this.operand(i, i.o0, size);
+      const r = f.local(T_I64);
+      if (fn === I.hNot) {
+        f.get(a).i64(-1n).op(OP.i64xor); this.mask(size); f.set(r);
+      } else if (fn === I.hNeg) {
+        const zero = f.local(T_I64);
+        f.i64(0n).get(a).op(OP.i64sub); this.mask(size); f.set(r);
+        if (rec) this.record(LAZY_SUB, size, zero, a, r, -1);
+        this.prod = { kind: 'sub', size, a: zero, b: a, r, cf: -1 };
+      } else {
+        const inc = i.sub === 0;
+        const one = f.local(T_I64);
+        f.i64(1n).set(one);
+        f.get(a).i64(1n).op(inc ? OP.i64add : OP.i64sub); this.mask(size); f.set(r);
+        let cf = -1;
+        if (rec) {
+          cf = f.local(T_I32);
+          this.carry(); f.set(cf);
+          this.record(inc ? 6 : 7, size, a, one, r, cf);
+        }
+        this.prod = { kind: inc ? 'inc' : 'dec', size, a, b: one, r, cf };
+      }
+      this.writeOperand(i, i.o0, size, r);
+      return;
+    }
+    if (fn === I.hMulDiv) { // MUL: RDX:RAX := RAX * source
+      if (rec) { this.fallback(k); return; }
+      if (i.o0 === MEM) this.ea(i);
+      const b = this.operand(i, i.o0, size);
+      const lo = f.local(T_I64), hi = f.local(T_I64);
+      if (size === 8) {
+        f.i32(0).mem(OP.i64load, 3, this.regs).get(b).op(OP.i64mul).set(lo);
+        f.i32(0).mem(OP.i64load, 3, this.regs).get(b).call(F_MULHU).set(hi);
+      } else {
+        f.i32(0).mem(OP.i64load32u, 2, this.regs).get(b).op(OP.i64mul).tee(lo).i64(32n).op(OP.i64shru).set(hi);
+        f.get(lo).i64(0xffffffffn).op(OP.i64and).set(lo);
+      }
+      this.regWrite(0, 8, lo);
+      this.regWrite(2, 8, hi);
+      this.prod = null;
+      return;
+    }
+    if (fn === I.hImul2) {
+      if (rec) { this.fallback(k); return; }
+      if (i.o1 === MEM) this.ea(i);
+      const a = this.operand(i, i.o1, size);
+      const b = this.operand(i, i.o2 === IMM ? IMM : i.o0, size);
+      const r = f.local(T_I64);
+      f.get(a).get(b).op(OP.i64mul); this.mask(size); f.set(r);
+      this.regWrite(i.o0, size, r);
+      this.prod = null;
+      return;
+    }
+    if (fn === I.hShift) { this.shift(k, rec); return; }
+    if (fn === I.hCmov) {
+      if (i.o1 === MEM) this.ea(i);
+      const v = this.operand(i, i.o1, size);
+      this.cond(i.sub);
+      f.op(OP.if, T_VOID);
+      this.regWrite(i.o0, size, v);
+      if (size === 4) { f.op(OP.else); f.i32(0).i32(0).mem(OP.i32store, 2, this.regs + 8 * i.o0 + 4); }
+      f.op(OP.end);
+      return;
+    }
+    if (fn === I.hSetcc) {
+      const v = f.local(T_I64);
+      this.cond(i.sub);
+      f.op(OP.i64extu).set(v);
+      this.regWrite(i.o0, 1, v);
+      return;
+    }
+    if (fn === I.hPushR64) {
+      const v = f.local(T_I64);
+      f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.o0).set(v);
+      this.push8(i, v);
+      return;
+    }
+    if (fn === I.hPush) { this.push8(i, this.operand(i, IMM, 8)); return; }
+    if (fn === I.hPop) {
+      const v = f.local(T_I64);
+      this.pop8(i, v);
+      this.regWrite(i.o0, 8, v);
+      return;
+    }
+    // Control transfers (always the block's last instruction).
+    const fall = this.d + i.off + i.len, target = fall + i.rel;
+    if (fn === I.hJcc) {
+      this.cond(i.sub);
+      f.op(OP.if, T_VOID);
+      this.depth++;
+      this.direct(target);
+      this.depth--;
+      f.op(OP.end);
+      this.direct(fall);
+      return;
+    }
+    if (fn === I.hJmpRel) { this.direct(target); return; }
+    if (fn === I.hCallRel) {
+      const v = f.local(T_I64);
+      f.get(this.rb).i64(BigInt(fall)).op(OP.i64add).set(v);
+      this.push8(i, v);
+      this.direct(target);
+      return;
+    }
+    if (fn === I.hRet) {
+      const v = f.local(T_I64);
+      this.pop8(i, v);
+      this.countBlock();
+      this.exitAtLocal(v);
+      return;
+    }
+    throw new Error(`jit-wasm: no inline form for mnemonic ${i.mnem}`);
+  }
+
+  /** SHL/SHR/SAR by a non-zero immediate (the flags of x86/alu.ts). */
+  private shift(k: number, rec: boolean): void {
+    const f = this.f;
+    const i = this.insns[k]!;
+    const size = i.size, w = size * 8;
+    if (i.o0 === MEM) this.ea(i);
+    const a = this.operand(i, i.o0, size);
+    const r = f.local(T_I64);
+    const n = i.imm & (size === 8 ? 63 : 31);
+    const sub = i.sub === 6 ? 4 : i.sub;
+    const N = (v: number) => BigInt(v);
+    // Result.
+    if (sub === 4) { if (n >= w) f.i64(0n); else { f.get(a).i64(N(n)).op(OP.i64shl); this.mask(size); } }
+    else if (sub === 5) { if (n >= w) f.i64(0n); else f.get(a).i64(N(n)).op(OP.i64shru); }
+    else { f.get(a); this.signExtend(size); f.i64(N(n)).op(OP.i64shrs); this.mask(size); }
+    f.set(r);
+    if (rec) {
+      const cf = f.local(T_I32), fl = f.local(T_I32);
+      // CF: the last bit shifted out.
+      if (sub === 4) { if (n > w) f.i32(0); else f.get(a).i64(N(w - n)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap); }
+      else if (sub === 5) { if (n > w) f.i32(0); else f.get(a).i64(N(n - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap); }
+      else { f.get(a); this.signExtend(size); f.i64(N(n - 1)).op(OP.i64shrs).i64(1n).op(OP.i64and, OP.i32wrap); }
+      f.set(cf);
+      f.get(cf);
+      f.get(r).op(OP.i64eqz).i32(6).op(OP.i32shl, OP.i32or);
+      f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
+      this.sign(r, size); f.i32(7).op(OP.i32shl, OP.i32or);
+      f.i32(16).op(OP.i32or);
+      if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(11).op(OP.i32shl, OP.i32or); }
+      else if (sub === 5 && n === 1) { this.sign(a, size); f.i32(11).op(OP.i32shl, OP.i32or); }
+      f.set(fl);
+      f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
+      this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
+    } else this.prod = null;
+    this.writeOperand(i, i.o0, size, r);
+  }
+
+  /** Calls the interpreter handler of instruction k (region-wide index fi + k). */
+  fallback(k: number, fi = this.fi): void {
+    const f = this.f;
+    const i = this.insns[k]!;
+    this.spill();
+    f.i32(fi + k);
+    this.curRip(i);
+    f.call(F_FB);
+    if (k === this.insns.length - 1) f.set(this.t);
+    else f.op(OP.drop);
+    f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_US).set(this.us);
+    this.prod = null;
+  }
+
+  fi = 0;
+
+  /** The code of block j. */
+  block(j: number, fi: number): void {
+    const b = this.blocks[j]!;
+    const insns = b.insns;
+    this.insns = insns;
+    this.d = this.offsets[j]!;
+    this.fi = fi;
+    this.prod = null;
+    this.depth = 0;
+    this.nest = this.blocks.length - 1 - j;
+    const info: Info[] = insns.map((i) => classify(i, true));
+    this.mayWrite = insns.some((i, k) => !info[k]!.inline || (i.o0 === MEM && i.fn !== I.hTest && !(i.fn === I.hAlu && i.sub === ALU_CMP)) ||
+      i.fn === I.hPushR64 || i.fn === I.hPush || i.fn === I.hCallRel);
+    const rec = liveness(info);
+    const n = insns.length;
+    for (let k = 0; k < n; k++) {
+      if (info[k]!.inline) this.inline(k, rec[k]!);
+      else this.fallback(k);
+    }
+    const last = insns[n - 1]!;
+    const jumps = info[n - 1]!.inline && (last.fn === I.hJcc || last.fn === I.hJmpRel || last.fn === I.hCallRel || last.fn === I.hRet);
+    if (jumps) return;
+    const fall = this.d + last.off + last.len;
+    this.countBlock();
+    if (info[n - 1]!.inline) {
+      this.tryContinue(fall);
+      this.exitAt(fall);
+    } else if (!last.term) {
+      // A handler that does not branch: RIP (its return value, in t) should be the fall-through.
+      const f = this.f;
+      f.get(this.t); this.ripLo(fall); f.op(OP.i32eq);
+      f.op(OP.if, T_VOID);
+      this.depth++;
+      this.tryContinue(fall);
+      this.exitAt(fall);
+      this.depth--;
+      f.op(OP.end);
+      this.exitInCpu();
+    } else this.exitInCpu();
+  }
+
+  /** The whole function body. */
+  build(): Body {
+    const f = this.f;
+    const n = this.blocks.length;
+    f.get(this.pBase).op(OP.i64extu).get(this.pBh).op(OP.i64extu).i64(32n).op(OP.i64shl, OP.i64or).set(this.rb);
+    f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_EPOCH).set(this.ep);
+    f.op(OP.loop, T_VOID);
+    for (let j = n - 1; j >= 0; j--) f.op(OP.block, T_VOID);
+    f.get(this.pc).op(OP.br_table);
+    uleb(f.b, n);
+    for (let j = 0; j < n; j++) uleb(f.b, j);
+    uleb(f.b, 0);
+    for (let j = 0, fi = 0; j < n; fi += this.blocks[j]!.insns.length, j++) {
+      f.op(OP.end); // closes block j: its code follows
+      this.block(j, fi);
+    }
+    f.op(OP.end); // loop
+    f.op(0x00); // unreachable: every block ends in a transfer
+    return f;
+  }
+}
+
+/** The module bytes of one region. */
+export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: number): Uint8Array {
+  const ctl = arenaBase + ARENA_CTL;
+  const index = new Map<number, number>();
+  offsets.forEach((o, j) => index.set(o, j));
+  const run = new RegionCompiler(ctl, arenaBase, blocks, offsets, index).build();
+  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const types: number[] = [];
+  uleb(types, TYPES.length);
+  for (const [p, r] of TYPES) {
+    types.push(0x60);
+    uleb(types, p.length); types.push(...p);
+    uleb(types, r.length); types.push(...r);
+  }
+  section(out, 1, types);
+  const imports: number[] = [];
+  const fnImports = ['fb', 'rd', 'wr', 'cond', 'cf'];
+  uleb(imports, fnImports.length + 1);
+  fnImports.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, k); });
+  name(imports, 'e'); name(imports, 'mem'); imports.push(0x02, 0x03); uleb(imports, 1); uleb(imports, 65536);
+  section(out, 2, imports);
+  section(out, 3, [3, 5, 6, 7]);
+  const exp: number[] = [1];
+  name(exp, 'run'); exp.push(0x00); uleb(exp, F_RUN);
+  section(out, 7, exp);
+  const code: number[] = [3];
+  for (const b of [run, spillBody(ctl), mulhuBody()]) code.push(...b.encode());
+  section(out, 10, code);
+  return Uint8Array.from(out);
+}
+
+/** What a vCPU's regions share: the imports that do not depend on the region. */
+interface Shared {
+  sync: () => void;
+  rd: (size: number, lo: number, hi: number, cur: number, rip: number) => number;
+  wr: (size: number, lo: number, hi: number, vlo: number, vhi: number, cur: number, rip: number) => void;
+  cond: (cc: number) => number;
+  cf: () => number;
+}
+
+const shared = new WeakMap<Cpu, Shared>();
+
+function sharedOf(c: Cpu, host: JitHost): Shared {
+  let s = shared.get(c);
+  if (s !== undefined) return s;
+  const C = c.ctl, lz = c.lz;
+  const sync = (): void => {
+    if (C[C_FQ] !== 0) {
+      C[C_FQ] = 0;
+      const o = C[C_FO]!;
+      if (o === 0) lz.setEager(C[C_FX]!);
+      else lz.record(o, C[C_FS]!, C[C_FA]! >>> 0, C[C_FA + 1]! >>> 0, C[C_FB]! >>> 0, C[C_FB + 1]! >>> 0, C[C_FR]! >>> 0, C[C_FR + 1]! >>> 0, C[C_FX]!);
+    }
+    const n = C[C_IC]!;
+    if (n !== 0) { host.icount += n; C[C_IC] = 0; }
+  };
+  s = {
+    sync,
+    rd(size, lo, hi, cur, rip) {
+      sync();
+      c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
+      switch (size) {
+        case 1: return c.rd8(lo, hi);
+        case 2: return c.rd16(lo, hi);
+        case 4: return c.rd32(lo, hi);
+        default: { const v = c.rd64(lo, hi); C[C_HI] = c.hi; return v; }
+      }
+    },
+    wr(size, lo, hi, vlo, vhi, cur, rip) {
+      sync();
+      c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
+      switch (size) {
+        case 1: c.wr8(lo, hi, vlo); break;
+        case 2: c.wr16(lo, hi, vlo); break;
+        case 4: c.wr32(lo, hi, vlo); break;
+        default: c.wr64(lo, hi, vlo, vhi);
+      }
+    },
+    cond(cc) { sync(); return lz.cond(cc) ? 1 : 0; },
+    cf() { sync(); return lz.cf(); },
+  };
+  shared.set(c, s);
+  return s;
+}
+
+/** Can this CPU run WebAssembly regions (its state is in the arena)? */
+export function wasmCapable(c: Cpu): boolean {
+  return c.arenaBase >= 0;
+}
+
+/**
+ * Compiles a region of 64-bit code (see jit.ts compileRegion for the contract). `slow` compiles
+ * the same region with jit.ts, for an entry so close to a 4 GiB boundary that RIP arithmetic in
+ * the region's 32-bit low half could carry.
+ */
+export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): JitFn {
+  const bytes = regionModule(blocks, offsets, c.arenaBase);
+  const s = sharedOf(c, host);
+  const F = blocks.flatMap((b) => b.insns.map((i) => i.fn));
+  const R = blocks.flatMap((b) => b.insns);
+  const C = c.ctl;
+  const fb = (k: number, cur: number, rip: number): number => {
+    s.sync();
+    c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
+    F[k]!(c, R[k]!);
+    C[C_US] = c.user;
+    return c.ripLo | 0;
+  };
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    e: { mem: arenaMemory(), fb, rd: s.rd, wr: s.wr, cond: s.cond, cf: s.cf },
+  });
+  const run = inst.exports.run as (base: number, bh: number, lim: number, us: number) => number;
+  const sync = s.sync;
+  let js: JitFn | null = null;
+  return (baseLo: number): void => {
+    if (baseLo > 0xffffe000) { (js ??= slow())(baseLo); return; }
+    const st = run(baseLo | 0, c.ripHi, host.loopMax, c.user);
+    sync();
+    if (st === 0) { c.ripLo = C[C_RIP]! >>> 0; c.ripHi = C[C_RIP + 1]!; }
+  };
+}
+
+export { NONE };

@@ -1,0 +1,20 @@
+/**
+ * The part of the WebAssembly JS API that the soft CPU uses (Node has it; the project's `lib`
+ * setting leaves out the DOM typings that declare it).
+ */
+declare namespace WebAssembly {
+  interface MemoryDescriptor { initial: number; maximum?: number; shared?: boolean }
+  class Memory {
+    constructor(descriptor: MemoryDescriptor);
+    readonly buffer: ArrayBuffer | SharedArrayBuffer;
+    grow(delta: number): number;
+  }
+  class Module {
+    constructor(bytes: Uint8Array);
+  }
+  type ImportValue = ((...args: number[]) => number | void) | Memory;
+  class Instance {
+    constructor(module: Module, imports: Record<string, Record<string, ImportValue>>);
+    readonly exports: Record<string, unknown>;
+  }
+}
