@@ -202,10 +202,15 @@ function arith(c: Cpu, op: number, a: number, b: number): number {
   return r;
 }
 
-function compare(c: Cpu, a: number, b: number, quiet: boolean): number {
+/**
+ * FCOM/FUCOM/FTST: C3 C2 C0 := the comparison of a with b (C1 cleared), unordered raising #IA
+ * unless quiet. Sets FSW itself: `compare(...)` would read FSW before the call cleared
+ * the old condition bits (and before it set IE).
+ */
+function compare(c: Cpu, a: number, b: number, quiet: boolean): void {
   c.fsw &= ~CC;
-  if (a !== a || b !== b) { if (!quiet) exc(c, IE); return C3 | C2 | C0; }
-  return a < b ? C0 : a === b ? C3 : 0;
+  if (a !== a || b !== b) { if (!quiet) exc(c, IE); c.fsw |= C3 | C2 | C0; return; }
+  c.fsw |= a < b ? C0 : a === b ? C3 : 0;
 }
 
 function rcRound(x: number, rc: number): number {
@@ -473,7 +478,7 @@ const memLoad: ((c: Cpu) => number)[] = [
       const b = memLoad[kind]!(c);
       const a = get(c, 0);
       if (reg === 2 || reg === 3) {
-        c.fsw |= compare(c, a, b, false);
+        compare(c, a, b, false);
         if (reg === 3) pop(c);
         return;
       }
@@ -487,7 +492,7 @@ const DC_OP = [0, 1, 2, 3, 5, 4, 7, 6];
 for (let reg = 0; reg < 8; reg++) {
   REG_OPS[reg] = (c, i) => {
     const a = get(c, 0), b = get(c, i.imm2);
-    if (reg === 2 || reg === 3) { c.fsw |= compare(c, a, b, false); if (reg === 3) pop(c); return; }
+    if (reg === 2 || reg === 3) { compare(c, a, b, false); if (reg === 3) pop(c); return; }
     result(c, 0, arith(c, reg, a, b), phys(c, 0), phys(c, i.imm2));
   };
   if (reg !== 2 && reg !== 3) {
@@ -496,11 +501,11 @@ for (let reg = 0; reg < 8; reg++) {
   }
 }
 // DE D9: FCOMPP.
-REG_OPS[6 * 8 + 3] = (c) => { c.fsw |= compare(c, get(c, 0), get(c, 1), false); pop(c); pop(c); };
+REG_OPS[6 * 8 + 3] = (c) => { compare(c, get(c, 0), get(c, 1), false); pop(c); pop(c); };
 // DD E0/E8: FUCOM, FUCOMP; DA E9: FUCOMPP.
-REG_OPS[5 * 8 + 4] = (c, i) => { c.fsw |= compare(c, get(c, 0), get(c, i.imm2), true); };
-REG_OPS[5 * 8 + 5] = (c, i) => { c.fsw |= compare(c, get(c, 0), get(c, i.imm2), true); pop(c); };
-REG_OPS[2 * 8 + 5] = (c) => { c.fsw |= compare(c, get(c, 0), get(c, 1), true); pop(c); pop(c); };
+REG_OPS[5 * 8 + 4] = (c, i) => { compare(c, get(c, 0), get(c, i.imm2), true); };
+REG_OPS[5 * 8 + 5] = (c, i) => { compare(c, get(c, 0), get(c, i.imm2), true); pop(c); };
+REG_OPS[2 * 8 + 5] = (c) => { compare(c, get(c, 0), get(c, 1), true); pop(c); pop(c); };
 // DB E8/F0, DF E8/F0: FUCOMI, FCOMI, FUCOMIP, FCOMIP.
 function comi(c: Cpu, i: Insn, quiet: boolean, p: boolean): void {
   const a = get(c, 0), b = get(c, i.imm2);
@@ -556,7 +561,7 @@ REG_OPS[1 * 8 + 4] = (c, i) => {
       if (c.fpRawOk[p]) c.fpRaw[p * 10 + 9] = i.imm2 === 0 ? c.fpRaw[p * 10 + 9]! ^ 0x80 : c.fpRaw[p * 10 + 9]! & 0x7f;
       return;
     }
-    case 4: c.fsw |= compare(c, get(c, 0), 0, false); return; // FTST
+    case 4: compare(c, get(c, 0), 0, false); return; // FTST
     case 5: { // FXAM
       const p = phys(c, 0);
       c.fsw &= ~CC;
