@@ -113,11 +113,28 @@ class SeqGen {
     return this.r.pick(ok);
   }
 
+  /** CMOVcc or SETcc on condition k. */
+  private setOrCmov(k: number): void {
+    const r = this.r;
+    if (r.chance(0.5)) { const s = r.pick([2, 4, 8] as const); this.emit(`cmov${CC[k]} ${this.reg(s)}, ${r.chance(0.7) ? this.reg(s) : this.mem(s)}`); }
+    else this.emit(`set${CC[k]} ${this.rm(1)}`);
+  }
+
+  /** Jcc on condition k over one instruction. */
+  private jccOver(k: number): void {
+    const l = `${this.tag}_${this.label++}`;
+    this.emit(`j${CC[k]} ${l}`);
+    const save = this.def;
+    this.one();
+    this.emit(`${l}:`);
+    this.def &= save; // defined only if defined on both paths
+  }
+
   one(): void {
     const r = this.r;
     if (this.simd && r.chance(0.45)) { this.sse(); return; }
     const size = r.pick(SIZES);
-    switch (r.int(24)) {
+    switch (r.int(27)) {
       case 0: case 1: case 2: { // ALU reg/mem forms
         const op = r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc', 'sbb']);
         if ((op === 'adc' || op === 'sbb') && !(this.def & CF)) this.emit('stc');
@@ -207,20 +224,22 @@ class SeqGen {
         else { this.emit(`popcnt ${dst}, ${r.chance(0.6) ? src : this.mem(s)}`); this.def = ALL; }
         return;
       }
-      case 12: { // CMOVcc / SETcc
+      case 12: this.setOrCmov(this.cc()); return;
+      case 13: this.jccOver(this.cc()); return;
+      case 24: case 25: case 26: { // a flag producer and, at once, a consumer of its condition (compiled code evaluates these inline)
+        const op = r.pick(['add', 'sub', 'cmp', 'and', 'or', 'xor', 'test', 'adc', 'sbb', 'inc', 'dec', 'neg', 'imul', 'shl', 'sar']);
+        const s = op === 'imul' ? r.pick([2, 4, 8] as const) : size;
+        if ((op === 'adc' || op === 'sbb') && !(this.def & CF)) this.emit('stc');
+        if (op === 'inc' || op === 'dec') { this.emit(`${op} ${this.reg(s)}`); this.flags(ALL & ~CF, 0); }
+        else if (op === 'neg') { this.emit(`neg ${this.reg(s)}`); this.def = ALL; }
+        else if (op === 'imul') { this.emit(`imul ${this.reg(s)}, ${this.reg(s)}`); this.flags(CF | OF, SF | ZF | AF | PF); }
+        else if (op === 'shl' || op === 'sar') { this.emit(`${op} ${this.reg(s)}, ${1 + r.int(s * 8 - 1)}`); this.flags(CF | SF | ZF | PF, AF | OF); }
+        else {
+          this.emit(`${op} ${this.reg(s)}, ${r.chance(0.3) ? this.imm(s) : this.reg(s)}`);
+          if (op === 'and' || op === 'or' || op === 'xor' || op === 'test') this.flags(ALL & ~AF, AF); else this.def = ALL;
+        }
         const k = this.cc();
-        if (r.chance(0.5)) { const s = r.pick([2, 4, 8] as const); this.emit(`cmov${CC[k]} ${this.reg(s)}, ${r.chance(0.7) ? this.reg(s) : this.mem(s)}`); }
-        else this.emit(`set${CC[k]} ${this.rm(1)}`);
-        return;
-      }
-      case 13: { // Jcc forward
-        const k = this.cc();
-        const l = `${this.tag}_${this.label++}`;
-        this.emit(`j${CC[k]} ${l}`);
-        const save = this.def;
-        this.one();
-        this.emit(`${l}:`);
-        this.def &= save; // defined only if defined on both paths
+        if (r.chance(0.5)) this.setOrCmov(k); else this.jccOver(k);
         return;
       }
       case 14: { // moves
