@@ -87,9 +87,10 @@ function name(out: number[], s: string): void {
 }
 
 /** Imported functions (indices 0..) and the module's own. */
-const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_RUN = 5, F_SPILL = 6, F_MULHU = 7;
+const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9;
+const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
 
-/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 cf, 5 run, 6 spill, 7 mulhu. */
+/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 cf and szap, 5 run, 6 spill, 7 mulhu, 8 szap of a producer. */
 const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32], [T_I32]],
@@ -99,7 +100,14 @@ const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
   [[T_I64, T_I64], [T_I64]],
+  [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
 ];
+/** Type of each import, then of the module's functions (run, spill, mulhu, szap). */
+const IMPORT_TYPES = [0, 1, 2, 3, 4, 4];
+const FUNC_TYPES = [5, 6, 7, 8];
+
+const FL_CF = 1, FL_PF = 4, FL_AF = 16, FL_ZF = 64, FL_SF = 128, FL_OF = 2048;
+const SZAP = FL_SF | FL_ZF | FL_AF | FL_PF;
 
 /** Function bodies emitted as bytes, with the locals they declare. */
 class Body {
@@ -167,6 +175,24 @@ function mulhuBody(): Body {
   f.get(hl).i64(32n).op(OP.i64shru, OP.i64add);
   f.get(ll).i64(32n).op(OP.i64shru).get(lh).i64(M).op(OP.i64and, OP.i64add).get(hl).i64(M).op(OP.i64and, OP.i64add);
   f.i64(32n).op(OP.i64shru, OP.i64add);
+  return f;
+}
+
+/**
+ * szap(fo, fs, fa, fb, fr, fx): SF ZF AF PF of a pending producer in the LazyFlags encoding
+ * (x86/alu.ts): from the result, AF from a ^ b ^ r (clear after a logic op), or the eager bits.
+ */
+function szapBody(arena: number): Body {
+  const f = new Body(6);
+  f.get(0).op(OP.i32eqz).op(OP.if, T_VOID).get(5).i32(SZAP).op(OP.i32and, OP.return, OP.end);
+  // ZF
+  f.get(4).op(OP.i64eqz).i32(6).op(OP.i32shl);
+  // SF: bit (8 * size - 1) of r
+  f.get(4).get(1).i32(3).op(OP.i32shl).i32(1).op(OP.i32sub, OP.i64extu, OP.i64shru, OP.i32wrap).i32(1).op(OP.i32and).i32(7).op(OP.i32shl, OP.i32or);
+  // PF
+  f.get(4).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, arena + ARENA_PARITY).op(OP.i32or);
+  // AF (not after LOGIC, op 5)
+  f.get(2).get(3).op(OP.i64xor).get(4).op(OP.i64xor, OP.i32wrap).i32(FL_AF).op(OP.i32and).i32(0).get(0).i32(5).op(OP.i32ne, OP.select, OP.i32or);
   return f;
 }
 
@@ -404,6 +430,40 @@ class RegionCompiler {
     f.call(F_CF);
   }
 
+  /** Pushes SF ZF AF PF of the flags before this instruction (i32 flag bits). */
+  private szapIn(): void {
+    const f = this.f;
+    const p = this.prod;
+    if (p !== null) {
+      if (p.kind === 'eager') { f.get(p.r).i32(SZAP).op(OP.i32and); return; }
+      f.get(p.r).op(OP.i64eqz).i32(6).op(OP.i32shl);
+      this.sign(p.r, p.size); f.i32(7).op(OP.i32shl, OP.i32or);
+      f.get(p.r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
+      if (p.kind !== 'logic') f.get(p.a).get(p.b).op(OP.i64xor).get(p.r).op(OP.i64xor, OP.i32wrap).i32(FL_AF).op(OP.i32and, OP.i32or);
+      return;
+    }
+    // From the pending locals, or from c.lz when nothing is pending.
+    f.get(this.fq).op(OP.if, T_I32);
+    f.get(this.fo).get(this.fs).get(this.fa).get(this.fb).get(this.fr).get(this.fx).call(F_SZAP);
+    f.op(OP.else);
+    this.spill();
+    f.call(F_SZAP_LZ);
+    f.op(OP.end);
+  }
+
+  /**
+   * MUL / IMUL flags with live flags: CF = OF = i32 `ovf`, SF ZF AF PF kept from before (the
+   * interpreter's choice for these undefined flags, x86/alu.ts mulFlags); an eager producer.
+   */
+  private mulFlags(ovf: number, size: number): void {
+    const f = this.f;
+    const fl = f.local(T_I32);
+    this.szapIn();
+    f.i32(FL_CF | FL_OF).i32(0).get(ovf).op(OP.select, OP.i32or).set(fl);
+    f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
+    this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
+  }
+
   /** Pushes sign bit of i64 local v at operand size (i32 0/1). */
   private sign(v: number, size: number): void {
     this.f.get(v).i64(BigInt(size * 8 - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap);
@@ -621,7 +681,6 @@ class RegionCompiler {
       return;
     }
     if (fn === I.hMulDiv) { // MUL: RDX:RAX := RAX * source
-      if (rec) { this.fallback(k); return; }
       if (i.o0 === MEM) this.ea(i);
       const b = this.operand(i, i.o0, size);
       const lo = f.local(T_I64), hi = f.local(T_I64);
@@ -632,20 +691,42 @@ class RegionCompiler {
         f.i32(0).mem(OP.i64load32u, 2, this.regs).get(b).op(OP.i64mul).tee(lo).i64(32n).op(OP.i64shru).set(hi);
         f.get(lo).i64(0xffffffffn).op(OP.i64and).set(lo);
       }
+      if (rec) {
+        const ovf = f.local(T_I32);
+        f.get(hi).i64(0n).op(OP.i64ne).set(ovf);
+        this.mulFlags(ovf, size);
+      } else this.prod = null;
       this.regWrite(0, 8, lo);
       this.regWrite(2, 8, hi);
-      this.prod = null;
       return;
     }
     if (fn === I.hImul2) {
-      if (rec) { this.fallback(k); return; }
       if (i.o1 === MEM) this.ea(i);
       const a = this.operand(i, i.o1, size);
       const b = this.operand(i, i.o2 === IMM ? IMM : i.o0, size);
       const r = f.local(T_I64);
-      f.get(a).get(b).op(OP.i64mul); this.mask(size); f.set(r);
+      if (!rec) {
+        f.get(a).get(b).op(OP.i64mul); this.mask(size); f.set(r);
+        this.prod = null;
+      } else if (size === 8) {
+        // The signed high half: the unsigned one, less b if a < 0 and a if b < 0; overflow when
+        // it is not the sign extension of the low half.
+        const ovf = f.local(T_I32);
+        f.get(a).get(b).op(OP.i64mul).set(r);
+        f.get(a).get(b).call(F_MULHU);
+        f.get(b).i64(0n).get(a).i64(0n).op(OP.i64lts, OP.select, OP.i64sub);
+        f.get(a).i64(0n).get(b).i64(0n).op(OP.i64lts, OP.select, OP.i64sub);
+        f.get(r).i64(63n).op(OP.i64shrs, OP.i64ne).set(ovf);
+        this.mulFlags(ovf, size);
+      } else {
+        // The exact product of the sign-extended operands fits in 64 bits.
+        const p = f.local(T_I64), ovf = f.local(T_I32);
+        f.get(a); this.signExtend(size); f.get(b); this.signExtend(size); f.op(OP.i64mul).tee(p);
+        this.mask(size); f.tee(r);
+        this.signExtend(size); f.get(p).op(OP.i64ne).set(ovf);
+        this.mulFlags(ovf, size);
+      }
       this.regWrite(i.o0, size, r);
-      this.prod = null;
       return;
     }
     if (fn === I.hShift) { this.shift(k, rec); return; }
@@ -841,17 +922,16 @@ export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: n
   }
   section(out, 1, types);
   const imports: number[] = [];
-  const fnImports = ['fb', 'rd', 'wr', 'cond', 'cf'];
-  uleb(imports, fnImports.length + 1);
-  fnImports.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, k); });
+  uleb(imports, IMPORTS.length + 1);
+  IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_TYPES[k]!); });
   name(imports, 'e'); name(imports, 'mem'); imports.push(0x02, 0x03); uleb(imports, 1); uleb(imports, 65536);
   section(out, 2, imports);
-  section(out, 3, [3, 5, 6, 7]);
+  section(out, 3, [FUNC_TYPES.length, ...FUNC_TYPES]);
   const exp: number[] = [1];
   name(exp, 'run'); exp.push(0x00); uleb(exp, F_RUN);
   section(out, 7, exp);
-  const code: number[] = [3];
-  for (const b of [run, spillBody(ctl), mulhuBody()]) code.push(...b.encode());
+  const code: number[] = [FUNC_TYPES.length];
+  for (const b of [run, spillBody(ctl), mulhuBody(), szapBody(arenaBase)]) code.push(...b.encode());
   section(out, 10, code);
   return Uint8Array.from(out);
 }
@@ -863,6 +943,7 @@ interface Shared {
   wr: (size: number, lo: number, hi: number, vlo: number, vhi: number, cur: number, rip: number) => void;
   cond: (cc: number) => number;
   cf: () => number;
+  szap: () => number;
 }
 
 const shared = new WeakMap<Cpu, Shared>();
@@ -905,6 +986,7 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
     },
     cond(cc) { sync(); return lz.cond(cc) ? 1 : 0; },
     cf() { sync(); return lz.cf(); },
+    szap() { sync(); return lz.get() & SZAP; },
   };
   shared.set(c, s);
   return s;
@@ -934,7 +1016,7 @@ export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu,
     return c.ripLo | 0;
   };
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-    e: { mem: arenaMemory(), fb, rd: s.rd, wr: s.wr, cond: s.cond, cf: s.cf },
+    e: { mem: arenaMemory(), fb, rd: s.rd, wr: s.wr, cond: s.cond, cf: s.cf, szap: s.szap },
   });
   const run = inst.exports.run as (base: number, bh: number, lim: number, us: number) => number;
   const sync = s.sync;
