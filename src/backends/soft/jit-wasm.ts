@@ -37,8 +37,10 @@ const C_IC = 10;
 const C_RIP = 11;
 /** The high half of a 64-bit slow-path read. */
 const C_HI = 13;
-/** c.user after a handler ran. */
+/** c.user after a handler ran; at entry, with the entry's RIP and the transfer budget. */
 const C_US = 14;
+/** Entry: RIP low and high half, transfer budget (arguments in memory: int32 arguments outside V8's small-integer range are boxed per call). */
+const C_BASE = 16, C_BH = 17, C_LIM = 18;
 /** Bumped whenever decoded code is dropped (a write to a code page): regions stop looping. */
 export const C_EPOCH = 15;
 
@@ -97,7 +99,7 @@ const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32, T_I32, T_I32, T_I32, T_I32], []],
   [[T_I32], [T_I32]],
   [[], [T_I32]],
-  [[T_I32, T_I32, T_I32, T_I32], [T_I32]],
+  [[], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
   [[T_I64, T_I64], [T_I64]],
   [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
@@ -210,9 +212,9 @@ const MASK64 = [0n, 0xffn, 0xffffn, 0n, 0xffffffffn, 0n, 0n, 0n, 0xfffffffffffff
 
 /** Compiles one region into a WebAssembly function body. */
 class RegionCompiler {
-  readonly f = new Body(4);
-  // Parameters: base (RIP low half of the entry), bh (its high half), lim (transfer budget), us (user bit).
-  readonly pBase = 0; readonly pBh = 1; readonly pLim = 2; readonly us = 3;
+  readonly f = new Body(0);
+  /** Entry state (from ctl): base (RIP low half of the entry), bh (its high half), lim (transfer budget), us (user bit). */
+  readonly pBase: number; readonly pBh: number; readonly pLim: number; readonly us: number;
   readonly pc: number; readonly ic: number; readonly fq: number; readonly fo: number; readonly fs: number; readonly fx: number;
   readonly ep: number; readonly x: number; readonly t: number; readonly e32: number;
   readonly fa: number; readonly fb: number; readonly fr: number; readonly el: number; readonly rb: number;
@@ -228,6 +230,7 @@ class RegionCompiler {
 
   constructor(readonly ctl: number, readonly arena: number, readonly blocks: JitBlock[], readonly offsets: number[], readonly index: Map<number, number>) {
     const f = this.f;
+    this.pBase = f.local(T_I32); this.pBh = f.local(T_I32); this.pLim = f.local(T_I32); this.us = f.local(T_I32);
     this.pc = f.local(T_I32); this.ic = f.local(T_I32); this.fq = f.local(T_I32); this.fo = f.local(T_I32); this.fs = f.local(T_I32);
     this.fx = f.local(T_I32); this.ep = f.local(T_I32); this.x = f.local(T_I32); this.t = f.local(T_I32); this.e32 = f.local(T_I32);
     this.fa = f.local(T_I64); this.fb = f.local(T_I64); this.fr = f.local(T_I64); this.el = f.local(T_I64); this.rb = f.local(T_I64);
@@ -888,6 +891,10 @@ class RegionCompiler {
   build(): Body {
     const f = this.f;
     const n = this.blocks.length;
+    f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_BASE).set(this.pBase);
+    f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_BH).set(this.pBh);
+    f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_LIM).set(this.pLim);
+    f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_US).set(this.us);
     f.get(this.pBase).op(OP.i64extu).get(this.pBh).op(OP.i64extu).i64(32n).op(OP.i64shl, OP.i64or).set(this.rb);
     f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_EPOCH).set(this.ep);
     f.op(OP.loop, T_VOID);
@@ -1018,12 +1025,13 @@ export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu,
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
     e: { mem: arenaMemory(), fb, rd: s.rd, wr: s.wr, cond: s.cond, cf: s.cf, szap: s.szap },
   });
-  const run = inst.exports.run as (base: number, bh: number, lim: number, us: number) => number;
+  const run = inst.exports.run as () => number;
   const sync = s.sync;
   let js: JitFn | null = null;
   return (baseLo: number): void => {
     if (baseLo > 0xffffe000) { (js ??= slow())(baseLo); return; }
-    const st = run(baseLo | 0, c.ripHi, host.loopMax, c.user);
+    C[C_BASE] = baseLo; C[C_BH] = c.ripHi; C[C_LIM] = host.loopMax; C[C_US] = c.user;
+    const st = run();
     sync();
     if (st === 0) { c.ripLo = C[C_RIP]! >>> 0; c.ripHi = C[C_RIP + 1]!; }
   };
