@@ -19,7 +19,7 @@ import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
 } from '../../x86/page-walk.js';
 import { FLAG_AC, PARITY } from '../../x86/flags.js';
-import { arenaAllocate, arenaMemory } from './arena.js';
+import { arenaAllocate, arenaFree, arenaMemory } from './arena.js';
 import type { GpaMapping, InlineDevices } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
 
@@ -286,6 +286,12 @@ export class Cpu {
     this.tlbDv.fill(dv);
     this.tlbBytes.fill(dummy);
   }
+
+  /** Gives the arena block back (the vCPU is gone: its register views must not be used again). */
+  release(): void {
+    if (this.arenaBase >= 0 && !this.released) { this.released = true; arenaFree(this.arenaBase, ARENA_SIZE); }
+  }
+  private released = false;
 
   // ------------------------------------------------------------------------------------------
   // Faults and exits

@@ -93,6 +93,7 @@ export class SoftMachine implements BackendMachine {
   }
 
   destroy(): void {
+    for (const v of this.vcpus) v.release();
     this.vcpus.clear();
   }
 }
@@ -408,7 +409,14 @@ export class SoftVcpu implements BackendVcpu {
   }
 
   destroy(): void {
+    this.release();
     this.onDestroy(this);
+  }
+
+  /** Lets go of the vCPU's decoded code and its arena block; the vCPU is not run again. */
+  release(): void {
+    this.exec.flushCode();
+    this.cpu.release();
   }
 }
 
