@@ -68,6 +68,16 @@ function uleb(out: number[], v: number): void {
   } while (v !== 0);
 }
 
+/** Signed LEB128 of an int32 (most constants: no BigInt on the compile path). */
+function sleb32(out: number[], v: number): void {
+  for (;;) {
+    const b = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { out.push(b); return; }
+    out.push(b | 0x80);
+  }
+}
+
 function sleb(out: number[], v: bigint): void {
   for (;;) {
     const b = Number(v & 0x7fn);
@@ -121,8 +131,13 @@ class Body {
   get(l: number): this { this.b.push(OP.lget); uleb(this.b, l); return this; }
   set(l: number): this { this.b.push(OP.lset); uleb(this.b, l); return this; }
   tee(l: number): this { this.b.push(OP.ltee); uleb(this.b, l); return this; }
-  i32(v: number): this { this.b.push(OP.i32const); sleb(this.b, BigInt(v | 0)); return this; }
-  i64(v: bigint): this { this.b.push(OP.i64const); sleb(this.b, BigInt.asIntN(64, v)); return this; }
+  i32(v: number): this { this.b.push(OP.i32const); sleb32(this.b, v | 0); return this; }
+  i64(v: bigint): this {
+    this.b.push(OP.i64const);
+    const w = BigInt.asIntN(64, v);
+    if (w >= -0x80000000n && w <= 0x7fffffffn) sleb32(this.b, Number(w)); else sleb(this.b, w);
+    return this;
+  }
   mem(opcode: number, align: number, offset: number): this { this.b.push(opcode, align); uleb(this.b, offset); return this; }
   call(f: number): this { this.b.push(OP.call); uleb(this.b, f); return this; }
   br(depth: number): this { this.b.push(OP.br); uleb(this.b, depth); return this; }
