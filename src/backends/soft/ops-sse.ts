@@ -448,7 +448,7 @@ function finish(r: number, e: number, single: boolean): number {
   const ar = Math.abs(r);
   if (ar < (single ? MIN32 : MIN64) && (ar !== 0 || e !== 0)) {
     if (!UMASK) FL |= MX_UE;
-    else if (FTZ) { FL |= MX_UE | MX_PE; return r < 0 || (r === 0 && e < 0) ? -0 : 0; }
+    else if (FTZ) { FL |= MX_UE | MX_PE; return r < 0 || Object.is(r, -0) || (r === 0 && e < 0) ? -0 : 0; } // the true result's sign
     else if (e !== 0) FL |= MX_UE;
   }
   return r;
