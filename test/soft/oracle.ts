@@ -134,7 +134,7 @@ class SeqGen {
     const r = this.r;
     if (this.simd && r.chance(0.45)) { this.sse(); return; }
     const size = r.pick(SIZES);
-    switch (r.int(27)) {
+    switch (r.int(28)) {
       case 0: case 1: case 2: { // ALU reg/mem forms
         const op = r.pick(['add', 'sub', 'and', 'or', 'xor', 'cmp', 'adc', 'sbb']);
         if ((op === 'adc' || op === 'sbb') && !(this.def & CF)) this.emit('stc');
@@ -226,6 +226,27 @@ class SeqGen {
       }
       case 12: this.setOrCmov(this.cc()); return;
       case 13: this.jccOver(this.cc()); return;
+      case 27: { // indirect CALL (to a body that returns) or JMP (over one instruction), through a register or memory
+        const t = this.reg(8), f = `${this.tag}_${this.label++}`, e = `${this.tag}_${this.label++}`;
+        const call = r.chance(0.6);
+        this.emit(`lea ${t}, [rel ${f}]`);
+        let target = t;
+        if (r.chance(0.5)) { target = this.mem(8); this.emit(`mov ${target}, ${t}`); }
+        this.emit(`${call ? 'call' : 'jmp'} ${target}`);
+        if (call) {
+          this.emit(`jmp ${e}`);
+          this.emit(`${f}:`);
+          this.one();
+          this.emit('ret');
+          this.emit(`${e}:`);
+        } else {
+          const save = this.def;
+          this.one();
+          this.def = save; // skipped
+          this.emit(`${f}:`);
+        }
+        return;
+      }
       case 24: case 25: case 26: { // a flag producer and, at once, a consumer of its condition (compiled code evaluates these inline)
         const op = r.pick(['add', 'sub', 'cmp', 'and', 'or', 'xor', 'test', 'adc', 'sbb', 'inc', 'dec', 'neg', 'imul', 'shl', 'sar']);
         const s = op === 'imul' ? r.pick([2, 4, 8] as const) : size;

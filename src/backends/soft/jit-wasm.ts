@@ -798,6 +798,19 @@ class RegionCompiler {
       this.direct(target);
       return;
     }
+    if (fn === I.hCallInd || fn === I.hJmpInd) {
+      // The target is read first (it may fault), then the return address pushed.
+      if (i.o0 === MEM) this.ea(i);
+      const v = this.operand(i, i.o0, 8);
+      if (fn === I.hCallInd) {
+        const ret = f.local(T_I64);
+        f.get(this.rb).i64(BigInt(fall)).op(OP.i64add).set(ret);
+        this.push8(i, ret);
+      }
+      this.countBlock();
+      this.exitAtLocal(v);
+      return;
+    }
     if (fn === I.hRet) {
       const v = f.local(T_I64);
       this.pop8(i, v);
@@ -871,7 +884,7 @@ class RegionCompiler {
     this.prod = null;
     this.depth = 0;
     this.nest = this.blocks.length - 1 - j;
-    const info: Info[] = insns.map((i) => classify(i, true));
+    const info: Info[] = insns.map((i) => classify(i, true, true));
     this.mayWrite = insns.some((i, k) => !info[k]!.inline || (i.o0 === MEM && i.fn !== I.hTest && !(i.fn === I.hAlu && i.sub === ALU_CMP)) ||
       i.fn === I.hPushR64 || i.fn === I.hPush || i.fn === I.hCallRel);
     const rec = liveness(info);
@@ -881,7 +894,8 @@ class RegionCompiler {
       else this.fallback(k);
     }
     const last = insns[n - 1]!;
-    const jumps = info[n - 1]!.inline && (last.fn === I.hJcc || last.fn === I.hJmpRel || last.fn === I.hCallRel || last.fn === I.hRet);
+    const jumps = info[n - 1]!.inline && (last.fn === I.hJcc || last.fn === I.hJmpRel || last.fn === I.hCallRel || last.fn === I.hRet ||
+      last.fn === I.hCallInd || last.fn === I.hJmpInd);
     if (jumps) return;
     const fall = this.d + last.off + last.len;
     this.countBlock();

@@ -108,7 +108,7 @@ function isFastAlu(sub: number): boolean {
 }
 
 /** Does the compiler know `i` (in a block of this mode)? And its flag/fault facts. */
-export function classify(i: Insn, m64: boolean): Info {
+export function classify(i: Insn, m64: boolean, wasm = false): Info {
   const fb: Info = { w: 1, r: true, f: true, inline: false };
   const memOk = (code: number) => code !== MEM || (m64 && i.asz === 8);
   const mem = i.o0 === MEM || i.o1 === MEM;
@@ -171,6 +171,10 @@ export function classify(i: Insn, m64: boolean): Info {
     if (fn === I.hPushR64) return { w: 0, r: false, f: true, inline: true };
     if (fn === I.hPush && i.o0 === IMM) return { w: 0, r: false, f: true, inline: true };
     if (fn === I.hPop && i.o0 >= 0 && i.o0 < 16) return { w: 0, r: false, f: true, inline: true };
+    // Indirect near CALL and JMP: jit-wasm.ts only.
+    if (wasm && (fn === I.hCallInd || fn === I.hJmpInd) && ((i.o0 >= 0 && i.o0 < 16) || (i.o0 === MEM && i.asz === 8))) {
+      return { w: 0, r: false, f: true, inline: true };
+    }
   }
   return fb;
 }
