@@ -747,6 +747,7 @@ class RegionCompiler {
       this.regWrite(i.o0, size, r);
       return;
     }
+    if (fn === I.hShift && i.o1 !== IMM) { this.shiftCl(k); return; }
     if (fn === I.hShift) { this.shift(k, rec); return; }
     if (fn === I.hCmov) {
       if (i.o1 === MEM) this.ea(i);
@@ -856,6 +857,49 @@ class RegionCompiler {
       this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
     } else this.prod = null;
     this.writeOperand(i, i.o0, size, r);
+  }
+
+  /**
+   * SHL/SHR/SAR by CL: as shift() with the count known only at run time. A count of 0 changes
+   * no flags and writes nothing but the zero extension of a 32-bit register; otherwise the flags
+   * are always recorded (an eager producer the compiler cannot name: prod = null after).
+   */
+  private shiftCl(k: number): void {
+    const f = this.f;
+    const i = this.insns[k]!;
+    const size = i.size, w = size * 8;
+    if (i.o0 === MEM) this.ea(i);
+    const a = this.operand(i, i.o0, size);
+    const n = f.local(T_I32), nl = f.local(T_I64), r = f.local(T_I64), cf = f.local(T_I32), fl = f.local(T_I32);
+    const sub = i.sub === 6 ? 4 : i.sub;
+    f.i32(0).mem(OP.i32load8u, 0, this.regs + 8).i32(size === 8 ? 63 : 31).op(OP.i32and).tee(n).op(OP.i64extu).set(nl);
+    f.get(n).op(OP.if, T_VOID);
+    if (sub === 4) {
+      f.get(a).get(nl).op(OP.i64shl); this.mask(size); f.set(r);
+      // CF: bit w - n of a (0 when n > w).
+      if (size === 8) f.get(a).i64(64n).get(nl).op(OP.i64sub, OP.i64shru);
+      else f.get(a).get(nl).op(OP.i64shl).i64(BigInt(w)).op(OP.i64shru);
+      f.i64(1n).op(OP.i64and, OP.i32wrap).set(cf);
+    } else if (sub === 5) {
+      f.get(a).get(nl).op(OP.i64shru).set(r);
+      f.get(a).get(nl).i64(1n).op(OP.i64sub, OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap).set(cf);
+    } else {
+      f.get(a); this.signExtend(size); f.get(nl).op(OP.i64shrs); this.mask(size); f.set(r);
+      f.get(a); this.signExtend(size); f.get(nl).i64(1n).op(OP.i64sub, OP.i64shrs).i64(1n).op(OP.i64and, OP.i32wrap).set(cf);
+    }
+    f.get(cf);
+    f.get(r).op(OP.i64eqz).i32(6).op(OP.i32shl, OP.i32or);
+    f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
+    this.sign(r, size); f.i32(7).op(OP.i32shl, OP.i32or);
+    f.i32(16).op(OP.i32or);
+    if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(11).op(OP.i32shl, OP.i32or); }
+    else if (sub === 5) { this.sign(a, size); f.i32(11).op(OP.i32shl).i32(0).get(n).i32(1).op(OP.i32eq, OP.select, OP.i32or); }
+    f.set(fl);
+    f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
+    this.writeOperand(i, i.o0, size, r);
+    if (size === 4 && i.o0 >= 0) { f.op(OP.else); f.i32(0).i32(0).mem(OP.i32store, 2, this.regs + 8 * i.o0 + 4); }
+    f.op(OP.end);
+    this.prod = null;
   }
 
   /** Calls the interpreter handler of instruction k (region-wide index fi + k). */

@@ -150,6 +150,12 @@ export function classify(i: Insn, m64: boolean, wasm = false): Info {
     if (!memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
     return { w: fn === I.hIncDec ? 2 : fn === I.hNeg ? 1 : 0, r: false, f: mem, inline: true };
   }
+  if (fn === I.hShift && wasm && i.o1 !== IMM) {
+    // By CL, jit-wasm.ts only. A count of 0 leaves the flags alone: it does not surely write them.
+    const sub = i.sub;
+    if (!(sub === 4 || sub === 5 || sub === 6 || sub === 7) || !memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
+    return { w: 0, r: false, f: mem, inline: true };
+  }
   if (fn === I.hShift) {
     const sub = i.sub;
     if (i.o1 !== IMM || !(sub === 4 || sub === 5 || sub === 6 || sub === 7)) return fb;
