@@ -52,7 +52,7 @@ const OP = {
   i32load: 0x28, i64load: 0x29, i32load8u: 0x2d, i32load16u: 0x2f, i64load8u: 0x31, i64load16u: 0x33, i64load32u: 0x35,
   i32store: 0x36, i64store: 0x37, i64store8: 0x3c, i64store16: 0x3d, i64store32: 0x3e,
   i32const: 0x41, i64const: 0x42,
-  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32leu: 0x4d, i32gts: 0x4a,
+  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
   i64eqz: 0x50, i64eq: 0x51, i64ne: 0x52, i64lts: 0x53, i64ltu: 0x54, i64les: 0x57, i64leu: 0x58,
   i32add: 0x6a, i32sub: 0x6b, i32and: 0x71, i32or: 0x72, i32xor: 0x73, i32shl: 0x74, i32shru: 0x76,
   i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88,
@@ -99,10 +99,10 @@ function name(out: number[], s: string): void {
 }
 
 /** Imported functions (indices 0..) and the module's own. */
-const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9;
+const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9, F_CFP = 10;
 const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
 
-/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 cf and szap, 5 run, 6 spill, 7 mulhu, 8 szap of a producer. */
+/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 cf and szap, 5 run, 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
 const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32], [T_I32]],
@@ -113,10 +113,11 @@ const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
   [[T_I64, T_I64], [T_I64]],
   [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
+  [[T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
 ];
 /** Type of each import, then of the module's functions (run, spill, mulhu, szap). */
 const IMPORT_TYPES = [0, 1, 2, 3, 4, 4];
-const FUNC_TYPES = [5, 6, 7, 8];
+const FUNC_TYPES = [5, 6, 7, 8, 9];
 
 const FL_CF = 1, FL_PF = 4, FL_AF = 16, FL_ZF = 64, FL_SF = 128, FL_OF = 2048;
 const SZAP = FL_SF | FL_ZF | FL_AF | FL_PF;
@@ -210,6 +211,20 @@ function szapBody(arena: number): Body {
   f.get(4).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, arena + ARENA_PARITY).op(OP.i32or);
   // AF (not after LOGIC, op 5)
   f.get(2).get(3).op(OP.i64xor).get(4).op(OP.i64xor, OP.i32wrap).i32(FL_AF).op(OP.i32and).i32(0).get(0).i32(5).op(OP.i32ne, OP.select, OP.i32or);
+  return f;
+}
+
+/** cfp(fo, fa, fb, fr, fx): CF of a pending producer in the LazyFlags encoding (x86/alu.ts lazyCarry). */
+function cfpBody(): Body {
+  const f = new Body(5);
+  const ret = (): void => { f.op(OP.return, OP.end); };
+  f.get(0).op(OP.i32eqz, OP.if, T_VOID).get(4).i32(1).op(OP.i32and); ret(); // EAGER
+  f.get(0).i32(5).op(OP.i32eq, OP.if, T_VOID).i32(0); ret(); // LOGIC
+  f.get(0).i32(6).op(OP.i32geu, OP.if, T_VOID).get(4); ret(); // INC, DEC: CF before
+  f.get(0).i32(3).op(OP.i32ltu, OP.if, T_VOID); // ADD, ADC: r < a, or r == a with a carry-in
+  f.get(3).get(1).op(OP.i64ltu).get(0).i32(2).op(OP.i32eq).get(4).op(OP.i32and).get(3).get(1).op(OP.i64eq, OP.i32and, OP.i32or); ret();
+  // SUB, SBB: a < b, or a == b with a borrow-in
+  f.get(1).get(2).op(OP.i64ltu).get(0).i32(4).op(OP.i32eq).get(4).op(OP.i32and).get(1).get(2).op(OP.i64eq, OP.i32and, OP.i32or);
   return f;
 }
 
@@ -444,8 +459,13 @@ class RegionCompiler {
         default: if (p.cf >= 0) { f.get(p.cf); return; }
       }
     }
+    // The producer ran in an earlier block: from the pending locals, or from c.lz.
+    f.get(this.fq).op(OP.if, T_I32);
+    f.get(this.fo).get(this.fa).get(this.fb).get(this.fr).get(this.fx).call(F_CFP);
+    f.op(OP.else);
     this.spill();
     f.call(F_CF);
+    f.op(OP.end);
   }
 
   /** Pushes SF ZF AF PF of the flags before this instruction (i32 flag bits). */
@@ -1011,7 +1031,7 @@ export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: n
   name(exp, 'run'); exp.push(0x00); uleb(exp, F_RUN);
   section(out, 7, exp);
   const code: number[] = [FUNC_TYPES.length];
-  for (const b of [run, spillBody(ctl), mulhuBody(), szapBody(arenaBase)]) code.push(...b.encode());
+  for (const b of [run, spillBody(ctl), mulhuBody(), szapBody(arenaBase), cfpBody()]) code.push(...b.encode());
   section(out, 10, code);
   return Uint8Array.from(out);
 }
