@@ -25,7 +25,7 @@ import { LAZY_ADC, LAZY_ADD, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { arenaMemory } from './arena.js';
 import { ARENA_CTL, ARENA_EFFBASE, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, NONE, type Insn } from './insn.js';
-import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, liveness, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
+import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
 
 // ---- the control block (Int32Array indices into Cpu.ctl) ----
@@ -865,18 +865,27 @@ class RegionCompiler {
       else if (sub === 5) { if (n > w) f.i32(0); else f.get(a).i64(N(n - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap); }
       else { f.get(a); this.signExtend(size); f.i64(N(n - 1)).op(OP.i64shrs).i64(1n).op(OP.i64and, OP.i32wrap); }
       f.set(cf);
-      f.get(cf);
-      f.get(r).op(OP.i64eqz).i32(6).op(OP.i32shl, OP.i32or);
-      f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
-      this.sign(r, size); f.i32(7).op(OP.i32shl, OP.i32or);
-      f.i32(16).op(OP.i32or);
-      if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(11).op(OP.i32shl, OP.i32or); }
-      else if (sub === 5 && n === 1) { this.sign(a, size); f.i32(11).op(OP.i32shl, OP.i32or); }
+      this.shiftFlags(sub, size, r, cf, sub === 5 && n === 1 ? () => { this.sign(a, size); f.i32(11).op(OP.i32shl, OP.i32or); } : null);
       f.set(fl);
       f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
       this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
     } else this.prod = null;
     this.writeOperand(i, i.o0, size, r);
+  }
+
+  /**
+   * Pushes the eager flags of a shift (sub 4 SHL, 5 SHR, 7 SAR) with result r and CF in i32
+   * local cf: ZF PF SF of r, AF set, OF = SF ^ CF for SHL; `shrOf` ORs SHR's OF in (null: 0).
+   */
+  private shiftFlags(sub: number, size: number, r: number, cf: number, shrOf: (() => void) | null): void {
+    const f = this.f;
+    f.get(cf);
+    f.get(r).op(OP.i64eqz).i32(6).op(OP.i32shl, OP.i32or);
+    f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
+    this.sign(r, size); f.i32(7).op(OP.i32shl, OP.i32or);
+    f.i32(16).op(OP.i32or);
+    if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(11).op(OP.i32shl, OP.i32or); }
+    else if (sub === 5 && shrOf !== null) shrOf();
   }
 
   /**
@@ -907,13 +916,8 @@ class RegionCompiler {
       f.get(a); this.signExtend(size); f.get(nl).op(OP.i64shrs); this.mask(size); f.set(r);
       f.get(a); this.signExtend(size); f.get(nl).i64(1n).op(OP.i64sub, OP.i64shrs).i64(1n).op(OP.i64and, OP.i32wrap).set(cf);
     }
-    f.get(cf);
-    f.get(r).op(OP.i64eqz).i32(6).op(OP.i32shl, OP.i32or);
-    f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
-    this.sign(r, size); f.i32(7).op(OP.i32shl, OP.i32or);
-    f.i32(16).op(OP.i32or);
-    if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(11).op(OP.i32shl, OP.i32or); }
-    else if (sub === 5) { this.sign(a, size); f.i32(11).op(OP.i32shl).i32(0).get(n).i32(1).op(OP.i32eq, OP.select, OP.i32or); }
+    // SHR's OF: the operand's sign when the count is 1.
+    this.shiftFlags(sub, size, r, cf, () => { this.sign(a, size); f.i32(11).op(OP.i32shl).i32(0).get(n).i32(1).op(OP.i32eq, OP.select, OP.i32or); });
     f.set(fl);
     f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
     this.writeOperand(i, i.o0, size, r);
@@ -949,8 +953,7 @@ class RegionCompiler {
     this.depth = 0;
     this.nest = this.blocks.length - 1 - j;
     const info: Info[] = insns.map((i) => classify(i, true, true));
-    this.mayWrite = insns.some((i, k) => !info[k]!.inline || (i.o0 === MEM && i.fn !== I.hTest && !(i.fn === I.hAlu && i.sub === ALU_CMP)) ||
-      i.fn === I.hPushR64 || i.fn === I.hPush || i.fn === I.hCallRel);
+    this.mayWrite = mayWriteMemory(insns, info);
     const rec = liveness(info);
     const n = insns.length;
     for (let k = 0; k < n; k++) {

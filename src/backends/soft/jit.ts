@@ -220,8 +220,7 @@ class Compiler {
     readonly fi: number) {
     g.prod = null;
     const info = insns.map((i) => classify(i, m64));
-    this.mayWrite = insns.some((i, k) => !info[k]!.inline || (i.o0 === MEM && i.fn !== I.hTest && !(i.fn === I.hAlu && i.sub === ALU_CMP)) ||
-      i.fn === I.hPushR64 || i.fn === I.hPush || i.fn === I.hCallRel);
+    this.mayWrite = mayWriteMemory(insns, info);
   }
 
   /** The block may write memory or call a handler (and so invalidate the region's code). */
@@ -700,6 +699,12 @@ class Compiler {
     this.g.emit(`${this.sync(k)} F[${this.fi + k}](c, I[${this.fi + k}]); us = c.user;`);
     this.g.prod = null;
   }
+}
+
+/** May the block write memory or call a handler (and so invalidate compiled code)? `info`: classify() of each instruction. */
+export function mayWriteMemory(insns: Insn[], info: Info[]): boolean {
+  return insns.some((i, k) => !info[k]!.inline || (i.o0 === MEM && i.fn !== I.hTest && !(i.fn === I.hAlu && i.sub === ALU_CMP)) ||
+    i.fn === I.hPushR64 || i.fn === I.hPush || i.fn === I.hCallRel || i.fn === I.hCallInd);
 }
 
 /** Flag liveness of one block: which producers must record their flags. */
