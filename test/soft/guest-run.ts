@@ -10,7 +10,7 @@ import { KvmBackend } from '../../src/backends/kvm/kvm-backend.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import type { Backend } from '../../src/nvmm/backend.js';
 import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
+import { Machine, type Vcpu } from '../../src/nvmm/machine.js';
 import { GPR, STATE } from '../../src/nvmm/state.js';
 import { enterFlat32 } from '../../src/selftest/guest-x64.js';
 import { kvmUnavailable } from '../helpers/kvm.js';
@@ -34,7 +34,8 @@ export interface GuestRun {
 }
 
 
-export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20, maxExits = 500): GuestRun {
+/** `inspect` sees the vCPU once the run has ended, before the machine is destroyed. */
+export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20, maxExits = 500, inspect?: (vcpu: Vcpu) => void): GuestRun {
   const machine = new Machine(backend);
   const mem = machine.allocateMemory(ramSize);
   try {
@@ -69,6 +70,7 @@ export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20,
       if (!exit.in && exit.port === END_PORT) { end = 'end'; break; }
       io.push({ out: !exit.in, port: exit.port, size: exit.operandSize, value });
     }
+    inspect?.(vcpu);
     return { io, end, ram: mem.bytes.slice() };
   } finally {
     machine.destroy();
