@@ -24,7 +24,7 @@
 import { LAZY_ADC, LAZY_ADD, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { arenaMemory } from './arena.js';
 import { ARENA_CTL, ARENA_EFFBASE, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, TLB_SIZE, type Cpu } from './cpu.js';
-import { IMM, MEM, NONE, type Insn } from './insn.js';
+import { IMM, MEM, type Insn } from './insn.js';
 import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
 
@@ -1133,4 +1133,3 @@ export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu,
   };
 }
 
-export { NONE };
