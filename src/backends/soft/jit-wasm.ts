@@ -55,7 +55,7 @@ const OP = {
   i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
   i64eqz: 0x50, i64eq: 0x51, i64ne: 0x52, i64lts: 0x53, i64ltu: 0x54, i64les: 0x57, i64leu: 0x58,
   i32add: 0x6a, i32sub: 0x6b, i32and: 0x71, i32or: 0x72, i32xor: 0x73, i32shl: 0x74, i32shru: 0x76,
-  i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88,
+  i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88, i64rotl: 0x89, i64rotr: 0x8a,
   i32wrap: 0xa7, i64extu: 0xad, i64ext8s: 0xc2, i64ext16s: 0xc3, i64ext32s: 0xc4,
 } as const;
 
@@ -768,6 +768,7 @@ class RegionCompiler {
       return;
     }
     if (fn === I.hShift && i.o1 !== IMM) { this.shiftCl(k); return; }
+    if (fn === I.hShift && (i.sub === 0 || i.sub === 1)) { this.rotate(k); return; }
     if (fn === I.hShift) { this.shift(k, rec); return; }
     if (fn === I.hCmov) {
       if (i.o1 === MEM) this.ea(i);
@@ -870,6 +871,38 @@ class RegionCompiler {
       f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
       this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
     } else this.prod = null;
+    this.writeOperand(i, i.o0, size, r);
+  }
+
+  /**
+   * ROL/ROR by a non-zero immediate (x86/alu.ts rol/ror): CF and OF from the result (OF by the
+   * count-1 formula for every count, as alu.ts does), SF ZF AF PF kept; an eager producer.
+   */
+  private rotate(k: number): void {
+    const f = this.f;
+    const i = this.insns[k]!;
+    const size = i.size, w = size * 8, left = i.sub === 0;
+    if (i.o0 === MEM) this.ea(i);
+    const a = this.operand(i, i.o0, size);
+    const r = f.local(T_I64), cf = f.local(T_I32), of = f.local(T_I32), fl = f.local(T_I32);
+    const c = i.imm & (size === 8 ? 63 : 31), rc = c & (w - 1);
+    if (size === 8) f.get(a).i64(BigInt(c)).op(left ? OP.i64rotl : OP.i64rotr).set(r);
+    else if (rc === 0) f.get(a).set(r);
+    else {
+      f.get(a).i64(BigInt(left ? rc : w - rc)).op(OP.i64shl).get(a).i64(BigInt(left ? w - rc : rc)).op(OP.i64shru, OP.i64or);
+      this.mask(size); f.set(r);
+    }
+    if (left) {
+      f.get(r).op(OP.i32wrap).i32(1).op(OP.i32and).set(cf);
+      this.sign(r, size); f.get(cf).op(OP.i32xor).set(of);
+    } else {
+      this.sign(r, size); f.set(cf);
+      f.get(cf).get(r).i64(BigInt(w - 2)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap, OP.i32xor).set(of);
+    }
+    this.szapIn();
+    f.get(cf).op(OP.i32or).get(of).i32(11).op(OP.i32shl, OP.i32or).set(fl);
+    f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
+    this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
     this.writeOperand(i, i.o0, size, r);
   }
 

@@ -150,6 +150,11 @@ export function classify(i: Insn, m64: boolean, wasm = false): Info {
     if (!memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
     return { w: fn === I.hIncDec ? 2 : fn === I.hNeg ? 1 : 0, r: false, f: mem, inline: true };
   }
+  if (fn === I.hShift && wasm && i.o1 === IMM && (i.sub === 0 || i.sub === 1)) {
+    // ROL/ROR by a non-zero count, jit-wasm.ts only: they keep SF ZF AF PF (read them).
+    if ((i.imm & (i.size === 8 ? 63 : 31)) === 0 || !memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
+    return { w: 1, r: true, f: mem, inline: true };
+  }
   if (fn === I.hShift && wasm && i.o1 !== IMM) {
     // By CL, jit-wasm.ts only. A count of 0 leaves the flags alone: it does not surely write them.
     const sub = i.sub;
