@@ -30,10 +30,11 @@ const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
 const STOP_CHECK = 256;
 /**
- * Executions after which a block is compiled (jit.ts); TSVMM_SOFT_JIT=off disables, =N sets it.
- * High on purpose: V8 runs a new function in its baseline tiers, slower than the interpreter's
- * optimized handlers, until the function is hot enough to optimize (measured on the Linux boot:
- * 32 took ~190 s, 1000 ~129 s, 3000 ~122 s).
+ * Executions after which a block is compiled (jit.ts, jit-wasm.ts); TSVMM_SOFT_JIT=off disables,
+ * =N sets it. High on purpose, measured on the Linux boot. For jit.ts, V8 runs a new function in
+ * its baseline tiers, slower than the interpreter's optimized handlers, until it is hot enough to
+ * optimize (32 took ~190 s, 1000 ~129 s, 3000 ~122 s). For jit-wasm.ts, a region costs ~0.9 ms of
+ * the vCPU thread to build and compile, and 100, 300, 1000 and 10000 were all slower than 3000.
  */
 const JIT_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT : undefined;
 let defaultJitThreshold = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 3000;

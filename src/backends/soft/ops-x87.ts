@@ -204,7 +204,7 @@ function arith(c: Cpu, op: number, a: number, b: number): number {
 
 /**
  * FCOM/FUCOM/FTST: C3 C2 C0 := the comparison of a with b (C1 cleared), unordered raising #IA
- * unless quiet. Sets FSW itself: `compare(...)` would read FSW before the call cleared
+ * unless quiet. Sets FSW itself: `c.fsw |= compare(...)` would read FSW before the call cleared
  * the old condition bits (and before it set IE).
  */
 function compare(c: Cpu, a: number, b: number, quiet: boolean): void {
