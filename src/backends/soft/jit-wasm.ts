@@ -21,11 +21,12 @@
  * c.curLo / c.ripLo first, so a fault (a JS exception unwinding through the WebAssembly frame)
  * rolls back as it does for jit.ts. Only 64-bit code is compiled here; other modes use jit.ts.
  */
-import { LAZY_ADC, LAZY_ADD, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
+import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
+import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
 import { arenaMemory } from './arena.js';
 import { ARENA_CTL, ARENA_EFFBASE, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, type Insn } from './insn.js';
-import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
+import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, flushPending, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
 
 // ---- the control block (Int32Array indices into Cpu.ctl) ----
@@ -39,10 +40,10 @@ const C_RIP = 11;
 const C_HI = 13;
 /** c.user after a handler ran; at entry, with the entry's RIP and the transfer budget. */
 const C_US = 14;
-/** Entry: RIP low and high half, transfer budget (arguments in memory: int32 arguments outside V8's small-integer range are boxed per call). */
-const C_BASE = 16, C_BH = 17, C_LIM = 18;
 /** Bumped whenever decoded code is dropped (a write to a code page): regions stop looping. */
 export const C_EPOCH = 15;
+/** Entry: RIP low and high half, transfer budget (arguments in memory: int32 arguments outside V8's small-integer range are boxed per call). */
+const C_BASE = 16, C_BH = 17, C_LIM = 18;
 
 // ---- WebAssembly encoding ----
 const T_I32 = 0x7f, T_I64 = 0x7e, T_VOID = 0x40;
@@ -102,25 +103,25 @@ function name(out: number[], s: string): void {
 const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9, F_CFP = 10;
 const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
 
-/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 cf and szap, 5 run, 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
+/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 () -> i32 (cf, szap, run), 5 spill, 6 mulhu, 7 szap of a producer, 8 its CF. */
 const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32, T_I32, T_I32], []],
   [[T_I32], [T_I32]],
   [[], [T_I32]],
-  [[], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
   [[T_I64, T_I64], [T_I64]],
   [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
   [[T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
 ];
-/** Type of each import, then of the module's functions (run, spill, mulhu, szap). */
+/** Type of each import, then of the module's functions (run, spill, mulhu, szap, cfp). */
 const IMPORT_TYPES = [0, 1, 2, 3, 4, 4];
-const FUNC_TYPES = [5, 6, 7, 8, 9];
+const FUNC_TYPES = [4, 5, 6, 7, 8];
 
-const FL_CF = 1, FL_PF = 4, FL_AF = 16, FL_ZF = 64, FL_SF = 128, FL_OF = 2048;
-const SZAP = FL_SF | FL_ZF | FL_AF | FL_PF;
+const SZAP = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF;
+/** Bit positions of ZF, SF and OF (the code shifts 0/1 values into place). */
+const ZF_BIT = 6, SF_BIT = 7, OF_BIT = 11;
 
 /** Function bodies emitted as bytes, with the locals they declare. */
 class Body {
@@ -204,13 +205,13 @@ function szapBody(arena: number): Body {
   const f = new Body(6);
   f.get(0).op(OP.i32eqz).op(OP.if, T_VOID).get(5).i32(SZAP).op(OP.i32and, OP.return, OP.end);
   // ZF
-  f.get(4).op(OP.i64eqz).i32(6).op(OP.i32shl);
+  f.get(4).op(OP.i64eqz).i32(ZF_BIT).op(OP.i32shl);
   // SF: bit (8 * size - 1) of r
-  f.get(4).get(1).i32(3).op(OP.i32shl).i32(1).op(OP.i32sub, OP.i64extu, OP.i64shru, OP.i32wrap).i32(1).op(OP.i32and).i32(7).op(OP.i32shl, OP.i32or);
+  f.get(4).get(1).i32(3).op(OP.i32shl).i32(1).op(OP.i32sub, OP.i64extu, OP.i64shru, OP.i32wrap).i32(1).op(OP.i32and).i32(SF_BIT).op(OP.i32shl, OP.i32or);
   // PF
   f.get(4).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, arena + ARENA_PARITY).op(OP.i32or);
-  // AF (not after LOGIC, op 5)
-  f.get(2).get(3).op(OP.i64xor).get(4).op(OP.i64xor, OP.i32wrap).i32(FL_AF).op(OP.i32and).i32(0).get(0).i32(5).op(OP.i32ne, OP.select, OP.i32or);
+  // AF (not after LOGIC)
+  f.get(2).get(3).op(OP.i64xor).get(4).op(OP.i64xor, OP.i32wrap).i32(FLAG_AF).op(OP.i32and).i32(0).get(0).i32(LAZY_LOGIC).op(OP.i32ne, OP.select, OP.i32or);
   return f;
 }
 
@@ -218,13 +219,13 @@ function szapBody(arena: number): Body {
 function cfpBody(): Body {
   const f = new Body(5);
   const ret = (): void => { f.op(OP.return, OP.end); };
-  f.get(0).op(OP.i32eqz, OP.if, T_VOID).get(4).i32(1).op(OP.i32and); ret(); // EAGER
-  f.get(0).i32(5).op(OP.i32eq, OP.if, T_VOID).i32(0); ret(); // LOGIC
-  f.get(0).i32(6).op(OP.i32geu, OP.if, T_VOID).get(4); ret(); // INC, DEC: CF before
-  f.get(0).i32(3).op(OP.i32ltu, OP.if, T_VOID); // ADD, ADC: r < a, or r == a with a carry-in
-  f.get(3).get(1).op(OP.i64ltu).get(0).i32(2).op(OP.i32eq).get(4).op(OP.i32and).get(3).get(1).op(OP.i64eq, OP.i32and, OP.i32or); ret();
+  f.get(0).op(OP.i32eqz, OP.if, T_VOID).get(4).i32(1).op(OP.i32and); ret(); // EAGER (0)
+  f.get(0).i32(LAZY_LOGIC).op(OP.i32eq, OP.if, T_VOID).i32(0); ret();
+  f.get(0).i32(LAZY_INC).op(OP.i32geu, OP.if, T_VOID).get(4); ret(); // INC, DEC (the last two): CF before
+  f.get(0).i32(LAZY_SUB).op(OP.i32ltu, OP.if, T_VOID); // ADD, ADC: r < a, or r == a with a carry-in
+  f.get(3).get(1).op(OP.i64ltu).get(0).i32(LAZY_ADC).op(OP.i32eq).get(4).op(OP.i32and).get(3).get(1).op(OP.i64eq, OP.i32and, OP.i32or); ret();
   // SUB, SBB: a < b, or a == b with a borrow-in
-  f.get(1).get(2).op(OP.i64ltu).get(0).i32(4).op(OP.i32eq).get(4).op(OP.i32and).get(1).get(2).op(OP.i64eq, OP.i32and, OP.i32or);
+  f.get(1).get(2).op(OP.i64ltu).get(0).i32(LAZY_SBB).op(OP.i32eq).get(4).op(OP.i32and).get(1).get(2).op(OP.i64eq, OP.i32and, OP.i32or);
   return f;
 }
 
@@ -280,10 +281,8 @@ class RegionCompiler {
 
   /** Stops: RIP := rb + off (region-relative), status 0. */
   private exitAt(off: number): void {
-    const f = this.f;
-    this.spill();
-    f.i32(0).get(this.rb).i64(BigInt(off)).op(OP.i64add).mem(OP.i64store, 2, this.ctl + 4 * C_RIP);
-    f.i32(0).op(OP.return);
+    this.f.get(this.rb).i64(BigInt(off)).op(OP.i64add).set(this.el);
+    this.exitAtLocal(this.el);
   }
 
   /** Stops with RIP (i64) from local `l`, status 0. */
@@ -320,8 +319,8 @@ class RegionCompiler {
 
   // ---- operands ----
 
-  /** Linear address of i's memory operand (64-bit addressing) into el and e32. */
-  private ea(i: Insn): void {
+  /** Pushes the effective address (no segment base) of i's memory operand, 64-bit addressing. */
+  private offset64(i: Insn): void {
     const f = this.f;
     f.i64((BigInt(i.dispHi | 0) << 32n) | BigInt(i.disp >>> 0));
     if (i.base === 16) f.get(this.rb).i64(BigInt(this.d + i.off + i.len)).op(OP.i64add, OP.i64add);
@@ -331,6 +330,12 @@ class RegionCompiler {
       if (i.scale > 1) f.i64(BigInt(Math.log2(i.scale))).op(OP.i64shl);
       f.op(OP.i64add);
     }
+  }
+
+  /** Linear address of i's memory operand (64-bit addressing) into el and e32. */
+  private ea(i: Insn): void {
+    const f = this.f;
+    this.offset64(i);
     if (i.seg >= 4) {
       const eb = this.arena + ARENA_EFFBASE;
       f.i32(0).mem(OP.i64load32u, 2, eb + 4 * i.seg).i32(0).mem(OP.i64load32u, 2, eb + 24 + 4 * i.seg).i64(32n).op(OP.i64shl, OP.i64or, OP.i64add);
@@ -474,10 +479,8 @@ class RegionCompiler {
     const p = this.prod;
     if (p !== null) {
       if (p.kind === 'eager') { f.get(p.r).i32(SZAP).op(OP.i32and); return; }
-      f.get(p.r).op(OP.i64eqz).i32(6).op(OP.i32shl);
-      this.sign(p.r, p.size); f.i32(7).op(OP.i32shl, OP.i32or);
-      f.get(p.r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
-      if (p.kind !== 'logic') f.get(p.a).get(p.b).op(OP.i64xor).get(p.r).op(OP.i64xor, OP.i32wrap).i32(FL_AF).op(OP.i32and, OP.i32or);
+      this.zsp(p.r, p.size);
+      if (p.kind !== 'logic') f.get(p.a).get(p.b).op(OP.i64xor).get(p.r).op(OP.i64xor, OP.i32wrap).i32(FLAG_AF).op(OP.i32and, OP.i32or);
       return;
     }
     // From the pending locals, or from c.lz when nothing is pending.
@@ -497,14 +500,38 @@ class RegionCompiler {
     const f = this.f;
     const fl = f.local(T_I32);
     this.szapIn();
-    f.i32(FL_CF | FL_OF).i32(0).get(ovf).op(OP.select, OP.i32or).set(fl);
-    f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
-    this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
+    f.i32(FLAG_CF | FLAG_OF).i32(0).get(ovf).op(OP.select, OP.i32or).set(fl);
+    this.recordEager(fl, size, true);
   }
 
   /** Pushes sign bit of i64 local v at operand size (i32 0/1). */
   private sign(v: number, size: number): void {
-    this.f.get(v).i64(BigInt(size * 8 - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap);
+    this.f.get(v);
+    this.topBit(size);
+  }
+
+  /** Replaces the i64 on the stack by its bit 8 * size - 1 (i32 0/1). */
+  private topBit(size: number): void {
+    this.f.i64(BigInt(size * 8 - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap);
+  }
+
+  /** Pushes PARITY[low byte of i64 local r] (PF's bit, or 0). */
+  private parity(r: number): void {
+    this.f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY);
+  }
+
+  /** Pushes ZF | SF | PF (flag bits) of the result in i64 local r. */
+  private zsp(r: number, size: number): void {
+    const f = this.f;
+    f.get(r).op(OP.i64eqz).i32(ZF_BIT).op(OP.i32shl);
+    this.sign(r, size); f.i32(SF_BIT).op(OP.i32shl, OP.i32or);
+    this.parity(r); f.op(OP.i32or);
+  }
+
+  /** Makes the i32 flags in local fl the pending producer (eager); `named`: conditions may read fl. */
+  private recordEager(fl: number, size: number, named: boolean): void {
+    this.f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
+    this.prod = named ? { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 } : null;
   }
 
   private signExtend(size: number): void {
@@ -519,7 +546,7 @@ class RegionCompiler {
     // sub: (a ^ b) & (a ^ r); add: (a ^ r) & (b ^ r); the sign bit of that.
     if (p.kind === 'sub') f.get(p.a).get(p.b).op(OP.i64xor).get(p.a).get(p.r).op(OP.i64xor, OP.i64and);
     else f.get(p.a).get(p.r).op(OP.i64xor).get(p.b).get(p.r).op(OP.i64xor, OP.i64and);
-    f.i64(BigInt(p.size * 8 - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap);
+    this.topBit(p.size);
   }
 
   /** Pushes condition cc (i32 0/1). */
@@ -538,21 +565,18 @@ class RegionCompiler {
   private condFrom(p: Producer, cc: number): boolean {
     const f = this.f;
     if (p.kind === 'eager') {
-      const bits = cc === 0 ? 2048 : cc === 2 ? 1 : cc === 4 ? 64 : cc === 6 ? 65 : cc === 8 ? 128 : cc === 10 ? 4 : -1;
+      const bits = cc === 0 ? FLAG_OF : cc === 2 ? FLAG_CF : cc === 4 ? FLAG_ZF : cc === 6 ? FLAG_CF | FLAG_ZF : cc === 8 ? FLAG_SF : cc === 10 ? FLAG_PF : -1;
       if (bits >= 0) { f.get(p.r).i32(bits).op(OP.i32and).i32(0).op(OP.i32ne); return true; }
       // SF != OF (12), or ZF or SF != OF (14)
-      f.get(p.r).i32(7).op(OP.i32shru).get(p.r).i32(11).op(OP.i32shru, OP.i32xor).i32(1).op(OP.i32and);
-      if (cc === 14) f.get(p.r).i32(6).op(OP.i32shru).i32(1).op(OP.i32and, OP.i32or);
+      f.get(p.r).i32(SF_BIT).op(OP.i32shru).get(p.r).i32(OF_BIT).op(OP.i32shru, OP.i32xor).i32(1).op(OP.i32and);
+      if (cc === 14) f.get(p.r).i32(ZF_BIT).op(OP.i32shru).i32(1).op(OP.i32and, OP.i32or);
       return true;
     }
     const z = () => f.get(p.r).op(OP.i64eqz);
     const s = () => this.sign(p.r, p.size);
     if (cc === 4) { z(); return true; }
     if (cc === 8) { s(); return true; }
-    if (cc === 10) {
-      f.get(p.r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).i32(0).op(OP.i32ne);
-      return true;
-    }
+    if (cc === 10) { this.parity(p.r); f.i32(0).op(OP.i32ne); return true; }
     if (p.kind === 'logic') {
       switch (cc) {
         case 0: case 2: f.i32(0); return true;
@@ -641,16 +665,8 @@ class RegionCompiler {
     if (fn === I.hLea) {
       const v = f.local(T_I64);
       const end = this.d + i.off + i.len;
-      if (i.asz === 8) {
-        f.i64((BigInt(i.dispHi | 0) << 32n) | BigInt(i.disp >>> 0));
-        if (i.base === 16) f.get(this.rb).i64(BigInt(end)).op(OP.i64add, OP.i64add);
-        else if (i.base >= 0) f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.base).op(OP.i64add);
-        if (i.index >= 0) {
-          f.i32(0).mem(OP.i64load, 3, this.regs + 8 * i.index);
-          if (i.scale > 1) f.i64(BigInt(Math.log2(i.scale))).op(OP.i64shl);
-          f.op(OP.i64add);
-        }
-      } else {
+      if (i.asz === 8) this.offset64(i);
+      else {
         f.i32(i.disp);
         if (i.base === 16) { this.ripLo(end); f.op(OP.i32add); }
         else if (i.base >= 0) f.i32(0).mem(OP.i32load, 2, this.regs + 8 * i.base).op(OP.i32add);
@@ -685,7 +701,7 @@ class RegionCompiler {
         this.prod = { kind: op === ALU_ADC ? 'adc' : op === ALU_SBB ? 'sbb' : plus ? 'add' : 'sub', size, a, b, r, cf: cin };
       } else {
         f.get(a).get(b).op(op === ALU_AND ? OP.i64and : op === ALU_OR ? OP.i64or : OP.i64xor).set(r);
-        if (rec) f.i32(1).set(this.fq).i32(5).set(this.fo).i32(size).set(this.fs).get(r).set(this.fr);
+        if (rec) f.i32(1).set(this.fq).i32(LAZY_LOGIC).set(this.fo).i32(size).set(this.fs).get(r).set(this.fr);
         this.prod = { kind: 'logic', size, a, b, r, cf: -1 };
       }
       if (op !== ALU_CMP && fn !== I.hTest) this.writeOperand(i, i.o0, size, r);
@@ -711,7 +727,7 @@ class RegionCompiler {
         if (rec) {
           cf = f.local(T_I32);
           this.carry(); f.set(cf);
-          this.record(inc ? 6 : 7, size, a, one, r, cf);
+          this.record(inc ? LAZY_INC : LAZY_DEC, size, a, one, r, cf);
         }
         this.prod = { kind: inc ? 'inc' : 'dec', size, a, b: one, r, cf };
       }
@@ -866,10 +882,9 @@ class RegionCompiler {
       else if (sub === 5) { if (n > w) f.i32(0); else f.get(a).i64(N(n - 1)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap); }
       else { f.get(a); this.signExtend(size); f.i64(N(n - 1)).op(OP.i64shrs).i64(1n).op(OP.i64and, OP.i32wrap); }
       f.set(cf);
-      this.shiftFlags(sub, size, r, cf, sub === 5 && n === 1 ? () => { this.sign(a, size); f.i32(11).op(OP.i32shl, OP.i32or); } : null);
+      this.shiftFlags(sub, size, r, cf, sub === 5 && n === 1 ? () => { this.sign(a, size); f.i32(OF_BIT).op(OP.i32shl, OP.i32or); } : null);
       f.set(fl);
-      f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
-      this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
+      this.recordEager(fl, size, true);
     } else this.prod = null;
     this.writeOperand(i, i.o0, size, r);
   }
@@ -900,9 +915,8 @@ class RegionCompiler {
       f.get(cf).get(r).i64(BigInt(w - 2)).op(OP.i64shru).i64(1n).op(OP.i64and, OP.i32wrap, OP.i32xor).set(of);
     }
     this.szapIn();
-    f.get(cf).op(OP.i32or).get(of).i32(11).op(OP.i32shl, OP.i32or).set(fl);
-    f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
-    this.prod = { kind: 'eager', size, a: -1, b: -1, r: fl, cf: -1 };
+    f.get(cf).op(OP.i32or).get(of).i32(OF_BIT).op(OP.i32shl, OP.i32or).set(fl);
+    this.recordEager(fl, size, true);
     this.writeOperand(i, i.o0, size, r);
   }
 
@@ -913,11 +927,9 @@ class RegionCompiler {
   private shiftFlags(sub: number, size: number, r: number, cf: number, shrOf: (() => void) | null): void {
     const f = this.f;
     f.get(cf);
-    f.get(r).op(OP.i64eqz).i32(6).op(OP.i32shl, OP.i32or);
-    f.get(r).op(OP.i32wrap).i32(255).op(OP.i32and).mem(OP.i32load8u, 0, this.arena + ARENA_PARITY).op(OP.i32or);
-    this.sign(r, size); f.i32(7).op(OP.i32shl, OP.i32or);
-    f.i32(16).op(OP.i32or);
-    if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(11).op(OP.i32shl, OP.i32or); }
+    this.zsp(r, size); f.op(OP.i32or);
+    f.i32(FLAG_AF).op(OP.i32or);
+    if (sub === 4) { this.sign(r, size); f.get(cf).op(OP.i32xor).i32(OF_BIT).op(OP.i32shl, OP.i32or); }
     else if (sub === 5 && shrOf !== null) shrOf();
   }
 
@@ -950,21 +962,20 @@ class RegionCompiler {
       f.get(a); this.signExtend(size); f.get(nl).i64(1n).op(OP.i64sub, OP.i64shrs).i64(1n).op(OP.i64and, OP.i32wrap).set(cf);
     }
     // SHR's OF: the operand's sign when the count is 1.
-    this.shiftFlags(sub, size, r, cf, () => { this.sign(a, size); f.i32(11).op(OP.i32shl).i32(0).get(n).i32(1).op(OP.i32eq, OP.select, OP.i32or); });
+    this.shiftFlags(sub, size, r, cf, () => { this.sign(a, size); f.i32(OF_BIT).op(OP.i32shl).i32(0).get(n).i32(1).op(OP.i32eq, OP.select, OP.i32or); });
     f.set(fl);
-    f.i32(1).set(this.fq).i32(0).set(this.fo).get(fl).set(this.fx);
+    this.recordEager(fl, size, false);
     this.writeOperand(i, i.o0, size, r);
     if (size === 4 && i.o0 >= 0) { f.op(OP.else); f.i32(0).i32(0).mem(OP.i32store, 2, this.regs + 8 * i.o0 + 4); }
     f.op(OP.end);
-    this.prod = null;
   }
 
   /** Calls the interpreter handler of instruction k (region-wide index fi + k). */
-  fallback(k: number, fi = this.fi): void {
+  fallback(k: number): void {
     const f = this.f;
     const i = this.insns[k]!;
     this.spill();
-    f.i32(fi + k);
+    f.i32(this.fi + k);
     this.curRip(i);
     f.call(F_FB);
     if (k === this.insns.length - 1) f.set(this.t);
@@ -1089,14 +1100,9 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
   if (s !== undefined) return s;
   const C = c.ctl, lz = c.lz;
   const sync = (): void => {
-    if (C[C_FQ] !== 0) {
-      C[C_FQ] = 0;
-      const o = C[C_FO]!;
-      if (o === 0) lz.setEager(C[C_FX]!);
-      else lz.record(o, C[C_FS]!, C[C_FA]! >>> 0, C[C_FA + 1]! >>> 0, C[C_FB]! >>> 0, C[C_FB + 1]! >>> 0, C[C_FR]! >>> 0, C[C_FR + 1]! >>> 0, C[C_FX]!);
-    }
-    const n = C[C_IC]!;
-    if (n !== 0) { host.icount += n; C[C_IC] = 0; }
+    C[C_FQ] = flushPending(host, lz, C[C_IC]!, C[C_FQ]!, C[C_FO]!, C[C_FS]!, C[C_FA]! >>> 0, C[C_FA + 1]! >>> 0, C[C_FB]! >>> 0, C[C_FB + 1]! >>> 0,
+      C[C_FR]! >>> 0, C[C_FR + 1]! >>> 0, C[C_FX]!);
+    C[C_IC] = 0;
   };
   s = {
     sync,
@@ -1141,13 +1147,13 @@ export function wasmCapable(c: Cpu): boolean {
 export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): JitFn {
   const bytes = regionModule(blocks, offsets, c.arenaBase);
   const s = sharedOf(c, host);
-  const F = blocks.flatMap((b) => b.insns.map((i) => i.fn));
   const R = blocks.flatMap((b) => b.insns);
   const C = c.ctl;
   const fb = (k: number, cur: number, rip: number): number => {
     s.sync();
     c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
-    F[k]!(c, R[k]!);
+    const ins = R[k]!;
+    ins.fn(c, ins);
     C[C_US] = c.user;
     return c.ripLo | 0;
   };

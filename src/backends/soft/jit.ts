@@ -57,8 +57,8 @@ export interface JitHost {
  */
 const FLUSH = 'fq = FL(X, lz, ic, fq, fo, fs, fa, fah, fb, fbh, fr, frh, fx); ic = 0;';
 
-/** FLUSH's out-of-line part; returns the new `fq` (0). */
-function flushPending(host: JitHost, lz: Cpu['lz'], ic: number, fq: number, fo: number, fs: number, fa: number, fah: number,
+/** FLUSH's out-of-line part (and jit-wasm.ts's, from its control block); returns the new `fq` (0). */
+export function flushPending(host: JitHost, lz: Cpu['lz'], ic: number, fq: number, fo: number, fs: number, fa: number, fah: number,
   fb: number, fbh: number, fr: number, frh: number, fx: number): number {
   host.icount += ic;
   if (fq !== 0) {
@@ -141,8 +141,8 @@ export function classify(i: Insn, m64: boolean, wasm = false): Info {
     return { w: 1, r: true, f: mem, inline: true };
   }
   if (fn === I.hImul2) {
-    // Inline only when its flags are dead (see Compiler.inline); it reads the previous flags, as
-    // the handler it calls otherwise keeps SF ZF AF PF.
+    // Reads the previous flags: it keeps SF ZF AF PF. jit.ts inlines it only when its flags are
+    // dead (Compiler.inline); jit-wasm.ts always.
     if (i.o0 < 0 || i.o0 >= 16 || !memOk(i.o1) || !(i.o1 >= 0 || i.o1 === MEM) || (i.o2 !== IMM && i.o2 !== NONE)) return fb;
     return { w: 1, r: true, f: mem, inline: true };
   }
