@@ -329,7 +329,13 @@ class SeqGen {
         return;
       }
       default: { // ALU on 8-bit high registers and LOOP
-        if (r.chance(0.5)) { this.emit(`${r.pick(['add', 'sub', 'xor', 'adc'])} ${r.pick(R8_LEGACY)}, ${r.pick(R8_LEGACY)}`); this.def = this.def & CF ? ALL : ALL; if (!(this.def & CF)) this.def = ALL; return; }
+        if (r.chance(0.5)) {
+          const op = r.pick(['add', 'sub', 'xor', 'adc']);
+          if (op === 'adc' && !(this.def & CF)) this.emit('stc');
+          this.emit(`${op} ${r.pick(R8_LEGACY)}, ${r.pick(R8_LEGACY)}`);
+          this.def = op === 'xor' ? ALL & ~AF : ALL;
+          return;
+        }
         const l = `${this.tag}_${this.label++}`;
         this.emit(`mov ecx, ${1 + r.int(5)}`);
         this.emit(`${l}:`);

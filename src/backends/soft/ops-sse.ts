@@ -438,6 +438,8 @@ function overflow(neg: boolean, single: boolean): number {
 
 /** Finishes a finite nearest-rounded result r with exact-error sign e: PE, RC, OE, UE, FTZ. */
 function finish(r: number, e: number, single: boolean): number {
+  // The true result's sign: r is rounded to nearest, so it is the sign of r, zeros included.
+  const neg = r < 0 || Object.is(r, -0);
   if (e !== 0) {
     FL |= MX_PE;
     if (RC !== RN) {
@@ -448,7 +450,7 @@ function finish(r: number, e: number, single: boolean): number {
   const ar = Math.abs(r);
   if (ar < (single ? MIN32 : MIN64) && (ar !== 0 || e !== 0)) {
     if (!UMASK) FL |= MX_UE;
-    else if (FTZ) { FL |= MX_UE | MX_PE; return r < 0 || Object.is(r, -0) || (r === 0 && e < 0) ? -0 : 0; } // the true result's sign
+    else if (FTZ) { FL |= MX_UE | MX_PE; return neg ? -0 : 0; }
     else if (e !== 0) FL |= MX_UE;
   }
   return r;
