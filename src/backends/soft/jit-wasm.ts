@@ -46,7 +46,7 @@ export const C_EPOCH = 15;
 const C_BASE = 16, C_BH = 17, C_LIM = 18;
 
 // ---- WebAssembly encoding ----
-const T_I32 = 0x7f, T_I64 = 0x7e, T_VOID = 0x40;
+const T_I32 = 0x7f, T_I64 = 0x7e, T_V128 = 0x7b, T_VOID = 0x40;
 const OP = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10,
   drop: 0x1a, select: 0x1b, lget: 0x20, lset: 0x21, ltee: 0x22,
@@ -103,21 +103,36 @@ function name(out: number[], s: string): void {
 const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9, F_CFP = 10;
 const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
 
-/** The type section: 0 fb, 1 rd, 2 wr, 3 cond, 4 () -> i32 (cf, szap, run), 5 spill, 6 mulhu, 7 szap of a producer, 8 its CF. */
-const TYPES: [number[], number[]][] = [
+/**
+ * The JS functions' signatures: fb, rd, wr, cond, and () -> i32 (cf, szap). Regions do not import
+ * them: V8 (11.3) compiles a call wrapper for every JS-compatible imported signature of every
+ * module it compiles, with TurboFan, about 0.15 ms per region. Each vCPU's hub module imports them
+ * once and re-exports each as a WebAssembly function with a trailing v128 parameter, which no JS
+ * function can have: regions import those (a direct call, nothing to compile) and pass a zero.
+ */
+const JS_SIGS: [number[], number[]][] = [
   [[T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32, T_I32, T_I32], []],
   [[T_I32], [T_I32]],
+  [[], [T_I32]],
+];
+/** The hub's exports: the same with the v128. */
+const HUB_SIGS = JS_SIGS.map(([p, r]): [number[], number[]] => [[...p, T_V128], r]);
+/** Signature of each import (fb rd wr cond cf szap) in JS_SIGS and HUB_SIGS. */
+const IMPORT_SIGS = [0, 1, 2, 3, 4, 4];
+
+/** A region's type section: 0-4 HUB_SIGS, 5 () -> i32 (run), 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
+const TYPES: [number[], number[]][] = [
+  ...HUB_SIGS,
   [[], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
   [[T_I64, T_I64], [T_I64]],
   [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
   [[T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
 ];
-/** Type of each import, then of the module's functions (run, spill, mulhu, szap, cfp). */
-const IMPORT_TYPES = [0, 1, 2, 3, 4, 4];
-const FUNC_TYPES = [4, 5, 6, 7, 8];
+/** Type of the module's functions (run, spill, mulhu, szap, cfp). */
+const FUNC_TYPES = [5, 6, 7, 8, 9];
 
 const SZAP = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF;
 /** Bit positions of ZF, SF and OF (the code shifts 0/1 values into place). */
@@ -249,6 +264,8 @@ class RegionCompiler {
   readonly pc: number; readonly ic: number; readonly fq: number; readonly fo: number; readonly fs: number; readonly fx: number;
   readonly ep: number; readonly x: number; readonly t: number; readonly e32: number;
   readonly fa: number; readonly fb: number; readonly fr: number; readonly el: number; readonly rb: number;
+  /** Zero, the v128 every call to an import passes. */
+  readonly zv: number;
   /** Open structured blocks between the current code and the block's own label region (br depth to the loop = nest + depth). */
   depth = 0;
   prod: Producer | null = null;
@@ -265,6 +282,12 @@ class RegionCompiler {
     this.pc = f.local(T_I32); this.ic = f.local(T_I32); this.fq = f.local(T_I32); this.fo = f.local(T_I32); this.fs = f.local(T_I32);
     this.fx = f.local(T_I32); this.ep = f.local(T_I32); this.x = f.local(T_I32); this.t = f.local(T_I32); this.e32 = f.local(T_I32);
     this.fa = f.local(T_I64); this.fb = f.local(T_I64); this.fr = f.local(T_I64); this.el = f.local(T_I64); this.rb = f.local(T_I64);
+    this.zv = f.local(T_V128);
+  }
+
+  /** Calls an import (fb rd wr cond cf szap) with its arguments pushed: adds the v128. */
+  private callOut(fn: number): void {
+    this.f.get(this.zv).call(fn);
   }
 
   private get regs(): number { return this.arena + ARENA_REGS; }
@@ -376,7 +399,8 @@ class RegionCompiler {
     this.spill();
     f.i32(size).get(this.e32).get(this.el).i64(32n).op(OP.i64shru, OP.i32wrap);
     this.curRip(i);
-    f.call(F_RD).op(OP.i64extu);
+    this.callOut(F_RD);
+    f.op(OP.i64extu);
     if (size === 8) f.i32(0).mem(OP.i64load32u, 2, this.ctl + 4 * C_HI).i64(32n).op(OP.i64shl, OP.i64or);
     f.op(OP.end).set(dst);
   }
@@ -393,7 +417,7 @@ class RegionCompiler {
     f.i32(size).get(this.e32).get(this.el).i64(32n).op(OP.i64shru, OP.i32wrap);
     f.get(v).op(OP.i32wrap).get(v).i64(32n).op(OP.i64shru, OP.i32wrap);
     this.curRip(i);
-    f.call(F_WR);
+    this.callOut(F_WR);
     f.op(OP.end);
   }
 
@@ -469,7 +493,7 @@ class RegionCompiler {
     f.get(this.fo).get(this.fa).get(this.fb).get(this.fr).get(this.fx).call(F_CFP);
     f.op(OP.else);
     this.spill();
-    f.call(F_CF);
+    this.callOut(F_CF);
     f.op(OP.end);
   }
 
@@ -488,7 +512,7 @@ class RegionCompiler {
     f.get(this.fo).get(this.fs).get(this.fa).get(this.fb).get(this.fr).get(this.fx).call(F_SZAP);
     f.op(OP.else);
     this.spill();
-    f.call(F_SZAP_LZ);
+    this.callOut(F_SZAP_LZ);
     f.op(OP.end);
   }
 
@@ -555,7 +579,8 @@ class RegionCompiler {
     const p = this.prod;
     if (p === null || !this.condFrom(p, cc & ~1)) {
       this.spill();
-      f.i32(cc).call(F_COND);
+      f.i32(cc);
+      this.callOut(F_COND);
       return;
     }
     if (cc & 1) f.op(OP.i32eqz);
@@ -977,7 +1002,7 @@ class RegionCompiler {
     this.spill();
     f.i32(this.fi + k);
     this.curRip(i);
-    f.call(F_FB);
+    this.callOut(F_FB);
     if (k === this.insns.length - 1) f.set(this.t);
     else f.op(OP.drop);
     f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_US).set(this.us);
@@ -1053,24 +1078,54 @@ class RegionCompiler {
   }
 }
 
+const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+function typeSection(sigs: [number[], number[]][]): number[] {
+  const types: number[] = [];
+  uleb(types, sigs.length);
+  for (const [p, r] of sigs) {
+    types.push(0x60);
+    uleb(types, p.length); types.push(...p);
+    uleb(types, r.length); types.push(...r);
+  }
+  return types;
+}
+
+/** The hub's bytes: imports the JS functions (JS_SIGS) and exports each under its name with HUB_SIGS. */
+function hubModule(): Uint8Array {
+  const out: number[] = [...WASM_HEADER];
+  section(out, 1, typeSection([...JS_SIGS, ...HUB_SIGS]));
+  const imports: number[] = [];
+  uleb(imports, IMPORTS.length);
+  IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_SIGS[k]!); });
+  section(out, 2, imports);
+  section(out, 3, [IMPORTS.length, ...IMPORT_SIGS.map((t) => JS_SIGS.length + t)]);
+  const exp: number[] = [];
+  uleb(exp, IMPORTS.length);
+  IMPORTS.forEach((nm, k) => { name(exp, nm); exp.push(0x00); uleb(exp, IMPORTS.length + k); });
+  section(out, 7, exp);
+  const code: number[] = [IMPORTS.length];
+  IMPORTS.forEach((_, k) => {
+    const n = JS_SIGS[IMPORT_SIGS[k]!]![0].length;
+    const f = new Body(n + 1);
+    for (let a = 0; a < n; a++) f.get(a);
+    code.push(...f.call(k).encode());
+  });
+  section(out, 10, code);
+  return Uint8Array.from(out);
+}
+
 /** The module bytes of one region. */
 export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: number): Uint8Array {
   const ctl = arenaBase + ARENA_CTL;
   const index = new Map<number, number>();
   offsets.forEach((o, j) => index.set(o, j));
   const run = new RegionCompiler(ctl, arenaBase, blocks, offsets, index).build();
-  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  const types: number[] = [];
-  uleb(types, TYPES.length);
-  for (const [p, r] of TYPES) {
-    types.push(0x60);
-    uleb(types, p.length); types.push(...p);
-    uleb(types, r.length); types.push(...r);
-  }
-  section(out, 1, types);
+  const out: number[] = [...WASM_HEADER];
+  section(out, 1, typeSection(TYPES));
   const imports: number[] = [];
   uleb(imports, IMPORTS.length + 1);
-  IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_TYPES[k]!); });
+  IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_SIGS[k]!); });
   name(imports, 'e'); name(imports, 'mem'); imports.push(0x02, 0x03); uleb(imports, 1); uleb(imports, 65536);
   section(out, 2, imports);
   section(out, 3, [FUNC_TYPES.length, ...FUNC_TYPES]);
@@ -1083,14 +1138,12 @@ export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: n
   return Uint8Array.from(out);
 }
 
-/** What a vCPU's regions share: the imports that do not depend on the region. */
+/** What a vCPU's regions share: its hub's exports, and the region whose code is running. */
 interface Shared {
   sync: () => void;
-  rd: (size: number, lo: number, hi: number, cur: number, rip: number) => number;
-  wr: (size: number, lo: number, hi: number, vlo: number, vhi: number, cur: number, rip: number) => void;
-  cond: (cc: number) => number;
-  cf: () => number;
-  szap: () => number;
+  /** The instructions of the running region (fb's k indexes them). */
+  region: Insn[];
+  hub: Record<string, unknown>;
 }
 
 const shared = new WeakMap<Cpu, Shared>();
@@ -1104,9 +1157,17 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
       C[C_FR]! >>> 0, C[C_FR + 1]! >>> 0, C[C_FX]!);
     C[C_IC] = 0;
   };
-  s = {
-    sync,
-    rd(size, lo, hi, cur, rip) {
+  const js = {
+    /** Runs the region's instruction k (at cur; rip is the next one's) by its handler. */
+    fb(k: number, cur: number, rip: number): number {
+      sync();
+      c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
+      const ins = s!.region[k]!;
+      ins.fn(c, ins);
+      C[C_US] = c.user;
+      return c.ripLo | 0;
+    },
+    rd(size: number, lo: number, hi: number, cur: number, rip: number): number {
       sync();
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
       switch (size) {
@@ -1116,7 +1177,7 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
         default: { const v = c.rd64(lo, hi); C[C_HI] = c.hi; return v; }
       }
     },
-    wr(size, lo, hi, vlo, vhi, cur, rip) {
+    wr(size: number, lo: number, hi: number, vlo: number, vhi: number, cur: number, rip: number): void {
       sync();
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
       switch (size) {
@@ -1126,10 +1187,12 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
         default: c.wr64(lo, hi, vlo, vhi);
       }
     },
-    cond(cc) { sync(); return lz.cond(cc) ? 1 : 0; },
-    cf() { sync(); return lz.cf(); },
-    szap() { sync(); return lz.get() & SZAP; },
+    cond(cc: number): number { sync(); return lz.cond(cc) ? 1 : 0; },
+    cf(): number { sync(); return lz.cf(); },
+    szap(): number { sync(); return lz.get() & SZAP; },
   };
+  const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModule()), { e: js }).exports;
+  s = { sync, region: [], hub };
   shared.set(c, s);
   return s;
 }
@@ -1149,23 +1212,14 @@ export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu,
   const s = sharedOf(c, host);
   const R = blocks.flatMap((b) => b.insns);
   const C = c.ctl;
-  const fb = (k: number, cur: number, rip: number): number => {
-    s.sync();
-    c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
-    const ins = R[k]!;
-    ins.fn(c, ins);
-    C[C_US] = c.user;
-    return c.ripLo | 0;
-  };
-  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-    e: { mem: arenaMemory(), fb, rd: s.rd, wr: s.wr, cond: s.cond, cf: s.cf, szap: s.szap },
-  });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { mem: arenaMemory(), ...s.hub } });
   const run = inst.exports.run as () => number;
   const sync = s.sync;
   let js: JitFn | null = null;
   return (baseLo: number): void => {
     if (baseLo > 0xffffe000) { (js ??= slow())(baseLo); return; }
     C[C_BASE] = baseLo; C[C_BH] = c.ripHi; C[C_LIM] = host.loopMax; C[C_US] = c.user;
+    s.region = R;
     const st = run();
     sync();
     if (st === 0) { c.ripLo = C[C_RIP]! >>> 0; c.ripHi = C[C_RIP + 1]!; }

@@ -12,7 +12,8 @@ declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
   }
-  type ImportValue = ((...args: number[]) => number | void) | Memory;
+  /** A JS function, a Memory, or an exported WebAssembly function of another instance. */
+  type ImportValue = unknown;
   class Instance {
     constructor(module: Module, imports: Record<string, Record<string, ImportValue>>);
     readonly exports: Record<string, unknown>;
