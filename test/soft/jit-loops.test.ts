@@ -3,6 +3,7 @@
 // CALL/JMP. The generated oracle sequences are straight-line, so their regions are mostly single
 // blocks; here the same image runs interpreted and compiled (JS and WebAssembly, compile
 // thresholds 0, 3 and 10: regions of one block, and of the whole loop) and must report the same.
+// Regions of one block also take the dispatcher (jit-wasm.ts) from one region to the next.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setDefaultJitKind, setDefaultJitThreshold, type JitKind } from '../../src/backends/soft/exec.js';
@@ -10,17 +11,19 @@ import { SoftBackend, type SoftMachine } from '../../src/backends/soft/soft-back
 import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { reports, runGuest } from './guest-run.js';
 
-function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string; reports: number[]; jit: number } {
+function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string; reports: number[]; jit: number; chained: number } {
   const oldKind = setDefaultJitKind(kind), oldTh = setDefaultJitThreshold(threshold);
   try {
     const backend = SoftBackend.open();
-    let jit = 0;
+    let jit = 0, chained = 0;
     const r = runGuest(backend, image, 8 << 20, 500, (vcpu) => {
       // The soft machine behind the API object (as bench/soft-mips.ts reads its counters).
       const impl = (vcpu.machine as unknown as { impl: SoftMachine }).impl;
-      jit = impl.vcpuList()[0]!.exec.jitCount;
+      const x = impl.vcpuList()[0]!.exec;
+      jit = x.jitCount;
+      chained = x.chainedTotal;
     });
-    return { end: r.end, reports: reports(r), jit };
+    return { end: r.end, reports: reports(r), jit, chained };
   } finally {
     setDefaultJitKind(oldKind);
     setDefaultJitThreshold(oldTh);
@@ -39,6 +42,8 @@ test('compiled loops agree with the interpreter (pending flags across blocks, in
       assert.equal(r.end, 'end', `${kind} threshold ${th}`);
       assert.deepEqual(r.reports, interp.reports, `${kind} threshold ${th}`);
       assert.ok(r.jit > 0, `${kind} threshold ${th}: regions compiled`);
+      // WebAssembly regions run one after another in the dispatcher, pending flags and all.
+      if (kind === 'wasm') assert.ok(r.chained > 0, `wasm threshold ${th}: regions chained`);
     }
   }
 });

@@ -59,7 +59,10 @@ export const ARENA_PARITY = 512;
 export const ARENA_TLB_LO = 1024;
 export const ARENA_TLB_HI = ARENA_TLB_LO + 12 * TLB_SIZE;
 export const ARENA_TLB_ADDR = ARENA_TLB_HI + 12 * TLB_SIZE;
-export const ARENA_SIZE = ARENA_TLB_ADDR + 12 * TLB_SIZE;
+/** The compiled-code dispatcher's jump cache (jit-wasm.ts): JC_ENTRIES of 16 bytes. */
+export const ARENA_JC = ARENA_TLB_ADDR + 12 * TLB_SIZE;
+export const JC_ENTRIES = 1024;
+export const ARENA_SIZE = ARENA_JC + 16 * JC_ENTRIES;
 const TLB_MASK = TLB_SIZE - 1;
 
 /** An exit the run loop returns (built lazily: the backend turns it into the API's VcpuExit). */

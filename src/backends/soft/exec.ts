@@ -16,10 +16,10 @@ import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../.
 import { disasmOne } from '../../x86/disasm.js';
 import { FLAG_IF, FLAG_TF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
-import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
+import { ARENA_JC, CPU_EXIT, CPU_FAULT, Cpu, JC_ENTRIES, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
-import { C_EPOCH, compileRegionWasm, wasmCapable } from './jit-wasm.js';
+import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
@@ -70,6 +70,11 @@ export function jitKind(): JitKind {
 
 /** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
 const LOOP_MAX = 256;
+/**
+ * Most compiled regions one call from the run loop runs back to back (jit-wasm.ts's dispatcher):
+ * the loop's checks see them as one block each, and the loop is back at least this often.
+ */
+const CHAIN_MAX = 64;
 /** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
 const MAX_REGION = 8;
 const MAX_REGION_INSNS = 128;
@@ -91,6 +96,8 @@ export class Block {
   valid = true;
   /** The compiled form (jit.ts), once hot: this block and the region's other blocks. */
   jit: JitFn | null = null;
+  /** jit-wasm.ts's table slot of the compiled form, or -1. */
+  slot = -1;
   /** The region's blocks (this one first) and their offsets from this block's address. */
   region: Block[] | null = null;
   regionOffs: number[] | null = null;
@@ -167,6 +174,16 @@ export class Executor {
   jitThreshold = defaultJitThreshold;
   /** Most block-to-block transfers inside one call of a compiled region (1 while an instruction limit is set). */
   loopMax = LOOP_MAX;
+  chainMax = CHAIN_MAX;
+  chained = 0;
+  /** Regions the dispatcher ran after another without returning to this loop. */
+  chainedTotal = 0;
+  /** Each jit-wasm.ts table slot's block. */
+  private readonly slotBlocks: (Block | null)[] = [];
+  /** The jump cache (this CPU's ARENA_JC, as int32) and the code generation and epoch its entries are from. */
+  private readonly jc: Int32Array | null;
+  private jcGen = -1;
+  private jcEpoch = -1;
   /** Blocks compiled so far. */
   jitCount = 0;
   /** Blocks decoded so far, and instructions run by the interpreter (the rest of icount ran compiled). */
@@ -179,6 +196,31 @@ export class Executor {
     this.cpu = cpu;
     this.stopFlag = stopFlag;
     cpu.onCodeWrite = (page) => this.dropPage(page);
+    this.jc = cpu.arenaBase >= 0 ? new Int32Array(cpu.regs.buffer, cpu.arenaBase + ARENA_JC, 4 * JC_ENTRIES) : null;
+  }
+
+  /** Lets a block's compiled form go (the block died, or its region's code changed). */
+  private dropJit(b: Block): void {
+    if (b.slot >= 0) {
+      releaseSlot(this.cpu, b.slot);
+      this.slotBlocks[b.slot] = null;
+      b.slot = -1;
+      this.jcGen = -1;
+    }
+    b.jit = null; b.region = null; b.regionOffs = null;
+  }
+
+  /** Names b's region in the jump cache for RIP (lo, hi), whose fetch TLB entry is loaded. */
+  private cacheJump(b: Block, lo: number, hi: number): void {
+    const jc = this.jc!, c = this.cpu;
+    if (this.jcGen !== this.gen || this.jcEpoch !== c.ctl[C_EPOCH]) {
+      jc.fill(0);
+      this.jcGen = this.gen; this.jcEpoch = c.ctl[C_EPOCH]!;
+    }
+    const addr = c.tlbAddr[2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1))]!;
+    if (addr === 0) return;
+    const e = jcEntry(lo) >> 2;
+    jc[e] = lo; jc[e + 1] = hi; jc[e + 2] = addr; jc[e + 3] = b.slot + 1;
   }
 
   private dropPage(page: number): void {
@@ -187,7 +229,7 @@ export class Executor {
     this.cpu.ctl[C_EPOCH]++;
     for (const k of keys) {
       const b = this.cache.get(k);
-      if (b !== undefined) b.kill();
+      if (b !== undefined) { this.dropJit(b); b.kill(); }
       this.cache.delete(k);
     }
     this.pageBlocks.delete(page);
@@ -196,7 +238,7 @@ export class Executor {
   /** Forgets every decoded block (after a mode-independent change such as unmap). */
   flushCode(): void {
     this.cpu.ctl[C_EPOCH]++;
-    for (const b of this.cache.values()) b.kill();
+    for (const b of this.cache.values()) { this.dropJit(b); b.kill(); }
     this.prev = null;
     this.cache.clear();
     this.pageBlocks.clear();
@@ -222,9 +264,10 @@ export class Executor {
       if (b.gen === this.gen) return b;
       if (b.stillValid()) {
         b.gen = this.gen;
-        if (b.region !== null && !this.regionValid(b.region)) { b.jit = null; b.region = null; b.regionOffs = null; b.count = 0; }
+        if (b.region !== null && !this.regionValid(b.region)) { this.dropJit(b); b.count = 0; }
         return b;
       }
+      this.dropJit(b);
       b.kill();
       this.cache.delete(key);
     }
@@ -327,6 +370,7 @@ export class Executor {
     // The first block of a run goes through getBlock (and its translate(), which notices remapped memory).
     this.prev = null;
     this.loopMax = this.instructionLimit !== 0 ? 1 : LOOP_MAX;
+    this.chainMax = this.instructionLimit !== 0 || this.intWindowExiting || this.nmiWindowExiting || this.trace !== null ? 0 : CHAIN_MAX;
     if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
     const first = this.deliverPending();
     if (first !== null) return first;
@@ -341,7 +385,10 @@ export class Executor {
         const r = this.takeInterrupt(dev);
         if (r !== null) return r;
       }
-      if (--checks === 0) {
+      checks -= 1 + this.chained;
+      this.chainedTotal += this.chained;
+      this.chained = 0;
+      if (checks <= 0) {
         checks = STOP_CHECK;
         if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
         if (dev !== null) {
@@ -411,16 +458,26 @@ export class Executor {
     const jit = b.jit;
     if (jit !== null) {
       // (The block may be dropped while its code runs: keep what the fault path needs.)
-      const region = b.region!, offs = b.regionOffs!;
+      let region = b.region!, offs = b.regionOffs!;
+      const slot = b.slot;
+      if (slot >= 0 && this.chainMax !== 0) this.cacheJump(b, baseLo, c.curHi);
       try {
         jit(baseLo);
       } catch (e) {
-        // The compiled code counted the blocks it completed; c.curLo names the instruction.
-        const f = faultIndex(region, offs, c.curLo - baseLo);
+        // The compiled code counted the blocks it completed; c.curLo names the instruction. The
+        // dispatcher may have run other regions after b's: C_SLOT names the one that threw.
+        let base = baseLo, known = true;
+        const at = c.ctl[C_SLOT]!;
+        if (slot >= 0 && at !== slot) {
+          const t = this.slotBlocks[at];
+          if (t != null && t.region !== null) { region = t.region; offs = t.regionOffs!; base = c.ctl[C_BASE]! >>> 0; } else known = false;
+        }
+        const f = known ? faultIndex(region, offs, c.curLo - base) : null;
         if (f !== null) this.icount += f.k;
         this.prev = null;
         return this.handleThrow(e, f !== null ? f.insn : null);
       }
+      if (slot >= 0 && c.ctl[C_SLOT] !== slot) this.prev = this.slotBlocks[c.ctl[C_SLOT]!] ?? null;
     } else {
       let k = 0;
       try {
@@ -525,9 +582,12 @@ export class Executor {
       }
     }
     const c = this.cpu;
-    b.jit = b.mode === 64 && wasmCapable(c)
-      ? compileRegionWasm(blocks, offs, c, this, () => compileRegion(blocks, offs, c, this))
-      : compileRegion(blocks, offs, c, this);
+    if (b.mode === 64 && wasmCapable(c)) {
+      const r = compileRegionWasm(blocks, offs, c, this, () => compileRegion(blocks, offs, c, this));
+      b.jit = r.fn;
+      b.slot = r.slot;
+      this.slotBlocks[r.slot] = b;
+    } else b.jit = compileRegion(blocks, offs, c, this);
     b.region = blocks;
     b.regionOffs = offs;
     this.jitCount++;

@@ -24,7 +24,7 @@
 import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
 import { arenaMemory } from './arena.js';
-import { ARENA_CTL, ARENA_EFFBASE, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, TLB_SIZE, type Cpu } from './cpu.js';
+import { ARENA_CTL, ARENA_EFFBASE, ARENA_JC, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, JC_ENTRIES, TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, type Insn } from './insn.js';
 import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, flushPending, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
@@ -43,17 +43,24 @@ const C_US = 14;
 /** Bumped whenever decoded code is dropped (a write to a code page): regions stop looping. */
 export const C_EPOCH = 15;
 /** Entry: RIP low and high half, transfer budget (arguments in memory: int32 arguments outside V8's small-integer range are boxed per call). */
-const C_BASE = 16, C_BH = 17, C_LIM = 18;
+export const C_BASE = 16;
+const C_BH = 17, C_LIM = 18;
+/** The table slot of the running region (fb's instructions, a fault's region). */
+export const C_SLOT = 19;
+/** Set by the slow paths (handlers, slow reads and writes): the run loop must look before more regions run. */
+const C_ATTN = 20;
+/** The dispatcher's budget of regions, and the count it ran. */
+const C_CHAIN = 21, C_CHAINED = 22;
 
 // ---- WebAssembly encoding ----
 const T_I32 = 0x7f, T_I64 = 0x7e, T_V128 = 0x7b, T_VOID = 0x40;
 const OP = {
-  block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10,
+  block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11,
   drop: 0x1a, select: 0x1b, lget: 0x20, lset: 0x21, ltee: 0x22,
   i32load: 0x28, i64load: 0x29, i32load8u: 0x2d, i32load16u: 0x2f, i64load8u: 0x31, i64load16u: 0x33, i64load32u: 0x35,
   i32store: 0x36, i64store: 0x37, i64store8: 0x3c, i64store16: 0x3d, i64store32: 0x3e,
   i32const: 0x41, i64const: 0x42,
-  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
+  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32gtu: 0x4b, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
   i64eqz: 0x50, i64eq: 0x51, i64ne: 0x52, i64lts: 0x53, i64ltu: 0x54, i64les: 0x57, i64leu: 0x58,
   i32add: 0x6a, i32sub: 0x6b, i32and: 0x71, i32or: 0x72, i32xor: 0x73, i32shl: 0x74, i32shru: 0x76,
   i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88, i64rotl: 0x89, i64rotr: 0x8a,
@@ -1091,26 +1098,89 @@ function typeSection(sigs: [number[], number[]][]): number[] {
   return types;
 }
 
-/** The hub's bytes: imports the JS functions (JS_SIGS) and exports each under its name with HUB_SIGS. */
-function hubModule(): Uint8Array {
+/** Where a RIP's jump-cache entry is (bytes from the arena's ARENA_JC). */
+export function jcEntry(lo: number): number {
+  return ((lo ^ (lo >>> 11)) & (JC_ENTRIES - 1)) << 4;
+}
+
+/**
+ * dispatch(): runs compiled regions back to back while the jump cache names the region at the RIP
+ * a region stopped at (ctl C_RIP). An entry (ARENA_JC, at jcEntry(lo)) is RIP lo, hi, the arena
+ * address of the code page its fetch-TLB entry had, and the region's table slot + 1. The fetch TLB
+ * must still map the RIP's page there for the current privilege, as the run loop's successor links
+ * check. Stops at a miss, when a region ends with RIP in the Cpu (returns 1), when a slow path set
+ * C_ATTN, or after C_CHAIN regions (returns 0, RIP in ctl).
+ */
+function dispatchBody(arena: number): Body {
+  const ctl = arena + ARENA_CTL;
+  const f = new Body(0);
+  const lo = f.local(T_I32), hi = f.local(T_I32), e = f.local(T_I32), t = f.local(T_I32), n = f.local(T_I32);
+  const ld = (off: number): void => { f.i32(0).mem(OP.i32load, 2, off); };
+  const st = (off: number, v: () => void): void => { f.i32(0); v(); f.mem(OP.i32store, 2, off); };
+  const stopUnless = (): void => { f.op(OP.i32eqz, OP.if, T_VOID).i32(0).op(OP.return, OP.end); };
+  ld(ctl + 4 * C_CHAIN); f.set(n);
+  f.op(OP.loop, T_VOID);
+  ld(ctl + 4 * C_RIP); f.set(lo);
+  ld(ctl + 4 * C_RIP + 4); f.set(hi);
+  // Entries near the top of a 4 GiB window take the wrapper's jit.ts path.
+  f.get(lo).i32(0xffffe000 | 0).op(OP.i32leu); stopUnless();
+  f.get(lo).get(lo).i32(11).op(OP.i32shru, OP.i32xor).i32(JC_ENTRIES - 1).op(OP.i32and).i32(4).op(OP.i32shl).set(e);
+  f.get(e).mem(OP.i32load, 2, arena + ARENA_JC).get(lo).op(OP.i32eq);
+  f.get(e).mem(OP.i32load, 2, arena + ARENA_JC + 4).get(hi).op(OP.i32eq, OP.i32and);
+  f.get(e).mem(OP.i32load, 2, arena + ARENA_JC + 12).op(OP.i32eqz, OP.i32eqz, OP.i32and); stopUnless();
+  // The fetch TLB entry of the page (index 2 * TLB_SIZE + page bits), as 4-byte elements.
+  f.get(lo).i32(12).op(OP.i32shru).i32(TLB_SIZE - 1).op(OP.i32and).i32(2 * TLB_SIZE).op(OP.i32add).i32(2).op(OP.i32shl).set(t);
+  f.get(t).mem(OP.i32load, 2, arena + ARENA_TLB_LO).get(lo).i32(~0xfff).op(OP.i32and);
+  ld(ctl + 4 * C_US); f.op(OP.i32or, OP.i32eq);
+  f.get(t).mem(OP.i32load, 2, arena + ARENA_TLB_HI).get(hi).op(OP.i32eq, OP.i32and);
+  f.get(t).mem(OP.i32load, 2, arena + ARENA_TLB_ADDR).get(e).mem(OP.i32load, 2, arena + ARENA_JC + 8).op(OP.i32eq, OP.i32and); stopUnless();
+  st(ctl + 4 * C_BASE, () => f.get(lo));
+  st(ctl + 4 * C_BH, () => f.get(hi));
+  f.get(e).mem(OP.i32load, 2, arena + ARENA_JC + 12).i32(1).op(OP.i32sub).set(t);
+  st(ctl + 4 * C_SLOT, () => f.get(t));
+  f.get(t).op(OP.call_indirect, HUB_T_RUN, 0);
+  st(ctl + 4 * C_CHAINED, () => { ld(ctl + 4 * C_CHAINED); f.i32(1).op(OP.i32add); });
+  f.op(OP.if, T_VOID).i32(1).op(OP.return, OP.end);
+  ld(ctl + 4 * C_ATTN); f.op(OP.if, T_VOID).i32(0).op(OP.return, OP.end);
+  f.get(n).i32(1).op(OP.i32sub).tee(n).op(OP.br_if, 0);
+  f.op(OP.end);
+  f.i32(0);
+  return f;
+}
+
+/** The hub's type of run() and dispatch(), after JS_SIGS and HUB_SIGS. */
+const HUB_T_RUN = 2 * JS_SIGS.length;
+
+/**
+ * A vCPU's hub: imports the JS functions (JS_SIGS), the arena and the region table; exports each
+ * JS function under its name with HUB_SIGS, dispatch(), and dead() (what a freed slot holds).
+ */
+function hubModule(arena: number): Uint8Array {
   const out: number[] = [...WASM_HEADER];
-  section(out, 1, typeSection([...JS_SIGS, ...HUB_SIGS]));
+  section(out, 1, typeSection([...JS_SIGS, ...HUB_SIGS, [[], [T_I32]]]));
   const imports: number[] = [];
-  uleb(imports, IMPORTS.length);
+  uleb(imports, IMPORTS.length + 2);
   IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_SIGS[k]!); });
+  name(imports, 'e'); name(imports, 'mem'); imports.push(0x02, 0x03); uleb(imports, 1); uleb(imports, 65536);
+  name(imports, 'e'); name(imports, 'tab'); imports.push(0x01, 0x70, 0x00); uleb(imports, 0);
   section(out, 2, imports);
-  section(out, 3, [IMPORTS.length, ...IMPORT_SIGS.map((t) => JS_SIGS.length + t)]);
+  const n = IMPORTS.length;
+  section(out, 3, [n + 2, ...IMPORT_SIGS.map((t) => JS_SIGS.length + t), HUB_T_RUN, HUB_T_RUN]);
   const exp: number[] = [];
-  uleb(exp, IMPORTS.length);
-  IMPORTS.forEach((nm, k) => { name(exp, nm); exp.push(0x00); uleb(exp, IMPORTS.length + k); });
+  uleb(exp, n + 2);
+  IMPORTS.forEach((nm, k) => { name(exp, nm); exp.push(0x00); uleb(exp, n + k); });
+  name(exp, 'dispatch'); exp.push(0x00); uleb(exp, 2 * n);
+  name(exp, 'dead'); exp.push(0x00); uleb(exp, 2 * n + 1);
   section(out, 7, exp);
-  const code: number[] = [IMPORTS.length];
+  const code: number[] = [n + 2];
   IMPORTS.forEach((_, k) => {
-    const n = JS_SIGS[IMPORT_SIGS[k]!]![0].length;
-    const f = new Body(n + 1);
-    for (let a = 0; a < n; a++) f.get(a);
+    const np = JS_SIGS[IMPORT_SIGS[k]!]![0].length;
+    const f = new Body(np + 1);
+    for (let a = 0; a < np; a++) f.get(a);
     code.push(...f.call(k).encode());
   });
+  code.push(...dispatchBody(arena).encode());
+  code.push(...new Body(0).i32(0).encode());
   section(out, 10, code);
   return Uint8Array.from(out);
 }
@@ -1138,12 +1208,15 @@ export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: n
   return Uint8Array.from(out);
 }
 
-/** What a vCPU's regions share: its hub's exports, and the region whose code is running. */
+/** What a vCPU's regions share: its hub, and the regions by table slot. */
 interface Shared {
   sync: () => void;
-  /** The instructions of the running region (fb's k indexes them). */
-  region: Insn[];
+  /** Each slot's region's instructions (fb's k indexes the running one's, C_SLOT). */
+  regions: Insn[][];
   hub: Record<string, unknown>;
+  table: WebAssembly.Table;
+  free: number[];
+  dispatch: () => number;
 }
 
 const shared = new WeakMap<Cpu, Shared>();
@@ -1162,13 +1235,15 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
     fb(k: number, cur: number, rip: number): number {
       sync();
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
-      const ins = s!.region[k]!;
+      const ins = s!.regions[C[C_SLOT]!]![k]!;
+      C[C_ATTN] = 1;
       ins.fn(c, ins);
       C[C_US] = c.user;
       return c.ripLo | 0;
     },
     rd(size: number, lo: number, hi: number, cur: number, rip: number): number {
       sync();
+      C[C_ATTN] = 1;
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
       switch (size) {
         case 1: return c.rd8(lo, hi);
@@ -1179,6 +1254,7 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
     },
     wr(size: number, lo: number, hi: number, vlo: number, vhi: number, cur: number, rip: number): void {
       sync();
+      C[C_ATTN] = 1;
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
       switch (size) {
         case 1: c.wr8(lo, hi, vlo); break;
@@ -1191,10 +1267,20 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
     cf(): number { sync(); return lz.cf(); },
     szap(): number { sync(); return lz.get() & SZAP; },
   };
-  const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModule()), { e: js }).exports;
-  s = { sync, region: [], hub };
+  const table = new WebAssembly.Table({ element: 'anyfunc', initial: 0 });
+  const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModule(c.arenaBase)), { e: { ...js, mem: arenaMemory(), tab: table } }).exports;
+  s = { sync, regions: [], hub, table, free: [], dispatch: hub.dispatch as () => number };
   shared.set(c, s);
   return s;
+}
+
+/** Lets a region's slot go (its block died): the slot runs nothing until it is reused. */
+export function releaseSlot(c: Cpu, slot: number): void {
+  const s = shared.get(c);
+  if (s === undefined) return;
+  s.table.set(slot, s.hub.dead);
+  s.regions[slot] = [];
+  s.free.push(slot);
 }
 
 /** Can this CPU run WebAssembly regions (its state is in the arena)? */
@@ -1207,22 +1293,31 @@ export function wasmCapable(c: Cpu): boolean {
  * the same region with jit.ts, for an entry so close to a 4 GiB boundary that RIP arithmetic in
  * the region's 32-bit low half could carry.
  */
-export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): JitFn {
+export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): { fn: JitFn; slot: number } {
   const bytes = regionModule(blocks, offsets, c.arenaBase);
   const s = sharedOf(c, host);
-  const R = blocks.flatMap((b) => b.insns);
   const C = c.ctl;
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { mem: arenaMemory(), ...s.hub } });
   const run = inst.exports.run as () => number;
-  const sync = s.sync;
+  let slot = s.free.pop();
+  if (slot === undefined) slot = s.table.grow(1, s.hub.dead);
+  s.table.set(slot, run);
+  s.regions[slot] = blocks.flatMap((b) => b.insns);
+  const sync = s.sync, dispatch = s.dispatch, me = slot;
   let js: JitFn | null = null;
-  return (baseLo: number): void => {
+  const fn = (baseLo: number): void => {
+    C[C_SLOT] = me;
     if (baseLo > 0xffffe000) { (js ??= slow())(baseLo); return; }
-    C[C_BASE] = baseLo; C[C_BH] = c.ripHi; C[C_LIM] = host.loopMax; C[C_US] = c.user;
-    s.region = R;
-    const st = run();
+    C[C_BASE] = baseLo; C[C_BH] = c.ripHi; C[C_LIM] = host.loopMax; C[C_US] = c.user; C[C_ATTN] = 0;
+    let st = run();
+    if (st === 0 && host.chainMax !== 0 && C[C_ATTN] === 0) {
+      C[C_CHAIN] = host.chainMax; C[C_CHAINED] = 0;
+      st = dispatch();
+      host.chained += C[C_CHAINED]!;
+    }
     sync();
     if (st === 0) { c.ripLo = C[C_RIP]! >>> 0; c.ripHi = C[C_RIP + 1]!; }
   };
+  return { fn, slot };
 }
 

@@ -47,6 +47,10 @@ export interface JitHost {
   icount: number;
   /** Most block-to-block transfers inside one call of a region. */
   loopMax: number;
+  /** Most regions one call may run after the first, chained by jit-wasm.ts's dispatcher (0: none). */
+  chainMax: number;
+  /** Regions the dispatcher chained, not yet taken into account by the run loop. */
+  chained: number;
 }
 
 /**

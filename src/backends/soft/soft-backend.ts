@@ -248,7 +248,7 @@ export class SoftVcpu implements BackendVcpu {
 
   statistics(): Record<string, number> {
     const x = this.exec;
-    return { instructions: x.icount, interpreted: x.interpreted, blocks: x.blocksDecoded, compiled: x.jitCount };
+    return { instructions: x.icount, interpreted: x.interpreted, blocks: x.blocksDecoded, compiled: x.jitCount, chained: x.chainedTotal };
   }
 
   /** Sets (or clears) the trace hook at run time. */

@@ -9,6 +9,12 @@ declare namespace WebAssembly {
     readonly buffer: ArrayBuffer | SharedArrayBuffer;
     grow(delta: number): number;
   }
+  class Table {
+    constructor(descriptor: { element: 'anyfunc'; initial: number; maximum?: number });
+    readonly length: number;
+    grow(delta: number, value?: unknown): number;
+    set(index: number, value: unknown): void;
+  }
   class Module {
     constructor(bytes: Uint8Array);
   }
