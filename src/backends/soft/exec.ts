@@ -11,6 +11,9 @@
  * - The loop checks, at block boundaries, the stop flag (every STOP_CHECK blocks), the interrupt
  *   and NMI windows, and the instruction budget. A block compiler (JS source via new Function, or
  *   wasm) can replace `execBlock` for hot blocks: the records carry everything it needs.
+ * - WebAssembly regions may run up to CHAIN_MAX others before returning here (jit-wasm.ts's
+ *   dispatcher, fed by the jump cache this file fills); they stop early after any slow path, and
+ *   the loop counts them against its checks.
  */
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../x86/decoder.js';
 import { disasmOne } from '../../x86/disasm.js';

@@ -6,8 +6,8 @@
  *
  * Why: V8 runs a JS region in its baseline tier until TurboFan has compiled it (tens of ms per
  * region on a background thread), and deoptimizes it whenever a path it never saw runs (a TLB
- * miss, a block not taken during warm-up). A WebAssembly function is compiled ahead of its first
- * call (Liftoff, well under a millisecond), never deoptimizes, and has 64-bit integers.
+ * miss, a block not taken during warm-up). A WebAssembly function is compiled by Liftoff at its
+ * first call (well under a millisecond), never deoptimizes, and has 64-bit integers.
  *
  * What it needs: everything the code touches in one WebAssembly.Memory, the arena (arena.ts): the
  * vCPU's registers, segment bases and TLB tags (Cpu built with `arena`), a per-vCPU control
@@ -20,6 +20,10 @@
  * moves them into c.lz and the executor's icount; slow paths and handlers are JS imports that set
  * c.curLo / c.ripLo first, so a fault (a JS exception unwinding through the WebAssembly frame)
  * rolls back as it does for jit.ts. Only 64-bit code is compiled here; other modes use jit.ts.
+ *
+ * Each vCPU has a hub module: it carries the JS imports for every region (hubModule), and its
+ * dispatch() runs regions one after another through a table and a jump cache in the arena, so
+ * that going from one compiled region to the next does not pass through JS (dispatchBody).
  */
 import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
