@@ -268,6 +268,8 @@ export class Cpu {
   readonly arenaBase: number;
   /** The control words of code compiled to WebAssembly (jit-wasm.ts), in the arena. */
   readonly ctl: Int32Array;
+  /** jit-wasm.ts's jump cache (JC_ENTRIES of 4 int32), filled by the executor. */
+  readonly jumpCache: Int32Array;
 
   /** `arena`: keep the state compiled WebAssembly code uses in the arena (arena.ts). */
   constructor(phys: PhysMap, arena = false) {
@@ -284,6 +286,7 @@ export class Cpu {
     this.tlbTagLo = new Int32Array(buf, at + ARENA_TLB_LO, 3 * TLB_SIZE).fill(-1);
     this.tlbTagHi = new Int32Array(buf, at + ARENA_TLB_HI, 3 * TLB_SIZE);
     this.tlbAddr = new Int32Array(buf, at + ARENA_TLB_ADDR, 3 * TLB_SIZE);
+    this.jumpCache = new Int32Array(buf, at + ARENA_JC, 4 * JC_ENTRIES);
     const dummy = new Uint8Array(8);
     const dv = new DataView(dummy.buffer);
     this.tlbDv.fill(dv);

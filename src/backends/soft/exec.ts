@@ -19,7 +19,7 @@ import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../.
 import { disasmOne } from '../../x86/disasm.js';
 import { FLAG_IF, FLAG_TF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
-import { ARENA_JC, CPU_EXIT, CPU_FAULT, Cpu, JC_ENTRIES, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
+import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
 import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable } from './jit-wasm.js';
@@ -81,6 +81,11 @@ const CHAIN_MAX = 64;
 /** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
 const MAX_REGION = 8;
 const MAX_REGION_INSNS = 128;
+
+/** The fetch-TLB entry (cpu.ts translate's index) of linear address lin. */
+function fetchTlbIndex(lin: number): number {
+  return TLB_FETCH * TLB_SIZE + ((lin >>> 12) & (TLB_SIZE - 1));
+}
 
 export class Block {
   readonly gpa: number;
@@ -183,8 +188,7 @@ export class Executor {
   chainedTotal = 0;
   /** Each jit-wasm.ts table slot's block. */
   private readonly slotBlocks: (Block | null)[] = [];
-  /** The jump cache (this CPU's ARENA_JC, as int32) and the code generation and epoch its entries are from. */
-  private readonly jc: Int32Array | null;
+  /** The code generation and epoch the jump cache's (Cpu.jumpCache) entries are from. */
   private jcGen = -1;
   private jcEpoch = -1;
   /** Blocks compiled so far. */
@@ -199,7 +203,6 @@ export class Executor {
     this.cpu = cpu;
     this.stopFlag = stopFlag;
     cpu.onCodeWrite = (page) => this.dropPage(page);
-    this.jc = cpu.arenaBase >= 0 ? new Int32Array(cpu.regs.buffer, cpu.arenaBase + ARENA_JC, 4 * JC_ENTRIES) : null;
   }
 
   /** Lets a block's compiled form go (the block died, or its region's code changed). */
@@ -215,12 +218,12 @@ export class Executor {
 
   /** Names b's region in the jump cache for RIP (lo, hi), whose fetch TLB entry is loaded. */
   private cacheJump(b: Block, lo: number, hi: number): void {
-    const jc = this.jc!, c = this.cpu;
+    const c = this.cpu, jc = c.jumpCache;
     if (this.jcGen !== this.gen || this.jcEpoch !== c.ctl[C_EPOCH]) {
       jc.fill(0);
       this.jcGen = this.gen; this.jcEpoch = c.ctl[C_EPOCH]!;
     }
-    const addr = c.tlbAddr[2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1))]!;
+    const addr = c.tlbAddr[fetchTlbIndex(lo)]!;
     if (addr === 0) return;
     const e = jcEntry(lo) >> 2;
     jc[e] = lo; jc[e + 1] = hi; jc[e + 2] = addr; jc[e + 3] = b.slot + 1;
@@ -427,7 +430,7 @@ export class Executor {
     // The fetch TLB must still map this linear address to the block's physical address (CR3
     // writes, INVLPG and CPL changes miss here and take the full lookup).
     const lin = c.long64 ? lo | 0 : ((lo >>> 0) + (c.effBaseLo[S_CS]! >>> 0)) | 0;
-    const idx = 2 * TLB_SIZE + ((lin >>> 12) & (TLB_SIZE - 1));
+    const idx = fetchTlbIndex(lin);
     if (c.tlbTagLo[idx] !== ((lin & ~0xfff) | c.user) || c.tlbTagHi[idx] !== (c.long64 ? hi | 0 : 0)) return null;
     if (c.tlbGpa[idx]! + (lin & 0xfff) !== s.gpa) return null;
     return s;

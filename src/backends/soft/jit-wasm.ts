@@ -28,7 +28,7 @@
 import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
 import { arenaMemory } from './arena.js';
-import { ARENA_CTL, ARENA_EFFBASE, ARENA_JC, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, JC_ENTRIES, TLB_SIZE, type Cpu } from './cpu.js';
+import { ARENA_CTL, ARENA_EFFBASE, ARENA_JC, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, JC_ENTRIES, TLB_FETCH, TLB_SIZE, type Cpu } from './cpu.js';
 import { IMM, MEM, type Insn } from './insn.js';
 import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, flushPending, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
@@ -64,7 +64,7 @@ const OP = {
   i32load: 0x28, i64load: 0x29, i32load8u: 0x2d, i32load16u: 0x2f, i64load8u: 0x31, i64load16u: 0x33, i64load32u: 0x35,
   i32store: 0x36, i64store: 0x37, i64store8: 0x3c, i64store16: 0x3d, i64store32: 0x3e,
   i32const: 0x41, i64const: 0x42,
-  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32gtu: 0x4b, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
+  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
   i64eqz: 0x50, i64eq: 0x51, i64ne: 0x52, i64lts: 0x53, i64ltu: 0x54, i64les: 0x57, i64leu: 0x58,
   i32add: 0x6a, i32sub: 0x6b, i32and: 0x71, i32or: 0x72, i32xor: 0x73, i32shl: 0x74, i32shru: 0x76,
   i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88, i64rotl: 0x89, i64rotr: 0x8a,
@@ -108,6 +108,12 @@ function section(out: number[], id: number, body: number[]): void {
 function name(out: number[], s: string): void {
   uleb(out, s.length);
   for (let k = 0; k < s.length; k++) out.push(s.charCodeAt(k));
+}
+
+/** Import entries for the hub's functions (fb ... szap, of IMPORT_SIGS) and the arena, all from module 'e'. */
+function importFunctionsAndArena(out: number[]): void {
+  IMPORTS.forEach((nm, k) => { name(out, 'e'); name(out, nm); out.push(0x00); uleb(out, IMPORT_SIGS[k]!); });
+  name(out, 'e'); name(out, 'mem'); out.push(0x02, 0x03); uleb(out, 1); uleb(out, 65536);
 }
 
 /** Imported functions (indices 0..) and the module's own. */
@@ -1132,8 +1138,8 @@ function dispatchBody(arena: number): Body {
   f.get(e).mem(OP.i32load, 2, arena + ARENA_JC).get(lo).op(OP.i32eq);
   f.get(e).mem(OP.i32load, 2, arena + ARENA_JC + 4).get(hi).op(OP.i32eq, OP.i32and);
   f.get(e).mem(OP.i32load, 2, arena + ARENA_JC + 12).op(OP.i32eqz, OP.i32eqz, OP.i32and); stopUnless();
-  // The fetch TLB entry of the page (index 2 * TLB_SIZE + page bits), as 4-byte elements.
-  f.get(lo).i32(12).op(OP.i32shru).i32(TLB_SIZE - 1).op(OP.i32and).i32(2 * TLB_SIZE).op(OP.i32add).i32(2).op(OP.i32shl).set(t);
+  // The fetch TLB entry of the page (cpu.ts translate's index), as 4-byte elements.
+  f.get(lo).i32(12).op(OP.i32shru).i32(TLB_SIZE - 1).op(OP.i32and).i32(TLB_FETCH * TLB_SIZE).op(OP.i32add).i32(2).op(OP.i32shl).set(t);
   f.get(t).mem(OP.i32load, 2, arena + ARENA_TLB_LO).get(lo).i32(~0xfff).op(OP.i32and);
   ld(ctl + 4 * C_US); f.op(OP.i32or, OP.i32eq);
   f.get(t).mem(OP.i32load, 2, arena + ARENA_TLB_HI).get(hi).op(OP.i32eq, OP.i32and);
@@ -1164,8 +1170,7 @@ function hubModule(arena: number): Uint8Array {
   section(out, 1, typeSection([...JS_SIGS, ...HUB_SIGS, [[], [T_I32]]]));
   const imports: number[] = [];
   uleb(imports, IMPORTS.length + 2);
-  IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_SIGS[k]!); });
-  name(imports, 'e'); name(imports, 'mem'); imports.push(0x02, 0x03); uleb(imports, 1); uleb(imports, 65536);
+  importFunctionsAndArena(imports);
   name(imports, 'e'); name(imports, 'tab'); imports.push(0x01, 0x70, 0x00); uleb(imports, 0);
   section(out, 2, imports);
   const n = IMPORTS.length;
@@ -1199,8 +1204,7 @@ export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: n
   section(out, 1, typeSection(TYPES));
   const imports: number[] = [];
   uleb(imports, IMPORTS.length + 1);
-  IMPORTS.forEach((nm, k) => { name(imports, 'e'); name(imports, nm); imports.push(0x00); uleb(imports, IMPORT_SIGS[k]!); });
-  name(imports, 'e'); name(imports, 'mem'); imports.push(0x02, 0x03); uleb(imports, 1); uleb(imports, 65536);
+  importFunctionsAndArena(imports);
   section(out, 2, imports);
   section(out, 3, [FUNC_TYPES.length, ...FUNC_TYPES]);
   const exp: number[] = [1];
