@@ -355,7 +355,7 @@ export function hBitScan(c: Cpu, i: Insn): void {
   switch (i.sub) {
     case 0: case 1: {
       const d = c.getReg(i.o0, size), dh = c.hi;
-      (i.sub === 0 ? alu.bsf : alu.bsr)(a, ah, size, d, dh, fin);
+      (i.sub === 0 ? alu.bsf : alu.bsr)(a, ah, size, d, dh);
       c.lz.setEager(aluOut.flags);
       if ((size === 8 ? a | ah : a & MASK[size]!) !== 0) c.setReg(i.o0, size, aluOut.lo, aluOut.hi);
       return;

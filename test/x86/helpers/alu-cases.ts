@@ -54,3 +54,36 @@ export function thirdOperand(rng: Rng, name: string, size: number, b: bigint): b
   }
   return operand(rng, size);
 }
+
+const CF = 0x1, PF = 0x4, AF = 0x10, ZF = 0x40, SF = 0x80, OF = 0x800;
+/** The six status flags. */
+export const STATUS_FLAGS = CF | PF | AF | ZF | SF | OF;
+
+/**
+ * The status flags the Intel SDM and the AMD APM both define for an op, its size and its second
+ * operand (a shift count, for shifts); the others are "undefined" and differ between CPUs.
+ */
+export function definedFlags(name: string, size: number, b: bigint): number {
+  const w = size * 8;
+  const count = Number(b & (size === 8 ? 63n : 31n));
+  const ALL = STATUS_FLAGS;
+  switch (name) {
+    case 'and': case 'or': case 'xor': case 'test': return ALL & ~AF;
+    case 'shl': case 'shr': case 'sar':
+      if (count === 0) return ALL;
+      return (ALL & ~AF & ~(count === 1 ? 0 : OF)) & ~(count > w && name !== 'sar' ? CF : 0);
+    case 'rol': case 'ror': case 'rcl': case 'rcr': return count === 1 ? ALL : ALL & ~OF;
+    case 'bt': case 'bts': case 'btr': case 'btc': return CF | ZF;
+    case 'mul': case 'imul': case 'imul2': return CF | OF;
+    case 'div': case 'idiv': return 0;
+    case 'bsf': case 'bsr': return ZF;
+    case 'tzcnt': case 'lzcnt': return CF | ZF;
+    default: return ALL;
+  }
+}
+
+/** Ops whose flags the manuals leave partly undefined: the ones recorded vectors cover. */
+export const OPS_WITH_UNDEFINED_FLAGS = [
+  'and', 'or', 'xor', 'test', 'shl', 'shr', 'sar', 'rol', 'ror', 'rcl', 'rcr', 'bt', 'bts', 'btr', 'btc',
+  'mul', 'imul', 'imul2', 'div', 'idiv', 'bsf', 'bsr', 'tzcnt', 'lzcnt',
+] as const;

@@ -132,10 +132,11 @@ export function reference(name: string, size: number, a0: bigint, b0: bigint, c0
       return { r1: u(w, q), r2: u(w, n % d), flags };
     }
     case 'bsf': case 'bsr': {
-      if (a === 0n) return { r1: b, r2: 0n, flags: keep(STATUS & ~ZF) | ZF };
+      // Undefined CF OF SF AF PF as Zen 5 leaves them: clear, PF the parity of the index (of 0 for a zero source).
+      if (a === 0n) return { r1: b, r2: 0n, flags: ZF | PF };
       let i = name === 'bsf' ? 0 : w - 1;
       while (bit(a, i) === 0) i += name === 'bsf' ? 1 : -1;
-      return { r1: BigInt(i), r2: 0n, flags: keep(STATUS & ~ZF) };
+      return { r1: BigInt(i), r2: 0n, flags: parityEven(BigInt(i)) ? PF : 0 };
     }
     case 'tzcnt': case 'lzcnt': {
       let n = 0;
