@@ -46,7 +46,8 @@ export function imageFormat(kernel: Uint8Array, flat: boolean): ImageFormat {
 export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: ImageFormat; entry: EntryPoint } {
   let format = imageFormat(input.kernel, input.flat !== undefined);
   if (format === 'bzimage' && input.pvh) {
-    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel) };
+    // The inflated kernel must fit in guest RAM: that bounds the host memory it may take.
+    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel, ram.size) };
     format = imageFormat(input.kernel, false);
   }
   switch (format) {
