@@ -5,7 +5,7 @@
  * containers). Facts from the System V ABI's ELF chapters (gABI) and its x86-64 supplement.
  */
 import { TsvmmError } from '../common/errors.js';
-import { checkRamRange, zeroFill, type GuestMemoryWriter } from './guest-memory.js';
+import { checkNotReserved, checkRamRange, zeroFill, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
 import { hex, leView, readU64, segmentsSpan, type LoadedSegment } from './load-result.js';
 
 export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46] as const; // "\x7fELF"
@@ -190,6 +190,8 @@ export function elfPhysicalEntry(elf: ElfImage): number {
 export interface ElfLoadOptions {
   /** Segments may not start below this address (default 1 MiB: the low megabyte is the board's). */
   minGpa?: number;
+  /** Areas the board fills (boot data, tables): no segment may overlap them. */
+  reserved?: readonly ReservedArea[];
 }
 
 export interface ElfKernel {
@@ -209,6 +211,7 @@ export function loadElf(mem: GuestMemoryWriter, image: Uint8Array, options: ElfL
   const loads = elf.programHeaders.filter((p) => p.type === PT_LOAD && p.memsz > 0);
   for (const [i, p] of loads.entries()) {
     const what = `ELF segment ${i} (p_paddr ${hex(p.paddr)}, p_memsz ${hex(p.memsz)})`;
+    checkNotReserved(options.reserved ?? [], p.paddr, p.memsz, what);
     if (p.paddr < minGpa) throw bad(`ELF segment at p_paddr ${hex(p.paddr)} is below ${hex(minGpa)}`, { paddr: p.paddr });
     checkRamRange(mem, p.paddr, p.memsz, what);
   }

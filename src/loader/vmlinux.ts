@@ -6,7 +6,7 @@
 import { gunzipSync } from 'node:zlib';
 import { TsvmmError } from '../common/errors.js';
 import { parseBzImage } from './bzimage.js';
-import { EM_X86_64, isElf, loadElf, type ElfKernel } from './elf.js';
+import { EM_X86_64, isElf, loadElf, type ElfKernel, type ElfLoadOptions } from './elf.js';
 import type { GuestMemoryWriter } from './guest-memory.js';
 import type { EntryPoint } from './load-result.js';
 import { pvhEntryFromNotes } from './pvh.js';
@@ -19,8 +19,8 @@ export interface VmlinuxKernel extends ElfKernel {
   pvhEntry: number | undefined;
 }
 
-export function loadVmlinux(mem: GuestMemoryWriter, image: Uint8Array): VmlinuxKernel {
-  const k = loadElf(mem, image);
+export function loadVmlinux(mem: GuestMemoryWriter, image: Uint8Array, options: ElfLoadOptions = {}): VmlinuxKernel {
+  const k = loadElf(mem, image, options);
   if (k.elf.elfClass !== 64 || k.elf.machine !== EM_X86_64) {
     throw new TsvmmError('TSVMM_BAD_KERNEL', `vmlinux is ELF${k.elf.elfClass} machine ${k.elf.machine}, expected ELF64 x86-64 (${EM_X86_64})`);
   }
