@@ -74,15 +74,15 @@ export function validateE820(map: readonly E820Entry[], max = E820_MAX_ENTRIES):
 }
 
 /**
- * Encodes a kernel command line (NUL-terminated) after checking it against the header's
- * cmdline_size (the limit without the NUL). Throws TSVMM_BAD_ARGUMENT naming the length.
+ * Encodes a kernel command line (NUL-terminated) after checking it against a limit without the
+ * NUL: the header's cmdline_size, or what `limitName` says. Throws TSVMM_BAD_ARGUMENT naming the length.
  */
-export function encodeCmdline(cmdline: string, cmdlineSize: number = DEFAULT_CMDLINE_SIZE): Uint8Array {
+export function encodeCmdline(cmdline: string, cmdlineSize: number = DEFAULT_CMDLINE_SIZE, limitName = 'cmdline_size'): Uint8Array {
   const bytes = new TextEncoder().encode(cmdline);
   const nul = bytes.indexOf(0);
   if (nul >= 0) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `kernel command line contains a NUL byte at offset ${nul} (length ${bytes.length})`, { offset: nul });
   if (bytes.length > cmdlineSize) {
-    throw new TsvmmError('TSVMM_BAD_ARGUMENT', `kernel command line is ${bytes.length} bytes, the kernel accepts at most ${cmdlineSize} (cmdline_size)`, {
+    throw new TsvmmError('TSVMM_BAD_ARGUMENT', `kernel command line is ${bytes.length} bytes, the limit is ${cmdlineSize} (${limitName})`, {
       length: bytes.length,
       cmdlineSize,
     });

@@ -4,7 +4,7 @@
  * Facts from the kernel's Documentation/arch/x86/boot.rst and arch/x86/include/uapi/asm/bootparam.h.
  */
 import { TsvmmError } from '../common/errors.js';
-import { checkRamRange, type GuestMemoryWriter } from './guest-memory.js';
+import { checkNotReserved, checkRamRange, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
 import { alignUp, hex, leView, readU64, type EntryPoint, type LoadedSegment } from './load-result.js';
 
 /** Offsets of setup header fields in the image (and in boot_params: the header sits at the same offset). */
@@ -232,6 +232,8 @@ export type BzImagePlacement =
 
 export interface BzImageLoadOptions {
   placement?: BzImagePlacement;
+  /** Areas the board fills (boot data, tables): neither the image nor its runtime area may cover them. */
+  reserved?: readonly ReservedArea[];
 }
 
 export interface BzImageKernel extends ParsedBzImage {
@@ -284,6 +286,9 @@ export function loadBzImage(mem: GuestMemoryWriter, image: Uint8Array, options: 
   const align = header.kernelAlignment || 1;
   const runtimeStart = header.relocatable ? Math.max(alignUp(loadAddress, align), header.prefAddress) : header.prefAddress;
   const runtimeEnd = Math.max(loadAddress + parsed.kernel.length, runtimeStart + header.initSize);
+  const reserved = options.reserved ?? [];
+  checkNotReserved(reserved, loadAddress, parsed.kernel.length, `the protected-mode kernel at ${hex(loadAddress)}..${hex(loadAddress + parsed.kernel.length)}`);
+  checkNotReserved(reserved, runtimeStart, header.initSize, `the kernel's runtime area ${hex(runtimeStart)}..${hex(runtimeStart + header.initSize)} (pref_address, init_size)`);
   checkRamRange(mem, loadAddress, runtimeEnd - loadAddress, `the kernel (loaded at ${hex(loadAddress)}, needing init_size ${hex(header.initSize)} from ${hex(runtimeStart)})`);
   mem.write(loadAddress, parsed.kernel);
   return {

@@ -5,7 +5,7 @@
  * containers). Facts from the System V ABI's ELF chapters (gABI) and its x86-64 supplement.
  */
 import { TsvmmError } from '../common/errors.js';
-import { checkRamRange, zeroFill, type GuestMemoryWriter } from './guest-memory.js';
+import { checkNotReserved, checkRamRange, zeroFill, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
 import { hex, leView, readU64, segmentsSpan, type LoadedSegment } from './load-result.js';
 
 export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46] as const; // "\x7fELF"
@@ -23,6 +23,12 @@ export const PT_INTERP = 3;
 export const PT_NOTE = 4;
 /** e_phnum escape for more than 0xfffe program headers (the count moves to section 0): not for kernels. */
 const PN_XNUM = 0xffff;
+/**
+ * Bounds on what a file's counts may make the loader do (a vmlinux has about 5 PT_LOADs and 20
+ * notes): work and memory stay proportional to a kernel's, not to e_phnum times the file.
+ */
+export const MAX_ELF_LOADS = 256;
+export const MAX_ELF_NOTES = 1024;
 
 export interface ElfProgramHeader {
   type: number;
@@ -129,10 +135,16 @@ export function parseElf(image: Uint8Array): ElfImage {
     programHeaders.push(ph);
   }
   if (!programHeaders.some((p) => p.type === PT_LOAD && p.memsz > 0)) throw bad('ELF has no PT_LOAD segment to load');
+  const loads = programHeaders.filter((p) => p.type === PT_LOAD).length;
+  if (loads > MAX_ELF_LOADS) throw bad(`ELF has ${loads} PT_LOAD segments, at most ${MAX_ELF_LOADS} are loaded`, { loads });
   return { elfClass: is64 ? 64 : 32, machine, type, entry, programHeaders };
 }
 
-/** The notes of every PT_NOTE segment. Malformed notes are a bad kernel. */
+/**
+ * The notes of every PT_NOTE segment, at most MAX_ELF_NOTES; each `desc` is a view into `image`
+ * (PT_NOTE segments may all cover the same bytes: nothing is copied per note). Malformed notes
+ * are a bad kernel.
+ */
 export function elfNotes(image: Uint8Array, elf: ElfImage): ElfNote[] {
   const notes: ElfNote[] = [];
   const dv = leView(image);
@@ -150,10 +162,11 @@ export function elfNotes(image: Uint8Array, elf: ElfImage): ElfNote[] {
       const descOff = nameOff + roundUp(namesz, pad);
       const next = descOff + roundUp(descsz, pad);
       if (descOff + descsz > end) throw bad(`ELF note at ${hex(o)} (namesz ${namesz}, descsz ${descsz}) overruns its PT_NOTE segment ending at ${hex(end)}`);
+      if (notes.length === MAX_ELF_NOTES) throw bad(`ELF has more than ${MAX_ELF_NOTES} notes`);
       const nameBytes = image.subarray(nameOff, nameOff + namesz);
       const nul = nameBytes.indexOf(0);
       const name = new TextDecoder('latin1').decode(nul >= 0 ? nameBytes.subarray(0, nul) : nameBytes);
-      notes.push({ name, type, desc: image.slice(descOff, descOff + descsz) });
+      notes.push({ name, type, desc: image.subarray(descOff, descOff + descsz) });
       o = next;
     }
   }
@@ -177,6 +190,8 @@ export function elfPhysicalEntry(elf: ElfImage): number {
 export interface ElfLoadOptions {
   /** Segments may not start below this address (default 1 MiB: the low megabyte is the board's). */
   minGpa?: number;
+  /** Areas the board fills (boot data, tables): no segment may overlap them. */
+  reserved?: readonly ReservedArea[];
 }
 
 export interface ElfKernel {
@@ -195,13 +210,17 @@ export function loadElf(mem: GuestMemoryWriter, image: Uint8Array, options: ElfL
   const minGpa = options.minGpa ?? 0x100000;
   const loads = elf.programHeaders.filter((p) => p.type === PT_LOAD && p.memsz > 0);
   for (const [i, p] of loads.entries()) {
+    const what = `ELF segment ${i} (p_paddr ${hex(p.paddr)}, p_memsz ${hex(p.memsz)})`;
+    checkNotReserved(options.reserved ?? [], p.paddr, p.memsz, what);
     if (p.paddr < minGpa) throw bad(`ELF segment at p_paddr ${hex(p.paddr)} is below ${hex(minGpa)}`, { paddr: p.paddr });
-    checkRamRange(mem, p.paddr, p.memsz, `ELF segment ${i} (p_paddr ${hex(p.paddr)}, p_memsz ${hex(p.memsz)})`);
-    for (const q of loads.slice(0, i)) {
-      if (p.paddr < q.paddr + q.memsz && q.paddr < p.paddr + p.memsz) {
-        throw bad(`ELF segments at ${hex(q.paddr)}+${hex(q.memsz)} and ${hex(p.paddr)}+${hex(p.memsz)} overlap`);
-      }
-    }
+    checkRamRange(mem, p.paddr, p.memsz, what);
+  }
+  // Overlaps, in address order: each segment against the one before it.
+  const sorted = [...loads].sort((a, b) => a.paddr - b.paddr);
+  for (let i = 1; i < sorted.length; i++) {
+    const q = sorted[i - 1]!;
+    const p = sorted[i]!;
+    if (p.paddr < q.paddr + q.memsz) throw bad(`ELF segments at ${hex(q.paddr)}+${hex(q.memsz)} and ${hex(p.paddr)}+${hex(p.memsz)} overlap`);
   }
   const entry = elfPhysicalEntry(elf);
   const segments: LoadedSegment[] = [];

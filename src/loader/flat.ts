@@ -1,6 +1,6 @@
 /** A flat binary: copied as is to an address and entered at a given address in a given mode. */
 import { TsvmmError } from '../common/errors.js';
-import { checkRamRange, type GuestMemoryWriter } from './guest-memory.js';
+import { checkNotReserved, checkRamRange, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
 import { hex, type EntryMode, type EntryPoint, type LoadedSegment } from './load-result.js';
 
 export interface FlatLoadOptions {
@@ -9,6 +9,8 @@ export interface FlatLoadOptions {
   /** Where execution starts; defaults to loadAddr. Must lie inside the image. */
   entry?: number;
   mode: EntryMode;
+  /** Areas the board fills for this boot: the image may not cover them. */
+  reserved?: readonly ReservedArea[];
 }
 
 export interface FlatImage {
@@ -26,6 +28,7 @@ export function loadFlat(mem: GuestMemoryWriter, image: Uint8Array, o: FlatLoadO
   if (o.mode === 'real16' && o.loadAddr + image.length > 0x100000) {
     throw new TsvmmError('TSVMM_BAD_ARGUMENT', `real-mode flat image at ${hex(o.loadAddr)} (${image.length} bytes) extends past 1 MiB`);
   }
+  checkNotReserved(o.reserved ?? [], o.loadAddr, image.length, `flat image at ${hex(o.loadAddr)} (${image.length} bytes)`, 'TSVMM_BAD_ARGUMENT');
   checkRamRange(mem, o.loadAddr, image.length, 'flat image');
   mem.write(o.loadAddr, image);
   return {

@@ -25,6 +25,37 @@ export function checkRamRange(mem: GuestMemoryWriter, gpa: number, length: numbe
   }
 }
 
+/**
+ * A range of guest RAM the board fills itself (tables, boot data): no image may load over it.
+ * `what` names it in errors ("the MP table").
+ */
+export interface ReservedArea {
+  gpa: number;
+  size: number;
+  what: string;
+}
+
+/**
+ * Throws `code` (TSVMM_BAD_KERNEL for an image's own addresses, TSVMM_BAD_ARGUMENT for a caller's)
+ * when [gpa, gpa + length) overlaps one of the reserved areas, naming the first it overlaps.
+ */
+export function checkNotReserved(
+  reserved: readonly ReservedArea[],
+  gpa: number,
+  length: number,
+  what: string,
+  code: 'TSVMM_BAD_KERNEL' | 'TSVMM_BAD_ARGUMENT' = 'TSVMM_BAD_KERNEL',
+): void {
+  const area = reserved.find((a) => gpa < a.gpa + a.size && a.gpa < gpa + length);
+  if (area) {
+    throw new TsvmmError(code, `${what} overlaps ${area.what} (0x${area.gpa.toString(16)}..0x${(area.gpa + area.size).toString(16)})`, {
+      gpa,
+      length,
+      area: area.what,
+    });
+  }
+}
+
 const ZERO_CHUNK = new Uint8Array(64 * 1024);
 
 /** Writes `length` zero bytes at `gpa` (a segment's bss), in bounded chunks. */

@@ -7,7 +7,7 @@
 import { TsvmmError } from '../common/errors.js';
 import { E820_RAM, validateE820, type E820Entry } from './boot-params.js';
 import { isElf, loadElf } from './elf.js';
-import { checkRamRange, zeroFill, type GuestMemoryWriter } from './guest-memory.js';
+import { checkNotReserved, checkRamRange, zeroFill, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
 import { alignUp, hex, leView, PAGE_SIZE, writeU64, type EntryPoint, type LoadedSegment } from './load-result.js';
 
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
@@ -125,6 +125,8 @@ export interface MultibootKernel {
 export interface MultibootLoadOptions {
   /** Segments may not start below this address (default 1 MiB). */
   minGpa?: number;
+  /** Areas the board fills (boot data, tables): the kernel may not load over them. */
+  reserved?: readonly ReservedArea[];
 }
 
 /** Loads a multiboot v1 kernel image and returns the result record. */
@@ -145,6 +147,7 @@ export function loadMultiboot(mem: GuestMemoryWriter, image: Uint8Array, options
     const loadEnd = a.loadAddr + loadSize;
     const bssEnd = a.bssEndAddr === 0 ? loadEnd : a.bssEndAddr;
     if (bssEnd < loadEnd) throw bad(`multiboot bss_end_addr ${hex(a.bssEndAddr)} is below the load end ${hex(loadEnd)}`);
+    checkNotReserved(options.reserved ?? [], a.loadAddr, bssEnd - a.loadAddr, `the multiboot kernel at ${hex(a.loadAddr)}..${hex(bssEnd)}`);
     if (a.loadAddr < minGpa) throw bad(`multiboot load_addr ${hex(a.loadAddr)} is below ${hex(minGpa)}`);
     if (a.entryAddr < a.loadAddr || a.entryAddr >= loadEnd) throw bad(`multiboot entry_addr ${hex(a.entryAddr)} is outside the loaded ${hex(a.loadAddr)}..${hex(loadEnd)}`);
     checkRamRange(mem, a.loadAddr, bssEnd - a.loadAddr, 'the multiboot kernel');
@@ -159,7 +162,7 @@ export function loadMultiboot(mem: GuestMemoryWriter, image: Uint8Array, options
     };
   }
   if (!isElf(image)) throw bad(`multiboot header at ${hex(header.offset)} has no address fields (flag bit 16 clear) and the image is not ELF`);
-  const k = loadElf(mem, image, { minGpa });
+  const k = loadElf(mem, image, { minGpa, reserved: options.reserved });
   if (k.entry > 0xffffffff) throw bad(`multiboot ELF entry ${hex(k.entry)} is above 4 GiB`);
   if (k.end > 0x100000000) throw bad(`multiboot ELF segments end at ${hex(k.end)}, above 4 GiB`);
   return { header, segments: k.segments, entryAddr: k.entry, end: k.end, videoRequested };

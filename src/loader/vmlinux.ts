@@ -6,7 +6,7 @@
 import { gunzipSync } from 'node:zlib';
 import { TsvmmError } from '../common/errors.js';
 import { parseBzImage } from './bzimage.js';
-import { EM_X86_64, isElf, loadElf, type ElfKernel } from './elf.js';
+import { EM_X86_64, isElf, loadElf, type ElfKernel, type ElfLoadOptions } from './elf.js';
 import type { GuestMemoryWriter } from './guest-memory.js';
 import type { EntryPoint } from './load-result.js';
 import { pvhEntryFromNotes } from './pvh.js';
@@ -19,8 +19,8 @@ export interface VmlinuxKernel extends ElfKernel {
   pvhEntry: number | undefined;
 }
 
-export function loadVmlinux(mem: GuestMemoryWriter, image: Uint8Array): VmlinuxKernel {
-  const k = loadElf(mem, image);
+export function loadVmlinux(mem: GuestMemoryWriter, image: Uint8Array, options: ElfLoadOptions = {}): VmlinuxKernel {
+  const k = loadElf(mem, image, options);
   if (k.elf.elfClass !== 64 || k.elf.machine !== EM_X86_64) {
     throw new TsvmmError('TSVMM_BAD_KERNEL', `vmlinux is ELF${k.elf.elfClass} machine ${k.elf.machine}, expected ELF64 x86-64 (${EM_X86_64})`);
   }
@@ -40,24 +40,50 @@ const OTHER_COMPRESSIONS: readonly { name: string; magic: readonly number[] }[] 
  * The vmlinux ELF inside a bzImage: its payload (protocol 2.08+) decompressed, XZ (Debian's
  * choice) or gzip. The result may carry trailing relocation data after the ELF; ELF parsing
  * ignores it. Lets a board enter the kernel through PVH and skip the in-guest decompressor.
+ *
+ * The payload is untrusted: its last 4 bytes declare the inflated size (mkpiggy appends it after
+ * an xz stream; gzip's ISIZE is there already). A payload that declares more than `maxBytes`
+ * (the guest RAM the kernel must fit in) is refused before inflating, and inflating stops with
+ * TSVMM_LIMIT as soon as the output passes the declared size: the host holds at most that much.
  */
-export function vmlinuxFromBzImage(image: Uint8Array): Uint8Array {
+export function vmlinuxFromBzImage(image: Uint8Array, maxBytes: number): Uint8Array {
   const { payload, header } = parseBzImage(image);
   if (!payload || payload.length < 8) {
     throw new TsvmmError('TSVMM_UNSUPPORTED', `bzImage (protocol ${header.version.toString(16)}) declares no payload (payload_length ${header.payloadLength})`);
   }
-  let elf: Uint8Array;
-  if (isXz(payload)) {
-    // mkpiggy's payload is the compressed stream plus the decompressed size (u32 LE).
-    const size = new DataView(payload.buffer, payload.byteOffset).getUint32(payload.length - 4, true);
-    elf = xzDecompress(payload, size);
-  } else if (payload[0] === 0x1f && payload[1] === 0x8b) {
-    elf = new Uint8Array(gunzipSync(payload));
-  } else {
-    const known = OTHER_COMPRESSIONS.find((c) => c.magic.every((b, i) => payload[i] === b));
-    const magic = [...payload.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new TsvmmError('TSVMM_UNSUPPORTED', `bzImage payload is ${known ? known.name : 'of unknown format'} (magic ${magic}): only xz and gzip are decoded`);
+  const declared = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(payload.length - 4, true);
+  if (declared > maxBytes) {
+    throw new TsvmmError('TSVMM_LIMIT', `bzImage payload declares ${declared} bytes inflated, more than the ${maxBytes} bytes of guest RAM`, { declared, maxBytes });
   }
+  const elf = inflatePayload(payload, declared);
   if (!isElf(elf)) throw new TsvmmError('TSVMM_BAD_KERNEL', 'bzImage payload decompressed to something that is not an ELF file');
   return elf;
+}
+
+/** Inflates an xz or gzip bzImage payload into at most `maxBytes`, or throws (TSVMM_LIMIT beyond it). */
+export function inflatePayload(payload: Uint8Array, maxBytes: number): Uint8Array {
+  const beyond = (): TsvmmError =>
+    new TsvmmError('TSVMM_LIMIT', `bzImage payload inflates beyond ${maxBytes} bytes (the size it declares, within guest RAM)`, { maxBytes });
+  if (isXz(payload)) {
+    try {
+      return xzDecompress(payload, { maxBytes, sizeHint: maxBytes });
+    } catch (e) {
+      throw e instanceof TsvmmError && e.code === 'TSVMM_LIMIT' ? beyond() : e;
+    }
+  }
+  if (payload[0] === 0x1f && payload[1] === 0x8b) {
+    try {
+      // zlib stops and throws as soon as its output passes maxOutputLength (at least 1).
+      const out = gunzipSync(payload, { maxOutputLength: Math.max(maxBytes, 1) });
+      if (out.length > maxBytes) throw beyond();
+      return new Uint8Array(out.buffer, out.byteOffset, out.length);
+    } catch (e) {
+      if (e instanceof TsvmmError) throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw beyond();
+      throw new TsvmmError('TSVMM_BAD_KERNEL', `bzImage payload: gzip: ${(e as Error).message}`);
+    }
+  }
+  const known = OTHER_COMPRESSIONS.find((c) => c.magic.every((b, i) => payload[i] === b));
+  const magic = [...payload.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new TsvmmError('TSVMM_UNSUPPORTED', `bzImage payload is ${known ? known.name : 'of unknown format'} (magic ${magic}): only xz and gzip are decoded`);
 }

@@ -2,7 +2,9 @@
  * A small XZ decoder: the .xz container (stream header, blocks, stopping at the index), the LZMA2
  * filter and the x86 BCJ filter, which is what Linux uses for an XZ-compressed x86 kernel
  * (scripts/xz_wrap.sh: --x86 --lzma2, CRC32 check). Decodes the first stream and ignores what
- * follows it (a bzImage appends the uncompressed size). Written from the .xz file format
+ * follows it (a bzImage appends the uncompressed size). The output is bounded by the caller's
+ * maxBytes: a small stream that inflates beyond it is refused as soon as a chunk would pass it,
+ * and no buffer larger than maxBytes is ever allocated. Written from the .xz file format
  * specification and the LZMA/LZMA2 format descriptions; verified against the xz tool in tests.
  */
 import { TsvmmError } from '../common/errors.js';
@@ -43,37 +45,52 @@ function checkSize(type: number): number {
   return 4 << Math.floor((type - 1) / 3);
 }
 
-/** A growable output buffer that is also the LZMA dictionary (all output is kept). */
+/**
+ * A growable output buffer that is also the LZMA dictionary (all output is kept), never larger
+ * than `limit` bytes: asking for more throws TSVMM_LIMIT.
+ */
 class Output {
   buf: Uint8Array;
   pos = 0;
-  constructor(capacity: number) {
-    this.buf = new Uint8Array(Math.max(capacity, 1 << 16));
+  constructor(capacity: number, readonly limit: number) {
+    this.buf = new Uint8Array(Math.min(Math.max(capacity, 1 << 16), limit));
   }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
-    let cap = this.buf.length * 2;
+    if (this.pos + n > this.limit) {
+      throw new TsvmmError('TSVMM_LIMIT', `xz: the data inflates beyond ${this.limit} bytes`, { limit: this.limit });
+    }
+    let cap = Math.max(this.buf.length * 2, 1 << 16);
     while (cap < this.pos + n) cap *= 2;
-    const next = new Uint8Array(cap);
+    const next = new Uint8Array(Math.min(cap, this.limit));
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
   }
 }
 
-/** Decompresses the first .xz stream in `input`. `sizeHint` presizes the output. */
-export function xzDecompress(input: Uint8Array, sizeHint = 0): Uint8Array {
+export interface XzDecompressOptions {
+  /** The most bytes the output may have; a stream that inflates beyond it is refused (TSVMM_LIMIT). */
+  maxBytes: number;
+  /** The expected output size, to allocate once (capped by maxBytes). */
+  sizeHint?: number;
+}
+
+/** Decompresses the first .xz stream in `input`, into at most `maxBytes`. */
+export function xzDecompress(input: Uint8Array, { maxBytes, sizeHint = 0 }: XzDecompressOptions): Uint8Array {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `xz: maxBytes ${maxBytes} is not a byte count`);
   if (input.length < 12 || !isXz(input)) throw bad('no stream header magic (FD 37 7A 58 5A 00)');
   if (input[6] !== 0 || (input[7]! & 0xf0) !== 0) throw bad(`unsupported stream flags ${input[6]!.toString(16)} ${input[7]!.toString(16)}`);
   const checkType = input[7]! & 0x0f;
   if (crc32(input, 6, 8) !== readU32(input, 8)) throw bad('stream header CRC32 mismatch');
-  const out = new Output(sizeHint);
+  const out = new Output(sizeHint, maxBytes);
   let p = 12;
   for (;;) {
     if (p >= input.length) throw bad('truncated before the index');
     if (input[p] === 0) break; // index indicator: no more blocks
     p = decodeBlock(input, p, checkType, out);
   }
-  return out.buf.slice(0, out.pos);
+  // A view, not a copy: the output may be most of the limit.
+  return out.buf.subarray(0, out.pos);
 }
 
 function readU32(b: Uint8Array, o: number): number {

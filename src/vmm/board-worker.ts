@@ -2,23 +2,21 @@
  * The boot vCPU's thread: builds the board from the options the main thread posted, reports
  * its stop handle, runs until the machine ends, and reports how it ended.
  */
-import { readFileSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import { PcBoard, type VmEnd } from './board.js';
 import { ByteRing } from './byte-ring.js';
+import { maxImageBytes, readImageFile } from './image-file.js';
 import type { BoardWorkerData, FromBoard } from './virtual-machine.js';
 
 const data = workerData as BoardWorkerData;
 const port = parentPort!;
 const post = (msg: FromBoard) => port.postMessage(msg);
 
+/** A regular file no larger than the guest's RAM (see image-file.ts). */
 function readImage(path: string, what: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (e) {
-    throw new TsvmmError('TSVMM_BAD_KERNEL', `cannot read the ${what} ${path}: ${(e as Error).message}`);
-  }
+  return readImageFile(path, what, maxImageBytes(data.memoryBytes));
 }
 
 let end: VmEnd;

@@ -2,18 +2,69 @@
  * From an image to an entry point: picks the loader by the image's format (bzImage, multiboot,
  * an ELF vmlinux with a PVH note, flat), loads it into RAM and writes the boot protocol's data
  * (boot_params, the command line, multiboot_info, hvm_start_info) at the layout's addresses.
+ *
+ * The image, the command line and the initrd are untrusted: what is written into a boot area
+ * must fit in it (BOOT_AREA_BYTES), a command line must also fit the protocol's limit, and no
+ * image may load over an area the board fills for its boot.
  */
 import { TsvmmError } from '../common/errors.js';
-import { buildBootParams, encodeCmdline, placeInitrd, type E820Entry } from '../loader/boot-params.js';
+import { buildBootParams, DEFAULT_CMDLINE_SIZE, encodeCmdline, placeInitrd, type E820Entry } from '../loader/boot-params.js';
 import { loadBzImage, HDRS_MAGIC, HDR } from '../loader/bzimage.js';
 import { loadFlat } from '../loader/flat.js';
-import type { GuestMemoryWriter } from '../loader/guest-memory.js';
-import type { EntryMode, EntryPoint } from '../loader/load-result.js';
+import type { GuestMemoryWriter, ReservedArea } from '../loader/guest-memory.js';
+import { alignDown, hex, PAGE_SIZE, type EntryMode, type EntryPoint } from '../loader/load-result.js';
 import { isElf } from '../loader/elf.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';
 import { loadVmlinux, vmlinuxFromBzImage } from '../loader/vmlinux.js';
 import { buildMultibootInfo, isMultiboot, loadMultiboot, loadMultibootModules, MULTIBOOT_BOOTLOADER_MAGIC } from '../loader/multiboot.js';
-import { BOOT } from './layout.js';
+import { BOOT, BOOT_AREA_BYTES } from './layout.js';
+
+const area = (what: string, gpa: number, size: number): ReservedArea => ({ what, gpa, size });
+
+/** The boot areas, by what the board writes there. */
+const AREA = {
+  gdt: area('the GDT', BOOT.GDT, BOOT_AREA_BYTES.GDT),
+  startInfo: area('hvm_start_info', BOOT.START_INFO, BOOT_AREA_BYTES.START_INFO),
+  zeroPage: area('the zero page', BOOT.ZERO_PAGE, BOOT_AREA_BYTES.ZERO_PAGE),
+  stack: area('the boot stack', alignDown(BOOT.STACK_TOP, PAGE_SIZE), BOOT_AREA_BYTES.STACK),
+  pageTables: area('the page tables', BOOT.PML4, BOOT_AREA_BYTES.PAGE_TABLES),
+  cmdline: area('the command line area', BOOT.CMDLINE, BOOT_AREA_BYTES.CMDLINE),
+  multibootInfo: area('multiboot_info', BOOT.MULTIBOOT_INFO, BOOT_AREA_BYTES.MULTIBOOT_INFO),
+  mpTable: area('the MP table', BOOT.MPTABLE, BOOT_AREA_BYTES.MPTABLE),
+  acpi: area('the ACPI tables and BIOS area', BOOT.ACPI, BOOT_AREA_BYTES.ACPI),
+} as const;
+
+/** Every area, in address order: a kernel (bzImage, multiboot, PVH) may load over none of them. */
+export const BOOT_RESERVED: readonly ReservedArea[] = Object.values(AREA).sort((a, b) => a.gpa - b.gpa);
+
+/**
+ * A flat image may use low memory, except what the board writes for its entry mode: the MP and
+ * ACPI tables always, the GDT, stack and page tables for a protected- or long-mode entry.
+ */
+function flatReserved(mode: EntryMode): ReservedArea[] {
+  const tables = [AREA.mpTable, AREA.acpi];
+  return mode === 'real16' ? tables : [AREA.gdt, AREA.stack, AREA.pageTables, ...tables];
+}
+
+/** The longest command line the board's area holds (without the NUL). */
+const CMDLINE_AREA_LIMIT = BOOT_AREA_BYTES.CMDLINE - 1;
+
+/** A command line within the protocol's limit (if it has one) and the board's area. */
+function cmdlineBytes(cmdline: string, protocolLimit?: { size: number; name: string }): Uint8Array {
+  if (protocolLimit && protocolLimit.size <= CMDLINE_AREA_LIMIT) return encodeCmdline(cmdline, protocolLimit.size, protocolLimit.name);
+  return encodeCmdline(cmdline, CMDLINE_AREA_LIMIT, "the board's command line area");
+}
+
+/** Writes boot data into its area, or throws TSVMM_LIMIT when it does not fit. */
+function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Uint8Array): void {
+  if (bytes.length > where.size) {
+    throw new TsvmmError('TSVMM_LIMIT', `${where.what} of ${bytes.length} bytes does not fit its area at ${hex(where.gpa)} (${hex(where.size)} bytes)`, {
+      length: bytes.length,
+      size: where.size,
+    });
+  }
+  ram.write(where.gpa, bytes);
+}
 
 export interface BootInput {
   kernel: Uint8Array;
@@ -46,16 +97,21 @@ export function imageFormat(kernel: Uint8Array, flat: boolean): ImageFormat {
 export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: ImageFormat; entry: EntryPoint } {
   let format = imageFormat(input.kernel, input.flat !== undefined);
   if (format === 'bzimage' && input.pvh) {
-    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel) };
+    // The inflated kernel must fit in guest RAM: that bounds the host memory it may take.
+    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel, ram.size) };
     format = imageFormat(input.kernel, false);
   }
   switch (format) {
     case 'flat': {
       if (input.initrd) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'a flat binary takes no initrd');
-      return { format, entry: loadFlat(ram, input.kernel, input.flat!).entry };
+      const { loadAddr, mode } = input.flat!;
+      return { format, entry: loadFlat(ram, input.kernel, { loadAddr, mode, reserved: flatReserved(mode) }).entry };
     }
     case 'multiboot': {
-      const kernel = loadMultiboot(ram, input.kernel);
+      // Multiboot sets no limit: the board's command line area does (the string itself goes
+      // into multiboot_info's area).
+      cmdlineBytes(input.cmdline);
+      const kernel = loadMultiboot(ram, input.kernel, { reserved: BOOT_RESERVED });
       const modules = input.initrd ? loadMultibootModules(ram, kernel.end, [{ data: input.initrd, string: 'initrd' }]) : [];
       const info = buildMultibootInfo(BOOT.MULTIBOOT_INFO, {
         cmdline: input.cmdline,
@@ -63,28 +119,28 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
         memoryMap: input.e820,
         bootLoaderName: 'tsvmm',
       });
-      ram.write(BOOT.MULTIBOOT_INFO, info);
+      writeArea(ram, AREA.multibootInfo, info);
       return {
         format,
         entry: { mode: 'protected32', ip: kernel.entryAddr, regs: { rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: BOOT.MULTIBOOT_INFO } },
       };
     }
     case 'pvh': {
-      const kernel = loadVmlinux(ram, input.kernel);
-      ram.write(BOOT.CMDLINE, encodeCmdline(input.cmdline));
+      const kernel = loadVmlinux(ram, input.kernel, { reserved: BOOT_RESERVED });
+      // No setup header: Linux's COMMAND_LINE_SIZE is the limit.
+      writeArea(ram, AREA.cmdline, cmdlineBytes(input.cmdline, { size: DEFAULT_CMDLINE_SIZE, name: "Linux's COMMAND_LINE_SIZE - 1" }));
       const modules = [];
       if (input.initrd) {
         const addr = placeInitrd({ size: input.initrd.length, initrdAddrMax: 0xffffffff, ramTop: input.lowRamTop, lowest: kernel.end });
         ram.write(addr, input.initrd);
         modules.push({ addr, size: input.initrd.length });
       }
-      ram.write(BOOT.START_INFO, buildHvmStartInfo(BOOT.START_INFO, { cmdlineAddr: BOOT.CMDLINE, modules, memmap: input.e820, rsdpAddr: input.acpiRsdp }));
+      writeArea(ram, AREA.startInfo, buildHvmStartInfo(BOOT.START_INFO, { cmdlineAddr: BOOT.CMDLINE, modules, memmap: input.e820, rsdpAddr: input.acpiRsdp }));
       return { format, entry: pvhEntryPoint(kernel.pvhEntry!, BOOT.START_INFO) };
     }
     case 'bzimage': {
-      const kernel = loadBzImage(ram, input.kernel);
-      const cmdline = encodeCmdline(input.cmdline, kernel.header.cmdlineSize);
-      ram.write(BOOT.CMDLINE, cmdline);
+      const kernel = loadBzImage(ram, input.kernel, { reserved: BOOT_RESERVED });
+      writeArea(ram, AREA.cmdline, cmdlineBytes(input.cmdline, { size: kernel.header.cmdlineSize, name: 'cmdline_size' }));
       let ramdisk: { addr: number; size: number } | undefined;
       if (input.initrd) {
         const addr = placeInitrd({
@@ -97,7 +153,7 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
         ramdisk = { addr, size: input.initrd.length };
       }
       const bootParams = buildBootParams({ setupHeader: kernel.setupHeaderBytes, cmdlineAddr: BOOT.CMDLINE, ramdisk, e820: input.e820, acpiRsdpAddr: input.acpiRsdp });
-      ram.write(BOOT.ZERO_PAGE, bootParams);
+      writeArea(ram, AREA.zeroPage, bootParams);
       return { format, entry: { ...kernel.entry, regs: { rsi: BOOT.ZERO_PAGE } } };
     }
   }

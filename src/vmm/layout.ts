@@ -49,13 +49,35 @@ export const BOOT = {
   PML4: 0x9000,
   PDPT: 0xa000,
   PD: 0xb000,
-  /** The kernel command line (at most 2 KiB), and multiboot's info area after it. */
+  /** The kernel command line, and multiboot's info area after it. */
   CMDLINE: 0x20000,
   MULTIBOOT_INFO: 0x21000,
   /** MP floating pointer and table, in the last KiB of base memory (the EBDA). */
   MPTABLE: 0x9fc00,
   /** ACPI tables (RSDP first), in the BIOS area where Linux also looks for the RSDP. */
   ACPI: 0xe0000,
+} as const;
+
+/**
+ * How far each area at a BOOT address extends, in bytes. What the board writes into an area must
+ * fit in it (a longer command line or memory map is refused), and no image may load over an
+ * area its boot uses.
+ */
+export const BOOT_AREA_BYTES = {
+  GDT: 0x100,
+  START_INFO: 0x1000,
+  ZERO_PAGE: 0x1000,
+  /** The page that holds STACK_TOP (the stack grows down through it). */
+  STACK: 0x1000,
+  /** PML4, PDPT and the 4 PDs, from BOOT.PML4. */
+  PAGE_TABLES: 0x6000,
+  /** A command line of at most 4095 bytes and its NUL. */
+  CMDLINE: 0x1000,
+  MULTIBOOT_INFO: 0x2000,
+  /** To the end of base memory. */
+  MPTABLE: 0x400,
+  /** To 1 MiB. */
+  ACPI: 0x20000,
 } as const;
 
 /** Base memory ends where the EBDA begins; RAM resumes at 1 MiB. */

@@ -5,7 +5,6 @@
  * rings; typed input kicks the vCPU so that it feeds the UART at once.
  */
 import { EventEmitter } from 'node:events';
-import { accessSync, constants } from 'node:fs';
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
@@ -17,6 +16,7 @@ import type { EntryMode } from '../loader/load-result.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
 import { ByteRing } from './byte-ring.js';
+import { checkImageFile, maxImageBytes } from './image-file.js';
 
 export type { VmEnd } from './board.js';
 
@@ -82,6 +82,7 @@ export type FromBoard =
   | ({ type: 'end' } & VmExited);
 
 const RING_BYTES = 1 << 16;
+const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
 
 export interface VirtualMachineEvents {
   /** The machine is built and its first vCPU runs. */
@@ -108,7 +109,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
 
   private constructor(options: VmOptions) {
     super();
-    this.options = { cmdline: '', memory: 256 * 1024 * 1024, accel: 'auto', cpus: 1, ...options };
+    this.options = { cmdline: '', memory: DEFAULT_MEMORY_BYTES, accel: 'auto', cpus: 1, ...options };
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     const vm = this;
     this.console = new Duplex({
@@ -120,18 +121,18 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     });
   }
 
-  /** Checks the options (the images must be readable) and prepares a machine; start() runs it. */
+  /**
+   * Checks the options and prepares a machine; start() runs it. The images must be readable
+   * regular files no larger than the guest's RAM (devices, FIFOs and directories are refused here,
+   * before any thread could block on them).
+   */
   static async create(options: VmOptions): Promise<VirtualMachine> {
-    for (const [what, path] of [['kernel', options.kernel], ['initrd', options.initrd]] as const) {
-      if (path === undefined) continue;
-      try {
-        accessSync(path, constants.R_OK);
-      } catch {
-        throw new TsvmmError('TSVMM_BAD_KERNEL', `the ${what} ${path} does not exist or is not readable`);
-      }
-    }
     if (options.memory !== undefined && (!Number.isSafeInteger(options.memory) || options.memory % 4096 !== 0 || options.memory < 2 << 20)) {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory ${options.memory} must be a multiple of 4 KiB and at least 2 MiB`);
+    }
+    const maxBytes = maxImageBytes(options.memory ?? DEFAULT_MEMORY_BYTES);
+    for (const [what, path] of [['kernel', options.kernel], ['initrd', options.initrd]] as const) {
+      if (path !== undefined) checkImageFile(path, what, maxBytes);
     }
     return new VirtualMachine(options);
   }

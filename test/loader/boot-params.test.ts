@@ -60,7 +60,7 @@ test('ELF boot (no setup header): boot_flag, HdrS, kernel_alignment synthesized;
 
 test('command line: NUL-terminated, limited by cmdline_size, no embedded NUL', () => {
   assert.deepEqual([...encodeCmdline('ab', 2)], [0x61, 0x62, 0]);
-  rejects(() => encodeCmdline('abc', 2), 'TSVMM_BAD_ARGUMENT', /3 bytes, the kernel accepts at most 2/);
+  rejects(() => encodeCmdline('abc', 2), 'TSVMM_BAD_ARGUMENT', /3 bytes, the limit is 2 \(cmdline_size\)/);
   rejects(() => encodeCmdline('a\0b'), 'TSVMM_BAD_ARGUMENT', /NUL byte at offset 1 \(length 3\)/);
   // UTF-8 length counts, not characters.
   rejects(() => encodeCmdline('é'.repeat(2), 3), 'TSVMM_BAD_ARGUMENT', /4 bytes/);

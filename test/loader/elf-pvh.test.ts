@@ -9,6 +9,7 @@ import { ArrayGuestMemory } from '../../src/loader/guest-memory.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../../src/loader/pvh.js';
 import { loadVmlinux } from '../../src/loader/vmlinux.js';
 import { hasTool, run } from '../helpers/tools.js';
+import { craftElf64 } from './crafted.js';
 
 interface SynthSegment {
   paddr: number;
@@ -150,6 +151,41 @@ test('malformed ELF images are rejected naming the value', () => {
   rejects(() => elfNotes(badNote, parseElf(badNote)), /descsz 64\) overruns/);
   // vmlinux must be ELF64 x86-64.
   rejects(() => loadVmlinux(mem, patched(18, (d) => d.setUint16(0, 3, true))), /machine 3, expected ELF64 x86-64/);
+});
+
+test('counts in an ELF file bound the work: at most 256 PT_LOADs and 1024 notes, notes not copied', () => {
+  const mem = new ArrayGuestMemory(8 << 20);
+  // 300 one-page segments: e_phnum may say 65534, the overlap check must not take n^2 steps.
+  const many = Array.from({ length: 300 }, (_, i) => ({ paddr: 0x100000 + i * 0x1000, data: bytes(16, i) }));
+  rejects(() => loadElf(mem, craftElf64(many, 0x100000)), /300 PT_LOAD segments, at most 256/);
+  assert.equal(loadElf(mem, craftElf64(many.slice(0, 256), 0x100000)).segments.length, 256);
+  // `count` PT_NOTE headers that all cover the same notes, placed after the code.
+  const code = { paddr: 0x100000, data: bytes(16, 1) };
+  const withNotes = (count: number, notes: Uint8Array): Uint8Array => {
+    const at = 64 + 56 * (1 + count) + code.data.length;
+    const segment = { type: 4, paddr: 0, data: notes, offset: at, align: 4 }; // data only gives p_filesz
+    const head = craftElf64([code, ...Array.from({ length: count }, () => segment)], 0x100000);
+    const image = new Uint8Array(at + notes.length);
+    image.set(head);
+    image.set(notes, at);
+    return image;
+  };
+  // 10 headers over 341 empty notes: 3410 notes.
+  const spam = withNotes(10, new Uint8Array(341 * 12));
+  rejects(() => elfNotes(spam, parseElf(spam)), /more than 1024 notes/);
+  // 500 headers over one note with a 1 MiB value: the notes share the file's bytes.
+  const big = new Uint8Array(12 + 4 + (1 << 20));
+  const n = new DataView(big.buffer);
+  n.setUint32(0, 4, true);
+  n.setUint32(4, 1 << 20, true);
+  big.set([0x42, 0x69, 0x67, 0], 12);
+  const image = withNotes(500, big);
+  const before = process.memoryUsage().arrayBuffers;
+  const notes = elfNotes(image, parseElf(image));
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.equal(notes.length, 500);
+  assert.ok(notes.every((note) => note.name === 'Big' && note.desc.length === 1 << 20));
+  assert.ok(grown < 64 << 20, `notes took ${grown} bytes`);
 });
 
 test('hvm_start_info: magic, version 1, modules and memory map laid out after it', () => {

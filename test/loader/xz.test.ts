@@ -11,6 +11,10 @@ import { vmlinuxFromBzImage } from '../../src/loader/vmlinux.js';
 import { crc32, xzDecompress } from '../../src/loader/xz.js';
 import { hasTool } from '../helpers/tools.js';
 
+/** The output bound these tests decode with (their data is smaller). */
+const LIMIT = { maxBytes: 64 << 20 };
+const RAM = 256 << 20;
+
 /** Some x86 code (E8/E9 branches for the BCJ filter): the host's busybox or node binary. */
 function x86Sample(): Buffer {
   for (const p of ['/bin/busybox', process.execPath]) {
@@ -41,10 +45,10 @@ test('xz round trips against the xz tool: filters, checks, blocks, literal/posit
   ];
   for (const [name, data, args] of cases) {
     const xz = execFileSync('xz', ['-c', '-T1', ...args], { input: data, maxBuffer: 1 << 26 });
-    const out = xzDecompress(new Uint8Array(xz));
+    const out = xzDecompress(new Uint8Array(xz), LIMIT);
     assert.ok(Buffer.from(out).equals(data), name);
     // Trailing data after the stream is ignored (a bzImage appends the size).
-    assert.ok(Buffer.from(xzDecompress(new Uint8Array(Buffer.concat([xz, Buffer.from([1, 2, 3, 4])])))).equals(data), `${name} + trailer`);
+    assert.ok(Buffer.from(xzDecompress(new Uint8Array(Buffer.concat([xz, Buffer.from([1, 2, 3, 4])])), LIMIT)).equals(data), `${name} + trailer`);
   }
 });
 
@@ -56,15 +60,15 @@ test('corrupt or truncated xz data is rejected as a bad kernel', (t) => {
   const data = x86Sample().subarray(0, 100_000);
   const xz = new Uint8Array(execFileSync('xz', ['-c', '--check=crc32'], { input: data }));
   const isBad = (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_BAD_KERNEL' && e.message.startsWith('xz: ');
-  assert.throws(() => xzDecompress(xz.subarray(0, 5)), isBad);
-  assert.throws(() => xzDecompress(xz.subarray(0, xz.length >> 1)), isBad);
+  assert.throws(() => xzDecompress(xz.subarray(0, 5), LIMIT), isBad);
+  assert.throws(() => xzDecompress(xz.subarray(0, xz.length >> 1), LIMIT), isBad);
   const flippedHeader = xz.slice();
   flippedHeader[7] ^= 0x04;
-  assert.throws(() => xzDecompress(flippedHeader), /stream header CRC32 mismatch/);
+  assert.throws(() => xzDecompress(flippedHeader, LIMIT), /stream header CRC32 mismatch/);
   for (const at of [200, 5000, 20_000]) {
     const flipped = xz.slice();
     flipped[at] ^= 0x10;
-    assert.throws(() => xzDecompress(flipped), isBad, `flip at ${at}`);
+    assert.throws(() => xzDecompress(flipped, LIMIT), isBad, `flip at ${at}`);
   }
   // Any single flipped byte in a small stream: a clean TSVMM_BAD_KERNEL (never a crash or a hang).
   const small = new Uint8Array(execFileSync('xz', ['-c', '--x86', '--lzma2=preset=6', '--check=crc32'], { input: data.subarray(0, 20_000) }));
@@ -74,7 +78,7 @@ test('corrupt or truncated xz data is rejected as a bad kernel', (t) => {
     const flipped = small.slice();
     flipped[seed % small.length] ^= 1 << (seed >>> 29);
     try {
-      xzDecompress(flipped);
+      xzDecompress(flipped, LIMIT);
     } catch (e) {
       assert.ok(isBad(e), `flip at ${seed % small.length}: ${String(e)}`);
     }
@@ -105,11 +109,11 @@ test('vmlinux from a bzImage payload: gzip decoded, other compressions named', (
   const gz = gzipSync(elf);
   const padded = new Uint8Array(Math.ceil(gz.length / 16) * 16);
   padded.set(gz);
-  assert.deepEqual(vmlinuxFromBzImage(bzImageWithPayload(padded.subarray(0, gz.length)).subarray(0)).subarray(0, 7), elf.subarray(0, 7));
+  assert.deepEqual(vmlinuxFromBzImage(bzImageWithPayload(padded.subarray(0, gz.length)).subarray(0), RAM).subarray(0, 7), elf.subarray(0, 7));
   const zstd = new Uint8Array(16);
   zstd.set([0x28, 0xb5, 0x2f, 0xfd]);
   assert.throws(
-    () => vmlinuxFromBzImage(bzImageWithPayload(zstd)),
+    () => vmlinuxFromBzImage(bzImageWithPayload(zstd), RAM),
     (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_UNSUPPORTED' && /zstd \(magic 28 b5 2f fd\)/.test(e.message),
   );
 });
@@ -120,7 +124,7 @@ test("vmlinux decoded from Debian's bzImage equals the xz tool's output", (t) =>
     t.skip(`no cached kernel and vmlinux: run ${FETCH_GUEST_KERNEL_SCRIPT}`);
     return;
   }
-  const elf = vmlinuxFromBzImage(new Uint8Array(readFileSync(kernel.vmlinuz)));
+  const elf = vmlinuxFromBzImage(new Uint8Array(readFileSync(kernel.vmlinuz)), RAM);
   assert.ok(Buffer.from(elf).equals(readFileSync(kernel.vmlinux)));
   assert.ok(findPvhEntry(elf) !== undefined);
 });
