@@ -8,7 +8,9 @@
  * does not fit in a double exactly (a 64-bit descriptor address near 2^64 lands there).
  *
  * A range must lie inside one region. On the PC board the regions are RAM below the 32-bit MMIO
- * hole and RAM from 4 GiB, which never touch, so a range across two is never all RAM.
+ * hole and RAM from 4 GiB, which never touch, so a range across two is never all RAM. The board
+ * builds it from its one host mapping:
+ *   new RegionGuestMemory([{ gpa: 0, bytes: ram.subarray(0, low) }, { gpa: 4 GiB, bytes: ram.subarray(low) }])
  */
 import { TsvmmError } from '../../common/errors.js';
 
