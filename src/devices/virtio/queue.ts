@@ -7,7 +7,7 @@
  *   and that the three areas are aligned (16, 2, 4 bytes, §2.7) and lie in RAM, and keeps
  *   views of them.
  * - `pop()` walks one descriptor chain and turns each buffer into a view of RAM; a device then
- *   reads and writes only those views (through the Chain helpers below).
+ *   reads and writes only those views (through the scatter-list functions below).
  * A malformed ring or chain is a `QueueFault`, returned, never thrown: the transport answers it
  * by setting DEVICE_NEEDS_RESET (§2.1.2). What the walker refuses:
  * - the available index moving ahead of the device by more than the queue size;

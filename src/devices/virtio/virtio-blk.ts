@@ -5,7 +5,7 @@
  * - SEG_MAX (seg_max = queue size - 2): without it Linux puts one segment in a request.
  * - BLK_SIZE (512): the logical block size the guest should use, said outright.
  * - FLUSH: the backend caches (the host page cache), so the guest must send flushes; Linux
- *   then treats the disk as a write-back cache and issues FLUSH for fsync and barriers.
+ *   then treats the disk as a write-back cache and sends FLUSH for fsync and barriers.
  * - DISCARD and WRITE_ZEROES (writable disks only): holes punched in the image file, so a guest
  *   fstrim or mkfs gives the space back to the host.
  * - RO (read-only disks): the guest mounts read-only; writes fail anyway.

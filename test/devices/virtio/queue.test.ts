@@ -247,7 +247,7 @@ test('a queue over the second of two RAM regions, and a buffer across the gap re
   assert.throws(() => new RegionGuestMemory([{ gpa: 0, bytes: low }, { gpa: 0x8000, bytes: high }]), /overlap/);
 });
 
-test('scatter-list helpers', () => {
+test('scatter-list functions: slice, copy in, copy out', () => {
   const a = new Uint8Array(3);
   const b = new Uint8Array(4);
   assert.deepEqual(sliceSegments([a, b], 2, 3).map((s) => s.length), [1, 2]);
