@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'TSVMM_GVA_FAULT' // gvaToGpa could not translate (the page walk failed)
   | 'TSVMM_ASSIST' // assistIo/assistMem met an exit or instruction it cannot emulate
   | 'TSVMM_BAD_KERNEL' // a guest image is malformed
+  | 'TSVMM_BAD_DISK' // a disk image is missing, unreadable or not a whole number of sectors
   | 'TSVMM_USAGE' // bad command line
   | 'TSVMM_TOOL_MISSING'; // an external tool (nasm, gcc) needed for this operation is absent
 

@@ -47,6 +47,22 @@ export const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int 
 export const munmap = libc.func('int munmap(void *addr, size_t len)') as (addr: HostPointer, len: number) => number;
 export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (init: number, flags: number) => number;
 export const getpid = libc.func('int getpid()') as () => number;
+
+// flock(2): whole-file advisory locks, held by the open file description (virtio-blk images).
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const flock = libc.func('int flock(int fd, int op)') as (fd: number, op: number) => number;
+// fallocate(2) modes (virtio-blk DISCARD and WRITE_ZEROES).
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+export const fallocate = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)') as (
+  fd: number,
+  mode: number,
+  offset: number,
+  len: number,
+) => number;
 const syscall3 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long']) as (
   nr: number,
   a: number,

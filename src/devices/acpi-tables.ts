@@ -19,6 +19,16 @@
  *   (X_) address fields are filled with the same values.
  * - MADT: PCAT_COMPAT (the 8259 pair is present), ISA IRQ 0 -> GSI 2 (the I/O APIC pin the PIT
  *   is wired to on a PC) when `irq0ToGsi2`, SCI IRQ -> same GSI, level-triggered active high.
+ * - virtio-mmio devices (`virtioMmio`), when there are any, are described in the DSDT the way
+ *   Linux's virtio_mmio driver finds them through ACPI (its match table has "LNRO0005"), since
+ *   Debian's kernel is built without CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES:
+ *     Scope (\_SB) { Device (VRnn) { Name (_HID, "LNRO0005") Name (_UID, n)
+ *       Name (_CRS, ResourceTemplate () { Memory32Fixed (ReadWrite, base, size)
+ *                                         Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { irq } }) } }
+ *   (ACPI 6.x §19.6 for the ASL, §6.4.3.4 and §6.4.3.6 for the two resource descriptors).
+ *   The interrupt is level-triggered, as the transport drives its line (asserted while
+ *   InterruptStatus is not 0), unless the board asks for edge. Without virtio devices the DSDT
+ *   is byte for byte what it was before they existed.
  */
 import {
   PM1_CNT_OFFSET, PM1_CNT_LEN, PM1_EVT_LEN, PM1_STS_OFFSET, PM_TMR_LEN, PM_TMR_OFFSET,
@@ -44,6 +54,20 @@ export interface AcpiTableOptions {
   s5SleepType?: number;
   /** CMOS index of the century byte (default 0x32; 0 for none). */
   centuryIndex?: number;
+  /** virtio-mmio devices to describe in the DSDT (default none). */
+  virtioMmio?: readonly VirtioMmioAcpi[];
+}
+
+/** One virtio-mmio window and its interrupt, as the DSDT describes it. */
+export interface VirtioMmioAcpi {
+  /** Guest-physical base of the window (below 4 GiB). */
+  base: number;
+  /** Window size in bytes (virtio-mmio.ts VIRTIO_MMIO_SIZE). */
+  size: number;
+  /** The GSI (I/O APIC input) the device's line drives. */
+  irq: number;
+  /** How the line signals (default 'level'). */
+  trigger?: 'level' | 'edge';
 }
 
 export interface AcpiTables {
@@ -141,6 +165,22 @@ export const AML_ONE_OP = 0x01;
 export const AML_NAME_OP = 0x08;
 export const AML_BYTE_PREFIX = 0x0a;
 export const AML_PACKAGE_OP = 0x12;
+export const AML_STRING_PREFIX = 0x0d;
+export const AML_BUFFER_OP = 0x11;
+export const AML_SCOPE_OP = 0x10;
+export const AML_EXT_OP_PREFIX = 0x5b;
+export const AML_DEVICE_OP = 0x82; // after AML_EXT_OP_PREFIX
+export const AML_ROOT_CHAR = 0x5c; // '\\'
+
+// Resource descriptors (ACPI 6.x §6.4).
+const RES_MEMORY32_FIXED = 0x86; // large item, 9 bytes of data
+const RES_EXTENDED_IRQ = 0x89; // large item: flags, count, 32-bit interrupt numbers
+const RES_END_TAG = 0x79; // small item, 1 byte: the checksum (0: none)
+const RES_MEM_READ_WRITE = 0x01;
+const RES_IRQ_CONSUMER = 0x01;
+const RES_IRQ_EDGE = 0x02;
+/** The _HID Linux's virtio_mmio driver matches. */
+export const VIRTIO_MMIO_HID = 'LNRO0005';
 
 /** The 8-bit sum of `bytes` (a table is valid when the sum over it is 0). */
 export function acpiSum(bytes: Uint8Array): number {
@@ -183,11 +223,49 @@ function ascii(s: string): number[] {
   return [...s].map((c) => c.charCodeAt(0));
 }
 
-/** The DSDT's AML body: Name (_S5, Package () { typ, typ, 0, 0 }). */
-export function buildDsdtBody(s5SleepType: number): Uint8Array {
+function le32(v: number): number[] {
+  return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+}
+
+/** The _CRS buffer of a virtio-mmio device: its window and its interrupt. */
+function virtioMmioResources(d: VirtioMmioAcpi): number[] {
+  const flags = RES_IRQ_CONSUMER | (d.trigger === 'edge' ? RES_IRQ_EDGE : 0); // active high, exclusive
+  return [
+    RES_MEMORY32_FIXED, 9, 0, RES_MEM_READ_WRITE, ...le32(d.base), ...le32(d.size),
+    RES_EXTENDED_IRQ, 6, 0, flags, 1, ...le32(d.irq),
+    RES_END_TAG, 0,
+  ];
+}
+
+/** Device (VRnn) { _HID "LNRO0005", _UID n, _CRS } for virtio-mmio device number n. */
+function virtioMmioDevice(n: number, d: VirtioMmioAcpi): number[] {
+  if (!Number.isInteger(d.base) || d.base < 0 || d.base + d.size > 2 ** 32 || !Number.isInteger(d.size) || d.size < 1 || !Number.isInteger(d.irq) || d.irq < 0) {
+    throw new RangeError(`virtio-mmio device ${n}: window 0x${d.base.toString(16)}+0x${d.size.toString(16)} IRQ ${d.irq} cannot be described`);
+  }
+  const resources = virtioMmioResources(d);
+  const buffer = [...amlInteger(resources.length), ...resources];
+  const body = [
+    AML_NAME_OP, ...ascii('_HID'), AML_STRING_PREFIX, ...ascii(VIRTIO_MMIO_HID), 0,
+    AML_NAME_OP, ...ascii('_UID'), ...amlInteger(n),
+    AML_NAME_OP, ...ascii('_CRS'), AML_BUFFER_OP, ...encodePkgLength(buffer.length), ...buffer,
+  ];
+  const name = ascii(`VR${n.toString(16).toUpperCase().padStart(2, '0')}`);
+  return [AML_EXT_OP_PREFIX, AML_DEVICE_OP, ...encodePkgLength(name.length + body.length), ...name, ...body];
+}
+
+/**
+ * The DSDT's AML body: Name (_S5, Package () { typ, typ, 0, 0 }), then, when there are
+ * virtio-mmio devices, Scope (\_SB) with one Device each.
+ */
+export function buildDsdtBody(s5SleepType: number, virtioMmio: readonly VirtioMmioAcpi[] = []): Uint8Array {
   const elements = [...amlInteger(s5SleepType), ...amlInteger(s5SleepType), ...amlInteger(0), ...amlInteger(0)];
   const content = [4, ...elements]; // NumElements, then the elements
-  return Uint8Array.from([AML_NAME_OP, ...ascii('_S5_'), AML_PACKAGE_OP, ...encodePkgLength(content.length), ...content]);
+  const s5 = [AML_NAME_OP, ...ascii('_S5_'), AML_PACKAGE_OP, ...encodePkgLength(content.length), ...content];
+  if (virtioMmio.length === 0) return Uint8Array.from(s5);
+  if (virtioMmio.length > 256) throw new RangeError(`${virtioMmio.length} virtio-mmio devices: at most 256 can be named`);
+  const devices = virtioMmio.flatMap((d, n) => virtioMmioDevice(n, d));
+  const scope = [AML_ROOT_CHAR, ...ascii('_SB_'), ...devices];
+  return Uint8Array.from([...s5, AML_SCOPE_OP, ...encodePkgLength(scope.length), ...scope]);
 }
 
 /** Little-endian writer over a growing blob. */
@@ -246,7 +324,7 @@ export function buildAcpiTables(at: number, opts: AcpiTableOptions): AcpiTables 
   if (apicIds.length !== opts.cpus || opts.cpus < 1 || opts.cpus > 255) throw new RangeError(`ACPI tables: ${opts.cpus} CPUs with APIC IDs [${apicIds.join(', ')}]`);
   const sciIrq = opts.sciIrq ?? 9;
   const irq0ToGsi2 = opts.irq0ToGsi2 ?? true;
-  const dsdtBody = buildDsdtBody(opts.s5SleepType ?? 5);
+  const dsdtBody = buildDsdtBody(opts.s5SleepType ?? 5, opts.virtioMmio);
   const overrides: [number, number, number][] = []; // [isa irq, gsi, flags]
   if (irq0ToGsi2) overrides.push([0, 2, 0]); // conforming (edge, active high on ISA)
   overrides.push([sciIrq, sciIrq, MPS_INTI_LEVEL | MPS_INTI_ACTIVE_HIGH]);

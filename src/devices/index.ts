@@ -1,6 +1,6 @@
 /**
- * The I/O buses and the legacy PC devices. Register constants stay in their device files
- * (import them from there); this index exports the classes and their types.
+ * The I/O buses, the legacy PC devices and the virtio devices (virtio/). Register constants stay
+ * in their device files (import them from there); this index exports the classes and their types.
  */
 export { type IrqLine, RecordingIrqLine, NO_IRQ } from './irq.js';
 export {
@@ -19,7 +19,20 @@ export {
   type ApicDestMode, type ApicShorthand, type ApicTrigger, type ExtIntSource,
 } from './local-apic.js';
 export { IoApic, type IoApicOptions, type IoApicState } from './ioapic.js';
-export { buildAcpiTables, type AcpiTableOptions, type AcpiTables } from './acpi-tables.js';
+export { buildAcpiTables, type AcpiTableOptions, type AcpiTables, type VirtioMmioAcpi } from './acpi-tables.js';
 export {
   AcpiPm, AcpiResetRegister, type AcpiPmOptions, type AcpiPmState, type AcpiResetRegisterOptions, type AcpiResetRegisterState,
 } from './acpi-pm.js';
+export { type GuestMemory, type RamRegion, RegionGuestMemory } from './virtio/guest-memory.js';
+export { SplitQueue, Chain, QueueFault, type QueueFaultKind, type QueueLayout, type QueueFeatures } from './virtio/queue.js';
+export { type VirtioDevice, type VirtioLink, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from './virtio/device.js';
+export { VirtioMmio, VIRTIO_MMIO_SIZE, virtioMmioCmdline, type VirtioMmioOptions, type VirtioMmioCounters } from './virtio/virtio-mmio.js';
+export {
+  type BlockBackend, type BlockCompletion, type BlockOutcome, MemoryBlockBackend, type MemoryBlockOptions, SECTOR_SIZE,
+} from './virtio/block-backend.js';
+export { FileBlockBackend, type FileBlockOptions } from './virtio/block-file.js';
+export { VirtioBlk, type VirtioBlkCounters } from './virtio/virtio-blk.js';
+export {
+  VirtioConsole, ConsolePort, consoleRxQueue, type ConsolePortOptions, type VirtioConsoleOptions,
+} from './virtio/virtio-console.js';
+export { VirtioRng, type RandomSource } from './virtio/virtio-rng.js';

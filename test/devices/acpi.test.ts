@@ -220,3 +220,48 @@ test('reset register: 0x06 resets; 0x02 then 0x06 resets once; 0x0E resets', () 
   s.bus.write(0xcf9, 1, 0x0e);
   assert.equal(s.resets(), 3);
 });
+
+test('no virtio-mmio devices: the tables are byte for byte those built without the option', () => {
+  const plain = buildAcpiTables(AT, { cpus: 2, ioapicId: 2, pmBase: 0x600 });
+  const empty = buildAcpiTables(AT, { cpus: 2, ioapicId: 2, pmBase: 0x600, virtioMmio: [] });
+  assert.deepEqual(empty.bytes, plain.bytes);
+});
+
+test('virtio-mmio devices in the DSDT: iasl shows Device (VRnn) with _HID LNRO0005, _UID, window and interrupt', (t) => {
+  if (spawnSync('iasl', ['-v']).error) {
+    t.skip('iasl not installed (Debian package acpica-tools)');
+    return;
+  }
+  const withVirtio = buildAcpiTables(AT, {
+    cpus: 1, ioapicId: 1, pmBase: 0x600,
+    virtioMmio: [{ base: 0xd000_0000, size: 0x200, irq: 5 }, { base: 0xd000_0200, size: 0x200, irq: 6, trigger: 'edge' }],
+  });
+  const dsdtAt = withVirtio.tables.DSDT - AT;
+  const dsdtLength = new DataView(withVirtio.bytes.buffer).getUint32(dsdtAt + 4, true);
+  const dsdt = withVirtio.bytes.subarray(dsdtAt, dsdtAt + dsdtLength);
+  assert.equal(acpiSum(dsdt), 0);
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-acpi-'));
+  try {
+    writeFileSync(join(dir, 'DSDT.dat'), dsdt);
+    const log = execFileSync('iasl', ['-d', join(dir, 'DSDT.dat')], { cwd: dir, encoding: 'utf8' });
+    assert.doesNotMatch(log, /warning|error/i, log);
+    const dsl = readFileSync(join(dir, 'DSDT.dsl'), 'utf8');
+    assert.match(dsl, /Name \(_S5, Package \(0x04\)/);
+    const devices = [...dsl.matchAll(/Device \((VR0\d)\)\s*\{([\s\S]*?)\n {8}\}/g)].map((m) => ({ name: m[1]!, body: m[2]! }));
+    assert.deepEqual(devices.map((d) => d.name), ['VR00', 'VR01']);
+    const expect = [
+      { uid: 'Zero', base: '0xD0000000', mode: 'Level', irq: '0x00000005' },
+      { uid: 'One', base: '0xD0000200', mode: 'Edge', irq: '0x00000006' },
+    ];
+    devices.forEach((d, i) => {
+      const e = expect[i]!;
+      assert.match(d.body, /Name \(_HID, "LNRO0005"\)/);
+      assert.match(d.body, new RegExp(`Name \\(_UID, ${e.uid}\\)`));
+      assert.match(d.body, new RegExp(`Memory32Fixed \\(ReadWrite,\\s*${e.base},\\s*// Address Base\\s*0x00000200,`));
+      assert.match(d.body, new RegExp(`Interrupt \\(ResourceConsumer, ${e.mode}, ActiveHigh, Exclusive, ,, \\)\\s*\\{\\s*${e.irq},`));
+    });
+    assert.match(dsl, /Scope \(\\_SB\)\s*\{\s*Device \(VR00\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
