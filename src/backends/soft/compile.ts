@@ -227,6 +227,8 @@ def('pop', (d, i) => {
   i.o0 = opnd(d, 0, i);
   return I.hPop;
 });
+def(['pusha', 'popa'], (d, i) => { i.size = d.opSize; return MNEMONICS[d.mnemonic] === 'pusha' ? I.hPusha : I.hPopa; });
+def('bound', (d, i) => { i.size = d.opSize; i.o0 = d.ops[0]!.reg; opnd(d, 1, i); i.o1 = MEM; return I.hBound; });
 def('leave', (d, i) => { i.size = d.opSize; return I.hLeave; });
 def('enter', (d, i) => { i.size = d.opSize; i.imm = d.ops[0]!.imm & 0xffff; i.imm2 = d.ops[1]!.imm & 0xff; return I.hEnter; });
 def('pushf', (d, i) => { i.size = d.opSize; return S.hPushf; });
