@@ -547,7 +547,7 @@ export const X87_REG: readonly Node[] = [
   'fcmovb ST,STi', 'fcmove ST,STi', 'fcmovbe ST,STi', 'fcmovu ST,STi', '', rm('', 'fucompp', '', '', '', '', '', ''), '', '',
   // DB
   'fcmovnb ST,STi', 'fcmovne ST,STi', 'fcmovnbe ST,STi', 'fcmovnu ST,STi',
-  rm('fneni(8087_only)', 'fndisi(8087_only)', 'fnclex', 'fninit', 'fnsetpm(287_only)', 'frstpm(287_only)', '', ''),
+  rm('fneni(8087_only)', 'fndisi(8087_only)', 'fnclex', 'fninit', 'fnsetpm(287_only)', od('', 'frstpm(287_only)'), '', ''),
   'fucomi ST,STi', 'fcomi ST,STi', '',
   // DC
   'fadd STi,ST', 'fmul STi,ST', od('fcom STi', ''), od('fcomp STi', ''), 'fsubr STi,ST', 'fsub STi,ST', 'fdivr STi,ST', 'fdiv STi,ST',
