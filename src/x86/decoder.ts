@@ -371,9 +371,16 @@ export class DecodedInsn {
   prefixLen = 0;
   /**
    * The undefined encoding is one objdump prints as a bare `(bad)`, without prefix names (a `'!'` table
-   * hole: the wrong prefix on an instruction objdump holds with a prefix requirement).
+   * hole: the wrong prefix on an instruction objdump holds with a prefix requirement; an EVEX or XOP
+   * encoding with `objdumpCompat`).
    */
   viaPrefixSplit = false;
+  /**
+   * For an undefined encoding objdump shows with prefix names: whether a REX prefix is named too (objdump
+   * drops the name of a REX prefix whose bits it has no use for only when they are all zero, e.g. an
+   * EVEX prefix that replaced them).
+   */
+  badRexNamed = true;
   /** Offset of the first byte in the buffer it was decoded from. */
   offset = 0;
   nOps = 0;
@@ -480,6 +487,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   out.mandatory = 0;
   out.usedPrefixes = 0;
   out.rexUsed = 0;
+  out.viaPrefixSplit = false;
+  out.badRexNamed = true;
 
   // ---- legacy prefixes and REX ----
   let prefixes = 0;
@@ -538,7 +547,14 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   // where objdump resumes after a register-form/memory-form operand misuse: after the first opcode byte
   // (for VEX: after the C4/C5 byte)
   let resume = pos;
-  if ((opcode === 0xc4 || opcode === 0xc5) && (is64 || (peek() & 0xc0) === 0xc0) && mode !== 16) {
+  if (objdumpCompat && (opcode === 0x62 || opcode === 0x8f)) {
+    // objdump decodes EVEX (62; outside long mode only with ModRM.mod 3 in the next byte) and AMD XOP
+    // (8F with map 8-15 in the next byte), which the CPU modelled here has not (BOUND, POP Ev or #UD)
+    const next = peek();
+    if (opcode === 0x62 && (is64 || (next & 0xc0) === 0xc0)) return objdumpEvex(out, offset, is64);
+    if (opcode === 0x8f && (next & 0x18) === 0x08) return objdumpXop(out, offset, is64);
+  }
+  if ((opcode === 0xc4 || opcode === 0xc5) && (is64 || (peek() & 0xc0) === 0xc0) && (mode !== 16 || objdumpCompat)) {
     // VEX prefix. Any 66/F2/F3/LOCK/REX before it makes it #UD.
     const hadRex = rex !== 0;
     vex = true;
@@ -583,8 +599,12 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
     opcode = byte();
     if (fail) return finishFail(out, offset);
     out.prefixLen = pos - 1 - offset;
-    // a reserved map: objdump stops after the C4 byte
-    if (mmmmm < 1 || mmmmm > 3) return setInvalid(out, InvalidReason.Vex, out.prefixLen - 2);
+    // a reserved map: objdump stops after the C4 byte (naming a REX prefix only if the R X B bits it
+    // took from the VEX prefix are not all zero)
+    if (mmmmm < 1 || mmmmm > 3) {
+      out.badRexNamed = (r | x | bb) !== 0;
+      return setInvalid(out, InvalidReason.Vex, out.prefixLen - 2);
+    }
     if (!objdumpCompat && (prefixes & (Prefix.OpSize | Prefix.Rep | Prefix.Repne | Prefix.Lock) || hadRex)) {
       return setInvalid(out, InvalidReason.Vex, pos - offset);
     }
@@ -702,8 +722,8 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   out.viaPrefixSplit = node === BARE_HOLE;
   if (node === null || node === BARE_HOLE) {
     // objdump counts the bytes up to the opcode (a ModRM read only to pick a group entry is not counted
-    // unless it was needed by an x87 escape).
-    const len = modrm >= 0 ? pos - offset - 1 : pos - offset;
+    // unless it belongs to an x87 escape).
+    const len = modrm >= 0 && !x87 ? pos - offset - 1 : pos - offset;
     out.modrm = modrm;
     return setInvalid(out, InvalidReason.Opcode, len);
   }
@@ -1086,6 +1106,55 @@ export function decode(code: Uint8Array, offset: number, end: number, mode: CpuM
   out.length = pos - offset;
   if (flags & OpFlag.Bad) { out.status = DecodeStatus.Invalid; out.invalidReason = InvalidReason.Opcode; }
   return out;
+}
+
+/**
+ * objdump's view of an EVEX prefix (the disassembler only; a CPU without AVX-512 decodes BOUND or
+ * raises #UD): AVX-512 instructions are not decoded, but the length and prefix names of objdump's
+ * `(bad)` are. objdump rejects the prefix at P0 (map not 1, 2, 3, 5 or 6) or at P1 (the U bit clear),
+ * naming the legacy prefixes and a REX prefix only if the REX bits objdump took from the EVEX prefix
+ * so far are not all zero; past P2 and the opcode it prints `(bad)` (AVX-512 is not decoded here).
+ */
+function objdumpEvex(out: DecodedInsn, offset: number, is64: boolean): DecodedInsn {
+  const p0 = byte();
+  if (fail) return finishFail(out, offset);
+  let rexBits = (~p0 >> 5) & 7;
+  const map = p0 & 15;
+  if (map !== 1 && map !== 2 && map !== 3 && map !== 5 && map !== 6) {
+    out.badRexNamed = is64 && rexBits !== 0;
+    return setInvalid(out, InvalidReason.Vex, pos - 1 - offset);
+  }
+  const p1 = byte();
+  if (fail) return finishFail(out, offset);
+  if (is64 && p1 & 0x80) rexBits |= 8;
+  if (!(p1 & 4)) {
+    out.badRexNamed = is64 && rexBits !== 0;
+    return setInvalid(out, InvalidReason.Vex, pos - 1 - offset);
+  }
+  byte();
+  byte();
+  if (fail) return finishFail(out, offset);
+  // (as for VEX: the prefixes are named, and the EVEX decorations shown, only if EVEX.vvvv is unused)
+  out.viaPrefixSplit = ((p1 >> 3) & 15) !== 15;
+  return setInvalid(out, InvalidReason.Vex, pos - offset);
+}
+
+/**
+ * objdump's view of an AMD XOP prefix (8F with a map field of 8-15; POP Ev group entries otherwise): for
+ * a map other than 8-10 a `(bad)` of the 8F byte (a REX named as for EVEX), else a bare `(bad)` of the
+ * prefix and the opcode (XOP instructions are not decoded).
+ */
+function objdumpXop(out: DecodedInsn, offset: number, is64: boolean): DecodedInsn {
+  const p0 = byte();
+  if ((p0 & 0x1f) > 10) {
+    out.badRexNamed = is64 && ((~p0 >> 5) & 7) !== 0;
+    return setInvalid(out, InvalidReason.Vex, pos - 1 - offset);
+  }
+  byte();
+  byte();
+  if (fail) return finishFail(out, offset);
+  out.viaPrefixSplit = true;
+  return setInvalid(out, InvalidReason.Vex, pos - offset);
 }
 
 /**

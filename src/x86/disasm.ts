@@ -98,7 +98,9 @@ function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boo
     inner = `(${inner})`;
   } else if (op.index >= 0) {
     inner = `(,%${indexName(op.index)},${op.scale})`;
-  } else if (haveSib && (insn.mode !== 64 || as === 4 || scaleBits !== 0)) {
+  } else if (haveSib && (insn.mode === 32 || (insn.mode === 64 && as === 4) || scaleBits !== 0)) {
+    // (a SIB without base or index: objdump shows %eiz/%riz unless the scale is 1 in long mode with a
+    // 64-bit address or in 16-bit code with addr32)
     inner = `(,%${iz},${op.scale})`;
   }
   let d = '';
@@ -380,28 +382,76 @@ function hasRexOnlyRegs(insn: DecodedInsn): boolean {
   return false;
 }
 
+const isLegacyPrefix = (b: number): boolean => b === 0xf0 || b === 0xf2 || b === 0xf3 || b === 0x66 || b === 0x67 ||
+  b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65;
+
+/** What objdump makes of the prefix bytes at the start of an instruction (see `scanPrefixes`). */
+interface PrefixScan {
+  /** A line of prefixes only, ending here (0: none; the instruction is decoded). */
+  length: number;
+  /** Its text. */
+  text: string;
+  /** FWAIT bytes (9B) among the prefixes, which objdump folds into a following x87 instruction. */
+  fwaits: number;
+}
+const scan: PrefixScan = { length: 0, text: '', fwaits: 0 };
+
 /**
- * objdump's own instruction boundary: a REX prefix followed by another prefix ends a pseudo-instruction
- * consisting only of the prefixes up to it. Returns that length, or 0.
+ * objdump reads FWAIT (9B) and REX as prefixes, which a CPU does not (FWAIT is an instruction; a REX
+ * not right before the opcode is ignored). Its rules, as observed:
+ *  - a REX followed by another prefix (legacy, REX or FWAIT) ends a line of the prefixes read so far,
+ *    FWAIT not counted nor named (`67 49 4e` is `addr32 rex.WB` of 2 bytes; `9b 4d 44` is `rex.WRB` of 1);
+ *  - a FWAIT preceded by a prefix, or followed by a non-x87 opcode, is a line `fwait` with the prefixes
+ *    before it (the bytes counted are those prefixes and one: `66 9b 90` is `data16 fwait` of 2 bytes);
+ *  - otherwise the FWAITs are folded into the x87 instruction that follows (`fnstsw` becomes `fstsw`).
  */
-function rexPrefixBreak(code: Uint8Array, offset: number, end: number, mode: CpuMode): number {
-  if (mode !== 64) return 0;
+function scanPrefixes(code: Uint8Array, offset: number, end: number, mode: CpuMode): PrefixScan {
+  scan.length = 0;
+  scan.fwaits = 0;
   const lim = Math.min(end, offset + 15);
-  for (let p = offset; p < lim; p++) {
+  const stored: number[] = [];
+  let rex = 0;
+  let any = false;
+  let fwaitAt = -1;
+  let p = offset;
+  for (; p < lim; p++) {
     const b = code[p]!;
-    const isLegacy = b === 0xf0 || b === 0xf2 || b === 0xf3 || b === 0x66 || b === 0x67 ||
-      b === 0x26 || b === 0x2e || b === 0x36 || b === 0x3e || b === 0x64 || b === 0x65;
-    if ((b & 0xf0) === 0x40) {
-      const nb = p + 1 < end ? code[p + 1]! : -1;
-      const nIsPrefix = nb === 0xf0 || nb === 0xf2 || nb === 0xf3 || nb === 0x66 || nb === 0x67 || nb === 0x26 ||
-        nb === 0x2e || nb === 0x36 || nb === 0x3e || nb === 0x64 || nb === 0x65;
-      // (FWAIT too: objdump never attaches a REX to it)
-      if (nIsPrefix || nb === 0x9b) return p + 1 - offset;
+    const isRex = mode === 64 && (b & 0xf0) === 0x40;
+    if (b === 0x9b) {
+      fwaitAt = stored.length;
+      if (any || rex) {
+        // a FWAIT after other prefixes belongs to them (objdump stops reading prefixes)
+        scan.fwaits++;
+        if (rex) return prefixLine(code, stored, stored.length, mode);
+        p++;
+        break;
+      }
+      any = true;
+      scan.fwaits++;
       continue;
     }
-    if (!isLegacy) return 0;
+    if (!isRex && !isLegacyPrefix(b)) break;
+    if (rex) return prefixLine(code, stored, stored.length, mode);
+    stored.push(b);
+    if (!isRex) any = true;
+    rex = isRex ? b : 0;
+    if (isRex) any = true;
   }
-  return 0;
+  if (fwaitAt >= 0 && (p >= end || code[p]! < 0xd8 || code[p]! > 0xdf)) {
+    const names = prefixNameList(Uint8Array.from(stored.slice(0, fwaitAt)), 0, fwaitAt, mode);
+    scan.length = fwaitAt + 1;
+    scan.text = [...names, 'fwait'].join(' ');
+    scan.fwaits = 0;
+  }
+  return scan;
+}
+
+function prefixLine(code: Uint8Array, stored: number[], n: number, mode: CpuMode): PrefixScan {
+  scan.length = n;
+  scan.text = prefixNameList(Uint8Array.from(stored), 0, n, mode).join(' ');
+  scan.fwaits = 0;
+  void code;
+  return scan;
 }
 
 function prefixNames(code: Uint8Array, offset: number, len: number, mode: CpuMode): string {
@@ -450,20 +500,26 @@ const scratch = new DecodedInsn();
  */
 export function disasmOne(code: Uint8Array, offset: number, end: number, mode: CpuMode, address: bigint,
   insn: DecodedInsn = scratch): DisasmLine {
-  const rb = rexPrefixBreak(code, offset, end, mode);
-  if (rb) return { offset, length: rb, text: prefixNames(code, offset, rb, mode) };
-  // objdump folds FWAIT into a following no-wait x87 control instruction (fnstsw -> fstsw, ...)
-  if (code[offset] === 0x9b) {
-    let p = offset;
-    while (p < end && code[p] === 0x9b && p - offset < 14) p++;
-    if (p < end && p > offset) {
-      decode(code, p, end, mode, insn);
-      if (insn.status === DecodeStatus.Ok && insn.entry && FWAIT_FOLD.has(insn.entry.name) && insn.prefixLen === 0) {
-        const text = formatInsn(insn, code, address + BigInt(p - offset)).replace(/^fn/, 'f');
-        return { offset, length: p - offset + insn.length, text };
-      }
+  const sc = scanPrefixes(code, offset, end, mode);
+  if (sc.length) return { offset, length: sc.length, text: sc.text };
+  if (sc.fwaits) {
+    // decode the instruction without its FWAIT bytes, at an address that keeps its end where it is
+    const lim = Math.min(end, offset + 15 + sc.fwaits);
+    const bytes = new Uint8Array(lim - offset - sc.fwaits);
+    let n = 0;
+    for (let p = offset, k = 0; p < lim; p++) {
+      if (code[p] === 0x9b && k < sc.fwaits) { k++; continue; }
+      bytes[n++] = code[p]!;
     }
+    const line = disasmPlain(bytes, 0, n, mode, address + BigInt(sc.fwaits), insn);
+    const text = line.text.replace(FWAIT_FOLD, '$1f$2');
+    return { offset, length: line.length + sc.fwaits, text };
   }
+  return disasmPlain(code, offset, end, mode, address, insn);
+}
+
+function disasmPlain(code: Uint8Array, offset: number, end: number, mode: CpuMode, address: bigint,
+  insn: DecodedInsn): DisasmLine {
   decode(code, offset, end, mode, insn, true);
   if (insn.status === DecodeStatus.Truncated) {
     return { offset, length: Math.max(1, end - offset), text: '(bad)' };
@@ -495,14 +551,35 @@ export function disasmOne(code: Uint8Array, offset: number, end: number, mode: C
         const rexBits = insn.rex & 15;
         if (rexBits !== 0 && (rexBits & ~insn.rexUsed) === 0) names[pl - 1] = '';
       }
+      if (!insn.badRexNamed) {
+        for (let p = 0; p < pl; p++) if ((code[offset + p]! & 0xf0) === 0x40) names[p] = '';
+      }
       if (insn.mandatory && !insn.vex) {
         for (let p = pl - 1; p >= 0; p--) if (code[offset + p] === insn.mandatory) { names[p] = ''; break; }
       }
       pn = names.filter((x) => x !== '').join(' ');
     }
-    return { offset, length, text: pn ? pn + ' (bad)' : '(bad)' };
+    return { offset, length, text: (pn ? pn + ' (bad)' : '(bad)') + evexDecorations(code, offset, end, mode, insn) };
   }
   return { offset, length: insn.length, text: formatInsn(insn, code, address) };
+}
+
+const EVEX_ROUNDING = ['rn', 'rd', 'ru', 'rz'];
+
+/**
+ * objdump prints an undefined EVEX opcode with the decorations of the prefix: static rounding (EVEX.b
+ * with a register ModRM, marked `-bad`) and the opmask (EVEX.aaa, then EVEX.z).
+ */
+function evexDecorations(code: Uint8Array, offset: number, end: number, mode: CpuMode, insn: DecodedInsn): string {
+  const pl = legacyPrefixLen(code, offset, end, mode);
+  if (insn.viaPrefixSplit || insn.invalidReason !== InvalidReason.Vex || code[offset + pl] !== 0x62 ||
+    insn.length !== pl + 5) return '';
+  const p2 = code[offset + pl + 3]!;
+  const modrm = offset + pl + 5 < end ? code[offset + pl + 5]! : 0;
+  const items: string[] = [];
+  if (p2 & 0x10 && modrm >= 0xc0) items.push(`{${EVEX_ROUNDING[(p2 >> 5) & 3]}-bad}`);
+  if (p2 & 7) items.push(`{%k${p2 & 7}}${p2 & 0x80 ? '{z}' : ''}`);
+  return items.length ? '  ' + items.join(',') : '';
 }
 
 /** VEX.vvvv as encoded (un-inverted, all 4 bits even outside long mode) of the VEX prefix at `p`. */
@@ -511,8 +588,8 @@ function rawVexV(code: Uint8Array, p: number): number {
   return b === undefined ? 0 : (~b >> 3) & 15;
 }
 
-const FWAIT_FOLD = new Set(['fnstsw', 'fnstcw', 'fnstenv', 'fnsave', 'fnclex', 'fninit', 'fneni(8087_only)',
-  'fndisi(8087_only)', 'fnsetpm(287_only)']);
+/** The no-wait x87 control mnemonics, which a folded FWAIT turns into their waiting names. */
+const FWAIT_FOLD = /(^| )fn(stsw|stcw|stenv|save|clex|init|eni|disi|setpm)/;
 
 function legacyPrefixLen(code: Uint8Array, offset: number, end: number, mode: CpuMode): number {
   let p = offset;

@@ -132,7 +132,9 @@ function buildOneByte(): Node[] {
   }
   t[0x60] = 'pusha:i64:sxd';
   t[0x61] = 'popa:i64:sxd';
-  t[0x62] = 'bound:i64 Gv,Ma';
+  // (a register operand is #UD, and objdump prints the whole instruction as `(bad)`: a table hole, as for
+  // LEA, LES/LDS and the far indirect CALL/JMP below; objdump decodes EVEX for 62 with ModRM.mod 3)
+  t[0x62] = mod('bound:i64 Gv,Ma', '');
   t[0x63] = m64('arpl Ew,Gw', rexw('movsxd Gv,Ed', 'movslq Gv,Ed'));
   t[0x68] = 'push:d64 Iz';
   t[0x69] = 'imul Gv,Ev,Iz';
@@ -151,7 +153,7 @@ function buildOneByte(): Node[] {
   t[0x86] = 'xchg Eb,Gb'; t[0x87] = 'xchg Ev,Gv';
   t[0x88] = 'mov Eb,Gb'; t[0x89] = 'mov Ev,Gv'; t[0x8a] = 'mov Gb,Eb'; t[0x8b] = 'mov Gv,Ev';
   t[0x8c] = mod('mov Ew,Sw', 'mov Ev,Sw');
-  t[0x8d] = 'lea Gv,M0';
+  t[0x8d] = mod('lea Gv,M0', '');
   t[0x8e] = mod('mov Sw,Mw', 'mov Sw,Rv');
   t[0x8f] = grp('pop:d64 Ev', '', '', '', '', '', '', '');
   t[0x90] = 'nop';
@@ -178,8 +180,8 @@ function buildOneByte(): Node[] {
   t[0xc1] = grp(...SHIFT.map((n) => `${n} Ev,Ib`));
   t[0xc2] = 'ret:f64:br Iw';
   t[0xc3] = 'ret:f64:br';
-  t[0xc4] = 'les:i64 Gz,Mp';
-  t[0xc5] = 'lds:i64 Gz,Mp';
+  t[0xc4] = mod('les:i64 Gz,Mp', '');
+  t[0xc5] = mod('lds:i64 Gz,Mp', '');
   t[0xc6] = grp('mov Eb,Ib', '', '', '', '', '', '', mod('', rm('xabort Ib', '', '', '', '', '', '', '')));
   t[0xc7] = grp('mov Ev,Iz', '', '', '', '', '', '', mod('', rm('xbegin:br Jz', '', '', '', '', '', '', '')));
   t[0xc8] = 'enter:d64 Iw,Ib';
@@ -216,7 +218,7 @@ function buildOneByte(): Node[] {
   t[0xf7] = grp('test Ev,Iz', 'test Ev,Iz', 'not Ev', 'neg Ev', 'mul Ev', 'imul Ev', 'div Ev', 'idiv Ev');
   t[0xf8] = 'clc'; t[0xf9] = 'stc'; t[0xfa] = 'cli'; t[0xfb] = 'sti'; t[0xfc] = 'cld'; t[0xfd] = 'std';
   t[0xfe] = grp('inc Eb', 'dec Eb', '', '', '', '', '', '');
-  t[0xff] = grp('inc Ev', 'dec Ev', 'call:f64:br Ev', 'lcall:br:far Mp', 'jmp:f64:br Ev', 'ljmp:br:far Mp', 'push:d64 Ev', '');
+  t[0xff] = grp('inc Ev', 'dec Ev', 'call:f64:br Ev', mod('lcall:br:far Mp', ''), 'jmp:f64:br Ev', mod('ljmp:br:far Mp', ''), 'push:d64 Ev', '');
   return t;
 }
 
@@ -526,12 +528,17 @@ export const X87_MEM: readonly string[] = [
   'filds Mw', 'fisttps Mw', 'fists Mw', 'fistps Mw', 'fbld Mt', 'fildll Mq', 'fbstp Mt', 'fistpll Mq',
 ];
 
-/** x87 register forms (ModRM.mod == 3): index (opcode-0xD8)*8 + ModRM.reg; a split by r/m where needed. */
+/**
+ * x87 register forms (ModRM.mod == 3): index (opcode-0xD8)*8 + ModRM.reg; a split by r/m where needed.
+ * Eight reserved slots are aliases a CPU executes (D9 D8+i FSTP, DC D0+i FCOM, DC D8+i FCOMP, DD C8+i FXCH,
+ * DE D0+i FCOMP, DF C8+i FXCH, DF D0+i and D8+i FSTP: the undocumented "FSTP1", "FCOM2"... of the opcode
+ * maps); objdump shows them as `(bad)`. The other holes are #UD.
+ */
 export const X87_REG: readonly Node[] = [
   // D8
   'fadd ST,STi', 'fmul ST,STi', 'fcom STi', 'fcomp STi', 'fsub ST,STi', 'fsubr ST,STi', 'fdiv ST,STi', 'fdivr ST,STi',
   // D9
-  'fld STi', 'fxch STi', rm('fnop', '', '', '', '', '', '', ''), '',
+  'fld STi', 'fxch STi', rm('fnop', '', '', '', '', '', '', ''), od('fstp STi', ''),
   rm('fchs', 'fabs', '', '', 'ftst', 'fxam', '', ''),
   rm('fld1', 'fldl2t', 'fldl2e', 'fldpi', 'fldlg2', 'fldln2', 'fldz', ''),
   rm('f2xm1', 'fyl2x', 'fptan', 'fpatan', 'fxtract', 'fprem1', 'fdecstp', 'fincstp'),
@@ -540,16 +547,16 @@ export const X87_REG: readonly Node[] = [
   'fcmovb ST,STi', 'fcmove ST,STi', 'fcmovbe ST,STi', 'fcmovu ST,STi', '', rm('', 'fucompp', '', '', '', '', '', ''), '', '',
   // DB
   'fcmovnb ST,STi', 'fcmovne ST,STi', 'fcmovnbe ST,STi', 'fcmovnu ST,STi',
-  rm('fneni(8087_only)', 'fndisi(8087_only)', 'fnclex', 'fninit', 'fnsetpm(287_only)', 'frstpm(287_only)', '', ''),
+  rm('fneni(8087_only)', 'fndisi(8087_only)', 'fnclex', 'fninit', 'fnsetpm(287_only)', od('', 'frstpm(287_only)'), '', ''),
   'fucomi ST,STi', 'fcomi ST,STi', '',
   // DC
-  'fadd STi,ST', 'fmul STi,ST', '', '', 'fsubr STi,ST', 'fsub STi,ST', 'fdivr STi,ST', 'fdiv STi,ST',
+  'fadd STi,ST', 'fmul STi,ST', od('fcom STi', ''), od('fcomp STi', ''), 'fsubr STi,ST', 'fsub STi,ST', 'fdivr STi,ST', 'fdiv STi,ST',
   // DD
-  'ffree STi', '', 'fst STi', 'fstp STi', 'fucom STi', 'fucomp STi', '', '',
+  'ffree STi', od('fxch STi', ''), 'fst STi', 'fstp STi', 'fucom STi', 'fucomp STi', '', '',
   // DE
-  'faddp STi,ST', 'fmulp STi,ST', '', rm('', 'fcompp', '', '', '', '', '', ''), 'fsubrp STi,ST', 'fsubp STi,ST', 'fdivrp STi,ST', 'fdivp STi,ST',
+  'faddp STi,ST', 'fmulp STi,ST', od('fcomp STi', ''), rm('', 'fcompp', '', '', '', '', '', ''), 'fsubrp STi,ST', 'fsubp STi,ST', 'fdivrp STi,ST', 'fdivp STi,ST',
   // DF
-  'ffreep STi', '', '', '', rm('fnstsw AX', '', '', '', '', '', '', ''), 'fucomip ST,STi', 'fcomip ST,STi', '',
+  'ffreep STi', od('fxch STi', ''), od('fstp STi', ''), od('fstp STi', ''), rm('fnstsw AX', '', '', '', '', '', '', ''), 'fucomip ST,STi', 'fcomip ST,STi', '',
 ];
 
 /** AMD 3DNow! operations by the imm8 that follows `0F 0F /r` (AMD 3DNow! Technology Manual). */

@@ -108,6 +108,42 @@ const VECTORS: [CpuMode, string, string][] = [
   [64, '67 0f 1a 06', 'addr32 bndldx (%rsi),%bnd0'],
   [64, '66 48 0f bc c8', 'bsf %rax,%rcx'],
   [64, 'f3 f2 aa', 'rep repnz stos %al,%es:(%rdi)'],
+  // register operands where only memory is defined: objdump shows the whole instruction as (bad) of the
+  // opcode's length (LEA, LES/LDS in 16-bit code, LSS, far indirect CALL/JMP)
+  [32, '8d c7 90 90 90 90 90 90', '(bad) ; (bad) ; nop ; nop ; nop ; nop ; nop ; nop'],
+  [16, '3e 8d e4 90', 'ds (bad) ; in $0x90,%al'],
+  [16, 'c4 c0 00 90', '(bad) ; rolb $0x90,(%bx,%si)'],
+  [32, '0f b2 c0 00 90', '(bad) ; rolb $0x90,(%eax)'],
+  [64, 'ff d8 90 90 90 90 90 90', '(bad) ; fcoms -0x6f6f6f70(%rax) ; nop'],
+  [32, 'ff e8 90 90 90 90 90 90', '(bad) ; call 0x90909096 ; nop ; nop'],
+  // x87: an undefined register form is a (bad) of two bytes (the ModRM counted), also for the aliases a
+  // CPU executes (DD C8+i is FXCH)
+  [32, 'da e4 90', '(bad) ; nop'],
+  [64, 'dd c8 90', '(bad) ; nop'],
+  [64, 'f3 df d1 90', 'repz (bad) ; nop'],
+  // FWAIT: folded into an x87 instruction, also after and before prefixes; else a line of its own
+  [32, '9b f0 dd d3 90', 'lock fst %st(3) ; nop'],
+  [32, '66 9b d9 c0 90', 'data16 fld %st(0) ; nop'],
+  [32, '66 9b 90', 'data16 fwait ; nop'],
+  [32, '9b 66 dd 7d 00 90', 'data16 fstsw 0x0(%ebp) ; nop'],
+  // a REX followed by a prefix, a REX or FWAIT: objdump ends a line of the prefixes so far (FWAIT not counted)
+  [64, '49 45 90', 'rex.WB ; rex.RB xchg %eax,%r8d'],
+  [64, '67 49 4e 45 90', 'addr32 rex.WB ; rex.WRX ; rex.RB xchg %eax,%r8d'],
+  [64, '9b 4d 44 90', 'rex.WRB ; rex.WRB ; rex.R nop'],
+  // VEX in 16-bit code (objdump decodes it; a real-mode CPU raises #UD)
+  [16, 'c5 f0 58 00 90', 'vaddps (%bx,%si),%xmm1,%xmm0 ; nop'],
+  // EVEX and XOP are not decoded, but objdump's (bad) for them is: its length, prefix names, decorations
+  [64, '62 f0 f5 90 90 90 90', '(bad) ; lock cmc ; nop ; nop ; nop ; nop'],
+  [64, '48 62 72 9b 90 90 90', 'rex.W (bad) ; fwait ; nop ; nop ; nop'],
+  [64, '62 52 2e 84 19 90 90', '(bad) ; nop ; nop'],
+  [64, '2e 62 f1 fe 85 18 90 90 90', 'cs (bad) {%k5}{z} ; nop ; nop ; nop'],
+  [32, '62 d1 2e 84 19 90 90', '(bad) ; nop ; nop'],
+  [32, '36 62 ec 90 90 90 90', 'ss (bad) ; in (%dx),%al ; nop ; nop ; nop ; nop'],
+  [32, '8f e8 00 00 90', '(bad) ; nop'],
+  [64, '47 8f eb cc 90', '(bad) ; jmp 0xffffffffffffffd0 ; nop'],
+  [64, '47 8f fd 90 90', 'rex.RXB (bad) ; std ; nop ; nop'],
+  // 16-bit code, addr32, a SIB without base and index: an absolute address
+  [16, '67 33 3c 25 78 86 aa e0', 'addr32 xor 0xe0aa8678,%di'],
 ];
 
 test('hand vectors disassemble as objdump does', () => {
@@ -182,4 +218,19 @@ test('invalid and truncated encodings are results, not exceptions', () => {
   const long = dec('66'.repeat(15) + '90', 64);
   assert.equal(long.status, DecodeStatus.Invalid);
   assert.equal(long.invalidReason, InvalidReason.TooLong);
+});
+
+test('CPU decoding: register forms of memory-only operands are #UD; reserved x87 aliases execute', () => {
+  for (const [hex, mode] of [['8d c0', 32], ['62 c0', 32], ['62 00', 64], ['c4 c0', 16], ['ff d8', 64], ['ff e8', 32],
+    ['8f c8', 32], ['8f e8 78 c0 00 00', 64], ['da e4', 32], ['df e1', 64], ['62 f1 f5 09 58 00', 64]] as const) {
+    assert.equal(dec(hex, mode).status, DecodeStatus.Invalid, `${hex} (${mode}-bit)`);
+  }
+  assert.equal(dec('62 00', 32).mnemonic, mnemonicId('bound'));
+  for (const [hex, name] of [['d9 d9', 'fstp'], ['dc d2', 'fcom'], ['dc da', 'fcomp'], ['dd c9', 'fxch'], ['de d3', 'fcomp'],
+    ['df cc', 'fxch'], ['df d5', 'fstp'], ['df de', 'fstp']] as const) {
+    const i = dec(hex, 32);
+    assert.equal(i.status, DecodeStatus.Ok, hex);
+    assert.equal(i.mnemonic, mnemonicId(name), hex);
+    assert.equal(i.length, 2, hex);
+  }
 });

@@ -227,6 +227,8 @@ def('pop', (d, i) => {
   i.o0 = opnd(d, 0, i);
   return I.hPop;
 });
+def(['pusha', 'popa'], (d, i) => { i.size = d.opSize; return MNEMONICS[d.mnemonic] === 'pusha' ? I.hPusha : I.hPopa; });
+def('bound', (d, i) => { i.size = d.opSize; i.o0 = d.ops[0]!.reg; opnd(d, 1, i); i.o1 = MEM; return I.hBound; });
 def('leave', (d, i) => { i.size = d.opSize; return I.hLeave; });
 def('enter', (d, i) => { i.size = d.opSize; i.imm = d.ops[0]!.imm & 0xffff; i.imm2 = d.ops[1]!.imm & 0xff; return I.hEnter; });
 def('pushf', (d, i) => { i.size = d.opSize; return S.hPushf; });
@@ -311,6 +313,67 @@ def(['sysret', 'sysretl', 'sysretq'], (d, i) => { i.term = true; i.size = MNEMON
 def('sysenter', (_d, i) => { i.term = true; return S.hSysenter; });
 def(['sysexit', 'sysexitl', 'sysexitq'], (d, i) => { i.term = true; i.size = MNEMONICS[d.mnemonic] === 'sysexitq' ? 8 : 4; return S.hSysexit; });
 def(['ud2', 'ud0', 'ud1'], (_d, i) => { i.term = true; return S.hUd; });
+def(['lar', 'lsl'], (d, i) => { two(d, i); i.size = d.opSize; i.sub = MNEMONICS[d.mnemonic] === 'lsl' ? 1 : 0; return S.hLarLsl; });
+def('arpl', (d, i) => { two(d, i); return S.hArpl; });
+def('rdpmc', (_d, i) => { i.term = true; return S.hRdpmc; });
+def('rsm', (_d, i) => { i.term = true; return S.hUd; }); // #UD outside system-management mode (the soft CPU has none)
+// hints that are NOPs on a CPU without the feature (they sit in the reserved-NOP space or are
+// prefetches; RDSSP is a NOP while shadow stacks are off, and the CPU modelled has none)
+def(['prefetchwt1', 'cldemote', 'rdsspd', 'rdsspq'], () => I.hNop);
+
+/**
+ * Instructions of features the CPU modelled does not advertise in CPUID (soft-backend.ts), by feature:
+ * on such a CPU they raise #UD (the exception hardware raises for this CPU model), as do all VEX
+ * encodings (no AVX, BMI, AMX...). test/soft/opcode-coverage.test.ts checks each feature is absent from
+ * the CPUID the soft CPU presents, and docs/soft-cpu-opcodes.md lists them.
+ */
+export const NOT_IN_MODEL: Readonly<Record<string, readonly string[]>> = {
+  'SSE3 (CPUID.1:ECX[0])': ['addsubpd', 'addsubps', 'haddpd', 'haddps', 'hsubpd', 'hsubps', 'movddup', 'movshdup', 'movsldup', 'lddqu'],
+  'MONITOR (CPUID.1:ECX[3])': ['monitor', 'mwait'],
+  'VMX (CPUID.1:ECX[5])': ['vmcall', 'vmlaunch', 'vmresume', 'vmxoff', 'vmptrld', 'vmptrst', 'vmclear', 'vmxon', 'vmread', 'vmwrite',
+    'invept', 'invvpid', 'vmfunc'],
+  'SMX (CPUID.1:ECX[6])': ['getsec'],
+  'SSSE3 (CPUID.1:ECX[9])': ['pshufb', 'phaddw', 'phaddd', 'phaddsw', 'pmaddubsw', 'phsubw', 'phsubd', 'phsubsw', 'psignb', 'psignw',
+    'psignd', 'pmulhrsw', 'pabsb', 'pabsw', 'pabsd', 'palignr'],
+  'SSE4.1 (CPUID.1:ECX[19])': ['pblendvb', 'blendvps', 'blendvpd', 'ptest', 'pmovsxbw', 'pmovsxbd', 'pmovsxbq', 'pmovsxwd', 'pmovsxwq',
+    'pmovsxdq', 'pmovzxbw', 'pmovzxbd', 'pmovzxbq', 'pmovzxwd', 'pmovzxwq', 'pmovzxdq', 'pmuldq', 'pcmpeqq', 'movntdqa', 'packusdw',
+    'pminsb', 'pminsd', 'pminuw', 'pminud', 'pmaxsb', 'pmaxsd', 'pmaxuw', 'pmaxud', 'pmulld', 'phminposuw', 'roundps', 'roundpd',
+    'roundss', 'roundsd', 'blendps', 'blendpd', 'pblendw', 'pextrb', 'pextrd', 'pextrq', 'extractps', 'pinsrb', 'insertps', 'pinsrd',
+    'pinsrq', 'dpps', 'dppd', 'mpsadbw'],
+  'SSE4.2 (CPUID.1:ECX[20])': ['pcmpgtq', 'pcmpestrm', 'pcmpestri', 'pcmpistrm', 'pcmpistri', 'crc32'],
+  'MOVBE (CPUID.1:ECX[22])': ['movbe'],
+  'PCLMULQDQ (CPUID.1:ECX[1])': ['pclmulqdq'],
+  'AES (CPUID.1:ECX[25])': ['aesenc', 'aesenclast', 'aesdec', 'aesdeclast', 'aesimc', 'aeskeygenassist'],
+  'XSAVE (CPUID.1:ECX[26])': ['xgetbv', 'xsetbv', 'xsave', 'xsave64', 'xrstor', 'xrstor64', 'xsaveopt', 'xsaveopt64', 'xsavec', 'xsavec64',
+    'xsaves', 'xsaves64', 'xrstors', 'xrstors64'],
+  'FSGSBASE (CPUID.7:EBX[0])': ['rdfsbase', 'rdgsbase', 'wrfsbase', 'wrgsbase'],
+  'RTM (CPUID.7:EBX[11])': ['xbegin', 'xabort', 'xend', 'xtest'],
+  'INVPCID (CPUID.7:EBX[10])': ['invpcid'],
+  'ADX (CPUID.7:EBX[19])': ['adcx', 'adox'],
+  'SGX (CPUID.7:EBX[2])': ['encls', 'enclu', 'enclv'],
+  'SMAP (CPUID.7:EBX[20])': ['clac', 'stac'],
+  'PT (CPUID.7:EBX[25])': ['ptwrite'],
+  'SHA (CPUID.7:EBX[29])': ['sha1nexte', 'sha1msg1', 'sha1msg2', 'sha1rnds4', 'sha256rnds2', 'sha256msg1', 'sha256msg2'],
+  'PKU (CPUID.7:ECX[3])': ['rdpkru', 'wrpkru'],
+  'WAITPKG (CPUID.7:ECX[5])': ['tpause', 'umonitor', 'umwait'],
+  'CET_SS (CPUID.7:ECX[7])': ['incsspd', 'incsspq', 'setssbsy', 'clrssbsy', 'wrssd', 'wrssq', 'wrussd', 'wrussq', 'saveprevssp', 'rstorssp'],
+  'GFNI (CPUID.7:ECX[8])': ['gf2p8mulb', 'gf2p8affineqb', 'gf2p8affineinvqb'],
+  'RDPID (CPUID.7:ECX[22])': ['rdpid'],
+  'KL (CPUID.7:ECX[23])': ['loadiwkey', 'encodekey128', 'encodekey256', 'aesenc128kl', 'aesdec128kl', 'aesenc256kl', 'aesdec256kl',
+    'aesencwide128kl', 'aesdecwide128kl', 'aesencwide256kl', 'aesdecwide256kl'],
+  'MOVDIRI, MOVDIR64B (CPUID.7:ECX[27, 28])': ['movdiri', 'movdir64b'],
+  'ENQCMD (CPUID.7:ECX[29])': ['enqcmd', 'enqcmds'],
+  'SERIALIZE, TSXLDTRK, PCONFIG, UINTR, HRESET, WRMSRNS, MSRLIST, RAO-INT, TDX, SEV-SNP (CPUID.7 and later leaves)': [
+    'serialize', 'xsusldtrk', 'xresldtrk', 'pconfig', 'uiret', 'testui', 'clui', 'stui', 'senduipi', 'hreset', 'wrmsrns', 'rdmsrlist',
+    'wrmsrlist', 'aadd', 'aand', 'aor', 'axor', 'tdcall', 'seamret', 'seamops', 'seamcall', 'vmgexit', 'rmpquery', 'rmpadjust',
+    'rmpupdate', 'psmash', 'pvalidate', 'rdpru'],
+  'SVM (CPUID.80000001:ECX[2])': ['vmrun', 'vmmcall', 'vmload', 'vmsave', 'stgi', 'clgi', 'skinit', 'invlpga'],
+  'SSE4A (CPUID.80000001:ECX[6])': ['extrq', 'insertq', 'movntss', 'movntsd'],
+  '3DNOW (CPUID.80000001:EDX[31]), MONITORX, MCOMMIT, INVLPGB, CLZERO (AMD)': ['femms', 'monitorx', 'mwaitx', 'mcommit', 'invlpgb',
+    'tlbsync', 'clzero', 'pfadd'],
+};
+const NOT_IN_MODEL_IDS = new Set<number>();
+for (const names of Object.values(NOT_IN_MODEL)) for (const n of names) { const id = mnemonicId(n); if (id >= 0) NOT_IN_MODEL_IDS.add(id); }
 
 // ---- x87, MMX, SSE, SSE2 (ops-x87.ts, ops-sse.ts) ----
 for (const [names, b] of [...SSE_BUILDERS, ...X87_BUILDERS]) def([...names], b);
@@ -330,6 +393,12 @@ export function compileInsn(d: DecodedInsn, i: Insn): Insn {
     return i;
   }
   const b = table.get(d.mnemonic);
+  if (!b && (d.vex || NOT_IN_MODEL_IDS.has(d.mnemonic))) {
+    // a feature the CPU modelled does not have (see NOT_IN_MODEL): #UD
+    i.fn = S.hUd;
+    i.term = true;
+    return i;
+  }
   if (!b) {
     i.fn = S.hUnimplemented;
     i.term = true;

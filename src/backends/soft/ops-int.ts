@@ -8,7 +8,7 @@ import {
   LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, aluOut, type OperandSize,
 } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF } from '../../x86/flags.js';
-import { EXC_DE, S_ES, TWO32, type Cpu } from './cpu.js';
+import { EXC_BR, EXC_DE, S_ES, TWO32, type Cpu } from './cpu.js';
 import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -620,6 +620,46 @@ export function hPop(c: Cpu, i: Insn): void {
   }
   const v = c.pop(size);
   c.setReg(i.o0, size, v, c.hi);
+}
+
+/**
+ * PUSHA/PUSHAD (i.size 2 or 4): AX CX DX BX, the SP/ESP from before the first push, BP SI DI (SDM
+ * PUSHA). A fault on any store leaves every register as it was (the stores before it may have been made,
+ * as on a CPU: the instruction restarts).
+ */
+export function hPusha(c: Cpu, i: Insn): void {
+  const R = c.regs;
+  const size = i.size;
+  const sp0 = R[8]!, sp1 = R[9]!;
+  try {
+    for (let r = 0; r < 8; r++) c.push(r === 4 ? sp0 : R[r << 1]!, 0, size);
+  } catch (e) { R[8] = sp0; R[9] = sp1; throw e; }
+}
+
+const POPA_VALUES = new Int32Array(8);
+
+/**
+ * POPA/POPAD: DI SI BP, the SP/ESP slot skipped, BX DX CX AX (SDM POPA), then SP/ESP past the eight
+ * slots. Every slot is read before any register is written, so a fault changes nothing.
+ */
+export function hPopa(c: Cpu, i: Insn): void {
+  const size = i.size;
+  for (let k = 0; k < 8; k++) if (k !== 3) POPA_VALUES[7 - k] = c.peekStack(k * size, size);
+  for (let r = 0; r < 8; r++) if (r !== 4) c.setReg(r, size, POPA_VALUES[r]!, 0);
+  addSp(c, 8 * size);
+}
+
+/** BOUND r, m (i.size 2 or 4): #BR unless lower <= r <= upper, all signed, the bounds at m and m + size. */
+export function hBound(c: Cpu, i: Insn): void {
+  const size = i.size;
+  ea(c, i);
+  const lo = c.eaLo, hi = c.eaHi;
+  const shift = 32 - 8 * size;
+  const lower = (c.rd(lo, hi, size) << shift) >> shift;
+  const n = (lo >>> 0) + size;
+  const upper = (c.rd(n | 0, n >= TWO32 ? hi + 1 : hi, size) << shift) >> shift;
+  const v = (c.getReg(i.o0, size) << shift) >> shift;
+  if (v < lower || v > upper) c.fault(EXC_BR);
 }
 
 export function hLeave(c: Cpu, i: Insn): void {

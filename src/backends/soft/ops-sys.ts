@@ -9,7 +9,7 @@ import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
   EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, TWO32, type Cpu,
 } from './cpu.js';
-import { IMM, MEM, ea, rdOp, type Insn } from './insn.js';
+import { IMM, MEM, ea, rdOp, wrOp, type Insn } from './insn.js';
 import { countZero, stepReg } from './ops-int.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -937,6 +937,65 @@ export function hVerify(c: Cpu, i: Insn): void {
   }
   const f = c.getRflags();
   c.setRflags(ok ? f | FLAG_ZF : f & ~FLAG_ZF);
+}
+
+/** System descriptor types LAR accepts (legacy modes; long mode only LDT, TSS and 64-bit call gate). */
+const LAR_TYPES = [0x1a3e, 0x1a04];
+/** And LSL (no gates). */
+const LSL_TYPES = [0x0a0e, 0x0a04];
+
+/**
+ * LAR (i.sub 0) / LSL (1): the access rights (type through G, masked 0x00F0FF00) or the byte-granular
+ * segment limit of the descriptor the source selector names, with ZF = 1; ZF = 0 and the destination
+ * unchanged when the selector is null, beyond its table, of a type the instruction does not accept,
+ * or not visible at max(CPL, RPL) (SDM LAR, LSL). #UD in real and virtual-8086 mode.
+ */
+export function hLarLsl(c: Cpu, i: Insn): void {
+  if (!c.pe || (c.fl & FLAG_VM)) c.ud();
+  const sel = rdOp(c, i, i.o1, 2) & 0xffff;
+  const a = sel & 0xfffc ? descAddr(c, sel) : -1;
+  let ok = false;
+  let lo = 0, hi = 0;
+  if (a >= 0) {
+    const h = c.hi;
+    lo = rdSys32(c, a | 0, h);
+    hi = rdSys32(c, (a + 4) | 0, h);
+    const type = (hi >>> 8) & 0xf;
+    const dpl = (hi >>> 13) & 3;
+    const conformingCode = (hi & (1 << 12)) !== 0 && (type & 0xc) === 0xc;
+    const typeOk = (hi & (1 << 12)) !== 0 || (((i.sub === 0 ? LAR_TYPES : LSL_TYPES)[(c.efer & EFER_LMA) !== 0 ? 1 : 0]! >> type) & 1) !== 0;
+    ok = typeOk && (conformingCode || dpl >= Math.max(c.cpl, sel & 3));
+  }
+  const f = c.getRflags();
+  c.setRflags(ok ? f | FLAG_ZF : f & ~FLAG_ZF);
+  if (!ok) return;
+  let v: number;
+  if (i.sub === 0) v = hi & 0x00f0ff00;
+  else {
+    v = (lo & 0xffff) | (hi & 0xf0000);
+    if (hi & (1 << 23)) v = ((v << 12) | 0xfff) >>> 0;
+  }
+  c.setReg(i.o0, i.size, v, 0);
+}
+
+/** ARPL r/m16, r16: raises the destination selector's RPL to the source's, ZF = 1 if it did (#UD outside protected mode). */
+export function hArpl(c: Cpu, i: Insn): void {
+  if (!c.pe || (c.fl & FLAG_VM)) c.ud();
+  const dst = rdOp(c, i, i.o0, 2) & 0xffff;
+  const src = rdOp(c, i, i.o1, 2) & 0xffff;
+  const f = c.getRflags();
+  if ((dst & 3) < (src & 3)) {
+    wrOp(c, i, i.o0, 2, (dst & ~3) | (src & 3), 0);
+    c.setRflags(f | FLAG_ZF);
+  } else c.setRflags(f & ~FLAG_ZF);
+}
+
+/**
+ * RDPMC: the CPU modelled has no performance counters (CPUID advertises none), so every counter index
+ * is invalid: #GP(0), as for CPL > 0 with CR4.PCE clear.
+ */
+export function hRdpmc(c: Cpu, _i: Insn): void {
+  c.gp(0);
 }
 
 export function hSmsw(c: Cpu, i: Insn): void {

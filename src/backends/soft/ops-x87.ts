@@ -665,6 +665,17 @@ REG_OPS[7 * 8 + 0] = (c, i) => { c.ftw &= ~(1 << phys(c, i.imm2)); pop(c); };
 REG_OPS[7 * 8 + 4] = (c) => { c.setReg(0, 2, fpswGet(c), 0); };
 CONTROL.add(64 + 7 * 8 + 4);
 
+// The reserved register slots a CPU executes as aliases (SDM vol. 2 appendix A.5 leaves them blank;
+// they are the FSTP1, FCOM2, FCOMP3, FXCH4, FCOMP5, FXCH7, FSTP8 and FSTP9 of the opcode maps).
+REG_OPS[1 * 8 + 3] = REG_OPS[5 * 8 + 3]; // D9 D8+i: FSTP STi
+REG_OPS[4 * 8 + 2] = REG_OPS[0 * 8 + 2]; // DC D0+i: FCOM STi
+REG_OPS[4 * 8 + 3] = REG_OPS[0 * 8 + 3]; // DC D8+i: FCOMP STi
+REG_OPS[5 * 8 + 1] = REG_OPS[1 * 8 + 1]; // DD C8+i: FXCH STi
+REG_OPS[6 * 8 + 2] = REG_OPS[0 * 8 + 3]; // DE D0+i: FCOMP STi
+REG_OPS[7 * 8 + 1] = REG_OPS[1 * 8 + 1]; // DF C8+i: FXCH STi
+REG_OPS[7 * 8 + 2] = REG_OPS[5 * 8 + 3]; // DF D0+i: FSTP STi
+REG_OPS[7 * 8 + 3] = REG_OPS[5 * 8 + 3]; // DF D8+i: FSTP STi
+
 // Memory loads and stores.
 MEM_OPS[1 * 8 + 0] = (c) => { const v = loadM32(c); push(c, v); c.fsw &= ~C1; };
 MEM_OPS[1 * 8 + 2] = (c) => { storeReal(c, 4, phys(c, 0)); };
