@@ -1,4 +1,5 @@
 import { TsvmmError } from '../common/errors.js';
+import { HelpRequested } from './args.js';
 import type { Command, CommandIo } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, reportFailure } from './status.js';
@@ -7,7 +8,7 @@ import { drainStdio, stdioCommandIo } from './stdio.js';
 function helpText(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
-  return `usage: tsvmm COMMAND [ARGS...]\n\ncommands:\n${lines.join('\n')}\n\n'tsvmm help COMMAND' shows a command's options.\n`;
+  return `usage: tsvmm COMMAND [ARGS...]\n\ncommands:\n${lines.join('\n')}\n\n'tsvmm help COMMAND' or 'tsvmm COMMAND --help' shows a command's options.\n`;
 }
 
 export function findCommand(name: string, commands: readonly Command[] = COMMANDS): Command | undefined {
@@ -17,7 +18,7 @@ export function findCommand(name: string, commands: readonly Command[] = COMMAND
 /**
  * Runs `tsvmm ARGV`; resolves to the exit status. A TsvmmError becomes one line with its code and
  * status 1 (2 for TSVMM_USAGE, with the command's usage); anything else rejects (a bug: cli()
- * reports it).
+ * reports it). `-h`/`--help` print the command's usage on stdout, status 0.
  */
 export async function main(argv: string[], io: CommandIo = stdioCommandIo, commands: readonly Command[] = COMMANDS): Promise<number> {
   const [name, ...rest] = argv;
@@ -34,6 +35,10 @@ export async function main(argv: string[], io: CommandIo = stdioCommandIo, comma
   try {
     return await command.run(rest, io);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      await io.out(command.usage);
+      return EXIT.OK;
+    }
     if (e instanceof TsvmmError) {
       io.err(`tsvmm ${name}: ${e.code}: ${e.message}\n`);
       if (e.code === 'TSVMM_USAGE') io.err(command.usage);
