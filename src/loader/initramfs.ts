@@ -3,6 +3,11 @@
  * "070701"), gzip-compressed, as the Linux kernel unpacks into its rootfs. Each entry: a 110-byte
  * header, the NUL-terminated name padded to 4 bytes, the data padded to 4 bytes; the archive ends
  * with an entry named TRAILER!!!. Names are stored without a leading '/'.
+ *
+ * Limits: the archive is built in memory (the host needs about three times its size while it
+ * writes and compresses it) and the guest needs RAM for the compressed image and the unpacked
+ * files both, so an archive holds at most INITRAMFS_MAX_BYTES (1 GiB, uncompressed, headers
+ * included) and INITRAMFS_MAX_ENTRIES entries; adding past either throws TSVMM_LIMIT.
  */
 import { gzipSync } from 'node:zlib';
 import { TsvmmError } from '../common/errors.js';
@@ -10,6 +15,11 @@ import { TsvmmError } from '../common/errors.js';
 export const CPIO_NEWC_MAGIC = '070701';
 export const CPIO_TRAILER = 'TRAILER!!!';
 export const CPIO_HEADER_SIZE = 110;
+
+/** The largest archive (uncompressed, as toCpio() returns it) an Initramfs builds. */
+export const INITRAMFS_MAX_BYTES = 1 << 30;
+/** The most entries an Initramfs holds (a Debian initramfs has a few thousand). */
+export const INITRAMFS_MAX_ENTRIES = 1 << 20;
 
 /** st_mode file type bits. */
 export const S_IFMT = 0o170000;
@@ -38,12 +48,24 @@ export function normalizeArchivePath(path: string): string {
  */
 export class Initramfs {
   private readonly entries = new Map<string, InitramfsEntry>();
+  /** What toCpio() returns would be this long: every entry and the trailer. */
+  private bytes = recordBytes(CPIO_TRAILER, 0);
 
   /** Modification time written into every header (seconds); 0 keeps archives reproducible. */
   constructor(private readonly mtime = 0) {}
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** The length of the uncompressed archive (toCpio()). */
+  get byteLength(): number {
+    return this.bytes;
+  }
+
+  /** How many more bytes of archive can be added (INITRAMFS_MAX_BYTES - byteLength). */
+  get room(): number {
+    return INITRAMFS_MAX_BYTES - this.bytes;
   }
 
   has(path: string): boolean {
@@ -87,7 +109,16 @@ export class Initramfs {
       if (!existing) this.addDir(parent);
       else if (existing.kind !== 'dir') throw new TsvmmError('TSVMM_BAD_ARGUMENT', `initramfs path ${e.path}: parent ${parent} is a ${existing.kind}`);
     }
+    const replaced = this.entries.get(e.path);
+    const bytes = this.bytes + entryBytes(e) - (replaced ? entryBytes(replaced) : 0);
+    if (bytes > INITRAMFS_MAX_BYTES) {
+      throw new TsvmmError('TSVMM_LIMIT', `initramfs entry ${e.path} would make the archive ${bytes} bytes, above its limit of ${INITRAMFS_MAX_BYTES} (1 GiB)`);
+    }
+    if (!replaced && this.entries.size >= INITRAMFS_MAX_ENTRIES) {
+      throw new TsvmmError('TSVMM_LIMIT', `initramfs entry ${e.path} would be entry ${this.entries.size + 1}, above the limit of ${INITRAMFS_MAX_ENTRIES}`);
+    }
     this.entries.set(e.path, e);
+    this.bytes = bytes;
     return this;
   }
 
@@ -144,6 +175,21 @@ export class Initramfs {
   /** The archive, gzip-compressed (what the kernel and `tsvmm initramfs` use). */
   toGzip(level = 6): Uint8Array {
     return new Uint8Array(gzipSync(this.toCpio(), { level }));
+  }
+}
+
+const align4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+/** The bytes one record takes in the archive: header and name, padded; data, padded. */
+function recordBytes(name: string, dataBytes: number): number {
+  return align4(CPIO_HEADER_SIZE + Buffer.byteLength(name) + 1) + align4(dataBytes);
+}
+
+function entryBytes(e: InitramfsEntry): number {
+  switch (e.kind) {
+    case 'file': return recordBytes(e.path, e.data.length);
+    case 'symlink': return recordBytes(e.path, Buffer.byteLength(e.target));
+    default: return recordBytes(e.path, 0);
   }
 }
 

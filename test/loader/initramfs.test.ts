@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { main } from '../../src/cli/main.js';
 import { TsvmmError } from '../../src/common/errors.js';
 import { findGuestBusybox } from '../../src/loader/guest-kernels.js';
-import { Initramfs } from '../../src/loader/initramfs.js';
+import { Initramfs, INITRAMFS_MAX_BYTES } from '../../src/loader/initramfs.js';
 import { hasTool } from '../helpers/tools.js';
 
 interface CpioRecord {
@@ -164,4 +164,85 @@ test('tsvmm initramfs: usage errors and a dynamic busybox', async () => {
   err = '';
   assert.equal(await main(['initramfs', '--init', '/etc/hostname', '--busybox', process.execPath, '-o', '/dev/null'], io), 1);
   assert.match(err, /TSVMM_BAD_ARGUMENT: busybox .* is dynamically linked/);
+});
+
+test('the archive keeps its length as it is built, and refuses to pass INITRAMFS_MAX_BYTES', () => {
+  const fs = new Initramfs();
+  const check = () => assert.equal(fs.byteLength, fs.toCpio().length);
+  check();
+  fs.addFile('/a/b/c.txt', 'hello');
+  check();
+  fs.addFile('/a/b/c.txt', 'a longer replacement, with an odd length');
+  check();
+  fs.addSymlink('/bin/sh', '/bin/busybox');
+  fs.addCharDevice('/dev/console', 5, 1);
+  fs.addDir('/ünïcode');
+  check();
+  assert.equal(fs.room, INITRAMFS_MAX_BYTES - fs.byteLength);
+  // Zero-filled arrays cost no memory until touched; the archive is never built here.
+  const limit = (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_LIMIT' && /above its limit of 1073741824/.test(e.message);
+  assert.throws(() => fs.addFile('/big', new Uint8Array(fs.room)), limit);
+  fs.addFile('/big', new Uint8Array(fs.room - 1024));
+  assert.ok(fs.room < 1024);
+  assert.throws(() => fs.addFile('/more', new Uint8Array(1024)), limit);
+  assert.equal(fs.has('/more'), false);
+});
+
+test('tsvmm initramfs: clear errors, and nothing written, for inputs it cannot take', async (t) => {
+  const busybox = busyboxOrSkip(t);
+  if (!busybox) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
+  try {
+    const script = join(dir, 'init.sh');
+    const text = '#!/bin/sh\necho hi\n';
+    writeFileSync(script, text);
+    const tree = join(dir, 'tree');
+    mkdirSync(tree);
+    writeFileSync(join(tree, 'file'), 'x');
+    const big = join(dir, 'big');
+    writeFileSync(big, '');
+    truncateSync(big, 3 * 2 ** 30); // sparse: 3 GiB that take no disk
+    symlinkSync(script, join(dir, 'link'));
+    linkSync(script, join(dir, 'hard'));
+    const out = join(dir, 'out.gz');
+    const run = async (args: string[]) => {
+      let err = '';
+      const status = await main(['initramfs', '--busybox', busybox, ...args], { out: () => {}, err: (s: string) => void (err += s) });
+      return { status, err };
+    };
+    const cases: [string[], number, RegExp][] = [
+      [['--init', script, '--add', '/proc/1:/p', '-o', out], 1, /TSVMM_BAD_ARGUMENT: cannot read \/proc\/1\/\S+ \(in --add \/proc\/1\): E[A-Z]+/],
+      [['--init', script, '--add', `${big}:/big`, '-o', out], 1, /TSVMM_LIMIT: --add \S+big is 3221225472 bytes: an initramfs holds at most 1073741824 bytes \(1 GiB\)/],
+      [['--init', big, '-o', out], 1, /TSVMM_LIMIT: --init \S+big is 3221225472 bytes/],
+      [['--init', script, '--add', '/dev/null:/x', '-o', out], 1, /TSVMM_BAD_ARGUMENT: --add \/dev\/null is a character device; only regular files, symlinks and directories can be added/],
+      [['--init', dir, '-o', out], 2, /TSVMM_USAGE: --init \S+ is a directory, not a regular file/],
+      [['--init', script, '--busybox', '/dev/null', '-o', out], 2, /TSVMM_USAGE: --busybox \/dev\/null is a character device, not a regular file/],
+      [['--init', script, '-o', tree], 2, /TSVMM_USAGE: -o \S+tree is a directory; want a file name/],
+      [['--init', script, '-o', join(dir, 'no', 'out.gz')], 1, /TSVMM_BAD_ARGUMENT: cannot write \S+: \S+no does not exist/],
+    ];
+    for (const [args, status, re] of cases) {
+      const r = await run(args);
+      assert.match(r.err, re, args.join(' '));
+      assert.equal(r.status, status, args.join(' '));
+      assert.ok(!existsSync(out), `nothing written (${args.join(' ')})`);
+      assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    }
+    // The output named as an input, by the same path, a symlink, a hard link, or inside an --add tree.
+    const same: [string[], RegExp][] = [
+      [['--init', script, '-o', script], /-o \S+init\.sh is the same file as --init \S+init\.sh: writing it would destroy an input/],
+      [['--init', script, '-o', join(dir, 'link')], /-o \S+link is the same file as --init \S+init\.sh/],
+      [['--init', join(dir, 'hard'), '-o', script], /-o \S+init\.sh is the same file as --init \S+hard/],
+      [['--init', join(dir, 'other.sh'), '--add', `${dir}:/d`, '-o', script], /-o \S+init\.sh is the same file as \S+(init\.sh|hard) \(in --add \S+\)/],
+    ];
+    writeFileSync(join(dir, 'other.sh'), text);
+    rmSync(big);
+    for (const [args, re] of same) {
+      const r = await run(args);
+      assert.match(r.err, new RegExp(`TSVMM_USAGE: ${re.source}`), args.join(' '));
+      assert.equal(r.status, 2);
+      assert.equal(readFileSync(script, 'utf8'), text, 'the script is intact');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

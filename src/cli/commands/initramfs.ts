@@ -1,10 +1,18 @@
+/**
+ * `tsvmm initramfs`: a gzip-compressed newc archive with busybox, an /init script and --add trees.
+ * Every input is checked and read before the output is written: only regular files, symlinks and
+ * directories (a FIFO, a device, a /proc file that cannot be read are errors, not a stack trace),
+ * within the archive's size limit (INITRAMFS_MAX_BYTES, checked against each file's size before
+ * it is read, and while reading, for files such as /proc's whose size says 0), and never the
+ * output itself (same device and inode: -o naming the --init script, busybox or an added file).
+ */
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { TsvmmError } from '../../common/errors.js';
 import { parseElf, PT_INTERP } from '../../loader/elf.js';
 import { findGuestBusybox } from '../../loader/guest-kernels.js';
-import { addBaseLayout, DEFAULT_BUSYBOX_APPLETS, Initramfs, normalizeArchivePath } from '../../loader/initramfs.js';
+import { addBaseLayout, DEFAULT_BUSYBOX_APPLETS, Initramfs, INITRAMFS_MAX_BYTES, INITRAMFS_MAX_ENTRIES, normalizeArchivePath } from '../../loader/initramfs.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -23,6 +31,10 @@ Writes a gzip-compressed newc cpio archive for Linux holding:
   /dev/console (c 5 1), /dev/null, /dev/ttyS0, and /proc /sys /tmp /dev /etc /root ...
   DST              for each --add SRC:DST, the file, symlink or directory tree SRC
                    (modes kept; later --add entries replace earlier ones)
+
+Inputs are regular files, symlinks and directories; FILE must not be one of them. The archive
+holds at most ${INITRAMFS_MAX_BYTES} bytes (1 GiB) uncompressed and ${INITRAMFS_MAX_ENTRIES} entries.
+Nothing is written unless every input could be read.
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, {
@@ -36,10 +48,11 @@ Writes a gzip-compressed newc cpio archive for Linux holding:
     const adds = (values.add ?? []).map(parseAdd);
 
     const fs = addBaseLayout(new Initramfs());
-    fs.addFile('init', readInput(values.init, '--init'), 0o755);
+    const inputs = new Inputs(fs, values.output);
+    fs.addFile('init', inputs.readNamed(values.init, '--init'), 0o755);
 
     const busybox = resolveBusybox(values.busybox);
-    const busyboxBytes = readInput(busybox, '--busybox');
+    const busyboxBytes = inputs.readNamed(busybox, '--busybox');
     requireStatic(busyboxBytes, busybox);
     fs.addFile('bin/busybox', busyboxBytes, 0o755);
     const applets = listApplets(busybox);
@@ -51,7 +64,7 @@ Writes a gzip-compressed newc cpio archive for Linux holding:
       linked++;
     }
 
-    for (const { src, dst } of adds) addTree(fs, src, dst);
+    for (const { src, dst } of adds) inputs.addTree(src, dst, src);
 
     const gz = fs.toGzip();
     try {
@@ -59,7 +72,7 @@ Writes a gzip-compressed newc cpio archive for Linux holding:
     } catch (e) {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot write ${values.output}: ${(e as Error).message}`);
     }
-    io.out(
+    await io.out(
       `wrote ${values.output}: ${fs.size} entries, ${linked} busybox applets (${applets.source}), ${gz.length} bytes gzip-compressed\n`,
     );
     return 0;
@@ -70,14 +83,6 @@ function parseAdd(spec: string): { src: string; dst: string } {
   const colon = spec.lastIndexOf(':');
   if (colon <= 0 || colon === spec.length - 1) throw new TsvmmError('TSVMM_USAGE', `--add '${spec}' is not SRC:DST`);
   return { src: spec.slice(0, colon), dst: spec.slice(colon + 1) };
-}
-
-function readInput(path: string, what: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (e) {
-    throw new TsvmmError('TSVMM_USAGE', `${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
 }
 
 function resolveBusybox(given: string | undefined): string {
@@ -110,19 +115,124 @@ function listApplets(busybox: string): { paths: readonly string[]; source: strin
   return paths.length > 0 ? { paths, source: 'from busybox --list-full' } : { paths: DEFAULT_BUSYBOX_APPLETS, source: 'default set' };
 }
 
-/** Adds SRC (a file, symlink or directory, recursively) at DST, keeping permission bits. */
-function addTree(fs: Initramfs, src: string, dst: string): void {
-  let st;
-  try {
-    st = lstatSync(src);
-  } catch (e) {
-    throw new TsvmmError('TSVMM_USAGE', `--add ${src}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+const errno = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+
+/** What a stat says a path is, for messages. */
+function kindOf(st: BigIntStats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSymbolicLink()) return 'a symlink';
+  return 'a regular file';
+}
+
+/**
+ * Reads the inputs into the archive: regular files only, none of them the output, within the
+ * room left in the archive (see the file header).
+ */
+class Inputs {
+  /** The output's device and inode, when it exists already. */
+  private readonly output: { dev: bigint; ino: bigint } | undefined;
+
+  constructor(private readonly fs: Initramfs, private readonly outputPath: string) {
+    let st: BigIntStats;
+    try {
+      st = statSync(outputPath, { bigint: true });
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot write ${outputPath}: ${errno(e)}`);
+      const dir = dirname(outputPath);
+      if (!existsSync(dir)) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot write ${outputPath}: ${dir} does not exist`);
+      this.output = undefined;
+      return;
+    }
+    if (st.isDirectory()) throw new TsvmmError('TSVMM_USAGE', `-o ${outputPath} is a directory; want a file name`);
+    this.output = { dev: st.dev, ino: st.ino };
   }
-  const mode = st.mode & 0o7777;
-  if (st.isSymbolicLink()) fs.addSymlink(dst, readlinkSync(src));
-  else if (st.isFile()) fs.addFile(dst, new Uint8Array(readFileSync(src)), mode);
-  else if (st.isDirectory()) {
-    fs.addDir(dst, mode);
-    for (const name of readdirSync(src).sort()) addTree(fs, join(src, name), `${dst}/${name}`);
-  } else throw new TsvmmError('TSVMM_BAD_ARGUMENT', `--add ${src}: only files, symlinks and directories can be added`);
+
+  /** An input named on the command line (--init, --busybox): a regular file, symlinks followed. */
+  readNamed(path: string, what: string): Uint8Array {
+    let st: BigIntStats;
+    try {
+      st = statSync(path, { bigint: true });
+    } catch (e) {
+      throw new TsvmmError('TSVMM_USAGE', `${what} ${path}: ${errno(e)}`);
+    }
+    if (!st.isFile()) throw new TsvmmError('TSVMM_USAGE', `${what} ${path} is ${kindOf(st)}, not a regular file`);
+    return this.read(path, st, `${what} ${path}`);
+  }
+
+  /** Adds SRC (a file, symlink or directory, recursively) at DST, keeping permission bits; `top` is --add's SRC. */
+  addTree(src: string, dst: string, top: string): void {
+    let st: BigIntStats;
+    try {
+      st = lstatSync(src, { bigint: true });
+    } catch (e) {
+      if (src === top) throw new TsvmmError('TSVMM_USAGE', `--add ${src}: ${errno(e)}`);
+      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot read ${src} (in --add ${top}): ${errno(e)}`);
+    }
+    const mode = Number(st.mode & 0o7777n);
+    if (st.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = readlinkSync(src);
+      } catch (e) {
+        throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot read the symlink ${src} (in --add ${top}): ${errno(e)}`);
+      }
+      this.fs.addSymlink(dst, target);
+    } else if (st.isFile()) {
+      this.fs.addFile(dst, this.read(src, st, src === top ? `--add ${src}` : `${src} (in --add ${top})`), mode);
+    } else if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = readdirSync(src).sort();
+      } catch (e) {
+        throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot read the directory ${src} (in --add ${top}): ${errno(e)}`);
+      }
+      this.fs.addDir(dst, mode);
+      for (const name of names) this.addTree(join(src, name), `${dst}/${name}`, top);
+    } else {
+      const where = src === top ? `--add ${src}` : `${src} (in --add ${top})`;
+      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `${where} is ${kindOf(st)}; only regular files, symlinks and directories can be added`);
+    }
+  }
+
+  /**
+   * The bytes of the regular file `path` (stat `st`), read only if it is not the output and fits
+   * the archive; `where` names it in messages (`--init init.sh`, `a/b (in --add a)`).
+   */
+  private read(path: string, st: BigIntStats, where: string): Uint8Array {
+    if (this.output && st.dev === this.output.dev && st.ino === this.output.ino) {
+      throw new TsvmmError('TSVMM_USAGE', `-o ${this.outputPath} is the same file as ${where}: writing it would destroy an input`);
+    }
+    const room = this.fs.room;
+    const tooLarge = (size: string): TsvmmError => new TsvmmError('TSVMM_LIMIT',
+      `${where} is ${size} bytes: an initramfs holds at most ${INITRAMFS_MAX_BYTES} bytes (1 GiB), and ${room} are left`);
+    if (st.size > BigInt(room)) throw tooLarge(String(st.size));
+    // Read to the end, not to st.size: /proc and /sys files say 0 and have more, or less.
+    let buf = new Uint8Array(Math.min(room + 1, Math.max(Number(st.size) + 1, 1 << 16)));
+    let length = 0;
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, 'r');
+      for (;;) {
+        if (length === buf.length) {
+          if (length > room) throw tooLarge(`more than ${room}`);
+          const bigger = new Uint8Array(Math.min(room + 1, buf.length * 2));
+          bigger.set(buf);
+          buf = bigger;
+        }
+        const n = readSync(fd, buf, length, buf.length - length, null);
+        if (n === 0) break;
+        length += n;
+      }
+    } catch (e) {
+      if (e instanceof TsvmmError) throw e;
+      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot read ${where}: ${errno(e)}`);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    return buf.subarray(0, length);
+  }
 }

@@ -1,29 +1,97 @@
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { parseAccel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
+import { MAX_CPUS } from '../../vmm/board.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
 import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
+import { describeStack, EXIT } from '../status.js';
 
 const CTRL_A = 0x01;
 
-/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix. */
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const GIB = 1024 * MIB;
+/** The board needs 2 MiB (its tables, the kernel's low memory). */
+const MIN_MEMORY = 2 * MIB;
+/** Guest RAM is one host mapping seen through one Uint8Array, which Node 20 caps at 4 GiB. */
+const MAX_MEMORY = 4 * GIB;
+/** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once. */
+const MAX_TIMEOUT_SECONDS = Math.floor(0x7fff_ffff / 1000);
+/** Flat images are loaded below the 4 GiB line (below the MMIO hole, in fact; the loader checks). */
+const FLAT_ADDRESS_LIMIT = 4 * GIB;
+const DECIMAL = /^\d+$/;
+const ADDRESS = /^(0x[0-9a-f]+|\d+)$/i;
+
+function usage(message: string): TsvmmError {
+  return new TsvmmError('TSVMM_USAGE', message);
+}
+
+/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix; 2 MiB to 4 GiB, in 4 KiB pages. */
 export function parseMemorySize(text: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
-  if (!m) throw new TsvmmError('TSVMM_USAGE', `bad memory size '${text}' (examples: 256, 512M, 2G)`);
-  const unit = { '': 1 << 20, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return Number(m[1]) * unit;
+  if (!m) throw usage(`bad memory size '${text}' (examples: 256, 512M, 2G)`);
+  const unit = { '': MIB, K: KIB, M: MIB, G: GIB }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const bytes = Number(m[1]) * unit;
+  if (bytes > MAX_MEMORY) throw usage(`memory size '${text}' is too large: at most 4G (${MAX_MEMORY} bytes)`);
+  if (bytes < MIN_MEMORY) throw usage(`memory size '${text}' is too small: at least 2M`);
+  if (bytes % (4 * KIB) !== 0) throw usage(`memory size '${text}' is not a multiple of 4K`);
+  return bytes;
+}
+
+/** --smp N: 1 to the board's MAX_CPUS. */
+function parseSmp(text: string): number {
+  if (!DECIMAL.test(text)) throw usage(`bad --smp '${text}': want a number of vCPUs, 1 to ${MAX_CPUS}`);
+  const n = Number(text);
+  if (n < 1) throw usage(`bad --smp '${text}': at least 1 vCPU`);
+  if (n > MAX_CPUS) throw usage(`--smp ${text} is too large: the board takes at most ${MAX_CPUS} vCPUs`);
+  return n;
+}
+
+/** --timeout SECONDS: a decimal number above 0, at most MAX_TIMEOUT_SECONDS. */
+function parseTimeout(text: string): number {
+  if (!/^(\d+\.?\d*|\.\d+)$/.test(text)) throw usage(`bad --timeout '${text}': want a number of seconds, such as 10 or 2.5`);
+  const seconds = Number(text);
+  if (seconds <= 0) throw usage(`bad --timeout '${text}': want more than 0 seconds`);
+  if (seconds > MAX_TIMEOUT_SECONDS) throw usage(`--timeout ${text} is too large: at most ${MAX_TIMEOUT_SECONDS} seconds (24 days)`);
+  return seconds;
+}
+
+/** --trace cpu[=N]: how many instructions to print (N at least 1). */
+function parseTraceCount(spec: string, count: string | undefined): number {
+  if (count === undefined) return 100_000;
+  const n = Number(count);
+  if (!DECIMAL.test(count) || n < 1 || !Number.isSafeInteger(n)) throw usage(`bad --trace '${spec}': want cpu=N, N instructions from 1 to ${Number.MAX_SAFE_INTEGER}`);
+  return n;
 }
 
 /** --flat ADDR[:MODE]: a flat binary loaded at ADDR, entered in real16 (default), protected32 or long64. */
 function parseFlat(text: string): { loadAddr: number; mode: EntryMode } {
-  const [addr, mode = 'real16'] = text.split(':');
+  const parts = text.split(':');
+  const [addr = '', mode = 'real16'] = parts;
+  if (parts.length > 2 || !ADDRESS.test(addr)) throw usage(`bad --flat '${text}': want ADDR[:MODE], ADDR decimal or 0x hex`);
+  if (!['real16', 'protected32', 'long64'].includes(mode)) throw usage(`bad --flat mode '${mode}' (real16, protected32, long64)`);
   const loadAddr = Number(addr);
-  if (!Number.isSafeInteger(loadAddr) || loadAddr < 0) throw new TsvmmError('TSVMM_USAGE', `bad --flat address '${addr}'`);
-  if (!['real16', 'protected32', 'long64'].includes(mode)) throw new TsvmmError('TSVMM_USAGE', `bad --flat mode '${mode}' (real16, protected32, long64)`);
+  if (loadAddr >= FLAT_ADDRESS_LIMIT) throw usage(`--flat address ${addr} is too large: flat images load below 4 GiB (0x100000000)`);
   return { loadAddr, mode: mode as EntryMode };
 }
+
+/** --serial stdio|file:PATH; the file is created (or truncated) now, so that a bad PATH stops the run before it starts. */
+function checkSerial(text: string): void {
+  if (text === 'stdio') return;
+  if (!text.startsWith('file:')) throw usage(`bad --serial '${text}' (stdio or file:PATH)`);
+  const file = text.slice('file:'.length);
+  if (file === '') throw usage(`bad --serial '${text}': the PATH after file: is missing`);
+  try {
+    closeSync(openSync(file, 'w'));
+  } catch (e) {
+    throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot write the --serial file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** The code of a VmEnd error that is a bug in tsvmm (an exception in the machine's thread). */
+const INTERNAL = 'TSVMM_INTERNAL';
 
 /** The exit status for how the guest ended (QEMU-like: a debug-exit write gives its own value). */
 export function exitStatus(exited: VmExited): number {
@@ -33,16 +101,21 @@ export function exitStatus(exited: VmExited): number {
     case 'debug-exit': return end.status & 0xff;
     case 'triple-fault': return 3;
     case 'timeout': return 4;
-    case 'error': return 1;
+    case 'error': return end.code === INTERNAL ? EXIT.INTERNAL : EXIT.ERROR;
   }
 }
 
+/** The line that says how the guest ended, when its status alone does not. */
 function describe(exited: VmExited): string | undefined {
   const end = exited.end;
   switch (end.how) {
+    case 'debug-exit': {
+      const value = (end.status - 1) / 2; // the device reports (value << 1) | 1
+      return `tsvmm: the guest wrote 0x${value.toString(16)} to the debug-exit port (status ${exitStatus(exited)})`;
+    }
     case 'triple-fault': return `tsvmm: the guest triple-faulted: ${end.report}`;
     case 'timeout': return `tsvmm: TSVMM_TIMEOUT: ${end.report}`;
-    case 'error': return `tsvmm: ${end.code}: ${end.message}`;
+    case 'error': return end.code === INTERNAL ? `tsvmm: internal error: ${describeStack(end.message)}` : `tsvmm: ${end.code}: ${end.message}`;
     default: return undefined;
   }
 }
@@ -58,19 +131,22 @@ export const run: Command = {
                        in-guest decompressor)
   --initrd FILE        initial ramdisk (for multiboot: the first module)
   --append CMDLINE     kernel command line
-  -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix (default 256M)
-  --smp N              vCPUs (default 1)
+  -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix; 2M to 4G (default 256M)
+  --smp N              vCPUs, 1 to ${MAX_CPUS} (default 1)
   --accel kvm|soft|auto  backend (default auto)
   --serial stdio|file:PATH  where COM1 goes (default stdio; input is always stdin)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
-  --timeout SECONDS    end the run (status 4, with a report) if the guest is still running
+  --timeout SECONDS    end the run (status 4, with a report) if the guest is still running; at
+                       most ${MAX_TIMEOUT_SECONDS} (24 days)
   --trace exits        print the count of each kind of exit at the end, and the CPU's counters
   --trace cpu[=N]      print each executed instruction (address, bytes, disassembly, changed
                        registers) to standard error, the first N (default 100000); soft backend
 
 On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
-Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the debug-exit port
-(0x501: (value << 1) | 1); 3 after a triple fault; 4 after --timeout; 1 on errors.
+Exit status: 0 after a reset, power-off or Ctrl-A x; for a write of VALUE to the debug-exit port
+(0x501), (VALUE << 1) | 1 modulo 256, as QEMU's isa-debug-exit; 3 after a triple fault; 4 after
+--timeout; 1 on errors; 2 on a bad command line; 70 on an internal error. Standard error says
+how the guest ended, except after a reset, a power-off or Ctrl-A x.
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, {
@@ -81,28 +157,29 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
       pvh: { type: 'boolean', default: false },
     });
-    if (!values.kernel) throw new TsvmmError('TSVMM_USAGE', '--kernel is required');
-    const smp = Number(values.smp);
-    if (!Number.isInteger(smp) || smp < 1) throw new TsvmmError('TSVMM_USAGE', `bad --smp '${values.smp}'`);
-    const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
-    if (timeout !== undefined && !(timeout > 0)) throw new TsvmmError('TSVMM_USAGE', `bad --timeout '${values.timeout}'`);
+    if (!values.kernel) throw usage('--kernel is required');
+    const memory = parseMemorySize(values.memory!);
+    const smp = parseSmp(values.smp!);
+    const accel = parseAccel(values.accel!);
+    const flat = values.flat === undefined ? undefined : parseFlat(values.flat);
+    const timeout = values.timeout === undefined ? undefined : parseTimeout(values.timeout);
     let traceCpu: number | undefined;
     for (const t of values.trace!) {
-      const cpu = /^cpu(?:=(\d+))?$/.exec(t);
-      if (cpu) traceCpu = cpu[1] === undefined ? 100_000 : Number(cpu[1]);
-      else if (t !== 'exits') throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${t}' (exits, cpu[=N])`);
+      const cpu = /^cpu(?:=(.*))?$/.exec(t);
+      if (cpu) traceCpu = parseTraceCount(t, cpu[1]);
+      else if (t !== 'exits') throw usage(`unknown --trace '${t}' (exits, cpu[=N])`);
     }
     const serial = values.serial!;
-    if (serial !== 'stdio' && !serial.startsWith('file:')) throw new TsvmmError('TSVMM_USAGE', `bad --serial '${serial}' (stdio or file:PATH)`);
+    checkSerial(serial);
 
     const vm = await VirtualMachine.create({
       kernel: values.kernel,
       initrd: values.initrd,
       cmdline: values.append,
-      memory: parseMemorySize(values.memory!),
+      memory,
       cpus: smp,
-      accel: parseAccel(values.accel!),
-      flat: values.flat === undefined ? undefined : parseFlat(values.flat),
+      accel,
+      flat,
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       traceCpu,
       pvh: values.pvh,
