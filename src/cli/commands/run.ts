@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { parseAccel } from '../../backends/open.js';
+import { parseAccel, parseCpuModel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
@@ -61,6 +61,7 @@ export const run: Command = {
   -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix (default 256M)
   --smp N              vCPUs (default 1)
   --accel kvm|soft|auto  backend (default auto)
+  --cpu max|qemu64     the soft CPU's model (default max: everything it implements)
   --serial stdio|file:PATH  where COM1 goes (default stdio; input is always stdin)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
   --timeout SECONDS    end the run (status 4, with a report) if the guest is still running
@@ -79,7 +80,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       memory: { type: 'string', short: 'm', default: '256M' }, smp: { type: 'string', default: '1' },
       serial: { type: 'string', default: 'stdio' },
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
-      pvh: { type: 'boolean', default: false },
+      pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
     });
     if (!values.kernel) throw new TsvmmError('TSVMM_USAGE', '--kernel is required');
     const smp = Number(values.smp);
@@ -102,6 +103,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       memory: parseMemorySize(values.memory!),
       cpus: smp,
       accel: parseAccel(values.accel!),
+      cpu: values.cpu === undefined ? undefined : parseCpuModel(values.cpu),
       flat: values.flat === undefined ? undefined : parseFlat(values.flat),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       traceCpu,
