@@ -2,6 +2,7 @@
 import { TsvmmError } from '../common/errors.js';
 import type { Backend } from '../nvmm/backend.js';
 import { KvmBackend } from './kvm/kvm-backend.js';
+import { checkKvmRing0 } from './kvm/ring0-check.js';
 import { CPU_MODEL_NAMES, isCpuModelName, type CpuModelName } from './soft/cpu-models.js';
 import type { TraceHook } from './soft/exec.js';
 import { SoftBackend } from './soft/soft-backend.js';
@@ -29,6 +30,8 @@ export interface BackendOptions {
   trace?: TraceHook;
   /** The soft CPU's model (default `max`); KVM presents the host's processor and refuses it. */
   cpu?: CpuModelName;
+  /** Notes on the choice `auto` made, one line each (why it passed KVM over). */
+  log?: (message: string) => void;
 }
 
 export function openBackend(accel: Accel, opts: BackendOptions = {}): Backend {
@@ -43,14 +46,36 @@ export function openBackend(accel: Accel, opts: BackendOptions = {}): Backend {
     case 'soft':
       return soft();
     case 'auto':
-      // KVM where it is usable (/dev/kvm present with every capability the backend needs), else the
-      // software CPU; options only the soft backend has choose it.
-      if (opts.trace || opts.cpu) return soft();
-      try {
-        return KvmBackend.open();
-      } catch (e) {
-        if (e instanceof TsvmmError) return soft();
-        throw e;
-      }
+      // Options only the soft backend has choose it.
+      return opts.trace || opts.cpu ? soft() : openAuto(soft, opts.log);
   }
+}
+
+/**
+ * `--accel auto`: KVM where it is usable (/dev/kvm present with every capability the backend
+ * needs) and runs guest kernel code natively, else the software CPU, saying why through `log`
+ * when KVM was there. `openKvm` and `check` are KVM's (tests give their own).
+ */
+export function openAuto(
+  soft: () => Backend, log?: (message: string) => void,
+  openKvm: () => Backend = () => KvmBackend.open(), check: (kvm: Backend) => { native: boolean; why: string } = (kvm) => checkKvmRing0(kvm),
+): Backend {
+  let kvm: Backend;
+  try {
+    kvm = openKvm();
+  } catch (e) {
+    if (e instanceof TsvmmError) return soft();
+    throw e;
+  }
+  let verdict: { native: boolean; why: string };
+  try {
+    verdict = check(kvm);
+  } catch (e) {
+    kvm.close?.();
+    throw e;
+  }
+  if (verdict.native) return kvm;
+  kvm.close?.();
+  log?.(`--accel auto: ${verdict.why}: using the soft CPU (--accel kvm uses KVM anyway)`);
+  return soft();
 }

@@ -106,7 +106,7 @@ export class PcBoard {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
     }
     const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
-    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu }));
+    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, log: opts.log }));
     try {
       this.ram = this.machine.allocateMemory(size);
       this.machine.mapHva(this.ram);
@@ -184,7 +184,7 @@ export class PcBoard {
     const share = this.machine.shareHandle();
     for (let id = 1; id < this.opts.cpus; id++) {
       const mailbox = new DeviceMailbox();
-      const data: ApWorkerData = { accel: this.opts.accel, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
+      const data: ApWorkerData = { accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
       const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       const ready = await Promise.race([
