@@ -2,11 +2,15 @@
 import { TsvmmError } from '../common/errors.js';
 import type { Backend } from '../nvmm/backend.js';
 import { KvmBackend } from './kvm/kvm-backend.js';
+import { checkKvmRing0 } from './kvm/ring0-check.js';
+import { CPU_MODEL_NAMES, isCpuModelName, type CpuModelName } from './soft/cpu-models.js';
 import type { TraceHook } from './soft/exec.js';
 import { SoftBackend } from './soft/soft-backend.js';
 
 export type Accel = 'kvm' | 'soft' | 'auto';
 export const ACCELS: readonly Accel[] = ['kvm', 'soft', 'auto'];
+export type { CpuModelName } from './soft/cpu-models.js';
+export { CPU_MODEL_NAMES } from './soft/cpu-models.js';
 
 export function parseAccel(value: string): Accel {
   if (!(ACCELS as readonly string[]).includes(value)) {
@@ -15,26 +19,63 @@ export function parseAccel(value: string): Accel {
   return value as Accel;
 }
 
+/** --cpu: a CPU model of the soft backend. */
+export function parseCpuModel(value: string): CpuModelName {
+  if (!isCpuModelName(value)) throw new TsvmmError('TSVMM_USAGE', `unknown CPU model '${value}' (expected ${CPU_MODEL_NAMES.join(', ')})`);
+  return value;
+}
+
 export interface BackendOptions {
   /** Called with every instruction executed (the soft backend; KVM refuses). */
   trace?: TraceHook;
+  /** The soft CPU's model (default `max`); KVM presents the host's processor and refuses it. */
+  cpu?: CpuModelName;
+  /** Notes on the choice `auto` made, one line each (why it passed KVM over). */
+  log?: (message: string) => void;
 }
 
 export function openBackend(accel: Accel, opts: BackendOptions = {}): Backend {
-  if (opts.trace && accel === 'kvm') throw new TsvmmError('TSVMM_UNSUPPORTED', 'instruction tracing needs the soft backend (--accel soft)');
+  if (accel === 'kvm') {
+    if (opts.trace) throw new TsvmmError('TSVMM_UNSUPPORTED', 'instruction tracing needs the soft backend (--accel soft)');
+    if (opts.cpu) throw new TsvmmError('TSVMM_UNSUPPORTED', 'CPU models are the soft backend\'s (--accel soft); KVM presents the host\'s processor');
+  }
+  const soft = () => SoftBackend.open({ trace: opts.trace, cpu: opts.cpu });
   switch (accel) {
     case 'kvm':
       return KvmBackend.open();
     case 'soft':
-      return SoftBackend.open({ trace: opts.trace });
+      return soft();
     case 'auto':
-      // KVM where it is usable (/dev/kvm present with every capability the backend needs), else the software CPU.
-      if (opts.trace) return SoftBackend.open({ trace: opts.trace });
-      try {
-        return KvmBackend.open();
-      } catch (e) {
-        if (e instanceof TsvmmError) return SoftBackend.open({ trace: opts.trace });
-        throw e;
-      }
+      // Options only the soft backend has choose it.
+      return opts.trace || opts.cpu ? soft() : openAuto(soft, opts.log);
   }
+}
+
+/**
+ * `--accel auto`: KVM where it is usable (/dev/kvm present with every capability the backend
+ * needs) and runs guest kernel code natively, else the software CPU, saying why through `log`
+ * when KVM was there. `openKvm` and `check` are KVM's (tests give their own).
+ */
+export function openAuto(
+  soft: () => Backend, log?: (message: string) => void,
+  openKvm: () => Backend = () => KvmBackend.open(), check: (kvm: Backend) => { native: boolean; why: string } = (kvm) => checkKvmRing0(kvm),
+): Backend {
+  let kvm: Backend;
+  try {
+    kvm = openKvm();
+  } catch (e) {
+    if (e instanceof TsvmmError) return soft();
+    throw e;
+  }
+  let verdict: { native: boolean; why: string };
+  try {
+    verdict = check(kvm);
+  } catch (e) {
+    kvm.close?.();
+    throw e;
+  }
+  if (verdict.native) return kvm;
+  kvm.close?.();
+  log?.(`--accel auto: ${verdict.why}: using the soft CPU (--accel kvm uses KVM anyway)`);
+  return soft();
 }

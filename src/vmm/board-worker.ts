@@ -24,6 +24,7 @@ let board: PcBoard | undefined;
 try {
   board = new PcBoard({
     accel: data.accel,
+    cpu: data.cpu,
     memoryBytes: data.memoryBytes,
     cpus: data.cpus,
     kernel: readImage(data.kernel, 'kernel'),

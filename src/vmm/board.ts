@@ -4,7 +4,7 @@
  * vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
  */
 import { TsvmmError, assertNever } from '../common/errors.js';
-import { openBackend, type Accel } from '../backends/open.js';
+import { openBackend, type Accel, type CpuModelName } from '../backends/open.js';
 import { MmioBus, PortBus } from '../devices/bus.js';
 import { DebugExit } from '../devices/debug-exit.js';
 import { I8042 } from '../devices/i8042.js';
@@ -57,6 +57,8 @@ export const KICK = { INPUT: 0, STOP: 1, TIMEOUT: 2 } as const;
 
 export interface BoardOptions {
   accel: Accel;
+  /** The soft CPU's model (--cpu). */
+  cpu?: CpuModelName;
   memoryBytes: number;
   /** vCPUs; the first boots, the others wait for the guest's INIT/SIPI. */
   cpus: number;
@@ -104,7 +106,7 @@ export class PcBoard {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
     }
     const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
-    this.machine = new Machine(openBackend(opts.accel, { trace }));
+    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, log: opts.log }));
     try {
       this.ram = this.machine.allocateMemory(size);
       this.machine.mapHva(this.ram);
@@ -182,7 +184,7 @@ export class PcBoard {
     const share = this.machine.shareHandle();
     for (let id = 1; id < this.opts.cpus; id++) {
       const mailbox = new DeviceMailbox();
-      const data: ApWorkerData = { accel: this.opts.accel, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
+      const data: ApWorkerData = { accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
       const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       const ready = await Promise.race([

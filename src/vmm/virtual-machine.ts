@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
-import type { Accel } from '../backends/open.js';
+import type { Accel, CpuModelName } from '../backends/open.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
@@ -31,6 +31,8 @@ export interface VmOptions {
   /** vCPUs (default 1); guests find them in the MP table. */
   cpus?: number;
   accel?: Accel;
+  /** The soft CPU's model: `max` (default, everything it implements) or `qemu64`. */
+  cpu?: CpuModelName;
   /** Load `kernel` as a flat binary at `loadAddr`, entered in `mode`. */
   flat?: { loadAddr: number; mode: EntryMode };
   /** End the run with `timeout` after this many milliseconds. */
@@ -61,6 +63,7 @@ export interface VmExited {
 /** Posted to the board worker. */
 export interface BoardWorkerData {
   accel: Accel;
+  cpu?: CpuModelName;
   memoryBytes: number;
   cpus: number;
   kernel: string;
@@ -141,7 +144,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
+      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });

@@ -1,7 +1,9 @@
 // Debian's Linux kernel on tsvmm's own CPU (the soft backend): the busybox /init mounts proc,
 // sysfs and tmpfs, prints uname and cpuinfo, writes and reads a tmpfs file; then a shell is typed
 // into through the library's console stream, and `poweroff -f` ends the VM through ACPI S5.
-// One boot (about 5 minutes here) covers both the scripted and the interactive requirement.
+// One boot (about 5 minutes here) covers both the scripted and the interactive requirement. The
+// CPU (the default model, max) is an AMD one to Linux, which runs its AMD init, finds a
+// hypervisor it does not know (so no PV guest code), and reads no MSR the CPU lacks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { findGuestKernel } from '../../src/loader/guest-kernels.js';
@@ -21,6 +23,8 @@ test('Linux on the soft backend: busybox /init, commands typed into the console,
       memory: 256 << 20, accel: 'soft', timeoutMs: BOOT_TIMEOUT_MS,
     });
     let out = '';
+    const notes: string[] = [];
+    vm.on('log', (message) => notes.push(message));
     const waitFor = (re: RegExp) => new Promise<void>((resolve) => {
       const check = () => (re.test(out) ? resolve() : vm.console.once('data', check));
       check();
@@ -44,6 +48,19 @@ test('Linux on the soft backend: busybox /init, commands typed into the console,
     assert.match(out, /vulnerability meltdown: Not affected/);
     assert.match(out, /vulnerability spectre_v2: Mitigation: Enhanced/);
     assert.match(out, /vulnerability mds: Not affected/);
+    // A real vendor's CPU: Linux's AMD init ran (its family-0xF erratum check, the AMD TLB leaves),
+    // not the generic one; the hypervisor bit is seen (no PMU "due to virtualization"), the
+    // hypervisor leaf taken for no hypervisor Linux knows.
+    assert.doesNotMatch(out, /unknown, using generic init|Your system may be unstable/);
+    assert.match(out, /vendor_id\s*: AuthenticAMD\r?\n/);
+    assert.match(out, /model name\s*: tsvmm soft CPU \(max\)/);
+    assert.match(out, /process: using AMD E400 aware idle routine/);
+    assert.match(out, /Last level dTLB entries: 4KB 512, 2MB 8, 4MB 4/);
+    assert.match(out, /PMU not available due to virtualization/);
+    assert.doesNotMatch(out, /Hypervisor detected/);
+    assert.match(out, /BHI: Not affected/);
+    assert.doesNotMatch(out, /unchecked MSR access|general protection/);
+    assert.deepEqual(notes.filter((n) => /MSR 0xc001/.test(n)), [], 'an AMD MSR the CPU model lacks');
     vm.console.write('echo typed-$((6*7))\n');
     await waitFor(/typed-42/);
     vm.console.write('poweroff -f\n');

@@ -1,5 +1,5 @@
-// The soft CPU reports, through CPUID leaf 7 and IA32_ARCH_CAPABILITIES, that it is immune to
-// speculative-execution attacks (it executes nothing speculatively): the MSR reads its *_NO bits
+// The soft CPU (its default model, max) reports, through CPUID leaf 7 and IA32_ARCH_CAPABILITIES,
+// that it is immune to speculative-execution attacks (it executes nothing speculatively): the MSR reads its *_NO bits
 // and enhanced IBRS, refuses writes; IA32_SPEC_CTRL keeps its three defined bits and refuses
 // others; IA32_PRED_CMD takes IBPB and cannot be read. RDRAND and RDSEED return host random bits.
 import assert from 'node:assert/strict';
@@ -28,10 +28,10 @@ test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD, CPUID leaf 7, RDRAND and RDSEED (s
     assert.deepEqual(words, [
       ARCH_CAPABILITIES, 0, // IA32_ARCH_CAPABILITIES
       5, // IA32_SPEC_CTRL read back
-      (1 << 26) + 2 ** 29, // CPUID.7.0:EDX: IBRS/IBPB, ARCH_CAPABILITIES
+      (1 << 26) + (1 << 27) + 2 ** 29 + 2 ** 31, // CPUID.7.0:EDX: IBRS/IBPB, STIBP, ARCH_CAPABILITIES, SSBD
       0, // CPUID.7.1:EDX
       7, // highest basic leaf
-      1 << 18, // CPUID.7.0:EBX: RDSEED
+      (1 << 7) + (1 << 18) + (1 << 23) + (1 << 24), // CPUID.7.0:EBX: SMEP, RDSEED, CLFLUSHOPT, CLWB
       1, // CPUID.1:ECX: RDRAND
       0x10101, // RDRAND and RDSEED set CF, and their values differ
       13, 1, 13, 2, 13, 3, // #GP: write ARCH_CAPABILITIES, read PRED_CMD, reserved SPEC_CTRL bit

@@ -237,7 +237,8 @@ export class Cpu {
 
   // ---- memory ----
   readonly phys: PhysMap;
-  private readonly walker = new PageWalker();
+  /** The page walker of the CPU model (MAXPHYADDR, 1 GiB pages); the backend sets it. */
+  walker = new PageWalker();
   private readonly walk = new PageWalkResult();
   private physGen = -1;
   /** TLB: tag lo (page address | user bit, -1 = invalid), tag hi, host memory, host byte offset of the page, GPA of the page. */

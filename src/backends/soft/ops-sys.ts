@@ -21,6 +21,21 @@ export const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_
   MSR_TSC_AUX = 0xc0000103, MSR_MTRRCAP = 0xfe, MSR_MTRR_DEF_TYPE = 0x2ff, MSR_SPEC_CTRL = 0x48, MSR_PRED_CMD = 0x49,
   MSR_ARCH_CAPABILITIES = 0x10a;
 
+/** AMD MSRs (AMD APM vol. 2 appendix A; the BKDGs of families 0Fh-17h). */
+export const MSR_AMD_PATCH_LEVEL = 0x8b, MSR_AMD_SYSCFG = 0xc0010010, MSR_AMD_HWCR = 0xc0010015, MSR_AMD_INT_PENDING = 0xc0010055,
+  MSR_AMD_DE_CFG = 0xc0011029;
+/** The K7 performance event selects and counters (PerfEvtSel0-3, PerfCtr0-3). */
+export const MSR_K7_PERF_FIRST = 0xc0010000, MSR_K7_PERF_LAST = 0xc0010007;
+
+/** HWCR bits a write may carry: FFDIS (6, TLB flush filter off), IGNNE emulation (8) and TLB cache off (3) are ignored, McStatusWrEn (18) kept. */
+const HWCR_IGNORED = (1 << 3) | (1 << 6) | (1 << 8);
+const HWCR_MCSTATUSWREN = 1 << 18;
+/** DE_CFG.LFENCE_SERIALIZE (bit 1): LFENCE is dispatch-serializing, as it trivially is here. */
+const DE_CFG_LFENCE_SERIALIZE = 1 << 1;
+
+/** IA32_SPEC_CTRL bits. */
+export const SPEC_CTRL_IBRS = 1 << 0, SPEC_CTRL_STIBP = 1 << 1, SPEC_CTRL_SSBD = 1 << 2;
+
 /**
  * IA32_ARCH_CAPABILITIES: this CPU executes nothing speculatively, so it is immune to every
  * speculative-execution and data-sampling attack the MSR can report, and says so: RDCL_NO (0),
@@ -30,18 +45,40 @@ export const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_
  */
 const ARCH_CAPABILITIES = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 13) | (1 << 14) | (1 << 15) |
   (1 << 20) | (1 << 24) | (1 << 26) | (1 << 27);
-/** IA32_SPEC_CTRL bits a guest may set (IBRS, STIBP, SSBD): kept, with nothing to restrict. */
-const SPEC_CTRL_BITS = 0x7;
 
-/** MSRs the soft CPU implements; every other RDMSR/WRMSR exits to the VMM, as with NVMM. */
-export const OWNED_MSRS: ReadonlySet<number> = new Set([
+/** MSRs every model has (x86-64 with SYSENTER, PAT and MTRRs); a CPU model adds the ones its features and vendor bring. */
+export const ARCH_MSRS: ReadonlySet<number> = new Set([
   MSR_TSC, MSR_APIC_BASE, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR,
-  MSR_CSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_TSC_AUX, MSR_MTRRCAP, MSR_MTRR_DEF_TYPE,
-  MSR_SPEC_CTRL, MSR_PRED_CMD, MSR_ARCH_CAPABILITIES,
+  MSR_CSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_MTRRCAP, MSR_MTRR_DEF_TYPE,
   ...Array.from({ length: 16 }, (_, k) => 0x200 + k), 0x250, 0x258, 0x259, ...Array.from({ length: 8 }, (_, k) => 0x268 + k),
 ]);
 
+/**
+ * What the CPU model decides in the system instructions (the backend sets it per vCPU, see
+ * cpu-models.ts): the MSRs the CPU implements (every other RDMSR/WRMSR exits to the VMM, as with
+ * NVMM), the CR4 bits beyond the base ones that MOV to CR4 accepts, and the IA32_SPEC_CTRL bits.
+ */
+export interface SysModel {
+  msrs: ReadonlySet<number>;
+  cr4: number;
+  specCtrl: number;
+}
+
+/** CR4 bits every model accepts: VME PVI TSD DE PSE PAE MCE PGE (0-7), OSFXSR (9), OSXMMEXCPT (10). */
+const CR4_BASE = 0x6ff;
+
+const BASE_SYS_MODEL: SysModel = { msrs: ARCH_MSRS, cr4: 0, specCtrl: 0 };
+const sysModels = new WeakMap<Cpu, SysModel>();
+export function setSysModel(c: Cpu, m: SysModel): void {
+  sysModels.set(c, m);
+}
+function sysModelOf(c: Cpu): SysModel {
+  return sysModels.get(c) ?? BASE_SYS_MODEL;
+}
+
+/** Reads an MSR of the model (hRdmsr checked that it has it); the high half in c.hi. */
 export function readMsr(c: Cpu, msr: number): number {
+  if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) { c.hi = 0; return 0; }
   switch (msr) {
     case MSR_TSC: return c.tsc();
     case MSR_EFER: c.hi = 0; return c.efer;
@@ -50,13 +87,17 @@ export function readMsr(c: Cpu, msr: number): number {
     case MSR_MTRRCAP: c.hi = 0; return 0x508; // 8 variable ranges, fixed ranges, write-combining
     case MSR_ARCH_CAPABILITIES: c.hi = 0; return ARCH_CAPABILITIES;
     case MSR_PRED_CMD: c.gp(0); // write-only
+    case MSR_AMD_PATCH_LEVEL: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.hi = 0; return 0; // no patch; no SMM, no C1E
+    case MSR_AMD_DE_CFG: c.hi = 0; return DE_CFG_LFENCE_SERIALIZE;
   }
   const v = c.msr.get(msr);
   c.hi = v ? v[1] : 0;
   return v ? v[0] : 0;
 }
 
+/** Writes an MSR of the model; #GP for a value it refuses. */
 export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
+  if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) return; // no PMU: dropped
   switch (msr) {
     case MSR_TSC: {
       const now = Math.floor(performance.now() * 1e6);
@@ -78,9 +119,17 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
       c.updateMode();
       return;
     }
-    case MSR_MTRRCAP: case MSR_ARCH_CAPABILITIES: c.gp(0);
-    case MSR_SPEC_CTRL: if (hi !== 0 || (lo & ~SPEC_CTRL_BITS)) c.gp(0); break;
+    case MSR_MTRRCAP: case MSR_ARCH_CAPABILITIES: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.gp(0);
+    case MSR_SPEC_CTRL: if (hi !== 0 || (lo & ~sysModelOf(c).specCtrl)) c.gp(0); break;
     case MSR_PRED_CMD: if (hi !== 0 || (lo & ~1)) c.gp(0); return; // IBPB: no predictor to flush
+    case MSR_AMD_PATCH_LEVEL: return; // no microcode to load
+    case MSR_AMD_HWCR: {
+      const v = lo & ~HWCR_IGNORED;
+      if (hi !== 0 || (v !== 0 && v !== HWCR_MCSTATUSWREN)) c.gp(0);
+      lo = v;
+      break;
+    }
+    case MSR_AMD_DE_CFG: if (hi !== 0 || lo !== DE_CFG_LFENCE_SERIALIZE) c.gp(0); return; // fixed
   }
   c.msr.set(msr, [lo | 0, hi | 0]);
 }
@@ -836,7 +885,7 @@ export function hMovToCr(c: Cpu, i: Insn): void {
     case 2: c.cr2Lo = lo; c.cr2Hi = hi; return;
     case 3: c.cr3Lo = lo; c.cr3Hi = hi; c.flushTlb(true); return;
     case 4: {
-      if (hi !== 0 || (lo & ~0x3f06ff)) c.gp(0);
+      if (hi !== 0 || (lo & ~(CR4_BASE | sysModelOf(c).cr4))) c.gp(0);
       if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
       const old = c.cr4;
       c.cr4 = lo;
@@ -1014,7 +1063,7 @@ export function hHlt(c: Cpu, _i: Insn): void {
 export function hRdmsr(c: Cpu, _i: Insn): void {
   requireCpl0(c);
   const msr = c.regs[2]! >>> 0;
-  if (!OWNED_MSRS.has(msr)) c.doExit({ kind: 'rdmsr', msr });
+  if (!sysModelOf(c).msrs.has(msr)) c.doExit({ kind: 'rdmsr', msr });
   const lo = readMsr(c, msr);
   c.setReg(0, 4, lo, 0);
   c.setReg(2, 4, c.hi, 0);
@@ -1024,7 +1073,7 @@ export function hWrmsr(c: Cpu, _i: Insn): void {
   requireCpl0(c);
   const R = c.regs;
   const msr = R[2]! >>> 0;
-  if (!OWNED_MSRS.has(msr)) c.doExit({ kind: 'wrmsr', msr, lo: R[0]!, hi: R[4]! });
+  if (!sysModelOf(c).msrs.has(msr)) c.doExit({ kind: 'wrmsr', msr, lo: R[0]!, hi: R[4]! });
   writeMsr(c, msr, R[0]!, R[4]!);
 }
 

@@ -19,8 +19,11 @@ import { arenaHostMemory } from './arena.js';
 import type { HostMemory } from '../../memory/host-memory.js';
 import {
   MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
-  MSR_SYSENTER_ESP, readMsr, setCpuidFn, setTprExitPolicy, writeMsr, MSR_TSC, MSR_EFER,
+  MSR_SYSENTER_ESP, readMsr, setCpuidFn, setSysModel, setTprExitPolicy, writeMsr, MSR_TSC, MSR_EFER,
 } from './ops-sys.js';
+import { CPU_MODELS, DEFAULT_CPU_MODEL, cpuidTable, isCpuModelName, pagingModel, sysModel, type CpuModel, type CpuModelName } from './cpu-models.js';
+import { PageWalker } from '../../x86/page-walk.js';
+import { TsvmmError } from '../../common/errors.js';
 import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
 import { FXSAVE } from '../../x86/fxsave.js';
@@ -33,14 +36,20 @@ const MAX_VCPUS = 64;
 export interface SoftOptions {
   /** Called for every executed instruction (slow: the CPU single-steps while it is set). */
   trace?: TraceHook;
+  /** The CPU model the vCPUs present (cpu-models.ts; default `max`). */
+  cpu?: CpuModelName;
 }
 
 export class SoftBackend implements Backend {
   readonly name = 'soft' as const;
   readonly options: SoftOptions;
+  readonly cpuModel: CpuModel;
 
   constructor(options: SoftOptions = {}) {
+    const name = options.cpu ?? DEFAULT_CPU_MODEL;
+    if (!isCpuModelName(name)) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `unknown CPU model '${String(name)}'`);
     this.options = options;
+    this.cpuModel = CPU_MODELS[name];
   }
 
   static open(options: SoftOptions = {}): SoftBackend {
@@ -57,7 +66,7 @@ export class SoftBackend implements Backend {
   }
 
   createMachine(): SoftMachine {
-    return new SoftMachine(this.options);
+    return new SoftMachine(this.options, this.cpuModel);
   }
 }
 
@@ -65,9 +74,11 @@ export class SoftMachine implements BackendMachine {
   readonly phys = new PhysMap();
   private readonly vcpus = new Set<SoftVcpu>();
   private readonly options: SoftOptions;
+  private readonly model: CpuModel;
 
-  constructor(options: SoftOptions) {
+  constructor(options: SoftOptions, model: CpuModel) {
     this.options = options;
+    this.model = model;
   }
 
   map(m: GpaMapping): void {
@@ -81,7 +92,7 @@ export class SoftMachine implements BackendMachine {
   }
 
   createVcpu(id: number): SoftVcpu {
-    const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x));
+    const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x), this.model);
     if (this.options.trace) v.exec.trace = this.options.trace;
     this.vcpus.add(v);
     return v;
@@ -96,51 +107,6 @@ export class SoftMachine implements BackendMachine {
     for (const v of this.vcpus) v.release();
     this.vcpus.clear();
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPUID: what this CPU implements, and nothing more.
-
-const CPUID_VENDOR = 'TSVMMsoftCPU';
-const BRAND = 'tsvmm soft x86-64 CPU';
-
-function str4(s: string, at: number): number {
-  let v = 0;
-  for (let k = 0; k < 4; k++) v |= (s.charCodeAt(at + k) || 0) << (8 * k);
-  return v >>> 0;
-}
-
-/** Leaf 1 EDX: FPU(0) PSE(3) TSC(4) MSR(5) PAE(6) CX8(8) SEP(11) PGE(13) CMOV(15) PAT(16) MMX(23) FXSR(24) SSE(25) SSE2(26). */
-const LEAF1_EDX = (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15) | (1 << 16) |
-  (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26);
-/** Leaf 1 ECX: CX16(13), POPCNT(23), RDRAND(30). */
-const LEAF1_ECX = (1 << 13) | (1 << 23) | (1 << 30);
-/**
- * Leaf 7 (subleaf 0) EDX: IBRS/IBPB (26: IA32_SPEC_CTRL and IA32_PRED_CMD exist) and
- * ARCH_CAPABILITIES (29: IA32_ARCH_CAPABILITIES, which reports the CPU immune to speculative attacks).
- */
-const LEAF7_EDX = (1 << 26) | (1 << 29);
-/** Leaf 7 (subleaf 0) EBX: RDSEED (18). */
-const LEAF7_EBX = 1 << 18;
-/** 0x80000001 EDX: SYSCALL(11) NX(20) LM(29); ECX: LAHF_LM(0) ABM/LZCNT(5). */
-const EXT1_EDX = (1 << 11) | (1 << 20) | (1 << 29);
-const EXT1_ECX = (1 << 0) | (1 << 5);
-
-const ZERO_LEAF: CpuidRegs = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
-
-function defaultCpuid(id: number): Map<number, CpuidRegs> {
-  const t = new Map<number, CpuidRegs>();
-  t.set(0, { eax: 7, ebx: str4(CPUID_VENDOR, 0), edx: str4(CPUID_VENDOR, 4), ecx: str4(CPUID_VENDOR, 8) });
-  t.set(1, { eax: 0x000006f1, ebx: ((id << 24) | (1 << 16) | (8 << 8)) >>> 0, ecx: LEAF1_ECX, edx: LEAF1_EDX >>> 0 });
-  t.set(7, { eax: 0, ebx: LEAF7_EBX, ecx: 0, edx: LEAF7_EDX >>> 0 });
-  t.set(0x80000000, { eax: 0x80000008, ebx: 0, ecx: 0, edx: 0 });
-  t.set(0x80000001, { eax: 0, ebx: 0, ecx: EXT1_ECX, edx: EXT1_EDX >>> 0 });
-  const brand = BRAND.padEnd(48, '\0');
-  for (let k = 0; k < 3; k++) {
-    t.set(0x80000002 + k, { eax: str4(brand, 16 * k), ebx: str4(brand, 16 * k + 4), ecx: str4(brand, 16 * k + 8), edx: str4(brand, 16 * k + 12) });
-  }
-  t.set(0x80000008, { eax: 0x3034, ebx: 0, ecx: 0, edx: 0 });
-  return t;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,13 +139,15 @@ export class SoftVcpu implements BackendVcpu {
   private readonly cpuidExit = new Set<number>();
   private readonly onDestroy: (v: SoftVcpu) => void;
 
-  constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void) {
+  constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void, model: CpuModel = CPU_MODELS[DEFAULT_CPU_MODEL]) {
     this.id = id;
     this.onDestroy = onDestroy;
     this.cpu = new Cpu(phys, jitKind() === 'wasm');
+    this.cpu.walker = new PageWalker(pagingModel(model));
     this.handle = { flag: new SharedArrayBuffer(4) };
     this.exec = new Executor(this.cpu, new Int32Array(this.handle.flag));
-    this.cpuid = defaultCpuid(id);
+    this.cpuid = cpuidTable(model, id);
+    setSysModel(this.cpu, sysModel(model));
     setCpuidFn(this.cpu, (c, leaf, sub) => this.doCpuid(c, leaf, sub));
     this.reset();
   }
@@ -212,12 +180,15 @@ export class SoftVcpu implements BackendVcpu {
     return this.handle;
   }
 
+  /**
+   * CPUID from the model's table, with the VMM's set/del masks applied to it (setCpuidPolicy).
+   * Leaves it does not hold read as zeros, as AMD processors answer a leaf beyond their highest
+   * one (Intel's answer the highest basic leaf instead); leaf 7 has one subleaf (its EAX, the last
+   * subleaf, is 0), the others read as zeros too.
+   */
   private doCpuid(c: Cpu, leaf: number, sub: number): void {
     if (this.cpuidExit.has(leaf)) c.doExit({ kind: 'cpuid', leaf, subleaf: sub });
-    const max = this.cpuid.get(0)!.eax, maxExt = this.cpuid.get(0x80000000)!.eax;
-    // Leaf 7 has one subleaf (its EAX, the last subleaf, is 0): the others read as zeros.
-    let r = leaf === 7 && sub !== 0 ? ZERO_LEAF : this.cpuid.get(leaf);
-    if (!r) r = leaf >= 0x80000000 ? (leaf <= maxExt ? undefined : this.cpuid.get(max)) : leaf <= max ? undefined : this.cpuid.get(max);
+    const r = leaf === 7 && sub !== 0 ? undefined : this.cpuid.get(leaf);
     const R = c.regs;
     R[0] = r ? r.eax | 0 : 0; R[2] = r ? r.ecx | 0 : 0; R[4] = r ? r.edx | 0 : 0; R[6] = r ? r.ebx | 0 : 0;
     R[1] = R[3] = R[5] = R[7] = 0;

@@ -36,7 +36,7 @@ on a terminal). Standard input may also be a pipe: echo '6*7' | tsvmm demo
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, ACCEL_OPTION);
-    const backend = openBackend(parseAccel(values.accel));
+    const backend = openBackend(parseAccel(values.accel), { log: (message) => io.err(`tsvmm: ${message}\n`) });
     const end = await runCalcDemo({
       backend,
       input: terminalInput(),

@@ -1,5 +1,5 @@
 import { closeSync, createWriteStream, openSync } from 'node:fs';
-import { parseAccel } from '../../backends/open.js';
+import { parseAccel, parseCpuModel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
 import { MAX_CPUS } from '../../vmm/board.js';
@@ -134,6 +134,7 @@ export const run: Command = {
   -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix; 2M to 4G (default 256M)
   --smp N              vCPUs, 1 to ${MAX_CPUS} (default 1)
   --accel kvm|soft|auto  backend (default auto)
+  --cpu max|qemu64     the soft CPU's model (default max: everything it implements)
   --serial stdio|file:PATH  where COM1 goes (default stdio; input is always stdin)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
   --timeout SECONDS    end the run (status 4, with a report) if the guest is still running; at
@@ -155,7 +156,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       memory: { type: 'string', short: 'm', default: '256M' }, smp: { type: 'string', default: '1' },
       serial: { type: 'string', default: 'stdio' },
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
-      pvh: { type: 'boolean', default: false },
+      pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
     });
     if (!values.kernel) throw usage('--kernel is required');
     const memory = parseMemorySize(values.memory!);
@@ -179,6 +180,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       memory,
       cpus: smp,
       accel,
+      cpu: values.cpu === undefined ? undefined : parseCpuModel(values.cpu),
       flat,
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       traceCpu,

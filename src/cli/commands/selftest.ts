@@ -14,7 +14,7 @@ Exits 0 when every case passed. Needs nasm to assemble the guest code.
 `,
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, ACCEL_OPTION);
-    const backend = openBackend(parseAccel(values.accel));
+    const backend = openBackend(parseAccel(values.accel), { log: (message) => io.err(`tsvmm: ${message}\n`) });
     let passed = 0;
     let failed = 0;
     runLibnvmmSuite(backend, (r) => {
