@@ -17,8 +17,10 @@ import type { EntryMode } from '../loader/load-result.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
 import { ByteRing } from './byte-ring.js';
+import type { UnknownRange } from '../devices/bus.js';
 
 export type { VmEnd } from './board.js';
+export type { UnknownRange } from '../devices/bus.js';
 
 export interface VmOptions {
   /** The kernel image: a bzImage, a multiboot kernel, or (with `flat`) a flat binary. */
@@ -54,8 +56,10 @@ export interface VmExited {
   inlineIo: number;
   /** The backend's counters for the boot vCPU (Vcpu.statistics). */
   cpu: Record<string, number>;
-  /** Accesses to ports no device claims, by port. */
-  unknownPorts: Record<number, number>;
+  /** Accesses to ports no device claims, by range of ports (a bounded list: close ranges merge). */
+  unknownPorts: UnknownRange[];
+  /** Accesses to guest-physical pages where nothing is mapped, by range of pages (bounded the same way). */
+  unknownMmio: UnknownRange[];
 }
 
 /** Posted to the board worker. */
@@ -160,13 +164,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio });
           break;
       }
     });
     worker.on('error', (e) => {
       clearTimeout(timer);
-      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: {} });
+      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: [], unknownMmio: [] });
     });
     void this.pumpOutput();
   }

@@ -6,6 +6,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { UNKNOWN_LOGGED, UNKNOWN_RANGES } from '../../src/devices/bus.js';
 import { VirtualMachine, type VmOptions } from '../../src/vmm/virtual-machine.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
 import { withTempDirAsync } from '../helpers/tools.js';
@@ -244,5 +245,28 @@ test('soft backend: machines leave no mappings, file descriptors or threads behi
     assert.ok(maps() - before.maps < cycles / 2, `${maps() - before.maps} more mappings after ${cycles} machines`);
     assert.equal(fds(), before.fds);
     assert.equal(threads(), before.threads);
+  });
+});
+
+const rss = () => process.memoryUsage().rss;
+
+test('a guest touching every port and every unbacked page: notes are bounded, counts are by range, stop() ends it', async (t) => {
+  await withAssembled(t, 'hostile/mmio-sweep.asm', async (kernel) => {
+    const base = rss();
+    const notes: string[] = [];
+    const { vm, until } = await boot({ kernel, accel: 'soft' });
+    vm.on('log', (m) => notes.push(m));
+    await until(/\./); // 65536 ports, then 65536 pages
+    const exited = await vm.stop();
+    assert.deepEqual(exited.end, { how: 'stopped' });
+    assert.ok(notes.length <= 2 * (UNKNOWN_LOGGED + 1), `${notes.length} log lines`);
+    assert.ok(notes.some((m) => /more ports with nothing there/.test(m)));
+    assert.ok(notes.some((m) => /more MMIO pages with nothing there/.test(m)));
+    for (const ranges of [exited.unknownPorts, exited.unknownMmio]) {
+      assert.ok(ranges.length > 0 && ranges.length <= UNKNOWN_RANGES, `${ranges.length} ranges`);
+      assert.ok(ranges.reduce((n, r) => n + r.count, 0) >= 0x1_0000 - 0x100, 'every access counted');
+    }
+    assert.equal(exited.unknownMmio[0]!.first, 0x1000_0000);
+    assert.ok(rss() - base < 128 * 1024 * 1024);
   });
 });
