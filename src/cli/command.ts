@@ -13,4 +13,6 @@ export interface Command {
 export interface CommandIo {
   out(text: string): void;
   err(text: string): void;
+  /** The byte stream behind out(), where there is one: for output that must wait while it is full (a guest's console). */
+  outStream?: NodeJS.WritableStream;
 }

@@ -5,6 +5,7 @@ import { COMMANDS } from './commands/index.js';
 const stdio: CommandIo = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
+  outStream: process.stdout,
 };
 
 function helpText(): string {

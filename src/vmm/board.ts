@@ -58,8 +58,12 @@ const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
 /** The MP table and the I/O APIC's id leave room for this many processors. */
 export const MAX_CPUS = 64;
 
-/** Why the host kicked the vCPU (control word 0): 0 = console input to pump, else an end. */
-export const KICK = { INPUT: 0, STOP: 1, TIMEOUT: 2 } as const;
+/**
+ * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes to move (input to take,
+ * or room for output the UART holds), else an end. The host may set an end before the vCPU
+ * exists (stop() during start-up): run() looks at the word before it runs the guest.
+ */
+export const KICK = { CONSOLE: 0, STOP: 1, TIMEOUT: 2 } as const;
 
 export interface BoardOptions {
   accel: Accel;
@@ -127,7 +131,7 @@ export class PcBoard {
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
         : new BoardInterrupts(this.ports);
       const line = (gsi: number) => this.interrupts.line(gsi);
-      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => void opts.serialOut.writeByte(byte) });
+      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => opts.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
       const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
       rtc.setMemorySize(size, low);
@@ -252,9 +256,27 @@ export class PcBoard {
   private readonly portAccess = (io: IoAccess) => this.ports.access(io);
   private readonly mmioAccess = (mem: MemAccess) => this.mmio.access(mem);
 
+  /** What the host kicked the vCPU for (see KICK): an end, or console bytes to move. */
+  private takeKick(): void {
+    if (this.takeEnd()) return;
+    this.pumpSerialIn();
+    this.uart.txReady();
+  }
+
+  /** Takes an end the host asked for, if any. */
+  private takeEnd(): boolean {
+    const why = Atomics.exchange(this.opts.control, 0, KICK.CONSOLE);
+    if (why === KICK.STOP) this.finish({ how: 'stopped' });
+    else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
+    return why !== KICK.CONSOLE;
+  }
+
   /** Runs the boot vCPU until the machine ends. */
   run(): VmEnd {
     const vcpu = this.vcpu;
+    // An end asked for while the machine was being built. (Console input waits for the host's
+    // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
+    if (this.takeEnd()) return this.end!;
     for (;;) {
       this.interrupts.beforeRun();
       const exit = vcpu.run();
@@ -279,14 +301,10 @@ export class PcBoard {
           }
           vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
           break;
-        case 'stopped': {
-          const why = Atomics.exchange(this.opts.control, 0, KICK.INPUT);
-          if (why === KICK.STOP) this.finish({ how: 'stopped' });
-          else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
-          else this.pumpSerialIn();
+        case 'stopped':
+          this.takeKick();
           this.serveAps();
           break;
-        }
         case 'shutdown':
           this.finish({ how: 'triple-fault', report: this.report('triple fault') });
           break;

@@ -101,3 +101,111 @@ test('--trace cpu=N prints the first N instructions with bytes, disassembly and 
     assert.equal(lines[4], 'trace: 4 instructions traced, tracing stops');
   });
 });
+
+/** Assembles `source` (under guests/, with nasm defines) into `dir` and returns its path. */
+function guestIn(dir: string, source: string, defines: Record<string, number> = {}): string {
+  const path = join(dir, 'guest.bin');
+  writeFileSync(path, assemble(source, { defines }));
+  return path;
+}
+
+/**
+ * Runs tsvmm with `opts.stdout` as its standard output ('pipe' read by us, 'ignore'd, or a pipe
+ * nobody reads); `onStdout` sees what comes. A run still going after `limitMs` is killed (status
+ * null): these runs are the ones that used to hang.
+ */
+function tsvmmRun(args: string[], opts: { pty?: boolean; unread?: boolean; limitMs?: number; onStdout?: (text: string, stdin: NodeJS.WritableStream) => void }) {
+  const command = opts.pty
+    ? spawn('script', ['-qec', [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'])
+    : spawn(process.execPath, [BIN, ...args]);
+  const killer = setTimeout(() => command.kill('SIGKILL'), opts.limitMs ?? 120_000);
+  let stdout = '';
+  let stderr = '';
+  if (opts.unread) command.stdout.pause();
+  else command.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString('latin1');
+    opts.onStdout?.(stdout, command.stdin);
+  });
+  command.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const pid = command.pid!;
+  const done = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => command.on('close', (status) => {
+    clearTimeout(killer);
+    resolve({ status, stdout, stderr });
+  }));
+  return { pid, done, stdin: command.stdin };
+}
+
+test('--serial file: that cannot be opened is refused with TSVMM_SYSCALL, not a stack trace (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'board/hello.asm');
+    const r = spawnSync(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--serial', `file:${dir}/no/such/dir/serial.txt`], { encoding: 'utf8', input: '' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^tsvmm run: TSVMM_SYSCALL: --serial file:.*serial\.txt: cannot open it for writing: ENOENT\n$/);
+  });
+});
+
+test('a guest flooding COM1 on a terminal: --timeout and Ctrl-A x still end the run (soft)', async (t) => {
+  if (!hasTool('script')) return t.skip('script (util-linux) not installed: no pty to test with');
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'hostile/serial-flood.asm');
+    const timedOut = await tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--timeout', '2'], { pty: true }).done;
+    assert.equal(timedOut.status, 4);
+    assert.ok(timedOut.stdout.length > 4096, 'the output came through');
+    let typed = false;
+    const quit = await tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64'], {
+      pty: true,
+      onStdout: (text, stdin) => {
+        if (!typed && text.length > 64 * 1024) {
+          typed = true;
+          stdin.write('\x01x');
+        }
+      },
+    }).done;
+    assert.equal(quit.status, 0);
+  });
+});
+
+test('console output to a pipe nobody reads: the guest waits, memory stays bounded, --timeout ends the run (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'hostile/serial-flood.asm');
+    const run = tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--timeout', '3'], { unread: true });
+    let peakKiB = 0;
+    const sample = setInterval(() => {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${run.pid}/status`, 'utf8'));
+        if (m) peakKiB = Math.max(peakKiB, Number(m[1]));
+      } catch { /* ended */ }
+    }, 100);
+    const r = await run.done;
+    clearInterval(sample);
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /TSVMM_TIMEOUT: timed out at RIP/);
+    assert.ok(peakKiB < 400 * 1024, `tsvmm's RSS reached ${peakKiB} KiB`);
+  });
+});
+
+test('input piped beyond 64 KiB reaches the guest whole (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'board/serial-sum.asm');
+    const n = 200_000;
+    const input = Buffer.alloc(4 + n);
+    input.writeUInt32LE(n, 0);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum = (sum + (input[4 + i] = (i * 13 + (i >> 9)) & 0xff)) >>> 0;
+    let sent = false;
+    const r = await tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--timeout', '120'], {
+      onStdout: (text, stdin) => {
+        if (!sent && text === 'ready\n') {
+          sent = true;
+          stdin.end(input);
+        }
+      },
+    }).done;
+    assert.equal(r.stdout, `ready\ngot ${n.toString(16).padStart(8, '0')} sum ${sum.toString(16).padStart(8, '0')}\n`);
+    assert.equal(r.status, 3);
+  });
+});
