@@ -9,6 +9,9 @@ import { runInNewContext } from 'node:vm';
 import { TsvmmError } from '../../src/common/errors.js';
 import { HostMemory, MAX_HOST_MEMORY } from '../../src/memory/host-memory.js';
 import { arenaHostMemory } from '../../src/backends/soft/arena.js';
+import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
+import { PROT } from '../../src/nvmm/backend.js';
+import { Machine } from '../../src/nvmm/machine.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -92,4 +95,19 @@ test('arena memory goes back to the arena only when no view of it is left', asyn
   assert.ok(c.arenaOffset === aOffset || c.arenaOffset === b.arenaOffset, 'reused once the views are gone');
   assert.ok(c.bytes.every((x) => x === 0), 'zeroed');
   c.free();
+});
+
+test("memory from machine.allocateMemory is freed by machine.destroy() (the README's API example frees nothing)", async () => {
+  const machine = new Machine(SoftBackend.open());
+  const kept = machine.allocateMemory(4096);
+  const freedEarly = machine.allocateMemory(4096);
+  freedEarly.free();
+  const mine = HostMemory.allocate(4096);
+  machine.mapHva(kept);
+  machine.mapGpa(0, kept.hva, 4096, PROT.ALL);
+  machine.destroy();
+  assert.equal(kept.freed, true);
+  assert.equal(freedEarly.freed, true);
+  assert.equal(mine.freed, false, 'memory the caller allocated stays the caller\'s');
+  mine.free();
 });

@@ -230,14 +230,18 @@ test('soft backend: -m 7G puts RAM above 4 GiB, in pieces; the guest reads back 
   });
 });
 
-test('stop() ends the machine in every state: before start, while it is being built, after it ended', async (t) => {
+test('stop() before start() ends the machine at once; start() is refused after', async (t) => {
   await withSoftGuest(t, 'hello', async (kernel) => {
     const idle = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
     assert.deepEqual((await idle.stop()).end, { how: 'stopped' });
     assert.throws(() => idle.start(), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_BUSY');
     idle.console.resume();
     await once(idle.console, 'end');
+  });
+});
 
+test('stop() while the machine is being built ends it once built; after the end, stop() resolves with it', async (t) => {
+  await withSoftGuest(t, 'hello', async (kernel) => {
     // A stop the machine cannot act on yet (it is still being built) used to be dropped; the
     // timeout is there so that a lost stop fails the test instead of hanging it.
     const starting = await boot({ kernel, accel: 'soft', timeoutMs: 60_000 });
