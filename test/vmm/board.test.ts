@@ -311,6 +311,38 @@ for (const [mode, defines] of [['polling LSR', {}], ['waiting for THRE interrupt
   });
 }
 
+test('a console reader slower than the flooding guest (synchronous, as a terminal is) leaves the event loop free', async (t) => {
+  await withAssembled(t, 'hostile/serial-flood.asm', async (kernel) => {
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
+    vm.start();
+    await once(vm, 'ready');
+    let timerSet = false;
+    let timerRan = false;
+    let chunksBeforeTimer = 0;
+    await new Promise<void>((resolve) => {
+      const onData = () => {
+        if (!timerSet) {
+          timerSet = true;
+          setTimeout(() => (timerRan = true), 0);
+        }
+        const until = Date.now() + 20; // a write to a slow terminal blocks the thread
+        while (Date.now() < until);
+        if (!timerRan) chunksBeforeTimer++;
+        // The guest refills the ring during each write: the output pump used to go on with
+        // microtasks only, and no timer (--timeout), no input (Ctrl-A x) ever ran again.
+        if (timerRan || chunksBeforeTimer >= 20) {
+          vm.console.off('data', onData);
+          vm.console.pause();
+          resolve();
+        }
+      };
+      vm.console.on('data', onData);
+    });
+    assert.ok(timerRan, `a timer due at once waited through ${chunksBeforeTimer} chunks of output`);
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+  });
+});
+
 test('a guest writing COM1 blindly (never looking at LSR): the host stays bounded and stop() ends it', async (t) => {
   await withAssembled(t, 'hostile/serial-flood.asm', async (kernel) => {
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
