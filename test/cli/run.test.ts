@@ -2,7 +2,7 @@
 // ended, --serial file:, --trace exits, and usage errors. Guests from guests/board/.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -139,13 +139,18 @@ function tsvmmRun(args: string[], opts: { pty?: boolean; unread?: boolean; slow?
   return { pid, done, stdin: command.stdin };
 }
 
-test('--serial file: that cannot be opened is refused with TSVMM_SYSCALL, not a stack trace (soft)', async (t) => {
+test('--serial file: that cannot be opened or written ends with TSVMM_SYSCALL, not a stack trace (soft)', async (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   await withTempDirAsync(async (dir) => {
     const kernel = guestIn(dir, 'board/hello.asm');
     const r = spawnSync(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--serial', `file:${dir}/no/such/dir/serial.txt`], { encoding: 'utf8', input: '' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /^tsvmm run: TSVMM_SYSCALL: --serial file:.*serial\.txt: cannot open it for writing: ENOENT\n$/);
+    if (!existsSync('/dev/full')) return;
+    // Writes that fail later (/dev/full: ENOSPC) stop the machine with the error, status 1.
+    const full = spawnSync(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--serial', 'file:/dev/full'], { encoding: 'utf8', input: '', timeout: 120_000 });
+    assert.equal(full.status, 1);
+    assert.equal(full.stderr, "\ntsvmm: TSVMM_SYSCALL: writing the guest's console to /dev/full failed: ENOSPC\n");
   });
 });
 

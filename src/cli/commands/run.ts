@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { parseAccel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
@@ -167,7 +168,7 @@ async function connectOutput(vm: VirtualMachine, io: CommandIo, serial: string):
       if (!failure) await untilDeadline(written(vm.console, stream), deadline);
       if (file) {
         file.end();
-        await untilDeadline(once(file, 'close').then(() => undefined, () => undefined), deadline);
+        await untilDeadline(finished(file).catch(() => undefined), deadline); // (a failed file is already closed)
       }
       stream?.off('error', onError);
       return failure;
