@@ -266,9 +266,9 @@ test('soft backend: machines leave no mappings, file descriptors or threads behi
     const before = { maps: maps(), fds: fds(), threads: threads() };
     const cycles = 20;
     for (let i = 0; i < cycles; i++) await cycle();
-    // Each machine used to keep about 3 mappings (koffi's per-thread memory in its worker); the
-    // engine's own heap may still move by a few.
-    assert.ok(maps() - before.maps < cycles / 2, `${maps() - before.maps} more mappings after ${cycles} machines`);
+    // Each machine used to keep 3 mappings (koffi's per-thread memory in its worker thread); the
+    // engine's own heap moves by a few either way, and settles.
+    assert.ok(maps() - before.maps < cycles, `${maps() - before.maps} more mappings after ${cycles} machines`);
     assert.equal(fds(), before.fds);
     assert.equal(threads(), before.threads);
   });
