@@ -332,11 +332,14 @@ export class Uart8250 implements PortDevice {
       this.drainTx();
       if (this.txCount === 0 && this.tx(byte) !== false) {
         this.thrInterrupt = true; // (as in loopback)
-      } else if (this.txCount < this.txCapacity()) {
-        this.txRing[(this.txHead + this.txCount) % FIFO_SIZE] = byte; // waits: THRE stays clear
-        this.txCount++;
+      } else {
+        this.thrInterrupt = false; // (drainTx may have raised it) the byte waits: THRE stays clear
+        if (this.txCount < this.txCapacity()) {
+          this.txRing[(this.txHead + this.txCount) % FIFO_SIZE] = byte;
+          this.txCount++;
+        }
+        // else: written over a full FIFO; the chip loses it too
       }
-      // else: written over a full FIFO; the chip loses it too
     }
     this.updateIrq();
   }

@@ -299,6 +299,17 @@ test('transmit backpressure: bytes the host refuses wait in the FIFO with THRE c
   outb(THR, 0x41); // the line has room: straight through, as before
   assert.equal(sent.at(-1), 0x41);
   assert.equal(inb(LSR) & 0x60, 0x60);
+  assert.equal(inb(IIR), 0xc2);
+  // A write that first moves the waiting byte on (emptying the FIFO) and is then refused itself:
+  // no THRE interrupt may stay pending while the new byte waits.
+  room = 0;
+  outb(THR, 1);
+  room = 1;
+  outb(THR, 2);
+  assert.equal(sent.at(-1), 1);
+  assert.equal(uart.txPending, 1);
+  assert.equal(irq.level, false);
+  assert.equal(inb(IIR), 0xc1);
 });
 
 test('transmit backpressure: 16450 mode holds one byte; FCR clears the transmit FIFO; state round-trips', () => {
