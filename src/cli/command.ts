@@ -18,4 +18,6 @@ export interface CommandIo {
    */
   out(text: string): void | Promise<void>;
   err(text: string): void;
+  /** The byte stream behind out(), where there is one: for output that must wait while it is full (a guest's console). */
+  outStream?: NodeJS.WritableStream;
 }

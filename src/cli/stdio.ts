@@ -54,4 +54,5 @@ function writable(stream: NodeJS.WriteStream): Promise<void> {
 export const stdioCommandIo: CommandIo = {
   out: (text) => (process.stdout.write(text) ? undefined : writable(process.stdout)),
   err: (text) => void process.stderr.write(text),
+  outStream: process.stdout,
 };

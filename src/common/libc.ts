@@ -1,10 +1,23 @@
 /**
- * The few libc entry points tsvmm needs, bound once through koffi. Every wrapper returns the raw
+ * The few libc entry points tsvmm needs, bound through koffi. Every wrapper returns the raw
  * result; callers turn a negative result into a SyscallError with `lastErrno()`.
+ *
+ * libc is loaded by the first call in each thread, not when this module is imported: koffi gives
+ * every thread that loads a library a call stack and a heap of its own (about 3 MiB in three
+ * mappings) and never gives them back when the thread ends. A machine on the soft backend imports
+ * this module in its worker thread but calls nothing, so its thread leaves nothing behind.
  */
 import koffi from 'koffi';
 
-const libc = koffi.load('libc.so.6');
+type Library = ReturnType<typeof koffi.load>;
+let loaded: Library | undefined;
+
+/** A libc function bound on its first call (loading libc in this thread then). */
+function lazy<F>(declare: (libc: Library) => unknown): F {
+  type Fn = (...args: unknown[]) => unknown;
+  let f: Fn | undefined;
+  return ((...args: unknown[]) => (f ??= declare((loaded ??= koffi.load('libc.so.6'))) as Fn)(...args)) as F;
+}
 
 /** Host pointer (an opaque koffi handle); `addressOf` turns it into a number. */
 export type HostPointer = unknown;
@@ -15,6 +28,7 @@ export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
 export const EFD_CLOEXEC = 0o2000000;
@@ -22,53 +36,59 @@ export const EFD_NONBLOCK = 0o4000;
 export const SYS_gettid = 186;
 export const SYS_tgkill = 234;
 
-export const open = libc.func('int open(const char *path, int flags)') as (path: string, flags: number) => number;
-export const close = libc.func('int close(int fd)') as (fd: number) => number;
+export const open = lazy<(path: string, flags: number) => number>((libc) => libc.func('int open(const char *path, int flags)'));
+export const close = lazy<(fd: number) => number>((libc) => libc.func('int close(int fd)'));
 /** ioctl with an integer argument (or none). */
-export const ioctlInt = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']) as (
+export const ioctlInt = lazy<(
   fd: number,
   request: number,
   arg: number,
-) => number;
+) => number>((libc) => libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']));
 /** ioctl with a pointer to a buffer the kernel reads and/or writes. */
-export const ioctlPtr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as (
+export const ioctlPtr = lazy<(
   fd: number,
   request: number,
   arg: Uint8Array,
-) => number;
-export const mmap = libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)') as (
+) => number>((libc) => libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']));
+export const mmap = lazy<(
   addr: null,
   len: number,
   prot: number,
   flags: number,
   fd: number,
   off: number,
-) => HostPointer;
-export const munmap = libc.func('int munmap(void *addr, size_t len)') as (addr: HostPointer, len: number) => number;
-export const eventfd = libc.func('int eventfd(unsigned int initval, int flags)') as (init: number, flags: number) => number;
-export const getpid = libc.func('int getpid()') as () => number;
+) => HostPointer>((libc) => libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'));
+/** mmap at a fixed address (with MAP_FIXED: replaces what is mapped there, atomically). */
+export const mmapAt = lazy<(
+  addr: number,
+  len: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  off: number,
+) => HostPointer>((libc) => libc.func('mmap', 'void *', ['uintptr_t', 'size_t', 'int', 'int', 'int', 'long']));
+export const munmap = lazy<(addr: HostPointer, len: number) => number>((libc) => libc.func('int munmap(void *addr, size_t len)'));
+export const eventfd = lazy<(init: number, flags: number) => number>((libc) => libc.func('int eventfd(unsigned int initval, int flags)'));
+export const getpid = lazy<() => number>((libc) => libc.func('int getpid()'));
 
 // flock(2): whole-file advisory locks, held by the open file description (virtio-blk images).
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
-export const flock = libc.func('int flock(int fd, int op)') as (fd: number, op: number) => number;
+export const flock = lazy<(fd: number, op: number) => number>((libc) => libc.func('int flock(int fd, int op)'));
 // fallocate(2) modes (virtio-blk DISCARD and WRITE_ZEROES).
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
 export const FALLOC_FL_ZERO_RANGE = 0x10;
-export const fallocate = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)') as (
-  fd: number,
-  mode: number,
-  offset: number,
-  len: number,
-) => number;
-const syscall3 = libc.func('syscall', 'long', ['long', 'long', 'long', 'long']) as (
+export const fallocate = lazy<(fd: number, mode: number, offset: number, len: number) => number>(
+  (libc) => libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
+);
+const syscall3 = lazy<(
   nr: number,
   a: number,
   b: number,
   c: number,
-) => number;
+) => number>((libc) => libc.func('syscall', 'long', ['long', 'long', 'long', 'long']));
 
 export function gettid(): number {
   return syscall3(SYS_gettid, 0, 0, 0);
@@ -104,22 +124,24 @@ export function pointerAt(address: number): HostPointer {
   return pointerCast(address, address, 0);
 }
 
-const pointerCast = libc.func('memmove', 'void *', ['uintptr_t', 'uintptr_t', 'size_t']) as (
+const pointerCast = lazy<(
   dst: number,
   src: number,
   n: number,
-) => HostPointer;
+) => HostPointer>((libc) => libc.func('memmove', 'void *', ['uintptr_t', 'uintptr_t', 'size_t']));
 
-/** A koffi pointer handle for the first byte of `bytes` (an ArrayBuffer or SharedArrayBuffer this process keeps alive). */
-export function pointerOfBytes(bytes: Uint8Array): HostPointer {
-  // memset(p, 0, 0) returns p.
-  return memsetNone(bytes, 0, 0);
+/** The address of the first byte of `bytes` (memory this process keeps alive, such as a SharedArrayBuffer's). */
+export function addressOfBytes(bytes: Uint8Array): number {
+  return Number(koffi.address(bytes));
 }
 
-const memsetNone = libc.func('memset', 'void *', ['void *', 'int', 'size_t']) as (p: Uint8Array, c: number, n: number) => HostPointer;
+/** A zero-copy ArrayBuffer over the memory of `bytes` (its own object, independent of `bytes.buffer`). */
+export function viewOfBytes(bytes: Uint8Array): ArrayBuffer {
+  return koffi.view(bytes, bytes.length) as ArrayBuffer;
+}
 
-const dlsym = libc.func('void *dlsym(void *handle, const char *name)') as (handle: null, name: string) => HostPointer;
-const sigactionRaw = libc.func('int sigaction(int sig, void *act, void *old)') as (sig: number, act: Uint8Array, old: null) => number;
+const dlsym = lazy<(handle: null, name: string) => HostPointer>((libc) => libc.func('void *dlsym(void *handle, const char *name)'));
+const sigactionRaw = lazy<(sig: number, act: Uint8Array, old: null) => number>((libc) => libc.func('int sigaction(int sig, void *act, void *old)'));
 /** glibc's struct sigaction on x86-64: sa_handler, sa_mask (128 bytes), sa_flags, sa_restorer. */
 const SIGACTION_SIZE = 152;
 

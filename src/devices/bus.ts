@@ -2,7 +2,10 @@
  * The port-I/O bus and the MMIO bus: each maps an address range to a device and hands the
  * device the offset into its own window. Guest accesses to nothing are guest behaviour, not
  * errors: reads float to all ones (the ISA/PCI bus pulls the data lines high), writes are
- * dropped, and both are counted and logged once per port (per page for MMIO).
+ * dropped, and both are counted by address range and logged. A guest may touch every port and
+ * every page of its address space, so both are bounded: at most UNKNOWN_RANGES ranges (past
+ * that, the two closest merge) and UNKNOWN_LOGGED notes, then one line saying the rest is only
+ * counted.
  *
  * An access is routed to the device whose window holds its first byte; a multi-byte access
  * that runs past the end of that window is still given whole to that device, which decides
@@ -20,6 +23,70 @@ export interface PortDevice {
 export interface MmioDevice {
   read(offset: number, data: Uint8Array): void;
   write(offset: number, data: Uint8Array): void;
+}
+
+/** Accesses where nothing lives: addresses `first` to `last` (inclusive) took `count` of them. */
+export interface UnknownRange {
+  first: number;
+  last: number;
+  count: number;
+}
+
+/** The most ranges of unknown accesses a bus counts separately; past it, the two closest merge. */
+export const UNKNOWN_RANGES = 32;
+/** Unknown accesses a bus notes one by one in the log (each at an address no earlier note covers). */
+export const UNKNOWN_LOGGED = 16;
+
+/** Counts accesses to nothing by address range, in bounded memory, and logs the first few. */
+class UnknownAccesses {
+  /** Sorted by `first`, never overlapping. */
+  private readonly counted: UnknownRange[] = [];
+  private notes = 0;
+
+  /** `granule`: addresses are counted in aligned blocks of this size (1 for ports, a page for MMIO). */
+  constructor(private readonly granule: number, private readonly log: (message: string) => void, private readonly what: string) {}
+
+  /** Counts an access at `addr`; `describe` words the log note for an address not seen before. */
+  note(addr: number, describe: () => string): void {
+    const first = addr - (addr % this.granule);
+    const list = this.counted;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.first <= first) lo = mid + 1;
+      else hi = mid;
+    }
+    const holder = list[lo - 1];
+    if (holder && first <= holder.last) {
+      holder.count++;
+      return;
+    }
+    list.splice(lo, 0, { first, last: first + this.granule - 1, count: 1 });
+    if (list.length > UNKNOWN_RANGES) this.mergeClosest();
+    if (this.notes < UNKNOWN_LOGGED) this.log(describe());
+    else if (this.notes === UNKNOWN_LOGGED) this.log(`more ${this.what} with nothing there: counted by range, not logged`);
+    else return;
+    this.notes++;
+  }
+
+  /** Merges the two neighbouring ranges with the smallest gap between them. */
+  private mergeClosest(): void {
+    const list = this.counted;
+    let best = 0;
+    for (let i = 1; i + 1 < list.length; i++) {
+      if (list[i + 1]!.first - list[i]!.last < list[best + 1]!.first - list[best]!.last) best = i;
+    }
+    const a = list[best]!;
+    const b = list[best + 1]!;
+    a.last = b.last;
+    a.count += b.count;
+    list.splice(best + 1, 1);
+  }
+
+  ranges(): UnknownRange[] {
+    return this.counted.map((r) => ({ ...r }));
+  }
 }
 
 /** One registered window, as listed by `ranges()`. */
@@ -78,16 +145,15 @@ interface PortEntry extends BusRange {
 export class PortBus {
   private readonly entries: (PortEntry | undefined)[] = [undefined]; // slot 0 = no device
   private readonly table = new Uint16Array(PORT_SPACE); // port -> index into entries
-  private readonly unknownCounts = new Map<number, number>();
-  private readonly log: (message: string) => void;
+  private readonly unknownAccesses: UnknownAccesses;
 
   constructor(opts: BusOptions = {}) {
-    this.log = opts.log ?? (() => {});
+    this.unknownAccesses = new UnknownAccesses(1, opts.log ?? (() => {}), 'ports');
   }
 
-  /** Ports the guest touched where no device lives: port -> access count. */
-  get unknown(): ReadonlyMap<number, number> {
-    return this.unknownCounts;
+  /** Ports the guest touched where no device lives, by range (at most UNKNOWN_RANGES). */
+  get unknown(): UnknownRange[] {
+    return this.unknownAccesses.ranges();
   }
 
   register(base: number, length: number, name: string, device: PortDevice): void {
@@ -151,9 +217,7 @@ export class PortBus {
   }
 
   private noteUnknown(port: number, what: 'read' | 'write', size: number): void {
-    const count = this.unknownCounts.get(port) ?? 0;
-    this.unknownCounts.set(port, count + 1);
-    if (count === 0) this.log(`port ${hex(port)}: ${what} of ${size} byte(s) with no device (further accesses counted, not logged)`);
+    this.unknownAccesses.note(port, () => `port ${hex(port)}: ${what} of ${size} byte(s) with no device (further accesses counted, not logged)`);
   }
 }
 
@@ -164,16 +228,15 @@ interface MmioEntry extends BusRange {
 /** Guest-physical MMIO windows, kept sorted by base and found by binary search. */
 export class MmioBus {
   private readonly entries: MmioEntry[] = [];
-  private readonly unknownCounts = new Map<number, number>();
-  private readonly log: (message: string) => void;
+  private readonly unknownAccesses: UnknownAccesses;
 
   constructor(opts: BusOptions = {}) {
-    this.log = opts.log ?? (() => {});
+    this.unknownAccesses = new UnknownAccesses(PAGE_SIZE, opts.log ?? (() => {}), 'MMIO pages');
   }
 
-  /** Pages (by page-aligned guest-physical address) the guest touched where nothing is mapped: page -> access count. */
-  get unknown(): ReadonlyMap<number, number> {
-    return this.unknownCounts;
+  /** Guest-physical pages the guest touched where nothing is mapped, by range of whole pages (at most UNKNOWN_RANGES). */
+  get unknown(): UnknownRange[] {
+    return this.unknownAccesses.ranges();
   }
 
   register(base: number, length: number, name: string, device: MmioDevice): void {
@@ -248,9 +311,6 @@ export class MmioBus {
   }
 
   private noteUnknown(gpa: number, what: 'read' | 'write', size: number): void {
-    const page = gpa - (gpa % PAGE_SIZE);
-    const count = this.unknownCounts.get(page) ?? 0;
-    this.unknownCounts.set(page, count + 1);
-    if (count === 0) this.log(`MMIO ${hex(gpa)}: ${what} of ${size} byte(s) with nothing mapped (further accesses to page ${hex(page)} counted, not logged)`);
+    this.unknownAccesses.note(gpa, () => `MMIO ${hex(gpa)}: ${what} of ${size} byte(s) with nothing mapped (further accesses to page ${hex(gpa - (gpa % PAGE_SIZE))} counted, not logged)`);
   }
 }

@@ -4,9 +4,14 @@
  *
  * Model (after the PC16550D datasheet's register descriptions and the behaviour Linux's
  * 8250_port.c probes for):
- * - Transmit is instantaneous: a byte written to THR goes straight to `tx` (or, in loopback, to
- *   the receiver), so THR and the transmitter are always empty (LSR.THRE = LSR.TEMT = 1) and
- *   the THRE interrupt, cleared by the THR write, is at once pending again.
+ * - Transmit takes no time while the host's end of the line takes bytes: a byte written to THR
+ *   goes straight to `tx` (or, in loopback, to the receiver), THR and the transmitter stay empty
+ *   (LSR.THRE = LSR.TEMT = 1) and the THRE interrupt, cleared by the THR write, is at once
+ *   pending again. When `tx` refuses a byte (the host cannot take more now), the byte waits in
+ *   the transmit FIFO (16 bytes; THR alone in 16450 mode) and LSR.THRE and TEMT read 0 until
+ *   the host makes room (txReady()) or the guest polls LSR and the line has room again; then
+ *   THRE rises and, with ETBEI, interrupts. A byte written while the FIFO is full is lost, as on
+ *   the chip. So a guest that writes faster than the host drains waits, as on a real line.
  * - Receive: a 16-byte FIFO (1 byte when FCR.0 is clear, the 16450 mode). The host pushes bytes
  *   with receive(); a byte arriving at a full FIFO is lost and sets LSR.OE (loopback, or a lossy
  *   receive()); a flow-controlled receive() refuses it instead.
@@ -114,19 +119,24 @@ export interface Uart8250State {
   rx: number[];
   /** The THRE interrupt is pending (set on transmit/ETBEI enable, cleared by IIR read or THR write). */
   thrInterrupt: boolean;
+  /** Transmit FIFO contents the host has not taken yet, oldest first. */
+  tx: number[];
 }
 
 export interface Uart8250Options {
   irq: IrqLine;
-  /** A byte the guest transmitted (not called in loopback). */
-  tx: (byte: number) => void;
+  /**
+   * A byte the guest transmitted (not called in loopback). Returns false when the host cannot
+   * take it now: the UART keeps it and shows the transmitter busy until txReady().
+   */
+  tx: (byte: number) => boolean | void;
   /** Called when the guest empties the receive FIFO (or leaves loopback) so the host can push more. */
   onRxSpace?: () => void;
 }
 
 export class Uart8250 implements PortDevice {
   private readonly irq: IrqLine;
-  private readonly tx: (byte: number) => void;
+  private readonly tx: (byte: number) => boolean | void;
   /** Called when the guest empties the receive FIFO (or leaves loopback) so the host can push more. */
   onRxSpace: (() => void) | undefined;
 
@@ -142,6 +152,9 @@ export class Uart8250 implements PortDevice {
   private readonly rxRing = new Uint8Array(FIFO_SIZE);
   private rxHead = 0;
   private rxCount = 0;
+  private readonly txRing = new Uint8Array(FIFO_SIZE);
+  private txHead = 0;
+  private txCount = 0;
   private irqLevel = false;
 
   constructor(opts: Uart8250Options) {
@@ -173,6 +186,16 @@ export class Uart8250 implements PortDevice {
     }
     this.updateIrq();
     return taken;
+  }
+
+  /** The host's end of the line has room again: bytes waiting in the transmit FIFO move on. */
+  txReady(): void {
+    this.drainTx();
+  }
+
+  /** Bytes waiting in the transmit FIFO for the host to take them. */
+  get txPending(): number {
+    return this.txCount;
   }
 
   // ---- guest side (PortDevice) ----
@@ -230,7 +253,8 @@ export class Uart8250 implements PortDevice {
       case UART_MCR:
         return this.mcr;
       case UART_LSR: {
-        const value = (this.rxCount > 0 ? LSR_DR : 0) | this.lsrErrors | LSR_THRE | LSR_TEMT;
+        this.drainTx(); // a polling guest sees the line move on without a word from the host
+        const value = (this.rxCount > 0 ? LSR_DR : 0) | this.lsrErrors | (this.txCount === 0 ? LSR_THRE | LSR_TEMT : 0);
         if (this.lsrErrors) {
           this.lsrErrors = 0;
           this.updateIrq();
@@ -269,7 +293,7 @@ export class Uart8250 implements PortDevice {
         const old = this.ier;
         this.ier = value & IER_WRITABLE;
         // Enabling ETBEI while THR is empty raises THRE at once (Linux's startup test relies on it).
-        if (this.ier & IER_ETBEI && !(old & IER_ETBEI)) this.thrInterrupt = true;
+        if (this.ier & IER_ETBEI && !(old & IER_ETBEI) && this.txCount === 0) this.thrInterrupt = true;
         this.updateIrq();
         return;
       }
@@ -303,22 +327,53 @@ export class Uart8250 implements PortDevice {
     if (this.mcr & MCR_LOOP) {
       if (this.rxCount < this.rxCapacity()) this.pushRx(byte);
       else this.lsrErrors |= LSR_OE;
+      this.thrInterrupt = true; // ...and the byte leaves at once, so THR is empty again
     } else {
-      this.tx(byte);
+      this.drainTx();
+      if (this.txCount === 0 && this.tx(byte) !== false) {
+        this.thrInterrupt = true; // (as in loopback)
+      } else {
+        this.thrInterrupt = false; // (drainTx may have raised it) the byte waits: THRE stays clear
+        if (this.txCount < this.txCapacity()) {
+          this.txRing[(this.txHead + this.txCount) % FIFO_SIZE] = byte;
+          this.txCount++;
+        }
+        // else: written over a full FIFO; the chip loses it too
+      }
     }
-    this.thrInterrupt = true; // ...and the byte leaves at once, so THR is empty again
     this.updateIrq();
+  }
+
+  /** Hands waiting transmit bytes to the host while it takes them; THR empty again raises THRE. */
+  private drainTx(): void {
+    if (this.txCount === 0) return;
+    while (this.txCount > 0 && this.tx(this.txRing[this.txHead]!) !== false) {
+      this.txHead = (this.txHead + 1) % FIFO_SIZE;
+      this.txCount--;
+    }
+    if (this.txCount === 0) {
+      this.thrInterrupt = true;
+      this.updateIrq();
+    }
+  }
+
+  private clearTx(): void {
+    if (this.txCount === 0) return;
+    this.txHead = 0;
+    this.txCount = 0;
+    this.thrInterrupt = true;
   }
 
   private writeFcr(value: number): void {
     const enable = value & FCR_ENABLE;
     const hadRx = this.rxCount > 0;
-    // Switching FIFO mode empties both FIFOs; FCR_CLEAR_RX empties the receive FIFO
-    // (FCR_CLEAR_TX: the transmit FIFO is always empty).
-    if (enable !== (this.fcr & FCR_ENABLE) || (enable && value & FCR_CLEAR_RX)) {
+    // Switching FIFO mode empties both FIFOs; FCR_CLEAR_RX and FCR_CLEAR_TX empty one each.
+    const modeChange = enable !== (this.fcr & FCR_ENABLE);
+    if (modeChange || (enable && value & FCR_CLEAR_RX)) {
       this.rxHead = 0;
       this.rxCount = 0;
     }
+    if (modeChange || (enable && value & FCR_CLEAR_TX)) this.clearTx();
     // The other FCR bits are only programmed while FCR.0 is written as 1.
     this.fcr = enable ? value & (FCR_ENABLE | FCR_DMA_MODE | FCR_TRIGGER) : 0;
     this.updateIrq();
@@ -357,6 +412,10 @@ export class Uart8250 implements PortDevice {
     return this.fifoEnabled() ? FIFO_SIZE : 1;
   }
 
+  private txCapacity(): number {
+    return this.fifoEnabled() ? FIFO_SIZE : 1;
+  }
+
   private triggerLevel(): number {
     return TRIGGER_LEVELS[(this.fcr & FCR_TRIGGER) >>> 6]!;
   }
@@ -378,9 +437,11 @@ export class Uart8250 implements PortDevice {
   getState(): Uart8250State {
     const rx: number[] = [];
     for (let i = 0; i < this.rxCount; i++) rx.push(this.rxRing[(this.rxHead + i) % FIFO_SIZE]!);
+    const tx: number[] = [];
+    for (let i = 0; i < this.txCount; i++) tx.push(this.txRing[(this.txHead + i) % FIFO_SIZE]!);
     return {
       divisor: this.divisor, ier: this.ier, fcr: this.fcr, lcr: this.lcr, mcr: this.mcr,
-      lsrErrors: this.lsrErrors, msr: this.msr, scr: this.scr, rx, thrInterrupt: this.thrInterrupt,
+      lsrErrors: this.lsrErrors, msr: this.msr, scr: this.scr, rx, thrInterrupt: this.thrInterrupt, tx,
     };
   }
 
@@ -397,6 +458,9 @@ export class Uart8250 implements PortDevice {
     this.rxHead = 0;
     this.rxCount = Math.min(state.rx.length, this.rxCapacity());
     for (let i = 0; i < this.rxCount; i++) this.rxRing[i] = state.rx[i]! & 0xff;
+    this.txHead = 0;
+    this.txCount = Math.min(state.tx.length, this.txCapacity());
+    for (let i = 0; i < this.txCount; i++) this.txRing[i] = state.tx[i]! & 0xff;
     this.irqLevel = this.computeIrqLevel();
     this.irq.set(this.irqLevel);
   }

@@ -2,49 +2,103 @@
  * Host memory that can back guest RAM: an anonymous shared mapping, seen from JavaScript as a
  * Uint8Array with no copying, and from the kernel (KVM) by its address (the HVA). libnvmm's
  * `nvmm_hva_map` takes such a range; here it is an object so its view and address travel together.
+ *
+ * One HostMemory is one typed array, so it holds at most MAX_HOST_MEMORY bytes (V8's limit for a
+ * typed array); more guest RAM is several of them (the board maps RAM above 4 GiB in pieces).
+ *
+ * After free(), `bytes` throws TSVMM_DESTROYED. A view taken before (JavaScript cannot revoke a
+ * typed array) still points at memory nobody else gets, never at unmapped memory or at memory
+ * handed out again: mapped memory is replaced at once by a blank mapping at the same address (its
+ * pages are released), which is unmapped when the last view of it has been garbage collected or
+ * the thread ends; arena memory goes back to the arena only when its last view has been collected.
+ * Reading such a view gives zeros, writing it reaches nobody.
  */
 import { SyscallError, TsvmmError } from '../common/errors.js';
 import * as libc from '../common/libc.js';
 
 export const PAGE_SIZE = 4096;
 
+/** The most one HostMemory holds: V8's largest typed array on 64-bit hosts (buffer.constants.MAX_LENGTH, Node 20). */
+export const MAX_HOST_MEMORY = 2 ** 32;
+
+/** What happens to a freed range once nothing can reach it. */
+interface Reclaim {
+  run: () => void;
+  /** Also run when the thread ends (its views end with it); false: the range ends with the thread anyway. */
+  atThreadExit: boolean;
+}
+
+const pending = new Map<number, Reclaim>();
+let nextToken = 1;
+let exitHookInstalled = false;
+const reclaimer = new FinalizationRegistry<number>((token) => {
+  const r = pending.get(token);
+  pending.delete(token);
+  r?.run();
+});
+
+/** Runs `reclaim.run` once `buffer` (and so every view of it) is garbage, or at thread exit. */
+function reclaimWhenUnreachable(buffer: ArrayBufferLike, reclaim: Reclaim): void {
+  const token = nextToken++;
+  pending.set(token, reclaim);
+  reclaimer.register(buffer, token);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // No JavaScript of this thread runs after 'exit', so no view of a range is used after this.
+    process.once('exit', () => {
+      for (const r of pending.values()) if (r.atThreadExit) r.run();
+      pending.clear();
+    });
+  }
+}
+
+type Ownership = 'mapped' | 'arena' | 'attached';
+
 export class HostMemory {
   /** Host virtual address of the first byte. */
   readonly hva: number;
   readonly size: number;
-  /** The whole range, zero-copy. */
-  readonly bytes: Uint8Array;
   /**
    * Offset of the first byte in the soft CPU's WebAssembly memory (src/backends/soft/arena.ts),
    * -1 when the memory is not there. Compiled guest code reaches only memory that is.
    */
   readonly arenaOffset: number;
-  private pointer: libc.HostPointer | null;
-  private release: (() => void) | null = null;
+  private view: Uint8Array | null;
+  private readonly ownership: Ownership;
+  private readonly release: (() => void) | null;
 
-  private constructor(pointer: libc.HostPointer, size: number, owned: boolean, bytes?: Uint8Array, arenaOffset = -1) {
-    this.pointer = owned ? pointer : null;
-    this.hva = libc.addressOf(pointer);
-    this.size = size;
-    this.bytes = bytes ?? new Uint8Array(libc.viewOf(pointer, size));
+  private constructor(hva: number, view: Uint8Array, ownership: Ownership, arenaOffset = -1, release: (() => void) | null = null) {
+    this.hva = hva;
+    this.size = view.length;
+    this.view = view;
+    this.ownership = ownership;
     this.arenaOffset = arenaOffset;
+    this.release = release;
+  }
+
+  /** The whole range, zero-copy. Throws TSVMM_DESTROYED after free(). */
+  get bytes(): Uint8Array {
+    if (this.view === null) throw new TsvmmError('TSVMM_DESTROYED', `host memory at 0x${this.hva.toString(16)} was freed`);
+    return this.view;
+  }
+
+  get freed(): boolean {
+    return this.view === null;
   }
 
   /**
-   * Memory inside a SharedArrayBuffer this process keeps alive (the soft CPU's arena): `bytes`
-   * views it, `arenaOffset` places it, and `release` gives it back when freed.
+   * Memory inside a SharedArrayBuffer this thread keeps alive (the soft CPU's arena): `bytes`
+   * becomes a view of its own over the same memory, `arenaOffset` places it, and `release` gives
+   * it back once freed and no longer viewed.
    */
   static inArena(bytes: Uint8Array, arenaOffset: number, release: () => void): HostMemory {
-    const m = new HostMemory(libc.pointerOfBytes(bytes), bytes.length, false, bytes, arenaOffset);
-    m.release = release;
-    return m;
+    checkSize(bytes.length);
+    return new HostMemory(libc.addressOfBytes(bytes), new Uint8Array(libc.viewOfBytes(bytes)), 'arena', arenaOffset, release);
   }
 
-  /** Maps `size` bytes (a multiple of the page size) of zeroed memory. */
+  /** Maps `size` bytes (a multiple of the page size, at most MAX_HOST_MEMORY) of zeroed memory. */
   static allocate(size: number): HostMemory {
-    if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
-      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `host memory size ${size} is not a positive multiple of ${PAGE_SIZE}`);
-    }
+    checkSize(size);
     const p = libc.mmap(
       null,
       size,
@@ -54,23 +108,45 @@ export class HostMemory {
       0,
     );
     if (libc.isMapFailed(p)) throw new SyscallError(`mmap(${size})`, libc.lastErrno());
-    return new HostMemory(p, size, true);
+    return new HostMemory(libc.addressOf(p), new Uint8Array(libc.viewOf(p, size)), 'mapped');
   }
 
-  /** A view of memory allocated elsewhere in this process (for example by another worker thread). */
+  /** A view of memory allocated elsewhere in this process (for example by another worker thread), valid while its owner keeps it. */
   static attach(hva: number, size: number): HostMemory {
-    return new HostMemory(libc.pointerAt(hva), size, false);
+    checkSize(size);
+    return new HostMemory(hva, new Uint8Array(libc.viewOf(libc.pointerAt(hva), size)), 'attached');
   }
 
-  /** Unmaps the memory if this object allocated it. The views become unusable. */
+  /** Gives the memory back if this object allocated it; `bytes` throws from now on (see the file header). */
   free(): void {
-    if (this.release !== null) {
-      this.release();
-      this.release = null;
+    const view = this.view;
+    if (view === null) return;
+    this.view = null;
+    switch (this.ownership) {
+      case 'mapped': {
+        // A blank private mapping replaces the memory in one step: its pages are released, and the
+        // address stays taken until no view can reach it.
+        const p = libc.mmapAt(this.hva, this.size, libc.PROT_READ | libc.PROT_WRITE,
+          libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE | libc.MAP_FIXED, -1, 0);
+        if (libc.isMapFailed(p)) throw new SyscallError(`mmap(MAP_FIXED, ${this.size})`, libc.lastErrno());
+        const { hva, size } = this;
+        reclaimWhenUnreachable(view.buffer, { run: () => void libc.munmap(libc.pointerAt(hva), size), atThreadExit: true });
+        return;
+      }
+      case 'arena':
+        reclaimWhenUnreachable(view.buffer, { run: this.release!, atThreadExit: false });
+        return;
+      case 'attached':
+        return;
     }
-    if (this.pointer !== null) {
-      libc.munmap(this.pointer, this.size);
-      this.pointer = null;
-    }
+  }
+}
+
+function checkSize(size: number): void {
+  if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+    throw new TsvmmError('TSVMM_BAD_ARGUMENT', `host memory size ${size} is not a positive multiple of ${PAGE_SIZE}`);
+  }
+  if (size > MAX_HOST_MEMORY) {
+    throw new TsvmmError('TSVMM_LIMIT', `host memory of ${size} bytes is more than one HostMemory holds (${MAX_HOST_MEMORY} bytes, 4 GiB: a typed array's limit); allocate it in pieces`);
   }
 }

@@ -41,6 +41,8 @@ export class Machine {
   readonly backend: Backend;
   private impl: BackendMachine | null;
   private readonly hvas: HostMemory[] = [];
+  /** What allocateMemory handed out: destroy() frees it. */
+  private readonly allocated: HostMemory[] = [];
   /** Current GPA mappings, sorted by gpa, never overlapping. */
   private readonly mappings: GpaMapping[] = [];
   private readonly vcpus = new Map<number, Vcpu>();
@@ -97,11 +99,13 @@ export class Machine {
 
   /**
    * `size` bytes of zeroed host memory for guest RAM, from where this backend runs guests fastest
-   * (HostMemory.allocate unless the backend has a better place). Give it to mapHva; free() it
-   * after unmapHva.
+   * (HostMemory.allocate unless the backend has a better place). Give it to mapHva. It belongs to
+   * the machine: destroy() frees it (free() it earlier, after unmapHva, to give it back sooner).
    */
   allocateMemory(size: number): HostMemory {
-    return this.backend.allocateMemory?.(size) ?? HostMemory.allocate(size);
+    const memory = this.backend.allocateMemory?.(size) ?? HostMemory.allocate(size);
+    this.allocated.push(memory);
+    return memory;
   }
 
   mapHva(memory: HostMemory): void {
@@ -226,7 +230,7 @@ export class Machine {
     return this.impl === null;
   }
 
-  /** Destroys the vCPUs and the machine. Host memory stays the caller's. */
+  /** Destroys the vCPUs and the machine, and frees the memory allocateMemory gave (memory from HostMemory.allocate stays the caller's). */
   destroy(): void {
     if (!this.impl) return;
     for (const v of [...this.vcpus.values()]) v.destroy();
@@ -234,6 +238,8 @@ export class Machine {
     this.impl = null;
     this.mappings.length = 0;
     this.hvas.length = 0;
+    for (const m of this.allocated) m.free();
+    this.allocated.length = 0;
   }
 }
 

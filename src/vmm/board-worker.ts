@@ -57,6 +57,7 @@ post({
   exits: board ? Object.fromEntries(board.exits) : {},
   inlineIo: board?.inlineIo ?? 0,
   cpu: board?.vcpu.statistics() ?? {},
-  unknownPorts: board ? Object.fromEntries(board.ports.unknown) : {},
+  unknownPorts: board?.ports.unknown ?? [],
+  unknownMmio: board?.mmio.unknown ?? [],
 });
 await board?.close();

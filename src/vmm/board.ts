@@ -49,11 +49,21 @@ export type VmEnd =
 /** The DSDT's \_S5 sleep type: writing it with SLP_EN powers off. */
 const S5_SLEEP_TYPE = 5;
 
+/**
+ * RAM above 4 GiB comes in host memory pieces of at most this size: one HostMemory is one typed
+ * array (at most 4 GiB), and smaller pieces fit the soft CPU's arena more often.
+ */
+const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
+
 /** The MP table and the I/O APIC's id leave room for this many processors. */
 export const MAX_CPUS = 64;
 
-/** Why the host kicked the vCPU (control word 0): 0 = console input to pump, else an end. */
-export const KICK = { INPUT: 0, STOP: 1, TIMEOUT: 2 } as const;
+/**
+ * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes to move (input to take,
+ * or room for output the UART holds), else an end. The host may set an end before the vCPU
+ * exists (stop() during start-up): run() looks at the word before it runs the guest.
+ */
+export const KICK = { CONSOLE: 0, STOP: 1, TIMEOUT: 2 } as const;
 
 export interface BoardOptions {
   accel: Accel;
@@ -90,7 +100,8 @@ export class PcBoard {
   readonly mmio: MmioBus;
   readonly exits = new Map<VcpuExitKind, number>();
   private readonly interrupts: InterruptRouting;
-  private readonly ram: HostMemory;
+  /** Guest RAM: the piece below the MMIO hole first, then the pieces above 4 GiB. */
+  private readonly ram: HostMemory[] = [];
   private readonly uart: Uart8250;
   private readonly opts: BoardOptions;
   private end: VmEnd | undefined;
@@ -108,18 +119,21 @@ export class PcBoard {
     const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
     this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, log: opts.log }));
     try {
-      this.ram = this.machine.allocateMemory(size);
-      this.machine.mapHva(this.ram);
       const low = Math.min(size, MMIO_HOLE_START);
-      this.machine.mapGpa(0, this.ram.hva, low, PROT.ALL);
-      if (size > low) this.machine.mapGpa(FOUR_GIB, this.ram.hva + low, size - low, PROT.ALL);
+      const top = size > low ? FOUR_GIB + (size - low) : low;
+      if (top > this.machine.capability.maxRam) {
+        throw new TsvmmError('TSVMM_LIMIT', `${size} bytes of RAM end at ${hex(top)} with the MMIO hole, above the ${this.machine.backend.name} backend's guest-physical limit ${hex(this.machine.capability.maxRam)}`);
+      }
+      this.mapRam(0, low);
+      for (let gpa = FOUR_GIB; gpa < top; gpa += HIGH_RAM_PIECE) this.mapRam(gpa, Math.min(HIGH_RAM_PIECE, top - gpa));
+      const lowRam = this.ram[0]!;
       this.ports = new PortBus({ log: opts.log });
       this.mmio = new MmioBus({ log: opts.log });
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
         : new BoardInterrupts(this.ports);
       const line = (gsi: number) => this.interrupts.line(gsi);
-      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => void opts.serialOut.writeByte(byte) });
+      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => opts.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
       const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
       rtc.setMemorySize(size, low);
@@ -135,11 +149,11 @@ export class PcBoard {
       if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > Math.min(MAX_CPUS, this.machine.capability.maxVcpus)) {
         throw new TsvmmError('TSVMM_LIMIT', `${opts.cpus} vCPUs: this board takes 1 to ${Math.min(MAX_CPUS, this.machine.capability.maxVcpus)}`);
       }
-      this.ram.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
+      lowRam.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
       // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
       const acpi = buildAcpiTables(BOOT.ACPI, { cpus: opts.cpus, ioapicId: opts.cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
-      this.ram.bytes.set(acpi.bytes, BOOT.ACPI);
+      lowRam.bytes.set(acpi.bytes, BOOT.ACPI);
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
         sci: line(IRQS.SCI),
@@ -151,17 +165,24 @@ export class PcBoard {
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, opts.inlineDevices === false ? null : this.ports, () => this.end !== undefined);
-      enterGuest(this.vcpu, this.ram.bytes, booted.entry);
+      enterGuest(this.vcpu, lowRam.bytes, booted.entry);
     } catch (e) {
-      this.machine.destroy();
-      this.machine.backend.close?.();
+      this.destroy();
       throw e;
     }
   }
 
+  /** Allocates `size` bytes of RAM and maps them at `gpa`. */
+  private mapRam(gpa: number, size: number): void {
+    const piece = this.machine.allocateMemory(size);
+    this.ram.push(piece);
+    this.machine.mapHva(piece);
+    this.machine.mapGpa(gpa, piece.hva, size, PROT.ALL);
+  }
+
   /** RAM below the hole as the loaders write it. */
   private ramWriter(low: number): GuestMemoryWriter {
-    const bytes = this.ram.bytes;
+    const bytes = this.ram[0]!.bytes;
     return {
       size: low,
       write(gpa: number, data: Uint8Array): void {
@@ -237,9 +258,27 @@ export class PcBoard {
   private readonly portAccess = (io: IoAccess) => this.ports.access(io);
   private readonly mmioAccess = (mem: MemAccess) => this.mmio.access(mem);
 
+  /** What the host kicked the vCPU for (see KICK): an end, or console bytes to move. */
+  private takeKick(): void {
+    if (this.takeEnd()) return;
+    this.pumpSerialIn();
+    this.uart.txReady();
+  }
+
+  /** Takes an end the host asked for, if any. */
+  private takeEnd(): boolean {
+    const why = Atomics.exchange(this.opts.control, 0, KICK.CONSOLE);
+    if (why === KICK.STOP) this.finish({ how: 'stopped' });
+    else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
+    return why !== KICK.CONSOLE;
+  }
+
   /** Runs the boot vCPU until the machine ends. */
   run(): VmEnd {
     const vcpu = this.vcpu;
+    // An end asked for while the machine was being built. (Console input waits for the host's
+    // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
+    if (this.takeEnd()) return this.end!;
     for (;;) {
       this.interrupts.beforeRun();
       const exit = vcpu.run();
@@ -264,14 +303,10 @@ export class PcBoard {
           }
           vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
           break;
-        case 'stopped': {
-          const why = Atomics.exchange(this.opts.control, 0, KICK.INPUT);
-          if (why === KICK.STOP) this.finish({ how: 'stopped' });
-          else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
-          else this.pumpSerialIn();
+        case 'stopped':
+          this.takeKick();
           this.serveAps();
           break;
-        }
         case 'shutdown':
           this.finish({ how: 'triple-fault', report: this.report('triple fault') });
           break;
@@ -312,7 +347,7 @@ export class PcBoard {
   private destroy(): void {
     this.machine.destroy();
     this.machine.backend.close?.();
-    this.ram.free();
+    for (const piece of this.ram) piece.free();
   }
 }
 

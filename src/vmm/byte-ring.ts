@@ -1,11 +1,17 @@
 /**
  * A single-producer, single-consumer byte ring in a SharedArrayBuffer: how bytes cross between
- * a vCPU thread and the main thread without either blocking. The consumer can sleep on it
- * (Atomics.wait in a worker, Atomics.waitAsync on the main thread); the producer wakes it.
+ * a vCPU thread and the main thread without either blocking. Nothing is ever dropped: a producer
+ * that finds the ring full keeps what did not fit and waits for room, as a UART holds a byte in
+ * its transmitter while the line is busy.
+ *
+ * Waiting: the main thread waits with Atomics.waitAsync (on TAIL for bytes to read, on HEAD for
+ * room to write), and every write or read notifies. A vCPU thread does not wait on the ring (it
+ * runs the guest): as producer it raises WAITING when it finds the ring full, and the consumer,
+ * seeing WAITING after a read, kicks the vCPU so that it writes again.
  */
 const HEAD = 0; // next byte to read (consumer-owned)
 const TAIL = 1; // next byte to write (producer-owned)
-const DROPPED = 2; // bytes the producer dropped because the ring was full
+const WAITING = 2; // 1: the producer found the ring full and wants to hear when there is room
 const HEADER_INTS = 4;
 
 export class ByteRing {
@@ -30,17 +36,16 @@ export class ByteRing {
     return (Atomics.load(this.header, TAIL) - Atomics.load(this.header, HEAD)) | 0;
   }
 
-  get dropped(): number {
-    return Atomics.load(this.header, DROPPED);
+  /** Room for this many bytes. */
+  get free(): number {
+    return this.capacity - this.length;
   }
 
-  /** Producer: appends what fits, drops (and counts) the rest, wakes a sleeping consumer. Returns bytes written. */
+  /** Producer: appends what fits and wakes a waiting consumer. Returns how many bytes it took; the caller keeps the rest. */
   write(bytes: ArrayLike<number>): number {
     const tail = Atomics.load(this.header, TAIL);
-    const free = this.capacity - ((tail - Atomics.load(this.header, HEAD)) | 0);
-    const n = Math.min(free, bytes.length);
+    const n = Math.min(this.capacity - ((tail - Atomics.load(this.header, HEAD)) | 0), bytes.length);
     for (let i = 0; i < n; i++) this.data[(tail + i) & (this.capacity - 1)] = bytes[i]!;
-    if (n < bytes.length) Atomics.add(this.header, DROPPED, bytes.length - n);
     if (n > 0) {
       Atomics.store(this.header, TAIL, (tail + n) | 0);
       Atomics.notify(this.header, TAIL);
@@ -48,12 +53,16 @@ export class ByteRing {
     return n;
   }
 
-  /** Producer: one byte (the UART's transmit path). */
+  /**
+   * Producer on a vCPU thread: one byte (the UART's transmit path). False when the ring is full:
+   * WAITING is then raised, and the consumer reports the room it makes (see takeWaiting).
+   */
   writeByte(byte: number): boolean {
     const tail = Atomics.load(this.header, TAIL);
     if (((tail - Atomics.load(this.header, HEAD)) | 0) >= this.capacity) {
-      Atomics.add(this.header, DROPPED, 1);
-      return false;
+      Atomics.store(this.header, WAITING, 1);
+      // Look again: a read between the first look and raising WAITING would not have seen it.
+      if (((tail - Atomics.load(this.header, HEAD)) | 0) >= this.capacity) return false;
     }
     this.data[tail & (this.capacity - 1)] = byte;
     Atomics.store(this.header, TAIL, (tail + 1) | 0);
@@ -67,7 +76,7 @@ export class ByteRing {
     const n = Math.min(max, (Atomics.load(this.header, TAIL) - head) | 0);
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = this.data[(head + i) & (this.capacity - 1)]!;
-    Atomics.store(this.header, HEAD, (head + n) | 0);
+    this.consume(n);
     return out;
   }
 
@@ -80,9 +89,16 @@ export class ByteRing {
     return out;
   }
 
-  /** Consumer: drops `n` bytes already peeked. */
+  /** Consumer: drops `n` bytes already peeked, and wakes a producer waiting for room. */
   consume(n: number): void {
+    if (n === 0) return;
     Atomics.store(this.header, HEAD, (Atomics.load(this.header, HEAD) + n) | 0);
+    Atomics.notify(this.header, HEAD);
+  }
+
+  /** Consumer, after reading: whether the producer was waiting for room (and now hears of it: WAITING is cleared). */
+  takeWaiting(): boolean {
+    return Atomics.exchange(this.header, WAITING, 0) !== 0;
   }
 
   /** Consumer on the main thread: resolves at once if the ring holds bytes, else at the next write or wake(). */
@@ -93,8 +109,17 @@ export class ByteRing {
     if (r.async) await r.value;
   }
 
-  /** Wakes a consumer waiting in whenReadable() without writing (to make it re-check its own state). */
+  /** Producer on the main thread: resolves at once if the ring has room, else at the next read or wake(). */
+  async whenWritable(): Promise<void> {
+    const head = Atomics.load(this.header, HEAD);
+    if (((Atomics.load(this.header, TAIL) - head) | 0) < this.capacity) return;
+    const r = Atomics.waitAsync(this.header, HEAD, head);
+    if (r.async) await r.value;
+  }
+
+  /** Wakes whoever waits in whenReadable() or whenWritable() without moving bytes (to make them re-check their own state). */
   wake(): void {
     Atomics.notify(this.header, TAIL);
+    Atomics.notify(this.header, HEAD);
   }
 }

@@ -3,6 +3,12 @@
  * guest's first serial port), `vm.start()`, `vm.stop()`, `await vm.exited`. The machine runs in
  * worker threads; nothing here blocks the caller's event loop. Serial bytes cross through shared
  * rings; typed input kicks the vCPU so that it feeds the UART at once.
+ *
+ * The console is flow-controlled end to end, as a serial line with hardware handshake: when
+ * whoever reads `vm.console` stops (push() returns false), the output ring fills and the guest's
+ * UART shows its transmitter busy until there is room; when the guest stops reading, writes to
+ * `vm.console` wait (their callbacks are held, so write() returns false past the stream's
+ * highWaterMark) until the guest takes bytes. Nothing is dropped and no buffer grows unbounded.
  */
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
@@ -16,9 +22,11 @@ import type { EntryMode } from '../loader/load-result.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
 import { ByteRing } from './byte-ring.js';
+import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
 
 export type { VmEnd } from './board.js';
+export type { UnknownRange } from '../devices/bus.js';
 
 export interface VmOptions {
   /** The kernel image: a bzImage, a multiboot kernel, or (with `flat`) a flat binary. */
@@ -56,8 +64,10 @@ export interface VmExited {
   inlineIo: number;
   /** The backend's counters for the boot vCPU (Vcpu.statistics). */
   cpu: Record<string, number>;
-  /** Accesses to ports no device claims, by port. */
-  unknownPorts: Record<number, number>;
+  /** Accesses to ports no device claims, by range of ports (a bounded list: close ranges merge). */
+  unknownPorts: UnknownRange[];
+  /** Accesses to guest-physical pages where nothing is mapped, by range of pages (bounded the same way). */
+  unknownMmio: UnknownRange[];
 }
 
 /** Posted to the board worker. */
@@ -87,6 +97,11 @@ export type FromBoard =
 const RING_BYTES = 1 << 16;
 const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
 
+/** How a machine that never ran ends (stopped before start, or its worker died). */
+function endedBeforeRunning(end: VmEnd): VmExited {
+  return { end, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: [], unknownMmio: [] };
+}
+
 export interface VirtualMachineEvents {
   /** The machine is built and its first vCPU runs. */
   ready: [format: ImageFormat];
@@ -96,7 +111,7 @@ export interface VirtualMachineEvents {
 }
 
 export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
-  /** The guest's COM1: what the guest writes comes out, what is written goes in. */
+  /** The guest's COM1: what the guest writes comes out, what is written goes in (both flow-controlled). */
   readonly console: Duplex;
   /** Resolves when the machine has ended (however it ended). */
   readonly exited: Promise<VmExited>;
@@ -107,8 +122,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   private worker: Worker | undefined;
   private workerGone: Promise<void> = Promise.resolve();
   private stopHandle: StopHandle | undefined;
+  /** An end asked for before the vCPU could be kicked (KICK.STOP or TIMEOUT), sent at 'ready'. */
+  private pendingEnd = 0;
   private ended = false;
   private resolveExited!: (e: VmExited) => void;
+  /** The console's reader wants bytes (push() has not said stop since it last asked). */
+  private outputWanted = true;
+  private wakeOutput: (() => void) | undefined;
 
   private constructor(options: VmOptions) {
     super();
@@ -116,10 +136,12 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     const vm = this;
     this.console = new Duplex({
-      read() {},
+      read() {
+        vm.outputWanted = true;
+        vm.wakeOutput?.();
+      },
       write(chunk: Buffer, _encoding, callback) {
-        vm.type(chunk);
-        callback();
+        vm.type(chunk).then(() => callback(), callback);
       },
     });
   }
@@ -140,7 +162,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     return new VirtualMachine(options);
   }
 
+  /** Builds and runs the machine in a worker thread; 'ready' says when its first vCPU runs. Once only. */
   start(): void {
+    if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended (stopped before it started)');
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
@@ -157,51 +181,82 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           this.stopHandle = msg.stopHandle;
           if (o.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), o.timeoutMs);
           this.emit('ready', msg.format);
-          if (this.serialIn.length) this.kick(KICK.INPUT);
+          if (this.pendingEnd) this.kick(this.pendingEnd);
+          else if (this.serialIn.length) this.kick(KICK.CONSOLE);
           break;
         case 'log':
           this.emit('log', msg.message);
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio });
           break;
       }
     });
     worker.on('error', (e) => {
       clearTimeout(timer);
-      void this.finish({ end: { how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: {} });
+      void this.finish(endedBeforeRunning({ how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }));
     });
     void this.pumpOutput();
   }
 
-  /** Ends the machine; resolves with how it ended. */
+  /**
+   * Ends the machine, in any state, and resolves with how it ended: before start() it ends at
+   * once ({ how: 'stopped' }, and start() is refused after); while it is being built, it ends as
+   * soon as it is built, without running the guest; once ended, it resolves with that end.
+   */
   async stop(): Promise<VmExited> {
-    if (!this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was not started');
-    if (!this.ended) this.kick(KICK.STOP);
+    if (this.ended) return this.exited;
+    if (!this.worker) {
+      this.console.push(null);
+      void this.finish(endedBeforeRunning({ how: 'stopped' }));
+      return this.exited;
+    }
+    this.kick(KICK.STOP);
     return this.exited;
   }
 
-  /** Sends bytes to the guest's serial input. */
-  private type(bytes: Uint8Array): void {
-    if (this.ended) return;
-    this.serialIn.write(bytes);
-    if (this.stopHandle) this.kick(KICK.INPUT);
+  /** Sends bytes to the guest's serial input, waiting for room in the ring as long as the machine runs. */
+  private async type(bytes: Uint8Array): Promise<void> {
+    let sent = 0;
+    while (sent < bytes.length && !this.ended) {
+      const wasEmpty = this.serialIn.length === 0;
+      const n = this.serialIn.write(bytes.subarray(sent));
+      sent += n;
+      // The board takes more by itself whenever the UART makes room; it needs a kick only for
+      // bytes that arrive while it has none.
+      if (n > 0 && wasEmpty) this.kick(KICK.CONSOLE);
+      if (sent < bytes.length) await this.serialIn.whenWritable();
+    }
   }
 
+  /** Kicks the vCPU out of its run (an end, or console bytes to move); an end asked for before 'ready' waits for it. */
   private kick(why: number): void {
-    if (!this.stopHandle || this.ended) return;
-    if (why !== KICK.INPUT) Atomics.store(this.control, 0, why);
-    stopVcpu(this.stopHandle);
+    if (this.ended) return;
+    if (why !== KICK.CONSOLE) {
+      Atomics.store(this.control, 0, why);
+      if (!this.stopHandle) this.pendingEnd = why;
+    }
+    if (this.stopHandle) stopVcpu(this.stopHandle);
   }
 
-  /** Moves guest serial output to the console stream until the machine ends. */
+  /**
+   * Moves guest serial output to the console stream until the machine ends, as fast as the
+   * stream's reader takes it; yields to the event loop between chunks (a guest that floods its
+   * console must not starve timers and input).
+   */
   private async pumpOutput(): Promise<void> {
+    const ring = this.serialOut;
     for (;;) {
-      await this.serialOut.whenReadable();
-      const bytes = this.serialOut.read();
-      if (bytes.length) this.console.push(Buffer.from(bytes));
-      if (this.ended && this.serialOut.length === 0) break;
+      if (!this.ended) await ring.whenReadable(); // finish() wakes it
+      if (this.ended && ring.length === 0) break;
+      while (!this.outputWanted) await new Promise<void>((resolve) => (this.wakeOutput = resolve));
+      this.wakeOutput = undefined;
+      const bytes = ring.read(RING_BYTES);
+      // The UART holds bytes for lack of room: now there is some.
+      if (ring.takeWaiting()) this.kick(KICK.CONSOLE);
+      if (bytes.length && !this.console.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length))) this.outputWanted = false;
+      await new Promise((resolve) => setImmediate(resolve));
     }
     this.console.push(null);
   }
@@ -210,6 +265,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.ended) return;
     this.ended = true;
     this.serialOut.wake();
+    this.serialIn.wake();
     // The worker closes the machine (KVM descriptors are per process) and exits by itself.
     if (exited.end.how === 'error' && exited.end.code === 'TSVMM_INTERNAL') await this.worker?.terminate();
     await this.workerGone;

@@ -2,7 +2,7 @@
 // ended, --serial file:, --trace exits, and usage errors. Guests from guests/board/.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -106,8 +106,8 @@ test('--trace cpu=N prints the first N instructions with bytes, disassembly and 
 test('run: every option says what is wrong with a negative, zero, huge or non-numeric value, and the limit', async () => {
   await withTempDirAsync(async (dir) => {
     const cases: [string[], number, RegExp][] = [
-      [['-m', '99999999G'], 2, /TSVMM_USAGE: memory size '99999999G' is too large: at most 4G \(4294967296 bytes\)/],
-      [['-m', '8G'], 2, /memory size '8G' is too large: at most 4G/],
+      [['-m', '99999999G'], 2, /TSVMM_USAGE: memory size '99999999G' is too large: at most 127G \(136365211648 bytes\)/],
+      [['-m', '128G'], 2, /memory size '128G' is too large: at most 127G/],
       [['-m', '0'], 2, /memory size '0' is too small: at least 2M/],
       [['-m', '1K'], 2, /memory size '1K' is too small: at least 2M/],
       [['--memory=-5'], 2, /bad memory size '-5'/],
@@ -154,5 +154,134 @@ test('run: a write of 0 to the debug-exit port ends with status 1 and says so (s
       assert.equal(r.status, status, r.stderr);
       assert.equal(r.stderr, `\ntsvmm: the guest wrote 0x${value.toString(16)} to the debug-exit port (status ${status})\n`);
     }
+  });
+});
+
+/** Assembles `source` (under guests/, with nasm defines) into `dir` and returns its path. */
+function guestIn(dir: string, source: string, defines: Record<string, number> = {}): string {
+  const path = join(dir, 'guest.bin');
+  writeFileSync(path, assemble(source, { defines }));
+  return path;
+}
+
+/**
+ * Runs tsvmm, on a pty (`pty`) or with pipes; `onStdout` sees what comes out. `unread`: nobody
+ * reads its output (until stderr matches `readOnce`: tsvmm drains its output before it exits); `slow`: its output is read a chunk every 100 ms (a terminal slower than the
+ * guest). A run still going after `limitMs` is killed (status null): these runs used to hang.
+ */
+function tsvmmRun(args: string[], opts: { pty?: boolean; unread?: boolean; readOnce?: RegExp; slow?: boolean; limitMs?: number; onStdout?: (text: string, stdin: NodeJS.WritableStream) => void }) {
+  const command = opts.pty
+    ? spawn('script', ['-qec', [process.execPath, BIN, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'])
+    : spawn(process.execPath, [BIN, ...args]);
+  const killer = setTimeout(() => command.kill('SIGKILL'), opts.limitMs ?? 120_000);
+  let stdout = '';
+  let stderr = '';
+  command.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString('latin1');
+    opts.onStdout?.(stdout, command.stdin);
+    if (opts.slow) {
+      command.stdout.pause();
+      setTimeout(() => command.stdout.resume(), 100);
+    }
+  });
+  if (opts.unread) command.stdout.pause();
+  command.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    // `readOnce`: the output is read from when stderr says so (tsvmm drains its output before it exits).
+    if (opts.readOnce?.test(stderr)) command.stdout.resume();
+  });
+  const pid = command.pid!;
+  const done = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => command.on('close', (status) => {
+    clearTimeout(killer);
+    resolve({ status, stdout, stderr });
+  }));
+  return { pid, done, stdin: command.stdin };
+}
+
+test('--serial file: that cannot be opened or written ends with TSVMM_SYSCALL, not a stack trace (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'board/hello.asm');
+    const r = spawnSync(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--serial', `file:${dir}/no/such/dir/serial.txt`], { encoding: 'utf8', input: '' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^tsvmm run: TSVMM_BAD_ARGUMENT: cannot write the --serial file .*serial\.txt: ENOENT\n$/);
+    if (!existsSync('/dev/full')) return;
+    // Writes that fail later (/dev/full: ENOSPC) stop the machine with the error, status 1.
+    const full = spawnSync(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--serial', 'file:/dev/full'], { encoding: 'utf8', input: '', timeout: 120_000 });
+    assert.equal(full.status, 1);
+    assert.equal(full.stderr, "\ntsvmm: TSVMM_SYSCALL: writing the guest's console to /dev/full failed: ENOSPC\n");
+  });
+});
+
+test('a guest flooding COM1 on a terminal slower than it: --timeout and Ctrl-A x still end the run (soft)', async (t) => {
+  if (!hasTool('script')) return t.skip('script (util-linux) not installed: no pty to test with');
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'hostile/serial-flood.asm');
+    const timedOut = await tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--timeout', '2'], { pty: true, slow: true, limitMs: 60_000 }).done;
+    assert.equal(timedOut.status, 4);
+    assert.ok(timedOut.stdout.length > 4096, 'the output came through');
+    let typed = false;
+    const quit = await tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64'], {
+      pty: true,
+      slow: true,
+      limitMs: 60_000,
+      onStdout: (text, stdin) => {
+        if (!typed && text.length > 64 * 1024) {
+          typed = true;
+          stdin.write('\x01x');
+        }
+      },
+    }).done;
+    assert.equal(quit.status, 0);
+  });
+});
+
+test('console output to a pipe nobody reads: the guest waits, memory stays flat, --timeout ends the run (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'hostile/serial-flood.asm');
+    const started = Date.now();
+    const run = tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--timeout', '10'], { unread: true, readOnce: /TSVMM_TIMEOUT/, limitMs: 60_000 });
+    // RSS once the machine runs (after 3 s) and at its highest after: output that nobody reads
+    // used to pile up in the process at several MB/s.
+    let settledKiB = 0;
+    let peakKiB = 0;
+    const sample = setInterval(() => {
+      try {
+        const kib = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${run.pid}/status`, 'utf8'))?.[1] ?? 0);
+        if (Date.now() - started < 3000) return;
+        settledKiB ||= kib;
+        peakKiB = Math.max(peakKiB, kib);
+      } catch { /* ended */ }
+    }, 100);
+    const r = await run.done;
+    clearInterval(sample);
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /TSVMM_TIMEOUT: timed out at RIP/);
+    assert.ok(peakKiB - settledKiB < 24 * 1024, `tsvmm's RSS grew from ${settledKiB} to ${peakKiB} KiB while the guest flooded`);
+  });
+});
+
+test('input piped beyond 64 KiB reaches the guest whole (soft)', async (t) => {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const kernel = guestIn(dir, 'board/serial-sum.asm');
+    const n = 200_000;
+    const input = Buffer.alloc(4 + n);
+    input.writeUInt32LE(n, 0);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum = (sum + (input[4 + i] = (i * 13 + (i >> 9)) & 0xff)) >>> 0;
+    let sent = false;
+    const r = await tsvmmRun(['run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--timeout', '120'], {
+      onStdout: (text, stdin) => {
+        if (!sent && text === 'ready\n') {
+          sent = true;
+          stdin.end(input);
+        }
+      },
+    }).done;
+    assert.equal(r.stdout, `ready\ngot ${n.toString(16).padStart(8, '0')} sum ${sum.toString(16).padStart(8, '0')}\n`);
+    assert.equal(r.status, 3);
   });
 });

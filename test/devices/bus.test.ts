@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MmioBus, PortBus, type MmioDevice, type PortDevice } from '../../src/devices/bus.js';
+import { MmioBus, PortBus, UNKNOWN_LOGGED, UNKNOWN_RANGES, type MmioDevice, type PortDevice } from '../../src/devices/bus.js';
 import { TsvmmError } from '../../src/common/errors.js';
 
 /** A port device that records accesses and answers reads with offset-derived values. */
@@ -34,8 +34,7 @@ test('port bus: unknown ports read all ones, are counted and logged once per por
   assert.equal(bus.read(0x278, 4), 0xffff_ffff);
   bus.write(0x278, 1, 0);
   bus.write(0x2f8, 1, 0);
-  assert.equal(bus.unknown.get(0x278), 4);
-  assert.equal(bus.unknown.get(0x2f8), 1);
+  assert.deepEqual(bus.unknown, [{ first: 0x278, last: 0x278, count: 4 }, { first: 0x2f8, last: 0x2f8, count: 1 }]);
   assert.equal(messages.length, 2);
   assert.match(messages[0]!, /0x278/);
   assert.match(messages[1]!, /0x2f8/);
@@ -118,6 +117,46 @@ test('MMIO bus: binary-search routing, overlap rejection, unmapped pages counted
   assert.deepEqual([...u], [0xff, 0xff, 0xff, 0xff]);
   bus.access({ gpa: 0xd000_0ffc, write: true, size: 4, data: u });
   bus.access({ gpa: 0xd000_1000, write: true, size: 1, data: u.subarray(0, 1) });
-  assert.deepEqual([...bus.unknown], [[0xd000_0000, 2], [0xd000_1000, 1]]);
+  assert.deepEqual(bus.unknown, [{ first: 0xd000_0000, last: 0xd000_0fff, count: 2 }, { first: 0xd000_1000, last: 0xd000_1fff, count: 1 }]);
   assert.equal(messages.length, 2);
+});
+
+test('a guest touching every port and every MMIO page: counts stay exact, bounded by range, and the log stops', () => {
+  const messages: string[] = [];
+  const ports = new PortBus({ log: (m) => messages.push(m) });
+  ports.register(0x3f8, 8, 'com1', new Probe());
+  for (let round = 0; round < 2; round++) for (let port = 0; port < 0x1_0000; port++) ports.read(port, 1);
+  const portRanges = ports.unknown;
+  assert.ok(portRanges.length <= UNKNOWN_RANGES, `${portRanges.length} port ranges`);
+  assert.equal(portRanges.reduce((n, r) => n + r.count, 0), 2 * (0x1_0000 - 8));
+  assert.equal(portRanges[0]!.first, 0);
+  assert.equal(portRanges.at(-1)!.last, 0xffff);
+  for (const r of portRanges) assert.ok(r.last < 0x3f8 || r.first > 0x3ff, 'no range covers the UART');
+  assert.equal(messages.length, UNKNOWN_LOGGED + 1);
+  assert.match(messages.at(-1)!, /more ports with nothing there: counted by range, not logged/);
+
+  messages.length = 0;
+  const mmio = new MmioBus({ log: (m) => messages.push(m) });
+  const data = new Uint8Array(4);
+  const pages = 1 << 20; // 4 GiB of guest-physical space, page by page, above 4 GiB
+  for (let page = 0; page < pages; page++) mmio.access({ gpa: 0x1_0000_0000 + page * 4096 + 8, write: page % 2 === 0, size: 4, data });
+  const mmioRanges = mmio.unknown;
+  assert.ok(mmioRanges.length <= UNKNOWN_RANGES);
+  assert.equal(mmioRanges.reduce((n, r) => n + r.count, 0), pages);
+  assert.equal(mmioRanges[0]!.first, 0x1_0000_0000);
+  assert.equal(mmioRanges.at(-1)!.last, 0x1_0000_0000 + pages * 4096 - 1);
+  assert.equal(messages.length, UNKNOWN_LOGGED + 1);
+});
+
+test('unknown accesses: ranges merge where the gaps are smallest, counts follow', () => {
+  const bus = new PortBus();
+  // UNKNOWN_RANGES + 1 ports, the last two closest together: they are the ones merged.
+  const ports = Array.from({ length: UNKNOWN_RANGES }, (_, i) => i * 0x100);
+  ports.push(ports.at(-1)! + 2);
+  for (const p of ports) bus.write(p, 1, 0);
+  bus.write(ports.at(-1)!, 1, 0);
+  const ranges = bus.unknown;
+  assert.equal(ranges.length, UNKNOWN_RANGES);
+  assert.deepEqual(ranges.at(-1), { first: ports.at(-2)!, last: ports.at(-1)!, count: 3 });
+  assert.deepEqual(ranges[0], { first: 0, last: 0, count: 1 });
 });

@@ -9,7 +9,7 @@ const RBR = 0, THR = 0, DLL = 0, DLM = 1, IER = 1, IIR = 2, FCR = 2, LCR = 3, MC
 function setup() {
   const irq = new RecordingIrqLine();
   const sent: number[] = [];
-  const uart = new Uart8250({ irq, tx: (b) => sent.push(b) });
+  const uart = new Uart8250({ irq, tx: (b) => void sent.push(b) });
   const inb = (off: number): number => uart.read(off, 1);
   const outb = (off: number, v: number): void => uart.write(off, 1, v);
   return { uart, irq, sent, inb, outb };
@@ -267,4 +267,73 @@ test("the probe and startup sequence of Linux's 8250 driver finds a 16550A with 
   assert.equal(iir2 & 0x01, 0); // no UART_BUG_THRE
   assert.equal(inb(LSR) & 0x60, 0x60);
   assert.equal(irq.level, false);
+});
+
+test('transmit backpressure: bytes the host refuses wait in the FIFO with THRE clear, and leave in order when it has room', () => {
+  const irq = new RecordingIrqLine();
+  const sent: number[] = [];
+  let room = 0;
+  const uart = new Uart8250({ irq, tx: (b) => (room > 0 ? (room--, sent.push(b), true) : false) });
+  const inb = (off: number): number => uart.read(off, 1);
+  const outb = (off: number, v: number): void => uart.write(off, 1, v);
+  outb(FCR, 0x01); // FIFOs on: 16 bytes of transmit FIFO
+  outb(MCR, 0x08); // OUT2
+  outb(IER, 0x02); // THRE interrupt
+  assert.equal(inb(IIR), 0xc2);
+  assert.equal(irq.level, false);
+  for (let b = 0; b < 20; b++) outb(THR, b); // 16 wait, 4 are written over a full FIFO: lost
+  assert.deepEqual(sent, []);
+  assert.equal(uart.txPending, 16);
+  assert.equal(inb(LSR) & 0x60, 0, 'THRE and TEMT clear while bytes wait');
+  assert.equal(inb(IIR), 0xc1, 'no THRE interrupt');
+  room = 10;
+  assert.equal(inb(LSR) & 0x60, 0, 'a poll moves 10 bytes; 6 still wait');
+  assert.deepEqual(sent, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  room = 100;
+  uart.txReady(); // the host made room
+  assert.deepEqual(sent, Array.from({ length: 16 }, (_, i) => i));
+  assert.equal(inb(LSR) & 0x60, 0x60);
+  assert.equal(irq.level, true, 'THRE interrupt once the FIFO is empty');
+  assert.equal(inb(IIR), 0xc2);
+  assert.equal(irq.level, false);
+  outb(THR, 0x41); // the line has room: straight through, as before
+  assert.equal(sent.at(-1), 0x41);
+  assert.equal(inb(LSR) & 0x60, 0x60);
+  assert.equal(inb(IIR), 0xc2);
+  // A write that first moves the waiting byte on (emptying the FIFO) and is then refused itself:
+  // no THRE interrupt may stay pending while the new byte waits.
+  room = 0;
+  outb(THR, 1);
+  room = 1;
+  outb(THR, 2);
+  assert.equal(sent.at(-1), 1);
+  assert.equal(uart.txPending, 1);
+  assert.equal(irq.level, false);
+  assert.equal(inb(IIR), 0xc1);
+});
+
+test('transmit backpressure: 16450 mode holds one byte; FCR clears the transmit FIFO; state round-trips', () => {
+  const irq = new RecordingIrqLine();
+  const sent: number[] = [];
+  let open = false;
+  const uart = new Uart8250({ irq, tx: (b) => (open ? (sent.push(b), true) : false) });
+  uart.write(THR, 1, 1);
+  uart.write(THR, 1, 2); // THR already full: lost
+  assert.equal(uart.txPending, 1);
+  uart.write(FCR, 1, 0x01); // switching FIFO mode empties both FIFOs
+  assert.equal(uart.txPending, 0);
+  assert.equal(uart.read(LSR, 1) & 0x60, 0x60);
+  uart.write(THR, 1, 3);
+  uart.write(THR, 1, 4);
+  const state = uart.getState();
+  assert.deepEqual(state.tx, [3, 4]);
+  uart.write(FCR, 1, 0x05); // FCR_CLEAR_TX
+  assert.equal(uart.txPending, 0);
+  const b = new Uart8250({ irq: new RecordingIrqLine(), tx: (x) => void sent.push(x) });
+  b.restore(structuredClone(state));
+  assert.equal(b.txPending, 2);
+  b.txReady();
+  assert.deepEqual(sent, [3, 4]);
+  open = true;
+  assert.deepEqual(b.getState().tx, []);
 });

@@ -2,10 +2,13 @@
 // a flat one. Serial output and interrupt-driven input, the RTC, the i8042 reset, the debug-exit
 // port, triple faults, timeouts; and the machine leaves no threads or descriptors behind.
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { TsvmmError } from '../../src/common/errors.js';
+import { UNKNOWN_LOGGED, UNKNOWN_RANGES } from '../../src/devices/bus.js';
 import { VirtualMachine, type VmOptions } from '../../src/vmm/virtual-machine.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
 import { withTempDirAsync } from '../helpers/tools.js';
@@ -203,5 +206,193 @@ test('soft backend: a guest waiting in HLT ends with timeout, and stop() ends it
     const b = await boot({ kernel, accel: 'soft' });
     await b.until(/echo> $/);
     assert.deepEqual((await b.vm.stop()).end, { how: 'stopped' });
+  });
+});
+
+/** Assembles `source` (a path under guests/, with nasm defines) into a temporary file and runs `fn` with its path. */
+async function withAssembled(t: TestContext, source: string, fn: (path: string) => Promise<void>, defines: Record<string, number> = {}): Promise<void> {
+  if (!hasNasm()) return t.skip('nasm not installed');
+  await withTempDirAsync(async (dir) => {
+    const path = join(dir, 'guest.bin');
+    writeFileSync(path, assemble(source, { defines }));
+    await fn(path);
+  });
+}
+
+const rss = () => process.memoryUsage().rss;
+
+test('soft backend: -m 7G puts RAM above 4 GiB, in pieces; the guest reads back both sides of each boundary', async (t) => {
+  await withAssembled(t, 'board/high-ram.asm', async (kernel) => {
+    const { vm, output } = await boot({ kernel, accel: 'soft', memory: 7 * 2 ** 30 });
+    const exited = await vm.exited;
+    assert.equal(output(), 'high ram ok\n');
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 3 });
+  });
+});
+
+test('stop() before start() ends the machine at once; start() is refused after', async (t) => {
+  await withSoftGuest(t, 'hello', async (kernel) => {
+    const idle = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
+    assert.deepEqual((await idle.stop()).end, { how: 'stopped' });
+    assert.throws(() => idle.start(), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_BUSY');
+    idle.console.resume();
+    await once(idle.console, 'end');
+  });
+});
+
+test('stop() while the machine is being built ends it once built; after the end, stop() resolves with it', async (t) => {
+  await withSoftGuest(t, 'hello', async (kernel) => {
+    // A stop the machine cannot act on yet (it is still being built) used to be dropped; the
+    // timeout is there so that a lost stop fails the test instead of hanging it.
+    const starting = await boot({ kernel, accel: 'soft', timeoutMs: 60_000 });
+    const exited = await starting.vm.stop();
+    assert.deepEqual(exited.end, { how: 'stopped' });
+    assert.equal(starting.output(), '', 'the guest never ran');
+    assert.equal(await starting.vm.stop(), exited, 'after the end, stop() resolves with it');
+  });
+});
+
+test('soft backend: machines leave no mappings, file descriptors or threads behind', async (t) => {
+  await withSoftGuest(t, 'hello', async (kernel) => {
+    const maps = () => readFileSync('/proc/self/maps', 'utf8').trim().split('\n').length;
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const threads = () => readdirSync('/proc/self/task').length;
+    const cycle = async () => {
+      const { vm, until } = await boot({ kernel, accel: 'soft' });
+      await until(/echo> $/);
+      await vm.stop();
+    };
+    for (let i = 0; i < 2; i++) await cycle(); // process-wide resources made lazily exist before counting
+    const before = { maps: maps(), fds: fds(), threads: threads() };
+    const cycles = 20;
+    for (let i = 0; i < cycles; i++) await cycle();
+    // Each machine used to keep 3 mappings (koffi's per-thread memory in its worker thread); the
+    // engine's own heap moves by a few either way, and settles.
+    assert.ok(maps() - before.maps < cycles, `${maps() - before.maps} more mappings after ${cycles} machines`);
+    assert.equal(fds(), before.fds);
+    assert.equal(threads(), before.threads);
+  });
+});
+
+for (const [mode, defines] of [['polling LSR', {}], ['waiting for THRE interrupts', { THRE_IRQ: 1 }]] as const) {
+  test(`a guest flooding COM1 (${mode}) into a console nobody reads: the host stays bounded, no byte is lost, stop() ends it`, async (t) => {
+    await withAssembled(t, 'hostile/serial-flood.asm', async (kernel) => {
+      const base = rss();
+      let peak = base;
+      const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
+      vm.start();
+      await once(vm, 'ready');
+      for (let i = 0; i < 15; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100)); // the guest writes on meanwhile
+        peak = Math.max(peak, rss());
+        assert.ok(vm.console.readableLength <= 64 * 1024, `the console holds ${vm.console.readableLength} bytes nobody read`);
+      }
+      assert.ok(vm.console.readableLength > 0);
+      // Now read: the stream goes on where it stopped, without a gap.
+      let previous = -1;
+      let received = 0;
+      await new Promise<void>((resolve) => {
+        const onData = (b: Buffer) => {
+          for (const byte of b) {
+            if (previous >= 0) assert.equal(byte, (previous + 1) & 0xff, `byte ${received}`);
+            previous = byte;
+            received++;
+          }
+          if (received >= 256 * 1024) {
+            vm.console.off('data', onData);
+            resolve();
+          }
+        };
+        vm.console.on('data', onData);
+      });
+      assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+      assert.ok(peak - base < 128 * 1024 * 1024, `RSS grew by ${((peak - base) / 1048576).toFixed(0)} MiB`);
+    }, defines);
+  });
+}
+
+test('a console reader slower than the flooding guest (synchronous, as a terminal is) leaves the event loop free', async (t) => {
+  await withAssembled(t, 'hostile/serial-flood.asm', async (kernel) => {
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
+    vm.start();
+    await once(vm, 'ready');
+    let timerSet = false;
+    let timerRan = false;
+    let chunksBeforeTimer = 0;
+    await new Promise<void>((resolve) => {
+      const onData = () => {
+        if (!timerSet) {
+          timerSet = true;
+          setTimeout(() => (timerRan = true), 0);
+        }
+        const until = Date.now() + 20; // a write to a slow terminal blocks the thread
+        while (Date.now() < until);
+        if (!timerRan) chunksBeforeTimer++;
+        // The guest refills the ring during each write: the output pump used to go on with
+        // microtasks only, and no timer (--timeout), no input (Ctrl-A x) ever ran again.
+        if (timerRan || chunksBeforeTimer >= 20) {
+          vm.console.off('data', onData);
+          vm.console.pause();
+          resolve();
+        }
+      };
+      vm.console.on('data', onData);
+    });
+    assert.ok(timerRan, `a timer due at once waited through ${chunksBeforeTimer} chunks of output`);
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+  });
+});
+
+test('a guest writing COM1 blindly (never looking at LSR): the host stays bounded and stop() ends it', async (t) => {
+  await withAssembled(t, 'hostile/serial-flood.asm', async (kernel) => {
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 64 << 20 });
+    vm.start();
+    await once(vm, 'ready');
+    for (let i = 0; i < 10; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(vm.console.readableLength <= 64 * 1024);
+    }
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+  }, { BLIND: 1 });
+});
+
+test('console input beyond the ring (64 KiB) waits for the guest to read it; nothing is dropped', async (t) => {
+  await withAssembled(t, 'board/serial-sum.asm', async (kernel) => {
+    const n = 200_000;
+    const input = Buffer.alloc(4 + n);
+    input.writeUInt32LE(n, 0);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum = (sum + (input[4 + i] = (i * 7 + (i >> 8)) & 0xff)) >>> 0;
+    // A guest that never gets all its input would wait forever: the timeout turns that into a failure.
+    const { vm, until, output } = await boot({ kernel, accel: 'soft', timeoutMs: 120_000 });
+    await until(/^ready\n$/);
+    let written = false;
+    const accepted = vm.console.write(input, () => (written = true));
+    assert.equal(accepted, false, 'write() says to wait: the guest has not read it yet');
+    const exited = await vm.exited;
+    assert.equal(output(), `ready\ngot ${n.toString(16).padStart(8, '0')} sum ${sum.toString(16).padStart(8, '0')}\n`);
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 3 });
+    assert.ok(written);
+  });
+});
+
+test('a guest touching every port and every unbacked page: notes are bounded, counts are by range, stop() ends it', async (t) => {
+  await withAssembled(t, 'hostile/mmio-sweep.asm', async (kernel) => {
+    const base = rss();
+    const notes: string[] = [];
+    const { vm, until } = await boot({ kernel, accel: 'soft' });
+    vm.on('log', (m) => notes.push(m));
+    await until(/\./); // 65536 ports, then 65536 pages
+    const exited = await vm.stop();
+    assert.deepEqual(exited.end, { how: 'stopped' });
+    assert.ok(notes.length <= 2 * (UNKNOWN_LOGGED + 1), `${notes.length} log lines`);
+    assert.ok(notes.some((m) => /more ports with nothing there/.test(m)));
+    assert.ok(notes.some((m) => /more MMIO pages with nothing there/.test(m)));
+    for (const ranges of [exited.unknownPorts, exited.unknownMmio]) {
+      assert.ok(ranges.length > 0 && ranges.length <= UNKNOWN_RANGES, `${ranges.length} ranges`);
+      assert.ok(ranges.reduce((n, r) => n + r.count, 0) >= 0x1_0000 - 0x100, 'every access counted');
+    }
+    assert.equal(exited.unknownMmio[0]!.first, 0x1000_0000);
+    assert.ok(rss() - base < 128 * 1024 * 1024);
   });
 });

@@ -8,7 +8,7 @@
  * grow stay valid) and other threads may attach to it by address like any HostMemory. The first
  * 64 KiB are never handed out: offset 0 means "not in the arena".
  */
-import { HostMemory } from '../../memory/host-memory.js';
+import { HostMemory, MAX_HOST_MEMORY, PAGE_SIZE } from '../../memory/host-memory.js';
 
 const WASM_PAGE = 65536;
 /** wasm32's limit: 4 GiB. */
@@ -55,8 +55,13 @@ export function arenaFree(offset: number, size: number): void {
   freed.push([offset, Math.ceil(size / WASM_PAGE) * WASM_PAGE]);
 }
 
-/** `size` bytes of zeroed guest RAM in the arena, or null when it is full. */
+/**
+ * `size` bytes of zeroed guest RAM in the arena, or null when it cannot hold them (or `size` is
+ * not something HostMemory takes: HostMemory.allocate then says why). The block comes back to
+ * the arena once the memory is freed and no view of it is left (see HostMemory).
+ */
 export function arenaHostMemory(size: number): HostMemory | null {
+  if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0 || size > MAX_HOST_MEMORY) return null;
   const off = arenaAllocate(size);
   if (off < 0) return null;
   const bytes = new Uint8Array(arenaMemory().buffer, off, size);

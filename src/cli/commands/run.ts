@@ -1,4 +1,7 @@
-import { closeSync, createWriteStream, openSync } from 'node:fs';
+import { once } from 'node:events';
+import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { parseAccel, parseCpuModel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
@@ -9,14 +12,16 @@ import type { Command, CommandIo } from '../command.js';
 import { describeStack, EXIT } from '../status.js';
 
 const CTRL_A = 0x01;
+/** On a terminal, typed bytes the guest has not taken yet beyond this many are dropped (stdin keeps being read, for Ctrl-A x). */
+const TYPED_BACKLOG = 1 << 20;
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
 const GIB = 1024 * MIB;
 /** The board needs 2 MiB (its tables, the kernel's low memory). */
 const MIN_MEMORY = 2 * MIB;
-/** Guest RAM is one host mapping seen through one Uint8Array, which Node 20 caps at 4 GiB. */
-const MAX_MEMORY = 4 * GIB;
+/** Both backends map guest-physical memory up to 128 GiB; RAM past the 3 GiB MMIO hole moves above 4 GiB. */
+const MAX_MEMORY = 127 * GIB;
 /** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once. */
 const MAX_TIMEOUT_SECONDS = Math.floor(0x7fff_ffff / 1000);
 /** Flat images are loaded below the 4 GiB line (below the MMIO hole, in fact; the loader checks). */
@@ -28,13 +33,13 @@ function usage(message: string): TsvmmError {
   return new TsvmmError('TSVMM_USAGE', message);
 }
 
-/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix; 2 MiB to 4 GiB, in 4 KiB pages. */
+/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix; 2 MiB to 127 GiB, in 4 KiB pages. */
 export function parseMemorySize(text: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
   if (!m) throw usage(`bad memory size '${text}' (examples: 256, 512M, 2G)`);
   const unit = { '': MIB, K: KIB, M: MIB, G: GIB }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
   const bytes = Number(m[1]) * unit;
-  if (bytes > MAX_MEMORY) throw usage(`memory size '${text}' is too large: at most 4G (${MAX_MEMORY} bytes)`);
+  if (bytes > MAX_MEMORY) throw usage(`memory size '${text}' is too large: at most 127G (${MAX_MEMORY} bytes)`);
   if (bytes < MIN_MEMORY) throw usage(`memory size '${text}' is too small: at least 2M`);
   if (bytes % (4 * KIB) !== 0) throw usage(`memory size '${text}' is not a multiple of 4K`);
   return bytes;
@@ -131,7 +136,7 @@ export const run: Command = {
                        in-guest decompressor)
   --initrd FILE        initial ramdisk (for multiboot: the first module)
   --append CMDLINE     kernel command line
-  -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix; 2M to 4G (default 256M)
+  -m, --memory SIZE    guest RAM: MiB, or with a K/M/G suffix; 2M to 127G (default 256M)
   --smp N              vCPUs, 1 to ${MAX_CPUS} (default 1)
   --accel kvm|soft|auto  backend (default auto)
   --cpu max|qemu64     the soft CPU's model (default max: everything it implements)
@@ -187,13 +192,14 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       pvh: values.pvh,
     });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
-    if (serial === 'stdio') vm.console.on('data', (b: Buffer) => io.out(b.toString('latin1')));
-    else vm.console.pipe(createWriteStream(serial.slice('file:'.length)));
+    const output = await connectOutput(vm, io, serial);
+    const deadline = timeout === undefined ? Infinity : Date.now() + timeout * 1000;
     const stopInput = connectInput(vm, io);
     vm.start();
     const exited = await vm.exited;
     stopInput();
-    const why = describe(exited);
+    const outputFailure = await output.finish(deadline);
+    const why = outputFailure ?? describe(exited);
     if (why) io.err(`\n${why}\n`);
     if (values.trace!.includes('exits')) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
@@ -201,18 +207,99 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       const cpu = Object.entries(exited.cpu);
       if (cpu.length > 0) io.err(`cpu: ${cpu.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
     }
-    return exitStatus(exited);
+    return outputFailure ? 1 : exitStatus(exited);
   },
 };
 
-/** Standard input to the guest; on a terminal in raw mode with QEMU's Ctrl-A escapes. */
-function connectInput(vm: VirtualMachine, _io: CommandIo): () => void {
+/**
+ * The guest's console to standard output or a file, at the pace they take it (the guest waits
+ * while they are full). A file that cannot be opened is refused before the machine starts; a
+ * write that fails later stops the machine. finish() waits for what the guest wrote to be
+ * written out (until `deadline`, for a reader that never reads) and says what failed, if anything.
+ */
+async function connectOutput(vm: VirtualMachine, io: CommandIo, serial: string): Promise<{ finish(deadline: number): Promise<string | undefined> }> {
+  let file: WriteStream | undefined;
+  let stream = io.outStream;
+  let where = 'standard output';
+  if (serial.startsWith('file:')) {
+    where = serial.slice('file:'.length);
+    file = createWriteStream(where);
+    try {
+      await Promise.race([once(file, 'open'), once(file, 'error').then(([e]) => Promise.reject(e as Error))]);
+    } catch (e) {
+      throw new TsvmmError('TSVMM_SYSCALL', `--serial file:${where}: cannot open it for writing: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    stream = file;
+  }
+  let failure: string | undefined;
+  const onError = (e: NodeJS.ErrnoException) => {
+    failure ??= `tsvmm: TSVMM_SYSCALL: writing the guest's console to ${where} failed: ${e.code ?? e.message}`;
+    void vm.stop();
+  };
+  if (stream) {
+    stream.on('error', onError);
+    vm.console.pipe(stream, { end: false });
+  } else {
+    vm.console.on('data', (b: Buffer) => io.out(b.toString('latin1')));
+  }
+  return {
+    async finish(deadline: number): Promise<string | undefined> {
+      if (!failure) await untilDeadline(written(vm.console, stream), deadline);
+      if (file) {
+        file.end();
+        await untilDeadline(finished(file).catch(() => undefined), deadline); // (a failed file is already closed)
+      }
+      stream?.off('error', onError);
+      return failure;
+    },
+  };
+}
+
+/** Resolves once `console` has ended and `stream` has written everything it was given. */
+async function written(console: Readable, stream: NodeJS.WritableStream | undefined): Promise<void> {
+  if (!console.readableEnded) await once(console, 'end');
+  // A write's callback runs once it and everything before it has been written.
+  if (stream) await new Promise<void>((resolve) => stream.write(new Uint8Array(0), () => resolve()));
+}
+
+async function untilDeadline(p: Promise<void>, deadline: number): Promise<void> {
+  if (deadline === Infinity) return p;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Standard input to the guest; on a terminal in raw mode with QEMU's Ctrl-A escapes. Piped input
+ * waits while the guest is not reading (stdin pauses until the console has room): nothing is
+ * dropped. A terminal keeps being read, so that Ctrl-A x always works; typed bytes wait for the
+ * guest up to TYPED_BACKLOG, beyond which they are dropped with a note.
+ */
+function connectInput(vm: VirtualMachine, io: CommandIo): () => void {
   const stdin = process.stdin;
   const raw = stdin.isTTY === true;
   if (raw) stdin.setRawMode(true);
   let escape = false;
+  let connected = true;
+  let droppedNoted = false;
+  const resume = () => {
+    if (connected) stdin.resume();
+  };
+  const send = (bytes: Buffer) => {
+    if (raw) {
+      if (vm.console.writableLength + bytes.length > TYPED_BACKLOG) {
+        if (!droppedNoted) io.err('\ntsvmm: the guest is not reading its console: typed input beyond 1 MiB is dropped\n');
+        droppedNoted = true;
+        return;
+      }
+      vm.console.write(bytes);
+    } else if (!vm.console.write(bytes)) {
+      stdin.pause();
+      vm.console.once('drain', resume);
+    }
+  };
   const onData = (chunk: Buffer) => {
-    if (!raw) return void vm.console.write(chunk);
+    if (!raw) return send(chunk);
     const out: number[] = [];
     for (const byte of chunk) {
       if (escape) {
@@ -225,10 +312,12 @@ function connectInput(vm: VirtualMachine, _io: CommandIo): () => void {
       } else if (byte === CTRL_A) escape = true;
       else out.push(byte);
     }
-    if (out.length) vm.console.write(Buffer.from(out));
+    if (out.length) send(Buffer.from(out));
   };
   stdin.on('data', onData);
   return () => {
+    connected = false;
+    vm.console.off('drain', resume);
     stdin.off('data', onData);
     if (raw) stdin.setRawMode(false);
     stdin.pause();
