@@ -10,6 +10,8 @@
 import { TsvmmError } from '../common/errors.js';
 
 export const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] as const;
+/** This decoder and its revision, for caches of what it decoded: change it when its output could change. */
+export const XZ_DECODER_ID = 'tsvmm xz 1';
 const FILTER_X86 = 0x04;
 const FILTER_LZMA2 = 0x21;
 const CHECK_NONE = 0;

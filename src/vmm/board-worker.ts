@@ -32,6 +32,7 @@ try {
     cmdline: data.cmdline,
     flat: data.flat,
     pvh: data.pvh,
+    kernelCacheDir: data.kernelCacheDir,
     inlineDevices: data.inlineDevices,
     serialOut: new ByteRing(data.serialOut),
     serialIn: new ByteRing(data.serialIn),

@@ -13,6 +13,7 @@ import { Port80 } from '../devices/port-0x80.js';
 import { Uart8250 } from '../devices/uart-8250.js';
 import { E820_RAM, E820_RESERVED, type E820Entry } from '../loader/boot-params.js';
 import type { GuestMemoryWriter } from '../loader/guest-memory.js';
+import { KernelCache } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
 import { HostMemory } from '../memory/host-memory.js';
 import { assistIo, assistMem, type IoAccess, type MemAccess } from '../nvmm/assist.js';
@@ -79,6 +80,8 @@ export interface BoardOptions {
   flat?: { loadAddr: number; mode: EntryMode };
   /** Decompress a bzImage on the host and enter it through PVH. */
   pvh?: boolean;
+  /** With `pvh`: the directory of the decompressed-kernel cache (see kernel-cache.ts); none when undefined. */
+  kernelCacheDir?: string;
   /** Let a backend that can (soft) serve port I/O, interrupts and timers without exits (default true). */
   inlineDevices?: boolean;
   /** Guest serial output (COM1 transmit) and input (COM1 receive). */
@@ -161,7 +164,8 @@ export class PcBoard {
       }));
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
-      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh, acpiRsdp: acpi.rsdpAddress });
+      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh,
+        kernelCache: opts.kernelCacheDir === undefined ? undefined : new KernelCache(opts.kernelCacheDir, { log: opts.log }), acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, opts.inlineDevices === false ? null : this.ports, () => this.end !== undefined);

@@ -18,6 +18,7 @@ import type { Accel, CpuModelName } from '../backends/open.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
+import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
@@ -49,6 +50,12 @@ export interface VmOptions {
   traceCpu?: number;
   /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
   pvh?: boolean;
+  /**
+   * With `pvh`: the directory where decompressed kernels are kept, so that the next boot of the
+   * same bzImage skips decompressing (default: $TSVMM_CACHE_DIR, else $XDG_CACHE_HOME/tsvmm,
+   * else ~/.cache/tsvmm); false keeps none.
+   */
+  kernelCache?: string | false;
   /**
    * Soft backend: serve port I/O, interrupts and timers inside the CPU loop (default true); false
    * takes an exit for each, as NVMM's VMMs do (slower; it keeps that path tested).
@@ -82,6 +89,7 @@ export interface BoardWorkerData {
   flat?: { loadAddr: number; mode: EntryMode };
   traceCpu?: number;
   pvh?: boolean;
+  kernelCacheDir?: string;
   inlineDevices?: boolean;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
@@ -169,6 +177,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     const o = this.options;
     const data: BoardWorkerData = {
       accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
+      kernelCacheDir: o.pvh && o.kernelCache !== false ? o.kernelCache ?? defaultKernelCacheDir() : undefined,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
