@@ -12,7 +12,8 @@
  * Prints a line per test and a closing `kvm-nested: N passed, N failed, N skipped`; exits 1 when
  * anything failed. When QEMU is missing or cannot emulate SVM/VMX, says why and exits 0. The
  * outer guests' consoles go to files (their paths are printed), with the output of a failed step.
- * Options: --only max|qemu64, --memory SIZE (QEMU -m, default 2G), --log-dir DIR; for a closer
+ * Options: --only max|qemu64, --memory SIZE (QEMU -m, default 2G: the 190 MB root filesystem, a
+ * few node processes and inner guests of at most 256 MiB use under 1 GiB), --log-dir DIR; for a closer
  * look: --step NAME (repeatable: only these steps), --files F1,F2 (the node test files to run).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
