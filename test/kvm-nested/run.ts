@@ -16,7 +16,7 @@
  * few node processes and inner guests of at most 256 MiB use under 1 GiB), --log-dir DIR; for a closer
  * look: --step NAME (repeatable: only these steps), --files F1,F2 (the node test files to run).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -158,12 +158,13 @@ async function runPlan(plan: Plan, memory: string, logDir: string): Promise<Outc
     print(`kvm-nested: ${plan.label}: qemu -accel tcg -cpu ${plan.cpu} -smp 2 -m ${memory}, initramfs ${(files.initramfs.length / 2 ** 20).toFixed(0)} MiB, modules ${files.modules.join(' ')}; console in ${log}`);
     const dir = mkdtempSync(join(tmpdir(), 'tsvmm-kvm-nested-'));
     let run: OuterRun;
+    writeFileSync(log, '');
     try {
-      run = await bootOuterGuest(files, dir, { cpu: plan.cpu, memory, smp: 2, timeoutMs: plan.timeoutMs });
+      // The console goes to the log as it comes, to follow a long run (tail -f).
+      run = await bootOuterGuest(files, dir, { cpu: plan.cpu, memory, smp: 2, timeoutMs: plan.timeoutMs, onOutput: (text) => appendFileSync(log, text, 'latin1') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    writeFileSync(log, run.output);
     if (run.skipped) {
       print(`kvm-nested: ${plan.label}: skipped: ${run.skipped}`);
       return [{ name: `${plan.label}`, result: 'skip', note: run.skipped }];
