@@ -22,7 +22,7 @@ import { compileInsn } from './compile.js';
 import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
-import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable } from './jit-wasm.js';
+import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
@@ -53,7 +53,8 @@ export function setDefaultJitThreshold(n: number): number {
 }
 /**
  * What hot 64-bit code is compiled to: 'wasm' (jit-wasm.ts; needs the vCPU's state in the arena)
- * or 'js' (jit.ts). TSVMM_SOFT_JIT_KIND overrides. Code in other modes always uses jit.ts.
+ * or 'js' (jit.ts). TSVMM_SOFT_JIT_KIND overrides. Code in other modes always uses jit.ts, and so
+ * does all code where the engine has no WebAssembly SIMD (jit-wasm.ts wasmSimd()).
  */
 const KIND_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT_KIND : undefined;
 let defaultJitKind: JitKind = KIND_ENV === 'js' || KIND_ENV === 'wasm' ? KIND_ENV : 'wasm';
@@ -66,9 +67,9 @@ export function setDefaultJitKind(k: JitKind): JitKind {
   return old;
 }
 
-/** The compiler kind a new vCPU gets. */
+/** The compiler kind a new vCPU gets: 'js' where jit-wasm.ts cannot run. */
 export function jitKind(): JitKind {
-  return defaultJitKind;
+  return defaultJitKind === 'wasm' && !wasmSimd() ? 'js' : defaultJitKind;
 }
 
 /** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
