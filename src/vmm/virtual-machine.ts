@@ -9,6 +9,7 @@ import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import type { Accel } from '../backends/open.js';
+import type { ProfileOptions, SoftProfile } from '../backends/soft/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
@@ -37,6 +38,8 @@ export interface VmOptions {
   timeoutMs?: number;
   /** Print the first N executed instructions to standard error (soft backend). */
   traceCpu?: number;
+  /** Sample the boot vCPU (soft backend): VmExited.profile. */
+  profile?: ProfileOptions;
   /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
   pvh?: boolean;
   /**
@@ -56,6 +59,8 @@ export interface VmExited {
   cpu: Record<string, number>;
   /** Accesses to ports no device claims, by port. */
   unknownPorts: Record<number, number>;
+  /** The boot vCPU's profile (with VmOptions.profile). */
+  profile?: SoftProfile;
 }
 
 /** Posted to the board worker. */
@@ -68,6 +73,7 @@ export interface BoardWorkerData {
   cmdline: string;
   flat?: { loadAddr: number; mode: EntryMode };
   traceCpu?: number;
+  profile?: ProfileOptions;
   pvh?: boolean;
   inlineDevices?: boolean;
   serialOut: SharedArrayBuffer;
@@ -141,7 +147,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
+      accel: o.accel, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, profile: o.profile, pvh: o.pvh, inlineDevices: o.inlineDevices,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
@@ -161,7 +167,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, profile: msg.profile });
           break;
       }
     });

@@ -14,6 +14,8 @@
  * - WebAssembly regions may run up to CHAIN_MAX others before returning here (jit-wasm.ts's
  *   dispatcher, fed by the jump cache this file fills); they stop early after any slow path, and
  *   the loop counts them against its checks.
+ * - With a profiler attached (profile.ts, `prof` set), the loop stores its phase and the RIP of
+ *   each block into the profiler's shared words; without one, that is a null test per block.
  */
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../x86/decoder.js';
 import { disasmOne } from '../../x86/disasm.js';
@@ -28,6 +30,7 @@ import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import { monotonicNs } from '../../common/clock.js';
+import { PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord } from './profile.js';
 
 const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
@@ -198,6 +201,8 @@ export class Executor {
   interpreted = 0;
   /** The block executed last (for successor links); null after a fault, an exit or a new run. */
   private prev: Block | null = null;
+  /** The profiler's shared words (profile.ts), or null: not profiled. */
+  prof: Int32Array | null = null;
 
   constructor(cpu: Cpu, stopFlag: Int32Array) {
     this.cpu = cpu;
@@ -277,8 +282,15 @@ export class Executor {
       b.kill();
       this.cache.delete(key);
     }
-    b = this.build(gpa, mode, lo, hi);
-    return b;
+    const prof = this.prof;
+    if (prof === null) return this.build(gpa, mode, lo, hi);
+    const prev = prof[W_STATE]!;
+    prof[W_STATE] = (prev & ~0xff) | PH_DECODE;
+    try {
+      return this.build(gpa, mode, lo, hi);
+    } finally {
+      prof[W_STATE] = prev;
+    }
   }
 
   /** Re-checks (once per run) the bytes of a region's other blocks; false if one changed. */
@@ -377,6 +389,8 @@ export class Executor {
     this.prev = null;
     this.loopMax = this.instructionLimit !== 0 ? 1 : LOOP_MAX;
     this.chainMax = this.instructionLimit !== 0 || this.intWindowExiting || this.nmiWindowExiting || this.trace !== null ? 0 : CHAIN_MAX;
+    const prof = this.prof;
+    if (prof !== null) prof[W_STATE] = phaseWord(PH_DISPATCH);
     if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
     const first = this.deliverPending();
     if (first !== null) return first;
@@ -385,6 +399,7 @@ export class Executor {
     const dev = c.dev;
     let checks = STOP_CHECK;
     for (;;) {
+      if (prof !== null) prof[W_STATE] = phaseWord(PH_DISPATCH);
       if (this.intWindowExiting && (c.fl & FLAG_IF) && !c.intShadow) return { kind: 'interruptWindow' };
       if (this.nmiWindowExiting && !c.nmiBlocked) return { kind: 'nmiWindow' };
       if (dev !== null && (c.fl & FLAG_IF) && !c.intShadow && dev.interruptPending()) {
@@ -455,7 +470,12 @@ export class Executor {
       }
     }
     this.prev = b;
-    if (b.jit === null && b.count >= this.jitThreshold && this.jitThreshold >= 0) this.compile(b);
+    const prof = this.prof;
+    if (prof !== null) { prof[W_RIP_LO] = c.ripLo | 0; prof[W_RIP_HI] = c.ripHi; }
+    if (b.jit === null && b.count >= this.jitThreshold && this.jitThreshold >= 0) {
+      if (prof === null) this.compile(b);
+      else this.compileProfiled(b, prof);
+    }
     c.intShadow = false;
     const insns = b.insns;
     const n = insns.length;
@@ -467,6 +487,7 @@ export class Executor {
       let region = b.region!, offs = b.regionOffs!;
       const slot = b.slot;
       if (slot >= 0 && this.chainMax !== 0) this.cacheJump(b, baseLo, c.curHi);
+      if (prof !== null) prof[W_STATE] = phaseWord(slot >= 0 ? PH_WASM : PH_JS);
       try {
         jit(baseLo);
       } catch (e) {
@@ -486,6 +507,7 @@ export class Executor {
       if (slot >= 0 && c.ctl[C_SLOT] !== slot) this.prev = this.slotBlocks[c.ctl[C_SLOT]!] ?? null;
     } else {
       let k = 0;
+      if (prof !== null) prof[W_STATE] = phaseWord(PH_INTERP);
       try {
         for (; k < n; k++) {
           const ins = insns[k]!;
@@ -597,6 +619,17 @@ export class Executor {
     b.region = blocks;
     b.regionOffs = offs;
     this.jitCount++;
+  }
+
+  /** compile() in the profiler's compile phase. */
+  private compileProfiled(b: Block, prof: Int32Array): void {
+    const prev = prof[W_STATE]!;
+    prof[W_STATE] = (prev & ~0xff) | PH_COMPILE;
+    try {
+      this.compile(b);
+    } finally {
+      prof[W_STATE] = prev;
+    }
   }
 
   /** A fault or an exit left an instruction: deliver the exception, or report the exit. */

@@ -23,6 +23,7 @@ import {
 } from './ops-sys.js';
 import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
+import { PH_EXIT, PH_HALT, W_STATE, phaseWord, profiledDevices, type SoftProfiler } from './profile.js';
 import { FXSAVE } from '../../x86/fxsave.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
@@ -33,6 +34,8 @@ const MAX_VCPUS = 64;
 export interface SoftOptions {
   /** Called for every executed instruction (slow: the CPU single-steps while it is set). */
   trace?: TraceHook;
+  /** Samples the first vCPU created (profile.ts). */
+  profile?: SoftProfiler;
 }
 
 export class SoftBackend implements Backend {
@@ -83,6 +86,7 @@ export class SoftMachine implements BackendMachine {
   createVcpu(id: number): SoftVcpu {
     const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x));
     if (this.options.trace) v.exec.trace = this.options.trace;
+    if (this.options.profile && !this.options.profile.attached) this.options.profile.attach(v.exec);
     this.vcpus.add(v);
     return v;
   }
@@ -242,7 +246,8 @@ export class SoftVcpu implements BackendVcpu {
   }
 
   setInlineDevices(devices: InlineDevices | null): void {
-    this.cpu.dev = devices;
+    const prof = this.exec.prof;
+    this.cpu.dev = devices !== null && prof !== null ? profiledDevices(prof, devices) : devices;
     this.cpu.devDeadline = 0;
   }
 
@@ -382,7 +387,10 @@ export class SoftVcpu implements BackendVcpu {
   }
 
   run(): VcpuExit {
-    return this.toExit(this.exec.run());
+    const r = this.exec.run();
+    const prof = this.exec.prof;
+    if (prof !== null) prof[W_STATE] = phaseWord(r.kind === 'halted' ? PH_HALT : PH_EXIT);
+    return this.toExit(r);
   }
 
   private npc(): bigint {

@@ -1,8 +1,10 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, statSync } from 'node:fs';
 import { parseAccel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
+import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../backends/soft/profile.js';
+import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile.js';
 import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
 
@@ -47,6 +49,54 @@ function describe(exited: VmExited): string | undefined {
   }
 }
 
+/** A symbol map larger than this is refused (Linux's kallsyms with modules: ~15 MB). */
+const MAX_SYMBOL_FILE_BYTES = 256 << 20;
+
+interface TraceOptions {
+  exits: boolean;
+  cpu?: number;
+  profile?: { hz: number; delayMs: number; symbols?: SymbolMap; top?: number };
+}
+
+/** The --trace values: each a comma-separated list of exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS. */
+function parseTrace(values: string[]): TraceOptions {
+  const t: TraceOptions = { exits: false };
+  let hz: number | undefined, symbols: string | undefined, top: number | undefined, delay: number | undefined;
+  const count = (text: string, what: string, max: number) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new TsvmmError('TSVMM_USAGE', `bad --trace ${what}=${text} (1 to ${max})`);
+    return n;
+  };
+  for (const item of values.flatMap((v) => v.split(','))) {
+    const [name, value] = item.includes('=') ? [item.slice(0, item.indexOf('=')), item.slice(item.indexOf('=') + 1)] : [item, undefined];
+    if (name === 'exits' && value === undefined) t.exits = true;
+    else if (name === 'cpu') t.cpu = value === undefined ? 100_000 : count(value, 'cpu', Number.MAX_SAFE_INTEGER);
+    else if (name === 'profile') hz = value === undefined ? DEFAULT_PROFILE_HZ : count(value, 'profile', MAX_PROFILE_HZ);
+    else if (name === 'symbols' && value) symbols = value;
+    else if (name === 'top' && value !== undefined) top = count(value, 'top', 100_000);
+    else if (name === 'delay' && value !== undefined) {
+      delay = Number(value);
+      if (!/^\d+(\.\d+)?$/.test(value) || delay > 1e6) throw new TsvmmError('TSVMM_USAGE', `bad --trace delay=${value} (seconds)`);
+    } else throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${item}' (exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS)`);
+  }
+  if (hz === undefined && (symbols !== undefined || top !== undefined || delay !== undefined)) hz = DEFAULT_PROFILE_HZ;
+  if (hz !== undefined) t.profile = { hz, delayMs: (delay ?? 0) * 1000, top, symbols: symbols === undefined ? undefined : readSymbols(symbols) };
+  return t;
+}
+
+function readSymbols(path: string): SymbolMap {
+  let text: string;
+  try {
+    if (!statSync(path).isFile()) throw new TsvmmError('TSVMM_USAGE', `--trace symbols=${path} is not a regular file`);
+    if (statSync(path).size > MAX_SYMBOL_FILE_BYTES) throw new TsvmmError('TSVMM_LIMIT', `--trace symbols=${path} is larger than ${MAX_SYMBOL_FILE_BYTES >> 20} MiB`);
+    text = readFileSync(path, 'latin1');
+  } catch (e) {
+    if (e instanceof TsvmmError) throw e;
+    throw new TsvmmError('TSVMM_USAGE', `--trace symbols=${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseSymbolMap(text, path);
+}
+
 export const run: Command = {
   name: 'run',
   summary: 'boot a guest: a Linux bzImage, a multiboot kernel or a flat binary',
@@ -67,6 +117,15 @@ export const run: Command = {
   --trace exits        print the count of each kind of exit at the end, and the CPU's counters
   --trace cpu[=N]      print each executed instruction (address, bytes, disassembly, changed
                        registers) to standard error, the first N (default 100000); soft backend
+  --trace profile[=HZ][,symbols=FILE][,top=N][,delay=SECONDS]
+                       sample the boot vCPU HZ times a second (default ${DEFAULT_PROFILE_HZ}; soft backend),
+                       from SECONDS after the start, and print at the end where the host's time
+                       went by phase (interpreter, compiled JS, compiled wasm, compile, decode,
+                       dispatch, page walk, device, VMM exits, halted) and the top N (default 25)
+                       guest RIPs, or functions with FILE: a System.map, the guest's
+                       /proc/kallsyms or nm output ('ADDRESS TYPE NAME'; a kernel entered
+                       through PVH runs at its link addresses, else boot with nokaslr)
+  A --trace value may list several, separated by commas: --trace exits,profile
 
 On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
 Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the debug-exit port
@@ -86,12 +145,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     if (!Number.isInteger(smp) || smp < 1) throw new TsvmmError('TSVMM_USAGE', `bad --smp '${values.smp}'`);
     const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeout !== undefined && !(timeout > 0)) throw new TsvmmError('TSVMM_USAGE', `bad --timeout '${values.timeout}'`);
-    let traceCpu: number | undefined;
-    for (const t of values.trace!) {
-      const cpu = /^cpu(?:=(\d+))?$/.exec(t);
-      if (cpu) traceCpu = cpu[1] === undefined ? 100_000 : Number(cpu[1]);
-      else if (t !== 'exits') throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${t}' (exits, cpu[=N])`);
-    }
+    const trace = parseTrace(values.trace!);
     const serial = values.serial!;
     if (serial !== 'stdio' && !serial.startsWith('file:')) throw new TsvmmError('TSVMM_USAGE', `bad --serial '${serial}' (stdio or file:PATH)`);
 
@@ -104,7 +158,8 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       accel: parseAccel(values.accel!),
       flat: values.flat === undefined ? undefined : parseFlat(values.flat),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
-      traceCpu,
+      traceCpu: trace.cpu,
+      profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs },
       pvh: values.pvh,
     });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
@@ -116,7 +171,8 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     stopInput();
     const why = describe(exited);
     if (why) io.err(`\n${why}\n`);
-    if (values.trace!.includes('exits')) {
+    if (trace.profile && exited.profile) io.err(formatProfile(exited.profile, trace.profile));
+    if (trace.exits) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
       if (exited.inlineIo) io.err(`port I/O served inline (no exit): ${exited.inlineIo}\n`);
       const cpu = Object.entries(exited.cpu);
