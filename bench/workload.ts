@@ -11,7 +11,9 @@
  *
  * Environment: TSVMM_WORKLOAD_SCALE=PERCENT scales every workload (default 100, sized for 1-3 s
  * each on QEMU TCG on an idle machine); TSVMM_WORKLOAD_ONLY=a,b runs those workloads only;
- * TSVMM_WORKLOAD_TRACE=profile[,...] passes `--trace` to tsvmm and shows its profile.
+ * TSVMM_WORKLOAD_TRACE=profile[,...] passes `--trace` to tsvmm and shows its profile; without
+ * symbols=FILE in it, QEMU's run prints the guest's /proc/kallsyms after the workloads and tsvmm's
+ * profile names kernel functions with it (both enter the kernel through PVH: no KASLR).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -136,15 +138,23 @@ export async function run(): Promise<void> {
     const initrd = writeInitramfs(dir, busybox);
     process.stdout.write(`workload: Debian ${kernel.version}, busybox initramfs, '${cmdline}', ${MEMORY_MIB} MiB, PVH entry; load average ${load()}\n`);
     let qemu: Run | undefined;
+    let tsvmmTrace = trace;
     if (qemuAvailable()) {
-      qemu = await runMachine('qemu-system-x86_64', ['-accel', 'tcg', '-kernel', kernel.vmlinux, '-initrd', initrd, '-append', cmdline,
+      const kallsyms = trace !== undefined && /(^|,)profile/.test(trace) && !/(^|,)symbols=/.test(trace);
+      qemu = await runMachine('qemu-system-x86_64', ['-accel', 'tcg', '-kernel', kernel.vmlinux, '-initrd', initrd,
+        '-append', kallsyms ? `${cmdline} tsvmm.kallsyms` : cmdline,
         '-m', String(MEMORY_MIB), '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio'], false);
       if (!qemu.done) throw new Error(`QEMU did not finish the workloads (status ${qemu.status}); last output:\n${qemu.out.slice(-600)}${qemu.err.slice(-600)}`);
+      const symbols = /tsvmm-kallsyms-begin\r?\n([\s\S]*?)tsvmm-kallsyms-end/.exec(qemu.out)?.[1];
+      if (kallsyms && symbols) {
+        writeFileSync(join(dir, 'kallsyms'), symbols);
+        tsvmmTrace = `${trace},symbols=${join(dir, 'kallsyms')}`;
+      }
     } else {
       process.stdout.write('workload: qemu-system-x86_64 is not installed (Debian: qemu-system-x86): tsvmm figures only\n');
     }
     const tsvmm = await runMachine(process.execPath, [BIN, 'run', '--accel', 'soft', '--kernel', kernel.vmlinux, '--initrd', initrd, '--append', cmdline,
-      '-m', `${MEMORY_MIB}M`, '--timeout', String(TIMEOUT_S), ...(trace ? ['--trace', trace] : [])], trace !== undefined);
+      '-m', `${MEMORY_MIB}M`, '--timeout', String(TIMEOUT_S), ...(tsvmmTrace ? ['--trace', tsvmmTrace] : [])], trace !== undefined);
     if (!tsvmm.done || tsvmm.status !== 0) {
       throw new Error(`tsvmm did not finish the workloads (status ${tsvmm.status}); last output:\n${tsvmm.out.slice(-600)}${tsvmm.err.slice(-600)}`);
     }

@@ -4,7 +4,8 @@
 #   tsvmm-workload NAME NANOSECONDS RESULT
 # RESULT is what the workload computed (a checksum, a count): the same on every correct machine.
 # Kernel command line: tsvmm.scale=PERCENT scales every size (default 100); tsvmm.only=A,B runs
-# only the workloads named.
+# only the workloads named; tsvmm.kallsyms prints the kernel's code symbols at the end, between
+# tsvmm-kallsyms-begin and tsvmm-kallsyms-end (a symbol map for `tsvmm run --trace profile`).
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -15,10 +16,12 @@ echo "tsvmm-workload: userspace up"
 
 scale=100
 only=
+kallsyms=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     tsvmm.scale=*) scale=${arg#tsvmm.scale=} ;;
     tsvmm.only=*) only=",${arg#tsvmm.only=}," ;;
+    tsvmm.kallsyms) kallsyms=1 ;;
   esac
 done
 # n BASE: BASE scaled by tsvmm.scale percent (at least 1).
@@ -79,4 +82,9 @@ run fork-exec fork_exec
 run page-faults page_faults
 run syscalls syscalls
 echo "tsvmm-workload: done"
+if [ -n "$kallsyms" ]; then
+  echo "tsvmm-kallsyms-begin"
+  grep ' [tTwW] ' /proc/kallsyms
+  echo "tsvmm-kallsyms-end"
+fi
 poweroff -f
