@@ -13,7 +13,9 @@
  * each on QEMU TCG on an idle machine); TSVMM_WORKLOAD_ONLY=a,b runs those workloads only;
  * TSVMM_WORKLOAD_TRACE=profile[,...] passes `--trace` to tsvmm and shows its profile; without
  * symbols=FILE in it, QEMU's run prints the guest's /proc/kallsyms after the workloads and tsvmm's
- * profile names kernel functions with it (both enter the kernel through PVH: no KASLR).
+ * profile names kernel functions with it (both enter the kernel through PVH: no KASLR). The
+ * profile covers the whole run unless it says from= and to=: the guest prints
+ * `tsvmm-workload-start NAME` before a workload and `tsvmm-workload NAME` after it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,8 +1,10 @@
 #!/bin/sh
 # /init of bench/workload: user-space workloads timed by the guest's own clock, so that the boot and
-# everything the host does around the guest stay out of the figures. One line per workload:
+# everything the host does around the guest stay out of the figures. Two lines per workload:
+#   tsvmm-workload-start NAME
 #   tsvmm-workload NAME NANOSECONDS RESULT
 # RESULT is what the workload computed (a checksum, a count): the same on every correct machine.
+# (The lines also delimit a profile: tsvmm run --trace profile,from=...,to=....)
 # Kernel command line: tsvmm.scale=PERCENT scales every size (default 100); tsvmm.only=A,B runs
 # only the workloads named; tsvmm.kallsyms prints the kernel's code symbols at the end, between
 # tsvmm-kallsyms-begin and tsvmm-kallsyms-end (a symbol map for `tsvmm run --trace profile`).
@@ -37,6 +39,7 @@ now() {
 # run NAME FUNCTION: times FUNCTION (which prints its result) and prints the workload's line.
 run() {
   case "$only" in "" | *",$1,"*) ;; *) return ;; esac
+  echo "tsvmm-workload-start $1"
   t0=$(now)
   result=$("$2" 2>&1 | tr '\n' ' ')
   t1=$(now)

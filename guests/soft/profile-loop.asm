@@ -4,7 +4,7 @@
 bits 32
 org 0x100000
 PT  equ 0x200000
-HOT_ITER equ 200000
+HOT_ITER equ 2000000
 
 %include "long-mode.inc"
   mov eax, hot

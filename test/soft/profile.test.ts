@@ -24,12 +24,14 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin
 const LOAD = 0x100000;
 const RAM = 8 << 20;
 /**
- * Samples the tests wait for, the fewest hot-loop rounds they run (so that the compiler's warm-up,
- * the first 3000 blocks interpreted, is a small part), and the most rounds they run.
+ * Samples the tests wait for (at 2000 Hz: ~0.3 s, against the compiler's warm-up, the first region
+ * and its module taking a few tens of ms), the fewest hot-loop rounds and the most they run.
  */
-const WANT_SAMPLES = 300;
-const MIN_ROUNDS = 20;
-const MAX_ROUNDS = 200_000;
+const WANT_SAMPLES = 600;
+const MIN_ROUNDS = 4;
+const MAX_ROUNDS = 2000;
+/** Blocks are compiled after this many runs (not the default 3000: the warm-up stays short). */
+const JIT_THRESHOLD = 10;
 
 interface LoopRun {
   profile: SoftProfile;
@@ -38,10 +40,10 @@ interface LoopRun {
 }
 
 /** Runs guests/soft/profile-loop.asm under a profiler until it has WANT_SAMPLES samples. */
-function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; rounds?: number } = {}): LoopRun {
+function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; gate?: SharedArrayBuffer; rounds?: number } = {}): LoopRun {
   const oldKind = setDefaultJitKind(kind === 'interpreter' ? 'wasm' : kind);
-  const oldThreshold = kind === 'interpreter' ? setDefaultJitThreshold(-1) : undefined;
-  const profiler = new SoftProfiler({ hz: 2000, delayMs: opts.delayMs });
+  const oldThreshold = setDefaultJitThreshold(kind === 'interpreter' ? -1 : JIT_THRESHOLD);
+  const profiler = new SoftProfiler({ hz: 2000, delayMs: opts.delayMs, gate: opts.gate });
   const rounds = opts.rounds;
   const backend = SoftBackend.open({ profile: profiler });
   const machine = new Machine(backend);
@@ -72,7 +74,7 @@ function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; ro
     machine.destroy();
     mem.free();
     setDefaultJitKind(oldKind);
-    if (oldThreshold !== undefined) setDefaultJitThreshold(oldThreshold);
+    setDefaultJitThreshold(oldThreshold);
   }
 }
 
@@ -118,6 +120,12 @@ test('profile: nothing is sampled before the delay, and stop() ends the wait', {
   assert.equal(r.profile.samples, 0);
   assert.equal(r.profile.spanNs, 0);
   assert.equal(r.profile.delayMs, 1e9);
+  assert.deepEqual(r.profile.rips, []);
+});
+
+test('profile: nothing is sampled while the gate is closed', { skip: !hasNasm() && 'nasm not installed' }, () => {
+  const r = profileLoop('wasm', { gate: new SharedArrayBuffer(4), rounds: 4 });
+  assert.equal(r.profile.samples, 0);
   assert.deepEqual(r.profile.rips, []);
 });
 
@@ -191,6 +199,35 @@ test('tsvmm run --trace profile prints the phases and the top RIPs at the end (s
     assert.match(stderr, /^phase +seconds +%$/m);
     assert.match(stderr, /^top \d+ functions; each one's samples by phase, in %:$/m);
   });
+});
+
+/** tsvmm run of the hello guest: types 'r' (a reset ends it) `typeAfterMs` after its prompt; resolves with stderr. */
+async function helloProfile(trace: string, typeAfterMs: number): Promise<string> {
+  let stderr = '';
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.elf');
+    writeFileSync(kernel, assemble('board/hello.asm'));
+    const child = spawn(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--trace', trace]);
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString('latin1');
+      if (stdout.endsWith('echo> ')) setTimeout(() => child.stdin.write('r'), typeAfterMs);
+    });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const status = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(status, 0, stderr);
+  });
+  return stderr;
+}
+
+test('tsvmm run --trace profile,from=TEXT samples once the console has printed TEXT (soft)', { skip: !hasNasm() && 'nasm not installed' }, async () => {
+  assert.match(await helloProfile('profile,from=no guest prints this', 0), /^profile: 0 samples/m);
+  // The prompt opens the window: the guest then waits for input, halted.
+  const opened = await helloProfile('profile,from=echo> ', 500);
+  const samples = Number(/^profile: (\d+) samples/m.exec(opened)?.[1]);
+  assert.ok(samples > 0, opened);
+  assert.match(opened, /^ {2}halted +\d/m);
+  assert.match(await helloProfile('profile,to=hello from', 0), /^profile: \d+ samples/m);
 });
 
 test('tsvmm run: --trace profile options are checked', async () => {

@@ -1,9 +1,9 @@
 /**
  * The profiler's sampler thread (profile.ts): wakes every intervalMs, reads what the vCPU thread
  * is doing (its phase word and the RIP of its block, or the running WebAssembly region's entry RIP
- * in the arena), and counts it, weighted by the real time since the previous sample. Runs until
- * the stop word is set, then sets the done word. Only shared memory: the vCPU thread's event loop
- * is busy running the guest.
+ * in the arena), and counts it, weighted by the real time since the previous sample, while the
+ * gate (if there is one) is open. Runs until the stop word is set, then sets the done word. Only
+ * shared memory: the vCPU thread's event loop is busy running the guest.
  */
 import { workerData } from 'node:worker_threads';
 import {
@@ -14,6 +14,7 @@ import {
 const data = workerData as SamplerData;
 const { words, times, table } = sharedViews(data.shared);
 const arena = data.arena ? new Int32Array(data.arena) : null;
+const gate = data.gate ? new Int32Array(data.gate, 0, 1) : null;
 const MASK = RIP_CAPACITY - 1;
 
 /** Counts one sample of `phase` at RIP (lo, hi); false when the table has no room for a new RIP. */
@@ -41,6 +42,7 @@ while (Atomics.load(words, W_STOP) === 0) {
   const t = now();
   const dt = t - last;
   last = t;
+  if (gate !== null && Atomics.load(gate, 0) === 0) continue;
   const state = Atomics.load(words, W_STATE);
   const phase = state & 0xff;
   if (phase === PH_NONE || phase >= PHASES) continue;

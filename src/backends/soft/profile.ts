@@ -68,6 +68,7 @@ export interface SamplerData {
   intervalMs: number;
   /** Samples start this long after the sampler (perf record's --delay). */
   delayMs: number;
+  gate: SharedArrayBuffer | null;
 }
 
 export function sharedViews(shared: SharedArrayBuffer): { words: Int32Array; times: Float64Array; table: Int32Array } {
@@ -107,6 +108,11 @@ export interface ProfileOptions {
   hz?: number;
   /** Milliseconds from attach() before the first sample (default 0): leaves out a boot, say. */
   delayMs?: number;
+  /**
+   * Samples are taken only while the first Int32 of this buffer is not 0 (perf record's
+   * --control): another thread opens and closes the window, e.g. on what the guest prints.
+   */
+  gate?: SharedArrayBuffer;
 }
 
 export const DEFAULT_PROFILE_HZ = 1000;
@@ -124,6 +130,7 @@ export interface ProfiledExecutor {
 export class SoftProfiler {
   readonly hz: number;
   readonly delayMs: number;
+  private readonly gate: SharedArrayBuffer | null;
   private readonly shared = new SharedArrayBuffer(SHARED_BYTES);
   private readonly views = sharedViews(this.shared);
   private worker: Worker | null = null;
@@ -136,6 +143,7 @@ export class SoftProfiler {
     const delay = opts.delayMs ?? 0;
     if (!Number.isFinite(delay) || delay < 0) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `profile delay ${delay} ms is not a duration`);
     this.delayMs = delay;
+    this.gate = opts.gate ?? null;
   }
 
   /** Whether a vCPU is attached (a profiler follows one vCPU: the first it is given). */
@@ -153,7 +161,7 @@ export class SoftProfiler {
     const arena = cpu.arenaBase >= 0 ? (cpu.ctl.buffer as SharedArrayBuffer) : null;
     const data: SamplerData = {
       shared: this.shared, arena, baseIndex: arena ? (cpu.arenaBase + ARENA_CTL) / 4 + C_BASE : -1, intervalMs: 1000 / this.hz,
-      delayMs: this.delayMs,
+      delayMs: this.delayMs, gate: this.gate,
     };
     const worker = new Worker(new URL('./profile-sampler.js', import.meta.url), { workerData: data });
     worker.unref();

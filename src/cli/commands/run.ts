@@ -55,13 +55,14 @@ const MAX_SYMBOL_FILE_BYTES = 256 << 20;
 interface TraceOptions {
   exits: boolean;
   cpu?: number;
-  profile?: { hz: number; delayMs: number; symbols?: SymbolMap; top?: number };
+  profile?: { hz: number; delayMs: number; symbols?: SymbolMap; top?: number; from?: string; to?: string };
 }
 
-/** The --trace values: each a comma-separated list of exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS. */
+/** The --trace values: each a comma-separated list of exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS, from=TEXT, to=TEXT. */
 function parseTrace(values: string[]): TraceOptions {
   const t: TraceOptions = { exits: false };
   let hz: number | undefined, symbols: string | undefined, top: number | undefined, delay: number | undefined;
+  let from: string | undefined, to: string | undefined;
   const count = (text: string, what: string, max: number) => {
     const n = Number(text);
     if (!/^\d+$/.test(text) || n < 1 || n > max) throw new TsvmmError('TSVMM_USAGE', `bad --trace ${what}=${text} (1 to ${max})`);
@@ -77,10 +78,12 @@ function parseTrace(values: string[]): TraceOptions {
     else if (name === 'delay' && value !== undefined) {
       delay = Number(value);
       if (!/^\d+(\.\d+)?$/.test(value) || delay > 1e6) throw new TsvmmError('TSVMM_USAGE', `bad --trace delay=${value} (seconds)`);
-    } else throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${item}' (exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS)`);
+    } else if (name === 'from' && value) from = value;
+    else if (name === 'to' && value) to = value;
+    else throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${item}' (exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS, from=TEXT, to=TEXT)`);
   }
-  if (hz === undefined && (symbols !== undefined || top !== undefined || delay !== undefined)) hz = DEFAULT_PROFILE_HZ;
-  if (hz !== undefined) t.profile = { hz, delayMs: (delay ?? 0) * 1000, top, symbols: symbols === undefined ? undefined : readSymbols(symbols) };
+  if (hz === undefined && [symbols, top, delay, from, to].some((v) => v !== undefined)) hz = DEFAULT_PROFILE_HZ;
+  if (hz !== undefined) t.profile = { hz, delayMs: (delay ?? 0) * 1000, top, from, to, symbols: symbols === undefined ? undefined : readSymbols(symbols) };
   return t;
 }
 
@@ -117,10 +120,11 @@ export const run: Command = {
   --trace exits        print the count of each kind of exit at the end, and the CPU's counters
   --trace cpu[=N]      print each executed instruction (address, bytes, disassembly, changed
                        registers) to standard error, the first N (default 100000); soft backend
-  --trace profile[=HZ][,symbols=FILE][,top=N][,delay=SECONDS]
+  --trace profile[=HZ][,symbols=FILE][,top=N][,delay=SECONDS][,from=TEXT][,to=TEXT]
                        sample the boot vCPU HZ times a second (default ${DEFAULT_PROFILE_HZ}; soft backend),
-                       from SECONDS after the start, and print at the end where the host's time
-                       went by phase (interpreter, compiled JS, compiled wasm, compile, decode,
+                       from SECONDS after the start, or once the console has printed TEXT (until
+                       it prints the to= TEXT), and print at the end where the host's time went
+                       by phase (interpreter, compiled JS, compiled wasm, compile, decode,
                        dispatch, page walk, device, VMM exits, halted) and the top N (default 25)
                        guest RIPs, or functions with FILE: a System.map, the guest's
                        /proc/kallsyms or nm output ('ADDRESS TYPE NAME'; a kernel entered
@@ -146,6 +150,7 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeout !== undefined && !(timeout > 0)) throw new TsvmmError('TSVMM_USAGE', `bad --timeout '${values.timeout}'`);
     const trace = parseTrace(values.trace!);
+    const gate = trace.profile?.from !== undefined || trace.profile?.to !== undefined ? new SharedArrayBuffer(4) : undefined;
     const serial = values.serial!;
     if (serial !== 'stdio' && !serial.startsWith('file:')) throw new TsvmmError('TSVMM_USAGE', `bad --serial '${serial}' (stdio or file:PATH)`);
 
@@ -159,10 +164,11 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
       flat: values.flat === undefined ? undefined : parseFlat(values.flat),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       traceCpu: trace.cpu,
-      profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs },
+      profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs, gate },
       pvh: values.pvh,
     });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
+    if (gate) profileGate(vm, trace.profile!.from, trace.profile!.to, new Int32Array(gate));
     if (serial === 'stdio') vm.console.on('data', (b: Buffer) => io.out(b.toString('latin1')));
     else vm.console.pipe(createWriteStream(serial.slice('file:'.length)));
     const stopInput = connectInput(vm, io);
@@ -181,6 +187,35 @@ Exit status: 0 after a reset, power-off or Ctrl-A x; the value written to the de
     return exitStatus(exited);
   },
 };
+
+/**
+ * The profiler's gate (ProfileOptions.gate) opened when the guest's console has printed `from`
+ * and closed when it has printed `to` (either may be absent: open from the start, open to the end).
+ */
+function profileGate(vm: VirtualMachine, from: string | undefined, to: string | undefined, gate: Int32Array): void {
+  let want = from ?? to;
+  if (from === undefined) Atomics.store(gate, 0, 1);
+  let tail = '';
+  const onData = (b: Buffer) => {
+    if (want === undefined) return;
+    tail += b.toString('latin1');
+    const at = tail.indexOf(want);
+    if (at < 0) {
+      tail = tail.slice(-(want.length - 1) || tail.length); // what could still start a match
+      return;
+    }
+    tail = tail.slice(at + want.length);
+    if (want === from) {
+      Atomics.store(gate, 0, 1);
+      want = to;
+      if (want !== undefined) onData(Buffer.alloc(0));
+    } else {
+      Atomics.store(gate, 0, 0);
+      want = undefined;
+    }
+  };
+  vm.console.on('data', onData);
+}
 
 /** Standard input to the guest; on a terminal in raw mode with QEMU's Ctrl-A escapes. */
 function connectInput(vm: VirtualMachine, _io: CommandIo): () => void {
