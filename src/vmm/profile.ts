@@ -82,6 +82,9 @@ export function formatProfile(p: SoftProfile, opts: FormatOptions = {}): string 
   const s = (ns: number) => (ns / 1e9).toFixed(3);
   const pct = (n: number, of: number) => (of > 0 ? (100 * n) / of : 0).toFixed(1);
   out.push(`profile: ${p.samples} samples at ${p.hz} Hz over ${s(p.spanNs)} s of the boot vCPU's thread${p.delayMs ? `, from ${p.delayMs / 1000} s after its start` : ''}`);
+  if (p.spanNs > 0) {
+    out.push(`instructions: ${p.instructions} (${(p.instructions / (p.spanNs / 1e3)).toFixed(1)} MIPS), ${pct(p.interpreted, p.instructions)} % of them interpreted`);
+  }
   out.push(`${'phase'.padEnd(18)} ${'seconds'.padStart(9)} ${'%'.padStart(6)}`);
   const phases = [...Array(PHASES).keys()].filter((ph) => ph !== PH_NONE).sort((a, b) => p.phaseNs[b]! - p.phaseNs[a]!);
   for (const ph of phases) {

@@ -95,6 +95,10 @@ function checkLoop(r: LoopRun, codePhase: number): void {
   assert.ok(rows[0]!.n > p.samples / 2, `the hot loop has ${rows[0]!.n} of ${p.samples} samples`);
   const top = rows[0]!.samples;
   assert.equal(top.indexOf(Math.max(...top)), codePhase, `the hot loop's samples by phase: ${top.join(' ')}`);
+  // The counters between the first and the last sample: all interpreted without a compiler.
+  assert.ok(p.instructions > 0 && p.interpreted >= 0 && p.interpreted <= p.instructions, `${p.instructions} instructions, ${p.interpreted} interpreted`);
+  if (codePhase === PH_INTERP) assert.equal(p.interpreted, p.instructions);
+  else assert.ok(p.interpreted < p.instructions / 2);
 }
 
 test('profile: the hot loop of a guest is on top, in compiled WebAssembly', { skip: !hasNasm() && 'nasm not installed' }, () => {
@@ -104,6 +108,7 @@ test('profile: the hot loop of a guest is on top, in compiled WebAssembly', { sk
   const text = formatProfile(r.profile);
   assert.match(text, /^profile: \d+ samples at 2000 Hz over \d+\.\d{3} s/);
   assert.match(text, /^ {2}compiled wasm +\d+\.\d{3} +\d+\.\d$/m);
+  assert.match(text, /^instructions: \d+ \(\d+\.\d MIPS\), \d+\.\d % of them interpreted$/m);
   // The first row under the header is the hot loop.
   const rows = text.split('\n');
   const header = rows.findIndex((l) => /^ +% +samples +interp/.test(l));

@@ -30,7 +30,9 @@ import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import { monotonicNs } from '../../common/clock.js';
-import { PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord } from './profile.js';
+import {
+  F_INSNS, F_INTERPRETED, PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord,
+} from './profile.js';
 
 const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
@@ -203,6 +205,8 @@ export class Executor {
   private prev: Block | null = null;
   /** The profiler's shared words (profile.ts), or null: not profiled. */
   prof: Int32Array | null = null;
+  /** Where the profiler reads the counters (profile.ts F_INSNS, F_INTERPRETED). */
+  profCounts: Float64Array | null = null;
 
   constructor(cpu: Cpu, stopFlag: Int32Array) {
     this.cpu = cpu;
@@ -411,6 +415,7 @@ export class Executor {
       this.chained = 0;
       if (checks <= 0) {
         checks = STOP_CHECK;
+        if (prof !== null) this.copyCounts();
         if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
         if (dev !== null) {
           const now = monotonicNs();
@@ -619,6 +624,13 @@ export class Executor {
     b.region = blocks;
     b.regionOffs = offs;
     this.jitCount++;
+  }
+
+  /** The counters, for the profiler. */
+  private copyCounts(): void {
+    const f = this.profCounts!;
+    f[F_INSNS] = this.icount;
+    f[F_INTERPRETED] = this.interpreted;
   }
 
   /** compile() in the profiler's compile phase. */

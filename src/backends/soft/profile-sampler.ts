@@ -7,7 +7,7 @@
  */
 import { workerData } from 'node:worker_threads';
 import {
-  F_PHASE_NS, F_SPAN_NS, PHASES, PH_NONE, PH_WASM, RIP_CAPACITY, RIP_PROBES, RIP_STRIDE, W_DONE, W_DROPPED, W_READY, W_RIP_HI,
+  F_FIRST_INSNS, F_FIRST_INTERPRETED, F_INSNS, F_INTERPRETED, F_LAST_INSNS, F_LAST_INTERPRETED, F_PHASE_NS, F_SPAN_NS, PHASES, PH_NONE, PH_WASM, RIP_CAPACITY, RIP_PROBES, RIP_STRIDE, W_DONE, W_DROPPED, W_READY, W_RIP_HI,
   W_RIP_LO, W_SAMPLES, W_STATE, W_STOP, sharedViews, type SamplerData,
 } from './profile.js';
 
@@ -52,6 +52,9 @@ while (Atomics.load(words, W_STOP) === 0) {
   const hi = inWasm ? arena[data.baseIndex + 1]! : words[W_RIP_HI]!;
   times[F_PHASE_NS + phase]! += dt;
   times[F_SPAN_NS]! += dt;
+  if (words[W_SAMPLES] === 0) { times[F_FIRST_INSNS] = times[F_INSNS]!; times[F_FIRST_INTERPRETED] = times[F_INTERPRETED]!; }
+  times[F_LAST_INSNS] = times[F_INSNS]!;
+  times[F_LAST_INTERPRETED] = times[F_INTERPRETED]!;
   words[W_SAMPLES]!++;
   if (!count(lo, hi, phase)) words[W_DROPPED]!++;
 }

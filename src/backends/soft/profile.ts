@@ -49,8 +49,14 @@ export const W_SAMPLES = 6, W_DROPPED = 7;
 export const CONTROL_WORDS = 8;
 /** Float64 index: nanoseconds per phase (PHASES of them), then the time span sampled. */
 export const F_PHASE_NS = 0, F_SPAN_NS = PHASES;
+/**
+ * The executor's counters, instructions and instructions interpreted, which the vCPU thread
+ * copies here every few hundred blocks; and the first and last values the samples saw.
+ */
+export const F_INSNS = PHASES + 1, F_INTERPRETED = PHASES + 2, F_FIRST_INSNS = PHASES + 3, F_LAST_INSNS = PHASES + 4,
+  F_FIRST_INTERPRETED = PHASES + 5, F_LAST_INTERPRETED = PHASES + 6;
 const F_OFFSET = CONTROL_WORDS * 4;
-const F_COUNT = PHASES + 1;
+const F_COUNT = PHASES + 7;
 /** RIP table: entries of (lo, hi, used, samples per phase), open addressing. */
 export const RIP_CAPACITY = 1 << 15;
 export const RIP_STRIDE = 3 + PHASES;
@@ -62,7 +68,10 @@ const SHARED_BYTES = T_OFFSET + RIP_CAPACITY * RIP_STRIDE * 4;
 /** What the sampler thread gets. */
 export interface SamplerData {
   shared: SharedArrayBuffer;
-  /** The arena (null: the vCPU's state is not there, no WebAssembly regions) and the Int32 index of C_BASE in it. */
+  /**
+   * The arena (null: the vCPU's state is not there, no WebAssembly regions) and the Int32 index of
+   * the running region's entry RIP in it (jit-wasm.ts's C_BASE; the high half follows).
+   */
   arena: SharedArrayBuffer | null;
   baseIndex: number;
   intervalMs: number;
@@ -98,6 +107,9 @@ export interface SoftProfile {
   /** Samples by phase code. */
   phaseSamples: number[];
   spanNs: number;
+  /** Instructions the vCPU retired between the first and the last sample, and how many of them the interpreter ran. */
+  instructions: number;
+  interpreted: number;
   rips: RipSamples[];
   /** Samples whose RIP the table had no room for. */
   dropped: number;
@@ -117,14 +129,26 @@ export interface ProfileOptions {
 
 export const DEFAULT_PROFILE_HZ = 1000;
 export const MAX_PROFILE_HZ = 20_000;
-/** How long start() waits for the sampler thread. */
+/** How long attach() waits for the sampler thread to start, and stop() for it to finish. */
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-/** What the profiler needs of a vCPU: the executor's shared-word field and its Cpu. */
+/** What the profiler needs of a vCPU: the executor's shared-word fields, its counters and its Cpu. */
 export interface ProfiledExecutor {
   prof: Int32Array | null;
+  /** Where the executor copies its counters (F_INSNS, F_INTERPRETED). */
+  profCounts: Float64Array | null;
+  readonly icount: number;
+  readonly interpreted: number;
   readonly cpu: Cpu;
+}
+
+/** A profiled vCPU's run() returned: it is outside the CPU now (halted, or the VMM handles an exit); its counters are current. */
+export function profileRunEnd(exec: ProfiledExecutor, halted: boolean): void {
+  exec.prof![W_STATE] = phaseWord(halted ? PH_HALT : PH_EXIT);
+  const f = exec.profCounts!;
+  f[F_INSNS] = exec.icount;
+  f[F_INTERPRETED] = exec.interpreted;
 }
 
 export class SoftProfiler {
@@ -173,6 +197,7 @@ export class SoftProfiler {
       throw new TsvmmError('TSVMM_UNSUPPORTED', `the profiler's sampler thread did not start in ${START_TIMEOUT_MS / 1000} s`);
     }
     wrapPageWalk(cpu, words);
+    exec.profCounts = this.views.times;
     exec.prof = words;
   }
 
@@ -202,6 +227,7 @@ export class SoftProfiler {
     this.result = {
       hz: this.hz, delayMs: this.delayMs, samples: words[W_SAMPLES]!, phaseNs: Array.from(times.subarray(F_PHASE_NS, F_PHASE_NS + PHASES)), phaseSamples,
       spanNs: times[F_SPAN_NS]!, rips, dropped: words[W_DROPPED]!,
+      instructions: times[F_LAST_INSNS]! - times[F_FIRST_INSNS]!, interpreted: times[F_LAST_INTERPRETED]! - times[F_FIRST_INTERPRETED]!,
     };
     return this.result;
   }

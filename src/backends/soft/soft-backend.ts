@@ -23,7 +23,7 @@ import {
 } from './ops-sys.js';
 import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
-import { PH_EXIT, PH_HALT, W_STATE, phaseWord, profiledDevices, type SoftProfiler } from './profile.js';
+import { profileRunEnd, profiledDevices, type SoftProfiler } from './profile.js';
 import { FXSAVE } from '../../x86/fxsave.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
@@ -388,8 +388,7 @@ export class SoftVcpu implements BackendVcpu {
 
   run(): VcpuExit {
     const r = this.exec.run();
-    const prof = this.exec.prof;
-    if (prof !== null) prof[W_STATE] = phaseWord(r.kind === 'halted' ? PH_HALT : PH_EXIT);
+    if (this.exec.prof !== null) profileRunEnd(this.exec, r.kind === 'halted');
     return this.toExit(r);
   }
 
