@@ -9,6 +9,11 @@
  * both machines. Prints a table of times, ratios (tsvmm / QEMU), their geometric mean and both
  * processes' peak RSS. Without QEMU, tsvmm's figures alone.
  *
+ * The guest's clock counts wall time, and on a shared host the two machines, run one after the
+ * other, may get very different shares of a CPU. So the table also gives the host CPU time each
+ * process used during each workload (from /proc/PID/stat when the guest prints the workload's
+ * start and end lines), and the ratio of those: the figure that holds on a loaded host.
+ *
  * Environment: TSVMM_WORKLOAD_SCALE=PERCENT scales every workload (default 100, sized for 1-3 s
  * each on QEMU TCG on an idle machine); TSVMM_WORKLOAD_ONLY=a,b runs those workloads only;
  * TSVMM_WORKLOAD_TRACE=profile[,...] passes `--trace` to tsvmm and shows its profile; without
@@ -38,6 +43,8 @@ export interface WorkloadResult {
   name: string;
   ns: number;
   result: string;
+  /** Host CPU seconds the machine's process used during the workload, when known. */
+  cpuS?: number;
 }
 
 interface Run {
@@ -92,21 +99,48 @@ function peakRss(pid: number): number {
   }
 }
 
-/** Runs a machine to its end; collects its console output, the workload lines and its peak RSS. */
+/** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux architecture tsvmm runs on). */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system, all threads) a live process has used, or NaN. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3, state
+    return (Number(f[11]) + Number(f[12])) / USER_HZ; // fields 14 and 15, utime and stime
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs a machine to its end; collects its console output, the workload lines, its CPU time in each workload and its peak RSS. */
 function runMachine(cmd: string, args: string[], echoErr: boolean): Promise<Run> {
   const t0 = process.hrtime.bigint();
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '', peak = 0;
+  let out = '', err = '', peak = 0, line = '';
+  const cpuStart = new Map<string, number>(), cpu = new Map<string, number>();
   const poll = setInterval(() => { peak = Math.max(peak, peakRss(child.pid!)); }, RSS_POLL_MS);
-  child.stdout.on('data', (b: Buffer) => { out += b.toString('latin1'); });
+  child.stdout.on('data', (b: Buffer) => {
+    const text = b.toString('latin1');
+    out += text;
+    const lines = (line + text).split('\n');
+    line = lines.pop()!;
+    for (const l of lines) {
+      const start = /^tsvmm-workload-start (\S+)/.exec(l);
+      if (start) cpuStart.set(start[1]!, cpuSeconds(child.pid!));
+      const end = LINE.exec(l);
+      if (end && cpuStart.has(end[1]!)) cpu.set(end[1]!, cpuSeconds(child.pid!) - cpuStart.get(end[1]!)!);
+    }
+  });
   child.stderr.on('data', (b: Buffer) => {
     err += b.toString('latin1');
     if (echoErr) process.stderr.write(b);
   });
   return new Promise((resolve) => child.on('close', (status) => {
     clearInterval(poll);
+    const workloads = parseWorkloadLines(out).map((w) => (Number.isFinite(cpu.get(w.name)) ? { ...w, cpuS: cpu.get(w.name)! } : w));
     resolve({
-      workloads: parseWorkloadLines(out), done: out.includes(DONE), status,
+      workloads, done: out.includes(DONE), status,
       wallS: Number(process.hrtime.bigint() - t0) / 1e9, peakRssKiB: peak, out, err,
     });
   }));
@@ -169,25 +203,31 @@ export async function run(): Promise<void> {
   }
 }
 
-/** The table: each workload's guest-clock time on both machines, the ratio, and whether the results agree. */
+/** The table: each workload's guest-clock time and host CPU time on both machines, the ratios, and whether the results agree. */
 function report(tsvmm: Run, qemu: Run | undefined): string {
   const s = (ns: number) => (ns / 1e9).toFixed(2).padStart(8);
+  const c = (sec: number | undefined) => (sec === undefined ? '-' : sec.toFixed(2)).padStart(8);
+  const r = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(2)).padStart(7);
   const lines: string[] = [];
-  lines.push(`${'workload'.padEnd(12)} ${'qemu s'.padStart(8)} ${'tsvmm s'.padStart(8)} ${'ratio'.padStart(7)}  result`);
-  const ratios: number[] = [];
+  lines.push(`${''.padEnd(12)} ${'guest clock'.padEnd(25)} ${'host CPU time'.padEnd(25)}`);
+  lines.push(`${'workload'.padEnd(12)} ${'qemu s'.padStart(8)} ${'tsvmm s'.padStart(8)} ${'ratio'.padStart(7)} ${'qemu s'.padStart(8)} ${'tsvmm s'.padStart(8)} ${'ratio'.padStart(7)}  result`);
+  const ratios: number[] = [], cpuRatios: number[] = [];
   for (const w of tsvmm.workloads) {
     const q = qemu?.workloads.find((x) => x.name === w.name);
     const ratio = q ? w.ns / q.ns : undefined;
+    const cpuRatio = q?.cpuS && w.cpuS !== undefined ? w.cpuS / q.cpuS : undefined;
     if (ratio !== undefined) ratios.push(ratio);
+    if (cpuRatio !== undefined) cpuRatios.push(cpuRatio);
     const check = !q ? '' : q.result === w.result ? ' (same on both)' : ` MISMATCH: qemu '${q.result}'`;
-    lines.push(`${w.name.padEnd(12)} ${q ? s(q.ns) : '       -'} ${s(w.ns)} ${ratio?.toFixed(2).padStart(7) ?? '      -'}  ${w.result}${check}`);
+    lines.push(`${w.name.padEnd(12)} ${q ? s(q.ns) : '       -'} ${s(w.ns)} ${r(ratio)} ${c(q?.cpuS)} ${c(w.cpuS)} ${r(cpuRatio)}  ${w.result}${check}`);
   }
-  if (ratios.length > 0) lines.push(`geometric mean of the ratios ${geomean(ratios).toFixed(2)}`);
+  if (ratios.length > 0) lines.push(`geometric mean of the ratios: guest clock ${geomean(ratios).toFixed(2)}${cpuRatios.length > 0 ? `, host CPU time ${geomean(cpuRatios).toFixed(2)}` : ''}`);
   const rss = (name: string, r: Run) => `${name}: whole run ${r.wallS.toFixed(1)} s, peak RSS ${mib(r.peakRssKiB)}`;
   if (qemu) lines.push(rss('qemu-system-x86_64 tcg', qemu));
   lines.push(rss('tsvmm --accel soft', tsvmm));
   if (qemu && qemu.peakRssKiB > 0) lines.push(`peak RSS ratio ${(tsvmm.peakRssKiB / qemu.peakRssKiB).toFixed(2)}`);
   if (ratios.length > 0) lines.push(`ratio ${geomean(ratios).toFixed(2)}`);
+  if (cpuRatios.length > 0) lines.push(`ratio-cpu ${geomean(cpuRatios).toFixed(2)}`);
   return `${lines.join('\n')}\n`;
 }
 
