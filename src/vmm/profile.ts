@@ -51,13 +51,13 @@ export function resolveSymbol(map: SymbolMap, rip: bigint): { name: string; offs
   return { name: map.names[at]!, offset: rip - a[at]! };
 }
 
-/** Columns of the per-row phase split: the code phases, page walks, devices, and the rest. */
-const SPLIT: { title: string; phases: number[] }[] = [
-  { title: 'interp', phases: [PH_INTERP] },
-  { title: 'js', phases: [PH_JS] },
-  { title: 'wasm', phases: [PH_WASM] },
-  { title: 'walk', phases: [PH_WALK] },
-  { title: 'dev', phases: [PH_DEVICE] },
+/** Columns of the per-row phase split: the code phases, page walks, devices (and a column for the rest). */
+const SPLIT: { title: string; phase: number }[] = [
+  { title: 'interp', phase: PH_INTERP },
+  { title: 'js', phase: PH_JS },
+  { title: 'wasm', phase: PH_WASM },
+  { title: 'walk', phase: PH_WALK },
+  { title: 'dev', phase: PH_DEVICE },
 ];
 
 const KERNEL_HALF = 1n << 63n;
@@ -83,7 +83,7 @@ export function formatProfile(p: SoftProfile, opts: FormatOptions = {}): string 
   const pct = (n: number, of: number) => (of > 0 ? (100 * n) / of : 0).toFixed(1);
   out.push(`profile: ${p.samples} samples at ${p.hz} Hz over ${s(p.spanNs)} s of the boot vCPU's thread${p.delayMs ? `, from ${p.delayMs / 1000} s after its start` : ''}`);
   if (p.spanNs > 0) {
-    out.push(`instructions: ${p.instructions} (${(p.instructions / (p.spanNs / 1e3)).toFixed(1)} MIPS), ${pct(p.interpreted, p.instructions)} % of them interpreted`);
+    out.push(`instructions: ${p.instructions} (${(p.instructions / (p.spanNs / 1e3)).toFixed(1)} MIPS over the time sampled), ${pct(p.interpreted, p.instructions)} % of them interpreted`);
   }
   out.push(`${'phase'.padEnd(18)} ${'seconds'.padStart(9)} ${'%'.padStart(6)}`);
   const phases = [...Array(PHASES).keys()].filter((ph) => ph !== PH_NONE).sort((a, b) => p.phaseNs[b]! - p.phaseNs[a]!);
@@ -111,7 +111,7 @@ export function formatProfile(p: SoftProfile, opts: FormatOptions = {}): string 
   out.push(`top ${sorted.length} ${what}; each one's samples by phase, in %:`);
   out.push(`${'%'.padStart(6)} ${'samples'.padStart(8)}  ${SPLIT.map((c) => c.title.padStart(6)).join('')} ${'other'.padStart(6)}  ${opts.symbols ? 'function' : 'rip'}`);
   for (const row of sorted) {
-    const cols = SPLIT.map((c) => c.phases.reduce((a, ph) => a + row.samples[ph]!, 0));
+    const cols = SPLIT.map((c) => row.samples[c.phase]!);
     const other = row.total - cols.reduce((a, n) => a + n, 0);
     out.push(`${pct(row.total, all).padStart(6)} ${String(row.total).padStart(8)}  ${cols.map((n) => pct(n, row.total).padStart(6)).join('')} ${pct(other, row.total).padStart(6)}  ${row.label}`);
   }

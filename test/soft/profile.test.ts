@@ -109,7 +109,7 @@ test('profile: the hot loop of a guest is on top, in compiled WebAssembly', { sk
   const text = formatProfile(r.profile);
   assert.match(text, /^profile: \d+ samples at 2000 Hz over \d+\.\d{3} s/);
   assert.match(text, /^ {2}compiled wasm +\d+\.\d{3} +\d+\.\d$/m);
-  assert.match(text, /^instructions: \d+ \(\d+\.\d MIPS\), \d+\.\d % of them interpreted$/m);
+  assert.match(text, /^instructions: \d+ \(\d+\.\d MIPS over the time sampled\), \d+\.\d % of them interpreted$/m);
   // The first row under the header is the hot loop.
   const rows = text.split('\n');
   const header = rows.findIndex((l) => /^ +% +samples +interp/.test(l));
