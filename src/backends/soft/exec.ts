@@ -15,7 +15,7 @@
  *   dispatcher, fed by the jump cache this file fills); they stop early after any slow path, and
  *   the loop counts them against its checks.
  * - With a profiler attached (profile.ts, `prof` set), the loop stores its phase and the RIP of
- *   each block into the profiler's shared words; without one, that is a null test per block.
+ *   each block into the profiler's shared words; without one, that is a few null tests per block.
  */
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../x86/decoder.js';
 import { disasmOne } from '../../x86/disasm.js';
