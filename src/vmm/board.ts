@@ -35,6 +35,7 @@ import { buildAcpiTables } from '../devices/acpi-tables.js';
 import { monotonicNs } from '../common/clock.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { cpuTrace } from './trace.js';
+import { SoftProfiler, type ProfileOptions, type SoftProfile } from '../backends/soft/profile.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
 /** How a run of the machine ended. */
@@ -93,6 +94,8 @@ export interface BoardOptions {
   /** Trace the first N executed instructions (soft backend) to `traceSink`. */
   traceCpu?: number;
   traceSink?: (line: string) => void;
+  /** Sample the boot vCPU (soft backend): see profile(). */
+  profile?: ProfileOptions;
 }
 
 export class PcBoard {
@@ -112,6 +115,7 @@ export class PcBoard {
   private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
+  private readonly profiler: SoftProfiler | undefined;
 
   constructor(opts: BoardOptions) {
     this.opts = opts;
@@ -120,7 +124,8 @@ export class PcBoard {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
     }
     const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
-    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, log: opts.log }));
+    this.profiler = opts.profile === undefined ? undefined : new SoftProfiler(opts.profile);
+    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, profile: this.profiler, log: opts.log }));
     try {
       const low = Math.min(size, MMIO_HOLE_START);
       const top = size > low ? FOUR_GIB + (size - low) : low;
@@ -327,6 +332,11 @@ export class PcBoard {
       }
       if (this.end) return this.end;
     }
+  }
+
+  /** Ends the boot vCPU's profile and returns it (undefined when not profiled). */
+  profile(): SoftProfile | undefined {
+    return this.profiler?.stop();
   }
 
   /** Port accesses the boot vCPU served inline, without an exit. */

@@ -15,6 +15,7 @@ import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import type { Accel, CpuModelName } from '../backends/open.js';
+import type { ProfileOptions, SoftProfile } from '../backends/soft/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
@@ -48,6 +49,8 @@ export interface VmOptions {
   timeoutMs?: number;
   /** Print the first N executed instructions to standard error (soft backend). */
   traceCpu?: number;
+  /** Sample the boot vCPU (soft backend): VmExited.profile. */
+  profile?: ProfileOptions;
   /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
   pvh?: boolean;
   /**
@@ -75,6 +78,8 @@ export interface VmExited {
   unknownPorts: UnknownRange[];
   /** Accesses to guest-physical pages where nothing is mapped, by range of pages (bounded the same way). */
   unknownMmio: UnknownRange[];
+  /** The boot vCPU's profile (with VmOptions.profile). */
+  profile?: SoftProfile;
 }
 
 /** Posted to the board worker. */
@@ -88,6 +93,7 @@ export interface BoardWorkerData {
   cmdline: string;
   flat?: { loadAddr: number; mode: EntryMode };
   traceCpu?: number;
+  profile?: ProfileOptions;
   pvh?: boolean;
   kernelCacheDir?: string;
   inlineDevices?: boolean;
@@ -176,7 +182,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
+      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, profile: o.profile, pvh: o.pvh, inlineDevices: o.inlineDevices,
       kernelCacheDir: o.pvh && o.kernelCache !== false ? o.kernelCache ?? defaultKernelCacheDir() : undefined,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
@@ -198,7 +204,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
           break;
       }
     });
