@@ -12,7 +12,7 @@ import * as I from './ops-int.js';
 import * as S from './ops-sys.js';
 import { SSE_BUILDERS } from './ops-sse.js';
 import { X87_BUILDERS } from './ops-x87.js';
-import { S_DS, S_ES, S_FS, S_GS, S_SS } from './cpu.js';
+import { S_CS, S_DS, S_ES, S_FS, S_GS, S_SS } from './cpu.js';
 
 type Builder = (d: DecodedInsn, i: Insn) => Handler;
 
@@ -73,8 +73,14 @@ const isGpr = (d: DecodedInsn, k: number) => k < d.nOps && d.ops[k]!.kind === Op
 const regClass = (d: DecodedInsn, k: number) => (k < d.nOps && d.ops[k]!.kind === OperandKind.Reg ? d.ops[k]!.regClass : -1);
 
 // ---- data movement ----
+/** The control registers MOV CRn reaches; the others (CR1, CR5-CR7, CR9-CR15) are #UD at any CPL. */
+const CONTROL_REGS = new Set([0, 2, 3, 4, 8]);
+
 def('mov', (d, i) => {
   const c0 = regClass(d, 0), c1 = regClass(d, 1);
+  // MOV to CS and MOV with a reserved control register are undefined encodings (#UD before the CPL check)
+  if ((c0 === RegClass.Seg && d.ops[0]!.reg === S_CS) || (c0 === RegClass.Cr && !CONTROL_REGS.has(d.ops[0]!.reg)) ||
+    (c1 === RegClass.Cr && !CONTROL_REGS.has(d.ops[1]!.reg))) { i.term = true; return S.hUd; }
   if (c0 === RegClass.Seg) { i.size = 2; i.o0 = d.ops[0]!.reg; i.o1 = opnd(d, 1, i); i.term = true; return S.hMovToSeg; }
   if (c1 === RegClass.Seg) { i.size = sizeOf(d, 0); i.o0 = opnd(d, 0, i); i.o1 = d.ops[1]!.reg; return S.hMovFromSeg; }
   if (c0 === RegClass.Cr) { i.o0 = d.ops[0]!.reg; i.o1 = d.ops[1]!.reg; i.term = true; return S.hMovToCr; }
