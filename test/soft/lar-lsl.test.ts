@@ -65,7 +65,7 @@ const LONG: [string, [bigint, number]][] = [
   ['63 C1: movsxd eax, ecx (zero-extends)', [0x80000001n, -1]], ['48 63 C1: movsxd rax, ecx', [0xffffffff80000001n, -1]],
 ];
 
-test('LAR, LSL and ARPL: access rights, limits, ZF by type, privilege and table; 0x63 is MOVSXD in long mode; RSM #UD, RDPMC #GP(0)', (t) => {
+test('soft CPU: LAR, LSL and ARPL: access rights, limits, ZF by type, privilege and table; 0x63 is MOVSXD in long mode; RSM #UD, RDPMC #GP(0)', (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   const image = assemble('soft/lar-lsl.asm');
   for (const [name, open] of backends()) {

@@ -18,7 +18,7 @@ const CASES = [
   { what: 'O16 POPA', esp: STACK_PAGE + 0x1000 - 6, write: false },
 ];
 
-test('PUSHA/POPA that fault part-way leave ESP and the registers unchanged (#PF at the unmapped page)', (t) => {
+test('soft CPU: PUSHA/POPA that fault part-way leave ESP and the registers unchanged (#PF at the unmapped page)', (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   const image = assemble('soft/pusha-fault.asm');
   for (const [name, open] of backends()) {

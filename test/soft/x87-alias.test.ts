@@ -21,7 +21,7 @@ function x87State(ram: Uint8Array, k: number): string {
   return `fcw ${hex(0, 2)} fsw ${hex(2, 4)} ftw ${hex(4, 5)} st ${st.join(' ')}`;
 }
 
-test('x87 reserved encodings execute as the instructions they alias (FSTP1 ... FSTP9, FFREEP, FENI/FDISI/FSETPM)', (t) => {
+test('soft CPU: x87 reserved encodings execute as the instructions they alias (FSTP1 ... FSTP9, FFREEP, FENI/FDISI/FSETPM)', (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   const image = assemble('soft/x87-alias.asm');
   for (const [name, open] of backends()) {
