@@ -155,15 +155,18 @@ function prefixForms(mode: CpuMode, p: number): Form[] {
   const mem = p === 0x67 && mode === 32 ? [0x8b, 0x06, 0x00, 0xb0] : p === 0x67 && mode === 16 ? [0x8b, 0x03] : [0x8b, memRm(mode)];
   const forms = [[p, 0x90], [p, ...mem]];
   if (p === 0xf0) forms.push([p, 0x01, memRm(mode)]);
-  return forms.map((b) => {
-    const bytes = Uint8Array.from(b);
-    decode(bytes, 0, bytes.length, mode, d);
-    const i = compileInsn(d, new Insn(hUnimplemented));
-    return {
-      mode, mapIndex: 0, op: p, prefix: [], bytes, head: bytes.length, claim: classifyForm(d, i), mnemonic: MNEMONICS[d.mnemonic]!,
-      d: copyDecoded(d), handler: i.fn.name,
-    };
-  });
+  return forms.map((b) => formOf(mode, b, d));
+}
+
+/** The form of the instruction `bytes` (with no immediate, displacement or moffs for the walk to set), filed under its first byte. */
+export function formOf(mode: CpuMode, b: readonly number[], d = new DecodedInsn()): Form {
+  const bytes = Uint8Array.from(b);
+  decode(bytes, 0, bytes.length, mode, d);
+  const i = compileInsn(d, new Insn(hUnimplemented));
+  return {
+    mode, mapIndex: 0, op: b[0]!, prefix: [], bytes, head: bytes.length, claim: classifyForm(d, i), mnemonic: MNEMONICS[d.mnemonic]!,
+    d: copyDecoded(d), handler: i.fn.name,
+  };
 }
 
 /** The bytes of a form as the table and reports show them ("66 0f 38 00 c0"). */

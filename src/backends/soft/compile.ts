@@ -4,7 +4,7 @@
  * operands allow one) and fills the operand fields. Unknown mnemonics get a handler that exits with
  * `invalid` naming the instruction; undefined encodings raise #UD in the guest.
  */
-import { DecodeStatus, MNEMONICS, OperandKind, OpMethod, mnemonicId, type DecodedInsn, type Operand } from '../../x86/decoder.js';
+import { DecodeStatus, MNEMONICS, OperandKind, OpMethod, Prefix, mnemonicId, type DecodedInsn, type Operand } from '../../x86/decoder.js';
 import { RegClass } from '../../x86/registers.js';
 import * as alu from '../../x86/alu.js';
 import { IMM, Insn, MEM, NONE, type Handler } from './insn.js';
@@ -378,6 +378,17 @@ export const NOT_IN_MODEL: Readonly<Record<string, readonly string[]>> = {
   '3DNOW (CPUID.80000001:EDX[31]), MONITORX, MCOMMIT, INVLPGB, CLZERO (AMD)': ['femms', 'monitorx', 'mwaitx', 'mcommit', 'invlpgb',
     'tlbsync', 'clzero', 'pfadd'],
 };
+/**
+ * The instructions a LOCK prefix may precede, with a memory destination (SDM vol. 2A, LOCK);
+ * anywhere else LOCK raises #UD. (AMD's LOCK MOV CR0, an alias of MOV CR8, needs CPUID
+ * AltMovCr8, which the models do not advertise.)
+ */
+const LOCKABLE = new Set(['add', 'adc', 'and', 'btc', 'btr', 'bts', 'cmpxchg', 'cmpxchg8b', 'cmpxchg16b', 'dec', 'inc', 'neg', 'not', 'or',
+  'sbb', 'sub', 'xor', 'xadd', 'xchg'].map(mnemonicId));
+function lockAllowed(d: DecodedInsn): boolean {
+  return d.nOps > 0 && d.ops[0]!.kind === OperandKind.Mem && LOCKABLE.has(d.mnemonic);
+}
+
 const NOT_IN_MODEL_IDS = new Set<number>();
 for (const names of Object.values(NOT_IN_MODEL)) for (const n of names) { const id = mnemonicId(n); if (id >= 0) NOT_IN_MODEL_IDS.add(id); }
 
@@ -394,6 +405,11 @@ export function compileInsn(d: DecodedInsn, i: Insn): Insn {
   i.asz = d.addrSize;
   i.size = d.opSize;
   if (d.status !== DecodeStatus.Ok) {
+    i.fn = S.hUd;
+    i.term = true;
+    return i;
+  }
+  if ((d.prefixes & Prefix.Lock) && !lockAllowed(d)) {
     i.fn = S.hUd;
     i.term = true;
     return i;
