@@ -6,15 +6,15 @@
 // rendering of this table; TSVMM_WRITE_OPCODE_DOC=1 rewrites it, and the test fails when it is stale.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { compileInsn, NOT_IN_MODEL } from '../../src/backends/soft/compile.js';
 import { Insn } from '../../src/backends/soft/insn.js';
 import { hUd, hUnimplemented } from '../../src/backends/soft/ops-sys.js';
 import { decode, DecodedInsn, DecodeStatus, MNEMONICS, mnemonicId, type CpuMode } from '../../src/x86/decoder.js';
+import { REPO_ROOT } from '../helpers/tools.js';
 
-const DOC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'soft-cpu-opcodes.md');
+const DOC = join(REPO_ROOT, 'docs', 'soft-cpu-opcodes.md');
 const MAPS: [string, number[]][] = [['one-byte', []], ['0F', [0x0f]], ['0F 38', [0x0f, 0x38]], ['0F 3A', [0x0f, 0x3a]]];
 const PREFIXES = [[], [0x66], [0xf3], [0xf2]];
 const FEATURE_IDS = new Set(Object.values(NOT_IN_MODEL).flat().map(mnemonicId).filter((id) => id >= 0));
