@@ -8,9 +8,8 @@
 // TSVMM_WRITE_OPCODE_DOC=1 rewrites it, and the test fails when it is stale.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { compileInsn, NOT_IN_MODEL } from '../../src/backends/soft/compile.js';
 import { Insn } from '../../src/backends/soft/insn.js';
 import { hUnimplemented } from '../../src/backends/soft/ops-sys.js';
@@ -18,7 +17,9 @@ import { decode, DecodedInsn, MNEMONICS, type CpuMode } from '../../src/x86/deco
 import { classifyForm, IMM_FILL, isEscape, isPrefixByte, MAPS, MODES, PREFIXES, walkForms, type Form } from './opcode-forms.js';
 import { EMULATOR_DIFFS, EXCLUDED, HOST_FEATURES, LAYOUT, RULES, ruleOf, walkEnv, type Rule, type WalkEnv } from './opcode-walk.js';
 
-const DOC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'soft-cpu-opcodes.md');
+import { REPO_ROOT } from '../helpers/tools.js';
+
+const DOC = join(REPO_ROOT, 'docs', 'soft-cpu-opcodes.md');
 
 /** One cell: X all forms execute, x some forms #UD (invalid ModRM or prefix forms), F the executing forms are a feature the model lacks (#UD), - all #UD. */
 function classify(mode: CpuMode, mapIndex: number, op: number, unimplemented: string[]): string {

@@ -4,23 +4,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { setDefaultJitKind, setDefaultJitThreshold, type JitKind } from '../../src/backends/soft/exec.js';
 import {
   PHASES, PH_COMPILE, PH_EXIT, PH_INTERP, PH_JS, PH_WASM, SoftProfiler, type SoftProfile,
 } from '../../src/backends/soft/profile.js';
 import { SoftBackend, type SoftMachine } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
 import { GPR, STATE } from '../../src/nvmm/state.js';
 import { enterFlat32 } from '../../src/selftest/guest-x64.js';
 import { formatProfile, parseSymbolMap, resolveSymbol } from '../../src/vmm/profile.js';
-import { withTempDirAsync } from '../helpers/tools.js';
+import { stepOverIo, withMachine, withRamMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
+import { TSVMM_BIN, withTempDirAsync } from '../helpers/tools.js';
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'tsvmm.js');
 const LOAD = 0x100000;
 const RAM = 8 << 20;
 /**
@@ -46,33 +43,26 @@ function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; ga
   const profiler = new SoftProfiler({ hz: 2000, delayMs: opts.delayMs, gate: opts.gate });
   const rounds = opts.rounds;
   const backend = SoftBackend.open({ profile: profiler });
-  const machine = new Machine(backend);
-  const mem = machine.allocateMemory(RAM);
   const t0 = process.hrtime.bigint();
   try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, RAM, PROT.ALL);
-    mem.bytes.set(assemble('soft/profile-loop.asm'), LOAD);
-    const vcpu = machine.createVcpu(0);
-    assert.ok(profiler.attached);
-    enterFlat32(vcpu, LOAD);
-    vcpu.setState(STATE.ALL);
-    let hot = -1n;
-    for (let round = 0; rounds !== undefined ? round < rounds : round < MAX_ROUNDS && (profiler.samples < WANT_SAMPLES || round < MIN_ROUNDS);) {
-      const exit = vcpu.run();
-      if (exit.kind === 'none') continue;
-      assert.equal(exit.kind, 'io', `the guest only leaves with OUT (got ${exit.kind})`);
-      const s = vcpu.getState(STATE.GPRS);
-      if (exit.port === 0xe0) hot = s.gprs[GPR.RAX]! & 0xffffffffn;
-      else round++;
-      s.gprs[GPR.RIP] = exit.npc!;
-      vcpu.setState(STATE.GPRS);
-    }
-    const profile = profiler.stop();
-    return { profile, hot, wallNs: Number(process.hrtime.bigint() - t0) };
+    return withRamMachine(backend, RAM, ({ vcpu, ram }) => {
+      ram.set(guestImage('soft/profile-loop.asm'), LOAD);
+      assert.ok(profiler.attached);
+      enterFlat32(vcpu, LOAD);
+      vcpu.setState(STATE.ALL);
+      let hot = -1n;
+      for (let round = 0; rounds !== undefined ? round < rounds : round < MAX_ROUNDS && (profiler.samples < WANT_SAMPLES || round < MIN_ROUNDS);) {
+        const exit = vcpu.run();
+        if (exit.kind === 'none') continue;
+        assert.equal(exit.kind, 'io', `the guest only leaves with OUT (got ${exit.kind})`);
+        const gprs = stepOverIo(vcpu, exit);
+        if (exit.port === 0xe0) hot = gprs[GPR.RAX]! & 0xffffffffn;
+        else round++;
+      }
+      const profile = profiler.stop();
+      return { profile, hot, wallNs: Number(process.hrtime.bigint() - t0) };
+    });
   } finally {
-    machine.destroy();
-    mem.free();
     setDefaultJitKind(oldKind);
     setDefaultJitThreshold(oldThreshold);
   }
@@ -102,7 +92,7 @@ function checkLoop(r: LoopRun, codePhase: number): void {
   assert.ok(codePhase === PH_INTERP ? p.interpreted > 0.99 * p.instructions : p.interpreted < p.instructions / 2, what);
 }
 
-test('profile: the hot loop of a guest is on top, in compiled WebAssembly', { skip: !hasNasm() && 'nasm not installed' }, () => {
+test('profile: the hot loop of a guest is on top, in compiled WebAssembly', needsNasm, () => {
   const r = profileLoop('wasm');
   checkLoop(r, PH_WASM);
   assert.ok(r.profile.phaseSamples[PH_EXIT]! >= 0 && r.profile.phaseSamples[PH_COMPILE]! >= 0);
@@ -116,12 +106,12 @@ test('profile: the hot loop of a guest is on top, in compiled WebAssembly', { sk
   assert.match(rows[header + 1]!, new RegExp(`  0x${r.hot.toString(16)}$`));
 });
 
-test('profile: in compiled JS and in the interpreter, the hot loop is on top in that phase', { skip: !hasNasm() && 'nasm not installed' }, () => {
+test('profile: in compiled JS and in the interpreter, the hot loop is on top in that phase', needsNasm, () => {
   checkLoop(profileLoop('js'), PH_JS);
   checkLoop(profileLoop('interpreter'), PH_INTERP);
 });
 
-test('profile: nothing is sampled before the delay, and stop() ends the wait', { skip: !hasNasm() && 'nasm not installed' }, () => {
+test('profile: nothing is sampled before the delay, and stop() ends the wait', needsNasm, () => {
   const r = profileLoop('wasm', { delayMs: 1e9, rounds: 3 });
   assert.equal(r.profile.samples, 0);
   assert.equal(r.profile.spanNs, 0);
@@ -129,13 +119,13 @@ test('profile: nothing is sampled before the delay, and stop() ends the wait', {
   assert.deepEqual(r.profile.rips, []);
 });
 
-test('profile: nothing is sampled while the gate is closed', { skip: !hasNasm() && 'nasm not installed' }, () => {
+test('profile: nothing is sampled while the gate is closed', needsNasm, () => {
   const r = profileLoop('wasm', { gate: new SharedArrayBuffer(4), rounds: 4 });
   assert.equal(r.profile.samples, 0);
   assert.deepEqual(r.profile.rips, []);
 });
 
-test('profile: a symbol map names the function of each RIP', { skip: !hasNasm() && 'nasm not installed' }, () => {
+test('profile: a symbol map names the function of each RIP', needsNasm, () => {
   const r = profileLoop('wasm');
   const h = (v: bigint) => v.toString(16).padStart(16, '0');
   const map = parseSymbolMap([
@@ -175,49 +165,41 @@ test('symbol maps: System.map, kallsyms with modules and nm lines; the nearest c
 });
 
 test('without a profiler the executor stores nothing and the CPU keeps its class methods', () => {
-  const machine = new Machine(SoftBackend.open());
-  try {
+  withMachine(SoftBackend.open(), (machine) => {
     machine.createVcpu(0);
     const [v] = (machine as unknown as { impl: SoftMachine }).impl.vcpuList();
     assert.equal(v!.exec.prof, null);
     assert.equal(Object.hasOwn(v!.cpu, 'fill'), false);
-  } finally {
-    machine.destroy();
-  }
+  });
 });
 
-test('tsvmm run --trace profile prints the phases and the top RIPs at the end (soft)', { skip: !hasNasm() && 'nasm not installed' }, async () => {
+test('tsvmm run --trace profile prints the phases and the top RIPs at the end (soft)', needsNasm, async () => {
   await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.elf');
-    writeFileSync(kernel, assemble('board/hello.asm'));
     const map = join(dir, 'System.map');
     writeFileSync(map, '0000000000100000 T hello_guest\n');
-    const child = spawn(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--trace', `profile=500,symbols=${map},top=5`]);
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString('latin1');
-      if (stdout.endsWith('echo> ')) child.stdin.write('r');
-    });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    const status = await new Promise((resolve) => child.on('close', resolve));
-    assert.equal(status, 0, stderr);
+    const stderr = await helloProfile(`profile=500,symbols=${map},top=5`);
     assert.match(stderr, /^profile: \d+ samples at 500 Hz over \d+\.\d{3} s/m);
     assert.match(stderr, /^phase +seconds +%$/m);
     assert.match(stderr, /^top \d+ functions; each one's samples by phase, in %:$/m);
   });
 });
 
-/** tsvmm run of the hello guest: types 'r' (a reset ends it) `typeAfterMs` after its prompt; resolves with stderr. */
-async function helloProfile(trace: string, typeAfterMs: number): Promise<string> {
+/**
+ * tsvmm run of the hello guest with `--trace trace`: types 'r' (a reset ends it) at its prompt, or
+ * `typeAfterMs` after it; the run must succeed. Resolves with its stderr.
+ */
+async function helloProfile(trace: string, typeAfterMs?: number): Promise<string> {
   let stderr = '';
   await withTempDirAsync(async (dir) => {
     const kernel = join(dir, 'hello.elf');
-    writeFileSync(kernel, assemble('board/hello.asm'));
-    const child = spawn(process.execPath, [BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--trace', trace]);
+    writeFileSync(kernel, guestImage('board/hello.asm'));
+    const child = spawn(process.execPath, [TSVMM_BIN, 'run', '--kernel', kernel, '--accel', 'soft', '-m', '64', '--trace', trace]);
     let stdout = '';
     child.stdout.on('data', (b: Buffer) => {
       stdout += b.toString('latin1');
-      if (stdout.endsWith('echo> ')) setTimeout(() => child.stdin.write('r'), typeAfterMs);
+      if (!stdout.endsWith('echo> ')) return;
+      if (typeAfterMs === undefined) child.stdin.write('r');
+      else setTimeout(() => child.stdin.write('r'), typeAfterMs);
     });
     child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
     const status = await new Promise((resolve) => child.on('close', resolve));
@@ -226,7 +208,7 @@ async function helloProfile(trace: string, typeAfterMs: number): Promise<string>
   return stderr;
 }
 
-test('tsvmm run --trace profile,from=TEXT samples once the console has printed TEXT (soft)', { skip: !hasNasm() && 'nasm not installed' }, async () => {
+test('tsvmm run --trace profile,from=TEXT samples once the console has printed TEXT (soft)', needsNasm, async () => {
   assert.match(await helloProfile('profile,from=no guest prints this', 0), /^profile: 0 samples/m);
   // The prompt opens the window: the guest then waits for input, halted.
   const opened = await helloProfile('profile,from=echo> ', 500);
@@ -246,7 +228,7 @@ test('tsvmm run: --trace profile options are checked', async () => {
     ['profile,delay=soon', /TSVMM_USAGE: bad --trace delay=soon \(seconds\)/],
   ];
   for (const [trace, re] of cases) {
-    const r = spawnSync(process.execPath, [BIN, 'run', '--kernel', '/nonexistent', '--trace', trace], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [TSVMM_BIN, 'run', '--kernel', '/nonexistent', '--trace', trace], { encoding: 'utf8' });
     assert.match(r.stderr, re, trace);
     assert.notEqual(r.status, 0);
   }

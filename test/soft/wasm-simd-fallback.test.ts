@@ -4,16 +4,14 @@
 // as on such a CPU here; the nested KVM run (scripts/kvm-nested.sh) also meets it for real.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { hasNasm } from '../../src/common/nasm.js';
+import { needsNasm } from '../helpers/nasm.js';
+import { REPO_ROOT, TSVMM_BIN } from '../helpers/tools.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const NO_SIMD = '--no-enable-sse4-1';
 
 function node(args: string[], env: Record<string, string> = {}): { status: number | null; out: string } {
-  const r = spawnSync(process.execPath, [NO_SIMD, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
+  const r = spawnSync(process.execPath, [NO_SIMD, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -32,12 +30,11 @@ test('without WebAssembly SIMD the soft CPU compiles with jit.ts (jitKind js)', 
   assert.deepEqual(JSON.parse(r.out), { simd: false, kind: 'js' });
 });
 
-test('without WebAssembly SIMD the libnvmm suite passes on soft with every block compiled', (t) => {
+test('without WebAssembly SIMD the libnvmm suite passes on soft with every block compiled', needsNasm, (t) => {
   const why = flagMissing();
   if (why) return t.skip(why);
-  if (!hasNasm()) return t.skip('nasm not installed');
   // TSVMM_SOFT_JIT=0 compiles each block before its first execution: the 64-bit cases reach the compiler.
-  const r = node([join('bin', 'tsvmm.js'), 'selftest', '--accel', 'soft'], { TSVMM_SOFT_JIT: '0' });
+  const r = node([TSVMM_BIN, 'selftest', '--accel', 'soft'], { TSVMM_SOFT_JIT: '0' });
   assert.match(r.out, /^41 passed, 0 failed$/m, r.out.slice(-3000));
   assert.doesNotMatch(r.out, /SIMD/);
   assert.equal(r.status, 0);
