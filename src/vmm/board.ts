@@ -25,7 +25,7 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { stopVcpu } from '../nvmm/stop.js';
 import type { ApWorkerData } from './ap-worker.js';
-import { bootImage, type ImageFormat } from './boot.js';
+import { bootImage, TABLE_AREA, writeArea, type ImageFormat } from './boot.js';
 import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailbox.js';
 import { buildMpTable } from './mptable.js';
 import type { ByteRing } from './byte-ring.js';
@@ -157,11 +157,14 @@ export class PcBoard {
       if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > Math.min(MAX_CPUS, this.machine.capability.maxVcpus)) {
         throw new TsvmmError('TSVMM_LIMIT', `${opts.cpus} vCPUs: this board takes 1 to ${Math.min(MAX_CPUS, this.machine.capability.maxVcpus)}`);
       }
-      lowRam.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
+      const ram = this.ramWriter(low);
+      const mp = buildMpTable(TABLE_AREA.mpConfig.gpa, opts.cpus);
+      writeArea(ram, TABLE_AREA.mpPointer, mp.pointer);
+      writeArea(ram, TABLE_AREA.mpConfig, mp.table);
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
       // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
-      const acpi = buildAcpiTables(BOOT.ACPI, { cpus: opts.cpus, ioapicId: opts.cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
-      lowRam.bytes.set(acpi.bytes, BOOT.ACPI);
+      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus: opts.cpus, ioapicId: opts.cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
+      writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
         sci: line(IRQS.SCI),
@@ -169,7 +172,7 @@ export class PcBoard {
       }));
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
-      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh,
+      const booted = bootImage(ram, { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh,
         kernelCache: opts.kernelCacheDir === undefined ? undefined : new KernelCache(opts.kernelCacheDir, { log: opts.log }), acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);

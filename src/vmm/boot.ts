@@ -18,7 +18,7 @@ import type { KernelCache } from '../loader/kernel-cache.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';
 import { loadVmlinux, vmlinuxFromBzImage } from '../loader/vmlinux.js';
 import { buildMultibootInfo, isMultiboot, loadMultiboot, loadMultibootModules, MULTIBOOT_BOOTLOADER_MAGIC } from '../loader/multiboot.js';
-import { BOOT, BOOT_AREA_BYTES } from './layout.js';
+import { BOOT, BOOT_AREA_BYTES, HIGH_RAM_START } from './layout.js';
 
 const area = (what: string, gpa: number, size: number): ReservedArea => ({ what, gpa, size });
 
@@ -32,7 +32,16 @@ const AREA = {
   cmdline: area('the command line area', BOOT.CMDLINE, BOOT_AREA_BYTES.CMDLINE),
   multibootInfo: area('multiboot_info', BOOT.MULTIBOOT_INFO, BOOT_AREA_BYTES.MULTIBOOT_INFO),
   mpTable: area('the MP table', BOOT.MPTABLE, BOOT_AREA_BYTES.MPTABLE),
-  acpi: area('the ACPI tables and BIOS area', BOOT.ACPI, BOOT_AREA_BYTES.ACPI),
+  /** The firmware's tables (ACPI, the MP configuration table: TABLE_AREA), to 1 MiB. */
+  biosArea: area('the ACPI tables and BIOS area', BOOT.ACPI, HIGH_RAM_START - BOOT.ACPI),
+} as const;
+
+/** Where the board writes the firmware's tables (each within the areas above). */
+export const TABLE_AREA = {
+  /** The MP floating pointer, where guests look for it. */
+  mpPointer: AREA.mpTable,
+  mpConfig: area('the MP configuration table', BOOT.MP_CONFIG, BOOT_AREA_BYTES.MP_CONFIG),
+  acpi: area('the ACPI tables', BOOT.ACPI, BOOT_AREA_BYTES.ACPI),
 } as const;
 
 /** Every area, in address order: a kernel (bzImage, multiboot, PVH) may load over none of them. */
@@ -43,7 +52,7 @@ export const BOOT_RESERVED: readonly ReservedArea[] = Object.values(AREA).sort((
  * ACPI tables always, the GDT, stack and page tables for a protected- or long-mode entry.
  */
 function flatReserved(mode: EntryMode): ReservedArea[] {
-  const tables = [AREA.mpTable, AREA.acpi];
+  const tables = [AREA.mpTable, AREA.biosArea];
   return mode === 'real16' ? tables : [AREA.gdt, AREA.stack, AREA.pageTables, ...tables];
 }
 
@@ -57,7 +66,7 @@ function cmdlineBytes(cmdline: string, protocolLimit?: { size: number; name: str
 }
 
 /** Writes boot data into its area, or throws TSVMM_LIMIT when it does not fit. */
-function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Uint8Array): void {
+export function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Uint8Array): void {
   if (bytes.length > where.size) {
     throw new TsvmmError('TSVMM_LIMIT', `${where.what} of ${bytes.length} bytes does not fit its area at ${hex(where.gpa)} (${hex(where.size)} bytes)`, {
       length: bytes.length,
