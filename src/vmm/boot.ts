@@ -7,7 +7,7 @@
  * must fit in it (BOOT_AREA_BYTES), a command line must also fit the protocol's limit, and no
  * image may load over an area the board fills for its boot.
  */
-import { TsvmmError } from '../common/errors.js';
+import { TsvmmError, assert } from '../common/errors.js';
 import { buildBootParams, DEFAULT_CMDLINE_SIZE, encodeCmdline, placeInitrd, type E820Entry } from '../loader/boot-params.js';
 import { loadBzImage, HDRS_MAGIC, HDR } from '../loader/bzimage.js';
 import { loadFlat } from '../loader/flat.js';
@@ -18,6 +18,7 @@ import type { KernelCache } from '../loader/kernel-cache.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';
 import { loadVmlinux, vmlinuxFromBzImage } from '../loader/vmlinux.js';
 import { buildMultibootInfo, isMultiboot, loadMultiboot, loadMultibootModules, MULTIBOOT_BOOTLOADER_MAGIC } from '../loader/multiboot.js';
+import type { MachineConfig } from './config.js';
 import { BOOT, BOOT_AREA_BYTES, HIGH_RAM_START } from './layout.js';
 
 const area = (what: string, gpa: number, size: number): ReservedArea => ({ what, gpa, size });
@@ -76,18 +77,20 @@ export function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Ui
   ram.write(where.gpa, bytes);
 }
 
-export interface BootInput {
+/**
+ * The options of the machine's configuration the loaders read (the board passes its config):
+ * a boot option is a field of MachineConfig, named here.
+ */
+type BootOptions = Pick<MachineConfig, 'cmdline' | 'flat'> & Partial<Pick<MachineConfig, 'pvh'>>;
+
+export interface BootInput extends BootOptions {
+  /** The kernel image's bytes (MachineConfig.kernel names its file). */
   kernel: Uint8Array;
   initrd?: Uint8Array;
-  cmdline: string;
   /** The guest's memory map. */
   e820: readonly E820Entry[];
   /** End of the RAM below 4 GiB (initrd and modules go below it). */
   lowRamTop: number;
-  /** Load the kernel as a flat binary at this address, entered in this mode. */
-  flat?: { loadAddr: number; mode: EntryMode };
-  /** For a bzImage: decompress the kernel here and enter it through PVH (skips the in-guest decompressor). */
-  pvh?: boolean;
   /** With `pvh`: where decompressed kernels are kept between boots (none: decompress every time). */
   kernelCache?: KernelCache;
   /** Where the board put the ACPI RSDP, to pass to Linux. */
@@ -115,7 +118,7 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
   }
   switch (format) {
     case 'flat': {
-      if (input.initrd) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'a flat binary takes no initrd');
+      assert(!input.initrd, 'the machine config refuses an initrd with a flat binary');
       const { loadAddr, mode } = input.flat!;
       return { format, entry: loadFlat(ram, input.kernel, { loadAddr, mode, reserved: flatReserved(mode) }).entry };
     }

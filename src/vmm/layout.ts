@@ -90,6 +90,9 @@ export const BOOT_AREA_BYTES = {
   MP_CONFIG: 0x10000,
 } as const;
 
+/** The MP table and the I/O APIC's id (one above the last processor's APIC id) leave room for this many processors. */
+export const MAX_CPUS = 64;
+
 /** Base memory ends where the EBDA begins; RAM resumes at 1 MiB. */
 export const LOW_RAM_END = 0x9fc00;
 export const HIGH_RAM_START = 0x100000;

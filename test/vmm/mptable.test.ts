@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TABLE_AREA } from '../../src/vmm/boot.js';
-import { MAX_CPUS, memoryMap } from '../../src/vmm/board.js';
+import { memoryMap } from '../../src/vmm/board.js';
+import { MAX_CPUS } from '../../src/vmm/config.js';
 import { E820_RESERVED } from '../../src/loader/boot-params.js';
 import { buildMpTable } from '../../src/vmm/mptable.js';
 
