@@ -221,7 +221,9 @@ test('tsvmm run --trace profile,from=TEXT samples once the console has printed T
 test('tsvmm run: --trace profile options are checked', async () => {
   const { spawnSync } = await import('node:child_process');
   const cases: [string, RegExp][] = [
-    ['profile=0', /TSVMM_USAGE: bad --trace profile=0/],
+    ['profile=0', /TSVMM_USAGE: --trace profile=0 is too small: at least 1 sample a second/],
+    ['profile=20001', /TSVMM_USAGE: --trace profile=20001 is too large: at most 20000 samples a second/],
+    ['profile,delay=1000001', /TSVMM_USAGE: --trace delay=1000001 is too large: at most 1000000000 ms \(1000000 seconds\)/],
     ['profile,top=x', /TSVMM_USAGE: bad --trace top=x/],
     ['profile,symbols=/nonexistent/System.map', /TSVMM_USAGE: --trace symbols=\/nonexistent\/System.map: ENOENT/],
     ['profile,everything', /TSVMM_USAGE: unknown --trace 'everything'/],
