@@ -16,7 +16,8 @@ import { KICK, PcBoard, memoryMap } from '../../src/vmm/board.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
 import { machineConfig, type MachineOptions } from '../../src/vmm/config.js';
 import { BOOT, IRQS, PORTS } from '../../src/vmm/layout.js';
-import { FakeBackend, assembleSnippet, interpret, type FakeBackendOptions, type FakeMachine, type FakeVcpu } from '../helpers/fake-backend.js';
+import { FakeBackend, interpret, type FakeBackendOptions, type FakeMachine, type FakeVcpu } from '../helpers/fake-backend.js';
+import { assembleSnippet } from '../helpers/nasm.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 /** Where the flat images go: real-mode ones below the boot stack, protected-mode ones at 1 MiB (above the boot areas). */
