@@ -3,6 +3,7 @@
  * a Vcpu carries its state (fetched and committed lazily, like NVMM's comm page), an event slot
  * and the last exit. Arguments are validated here, once, for every backend.
  */
+import { GuestClock } from '../common/clock.js';
 import { TsvmmError } from '../common/errors.js';
 import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
 import type {
@@ -30,6 +31,8 @@ function checkPageAligned(what: string, value: number): void {
 /** A machine as another thread of this process can attach to it (see Machine.shareHandle). */
 export interface MachineShare {
   backend: unknown;
+  /** The machine's guest clock (GuestClock.shared). */
+  clock: SharedArrayBuffer;
   mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
 }
 
@@ -47,6 +50,11 @@ export class Machine {
   private readonly mappings: GpaMapping[] = [];
   private readonly vcpus = new Map<number, Vcpu>();
   readonly capability: Capability;
+  /**
+   * The machine's guest time, the same in every thread attached to it: the VMM's timer devices
+   * read it (their `now`), and so does a backend that keeps time itself (the soft CPU's TSC).
+   */
+  readonly clock: GuestClock;
 
   /** Whether this object created the machine (and destroy() ends it) or attached to it. */
   readonly attached: boolean;
@@ -56,11 +64,13 @@ export class Machine {
     this.capability = backend.capability();
     this.attached = share !== undefined;
     if (!share) {
-      this.impl = backend.createMachine();
+      this.clock = new GuestClock();
+      this.impl = backend.createMachine(this.clock);
       return;
     }
     if (!backend.attachMachine) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${backend.name} backend cannot share a machine between threads`);
-    this.impl = backend.attachMachine(share.backend);
+    this.clock = GuestClock.attach(share.clock);
+    this.impl = backend.attachMachine(share.backend, this.clock);
     // The guest-physical map as the owner set it up, over the same host memory.
     const memories = new Map<number, HostMemory>();
     for (const m of share.mappings) {
@@ -77,6 +87,7 @@ export class Machine {
     if (!impl.shareHandle) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend cannot share a machine between threads`);
     return {
       backend: impl.shareHandle(),
+      clock: this.clock.shared,
       mappings: this.mappings.map((m) => ({ gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, memoryHva: m.memory.hva, memorySize: m.memory.size })),
     };
   }

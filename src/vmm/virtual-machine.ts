@@ -15,7 +15,7 @@ import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import type { Accel, CpuModelName } from '../backends/open.js';
-import type { ProfileOptions, SoftProfile } from '../backends/soft/profile.js';
+import type { ProfileOptions, SoftProfile } from '../nvmm/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';

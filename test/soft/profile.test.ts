@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { setDefaultJitKind, setDefaultJitThreshold, type JitKind } from '../../src/backends/soft/exec.js';
+import type { JitKind } from '../../src/backends/soft/exec.js';
 import {
   PHASES, PH_COMPILE, PH_EXIT, PH_INTERP, PH_JS, PH_WASM, SoftProfiler, type SoftProfile,
 } from '../../src/backends/soft/profile.js';
@@ -41,11 +41,10 @@ interface LoopRun {
 
 /** Runs guests/soft/profile-loop.asm under a profiler until it has WANT_SAMPLES samples. */
 function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; gate?: SharedArrayBuffer; rounds?: number } = {}): LoopRun {
-  const oldKind = setDefaultJitKind(kind === 'interpreter' ? 'wasm' : kind);
-  const oldThreshold = setDefaultJitThreshold(kind === 'interpreter' ? -1 : JIT_THRESHOLD);
+  const jit = { kind: kind === 'interpreter' ? 'wasm' : kind, threshold: kind === 'interpreter' ? -1 : JIT_THRESHOLD } as const;
   const profiler = new SoftProfiler({ hz: 2000, delayMs: opts.delayMs, gate: opts.gate });
   const rounds = opts.rounds;
-  const backend = SoftBackend.open({ profile: profiler });
+  const backend = SoftBackend.open({ profile: profiler, jit });
   const machine = new Machine(backend);
   const mem = machine.allocateMemory(RAM);
   const t0 = process.hrtime.bigint();
@@ -73,8 +72,6 @@ function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; ga
   } finally {
     machine.destroy();
     mem.free();
-    setDefaultJitKind(oldKind);
-    setDefaultJitThreshold(oldThreshold);
   }
 }
 
