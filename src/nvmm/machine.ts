@@ -28,11 +28,16 @@ function checkPageAligned(what: string, value: number): void {
   }
 }
 
+export interface MachineOptions {
+  /** The machine's guest time (tests give one with a fake host clock); default: a new GuestClock. */
+  clock?: GuestClock;
+}
+
 /** A machine as another thread of this process can attach to it (see Machine.shareHandle). */
 export interface MachineShare {
   backend: unknown;
-  /** The machine's guest clock (GuestClock.shared). */
-  clock: SharedArrayBuffer;
+  /** The origin of the machine's guest clock (GuestClock.origin). */
+  clockOrigin: number;
   mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
 }
 
@@ -59,17 +64,18 @@ export class Machine {
   /** Whether this object created the machine (and destroy() ends it) or attached to it. */
   readonly attached: boolean;
 
-  constructor(backend: Backend, share?: MachineShare) {
+  /** A new machine (`opts.clock`: its guest time, default a GuestClock reading 0 now); `share`: Machine.attach's. */
+  constructor(backend: Backend, opts: MachineOptions = {}, share?: MachineShare) {
     this.backend = backend;
     this.capability = backend.capability();
     this.attached = share !== undefined;
     if (!share) {
-      this.clock = new GuestClock();
+      this.clock = opts.clock ?? new GuestClock();
       this.impl = backend.createMachine(this.clock);
       return;
     }
     if (!backend.attachMachine) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${backend.name} backend cannot share a machine between threads`);
-    this.clock = GuestClock.attach(share.clock);
+    this.clock = GuestClock.attach(share.clockOrigin);
     this.impl = backend.attachMachine(share.backend, this.clock);
     // The guest-physical map as the owner set it up, over the same host memory.
     const memories = new Map<number, HostMemory>();
@@ -87,14 +93,14 @@ export class Machine {
     if (!impl.shareHandle) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend cannot share a machine between threads`);
     return {
       backend: impl.shareHandle(),
-      clock: this.clock.shared,
+      clockOrigin: this.clock.origin,
       mappings: this.mappings.map((m) => ({ gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, memoryHva: m.memory.hva, memorySize: m.memory.size })),
     };
   }
 
   /** The machine `share` describes, from another thread; it can create vCPUs, not change the memory map. */
   static attach(backend: Backend, share: MachineShare): Machine {
-    return new Machine(backend, share);
+    return new Machine(backend, {}, share);
   }
 
   private get live(): BackendMachine {

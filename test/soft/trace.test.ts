@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import type { TraceRecord } from '../../src/backends/soft/exec.js';
+import type { TraceRecord } from '../../src/nvmm/trace.js';
 import { HostMemory } from '../../src/memory/host-memory.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';

@@ -226,7 +226,7 @@ export class Cpu {
   halted = false;
   /** The VMM's devices served without exits (port I/O, the interrupt controller, timers), or null. */
   dev: InlineDevices | null = null;
-  /** When the inline devices next need tick() (monotonicNs); 0 after a port access that may have reprogrammed a timer. */
+  /** When the inline devices next need tick() (guest time, Cpu.now); 0 after a port access that may have reprogrammed a timer. */
   devDeadline = 0;
 
   // ---- x87 / MMX / SSE (semantics and the precision policy in ops-x87.ts and ops-sse.ts) ----
