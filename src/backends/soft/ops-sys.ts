@@ -295,15 +295,11 @@ export const EV_EXT = 0, EV_NMI = 1, EV_EXC = 2, EV_SOFT = 3;
 /** Vectors whose delivery failure turns into #DF (contributory exceptions and #PF). */
 const CONTRIBUTORY = new Set([0, 10, 11, 12, 13, 14]);
 
-let delivering = -1;
-
 /**
  * Delivers an event through the IVT/IDT. The return address pushed is c.ripLo/ripHi (the caller
  * sets it to the faulting or the next instruction). errorCode < 0: none. Returns false on triple fault.
  */
 export function deliver(c: Cpu, vector: number, errorCode: number, kind: number): boolean {
-  const outer = delivering;
-  delivering = vector;
   c.events++;
   try {
     deliverOnce(c, vector, errorCode, kind);
@@ -313,14 +309,9 @@ export function deliver(c: Cpu, vector: number, errorCode: number, kind: number)
     // A fault while delivering.
     if (vector === EXC_DF) return false;
     if (kind === EV_EXC && CONTRIBUTORY.has(vector) && CONTRIBUTORY.has(c.faultVector)) {
-      delivering = outer;
       return deliver(c, EXC_DF, 0, EV_EXC);
     }
-    const v = c.faultVector, code = c.faultCode;
-    delivering = outer;
-    return deliver(c, v, code, EV_EXC);
-  } finally {
-    delivering = outer;
+    return deliver(c, c.faultVector, c.faultCode, EV_EXC);
   }
 }
 
