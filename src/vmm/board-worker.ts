@@ -6,7 +6,7 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openBackend } from '../backends/open.js';
-import { SoftProfiler } from '../backends/soft/profile.js';
+import { SoftProfiler } from '../backends/open.js';
 import { TsvmmError } from '../common/errors.js';
 import type { Backend } from '../nvmm/backend.js';
 import { PcBoard, type VmEnd } from './board.js';

@@ -37,7 +37,6 @@ import { enterGuest } from './cpu-setup.js';
 import { maxImageBytes, readImageFile } from './image-file.js';
 import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
 import { buildAcpiTables } from '../devices/acpi-tables.js';
-import { monotonicNs } from '../common/clock.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
@@ -119,7 +118,7 @@ export class PcBoard {
       this.mmio = new MmioBus({ log: rt.log });
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports);
+        : new BoardInterrupts(this.ports, this.machine.clock);
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
@@ -149,7 +148,7 @@ export class PcBoard {
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
         sci: line(IRQS.SCI),
-        now: monotonicNs,
+        now: this.machine.clock.now,
       }));
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);

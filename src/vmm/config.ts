@@ -16,7 +16,7 @@
  * and its check; the compiler asks for a rule for every field), and the code that uses it.
  */
 import { ACCELS, CPU_MODEL_NAMES, type Accel, type CpuModelName } from '../backends/open.js';
-import { MAX_PROFILE_HZ } from '../backends/soft/profile.js';
+import { MAX_PROFILE_HZ } from '../nvmm/profile.js';
 import { TsvmmError } from '../common/errors.js';
 import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
-import type { SoftProfile } from '../backends/soft/profile.js';
+import type { SoftProfile } from '../nvmm/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';

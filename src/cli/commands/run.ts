@@ -7,7 +7,7 @@ import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
 import { ConfigError, ENTRY_MODES, machineConfig, MAX_CPUS, MAX_TIMEOUT_MS, type FlatImage, type MachineConfig, type MachineOptions } from '../../vmm/config.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
-import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../backends/soft/profile.js';
+import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../nvmm/profile.js';
 import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile.js';
 import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
