@@ -40,6 +40,7 @@ try {
     log: (message) => post({ type: 'log', message }),
     traceCpu: data.traceCpu,
     profile: data.profile,
+    debugChannel: data.debugChannel,
     // Straight to descriptor 2: a worker's process.stderr is a stream to the main thread that
     // does not flush while the run loop holds this thread.
     traceSink: (line) => void writeSync(2, line),

@@ -36,6 +36,7 @@ import { monotonicNs } from '../common/clock.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { cpuTrace } from './trace.js';
 import { SoftProfiler, type ProfileOptions, type SoftProfile } from '../backends/soft/profile.js';
+import { VcpuAgent } from './gdb/vcpu-agent.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
 /** How a run of the machine ended. */
@@ -96,6 +97,8 @@ export interface BoardOptions {
   traceSink?: (line: string) => void;
   /** Sample the boot vCPU (soft backend): see profile(). */
   profile?: ProfileOptions;
+  /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
+  debugChannel?: SharedArrayBuffer;
 }
 
 export class PcBoard {
@@ -116,6 +119,7 @@ export class PcBoard {
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
   private readonly profiler: SoftProfiler | undefined;
+  private debugAgent: VcpuAgent | undefined;
 
   constructor(opts: BoardOptions) {
     this.opts = opts;
@@ -175,6 +179,10 @@ export class PcBoard {
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, opts.inlineDevices === false ? null : this.ports, () => this.end !== undefined);
       enterGuest(this.vcpu, lowRam.bytes, booted.entry);
+      if (opts.debugChannel) {
+        const control = opts.control;
+        this.debugAgent = new VcpuAgent(this.vcpu, opts.debugChannel, { ending: () => Atomics.load(control, 0) !== KICK.CONSOLE });
+      }
     } catch (e) {
       this.destroy();
       throw e;
@@ -288,10 +296,13 @@ export class PcBoard {
     // An end asked for while the machine was being built. (Console input waits for the host's
     // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
     if (this.takeEnd()) return this.end!;
+    this.debugAgent?.atStart();
     for (;;) {
       this.interrupts.beforeRun();
       const exit = vcpu.run();
       this.exits.set(exit.kind, (this.exits.get(exit.kind) ?? 0) + 1);
+      // A debugger's stop: the vCPU pauses in the agent until the debugger resumes it.
+      if (this.debugAgent?.onExit(exit)) continue;
       if (this.interrupts.onExit(exit)) {
         if (this.end) return this.end;
         continue;
