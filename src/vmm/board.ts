@@ -38,6 +38,7 @@ import { maxImageBytes, readImageFile } from './image-file.js';
 import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
 import { buildAcpiTables } from '../devices/acpi-tables.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
+import { VcpuAgent } from './gdb/vcpu-agent.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
 export { MAX_CPUS } from './layout.js';
@@ -78,6 +79,8 @@ export interface BoardRuntime {
   /** Shared control words from the host (see KICK). */
   control: Int32Array;
   log: (message: string) => void;
+  /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
+  debugChannel?: SharedArrayBuffer;
 }
 
 export class PcBoard {
@@ -97,6 +100,7 @@ export class PcBoard {
   private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
+  private debugAgent: VcpuAgent | undefined;
 
   constructor(readonly config: MachineConfig, rt: BoardRuntime) {
     this.rt = rt;
@@ -158,6 +162,10 @@ export class PcBoard {
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? this.ports : null, () => this.end !== undefined);
       enterGuest(this.vcpu, lowRam.bytes, booted.entry);
+      if (rt.debugChannel) {
+        const control = rt.control;
+        this.debugAgent = new VcpuAgent(this.vcpu, rt.debugChannel, { ending: () => Atomics.load(control, 0) !== KICK.CONSOLE });
+      }
     } catch (e) {
       this.destroy();
       throw e;
@@ -271,10 +279,13 @@ export class PcBoard {
     // An end asked for while the machine was being built. (Console input waits for the host's
     // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
     if (this.takeEnd()) return this.end!;
+    this.debugAgent?.atStart();
     for (;;) {
       this.interrupts.beforeRun();
       const exit = vcpu.run();
       this.exits.set(exit.kind, (this.exits.get(exit.kind) ?? 0) + 1);
+      // A debugger's stop: the vCPU pauses in the agent until the debugger resumes it.
+      if (this.debugAgent?.onExit(exit)) continue;
       if (this.interrupts.onExit(exit)) {
         if (this.end) return this.end;
         continue;

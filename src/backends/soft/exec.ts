@@ -30,6 +30,7 @@ import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import type { TraceHook } from '../../nvmm/trace.js';
+import type { SoftDebug } from './debug.js';
 import {
   F_INSNS, F_INTERPRETED, PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord,
 } from './profile.js';
@@ -145,7 +146,7 @@ export class Block {
 export type { TraceHook, TraceRecord } from '../../nvmm/trace.js';
 
 /** What a run ends with (the backend turns it into the API's VcpuExit). */
-export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' };
+export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' } | { kind: 'debug'; reason: 'step' | 'hwbreak' };
 
 const REG_NAMES = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 
@@ -191,6 +192,8 @@ export class Executor {
   prof: Int32Array | null = null;
   /** Where the profiler reads the counters (profile.ts F_INSNS, F_INTERPRETED). */
   profCounts: Float64Array | null = null;
+  /** A debugger that single-steps or has hardware breakpoints (debug.ts) runs each instruction; null: none. */
+  debug: SoftDebug | null = null;
 
   constructor(cpu: Cpu, stopFlag: Int32Array, jitThreshold = DEFAULT_JIT_THRESHOLD) {
     this.cpu = cpu;
@@ -409,7 +412,7 @@ export class Executor {
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
       // RFLAGS.TF: one instruction at a time, each followed by the single-step trap.
-      const r = (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
+      const r = this.debug !== null ? this.debug.step() : (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
       if (r !== null) return r;
     }
   }
@@ -541,6 +544,12 @@ export class Executor {
     if (r !== null || c.events !== events || c.ssShadow) return r;
     c.dr[6] = ((c.dr[6]! | 0x4000) >>> 0);
     return this.deliverEvent(1, -1, EV_EXC);
+  }
+
+  /** Runs the one instruction at RIP (with the guest's own single-step trap and the trace hook). For debug.ts. */
+  stepInstruction(): RunResult | null {
+    this.prev = null;
+    return (this.cpu.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.stepOne();
   }
 
   /** Executes the instruction at RIP alone (the first of its block). */
