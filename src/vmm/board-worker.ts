@@ -33,6 +33,7 @@ try {
     flat: data.flat,
     pvh: data.pvh,
     inlineDevices: data.inlineDevices,
+    timeout: data.timeout,
     serialOut: new ByteRing(data.serialOut),
     serialIn: new ByteRing(data.serialIn),
     control: new Int32Array(data.control),

@@ -79,6 +79,11 @@ export interface BoardOptions {
   flat?: { loadAddr: number; mode: EntryMode };
   /** Decompress a bzImage on the host and enter it through PVH. */
   pvh?: boolean;
+  /**
+   * The host ends the run after a while (KICK.TIMEOUT): a vCPU halted with interrupts off then
+   * waits for that end, as it does on KVM, instead of ending the machine at once.
+   */
+  timeout?: boolean;
   /** Let a backend that can (soft) serve port I/O, interrupts and timers without exits (default true). */
   inlineDevices?: boolean;
   /** Guest serial output (COM1 transmit) and input (COM1 receive). */
@@ -131,7 +136,7 @@ export class PcBoard {
       this.mmio = new MmioBus({ log: opts.log });
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports);
+        : new BoardInterrupts(this.ports, opts.timeout === true);
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => opts.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();

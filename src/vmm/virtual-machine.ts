@@ -43,7 +43,11 @@ export interface VmOptions {
   cpu?: CpuModelName;
   /** Load `kernel` as a flat binary at `loadAddr`, entered in `mode`. */
   flat?: { loadAddr: number; mode: EntryMode };
-  /** End the run with `timeout` after this many milliseconds. */
+  /**
+   * End the run with `timeout` after this many milliseconds. Without one, a guest halted with
+   * interrupts off (which nothing can wake) ends the machine with TSVMM_GUEST where the board
+   * can see it (soft); with one, it waits for the timeout, as on KVM.
+   */
   timeoutMs?: number;
   /** Print the first N executed instructions to standard error (soft backend). */
   traceCpu?: number;
@@ -83,6 +87,8 @@ export interface BoardWorkerData {
   traceCpu?: number;
   pvh?: boolean;
   inlineDevices?: boolean;
+  /** The host ends the run after VmOptions.timeoutMs. */
+  timeout: boolean;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
   control: SharedArrayBuffer;
@@ -168,7 +174,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices,
+      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices, timeout: o.timeoutMs !== undefined,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });

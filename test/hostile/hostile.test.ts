@@ -214,6 +214,17 @@ for (const accel of ACCELS) {
     assert.match(r.stderr, /^\ntsvmm: TSVMM_TIMEOUT: timed out at RIP 0x8002 \(CS 0x0, /);
   });
 
+  test(`hostile: cli; hlt without a timeout ends at once: nothing can wake the vCPU (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    // KVM's in-kernel irqchip keeps a halted vCPU in the kernel, where the board cannot see
+    // that nothing will wake it; there only --timeout (above) ends the run.
+    if (accel === 'kvm') return t.skip('on kvm a halted vCPU waits in the in-kernel irqchip: only --timeout ends it');
+    const r = await tsvmm(accel, ['--kernel', guest('cli-hlt'), '--flat', FLAT[16]], 60_000);
+    assertNoCrash(r, 'cli; hlt');
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^\ntsvmm: TSVMM_GUEST: halted with no interrupt source at RIP 0x8002 \(CS 0x0, /);
+  });
+
   test(`hostile: junk to every port with each size, and a read of each: the machine survives and ends by its own debug-exit write (${accel})`, async (t) => {
     if (!ready(t, accel)) return;
     const r = await tsvmm(accel, ['--kernel', guest('every-port'), '--flat', FLAT[32], '--timeout', String(SAFETY_TIMEOUT_S)]);
