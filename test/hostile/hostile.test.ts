@@ -1,11 +1,11 @@
 // Hostile guests, each run as `tsvmm run` (bin/tsvmm.js, a child process) on both backends: a
 // triple fault, `cli; hlt`, junk to every port, reads and writes across the unbacked address space,
-// seeded random code in each mode, a serial flood, devices programmed with nonsense and an
-// interrupt storm. Each run must end with its exit status and its one-line reason on standard error
-// (never a crash, TSVMM_INTERNAL or a stack trace), and the child's peak RSS must stay within
-// RSS_ALLOWANCE_KIB of a run that ends at once. Guests: guests/hostile/. The kvm cases skip where
-// KVM is unusable and run unchanged on a real /dev/kvm (scripts/kvm-nested.sh picks them by "(kvm)"
-// in their names).
+// every MSR in a few ranges, seeded random code in each mode, a serial flood, devices programmed
+// with nonsense and an interrupt storm. Each run must end with its exit status and its one-line
+// reason on standard error (never a crash, TSVMM_INTERNAL or a stack trace), and the child's peak
+// RSS must stay within RSS_ALLOWANCE_KIB of a run that ends at once. Guests: guests/hostile/. The
+// kvm cases skip where KVM is unusable and run unchanged on a real /dev/kvm (scripts/kvm-nested.sh
+// picks them by "(kvm)" in their names).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -241,6 +241,15 @@ for (const accel of ACCELS) {
     assert.equal(r.stdout.toString('latin1'), 'mmio swept\n');
     assertNotesBounded(r.stderr, MMIO_NOTE, 'pages with nothing there');
     await assertRssBounded(accel, r, 'MMIO');
+  });
+
+  test(`hostile: every MSR in a few ranges read, written back or with junk: unknown ones #GP, log lines bounded (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    const r = await tsvmm(accel, ['--kernel', guest('msr-sweep'), '--flat', FLAT[64], '--timeout', String(SAFETY_TIMEOUT_S)]);
+    assertDebugExit(r, 0x2a, 'MSRs');
+    assertNotesBounded(r.stderr, MSR_NOTE, 'unknown MSRs');
+    assert.equal(r.stdout.toString('latin1'), 'msrs swept\n');
+    await assertRssBounded(accel, r, 'MSRs');
   });
 
   test(`hostile: seeded random code in real, protected and long mode, with no IDT and with one that counts: each run ends with a reason (${accel})`, async (t) => {
