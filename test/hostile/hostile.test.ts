@@ -1,11 +1,11 @@
 // Hostile guests, each run as `tsvmm run` (bin/tsvmm.js, a child process) on both backends: a
 // triple fault, `cli; hlt`, junk to every port, reads and writes across the unbacked address space,
-// every MSR in a few ranges, seeded random code in each mode, a serial flood, devices programmed
-// with nonsense and an interrupt storm. Each run must end with its exit status and its one-line
-// reason on standard error (never a crash, TSVMM_INTERNAL or a stack trace), and the child's peak
-// RSS must stay within RSS_ALLOWANCE_KIB of a run that ends at once. Guests: guests/hostile/. The
-// kvm cases skip where KVM is unusable and run unchanged on a real /dev/kvm (scripts/kvm-nested.sh
-// picks them by "(kvm)" in their names).
+// every MSR in a few ranges, seeded random code in each mode, a loop that overwrites its own code,
+// a serial flood, devices programmed with nonsense and an interrupt storm. Each run must end with
+// its exit status and its one-line reason on standard error (never a crash, TSVMM_INTERNAL or a
+// stack trace), and the child's peak RSS must stay within RSS_ALLOWANCE_KIB of a run that ends at
+// once. Guests: guests/hostile/. The kvm cases skip where KVM is unusable and run unchanged on a
+// real /dev/kvm (scripts/kvm-nested.sh picks them by "(kvm)" in their names).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -267,6 +267,13 @@ for (const accel of ACCELS) {
       await assertRssBounded(accel, r, what);
     });
     t.diagnostic(`endings: ${[...seen].map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  });
+
+  test(`hostile: a hot loop that overwrites its own code ends by its own debug-exit write (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    const r = await tsvmm(accel, ['--kernel', guest('smc-loop'), '--flat', FLAT[64], '--timeout', String(SAFETY_TIMEOUT_S)]);
+    assertDebugExit(r, 0x2a, 'self-modifying loop');
+    await assertRssBounded(accel, r, 'self-modifying loop');
   });
 
   test(`hostile: a guest flooding COM1: --timeout still ends it, the bytes arrive in order, RSS bounded (${accel})`, async (t) => {
