@@ -33,8 +33,12 @@ const RAM_TOP = MEMORY_MIB << 20;
  * (as in a flood of millions of them) would not fit.
  */
 const RSS_ALLOWANCE_KIB = 64 * 1024;
-/** --timeout for guests that end by themselves: a hang becomes status 4 and a failed test, not a stuck run. */
-const SAFETY_TIMEOUT_S = 300;
+/**
+ * --timeout for guests that end by themselves: a hang becomes status 4 and a failed test, not a
+ * stuck run (within npm test's 300 s per test; the slowest case, every port on KVM inside QEMU,
+ * makes 400,000 exits).
+ */
+const SAFETY_TIMEOUT_S = 200;
 
 /** How the board enters each mode's flat images (the guests' ORG); random-code.asm runs real mode at 0x1000:0. */
 const FLAT = { 16: '0x8000:real16', 32: '0x100000:protected32', 64: '0x100000:long64' } as const;
@@ -68,7 +72,7 @@ interface Ran {
  * peak RSS (VmHWM, which only grows) while it runs. A run still going after `limitMs` is killed
  * (signal SIGKILL): these runs must end by themselves or by --timeout.
  */
-function tsvmm(accel: Accel, args: string[], limitMs = (SAFETY_TIMEOUT_S + 60) * 1000): Promise<Ran> {
+function tsvmm(accel: Accel, args: string[], limitMs = (SAFETY_TIMEOUT_S + 30) * 1000): Promise<Ran> {
   const child = spawn(process.execPath, [BIN, 'run', '--accel', accel, '-m', String(MEMORY_MIB), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   let stderr = '';
@@ -125,11 +129,15 @@ function assertNotesBounded(stderr: string, note: RegExp, what: string): void {
   assert.ok(n <= UNKNOWN_LOGGED + 1, `${what}: ${n} notes`);
 }
 
-/** Never a crash: the child exited (no signal), not with the internal-error status, and without a stack trace. */
+/**
+ * Never a crash: the child exited (no signal), not with the internal-error status, without a
+ * stack trace, and without "internal error" (the CLI's for a bug, the soft CPU's for an exception
+ * in a handler, which ends the guest with TSVMM_GUEST).
+ */
 function assertNoCrash(r: Ran, what: string): void {
   assert.equal(r.signal, null, `${what}: killed by ${r.signal}\n${r.stderr}`);
   assert.notEqual(r.status, 70, `${what}: internal error\n${r.stderr}`);
-  assert.doesNotMatch(r.stderr, /internal error|TSVMM_INTERNAL|^\s+at .*\(.*:\d+:\d+\)$/m, what);
+  assert.doesNotMatch(r.stderr, /internal error|TSVMM_INTERNAL|^\s+at .*:\d+:\d+\)?$/m, what);
 }
 
 /** The one-line reason for a debug-exit write of VALUE, and its status. */
@@ -190,7 +198,6 @@ function assertEndedWithReason(r: Ran, what: string): string {
   const lines = reasonLines(r.stderr);
   const ending = ENDINGS.find((e) => e.status(r.status!) && (e.line === null ? lines.length === 0 : lines.length === 1 && e.line.test(lines[0]!)));
   assert.ok(ending, `${what}: status ${r.status} with ${JSON.stringify(lines)}`);
-  assert.doesNotMatch(r.stderr, /soft CPU internal error/, what);
   return ending.name;
 }
 
