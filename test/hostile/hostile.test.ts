@@ -1,12 +1,13 @@
 // Hostile guests, each run as `tsvmm run` (bin/tsvmm.js, a child process) on both backends: a
 // triple fault, `cli; hlt`, junk to every port, reads and writes across the unbacked address space,
 // every MSR in a few ranges, seeded random code in each mode, a loop that overwrites its own code,
-// code started at every byte of a few pages, a serial flood, devices programmed with nonsense and
-// an interrupt storm. Each run must end with its exit status and its one-line reason on standard
-// error (never a crash, TSVMM_INTERNAL or a stack trace), and the child's peak RSS must stay within
-// RSS_ALLOWANCE_KIB of a run that ends at once (or, for the code started at every byte, its engine
-// heap within a cap). Guests: guests/hostile/. The kvm cases skip where KVM is unusable and run
-// unchanged on a real /dev/kvm (scripts/kvm-nested.sh picks them by "(kvm)" in their names).
+// code started at every byte of a few pages, random bytes sprayed over a few pages and run round
+// after round, a serial flood, devices programmed with nonsense and an interrupt storm. Each run
+// must end with its exit status and its one-line reason on standard error (never a crash,
+// TSVMM_INTERNAL or a stack trace), and the child's peak RSS must stay within RSS_ALLOWANCE_KIB of
+// a run that ends at once (or, for the code started at every byte, its engine heap within a cap).
+// Guests: guests/hostile/. The kvm cases skip where KVM is unusable and run unchanged on a real
+// /dev/kvm (scripts/kvm-nested.sh picks them by "(kvm)" in their names).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -182,6 +183,9 @@ function randomBytes(seed: number, length: number): Uint8Array {
 /** Bytes of random code per run, and the seeds run in each mode with each IDT. */
 const RANDOM_LENGTH = 4096;
 const RANDOM_SEEDS = [1, 2];
+/** The seeds of random-spray.asm, and its rounds (each a new spray of its pages) before it ends by itself. */
+const SPRAY_SEEDS = [3, 4, 5, 6];
+const SPRAY_ROUNDS = 40;
 
 /** How a run of hostile code may end: each with its status and its one line on standard error. */
 const ENDINGS: { name: string; status: (s: number) => boolean; line: RegExp | null }[] = [
@@ -293,6 +297,21 @@ for (const accel of ACCELS) {
     const r = await tsvmm(accel, ['--kernel', guest('code-spray', { PAGES: 6 }), '--flat', FLAT[64], '--timeout', String(SAFETY_TIMEOUT_S)], undefined, ['--max-old-space-size=256']);
     assertDebugExit(r, 0x2a, 'code spray');
     assert.equal(r.stdout.toString('latin1'), 'sprayed\n');
+  });
+
+  test(`hostile: random bytes sprayed over a few pages again and again, each time jumped into: each run ends with a reason, RSS bounded (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    await baselineKiB(accel);
+    const seen = new Map<string, number>();
+    await twoAtATime(SPRAY_SEEDS, async (seed) => {
+      const what = `seed ${seed}`;
+      const kernel = guest('random-spray', { PAGES: 4, ROUNDS: SPRAY_ROUNDS, RAM_TOP, SEED: seed * 2654435761 + 12345 });
+      const r = await tsvmm(accel, ['--kernel', kernel, '--flat', FLAT[64], '--timeout', '1']);
+      const ending = assertEndedWithReason(r, what);
+      seen.set(ending, (seen.get(ending) ?? 0) + 1);
+      await assertRssBounded(accel, r, what);
+    });
+    t.diagnostic(`endings: ${[...seen].map(([k, n]) => `${k} ${n}`).join(', ')}`);
   });
 
   test(`hostile: a guest flooding COM1: --timeout still ends it, the bytes arrive in order, RSS bounded (${accel})`, async (t) => {
