@@ -5,6 +5,7 @@ import { KvmBackend } from './kvm/kvm-backend.js';
 import { checkKvmRing0 } from './kvm/ring0-check.js';
 import { CPU_MODEL_NAMES, isCpuModelName, type CpuModelName } from './soft/cpu-models.js';
 import type { TraceHook } from './soft/exec.js';
+import type { SoftProfiler } from './soft/profile.js';
 import { SoftBackend } from './soft/soft-backend.js';
 
 export type Accel = 'kvm' | 'soft' | 'auto';
@@ -30,6 +31,8 @@ export interface BackendOptions {
   trace?: TraceHook;
   /** The soft CPU's model (default `max`); KVM presents the host's processor and refuses it. */
   cpu?: CpuModelName;
+  /** Samples the boot vCPU's phases and guest RIPs (the soft backend; KVM refuses). */
+  profile?: SoftProfiler;
   /** Notes on the choice `auto` made, one line each (why it passed KVM over). */
   log?: (message: string) => void;
 }
@@ -37,9 +40,10 @@ export interface BackendOptions {
 export function openBackend(accel: Accel, opts: BackendOptions = {}): Backend {
   if (accel === 'kvm') {
     if (opts.trace) throw new TsvmmError('TSVMM_UNSUPPORTED', 'instruction tracing needs the soft backend (--accel soft)');
+    if (opts.profile) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the profiler needs the soft backend (--accel soft)');
     if (opts.cpu) throw new TsvmmError('TSVMM_UNSUPPORTED', 'CPU models are the soft backend\'s (--accel soft); KVM presents the host\'s processor');
   }
-  const soft = () => SoftBackend.open({ trace: opts.trace, cpu: opts.cpu });
+  const soft = () => SoftBackend.open({ trace: opts.trace, cpu: opts.cpu, profile: opts.profile });
   switch (accel) {
     case 'kvm':
       return KvmBackend.open();
@@ -47,7 +51,7 @@ export function openBackend(accel: Accel, opts: BackendOptions = {}): Backend {
       return soft();
     case 'auto':
       // Options only the soft backend has choose it.
-      return opts.trace || opts.cpu ? soft() : openAuto(soft, opts.log);
+      return opts.trace || opts.cpu || opts.profile ? soft() : openAuto(soft, opts.log);
   }
 }
 

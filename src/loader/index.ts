@@ -10,4 +10,5 @@ export * from './multiboot.js';
 export * from './flat.js';
 export * from './initramfs.js';
 export * from './xz.js';
+export * from './kernel-cache.js';
 export * from './guest-kernels.js';

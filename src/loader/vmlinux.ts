@@ -9,8 +9,9 @@ import { parseBzImage } from './bzimage.js';
 import { EM_X86_64, isElf, loadElf, type ElfKernel, type ElfLoadOptions } from './elf.js';
 import type { GuestMemoryWriter } from './guest-memory.js';
 import type { EntryPoint } from './load-result.js';
+import { KernelCache } from './kernel-cache.js';
 import { pvhEntryFromNotes } from './pvh.js';
-import { isXz, xzDecompress } from './xz.js';
+import { isXz, XZ_DECODER_ID, xzDecompress } from './xz.js';
 
 export interface VmlinuxKernel extends ElfKernel {
   /** e_entry (startup_64) in long mode; the caller sets regs.rsi to boot_params. */
@@ -45,8 +46,11 @@ const OTHER_COMPRESSIONS: readonly { name: string; magic: readonly number[] }[] 
  * an xz stream; gzip's ISIZE is there already). A payload that declares more than `maxBytes`
  * (the guest RAM the kernel must fit in) is refused before inflating, and inflating stops with
  * TSVMM_LIMIT as soon as the output passes the declared size: the host holds at most that much.
+ *
+ * With a `cache`, a payload inflated before is read back from it (verified, and no longer than
+ * the declared size) instead of inflated again, and a payload inflated now is stored in it.
  */
-export function vmlinuxFromBzImage(image: Uint8Array, maxBytes: number): Uint8Array {
+export function vmlinuxFromBzImage(image: Uint8Array, maxBytes: number, options: { cache?: KernelCache } = {}): Uint8Array {
   const { payload, header } = parseBzImage(image);
   if (!payload || payload.length < 8) {
     throw new TsvmmError('TSVMM_UNSUPPORTED', `bzImage (protocol ${header.version.toString(16)}) declares no payload (payload_length ${header.payloadLength})`);
@@ -55,10 +59,25 @@ export function vmlinuxFromBzImage(image: Uint8Array, maxBytes: number): Uint8Ar
   if (declared > maxBytes) {
     throw new TsvmmError('TSVMM_LIMIT', `bzImage payload declares ${declared} bytes inflated, more than the ${maxBytes} bytes of guest RAM`, { declared, maxBytes });
   }
+  const { cache } = options;
+  const decoder = payloadDecoder(payload);
+  const key = cache && decoder && KernelCache.key(decoder, payload);
+  const cached = key === undefined ? undefined : cache!.lookup(key, declared);
+  if (cached && isElf(cached)) return cached;
   const elf = inflatePayload(payload, declared);
   if (!isElf(elf)) throw new TsvmmError('TSVMM_BAD_KERNEL', 'bzImage payload decompressed to something that is not an ELF file');
+  if (key !== undefined) cache!.store(key, elf);
   return elf;
 }
+
+/** Which decoder (and which version of it) inflates this payload: part of its cache key. */
+function payloadDecoder(payload: Uint8Array): string | undefined {
+  if (isXz(payload)) return XZ_DECODER_ID;
+  if (isGzip(payload)) return `zlib ${process.versions.zlib}`;
+  return undefined;
+}
+
+const isGzip = (data: Uint8Array): boolean => data[0] === 0x1f && data[1] === 0x8b;
 
 /** Inflates an xz or gzip bzImage payload into at most `maxBytes`, or throws (TSVMM_LIMIT beyond it). */
 export function inflatePayload(payload: Uint8Array, maxBytes: number): Uint8Array {
@@ -71,7 +90,7 @@ export function inflatePayload(payload: Uint8Array, maxBytes: number): Uint8Arra
       throw e instanceof TsvmmError && e.code === 'TSVMM_LIMIT' ? beyond() : e;
     }
   }
-  if (payload[0] === 0x1f && payload[1] === 0x8b) {
+  if (isGzip(payload)) {
     try {
       // zlib stops and throws as soon as its output passes maxOutputLength (at least 1).
       const out = gunzipSync(payload, { maxOutputLength: Math.max(maxBytes, 1) });

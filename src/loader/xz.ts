@@ -7,9 +7,12 @@
  * and no buffer larger than maxBytes is ever allocated. Written from the .xz file format
  * specification and the LZMA/LZMA2 format descriptions; verified against the xz tool in tests.
  */
+import * as zlib from 'node:zlib';
 import { TsvmmError } from '../common/errors.js';
 
 export const XZ_MAGIC = [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00] as const;
+/** This decoder and its revision, for caches of what it decoded: change it when its output could change. */
+export const XZ_DECODER_ID = 'tsvmm xz 1';
 const FILTER_X86 = 0x04;
 const FILTER_LZMA2 = 0x21;
 const CHECK_NONE = 0;
@@ -33,7 +36,16 @@ const CRC32_TABLE = (() => {
   return t;
 })();
 
+/** zlib's CRC-32 in Node (20.15 and later): about 15 times faster than the table over a kernel. */
+const zlibCrc32: ((data: Uint8Array) => number) | undefined = typeof zlib.crc32 === 'function' ? zlib.crc32 : undefined;
+
+/** CRC-32 (the .xz check, IEEE 802.3) of data[start, end). */
 export function crc32(data: Uint8Array, start = 0, end = data.length): number {
+  return zlibCrc32 ? zlibCrc32(data.subarray(start, end)) >>> 0 : tableCrc32(data, start, end);
+}
+
+/** The same CRC from a table, for a Node without zlib.crc32. */
+export function tableCrc32(data: Uint8Array, start = 0, end = data.length): number {
   let c = 0xffffffff;
   for (let i = start; i < end; i++) c = CRC32_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;

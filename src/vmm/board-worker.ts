@@ -32,6 +32,7 @@ try {
     cmdline: data.cmdline,
     flat: data.flat,
     pvh: data.pvh,
+    kernelCacheDir: data.kernelCacheDir,
     inlineDevices: data.inlineDevices,
     timeout: data.timeout,
     serialOut: new ByteRing(data.serialOut),
@@ -39,6 +40,7 @@ try {
     control: new Int32Array(data.control),
     log: (message) => post({ type: 'log', message }),
     traceCpu: data.traceCpu,
+    profile: data.profile,
     // Straight to descriptor 2: a worker's process.stderr is a stream to the main thread that
     // does not flush while the run loop holds this thread.
     traceSink: (line) => void writeSync(2, line),
@@ -58,6 +60,7 @@ post({
   exits: board ? Object.fromEntries(board.exits) : {},
   inlineIo: board?.inlineIo ?? 0,
   cpu: board?.vcpu.statistics() ?? {},
+  profile: board?.profile(),
   unknownPorts: board?.ports.unknown ?? [],
   unknownMmio: board?.mmio.unknown ?? [],
 });

@@ -13,6 +13,7 @@ import { Port80 } from '../devices/port-0x80.js';
 import { Uart8250 } from '../devices/uart-8250.js';
 import { E820_RAM, E820_RESERVED, type E820Entry } from '../loader/boot-params.js';
 import type { GuestMemoryWriter } from '../loader/guest-memory.js';
+import { KernelCache } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
 import { HostMemory } from '../memory/host-memory.js';
 import { assistIo, assistMem, type IoAccess, type MemAccess } from '../nvmm/assist.js';
@@ -34,6 +35,7 @@ import { buildAcpiTables } from '../devices/acpi-tables.js';
 import { monotonicNs } from '../common/clock.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { cpuTrace } from './trace.js';
+import { SoftProfiler, type ProfileOptions, type SoftProfile } from '../backends/soft/profile.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 
 /** How a run of the machine ended. */
@@ -79,6 +81,8 @@ export interface BoardOptions {
   flat?: { loadAddr: number; mode: EntryMode };
   /** Decompress a bzImage on the host and enter it through PVH. */
   pvh?: boolean;
+  /** With `pvh`: the directory of the decompressed-kernel cache (see kernel-cache.ts); none when undefined. */
+  kernelCacheDir?: string;
   /**
    * The host ends the run after a while (KICK.TIMEOUT): a vCPU halted with interrupts off then
    * waits for that end, as it does on KVM, instead of ending the machine at once.
@@ -95,6 +99,8 @@ export interface BoardOptions {
   /** Trace the first N executed instructions (soft backend) to `traceSink`. */
   traceCpu?: number;
   traceSink?: (line: string) => void;
+  /** Sample the boot vCPU (soft backend): see profile(). */
+  profile?: ProfileOptions;
 }
 
 export class PcBoard {
@@ -116,6 +122,7 @@ export class PcBoard {
   private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
+  private readonly profiler: SoftProfiler | undefined;
 
   constructor(opts: BoardOptions) {
     this.opts = opts;
@@ -124,7 +131,8 @@ export class PcBoard {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
     }
     const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
-    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, log: opts.log }));
+    this.profiler = opts.profile === undefined ? undefined : new SoftProfiler(opts.profile);
+    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, profile: this.profiler, log: opts.log }));
     try {
       const low = Math.min(size, MMIO_HOLE_START);
       const top = size > low ? FOUR_GIB + (size - low) : low;
@@ -168,7 +176,8 @@ export class PcBoard {
       }));
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
-      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh, acpiRsdp: acpi.rsdpAddress });
+      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh,
+        kernelCache: opts.kernelCacheDir === undefined ? undefined : new KernelCache(opts.kernelCacheDir, { log: opts.log }), acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, opts.inlineDevices === false ? null : this.ports, () => this.end !== undefined);
@@ -339,6 +348,11 @@ export class PcBoard {
       }
       if (this.end) return this.end;
     }
+  }
+
+  /** Ends the boot vCPU's profile and returns it (undefined when not profiled). */
+  profile(): SoftProfile | undefined {
+    return this.profiler?.stop();
   }
 
   /** Port accesses the boot vCPU served inline, without an exit. */

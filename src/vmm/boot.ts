@@ -14,6 +14,7 @@ import { loadFlat } from '../loader/flat.js';
 import type { GuestMemoryWriter, ReservedArea } from '../loader/guest-memory.js';
 import { alignDown, hex, PAGE_SIZE, type EntryMode, type EntryPoint } from '../loader/load-result.js';
 import { isElf } from '../loader/elf.js';
+import type { KernelCache } from '../loader/kernel-cache.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';
 import { loadVmlinux, vmlinuxFromBzImage } from '../loader/vmlinux.js';
 import { buildMultibootInfo, isMultiboot, loadMultiboot, loadMultibootModules, MULTIBOOT_BOOTLOADER_MAGIC } from '../loader/multiboot.js';
@@ -78,6 +79,8 @@ export interface BootInput {
   flat?: { loadAddr: number; mode: EntryMode };
   /** For a bzImage: decompress the kernel here and enter it through PVH (skips the in-guest decompressor). */
   pvh?: boolean;
+  /** With `pvh`: where decompressed kernels are kept between boots (none: decompress every time). */
+  kernelCache?: KernelCache;
   /** Where the board put the ACPI RSDP, to pass to Linux. */
   acpiRsdp?: number;
 }
@@ -98,7 +101,7 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
   let format = imageFormat(input.kernel, input.flat !== undefined);
   if (format === 'bzimage' && input.pvh) {
     // The inflated kernel must fit in guest RAM: that bounds the host memory it may take.
-    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel, ram.size) };
+    input = { ...input, kernel: vmlinuxFromBzImage(input.kernel, ram.size, { cache: input.kernelCache }) };
     format = imageFormat(input.kernel, false);
   }
   switch (format) {

@@ -15,9 +15,11 @@ import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import type { Accel, CpuModelName } from '../backends/open.js';
+import type { ProfileOptions, SoftProfile } from '../backends/soft/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
+import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
@@ -51,8 +53,16 @@ export interface VmOptions {
   timeoutMs?: number;
   /** Print the first N executed instructions to standard error (soft backend). */
   traceCpu?: number;
+  /** Sample the boot vCPU (soft backend): VmExited.profile. */
+  profile?: ProfileOptions;
   /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
   pvh?: boolean;
+  /**
+   * With `pvh`: the directory where decompressed kernels are kept, so that the next boot of the
+   * same bzImage skips decompressing (default: $TSVMM_CACHE_DIR, else $XDG_CACHE_HOME/tsvmm,
+   * else ~/.cache/tsvmm); false keeps none.
+   */
+  kernelCache?: string | false;
   /**
    * Soft backend: serve port I/O, interrupts and timers inside the CPU loop (default true); false
    * takes an exit for each, as NVMM's VMMs do (slower; it keeps that path tested).
@@ -72,6 +82,8 @@ export interface VmExited {
   unknownPorts: UnknownRange[];
   /** Accesses to guest-physical pages where nothing is mapped, by range of pages (bounded the same way). */
   unknownMmio: UnknownRange[];
+  /** The boot vCPU's profile (with VmOptions.profile). */
+  profile?: SoftProfile;
 }
 
 /** Posted to the board worker. */
@@ -85,7 +97,9 @@ export interface BoardWorkerData {
   cmdline: string;
   flat?: { loadAddr: number; mode: EntryMode };
   traceCpu?: number;
+  profile?: ProfileOptions;
   pvh?: boolean;
+  kernelCacheDir?: string;
   inlineDevices?: boolean;
   /** The host ends the run after VmOptions.timeoutMs. */
   timeout: boolean;
@@ -174,7 +188,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
     const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, pvh: o.pvh, inlineDevices: o.inlineDevices, timeout: o.timeoutMs !== undefined,
+      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, profile: o.profile, pvh: o.pvh, inlineDevices: o.inlineDevices,
+      kernelCacheDir: o.pvh && o.kernelCache !== false ? o.kernelCache ?? defaultKernelCacheDir() : undefined, timeout: o.timeoutMs !== undefined,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
@@ -195,7 +210,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
           break;
       }
     });

@@ -78,7 +78,7 @@ test('run: usage errors name the bad value', () => {
     [['run', '--kernel', 'x', '-m', 'lots'], /TSVMM_USAGE: bad memory size 'lots'/],
     [['run', '--kernel', 'x', '--smp', '0'], /TSVMM_USAGE: bad --smp '0'/],
     [['run', '--kernel', 'x', '--serial', 'tcp:1'], /TSVMM_USAGE: bad --serial 'tcp:1'/],
-    [['run', '--kernel', 'x', '--trace', 'everything'], /TSVMM_USAGE: unknown --trace 'everything' \(exits, cpu\[=N\]\)/],
+    [['run', '--kernel', 'x', '--trace', 'everything'], /TSVMM_USAGE: unknown --trace 'everything' \(exits, cpu\[=N\], profile/],
     [['run', '--kernel', '/nonexistent/kernel'], /TSVMM_BAD_KERNEL: the kernel \/nonexistent\/kernel does not exist/],
   ];
   for (const [args, re] of cases) {

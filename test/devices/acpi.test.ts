@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildAcpiTables, encodePkgLength, acpiSum } from '../../src/devices/acpi-tables.js';
 import { AcpiPm, AcpiResetRegister } from '../../src/devices/acpi-pm.js';
 import { PortBus } from '../../src/devices/bus.js';
 import { RecordingIrqLine } from '../../src/devices/irq.js';
+import { tempDir } from '../helpers/tools.js';
 
 const AT = 0xe0000;
 const built = buildAcpiTables(AT, { cpus: 2, ioapicId: 2, pmBase: 0x600 });
@@ -136,25 +136,21 @@ test('iasl -d disassembles the tables without complaint (external oracle)', (t) 
     t.skip('iasl not installed (Debian package acpica-tools)');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-acpi-'));
-  try {
-    const outputs: Record<string, string> = {};
-    for (const sig of ['DSDT', 'FACP', 'APIC', 'XSDT'] as const) {
-      const file = join(dir, `${sig}.dat`);
-      writeFileSync(file, table(built.tables[sig]));
-      const log = execFileSync('iasl', ['-d', file], { cwd: dir, encoding: 'utf8' });
-      assert.doesNotMatch(log, /warning|error/i, `${sig}: ${log}`);
-      outputs[sig] = readFileSync(join(dir, `${sig}.dsl`), 'utf8');
-    }
-    assert.match(outputs.DSDT!, /Name \(_S5, Package \(0x04\)[^{]*\{\s*0x05,\s*0x05,\s*Zero,\s*Zero\s*\}\)/);
-    assert.match(outputs.FACP!, /Reset Register Supported \(V2\) : 1/);
-    assert.match(outputs.FACP!, /Value to cause reset : 06/);
-    assert.match(outputs.FACP!, /SCI Interrupt : 0009/);
-    assert.match(outputs.APIC!, /Subtable Type : 02 \[Interrupt Source Override\][\s\S]*?Interrupt : 00000002/);
-    assert.doesNotMatch(Object.values(outputs).join('\n'), /Invalid|Incorrect checksum|should be/i);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const dir = tempDir(t);
+  const outputs: Record<string, string> = {};
+  for (const sig of ['DSDT', 'FACP', 'APIC', 'XSDT'] as const) {
+    const file = join(dir, `${sig}.dat`);
+    writeFileSync(file, table(built.tables[sig]));
+    const log = execFileSync('iasl', ['-d', file], { cwd: dir, encoding: 'utf8' });
+    assert.doesNotMatch(log, /warning|error/i, `${sig}: ${log}`);
+    outputs[sig] = readFileSync(join(dir, `${sig}.dsl`), 'utf8');
   }
+  assert.match(outputs.DSDT!, /Name \(_S5, Package \(0x04\)[^{]*\{\s*0x05,\s*0x05,\s*Zero,\s*Zero\s*\}\)/);
+  assert.match(outputs.FACP!, /Reset Register Supported \(V2\) : 1/);
+  assert.match(outputs.FACP!, /Value to cause reset : 06/);
+  assert.match(outputs.FACP!, /SCI Interrupt : 0009/);
+  assert.match(outputs.APIC!, /Subtable Type : 02 \[Interrupt Source Override\][\s\S]*?Interrupt : 00000002/);
+  assert.doesNotMatch(Object.values(outputs).join('\n'), /Invalid|Incorrect checksum|should be/i);
 });
 
 test('tables must be placed 16-byte aligned', () => {
@@ -240,28 +236,24 @@ test('virtio-mmio devices in the DSDT: iasl shows Device (VRnn) with _HID LNRO00
   const dsdtLength = new DataView(withVirtio.bytes.buffer).getUint32(dsdtAt + 4, true);
   const dsdt = withVirtio.bytes.subarray(dsdtAt, dsdtAt + dsdtLength);
   assert.equal(acpiSum(dsdt), 0);
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-acpi-'));
-  try {
-    writeFileSync(join(dir, 'DSDT.dat'), dsdt);
-    const log = execFileSync('iasl', ['-d', join(dir, 'DSDT.dat')], { cwd: dir, encoding: 'utf8' });
-    assert.doesNotMatch(log, /warning|error/i, log);
-    const dsl = readFileSync(join(dir, 'DSDT.dsl'), 'utf8');
-    assert.match(dsl, /Name \(_S5, Package \(0x04\)/);
-    const devices = [...dsl.matchAll(/Device \((VR0\d)\)\s*\{([\s\S]*?)\n {8}\}/g)].map((m) => ({ name: m[1]!, body: m[2]! }));
-    assert.deepEqual(devices.map((d) => d.name), ['VR00', 'VR01']);
-    const expect = [
-      { uid: 'Zero', base: '0xD0000000', mode: 'Level', irq: '0x00000005' },
-      { uid: 'One', base: '0xD0000200', mode: 'Edge', irq: '0x00000006' },
-    ];
-    devices.forEach((d, i) => {
-      const e = expect[i]!;
-      assert.match(d.body, /Name \(_HID, "LNRO0005"\)/);
-      assert.match(d.body, new RegExp(`Name \\(_UID, ${e.uid}\\)`));
-      assert.match(d.body, new RegExp(`Memory32Fixed \\(ReadWrite,\\s*${e.base},\\s*// Address Base\\s*0x00000200,`));
-      assert.match(d.body, new RegExp(`Interrupt \\(ResourceConsumer, ${e.mode}, ActiveHigh, Exclusive, ,, \\)\\s*\\{\\s*${e.irq},`));
-    });
-    assert.match(dsl, /Scope \(\\_SB\)\s*\{\s*Device \(VR00\)/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'DSDT.dat'), dsdt);
+  const log = execFileSync('iasl', ['-d', join(dir, 'DSDT.dat')], { cwd: dir, encoding: 'utf8' });
+  assert.doesNotMatch(log, /warning|error/i, log);
+  const dsl = readFileSync(join(dir, 'DSDT.dsl'), 'utf8');
+  assert.match(dsl, /Name \(_S5, Package \(0x04\)/);
+  const devices = [...dsl.matchAll(/Device \((VR0\d)\)\s*\{([\s\S]*?)\n {8}\}/g)].map((m) => ({ name: m[1]!, body: m[2]! }));
+  assert.deepEqual(devices.map((d) => d.name), ['VR00', 'VR01']);
+  const expect = [
+    { uid: 'Zero', base: '0xD0000000', mode: 'Level', irq: '0x00000005' },
+    { uid: 'One', base: '0xD0000200', mode: 'Edge', irq: '0x00000006' },
+  ];
+  devices.forEach((d, i) => {
+    const e = expect[i]!;
+    assert.match(d.body, /Name \(_HID, "LNRO0005"\)/);
+    assert.match(d.body, new RegExp(`Name \\(_UID, ${e.uid}\\)`));
+    assert.match(d.body, new RegExp(`Memory32Fixed \\(ReadWrite,\\s*${e.base},\\s*// Address Base\\s*0x00000200,`));
+    assert.match(d.body, new RegExp(`Interrupt \\(ResourceConsumer, ${e.mode}, ActiveHigh, Exclusive, ,, \\)\\s*\\{\\s*${e.irq},`));
+  });
+  assert.match(dsl, /Scope \(\\_SB\)\s*\{\s*Device \(VR00\)/);
 });

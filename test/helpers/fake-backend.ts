@@ -12,7 +12,6 @@
  *    emulator lacks. It is a toy CPU: no interrupts, no exceptions.
  *  - any `(vcpu) => VcpuExit` script, for hand-made exits.
  */
-import { assemble } from '../../src/common/nasm.js';
 import type {
   Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, StopHandle,
 } from '../../src/nvmm/backend.js';
@@ -23,9 +22,6 @@ import { CR, GPR, SEG, copyState, emptyState, type X64State } from '../../src/nv
 import { DecodeStatus, DecodedInsn, MNEMONICS, OperandKind, decode } from '../../src/x86/decoder.js';
 import { EmuRegisters, EmuStatus, emulate, type EmuMemory } from '../../src/x86/emulate.js';
 import { PageWalkResult, PageWalker, type PhysMemoryAccess } from '../../src/x86/page-walk.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 export type RunScript = (vcpu: FakeVcpu) => VcpuExit;
 
@@ -295,16 +291,3 @@ function ioExit(insn: DecodedInsn, name: string, regs: EmuRegisters, npc: bigint
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-
-/** Assembles a nasm snippet (`bits` directive added) and returns its bytes. */
-export function assembleSnippet(source: string, bits: 16 | 32 | 64): Uint8Array {
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-snippet-'));
-  try {
-    const path = join(dir, 'snippet.asm');
-    writeFileSync(path, `bits ${bits}\n${source}\n`);
-    return assemble(path);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

@@ -3,7 +3,6 @@
 // small on disk and inflates to a gigabyte is refused once it passes the bound, in a process
 // whose memory grows by about the bound, not by the gigabyte.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,7 +13,7 @@ import { ArrayGuestMemory } from '../../src/loader/guest-memory.js';
 import { vmlinuxFromBzImage } from '../../src/loader/vmlinux.js';
 import { xzDecompress } from '../../src/loader/xz.js';
 import { bootImage } from '../../src/vmm/boot.js';
-import { hasTool, withTempDir } from '../helpers/tools.js';
+import { evalInNode, hasTool, withTempDir } from '../helpers/tools.js';
 import { craftBzImage, gzipZeros, withSizeTrailer, xzZeros } from './crafted.js';
 
 const MiB = 1 << 20;
@@ -48,9 +47,7 @@ function inflateInChild(image: Uint8Array): { code: string; message: string; gro
       const growth = (process.resourceUsage().maxRSS - before) * 1024;
       process.stdout.write(JSON.stringify({ code, message, growth }));`;
     const module = fileURLToPath(new URL('../../src/loader/vmlinux.js', import.meta.url));
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, module, file, String(RAM)], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout) as { code: string; message: string; growth: number };
+    return evalInNode(script, [module, file, String(RAM)]);
   });
 }
 

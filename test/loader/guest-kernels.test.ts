@@ -1,25 +1,22 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { findGuestBusybox, findGuestKernel, FETCH_GUEST_KERNEL_SCRIPT, guestCacheDir } from '../../src/loader/guest-kernels.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+import { REPO_ROOT, withTempDir } from '../helpers/tools.js';
 
 function withGuestsDir(fn: (dir: string) => void): void {
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-guests-'));
-  const saved = process.env['TSVMM_GUESTS_DIR'];
-  process.env['TSVMM_GUESTS_DIR'] = dir;
-  try {
-    fn(dir);
-  } finally {
-    if (saved === undefined) delete process.env['TSVMM_GUESTS_DIR'];
-    else process.env['TSVMM_GUESTS_DIR'] = saved;
-    rmSync(dir, { recursive: true, force: true });
-  }
+  withTempDir((dir) => {
+    const saved = process.env['TSVMM_GUESTS_DIR'];
+    process.env['TSVMM_GUESTS_DIR'] = dir;
+    try {
+      fn(dir);
+    } finally {
+      if (saved === undefined) delete process.env['TSVMM_GUESTS_DIR'];
+      else process.env['TSVMM_GUESTS_DIR'] = saved;
+    }
+  });
 }
 
 test('findGuestKernel reads guests.env, falls back to an extracted package, else undefined', () => {
@@ -51,7 +48,7 @@ test(`${FETCH_GUEST_KERNEL_SCRIPT} is idempotent: a second run only prints the c
   }
   const manifest = join(guestCacheDir(), 'guests.env');
   const before = statSync(manifest).mtimeMs;
-  const r = spawnSync(join(ROOT, FETCH_GUEST_KERNEL_SCRIPT), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(join(REPO_ROOT, FETCH_GUEST_KERNEL_SCRIPT), { encoding: 'utf8', timeout: 30_000, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stderr, '', 'nothing downloaded');
   assert.ok(r.stdout.includes(`VMLINUZ=${kernel.vmlinuz}\n`), r.stdout);

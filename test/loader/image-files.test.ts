@@ -3,13 +3,13 @@
 // comes) and directories are refused at once with a stable code, by VirtualMachine.create before
 // any thread starts and again by the board's reader on the descriptor it reads from.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
-import { hasTool, withTempDirAsync } from '../helpers/tools.js';
+import { evalInNode, hasTool, withTempDirAsync } from '../helpers/tools.js';
 
 const MiB = 1 << 20;
 
@@ -60,10 +60,7 @@ function readInChild(path: string, maxBytes: number): { code: string; message: s
     process.stdout.write(JSON.stringify({ code, message, length }));`;
   const module = fileURLToPath(new URL('../../src/vmm/image-file.js', import.meta.url));
   // The timeout only ends a reader that hangs (the defect), so that the test fails instead.
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, module, path, String(maxBytes)], { encoding: 'utf8', timeout: 60_000 });
-  assert.equal(r.signal, null, `the reader of ${path} did not return (killed by ${r.signal})`);
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as { code: string; message: string; length: number };
+  return evalInNode(script, [module, path, String(maxBytes)], { timeoutMs: 60_000 });
 }
 
 test("the board's image reader refuses what is not a regular file of at most the guest's RAM", async (t) => {

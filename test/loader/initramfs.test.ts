@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
@@ -9,7 +8,7 @@ import { main } from '../../src/cli/main.js';
 import { TsvmmError } from '../../src/common/errors.js';
 import { findGuestBusybox } from '../../src/loader/guest-kernels.js';
 import { Initramfs, INITRAMFS_MAX_BYTES } from '../../src/loader/initramfs.js';
-import { hasTool } from '../helpers/tools.js';
+import { hasTool, tempDir } from '../helpers/tools.js';
 
 interface CpioRecord {
   name: string;
@@ -112,41 +111,37 @@ function busyboxOrSkip(t: { skip(msg: string): void }): string | undefined {
 test('tsvmm initramfs: /init, busybox and its applets, base layout, --add trees', async (t) => {
   const busybox = busyboxOrSkip(t);
   if (!busybox) return;
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
-  try {
-    const script = join(dir, 'init.sh');
-    writeFileSync(script, '#!/bin/sh\nmount -t proc proc /proc\necho ok\npoweroff -f\n');
-    const tree = join(dir, 'tree');
-    mkdirSync(join(tree, 'sub'), { recursive: true });
-    writeFileSync(join(tree, 'sub', 'run.sh'), 'echo run\n');
-    chmodSync(join(tree, 'sub', 'run.sh'), 0o750);
-    symlinkSync('sub/run.sh', join(tree, 'link'));
-    const out = join(dir, 'initrd.gz');
-    let stdout = '';
-    const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stdout += s) };
-    const status = await main(['initramfs', '--init', script, '--busybox', busybox, '--add', `${tree}:/opt/tree`, '--add', `${script}:/etc/copy`, '-o', out], io);
-    assert.equal(status, 0, stdout);
-    assert.match(stdout, /wrote .*initrd\.gz: \d+ entries, \d+ busybox applets/);
-    const recs = readNewc(new Uint8Array(gunzipSync(readFileSync(out))));
-    const by = new Map(recs.map((r) => [r.name, r]));
-    assert.equal(by.get('init')!.mode, 0o100755);
-    assert.equal(new TextDecoder().decode(by.get('init')!.data), readFileSync(script, 'utf8'));
-    assert.equal(by.get('bin/busybox')!.mode, 0o100755);
-    assert.deepEqual(by.get('bin/busybox')!.data, new Uint8Array(readFileSync(busybox)));
-    for (const applet of ['bin/sh', 'bin/mount', 'bin/echo', 'bin/cat', 'bin/ls', 'bin/uname', 'sbin/poweroff', 'sbin/reboot', 'bin/mkdir']) {
-      const r = by.get(applet);
-      assert.ok(r, `${applet} linked`);
-      assert.equal(new TextDecoder().decode(r.data), '/bin/busybox');
-    }
-    const console = by.get('dev/console')!;
-    assert.deepEqual([console.mode, console.rdevmajor, console.rdevminor], [0o020600, 5, 1]);
-    for (const d of ['dev', 'proc', 'sys', 'tmp']) assert.equal(by.get(d)!.mode & 0o170000, 0o040000, `${d} is a directory`);
-    assert.equal(by.get('opt/tree/sub/run.sh')!.mode, 0o100750);
-    assert.equal(new TextDecoder().decode(by.get('opt/tree/link')!.data), 'sub/run.sh');
-    assert.ok(by.has('etc/copy'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const dir = tempDir(t);
+  const script = join(dir, 'init.sh');
+  writeFileSync(script, '#!/bin/sh\nmount -t proc proc /proc\necho ok\npoweroff -f\n');
+  const tree = join(dir, 'tree');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  writeFileSync(join(tree, 'sub', 'run.sh'), 'echo run\n');
+  chmodSync(join(tree, 'sub', 'run.sh'), 0o750);
+  symlinkSync('sub/run.sh', join(tree, 'link'));
+  const out = join(dir, 'initrd.gz');
+  let stdout = '';
+  const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stdout += s) };
+  const status = await main(['initramfs', '--init', script, '--busybox', busybox, '--add', `${tree}:/opt/tree`, '--add', `${script}:/etc/copy`, '-o', out], io);
+  assert.equal(status, 0, stdout);
+  assert.match(stdout, /wrote .*initrd\.gz: \d+ entries, \d+ busybox applets/);
+  const recs = readNewc(new Uint8Array(gunzipSync(readFileSync(out))));
+  const by = new Map(recs.map((r) => [r.name, r]));
+  assert.equal(by.get('init')!.mode, 0o100755);
+  assert.equal(new TextDecoder().decode(by.get('init')!.data), readFileSync(script, 'utf8'));
+  assert.equal(by.get('bin/busybox')!.mode, 0o100755);
+  assert.deepEqual(by.get('bin/busybox')!.data, new Uint8Array(readFileSync(busybox)));
+  for (const applet of ['bin/sh', 'bin/mount', 'bin/echo', 'bin/cat', 'bin/ls', 'bin/uname', 'sbin/poweroff', 'sbin/reboot', 'bin/mkdir']) {
+    const r = by.get(applet);
+    assert.ok(r, `${applet} linked`);
+    assert.equal(new TextDecoder().decode(r.data), '/bin/busybox');
   }
+  const console = by.get('dev/console')!;
+  assert.deepEqual([console.mode, console.rdevmajor, console.rdevminor], [0o020600, 5, 1]);
+  for (const d of ['dev', 'proc', 'sys', 'tmp']) assert.equal(by.get(d)!.mode & 0o170000, 0o040000, `${d} is a directory`);
+  assert.equal(by.get('opt/tree/sub/run.sh')!.mode, 0o100750);
+  assert.equal(new TextDecoder().decode(by.get('opt/tree/link')!.data), 'sub/run.sh');
+  assert.ok(by.has('etc/copy'));
 });
 
 test('tsvmm initramfs: usage errors and a dynamic busybox', async () => {
@@ -191,58 +186,54 @@ test('the archive keeps its length as it is built, and refuses to pass INITRAMFS
 test('tsvmm initramfs: clear errors, and nothing written, for inputs it cannot take', async (t) => {
   const busybox = busyboxOrSkip(t);
   if (!busybox) return;
-  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
-  try {
-    const script = join(dir, 'init.sh');
-    const text = '#!/bin/sh\necho hi\n';
-    writeFileSync(script, text);
-    const tree = join(dir, 'tree');
-    mkdirSync(tree);
-    writeFileSync(join(tree, 'file'), 'x');
-    const big = join(dir, 'big');
-    writeFileSync(big, '');
-    truncateSync(big, 3 * 2 ** 30); // sparse: 3 GiB that take no disk
-    symlinkSync(script, join(dir, 'link'));
-    linkSync(script, join(dir, 'hard'));
-    const out = join(dir, 'out.gz');
-    const run = async (args: string[]) => {
-      let err = '';
-      const status = await main(['initramfs', '--busybox', busybox, ...args], { out: () => {}, err: (s: string) => void (err += s) });
-      return { status, err };
-    };
-    const cases: [string[], number, RegExp][] = [
-      [['--init', script, '--add', '/proc/1:/p', '-o', out], 1, /TSVMM_BAD_ARGUMENT: cannot read \/proc\/1\/\S+ \(in --add \/proc\/1\): E[A-Z]+/],
-      [['--init', script, '--add', `${big}:/big`, '-o', out], 1, /TSVMM_LIMIT: --add \S+big is 3221225472 bytes: an initramfs holds at most 1073741824 bytes \(1 GiB\)/],
-      [['--init', big, '-o', out], 1, /TSVMM_LIMIT: --init \S+big is 3221225472 bytes/],
-      [['--init', script, '--add', '/dev/null:/x', '-o', out], 1, /TSVMM_BAD_ARGUMENT: --add \/dev\/null is a character device; only regular files, symlinks and directories can be added/],
-      [['--init', dir, '-o', out], 2, /TSVMM_USAGE: --init \S+ is a directory, not a regular file/],
-      [['--init', script, '--busybox', '/dev/null', '-o', out], 2, /TSVMM_USAGE: --busybox \/dev\/null is a character device, not a regular file/],
-      [['--init', script, '-o', tree], 2, /TSVMM_USAGE: -o \S+tree is a directory; want a file name/],
-      [['--init', script, '-o', join(dir, 'no', 'out.gz')], 1, /TSVMM_BAD_ARGUMENT: cannot write \S+: \S+no does not exist/],
-    ];
-    for (const [args, status, re] of cases) {
-      const r = await run(args);
-      assert.match(r.err, re, args.join(' '));
-      assert.equal(r.status, status, args.join(' '));
-      assert.ok(!existsSync(out), `nothing written (${args.join(' ')})`);
-      assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
-    }
-    // The output named as an input, by the same path, a symlink, a hard link, or inside an --add tree.
-    const same: [string[], RegExp][] = [
-      [['--init', script, '-o', script], /-o \S+init\.sh is the same file as --init \S+init\.sh: writing it would destroy an input/],
-      [['--init', script, '-o', join(dir, 'link')], /-o \S+link is the same file as --init \S+init\.sh/],
-      [['--init', join(dir, 'hard'), '-o', script], /-o \S+init\.sh is the same file as --init \S+hard/],
-      [['--init', join(dir, 'other.sh'), '--add', `${dir}:/d`, '-o', script], /-o \S+init\.sh is the same file as \S+(init\.sh|hard) \(in --add \S+\)/],
-    ];
-    writeFileSync(join(dir, 'other.sh'), text);
-    rmSync(big);
-    for (const [args, re] of same) {
-      const r = await run(args);
-      assert.match(r.err, new RegExp(`TSVMM_USAGE: ${re.source}`), args.join(' '));
-      assert.equal(r.status, 2);
-      assert.equal(readFileSync(script, 'utf8'), text, 'the script is intact');
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const dir = tempDir(t);
+  const script = join(dir, 'init.sh');
+  const text = '#!/bin/sh\necho hi\n';
+  writeFileSync(script, text);
+  const tree = join(dir, 'tree');
+  mkdirSync(tree);
+  writeFileSync(join(tree, 'file'), 'x');
+  const big = join(dir, 'big');
+  writeFileSync(big, '');
+  truncateSync(big, 3 * 2 ** 30); // sparse: 3 GiB that take no disk
+  symlinkSync(script, join(dir, 'link'));
+  linkSync(script, join(dir, 'hard'));
+  const out = join(dir, 'out.gz');
+  const run = async (args: string[]) => {
+    let err = '';
+    const status = await main(['initramfs', '--busybox', busybox, ...args], { out: () => {}, err: (s: string) => void (err += s) });
+    return { status, err };
+  };
+  const cases: [string[], number, RegExp][] = [
+    [['--init', script, '--add', '/proc/1:/p', '-o', out], 1, /TSVMM_BAD_ARGUMENT: cannot read \/proc\/1\/\S+ \(in --add \/proc\/1\): E[A-Z]+/],
+    [['--init', script, '--add', `${big}:/big`, '-o', out], 1, /TSVMM_LIMIT: --add \S+big is 3221225472 bytes: an initramfs holds at most 1073741824 bytes \(1 GiB\)/],
+    [['--init', big, '-o', out], 1, /TSVMM_LIMIT: --init \S+big is 3221225472 bytes/],
+    [['--init', script, '--add', '/dev/null:/x', '-o', out], 1, /TSVMM_BAD_ARGUMENT: --add \/dev\/null is a character device; only regular files, symlinks and directories can be added/],
+    [['--init', dir, '-o', out], 2, /TSVMM_USAGE: --init \S+ is a directory, not a regular file/],
+    [['--init', script, '--busybox', '/dev/null', '-o', out], 2, /TSVMM_USAGE: --busybox \/dev\/null is a character device, not a regular file/],
+    [['--init', script, '-o', tree], 2, /TSVMM_USAGE: -o \S+tree is a directory; want a file name/],
+    [['--init', script, '-o', join(dir, 'no', 'out.gz')], 1, /TSVMM_BAD_ARGUMENT: cannot write \S+: \S+no does not exist/],
+  ];
+  for (const [args, status, re] of cases) {
+    const r = await run(args);
+    assert.match(r.err, re, args.join(' '));
+    assert.equal(r.status, status, args.join(' '));
+    assert.ok(!existsSync(out), `nothing written (${args.join(' ')})`);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+  }
+  // The output named as an input, by the same path, a symlink, a hard link, or inside an --add tree.
+  const same: [string[], RegExp][] = [
+    [['--init', script, '-o', script], /-o \S+init\.sh is the same file as --init \S+init\.sh: writing it would destroy an input/],
+    [['--init', script, '-o', join(dir, 'link')], /-o \S+link is the same file as --init \S+init\.sh/],
+    [['--init', join(dir, 'hard'), '-o', script], /-o \S+init\.sh is the same file as --init \S+hard/],
+    [['--init', join(dir, 'other.sh'), '--add', `${dir}:/d`, '-o', script], /-o \S+init\.sh is the same file as \S+(init\.sh|hard) \(in --add \S+\)/],
+  ];
+  writeFileSync(join(dir, 'other.sh'), text);
+  rmSync(big);
+  for (const [args, re] of same) {
+    const r = await run(args);
+    assert.match(r.err, new RegExp(`TSVMM_USAGE: ${re.source}`), args.join(' '));
+    assert.equal(r.status, 2);
+    assert.equal(readFileSync(script, 'utf8'), text, 'the script is intact');
   }
 });

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TsvmmError } from '../../src/common/errors.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { E820_RAM, E820_RESERVED } from '../../src/loader/boot-params.js';
 import { loadFlat } from '../../src/loader/flat.js';
 import { ArrayGuestMemory } from '../../src/loader/guest-memory.js';
@@ -12,6 +11,7 @@ import {
   loadMultibootModules,
   multibootEntryPoint,
 } from '../../src/loader/multiboot.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
 const MEMMAP = [
   { addr: 0, size: 0x9fc00, type: E820_RAM },
@@ -39,12 +39,8 @@ function headerImage(flags: number, fields: number[] = [], at = 0, badChecksum =
   return img;
 }
 
-test('multiboot a.out kludge kernel (guests/loader/multiboot-aout.asm): header searched, loaded, bss zeroed', (t) => {
-  if (!hasNasm()) {
-    t.skip('nasm not installed (apt-get install nasm)');
-    return;
-  }
-  const img = assemble('loader/multiboot-aout.asm');
+test('multiboot a.out kludge kernel (guests/loader/multiboot-aout.asm): header searched, loaded, bss zeroed', needsNasm, () => {
+  const img = guestImage('loader/multiboot-aout.asm');
   const h = findMultibootHeader(img);
   assert.equal(h.offset, 64);
   assert.equal(h.flags, 0x10003);
@@ -102,12 +98,8 @@ test('multiboot a.out kludge kernel (guests/loader/multiboot-aout.asm): header s
   assert.deepEqual(multibootEntryPoint(k, infoAddr), { mode: 'protected32', ip: 0x100060, regs: { rax: 0x2badb002, rbx: infoAddr } });
 });
 
-test('multiboot ELF kernel (guests/loader/multiboot-elf.asm): loaded through its program header', (t) => {
-  if (!hasNasm()) {
-    t.skip('nasm not installed (apt-get install nasm)');
-    return;
-  }
-  const img = assemble('loader/multiboot-elf.asm');
+test('multiboot ELF kernel (guests/loader/multiboot-elf.asm): loaded through its program header', needsNasm, () => {
+  const img = guestImage('loader/multiboot-elf.asm');
   const h = findMultibootHeader(img);
   assert.equal(h.aout, undefined);
   const mem = new ArrayGuestMemory(8 << 20);

@@ -8,7 +8,7 @@ import { TsvmmError } from '../../src/common/errors.js';
 import { findGuestKernel, FETCH_GUEST_KERNEL_SCRIPT } from '../../src/loader/guest-kernels.js';
 import { findPvhEntry } from '../../src/loader/pvh.js';
 import { vmlinuxFromBzImage } from '../../src/loader/vmlinux.js';
-import { crc32, xzDecompress } from '../../src/loader/xz.js';
+import { crc32, tableCrc32, xzDecompress } from '../../src/loader/xz.js';
 import { hasTool } from '../helpers/tools.js';
 
 /** The output bound these tests decode with (their data is smaller). */
@@ -83,7 +83,13 @@ test('corrupt or truncated xz data is rejected as a bad kernel', (t) => {
       assert.ok(isBad(e), `flip at ${seed % small.length}: ${String(e)}`);
     }
   }
-  assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926);
+  // The check value of CRC-32, from zlib and from the table, over whole arrays and ranges.
+  const check = new TextEncoder().encode('123456789');
+  for (const f of [crc32, tableCrc32]) {
+    assert.equal(f(check), 0xcbf43926);
+    assert.equal(f(new Uint8Array([0xaa, ...check, 0xbb]), 1, 10), 0xcbf43926);
+    assert.equal(f(data, 1000, 50_000), tableCrc32(data.subarray(1000, 50_000)));
+  }
 });
 
 /** A minimal bzImage whose payload is `payload` (setup: 1 sector after the boot sector). */

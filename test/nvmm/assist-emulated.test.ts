@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TsvmmError } from '../../src/common/errors.js';
-import { hasNasm } from '../../src/common/nasm.js';
 import { assistIo, assistMem, type IoAccess, type MemAccess } from '../../src/nvmm/assist.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import type { VcpuExit } from '../../src/nvmm/exit.js';
@@ -13,9 +12,10 @@ import { GPR, SEG, STATE } from '../../src/nvmm/state.js';
 import { runLibnvmmSuite, type CaseResult } from '../../src/selftest/libnvmm.js';
 import { CODE_GPA, DATA_GPA, mapPage, mapStandardPages, resetX64 } from '../../src/selftest/guest-x64.js';
 import { FLAG_DF } from '../../src/x86/flags.js';
-import { FakeBackend, assembleSnippet, type FakeBackendOptions, type FakeVcpu } from '../helpers/fake-backend.js';
+import { FakeBackend, type FakeBackendOptions, type FakeVcpu } from '../helpers/fake-backend.js';
+import { showExit } from '../helpers/machine.js';
+import { assembleSnippet, needsNasm } from '../helpers/nasm.js';
 
-const skip = hasNasm() ? false : 'nasm is not installed';
 const PORT = 123;
 
 function suite(opts: FakeBackendOptions): CaseResult[] {
@@ -24,7 +24,7 @@ function suite(opts: FakeBackendOptions): CaseResult[] {
   return results;
 }
 
-test('the ported libnvmm suite (h_io_assist 12, h_mem_assist 19 + 7, misc, calc-vm) passes through path B', { skip }, () => {
+test('the ported libnvmm suite (h_io_assist 12, h_mem_assist 19 + 7, misc, calc-vm) passes through path B', needsNasm, () => {
   for (const opts of [{}, { instBytes: false, outsSegUnknown: false }] satisfies FakeBackendOptions[]) {
     const results = suite(opts);
     assert.equal(results.length, 41);
@@ -67,7 +67,7 @@ function runToRdmsr(g: Guest, io: (a: IoAccess) => void, mem: (a: MemAccess) => 
     if (exit.kind === 'rdmsr') return steps;
     if (exit.kind === 'io') assistIo(g.vcpu, io, ioMem);
     else if (exit.kind === 'memory') assistMem(g.vcpu, mem);
-    else throw new Error(`unexpected exit ${JSON.stringify(exit, (_k, v) => typeof v === 'bigint' ? v.toString(16) : v)}`);
+    else throw new Error(`unexpected exit ${showExit(exit)}`);
     const s = g.vcpu.getState(STATE.GPRS);
     steps.push({ exit, rcx: s.gprs[GPR.RCX]!, rsi: s.gprs[GPR.RSI]!, rdi: s.gprs[GPR.RDI]!, rip: s.gprs[GPR.RIP]! });
   }
@@ -90,7 +90,7 @@ function port(source: Uint8Array, sink: number[]) {
 const noMem = (a: MemAccess) => { throw new Error(`unexpected MMIO at ${a.gpa.toString(16)}`); };
 const text = (s: string) => Uint8Array.from(Buffer.from(s, 'latin1'));
 
-test('IN merges into AL/AX and zero-extends RAX for 32 bits; OUT sends the low bytes of RAX', { skip }, () => {
+test('IN merges into AL/AX and zero-extends RAX for 32 bits; OUT sends the low bytes of RAX', needsNasm, () => {
   const g = guest64('in al, 123\n mov rbx, rax\n in ax, dx\n mov rsi, rax\n in eax, dx\n mov rdi, rax\n out dx, eax\n out 123, al');
   const s = g.vcpu.getState(STATE.GPRS);
   s.gprs[GPR.RAX] = 0xffffffffffffffffn;
@@ -110,7 +110,7 @@ test('IN merges into AL/AX and zero-extends RAX for 32 bits; OUT sends the low b
   assert.equal((steps[0]!.exit as { str: boolean }).str, false);
 });
 
-test('REP INS with DF = 0 is batched 32 bytes per exit; RIP moves to npc only when RCX reaches 0', { skip }, () => {
+test('REP INS with DF = 0 is batched 32 bytes per exit; RIP moves to npc only when RCX reaches 0', needsNasm, () => {
   const wanted = text('0123456789abcdefghijklmnopqrstuvwxyzABCD'); // 40 bytes
   const g = guest64('mov rdi, 0x1000\n mov rcx, 40\n mov rdx, 123\n rep insb');
   const p = port(wanted, []);
@@ -130,7 +130,7 @@ test('REP INS with DF = 0 is batched 32 bytes per exit; RIP moves to npc only wh
   assert.deepEqual(g2.data!.subarray(0, 40), wanted);
 });
 
-test('REP OUTS and INS with DF = 1 go one element per exit, downwards', { skip }, () => {
+test('REP OUTS and INS with DF = 1 go one element per exit, downwards', needsNasm, () => {
   const g = guest64('mov rsi, 0x1003\n mov rcx, 4\n mov rdx, 123\n rep outsb\n mov rdi, 0x1013\n mov rcx, 2\n rep insw');
   const s = g.vcpu.getState(STATE.GPRS);
   s.gprs[GPR.RFLAGS] = 0x2n | BigInt(FLAG_DF);
@@ -148,7 +148,7 @@ test('REP OUTS and INS with DF = 1 go one element per exit, downwards', { skip }
   assert.equal(steps[5]!.rdi, 0x100fn);
 });
 
-test('OUTS honours a segment override, whether the exit names the segment or the assist rescans the prefixes', { skip }, () => {
+test('OUTS honours a segment override, whether the exit names the segment or the assist rescans the prefixes', needsNasm, () => {
   for (const outsSegUnknown of [true, false]) {
     const g = guest64('mov rsi, 0x800\n mov rcx, 5\n mov rdx, 123\n fs rep outsb\n mov rsi, 0xff5\n gs outsb\n mov rsi, 0x1006\n ds outsb', { outsSegUnknown });
     const s = g.vcpu.getState(STATE.SEGS);
@@ -165,7 +165,7 @@ test('OUTS honours a segment override, whether the exit names the segment or the
   }
 });
 
-test('16-bit address size: only SI/DI/CX are used and changed (real mode)', { skip }, () => {
+test('16-bit address size: only SI/DI/CX are used and changed (real mode)', needsNasm, () => {
   const backend = new FakeBackend();
   const machine = new Machine(backend);
   const code = mapPage(machine, CODE_GPA, PROT.READ | PROT.EXEC);
@@ -193,7 +193,7 @@ test('16-bit address size: only SI/DI/CX are used and changed (real mode)', { sk
   assert.equal(r[GPR.RCX], 0xf00d00000000n);
 });
 
-test('INS/OUTS on memory with no RAM use the mem callback, or fail with TSVMM_ASSIST without one', { skip }, () => {
+test('INS/OUTS on memory with no RAM use the mem callback, or fail with TSVMM_ASSIST without one', needsNasm, () => {
   const g = guest64('mov rdi, 0x1000\n mov rcx, 3\n mov rdx, 123\n rep insb\n mov rsi, 0x1000\n mov rcx, 2\n rep outsw', { mmioAt1000: true });
   const mmio = new Uint8Array(16);
   const writes: string[] = [];
@@ -226,7 +226,7 @@ function mmioDevice(buf: Uint8Array, log: string[] = []) {
   };
 }
 
-test('assistMem: the KVM MMIO set (ADD ADC SBB NEG NOT INC DEC CMPXCHG MOVSX BTS/BTR/BTC) on MMIO', { skip }, () => {
+test('assistMem: the KVM MMIO set (ADD ADC SBB NEG NOT INC DEC CMPXCHG MOVSX BTS/BTR/BTC) on MMIO', needsNasm, () => {
   const g = guest64(`
     mov rax, 0x1000
     mov qword [rax], 0x7f
@@ -269,7 +269,7 @@ test('assistMem: the KVM MMIO set (ADD ADC SBB NEG NOT INC DEC CMPXCHG MOVSX BTS
   assert.equal(r[GPR.RAX], 0x1000n);
 });
 
-test('assistMem: MOVS between RAM and MMIO touches the device only for the MMIO side', { skip }, () => {
+test('assistMem: MOVS between RAM and MMIO touches the device only for the MMIO side', needsNasm, () => {
   const g = guest64('mov rsi, 0x7000\n mov rdi, 0x1000\n mov rcx, 2\n rep movsq\n mov rsi, 0x1000\n mov rdi, 0x7100\n mov rcx, 3\n rep movsd', { mmioAt1000: true });
   new DataView(g.ram7.buffer, g.ram7.byteOffset).setBigUint64(0, 0x1122334455667788n, true);
   new DataView(g.ram7.buffer, g.ram7.byteOffset).setBigUint64(8, 0x99aabbccddeeff00n, true);
@@ -283,7 +283,7 @@ test('assistMem: MOVS between RAM and MMIO touches the device only for the MMIO 
   assert.equal(new DataView(buf.buffer).getBigUint64(8, true), 0x99aabbccddeeff00n);
 });
 
-test('assistMem: RIP-relative and FS-based operands, 67-prefixed addresses, instruction fetched from guest memory', { skip }, () => {
+test('assistMem: RIP-relative and FS-based operands, 67-prefixed addresses, instruction fetched from guest memory', needsNasm, () => {
   const g = guest64(`org 0x2000
     mov dword [rel 0x1004], 0x11223344
     mov byte [fs:0x10], 7

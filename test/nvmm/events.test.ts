@@ -2,16 +2,15 @@
 // exits, CPUID masks and a full state round trip, on kvm, with guests/tests/events.asm.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { assistIo } from '../../src/nvmm/assist.js';
-import { PROT } from '../../src/nvmm/backend.js';
 import type { VcpuEvent } from '../../src/nvmm/event.js';
 import { Machine, type Vcpu } from '../../src/nvmm/machine.js';
 import { CR, DR, GPR, MSR, SEG, STATE, emptyState, copyState } from '../../src/nvmm/state.js';
-import { DATA_GPA, mapPage, mapStandardPages, resetX64 } from '../../src/selftest/guest-x64.js';
+import { enterIdtGuest, mapIdtGuest, outWord } from '../helpers/idt-guest.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
+import { showExit } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
-const GDT_OFFSET = 0x800; // in the data page
 const IDT_VECTORS = 33;
 const ENTRY = { handlers: 0x08, idle: 0x10, window: 0x18, cpuid: 0x20 } as const;
 
@@ -21,46 +20,23 @@ interface Guest {
   entry(which: keyof typeof ENTRY): bigint;
 }
 
+/** The guest of test/helpers/idt-guest.ts, each vector's gate pointing at handlers + 16 * vector. */
 function setUp(t: TestContext): Guest | undefined {
   const backend = kvmOrSkip(t);
   if (!backend) return undefined;
-  if (!hasNasm()) {
-    t.skip('nasm not installed');
-    return undefined;
-  }
-  const image = assemble('tests/events.asm');
+  const image = guestImage('tests/events.asm');
   const machine = new Machine(backend);
   t.after(() => machine.destroy());
-  const code = mapStandardPages(machine);
-  code.set(image);
-  const data = mapPage(machine, DATA_GPA, PROT.READ | PROT.WRITE);
-  const dv = new DataView(data.buffer, data.byteOffset);
   const entry = (which: keyof typeof ENTRY) => new DataView(image.buffer).getBigUint64(ENTRY[which], true);
-  // GDT: null, 64-bit code (selector 0x08), data (0x10).
-  dv.setBigUint64(GDT_OFFSET + 8, 0x00209a0000000000n, true);
-  dv.setBigUint64(GDT_OFFSET + 16, 0x0000920000000000n, true);
-  // IDT at the start of the data page: 64-bit interrupt gates to handlers + 16*v.
   const handlers = Number(entry('handlers'));
-  for (let v = 0; v < IDT_VECTORS; v++) {
-    const target = handlers + 16 * v;
-    dv.setUint16(v * 16, target & 0xffff, true);
-    dv.setUint16(v * 16 + 2, 0x08, true);
-    dv.setUint8(v * 16 + 5, 0x8e); // present, DPL 0, 64-bit interrupt gate
-    dv.setUint16(v * 16 + 6, target >>> 16, true);
-  }
+  mapIdtGuest(machine, image, Array.from({ length: IDT_VECTORS }, (_, v) => [v, handlers + 16 * v] as const));
   const vcpu = machine.createVcpu(0);
   return { machine, vcpu, entry };
 }
 
-/** reset_machine() plus our GDT/IDT, a stack at the top of the data page, and RIP at `rip`. */
+/** The guest's entry state (an IDT of IDT_VECTORS gates) with RIP at `rip`. */
 function start(g: Guest, rip: bigint): void {
-  resetX64(g.vcpu);
-  const s = g.vcpu.state;
-  s.segs[SEG.GDT] = { ...s.segs[SEG.GDT]!, base: BigInt(DATA_GPA + GDT_OFFSET), limit: 23 };
-  s.segs[SEG.IDT] = { ...s.segs[SEG.IDT]!, base: BigInt(DATA_GPA), limit: IDT_VECTORS * 16 - 1 };
-  s.gprs[GPR.RSP] = BigInt(DATA_GPA + 0xff0);
-  s.gprs[GPR.RIP] = rip;
-  g.vcpu.setState(STATE.ALL);
+  enterIdtGuest(g.vcpu, rip, IDT_VECTORS);
 }
 
 /** Runs until the guest halts after reporting, collecting the 32-bit words written to `port`. */
@@ -71,12 +47,12 @@ function collect(vcpu: Vcpu, port: number, limit = 50): number[] {
     if (exit.kind === 'io') {
       assistIo(vcpu, (io) => {
         assert.equal(io.port, port);
-        words.push(new DataView(io.data.buffer, io.data.byteOffset).getUint32(0, true));
+        words.push(outWord(io));
       });
     } else if (exit.kind === 'halted') {
       if (words.length >= 2) return words;
     } else {
-      assert.fail(`unexpected exit ${JSON.stringify(exit, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+      assert.fail(`unexpected exit ${showExit(exit)}`);
     }
   }
   return words;
@@ -88,7 +64,7 @@ function deliver(g: Guest, event: VcpuEvent): number[] {
   return collect(g.vcpu, 0xe0);
 }
 
-test('injected exceptions reach the guest IDT with their error codes (kvm)', (t) => {
+test('injected exceptions reach the guest IDT with their error codes (kvm)', needsNasm, (t) => {
   const g = setUp(t);
   if (!g) return;
   assert.deepEqual(deliver(g, { type: 'exception', vector: 13, errorCode: 0x1234 }), [13, 0x1234]);
@@ -97,7 +73,7 @@ test('injected exceptions reach the guest IDT with their error codes (kvm)', (t)
   assert.deepEqual(deliver(g, { type: 'exception', vector: 12 }), [12, 0]); // error code defaults to 0
 });
 
-test('injected external interrupts and NMIs reach the guest (kvm)', (t) => {
+test('injected external interrupts and NMIs reach the guest (kvm)', needsNasm, (t) => {
   const g = setUp(t);
   if (!g) return;
   // Interrupts are enabled by the guest's first instruction: run it to its HLT first.
@@ -109,7 +85,7 @@ test('injected external interrupts and NMIs reach the guest (kvm)', (t) => {
   assert.deepEqual(deliver(g, { type: 'interrupt', vector: 2 }), [2, 0]); // vector 2 is an NMI, as in NVMM
 });
 
-test('interrupt-window exiting: the exit comes once the guest enables interrupts (kvm)', (t) => {
+test('interrupt-window exiting: the exit comes once the guest enables interrupts (kvm)', needsNasm, (t) => {
   const g = setUp(t);
   if (!g) return;
   start(g, g.entry('window'));
@@ -126,7 +102,7 @@ test('interrupt-window exiting: the exit comes once the guest enables interrupts
   assert.deepEqual(collect(g.vcpu, 0xe0), [0x20, 0]);
 });
 
-test('CPUID set/del masks are what the guest sees (kvm)', (t) => {
+test('CPUID set/del masks are what the guest sees (kvm)', needsNasm, (t) => {
   const g = setUp(t);
   if (!g) return;
   start(g, g.entry('cpuid'));
@@ -143,7 +119,7 @@ test('CPUID set/del masks are what the guest sees (kvm)', (t) => {
   assert.equal(ecx1, (ecx0! & ~HYPERVISOR) >>> 0);
 });
 
-test('every state group reads back what was set (kvm)', (t) => {
+test('every state group reads back what was set (kvm)', needsNasm, (t) => {
   const g = setUp(t);
   if (!g) return;
   start(g, g.entry('idle'));

@@ -1,14 +1,13 @@
 // The ported libnvmm suite on the kvm backend: every case of shared/specs/libnvmm-tests.md.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hasNasm } from '../../src/common/nasm.js';
 import { LIBNVMM_CASE_COUNT, runLibnvmmSuite, type CaseResult } from '../../src/selftest/libnvmm.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
+import { needsNasm } from '../helpers/nasm.js';
 
-test('libnvmm suite on kvm', async (t) => {
+test('libnvmm suite on kvm', needsNasm, async (t) => {
   const backend = kvmOrSkip(t);
   if (!backend) return;
-  if (!hasNasm()) return t.skip('nasm not installed (needed to assemble the suite guests)');
   const results: CaseResult[] = [];
   runLibnvmmSuite(backend, (r) => results.push(r));
   for (const r of results) {

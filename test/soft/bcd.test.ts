@@ -5,16 +5,11 @@
 // AAA/AAS AF CF; DAA/DAS SF ZF AF PF CF; AAM/AAD SF ZF PF). AAM 0 raises #DE.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import type { Backend } from '../../src/nvmm/backend.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { CR, GPR, MSR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
-import { withTempDir } from '../helpers/tools.js';
+import { enterLongModeUser, runToExit, withRamMachine } from '../helpers/machine.js';
+import { assembleText, needsNasm } from '../helpers/nasm.js';
 import { hardwareKvm } from './guest-run.js';
 import { Rng } from './oracle.js';
 
@@ -76,68 +71,35 @@ function source(list: Case[], extra: string[]): string {
   return lines.join('\n') + '\n';
 }
 
-function seg(selector: number, type: number, dpl: number, l: boolean, def: boolean): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
-  return { selector, attrib: { type, s: true, dpl, p: true, avl: false, l, def, g: true }, limit: 0xffffffff, base: 0n };
-}
-
 /**
  * Runs `image` at CPL 3 in compatibility mode (32-bit code segment in long mode, IOPL 3); #DE goes
  * through the IDT to a CPL-0 handler that does OUT to DE_PORT. Returns the exit and the data area.
  */
 function runCompat(backend: Backend, image: Uint8Array, init: Uint8Array): { exit: string; data: Uint8Array } {
-  const machine = new Machine(backend);
-  const mem = machine.allocateMemory(RAM);
-  try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, RAM, PROT.ALL);
-    const b = mem.bytes;
-    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    // GDT: null, code64 DPL 0 (0x08), data DPL 0 (0x10), data DPL 3 (0x18), code32 DPL 3 (0x20), TSS (0x28).
-    [0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn, 0x00cff3000000ffffn, 0x00cffb000000ffffn].forEach((d, k) => dv.setBigUint64(GDT + 8 * k, d, true));
-    dv.setBigUint64(GDT + 0x28, 0x00008b0020000067n, true); // 64-bit TSS (busy) at 0x2000
-    dv.setBigUint64(TSS + 4, BigInt(STACK + 0x10000), true); // RSP0
+  return withRamMachine(backend, RAM, (m) => {
+    m.view.setBigUint64(TSS + 4, BigInt(STACK + 0x10000), true); // RSP0
     // IDT vector 0: 64-bit interrupt gate to 0x08:DE_HANDLER, which does OUT DE_PORT.
-    dv.setUint32(IDT, (0x08 << 16) | DE_HANDLER, true); dv.setUint32(IDT + 4, 0x8e00, true);
-    b.set([0xe6, DE_PORT, 0xeb, 0xfe], DE_HANDLER);
-    dv.setBigUint64(PT, BigInt(PT + 0x1000) | 7n, true);
-    dv.setBigUint64(PT + 0x1000, BigInt(PT + 0x2000) | 7n, true);
-    for (let k = 0; k < RAM / 0x200000; k++) dv.setBigUint64(PT + 0x2000 + 8 * k, BigInt(k * 0x200000) | 0x87n, true);
-    b.set(image, CODE);
-    b.set(init, DATA);
-    const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS] = seg(0x23, 0xb, 3, false, true);
-    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = seg(0x1b, 0x3, 3, false, true);
-    const sys = (type: number, limit: number, base: number) => ({ selector: 0, attrib: { type, s: false, dpl: 0, p: true, avl: false, l: false, def: false, g: false }, limit, base: BigInt(base) });
-    s.segs[SEG.GDT] = sys(0, 0x37, GDT);
-    s.segs[SEG.IDT] = sys(0, 0xfff, IDT);
-    s.segs[SEG.TR] = { ...sys(0xb, 0x67, TSS), selector: 0x28 };
-    s.segs[SEG.LDT] = { ...sys(2, 0, 0), attrib: { ...sys(2, 0, 0).attrib, p: false } };
-    s.crs[CR.CR0] = 0x80050033n;
-    s.crs[CR.CR3] = BigInt(PT);
-    s.crs[CR.CR4] = 0x620n;
-    s.msrs[MSR.EFER] = 0x500n;
-    s.gprs.fill(0n);
-    s.gprs[GPR.RSP] = BigInt(STACK);
-    s.gprs[GPR.RIP] = BigInt(CODE);
-    s.gprs[GPR.RFLAGS] = 0x3202n;
-    vcpu.setState(STATE.ALL);
-    let exit = vcpu.run();
-    while (exit.kind === 'none') exit = vcpu.run();
+    m.view.setUint32(IDT, (0x08 << 16) | DE_HANDLER, true); m.view.setUint32(IDT + 4, 0x8e00, true);
+    m.ram.set([0xe6, DE_PORT, 0xeb, 0xfe], DE_HANDLER);
+    m.ram.set(image, CODE);
+    m.ram.set(init, DATA);
+    enterLongModeUser(m, {
+      bits: 32,
+      // null, code64 DPL 0 (0x08), data DPL 0 (0x10), data DPL 3 (0x18), code32 DPL 3 (0x20), 64-bit TSS (busy) at 0x2000 (0x28).
+      gdt: GDT, descriptors: [0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn, 0x00cff3000000ffffn, 0x00cffb000000ffffn, 0x00008b0020000067n, 0n],
+      pageTables: PT, tss: TSS, idt: { base: IDT, limit: 0xfff }, rip: CODE, rsp: STACK,
+    });
+    const exit = runToExit(m.vcpu);
     const desc = exit.kind === 'io' ? `io 0x${exit.port.toString(16)}` : exit.kind === 'invalid' ? `invalid: ${exit.reason}` : exit.kind;
-    return { exit: desc, data: b.slice(DATA, DATA + 0x10000) };
-  } finally {
-    machine.destroy();
-    mem.free();
-  }
+    return { exit: desc, data: m.ram.slice(DATA, DATA + 0x10000) };
+  });
 }
 
 function build(list: Case[], extra: string[] = []): { image: Uint8Array; init: Uint8Array } {
   const init = new Uint8Array(16 * list.length);
   const dv = new DataView(init.buffer);
   list.forEach((k, n) => { dv.setUint16(16 * n, k.ax, true); dv.setUint32(16 * n + 4, k.flags | 0x202, true); });
-  const image = withTempDir((dir) => { const p = join(dir, 'bcd.asm'); writeFileSync(p, source(list, extra)); return assemble(p); });
-  return { image, init };
+  return { image: assembleText(source(list, extra)), init };
 }
 
 function results(list: Case[], data: Uint8Array): { ax: number; flags: number }[] {
@@ -147,8 +109,7 @@ function results(list: Case[], data: Uint8Array): { ax: number; flags: number }[
 
 const show = (k: Case) => `${k.insn}${k.imm ? ` ${k.imm}` : ''} AX=0x${k.ax.toString(16)} flags=0x${k.flags.toString(16)}`;
 
-test('soft CPU: AAA AAS DAA DAS AAM AAD in compatibility mode match the SDM pseudocode', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('soft CPU: AAA AAS DAA DAS AAM AAD in compatibility mode match the SDM pseudocode', needsNasm, () => {
   const list = cases(0xbcd);
   const { image, init } = build(list);
   const run = runCompat(SoftBackend.open(), image, init);
@@ -160,8 +121,7 @@ test('soft CPU: AAA AAS DAA DAS AAM AAD in compatibility mode match the SDM pseu
   });
 });
 
-test('soft CPU: BCD adjust after ADD/SUB (the SDM examples) and #DE on AAM 0', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('soft CPU: BCD adjust after ADD/SUB (the SDM examples) and #DE on AAM 0', needsNasm, () => {
   // DAA after 79H + 35H = AEH: 14H with CF (79 + 35 = 114); DAS after 35H - 47H = EEH: 88H with CF;
   // AAA after '9' + '8' (39H + 38H = 71H, AF set): AX = 0107H; AAS after 02H - 08H = FAH: AH - 1, AL = 04H.
   const { image } = build([], [
@@ -184,11 +144,10 @@ test('soft CPU: BCD adjust after ADD/SUB (the SDM examples) and #DE on AAM 0', (
   assert.equal(r(36) & 0xffff, 97, 'AAD: 9, 7 = 97');
 });
 
-test('soft CPU agrees with the real CPU on AAA AAS DAA DAS AAM AAD (compatibility mode, CPL 3)', (t) => {
+test('soft CPU agrees with the real CPU on AAA AAS DAA DAS AAM AAD (compatibility mode, CPL 3)', needsNasm, (t) => {
   if (!hardwareKvm()) return t.skip('needs KVM with VMX/SVM (kvm_pvm does not run compatibility mode)');
   const kvm = kvmOrSkip(t);
   if (!kvm) return;
-  if (!hasNasm()) return t.skip('nasm not installed');
   const list = cases(0xbcd + 1);
   const { image, init } = build(list);
   const real = runCompat(kvm, image, init), soft = runCompat(SoftBackend.open(), image, init);

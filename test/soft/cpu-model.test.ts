@@ -8,15 +8,16 @@ import { test } from 'node:test';
 import { CPU_MODEL_NAMES, type CpuModelName } from '../../src/backends/soft/cpu-models.js';
 import { COMPILED_MNEMONICS } from '../../src/backends/soft/compile.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { assistIo } from '../../src/nvmm/assist.js';
-import { Machine, type Vcpu } from '../../src/nvmm/machine.js';
+import type { Vcpu } from '../../src/nvmm/machine.js';
 import { GPR, STATE, copyState } from '../../src/nvmm/state.js';
 import {
   AMD_EDX_ALIASES, FEATURE, KNOWN_HYPERVISOR_SIGNATURES, LEAF, VENDOR_AMD, cpuidString, decodeSignature, type CpuidReg, type FeatureName,
 } from '../../src/x86/cpuid.js';
 import { mnemonicId } from '../../src/x86/decoder.js';
-import { idtGuest, imageQword } from './idt-guest.js';
+import { idtGuest, imageQword, outWord } from '../helpers/idt-guest.js';
+import { withMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
 const ENTRY = { gp: 8, ud: 16, cpuid: 24, rdmsr: 32, wrmsr: 40, cr4: 48, probes: 56, fldAt: 64 } as const;
 const STACK = 0x1ff0n;
@@ -39,14 +40,11 @@ interface Outcome {
 }
 
 function withGuest(cpu: CpuModelName, body: (g: Guest) => void): void {
-  const image = assemble('soft/cpu-model.asm');
-  const machine = new Machine(SoftBackend.open({ cpu }));
-  try {
+  const image = guestImage('soft/cpu-model.asm');
+  withMachine(SoftBackend.open({ cpu }), (machine) => {
     const vcpu = idtGuest(machine, image, [[GP, imageQword(image, ENTRY.gp)], [6, imageQword(image, ENTRY.ud)]]);
     body({ vcpu, entry: (which) => imageQword(image, ENTRY[which]) });
-  } finally {
-    machine.destroy();
-  }
+  });
 }
 
 /** Runs from `entry` with RAX/RCX/RDX set until HLT or an exit other than port I/O. */
@@ -63,7 +61,7 @@ function call(g: Guest, entry: number, regs: { rax?: bigint; rcx?: bigint; rdx?:
   for (let n = 0; n < 200; n++) {
     const exit = g.vcpu.run();
     if (exit.kind === 'io' && exit.port === 0xe9) {
-      assistIo(g.vcpu, (io) => reports.push(new DataView(io.data.buffer, io.data.byteOffset).getUint32(0, true)));
+      assistIo(g.vcpu, (io) => reports.push(outWord(io)));
       continue;
     }
     end = exit.kind;
@@ -194,8 +192,7 @@ const IMPLEMENTED: Partial<Record<FeatureName, { insns: readonly string[] } | { 
   WBNOINVD: { insns: ['wbnoinvd'] },
 };
 
-test('CPU models: AuthenticAMD family 0xF model 0x6B, the hypervisor bit, tsvmm\'s hypervisor leaf (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('CPU models: AuthenticAMD family 0xF model 0x6B, the hypervisor bit, tsvmm\'s hypervisor leaf (soft)', needsNasm, () => {
   for (const model of CPU_MODEL_NAMES) {
     withGuest(model, (g) => {
       const l0 = cpuid(g, LEAF.VENDOR);
@@ -225,8 +222,7 @@ test('CPU models: AuthenticAMD family 0xF model 0x6B, the hypervisor bit, tsvmm\
   }
 });
 
-test('CPU models advertise only features the soft CPU implements', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('CPU models advertise only features the soft CPU implements', needsNasm, () => {
   const seen = new Map<CpuModelName, FeatureName[]>();
   for (const model of CPU_MODEL_NAMES) {
     withGuest(model, (g) => {
@@ -250,8 +246,7 @@ test('CPU models advertise only features the soft CPU implements', (t) => {
   }
 });
 
-test('the features max advertises give their architectural results (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('the features max advertises give their architectural results (soft)', needsNasm, () => {
   withGuest('max', (g) => {
     const o = call(g, g.entry('probes'));
     assert.equal(o.end, 'halted');
@@ -272,8 +267,7 @@ test('the features max advertises give their architectural results (soft)', (t) 
   });
 });
 
-test('MSRs follow the model: AMD\'s answered as KVM answers them, the others by feature (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('MSRs follow the model: AMD\'s answered as KVM answers them, the others by feature (soft)', needsNasm, () => {
   for (const model of CPU_MODEL_NAMES) {
     withGuest(model, (g) => {
       const m = (what: string) => `${model}: ${what}`;
@@ -315,8 +309,7 @@ test('MSRs follow the model: AMD\'s answered as KVM answers them, the others by 
   }
 });
 
-test('MOV to CR4 accepts only the bits of implemented features (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('MOV to CR4 accepts only the bits of implemented features (soft)', needsNasm, () => {
   const PAE = 1n << 5n;
   const bits = { SMEP: 1n << 20n, FSGSBASE: 1n << 16n, PCIDE: 1n << 17n, OSXSAVE: 1n << 18n, SMAP: 1n << 21n, LA57: 1n << 12n };
   for (const model of CPU_MODEL_NAMES) {
@@ -347,11 +340,9 @@ test('the page walker follows the model: 1 GiB pages only where PDPE1GB is adver
   }
 });
 
-test('CPUID set/del masks (vcpu.configure) apply to the model\'s leaves, per vCPU, and CPUID exits (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/cpu-model.asm');
-  const machine = new Machine(SoftBackend.open());
-  try {
+test('CPUID set/del masks (vcpu.configure) apply to the model\'s leaves, per vCPU, and CPUID exits (soft)', needsNasm, () => {
+  const image = guestImage('soft/cpu-model.asm');
+  withMachine(SoftBackend.open(), (machine) => {
     const vcpu = idtGuest(machine, image, [[GP, imageQword(image, ENTRY.gp)]]);
     const g: Guest = { vcpu, entry: (which) => imageQword(image, ENTRY[which]) };
     const before = cpuid(g, 1);
@@ -373,7 +364,5 @@ test('CPUID set/del masks (vcpu.configure) apply to the model\'s leaves, per vCP
     const g2: Guest = { vcpu: other, entry: g.entry };
     assert.equal(cpuid(g2, 1).ecx >>> 31, 1, 'vCPU 1 still has the hypervisor bit');
     assert.equal(cpuid(g2, 1).ebx >>> 24, 1, 'vCPU 1: its initial APIC id');
-  } finally {
-    machine.destroy();
-  }
+  });
 });

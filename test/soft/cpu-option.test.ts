@@ -6,8 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { CpuModelName } from '../../src/backends/open.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { VirtualMachine, type VmExited } from '../../src/vmm/virtual-machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 async function brand(kernel: string, opts: { accel: 'soft' | 'kvm'; cpu?: CpuModelName }): Promise<{ out: string; exited: VmExited }> {
@@ -19,11 +19,10 @@ async function brand(kernel: string, opts: { accel: 'soft' | 'kvm'; cpu?: CpuMod
   return { out, exited };
 }
 
-test('VirtualMachine.create({ cpu }) chooses the soft CPU\'s model; KVM refuses one', async (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test('VirtualMachine.create({ cpu }) chooses the soft CPU\'s model; KVM refuses one', needsNasm, async () => {
   await withTempDirAsync(async (dir) => {
     const kernel = join(dir, 'cpu-brand.bin');
-    writeFileSync(kernel, assemble('soft/cpu-brand.asm'));
+    writeFileSync(kernel, guestImage('soft/cpu-brand.asm'));
     for (const cpu of [undefined, 'max', 'qemu64'] as const) {
       const { out, exited } = await brand(kernel, { accel: 'soft', cpu });
       assert.deepEqual(exited.end, { how: 'debug-exit', status: 0x43 });

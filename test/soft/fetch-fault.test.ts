@@ -4,24 +4,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { assistIo } from '../../src/nvmm/assist.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { idtGuest, imageQword } from './idt-guest.js';
+import { idtGuest, imageQword, outWordsUntilHalt } from '../helpers/idt-guest.js';
+import { withMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
-test('#PF on a fetch pushes the faulting RIP and sets CR2 to it (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/fetch-fault.asm');
-  const machine = new Machine(SoftBackend.open());
-  try {
+test('#PF on a fetch pushes the faulting RIP and sets CR2 to it (soft)', needsNasm, () => {
+  const image = guestImage('soft/fetch-fault.asm');
+  withMachine(SoftBackend.open(), (machine) => {
     const vcpu = idtGuest(machine, image, [[14, imageQword(image, 8)]]);
-    const words: number[] = [];
-    for (let exit = vcpu.run(); exit.kind !== 'halted'; exit = vcpu.run()) {
-      assert.equal(exit.kind, 'io', `unexpected ${exit.kind}`);
-      assistIo(vcpu, (io) => words.push(new DataView(io.data.buffer, io.data.byteOffset).getUint32(0, true)));
-    }
-    assert.deepEqual(words, [0x3000, 0x3000], 'pushed RIP and CR2');
-  } finally {
-    machine.destroy();
-  }
+    assert.deepEqual(outWordsUntilHalt(vcpu), [0x3000, 0x3000], 'pushed RIP and CR2');
+  });
 });

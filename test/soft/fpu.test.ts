@@ -3,31 +3,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { CR, GPR, SEG, STATE } from '../../src/nvmm/state.js';
+import { CR, GPR, STATE } from '../../src/nvmm/state.js';
+import { enterReal16, stepOverIo, withRamMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
-test('soft CPU: SSE rounding modes, FXSAVE/FXRSTOR, x87 stack, #NM on CR0.TS, #UD without CR4.OSFXSR', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/fpu.asm');
-  const machine = new Machine(SoftBackend.open());
-  const mem = machine.allocateMemory(1 << 20);
-  try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, 1 << 20, PROT.ALL);
-    mem.bytes.set(image, 0x8000);
+test('soft CPU: SSE rounding modes, FXSAVE/FXRSTOR, x87 stack, #NM on CR0.TS, #UD without CR4.OSFXSR', needsNasm, () => {
+  const image = guestImage('soft/fpu.asm');
+  withRamMachine(SoftBackend.open(), 1 << 20, ({ vcpu, ram, view: dv }) => {
+    ram.set(image, 0x8000);
     const sym = (needle: number[]) => { // locate the handlers by their first bytes (mov al, n; out 0xe0, al)
       for (let k = 0; k < image.length; k++) if (needle.every((b, j) => image[k + j] === b)) return 0x8000 + k;
       throw new Error('handler not found');
     };
-    const dv = new DataView(mem.bytes.buffer, mem.bytes.byteOffset);
     dv.setUint16(6 * 4, sym([0xb0, 6, 0xe6, 0xe0]), true); dv.setUint16(6 * 4 + 2, 0, true);
     dv.setUint16(7 * 4, sym([0xb0, 7, 0xe6, 0xe0]), true); dv.setUint16(7 * 4 + 2, 0, true);
-    const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS]!.base = 0n; s.segs[SEG.CS]!.selector = 0;
-    s.gprs[GPR.RIP] = 0x8000n; s.gprs[GPR.RSP] = 0x7000n;
+    const s = enterReal16(vcpu, 0x8000);
+    s.gprs[GPR.RSP] = 0x7000n;
     s.crs[CR.CR0] = 0x60000030n | 2n; // ET NE MP
     s.crs[CR.CR4] = 0x600n; // OSFXSR OSXMMEXCPT
     vcpu.setState(STATE.ALL);
@@ -36,11 +27,9 @@ test('soft CPU: SSE rounding modes, FXSAVE/FXRSTOR, x87 stack, #NM on CR0.TS, #U
       for (;;) {
         const exit = vcpu.run();
         if (exit.kind === 'io' && !exit.in) {
-          const st = vcpu.getState(STATE.GPRS);
-          st.gprs[GPR.RIP] = exit.npc!;
-          vcpu.setState(STATE.GPRS);
+          const gprs = stepOverIo(vcpu, exit);
           if (exit.port === 0xe1) return codes;
-          codes.push(Number(st.gprs[GPR.RAX]! & 0xffn));
+          codes.push(Number(gprs[GPR.RAX]! & 0xffn));
           continue;
         }
         if (exit.kind === 'halted') return codes;
@@ -59,16 +48,15 @@ test('soft CPU: SSE rounding modes, FXSAVE/FXRSTOR, x87 stack, #NM on CR0.TS, #U
     assert.equal(f.ftw, 0x80);
     assert.deepEqual(Array.from(f.sts.slice(0, 10)), [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f], 'ST0 = 1.0 (80-bit)');
     // FSTP m80 wrote pi exactly (the 80-bit constant).
-    const area = mem.bytes;
-    const find = (bytes: number[]) => { for (let k = 0x8000; k < 0x8000 + image.length + 16; k++) if (bytes.every((b, j) => area[k + j] === b)) return k; return -1; };
+    const find = (bytes: number[]) => { for (let k = 0x8000; k < 0x8000 + image.length + 16; k++) if (bytes.every((b, j) => ram[k + j] === b)) return k; return -1; };
     assert.ok(find([0x35, 0xc2, 0x68, 0x21, 0xa2, 0xda, 0x0f, 0xc9, 0x00, 0x40]) > 0, 'FSTP m80 of FLDPI gives the exact 80-bit pi');
     // FXSAVE layout: FCW 0x37f at +0, abridged tag 0xC0 (R6, R7 valid) at +4, MXCSR at +24, ST0 = pi at +32.
     const fx = find([0x7f, 0x03, 0x00, 0x30, 0xc0]);
     assert.ok(fx > 0, 'FXSAVE image: FCW, FSW with TOP = 6, abridged FTW = 0xC0');
     assert.equal(dv.getUint32(fx + 24, true), 0x1f80);
     assert.equal(dv.getUint32(fx + 28, true), 0xffff);
-    assert.deepEqual(Array.from(area.slice(fx + 32, fx + 42)), [0x35, 0xc2, 0x68, 0x21, 0xa2, 0xda, 0x0f, 0xc9, 0x00, 0x40]);
-    assert.deepEqual(Array.from(area.slice(fx + 48, fx + 58)), [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
+    assert.deepEqual(Array.from(ram.slice(fx + 32, fx + 42)), [0x35, 0xc2, 0x68, 0x21, 0xa2, 0xda, 0x0f, 0xc9, 0x00, 0x40]);
+    assert.deepEqual(Array.from(ram.slice(fx + 48, fx + 58)), [0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0x3f]);
     // Step 2: CR0.TS -> #NM.
     const c = vcpu.getState(STATE.CRS);
     c.crs[CR.CR0] = c.crs[CR.CR0]! | 8n;
@@ -84,8 +72,5 @@ test('soft CPU: SSE rounding modes, FXSAVE/FXRSTOR, x87 stack, #NM on CR0.TS, #U
     g.gprs[GPR.RIP] = BigInt(0x8000 + addps);
     vcpu.setState(STATE.GPRS);
     assert.deepEqual(step(), [6]);
-  } finally {
-    machine.destroy();
-    mem.free();
-  }
+  });
 });

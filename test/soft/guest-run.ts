@@ -9,11 +9,11 @@ import { existsSync } from 'node:fs';
 import { KvmBackend } from '../../src/backends/kvm/kvm-backend.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import type { Backend } from '../../src/nvmm/backend.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine, type Vcpu } from '../../src/nvmm/machine.js';
+import type { Vcpu } from '../../src/nvmm/machine.js';
 import { GPR, STATE } from '../../src/nvmm/state.js';
 import { enterFlat32 } from '../../src/selftest/guest-x64.js';
 import { kvmUnavailable } from '../helpers/kvm.js';
+import { withRamMachine } from '../helpers/machine.js';
 
 export const LOAD = 0x100000;
 export const END_PORT = 0xe1;
@@ -31,18 +31,17 @@ export interface GuestRun {
   end: string;
   /** A copy of guest RAM at the end. */
   ram: Uint8Array;
+  /** Little-endian reads of `ram` (the guests leave their results there). */
+  u16(at: number): number;
+  u32(at: number): number;
+  /** As a number: the tests compare addresses and selectors. */
+  u64(at: number): number;
 }
-
 
 /** `inspect` sees the vCPU once the run has ended, before the machine is destroyed. */
 export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20, maxExits = 500, inspect?: (vcpu: Vcpu) => void): GuestRun {
-  const machine = new Machine(backend);
-  const mem = machine.allocateMemory(ramSize);
-  try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, ramSize, PROT.ALL);
-    mem.bytes.set(image, LOAD);
-    const vcpu = machine.createVcpu(0);
+  return withRamMachine(backend, ramSize, ({ vcpu, ram }) => {
+    ram.set(image, LOAD);
     enterFlat32(vcpu, LOAD);
     vcpu.setState(STATE.ALL);
     const io: GuestIo[] = [];
@@ -71,11 +70,20 @@ export function runGuest(backend: Backend, image: Uint8Array, ramSize = 8 << 20,
       io.push({ out: !exit.in, port: exit.port, size: exit.operandSize, value });
     }
     inspect?.(vcpu);
-    return { io, end, ram: mem.bytes.slice() };
-  } finally {
-    machine.destroy();
-    mem.free();
-  }
+    const copy = ram.slice();
+    const view = new DataView(copy.buffer);
+    return {
+      io, end, ram: copy,
+      u16: (at) => view.getUint16(at, true),
+      u32: (at) => view.getUint32(at, true),
+      u64: (at) => Number(view.getBigUint64(at, true)),
+    };
+  });
+}
+
+/** Runs `image` (runGuest, with its defaults) on each of backends() in turn: [backend name, run]. */
+export function* runOnEachBackend(image: Uint8Array): Generator<[string, GuestRun]> {
+  for (const [name, open] of backends()) yield [name, runGuest(open(), image)];
 }
 
 /** The OUT values to `port` (the guest's progress reports). */

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import { monotonicNs } from '../../src/common/clock.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import type { InlineDevices } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { idtGuest, imageQword } from './idt-guest.js';
+import { idtGuest, imageQword } from '../helpers/idt-guest.js';
+import { withMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
 /** A one-shot timer on port 0x40 (due 20 µs after the write) in front of a one-line interrupt controller. */
 class OneShot implements InlineDevices {
@@ -29,11 +29,9 @@ class OneShot implements InlineDevices {
   ended(): boolean { return false; }
 }
 
-test('soft: a one-shot timer armed by an inline port write fires (the CPU re-reads the deadline after I/O)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/inline-timer.asm');
-  const machine = new Machine(SoftBackend.open());
-  try {
+test('soft: a one-shot timer armed by an inline port write fires (the CPU re-reads the deadline after I/O)', needsNasm, () => {
+  const image = guestImage('soft/inline-timer.asm');
+  withMachine(SoftBackend.open(), (machine) => {
     assert.equal(machine.capability.inlineDevices, true);
     const vcpu = idtGuest(machine, image, [[0x20, imageQword(image, 8)]]);
     const dev = new OneShot();
@@ -41,18 +39,13 @@ test('soft: a one-shot timer armed by an inline port write fires (the CPU re-rea
     const exit = vcpu.run();
     assert.equal(exit.kind, 'halted', `ended with ${exit.kind}`);
     assert.deepEqual(dev.writes, [[0x40, 1], [0x20, 0x20], [0x40, 1], [0x20, 0x20], [0x40, 1], [0x20, 0x20], [0xe0, 3]]);
-  } finally {
-    machine.destroy();
-  }
+  });
 });
 
 test('setInlineDevices is refused by a backend without the capability', () => {
-  const machine = new Machine(SoftBackend.open());
-  try {
+  withMachine(SoftBackend.open(), (machine) => {
     const vcpu = machine.createVcpu(0);
     (machine.capability as { inlineDevices?: boolean }).inlineDevices = false;
     assert.throws(() => vcpu.setInlineDevices(null), { code: 'TSVMM_UNSUPPORTED' });
-  } finally {
-    machine.destroy();
-  }
+  });
 });

@@ -3,14 +3,12 @@
 // beyond the TSS limit) raise #GP(0). Also run on KVM where KVM has VMX/SVM.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { backends, runGuest } from './guest-run.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
+import { runOnEachBackend } from './guest-run.js';
 
-test('soft CPU: IN/OUT/OUTS at CPL > IOPL consult the TSS I/O permission bitmap', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/io-bitmap.asm');
-  for (const [name, open] of backends()) {
-    const run = runGuest(open(), image);
+test('soft CPU: IN/OUT/OUTS at CPL > IOPL consult the TSS I/O permission bitmap', needsNasm, () => {
+  const image = guestImage('soft/io-bitmap.asm');
+  for (const [name, run] of runOnEachBackend(image)) {
     assert.equal(run.end, 'end', `${name}: ${JSON.stringify(run.io)}`);
     const r = (value: number) => ({ out: true, port: 0xe0, size: 1, value });
     const gp = [r(13), r(0)];

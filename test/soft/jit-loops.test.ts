@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setDefaultJitKind, setDefaultJitThreshold, type JitKind } from '../../src/backends/soft/exec.js';
 import { SoftBackend, type SoftMachine } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 import { reports, runGuest } from './guest-run.js';
 
 function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string; reports: number[]; jit: number; chained: number } {
@@ -30,9 +30,8 @@ function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string
   }
 }
 
-test('compiled loops agree with the interpreter (pending flags across blocks, indirect branches)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/jit-loops.asm');
+test('compiled loops agree with the interpreter (pending flags across blocks, indirect branches)', needsNasm, () => {
+  const image = guestImage('soft/jit-loops.asm');
   const interp = run(image, 'wasm', -1);
   assert.equal(interp.end, 'end');
   assert.equal(interp.reports.length, 3);

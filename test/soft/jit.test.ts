@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setDefaultJitThreshold } from '../../src/backends/soft/exec.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { CR, GPR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
+import { STATE } from '../../src/nvmm/state.js';
+import { enterFlat32 } from '../../src/selftest/guest-x64.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
+import { runToExit, withRamMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 import { assembleProgram, compareRuns, generate, runImage, type OracleRun } from './oracle.js';
 
 const TOTAL = Number(process.env.TSVMM_JIT_ORACLE_SEQS ?? 5000);
@@ -24,8 +24,7 @@ function withThreshold<T>(n: number, fn: () => T): T {
   try { return fn(); } finally { setDefaultJitThreshold(old); }
 }
 
-test(`compiled blocks agree with the interpreter on ${TOTAL} generated sequences`, (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+test(`compiled blocks agree with the interpreter on ${TOTAL} generated sequences`, needsNasm, () => {
   for (let done = 0, run = 0; done < TOTAL; run++) {
     const n = Math.min(PER_RUN, TOTAL - done);
     const prog = generate(SEED + run, n);
@@ -41,10 +40,9 @@ test(`compiled blocks agree with the interpreter on ${TOTAL} generated sequences
   }
 });
 
-test(`compiled blocks agree with the real CPU on ${TOTAL} generated sequences`, (t) => {
+test(`compiled blocks agree with the real CPU on ${TOTAL} generated sequences`, needsNasm, (t) => {
   const kvm = kvmOrSkip(t);
   if (!kvm) return;
-  if (!hasNasm()) return t.skip('nasm not installed');
   for (let done = 0, run = 0; done < TOTAL; run++) {
     const n = Math.min(PER_RUN, TOTAL - done);
     const prog = generate(SEED + 100 + run, n);
@@ -56,40 +54,20 @@ test(`compiled blocks agree with the real CPU on ${TOTAL} generated sequences`, 
   }
 });
 
-function flat(selector: number, type: number): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
-  return { selector, attrib: { type, s: true, dpl: 0, p: true, avl: false, l: false, def: true, g: true }, limit: 0xffffffff, base: 0n };
-}
-
-/** Runs guests/soft/smc.asm; returns its six result qwords. */
+/** Runs guests/soft/smc.asm (flat 32-bit entry at 0x100000); returns its six result qwords. */
 function runSmc(image: Uint8Array): bigint[] {
-  const RAM = 4 << 20;
-  const machine = new Machine(SoftBackend.open());
-  const mem = machine.allocateMemory(RAM);
-  try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, RAM, PROT.ALL);
-    mem.bytes.set(image, 0x100000);
-    const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS] = flat(0x08, 0xb);
-    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = flat(0x10, 0x3);
-    s.crs[CR.CR0] = 0x11n;
-    s.gprs[GPR.RIP] = 0x100000n;
+  return withRamMachine(SoftBackend.open(), 4 << 20, ({ vcpu, ram, view }) => {
+    ram.set(image, 0x100000);
+    enterFlat32(vcpu, 0x100000);
     vcpu.setState(STATE.ALL);
-    let exit = vcpu.run();
-    while (exit.kind === 'none') exit = vcpu.run();
+    const exit = runToExit(vcpu);
     assert.ok(exit.kind === 'io' && exit.port === 0xf4, `exit ${exit.kind}`);
-    const dv = new DataView(mem.bytes.buffer, mem.bytes.byteOffset + 0x300000, 48);
-    return [0, 1, 2, 3, 4, 5].map((k) => dv.getBigUint64(8 * k, true));
-  } finally {
-    machine.destroy();
-    mem.free();
-  }
+    return [0, 1, 2, 3, 4, 5].map((k) => view.getBigUint64(0x300000 + 8 * k, true));
+  });
 }
 
-test('self-modifying code runs the new code, interpreted and compiled', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/smc.asm');
+test('self-modifying code runs the new code, interpreted and compiled', needsNasm, () => {
+  const image = guestImage('soft/smc.asm');
   for (const th of [-1, 0, 1, 3]) {
     assert.deepEqual(withThreshold(th, () => runSmc(image)), [1275n, 300n, 500n, 19n, 7n, 0n], `threshold ${th}`);
   }

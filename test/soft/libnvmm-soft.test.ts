@@ -2,11 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { hasNasm } from '../../src/common/nasm.js';
 import { LIBNVMM_CASE_COUNT, runLibnvmmSuite, type CaseResult } from '../../src/selftest/libnvmm.js';
+import { needsNasm } from '../helpers/nasm.js';
 
-test('libnvmm suite on soft', async (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed (needed to assemble the suite guests)');
+test('libnvmm suite on soft', needsNasm, async (t) => {
   const results: CaseResult[] = [];
   runLibnvmmSuite(SoftBackend.open(), (r) => results.push(r));
   for (const r of results) {

@@ -1,43 +1,74 @@
 // What the soft CPU does with every opcode of the one-byte, 0F, 0F38 and 0F3A maps in 16-, 32- and
 // 64-bit code: each opcode is decoded (CPU view) with no prefix, 66, F3 and F2 and every ModRM byte,
-// and compiled to the soft CPU's handler. The outcome of each form is "executes", "#UD" (an undefined
-// encoding, or a feature the CPU modelled does not advertise in CPUID: compile.ts NOT_IN_MODEL), or
-// "not implemented" (a TSVMM_GUEST exit), which must not happen. docs/soft-cpu-opcodes.md is the
-// rendering of this table; TSVMM_WRITE_OPCODE_DOC=1 rewrites it, and the test fails when it is stale.
+// and compiled to the soft CPU's handler (test/soft/opcode-forms.ts). The outcome of each form is
+// "executes", "#UD" (an undefined encoding, or a feature the CPU modelled does not advertise in
+// CPUID: compile.ts NOT_IN_MODEL), or "not implemented" (a TSVMM_GUEST exit), which must not happen.
+// docs/soft-cpu-opcodes.md is the rendering of this table, with how test/soft/opcode-walk.test.ts
+// runs each form and what opcode-walk-kvm.test.ts compares with the real CPU;
+// TSVMM_WRITE_OPCODE_DOC=1 rewrites it, and the test fails when it is stale.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { compileInsn, NOT_IN_MODEL } from '../../src/backends/soft/compile.js';
 import { Insn } from '../../src/backends/soft/insn.js';
-import { hUd, hUnimplemented } from '../../src/backends/soft/ops-sys.js';
-import { decode, DecodedInsn, DecodeStatus, MNEMONICS, mnemonicId, type CpuMode } from '../../src/x86/decoder.js';
+import { hUnimplemented } from '../../src/backends/soft/ops-sys.js';
+import { decode, DecodedInsn, MNEMONICS, type CpuMode } from '../../src/x86/decoder.js';
+import { classifyForm, IMM_FILL, isEscape, isPrefixByte, MAPS, MODES, PREFIXES, walkForms, type Form } from './opcode-forms.js';
+import { EMULATOR_DIFFS, EXCLUDED, HOST_FEATURES, LAYOUT, RULES, ruleOf, walkEnv, type Rule, type WalkEnv } from './opcode-walk.js';
 
-const DOC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'docs', 'soft-cpu-opcodes.md');
-const MAPS: [string, number[]][] = [['one-byte', []], ['0F', [0x0f]], ['0F 38', [0x0f, 0x38]], ['0F 3A', [0x0f, 0x3a]]];
-const PREFIXES = [[], [0x66], [0xf3], [0xf2]];
-const FEATURE_IDS = new Set(Object.values(NOT_IN_MODEL).flat().map(mnemonicId).filter((id) => id >= 0));
+import { REPO_ROOT } from '../helpers/tools.js';
+
+const DOC = join(REPO_ROOT, 'docs', 'soft-cpu-opcodes.md');
 
 /** One cell: X all forms execute, x some forms #UD (invalid ModRM or prefix forms), F the executing forms are a feature the model lacks (#UD), - all #UD. */
-function classify(mode: CpuMode, map: number[], op: number, unimplemented: string[]): string {
+function classify(mode: CpuMode, mapIndex: number, op: number, unimplemented: string[]): string {
+  if (isEscape(mapIndex, op)) return 'esc';
+  if (isPrefixByte(mode, mapIndex, op)) return 'pfx';
+  const map = MAPS[mapIndex]![1];
   const d = new DecodedInsn();
   let exec = 0, ud = 0, feature = 0;
   for (const p of PREFIXES) {
     for (let modrm = 0; modrm < 256; modrm++) {
       const b = Uint8Array.from([...p, ...map, op, modrm, 0x24, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
       decode(b, 0, b.length, mode, d);
-      if (d.status !== DecodeStatus.Ok) { ud++; continue; }
-      const i = compileInsn(d, new Insn(hUnimplemented));
-      if (i.fn === hUnimplemented) unimplemented.push(`${mode}-bit ${Array.from(b.subarray(0, p.length + map.length + 2), (x) => x.toString(16).padStart(2, '0')).join(' ')} ${MNEMONICS[d.mnemonic]}`);
-      else if (i.fn === hUd && (FEATURE_IDS.has(d.mnemonic) || d.vex)) feature++;
-      else if (i.fn === hUd) ud++;
+      const claim = classifyForm(d, compileInsn(d, new Insn(hUnimplemented)));
+      if (claim === 'unimplemented') unimplemented.push(`${mode}-bit ${Array.from(b.subarray(0, p.length + map.length + 2), (x) => x.toString(16).padStart(2, '0')).join(' ')} ${MNEMONICS[d.mnemonic]}`);
+      else if (claim === 'feature') feature++;
+      else if (claim === 'ud') ud++;
       else exec++;
     }
   }
   if (exec === 0 && feature === 0) return '-';
   if (exec === 0) return 'F';
   return ud + feature === 0 ? 'X' : 'x';
+}
+
+const hex2 = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
+
+/** "0F 22 /3 (mov)": where a rule applies. */
+function where(f: Form): string {
+  const map = MAPS[f.mapIndex]![1].map(hex2).join(' ');
+  const modrm = f.d.modrm >= 0 && f.head > f.prefix.length + MAPS[f.mapIndex]![1].length + 1 ? ` /${(f.d.modrm >> 3) & 7}` : '';
+  return `${map ? `${map} ` : ''}${hex2(f.op)}${modrm} (${f.mnemonic})`;
+}
+
+/** The rules of the walk with the forms each applies to, per run. */
+function ruleUses(runs: readonly WalkEnv[]): Map<Rule, Map<string, Set<string>>> {
+  const uses = new Map<Rule, Map<string, Set<string>>>();
+  for (const env of runs) {
+    const run = `${env.mode}-bit${env.cpl ? ' CPL 3' : ''}`;
+    for (const f of walkForms(env.mode)) {
+      const r = ruleOf(f, env);
+      if (!r) continue;
+      let m = uses.get(r);
+      if (!m) uses.set(r, (m = new Map()));
+      let s = m.get(where(f));
+      if (!s) m.set(where(f), (s = new Set()));
+      s.add(run);
+    }
+  }
+  return uses;
 }
 
 function render(unimplemented: string[]): string {
@@ -53,30 +84,105 @@ function render(unimplemented: string[]): string {
     '  ModRM.reg or mandatory prefix, an instruction invalid in the mode) raise #UD as on a CPU;',
     '- `F`: the defined forms belong to a feature the CPU modelled does not advertise in CPUID, so they raise #UD,',
     '  the exception hardware without the feature raises (the features are listed below);',
-    '- `-`: #UD in every form (an undefined opcode, or invalid in this mode); `esc`: the next map\'s escape byte.',
+    '- `-`: #UD in every form (an undefined opcode, or invalid in this mode); `esc`: the next map\'s escape byte;',
+    '  `pfx`: a prefix (REX too, in 64-bit code).',
     '',
     'No form ends a machine with `TSVMM_GUEST` (not implemented): the test fails if one does. VEX-encoded',
     'instructions (C4/C5) raise #UD: the model advertises no AVX. x87 (D8-DF) forms are decoded by ModRM;',
-    'the reserved register aliases (FSTP1, FXCH4, FCOMP5...) execute. Implemented but not advertised:',
-    'FISTTP (SSE3), TZCNT (BMI1; a CPU without BMI1 executes F3 0F BC as BSF).',
+    'the reserved register aliases (FSTP1, FXCH4, FCOMP5...) execute as the instructions they alias',
+    '(test/soft/x87-alias.test.ts checks each against it). Implemented but not advertised: FISTTP (SSE3), TZCNT',
+    '(BMI1; a CPU without BMI1 executes F3 0F BC as BSF). LAR, LSL, ARPL, RSM and RDPMC have their own test',
+    '(test/soft/lar-lsl.test.ts), as has PUSHA/POPA that fault part-way (test/soft/pusha-fault.test.ts). LOCK',
+    'raises #UD but before ADD, ADC, AND, BTC, BTR, BTS, CMPXCHG, CMPXCHG8B/16B, DEC, INC, NEG, NOT, OR, SBB, SUB,',
+    'XOR, XADD or XCHG with a memory destination (test/soft/opcode-walk.test.ts).',
+    '',
+    'The table is also run: `test/soft/opcode-walk.test.ts` executes, per opcode and prefix, one form of each',
+    'distinct instruction (one memory form and one register form per decoded instruction and handler) and checks',
+    'it ends as the table says; see [the walk](#how-the-walk-runs-each-form) below, and',
+    '[the comparison with the real CPU](#compared-with-the-real-cpu).',
     '',
   ];
-  for (const mode of [16, 32, 64] as CpuMode[]) {
-    for (const [name, bytes] of MAPS) {
-      out.push(`## ${name} map, ${mode}-bit code`, '', '|   | ' + [...Array(16).keys()].map((k) => `x${k.toString(16).toUpperCase()}`).join(' | ') + ' |',
+  for (const mode of MODES) {
+    for (let m = 0; m < MAPS.length; m++) {
+      out.push(`## ${MAPS[m]![0]} map, ${mode}-bit code`, '', '|   | ' + [...Array(16).keys()].map((k) => `x${k.toString(16).toUpperCase()}`).join(' | ') + ' |',
         '|---|' + '---|'.repeat(16));
       for (let row = 0; row < 16; row++) {
         const cells: string[] = [];
-        for (let col = 0; col < 16; col++) {
-          const op = row * 16 + col;
-          cells.push(bytes.length === 0 && op === 0x0f ? 'esc' : bytes.length === 1 && (op === 0x38 || op === 0x3a) ? 'esc' : classify(mode, bytes, op, unimplemented));
-        }
+        for (let col = 0; col < 16; col++) cells.push(classify(mode, m, row * 16 + col, unimplemented));
         out.push(`| ${row.toString(16).toUpperCase()}x | ${cells.join(' | ')} |`);
       }
       out.push('');
     }
   }
-  out.push('## Features the CPU modelled does not advertise (their instructions raise #UD)', '');
+  const runs = [walkEnv(16), walkEnv(32), walkEnv(64), walkEnv(64, 3)];
+  out.push(
+    '## How the walk runs each form',
+    '',
+    'Four guests (guests/soft/opwalk16.asm, opwalk32.asm, opwalk64.asm) run every form in turn: 16-bit code in real',
+    'mode, 32-bit code in flat protected mode (paging off) and 64-bit code in long mode, at CPL 0; and 64-bit code',
+    'at CPL 3 (IOPL 3), the guest that `test/soft/opcode-walk-kvm.test.ts` also runs on KVM. Each form is a slot:',
+    'a set-up where a rule below gives one, the instruction, then `INT 0xF0`; reaching that INT is "completes", any',
+    'other vector is the exception the instruction raised, which the guest records before it restores the state',
+    'and enters the next slot. Every form starts from the same state:',
+    '',
+    `- immediates are 0x${IMM_FILL.toString(16).toUpperCase()}; a relative branch goes to the next instruction (its displacement is 0); a far`,
+    '  pointer operand names the next instruction with the current CS; a moffs names the scratch memory;',
+    '- memory forms address [BX] (16-bit addressing) or [EBX]/[RBX]; BX/EBX/RBX, SI, DI and BP point into 4 KiB of',
+    '  scratch memory filled, like the stack above SP, with the value of a data selector (0x10; 0x23 at CPL 3;',
+    '  0x2020 in real mode), so segment loads and far pointers read a valid selector;',
+    `- RAX = 0x10 (0x110 in real mode, 0x23 at CPL 3), RCX = 1 (string instructions and LOOP run once), RDX = 0,`,
+    `  R8-R15 = 8-15; RFLAGS = 2 (0x3002 at CPL 3); SP = 0x${LAYOUT.STACK_TOP.toString(16)} (real mode: 0x2000:0xF000); x87 after FNINIT, MXCSR = 0x1F80;`,
+    '- a near branch with a 16-bit operand size in 32- or 64-bit code (a 66 prefix) runs from below 64 KiB, so',
+    '  its 16-bit IP is still the next instruction; SYSCALL, SYSENTER, SYSRET and SYSEXIT land on an `INT 0xF0`',
+    '  (at CPL 3 for the last two, whose gate alone has DPL 3);',
+    '- port I/O, HLT and RDMSR/WRMSR of MSRs the model leaves to the VMM exit; the test completes them and the',
+    '  guest goes on.',
+    '',
+    'Every control transfer, mode-changing and system instruction runs (none is left to other tests): where its',
+    'operands must be prepared, a rule gives the set-up. The rules, with the forms they apply to:',
+    '',
+  );
+  const uses = ruleUses(runs);
+  for (const r of RULES) {
+    const m = uses.get(r);
+    if (!m) continue;
+    const byRuns = new Map<string, string[]>();
+    for (const [w, rs] of m) {
+      const k = [...rs].join(', ');
+      let l = byRuns.get(k);
+      if (!l) byRuns.set(k, (l = []));
+      l.push(w);
+    }
+    out.push(`- ${r.what}: ${[...byRuns].map(([rs, ws]) => `${ws.join(', ')} (${rs})`).join('; ')}`);
+  }
+  out.push(
+    '',
+    'What the walk does not show: the other prefixes (segment overrides, 67, LOCK, REX) run only before NOP and',
+    'a load from memory (LOCK also before ADD to memory); VEX-encoded forms run only as the forms above (all #UD);',
+    '16-bit protected mode and virtual-8086 mode are not walked. The soft CPU does not check segment limits and',
+    'types on data accesses: a write through CS in protected mode completes where a CPU raises #GP(0) (so the',
+    'walk prefixes CS only to a load).',
+    '',
+    '## Compared with the real CPU',
+    '',
+    '`test/soft/opcode-walk-kvm.test.ts` runs the CPL-3 64-bit walk on KVM with VMX or SVM, whose guests\' user',
+    'mode runs on the processor, and on the soft CPU, and requires the same outcome from both (for #GP, the same',
+    'error code). It skips without /dev/kvm, and on kvm_pvm (which does not run the guest\'s ring 0, where the',
+    'exceptions are taken, as a processor does); CI runs it in QEMU, where TCG emulates SVM. Left out of the',
+    'comparison:',
+    '',
+    `- ${EXCLUDED.feature} (the features are listed below);`,
+    `- ${EXCLUDED.vexOnly};`,
+    `- ${EXCLUDED.cpuid}: ${HOST_FEATURES.map(([f, names]) => `${f} (${names.join(', ')})`).join(', ')};`,
+    `- ${EXCLUDED.sysenter};`,
+    `- ${EXCLUDED.vendor};`,
+    `- ${EXCLUDED.emulator}:`,
+    ...EMULATOR_DIFFS.map((x) => `  - ${x.what};`),
+    `- ${EXCLUDED.intError}.`,
+    '',
+    '## Features the CPU modelled does not advertise (their instructions raise #UD)',
+    '',
+  );
   for (const [feature, names] of Object.entries(NOT_IN_MODEL)) out.push(`- ${feature}: ${names.join(', ')}`);
   out.push('');
   return out.join('\n');

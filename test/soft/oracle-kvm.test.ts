@@ -4,18 +4,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { hasNasm } from '../../src/common/nasm.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
+import { needsNasm } from '../helpers/nasm.js';
 import { assembleProgram, compareRuns, generate, runImage } from './oracle.js';
 
 const TOTAL = Number(process.env.TSVMM_ORACLE_SEQS ?? 20000);
 const SEED = Number(process.env.TSVMM_ORACLE_SEED ?? 20240601);
 const PER_RUN = 5000;
 
-test(`soft CPU agrees with the real CPU on ${TOTAL} generated user-mode sequences`, (t) => {
+test(`soft CPU agrees with the real CPU on ${TOTAL} generated user-mode sequences`, needsNasm, (t) => {
   const kvm = kvmOrSkip(t);
   if (!kvm) return;
-  if (!hasNasm()) return t.skip('nasm not installed');
   const soft = SoftBackend.open();
   let softMs = 0, done = 0;
   for (let run = 0; done < TOTAL; run++) {

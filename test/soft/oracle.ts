@@ -18,14 +18,10 @@
  * registers and RFLAGS masked to the flags the generator knows to be defined at that point. The
  * image ends with OUT (IOPL = 3), which exits on both backends.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { assemble } from '../../src/common/nasm.js';
 import type { Backend } from '../../src/nvmm/backend.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { CR, GPR, MSR, SEG, STATE, type SegmentAttrib } from '../../src/nvmm/state.js';
-import { withTempDir } from '../helpers/tools.js';
+import { GPR, STATE } from '../../src/nvmm/state.js';
+import { enterLongModeUser, runToExit, withRamMachine } from '../helpers/machine.js';
+import { assembleText } from '../helpers/nasm.js';
 
 export const RAM_SIZE = 16 << 20;
 const GDT = 0x10000, TSS = 0x12000, PT = 0x20000, CODE = 0x100000, STACK_TOP = 0x800000;
@@ -560,65 +556,29 @@ export interface OracleRun {
   ms: number;
 }
 
-function seg(selector: number, type: number, dpl: number, l: boolean, def: boolean): { selector: number; attrib: SegmentAttrib; limit: number; base: bigint } {
-  return { selector, attrib: { type, s: true, dpl, p: true, avl: false, l, def, g: true }, limit: 0xffffffff, base: 0n };
-}
-
 /** Runs the assembled image on `backend` and returns the data area. */
 export function runImage(backend: Backend, image: Uint8Array, prog: OracleProgram): OracleRun {
-  const machine = new Machine(backend);
-  const mem = machine.allocateMemory(RAM_SIZE);
-  try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, RAM_SIZE, PROT.ALL);
-    const b = mem.bytes;
-    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    // GDT: null, kernel code 0x08, kernel data 0x10, user data 0x18, user code64 0x20.
-    const gdt = [0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn, 0x00cff3000000ffffn, 0x00affb000000ffffn];
-    gdt.forEach((d, k) => dv.setBigUint64(GDT + 8 * k, d, true));
-    // Page tables: PML4 -> PDPT -> PD with 2 MiB user pages over the first 16 MiB.
-    dv.setBigUint64(PT, BigInt(PT + 0x1000) | 7n, true);
-    dv.setBigUint64(PT + 0x1000, BigInt(PT + 0x2000) | 7n, true);
-    for (let k = 0; k < RAM_SIZE / 0x200000; k++) dv.setBigUint64(PT + 0x2000 + 8 * k, BigInt(k * 0x200000) | 0x87n, true);
-    b.set(image, CODE);
-    b.set(prog.init, DATA);
-    const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS] = seg(0x23, 0xb, 3, true, false);
-    for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = seg(0x1b, 0x3, 3, false, true);
-    s.segs[SEG.GDT] = { selector: 0, attrib: { type: 0, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false }, limit: 8 * gdt.length - 1, base: BigInt(GDT) };
-    s.segs[SEG.IDT] = { selector: 0, attrib: { type: 0, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false }, limit: 0, base: 0n };
-    s.segs[SEG.TR] = { selector: 0x28, attrib: { type: 0xb, s: false, dpl: 0, p: true, avl: false, l: false, def: false, g: false }, limit: 0x67, base: BigInt(TSS) };
-    s.segs[SEG.LDT] = { selector: 0, attrib: { type: 2, s: false, dpl: 0, p: false, avl: false, l: false, def: false, g: false }, limit: 0, base: 0n };
-    s.crs[CR.CR0] = 0x80050033n;
-    s.crs[CR.CR3] = BigInt(PT);
-    s.crs[CR.CR4] = 0x620n;
-    s.msrs[MSR.EFER] = 0x501n;
-    s.gprs.fill(0n);
-    s.gprs[GPR.RSP] = BigInt(STACK_TOP);
-    s.gprs[GPR.RIP] = BigInt(CODE);
-    s.gprs[GPR.RFLAGS] = 0x3202n;
-    vcpu.setState(STATE.ALL);
+  return withRamMachine(backend, RAM_SIZE, (m) => {
+    m.ram.set(image, CODE);
+    m.ram.set(prog.init, DATA);
+    enterLongModeUser(m, {
+      bits: 64,
+      // null, kernel code 0x08, kernel data 0x10, user data 0x18, user code64 0x20.
+      gdt: GDT, descriptors: [0n, 0x00af9b000000ffffn, 0x00cf93000000ffffn, 0x00cff3000000ffffn, 0x00affb000000ffffn],
+      pageTables: PT, tss: TSS, efer: 0x501n, rip: CODE, rsp: STACK_TOP,
+    });
     const t0 = performance.now();
-    let exit = vcpu.run();
-    while (exit.kind === 'none') exit = vcpu.run();
+    const exit = runToExit(m.vcpu);
     const ms = performance.now() - t0;
     const desc = exit.kind === 'io' ? `io port 0x${exit.port.toString(16)}` : exit.kind === 'invalid' ? `invalid: ${exit.reason}` : exit.kind;
     let where = '';
-    if (!(exit.kind === 'io' && exit.port === END_PORT)) where = ` at RIP 0x${vcpu.getState(STATE.GPRS).gprs[GPR.RIP]!.toString(16)}`;
-    return { data: b.slice(DATA, DATA + prog.count * BLOCK), exit: desc + where, ms };
-  } finally {
-    machine.destroy();
-    mem.free();
-  }
+    if (!(exit.kind === 'io' && exit.port === END_PORT)) where = ` at RIP 0x${m.vcpu.getState(STATE.GPRS).gprs[GPR.RIP]!.toString(16)}`;
+    return { data: m.ram.slice(DATA, DATA + prog.count * BLOCK), exit: desc + where, ms };
+  });
 }
 
 export function assembleProgram(prog: OracleProgram): Uint8Array {
-  return withTempDir((dir) => {
-    const path = join(dir, 'oracle.asm');
-    writeFileSync(path, prog.source);
-    return assemble(path);
-  });
+  return assembleText(prog.source);
 }
 
 export const ORACLE_END = `io port 0x${END_PORT.toString(16)}`;

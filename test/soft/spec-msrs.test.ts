@@ -5,27 +5,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { assistIo } from '../../src/nvmm/assist.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { idtGuest, imageQword } from './idt-guest.js';
+import { idtGuest, imageQword, outWordsUntilHalt } from '../helpers/idt-guest.js';
+import { withMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
 // RDCL_NO, IBRS_ALL, SSB_NO, MDS_NO, IF_PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO,
 // BHI_NO, PBRSB_NO, GDS_NO, RFDS_NO (Intel SDM vol. 4, table 2-2).
 const ARCH_CAPABILITIES = [0, 1, 4, 5, 6, 8, 13, 14, 15, 20, 24, 26, 27].reduce((v, b) => v + 2 ** b, 0);
 
-test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD, CPUID leaf 7, RDRAND and RDSEED (soft)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/spec-msrs.asm');
-  const machine = new Machine(SoftBackend.open());
-  try {
+test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD, CPUID leaf 7, RDRAND and RDSEED (soft)', needsNasm, () => {
+  const image = guestImage('soft/spec-msrs.asm');
+  withMachine(SoftBackend.open(), (machine) => {
     const vcpu = idtGuest(machine, image, [[13, imageQword(image, 8)]]);
-    const words: number[] = [];
-    for (let exit = vcpu.run(); exit.kind !== 'halted'; exit = vcpu.run()) {
-      assert.equal(exit.kind, 'io', `unexpected ${exit.kind}`);
-      assistIo(vcpu, (io) => words.push(new DataView(io.data.buffer, io.data.byteOffset).getUint32(0, true)));
-    }
-    assert.deepEqual(words, [
+    assert.deepEqual(outWordsUntilHalt(vcpu), [
       ARCH_CAPABILITIES, 0, // IA32_ARCH_CAPABILITIES
       5, // IA32_SPEC_CTRL read back
       (1 << 26) + (1 << 27) + 2 ** 29 + 2 ** 31, // CPUID.7.0:EDX: IBRS/IBPB, STIBP, ARCH_CAPABILITIES, SSBD
@@ -37,7 +29,5 @@ test('ARCH_CAPABILITIES, SPEC_CTRL, PRED_CMD, CPUID leaf 7, RDRAND and RDSEED (s
       13, 1, 13, 2, 13, 3, // #GP: write ARCH_CAPABILITIES, read PRED_CMD, reserved SPEC_CTRL bit
       0xd0e,
     ]);
-  } finally {
-    machine.destroy();
-  }
+  });
 });

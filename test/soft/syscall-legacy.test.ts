@@ -5,12 +5,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 import { reports, runGuest } from './guest-run.js';
 
-test('soft CPU: legacy-mode SYSCALL/SYSRET (EFER.SCE without long mode)', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const run = runGuest(SoftBackend.open(), assemble('soft/syscall-legacy.asm'));
+test('soft CPU: legacy-mode SYSCALL/SYSRET (EFER.SCE without long mode)', needsNasm, () => {
+  const run = runGuest(SoftBackend.open(), guestImage('soft/syscall-legacy.asm'));
   assert.equal(run.end, 'end', `reports ${reports(run)}`);
   assert.deepEqual(reports(run), [1, 2, 3, 4]);
   const dv = new DataView(run.ram.buffer, run.ram.byteOffset + 0x310000);

@@ -3,37 +3,24 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
-import { GPR, SEG, STATE } from '../../src/nvmm/state.js';
+import { GPR, STATE } from '../../src/nvmm/state.js';
+import { enterReal16, showExit, stepOverIo, withRamMachine } from '../helpers/machine.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
 
-test('soft CPU: modes, #PF, SYSCALL/SYSRET, interrupt wakes HLT', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/system.asm');
-  const machine = new Machine(SoftBackend.open());
-  const mem = machine.allocateMemory(4 << 20);
-  try {
-    machine.mapHva(mem);
-    machine.mapGpa(0, mem.hva, 4 << 20, PROT.ALL);
-    mem.bytes.set(image, 0x8000);
-    const vcpu = machine.createVcpu(0);
-    const s = vcpu.getState(STATE.ALL);
-    s.segs[SEG.CS]!.base = 0n;
-    s.segs[SEG.CS]!.selector = 0;
-    s.gprs[GPR.RIP] = 0x8000n;
+test('soft CPU: modes, #PF, SYSCALL/SYSRET, interrupt wakes HLT', needsNasm, () => {
+  const image = guestImage('soft/system.asm');
+  withRamMachine(SoftBackend.open(), 4 << 20, ({ vcpu, ram }) => {
+    ram.set(image, 0x8000);
+    enterReal16(vcpu, 0x8000);
     vcpu.setState(STATE.ALL);
     const reports: number[] = [];
     let halts = 0;
     for (let n = 0; n < 100; n++) {
       const exit = vcpu.run();
       if (exit.kind === 'io' && !exit.in) {
-        const g = vcpu.getState(STATE.GPRS).gprs;
         if (exit.port === 0xe1) break;
         assert.equal(exit.port, 0xe0);
-        reports.push(Number(g[GPR.RAX]! & 0xffn));
-        g[GPR.RIP] = exit.npc!;
-        vcpu.setState(STATE.GPRS);
+        reports.push(Number(stepOverIo(vcpu, exit)[GPR.RAX]! & 0xffn));
         continue;
       }
       if (exit.kind === 'halted') {
@@ -41,12 +28,9 @@ test('soft CPU: modes, #PF, SYSCALL/SYSRET, interrupt wakes HLT', (t) => {
         vcpu.inject({ type: 'interrupt', vector: 32 });
         continue;
       }
-      assert.fail(`unexpected exit ${JSON.stringify(exit, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v))} after reports ${reports}`);
+      assert.fail(`unexpected exit ${showExit(exit)} after reports ${reports}`);
     }
     assert.deepEqual(reports, [1, 2, 3, 0x44, 4, 5, 6, 7]);
     assert.equal(halts, 1);
-  } finally {
-    machine.destroy();
-    mem.free();
-  }
+  });
 });

@@ -3,19 +3,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import type { TraceRecord } from '../../src/backends/soft/exec.js';
-import { HostMemory } from '../../src/memory/host-memory.js';
 import { PROT } from '../../src/nvmm/backend.js';
-import { Machine } from '../../src/nvmm/machine.js';
 import { GPR, STATE } from '../../src/nvmm/state.js';
+import { mapPage } from '../../src/selftest/guest-x64.js';
+import { withMachine } from '../helpers/machine.js';
 
 test('trace hook sees each instruction with its changed registers', () => {
   const seen: TraceRecord[] = [];
-  const machine = new Machine(SoftBackend.open({ trace: (r) => seen.push(r) }));
-  const page = HostMemory.allocate(4096);
-  try {
-    machine.mapHva(page);
-    machine.mapGpa(0xffff0000, page.hva, 4096, PROT.READ | PROT.EXEC);
-    page.bytes.set([0x01, 0xc3, 0xf4]); // add %eax,%ebx; hlt (calc-vm)
+  withMachine(SoftBackend.open({ trace: (r) => seen.push(r) }), (machine) => {
+    mapPage(machine, 0xffff0000, PROT.READ | PROT.EXEC).set([0x01, 0xc3, 0xf4]); // add %eax,%ebx; hlt (calc-vm)
     const vcpu = machine.createVcpu(0);
     const s = vcpu.getState(STATE.GPRS);
     s.gprs[GPR.RIP] = 0n; s.gprs[GPR.RAX] = 3n; s.gprs[GPR.RBX] = 5n;
@@ -27,8 +23,5 @@ test('trace hook sees each instruction with its changed registers', () => {
     assert.match(seen[0]!.text, /add\s+%ax,%bx/);
     assert.equal(seen[0]!.changed.rbx, 8n);
     assert.match(seen[1]!.text, /hlt/);
-  } finally {
-    machine.destroy();
-    page.free();
-  }
+  });
 });

@@ -4,14 +4,12 @@
 // the BCD indefinite). Also run on KVM where KVM has VMX/SVM.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
-import { backends, reports, runGuest } from './guest-run.js';
+import { guestImage, needsNasm } from '../helpers/nasm.js';
+import { reports, runOnEachBackend } from './guest-run.js';
 
-test('soft CPU: x87 #MF at the next waiting instruction, #NM at FWAIT, FBLD/FBSTP', (t) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  const image = assemble('soft/x87-mf.asm');
-  for (const [name, open] of backends()) {
-    const run = runGuest(open(), image);
+test('soft CPU: x87 #MF at the next waiting instruction, #NM at FWAIT, FBLD/FBSTP', needsNasm, () => {
+  const image = guestImage('soft/x87-mf.asm');
+  for (const [name, run] of runOnEachBackend(image)) {
     assert.equal(run.end, 'end', `${name}: reports ${reports(run)}`);
     assert.deepEqual(reports(run), [1, 16, 2, 16, 3, 4, 5, 6, 0x77, 8, 9], name);
     const dv = new DataView(run.ram.buffer, run.ram.byteOffset + 0x310000);

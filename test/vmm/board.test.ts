@@ -3,7 +3,7 @@
 // port, triple faults, timeouts; and the machine leaves no threads or descriptors behind.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
@@ -74,7 +74,9 @@ test('a triple fault ends the machine with a report (kvm)', async (t) => {
     vm.console.write('f');
     const { end } = await vm.exited;
     assert.equal(end.how, 'triple-fault');
-    assert.match((end as { report: string }).report, /^triple fault at RIP 0x10[0-9a-f]{4} .*CR0 0x8000001[01]/);
+    // kvm_amd INITs the vCPU at a SHUTDOWN intercept (the VMCB is undefined after it): the report shows that state.
+    const init = existsSync('/sys/module/kvm_amd');
+    assert.match((end as { report: string }).report, init ? /^triple fault at RIP 0xfff0 \(CS 0xf000/ : /^triple fault at RIP 0x10[0-9a-f]{4} .*CR0 0x8000001[01]/);
   });
 });
 

@@ -11,10 +11,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync, existsSync } from 'node:fs';
 import type { CpuMode } from '../../src/x86/decoder.js';
+import { tempDir } from '../helpers/tools.js';
 import { compareWithObjdump, OBJDUMP, Rng } from './helpers/objdump-compare.js';
 
 const COUNT = Number(process.env['TSVMM_DISASM_COUNT'] ?? 100000);
@@ -96,25 +95,21 @@ for (const mode of MODES) {
       t.skip('objdump not installed');
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'tsvmm-disasm-'));
-    try {
-      const rng = new Rng(SEED ^ (mode * 0x9e3779b1));
-      const res = compareWithObjdump(mode, COUNT, dir, (out) => candidate(rng, mode, out));
-      const rate = res.agree / res.total;
-      const msg = `${mode}-bit: ${res.agree}/${res.total} agree (${(rate * 100).toFixed(3)} %)`;
-      t.diagnostic(msg);
-      if (DUMP) {
-        writeFileSync(`${DUMP}.${mode}`, res.mismatches.map((m) => `${m.bytes} [${m.next}] | ours: ${m.ours} | objdump: ${m.theirs}\n`).join(''));
-      }
-      if (rate < TARGET) t.diagnostic(`below the ${TARGET * 100} % target; see test/vectors/x86/README.md`);
-      if (VERBOSE || rate < FLOOR[mode]) {
-        for (const m of res.mismatches.slice(0, VERBOSE ? 400 : 25)) {
-          t.diagnostic(`${m.bytes} | ours: ${m.ours} | objdump: ${m.theirs}`);
-        }
-      }
-      assert.ok(rate >= FLOOR[mode], msg);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const dir = tempDir(t);
+    const rng = new Rng(SEED ^ (mode * 0x9e3779b1));
+    const res = compareWithObjdump(mode, COUNT, dir, (out) => candidate(rng, mode, out));
+    const rate = res.agree / res.total;
+    const msg = `${mode}-bit: ${res.agree}/${res.total} agree (${(rate * 100).toFixed(3)} %)`;
+    t.diagnostic(msg);
+    if (DUMP) {
+      writeFileSync(`${DUMP}.${mode}`, res.mismatches.map((m) => `${m.bytes} [${m.next}] | ours: ${m.ours} | objdump: ${m.theirs}\n`).join(''));
     }
+    if (rate < TARGET) t.diagnostic(`below the ${TARGET * 100} % target; see test/vectors/x86/README.md`);
+    if (VERBOSE || rate < FLOOR[mode]) {
+      for (const m of res.mismatches.slice(0, VERBOSE ? 400 : 25)) {
+        t.diagnostic(`${m.bytes} | ours: ${m.ours} | objdump: ${m.theirs}`);
+      }
+    }
+    assert.ok(rate >= FLOOR[mode], msg);
   });
 }

@@ -12,10 +12,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
 import type { CpuMode } from '../../src/x86/decoder.js';
+import { tempDir } from '../helpers/tools.js';
 import { compareWithObjdump, OBJDUMP, Rng } from './helpers/objdump-compare.js';
 
 const COUNT = Number(process.env['TSVMM_RANDOM_COUNT'] ?? 50000);
@@ -31,26 +30,22 @@ for (const mode of [16, 32, 64] as CpuMode[]) {
       t.skip('objdump not installed');
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'tsvmm-disasm-random-'));
-    try {
-      const rng = new Rng(SEED * 3 + mode);
-      const res = compareWithObjdump(mode, COUNT, dir, (out) => {
-        for (let i = 0; i < 15; i++) out[i] = rng.next() >>> 24;
-      }, false);
-      const rate = res.agree / res.total;
-      const msg = `${mode}-bit random bytes: ${res.agree}/${res.total} agree (${(rate * 100).toFixed(3)} %)`;
-      t.diagnostic(msg);
-      if (DUMP) {
-        writeFileSync(`${DUMP}.${mode}`, res.mismatches.map((m) => `${m.bytes} [${m.next}] | ours: ${m.ours} | objdump: ${m.theirs}\n`).join(''));
-      }
-      if (VERBOSE || rate < FLOOR) {
-        for (const m of res.mismatches.slice(0, VERBOSE ? 400 : 25)) {
-          t.diagnostic(`${m.bytes} | ours: ${m.ours} | objdump: ${m.theirs}`);
-        }
-      }
-      assert.ok(rate >= FLOOR, msg);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const dir = tempDir(t);
+    const rng = new Rng(SEED * 3 + mode);
+    const res = compareWithObjdump(mode, COUNT, dir, (out) => {
+      for (let i = 0; i < 15; i++) out[i] = rng.next() >>> 24;
+    }, false);
+    const rate = res.agree / res.total;
+    const msg = `${mode}-bit random bytes: ${res.agree}/${res.total} agree (${(rate * 100).toFixed(3)} %)`;
+    t.diagnostic(msg);
+    if (DUMP) {
+      writeFileSync(`${DUMP}.${mode}`, res.mismatches.map((m) => `${m.bytes} [${m.next}] | ours: ${m.ours} | objdump: ${m.theirs}\n`).join(''));
     }
+    if (VERBOSE || rate < FLOOR) {
+      for (const m of res.mismatches.slice(0, VERBOSE ? 400 : 25)) {
+        t.diagnostic(`${m.bytes} | ours: ${m.ours} | objdump: ${m.theirs}`);
+      }
+    }
+    assert.ok(rate >= FLOOR, msg);
   });
 }

@@ -4,11 +4,11 @@
 // at 0x2000 (identity addresses). Plus focused cases for the rules the emulator must keep.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assemble, hasNasm, readCaseTable } from '../../src/common/nasm.js';
+import { readCaseTable } from '../../src/common/nasm.js';
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../src/x86/decoder.js';
 import { EmuRegisters, EmuStatus, emulate, type EmuMemory } from '../../src/x86/emulate.js';
 import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../src/x86/flags.js';
-import { assembleSnippet } from '../helpers/fake-backend.js';
+import { assembleSnippet, guestImage, needsNasm } from '../helpers/nasm.js';
 
 const MMIO = 0x1000;
 const CODE = 0x2000;
@@ -119,10 +119,8 @@ const MEM16: readonly [string, number, bigint][] = [
   ['16bit test7 - BT', 0x1234, 0x0001n],
 ];
 
-const skipNoNasm = hasNasm() ? false : 'nasm is not installed';
-
-test('h_mem_assist 64-bit cases 1-19 through the emulator', { skip: skipNoNasm }, () => {
-  const cases = readCaseTable(assemble('libnvmm/mem-assist-64.asm'));
+test('h_mem_assist 64-bit cases 1-19 through the emulator', needsNasm, () => {
+  const cases = readCaseTable(guestImage('libnvmm/mem-assist-64.asm'));
   assert.equal(cases.length, MEM64.length);
   const cpu = new FakeCpu(64);
   MEM64.forEach(([name, wanted], i) => {
@@ -134,8 +132,8 @@ test('h_mem_assist 64-bit cases 1-19 through the emulator', { skip: skipNoNasm }
   });
 });
 
-test('64-bit case 9 (MOVS): one REP iteration per emulate call, two MMIO accesses each', { skip: skipNoNasm }, () => {
-  const cases = readCaseTable(assemble('libnvmm/mem-assist-64.asm'));
+test('64-bit case 9 (MOVS): one REP iteration per emulate call, two MMIO accesses each', needsNasm, () => {
+  const cases = readCaseTable(guestImage('libnvmm/mem-assist-64.asm'));
   const cpu = new FakeCpu(64);
   cpu.reset64();
   cpu.load(cases[8]!.code);
@@ -147,8 +145,8 @@ test('64-bit case 9 (MOVS): one REP iteration per emulate call, two MMIO accesse
   assert.equal(cpu.reg64(RDI), 0x1008n);
 });
 
-test('64-bit case 17 (REP on MOV) writes once and leaves RCX; case 19 (BT) never writes the bit strings', { skip: skipNoNasm }, () => {
-  const cases = readCaseTable(assemble('libnvmm/mem-assist-64.asm'));
+test('64-bit case 17 (REP on MOV) writes once and leaves RCX; case 19 (BT) never writes the bit strings', needsNasm, () => {
+  const cases = readCaseTable(guestImage('libnvmm/mem-assist-64.asm'));
   const cpu = new FakeCpu(64);
   cpu.reset64();
   // stop before TEST_END (mov rcx,-1; rdmsr = 7 + 2 bytes) to see RCX
@@ -167,7 +165,7 @@ test('64-bit case 17 (REP on MOV) writes once and leaves RCX; case 19 (BT) never
   assert.deepEqual(cpu.log.filter((a) => a.write).map((a) => a.addr), [0x1008, 0x1010, 0x1018, 0x1000]);
 });
 
-test('NetBSD 64-bit test17 - CMPS: repe cmpsq stops at the first difference with RCX = 1', { skip: skipNoNasm }, () => {
+test('NetBSD 64-bit test17 - CMPS: repe cmpsq stops at the first difference with RCX = 1', needsNasm, () => {
   const code = assembleSnippet(`
     mov rax, 0x1000
     mov rbx, 0xdeadbeefcafe
@@ -192,8 +190,8 @@ test('NetBSD 64-bit test17 - CMPS: repe cmpsq stops at the first difference with
   assert.equal(cpu.regs.rflags & FLAG_ZF, 0);
 });
 
-test('h_mem_assist 16-bit cases 1-7 through the emulator (GPRs carry over)', { skip: skipNoNasm }, () => {
-  const cases = readCaseTable(assemble('libnvmm/mem-assist-16.asm'));
+test('h_mem_assist 16-bit cases 1-7 through the emulator (GPRs carry over)', needsNasm, () => {
+  const cases = readCaseTable(guestImage('libnvmm/mem-assist-16.asm'));
   assert.equal(cases.length, MEM16.length);
   const cpu = new FakeCpu(16);
   cpu.regs.rflags = 0x2;
@@ -220,7 +218,7 @@ function runBytes(mode: CpuMode, src: string, setup: (cpu: FakeCpu) => void = ()
 
 const STATUS = FLAG_CF | FLAG_PF | FLAG_AF | FLAG_ZF | FLAG_SF | FLAG_OF;
 
-test('exact flags and write-back of the ALU family on MMIO', { skip: skipNoNasm }, () => {
+test('exact flags and write-back of the ALU family on MMIO', needsNasm, () => {
   // add byte [0x1000], 0x7f on 0x01: 0x80, OF SF AF
   let cpu = runBytes(64, 'mov byte [0x1000], 1\n add byte [0x1000], 0x7f');
   assert.equal(cpu.mmio[0], 0x80);
@@ -242,7 +240,7 @@ test('exact flags and write-back of the ALU family on MMIO', { skip: skipNoNasm 
   assert.equal(cpu.regs.rflags & STATUS, FLAG_SF | FLAG_PF);
 });
 
-test('destination sizes: 32-bit zero-extends, 8/16-bit merge, high-byte registers, MOVSX/MOVSXD', { skip: skipNoNasm }, () => {
+test('destination sizes: 32-bit zero-extends, 8/16-bit merge, high-byte registers, MOVSX/MOVSXD', needsNasm, () => {
   const cpu = runBytes(64, `
     mov qword [0x1000], -2
     mov rax, -1
@@ -265,7 +263,7 @@ test('destination sizes: 32-bit zero-extends, 8/16-bit merge, high-byte register
   assert.equal(cpu.reg64(8), 0xfffen);
 });
 
-test('BTS/BTR/BTC write back; a register bit offset addresses the bit string (negative too)', { skip: skipNoNasm }, () => {
+test('BTS/BTR/BTC write back; a register bit offset addresses the bit string (negative too)', needsNasm, () => {
   const cpu = runBytes(64, `
     mov rax, 0x1010
     bts dword [rax], 3
@@ -282,7 +280,7 @@ test('BTS/BTR/BTC write back; a register bit offset addresses the bit string (ne
   assert.equal(cpu.regs.rflags & FLAG_CF, FLAG_CF); // btr saw bit 3 set
 });
 
-test('XCHG and CMPXCHG update memory and registers', { skip: skipNoNasm }, () => {
+test('XCHG and CMPXCHG update memory and registers', needsNasm, () => {
   let cpu = runBytes(64, 'mov dword [0x1000], 7\n mov eax, 7\n mov ebx, 9\n cmpxchg [0x1000], ebx');
   assert.equal(cpu.u64(0x1000), 9n);
   assert.equal(cpu.regs.rflags & FLAG_ZF, FLAG_ZF);
@@ -295,7 +293,7 @@ test('XCHG and CMPXCHG update memory and registers', { skip: skipNoNasm }, () =>
   assert.equal(cpu.reg64(RDX), 0xffffffffffff34ffn);
 });
 
-test('string instructions: DF = 1, REP with RCX = 0, REPNE SCAS, address sizes', { skip: skipNoNasm }, () => {
+test('string instructions: DF = 1, REP with RCX = 0, REPNE SCAS, address sizes', needsNasm, () => {
   let cpu = new FakeCpu(64);
   cpu.reset64();
   cpu.regs.rflags = 0x2 | FLAG_DF; // std is not emulated: start with DF = 1

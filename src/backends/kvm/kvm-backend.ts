@@ -43,28 +43,58 @@ const REQUIRED_CAPS: readonly (keyof typeof abi.CAP)[] = [
 ];
 
 /**
- * MSRs KVM emulates in the kernel for the guest (the ones an OS uses). Every other MSR access
- * exits to the VMM as rdmsr/wrmsr, as with NVMM.
+ * MSRs KVM emulates in the kernel for the guest. Every other MSR access exits to the VMM as
+ * rdmsr/wrmsr, as with NVMM. The list covers what an OS reads because the CPUID the vCPU gets
+ * (KVM_GET_SUPPORTED_CPUID) says the MSR exists, and the AMD model MSRs Linux reads on any AMD
+ * CPU: KVM answers those as it does under QEMU. Where a feature is missing from the vCPU's CPUID
+ * (a VMM's policy removed it, or KVM lacks it: PMU virtualization off, no nested SVM), KVM itself
+ * refuses its MSRs with #GP, or they exit as MSRs it does not know; so CPUID and MSRs agree.
  */
 const ALLOWED_MSRS: readonly (number | [number, number])[] = [
   0x10, // TSC
   0x1b, // APIC_BASE
   0x3a, // FEATURE_CONTROL
+  0x3b, // TSC_ADJUST (CPUID 7.EBX TSC_ADJUST)
   [0x48, 0x49], // SPEC_CTRL, PRED_CMD
   0x8b, // UCODE_REV
+  [0xc1, 0xc8], // PMC0-7 (Intel PMU: CPUID 0xA)
+  0xce, // PLATFORM_INFO (Linux reads it for CPUID faulting)
   0xfe, // MTRRcap
+  0x10a, // ARCH_CAPABILITIES (CPUID 7.EDX ARCH_CAPABILITIES, which KVM always offers)
+  0x10b, // FLUSH_CMD (CPUID 7.EDX FLUSH_L1D)
+  0x122, // TSX_CTRL (ARCH_CAPABILITIES.TSX_CTRL)
+  0x140, // MISC_FEATURES_ENABLES (CPUID faulting)
   [0x174, 0x176], // SYSENTER_CS/ESP/EIP
   [0x179, 0x17b], // MCG_CAP/STATUS/CTL
+  [0x186, 0x18d], // PERFEVTSEL0-7 (Intel PMU)
   0x1a0, // MISC_ENABLE
+  [0x1c4, 0x1c5], // XFD, XFD_ERR (CPUID 0xD.1 XFD)
   0x1d9, // DEBUGCTL
   [0x200, 0x20f], // MTRR physbase/physmask 0-7
   0x250, 0x258, 0x259, [0x268, 0x26f], // fixed-range MTRRs
   0x277, // PAT
   0x2ff, // MTRRdefType
+  [0x309, 0x30b], // FIXED_CTR0-2 (Intel PMU)
+  0x345, // PERF_CAPABILITIES (CPUID 1.ECX PDCM)
+  [0x38d, 0x390], // FIXED_CTR_CTRL, PERF_GLOBAL_STATUS/CTRL/OVF_CTRL (Intel PMU)
   [0x400, 0x47f], // machine-check banks
+  [0x480, 0x491], // VMX capabilities (CPUID 1.ECX VMX: nested VMX)
+  [0x4c1, 0x4c8], // full-width PMC0-7 (Intel PMU)
   0x6e0, // TSC_DEADLINE
+  0xda0, // XSS (CPUID 0xD.1 XSAVES)
   [0xc0000080, 0xc0000084], // EFER, STAR, LSTAR, CSTAR, SFMASK
   [0xc0000100, 0xc0000103], // FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC_AUX
+  [0xc0010000, 0xc0010007], // PERF_CTL0-3, PERF_CTR0-3 (AMD's PMU, present on every AMD CPU from K7 on)
+  0xc0010010, // SYSCFG (Linux reads it for memory encryption)
+  0xc0010015, // HWCR
+  0xc001001f, // NB_CFG
+  0xc0010055, // INT_PENDING_MSG (Linux's C1E check on family 0xF)
+  0xc0010058, // MMIO_CONF_BASE (family 0x10+ MMCONFIG)
+  0xc0010114, 0xc0010117, // VM_CR, VM_HSAVE_PA (CPUID 0x80000001.ECX SVM: nested SVM)
+  0xc001011f, // VIRT_SPEC_CTRL (CPUID 0x80000008.EBX VIRT_SSBD)
+  [0xc0010140, 0xc0010141], // OSVW_ID_LENGTH, OSVW_STATUS
+  [0xc0010200, 0xc001020b], // PERF_CTL/CTR 0-5 (CPUID 0x80000001.ECX PERFCTR_CORE)
+  0xc0011029, // DE_CFG (Linux makes LFENCE serializing through it)
 ];
 
 /** Builds the allow-bitmaps of the MSR filter from ALLOWED_MSRS, one range per 0x1000-aligned block used. */
@@ -200,7 +230,9 @@ class KvmMachine implements BackendMachine {
     }
     const fd = this.vm.createVcpu(id);
     if (this.irqchip) wireLocalApic(fd);
-    return new KvmVcpu(fd, id, this.system.getSupportedCpuid(), this.irqchip, (v) => this.retired.set(id, v));
+    const cpuid = this.system.getSupportedCpuid();
+    const xcrs = hasXcrs(cpuid, this.system.checkExtension(abi.CAP.KVM_CAP_XCRS));
+    return new KvmVcpu(fd, id, cpuid, { irqchip: this.irqchip, xcrs }, (v) => this.retired.set(id, v));
   }
 
   shareHandle(): KvmShare {
@@ -257,10 +289,13 @@ class KvmVcpu implements BackendVcpu {
 
   /** Interrupts come from the in-kernel irqchip: no KVM_INTERRUPT, HLT waits in the kernel. */
   private readonly irqchip: boolean;
+  /** KVM has XCR0 (KVM_GET/SET_XCRS): the host CPU has XSAVE. */
+  private readonly xcrs: boolean;
 
-  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[], irqchip: boolean, onDestroy: (v: KvmVcpu) => void) {
+  constructor(fd: KvmVcpuFd, id: number, supportedCpuid: CpuidEntry[], opts: { irqchip: boolean; xcrs: boolean }, onDestroy: (v: KvmVcpu) => void) {
     this.fd = fd;
-    this.irqchip = irqchip;
+    this.irqchip = opts.irqchip;
+    this.xcrs = opts.xcrs;
     this.onDestroy = onDestroy;
     this.run8 = fd.run;
     this.runDv = fd.runView;
@@ -452,6 +487,7 @@ class KvmVcpu implements BackendVcpu {
   }
 
   private getXcr0(): bigint {
+    if (!this.xcrs) return XCR0_X87;
     const buf = new Uint8Array(abi.KVM_XCRS.size);
     this.fd.get('KVM_GET_XCRS', buf);
     const dv = new DataView(buf.buffer);
@@ -460,10 +496,15 @@ class KvmVcpu implements BackendVcpu {
       const o = abi.KVM_XCRS.xcrs + i * abi.KVM_XCR.size;
       if (dv.getUint32(o + abi.KVM_XCR.xcr, true) === 0) return dv.getBigUint64(o + abi.KVM_XCR.value, true);
     }
-    return 1n;
+    return XCR0_X87;
   }
 
   private setXcr0(value: bigint): void {
+    if (!this.xcrs) {
+      // Without XSAVE the CPU has no XCR0; its one meaningful value (x87 state enabled) is implied.
+      if (value !== XCR0_X87) throw new TsvmmError('TSVMM_UNSUPPORTED', `XCR0 0x${value.toString(16)} on a CPU without XSAVE (KVM has no XCR0 here)`);
+      return;
+    }
     const buf = new Uint8Array(abi.KVM_XCRS.size);
     const dv = new DataView(buf.buffer);
     dv.setUint32(abi.KVM_XCRS.nr_xcrs, 1, true);
@@ -650,6 +691,20 @@ class KvmVcpu implements BackendVcpu {
   }
 }
 
+/** CPUID.1:ECX.XSAVE. */
+const CPUID_1_ECX_XSAVE = 1 << 26;
+/** XCR0 with only x87 state: the reset value, and the value implied without XSAVE. */
+const XCR0_X87 = BigInt(XSTATE_X87);
+
+/**
+ * Whether KVM has an XCR0 for its vCPUs: KVM_CAP_XCRS, and XSAVE in the CPUID it supports (KVM
+ * refuses KVM_SET_XCRS with EINVAL on a host without XSAVE, e.g. QEMU's `qemu64` CPU model).
+ */
+export function hasXcrs(supportedCpuid: readonly CpuidEntry[], capXcrs: number): boolean {
+  const leaf1 = supportedCpuid.find((e) => e.function === 1 && e.index === 0);
+  return capXcrs > 0 && leaf1 !== undefined && (leaf1.ecx & CPUID_1_ECX_XSAVE) !== 0;
+}
+
 /** LINT0 as ExtINT (the 8259 behind it, for PIC-mode guests) and LINT1 as NMI, as on a PC. */
 function wireLocalApic(fd: KvmVcpuFd): void {
   const lapic = new Uint8Array(abi.KVM_LAPIC_STATE.size);
@@ -662,13 +717,29 @@ function wireLocalApic(fd: KvmVcpuFd): void {
   fd.set('KVM_SET_LAPIC', lapic);
 }
 
-/** KVM's supported CPUID with this vCPU's APIC id in leaves 1 and 0xB/0x1F. */
-function normalizeCpuid(entries: CpuidEntry[], id: number): CpuidEntry[] {
-  for (const e of entries) {
-    if (e.function === 1) e.ebx = ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0;
+/** CPUID.1:ECX.HYPERVISOR: software runs under a hypervisor (NVMM and QEMU set it; KVM leaves it to the VMM). */
+const CPUID_1_ECX_HYPERVISOR = 0x80000000;
+/**
+ * Leaves 0x40000000-0x4fffffff: KVM's paravirtual interface (signature "KVMKVMKVM", kvm-clock,
+ * PV EOI, steal time...). Its MSRs (0x4b564d00...) are not in ALLOWED_MSRS, so a guest that
+ * believed these leaves would meet #GP: the vCPU does not present them, as NVMM presents none.
+ */
+const HYPERVISOR_LEAVES = [0x40000000, 0x4fffffff] as const;
+
+/**
+ * The CPUID a vCPU presents: KVM's supported CPUID with this vCPU's APIC id in leaves 1 and
+ * 0xB/0x1F, the hypervisor bit set, and without KVM's paravirtual leaves.
+ */
+export function normalizeCpuid(entries: CpuidEntry[], id: number): CpuidEntry[] {
+  const out = entries.filter((e) => e.function < HYPERVISOR_LEAVES[0] || e.function > HYPERVISOR_LEAVES[1]);
+  for (const e of out) {
+    if (e.function === 1) {
+      e.ebx = ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0;
+      e.ecx = (e.ecx | CPUID_1_ECX_HYPERVISOR) >>> 0;
+    }
     if (e.function === 0xb || e.function === 0x1f) e.edx = id;
   }
-  return entries;
+  return out;
 }
 
 function readSegment(dv: DataView, off: number): Segment {

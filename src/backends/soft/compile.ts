@@ -4,7 +4,7 @@
  * operands allow one) and fills the operand fields. Unknown mnemonics get a handler that exits with
  * `invalid` naming the instruction; undefined encodings raise #UD in the guest.
  */
-import { DecodeStatus, MNEMONICS, OperandKind, OpMethod, mnemonicId, type DecodedInsn, type Operand } from '../../x86/decoder.js';
+import { DecodeStatus, MNEMONICS, OperandKind, OpMethod, Prefix, mnemonicId, type DecodedInsn, type Operand } from '../../x86/decoder.js';
 import { RegClass } from '../../x86/registers.js';
 import * as alu from '../../x86/alu.js';
 import { IMM, Insn, MEM, NONE, type Handler } from './insn.js';
@@ -12,7 +12,7 @@ import * as I from './ops-int.js';
 import * as S from './ops-sys.js';
 import { SSE_BUILDERS } from './ops-sse.js';
 import { X87_BUILDERS } from './ops-x87.js';
-import { S_DS, S_ES, S_FS, S_GS, S_SS } from './cpu.js';
+import { S_CS, S_DS, S_ES, S_FS, S_GS, S_SS } from './cpu.js';
 
 type Builder = (d: DecodedInsn, i: Insn) => Handler;
 
@@ -73,8 +73,14 @@ const isGpr = (d: DecodedInsn, k: number) => k < d.nOps && d.ops[k]!.kind === Op
 const regClass = (d: DecodedInsn, k: number) => (k < d.nOps && d.ops[k]!.kind === OperandKind.Reg ? d.ops[k]!.regClass : -1);
 
 // ---- data movement ----
+/** The control registers MOV CRn reaches; the others (CR1, CR5-CR7, CR9-CR15) are #UD at any CPL. */
+const CONTROL_REGS = new Set([0, 2, 3, 4, 8]);
+
 def('mov', (d, i) => {
   const c0 = regClass(d, 0), c1 = regClass(d, 1);
+  // MOV to CS and MOV with a reserved control register are undefined encodings (#UD before the CPL check)
+  if ((c0 === RegClass.Seg && d.ops[0]!.reg === S_CS) || (c0 === RegClass.Cr && !CONTROL_REGS.has(d.ops[0]!.reg)) ||
+    (c1 === RegClass.Cr && !CONTROL_REGS.has(d.ops[1]!.reg))) { i.term = true; return S.hUd; }
   if (c0 === RegClass.Seg) { i.size = 2; i.o0 = d.ops[0]!.reg; i.o1 = opnd(d, 1, i); i.term = true; return S.hMovToSeg; }
   if (c1 === RegClass.Seg) { i.size = sizeOf(d, 0); i.o0 = opnd(d, 0, i); i.o1 = d.ops[1]!.reg; return S.hMovFromSeg; }
   if (c0 === RegClass.Cr) { i.o0 = d.ops[0]!.reg; i.o1 = d.ops[1]!.reg; i.term = true; return S.hMovToCr; }
@@ -372,6 +378,17 @@ export const NOT_IN_MODEL: Readonly<Record<string, readonly string[]>> = {
   '3DNOW (CPUID.80000001:EDX[31]), MONITORX, MCOMMIT, INVLPGB, CLZERO (AMD)': ['femms', 'monitorx', 'mwaitx', 'mcommit', 'invlpgb',
     'tlbsync', 'clzero', 'pfadd'],
 };
+/**
+ * The instructions a LOCK prefix may precede, with a memory destination (SDM vol. 2A, LOCK);
+ * anywhere else LOCK raises #UD. (AMD's LOCK MOV CR0, an alias of MOV CR8, needs CPUID
+ * AltMovCr8, which the models do not advertise.)
+ */
+const LOCKABLE = new Set(['add', 'adc', 'and', 'btc', 'btr', 'bts', 'cmpxchg', 'cmpxchg8b', 'cmpxchg16b', 'dec', 'inc', 'neg', 'not', 'or',
+  'sbb', 'sub', 'xor', 'xadd', 'xchg'].map(mnemonicId));
+function lockAllowed(d: DecodedInsn): boolean {
+  return d.nOps > 0 && d.ops[0]!.kind === OperandKind.Mem && LOCKABLE.has(d.mnemonic);
+}
+
 const NOT_IN_MODEL_IDS = new Set<number>();
 for (const names of Object.values(NOT_IN_MODEL)) for (const n of names) { const id = mnemonicId(n); if (id >= 0) NOT_IN_MODEL_IDS.add(id); }
 
@@ -388,6 +405,11 @@ export function compileInsn(d: DecodedInsn, i: Insn): Insn {
   i.asz = d.addrSize;
   i.size = d.opSize;
   if (d.status !== DecodeStatus.Ok) {
+    i.fn = S.hUd;
+    i.term = true;
+    return i;
+  }
+  if ((d.prefixes & Prefix.Lock) && !lockAllowed(d)) {
     i.fn = S.hUd;
     i.term = true;
     return i;

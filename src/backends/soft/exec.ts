@@ -14,6 +14,8 @@
  * - WebAssembly regions may run up to CHAIN_MAX others before returning here (jit-wasm.ts's
  *   dispatcher, fed by the jump cache this file fills); they stop early after any slow path, and
  *   the loop counts them against its checks.
+ * - With a profiler attached (profile.ts, `prof` set), the loop stores its phase and the RIP of
+ *   each block into the profiler's shared words; without one, that is a few null tests per block.
  */
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../../x86/decoder.js';
 import { disasmOne } from '../../x86/disasm.js';
@@ -22,12 +24,15 @@ import { compileInsn } from './compile.js';
 import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
-import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable } from './jit-wasm.js';
+import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import { monotonicNs } from '../../common/clock.js';
+import {
+  F_INSNS, F_INTERPRETED, PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord,
+} from './profile.js';
 
 const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
@@ -53,7 +58,8 @@ export function setDefaultJitThreshold(n: number): number {
 }
 /**
  * What hot 64-bit code is compiled to: 'wasm' (jit-wasm.ts; needs the vCPU's state in the arena)
- * or 'js' (jit.ts). TSVMM_SOFT_JIT_KIND overrides. Code in other modes always uses jit.ts.
+ * or 'js' (jit.ts). TSVMM_SOFT_JIT_KIND overrides. Code in other modes always uses jit.ts, and so
+ * does all code where the engine has no WebAssembly SIMD (jit-wasm.ts wasmSimd()).
  */
 const KIND_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT_KIND : undefined;
 let defaultJitKind: JitKind = KIND_ENV === 'js' || KIND_ENV === 'wasm' ? KIND_ENV : 'wasm';
@@ -66,9 +72,9 @@ export function setDefaultJitKind(k: JitKind): JitKind {
   return old;
 }
 
-/** The compiler kind a new vCPU gets. */
+/** The compiler kind a new vCPU gets: 'js' where jit-wasm.ts cannot run. */
 export function jitKind(): JitKind {
-  return defaultJitKind;
+  return defaultJitKind === 'wasm' && !wasmSimd() ? 'js' : defaultJitKind;
 }
 
 /** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
@@ -216,6 +222,10 @@ export class Executor {
   interpreted = 0;
   /** The block executed last (for successor links); null after a fault, an exit or a new run. */
   private prev: Block | null = null;
+  /** The profiler's shared words (profile.ts), or null: not profiled. */
+  prof: Int32Array | null = null;
+  /** Where the profiler reads the counters (profile.ts F_INSNS, F_INTERPRETED). */
+  profCounts: Float64Array | null = null;
 
   constructor(cpu: Cpu, stopFlag: Int32Array) {
     this.cpu = cpu;
@@ -297,8 +307,15 @@ export class Executor {
       this.cache.delete(key);
       this.cacheWeight -= weight(b);
     }
-    b = this.build(gpa, mode, lo, hi);
-    return b;
+    const prof = this.prof;
+    if (prof === null) return this.build(gpa, mode, lo, hi);
+    const prev = prof[W_STATE]!;
+    prof[W_STATE] = (prev & ~0xff) | PH_DECODE;
+    try {
+      return this.build(gpa, mode, lo, hi);
+    } finally {
+      prof[W_STATE] = prev;
+    }
   }
 
   /** Re-checks (once per run) the bytes of a region's other blocks; false if one changed. */
@@ -402,6 +419,8 @@ export class Executor {
     this.prev = null;
     this.loopMax = this.instructionLimit !== 0 ? 1 : LOOP_MAX;
     this.chainMax = this.instructionLimit !== 0 || this.intWindowExiting || this.nmiWindowExiting || this.trace !== null ? 0 : CHAIN_MAX;
+    const prof = this.prof;
+    if (prof !== null) prof[W_STATE] = phaseWord(PH_DISPATCH);
     if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
     const first = this.deliverPending();
     if (first !== null) return first;
@@ -410,6 +429,7 @@ export class Executor {
     const dev = c.dev;
     let checks = STOP_CHECK;
     for (;;) {
+      if (prof !== null) prof[W_STATE] = phaseWord(PH_DISPATCH);
       if (this.intWindowExiting && (c.fl & FLAG_IF) && !c.intShadow) return { kind: 'interruptWindow' };
       if (this.nmiWindowExiting && !c.nmiBlocked) return { kind: 'nmiWindow' };
       if (dev !== null && (c.fl & FLAG_IF) && !c.intShadow && dev.interruptPending()) {
@@ -421,6 +441,7 @@ export class Executor {
       this.chained = 0;
       if (checks <= 0) {
         checks = STOP_CHECK;
+        if (prof !== null) this.copyCounts();
         if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
         if (dev !== null) {
           const now = monotonicNs();
@@ -480,7 +501,12 @@ export class Executor {
       }
     }
     this.prev = b;
-    if (b.jit === null && b.count >= this.jitThreshold && this.jitThreshold >= 0) this.compile(b);
+    const prof = this.prof;
+    if (prof !== null) { prof[W_RIP_LO] = c.ripLo | 0; prof[W_RIP_HI] = c.ripHi; }
+    if (b.jit === null && b.count >= this.jitThreshold && this.jitThreshold >= 0) {
+      if (prof === null) this.compile(b);
+      else this.compileProfiled(b, prof);
+    }
     c.intShadow = false;
     const insns = b.insns;
     const n = insns.length;
@@ -492,6 +518,7 @@ export class Executor {
       let region = b.region!, offs = b.regionOffs!;
       const slot = b.slot;
       if (slot >= 0 && this.chainMax !== 0) this.cacheJump(b, baseLo, c.curHi);
+      if (prof !== null) prof[W_STATE] = phaseWord(slot >= 0 ? PH_WASM : PH_JS);
       try {
         jit(baseLo);
       } catch (e) {
@@ -511,6 +538,7 @@ export class Executor {
       if (slot >= 0 && c.ctl[C_SLOT] !== slot) this.prev = this.slotBlocks[c.ctl[C_SLOT]!] ?? null;
     } else {
       let k = 0;
+      if (prof !== null) prof[W_STATE] = phaseWord(PH_INTERP);
       try {
         for (; k < n; k++) {
           const ins = insns[k]!;
@@ -622,6 +650,24 @@ export class Executor {
     b.region = blocks;
     b.regionOffs = offs;
     this.jitCount++;
+  }
+
+  /** The counters, for the profiler. */
+  private copyCounts(): void {
+    const f = this.profCounts!;
+    f[F_INSNS] = this.icount;
+    f[F_INTERPRETED] = this.interpreted;
+  }
+
+  /** compile() in the profiler's compile phase. */
+  private compileProfiled(b: Block, prof: Int32Array): void {
+    const prev = prof[W_STATE]!;
+    prof[W_STATE] = (prev & ~0xff) | PH_COMPILE;
+    try {
+      this.compile(b);
+    } finally {
+      prof[W_STATE] = prev;
+    }
   }
 
   /** A fault or an exit left an instruction: deliver the exception, or report the exit. */

@@ -24,6 +24,10 @@
  * Each vCPU has a hub module: it carries the JS imports for every region (hubModule), and its
  * dispatch() runs regions one after another through a table and a jump cache in the arena, so
  * that going from one compiled region to the next does not pass through JS (dispatchBody).
+ *
+ * The hub's exports take a v128 parameter (see JS_SIGS), so this compiler needs WebAssembly SIMD.
+ * V8 has none on x86 CPUs without SSE4.1 (QEMU's qemu64 model, for one): there wasmSimd() is
+ * false and the soft CPU compiles with jit.ts instead (exec.ts jitKind()).
  */
 import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
@@ -1294,9 +1298,30 @@ export function releaseSlot(c: Cpu, slot: number): void {
   s.free.push(slot);
 }
 
-/** Can this CPU run WebAssembly regions (its state is in the arena)? */
+/**
+ * The smallest module with a v128 parameter and a v128 constant: WebAssembly.validate says
+ * whether the engine compiles SIMD here (V8 validates it as false where the CPU lacks SSE4.1).
+ */
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x01, T_V128, 0x00, // type 0: (param v128)
+  0x03, 0x02, 0x01, 0x00, // function 0 of type 0
+  0x0a, 0x17, 0x01, 0x15, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x1a, 0x0b, // v128.const 0, drop
+]);
+let simd: boolean | undefined;
+
+/**
+ * Whether this compiler can run here: the engine has WebAssembly SIMD. (`node
+ * --no-enable-sse4-1` makes V8 behave as on a CPU without SSE4.1, to run the fallback anywhere.)
+ */
+export function wasmSimd(): boolean {
+  simd ??= WebAssembly.validate(SIMD_PROBE);
+  return simd;
+}
+
+/** Can this CPU run WebAssembly regions (its state is in the arena, and the engine has SIMD)? */
 export function wasmCapable(c: Cpu): boolean {
-  return c.arenaBase >= 0;
+  return c.arenaBase >= 0 && wasmSimd();
 }
 
 /**

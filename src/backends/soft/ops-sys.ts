@@ -432,7 +432,9 @@ function deliverOnce(c: Cpu, vector: number, errorCode: number, kind: number): v
 export function hInt(c: Cpu, i: Insn): void {
   if (i.sub === 2 && !(c.lz.of())) return;
   const v = i.sub === 0 ? i.imm & 0xff : i.sub === 1 ? 3 : i.sub === 2 ? 4 : 1;
-  if (!deliver(c, v, -1, i.sub === 0 ? EV_SOFT : EV_EXC)) c.doExit({ kind: 'shutdown' });
+  // INT n, INT3 and INTO are software interrupts (the gate's DPL is checked, EXT = 0 in error
+  // codes); INT1 (ICEBP) is delivered as the #DB exception, whatever the gate's DPL
+  if (!deliver(c, v, -1, i.sub === 3 ? EV_EXC : EV_SOFT)) c.doExit({ kind: 'shutdown' });
 }
 
 /** IRET/IRETD/IRETQ (operand size in i.size). */
@@ -824,12 +826,13 @@ export function hDescTable(c: Cpu, i: Insn): void {
 /** LLDT (0), LTR (1), SLDT (2), STR (3). */
 export function hLdtTr(c: Cpu, i: Insn): void {
   const t = i.sub & 1 ? S_TR : S_LDT;
+  // none of the four is recognized in real or virtual-8086 mode
+  if (!c.pe || (c.fl & FLAG_VM)) c.ud();
   if (i.sub >= 2) {
     const v = c.segSel[t]!;
     if (i.o0 === MEM) { ea(c, i); c.wr16(c.eaLo, c.eaHi, v); } else c.setReg(i.o0, i.size, v, 0);
     return;
   }
-  if (!c.pe || (c.fl & FLAG_VM)) c.ud();
   requireCpl0(c);
   const sel = rdOp(c, i, i.o0, 2) & 0xffff;
   if ((sel & 0xfffc) === 0) {

@@ -26,6 +26,7 @@ import { PageWalker } from '../../x86/page-walk.js';
 import { TsvmmError } from '../../common/errors.js';
 import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
+import { profileRunEnd, profiledDevices, type SoftProfiler } from './profile.js';
 import { FXSAVE } from '../../x86/fxsave.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
@@ -38,6 +39,8 @@ export interface SoftOptions {
   trace?: TraceHook;
   /** The CPU model the vCPUs present (cpu-models.ts; default `max`). */
   cpu?: CpuModelName;
+  /** Samples the first vCPU created (profile.ts). */
+  profile?: SoftProfiler;
 }
 
 export class SoftBackend implements Backend {
@@ -94,6 +97,7 @@ export class SoftMachine implements BackendMachine {
   createVcpu(id: number): SoftVcpu {
     const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x), this.model);
     if (this.options.trace) v.exec.trace = this.options.trace;
+    if (this.options.profile && !this.options.profile.attached) this.options.profile.attach(v.exec);
     this.vcpus.add(v);
     return v;
   }
@@ -213,7 +217,8 @@ export class SoftVcpu implements BackendVcpu {
   }
 
   setInlineDevices(devices: InlineDevices | null): void {
-    this.cpu.dev = devices;
+    const prof = this.exec.prof;
+    this.cpu.dev = devices !== null && prof !== null ? profiledDevices(prof, devices) : devices;
     this.cpu.devDeadline = 0;
   }
 
@@ -353,7 +358,9 @@ export class SoftVcpu implements BackendVcpu {
   }
 
   run(): VcpuExit {
-    return this.toExit(this.exec.run());
+    const r = this.exec.run();
+    if (this.exec.prof !== null) profileRunEnd(this.exec, r.kind === 'halted');
+    return this.toExit(r);
   }
 
   private npc(): bigint {

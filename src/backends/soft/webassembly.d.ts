@@ -18,6 +18,8 @@ declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
   }
+  /** Whether the engine would compile `bytes` (false, not an exception, for a feature it lacks). */
+  function validate(bytes: Uint8Array): boolean;
   /** A JS function, a Memory, or an exported WebAssembly function of another instance. */
   type ImportValue = unknown;
   class Instance {

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync, readFileSync, statSync, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { parseAccel, parseCpuModel } from '../../backends/open.js';
@@ -7,6 +7,8 @@ import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
 import { MAX_CPUS } from '../../vmm/board.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
+import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../backends/soft/profile.js';
+import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile.js';
 import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
 import { describeStack, EXIT } from '../status.js';
@@ -125,6 +127,57 @@ function describe(exited: VmExited): string | undefined {
   }
 }
 
+/** A symbol map larger than this is refused (Linux's kallsyms with modules: ~15 MB). */
+const MAX_SYMBOL_FILE_BYTES = 256 << 20;
+
+interface TraceOptions {
+  exits: boolean;
+  cpu?: number;
+  profile?: { hz: number; delayMs: number; symbols?: SymbolMap; top?: number; from?: string; to?: string };
+}
+
+/** The --trace values: each a comma-separated list of exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS, from=TEXT, to=TEXT. */
+function parseTrace(values: string[]): TraceOptions {
+  const t: TraceOptions = { exits: false };
+  let hz: number | undefined, symbols: string | undefined, top: number | undefined, delay: number | undefined;
+  let from: string | undefined, to: string | undefined;
+  const count = (text: string, what: string, max: number) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new TsvmmError('TSVMM_USAGE', `bad --trace ${what}=${text} (1 to ${max})`);
+    return n;
+  };
+  for (const item of values.flatMap((v) => v.split(','))) {
+    const [name, value] = item.includes('=') ? [item.slice(0, item.indexOf('=')), item.slice(item.indexOf('=') + 1)] : [item, undefined];
+    if (name === 'exits' && value === undefined) t.exits = true;
+    else if (name === 'cpu') t.cpu = parseTraceCount(item, value);
+    else if (name === 'profile') hz = value === undefined ? DEFAULT_PROFILE_HZ : count(value, 'profile', MAX_PROFILE_HZ);
+    else if (name === 'symbols' && value) symbols = value;
+    else if (name === 'top' && value !== undefined) top = count(value, 'top', 100_000);
+    else if (name === 'delay' && value !== undefined) {
+      delay = Number(value);
+      if (!/^\d+(\.\d+)?$/.test(value) || delay > 1e6) throw new TsvmmError('TSVMM_USAGE', `bad --trace delay=${value} (seconds)`);
+    } else if (name === 'from' && value) from = value;
+    else if (name === 'to' && value) to = value;
+    else throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${item}' (exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS, from=TEXT, to=TEXT)`);
+  }
+  if (hz === undefined && [symbols, top, delay, from, to].some((v) => v !== undefined)) hz = DEFAULT_PROFILE_HZ;
+  if (hz !== undefined) t.profile = { hz, delayMs: (delay ?? 0) * 1000, top, from, to, symbols: symbols === undefined ? undefined : readSymbols(symbols) };
+  return t;
+}
+
+function readSymbols(path: string): SymbolMap {
+  let text: string;
+  try {
+    if (!statSync(path).isFile()) throw new TsvmmError('TSVMM_USAGE', `--trace symbols=${path} is not a regular file`);
+    if (statSync(path).size > MAX_SYMBOL_FILE_BYTES) throw new TsvmmError('TSVMM_LIMIT', `--trace symbols=${path} is larger than ${MAX_SYMBOL_FILE_BYTES >> 20} MiB`);
+    text = readFileSync(path, 'latin1');
+  } catch (e) {
+    if (e instanceof TsvmmError) throw e;
+    throw new TsvmmError('TSVMM_USAGE', `--trace symbols=${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseSymbolMap(text, path);
+}
+
 export const run: Command = {
   name: 'run',
   summary: 'boot a guest: a Linux bzImage, a multiboot kernel or a flat binary',
@@ -147,6 +200,16 @@ export const run: Command = {
   --trace exits        print the count of each kind of exit at the end, and the CPU's counters
   --trace cpu[=N]      print each executed instruction (address, bytes, disassembly, changed
                        registers) to standard error, the first N (default 100000); soft backend
+  --trace profile[=HZ][,symbols=FILE][,top=N][,delay=SECONDS][,from=TEXT][,to=TEXT]
+                       sample the boot vCPU HZ times a second (default ${DEFAULT_PROFILE_HZ}; soft backend),
+                       from SECONDS after the start, or once the console has printed TEXT (until
+                       it prints the to= TEXT), and print at the end where the host's time went
+                       by phase (interpreter, compiled JS, compiled wasm, compile, decode,
+                       dispatch, page walk, device, VMM exits, halted) and the top N (default 25)
+                       guest RIPs, or functions with FILE: a System.map, the guest's
+                       /proc/kallsyms or nm output ('ADDRESS TYPE NAME'; a kernel entered
+                       through PVH runs at its link addresses, else boot with nokaslr)
+  A --trace value may list several, separated by commas: --trace exits,profile
 
 On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
 Exit status: 0 after a reset, power-off or Ctrl-A x; for a write of VALUE to the debug-exit port
@@ -169,12 +232,8 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     const accel = parseAccel(values.accel!);
     const flat = values.flat === undefined ? undefined : parseFlat(values.flat);
     const timeout = values.timeout === undefined ? undefined : parseTimeout(values.timeout);
-    let traceCpu: number | undefined;
-    for (const t of values.trace!) {
-      const cpu = /^cpu(?:=(.*))?$/.exec(t);
-      if (cpu) traceCpu = parseTraceCount(t, cpu[1]);
-      else if (t !== 'exits') throw usage(`unknown --trace '${t}' (exits, cpu[=N])`);
-    }
+    const trace = parseTrace(values.trace!);
+    const gate = trace.profile?.from !== undefined || trace.profile?.to !== undefined ? new SharedArrayBuffer(4) : undefined;
     const serial = values.serial!;
     checkSerial(serial);
 
@@ -188,10 +247,12 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       cpu: values.cpu === undefined ? undefined : parseCpuModel(values.cpu),
       flat,
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
-      traceCpu,
+      traceCpu: trace.cpu,
+      profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs, gate },
       pvh: values.pvh,
     });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
+    if (gate) profileGate(vm, trace.profile!.from, trace.profile!.to, new Int32Array(gate));
     const output = await connectOutput(vm, io, serial);
     const deadline = timeout === undefined ? Infinity : Date.now() + timeout * 1000;
     const stopInput = connectInput(vm, io);
@@ -201,7 +262,8 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     const outputFailure = await output.finish(deadline);
     const why = outputFailure ?? describe(exited);
     if (why) io.err(`\n${why}\n`);
-    if (values.trace!.includes('exits')) {
+    if (trace.profile && exited.profile) io.err(formatProfile(exited.profile, trace.profile));
+    if (trace.exits) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
       if (exited.inlineIo) io.err(`port I/O served inline (no exit): ${exited.inlineIo}\n`);
       const cpu = Object.entries(exited.cpu);
@@ -210,6 +272,35 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     return outputFailure ? 1 : exitStatus(exited);
   },
 };
+
+/**
+ * The profiler's gate (ProfileOptions.gate) opened when the guest's console has printed `from`
+ * and closed when it has printed `to` (either may be absent: open from the start, open to the end).
+ */
+function profileGate(vm: VirtualMachine, from: string | undefined, to: string | undefined, gate: Int32Array): void {
+  let want = from ?? to;
+  if (from === undefined) Atomics.store(gate, 0, 1);
+  let tail = '';
+  const onData = (b: Buffer) => {
+    if (want === undefined) return;
+    tail += b.toString('latin1');
+    const at = tail.indexOf(want);
+    if (at < 0) {
+      tail = tail.slice(-(want.length - 1) || tail.length); // what could still start a match
+      return;
+    }
+    tail = tail.slice(at + want.length);
+    if (want === from) {
+      Atomics.store(gate, 0, 1);
+      want = to;
+      if (want !== undefined) onData(Buffer.alloc(0));
+    } else {
+      Atomics.store(gate, 0, 0);
+      want = undefined;
+    }
+  };
+  vm.console.on('data', onData);
+}
 
 /**
  * The guest's console to standard output or a file, at the pace they take it (the guest waits

@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, statSync, openSync, closeSync, fsyncSync, chmodSync } from 'node:fs';
+import { writeFileSync, readFileSync, statSync, openSync, closeSync, fsyncSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileBlockBackend } from '../../../src/devices/virtio/block-file.js';
@@ -11,19 +11,13 @@ import {
   VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, VIRTIO_BLK_T_WRITE_ZEROES,
 } from '../../../src/devices/virtio/virtio-blk.js';
 import { featureBit } from '../../../src/devices/virtio/device.js';
+import { tempDir } from '../../helpers/tools.js';
 import { BlkHarness, segment } from './blk.js';
 
 const MiB = 1 << 20;
 
 function withDir(body: (dir: string, t: TestContext) => void | Promise<void>): (t: TestContext) => Promise<void> {
-  return async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'tsvmm-blk-'));
-    try {
-      await body(dir, t);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+  return async (t) => body(tempDir(t), t);
 }
 
 function image(dir: string, name: string, bytes: Uint8Array): string {

@@ -1,0 +1,278 @@
+/**
+ * The KVM backend tested where no /dev/kvm exists: QEMU's TCG emulates AMD SVM with nested paging
+ * (`-cpu max`, or `qemu64,+svm,+npt`), so a Debian guest under it (the "outer guest") loads the
+ * kvm modules of Debian's kernel package and has a /dev/kvm on which tsvmm runs real guests.
+ *
+ * This file builds that outer guest from the cached Debian kernel and the current checkout: an
+ * uncompressed initramfs (the kernel copies it; inflating 200 MB under TCG would cost seconds)
+ * holding busybox, node and nasm with the libraries `ldd` names, the built project (package.json,
+ * README.md (test/cli runs its examples), bin/, dist/ without declarations, guests/, node_modules/ without the build tools), the guest
+ * cache (.cache/guests: the same kernel and busybox, for the inner boots), the kvm modules in
+ * dependency order (the package has no modules.dep: each .ko names its own in .modinfo) and
+ * outer-init.sh as /init. It boots it on QEMU, runs a list of steps inside and reads their
+ * framed output back (see outer-init.sh).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findGuestBusybox, findGuestKernel, guestCacheDir } from '../../src/loader/guest-kernels.js';
+import { Initramfs, addBaseLayout } from '../../src/loader/initramfs.js';
+
+/** The repository root (this file runs from dist/test/kvm-nested/). */
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** Where the project sits inside the outer guest. */
+export const GUEST_ROOT = '/tsvmm';
+export const QEMU = 'qemu-system-x86_64';
+/** The modules that give /dev/kvm on the AMD CPU QEMU's TCG emulates; their dependencies are added. */
+const KVM_MODULES = ['kvm_amd'];
+/** node_modules entries the tests do not need inside (compilers, type declarations). */
+const DEV_ONLY_MODULES = new Set(['typescript', '@types', 'undici-types', '.bin', '.package-lock.json']);
+
+export interface Step {
+  name: string;
+  /** A shell command run in GUEST_ROOT; its output is the step's output. */
+  command: string;
+}
+
+export interface StepResult {
+  name: string;
+  status: number;
+  seconds: number;
+  output: string;
+}
+
+export interface OuterRun {
+  /** Why nothing could run (QEMU missing, no SVM in the emulated CPU), or undefined. */
+  skipped?: string;
+  /** A failure before or around the steps (module load, timeout, QEMU's own exit). */
+  fatal?: string;
+  steps: StepResult[];
+  /** The outer guest's uptime when its init started and when /dev/kvm was up. */
+  outerUpS?: number;
+  kvmUpS?: number;
+  wallS: number;
+  output: string;
+}
+
+/** Why QEMU cannot run the outer guest here, or undefined. */
+export function qemuUnavailable(): string | undefined {
+  const r = spawnSync(QEMU, ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `${QEMU} is not installed (apt-get install qemu-system-x86)`;
+  return undefined;
+}
+
+/** The absolute paths of the shared libraries `ldd` lists for `binary` (the dynamic loader included). */
+export function sharedLibraries(binary: string): string[] {
+  const r = spawnSync('ldd', [binary], { encoding: 'utf8' });
+  if (r.status !== 0) return []; // a static binary ("not a dynamic executable")
+  const libs: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (m) libs.push(m[1]!);
+  }
+  return libs;
+}
+
+/** `depends=` of a kernel module's .modinfo section (ELF64 section headers, little-endian). */
+export function moduleDepends(ko: Uint8Array): string[] {
+  const dv = new DataView(ko.buffer, ko.byteOffset, ko.byteLength);
+  const shoff = Number(dv.getBigUint64(0x28, true));
+  const shentsize = dv.getUint16(0x3a, true);
+  const shnum = dv.getUint16(0x3c, true);
+  const shstrndx = dv.getUint16(0x3e, true);
+  const section = (i: number) => {
+    const o = shoff + i * shentsize;
+    return { name: dv.getUint32(o, true), offset: Number(dv.getBigUint64(o + 0x18, true)), size: Number(dv.getBigUint64(o + 0x20, true)) };
+  };
+  const strtab = section(shstrndx);
+  const latin1 = (a: number, b: number) => Buffer.from(ko.buffer, ko.byteOffset + a, b - a).toString('latin1');
+  for (let i = 0; i < shnum; i++) {
+    const s = section(i);
+    const nameEnd = ko.indexOf(0, strtab.offset + s.name);
+    if (latin1(strtab.offset + s.name, nameEnd) !== '.modinfo') continue;
+    for (const entry of latin1(s.offset, s.offset + s.size).split('\0')) {
+      if (entry.startsWith('depends=')) return entry.slice('depends='.length).split(',').filter(Boolean);
+    }
+    return [];
+  }
+  return [];
+}
+
+/** Module name (dashes as underscores) → .ko path, for every module under `dir`. */
+function moduleFiles(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ko')) found.set(e.name.slice(0, -3).replace(/-/g, '_'), p);
+    }
+  };
+  walk(dir);
+  return found;
+}
+
+/** `wanted` and their dependencies, each after what it depends on, as [name, path]. */
+export function moduleLoadOrder(modulesDir: string, wanted: readonly string[]): [string, string][] {
+  const files = moduleFiles(modulesDir);
+  const order: [string, string][] = [];
+  const visit = (name: string, chain: string[]): void => {
+    if (order.some(([n]) => n === name)) return;
+    if (chain.includes(name)) throw new Error(`module dependency cycle: ${[...chain, name].join(' -> ')}`);
+    const path = files.get(name);
+    if (!path) throw new Error(`module ${name} is not in ${modulesDir}`);
+    for (const dep of moduleDepends(readFileSync(path))) visit(dep.replace(/-/g, '_'), [...chain, name]);
+    order.push([name, path]);
+  };
+  for (const w of wanted) visit(w, []);
+  return order;
+}
+
+/** Adds `src` (a file or a directory, recursively) at `dest`; `keep` filters by path relative to `src`. */
+function addTree(fs: Initramfs, src: string, dest: string, keep: (rel: string, isDir: boolean) => boolean = () => true): void {
+  const st = statSync(src);
+  if (!st.isDirectory()) {
+    fs.addFile(dest, readFileSync(src), st.mode & 0o7777);
+    return;
+  }
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      const rel = relative(src, p);
+      const isDir = e.isDirectory() || (e.isSymbolicLink() && statSync(p).isDirectory());
+      if (!keep(rel, isDir)) continue;
+      if (isDir) walk(p);
+      else fs.addFile(join(dest, rel), readFileSync(p), statSync(p).mode & 0o7777);
+    }
+  };
+  walk(src);
+}
+
+/** A host program and its libraries at the paths `ldd` gives (content read through symlinks). */
+function addProgram(fs: Initramfs, path: string, dest = path): void {
+  fs.addFile(dest, readFileSync(realpathSync(path)), 0o755);
+  for (const lib of sharedLibraries(path)) if (!fs.has(lib)) fs.addFile(lib, readFileSync(realpathSync(lib)), 0o755);
+}
+
+function which(name: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+export interface OuterGuestFiles {
+  /** The kernel QEMU boots: the vmlinux (PVH entry, seconds faster under TCG) or the bzImage. */
+  kernel: string;
+  initramfs: Uint8Array;
+  modules: string[];
+}
+
+/** Builds the outer guest's initramfs, or says what is missing. */
+export function buildOuterGuest(steps: readonly Step[]): OuterGuestFiles | string {
+  const kernel = findGuestKernel();
+  const busybox = findGuestBusybox();
+  if (!kernel || !busybox) return 'the Debian kernel or busybox is not cached: run scripts/fetch-guest-kernel.sh';
+  if (!existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'))) return 'the project is not built (npx tsc -p .)';
+  const nasm = which('nasm');
+  if (!nasm) return 'nasm is not installed (the tests assemble their guests inside)';
+  const modulesDir = join(dirname(dirname(kernel.vmlinuz)), 'lib', 'modules', kernel.version);
+  const modules = moduleLoadOrder(modulesDir, KVM_MODULES);
+
+  const fs = addBaseLayout(new Initramfs());
+  fs.addFile('/bin/busybox', readFileSync(busybox), 0o755);
+  const applets = spawnSync(busybox, ['--list-full'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  for (const applet of applets) if (!fs.has(applet)) fs.addSymlink(applet, '/bin/busybox');
+  fs.addFile('/init', readFileSync(join(REPO_ROOT, 'test', 'kvm-nested', 'outer-init.sh')), 0o755);
+  addProgram(fs, process.execPath, '/usr/bin/node');
+  addProgram(fs, nasm, '/usr/bin/nasm');
+  const script = which('script'); // a pty for test/cli's terminal case
+  if (script) addProgram(fs, script, '/usr/bin/script');
+
+  for (const [name, path] of modules) fs.addFile(`/kvm-nested/modules/${name}.ko`, readFileSync(path));
+  fs.addFile('/kvm-nested/module-order', modules.map(([n]) => n).join('\n') + '\n');
+  fs.addFile('/kvm-nested/steps', steps.map((s) => `${s.name}|${s.command}`).join('\n') + '\n');
+
+  for (const f of ['package.json', 'README.md', 'bin', 'guests']) addTree(fs, join(REPO_ROOT, f), `${GUEST_ROOT}/${f}`);
+  addTree(fs, join(REPO_ROOT, 'dist'), `${GUEST_ROOT}/dist`, (rel, isDir) => isDir || rel.endsWith('.js'));
+  addTree(fs, join(REPO_ROOT, 'node_modules'), `${GUEST_ROOT}/node_modules`, (rel) => !DEV_ONLY_MODULES.has(rel.split('/')[0]!));
+  // The guest cache as guest-kernels.ts reads it: guests.env and the files it names.
+  const cache = guestCacheDir();
+  const manifest = readFileSync(join(cache, 'guests.env'), 'utf8');
+  fs.addFile(`${GUEST_ROOT}/.cache/guests/guests.env`, manifest);
+  for (const line of manifest.split('\n')) {
+    const [key, rel] = line.split('=');
+    if (key && rel && key !== 'KERNEL_VERSION') fs.addFile(`${GUEST_ROOT}/.cache/guests/${rel}`, readFileSync(join(cache, rel)), 0o755);
+  }
+  return { kernel: kernel.vmlinux ?? kernel.vmlinuz, initramfs: fs.toCpio(), modules: modules.map(([n]) => n) };
+}
+
+export interface BootOptions {
+  /** QEMU's -cpu: `max`, or e.g. `qemu64,+svm,+npt`. */
+  cpu: string;
+  /** QEMU's -m. */
+  memory: string;
+  smp: number;
+  timeoutMs: number;
+  /** Receives the console output as it comes. */
+  onOutput?: (text: string) => void;
+}
+
+const MARK = '@@kvm-nested ';
+
+/** Boots the outer guest on QEMU's TCG and reads the framed step results from its console. */
+export async function bootOuterGuest(files: OuterGuestFiles, dir: string, opts: BootOptions): Promise<OuterRun> {
+  const initrd = join(dir, 'outer-initramfs.cpio');
+  writeFileSync(initrd, files.initramfs);
+  const args = ['-accel', 'tcg', '-cpu', opts.cpu, '-smp', String(opts.smp), '-m', opts.memory,
+    '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
+    '-kernel', files.kernel, '-initrd', initrd, '-append', 'console=ttyS0 quiet panic=-1'];
+  const t0 = process.hrtime.bigint();
+  const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutMs);
+  const onData = (b: Buffer) => {
+    const text = b.toString('latin1');
+    output += text;
+    opts.onOutput?.(text);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const run = parseOuterOutput(output.replace(/\r/g, ''));
+  run.wallS = wallS;
+  if (timedOut) run.fatal ??= `QEMU did not finish within ${opts.timeoutMs / 1000} s`;
+  else if (!run.done && !run.fatal && !run.skipped) run.fatal = `QEMU ended (status ${status}) before the outer guest finished`;
+  return run;
+}
+
+/** The results in the outer guest's console output (outer-init.sh's framing). */
+export function parseOuterOutput(output: string): OuterRun & { done: boolean } {
+  const run: OuterRun & { done: boolean } = { steps: [], wallS: 0, output, done: false };
+  let current: { name: string; lines: string[] } | undefined;
+  for (const line of output.split('\n')) {
+    const at = line.indexOf(MARK);
+    if (at < 0) {
+      current?.lines.push(line);
+      continue;
+    }
+    const msg = line.slice(at + MARK.length);
+    let m: RegExpExecArray | null;
+    if ((m = /^outer up at ([\d.]+) s/.exec(msg))) run.outerUpS = Number(m[1]);
+    else if ((m = /^kvm up at ([\d.]+) s/.exec(msg))) run.kvmUpS = Number(m[1]);
+    else if ((m = /^skip: (.*)$/.exec(msg))) run.skipped = m[1];
+    else if ((m = /^fatal: (.*)$/.exec(msg))) run.fatal = m[1];
+    else if ((m = /^begin (\S+)$/.exec(msg))) current = { name: m[1]!, lines: [] };
+    else if ((m = /^end (\S+) rc=(\d+) from ([\d.]+) to ([\d.]+) s$/.exec(msg)) && current?.name === m[1]) {
+      run.steps.push({ name: current.name, status: Number(m[2]), seconds: Number(m[4]) - Number(m[3]), output: current.lines.join('\n') });
+      current = undefined;
+    } else if (/^done at /.test(msg)) run.done = true;
+  }
+  if (current) run.fatal ??= `step ${current.name} did not end; its output tail:\n${current.lines.slice(-30).join('\n')}`;
+  return run;
+}

@@ -1,0 +1,45 @@
+#!/bin/sh
+# /init of the outer guest of scripts/kvm-nested.sh (test/kvm-nested/outer-guest.ts builds it):
+# loads Debian's kvm modules, checks /dev/kvm, then runs each line "name|command" of
+# /kvm-nested/steps from /tsvmm and frames its output with "@@kvm-nested" lines that the host
+# reads. Powers off at the end; the host reads the results, not the exit.
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+
+say() { echo "@@kvm-nested $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+finish() { say "done at $(uptime_s) s"; poweroff -f; }
+
+say "outer up at $(uptime_s) s, $(nproc) CPUs"
+if ! grep -qw -e svm -e vmx /proc/cpuinfo; then
+  say "skip: the CPU QEMU emulates has neither SVM nor VMX"
+  finish
+fi
+for m in $(cat /kvm-nested/module-order); do
+  if ! insmod "/kvm-nested/modules/$m.ko"; then
+    say "fatal: insmod $m failed"
+    finish
+  fi
+done
+if [ ! -c /dev/kvm ]; then
+  say "fatal: no /dev/kvm after loading $(cat /kvm-nested/module-order)"
+  dmesg | tail -n 20
+  finish
+fi
+say "kvm up at $(uptime_s) s: $(dmesg | grep -o -e 'Nested Virtualization enabled' -e 'Nested Paging enabled' | tr '\n' ';')"
+
+cd /tsvmm || finish
+while IFS='|' read -r name cmd; do
+  [ -n "$name" ] || continue
+  t0=$(uptime_s)
+  say "begin $name"
+  sh -c "$cmd" </dev/null 2>&1
+  say "end $name rc=$? from $t0 to $(uptime_s) s"
+done </kvm-nested/steps
+finish
