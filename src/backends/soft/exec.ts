@@ -189,7 +189,12 @@ export class Executor {
   private readonly cache = new Map<number, Block>();
   /** The cache's weight (see CACHE_BUDGET). */
   private cacheWeight = 0;
-  private readonly pageBlocks = new Map<number, number[]>();
+  /**
+   * The cache keys of each page's blocks, to drop them when the page is written. A set: a block
+   * decoded again at the same key (its bytes changed under it, from the VMM: an INS into the page,
+   * say) is listed once however often that happens.
+   */
+  private readonly pageBlocks = new Map<number, Set<number>>();
   private readonly dec = new DecodedInsn();
   private readonly crossBuf = new Uint8Array(16);
   private gen = 0;
@@ -284,6 +289,13 @@ export class Executor {
     return this.cache.size;
   }
 
+  /** The keys listed by page (at least blockCount; for tests). */
+  get pageKeyCount(): number {
+    let n = 0;
+    for (const keys of this.pageBlocks.values()) n += keys.size;
+    return n;
+  }
+
   /** The block at the current CS:RIP, decoding it if needed. */
   private getBlock(): Block {
     const c = this.cpu;
@@ -361,9 +373,9 @@ export class Executor {
     const page = Math.floor(gpa / 4096);
     const key = gpa * 4 + (mode >> 5);
     this.cache.set(key, b);
-    let list = this.pageBlocks.get(page);
-    if (!list) { list = []; this.pageBlocks.set(page, list); }
-    list.push(key);
+    let keys = this.pageBlocks.get(page);
+    if (!keys) { keys = new Set(); this.pageBlocks.set(page, keys); }
+    keys.add(key);
     if (!c.codePages.has(page)) c.protectCodePage(page);
     return b;
   }
