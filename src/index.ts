@@ -1,7 +1,8 @@
 /** The tsvmm library: the libnvmm-shaped hypervisor API and its backends. */
 export { TsvmmError, SyscallError, type ErrorCode } from './common/errors.js';
 export { HostMemory, PAGE_SIZE } from './memory/host-memory.js';
-export { Machine, Vcpu, type VcpuConfig } from './nvmm/machine.js';
+export { GuestClock, hostNs, type GuestClockOptions, type NowNs } from './common/clock.js';
+export { Machine, Vcpu, type MachineCreateOptions, type VcpuConfig } from './nvmm/machine.js';
 export { PROT, type Backend, type Capability, type StopHandle } from './nvmm/backend.js';
 export { STATE, SEG, GPR, CR, DR, MSR, type X64State, type Segment, type SegmentAttrib } from './nvmm/state.js';
 export type { VcpuExit, VcpuExitKind, IoExit, MemoryExit } from './nvmm/exit.js';
@@ -11,3 +12,4 @@ export { stopVcpu } from './nvmm/stop.js';
 export { KvmBackend } from './backends/kvm/kvm-backend.js';
 export { openBackend, type Accel } from './backends/open.js';
 export { VirtualMachine, type VmOptions, type VmExited, type VmEnd } from './vmm/virtual-machine.js';
+export { machineConfig, ConfigError, type MachineConfig, type MachineOptions } from './vmm/config.js';

@@ -1,17 +1,26 @@
-/** Choosing a backend by name (the CLI's --accel). */
+/**
+ * Choosing a backend by name (the CLI's --accel), and what the VMM may hand to the one chosen:
+ * the soft backend's capabilities (tracing, profiling, CPU models, compiler settings) come in
+ * here, their data types from nvmm/, so the VMM imports no backend's internals.
+ */
 import { TsvmmError } from '../common/errors.js';
 import type { Backend } from '../nvmm/backend.js';
+import type { TraceHook } from '../nvmm/trace.js';
 import { KvmBackend } from './kvm/kvm-backend.js';
 import { checkKvmRing0 } from './kvm/ring0-check.js';
 import { CPU_MODEL_NAMES, isCpuModelName, type CpuModelName } from './soft/cpu-models.js';
-import type { TraceHook } from './soft/exec.js';
-import type { SoftProfiler } from './soft/profile.js';
+import type { JitOptions } from './soft/exec.js';
+import { SoftProfiler } from './soft/profile.js';
 import { SoftBackend } from './soft/soft-backend.js';
 
 export type Accel = 'kvm' | 'soft' | 'auto';
 export const ACCELS: readonly Accel[] = ['kvm', 'soft', 'auto'];
 export type { CpuModelName } from './soft/cpu-models.js';
 export { CPU_MODEL_NAMES } from './soft/cpu-models.js';
+export type { JitKind, JitOptions } from './soft/exec.js';
+export type { ProfileOptions, SoftProfile } from '../nvmm/profile.js';
+/** The soft backend's profiler (BackendOptions.profile). */
+export { SoftProfiler };
 
 export function parseAccel(value: string): Accel {
   if (!(ACCELS as readonly string[]).includes(value)) {
@@ -33,7 +42,12 @@ export interface BackendOptions {
   cpu?: CpuModelName;
   /** Samples the boot vCPU's phases and guest RIPs (the soft backend; KVM refuses). */
   profile?: SoftProfiler;
-  /** Notes on the choice `auto` made, one line each (why it passed KVM over). */
+  /**
+   * The soft CPU's compiler settings, if the soft backend is the one opened (KVM has none to
+   * set; they do not choose soft under `auto`). Unset fields: SoftBackend.open's defaults.
+   */
+  jit?: JitOptions;
+  /** Notes on the choice `auto` made, one line each (why it passed KVM over); the soft backend's notes (its JIT dump). */
   log?: (message: string) => void;
 }
 
@@ -43,7 +57,7 @@ export function openBackend(accel: Accel, opts: BackendOptions = {}): Backend {
     if (opts.profile) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the profiler needs the soft backend (--accel soft)');
     if (opts.cpu) throw new TsvmmError('TSVMM_UNSUPPORTED', 'CPU models are the soft backend\'s (--accel soft); KVM presents the host\'s processor');
   }
-  const soft = () => SoftBackend.open({ trace: opts.trace, cpu: opts.cpu, profile: opts.profile });
+  const soft = () => SoftBackend.open({ trace: opts.trace, cpu: opts.cpu, profile: opts.profile, jit: opts.jit, log: opts.log });
   switch (accel) {
     case 'kvm':
       return KvmBackend.open();

@@ -20,9 +20,9 @@
  * method (0x02, then 0x06). NB: 0xCF9 lies inside the PCI configuration mechanism #1 window
  * (0xCF8-0xCFF); a board with a PCI host bridge there must route byte accesses to 0xCF9 here.
  */
+import type { NowNs } from '../common/clock.js';
 import type { PortDevice } from './bus.js';
 import type { IrqLine } from './irq.js';
-import { monotonicNs } from './i8254-pit.js';
 
 // Offsets inside the AcpiPm window.
 export const PM1_STS_OFFSET = 0x00;
@@ -74,8 +74,8 @@ export interface AcpiPmOptions {
   onSleep: (slpTyp: number) => void;
   /** The SCI (the FADT's SCI_INT, IRQ 9), level-triggered. */
   sci?: IrqLine;
-  /** Monotonic nanoseconds for the PM timer (default: performance.now()). */
-  now?: () => number;
+  /** The machine's time in nanoseconds (its GuestClock's now), for the PM timer. */
+  now: NowNs;
 }
 
 export interface AcpiPmState {
@@ -87,7 +87,7 @@ export interface AcpiPmState {
 export class AcpiPm implements PortDevice {
   private readonly onSleep: (slpTyp: number) => void;
   private readonly sci: IrqLine | undefined;
-  private readonly now: () => number;
+  private readonly now: NowNs;
   private status = 0;
   private enable = 0;
   private control = 0;
@@ -96,7 +96,7 @@ export class AcpiPm implements PortDevice {
   constructor(opts: AcpiPmOptions) {
     this.onSleep = opts.onSleep;
     this.sci = opts.sci;
-    this.now = opts.now ?? monotonicNs;
+    this.now = opts.now;
   }
 
   /** The host presses the power button: PWRBTN_STS, and an SCI if enabled. */

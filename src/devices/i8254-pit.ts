@@ -37,6 +37,7 @@
  * - IRQ 0: in modes 0 and 1 the line is driven high at the terminal count and low again by a
  *   new control word or count; in the other modes each rising edge of OUT is a pulse().
  */
+import type { NowNs } from '../common/clock.js';
 import type { PortDevice } from './bus.js';
 import type { IrqLine } from './irq.js';
 
@@ -44,11 +45,6 @@ import type { IrqLine } from './irq.js';
 export const PIT_HZ = 1_193_182;
 const TICKS_PER_NS = PIT_HZ / 1e9;
 const NS_PER_TICK = 1e9 / PIT_HZ;
-
-/** A monotonic clock in nanoseconds as a double (performance.now() is in milliseconds). */
-export function monotonicNs(): number {
-  return performance.now() * 1e6;
-}
 
 const CONTROL_OFFSET = 3; // port 0x43
 
@@ -116,8 +112,8 @@ export interface I8254PitState {
 export interface I8254PitOptions {
   /** IRQ 0, driven by counter 0's OUT. */
   irq0?: IrqLine;
-  /** Monotonic time in nanoseconds (default: performance.now()). */
-  now?: () => number;
+  /** The machine's time in nanoseconds (its GuestClock's now). */
+  now: NowNs;
   /** Deliver every period of modes 2 and 3, each after the previous was acknowledged (ackIrq0). */
   reinject?: boolean;
 }
@@ -144,7 +140,7 @@ function newCounter(): I8254CounterState {
 
 export class I8254Pit implements PortDevice {
   private readonly irq0: IrqLine | undefined;
-  private readonly now: () => number;
+  private readonly now: NowNs;
   private counters: I8254CounterState[] = [newCounter(), newCounter(), newCounter()];
   private deadline: number | undefined;
   private readonly reinject: boolean;
@@ -152,9 +148,9 @@ export class I8254Pit implements PortDevice {
   private owed = 0;
   private inFlight = false;
 
-  constructor(opts: I8254PitOptions = {}) {
+  constructor(opts: I8254PitOptions) {
     this.irq0 = opts.irq0;
-    this.now = opts.now ?? monotonicNs;
+    this.now = opts.now;
     this.reinject = opts.reinject ?? false;
   }
 

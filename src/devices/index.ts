@@ -12,7 +12,7 @@ export { Mc146818Rtc, type Mc146818RtcOptions, type Mc146818RtcState } from './m
 export { DebugExit, type DebugExitOptions } from './debug-exit.js';
 export { Port80, type Port80State } from './port-0x80.js';
 export { I8259Pic, type I8259PicOptions, type I8259PicState } from './i8259-pic.js';
-export { I8254Pit, PIT_HZ, monotonicNs, type I8254PitOptions, type I8254PitState } from './i8254-pit.js';
+export { I8254Pit, PIT_HZ, type I8254PitOptions, type I8254PitState } from './i8254-pit.js';
 export { Port61, type Port61Options, type Port61State, type Pit2Gate } from './port-61.js';
 export {
   LocalApic, deliverToApics, type LocalApicOptions, type LocalApicState, type ApicMessage, type ApicDeliveryMode,

@@ -45,9 +45,9 @@
  * - Not modelled: thermal, performance and CMCI interrupt sources (their LVTs are plain
  *   registers), arbitration priority, remote read, focus processor checking, SMI.
  */
+import type { NowNs } from '../common/clock.js';
 import type { MmioDevice } from './bus.js';
 import { readLe } from './bus.js';
-import { monotonicNs } from './i8254-pit.js';
 
 /** The architectural default of IA32_APIC_BASE's base field. */
 export const APIC_DEFAULT_BASE = 0xfee0_0000;
@@ -172,8 +172,8 @@ export interface LocalApicOptions {
   id: number;
   /** Whether this is the bootstrap processor (IA32_APIC_BASE bit 8). */
   bsp?: boolean;
-  /** Monotonic time in nanoseconds (default: performance.now()). */
-  now?: () => number;
+  /** The machine's time in nanoseconds (its GuestClock's now). */
+  now: NowNs;
   /** The timer's input clock (the "bus clock") in Hz; default 1 GHz. */
   timerHz?: number;
   /** Sends an IPI written to the ICR (default: delivers it to this APIC only, for one-CPU boards). */
@@ -235,7 +235,7 @@ function divisorOf(dcr: number): number {
 }
 
 export class LocalApic implements MmioDevice {
-  private readonly now: () => number;
+  private readonly now: NowNs;
   private readonly nsPerBusTick: number;
   private readonly sendIpi: (ipi: ApicMessage) => void;
   private readonly extInt: ExtIntSource | undefined;
@@ -267,7 +267,7 @@ export class LocalApic implements MmioDevice {
   private extIntRequested = false;
 
   constructor(opts: LocalApicOptions) {
-    this.now = opts.now ?? monotonicNs;
+    this.now = opts.now;
     this.nsPerBusTick = 1e9 / (opts.timerHz ?? 1e9);
     this.sendIpi = opts.sendIpi ?? ((ipi) => deliverToApics([this], ipi));
     this.extInt = opts.extInt;

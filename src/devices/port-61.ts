@@ -13,8 +13,8 @@
  * - Bits 6 and 7 (I/O channel check, parity error) read 0: no NMI source.
  * No sound is produced.
  */
+import type { NowNs } from '../common/clock.js';
 import type { PortDevice } from './bus.js';
-import { monotonicNs } from './i8254-pit.js';
 
 export const PORT61_GATE2 = 0x01; // PIT counter 2 gate
 export const PORT61_SPEAKER = 0x02; // speaker data enable (ANDed with OUT2 to drive the speaker)
@@ -37,8 +37,8 @@ export interface Pit2Gate {
 
 export interface Port61Options {
   pit: Pit2Gate;
-  /** Monotonic nanoseconds, for the refresh toggle (default: performance.now()). */
-  now?: () => number;
+  /** The machine's time in nanoseconds (its GuestClock's now), for the refresh toggle. */
+  now: NowNs;
 }
 
 export interface Port61State {
@@ -47,12 +47,12 @@ export interface Port61State {
 
 export class Port61 implements PortDevice {
   private readonly pit: Pit2Gate;
-  private readonly now: () => number;
+  private readonly now: NowNs;
   private value = 0;
 
   constructor(opts: Port61Options) {
     this.pit = opts.pit;
-    this.now = opts.now ?? monotonicNs;
+    this.now = opts.now;
     this.pit.setGate(2, false);
   }
 

@@ -10,7 +10,7 @@
  * typed array) still points at memory nobody else gets, never at unmapped memory or at memory
  * handed out again: mapped memory is replaced at once by a blank mapping at the same address (its
  * pages are released), which is unmapped when the last view of it has been garbage collected or
- * the thread ends; arena memory goes back to the arena only when its last view has been collected.
+ * the thread ends; lent memory goes back to its owner only when its last view has been collected.
  * Reading such a view gives zeros, writing it reaches nobody.
  */
 import { SyscallError, TsvmmError } from '../common/errors.js';
@@ -52,27 +52,21 @@ function reclaimWhenUnreachable(buffer: ArrayBufferLike, reclaim: Reclaim): void
   }
 }
 
-type Ownership = 'mapped' | 'arena' | 'attached';
+type Ownership = 'mapped' | 'lent' | 'attached';
 
 export class HostMemory {
   /** Host virtual address of the first byte. */
   readonly hva: number;
   readonly size: number;
-  /**
-   * Offset of the first byte in the soft CPU's WebAssembly memory (src/backends/soft/arena.ts),
-   * -1 when the memory is not there. Compiled guest code reaches only memory that is.
-   */
-  readonly arenaOffset: number;
   private view: Uint8Array | null;
   private readonly ownership: Ownership;
   private readonly release: (() => void) | null;
 
-  private constructor(hva: number, view: Uint8Array, ownership: Ownership, arenaOffset = -1, release: (() => void) | null = null) {
+  private constructor(hva: number, view: Uint8Array, ownership: Ownership, release: (() => void) | null = null) {
     this.hva = hva;
     this.size = view.length;
     this.view = view;
     this.ownership = ownership;
-    this.arenaOffset = arenaOffset;
     this.release = release;
   }
 
@@ -87,13 +81,13 @@ export class HostMemory {
   }
 
   /**
-   * Memory inside a SharedArrayBuffer this thread keeps alive (the soft CPU's arena): `bytes`
-   * becomes a view of its own over the same memory, `arenaOffset` places it, and `release` gives
-   * it back once freed and no longer viewed.
+   * Memory lent by an owner that keeps it alive in this thread, inside a SharedArrayBuffer (the
+   * soft CPU's arena): `bytes` becomes a view of its own over the same memory, and `release` gives
+   * it back to the owner once freed and no longer viewed.
    */
-  static inArena(bytes: Uint8Array, arenaOffset: number, release: () => void): HostMemory {
+  static lent(bytes: Uint8Array, release: () => void): HostMemory {
     checkSize(bytes.length);
-    return new HostMemory(libc.addressOfBytes(bytes), new Uint8Array(libc.viewOfBytes(bytes)), 'arena', arenaOffset, release);
+    return new HostMemory(libc.addressOfBytes(bytes), new Uint8Array(libc.viewOfBytes(bytes)), 'lent', release);
   }
 
   /** Maps `size` bytes (a multiple of the page size, at most MAX_HOST_MEMORY) of zeroed memory. */
@@ -133,7 +127,7 @@ export class HostMemory {
         reclaimWhenUnreachable(view.buffer, { run: () => void libc.munmap(libc.pointerAt(hva), size), atThreadExit: true });
         return;
       }
-      case 'arena':
+      case 'lent':
         reclaimWhenUnreachable(view.buffer, { run: this.release!, atThreadExit: false });
         return;
       case 'attached':

@@ -3,6 +3,7 @@
  * (machine.ts) validates arguments, keeps the GPA map and the lazy state cache, and calls these;
  * a backend may assume its inputs are valid.
  */
+import type { GuestClock } from '../common/clock.js';
 import type { HostMemory } from '../memory/host-memory.js';
 import type { VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
@@ -39,7 +40,7 @@ export interface InlineDevices {
   interruptPending(): boolean;
   /** The INTA cycle: the vector to deliver, when the vCPU takes the interrupt. */
   acknowledge(): number;
-  /** Brings time-driven devices up to `nowNs` (clock.ts monotonicNs); returns the next deadline (Infinity: none). */
+  /** Brings time-driven devices up to `nowNs` (the machine's GuestClock); returns the next deadline (Infinity: none). */
   tick(nowNs: number): number;
   /** True once a device ended the machine: run() returns `stopped` right after that instruction. */
   ended(): boolean;
@@ -128,9 +129,13 @@ export interface BackendMachine {
 export interface Backend {
   readonly name: BackendName;
   capability(): Capability;
-  createMachine(): BackendMachine;
+  /**
+   * A new machine whose guest time is `clock` (Machine passes its own): a backend that keeps time
+   * itself (the soft CPU's TSC) reads it; without one, it makes its own.
+   */
+  createMachine(clock?: GuestClock): BackendMachine;
   /** The same machine, seen from another thread, from its shareHandle(); it may create vCPUs. */
-  attachMachine?(handle: unknown): BackendMachine;
+  attachMachine?(handle: unknown, clock?: GuestClock): BackendMachine;
   /** Releases what opening it took (the /dev/kvm descriptor); its machines must be destroyed first. */
   close?(): void;
   /**

@@ -3,6 +3,7 @@
  * a Vcpu carries its state (fetched and committed lazily, like NVMM's comm page), an event slot
  * and the last exit. Arguments are validated here, once, for every backend.
  */
+import { GuestClock } from '../common/clock.js';
 import { TsvmmError } from '../common/errors.js';
 import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
 import type {
@@ -27,9 +28,16 @@ function checkPageAligned(what: string, value: number): void {
   }
 }
 
+export interface MachineCreateOptions {
+  /** The machine's guest time (tests give one with a fake host clock); default: a new GuestClock. */
+  clock?: GuestClock;
+}
+
 /** A machine as another thread of this process can attach to it (see Machine.shareHandle). */
 export interface MachineShare {
   backend: unknown;
+  /** The origin of the machine's guest clock (GuestClock.origin). */
+  clockOrigin: number;
   mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
 }
 
@@ -47,20 +55,28 @@ export class Machine {
   private readonly mappings: GpaMapping[] = [];
   private readonly vcpus = new Map<number, Vcpu>();
   readonly capability: Capability;
+  /**
+   * The machine's guest time, the same in every thread attached to it: the VMM's timer devices
+   * read it (their `now`), and so does a backend that keeps time itself (the soft CPU's TSC).
+   */
+  readonly clock: GuestClock;
 
   /** Whether this object created the machine (and destroy() ends it) or attached to it. */
   readonly attached: boolean;
 
-  constructor(backend: Backend, share?: MachineShare) {
+  /** A new machine (`opts.clock`: its guest time, default a GuestClock reading 0 now); `share`: Machine.attach's. */
+  constructor(backend: Backend, opts: MachineCreateOptions = {}, share?: MachineShare) {
     this.backend = backend;
     this.capability = backend.capability();
     this.attached = share !== undefined;
     if (!share) {
-      this.impl = backend.createMachine();
+      this.clock = opts.clock ?? new GuestClock();
+      this.impl = backend.createMachine(this.clock);
       return;
     }
     if (!backend.attachMachine) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${backend.name} backend cannot share a machine between threads`);
-    this.impl = backend.attachMachine(share.backend);
+    this.clock = GuestClock.attach(share.clockOrigin);
+    this.impl = backend.attachMachine(share.backend, this.clock);
     // The guest-physical map as the owner set it up, over the same host memory.
     const memories = new Map<number, HostMemory>();
     for (const m of share.mappings) {
@@ -77,13 +93,14 @@ export class Machine {
     if (!impl.shareHandle) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend cannot share a machine between threads`);
     return {
       backend: impl.shareHandle(),
+      clockOrigin: this.clock.origin,
       mappings: this.mappings.map((m) => ({ gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, memoryHva: m.memory.hva, memorySize: m.memory.size })),
     };
   }
 
   /** The machine `share` describes, from another thread; it can create vCPUs, not change the memory map. */
   static attach(backend: Backend, share: MachineShare): Machine {
-    return new Machine(backend, share);
+    return new Machine(backend, {}, share);
   }
 
   private get live(): BackendMachine {

@@ -2,9 +2,13 @@
  * The PC board: the composition root. RAM with the 32-bit MMIO hole, the legacy devices on the
  * port bus, the backend's interrupt controllers, the boot image, and the run loop of the boot
  * vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
+ *
+ * It is built from the machine's configuration (config.ts: checked, plain data) and what its
+ * thread gives it beside (BoardRuntime): the backend, which the caller opens in the thread that
+ * runs the board (KVM's and koffi's state is per thread) and closes after close(), and the
+ * host's ends of the console and the control word. Tests give it a fake backend.
  */
 import { TsvmmError, assertNever } from '../common/errors.js';
-import { openBackend, type Accel, type CpuModelName } from '../backends/open.js';
 import { MmioBus, PortBus, UNKNOWN_LOGGED } from '../devices/bus.js';
 import { DebugExit } from '../devices/debug-exit.js';
 import { I8042 } from '../devices/i8042.js';
@@ -14,10 +18,9 @@ import { Uart8250 } from '../devices/uart-8250.js';
 import { E820_RAM, E820_RESERVED, type E820Entry } from '../loader/boot-params.js';
 import type { GuestMemoryWriter } from '../loader/guest-memory.js';
 import { KernelCache } from '../loader/kernel-cache.js';
-import type { EntryMode } from '../loader/load-result.js';
 import { HostMemory } from '../memory/host-memory.js';
 import { assistIo, assistMem, type IoAccess, type MemAccess } from '../nvmm/assist.js';
-import { PROT, type StopHandle } from '../nvmm/backend.js';
+import { PROT, type Backend, type StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { Machine, hex, type Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE } from '../nvmm/state.js';
@@ -25,18 +28,19 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { stopVcpu } from '../nvmm/stop.js';
 import type { ApWorkerData } from './ap-worker.js';
-import { bootImage, type ImageFormat } from './boot.js';
+import { bootImage, TABLE_AREA, writeArea, type ImageFormat } from './boot.js';
+import type { MachineConfig } from './config.js';
 import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailbox.js';
 import { buildMpTable } from './mptable.js';
 import type { ByteRing } from './byte-ring.js';
 import { enterGuest } from './cpu-setup.js';
+import { maxImageBytes, readImageFile } from './image-file.js';
 import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
 import { buildAcpiTables } from '../devices/acpi-tables.js';
-import { monotonicNs } from '../common/clock.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
-import { cpuTrace } from './trace.js';
-import { SoftProfiler, type ProfileOptions, type SoftProfile } from '../backends/soft/profile.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
+
+export { MAX_CPUS } from './layout.js';
 
 /** How a run of the machine ended. */
 export type VmEnd =
@@ -57,9 +61,6 @@ const S5_SLEEP_TYPE = 5;
  */
 const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
 
-/** The MP table and the I/O APIC's id leave room for this many processors. */
-export const MAX_CPUS = 64;
-
 /**
  * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes to move (input to take,
  * or room for output the UART holds), else an end. The host may set an end before the vCPU
@@ -67,40 +68,16 @@ export const MAX_CPUS = 64;
  */
 export const KICK = { CONSOLE: 0, STOP: 1, TIMEOUT: 2 } as const;
 
-export interface BoardOptions {
-  accel: Accel;
-  /** The soft CPU's model (--cpu). */
-  cpu?: CpuModelName;
-  memoryBytes: number;
-  /** vCPUs; the first boots, the others wait for the guest's INIT/SIPI. */
-  cpus: number;
-  kernel: Uint8Array;
-  initrd?: Uint8Array;
-  cmdline: string;
-  /** Load the kernel as a flat binary. */
-  flat?: { loadAddr: number; mode: EntryMode };
-  /** Decompress a bzImage on the host and enter it through PVH. */
-  pvh?: boolean;
-  /** With `pvh`: the directory of the decompressed-kernel cache (see kernel-cache.ts); none when undefined. */
-  kernelCacheDir?: string;
-  /**
-   * The host ends the run after a while (KICK.TIMEOUT): a vCPU halted with interrupts off then
-   * waits for that end, as it does on KVM, instead of ending the machine at once.
-   */
-  timeout?: boolean;
-  /** Let a backend that can (soft) serve port I/O, interrupts and timers without exits (default true). */
-  inlineDevices?: boolean;
+/** What the board's thread gives the board beside its configuration: none of it is configuration. */
+export interface BoardRuntime {
+  /** The backend, opened in this thread; the board does not close it (its opener does, after close()). */
+  backend: Backend;
   /** Guest serial output (COM1 transmit) and input (COM1 receive). */
   serialOut: ByteRing;
   serialIn: ByteRing;
   /** Shared control words from the host (see KICK). */
   control: Int32Array;
   log: (message: string) => void;
-  /** Trace the first N executed instructions (soft backend) to `traceSink`. */
-  traceCpu?: number;
-  traceSink?: (line: string) => void;
-  /** Sample the boot vCPU (soft backend): see profile(). */
-  profile?: ProfileOptions;
 }
 
 export class PcBoard {
@@ -114,7 +91,7 @@ export class PcBoard {
   /** Guest RAM: the piece below the MMIO hole first, then the pieces above 4 GiB. */
   private readonly ram: HostMemory[] = [];
   private readonly uart: Uart8250;
-  private readonly opts: BoardOptions;
+  private readonly rt: BoardRuntime;
   private end: VmEnd | undefined;
   /** Unknown MSRs noted in the log, at most UNKNOWN_LOGGED of them (a guest may try all 2^32). */
   private readonly unknownMsrs = new Set<number>();
@@ -122,17 +99,14 @@ export class PcBoard {
   private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
-  private readonly profiler: SoftProfiler | undefined;
 
-  constructor(opts: BoardOptions) {
-    this.opts = opts;
-    const size = opts.memoryBytes;
-    if (!Number.isSafeInteger(size) || size < 2 * 1024 * 1024 || size % 4096 !== 0) {
-      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory size ${size} must be a multiple of 4 KiB and at least 2 MiB`);
-    }
-    const trace = opts.traceCpu ? cpuTrace(opts.traceCpu, opts.traceSink ?? opts.log) : undefined;
-    this.profiler = opts.profile === undefined ? undefined : new SoftProfiler(opts.profile);
-    this.machine = new Machine(openBackend(opts.accel, { trace, cpu: opts.cpu, profile: this.profiler, log: opts.log }));
+  constructor(readonly config: MachineConfig, rt: BoardRuntime) {
+    this.rt = rt;
+    const size = config.memory;
+    const maxImage = maxImageBytes(size);
+    const kernel = readImageFile(config.kernel, 'kernel', maxImage);
+    const initrd = config.initrd === undefined ? undefined : readImageFile(config.initrd, 'initrd', maxImage);
+    this.machine = new Machine(rt.backend);
     try {
       const low = Math.min(size, MMIO_HOLE_START);
       const top = size > low ? FOUR_GIB + (size - low) : low;
@@ -142,13 +116,13 @@ export class PcBoard {
       this.mapRam(0, low);
       for (let gpa = FOUR_GIB; gpa < top; gpa += HIGH_RAM_PIECE) this.mapRam(gpa, Math.min(HIGH_RAM_PIECE, top - gpa));
       const lowRam = this.ram[0]!;
-      this.ports = new PortBus({ log: opts.log });
-      this.mmio = new MmioBus({ log: opts.log });
+      this.ports = new PortBus({ log: rt.log });
+      this.mmio = new MmioBus({ log: rt.log });
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports, opts.timeout === true);
+        : new BoardInterrupts(this.ports, this.machine.clock, config.timeoutMs !== undefined);
       const line = (gsi: number) => this.interrupts.line(gsi);
-      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => opts.serialOut.writeByte(byte) });
+      this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
       const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
       rtc.setMemorySize(size, low);
@@ -161,26 +135,30 @@ export class PcBoard {
       this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
         new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) }));
 
-      if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > Math.min(MAX_CPUS, this.machine.capability.maxVcpus)) {
-        throw new TsvmmError('TSVMM_LIMIT', `${opts.cpus} vCPUs: this board takes 1 to ${Math.min(MAX_CPUS, this.machine.capability.maxVcpus)}`);
+      const cpus = config.cpus; // 1 to MAX_CPUS (config.ts)
+      if (cpus > this.machine.capability.maxVcpus) {
+        throw new TsvmmError('TSVMM_LIMIT', `${cpus} vCPUs: the ${this.machine.backend.name} backend takes at most ${this.machine.capability.maxVcpus}`);
       }
-      lowRam.bytes.set(buildMpTable(BOOT.MPTABLE, opts.cpus), BOOT.MPTABLE);
+      const ram = this.ramWriter(low);
+      const mp = buildMpTable(TABLE_AREA.mpConfig.gpa, cpus);
+      writeArea(ram, TABLE_AREA.mpPointer, mp.pointer);
+      writeArea(ram, TABLE_AREA.mpConfig, mp.table);
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
       // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
-      const acpi = buildAcpiTables(BOOT.ACPI, { cpus: opts.cpus, ioapicId: opts.cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
-      lowRam.bytes.set(acpi.bytes, BOOT.ACPI);
+      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId: cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
+      writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
         sci: line(IRQS.SCI),
-        now: monotonicNs,
+        now: this.machine.clock.now,
       }));
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
-      const booted = bootImage(this.ramWriter(low), { kernel: opts.kernel, initrd: opts.initrd, cmdline: opts.cmdline, e820, lowRamTop: low, flat: opts.flat, pvh: opts.pvh,
-        kernelCache: opts.kernelCacheDir === undefined ? undefined : new KernelCache(opts.kernelCacheDir, { log: opts.log }), acpiRsdp: acpi.rsdpAddress });
+      const kernelCache = config.pvh && config.kernelCache !== false ? new KernelCache(config.kernelCache, { log: rt.log }) : undefined;
+      const booted = bootImage(ram, { ...config, kernel, initrd, e820, lowRamTop: low, kernelCache, acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
-      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, opts.inlineDevices === false ? null : this.ports, () => this.end !== undefined);
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? this.ports : null, () => this.end !== undefined);
       enterGuest(this.vcpu, lowRam.bytes, booted.entry);
     } catch (e) {
       this.destroy();
@@ -217,9 +195,9 @@ export class PcBoard {
    * that none misses the guest's INIT/SIPI.
    */
   async startAps(): Promise<void> {
-    if (this.opts.cpus === 1) return;
+    if (this.config.cpus === 1) return;
     const share = this.machine.shareHandle();
-    for (let id = 1; id < this.opts.cpus; id++) {
+    for (let id = 1; id < this.config.cpus; id++) {
       const mailbox = new DeviceMailbox();
       const data: ApWorkerData = { accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
@@ -265,10 +243,10 @@ export class PcBoard {
     if (this.unknownMsrs.has(msr) || this.unknownMsrsUnlogged) return;
     if (this.unknownMsrs.size < UNKNOWN_LOGGED) {
       this.unknownMsrs.add(msr);
-      this.opts.log(`${kind} of unknown MSR ${hex(msr)}: #GP`);
+      this.rt.log(`${kind} of unknown MSR ${hex(msr)}: #GP`);
     } else {
       this.unknownMsrsUnlogged = true;
-      this.opts.log('more unknown MSRs: #GP, not logged');
+      this.rt.log('more unknown MSRs: #GP, not logged');
     }
   }
 
@@ -278,7 +256,7 @@ export class PcBoard {
 
   /** Moves bytes the host typed into the UART, as far as its FIFO takes them. */
   private pumpSerialIn(): void {
-    const ring = this.opts.serialIn;
+    const ring = this.rt.serialIn;
     if (ring.length === 0) return;
     ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
   }
@@ -295,7 +273,7 @@ export class PcBoard {
 
   /** Takes an end the host asked for, if any. */
   private takeEnd(): boolean {
-    const why = Atomics.exchange(this.opts.control, 0, KICK.CONSOLE);
+    const why = Atomics.exchange(this.rt.control, 0, KICK.CONSOLE);
     if (why === KICK.STOP) this.finish({ how: 'stopped' });
     else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
     return why !== KICK.CONSOLE;
@@ -350,11 +328,6 @@ export class PcBoard {
     }
   }
 
-  /** Ends the boot vCPU's profile and returns it (undefined when not profiled). */
-  profile(): SoftProfile | undefined {
-    return this.profiler?.stop();
-  }
-
   /** Port accesses the boot vCPU served inline, without an exit. */
   get inlineIo(): number {
     return this.interrupts instanceof BoardInterrupts ? this.interrupts.inlineIo : 0;
@@ -368,7 +341,7 @@ export class PcBoard {
       `CR0 ${h(s.crs[CR.CR0])} CR2 ${h(s.crs[CR.CR2])} CR3 ${h(s.crs[CR.CR3])} CR4 ${h(s.crs[CR.CR4])} EFER ${h(s.msrs[MSR.EFER])}`;
   }
 
-  /** Releases the machine; the board is unusable after. */
+  /** Releases the machine (not the backend: its opener closes it); the board is unusable after. */
   async close(): Promise<void> {
     await this.interrupts.close();
     this.destroy();
@@ -376,7 +349,6 @@ export class PcBoard {
 
   private destroy(): void {
     this.machine.destroy();
-    this.machine.backend.close?.();
     for (const piece of this.ram) piece.free();
   }
 }

@@ -7,7 +7,7 @@
  * must fit in it (BOOT_AREA_BYTES), a command line must also fit the protocol's limit, and no
  * image may load over an area the board fills for its boot.
  */
-import { TsvmmError } from '../common/errors.js';
+import { TsvmmError, assert } from '../common/errors.js';
 import { buildBootParams, DEFAULT_CMDLINE_SIZE, encodeCmdline, placeInitrd, type E820Entry } from '../loader/boot-params.js';
 import { loadBzImage, HDRS_MAGIC, HDR } from '../loader/bzimage.js';
 import { loadFlat } from '../loader/flat.js';
@@ -18,7 +18,8 @@ import type { KernelCache } from '../loader/kernel-cache.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';
 import { loadVmlinux, vmlinuxFromBzImage } from '../loader/vmlinux.js';
 import { buildMultibootInfo, isMultiboot, loadMultiboot, loadMultibootModules, MULTIBOOT_BOOTLOADER_MAGIC } from '../loader/multiboot.js';
-import { BOOT, BOOT_AREA_BYTES } from './layout.js';
+import type { MachineConfig } from './config.js';
+import { BOOT, BOOT_AREA_BYTES, HIGH_RAM_START } from './layout.js';
 
 const area = (what: string, gpa: number, size: number): ReservedArea => ({ what, gpa, size });
 
@@ -32,7 +33,16 @@ const AREA = {
   cmdline: area('the command line area', BOOT.CMDLINE, BOOT_AREA_BYTES.CMDLINE),
   multibootInfo: area('multiboot_info', BOOT.MULTIBOOT_INFO, BOOT_AREA_BYTES.MULTIBOOT_INFO),
   mpTable: area('the MP table', BOOT.MPTABLE, BOOT_AREA_BYTES.MPTABLE),
-  acpi: area('the ACPI tables and BIOS area', BOOT.ACPI, BOOT_AREA_BYTES.ACPI),
+  /** The firmware's tables (ACPI, the MP configuration table: TABLE_AREA), to 1 MiB. */
+  biosArea: area('the ACPI tables and BIOS area', BOOT.ACPI, HIGH_RAM_START - BOOT.ACPI),
+} as const;
+
+/** Where the board writes the firmware's tables (each within the areas above). */
+export const TABLE_AREA = {
+  /** The MP floating pointer, where guests look for it. */
+  mpPointer: AREA.mpTable,
+  mpConfig: area('the MP configuration table', BOOT.MP_CONFIG, BOOT_AREA_BYTES.MP_CONFIG),
+  acpi: area('the ACPI tables', BOOT.ACPI, BOOT_AREA_BYTES.ACPI),
 } as const;
 
 /** Every area, in address order: a kernel (bzImage, multiboot, PVH) may load over none of them. */
@@ -43,7 +53,7 @@ export const BOOT_RESERVED: readonly ReservedArea[] = Object.values(AREA).sort((
  * ACPI tables always, the GDT, stack and page tables for a protected- or long-mode entry.
  */
 function flatReserved(mode: EntryMode): ReservedArea[] {
-  const tables = [AREA.mpTable, AREA.acpi];
+  const tables = [AREA.mpTable, AREA.biosArea];
   return mode === 'real16' ? tables : [AREA.gdt, AREA.stack, AREA.pageTables, ...tables];
 }
 
@@ -57,7 +67,7 @@ function cmdlineBytes(cmdline: string, protocolLimit?: { size: number; name: str
 }
 
 /** Writes boot data into its area, or throws TSVMM_LIMIT when it does not fit. */
-function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Uint8Array): void {
+export function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Uint8Array): void {
   if (bytes.length > where.size) {
     throw new TsvmmError('TSVMM_LIMIT', `${where.what} of ${bytes.length} bytes does not fit its area at ${hex(where.gpa)} (${hex(where.size)} bytes)`, {
       length: bytes.length,
@@ -67,18 +77,20 @@ function writeArea(ram: GuestMemoryWriter, where: ReservedArea, bytes: Uint8Arra
   ram.write(where.gpa, bytes);
 }
 
-export interface BootInput {
+/**
+ * The options of the machine's configuration the loaders read (the board passes its config):
+ * a boot option is a field of MachineConfig, named here.
+ */
+type BootOptions = Pick<MachineConfig, 'cmdline' | 'flat'> & Partial<Pick<MachineConfig, 'pvh'>>;
+
+export interface BootInput extends BootOptions {
+  /** The kernel image's bytes (MachineConfig.kernel names its file). */
   kernel: Uint8Array;
   initrd?: Uint8Array;
-  cmdline: string;
   /** The guest's memory map. */
   e820: readonly E820Entry[];
   /** End of the RAM below 4 GiB (initrd and modules go below it). */
   lowRamTop: number;
-  /** Load the kernel as a flat binary at this address, entered in this mode. */
-  flat?: { loadAddr: number; mode: EntryMode };
-  /** For a bzImage: decompress the kernel here and enter it through PVH (skips the in-guest decompressor). */
-  pvh?: boolean;
   /** With `pvh`: where decompressed kernels are kept between boots (none: decompress every time). */
   kernelCache?: KernelCache;
   /** Where the board put the ACPI RSDP, to pass to Linux. */
@@ -106,7 +118,7 @@ export function bootImage(ram: GuestMemoryWriter, input: BootInput): { format: I
   }
   switch (format) {
     case 'flat': {
-      if (input.initrd) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'a flat binary takes no initrd');
+      assert(!input.initrd, 'the machine config refuses an initrd with a flat binary');
       const { loadAddr, mode } = input.flat!;
       return { format, entry: loadFlat(ram, input.kernel, { loadAddr, mode, reserved: flatReserved(mode) }).entry };
     }

@@ -11,7 +11,7 @@
  *   no NMI source): where the host will end the run after a while (a timeout), it waits for that
  *   end, as it does in KVM's irqchip; otherwise its halt goes to the board, which ends the machine.
  */
-import { monotonicNs } from '../common/clock.js';
+import type { GuestClock } from '../common/clock.js';
 import type { PortBus } from '../devices/bus.js';
 import type { IrqLine } from '../devices/irq.js';
 import { I8259Pic } from '../devices/i8259-pic.js';
@@ -79,17 +79,22 @@ export class BoardInterrupts implements InterruptRouting {
   private windowRequested = false;
 
   readonly pit: I8254Pit;
+  private readonly clock: GuestClock;
 
-  /** `awaitHostEnd`: the host ends the run after a while; a vCPU halted for good waits for that. */
-  constructor(ports: PortBus, private readonly awaitHostEnd = false) {
+  /**
+   * `clock`: the machine's guest time, which the timers, the inline tick and the ticker thread all
+   * read. `awaitHostEnd`: the host ends the run after a while; a vCPU halted for good waits for that.
+   */
+  constructor(ports: PortBus, clock: GuestClock, private readonly awaitHostEnd = false) {
+    this.clock = clock;
     ports.register(PORTS.PIC_MASTER.base, PORTS.PIC_MASTER.length, 'pic-master', this.pic.master);
     ports.register(PORTS.PIC_SLAVE.base, PORTS.PIC_SLAVE.length, 'pic-slave', this.pic.slave);
     ports.register(PORTS.PIC_ELCR.base, PORTS.PIC_ELCR.length, 'pic-elcr', this.pic.elcr);
     // One clock for the timers and the ticker thread that wakes the vCPU at their deadlines.
     // Reinjection: the software CPU often runs with interrupts off for several PIT periods.
-    this.pit = new I8254Pit({ irq0: this.pic.line(IRQS.PIT), now: monotonicNs, reinject: true });
+    this.pit = new I8254Pit({ irq0: this.pic.line(IRQS.PIT), now: clock.now, reinject: true });
     ports.register(PORTS.PIT.base, PORTS.PIT.length, 'pit', this.pit);
-    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', new Port61({ pit: this.pit, now: monotonicNs }));
+    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', new Port61({ pit: this.pit, now: clock.now }));
     this.timers.push(this.pit);
   }
 
@@ -105,7 +110,7 @@ export class BoardInterrupts implements InterruptRouting {
   attach(vcpu: Vcpu, ports: PortBus | null, ended: () => boolean): void {
     this.vcpu = vcpu;
     if (!ports || !vcpu.machine.capability.inlineDevices) {
-      this.ticker = new Ticker(vcpu.stopHandle());
+      this.ticker = new Ticker(vcpu.stopHandle(), this.clock);
       return;
     }
     this.inline = true;
@@ -129,7 +134,7 @@ export class BoardInterrupts implements InterruptRouting {
   private inline = false;
 
   /** Brings the timers up to now, publishes their next deadline to the ticker and returns it. */
-  private tickTimers(now = monotonicNs()): number | undefined {
+  private tickTimers(now = this.clock.now()): number | undefined {
     let next: number | undefined;
     for (const t of this.timers) {
       t.tick(now);
@@ -179,7 +184,7 @@ export class BoardInterrupts implements InterruptRouting {
     for (;;) {
       const next = this.tickTimers();
       if (this.pic.pendingInterrupt()) return;
-      const waitMs = next === undefined ? 1000 : Math.max(0, (next - monotonicNs()) / 1e6);
+      const waitMs = next === undefined ? 1000 : Math.max(0, (next - this.clock.now()) / 1e6);
       // A kick (host input, stop) sets the stop word and wakes us; the run loop then sees it.
       if (Atomics.wait(words, STOP_WORD.STOP, 0, waitMs) !== 'timed-out') return;
     }

@@ -52,10 +52,18 @@ export const BOOT = {
   /** The kernel command line, and multiboot's info area after it. */
   CMDLINE: 0x20000,
   MULTIBOOT_INFO: 0x21000,
-  /** MP floating pointer and table, in the last KiB of base memory (the EBDA). */
+  /**
+   * The MP floating pointer, in the last KiB of base memory (the EBDA), where the MP
+   * specification has guests look; it points at the configuration table (MP_CONFIG).
+   */
   MPTABLE: 0x9fc00,
   /** ACPI tables (RSDP first), in the BIOS area where Linux also looks for the RSDP. */
   ACPI: 0xe0000,
+  /**
+   * The MP configuration table, in the BIOS area: 20 bytes per processor do not fit in the
+   * EBDA's KiB beyond 40 of them (the specification lets the table be anywhere).
+   */
+  MP_CONFIG: 0xf0000,
 } as const;
 
 /**
@@ -76,9 +84,14 @@ export const BOOT_AREA_BYTES = {
   MULTIBOOT_INFO: 0x2000,
   /** To the end of base memory. */
   MPTABLE: 0x400,
-  /** To 1 MiB. */
-  ACPI: 0x20000,
+  /** To MP_CONFIG. */
+  ACPI: 0x10000,
+  /** To 1 MiB (the table's length is a 16-bit field: it could not be longer). */
+  MP_CONFIG: 0x10000,
 } as const;
+
+/** The MP table and the I/O APIC's id (one above the last processor's APIC id) leave room for this many processors. */
+export const MAX_CPUS = 64;
 
 /** Base memory ends where the EBDA begins; RAM resumes at 1 MiB. */
 export const LOW_RAM_END = 0x9fc00;

@@ -1,7 +1,9 @@
 /**
  * The MP table (Intel MultiProcessor Specification 1.4, chapter 4): how a guest without ACPI
  * finds its processors, its I/O APIC and how ISA interrupts reach it. A floating pointer
- * structure ("_MP_") and the configuration table ("PCMP") after it, written at one address.
+ * structure ("_MP_"), which must be where guests search for it (the EBDA's first KiB, the last
+ * KiB of base memory or the BIOS area), and the configuration table ("PCMP") it points at,
+ * which may be anywhere: it grows by 20 bytes per processor.
  */
 
 const MPF_SIZE = 16;
@@ -30,8 +32,11 @@ function checksum(bytes: Uint8Array): number {
   return (0x100 - (bytes.reduce((a, b) => a + b, 0) & 0xff)) & 0xff;
 }
 
-/** The floating pointer and the configuration table for `cpus` processors (APIC ids 0..cpus-1), at `gpa`. */
-export function buildMpTable(gpa: number, cpus: number): Uint8Array {
+/**
+ * The floating pointer and the configuration table for `cpus` processors (APIC ids 0..cpus-1),
+ * the table to be written at guest-physical `tableGpa` (the pointer holds that address).
+ */
+export function buildMpTable(tableGpa: number, cpus: number): { pointer: Uint8Array; table: Uint8Array } {
   const ioapicId = cpus;
   const entries: number[][] = [];
   const u16 = (n: number) => [n & 0xff, (n >>> 8) & 0xff];
@@ -48,25 +53,24 @@ export function buildMpTable(gpa: number, cpus: number): Uint8Array {
   entries.push([ENTRY_LINT, INT_TYPE_NMI, ...u16(0), 0, 0, 0xff, 1]);
 
   const body = entries.flat();
-  const table = new Uint8Array(MPF_SIZE + MPC_HEADER_SIZE + body.length);
-  const dv = new DataView(table.buffer);
   // Floating pointer: "_MP_", physical address of the table, length in 16-byte units, revision.
-  table.set([0x5f, 0x4d, 0x50, 0x5f]);
-  dv.setUint32(4, gpa + MPF_SIZE, true);
-  table[8] = 1;
-  table[9] = SPEC_REV;
-  table[10] = checksum(table.subarray(0, MPF_SIZE));
+  const pointer = new Uint8Array(MPF_SIZE);
+  pointer.set([0x5f, 0x4d, 0x50, 0x5f]);
+  new DataView(pointer.buffer).setUint32(4, tableGpa, true);
+  pointer[8] = 1;
+  pointer[9] = SPEC_REV;
+  pointer[10] = checksum(pointer);
   // Configuration table header.
-  const h = MPF_SIZE;
-  table.set([0x50, 0x43, 0x4d, 0x50], h); // "PCMP"
-  dv.setUint16(h + 4, MPC_HEADER_SIZE + body.length, true);
-  table[h + 6] = SPEC_REV;
-  table.set([...'TSVMM   '].map((c) => c.charCodeAt(0)), h + 8); // OEM id, 8 bytes
-  table.set([...'PC          '].map((c) => c.charCodeAt(0)), h + 16); // product id, 12 bytes
-  dv.setUint16(h + 34, entries.length, true);
-  dv.setUint32(h + 36, LAPIC_DEFAULT_BASE, true);
-  table.set(body, h + MPC_HEADER_SIZE);
-  table[h + 7] = checksum(table.subarray(h));
-  return table;
+  const table = new Uint8Array(MPC_HEADER_SIZE + body.length);
+  const dv = new DataView(table.buffer);
+  table.set([0x50, 0x43, 0x4d, 0x50]); // "PCMP"
+  dv.setUint16(4, table.length, true);
+  table[6] = SPEC_REV;
+  table.set([...'TSVMM   '].map((c) => c.charCodeAt(0)), 8); // OEM id, 8 bytes
+  table.set([...'PC          '].map((c) => c.charCodeAt(0)), 16); // product id, 12 bytes
+  dv.setUint16(34, entries.length, true);
+  dv.setUint32(36, LAPIC_DEFAULT_BASE, true);
+  table.set(body, MPC_HEADER_SIZE);
+  table[7] = checksum(table);
+  return { pointer, table };
 }
-

@@ -6,7 +6,7 @@
  * below it, up to the next.
  */
 import { TsvmmError } from '../common/errors.js';
-import { PHASE_NAMES, PHASES, PH_DEVICE, PH_HALT, PH_INTERP, PH_JS, PH_NONE, PH_WALK, PH_WASM, type SoftProfile } from '../backends/soft/profile.js';
+import { PHASE_NAMES, PHASES, PH_DEVICE, PH_HALT, PH_INTERP, PH_JS, PH_NONE, PH_WALK, PH_WASM, type SoftProfile } from '../nvmm/profile.js';
 
 /** Most symbols a map may hold (Linux with modules has ~200,000). */
 export const MAX_SYMBOLS = 4_000_000;

@@ -5,9 +5,10 @@
  * (QEMU's timer thread kicks vCPUs the same way.)
  */
 import { Worker } from 'node:worker_threads';
+import { GuestClock } from '../common/clock.js';
 import type { StopHandle } from '../nvmm/backend.js';
 
-const DEADLINE = 0; // BigInt64: the deadline on the monotonicNs() clock, or NONE
+const DEADLINE = 0; // BigInt64: the deadline in the machine's guest time (GuestClock), or NONE
 const CONTROL = 0; // Int32: bumped on every change (the thread waits on it); negative = quit
 const NONE = -1n;
 
@@ -15,6 +16,8 @@ export interface TickerData {
   words: SharedArrayBuffer;
   deadline: SharedArrayBuffer;
   stop: StopHandle;
+  /** The origin of the machine's guest clock (GuestClock.origin), which the deadlines are in. */
+  clockOrigin: number;
 }
 
 export class Ticker {
@@ -23,14 +26,14 @@ export class Ticker {
   private readonly worker: Worker;
   private published = NONE;
 
-  constructor(stop: StopHandle) {
+  constructor(stop: StopHandle, clock: GuestClock) {
     Atomics.store(this.deadline, DEADLINE, NONE);
-    const data: TickerData = { words: this.words.buffer as SharedArrayBuffer, deadline: this.deadline.buffer as SharedArrayBuffer, stop };
+    const data: TickerData = { words: this.words.buffer as SharedArrayBuffer, deadline: this.deadline.buffer as SharedArrayBuffer, stop, clockOrigin: clock.origin };
     this.worker = new Worker(new URL('./ticker-worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
   }
 
-  /** Publishes the next deadline (monotonicNs() clock), or undefined for none. */
+  /** Publishes the next deadline (guest time), or undefined for none. */
   set(deadlineNs: number | undefined): void {
     const next = deadlineNs === undefined ? NONE : BigInt(Math.ceil(deadlineNs));
     if (next === this.published) return;
@@ -51,6 +54,7 @@ export class Ticker {
 export function tickerLoop(data: TickerData, kick: (stop: StopHandle) => void): void {
   const words = new Int32Array(data.words);
   const deadline = new BigInt64Array(data.deadline);
+  const clock = GuestClock.attach(data.clockOrigin);
   for (;;) {
     const seen = Atomics.load(words, CONTROL);
     if (seen < 0) return;
@@ -59,7 +63,7 @@ export function tickerLoop(data: TickerData, kick: (stop: StopHandle) => void): 
       Atomics.wait(words, CONTROL, seen);
       continue;
     }
-    const wait = Number(at - process.hrtime.bigint()) / 1e6;
+    const wait = (Number(at) - clock.now()) / 1e6;
     if (wait > 0 && Atomics.wait(words, CONTROL, seen, wait) !== 'timed-out') continue; // the deadline moved
     if (Atomics.compareExchange(deadline, DEADLINE, at, NONE) === at) kick(data.stop);
   }

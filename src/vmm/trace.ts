@@ -1,5 +1,5 @@
 /** Instruction traces as text: one line per executed instruction, for the first N. */
-import type { TraceHook, TraceRecord } from '../backends/soft/exec.js';
+import type { TraceHook, TraceRecord } from '../nvmm/trace.js';
 
 /** `<rip>: <bytes>  <disassembly>  reg=value ...` (changed registers). */
 export function formatTrace(r: TraceRecord): string {

@@ -14,60 +14,31 @@ import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
-import type { Accel, CpuModelName } from '../backends/open.js';
-import type { ProfileOptions, SoftProfile } from '../backends/soft/profile.js';
+import type { SoftProfile } from '../nvmm/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
-import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
-import type { EntryMode } from '../loader/load-result.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
 import { ByteRing } from './byte-ring.js';
+import { machineConfig, type MachineConfig, type MachineOptions } from './config.js';
 import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
 
 export type { VmEnd } from './board.js';
 export type { UnknownRange } from '../devices/bus.js';
+export type { MachineConfig, MachineOptions } from './config.js';
 
-export interface VmOptions {
-  /** The kernel image: a bzImage, a multiboot kernel, or (with `flat`) a flat binary. */
-  kernel: string;
-  initrd?: string;
-  /** The kernel command line. */
-  cmdline?: string;
-  /** Guest RAM in bytes (default 256 MiB). */
-  memory?: number;
-  /** vCPUs (default 1); guests find them in the MP table. */
-  cpus?: number;
-  accel?: Accel;
-  /** The soft CPU's model: `max` (default, everything it implements) or `qemu64`. */
-  cpu?: CpuModelName;
-  /** Load `kernel` as a flat binary at `loadAddr`, entered in `mode`. */
-  flat?: { loadAddr: number; mode: EntryMode };
+/**
+ * What VirtualMachine.create takes: the machine's options (config.ts: the kernel, and any other
+ * field of MachineConfig), and beside them what the host wires to the running machine.
+ */
+export interface VmOptions extends MachineOptions {
   /**
-   * End the run with `timeout` after this many milliseconds. Without one, a guest halted with
-   * interrupts off (which nothing can wake) ends the machine with TSVMM_GUEST where the board
-   * can see it (soft); with one, it waits for the timeout, as on KVM.
+   * With `profile`: samples are taken only while the first Int32 of this buffer is not 0 (perf
+   * record's --control); the caller opens and closes it, e.g. on what the guest prints.
    */
-  timeoutMs?: number;
-  /** Print the first N executed instructions to standard error (soft backend). */
-  traceCpu?: number;
-  /** Sample the boot vCPU (soft backend): VmExited.profile. */
-  profile?: ProfileOptions;
-  /** For a bzImage: decompress the kernel on the host and enter it through PVH. */
-  pvh?: boolean;
-  /**
-   * With `pvh`: the directory where decompressed kernels are kept, so that the next boot of the
-   * same bzImage skips decompressing (default: $TSVMM_CACHE_DIR, else $XDG_CACHE_HOME/tsvmm,
-   * else ~/.cache/tsvmm); false keeps none.
-   */
-  kernelCache?: string | false;
-  /**
-   * Soft backend: serve port I/O, interrupts and timers inside the CPU loop (default true); false
-   * takes an exit for each, as NVMM's VMMs do (slower; it keeps that path tested).
-   */
-  inlineDevices?: boolean;
+  profileGate?: SharedArrayBuffer;
 }
 
 export interface VmExited {
@@ -82,30 +53,17 @@ export interface VmExited {
   unknownPorts: UnknownRange[];
   /** Accesses to guest-physical pages where nothing is mapped, by range of pages (bounded the same way). */
   unknownMmio: UnknownRange[];
-  /** The boot vCPU's profile (with VmOptions.profile). */
+  /** The boot vCPU's profile (with MachineConfig.profile). */
   profile?: SoftProfile;
 }
 
-/** Posted to the board worker. */
+/** Posted to the board worker: the configuration as it is, and the host's ends of the machine beside it. */
 export interface BoardWorkerData {
-  accel: Accel;
-  cpu?: CpuModelName;
-  memoryBytes: number;
-  cpus: number;
-  kernel: string;
-  initrd?: string;
-  cmdline: string;
-  flat?: { loadAddr: number; mode: EntryMode };
-  traceCpu?: number;
-  profile?: ProfileOptions;
-  pvh?: boolean;
-  kernelCacheDir?: string;
-  inlineDevices?: boolean;
-  /** The host ends the run after VmOptions.timeoutMs. */
-  timeout: boolean;
+  config: MachineConfig;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
   control: SharedArrayBuffer;
+  profileGate?: SharedArrayBuffer;
 }
 
 /** Posted by the board worker. */
@@ -115,7 +73,6 @@ export type FromBoard =
   | ({ type: 'end' } & VmExited);
 
 const RING_BYTES = 1 << 16;
-const DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024;
 
 /** How a machine that never ran ends (stopped before start, or its worker died). */
 function endedBeforeRunning(end: VmEnd): VmExited {
@@ -135,7 +92,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   readonly console: Duplex;
   /** Resolves when the machine has ended (however it ended). */
   readonly exited: Promise<VmExited>;
-  private readonly options: Required<Pick<VmOptions, 'kernel' | 'cmdline' | 'memory' | 'accel' | 'cpus'>> & VmOptions;
+  /** The machine's configuration, checked and with its defaults (config.ts). */
+  readonly config: MachineConfig;
+  private readonly profileGate: SharedArrayBuffer | undefined;
   private readonly serialOut = new ByteRing(RING_BYTES);
   private readonly serialIn = new ByteRing(RING_BYTES);
   private readonly control = new Int32Array(new SharedArrayBuffer(4));
@@ -150,9 +109,10 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   private outputWanted = true;
   private wakeOutput: (() => void) | undefined;
 
-  private constructor(options: VmOptions) {
+  private constructor(config: MachineConfig, profileGate: SharedArrayBuffer | undefined) {
     super();
-    this.options = { cmdline: '', memory: DEFAULT_MEMORY_BYTES, accel: 'auto', cpus: 1, ...options };
+    this.config = config;
+    this.profileGate = profileGate;
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     const vm = this;
     this.console = new Duplex({
@@ -167,30 +127,26 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   }
 
   /**
-   * Checks the options and prepares a machine; start() runs it. The images must be readable
-   * regular files no larger than the guest's RAM (devices, FIFOs and directories are refused here,
-   * before any thread could block on them).
+   * Checks the options (machineConfig: a ConfigError names a bad value) and prepares a machine;
+   * start() runs it. The images must be readable regular files no larger than the guest's RAM
+   * (devices, FIFOs and directories are refused here, before any thread could block on them).
    */
   static async create(options: VmOptions): Promise<VirtualMachine> {
-    if (options.memory !== undefined && (!Number.isSafeInteger(options.memory) || options.memory % 4096 !== 0 || options.memory < 2 << 20)) {
-      throw new TsvmmError('TSVMM_BAD_ARGUMENT', `memory ${options.memory} must be a multiple of 4 KiB and at least 2 MiB`);
-    }
-    const maxBytes = maxImageBytes(options.memory ?? DEFAULT_MEMORY_BYTES);
-    for (const [what, path] of [['kernel', options.kernel], ['initrd', options.initrd]] as const) {
+    const config = machineConfig(options);
+    const maxBytes = maxImageBytes(config.memory);
+    for (const [what, path] of [['kernel', config.kernel], ['initrd', config.initrd]] as const) {
       if (path !== undefined) checkImageFile(path, what, maxBytes);
     }
-    return new VirtualMachine(options);
+    return new VirtualMachine(config, options.profileGate);
   }
 
   /** Builds and runs the machine in a worker thread; 'ready' says when its first vCPU runs. Once only. */
   start(): void {
     if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended (stopped before it started)');
     if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine was already started');
-    const o = this.options;
     const data: BoardWorkerData = {
-      accel: o.accel, cpu: o.cpu, memoryBytes: o.memory, cpus: o.cpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, flat: o.flat, traceCpu: o.traceCpu, profile: o.profile, pvh: o.pvh, inlineDevices: o.inlineDevices,
-      kernelCacheDir: o.pvh && o.kernelCache !== false ? o.kernelCache ?? defaultKernelCacheDir() : undefined, timeout: o.timeoutMs !== undefined,
-      serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer,
+      config: this.config,
+      serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer, profileGate: this.profileGate,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
@@ -200,7 +156,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       switch (msg.type) {
         case 'ready':
           this.stopHandle = msg.stopHandle;
-          if (o.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), o.timeoutMs);
+          if (this.config.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), this.config.timeoutMs);
           this.emit('ready', msg.format);
           if (this.pendingEnd) this.kick(this.pendingEnd);
           else if (this.serialIn.length) this.kick(KICK.CONSOLE);

@@ -20,7 +20,7 @@ function setup(extra: Partial<ConstructorParameters<typeof LocalApic>[0]> = {}) 
 }
 
 test('reset values: ID, version, SVR, DFR, masked LVTs, base MSR', () => {
-  const apic = new LocalApic({ id: 3, bsp: true });
+  const apic = new LocalApic({ id: 3, bsp: true, now: () => 0 });
   const { rd } = rw(apic);
   assert.equal(rd(0x20), 0x0300_0000);
   assert.equal(rd(0x30), 0x0005_0014);
@@ -28,11 +28,11 @@ test('reset values: ID, version, SVR, DFR, masked LVTs, base MSR', () => {
   assert.equal(rd(0xe0), 0xffff_ffff);
   for (const off of [0x320, 0x330, 0x340, 0x350, 0x360, 0x370]) assert.equal(rd(off), 0x10000, `LVT ${off.toString(16)}`);
   assert.equal(apic.readBaseMsr(), 0xfee0_0900);
-  assert.equal(new LocalApic({ id: 1 }).readBaseMsr(), 0xfee0_0800);
+  assert.equal(new LocalApic({ id: 1, now: () => 0 }).readBaseMsr(), 0xfee0_0800);
 });
 
 test('LVT mask bits stay set while the APIC is software-disabled', () => {
-  const apic = new LocalApic({ id: 0 });
+  const apic = new LocalApic({ id: 0, now: () => 0 });
   const { rd, wr } = rw(apic);
   wr(0x350, 0x700);
   assert.equal(rd(0x350), 0x10700);

@@ -34,11 +34,14 @@ export interface FakeBackendOptions {
   instBytes?: boolean;
   /** Instruction budget of one run() of the interpreter (default 100000). */
   maxSteps?: number;
+  /** Limits to report instead of the defaults (4 vCPUs, 64 GiB of guest-physical space). */
+  capability?: Partial<Pick<Capability, 'maxVcpus' | 'maxRam'>>;
 }
 
 export class FakeBackend implements Backend {
   readonly name = 'soft' as const;
-  readonly opts: Required<Omit<FakeBackendOptions, 'run'>> & { run: RunScript };
+  readonly opts: Required<Omit<FakeBackendOptions, 'run' | 'capability'>> & { run: RunScript };
+  private readonly limits: Pick<Capability, 'maxVcpus' | 'maxRam'>;
   readonly machines: FakeMachine[] = [];
 
   constructor(opts: FakeBackendOptions = {}) {
@@ -48,10 +51,11 @@ export class FakeBackend implements Backend {
       instBytes: opts.instBytes ?? true,
       maxSteps: opts.maxSteps ?? 100_000,
     };
+    this.limits = { maxVcpus: 4, maxRam: 2 ** 36, ...opts.capability };
   }
 
   capability(): Capability {
-    return { backend: 'soft', maxVcpus: 4, maxRam: 2 ** 36, vcpuConf: { cpuid: false, cpuidExit: false, tpr: false } };
+    return { backend: 'soft', ...this.limits, vcpuConf: { cpuid: false, cpuidExit: false, tpr: false } };
   }
 
   createMachine(): FakeMachine {

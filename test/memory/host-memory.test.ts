@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { TsvmmError } from '../../src/common/errors.js';
 import { HostMemory, MAX_HOST_MEMORY } from '../../src/memory/host-memory.js';
-import { arenaHostMemory } from '../../src/backends/soft/arena.js';
+import { arenaHostMemory, arenaOffsetOf } from '../../src/backends/soft/arena.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { Machine } from '../../src/nvmm/machine.js';
@@ -79,20 +79,20 @@ test('a freed mapping is unmapped once no view of it is left', async () => {
 
 test('arena memory goes back to the arena only when no view of it is left', async () => {
   const a = arenaHostMemory(64 * 1024)!;
-  const aOffset = a.arenaOffset;
+  const aOffset = arenaOffsetOf(a);
   let old: Uint8Array | undefined = a.bytes;
   old.fill(3);
   a.free();
   assert.throws(() => a.bytes, isCode('TSVMM_DESTROYED'));
   const b = arenaHostMemory(64 * 1024)!;
-  assert.notEqual(b.arenaOffset, aOffset, 'not handed out again while a view of it lives');
+  assert.notEqual(arenaOffsetOf(b), aOffset, 'not handed out again while a view of it lives');
   old.fill(4);
   assert.ok(b.bytes.every((x) => x === 0));
   b.free();
   old = undefined;
   await collect();
   const c = arenaHostMemory(64 * 1024)!;
-  assert.ok(c.arenaOffset === aOffset || c.arenaOffset === b.arenaOffset, 'reused once the views are gone');
+  assert.ok(arenaOffsetOf(c) === aOffset || arenaOffsetOf(c) === arenaOffsetOf(b), 'reused once the views are gone');
   assert.ok(c.bytes.every((x) => x === 0), 'zeroed');
   c.free();
 });

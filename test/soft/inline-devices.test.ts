@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import { monotonicNs } from '../../src/common/clock.js';
+import type { NowNs } from '../../src/common/clock.js';
 import type { InlineDevices } from '../../src/nvmm/backend.js';
 import { idtGuest, imageQword } from '../helpers/idt-guest.js';
 import { withMachine } from '../helpers/machine.js';
@@ -11,13 +11,14 @@ import { guestImage, needsNasm } from '../helpers/nasm.js';
 
 /** A one-shot timer on port 0x40 (due 20 µs after the write) in front of a one-line interrupt controller. */
 class OneShot implements InlineDevices {
+  constructor(private readonly now: NowNs) {}
   due = Infinity;
   line = false;
   readonly writes: [number, number][] = [];
   io(port: number, _size: number, isIn: boolean, value: number): number {
     if (isIn) return 0xff;
     this.writes.push([port, value]);
-    if (port === 0x40) this.due = monotonicNs() + 20_000;
+    if (port === 0x40) this.due = this.now() + 20_000;
     return 0;
   }
   interruptPending(): boolean { return this.line; }
@@ -34,7 +35,7 @@ test('soft: a one-shot timer armed by an inline port write fires (the CPU re-rea
   withMachine(SoftBackend.open(), (machine) => {
     assert.equal(machine.capability.inlineDevices, true);
     const vcpu = idtGuest(machine, image, [[0x20, imageQword(image, 8)]]);
-    const dev = new OneShot();
+    const dev = new OneShot(machine.clock.now);
     vcpu.setInlineDevices(dev);
     const exit = vcpu.run();
     assert.equal(exit.kind, 'halted', `ended with ${exit.kind}`);

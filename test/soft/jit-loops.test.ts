@@ -6,28 +6,22 @@
 // Regions of one block also take the dispatcher (jit-wasm.ts) from one region to the next.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setDefaultJitKind, setDefaultJitThreshold, type JitKind } from '../../src/backends/soft/exec.js';
+import type { JitKind } from '../../src/backends/soft/exec.js';
 import { SoftBackend, type SoftMachine } from '../../src/backends/soft/soft-backend.js';
 import { guestImage, needsNasm } from '../helpers/nasm.js';
 import { reports, runGuest } from './guest-run.js';
 
 function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string; reports: number[]; jit: number; chained: number } {
-  const oldKind = setDefaultJitKind(kind), oldTh = setDefaultJitThreshold(threshold);
-  try {
-    const backend = SoftBackend.open();
-    let jit = 0, chained = 0;
-    const r = runGuest(backend, image, 8 << 20, 500, (vcpu) => {
-      // The soft machine behind the API object (as bench/soft-mips.ts reads its counters).
-      const impl = (vcpu.machine as unknown as { impl: SoftMachine }).impl;
-      const x = impl.vcpuList()[0]!.exec;
-      jit = x.jitCount;
-      chained = x.chainedTotal;
-    });
-    return { end: r.end, reports: reports(r), jit, chained };
-  } finally {
-    setDefaultJitKind(oldKind);
-    setDefaultJitThreshold(oldTh);
-  }
+  const backend = SoftBackend.open({ jit: { kind, threshold } });
+  let jit = 0, chained = 0;
+  const r = runGuest(backend, image, 8 << 20, 500, (vcpu) => {
+    // The soft machine behind the API object (as bench/soft-mips.ts reads its counters).
+    const impl = (vcpu.machine as unknown as { impl: SoftMachine }).impl;
+    const x = impl.vcpuList()[0]!.exec;
+    jit = x.jitCount;
+    chained = x.chainedTotal;
+  });
+  return { end: r.end, reports: reports(r), jit, chained };
 }
 
 test('compiled loops agree with the interpreter (pending flags across blocks, indirect branches)', needsNasm, () => {

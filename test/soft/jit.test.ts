@@ -5,7 +5,6 @@
 // TSVMM_JIT_ORACLE_SEQS=N (default 10000) sets the number of sequences of each comparison.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setDefaultJitThreshold } from '../../src/backends/soft/exec.js';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
 import { STATE } from '../../src/nvmm/state.js';
 import { enterFlat32 } from '../../src/selftest/guest-x64.js';
@@ -18,10 +17,9 @@ const TOTAL = Number(process.env.TSVMM_JIT_ORACLE_SEQS ?? 5000);
 const SEED = 0x5eed1;
 const PER_RUN = 5000;
 
-/** Runs `fn` with Executors created under compile threshold `n`. */
-function withThreshold<T>(n: number, fn: () => T): T {
-  const old = setDefaultJitThreshold(n);
-  try { return fn(); } finally { setDefaultJitThreshold(old); }
+/** The soft backend with compile threshold `n`. */
+function softWithThreshold(n: number): SoftBackend {
+  return SoftBackend.open({ jit: { threshold: n } });
 }
 
 test(`compiled blocks agree with the interpreter on ${TOTAL} generated sequences`, needsNasm, () => {
@@ -29,10 +27,10 @@ test(`compiled blocks agree with the interpreter on ${TOTAL} generated sequences
     const n = Math.min(PER_RUN, TOTAL - done);
     const prog = generate(SEED + run, n);
     const image = assembleProgram(prog);
-    const interp = withThreshold(-1, () => runImage(SoftBackend.open(), image, prog));
+    const interp = runImage(softWithThreshold(-1), image, prog);
     // Threshold 0: every block compiled before it runs; 1: a mix (a block runs interpreted once).
     for (const th of [0, 1]) {
-      const jit: OracleRun = withThreshold(th, () => runImage(SoftBackend.open(), image, prog));
+      const jit: OracleRun = runImage(softWithThreshold(th), image, prog);
       assert.equal(jit.exit, interp.exit, `seed ${SEED + run} threshold ${th}`);
       assert.equal(compareRuns(prog, interp, jit), null, `seed ${SEED + run} threshold ${th}`);
     }
@@ -48,15 +46,15 @@ test(`compiled blocks agree with the real CPU on ${TOTAL} generated sequences`, 
     const prog = generate(SEED + 100 + run, n);
     const image = assembleProgram(prog);
     const real = runImage(kvm, image, prog);
-    const jit = withThreshold(0, () => runImage(SoftBackend.open(), image, prog));
+    const jit = runImage(softWithThreshold(0), image, prog);
     assert.equal(compareRuns(prog, real, jit), null, `seed ${SEED + 100 + run}`);
     done += n;
   }
 });
 
-/** Runs guests/soft/smc.asm (flat 32-bit entry at 0x100000); returns its six result qwords. */
-function runSmc(image: Uint8Array): bigint[] {
-  return withRamMachine(SoftBackend.open(), 4 << 20, ({ vcpu, ram, view }) => {
+/** Runs guests/soft/smc.asm (flat 32-bit entry at 0x100000) with a JIT threshold; returns its six result qwords. */
+function runSmc(image: Uint8Array, threshold: number): bigint[] {
+  return withRamMachine(softWithThreshold(threshold), 4 << 20, ({ vcpu, ram, view }) => {
     ram.set(image, 0x100000);
     enterFlat32(vcpu, 0x100000);
     vcpu.setState(STATE.ALL);
@@ -69,6 +67,6 @@ function runSmc(image: Uint8Array): bigint[] {
 test('self-modifying code runs the new code, interpreted and compiled', needsNasm, () => {
   const image = guestImage('soft/smc.asm');
   for (const th of [-1, 0, 1, 3]) {
-    assert.deepEqual(withThreshold(th, () => runSmc(image)), [1275n, 300n, 500n, 19n, 7n, 0n], `threshold ${th}`);
+    assert.deepEqual(runSmc(image, th), [1275n, 300n, 500n, 19n, 7n, 0n], `threshold ${th}`);
   }
 });

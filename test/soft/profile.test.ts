@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setDefaultJitKind, setDefaultJitThreshold, type JitKind } from '../../src/backends/soft/exec.js';
+import type { JitKind } from '../../src/backends/soft/exec.js';
 import {
   PHASES, PH_COMPILE, PH_EXIT, PH_INTERP, PH_JS, PH_WASM, SoftProfiler, type SoftProfile,
 } from '../../src/backends/soft/profile.js';
@@ -38,34 +38,28 @@ interface LoopRun {
 
 /** Runs guests/soft/profile-loop.asm under a profiler until it has WANT_SAMPLES samples. */
 function profileLoop(kind: JitKind | 'interpreter', opts: { delayMs?: number; gate?: SharedArrayBuffer; rounds?: number } = {}): LoopRun {
-  const oldKind = setDefaultJitKind(kind === 'interpreter' ? 'wasm' : kind);
-  const oldThreshold = setDefaultJitThreshold(kind === 'interpreter' ? -1 : JIT_THRESHOLD);
+  const jit = { kind: kind === 'interpreter' ? 'wasm' : kind, threshold: kind === 'interpreter' ? -1 : JIT_THRESHOLD } as const;
   const profiler = new SoftProfiler({ hz: 2000, delayMs: opts.delayMs, gate: opts.gate });
   const rounds = opts.rounds;
-  const backend = SoftBackend.open({ profile: profiler });
+  const backend = SoftBackend.open({ profile: profiler, jit });
   const t0 = process.hrtime.bigint();
-  try {
-    return withRamMachine(backend, RAM, ({ vcpu, ram }) => {
-      ram.set(guestImage('soft/profile-loop.asm'), LOAD);
-      assert.ok(profiler.attached);
-      enterFlat32(vcpu, LOAD);
-      vcpu.setState(STATE.ALL);
-      let hot = -1n;
-      for (let round = 0; rounds !== undefined ? round < rounds : round < MAX_ROUNDS && (profiler.samples < WANT_SAMPLES || round < MIN_ROUNDS);) {
-        const exit = vcpu.run();
-        if (exit.kind === 'none') continue;
-        assert.equal(exit.kind, 'io', `the guest only leaves with OUT (got ${exit.kind})`);
-        const gprs = stepOverIo(vcpu, exit);
-        if (exit.port === 0xe0) hot = gprs[GPR.RAX]! & 0xffffffffn;
-        else round++;
-      }
-      const profile = profiler.stop();
-      return { profile, hot, wallNs: Number(process.hrtime.bigint() - t0) };
-    });
-  } finally {
-    setDefaultJitKind(oldKind);
-    setDefaultJitThreshold(oldThreshold);
-  }
+  return withRamMachine(backend, RAM, ({ vcpu, ram }) => {
+    ram.set(guestImage('soft/profile-loop.asm'), LOAD);
+    assert.ok(profiler.attached);
+    enterFlat32(vcpu, LOAD);
+    vcpu.setState(STATE.ALL);
+    let hot = -1n;
+    for (let round = 0; rounds !== undefined ? round < rounds : round < MAX_ROUNDS && (profiler.samples < WANT_SAMPLES || round < MIN_ROUNDS);) {
+      const exit = vcpu.run();
+      if (exit.kind === 'none') continue;
+      assert.equal(exit.kind, 'io', `the guest only leaves with OUT (got ${exit.kind})`);
+      const gprs = stepOverIo(vcpu, exit);
+      if (exit.port === 0xe0) hot = gprs[GPR.RAX]! & 0xffffffffn;
+      else round++;
+    }
+    const profile = profiler.stop();
+    return { profile, hot, wallNs: Number(process.hrtime.bigint() - t0) };
+  });
 }
 
 const sum = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
@@ -221,7 +215,9 @@ test('tsvmm run --trace profile,from=TEXT samples once the console has printed T
 test('tsvmm run: --trace profile options are checked', async () => {
   const { spawnSync } = await import('node:child_process');
   const cases: [string, RegExp][] = [
-    ['profile=0', /TSVMM_USAGE: bad --trace profile=0/],
+    ['profile=0', /TSVMM_USAGE: --trace profile=0 is too small: at least 1 sample a second/],
+    ['profile=20001', /TSVMM_USAGE: --trace profile=20001 is too large: at most 20000 samples a second/],
+    ['profile,delay=1000001', /TSVMM_USAGE: --trace delay=1000001 is too large: at most 1000000000 ms \(1000000 seconds\)/],
     ['profile,top=x', /TSVMM_USAGE: bad --trace top=x/],
     ['profile,symbols=/nonexistent/System.map', /TSVMM_USAGE: --trace symbols=\/nonexistent\/System.map: ENOENT/],
     ['profile,everything', /TSVMM_USAGE: unknown --trace 'everything'/],

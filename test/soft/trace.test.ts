@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';
-import type { TraceRecord } from '../../src/backends/soft/exec.js';
+import type { TraceRecord } from '../../src/nvmm/trace.js';
 import { PROT } from '../../src/nvmm/backend.js';
 import { GPR, STATE } from '../../src/nvmm/state.js';
 import { mapPage } from '../../src/selftest/guest-x64.js';

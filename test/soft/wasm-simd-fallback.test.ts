@@ -23,8 +23,8 @@ function flagMissing(): string | undefined {
 test('without WebAssembly SIMD the soft CPU compiles with jit.ts (jitKind js)', (t) => {
   const why = flagMissing();
   if (why) return t.skip(why);
-  const probe = `const w = await import('./dist/src/backends/soft/jit-wasm.js'); const x = await import('./dist/src/backends/soft/exec.js');
-    console.log(JSON.stringify({ simd: w.wasmSimd(), kind: x.jitKind() }));`;
+  const probe = `const w = await import('./dist/src/backends/soft/jit-wasm.js'); const s = await import('./dist/src/backends/soft/soft-backend.js');
+    console.log(JSON.stringify({ simd: w.wasmSimd(), kind: s.SoftBackend.open().jitKind }));`;
   const r = node(['--input-type=module', '-e', probe], { TSVMM_SOFT_JIT_KIND: 'wasm' });
   assert.equal(r.status, 0, r.out);
   assert.deepEqual(JSON.parse(r.out), { simd: false, kind: 'js' });

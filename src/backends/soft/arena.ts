@@ -7,7 +7,12 @@
  * Shared, so its SharedArrayBuffer keeps its address when the memory grows (views made before a
  * grow stay valid) and other threads may attach to it by address like any HostMemory. The first
  * 64 KiB are never handed out: offset 0 means "not in the arena".
+ *
+ * Which host memory is in the arena, and where, follows from its address (arenaOffsetOf): the
+ * arena is one range of this process's addresses, so a HostMemory carries nothing of the soft
+ * CPU's, and memory attached by address (HostMemory.attach) is found there like memory allocated here.
  */
+import * as libc from '../../common/libc.js';
 import { HostMemory, MAX_HOST_MEMORY, PAGE_SIZE } from '../../memory/host-memory.js';
 
 const WASM_PAGE = 65536;
@@ -15,6 +20,8 @@ const WASM_PAGE = 65536;
 const MAX_PAGES = 65536;
 
 let memory: WebAssembly.Memory | null = null;
+/** The host address of the arena's first byte (it never moves: see above). */
+let address = 0;
 /** First never-allocated byte. */
 let top = WASM_PAGE;
 /** Freed ranges [offset, size], reused first-fit. */
@@ -50,6 +57,18 @@ export function arenaAllocate(size: number): number {
   return off;
 }
 
+/**
+ * The offset in the arena of `mem`'s first byte, or -1 when `mem` is not (wholly) in it: compiled
+ * code reaches guest RAM in place only there.
+ */
+export function arenaOffsetOf(mem: HostMemory): number {
+  if (memory === null) return -1;
+  const buffer = memory.buffer;
+  address ||= libc.addressOfBytes(new Uint8Array(buffer, 0, 1));
+  const off = mem.hva - address;
+  return off >= WASM_PAGE && off + mem.size <= buffer.byteLength ? off : -1;
+}
+
 /** Gives back a block from arenaAllocate. */
 export function arenaFree(offset: number, size: number): void {
   freed.push([offset, Math.ceil(size / WASM_PAGE) * WASM_PAGE]);
@@ -65,5 +84,5 @@ export function arenaHostMemory(size: number): HostMemory | null {
   const off = arenaAllocate(size);
   if (off < 0) return null;
   const bytes = new Uint8Array(arenaMemory().buffer, off, size);
-  return HostMemory.inArena(bytes, off, () => arenaFree(off, size));
+  return HostMemory.lent(bytes, () => arenaFree(off, size));
 }

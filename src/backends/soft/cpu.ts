@@ -19,9 +19,12 @@ import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
 } from '../../x86/page-walk.js';
 import { FLAG_AC, PARITY } from '../../x86/flags.js';
-import { arenaAllocate, arenaFree, arenaMemory } from './arena.js';
+import { arenaAllocate, arenaFree, arenaMemory, arenaOffsetOf } from './arena.js';
+import type { NowNs } from '../../common/clock.js';
 import type { GpaMapping, InlineDevices } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
+import type { CpuidFn, SysModel } from './ops-sys.js';
+import type { WasmHub } from './jit-wasm.js';
 
 export const TWO32 = 4294967296;
 
@@ -78,11 +81,17 @@ export type PendingExit =
   | { kind: 'tprChanged' }
   | { kind: 'invalid'; reason: string };
 
+/** What the TLB fill needs of a mapping, found once: a DataView of its memory, and where the mapping starts in the arena (-1: not there). */
+interface MappingView {
+  dv: DataView;
+  arena: number;
+}
+
 /** Guest-physical memory: the backend's mappings, looked up on TLB misses. */
 export class PhysMap implements PhysMemoryAccess {
   /** Sorted by gpa, non-overlapping (the API layer guarantees it). */
   readonly maps: GpaMapping[] = [];
-  private readonly views = new Map<GpaMapping, DataView>();
+  private readonly views = new Map<GpaMapping, MappingView>();
   /** Bumped at every map/unmap: TLBs compare it and flush. */
   generation = 0;
 
@@ -113,10 +122,15 @@ export class PhysMap implements PhysMemoryAccess {
   }
 
   view(m: GpaMapping): DataView {
+    return this.mappingView(m).dv;
+  }
+
+  mappingView(m: GpaMapping): MappingView {
     let v = this.views.get(m);
     if (!v) {
       const b = m.memory.bytes;
-      v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      const arena = arenaOffsetOf(m.memory);
+      v = { dv: new DataView(b.buffer, b.byteOffset, b.byteLength), arena: arena >= 0 ? arena + m.offset : -1 };
       this.views.set(m, v);
     }
     return v;
@@ -173,8 +187,20 @@ export class Cpu {
   readonly dr = new Float64Array(8);
   /** MSR values as [lo, hi] by MSR number (the ones this CPU owns). */
   readonly msr = new Map<number, [number, number]>();
-  /** TSC offset in ns-ticks, so that TSC = now + offset. */
+  /** TSC offset in ns-ticks, so that TSC = now() + offset. */
   tscOffset = 0;
+  /** The machine's guest time in nanoseconds (its GuestClock): the TSC counts it, the inline devices tick by it. */
+  readonly now: NowNs;
+
+  // ---- the CPU model and the VMM's policies (the backend sets them) ----
+  /** What the model decides in the system instructions (ops-sys.ts SysModel); null: the base model. */
+  sysModel: SysModel | null = null;
+  /** CPUID's answer (the model's table with the VMM's masks); null: CPUID is #UD. */
+  cpuidFn: CpuidFn | null = null;
+  /** Whether a TPR (CR8) change exits to the VMM (NVMM_VCPU_CONF_TPR exit_changed). */
+  tprExit = false;
+  /** jit-wasm.ts's per-vCPU dispatcher and table of compiled regions (made at the first compilation). */
+  wasmHub: WasmHub | null = null;
 
   // ---- derived mode (recomputed by updateMode) ----
   /** Decoding mode of the code segment: 16, 32 or 64. */
@@ -200,7 +226,7 @@ export class Cpu {
   halted = false;
   /** The VMM's devices served without exits (port I/O, the interrupt controller, timers), or null. */
   dev: InlineDevices | null = null;
-  /** When the inline devices next need tick() (monotonicNs); 0 after a port access that may have reprogrammed a timer. */
+  /** When the inline devices next need tick() (guest time, Cpu.now); 0 after a port access that may have reprogrammed a timer. */
   devDeadline = 0;
 
   // ---- x87 / MMX / SSE (semantics and the precision policy in ops-x87.ts and ops-sse.ts) ----
@@ -272,9 +298,10 @@ export class Cpu {
   /** jit-wasm.ts's jump cache (JC_ENTRIES of 4 int32), filled by the executor. */
   readonly jumpCache: Int32Array;
 
-  /** `arena`: keep the state compiled WebAssembly code uses in the arena (arena.ts). */
-  constructor(phys: PhysMap, arena = false) {
+  /** `now`: guest time (see the field); `arena`: keep the state compiled WebAssembly code uses in the arena (arena.ts). */
+  constructor(phys: PhysMap, now: NowNs, arena = false) {
     this.phys = phys;
+    this.now = now;
     const base = arena ? arenaAllocate(ARENA_SIZE) : -1;
     this.arenaBase = base;
     const buf = base >= 0 ? arenaMemory().buffer : new ArrayBuffer(ARENA_SIZE);
@@ -427,16 +454,17 @@ export class Cpu {
       this.onCodeWrite?.(pageGpa / 4096);
     }
     const pageOff = m.offset + (pageGpa - m.gpa);
+    const mv = this.phys.mappingView(m);
     this.tlbTagLo[idx] = tag;
     this.tlbTagHi[idx] = hi | 0;
     this.tlbBytes[idx] = m.memory.bytes;
-    this.tlbDv[idx] = this.phys.view(m);
+    this.tlbDv[idx] = mv.dv;
     this.tlbOff[idx] = pageOff;
     this.tlbGpa[idx] = pageGpa;
     this.tlbGlobal[idx] = global ? 1 : 0;
-    this.tlbAddr[idx] = m.memory.arenaOffset >= 0 ? m.memory.arenaOffset + pageOff : 0;
+    this.tlbAddr[idx] = mv.arena >= 0 ? mv.arena + (pageGpa - m.gpa) : 0;
     this.tBytes = m.memory.bytes;
-    this.tDv = this.phys.view(m);
+    this.tDv = mv.dv;
     this.tOff = pageOff + (lo & 0xfff);
     this.tGpa = gpa;
   }
@@ -639,9 +667,9 @@ export class Cpu {
   // ------------------------------------------------------------------------------------------
   // Time
 
-  /** The time-stamp counter: a monotonic nanosecond clock plus the guest's offset, as (lo, hi). */
+  /** The time-stamp counter: guest time in nanoseconds plus the guest's offset, as (lo, hi). */
   tsc(): number {
-    const t = Math.floor(performance.now() * 1e6) + this.tscOffset;
+    const t = Math.floor(this.now()) + this.tscOffset;
     const hi = Math.floor(t / TWO32);
     this.hi = hi | 0;
     return (t - hi * TWO32) | 0;

@@ -29,7 +29,7 @@ import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
-import { monotonicNs } from '../../common/clock.js';
+import type { TraceHook } from '../../nvmm/trace.js';
 import {
   F_INSNS, F_INTERPRETED, PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord,
 } from './profile.js';
@@ -38,43 +38,34 @@ const MAX_BLOCK = 64;
 /** Blocks between two looks at the stop flag. */
 const STOP_CHECK = 256;
 /**
- * Executions after which a block is compiled (jit.ts, jit-wasm.ts); TSVMM_SOFT_JIT=off disables,
- * =N sets it. High on purpose, measured on the Linux boot. For jit.ts, V8 runs a new function in
- * its baseline tiers, slower than the interpreter's optimized handlers, until it is hot enough to
- * optimize (32 took ~190 s, 1000 ~129 s, 3000 ~122 s). For jit-wasm.ts, a region costs ~0.9 ms of
- * the vCPU thread to build and compile, and 100, 300, 1000 and 10000 were all slower than 3000.
+ * Executions after which a block is compiled (jit.ts, jit-wasm.ts), by default. High on purpose,
+ * measured on the Linux boot. For jit.ts, V8 runs a new function in its baseline tiers, slower
+ * than the interpreter's optimized handlers, until it is hot enough to optimize (32 took ~190 s,
+ * 1000 ~129 s, 3000 ~122 s). For jit-wasm.ts, a region costs ~0.9 ms of the vCPU thread to build
+ * and compile, and 100, 300, 1000 and 10000 were all slower than 3000.
  */
-const JIT_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT : undefined;
-let defaultJitThreshold = JIT_ENV === 'off' ? -1 : JIT_ENV !== undefined && /^\d+$/.test(JIT_ENV) ? Number(JIT_ENV) : 3000;
+export const DEFAULT_JIT_THRESHOLD = 3000;
 
-/**
- * Sets the compile threshold of Executors created from now on (0: compile every block before its
- * first execution, -1: interpret only); returns the previous value. For tests and benchmarks.
- */
-export function setDefaultJitThreshold(n: number): number {
-  const old = defaultJitThreshold;
-  defaultJitThreshold = n;
-  return old;
-}
 /**
  * What hot 64-bit code is compiled to: 'wasm' (jit-wasm.ts; needs the vCPU's state in the arena)
- * or 'js' (jit.ts). TSVMM_SOFT_JIT_KIND overrides. Code in other modes always uses jit.ts, and so
- * does all code where the engine has no WebAssembly SIMD (jit-wasm.ts wasmSimd()).
+ * or 'js' (jit.ts). Code in other modes always uses jit.ts, and so does all code where the engine
+ * has no WebAssembly SIMD (jit-wasm.ts wasmSimd()).
  */
-const KIND_ENV = typeof process !== 'undefined' ? process.env.TSVMM_SOFT_JIT_KIND : undefined;
-let defaultJitKind: JitKind = KIND_ENV === 'js' || KIND_ENV === 'wasm' ? KIND_ENV : 'wasm';
 export type JitKind = 'js' | 'wasm';
 
-/** Sets the compiler kind of vCPUs created from now on; returns the previous one. For tests and benchmarks. */
-export function setDefaultJitKind(k: JitKind): JitKind {
-  const old = defaultJitKind;
-  defaultJitKind = k;
-  return old;
+/** The block compilers' settings, per machine (SoftOptions.jit; SoftBackend.open takes defaults from the environment). */
+export interface JitOptions {
+  /** Executions before a block is compiled: 0 compiles it before its first, -1 never (interpreter only). Default DEFAULT_JIT_THRESHOLD. */
+  threshold?: number;
+  /** What hot 64-bit code becomes (default 'wasm'; 'js' where the engine has no WebAssembly SIMD). */
+  kind?: JitKind;
+  /** Hand the source of every region jit.ts generates to the backend's log (debugging). */
+  dump?: boolean;
 }
 
-/** The compiler kind a new vCPU gets: 'js' where jit-wasm.ts cannot run. */
-export function jitKind(): JitKind {
-  return defaultJitKind === 'wasm' && !wasmSimd() ? 'js' : defaultJitKind;
+/** The kind `kind` gives on this engine: 'js' where jit-wasm.ts cannot run. */
+export function usableJitKind(kind: JitKind): JitKind {
+  return kind === 'wasm' && !wasmSimd() ? 'js' : kind;
 }
 
 /** Most block-to-block transfers inside one call of a compiled region before it returns to the run loop. */
@@ -167,17 +158,7 @@ export class Block {
   }
 }
 
-/** One traced instruction (the `--trace cpu` hook). */
-export interface TraceRecord {
-  /** RIP (linear = CS.base + RIP for 16/32-bit code) of the instruction. */
-  rip: bigint;
-  bytes: Uint8Array;
-  /** AT&T disassembly (objdump style). */
-  text: string;
-  /** Registers the instruction changed: name -> new value. */
-  changed: Record<string, bigint>;
-}
-export type TraceHook = (r: TraceRecord) => void;
+export type { TraceHook, TraceRecord } from '../../nvmm/trace.js';
 
 /** What a run ends with (the backend turns it into the API's VcpuExit). */
 export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' };
@@ -208,7 +189,9 @@ export class Executor {
   /** Stop after this many instructions (0 = no limit): returns `stopped`. For tests and benchmarks. */
   instructionLimit = 0;
   /** Executions before a block is compiled (0: at its first execution; -1: never). */
-  jitThreshold = defaultJitThreshold;
+  jitThreshold: number;
+  /** Where jit.ts hands the source of each region it generates, or null (JitOptions.dump). */
+  dump: ((source: string) => void) | null = null;
   /** Most block-to-block transfers inside one call of a compiled region (1 while an instruction limit is set). */
   loopMax = LOOP_MAX;
   chainMax = CHAIN_MAX;
@@ -232,9 +215,10 @@ export class Executor {
   /** Where the profiler reads the counters (profile.ts F_INSNS, F_INTERPRETED). */
   profCounts: Float64Array | null = null;
 
-  constructor(cpu: Cpu, stopFlag: Int32Array) {
+  constructor(cpu: Cpu, stopFlag: Int32Array, jitThreshold = DEFAULT_JIT_THRESHOLD) {
     this.cpu = cpu;
     this.stopFlag = stopFlag;
+    this.jitThreshold = jitThreshold;
     cpu.onCodeWrite = (page) => this.dropPage(page);
   }
 
@@ -456,7 +440,7 @@ export class Executor {
         if (prof !== null) this.copyCounts();
         if (Atomics.load(this.stopFlag, 0)) { Atomics.store(this.stopFlag, 0, 0); return { kind: 'stopped' }; }
         if (dev !== null) {
-          const now = monotonicNs();
+          const now = c.now();
           if (now >= c.devDeadline) c.devDeadline = dev.tick(now);
         }
       }

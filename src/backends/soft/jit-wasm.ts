@@ -27,7 +27,7 @@
  *
  * The hub's exports take a v128 parameter (see JS_SIGS), so this compiler needs WebAssembly SIMD.
  * V8 has none on x86 CPUs without SSE4.1 (QEMU's qemu64 model, for one): there wasmSimd() is
- * false and the soft CPU compiles with jit.ts instead (exec.ts jitKind()).
+ * false and the soft CPU compiles with jit.ts instead (SoftBackend.jitKind, exec.ts usableJitKind).
  */
 import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
@@ -1220,8 +1220,8 @@ export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: n
   return Uint8Array.from(out);
 }
 
-/** What a vCPU's regions share: its hub, and the regions by table slot. */
-interface Shared {
+/** What a vCPU's regions share (Cpu.wasmHub): its hub, and the regions by table slot. */
+export interface WasmHub {
   sync: () => void;
   /** Each slot's region's instructions (fb's k indexes the running one's, C_SLOT). */
   regions: Insn[][];
@@ -1231,11 +1231,9 @@ interface Shared {
   dispatch: () => number;
 }
 
-const shared = new WeakMap<Cpu, Shared>();
-
-function sharedOf(c: Cpu, host: JitHost): Shared {
-  let s = shared.get(c);
-  if (s !== undefined) return s;
+function sharedOf(c: Cpu, host: JitHost): WasmHub {
+  let s = c.wasmHub;
+  if (s !== null) return s;
   const C = c.ctl, lz = c.lz;
   const sync = (): void => {
     C[C_FQ] = flushPending(host, lz, C[C_IC]!, C[C_FQ]!, C[C_FO]!, C[C_FS]!, C[C_FA]! >>> 0, C[C_FA + 1]! >>> 0, C[C_FB]! >>> 0, C[C_FB + 1]! >>> 0,
@@ -1282,7 +1280,7 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
   const table = new WebAssembly.Table({ element: 'anyfunc', initial: 0 });
   const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModule(c.arenaBase)), { e: { ...js, mem: arenaMemory(), tab: table } }).exports;
   s = { sync, regions: [], hub, table, free: [], dispatch: hub.dispatch as () => number };
-  shared.set(c, s);
+  c.wasmHub = s;
   return s;
 }
 
@@ -1292,8 +1290,8 @@ function sharedOf(c: Cpu, host: JitHost): Shared {
  * code page), and it finishes its current pass through them, as an interpreted block does.
  */
 export function releaseSlot(c: Cpu, slot: number): void {
-  const s = shared.get(c);
-  if (s === undefined) return;
+  const s = c.wasmHub;
+  if (s === null) return;
   s.table.set(slot, s.hub.dead);
   s.free.push(slot);
 }

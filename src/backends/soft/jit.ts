@@ -51,6 +51,8 @@ export interface JitHost {
   chainMax: number;
   /** Regions the dispatcher chained, not yet taken into account by the run loop. */
   chained: number;
+  /** Gets the source of every region generated (debugging), or null. */
+  readonly dump: ((source: string) => void) | null;
 }
 
 /**
@@ -790,7 +792,7 @@ export function worthCompiling(b: JitBlock): boolean {
  */
 export function compileRegion(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost): JitFn {
   const src = regionSource(blocks, offsets);
-  if (typeof process !== 'undefined' && process.env.TSVMM_JIT_DUMP) process.stderr.write(`--- region\n${src}\n`);
+  if (host.dump !== null) host.dump(`--- region\n${src}`);
   const entry = blocks[0]!;
   const handlers: Handler[] = [], recs: Insn[] = [];
   // Handlers and records by block: F[k] / I[k] in the generated code index one flat list.

@@ -68,12 +68,8 @@ export interface SysModel {
 const CR4_BASE = 0x6ff;
 
 const BASE_SYS_MODEL: SysModel = { msrs: ARCH_MSRS, cr4: 0, specCtrl: 0 };
-const sysModels = new WeakMap<Cpu, SysModel>();
-export function setSysModel(c: Cpu, m: SysModel): void {
-  sysModels.set(c, m);
-}
 function sysModelOf(c: Cpu): SysModel {
-  return sysModels.get(c) ?? BASE_SYS_MODEL;
+  return c.sysModel ?? BASE_SYS_MODEL;
 }
 
 /** Reads an MSR of the model (hRdmsr checked that it has it); the high half in c.hi. */
@@ -100,7 +96,7 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
   if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) return; // no PMU: dropped
   switch (msr) {
     case MSR_TSC: {
-      const now = Math.floor(performance.now() * 1e6);
+      const now = Math.floor(c.now());
       c.tscOffset = (hi >>> 0) * TWO32 + (lo >>> 0) - now;
       return;
     }
@@ -299,15 +295,11 @@ export const EV_EXT = 0, EV_NMI = 1, EV_EXC = 2, EV_SOFT = 3;
 /** Vectors whose delivery failure turns into #DF (contributory exceptions and #PF). */
 const CONTRIBUTORY = new Set([0, 10, 11, 12, 13, 14]);
 
-let delivering = -1;
-
 /**
  * Delivers an event through the IVT/IDT. The return address pushed is c.ripLo/ripHi (the caller
  * sets it to the faulting or the next instruction). errorCode < 0: none. Returns false on triple fault.
  */
 export function deliver(c: Cpu, vector: number, errorCode: number, kind: number): boolean {
-  const outer = delivering;
-  delivering = vector;
   c.events++;
   try {
     deliverOnce(c, vector, errorCode, kind);
@@ -317,14 +309,9 @@ export function deliver(c: Cpu, vector: number, errorCode: number, kind: number)
     // A fault while delivering.
     if (vector === EXC_DF) return false;
     if (kind === EV_EXC && CONTRIBUTORY.has(vector) && CONTRIBUTORY.has(c.faultVector)) {
-      delivering = outer;
       return deliver(c, EXC_DF, 0, EV_EXC);
     }
-    const v = c.faultVector, code = c.faultCode;
-    delivering = outer;
-    return deliver(c, v, code, EV_EXC);
-  } finally {
-    delivering = outer;
+    return deliver(c, c.faultVector, c.faultCode, EV_EXC);
   }
 }
 
@@ -899,21 +886,13 @@ export function hMovToCr(c: Cpu, i: Insn): void {
       if (hi !== 0 || (lo & ~0xf)) c.gp(0);
       const old = c.cr8;
       c.cr8 = lo & 0xf;
-      if (c.cr8 !== old && tprExitEnabled(c)) c.doExit({ kind: 'tprChanged' });
+      if (c.cr8 !== old && c.tprExit) c.doExit({ kind: 'tprChanged' });
       return;
     }
     default: c.ud();
   }
 }
 
-/** Set by the backend: whether a TPR change exits (NVMM_VCPU_CONF_TPR exit_changed). */
-const tprExit = new WeakSet<Cpu>();
-export function setTprExitPolicy(c: Cpu, on: boolean): void {
-  if (on) tprExit.add(c); else tprExit.delete(c);
-}
-function tprExitEnabled(c: Cpu): boolean {
-  return tprExit.has(c);
-}
 
 /** MOV r, CRn (o0 = register, o1 = CR number). */
 export function hMovFromCr(c: Cpu, i: Insn): void {
@@ -1104,14 +1083,10 @@ export function hRdtsc(c: Cpu, i: Insn): void {
   if (i.sub === 1) c.setReg(1, 4, readMsr(c, MSR_TSC_AUX), 0);
 }
 
-/** CPUID: the backend installs the table lookup. */
+/** CPUID: the backend installs the table lookup (Cpu.cpuidFn). */
 export type CpuidFn = (c: Cpu, leaf: number, subleaf: number) => void;
-const cpuidFns = new WeakMap<Cpu, CpuidFn>();
-export function setCpuidFn(c: Cpu, fn: CpuidFn): void {
-  cpuidFns.set(c, fn);
-}
 export function hCpuid(c: Cpu, _i: Insn): void {
-  const fn = cpuidFns.get(c);
+  const fn = c.cpuidFn;
   if (!fn) c.ud();
   fn(c, c.regs[0]! >>> 0, c.regs[2]! >>> 0);
 }

@@ -13,13 +13,15 @@ import type {
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
+import type { TraceHook } from '../../nvmm/trace.js';
 import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS, TWO32 } from './cpu.js';
-import { Executor, jitKind, type RunResult, type TraceHook } from './exec.js';
+import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitOptions, type RunResult } from './exec.js';
 import { arenaHostMemory } from './arena.js';
 import type { HostMemory } from '../../memory/host-memory.js';
+import { GuestClock, type NowNs } from '../../common/clock.js';
 import {
   MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
-  MSR_SYSENTER_ESP, readMsr, setCpuidFn, setSysModel, setTprExitPolicy, writeMsr, MSR_TSC, MSR_EFER,
+  MSR_SYSENTER_ESP, readMsr, writeMsr, MSR_TSC, MSR_EFER,
 } from './ops-sys.js';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, cpuidTable, isCpuModelName, pagingModel, sysModel, type CpuModel, type CpuModelName } from './cpu-models.js';
 import { PageWalker } from '../../x86/page-walk.js';
@@ -41,22 +43,52 @@ export interface SoftOptions {
   cpu?: CpuModelName;
   /** Samples the first vCPU created (profile.ts). */
   profile?: SoftProfiler;
+  /** The block compilers' settings for the machines of this backend (defaults: see JitOptions; SoftBackend.open: the environment). */
+  jit?: JitOptions;
+  /** Where the backend's notes go (the JIT dump), or nowhere. */
+  log?: (message: string) => void;
+}
+
+/** The block compilers' settings as the environment gives them (SoftBackend.open's defaults). */
+export function jitOptionsFromEnv(env: Record<string, string | undefined>): JitOptions {
+  const jit: JitOptions = {};
+  const threshold = env.TSVMM_SOFT_JIT;
+  if (threshold === 'off') jit.threshold = -1;
+  else if (threshold !== undefined && /^\d+$/.test(threshold)) jit.threshold = Number(threshold);
+  const kind = env.TSVMM_SOFT_JIT_KIND;
+  if (kind === 'js' || kind === 'wasm') jit.kind = kind;
+  if (env.TSVMM_JIT_DUMP) jit.dump = true;
+  return jit;
 }
 
 export class SoftBackend implements Backend {
   readonly name = 'soft' as const;
   readonly options: SoftOptions;
   readonly cpuModel: CpuModel;
+  /** What hot 64-bit code is compiled to on this engine (the option, or 'js' where jit-wasm.ts cannot run). */
+  readonly jitKind: JitKind;
+  readonly jitThreshold: number;
 
+  /** A backend with exactly `options` (the environment plays no part: see open()). */
   constructor(options: SoftOptions = {}) {
     const name = options.cpu ?? DEFAULT_CPU_MODEL;
     if (!isCpuModelName(name)) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `unknown CPU model '${String(name)}'`);
+    const threshold = options.jit?.threshold ?? DEFAULT_JIT_THRESHOLD;
+    if (!Number.isSafeInteger(threshold) || threshold < -1) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `JIT threshold ${threshold} is not -1 (never), 0 or a count of executions`);
     this.options = options;
     this.cpuModel = CPU_MODELS[name];
+    this.jitKind = usableJitKind(options.jit?.kind ?? 'wasm');
+    this.jitThreshold = threshold;
   }
 
+  /**
+   * The backend, with the compiler settings `options.jit` leaves unset taken from the environment,
+   * read here, once per backend: TSVMM_SOFT_JIT (`off`: interpret only; N: compile a block after
+   * N executions, 0 before its first), TSVMM_SOFT_JIT_KIND (`wasm` or `js`), TSVMM_JIT_DUMP (the
+   * source of every JS region to `options.log`).
+   */
   static open(options: SoftOptions = {}): SoftBackend {
-    return new SoftBackend(options);
+    return new SoftBackend({ ...options, jit: { ...jitOptionsFromEnv(process.env), ...options.jit } });
   }
 
   capability(): Capability {
@@ -65,23 +97,25 @@ export class SoftBackend implements Backend {
 
   /** Guest RAM in the WebAssembly arena, where compiled code reaches it (null when the arena is full or not used). */
   allocateMemory(size: number): HostMemory | null {
-    return jitKind() === 'wasm' ? arenaHostMemory(size) : null;
+    return this.jitKind === 'wasm' ? arenaHostMemory(size) : null;
   }
 
-  createMachine(): SoftMachine {
-    return new SoftMachine(this.options, this.cpuModel);
+  /** A machine whose vCPUs' TSC counts `clock` (Machine passes its own; tests may leave it out). */
+  createMachine(clock: GuestClock = new GuestClock()): SoftMachine {
+    return new SoftMachine(this, clock);
   }
 }
 
 export class SoftMachine implements BackendMachine {
   readonly phys = new PhysMap();
+  /** The machine's guest time (the TSC, the inline devices' ticks). */
+  readonly clock: GuestClock;
   private readonly vcpus = new Set<SoftVcpu>();
-  private readonly options: SoftOptions;
-  private readonly model: CpuModel;
+  private readonly backend: SoftBackend;
 
-  constructor(options: SoftOptions, model: CpuModel) {
-    this.options = options;
-    this.model = model;
+  constructor(backend: SoftBackend, clock: GuestClock) {
+    this.backend = backend;
+    this.clock = clock;
   }
 
   map(m: GpaMapping): void {
@@ -95,9 +129,14 @@ export class SoftMachine implements BackendMachine {
   }
 
   createVcpu(id: number): SoftVcpu {
-    const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x), this.model);
-    if (this.options.trace) v.exec.trace = this.options.trace;
-    if (this.options.profile && !this.options.profile.attached) this.options.profile.attach(v.exec);
+    const b = this.backend, opts = b.options;
+    const v = new SoftVcpu(this.phys, id, (x) => this.vcpus.delete(x), {
+      model: b.cpuModel, now: this.clock.now, arena: b.jitKind === 'wasm', jitThreshold: b.jitThreshold,
+    });
+    const log = opts.log;
+    if (opts.jit?.dump && log) v.exec.dump = log;
+    if (opts.trace) v.exec.trace = opts.trace;
+    if (opts.profile && !opts.profile.attached) opts.profile.attach(v.exec);
     this.vcpus.add(v);
     return v;
   }
@@ -134,6 +173,17 @@ const STATE_MSRS: readonly [number, number][] = [
   [MSR.SYSENTER_EIP, MSR_SYSENTER_EIP], [MSR.PAT, MSR_PAT],
 ];
 
+/** What a vCPU is made with (the machine's settings). */
+export interface SoftVcpuOptions {
+  model: CpuModel;
+  /** Guest time in nanoseconds (the machine's GuestClock). */
+  now: NowNs;
+  /** Keep the state compiled WebAssembly uses in the arena (the backend compiles to WebAssembly). */
+  arena: boolean;
+  /** Executions before a block is compiled (JitOptions.threshold). */
+  jitThreshold: number;
+}
+
 export class SoftVcpu implements BackendVcpu {
   readonly cpu: Cpu;
   readonly exec: Executor;
@@ -143,16 +193,17 @@ export class SoftVcpu implements BackendVcpu {
   private readonly cpuidExit = new Set<number>();
   private readonly onDestroy: (v: SoftVcpu) => void;
 
-  constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void, model: CpuModel = CPU_MODELS[DEFAULT_CPU_MODEL]) {
+  constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void, opts: SoftVcpuOptions) {
+    const model = opts.model;
     this.id = id;
     this.onDestroy = onDestroy;
-    this.cpu = new Cpu(phys, jitKind() === 'wasm');
+    this.cpu = new Cpu(phys, opts.now, opts.arena);
     this.cpu.walker = new PageWalker(pagingModel(model));
     this.handle = { flag: new SharedArrayBuffer(4) };
-    this.exec = new Executor(this.cpu, new Int32Array(this.handle.flag));
+    this.exec = new Executor(this.cpu, new Int32Array(this.handle.flag), opts.jitThreshold);
     this.cpuid = cpuidTable(model, id);
-    setSysModel(this.cpu, sysModel(model));
-    setCpuidFn(this.cpu, (c, leaf, sub) => this.doCpuid(c, leaf, sub));
+    this.cpu.sysModel = sysModel(model);
+    this.cpu.cpuidFn = (c, leaf, sub) => this.doCpuid(c, leaf, sub);
     this.reset();
   }
 
@@ -209,7 +260,7 @@ export class SoftVcpu implements BackendVcpu {
   }
 
   setTprExit(enabled: boolean): void {
-    setTprExitPolicy(this.cpu, enabled);
+    this.cpu.tprExit = enabled;
   }
 
   inject(event: VcpuEvent): void {

@@ -5,9 +5,9 @@ import { finished } from 'node:stream/promises';
 import { parseAccel, parseCpuModel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
-import { MAX_CPUS } from '../../vmm/board.js';
+import { ConfigError, ENTRY_MODES, machineConfig, MAX_CPUS, MAX_TIMEOUT_MS, type FlatImage, type MachineConfig, type MachineOptions } from '../../vmm/config.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
-import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../backends/soft/profile.js';
+import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../nvmm/profile.js';
 import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile.js';
 import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
@@ -20,68 +20,68 @@ const TYPED_BACKLOG = 1 << 20;
 const KIB = 1024;
 const MIB = 1024 * KIB;
 const GIB = 1024 * MIB;
-/** The board needs 2 MiB (its tables, the kernel's low memory). */
-const MIN_MEMORY = 2 * MIB;
-/** Both backends map guest-physical memory up to 128 GiB; RAM past the 3 GiB MMIO hole moves above 4 GiB. */
-const MAX_MEMORY = 127 * GIB;
-/** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once. */
-const MAX_TIMEOUT_SECONDS = Math.floor(0x7fff_ffff / 1000);
-/** Flat images are loaded below the 4 GiB line (below the MMIO hole, in fact; the loader checks). */
-const FLAT_ADDRESS_LIMIT = 4 * GIB;
 const DECIMAL = /^\d+$/;
 const ADDRESS = /^(0x[0-9a-f]+|\d+)$/i;
+/** --timeout's limit in whole seconds, for the usage text (the check is the config's). */
+const MAX_TIMEOUT_SECONDS = Math.floor(MAX_TIMEOUT_MS / 1000);
+
+// The parsers below only turn text into values ("'12x' is not a size"); whether the machine can
+// take a value (its range, its consistency with the others) is the configuration's check
+// (vmm/config.ts), the same for programs and for this command: see configFromArgs.
 
 function usage(message: string): TsvmmError {
   return new TsvmmError('TSVMM_USAGE', message);
 }
 
-/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix; 2 MiB to 127 GiB, in 4 KiB pages. */
+/** QEMU's -m: a number of MiB, or a number with a K/M/G suffix, in bytes. */
 export function parseMemorySize(text: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
   if (!m) throw usage(`bad memory size '${text}' (examples: 256, 512M, 2G)`);
   const unit = { '': MIB, K: KIB, M: MIB, G: GIB }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  const bytes = Number(m[1]) * unit;
-  if (bytes > MAX_MEMORY) throw usage(`memory size '${text}' is too large: at most 127G (${MAX_MEMORY} bytes)`);
-  if (bytes < MIN_MEMORY) throw usage(`memory size '${text}' is too small: at least 2M`);
-  if (bytes % (4 * KIB) !== 0) throw usage(`memory size '${text}' is not a multiple of 4K`);
-  return bytes;
+  return Number(m[1]) * unit;
 }
 
-/** --smp N: 1 to the board's MAX_CPUS. */
+/** --smp N: a number of vCPUs. */
 function parseSmp(text: string): number {
   if (!DECIMAL.test(text)) throw usage(`bad --smp '${text}': want a number of vCPUs, 1 to ${MAX_CPUS}`);
-  const n = Number(text);
-  if (n < 1) throw usage(`bad --smp '${text}': at least 1 vCPU`);
-  if (n > MAX_CPUS) throw usage(`--smp ${text} is too large: the board takes at most ${MAX_CPUS} vCPUs`);
-  return n;
+  return Number(text);
 }
 
-/** --timeout SECONDS: a decimal number above 0, at most MAX_TIMEOUT_SECONDS. */
+/** --timeout SECONDS: a decimal number of seconds, in milliseconds. */
 function parseTimeout(text: string): number {
   if (!/^(\d+\.?\d*|\.\d+)$/.test(text)) throw usage(`bad --timeout '${text}': want a number of seconds, such as 10 or 2.5`);
-  const seconds = Number(text);
-  if (seconds <= 0) throw usage(`bad --timeout '${text}': want more than 0 seconds`);
-  if (seconds > MAX_TIMEOUT_SECONDS) throw usage(`--timeout ${text} is too large: at most ${MAX_TIMEOUT_SECONDS} seconds (24 days)`);
-  return seconds;
+  return Number(text) * 1000;
 }
 
-/** --trace cpu[=N]: how many instructions to print (N at least 1). */
+/** --trace cpu[=N]: how many instructions to print. */
 function parseTraceCount(spec: string, count: string | undefined): number {
   if (count === undefined) return 100_000;
-  const n = Number(count);
-  if (!DECIMAL.test(count) || n < 1 || !Number.isSafeInteger(n)) throw usage(`bad --trace '${spec}': want cpu=N, N instructions from 1 to ${Number.MAX_SAFE_INTEGER}`);
-  return n;
+  if (!DECIMAL.test(count)) throw usage(`bad --trace '${spec}': want cpu=N, N a number of instructions`);
+  return Number(count);
 }
 
 /** --flat ADDR[:MODE]: a flat binary loaded at ADDR, entered in real16 (default), protected32 or long64. */
-function parseFlat(text: string): { loadAddr: number; mode: EntryMode } {
+function parseFlat(text: string): FlatImage {
   const parts = text.split(':');
   const [addr = '', mode = 'real16'] = parts;
   if (parts.length > 2 || !ADDRESS.test(addr)) throw usage(`bad --flat '${text}': want ADDR[:MODE], ADDR decimal or 0x hex`);
-  if (!['real16', 'protected32', 'long64'].includes(mode)) throw usage(`bad --flat mode '${mode}' (real16, protected32, long64)`);
-  const loadAddr = Number(addr);
-  if (loadAddr >= FLAT_ADDRESS_LIMIT) throw usage(`--flat address ${addr} is too large: flat images load below 4 GiB (0x100000000)`);
-  return { loadAddr, mode: mode as EntryMode };
+  if (!(ENTRY_MODES as readonly string[]).includes(mode)) throw usage(`bad --flat mode '${mode}' (${ENTRY_MODES.join(', ')})`);
+  return { loadAddr: Number(addr), mode: mode as EntryMode };
+}
+
+/**
+ * The machine's configuration from the values of the command line. A value the machine cannot
+ * take is a usage error (status 2) that names it as it was typed (`typed`, by the field of the
+ * configuration: '--smp 65'), then says what the configuration says of it.
+ */
+function configFromArgs(options: MachineOptions, typed: Record<string, string | undefined>): MachineConfig {
+  try {
+    return machineConfig(options);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    const name = typed[e.field] ?? typed[e.option];
+    throw usage(name === undefined ? e.message : `${name} ${e.problem}`);
+  }
 }
 
 /** --serial stdio|file:PATH; the file is created (or truncated) now, so that a bad PATH stops the run before it starts. */
@@ -127,35 +127,47 @@ function describe(exited: VmExited): string | undefined {
   }
 }
 
+/** --trace top=N: at most this many rows. */
+const MAX_TOP = 100_000;
+
 /** A symbol map larger than this is refused (Linux's kallsyms with modules: ~15 MB). */
 const MAX_SYMBOL_FILE_BYTES = 256 << 20;
 
 interface TraceOptions {
   exits: boolean;
+  /** The items that gave the machine's options, as typed (for messages), by field of the configuration. */
+  typed: Record<string, string>;
   cpu?: number;
   profile?: { hz: number; delayMs: number; symbols?: SymbolMap; top?: number; from?: string; to?: string };
 }
 
 /** The --trace values: each a comma-separated list of exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS, from=TEXT, to=TEXT. */
 function parseTrace(values: string[]): TraceOptions {
-  const t: TraceOptions = { exits: false };
+  const t: TraceOptions = { exits: false, typed: {} };
   let hz: number | undefined, symbols: string | undefined, top: number | undefined, delay: number | undefined;
   let from: string | undefined, to: string | undefined;
   const count = (text: string, what: string, max: number) => {
-    const n = Number(text);
-    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new TsvmmError('TSVMM_USAGE', `bad --trace ${what}=${text} (1 to ${max})`);
-    return n;
+    if (!DECIMAL.test(text)) throw usage(`bad --trace ${what}=${text} (1 to ${max})`);
+    return Number(text);
   };
   for (const item of values.flatMap((v) => v.split(','))) {
     const [name, value] = item.includes('=') ? [item.slice(0, item.indexOf('=')), item.slice(item.indexOf('=') + 1)] : [item, undefined];
     if (name === 'exits' && value === undefined) t.exits = true;
-    else if (name === 'cpu') t.cpu = parseTraceCount(item, value);
-    else if (name === 'profile') hz = value === undefined ? DEFAULT_PROFILE_HZ : count(value, 'profile', MAX_PROFILE_HZ);
+    else if (name === 'cpu') {
+      t.cpu = parseTraceCount(item, value);
+      t.typed['traceCpu'] = `--trace ${item}`;
+    } else if (name === 'profile') {
+      hz = value === undefined ? DEFAULT_PROFILE_HZ : count(value, 'profile', MAX_PROFILE_HZ);
+      t.typed['profile.hz'] = `--trace ${item}`;
+    }
     else if (name === 'symbols' && value) symbols = value;
-    else if (name === 'top' && value !== undefined) top = count(value, 'top', 100_000);
-    else if (name === 'delay' && value !== undefined) {
+    else if (name === 'top' && value !== undefined) {
+      top = count(value, 'top', MAX_TOP); // the report's, not the machine's
+      if (top < 1 || top > MAX_TOP) throw usage(`bad --trace top=${value} (1 to ${MAX_TOP})`);
+    } else if (name === 'delay' && value !== undefined) {
+      if (!/^\d+(\.\d+)?$/.test(value)) throw usage(`bad --trace delay=${value} (seconds)`);
       delay = Number(value);
-      if (!/^\d+(\.\d+)?$/.test(value) || delay > 1e6) throw new TsvmmError('TSVMM_USAGE', `bad --trace delay=${value} (seconds)`);
+      t.typed['profile.delayMs'] = `--trace ${item}`;
     } else if (name === 'from' && value) from = value;
     else if (name === 'to' && value) to = value;
     else throw new TsvmmError('TSVMM_USAGE', `unknown --trace '${item}' (exits, cpu[=N], profile[=HZ], symbols=FILE, top=N, delay=SECONDS, from=TEXT, to=TEXT)`);
@@ -227,34 +239,33 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
     });
     if (!values.kernel) throw usage('--kernel is required');
-    const memory = parseMemorySize(values.memory!);
-    const smp = parseSmp(values.smp!);
-    const accel = parseAccel(values.accel!);
-    const flat = values.flat === undefined ? undefined : parseFlat(values.flat);
-    const timeout = values.timeout === undefined ? undefined : parseTimeout(values.timeout);
     const trace = parseTrace(values.trace!);
+    const config = configFromArgs({
+      kernel: values.kernel,
+      initrd: values.initrd,
+      cmdline: values.append,
+      memory: parseMemorySize(values.memory!),
+      cpus: parseSmp(values.smp!),
+      accel: parseAccel(values.accel!),
+      cpu: values.cpu === undefined ? undefined : parseCpuModel(values.cpu),
+      flat: values.flat === undefined ? undefined : parseFlat(values.flat),
+      timeoutMs: values.timeout === undefined ? undefined : parseTimeout(values.timeout),
+      traceCpu: trace.cpu,
+      profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs },
+      pvh: values.pvh,
+    }, {
+      memory: `memory size '${values.memory}'`, cpus: `--smp ${values.smp}`, flat: `--flat ${values.flat}`, initrd: `--initrd ${values.initrd}`,
+      timeoutMs: `--timeout ${values.timeout}`, ...trace.typed,
+    });
     const gate = trace.profile?.from !== undefined || trace.profile?.to !== undefined ? new SharedArrayBuffer(4) : undefined;
     const serial = values.serial!;
     checkSerial(serial);
 
-    const vm = await VirtualMachine.create({
-      kernel: values.kernel,
-      initrd: values.initrd,
-      cmdline: values.append,
-      memory,
-      cpus: smp,
-      accel,
-      cpu: values.cpu === undefined ? undefined : parseCpuModel(values.cpu),
-      flat,
-      timeoutMs: timeout === undefined ? undefined : timeout * 1000,
-      traceCpu: trace.cpu,
-      profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs, gate },
-      pvh: values.pvh,
-    });
+    const vm = await VirtualMachine.create({ ...config, profileGate: gate });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
     if (gate) profileGate(vm, trace.profile!.from, trace.profile!.to, new Int32Array(gate));
     const output = await connectOutput(vm, io, serial);
-    const deadline = timeout === undefined ? Infinity : Date.now() + timeout * 1000;
+    const deadline = config.timeoutMs === undefined ? Infinity : Date.now() + config.timeoutMs;
     const stopInput = connectInput(vm, io);
     vm.start();
     const exited = await vm.exited;

@@ -1,0 +1,282 @@
+/**
+ * The machine's configuration: one plain-data description of the machine, its defaults and its
+ * checks, in this file only.
+ *
+ * An option travels as one field of MachineConfig from where it is given to the code that uses
+ * it: the CLI (`tsvmm run`) only turns text into values (and names a refused value by its flag);
+ * machineConfig() fills in the defaults and checks every value, for the CLI and for
+ * VirtualMachine.create alike, so that both refuse the same things with the same codes (see
+ * docs/architecture.md, "How a machine option travels"); the config is posted as it is to the
+ * board's thread (it is plain data: strings, numbers, booleans and plain objects, which a
+ * structured clone copies unchanged), where the backend is opened from it and the board, its
+ * devices and the loaders read their fields from it. What is not configuration (the shared rings
+ * and control words, stop handles, callbacks, the opened backend) travels beside it, never in it.
+ *
+ * Adding an option is: its field in MachineConfig, its rule in RULES (a default if it has one,
+ * and its check; the compiler asks for a rule for every field), and the code that uses it.
+ */
+import { ACCELS, CPU_MODEL_NAMES, type Accel, type CpuModelName } from '../backends/open.js';
+import { MAX_PROFILE_HZ } from '../nvmm/profile.js';
+import { TsvmmError } from '../common/errors.js';
+import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
+import type { EntryMode } from '../loader/load-result.js';
+import { MAX_CPUS } from './layout.js';
+
+export { MAX_CPUS } from './layout.js';
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const GIB = 1024 * MIB;
+
+/** Guest RAM when none is given. */
+export const DEFAULT_MEMORY = 256 * MIB;
+/** The board needs 2 MiB (its tables, the kernel's low memory). */
+export const MIN_MEMORY = 2 * MIB;
+/** Both backends map guest-physical memory up to 128 GiB; RAM past the 3 GiB MMIO hole moves above 4 GiB. */
+export const MAX_MEMORY = 127 * GIB;
+/** Guest RAM is mapped in whole pages. */
+const MEMORY_GRANULE = 4 * KIB;
+/** setTimeout's limit (2^31 - 1 ms): a longer delay fires at once. */
+export const MAX_TIMEOUT_MS = 0x7fff_ffff;
+/** Flat images load below 4 GiB (below the MMIO hole, in fact: the loader checks that). */
+const MAX_FLAT_ADDRESS = 0xffff_ffff;
+/** A profile may leave out at most this much of the start (about 11.6 days). */
+const MAX_PROFILE_DELAY_MS = 1e9;
+export const ENTRY_MODES: readonly EntryMode[] = ['real16', 'protected32', 'long64'];
+
+/** A kernel loaded as a flat binary. */
+export interface FlatImage {
+  /** Where the image goes, guest-physical. */
+  loadAddr: number;
+  /** The CPU mode it is entered in, at loadAddr. */
+  mode: EntryMode;
+}
+
+/** Sampling the boot vCPU (the soft backend's profiler). */
+export interface ProfileConfig {
+  /** Samples per second (default: the profiler's, 1000). */
+  hz?: number;
+  /** Milliseconds from the start before the first sample (default 0). */
+  delayMs?: number;
+}
+
+/** The machine, as the board builds it. Every field has been checked (see machineConfig). */
+export interface MachineConfig {
+  /** The kernel image's path: a bzImage, a multiboot kernel, an ELF vmlinux with a PVH note, or (with `flat`) a flat binary. */
+  kernel: string;
+  /** The initial ramdisk's path (for multiboot: the first module). */
+  initrd?: string;
+  /** The kernel command line (default empty). */
+  cmdline: string;
+  /** Guest RAM in bytes, whole 4 KiB pages from 2 MiB to 127 GiB (default 256 MiB). */
+  memory: number;
+  /** vCPUs, 1 to MAX_CPUS (default 1); the first boots, guests find the others in the MP and ACPI tables. */
+  cpus: number;
+  /** The backend (default auto: KVM where it runs guest kernels natively, else the soft CPU). */
+  accel: Accel;
+  /** The soft CPU's model: `max` (its default, everything it implements) or `qemu64`. */
+  cpu?: CpuModelName;
+  /** Load `kernel` as a flat binary. */
+  flat?: FlatImage;
+  /** For a bzImage: decompress the kernel on the host and enter it through PVH (default false). */
+  pvh: boolean;
+  /**
+   * With `pvh`: the directory where decompressed kernels are kept, so that the next boot of the
+   * same bzImage skips decompressing (default: $TSVMM_CACHE_DIR, else $XDG_CACHE_HOME/tsvmm,
+   * else ~/.cache/tsvmm); false keeps none.
+   */
+  kernelCache: string | false;
+  /**
+   * Soft backend: serve port I/O, interrupts and timers inside the CPU loop (default true); false
+   * takes an exit for each, as NVMM's VMMs do (slower; it keeps that path tested).
+   */
+  inlineDevices: boolean;
+  /**
+   * End the run with `timeout` after this many milliseconds (more than 0, at most MAX_TIMEOUT_MS).
+   * Without one, a guest halted with interrupts off (which nothing can wake) ends the machine with
+   * TSVMM_GUEST where the board can see it (soft); with one, it waits for the timeout, as on KVM.
+   */
+  timeoutMs?: number;
+  /** Print the first N executed instructions to standard error (soft backend). */
+  traceCpu?: number;
+  /** Sample the boot vCPU (soft backend): VmExited.profile. */
+  profile?: ProfileConfig;
+}
+
+/** What a caller gives: the kernel, and any of the rest (the others take their defaults). */
+export type MachineOptions = Pick<MachineConfig, 'kernel'> & Partial<MachineConfig>;
+
+/**
+ * A configuration value the machine cannot take. `option` names the field of MachineConfig,
+ * `field` the value within it ('flat.loadAddr'); the message is the field, its value and the
+ * `problem` ("cpus 65 is too large: at most 64 vCPUs"), so that a caller that knows the value
+ * under another name (the CLI's `--smp 65`) can say it with that name.
+ */
+export class ConfigError extends TsvmmError {
+  constructor(readonly option: keyof MachineConfig, readonly field: string, readonly value: unknown, readonly problem: string, code: 'TSVMM_BAD_ARGUMENT' | 'TSVMM_LIMIT' = 'TSVMM_BAD_ARGUMENT', detail?: Record<string, unknown>) {
+    super(code, `${value === undefined ? field : `${field} ${show(value)}`} ${problem}`, { option, field, value, ...detail });
+    this.name = 'ConfigError';
+  }
+}
+
+type Value<K extends keyof MachineConfig> = NonNullable<MachineConfig[K]>;
+
+interface Rule<K extends keyof MachineConfig> {
+  /** The value when none is given, from what was given (none: the field stays absent). */
+  default?: (given: Partial<MachineConfig>) => MachineConfig[K];
+  /** Returns the value as plain data, or throws a ConfigError naming it and the limit it breaks. */
+  check: (value: Value<K>, config: Readonly<MachineConfig>) => Value<K>;
+}
+
+/** A value as a message shows it: strings quoted, numbers as they are, anything else by its kind. */
+function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? '(an array)' : '(an object)';
+  if (typeof value === 'function' || typeof value === 'symbol') return `(a ${typeof value})`;
+  return String(value);
+}
+const hex = (n: number): string => `0x${n.toString(16)}`;
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/** `bytes` with its size in the largest unit it is a whole number of: "2097152 bytes (2 MiB)". */
+function bytesAndUnit(bytes: number): string {
+  const [unit, size] = bytes % GIB === 0 ? ['GiB', GIB] : bytes % MIB === 0 ? ['MiB', MIB] : ['KiB', KIB];
+  return `${bytes} bytes (${bytes / size} ${unit})`;
+}
+
+interface NumberLimits {
+  min: number;
+  max: number;
+  whole: boolean;
+  /** How a limit is said in a message. */
+  unit: (n: number) => string;
+}
+
+/** A number within [min, max] (`whole`: an integer); above max is TSVMM_LIMIT, anything else wrong TSVMM_BAD_ARGUMENT. */
+function number(option: keyof MachineConfig, field: string, value: unknown, limits: NumberLimits): number {
+  const { min, max, whole, unit } = limits;
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new ConfigError(option, field, value, 'is not a number');
+  if (value > max) throw new ConfigError(option, field, value, `is too large: at most ${unit(max)}`, 'TSVMM_LIMIT', { max });
+  if (value < min) throw new ConfigError(option, field, value, `is too small: at least ${unit(min)}`, 'TSVMM_BAD_ARGUMENT', { min });
+  if (whole && !Number.isInteger(value)) throw new ConfigError(option, field, value, 'is not a whole number');
+  return value;
+}
+
+function oneOf<T extends string>(option: keyof MachineConfig, field: string, value: unknown, allowed: readonly T[]): T {
+  if (!(allowed as readonly unknown[]).includes(value)) throw new ConfigError(option, field, value, `is not one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function boolean(option: keyof MachineConfig, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(option, option, value, 'is not true or false');
+  return value;
+}
+
+function path(option: keyof MachineConfig, value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw new ConfigError(option, option, value, 'is not a file name');
+  return value;
+}
+
+function object(option: keyof MachineConfig, value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(option, option, value, 'is not an object');
+  return value as Record<string, unknown>;
+}
+
+/** Every option's default and check, by field. */
+const RULES: { [K in keyof MachineConfig]-?: Rule<K> } = {
+  kernel: {
+    default: () => {
+      throw new ConfigError('kernel', 'kernel', undefined, 'is missing: the kernel image is required');
+    },
+    check: (value) => path('kernel', value),
+  },
+  initrd: { check: (value) => path('initrd', value) },
+  cmdline: {
+    default: () => '',
+    check: (value) => {
+      if (typeof value !== 'string') throw new ConfigError('cmdline', 'cmdline', value, 'is not a string');
+      return value;
+    },
+  },
+  memory: {
+    default: () => DEFAULT_MEMORY,
+    check: (value) => {
+      const bytes = number('memory', 'memory', value, { min: MIN_MEMORY, max: MAX_MEMORY, whole: true, unit: bytesAndUnit });
+      if (bytes % MEMORY_GRANULE !== 0) throw new ConfigError('memory', 'memory', value, `is not a multiple of ${bytesAndUnit(MEMORY_GRANULE)}`);
+      return bytes;
+    },
+  },
+  cpus: {
+    default: () => 1,
+    check: (value) => number('cpus', 'cpus', value, { min: 1, max: MAX_CPUS, whole: true, unit: (n) => `${plural(n, 'vCPU')}${n === MAX_CPUS ? " (the board's MP table and I/O APIC id)" : ''}` }),
+  },
+  accel: {
+    default: () => 'auto',
+    check: (value) => oneOf('accel', 'accel', value, ACCELS),
+  },
+  cpu: { check: (value) => oneOf('cpu', 'cpu', value, CPU_MODEL_NAMES) },
+  flat: {
+    check: (value, config) => {
+      const flat = object('flat', value);
+      const loadAddr = number('flat', 'flat.loadAddr', flat['loadAddr'], { min: 0, max: MAX_FLAT_ADDRESS, whole: true, unit: (n) => `${hex(n)} (flat images load below 4 GiB)` });
+      const mode = oneOf('flat', 'flat.mode', flat['mode'], ENTRY_MODES);
+      if (config.initrd !== undefined) throw new ConfigError('flat', 'initrd', config.initrd, 'cannot be given with a flat binary (flat): it takes no initrd');
+      return { loadAddr, mode };
+    },
+  },
+  pvh: {
+    default: () => false,
+    check: (value) => boolean('pvh', value),
+  },
+  kernelCache: {
+    default: (given) => (given.pvh ? defaultKernelCacheDir() : false),
+    check: (value) => (value === false ? false : path('kernelCache', value)),
+  },
+  inlineDevices: {
+    default: () => true,
+    check: (value) => boolean('inlineDevices', value),
+  },
+  timeoutMs: {
+    check: (value) => {
+      const ms = number('timeoutMs', 'timeoutMs', value, { min: -Infinity, max: MAX_TIMEOUT_MS, whole: false, unit: (n) => `${n} ms (${Math.floor(n / 1000)} seconds, about 24.8 days: setTimeout's limit)` });
+      if (!(ms > 0)) throw new ConfigError('timeoutMs', 'timeoutMs', value, 'is too small: it must be more than 0');
+      return ms;
+    },
+  },
+  traceCpu: {
+    check: (value) => number('traceCpu', 'traceCpu', value, { min: 1, max: Number.MAX_SAFE_INTEGER, whole: true, unit: (n) => plural(n, 'instruction') }),
+  },
+  profile: {
+    check: (value) => {
+      const profile = object('profile', value);
+      const checked: ProfileConfig = {};
+      if (profile['hz'] !== undefined) checked.hz = number('profile', 'profile.hz', profile['hz'], { min: 1, max: MAX_PROFILE_HZ, whole: true, unit: (n) => `${plural(n, 'sample')} a second` });
+      if (profile['delayMs'] !== undefined) checked.delayMs = number('profile', 'profile.delayMs', profile['delayMs'], { min: 0, max: MAX_PROFILE_DELAY_MS, whole: false, unit: (n) => `${n} ms (${n / 1000} seconds)` });
+      return checked;
+    },
+  },
+};
+
+const NAMES = Object.keys(RULES) as (keyof MachineConfig)[];
+
+/**
+ * The configuration of a machine from `options`: the defaults filled in and every value checked
+ * (a ConfigError, TSVMM_BAD_ARGUMENT or TSVMM_LIMIT, names the bad value and the limit).
+ * Fields MachineConfig does not have are left out, so the result is plain data. Giving it a
+ * configuration returns an equal one.
+ */
+export function machineConfig(options: MachineOptions): MachineConfig {
+  if (typeof options !== 'object' || options === null) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `the machine's options ${show(options)} are not an object`, { value: options });
+  const config: Partial<Record<keyof MachineConfig, unknown>> = {};
+  for (const name of NAMES) {
+    const value = options[name] ?? RULES[name].default?.(options);
+    if (value !== undefined) config[name] = value;
+  }
+  const given = config as MachineConfig;
+  const checkOne = <K extends keyof MachineConfig>(name: K): void => {
+    const rule = RULES[name] as unknown as Rule<K>;
+    if (config[name] !== undefined) config[name] = rule.check(config[name] as Value<K>, given);
+  };
+  for (const name of NAMES) checkOne(name);
+  return given;
+}

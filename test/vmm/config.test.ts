@@ -1,0 +1,118 @@
+// The machine's configuration (vmm/config.ts): its defaults, each check with its stable code and a
+// message that names the value and the limit, and that what it returns crosses into the board's
+// thread unchanged (a structured clone of it is equal to it).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TsvmmError } from '../../src/common/errors.js';
+import { defaultKernelCacheDir } from '../../src/loader/kernel-cache.js';
+import { ConfigError, DEFAULT_MEMORY, MAX_CPUS, MAX_MEMORY, MAX_TIMEOUT_MS, MIN_MEMORY, machineConfig, type MachineConfig, type MachineOptions } from '../../src/vmm/config.js';
+import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+
+const kernel = '/boot/vmlinuz';
+
+test('config: the defaults, and nothing more than what was given', () => {
+  assert.deepEqual(machineConfig({ kernel }), {
+    kernel, cmdline: '', memory: DEFAULT_MEMORY, cpus: 1, accel: 'auto', pvh: false, kernelCache: false, inlineDevices: true,
+  } satisfies MachineConfig);
+  assert.equal(DEFAULT_MEMORY, 256 << 20);
+  // pvh keeps decompressed kernels in the per-user cache unless told otherwise.
+  assert.equal(machineConfig({ kernel, pvh: true }).kernelCache, defaultKernelCacheDir());
+  assert.equal(machineConfig({ kernel, pvh: true, kernelCache: false }).kernelCache, false);
+  assert.equal(machineConfig({ kernel, pvh: true, kernelCache: '/tmp/k' }).kernelCache, '/tmp/k');
+  // undefined is "not given".
+  assert.equal(machineConfig({ kernel, memory: undefined, initrd: undefined }).memory, DEFAULT_MEMORY);
+  assert.ok(!('initrd' in machineConfig({ kernel, initrd: undefined })));
+});
+
+test('config: every field given is kept as given; a config checks to itself; a structured clone is equal', () => {
+  const full: MachineConfig = {
+    kernel, initrd: '/boot/initrd', cmdline: 'console=ttyS0', memory: 7 * 2 ** 30 + 4096, cpus: MAX_CPUS, accel: 'soft', cpu: 'qemu64',
+    pvh: true, kernelCache: '/var/cache/k', inlineDevices: false, timeoutMs: 2.5, traceCpu: 10, profile: { hz: 500, delayMs: 1.5 },
+  };
+  assert.deepEqual(machineConfig(full), full);
+  const flat: MachineOptions = { kernel, flat: { loadAddr: 0x8000, mode: 'long64' } };
+  const config = machineConfig(flat);
+  assert.deepEqual(machineConfig(config), config);
+  assert.deepEqual(structuredClone(config), config);
+  assert.deepEqual(structuredClone(machineConfig(full)), full);
+});
+
+test('config: what is not configuration is left out (it would not cross into the worker, or would cross as something else)', () => {
+  const options = {
+    kernel, profileGate: new SharedArrayBuffer(4), onLog: () => {},
+    flat: { loadAddr: 0x8000, mode: 'real16', extra: () => {} },
+    profile: { hz: 100, gate: new SharedArrayBuffer(4) },
+  } as unknown as MachineOptions;
+  const config = machineConfig(options);
+  assert.deepEqual(config.flat, { loadAddr: 0x8000, mode: 'real16' });
+  assert.deepEqual(config.profile, { hz: 100 });
+  assert.ok(!('profileGate' in config) && !('onLog' in config));
+  assert.doesNotThrow(() => structuredClone(config));
+});
+
+/** [what, options, code, message] */
+const INVALID: [string, Record<string, unknown>, 'TSVMM_BAD_ARGUMENT' | 'TSVMM_LIMIT', RegExp][] = [
+  ['no kernel', { kernel: undefined }, 'TSVMM_BAD_ARGUMENT', /^kernel is missing: the kernel image is required$/],
+  ['an empty kernel path', { kernel: '' }, 'TSVMM_BAD_ARGUMENT', /^kernel '' is not a file name$/],
+  ['a kernel that is not a path', { kernel: 3 }, 'TSVMM_BAD_ARGUMENT', /^kernel 3 is not a file name$/],
+  ['an initrd that is not a path', { initrd: ['a'] }, 'TSVMM_BAD_ARGUMENT', /^initrd \(an array\) is not a file name$/],
+  ['a command line that is not a string', { cmdline: 1 }, 'TSVMM_BAD_ARGUMENT', /^cmdline 1 is not a string$/],
+  ['memory that is not a number', { memory: '256M' }, 'TSVMM_BAD_ARGUMENT', /^memory '256M' is not a number$/],
+  ['memory NaN', { memory: NaN }, 'TSVMM_BAD_ARGUMENT', /^memory NaN is not a number$/],
+  ['memory below 2 MiB', { memory: MIN_MEMORY - 4096 }, 'TSVMM_BAD_ARGUMENT', /^memory 2093056 is too small: at least 2097152 bytes \(2 MiB\)$/],
+  ['negative memory', { memory: -4096 }, 'TSVMM_BAD_ARGUMENT', /is too small/],
+  ['memory above 127 GiB', { memory: MAX_MEMORY + 4096 }, 'TSVMM_LIMIT', /^memory 136365215744 is too large: at most 136365211648 bytes \(127 GiB\)$/],
+  ['infinite memory', { memory: Infinity }, 'TSVMM_LIMIT', /^memory Infinity is too large/],
+  ['memory not in whole pages', { memory: MIN_MEMORY + 1 }, 'TSVMM_BAD_ARGUMENT', /^memory 2097153 is not a multiple of 4096 bytes \(4 KiB\)$/],
+  ['memory not a whole number', { memory: MIN_MEMORY + 0.5 }, 'TSVMM_BAD_ARGUMENT', /is not a whole number$/],
+  ['0 vCPUs', { cpus: 0 }, 'TSVMM_BAD_ARGUMENT', /^cpus 0 is too small: at least 1 vCPU$/],
+  ['more vCPUs than the board takes', { cpus: MAX_CPUS + 1 }, 'TSVMM_LIMIT', /^cpus 65 is too large: at most 64 vCPUs \(the board's MP table and I\/O APIC id\)$/],
+  ['a fraction of a vCPU', { cpus: 1.5 }, 'TSVMM_BAD_ARGUMENT', /^cpus 1.5 is not a whole number$/],
+  ['an unknown accelerator', { accel: 'tcg' }, 'TSVMM_BAD_ARGUMENT', /^accel 'tcg' is not one of kvm, soft, auto$/],
+  ['an unknown CPU model', { cpu: 'pentium' }, 'TSVMM_BAD_ARGUMENT', /^cpu 'pentium' is not one of /],
+  ['a flat image that is not an object', { flat: 0x8000 }, 'TSVMM_BAD_ARGUMENT', /^flat 32768 is not an object$/],
+  ['a flat image above 4 GiB', { flat: { loadAddr: 2 ** 32, mode: 'real16' } }, 'TSVMM_LIMIT', /^flat.loadAddr 4294967296 is too large: at most 0xffffffff \(flat images load below 4 GiB\)$/],
+  ['a flat image at a negative address', { flat: { loadAddr: -1, mode: 'real16' } }, 'TSVMM_BAD_ARGUMENT', /^flat.loadAddr -1 is too small/],
+  ['a flat image without its address', { flat: { mode: 'real16' } }, 'TSVMM_BAD_ARGUMENT', /^flat.loadAddr is not a number$/],
+  ['an unknown entry mode', { flat: { loadAddr: 0, mode: 'real32' } }, 'TSVMM_BAD_ARGUMENT', /^flat.mode 'real32' is not one of real16, protected32, long64$/],
+  ['a flat image with an initrd', { flat: { loadAddr: 0, mode: 'real16' }, initrd: '/i' }, 'TSVMM_BAD_ARGUMENT', /^initrd '\/i' cannot be given with a flat binary/],
+  ['pvh that is not a boolean', { pvh: 'yes' }, 'TSVMM_BAD_ARGUMENT', /^pvh 'yes' is not true or false$/],
+  ['a kernel cache that is neither a path nor false', { kernelCache: true }, 'TSVMM_BAD_ARGUMENT', /^kernelCache true is not a file name$/],
+  ['inlineDevices that is not a boolean', { inlineDevices: 0 }, 'TSVMM_BAD_ARGUMENT', /^inlineDevices 0 is not true or false$/],
+  ['a timeout of 0', { timeoutMs: 0 }, 'TSVMM_BAD_ARGUMENT', /^timeoutMs 0 is too small: it must be more than 0$/],
+  ['a negative timeout', { timeoutMs: -1 }, 'TSVMM_BAD_ARGUMENT', /^timeoutMs -1 is too small/],
+  ['a timeout setTimeout cannot wait', { timeoutMs: MAX_TIMEOUT_MS + 1 }, 'TSVMM_LIMIT', /^timeoutMs 2147483648 is too large: at most 2147483647 ms/],
+  ['tracing 0 instructions', { traceCpu: 0 }, 'TSVMM_BAD_ARGUMENT', /^traceCpu 0 is too small: at least 1 instruction$/],
+  ['tracing more instructions than a counter holds', { traceCpu: 2 ** 53 }, 'TSVMM_LIMIT', /^traceCpu 9007199254740992 is too large/],
+  ['a profile that is not an object', { profile: true }, 'TSVMM_BAD_ARGUMENT', /^profile true is not an object$/],
+  ['a profile rate of 0', { profile: { hz: 0 } }, 'TSVMM_BAD_ARGUMENT', /^profile.hz 0 is too small: at least 1 sample a second$/],
+  ['a profile rate above the profiler\'s', { profile: { hz: 20_001 } }, 'TSVMM_LIMIT', /^profile.hz 20001 is too large: at most 20000 samples a second$/],
+  ['a negative profile delay', { profile: { delayMs: -1 } }, 'TSVMM_BAD_ARGUMENT', /^profile.delayMs -1 is too small/],
+  ['a profile delay of days on end', { profile: { delayMs: 1e9 + 1 } }, 'TSVMM_LIMIT', /^profile.delayMs 1000000001 is too large: at most 1000000000 ms/],
+];
+
+test('config: each invalid value is refused with its code, naming the field, the value and the limit', () => {
+  for (const [what, given, code, message] of INVALID) {
+    const options = { kernel, ...given } as unknown as MachineOptions;
+    assert.throws(() => machineConfig(options), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, what);
+      assert.equal(e.code, code, what);
+      assert.match(e.message, message, what);
+      assert.equal(e.message.endsWith(e.problem), true, what);
+      assert.equal(e.detail?.['option'], e.option);
+      return true;
+    }, what);
+  }
+});
+
+test('config: options that are not an object are refused', () => {
+  for (const options of [undefined, null, 'kernel']) {
+    assert.throws(() => machineConfig(options as unknown as MachineOptions), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_BAD_ARGUMENT');
+  }
+});
+
+test('config: VirtualMachine.create refuses the same values with the same codes, before it looks at the files', async () => {
+  await assert.rejects(VirtualMachine.create({ kernel: '/nonexistent', memory: 1 << 20 }), { code: 'TSVMM_BAD_ARGUMENT', message: /^memory 1048576 is too small/ });
+  await assert.rejects(VirtualMachine.create({ kernel: '/nonexistent', cpus: 65 }), { code: 'TSVMM_LIMIT' });
+  await assert.rejects(VirtualMachine.create({ kernel: '/nonexistent' }), { code: 'TSVMM_BAD_KERNEL' });
+});
