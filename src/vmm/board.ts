@@ -9,7 +9,7 @@
  * host's ends of the console and the control word. Tests give it a fake backend.
  */
 import { TsvmmError, assertNever } from '../common/errors.js';
-import { MmioBus, PortBus } from '../devices/bus.js';
+import { MmioBus, PortBus, UNKNOWN_LOGGED } from '../devices/bus.js';
 import { DebugExit } from '../devices/debug-exit.js';
 import { I8042 } from '../devices/i8042.js';
 import { Mc146818Rtc } from '../devices/mc146818-rtc.js';
@@ -96,7 +96,9 @@ export class PcBoard {
   private readonly uart: Uart8250;
   private readonly rt: BoardRuntime;
   private end: VmEnd | undefined;
+  /** Unknown MSRs noted in the log, at most UNKNOWN_LOGGED of them (a guest may try all 2^32). */
   private readonly unknownMsrs = new Set<number>();
+  private unknownMsrsUnlogged = false;
   private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
@@ -122,7 +124,7 @@ export class PcBoard {
       this.mmio = new MmioBus({ log: rt.log });
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports, this.machine.clock);
+        : new BoardInterrupts(this.ports, this.machine.clock, config.timeoutMs !== undefined);
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
@@ -244,6 +246,18 @@ export class PcBoard {
     }
   };
 
+  /** Logs the first accesses to each unknown MSR, as the buses do for ports and pages: a bounded number, then one line. */
+  private noteUnknownMsr(kind: 'rdmsr' | 'wrmsr', msr: number): void {
+    if (this.unknownMsrs.has(msr) || this.unknownMsrsUnlogged) return;
+    if (this.unknownMsrs.size < UNKNOWN_LOGGED) {
+      this.unknownMsrs.add(msr);
+      this.rt.log(`${kind} of unknown MSR ${hex(msr)}: #GP`);
+    } else {
+      this.unknownMsrsUnlogged = true;
+      this.rt.log('more unknown MSRs: #GP, not logged');
+    }
+  }
+
   private finish(end: VmEnd): void {
     this.end ??= end;
   }
@@ -300,10 +314,7 @@ export class PcBoard {
         case 'rdmsr':
         case 'wrmsr':
           // An MSR nobody emulates: #GP, as a PC without it does (and as KVM does by default).
-          if (!this.unknownMsrs.has(exit.msr)) {
-            this.unknownMsrs.add(exit.msr);
-            this.rt.log(`${exit.kind} of unknown MSR ${hex(exit.msr)}: #GP`);
-          }
+          this.noteUnknownMsr(exit.kind, exit.msr);
           vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
           break;
         case 'stopped':

@@ -76,9 +76,25 @@ const LOOP_MAX = 256;
  * the loop's checks see them as one block each, and the loop is back at least this often.
  */
 const CHAIN_MAX = 64;
+/**
+ * What the decoded-block cache may hold, counted in instruction records plus BLOCK_WEIGHT per
+ * block (a block with its copy of the bytes weighs about as much as that many records, some
+ * 0.2 KiB each): past it, every block is dropped and decoding starts over, as QEMU's TCG flushes
+ * its translation buffer when it is full. A guest can start a block at every byte of its RAM
+ * (guests/hostile/code-spray.asm: some 13 KiB of host memory per byte, kept for good before);
+ * this bounds the cache at about 100 MiB of the engine's heap. Debian's Linux booting to its
+ * shell (test/linux/boot-soft.test.ts) peaks at about 50,000 blocks weighing 450,000: no flush.
+ */
+const CACHE_BUDGET = 1 << 19;
+const BLOCK_WEIGHT = 4;
 /** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
 const MAX_REGION = 8;
 const MAX_REGION_INSNS = 128;
+
+/** A cached block's part of CACHE_BUDGET. */
+function weight(b: Block): number {
+  return b.insns.length + BLOCK_WEIGHT;
+}
 
 /** The fetch-TLB entry (cpu.ts translate's index) of linear address lin. */
 function fetchTlbIndex(lin: number): number {
@@ -153,7 +169,14 @@ const REG_NAMES = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8',
 export class Executor {
   readonly cpu: Cpu;
   private readonly cache = new Map<number, Block>();
-  private readonly pageBlocks = new Map<number, number[]>();
+  /** The cache's weight (see CACHE_BUDGET). */
+  private cacheWeight = 0;
+  /**
+   * The cache keys of each page's blocks, to drop them when the page is written. A set: a block
+   * decoded again at the same key (its bytes changed under it, from the VMM: an INS into the page,
+   * say) is listed once however often that happens.
+   */
+  private readonly pageBlocks = new Map<number, Set<number>>();
   private readonly dec = new DecodedInsn();
   private readonly crossBuf = new Uint8Array(16);
   private gen = 0;
@@ -232,7 +255,7 @@ export class Executor {
     this.cpu.ctl[C_EPOCH]++;
     for (const k of keys) {
       const b = this.cache.get(k);
-      if (b !== undefined) { this.dropJit(b); b.kill(); }
+      if (b !== undefined) { this.dropJit(b); b.kill(); this.cacheWeight -= weight(b); }
       this.cache.delete(k);
     }
     this.pageBlocks.delete(page);
@@ -244,12 +267,20 @@ export class Executor {
     for (const b of this.cache.values()) { this.dropJit(b); b.kill(); }
     this.prev = null;
     this.cache.clear();
+    this.cacheWeight = 0;
     this.pageBlocks.clear();
     this.cpu.codePages.clear();
   }
 
   get blockCount(): number {
     return this.cache.size;
+  }
+
+  /** The keys listed by page (at least blockCount; for tests). */
+  get pageKeyCount(): number {
+    let n = 0;
+    for (const keys of this.pageBlocks.values()) n += keys.size;
+    return n;
   }
 
   /** The block at the current CS:RIP, decoding it if needed. */
@@ -273,6 +304,7 @@ export class Executor {
       this.dropJit(b);
       b.kill();
       this.cache.delete(key);
+      this.cacheWeight -= weight(b);
     }
     const prof = this.prof;
     if (prof === null) return this.build(gpa, mode, lo, hi);
@@ -320,12 +352,17 @@ export class Executor {
     }
     const b = new Block(gpa, mode, insns, src, off, pos - off, this.gen);
     this.blocksDecoded++;
+    this.cacheWeight += weight(b);
+    if (this.cacheWeight > CACHE_BUDGET) {
+      this.flushCode();
+      this.cacheWeight = weight(b);
+    }
     const page = Math.floor(gpa / 4096);
     const key = gpa * 4 + (mode >> 5);
     this.cache.set(key, b);
-    let list = this.pageBlocks.get(page);
-    if (!list) { list = []; this.pageBlocks.set(page, list); }
-    list.push(key);
+    let keys = this.pageBlocks.get(page);
+    if (!keys) { keys = new Set(); this.pageBlocks.set(page, keys); }
+    keys.add(key);
     if (!c.codePages.has(page)) c.protectCodePage(page);
     return b;
   }
