@@ -11,3 +11,4 @@ export { stopVcpu } from './nvmm/stop.js';
 export { KvmBackend } from './backends/kvm/kvm-backend.js';
 export { openBackend, type Accel } from './backends/open.js';
 export { VirtualMachine, type VmOptions, type VmExited, type VmEnd } from './vmm/virtual-machine.js';
+export { Agent, AGENT_PORT_NAME, type AgentTransport, type AgentOptions, type ExecOptions, type ExecResult } from './vmm/agent.js';
