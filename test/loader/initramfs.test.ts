@@ -7,8 +7,10 @@ import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { main } from '../../src/cli/main.js';
 import { TsvmmError } from '../../src/common/errors.js';
-import { findGuestBusybox } from '../../src/loader/guest-kernels.js';
-import { Initramfs, INITRAMFS_MAX_BYTES } from '../../src/loader/initramfs.js';
+import { DEFAULT_BUSYBOX_APPLETS, Initramfs, INITRAMFS_MAX_BYTES } from '../../src/loader/initramfs.js';
+import { AGENT_SCRIPT } from '../../src/loader/initramfs-init.js';
+import { findGuestBusybox, findGuestModules } from '../../src/loader/guest-kernels.js';
+import { craftModule } from './crafted.js';
 import { hasTool } from '../helpers/tools.js';
 
 interface CpioRecord {
@@ -109,7 +111,7 @@ function busyboxOrSkip(t: { skip(msg: string): void }): string | undefined {
   return undefined;
 }
 
-test('tsvmm initramfs: /init, busybox and its applets, base layout, --add trees', async (t) => {
+test('tsvmm initramfs: the generated /init, the user script, the agent, busybox and its applets, base layout, --add trees', async (t) => {
   const busybox = busyboxOrSkip(t);
   if (!busybox) return;
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
@@ -129,11 +131,20 @@ test('tsvmm initramfs: /init, busybox and its applets, base layout, --add trees'
     assert.match(stdout, /wrote .*initrd\.gz: \d+ entries, \d+ busybox applets/);
     const recs = readNewc(new Uint8Array(gunzipSync(readFileSync(out))));
     const by = new Map(recs.map((r) => [r.name, r]));
+    // The user's script runs as PID 1 after /init started the agent; no modules were asked for.
+    assert.equal(by.get('usr/lib/tsvmm/init')!.mode, 0o100755);
+    assert.equal(new TextDecoder().decode(by.get('usr/lib/tsvmm/init')!.data), readFileSync(script, 'utf8'));
+    assert.equal(by.get('sbin/tsvmm-agent')!.mode, 0o100755);
+    assert.deepEqual(by.get('sbin/tsvmm-agent')!.data, new Uint8Array(readFileSync(AGENT_SCRIPT)));
     assert.equal(by.get('init')!.mode, 0o100755);
-    assert.equal(new TextDecoder().decode(by.get('init')!.data), readFileSync(script, 'utf8'));
+    const init = new TextDecoder().decode(by.get('init')!.data);
+    assert.match(init, /^#!\/bin\/sh\n/);
+    assert.match(init, /\n\/sbin\/tsvmm-agent <\/dev\/null >\/dev\/null 2>&1 &\nexec \/usr\/lib\/tsvmm\/init "\$@"\n$/);
+    assert.doesNotMatch(init, /insmod/);
+    assert.ok(!recs.some((r) => r.name.startsWith('lib/modules')));
     assert.equal(by.get('bin/busybox')!.mode, 0o100755);
     assert.deepEqual(by.get('bin/busybox')!.data, new Uint8Array(readFileSync(busybox)));
-    for (const applet of ['bin/sh', 'bin/mount', 'bin/echo', 'bin/cat', 'bin/ls', 'bin/uname', 'sbin/poweroff', 'sbin/reboot', 'bin/mkdir']) {
+    for (const applet of ['bin/sh', 'bin/mount', 'bin/echo', 'bin/cat', 'bin/ls', 'bin/uname', 'sbin/poweroff', 'sbin/reboot', 'bin/mkdir', 'bin/base64', 'bin/stat', 'usr/bin/setsid', 'sbin/insmod']) {
       const r = by.get(applet);
       assert.ok(r, `${applet} linked`);
       assert.equal(new TextDecoder().decode(r.data), '/bin/busybox');
@@ -245,4 +256,99 @@ test('tsvmm initramfs: clear errors, and nothing written, for inputs it cannot t
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('tsvmm initramfs --modules: Debian modules and their dependencies, uncompressed, insmod in dependency order', async (t) => {
+  const busybox = busyboxOrSkip(t);
+  if (!busybox) return;
+  const tree = findGuestModules();
+  if (!tree) return t.skip('the Debian kernel and its modules are not cached: run scripts/fetch-guest-kernel.sh');
+  const release = tree.split('/').at(-1)!;
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
+  try {
+    const script = join(dir, 'init.sh');
+    writeFileSync(script, '#!/bin/sh\necho user\n');
+    const out = join(dir, 'initrd.gz');
+    let stdout = '';
+    const io = { out: (s: string) => void (stdout += s), err: (s: string) => void (stdout += s) };
+    // The default tree (the cached kernel's); names with dashes; the option repeated.
+    const status = await main(['initramfs', '--init', script, '--busybox', busybox, '--modules', 'virtio-blk,virtio_console', '--modules', 'ext4', '-o', out], io);
+    assert.equal(status, 0, stdout);
+    assert.match(stdout, new RegExp(`, 8 kernel modules \\(${release.replace(/\./g, '\\.')}\\), `));
+    assert.match(stdout, /note: ext4 asks for crypto-crc32c first \(softdep\)/);
+    const recs = readNewc(new Uint8Array(gunzipSync(readFileSync(out))));
+    const by = new Map(recs.map((r) => [r.name, r]));
+    const paths = ['drivers/virtio/virtio_ring.ko', 'drivers/virtio/virtio.ko', 'drivers/block/virtio_blk.ko', 'drivers/char/virtio_console.ko', 'fs/jbd2/jbd2.ko', 'fs/mbcache.ko', 'lib/crc16.ko', 'fs/ext4/ext4.ko'];
+    assert.equal(recs.filter((r) => r.name.endsWith('.ko')).length, 8);
+    for (const p of paths) {
+      const r = by.get(`lib/modules/${release}/kernel/${p}`);
+      assert.ok(r, p);
+      assert.equal(r.mode, 0o100644);
+      assert.deepEqual(r.data, new Uint8Array(readFileSync(join(tree, 'kernel', p))), p);
+    }
+    const init = new TextDecoder().decode(by.get('init')!.data);
+    assert.ok(init.includes(`for m in ${paths.map((p) => `'kernel/${p}'`).join(' ')}; do\n  insmod '/lib/modules/${release}'/"$m" ||`), init);
+    assert.ok(init.indexOf('insmod') < init.indexOf('/sbin/tsvmm-agent') && init.indexOf('/sbin/tsvmm-agent') < init.indexOf('exec /usr/lib/tsvmm/init'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tsvmm initramfs --modules: missing, foreign and malformed modules are refused with their codes, nothing written', async (t) => {
+  const busybox = busyboxOrSkip(t);
+  if (!busybox) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
+  try {
+    const script = join(dir, 'init.sh');
+    writeFileSync(script, '#!/bin/sh\n');
+    const tree = join(dir, '6.1.0-99-amd64');
+    mkdirSync(join(tree, 'kernel'), { recursive: true });
+    const module = (name: string, depends: string, vermagic = '6.1.0-99-amd64 SMP mod_unload ') =>
+      writeFileSync(join(tree, 'kernel', `${name}.ko`), craftModule({ modinfo: [`name=${name}`, `depends=${depends}`, `vermagic=${vermagic}`] }));
+    module('good', 'helper');
+    module('helper', '');
+    module('foreign', '', '6.1.0-1-amd64 SMP mod_unload ');
+    module('loop_a', 'loop_b');
+    module('loop_b', 'loop_a');
+    module('lost', 'gone');
+    writeFileSync(join(tree, 'kernel', 'cut.ko'), craftModule({ modinfo: ['name=cut'] }).subarray(0, 80));
+    const out = join(dir, 'out.gz');
+    const run = async (args: string[]) => {
+      let err = '';
+      const status = await main(['initramfs', '--busybox', busybox, '--init', script, ...args], { out: () => {}, err: (s: string) => void (err += s) });
+      return { status, err };
+    };
+    const cases: [string[], number, RegExp][] = [
+      [['--modules', 'nope', '--kernel-modules', tree, '-o', out], 1, /TSVMM_NO_MODULE: module nope is not in \S+6\.1\.0-99-amd64/],
+      [['--modules', 'lost', '--kernel-modules', tree, '-o', out], 1, /TSVMM_NO_MODULE: module gone is not in \S+ \(lost depends on it\)/],
+      [['--modules', 'good,foreign', '--kernel-modules', tree, '-o', out], 1, /TSVMM_BAD_MODULE: module foreign \(\S+foreign\.ko\) is for kernel 6\.1\.0-1-amd64/],
+      [['--modules', 'loop_a', '--kernel-modules', tree, '-o', out], 1, /TSVMM_BAD_MODULE: module dependency cycle: loop_a -> loop_b -> loop_a/],
+      [['--modules', 'cut', '--kernel-modules', tree, '-o', out], 1, /TSVMM_BAD_MODULE: module cut \(\S+\): ELF truncated/],
+      [['--modules', 'good', '--kernel-modules', join(dir, 'none'), '-o', out], 1, /TSVMM_NO_MODULE: no kernel module tree at/],
+      [['--modules', 'a b', '-o', out], 2, /TSVMM_USAGE: --modules 'a b': 'a b' is not a module name/],
+      [['--modules', 'a,,b', '-o', out], 2, /TSVMM_USAGE: --modules 'a,,b': '' is not a module name/],
+      [['--kernel-modules', tree, '-o', out], 2, /TSVMM_USAGE: --kernel-modules DIR needs --modules/],
+      [['--modules', 'good', '--kernel-modules', tree, '-o', join(tree, 'kernel', 'helper.ko')], 2, /TSVMM_USAGE: -o \S+helper\.ko is the same file as module helper/],
+    ];
+    for (const [args, status, re] of cases) {
+      const r = await run(args);
+      assert.match(r.err, re, args.join(' '));
+      assert.equal(r.status, status, args.join(' '));
+      assert.ok(!existsSync(out), `nothing written (${args.join(' ')})`);
+    }
+    // The crafted tree works when nothing is wrong.
+    const r = await run(['--modules', 'good', '--kernel-modules', tree, '-o', out]);
+    assert.equal(r.status, 0, r.err);
+    const names = readNewc(new Uint8Array(gunzipSync(readFileSync(out)))).map((rec) => rec.name).filter((n) => n.endsWith('.ko'));
+    assert.deepEqual(names, ['lib/modules/6.1.0-99-amd64/kernel/helper.ko', 'lib/modules/6.1.0-99-amd64/kernel/good.ko']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the applets the agent needs are in the fallback applet set', () => {
+  for (const a of ['bin/sh', 'bin/base64', 'bin/stat', 'usr/bin/setsid', 'bin/sleep', 'bin/cat', 'bin/mkdir', 'bin/rm', 'bin/mknod', 'bin/mount', 'sbin/insmod']) {
+    assert.ok(DEFAULT_BUSYBOX_APPLETS.includes(a), a);
+  }
+  assert.ok(DEFAULT_BUSYBOX_APPLETS.some((a) => a.endsWith('/head')));
 });
