@@ -10,10 +10,11 @@
 #                      or  F <id> <reason>\n   (the request could not be run)
 #
 #   tsvmm-agent           finds the virtio-console port named org.tsvmm.agent
-#                         (/sys/class/virtio-ports/*/name; sysfs is mounted on /sys if it is not),
-#                         makes its /dev node if missing, and serves it; when the channel ends
-#                         (the host closed it) it opens it again a second later. It gives up when
-#                         no device is bound to virtio_console, or no such port shows up in 20 s.
+#                         ($TSVMM_AGENT_SYSFS/class/virtio-ports/*/name; sysfs, default /sys, is
+#                         mounted there if it is not), makes its /dev node if missing, and serves
+#                         it; when the channel ends (the host closed it) it opens it again a
+#                         second later. It gives up when no device is bound to virtio_console, or
+#                         no such port shows up in 20 s.
 #   tsvmm-agent --stdio   serves the protocol on standard input and output.
 #
 # Commands run one at a time, as `sh -c COMMAND` in their own session (setsid), with stdin
@@ -23,6 +24,7 @@
 
 PORT_NAME=org.tsvmm.agent
 WORK=${TSVMM_AGENT_DIR:-/run/tsvmm-agent}
+SYSFS=${TSVMM_AGENT_SYSFS:-/sys}
 
 isnum() {
   case $1 in '' | *[!0-9]* | ????????????????*) return 1 ;; esac
@@ -105,7 +107,7 @@ serve() {
 
 # The agent port's name under /sys/class/virtio-ports (vportNpM), or nothing.
 find_port() {
-  for f in /sys/class/virtio-ports/*/name; do
+  for f in "$SYSFS"/class/virtio-ports/*/name; do
     [ -r "$f" ] || continue
     n=
     IFS= read -r n <"$f" 2>/dev/null
@@ -119,12 +121,12 @@ find_port() {
 }
 
 start() {
-  [ -d /sys/class ] || mount -t sysfs sysfs /sys 2>/dev/null
+  [ -d "$SYSFS/class" ] || mount -t sysfs sysfs "$SYSFS" 2>/dev/null || return 1
   tries=0
   while :; do
     port=$(find_port)
     if [ -z "$port" ]; then
-      set -- /sys/bus/virtio/drivers/virtio_console/virtio*
+      set -- "$SYSFS"/bus/virtio/drivers/virtio_console/virtio*
       [ -e "$1" ] || return 0
       tries=$((tries + 1))
       [ "$tries" -gt 100 ] && return 0
@@ -133,7 +135,7 @@ start() {
     fi
     dev=/dev/$port
     if [ ! -c "$dev" ]; then
-      IFS=: read -r major minor <"/sys/class/virtio-ports/$port/dev" && mknod "$dev" c "$major" "$minor" || return 1
+      IFS=: read -r major minor <"$SYSFS/class/virtio-ports/$port/dev" && mknod "$dev" c "$major" "$minor" || return 1
     fi
     (serve) <>"$dev" >&0 2>/dev/null
     tries=0

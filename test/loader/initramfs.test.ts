@@ -139,7 +139,9 @@ test('tsvmm initramfs: the generated /init, the user script, the agent, busybox 
     assert.equal(by.get('init')!.mode, 0o100755);
     const init = new TextDecoder().decode(by.get('init')!.data);
     assert.match(init, /^#!\/bin\/sh\n/);
-    assert.match(init, /\n\/sbin\/tsvmm-agent <\/dev\/null >\/dev\/null 2>&1 &\nexec \/usr\/lib\/tsvmm\/init "\$@"\n$/);
+    assert.match(init, /\n    TSVMM_AGENT_SYSFS=\/usr\/lib\/tsvmm\/sys \/sbin\/tsvmm-agent <\/dev\/null >\/dev\/null 2>&1 &\n/);
+    assert.match(init, /\nexec \/usr\/lib\/tsvmm\/init "\$@"\n$/);
+    assert.equal(by.get('usr/lib/tsvmm/sys')!.mode, 0o040755);
     assert.doesNotMatch(init, /insmod/);
     assert.ok(!recs.some((r) => r.name.startsWith('lib/modules')));
     assert.equal(by.get('bin/busybox')!.mode, 0o100755);
