@@ -46,6 +46,7 @@ const MAX_TIMER_MS = 0x7fffffff;
 /** Abandoned execs whose late replies the host still recognizes. */
 const MAX_ABANDONED = 64;
 const LF = 0x0a;
+const LATIN1 = new TextDecoder('latin1');
 const DECIMAL = /^(0|[1-9][0-9]{0,14})$/;
 const REASON = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -62,7 +63,10 @@ export interface AgentOptions {
 }
 
 export interface ExecOptions {
-  /** The command's time in the guest, from the exec call (AGENT_DEFAULT_TIMEOUT_MS). */
+  /**
+   * Time for the whole exec, counted from the call: waiting for the agent's hello and for the
+   * execs before it, then the command in the guest, which gets what is left (AGENT_DEFAULT_TIMEOUT_MS).
+   */
   timeoutMs?: number;
   /** Cap on each of stdout and stderr (the agent's default otherwise). */
   maxOutputBytes?: number;
@@ -115,7 +119,7 @@ export class Agent {
   /** Sent execs the host gave up on: id -> their cap (their replies are still read, and dropped). */
   private readonly abandoned = new Map<number, number>();
   private nextId = 1;
-  private header = new Uint8Array(AGENT_MAX_HEADER_BYTES);
+  private readonly header = new Uint8Array(AGENT_MAX_HEADER_BYTES);
   private headerLength = 0;
   private payload: Payload | undefined;
   private readonly readyWaiters = new Set<{ resolve(): void; reject(e: TsvmmError): void }>();
@@ -168,7 +172,11 @@ export class Agent {
   whenReady(timeoutMs: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.helloSeen) return Promise.resolve();
-    checkTimeout(timeoutMs);
+    try {
+      checkTimeout(timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve: () => {
@@ -241,7 +249,7 @@ export class Agent {
       i = end;
       if (lf < 0) return;
       i++; // the newline
-      const line = new TextDecoder('latin1').decode(this.header.subarray(0, this.headerLength));
+      const line = LATIN1.decode(this.header.subarray(0, this.headerLength));
       this.headerLength = 0;
       this.line(line);
     }

@@ -268,6 +268,7 @@ test('agent host side: bad arguments are refused before anything is sent', async
   await assert.rejects(agent.exec('x', { timeoutMs: 1.5 }), isCode('TSVMM_BAD_ARGUMENT'));
   await assert.rejects(agent.exec('x', { maxOutputBytes: 0 }), isCode('TSVMM_BAD_ARGUMENT'));
   assert.throws(() => new Agent({ write() {} }, { maxOutputBytes: -1 }), isCode('TSVMM_BAD_ARGUMENT'));
+  await assert.rejects(new Agent({ write() {} }).whenReady(-5), isCode('TSVMM_BAD_ARGUMENT'));
   assert.deepEqual(sent, []);
   agent.close();
 });
