@@ -15,3 +15,4 @@ export { openBackend, type Accel } from './backends/open.js';
 export { VirtualMachine, type VmOptions, type VmExited, type VmEnd } from './vmm/virtual-machine.js';
 export { machineConfig, ConfigError, type MachineConfig, type MachineOptions } from './vmm/config.js';
 export type { GdbServer, GdbServerOptions } from './vmm/gdb/server.js';
+export { Agent, AGENT_PORT_NAME, type AgentTransport, type AgentOptions, type ExecOptions, type ExecResult } from './vmm/agent.js';
