@@ -1,5 +1,5 @@
 /**
- * The I/O buses, the legacy PC devices and the virtio devices (virtio/). Register constants stay
+ * The I/O buses, the legacy PC devices, the virtio devices (virtio/) and the network backends (net/). Register constants stay
  * in their device files (import them from there); this index exports the classes and their types.
  */
 export { type IrqLine, RecordingIrqLine, NO_IRQ } from './irq.js';
@@ -25,7 +25,7 @@ export {
 } from './acpi-pm.js';
 export { type GuestMemory, type RamRegion, RegionGuestMemory } from './virtio/guest-memory.js';
 export { SplitQueue, Chain, QueueFault, type QueueFaultKind, type QueueLayout, type QueueFeatures } from './virtio/queue.js';
-export { type VirtioDevice, type VirtioLink, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from './virtio/device.js';
+export { type VirtioDevice, type VirtioLink, VIRTIO_ID_NET, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from './virtio/device.js';
 export { VirtioMmio, VIRTIO_MMIO_SIZE, virtioMmioCmdline, type VirtioMmioOptions, type VirtioMmioCounters } from './virtio/virtio-mmio.js';
 export {
   type BlockBackend, type BlockCompletion, type BlockOutcome, MemoryBlockBackend, type MemoryBlockOptions, SECTOR_SIZE,
@@ -36,3 +36,5 @@ export {
   VirtioConsole, ConsolePort, consoleRxQueue, type ConsolePortOptions, type VirtioConsoleOptions,
 } from './virtio/virtio-console.js';
 export { VirtioRng, type RandomSource } from './virtio/virtio-rng.js';
+export { VirtioNet, type VirtioNetOptions, type VirtioNetCounters, NET_DEFAULT_MTU } from './virtio/virtio-net.js';
+export { type NetBackend, type NetReceiver, MemoryNetBackend, NET_MAX_FRAME } from './net/net-backend.js';
