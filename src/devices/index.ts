@@ -1,6 +1,7 @@
 /**
- * The I/O buses, the legacy PC devices, the virtio devices (virtio/) and the network backends (net/). Register constants stay
- * in their device files (import them from there); this index exports the classes and their types.
+ * The I/O buses, the legacy PC devices, the virtio devices (virtio/) and the network backends
+ * (net/). Register constants stay in their device files (import them from there); this index
+ * exports the classes and their types.
  */
 export { type IrqLine, RecordingIrqLine, NO_IRQ } from './irq.js';
 export {
