@@ -24,6 +24,8 @@
 export const NET_MAX_FRAME = 65550;
 /** Destination, source, EtherType: no frame is shorter. */
 export const ETH_HLEN = 14;
+/** The MTU a NIC has unless told otherwise (the device tells the guest, passt's DHCP says the same). */
+export const NET_DEFAULT_MTU = 1500;
 
 /** Where a backend delivers what it receives (the device, or a test). */
 export interface NetReceiver {
@@ -89,7 +91,7 @@ export class MemoryNetBackend implements NetBackend {
 
   send(frame: Uint8Array): boolean {
     if (this.ended) return true;
-    if (this.record) this.sent.push(frame.slice());
+    if (this.record) this.sent.push(new Uint8Array(frame));
     this.peer?.inject(frame);
     this.inFlight++;
     if (this.inFlight >= this.limit) this.full = true;

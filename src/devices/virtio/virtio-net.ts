@@ -46,7 +46,7 @@
  * Threads: the device runs on the thread of its transport (the vCPU thread that notified); the
  * backend's callbacks must arrive on that same thread.
  */
-import { ETH_HLEN, NET_MAX_FRAME, type NetBackend, type NetReceiver } from '../net/net-backend.js';
+import { ETH_HLEN, NET_DEFAULT_MTU, NET_MAX_FRAME, type NetBackend, type NetReceiver } from '../net/net-backend.js';
 import { VIRTIO_ID_NET, featureBit, readConfigBytes, type VirtioDevice, type VirtioLink } from './device.js';
 import { Chain, QueueFault, copyFromSegments, copyToSegments, sliceSegments, type SplitQueue } from './queue.js';
 
@@ -75,7 +75,7 @@ export const NET_MAX_BUFFER = VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME;
 export const NET_QUEUE_SIZE = 256;
 export const NET_RX_QUEUE = 0;
 export const NET_TX_QUEUE = 1;
-export const NET_DEFAULT_MTU = 1500;
+export { NET_DEFAULT_MTU };
 /** Linux refuses an MTU below the IPv4 minimum (68); the top leaves room for the Ethernet and a VLAN header. */
 export const NET_MIN_MTU = 68;
 export const NET_MAX_MTU = NET_MAX_FRAME - ETH_HLEN - 4;
@@ -238,7 +238,7 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
       this.counters.rxDropped++;
       return;
     }
-    this.pending.push(frame.slice());
+    this.pending.push(new Uint8Array(frame)); // a copy even of a Buffer (whose slice() is a view)
     this.pendingBytes += frame.length;
   }
 

@@ -46,7 +46,7 @@ class NetHarness {
 
   constructor(opts: Partial<VirtioNetOptions> & { limit?: number; noBackend?: boolean } = {}) {
     [this.wire, this.host] = MemoryNetBackend.pair({ limit: opts.limit, record: false });
-    this.host.attach({ frame: (f) => this.fromGuest.push(f.slice()), writable: () => {}, closed: () => {} });
+    this.host.attach({ frame: (f) => this.fromGuest.push(new Uint8Array(f)), writable: () => {}, closed: () => {} });
     this.device = new VirtioNet({ mac: MAC, backend: opts.noBackend ? undefined : this.wire, log: (m) => this.logs.push(m), ...opts });
     this.transport = new VirtioMmio({ device: this.device, memory: this.ram.mem, irq: this.irq });
     this.driver = new TestDriver(this.transport, this.ram);
@@ -294,4 +294,16 @@ test('a driver that accepts only VERSION_1 (no MAC, STATUS, MTU) still moves fra
   h.host.send(frame(60, 2));
   assert.deepEqual(h.fromGuest, [frame(60, 1)]);
   assert.deepEqual(h.received().map((r) => r.frame), [frame(60, 2)]);
+});
+
+test('a held frame is the device\'s own copy, also when the backend passes a Node Buffer view it reuses', () => {
+  const h = new NetHarness().probe();
+  // A stream backend delivers views into its read chunk (a Buffer, whose slice() does not copy).
+  const chunk = Buffer.alloc(4096, 0xab);
+  const f = frame(60, 8);
+  chunk.set(f, 100);
+  h.device.frame(chunk.subarray(100, 160));
+  chunk.fill(0); // the chunk is reused for the next read
+  h.postRx(1);
+  assert.deepEqual(h.received().map((r) => [...r.frame]), [[...f]]);
 });
