@@ -39,3 +39,10 @@ export {
 export { VirtioRng, type RandomSource } from './virtio/virtio-rng.js';
 export { VirtioNet, type VirtioNetOptions, type VirtioNetCounters, NET_DEFAULT_MTU } from './virtio/virtio-net.js';
 export { type NetBackend, type NetReceiver, MemoryNetBackend, NET_MAX_FRAME } from './net/net-backend.js';
+export {
+  type NicConfig, type UserNicConfig, type TapNicConfig, type HostForward, parseNicOption, parseMac, macBytes, defaultMac, checkNics, MAX_NICS,
+} from './net/nic-config.js';
+export { openNetBackend, type OpenNetOptions } from './net/open.js';
+export { PasstBackend, type PasstOptions } from './net/passt.js';
+export { TapBackend, type TapOptions } from './net/tap.js';
+export { StreamNetBackend } from './net/frame-stream.js';
