@@ -46,3 +46,4 @@ export { openNetBackend, type OpenNetOptions } from './net/open.js';
 export { PasstBackend, type PasstOptions } from './net/passt.js';
 export { TapBackend, type TapOptions } from './net/tap.js';
 export { StreamNetBackend } from './net/frame-stream.js';
+export { FrameRing, RingNetBackend, NetBridgeHost, createNetRings, type NetRings, type NetBridgeCounters } from './net/frame-ring.js';
