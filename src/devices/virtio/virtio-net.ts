@@ -42,6 +42,8 @@
  * - No buffer posted: frames wait in a host buffer of `rxBufferBytes` (256 KiB by default) and
  *   go out, in order, when the guest posts buffers; past that bound they are dropped (rxDropped),
  *   as a NIC's FIFO overflows. Before DRIVER_OK and after a reset nothing is held (rxDropped).
+ * Once the device has set DEVICE_NEEDS_RESET it touches neither ring until the driver resets it:
+ * frames held or arriving meanwhile are dropped (rxDropped), transmit chains wait.
  *
  * Threads: the device runs on the thread of its transport (the vCPU thread that notified); the
  * backend's callbacks must arrive on that same thread.
@@ -139,6 +141,8 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
   private readonly backend: NetBackend | null;
   private readonly log: (message: string) => void;
   private link: VirtioLink | null = null;
+  /** The device set DEVICE_NEEDS_RESET: it touches no ring until the driver resets it. */
+  private failed = false;
   private up: boolean;
   /** The backend said it was full; no transmit chain is taken until it says writable(). */
   private backendFull = false;
@@ -204,6 +208,7 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
 
   reset(): void {
     this.link = null;
+    this.failed = false;
     this.counters.rxDropped += this.pending.length;
     this.pending.length = 0;
     this.pendingBytes = 0;
@@ -222,13 +227,17 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
       this.counters.rxErrors++;
       return;
     }
-    const link = this.link;
+    const link = this.live();
     const queue = link?.queue(NET_RX_QUEUE);
     if (!link || !queue) {
       this.counters.rxDropped++;
       return;
     }
     if (this.pending.length > 0) this.flushPending();
+    if (this.failed) {
+      this.counters.rxDropped++;
+      return;
+    }
     if (this.pending.length === 0) {
       const r = this.deliver(link, queue, frame);
       if (r === 'delivered') link.usedBuffers(NET_RX_QUEUE);
@@ -255,11 +264,24 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
     this.transmit(); // chains held back for a full backend are returned, their frames dropped
   }
 
+  /** The link while the device may use its rings. */
+  private live(): VirtioLink | null {
+    return this.failed ? null : this.link;
+  }
+
+  private fail(link: VirtioLink, reason: QueueFault | string): void {
+    this.failed = true;
+    this.counters.rxDropped += this.pending.length;
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    link.fail(reason);
+  }
+
   // --- receive ---
 
   /** Moves held frames into the buffers the guest posted, in order. */
   private flushPending(): void {
-    const link = this.link;
+    const link = this.live();
     const queue = link?.queue(NET_RX_QUEUE);
     if (!link || !queue) return;
     let delivered = false;
@@ -279,11 +301,11 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
     const chain = queue.pop();
     if (chain === null) return 'no-buffer';
     if (chain instanceof QueueFault) {
-      link.fail(chain);
+      this.fail(link, chain);
       return 'failed';
     }
     if (chain.readableLength > 0 || chain.writableLength < VIRTIO_NET_HDR_SIZE) {
-      link.fail(`receive chain at descriptor ${chain.head} has ${chain.readableLength} device-readable and ${chain.writableLength} device-writable bytes; it needs only writable ones, at least ${VIRTIO_NET_HDR_SIZE}`);
+      this.fail(link, `receive chain at descriptor ${chain.head} has ${chain.readableLength} device-readable and ${chain.writableLength} device-writable bytes; it needs only writable ones, at least ${VIRTIO_NET_HDR_SIZE}`);
       return 'failed';
     }
     if (chain.writableLength < VIRTIO_NET_HDR_SIZE + frame.length) {
@@ -302,7 +324,7 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
   // --- transmit ---
 
   private transmit(): void {
-    const link = this.link;
+    const link = this.live();
     const queue = link?.queue(NET_TX_QUEUE);
     if (!link || !queue) return;
     let returned = false;
@@ -310,11 +332,11 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
       const chain = queue.pop();
       if (chain === null) break;
       if (chain instanceof QueueFault) {
-        link.fail(chain);
+        this.fail(link, chain);
         return;
       }
       if (chain.writableLength > 0) {
-        link.fail(`transmit chain at descriptor ${chain.head} has ${chain.writableLength} device-writable bytes`);
+        this.fail(link, `transmit chain at descriptor ${chain.head} has ${chain.writableLength} device-writable bytes`);
         return;
       }
       this.send(chain);

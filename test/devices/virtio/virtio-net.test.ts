@@ -307,3 +307,34 @@ test('a held frame is the device\'s own copy, also when the backend passes a Nod
   h.postRx(1);
   assert.deepEqual(h.received().map((r) => [...r.frame]), [[...f]]);
 });
+
+test('after DEVICE_NEEDS_RESET the device leaves the rings alone until the driver resets it', () => {
+  const h = new NetHarness().probe();
+  h.rx.publish(h.rx.addChain([{ addr: h.ram.alloc(8), len: 8, write: true }])); // too short for the header
+  h.postRx(2); // good buffers after it
+  h.host.send(frame(60));
+  assert.equal(h.needsReset, true);
+  const used = h.rx.usedIdx;
+  h.host.send(frame(60, 1)); // frames from the host after the failure touch no buffer
+  h.host.send(frame(60, 2));
+  assert.equal(h.rx.usedIdx, used);
+  assert.equal(h.device.counters.rxDropped, 2);
+  h.send(frame(60, 3)); // the transport ignores the notify; nothing is sent
+  assert.equal(h.fromGuest.length, 0);
+  h.probe(); // reset and set up again: frames flow
+  h.postRx(1);
+  h.host.send(frame(60, 4));
+  assert.deepEqual(h.received().map((r) => r.frame), [frame(60, 4)]);
+});
+
+test('a failure while held frames drain drops the frame at hand too', () => {
+  const h = new NetHarness().probe();
+  h.host.send(frame(60, 1)); // held: no buffer yet
+  // A bad buffer, then a good one, posted without a notify: the next frame finds them.
+  h.rx.publish(h.rx.addChain([{ addr: h.ram.alloc(8), len: 8, write: true }]));
+  h.rx.publish(h.rx.addChain([{ addr: h.ram.alloc(1526), len: 1526, write: true }]));
+  h.host.send(frame(60, 2));
+  assert.equal(h.needsReset, true);
+  assert.equal(h.rx.usedIdx, 0, 'the good buffer is not used by a failed device');
+  assert.equal(h.device.counters.rxDropped, 2);
+});
