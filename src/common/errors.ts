@@ -26,7 +26,9 @@ export type ErrorCode =
   | 'TSVMM_AGENT_PROTOCOL' // the guest agent's replies break the framing (docs/agent-protocol.md)
   | 'TSVMM_AGENT_CLOSED' // the guest agent's channel closed, or the agent restarted, before a reply
   | 'TSVMM_USAGE' // bad command line
-  | 'TSVMM_TOOL_MISSING'; // an external tool (nasm, gcc) needed for this operation is absent
+  | 'TSVMM_TOOL_MISSING' // an external tool (nasm, gcc, passt) needed for this operation is absent
+  | 'TSVMM_NET_BACKEND' // a network backend could not start or failed (passt exited, a TAP device unusable)
+  | 'TSVMM_NET_PERMISSION'; // the host refused a network device (no CAP_NET_ADMIN for a TAP, /dev/net/tun not accessible)
 
 export class TsvmmError extends Error {
   readonly code: ErrorCode;

@@ -83,6 +83,35 @@ export const FALLOC_FL_ZERO_RANGE = 0x10;
 export const fallocate = lazy<(fd: number, mode: number, offset: number, len: number) => number>(
   (libc) => libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)'),
 );
+// Sockets and plain descriptor I/O (the network backends: passt's socket pair, a TAP device).
+export const AF_UNIX = 1;
+export const SOCK_STREAM = 1;
+export const SOCK_CLOEXEC = 0o2000000;
+export const O_NONBLOCK = 0o4000;
+export const EAGAIN = 11;
+/** socketpair(2): the two descriptors are written into `sv`. */
+export const socketpair = lazy<(domain: number, type: number, protocol: number, sv: Int32Array) => number>(
+  (libc) => libc.func('int socketpair(int domain, int type, int protocol, void *sv)'),
+);
+export const read = lazy<(fd: number, buf: Uint8Array, count: number) => number>((libc) => libc.func('long read(int fd, void *buf, size_t count)'));
+export const write = lazy<(fd: number, buf: Uint8Array, count: number) => number>((libc) => libc.func('long write(int fd, void *buf, size_t count)'));
+
+type AsyncFn = { async: (...args: unknown[]) => void };
+let pollFn: AsyncFn | undefined;
+/**
+ * poll(2) on `count` struct pollfd entries in `fds` (8 bytes each: fd, events, revents), run on
+ * one of koffi's worker threads so that the caller's event loop goes on; resolves with poll's
+ * result. Buffers cross to that thread by copy: revents is not read back, so a caller that
+ * polls several descriptors tries each (non-blocking) when the promise resolves.
+ */
+export function pollAsync(fds: Uint8Array, count: number, timeoutMs: number): Promise<number> {
+  pollFn ??= (loaded ??= koffi.load('libc.so.6')).func('int poll(void *fds, unsigned long nfds, int timeout)') as unknown as AsyncFn;
+  const fn = pollFn;
+  return new Promise((resolve, reject) => {
+    fn.async(fds, count, timeoutMs, (err: unknown, result: number) => (err ? reject(err) : resolve(result)));
+  });
+}
+
 const syscall3 = lazy<(
   nr: number,
   a: number,

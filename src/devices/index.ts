@@ -1,6 +1,7 @@
 /**
- * The I/O buses, the legacy PC devices and the virtio devices (virtio/). Register constants stay
- * in their device files (import them from there); this index exports the classes and their types.
+ * The I/O buses, the legacy PC devices, the virtio devices (virtio/) and the network backends
+ * (net/). Register constants stay in their device files (import them from there); this index
+ * exports the classes and their types.
  */
 export { type IrqLine, RecordingIrqLine, NO_IRQ } from './irq.js';
 export {
@@ -25,7 +26,7 @@ export {
 } from './acpi-pm.js';
 export { type GuestMemory, type RamRegion, RegionGuestMemory } from './virtio/guest-memory.js';
 export { SplitQueue, Chain, QueueFault, type QueueFaultKind, type QueueLayout, type QueueFeatures } from './virtio/queue.js';
-export { type VirtioDevice, type VirtioLink, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from './virtio/device.js';
+export { type VirtioDevice, type VirtioLink, VIRTIO_ID_NET, VIRTIO_ID_BLOCK, VIRTIO_ID_CONSOLE, VIRTIO_ID_RNG } from './virtio/device.js';
 export { VirtioMmio, VIRTIO_MMIO_SIZE, virtioMmioCmdline, type VirtioMmioOptions, type VirtioMmioCounters } from './virtio/virtio-mmio.js';
 export {
   type BlockBackend, type BlockCompletion, type BlockOutcome, MemoryBlockBackend, type MemoryBlockOptions, SECTOR_SIZE,
@@ -36,3 +37,13 @@ export {
   VirtioConsole, ConsolePort, consoleRxQueue, type ConsolePortOptions, type VirtioConsoleOptions,
 } from './virtio/virtio-console.js';
 export { VirtioRng, type RandomSource } from './virtio/virtio-rng.js';
+export { VirtioNet, type VirtioNetOptions, type VirtioNetCounters, NET_DEFAULT_MTU } from './virtio/virtio-net.js';
+export { type NetBackend, type NetReceiver, MemoryNetBackend, NET_MAX_FRAME } from './net/net-backend.js';
+export {
+  type NicConfig, type UserNicConfig, type TapNicConfig, type HostForward, parseNicOption, parseMac, macBytes, defaultMac, checkNics, MAX_NICS,
+} from './net/nic-config.js';
+export { openNetBackend, type OpenNetOptions } from './net/open.js';
+export { PasstBackend, type PasstOptions } from './net/passt.js';
+export { TapBackend, type TapOptions } from './net/tap.js';
+export { StreamNetBackend } from './net/frame-stream.js';
+export { FrameRing, RingNetBackend, NetBridgeHost, createNetRings, type NetRings, type NetBridgeCounters } from './net/frame-ring.js';

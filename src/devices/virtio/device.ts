@@ -1,5 +1,5 @@
 /**
- * What a virtio device type (block, console, entropy) and a transport (virtio-mmio.ts) know of
+ * What a virtio device type (network, block, console, entropy) and a transport (virtio-mmio.ts) know of
  * each other. The transport owns the status machine, feature negotiation, the queues' layout and
  * the interrupt; the device owns its configuration space and what its queues' buffers mean.
  *
@@ -13,6 +13,7 @@
 import type { QueueFault, SplitQueue } from './queue.js';
 
 /** Device IDs (virtio 1.2 §5). */
+export const VIRTIO_ID_NET = 1;
 export const VIRTIO_ID_BLOCK = 2;
 export const VIRTIO_ID_CONSOLE = 3;
 export const VIRTIO_ID_RNG = 4;

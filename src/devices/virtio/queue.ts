@@ -212,6 +212,15 @@ export class SplitQueue {
     return this.walk(head);
   }
 
+  /**
+   * Gives back the chain the last pop() returned, unused: the next pop() walks it again. For a
+   * device that finds the buffer unfit for what it holds (a receive buffer too small for the
+   * frame at hand) and keeps it for the next one. Only after a pop() that returned a chain.
+   */
+  unpop(): void {
+    this.lastAvail = (this.lastAvail - 1) & 0xffff;
+  }
+
   private walk(head: number): Chain | QueueFault {
     const readable: Uint8Array[] = [];
     const writable: Uint8Array[] = [];

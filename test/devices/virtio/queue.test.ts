@@ -257,3 +257,27 @@ test('scatter-list functions: slice, copy in, copy out', () => {
   assert.equal(copyFromSegments([a, b], 5, into), 2);
   assert.deepEqual([...into], [5, 6, 0, 0]);
 });
+
+test('unpop: the chain given back is walked again by the next pop, across the 16-bit wrap', () => {
+  const { ram, dq, q } = setup(4);
+  const a = ram.alloc(8);
+  const b = ram.alloc(16);
+  for (let i = 0; i < 0xffff; i++) {
+    dq.publish(dq.addChain([{ addr: a, len: 8, write: true }]));
+    const c = expectChain(q.pop());
+    q.push(c.head, 0);
+    dq.takeUsed();
+  }
+  assert.equal(q.indices.lastAvail, 0xffff);
+  dq.publish(dq.addChain([{ addr: a, len: 8, write: true }]));
+  dq.publish(dq.addChain([{ addr: b, len: 16, write: true }]));
+  const first = expectChain(q.pop());
+  assert.equal(q.availableCount, 1);
+  q.unpop();
+  assert.equal(q.availableCount, 2);
+  assert.equal(q.indices.lastAvail, 0xffff);
+  const again = expectChain(q.pop());
+  assert.deepEqual([again.head, again.writableLength], [first.head, 8]);
+  assert.equal(expectChain(q.pop()).writableLength, 16);
+  assert.equal(q.pop(), null);
+});
