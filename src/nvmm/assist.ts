@@ -25,8 +25,9 @@
  *  walk, a write to read-only RAM) is a TsvmmError('TSVMM_ASSIST') naming the bytes and RIP; the
  *  vCPU's registers are then left as they were (device callbacks already made are not undone).
  */
+import { hex, TWO32 } from '../common/bits.js';
 import { TsvmmError } from '../common/errors.js';
-import { PAGE_SIZE } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../x86/decoder.js';
 import { EmuRegisters, EmuStatus, emulate, type EmuMemory } from '../x86/emulate.js';
 import { FLAG_AC, FLAG_DF } from '../x86/flags.js';
@@ -36,7 +37,7 @@ import {
 } from '../x86/page-walk.js';
 import { PROT } from './backend.js';
 import type { IoExit, MemoryExit } from './exit.js';
-import { hex, type Vcpu } from './machine.js';
+import type { Vcpu } from './machine.js';
 import { CR, GPR, MSR, SEG, STATE, type X64State } from './state.js';
 
 /** One port access (struct nvmm_io). */
@@ -105,7 +106,6 @@ export function assistMem(vcpu: Vcpu, callback: MemCallback): void {
 /** REP INS/OUTS with DF = 0 move up to this many bytes per exit (libnvmm's batch size). */
 export const IO_BATCH_BYTES = 32;
 
-const TWO32 = 4294967296;
 const STATE_EMU = STATE.GPRS | STATE.SEGS | STATE.CRS | STATE.MSRS;
 const CR0_PE = 1;
 

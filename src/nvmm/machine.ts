@@ -3,9 +3,11 @@
  * a Vcpu carries its state (fetched and committed lazily, like NVMM's comm page), an event slot
  * and the last exit. Arguments are validated here, once, for every backend.
  */
+import { hex } from '../common/bits.js';
 import { GuestClock } from '../common/clock.js';
 import { TsvmmError } from '../common/errors.js';
-import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
+import { HostMemory } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import type {
   Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, InlineDevices, IrqchipOptions, StopHandle,
 } from './backend.js';
@@ -39,10 +41,6 @@ export interface MachineShare {
   /** The origin of the machine's guest clock (GuestClock.origin). */
   clockOrigin: number;
   mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
-}
-
-export function hex(n: number | bigint): string {
-  return `0x${n.toString(16)}`;
 }
 
 export class Machine {

@@ -3,7 +3,7 @@
  * tables at 0x3000-0x6000, code at 0x2000, flat 64-bit segments, and the register values of
  * `reset_machine()`.
  */
-import { PAGE_SIZE } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import { PROT } from '../nvmm/backend.js';
 import type { Machine, Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib, type X64State } from '../nvmm/state.js';

@@ -8,6 +8,7 @@
  * runs the board (KVM's and koffi's state is per thread) and closes after close(), and the
  * host's ends of the console and the control word. Tests give it a fake backend.
  */
+import { hex } from '../common/bits.js';
 import { TsvmmError, assertNever } from '../common/errors.js';
 import { MmioBus, PortBus } from '../devices/bus.js';
 import { DebugExit } from '../devices/debug-exit.js';
@@ -22,7 +23,7 @@ import { HostMemory } from '../memory/host-memory.js';
 import { assistIo, assistMem, type IoAccess, type MemAccess } from '../nvmm/assist.js';
 import { PROT, type Backend, type StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
-import { Machine, hex, type Vcpu } from '../nvmm/machine.js';
+import { Machine, type Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE } from '../nvmm/state.js';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';

@@ -30,6 +30,7 @@
  * Lazy flags: `LazyFlags` records the last flag-setting operation (op, size, operands, result) and
  * computes single flags or a condition code on demand, for the software CPU.
  */
+import { TWO32 } from '../common/bits.js';
 import {
   FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF, PARITY, STATUS_FLAGS, evalCondition,
 } from './flags.js';
@@ -53,7 +54,6 @@ aluOut.lo = 0; aluOut.hi = 0; aluOut.lo2 = 0; aluOut.hi2 = 0;
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 /** Sign bit per operand size (for size 8: of the high half). */
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
-const TWO32 = 4294967296;
 
 /** ZF, SF and PF of a result (size < 8: r zero-extended; size 8: r = rLo, rHi). */
 export function szp(rLo: number, rHi: number, size: number): number {

@@ -11,6 +11,7 @@
  *  - x87 DC/DE register forms use the AT&T fsub/fsubr (fdiv/fdivr) name swap;
  *  - undecodable bytes print `(bad)` with objdump's length for them.
  */
+import { hex } from '../common/bits.js';
 import {
   decode, DecodedInsn, DecodeStatus, InvalidReason, MNEMONICS, OperandKind, OpFlag, OpMethod, OpSizeCode, Prefix,
   type CpuMode, type Operand,
@@ -38,10 +39,6 @@ const PCLMUL_NAMES: Record<number, string> = { 0x00: 'lqlq', 0x01: 'hqlq', 0x10:
 /** Memory forms whose AT&T name needs an x/y suffix for the source width (128/256-bit). */
 const XY_SUFFIX = new Set(['vcvtpd2dq', 'vcvttpd2dq', 'vcvtpd2ps', 'vcvtneps2bf16']);
 const FIX_SEG_PREFIX = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'];
-
-function hex(v: number): string {
-  return '0x' + v.toString(16);
-}
 
 /** Unsigned hex of a 64-bit value given as lo/hi 32-bit halves. */
 function hex64(lo: number, hi: number): string {

@@ -17,6 +17,7 @@
  * Accessed/dirty bits are only written when WALK_SET_AD is given, and only for a walk that
  * succeeds: A in every entry used, D in the leaf on a write.
  */
+import { TWO32 } from '../common/bits.js';
 
 // ---------------------------------------------------------------------------------------------
 // Control-register bits the walker reads.
@@ -139,8 +140,6 @@ export interface PageWalkerOptions {
   /** 1 GiB pages supported (CPUID 0x80000001 EDX[26]). Default true. */
   gbPages?: boolean;
 }
-
-const TWO32 = 4294967296;
 
 /**
  * A page walker for one CPU model (MAXPHYADDR, 1 GiB pages). Reusable and cheap; it holds only

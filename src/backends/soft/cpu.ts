@@ -14,6 +14,7 @@
  *   `CPU_EXIT`); the run loop catches them. RIP is advanced before an instruction's handler runs, and
  *   rolled back to `curLo/curHi` when it faults or exits.
  */
+import { TWO32 } from '../../common/bits.js';
 import { LazyFlags } from '../../x86/alu.js';
 import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
@@ -25,8 +26,6 @@ import type { GpaMapping, InlineDevices } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
 import type { CpuidFn, SysModel } from './ops-sys.js';
 import type { WasmHub } from './jit-wasm.js';
-
-export const TWO32 = 4294967296;
 
 // Segment indices (the same numbering as nvmm/state.ts SEG and x86/registers.ts Seg).
 export const S_ES = 0, S_CS = 1, S_SS = 2, S_DS = 3, S_FS = 4, S_GS = 5, S_GDT = 6, S_IDT = 7, S_LDT = 8, S_TR = 9;

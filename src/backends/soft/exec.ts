@@ -21,7 +21,8 @@ import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../.
 import { disasmOne } from '../../x86/disasm.js';
 import { FLAG_IF, FLAG_TF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
-import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
 import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd } from './jit-wasm.js';

@@ -8,7 +8,8 @@
  * register classes (segment, control, debug, XMM) store their number and are read by the handler
  * that knows the class.
  */
-import { TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import type { Cpu } from './cpu.js';
 
 export const MEM = -1, IMM = -2, NONE = -3;
 

@@ -8,7 +8,8 @@ import {
   LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, aluOut, type OperandSize,
 } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF } from '../../x86/flags.js';
-import { EXC_BR, EXC_DE, S_ES, TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { EXC_BR, EXC_DE, S_ES, type Cpu } from './cpu.js';
 import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js';
 
 // ---------------------------------------------------------------------------------------------

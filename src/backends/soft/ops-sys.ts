@@ -4,10 +4,11 @@
  * transfers, SYSCALL/SYSRET, SYSENTER/SYSEXIT, control registers, MSRs, CPUID and the instructions
  * that exit to the VMM (IN/OUT, HLT, RDMSR/WRMSR of foreign MSRs). SDM vol. 3 chapters 3, 5, 6.
  */
+import { TWO32 } from '../../common/bits.js';
 import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
-  EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, TWO32, type Cpu,
+  EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, type Cpu,
 } from './cpu.js';
 import { IMM, MEM, ea, rdOp, wrOp, type Insn } from './insn.js';
 import { countZero, stepReg } from './ops-int.js';

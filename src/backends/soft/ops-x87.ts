@@ -19,7 +19,8 @@
  * - CR0.EM or CR0.TS: #NM (FWAIT: CR0.MP and TS). FIP/FDP/FOP are recorded for non-control
  *   instructions (FIP = RIP). FBLD/FBSTP convert packed BCD exactly.
  */
-import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, EXC_MF, EXC_NM, TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, EXC_MF, EXC_NM, type Cpu } from './cpu.js';
 import { ea, MEM, NONE, type Handler, type Insn } from './insn.js';
 import { MNEMONICS, OperandKind, type DecodedInsn } from '../../x86/decoder.js';
 

@@ -14,7 +14,8 @@ import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
 import type { TraceHook } from '../../nvmm/trace.js';
-import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS, TWO32 } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS } from './cpu.js';
 import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitOptions, type RunResult } from './exec.js';
 import { arenaHostMemory } from './arena.js';
 import type { HostMemory } from '../../memory/host-memory.js';
@@ -448,5 +449,3 @@ export class SoftVcpu implements BackendVcpu {
     this.cpu.release();
   }
 }
-
-export { TWO32 };
