@@ -7,6 +7,9 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { PROT } from '../nvmm/backend.js';
 import type { Machine, Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib, type X64State } from '../nvmm/state.js';
+import { CR0_AM, CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_SCE } from '../x86/control-regs.js';
+import { FLAG_FIXED1 } from '../x86/flags.js';
+import { XSTATE_X87 } from '../x86/fxsave.js';
 
 export const CODE_GPA = 0x2000;
 export const DATA_GPA = 0x1000;
@@ -53,7 +56,7 @@ const SDT_SYS386BSY = 11;
 export function resetX64(vcpu: Vcpu): void {
   vcpu.getState(STATE.ALL);
   const s = emptyState();
-  s.gprs[GPR.RFLAGS] = 0x2n;
+  s.gprs[GPR.RFLAGS] = BigInt(FLAG_FIXED1);
   s.gprs[GPR.RIP] = BigInt(CODE_GPA);
   s.segs[SEG.CS] = seg(0x08, SDT_MEMERA);
   for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = seg(0x10, SDT_MEMRWA);
@@ -61,11 +64,11 @@ export function resetX64(vcpu: Vcpu): void {
   s.segs[SEG.IDT] = seg(0, 0);
   s.segs[SEG.LDT] = seg(0, SDT_SYSLDT);
   s.segs[SEG.TR] = seg(0, SDT_SYS386BSY);
-  s.crs[CR.CR0] = 0x80050033n; // PG|AM|WP|NE|TS|MP|PE
-  s.crs[CR.CR4] = 0x20n; // PAE
+  s.crs[CR.CR0] = BigInt((CR0_PG | CR0_AM | CR0_WP | CR0_NE | CR0_TS | CR0_MP | CR0_PE) >>> 0);
+  s.crs[CR.CR4] = BigInt(CR4_PAE);
   s.crs[CR.CR3] = BigInt(PT_BASE);
-  s.crs[CR.XCR0] = 1n; // x87, which the CPU requires
-  s.msrs[MSR.EFER] = 0x501n; // LMA|LME|SCE
+  s.crs[CR.XCR0] = BigInt(XSTATE_X87); // which the CPU requires
+  s.msrs[MSR.EFER] = BigInt(EFER_LMA | EFER_LME | EFER_SCE);
   s.msrs[MSR.PAT] = 0x0007040600070406n;
   copyState(vcpu.state, s, STATE.ALL);
   vcpu.setState(STATE.ALL);
@@ -83,8 +86,8 @@ export function enterFlat32(vcpu: Vcpu, rip: number): X64State {
   const s = vcpu.getState(STATE.ALL);
   s.segs[SEG.CS] = flat(0x08, 0xb);
   for (const i of [SEG.SS, SEG.DS, SEG.ES, SEG.FS, SEG.GS]) s.segs[i] = flat(0x10, 0x3);
-  s.crs[CR.CR0] = 0x11n;
+  s.crs[CR.CR0] = BigInt(CR0_ET | CR0_PE);
   s.gprs[GPR.RIP] = BigInt(rip);
-  s.gprs[GPR.RFLAGS] = 2n;
+  s.gprs[GPR.RFLAGS] = BigInt(FLAG_FIXED1);
   return s;
 }

@@ -18,20 +18,9 @@
  * succeeds: A in every entry used, D in the leaf on a write.
  */
 import { TWO32 } from '../common/bits.js';
+import { CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from './control-regs.js';
 
 // ---------------------------------------------------------------------------------------------
-// Control-register bits the walker reads.
-
-export const CR0_WP = 1 << 16; // supervisor writes honour R/W=0
-export const CR0_PG = 1 << 31; // paging enabled (a negative int32; test with `!== 0`)
-export const CR4_PSE = 1 << 4; // 4 MiB pages in 32-bit paging
-export const CR4_PAE = 1 << 5; // PAE / long-mode page tables (64-bit entries)
-export const CR4_LA57 = 1 << 12; // 5-level paging in long mode
-export const CR4_SMEP = 1 << 20; // supervisor fetches from user pages fault
-export const CR4_SMAP = 1 << 21; // supervisor data accesses to user pages fault (unless AC)
-export const EFER_LMA = 1 << 10; // long mode active
-export const EFER_NXE = 1 << 11; // the XD bit (63) of 64-bit entries is honoured
-
 // Paging-structure entry bits (low word).
 const PTE_P = 1 << 0; // present
 const PTE_RW = 1 << 1; // writable

@@ -20,7 +20,7 @@ import type { CpuidRegs } from '../../nvmm/backend.js';
 import {
   AMD_EDX_ALIASES, FEATURE, LEAF, VENDOR_AMD, cpuSignature, cpuidChars, type CpuidFeature, type FeatureName,
 } from '../../x86/cpuid.js';
-import { CR4_SMEP } from '../../x86/page-walk.js';
+import { CR4_SMEP } from '../../x86/control-regs.js';
 import {
   ARCH_MSRS, MSR_AMD_DE_CFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_PATCH_LEVEL, MSR_AMD_SYSCFG, MSR_ARCH_CAPABILITIES,
   MSR_K7_PERF_FIRST, MSR_K7_PERF_LAST, MSR_PRED_CMD, MSR_SPEC_CTRL, MSR_TSC_AUX, SPEC_CTRL_IBRS, SPEC_CTRL_SSBD, SPEC_CTRL_STIBP,

@@ -5,9 +5,13 @@
  * that exit to the VMM (IN/OUT, HLT, RDMSR/WRMSR of foreign MSRs). SDM vol. 3 chapters 3, 5, 6.
  */
 import { TWO32 } from '../../common/bits.js';
+import {
+  CR0_EM, CR0_ET, CR0_MP, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_DE, CR4_MCE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_PAE, CR4_PGE, CR4_PSE,
+  CR4_PVI, CR4_SMAP, CR4_SMEP, CR4_TSD, CR4_VME, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE,
+} from '../../x86/control-regs.js';
 import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
-  A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
+  A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S,
   EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, type Cpu,
 } from './cpu.js';
 import { IMM, MEM, ea, rdOp, wrOp, type Insn } from './insn.js';
@@ -65,8 +69,8 @@ export interface SysModel {
   specCtrl: number;
 }
 
-/** CR4 bits every model accepts: VME PVI TSD DE PSE PAE MCE PGE (0-7), OSFXSR (9), OSXMMEXCPT (10). */
-const CR4_BASE = 0x6ff;
+/** CR4 bits every model accepts. */
+const CR4_BASE = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_MCE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 
 const BASE_SYS_MODEL: SysModel = { msrs: ARCH_MSRS, cr4: 0, specCtrl: 0 };
 function sysModelOf(c: Cpu): SysModel {
@@ -102,7 +106,7 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
       return;
     }
     case MSR_EFER: {
-      if (hi !== 0 || (lo & ~(0x1 | EFER_LME | EFER_LMA | EFER_NXE))) c.gp(0);
+      if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))) c.gp(0);
       // LME cannot change while paging is on; LMA is read-only (kept).
       if ((c.cr0 & CR0_PG) && ((lo ^ c.efer) & EFER_LME)) c.gp(0);
       c.efer = (lo & ~EFER_LMA) | (c.efer & EFER_LMA);
@@ -867,7 +871,7 @@ export function hMovToCr(c: Cpu, i: Insn): void {
         if (c.long64) c.gp(0);
         efer &= ~EFER_LMA;
       }
-      c.cr0 = lo | 0x10; // ET is hard-wired to 1
+      c.cr0 = lo | CR0_ET; // hard-wired to 1
       c.efer = efer;
       if ((old ^ lo) & (CR0_PG | CR0_WP | CR0_PE)) c.flushTlb(false);
       c.updateMode();
@@ -880,7 +884,7 @@ export function hMovToCr(c: Cpu, i: Insn): void {
       if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
       const old = c.cr4;
       c.cr4 = lo;
-      if ((old ^ lo) & (CR4_PGE | CR4_PAE | CR4_PSE | (1 << 20) | (1 << 21))) c.flushTlb(false);
+      if ((old ^ lo) & (CR4_PGE | CR4_PAE | CR4_PSE | CR4_SMEP | CR4_SMAP)) c.flushTlb(false);
       return;
     }
     case 8: {
@@ -926,7 +930,7 @@ export function hMovDr(c: Cpu, i: Insn): void {
 
 export function hClts(c: Cpu, _i: Insn): void {
   requireCpl0(c);
-  c.cr0 &= ~8;
+  c.cr0 &= ~CR0_TS;
 }
 
 export function hInvlpg(c: Cpu, i: Insn): void {
@@ -943,7 +947,8 @@ export function hPrivNop(c: Cpu, _i: Insn): void {
 export function hLmsw(c: Cpu, i: Insn): void {
   requireCpl0(c);
   const v = rdOp(c, i, i.o0, 2);
-  c.cr0 = (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & 1);
+  // LMSW writes PE, MP, EM and TS, and cannot clear PE.
+  c.cr0 = (c.cr0 & ~(CR0_MP | CR0_EM | CR0_TS)) | (v & (CR0_PE | CR0_MP | CR0_EM | CR0_TS)) | (c.cr0 & CR0_PE);
   c.updateMode();
 }
 
@@ -1077,7 +1082,7 @@ export function hRdrand(c: Cpu, i: Insn): void {
 }
 
 export function hRdtsc(c: Cpu, i: Insn): void {
-  if (c.pe && c.cpl !== 0 && (c.cr4 & 4)) c.gp(0); // CR4.TSD
+  if (c.pe && c.cpl !== 0 && (c.cr4 & CR4_TSD)) c.gp(0);
   const lo = c.tsc(), hi = c.hi;
   c.setReg(0, 4, lo, 0);
   c.setReg(2, 4, hi, 0);

@@ -25,12 +25,13 @@ import {
   MSR_SYSENTER_ESP, readMsr, writeMsr, MSR_TSC, MSR_EFER,
 } from './ops-sys.js';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, cpuidTable, isCpuModelName, pagingModel, sysModel, type CpuModel, type CpuModelName } from './cpu-models.js';
+import { CR0_RESET } from '../../x86/control-regs.js';
 import { PageWalker } from '../../x86/page-walk.js';
 import { TsvmmError } from '../../common/errors.js';
 import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
 import { profileRunEnd, profiledDevices, type SoftProfiler } from './profile.js';
-import { FXSAVE } from '../../x86/fxsave.js';
+import { FXSAVE, XSTATE_X87 } from '../../x86/fxsave.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
 const MAX_RAM = 128 * 1024 * 1024 * 1024;
@@ -222,7 +223,7 @@ export class SoftVcpu implements BackendVcpu {
     c.segSel[1] = 0xf000; c.segBaseLo[1] = 0xffff0000 | 0; c.segAttr[1] = 0xb | A_S | A_P;
     c.segAttr[8] = 0x2 | A_P; // LDT
     c.segAttr[9] = 0x3 | A_P; // 16-bit busy TSS
-    c.cr0 = 0x60000010; c.cr2Lo = c.cr2Hi = c.cr3Lo = c.cr3Hi = 0; c.cr4 = 0; c.cr8 = 0; c.xcr0Lo = 1; c.efer = 0;
+    c.cr0 = CR0_RESET; c.cr2Lo = c.cr2Hi = c.cr3Lo = c.cr3Hi = 0; c.cr4 = 0; c.cr8 = 0; c.xcr0Lo = XSTATE_X87; c.efer = 0;
     c.dr.fill(0); c.dr[6] = 0xffff0ff0; c.dr[7] = 0x400;
     c.msr.clear();
     c.msr.set(MSR_PAT, [0x00070406, 0x00070406]);
