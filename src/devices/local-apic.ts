@@ -51,8 +51,6 @@ import { readLe } from './bus.js';
 
 /** The architectural default of IA32_APIC_BASE's base field. */
 export const APIC_DEFAULT_BASE = 0xfee0_0000;
-/** The APIC base MSR's number. */
-export const MSR_IA32_APIC_BASE = 0x1b;
 export const APIC_BASE_BSP = 0x100; // bit 8: this processor is the bootstrap processor
 export const APIC_BASE_X2APIC = 0x400; // bit 10: x2APIC mode (not supported: refused)
 export const APIC_BASE_ENABLE = 0x800; // bit 11: APIC global enable

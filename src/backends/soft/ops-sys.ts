@@ -9,6 +9,13 @@ import {
   CR0_EM, CR0_ET, CR0_MP, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_DE, CR4_MCE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_PAE, CR4_PGE, CR4_PSE,
   CR4_PVI, CR4_SMAP, CR4_SMEP, CR4_TSD, CR4_VME, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE,
 } from '../../x86/control-regs.js';
+import {
+  MSR_AMD_DE_CFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_PERF_CTL0, MSR_AMD_PERF_CTR3, MSR_AMD_SYSCFG, MSR_APIC_BASE,
+  MSR_ARCH_CAPABILITIES, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_MTRR_DEF_TYPE,
+  MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000, MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000, MSR_MTRR_FIX64K_00000,
+  MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7, MSR_MTRRCAP, MSR_PAT, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_STAR,
+  MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_UCODE_REV,
+} from '../../x86/msr.js';
 import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S,
@@ -20,26 +27,11 @@ import { countZero, stepReg } from './ops-int.js';
 // ---------------------------------------------------------------------------------------------
 // MSRs
 
-export const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
-  MSR_PAT = 0x277, MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
-  MSR_SFMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KERNEL_GS_BASE = 0xc0000102,
-  MSR_TSC_AUX = 0xc0000103, MSR_MTRRCAP = 0xfe, MSR_MTRR_DEF_TYPE = 0x2ff, MSR_SPEC_CTRL = 0x48, MSR_PRED_CMD = 0x49,
-  MSR_ARCH_CAPABILITIES = 0x10a;
-
-/** AMD MSRs (AMD APM vol. 2 appendix A; the BKDGs of families 0Fh-17h). */
-export const MSR_AMD_PATCH_LEVEL = 0x8b, MSR_AMD_SYSCFG = 0xc0010010, MSR_AMD_HWCR = 0xc0010015, MSR_AMD_INT_PENDING = 0xc0010055,
-  MSR_AMD_DE_CFG = 0xc0011029;
-/** The K7 performance event selects and counters (PerfEvtSel0-3, PerfCtr0-3). */
-export const MSR_K7_PERF_FIRST = 0xc0010000, MSR_K7_PERF_LAST = 0xc0010007;
-
 /** HWCR bits a write may carry: FFDIS (6, TLB flush filter off), IGNNE emulation (8) and TLB cache off (3) are ignored, McStatusWrEn (18) kept. */
 const HWCR_IGNORED = (1 << 3) | (1 << 6) | (1 << 8);
 const HWCR_MCSTATUSWREN = 1 << 18;
 /** DE_CFG.LFENCE_SERIALIZE (bit 1): LFENCE is dispatch-serializing, as it trivially is here. */
 const DE_CFG_LFENCE_SERIALIZE = 1 << 1;
-
-/** IA32_SPEC_CTRL bits. */
-export const SPEC_CTRL_IBRS = 1 << 0, SPEC_CTRL_STIBP = 1 << 1, SPEC_CTRL_SSBD = 1 << 2;
 
 /**
  * IA32_ARCH_CAPABILITIES: this CPU executes nothing speculatively, so it is immune to every
@@ -55,8 +47,14 @@ const ARCH_CAPABILITIES = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) |
 export const ARCH_MSRS: ReadonlySet<number> = new Set([
   MSR_TSC, MSR_APIC_BASE, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR,
   MSR_CSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_MTRRCAP, MSR_MTRR_DEF_TYPE,
-  ...Array.from({ length: 16 }, (_, k) => 0x200 + k), 0x250, 0x258, 0x259, ...Array.from({ length: 8 }, (_, k) => 0x268 + k),
+  ...msrRange(MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7), MSR_MTRR_FIX64K_00000, MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000,
+  ...msrRange(MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000),
 ]);
+
+/** The numbers from `first` to `last`, both included. */
+function msrRange(first: number, last: number): number[] {
+  return Array.from({ length: last - first + 1 }, (_, k) => first + k);
+}
 
 /**
  * What the CPU model decides in the system instructions (the backend sets it per vCPU, see
@@ -79,7 +77,7 @@ function sysModelOf(c: Cpu): SysModel {
 
 /** Reads an MSR of the model (hRdmsr checked that it has it); the high half in c.hi. */
 export function readMsr(c: Cpu, msr: number): number {
-  if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) { c.hi = 0; return 0; }
+  if (msr >= MSR_AMD_PERF_CTL0 && msr <= MSR_AMD_PERF_CTR3) { c.hi = 0; return 0; }
   switch (msr) {
     case MSR_TSC: return c.tsc();
     case MSR_EFER: c.hi = 0; return c.efer;
@@ -88,7 +86,7 @@ export function readMsr(c: Cpu, msr: number): number {
     case MSR_MTRRCAP: c.hi = 0; return 0x508; // 8 variable ranges, fixed ranges, write-combining
     case MSR_ARCH_CAPABILITIES: c.hi = 0; return ARCH_CAPABILITIES;
     case MSR_PRED_CMD: c.gp(0); // write-only
-    case MSR_AMD_PATCH_LEVEL: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.hi = 0; return 0; // no patch; no SMM, no C1E
+    case MSR_UCODE_REV: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.hi = 0; return 0; // no patch; no SMM, no C1E
     case MSR_AMD_DE_CFG: c.hi = 0; return DE_CFG_LFENCE_SERIALIZE;
   }
   const v = c.msr.get(msr);
@@ -98,7 +96,7 @@ export function readMsr(c: Cpu, msr: number): number {
 
 /** Writes an MSR of the model; #GP for a value it refuses. */
 export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
-  if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) return; // no PMU: dropped
+  if (msr >= MSR_AMD_PERF_CTL0 && msr <= MSR_AMD_PERF_CTR3) return; // no PMU: dropped
   switch (msr) {
     case MSR_TSC: {
       const now = Math.floor(c.now());
@@ -123,7 +121,7 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
     case MSR_MTRRCAP: case MSR_ARCH_CAPABILITIES: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.gp(0);
     case MSR_SPEC_CTRL: if (hi !== 0 || (lo & ~sysModelOf(c).specCtrl)) c.gp(0); break;
     case MSR_PRED_CMD: if (hi !== 0 || (lo & ~1)) c.gp(0); return; // IBPB: no predictor to flush
-    case MSR_AMD_PATCH_LEVEL: return; // no microcode to load
+    case MSR_UCODE_REV: return; // no microcode to load
     case MSR_AMD_HWCR: {
       const v = lo & ~HWCR_IGNORED;
       if (hi !== 0 || (v !== 0 && v !== HWCR_MCSTATUSWREN)) c.gp(0);

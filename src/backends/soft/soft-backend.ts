@@ -20,10 +20,11 @@ import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitO
 import { arenaHostMemory } from './arena.js';
 import type { HostMemory } from '../../memory/host-memory.js';
 import { GuestClock, type NowNs } from '../../common/clock.js';
+import { readMsr, writeMsr } from './ops-sys.js';
 import {
-  MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
-  MSR_SYSENTER_ESP, readMsr, writeMsr, MSR_TSC, MSR_EFER,
-} from './ops-sys.js';
+  MSR_CSTAR, MSR_EFER, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+  MSR_SYSENTER_ESP, MSR_TSC,
+} from '../../x86/msr.js';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, cpuidTable, isCpuModelName, pagingModel, sysModel, type CpuModel, type CpuModelName } from './cpu-models.js';
 import { CR0_RESET } from '../../x86/control-regs.js';
 import { PageWalker } from '../../x86/page-walk.js';
