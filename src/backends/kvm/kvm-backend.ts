@@ -37,7 +37,7 @@ import {
   MSR_PMC0, MSR_PMC7, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_TSC, MSR_TSC_ADJUST,
   MSR_TSC_AUX, MSR_TSC_DEADLINE, MSR_TSX_CTRL, MSR_UCODE_REV, MSR_VMX_BASIC, MSR_VMX_VMFUNC, MSR_XFD, MSR_XFD_ERR, MSR_XSS,
 } from '../../x86/msr.js';
-import { APIC_DM_EXTINT, APIC_DM_MASK, APIC_DM_NMI, APIC_LVT_MASKED, APIC_REG } from '../../x86/apic.js';
+import { APIC_LVT_LINT0, APIC_LVT_LINT1, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DM_EXTINT, DM_NMI, LVT_MASKED } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
 import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
@@ -722,9 +722,9 @@ function wireLocalApic(fd: KvmVcpuFd): void {
   fd.get('KVM_GET_LAPIC', lapic);
   const dv = new DataView(lapic.buffer);
   const lvt = (reg: number, mode: number) =>
-    dv.setUint32(reg, ((dv.getUint32(reg, true) & ~(APIC_DM_MASK | APIC_LVT_MASKED)) | mode) >>> 0, true);
-  lvt(APIC_REG.LVT_LINT0, APIC_DM_EXTINT);
-  lvt(APIC_REG.LVT_LINT1, APIC_DM_NMI);
+    dv.setUint32(reg, ((dv.getUint32(reg, true) & ~(DELIVERY_MODE_MASK | LVT_MASKED)) | (mode << DELIVERY_MODE_SHIFT)) >>> 0, true);
+  lvt(APIC_LVT_LINT0, DM_EXTINT);
+  lvt(APIC_LVT_LINT1, DM_NMI);
   fd.set('KVM_SET_LAPIC', lapic);
 }
 
