@@ -25,6 +25,7 @@ import { PROT, type Backend, type StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { Machine, type Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE } from '../nvmm/state.js';
+import { EXC_GP } from '../x86/exceptions.js';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { stopVcpu } from '../nvmm/stop.js';
@@ -294,7 +295,7 @@ export class PcBoard {
             this.unknownMsrs.add(exit.msr);
             this.rt.log(`${exit.kind} of unknown MSR ${hex(exit.msr)}: #GP`);
           }
-          vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
+          vcpu.inject({ type: 'exception', vector: EXC_GP, errorCode: 0 });
           break;
         case 'stopped':
           this.takeKick();

@@ -37,6 +37,7 @@ import {
   MSR_PMC0, MSR_PMC7, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_TSC, MSR_TSC_ADJUST,
   MSR_TSC_AUX, MSR_TSC_DEADLINE, MSR_TSX_CTRL, MSR_UCODE_REV, MSR_VMX_BASIC, MSR_VMX_VMFUNC, MSR_XFD, MSR_XFD_ERR, MSR_XSS,
 } from '../../x86/msr.js';
+import { EXC_GP } from '../../x86/exceptions.js';
 import { APIC_LVT_LINT0, APIC_LVT_LINT1, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DM_EXTINT, DM_NMI, LVT_MASKED } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
@@ -525,7 +526,7 @@ class KvmVcpu implements BackendVcpu {
 
   inject(event: VcpuEvent): void {
     // #GP at an MSR exit is how a VMM refuses the MSR: KVM must raise it instead of completing.
-    if (this.msrExitPending && event.type === 'exception' && event.vector === 13) {
+    if (this.msrExitPending && event.type === 'exception' && event.vector === EXC_GP) {
       this.run8[RUN['msr.error']] = 1;
       return;
     }

@@ -17,6 +17,7 @@
 import { TWO32 } from '../../common/bits.js';
 import { LazyFlags } from '../../x86/alu.js';
 import { CR0_PE, CR0_PG, CR0_RESET, CR4_PGE, EFER_LMA } from '../../x86/control-regs.js';
+import { EXC_GP, EXC_PF, EXC_UD } from '../../x86/exceptions.js';
 import { XSTATE_X87 } from '../../x86/fxsave.js';
 import {
   ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
@@ -34,10 +35,6 @@ export const S_ES = 0, S_CS = 1, S_SS = 2, S_DS = 3, S_FS = 4, S_GS = 5, S_GDT =
 
 // Packed segment attribute bits.
 export const A_TYPE = 0xf, A_S = 1 << 4, A_DPL_SHIFT = 5, A_P = 1 << 7, A_AVL = 1 << 12, A_L = 1 << 13, A_DB = 1 << 14, A_G = 1 << 15;
-
-// Exception vectors.
-export const EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6, EXC_NM = 7, EXC_DF = 8,
-  EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_XM = 19;
 
 /** Thrown (this one object) to leave an instruction with a CPU exception; details in the Cpu. */
 export const CPU_FAULT = { fault: true };

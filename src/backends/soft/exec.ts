@@ -28,6 +28,7 @@ import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js'
 import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
+import { EXC_DB, EXC_NMI } from '../../x86/exceptions.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import type { TraceHook } from '../../nvmm/trace.js';
@@ -352,7 +353,7 @@ export class Executor {
     this.cpu.halted = false;
     switch (e.type) {
       case 'interrupt': return this.deliverEvent(e.vector, -1, EV_EXT);
-      case 'nmi': return this.deliverEvent(2, -1, EV_NMI);
+      case 'nmi': return this.deliverEvent(EXC_NMI, -1, EV_NMI);
       case 'exception': return this.deliverEvent(e.vector, e.errorCode ?? -1, EV_EXC);
     }
   }
@@ -541,7 +542,7 @@ export class Executor {
     const r = this.trace !== null ? this.stepTraced() : this.stepOne();
     if (r !== null || c.events !== events || c.ssShadow) return r;
     c.dr[6] = ((c.dr[6]! | 0x4000) >>> 0);
-    return this.deliverEvent(1, -1, EV_EXC);
+    return this.deliverEvent(EXC_DB, -1, EV_EXC);
   }
 
   /** Executes the instruction at RIP alone (the first of its block). */

@@ -9,7 +9,8 @@ import {
 } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF } from '../../x86/flags.js';
 import { TWO32 } from '../../common/bits.js';
-import { EXC_BR, EXC_DE, S_ES, type Cpu } from './cpu.js';
+import { EXC_BR, EXC_DE } from '../../x86/exceptions.js';
+import { S_ES, type Cpu } from './cpu.js';
 import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js';
 
 // ---------------------------------------------------------------------------------------------

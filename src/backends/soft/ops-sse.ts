@@ -22,7 +22,8 @@
  */
 import { TWO32 } from '../../common/bits.js';
 import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT } from '../../x86/control-regs.js';
-import { EXC_NM, EXC_XM, type Cpu } from './cpu.js';
+import { EXC_NM, EXC_XM } from '../../x86/exceptions.js';
+import type { Cpu } from './cpu.js';
 import { ea, IMM, MEM, NONE, type Handler, type Insn } from './insn.js';
 import { MNEMONICS, OperandKind, OpMethod, type DecodedInsn } from '../../x86/decoder.js';
 import { RegClass } from '../../x86/registers.js';

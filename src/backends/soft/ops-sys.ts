@@ -16,10 +16,11 @@ import {
   MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7, MSR_MTRRCAP, MSR_PAT, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_STAR,
   MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_UCODE_REV,
 } from '../../x86/msr.js';
+import { EXC_DE, EXC_DF, EXC_GP, EXC_NP, EXC_PF, EXC_SS, EXC_TS, EXC_UD } from '../../x86/exceptions.js';
 import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S,
-  EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, type Cpu,
+  CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, type Cpu,
 } from './cpu.js';
 import { IMM, MEM, ea, rdOp, wrOp, type Insn } from './insn.js';
 import { countZero, stepReg } from './ops-int.js';
@@ -296,7 +297,7 @@ function nullSs(c: Cpu, cpl: number): void {
 export const EV_EXT = 0, EV_NMI = 1, EV_EXC = 2, EV_SOFT = 3;
 
 /** Vectors whose delivery failure turns into #DF (contributory exceptions and #PF). */
-const CONTRIBUTORY = new Set([0, 10, 11, 12, 13, 14]);
+const CONTRIBUTORY = new Set([EXC_DE, EXC_TS, EXC_NP, EXC_SS, EXC_GP, EXC_PF]);
 
 /**
  * Delivers an event through the IVT/IDT. The return address pushed is c.ripLo/ripHi (the caller

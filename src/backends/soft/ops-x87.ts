@@ -21,7 +21,8 @@
  */
 import { TWO32 } from '../../common/bits.js';
 import { CR0_EM, CR0_MP, CR0_NE, CR0_TS } from '../../x86/control-regs.js';
-import { EXC_MF, EXC_NM, type Cpu } from './cpu.js';
+import { EXC_MF, EXC_NM } from '../../x86/exceptions.js';
+import type { Cpu } from './cpu.js';
 import { ea, MEM, NONE, type Handler, type Insn } from './insn.js';
 import { MNEMONICS, OperandKind, type DecodedInsn } from '../../x86/decoder.js';
 
