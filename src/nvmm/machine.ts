@@ -15,7 +15,7 @@ import { PROT } from './backend.js';
 import { validateEvent, type VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
 import { CR, MSR, STATE, emptyState, type X64State } from './state.js';
-import { PageWalkResult, WALK_NO_CHECK, WALK_OK, walkGva, type PhysMemoryAccess } from '../x86/page-walk.js';
+import { PageWalkResult, WALK_NO_CHECK, WALK_OK, WALK_PAGE_FAULT, walkGva, type PhysMemoryAccess } from '../x86/page-walk.js';
 import { stopVcpu } from './stop.js';
 
 export type VcpuConfig =
@@ -387,7 +387,7 @@ export class Vcpu {
     const out = new PageWalkResult();
     walkGva(paging, this.machine.physMemory, gva, WALK_NO_CHECK, out);
     if (out.status !== WALK_OK) {
-      throw new TsvmmError('TSVMM_GVA_FAULT', `guest-virtual address ${hex(BigInt.asUintN(64, gva))} does not translate (${out.status === 1 ? 'page fault' : 'non-canonical'})`);
+      throw new TsvmmError('TSVMM_GVA_FAULT', `guest-virtual address ${hex(BigInt.asUintN(64, gva))} does not translate (${out.status === WALK_PAGE_FAULT ? 'page fault' : 'non-canonical'})`);
     }
     return { gpa: out.gpa, prot: out.prot };
   }

@@ -10,12 +10,12 @@ import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib, ty
 import { CR0_AM, CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_SCE } from '../x86/control-regs.js';
 import { FLAG_FIXED1 } from '../x86/flags.js';
 import { XSTATE_X87 } from '../x86/fxsave.js';
+import { PTE_P, PTE_RW } from '../x86/page-walk.js';
 
 export const CODE_GPA = 0x2000;
 export const DATA_GPA = 0x1000;
 const PT_BASE = 0x3000;
-const PTE_P = 1n;
-const PTE_W = 2n;
+const PTE_PRESENT_RW = BigInt(PTE_P | PTE_RW);
 
 /** Maps one fresh zeroed page at `gpa` and returns its bytes. */
 export function mapPage(machine: Machine, gpa: number, prot: number): Uint8Array {
@@ -30,11 +30,11 @@ export function mapStandardPages(machine: Machine): Uint8Array {
   const tables = [0, 1, 2, 3].map((i) => mapPage(machine, PT_BASE + i * PAGE_SIZE, PROT.READ | PROT.WRITE));
   const entry = (table: Uint8Array, index: number, value: bigint) =>
     new DataView(table.buffer, table.byteOffset).setBigUint64(index * 8, value, true);
-  entry(tables[0]!, 0, 0x4000n | PTE_P | PTE_W); // L4 -> L3
-  entry(tables[1]!, 0, 0x5000n | PTE_P | PTE_W); // L3 -> L2
-  entry(tables[2]!, 0, 0x6000n | PTE_P | PTE_W); // L2 -> L1
-  entry(tables[3]!, 1, 0x1000n | PTE_P | PTE_W); // L1: 0x1000 (data or MMIO)
-  entry(tables[3]!, 2, 0x2000n | PTE_P | PTE_W); // L1: 0x2000 (code)
+  entry(tables[0]!, 0, 0x4000n | PTE_PRESENT_RW); // L4 -> L3
+  entry(tables[1]!, 0, 0x5000n | PTE_PRESENT_RW); // L3 -> L2
+  entry(tables[2]!, 0, 0x6000n | PTE_PRESENT_RW); // L2 -> L1
+  entry(tables[3]!, 1, 0x1000n | PTE_PRESENT_RW); // L1: 0x1000 (data or MMIO)
+  entry(tables[3]!, 2, 0x2000n | PTE_PRESENT_RW); // L1: 0x2000 (code)
   return mapPage(machine, CODE_GPA, PROT.READ | PROT.EXEC);
 }
 

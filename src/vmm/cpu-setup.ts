@@ -7,6 +7,7 @@ import type { Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE, type Segment } from '../nvmm/state.js';
 import { CR0_ET, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from '../x86/control-regs.js';
 import { FLAG_FIXED1 } from '../x86/flags.js';
+import { PTE_P, PTE_PS, PTE_RW } from '../x86/page-walk.js';
 import { BOOT } from './layout.js';
 
 const GDT_ENTRIES: readonly bigint[] = [
@@ -19,8 +20,8 @@ const SEL_CODE64 = 0x08;
 const SEL_CODE32 = 0x10;
 const SEL_DATA = 0x18;
 
-const PTE_PRESENT_RW = 0x3n;
-const PDE_2M = 0x83n; // present, writable, page size
+const PTE_PRESENT_RW = BigInt(PTE_P | PTE_RW);
+const PDE_2M = BigInt(PTE_P | PTE_RW | PTE_PS);
 
 function flat(selector: number, code: boolean, long: boolean): Segment {
   return {

@@ -21,15 +21,15 @@ import { TWO32 } from '../common/bits.js';
 import { CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from './control-regs.js';
 
 // ---------------------------------------------------------------------------------------------
-// Paging-structure entry bits (low word).
-const PTE_P = 1 << 0; // present
-const PTE_RW = 1 << 1; // writable
-const PTE_US = 1 << 2; // user accessible
-const PTE_A = 1 << 5; // accessed
-const PTE_D = 1 << 6; // dirty (leaf entries)
-const PTE_PS = 1 << 7; // page size (leaf at PDPTE / PDE level)
-const PTE_G = 1 << 8; // global (leaf entries)
-const PTE_HI_XD = 1 << 31; // execute disable: bit 63, i.e. bit 31 of the high word
+// Paging-structure entry bits (low word), for the walker and for whoever builds page tables.
+export const PTE_P = 1 << 0; // present
+export const PTE_RW = 1 << 1; // writable
+export const PTE_US = 1 << 2; // user accessible
+export const PTE_A = 1 << 5; // accessed
+export const PTE_D = 1 << 6; // dirty (leaf entries)
+export const PTE_PS = 1 << 7; // page size (leaf at PDPTE / PDE level)
+export const PTE_G = 1 << 8; // global (leaf entries)
+export const PTE_HI_XD = 1 << 31; // execute disable: bit 63, i.e. bit 31 of the high word
 
 const PDE32_PSE36_RSVD_BIT21 = 1 << 21; // 32-bit 4 MiB PDE: bit 21 is always reserved
 const PDE_2M_RSVD = 0x001fe000; // bits 20:13 of a 2 MiB PDE

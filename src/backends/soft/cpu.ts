@@ -20,7 +20,7 @@ import { CR0_PE, CR0_PG, CR0_RESET, CR4_PGE, EFER_LMA } from '../../x86/control-
 import { EXC_GP, EXC_PF, EXC_UD } from '../../x86/exceptions.js';
 import { XSTATE_X87 } from '../../x86/fxsave.js';
 import {
-  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
+  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_PAGE_FAULT, WALK_SET_AD, type PhysMemoryAccess,
 } from '../../x86/page-walk.js';
 import { FLAG_AC, PARITY } from '../../x86/flags.js';
 import { arenaAllocate, arenaFree, arenaMemory, arenaOffsetOf } from './arena.js';
@@ -423,7 +423,7 @@ export class Cpu {
       const paging = { cr0: this.cr0, cr3: this.cr3Lo >>> 0, cr4: this.cr4, efer: this.efer };
       if (this.cr3Hi) paging.cr3 = (this.cr3Hi >>> 0) * TWO32 + (this.cr3Lo >>> 0);
       if (!this.walker.walk(paging, this.phys, lo, hi, flags, w)) {
-        if (w.status !== 1) this.gp(0);
+        if (w.status !== WALK_PAGE_FAULT) this.gp(0);
         this.cr2Lo = w.faultLo | 0;
         this.cr2Hi = w.faultHi | 0;
         this.fault(EXC_PF, w.errorCode);
