@@ -37,6 +37,7 @@ import {
   MSR_PMC0, MSR_PMC7, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_TSC, MSR_TSC_ADJUST,
   MSR_TSC_AUX, MSR_TSC_DEADLINE, MSR_TSX_CTRL, MSR_UCODE_REV, MSR_VMX_BASIC, MSR_VMX_VMFUNC, MSR_XFD, MSR_XFD_ERR, MSR_XSS,
 } from '../../x86/msr.js';
+import { FEATURE, LEAF, featureMask } from '../../x86/cpuid.js';
 import { EXC_GP } from '../../x86/exceptions.js';
 import { APIC_LVT_LINT0, APIC_LVT_LINT1, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DM_EXTINT, DM_NMI, LVT_MASKED } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
@@ -703,8 +704,6 @@ class KvmVcpu implements BackendVcpu {
   }
 }
 
-/** CPUID.1:ECX.XSAVE. */
-const CPUID_1_ECX_XSAVE = 1 << 26;
 /** XCR0 with only x87 state: the reset value, and the value implied without XSAVE. */
 const XCR0_X87 = BigInt(XSTATE_X87);
 
@@ -713,8 +712,8 @@ const XCR0_X87 = BigInt(XSTATE_X87);
  * refuses KVM_SET_XCRS with EINVAL on a host without XSAVE, e.g. QEMU's `qemu64` CPU model).
  */
 export function hasXcrs(supportedCpuid: readonly CpuidEntry[], capXcrs: number): boolean {
-  const leaf1 = supportedCpuid.find((e) => e.function === 1 && e.index === 0);
-  return capXcrs > 0 && leaf1 !== undefined && (leaf1.ecx & CPUID_1_ECX_XSAVE) !== 0;
+  const leaf1 = supportedCpuid.find((e) => e.function === LEAF.FEATURES && e.index === 0);
+  return capXcrs > 0 && leaf1 !== undefined && (leaf1.ecx & featureMask(FEATURE.XSAVE)) !== 0;
 }
 
 /** LINT0 as ExtINT (the 8259 behind it, for PIC-mode guests) and LINT1 as NMI, as on a PC. */
@@ -729,14 +728,12 @@ function wireLocalApic(fd: KvmVcpuFd): void {
   fd.set('KVM_SET_LAPIC', lapic);
 }
 
-/** CPUID.1:ECX.HYPERVISOR: software runs under a hypervisor (NVMM and QEMU set it; KVM leaves it to the VMM). */
-const CPUID_1_ECX_HYPERVISOR = 0x80000000;
 /**
  * Leaves 0x40000000-0x4fffffff: KVM's paravirtual interface (signature "KVMKVMKVM", kvm-clock,
  * PV EOI, steal time...). Its MSRs (0x4b564d00...) are not in ALLOWED_MSRS, so a guest that
  * believed these leaves would meet #GP: the vCPU does not present them, as NVMM presents none.
  */
-const HYPERVISOR_LEAVES = [0x40000000, 0x4fffffff] as const;
+const HYPERVISOR_LEAVES = [LEAF.HYPERVISOR, 0x4fffffff] as const;
 
 /**
  * The CPUID a vCPU presents: KVM's supported CPUID with this vCPU's APIC id in leaves 1 and
@@ -745,9 +742,10 @@ const HYPERVISOR_LEAVES = [0x40000000, 0x4fffffff] as const;
 export function normalizeCpuid(entries: CpuidEntry[], id: number): CpuidEntry[] {
   const out = entries.filter((e) => e.function < HYPERVISOR_LEAVES[0] || e.function > HYPERVISOR_LEAVES[1]);
   for (const e of out) {
-    if (e.function === 1) {
+    if (e.function === LEAF.FEATURES) {
       e.ebx = ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0;
-      e.ecx = (e.ecx | CPUID_1_ECX_HYPERVISOR) >>> 0;
+      // The hypervisor bit: NVMM and QEMU set it; KVM leaves it to the VMM.
+      e.ecx = (e.ecx | featureMask(FEATURE.HYPERVISOR)) >>> 0;
     }
     if (e.function === 0xb || e.function === 0x1f) e.edx = id;
   }

@@ -18,7 +18,7 @@
  */
 import type { CpuidRegs } from '../../nvmm/backend.js';
 import {
-  AMD_EDX_ALIASES, FEATURE, LEAF, VENDOR_AMD, cpuSignature, cpuidChars, type CpuidFeature, type FeatureName,
+  AMD_EDX_ALIASES, FEATURE, LEAF, VENDOR_AMD, cpuSignature, cpuidChars, featureMask, type CpuidFeature, type FeatureName,
 } from '../../x86/cpuid.js';
 import { CR4_SMEP } from '../../x86/control-regs.js';
 import {
@@ -127,7 +127,7 @@ export function cpuidTable(model: CpuModel, id: number): Map<number, CpuidRegs> 
   for (const name of model.features) {
     const feat: CpuidFeature = FEATURE[name];
     const r = regsOf(t, feat.leaf);
-    r[feat.reg] = (r[feat.reg] | (1 << feat.bit)) >>> 0;
+    r[feat.reg] = (r[feat.reg] | featureMask(feat)) >>> 0;
   }
   const ext1 = t.get(LEAF.EXT_FEATURES1)!;
   ext1.edx = (ext1.edx | (t.get(LEAF.FEATURES)!.edx & AMD_EDX_ALIASES)) >>> 0;
