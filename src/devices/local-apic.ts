@@ -4,6 +4,10 @@
  * methods (pendingInterrupt / acknowledge, the APIC base MSR, CR8), and everything it sends
  * (IPIs, EOIs of level-triggered vectors, NMI/INIT/SIPI) goes out through collaborators.
  *
+ * Not wired into a board yet: only tests build it (test/devices/lapic.test.ts, ioapic.test.ts,
+ * test/soft/guest-clock.test.ts). The board uses KVM's in-kernel APIC; this model is for the soft
+ * backend's machines, which will be given it.
+ *
  * Model (Intel SDM vol. 3A, chapter "Advanced Programmable Interrupt Controller (APIC)"; the
  * register map table "Local APIC Register Address Map"):
  * - Registers: ID (writable, bits 31-24), version (0x14, 6 LVT entries: max LVT 5, no EOI

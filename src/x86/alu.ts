@@ -937,12 +937,6 @@ export const LAZY_LOGIC = 5; // r = a op b for AND OR XOR TEST: CF = OF = AF = 0
 export const LAZY_INC = 6; // r = a + 1 (b = 1), aux = CF before
 export const LAZY_DEC = 7; // r = a - 1 (b = 1), aux = CF before
 
-/**
- * The last flag-setting operation, kept unevaluated. Record with `record()` (operands and result
- * zero-extended to `size`, as uint32 halves; hi = 0 for size < 8) or `setEager()`, then ask for
- * one flag, a condition code, or the materialized status bits. Any status flag the op leaves
- * undefined reads as the ALU functions above would produce it.
- */
 /** x < y as unsigned values of `size` bytes, from uint32 halves (the high halves count only for size 8). */
 function ltU(size: number, xLo: number, xHi: number, yLo: number, yHi: number): boolean {
   return size === 8 && xHi !== yHi ? xHi < yHi : xLo < yLo;
@@ -965,6 +959,12 @@ export function lazyCarry(op: number, size: number, aLo: number, aHi: number, bL
   }
 }
 
+/**
+ * The last flag-setting operation, kept unevaluated. Record with `record()` (operands and result
+ * zero-extended to `size`, as uint32 halves; hi = 0 for size < 8) or `setEager()`, then ask for
+ * one flag, a condition code, or the materialized status bits. Any status flag the op leaves
+ * undefined reads as the ALU functions above would produce it.
+ */
 export class LazyFlags {
   op = LAZY_EAGER;
   size: number = 4;

@@ -1,7 +1,9 @@
 /**
- * The instruction emulator behind libnvmm's nvmm_assist_mem and the software CPU's slow path:
- * executes one decoded instruction (or one iteration of a REP string instruction) against a
- * register file and two memory callbacks. Pure: no I/O, no BigInt, no allocation per call.
+ * The instruction emulator behind libnvmm's nvmm_assist_mem (assistMem in nvmm/assist.ts), also
+ * the step loop of the tests' fake backend (test/helpers/fake-backend.ts); the software CPU has
+ * its own executor and does not use it. It executes one decoded instruction (or one iteration of
+ * a REP string instruction) against a register file and two memory callbacks. Pure: no I/O, no
+ * BigInt, no allocation per call.
  *
  *   const insn = new DecodedInsn();
  *   decode(code, 0, code.length, mode, insn);

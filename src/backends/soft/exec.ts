@@ -144,7 +144,6 @@ export class Block {
   }
 }
 
-export type { TraceHook, TraceRecord } from '../../nvmm/trace.js';
 
 /** What a run ends with (the backend turns it into the API's VcpuExit). */
 export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' };
@@ -742,5 +741,3 @@ export class Executor {
 }
 
 function noop(): void {}
-
-export { EV_EXC };

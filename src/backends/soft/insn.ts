@@ -36,7 +36,11 @@ export class Insn {
   /** Immediate, extended to the operand size (hi for 8-byte operands). */
   imm = 0;
   immHi = 0;
-  /** A second immediate (ENTER's level, the count of SHLD/SHRD imm8, far pointer selector). */
+  /**
+   * A second field for the handler, not always an immediate: ENTER's level, the imm8 count of
+   * SHLD/SHRD or a far pointer's selector; the ST(i) number of an x87 register form (ops-x87.ts);
+   * the operand-form bits (F_*) of an SSE/MMX instruction (ops-sse.ts).
+   */
   imm2 = 0;
   /** Branch displacement. */
   rel = 0;

@@ -17,13 +17,13 @@ import {
   MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_UCODE_REV,
 } from '../../x86/msr.js';
 import { EXC_DE, EXC_DF, EXC_GP, EXC_NP, EXC_PF, EXC_SS, EXC_TS, EXC_UD } from '../../x86/exceptions.js';
-import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
+import { FLAG_CF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
   A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S,
   CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, type Cpu,
 } from './cpu.js';
 import { IMM, MEM, ea, rdOp, wrOp, type Insn } from './insn.js';
-import { countZero, stepReg } from './ops-int.js';
+import { countZero } from './ops-int.js';
 
 // ---------------------------------------------------------------------------------------------
 // MSRs
@@ -1258,5 +1258,3 @@ export function hUd(c: Cpu, _i: Insn): void {
 export function hUnimplemented(c: Cpu, _i: Insn): void {
   c.doExit({ kind: 'invalid', reason: 'unimplemented' });
 }
-
-export { EXC_DF, EXC_SS, FLAG_DF, stepReg };

@@ -14,7 +14,6 @@ import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
 import type { TraceHook } from '../../nvmm/trace.js';
-import { TWO32 } from '../../common/bits.js';
 import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS } from './cpu.js';
 import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitOptions, type RunResult } from './exec.js';
 import { arenaHostMemory } from './arena.js';
