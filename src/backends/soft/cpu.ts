@@ -285,7 +285,7 @@ export class Cpu {
    * live in the WebAssembly arena (ARENA_* offsets from here), or -1: plain arrays.
    */
   readonly arenaBase: number;
-  /** The control words of code compiled to WebAssembly (jit-wasm.ts), in the arena. */
+  /** The control words of code compiled to WebAssembly (jit-wasm.ts), in the arena: 32 of them, so every C_* index is in range. */
   readonly ctl: Int32Array;
   /** jit-wasm.ts's jump cache (JC_ENTRIES of 4 int32), filled by the executor. */
   readonly jumpCache: Int32Array;

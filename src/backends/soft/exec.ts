@@ -227,7 +227,7 @@ export class Executor {
   private dropPage(page: number): void {
     const keys = this.pageBlocks.get(page);
     if (!keys) return;
-    this.cpu.ctl[C_EPOCH]++;
+    this.cpu.ctl[C_EPOCH]!++;
     for (const k of keys) {
       const b = this.cache.get(k);
       if (b !== undefined) { this.dropJit(b); b.kill(); }
@@ -238,7 +238,7 @@ export class Executor {
 
   /** Forgets every decoded block (after a mode-independent change such as unmap). */
   flushCode(): void {
-    this.cpu.ctl[C_EPOCH]++;
+    this.cpu.ctl[C_EPOCH]!++;
     for (const b of this.cache.values()) { this.dropJit(b); b.kill(); }
     this.prev = null;
     this.cache.clear();

@@ -125,7 +125,7 @@ export function rdOp(c: Cpu, i: Insn, code: number, size: number): number {
 }
 
 /** Writes operand `code` (a register, or MEM at the EA computed by the last rdOp/ea). */
-export function wrOp(c: Cpu, i: Insn, code: number, size: number, lo: number, hi: number): void {
+export function wrOp(c: Cpu, code: number, size: number, lo: number, hi: number): void {
   if (code >= 0) c.setReg(code, size, lo, hi);
   else c.wr(c.eaLo, c.eaHi, size, lo, hi);
 }

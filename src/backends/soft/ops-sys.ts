@@ -676,7 +676,7 @@ function callInner(c: Cpu, lma: boolean, w: number, count: number, csel: number,
   const R = c.regs;
   const cs0 = descLo, cs1 = descHi;
   const trErr = c.segSel[S_TR]! & 0xfffc, trLimit = c.segLimit[S_TR]!;
-  const tb = c.segBaseLo[S_TR]! >>> 0, tbh = c.segBaseHi[S_TR]!;
+  const tb = c.segBaseLo[S_TR]! >>> 0;
   const oldSs = c.segSel[S_SS]!, oldSpLo = R[8]!, oldSpHi = R[9]!;
   const u = c.user;
   if (lma) {
@@ -1021,7 +1021,7 @@ export function hArpl(c: Cpu, i: Insn): void {
   const src = rdOp(c, i, i.o1, 2) & 0xffff;
   const f = c.getRflags();
   if ((dst & 3) < (src & 3)) {
-    wrOp(c, i, i.o0, 2, (dst & ~3) | (src & 3), 0);
+    wrOp(c, i.o0, 2, (dst & ~3) | (src & 3), 0);
     c.setRflags(f | FLAG_ZF);
   } else c.setRflags(f & ~FLAG_ZF);
 }
