@@ -21,10 +21,11 @@ import type { HostMemory } from '../../memory/host-memory.js';
 import { GuestClock, type NowNs } from '../../common/clock.js';
 import { readMsr, writeMsr } from './ops-sys.js';
 import {
-  MSR_CSTAR, MSR_EFER, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+  MSR_APIC_BASE, MSR_CSTAR, MSR_EFER, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
   MSR_SYSENTER_ESP, MSR_TSC,
 } from '../../x86/msr.js';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, cpuidTable, isCpuModelName, pagingModel, sysModel, type CpuModel, type CpuModelName } from './cpu-models.js';
+import { APIC_BASE_BSP, APIC_BASE_ENABLE, APIC_DEFAULT_BASE } from '../../x86/apic.js';
 import { CR0_RESET } from '../../x86/control-regs.js';
 import { PageWalker } from '../../x86/page-walk.js';
 import { TsvmmError } from '../../common/errors.js';
@@ -227,7 +228,7 @@ export class SoftVcpu implements BackendVcpu {
     c.dr.fill(0); c.dr[6] = 0xffff0ff0; c.dr[7] = 0x400;
     c.msr.clear();
     c.msr.set(MSR_PAT, [0x00070406, 0x00070406]);
-    c.msr.set(0x1b, [0xfee00900, 0]); // APIC base, BSP, enabled
+    c.msr.set(MSR_APIC_BASE, [(APIC_DEFAULT_BASE | APIC_BASE_BSP | APIC_BASE_ENABLE) >>> 0, 0]);
     fpuInit(c); c.fpr.fill(0); c.fpRaw.fill(0); c.fpRawOk.fill(1); c.xmm.fill(0); c.mxcsr = 0x1f80;
     c.updateMode();
     c.flushTlb(false);
