@@ -1,6 +1,7 @@
 /** The tsvmm library: the libnvmm-shaped hypervisor API and its backends. */
 export { TsvmmError, SyscallError, type ErrorCode } from './common/errors.js';
-export { HostMemory, PAGE_SIZE } from './memory/host-memory.js';
+export { HostMemory } from './memory/host-memory.js';
+export { PAGE_SIZE } from './memory/page.js';
 export { GuestClock, hostNs, type GuestClockOptions, type NowNs } from './common/clock.js';
 export { Machine, Vcpu, type MachineCreateOptions, type VcpuConfig } from './nvmm/machine.js';
 export { PROT, type Backend, type Capability, type StopHandle } from './nvmm/backend.js';

@@ -17,8 +17,6 @@ export type Accel = 'kvm' | 'soft' | 'auto';
 export const ACCELS: readonly Accel[] = ['kvm', 'soft', 'auto'];
 export type { CpuModelName } from './soft/cpu-models.js';
 export { CPU_MODEL_NAMES } from './soft/cpu-models.js';
-export type { JitKind, JitOptions } from './soft/exec.js';
-export type { ProfileOptions, SoftProfile } from '../nvmm/profile.js';
 /** The soft backend's profiler (BackendOptions.profile). */
 export { SoftProfiler };
 

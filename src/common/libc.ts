@@ -68,6 +68,11 @@ export const mmapAt = lazy<(
   off: number,
 ) => HostPointer>((libc) => libc.func('mmap', 'void *', ['uintptr_t', 'size_t', 'int', 'int', 'int', 'long']));
 export const munmap = lazy<(addr: HostPointer, len: number) => number>((libc) => libc.func('int munmap(void *addr, size_t len)'));
+/**
+ * eventfd(2) (flags EFD_* above): a descriptor one thread writes to wake another out of poll(2),
+ * the hand-off DESIGN.md's performance model names for host-side I/O. Nothing calls it yet: it is
+ * there for the host I/O backends (network) that wait in poll.
+ */
 export const eventfd = lazy<(init: number, flags: number) => number>((libc) => libc.func('int eventfd(unsigned int initval, int flags)'));
 export const getpid = lazy<() => number>((libc) => libc.func('int getpid()'));
 

@@ -34,6 +34,8 @@ import {
   PM1_CNT_OFFSET, PM1_CNT_LEN, PM1_EVT_LEN, PM1_STS_OFFSET, PM_TMR_LEN, PM_TMR_OFFSET,
   ACPI_RESET_PORT, ACPI_RESET_VALUE,
 } from './acpi-pm.js';
+import { IOAPIC_DEFAULT_BASE } from './ioapic.js';
+import { APIC_DEFAULT_BASE } from '../x86/apic.js';
 
 export interface AcpiTableOptions {
   /** Number of CPUs; their APIC IDs are 0..cpus-1 unless `apicIds` says otherwise. */
@@ -404,7 +406,7 @@ export function buildAcpiTables(at: number, opts: AcpiTableOptions): AcpiTables 
 
   // MADT.
   b.header(madt, 'APIC', madtLength, MADT_REVISION);
-  b.u32(madt + 36, opts.localApicAddress ?? 0xfee0_0000);
+  b.u32(madt + 36, opts.localApicAddress ?? APIC_DEFAULT_BASE);
   b.u32(madt + 40, MADT_PCAT_COMPAT);
   let p = madt + 44;
   apicIds.forEach((id, uid) => {
@@ -412,7 +414,7 @@ export function buildAcpiTables(at: number, opts: AcpiTableOptions): AcpiTables 
     p += 8;
   });
   b.u8(p, MADT_IO_APIC); b.u8(p + 1, 12); b.u8(p + 2, opts.ioapicId); b.u8(p + 3, 0);
-  b.u32(p + 4, opts.ioapicAddress ?? 0xfec0_0000); b.u32(p + 8, 0); // GSI base 0
+  b.u32(p + 4, opts.ioapicAddress ?? IOAPIC_DEFAULT_BASE); b.u32(p + 8, 0); // GSI base 0
   p += 12;
   for (const [irq, gsi, flags] of overrides) {
     b.u8(p, MADT_INTERRUPT_OVERRIDE); b.u8(p + 1, 10); b.u8(p + 2, 0); // bus 0 = ISA

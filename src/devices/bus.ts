@@ -11,7 +11,9 @@
  * that runs past the end of that window is still given whole to that device, which decides
  * (the legacy devices here split it into byte accesses).
  */
+import { hex } from '../common/bits.js';
 import { TsvmmError, assert } from '../common/errors.js';
+import { PAGE_SIZE } from '../memory/page.js';
 
 /** A device on the port-I/O bus; `offset` is relative to the base it was registered at. */
 export interface PortDevice {
@@ -105,14 +107,9 @@ export interface BusOptions {
 const ALL_ONES: Record<1 | 2 | 4, number> = { 1: 0xff, 2: 0xffff, 4: 0xffff_ffff };
 
 const PORT_SPACE = 0x1_0000;
-const PAGE_SIZE = 4096;
 
 function isAccessSize(size: number): size is 1 | 2 | 4 {
   return size === 1 || size === 2 || size === 4;
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }
 
 /** Reads a little-endian unsigned value of `size` bytes. */

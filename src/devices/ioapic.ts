@@ -3,6 +3,9 @@
  * register window at 0xFEC00000 (offset 0x00 = IOREGSEL, offset 0x10 = IOWIN; the window is
  * 0x20 bytes of a 4 KiB page, the rest reads 0).
  *
+ * Not wired into a board yet: only tests build it (test/devices/ioapic.test.ts). The board uses
+ * KVM's in-kernel I/O APIC; this model is for the soft backend's machines, with LocalApic.
+ *
  * Model (82093AA datasheet: IOAPICID, IOAPICVER, IOAPICARB, IOREDTBL0-23):
  * - Registers: 0x00 ID (bits 27-24), 0x01 version (0x11, max redirection entry 23 in bits
  *   23-16), 0x02 arbitration ID (reads the ID; the arbitration protocol is not modelled),

@@ -4,6 +4,10 @@
  * methods (pendingInterrupt / acknowledge, the APIC base MSR, CR8), and everything it sends
  * (IPIs, EOIs of level-triggered vectors, NMI/INIT/SIPI) goes out through collaborators.
  *
+ * Not wired into a board yet: only tests build it (test/devices/lapic.test.ts, ioapic.test.ts,
+ * test/soft/guest-clock.test.ts). The board uses KVM's in-kernel APIC; this model is for the soft
+ * backend's machines, which will be given it.
+ *
  * Model (Intel SDM vol. 3A, chapter "Advanced Programmable Interrupt Controller (APIC)"; the
  * register map table "Local APIC Register Address Map"):
  * - Registers: ID (writable, bits 31-24), version (0x14, 6 LVT entries: max LVT 5, no EOI
@@ -48,62 +52,24 @@
 import type { NowNs } from '../common/clock.js';
 import type { MmioDevice } from './bus.js';
 import { readLe } from './bus.js';
+import {
+  APIC_APR, APIC_BASE_BSP, APIC_BASE_ENABLE, APIC_BROADCAST, APIC_DEFAULT_BASE, APIC_DFR, APIC_EOI, APIC_ESR, APIC_ICR_HIGH,
+  APIC_ICR_LOW, APIC_ID, APIC_IRR, APIC_ISR, APIC_LDR, APIC_LVT_CMCI, APIC_LVT_ERROR, APIC_LVT_LINT0, APIC_LVT_LINT1,
+  APIC_LVT_PERF, APIC_LVT_THERMAL, APIC_LVT_TIMER, APIC_PPR, APIC_RRD, APIC_SVR, APIC_TIMER_CURRENT, APIC_TIMER_DIVIDE,
+  APIC_TIMER_INITIAL, APIC_TMR, APIC_TPR, APIC_VERSION, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DFR_FLAT, DM_EXTINT,
+  DM_FIXED, DM_INIT, DM_LOWEST_PRIORITY, DM_NMI, DM_SMI, DM_STARTUP, ESR_ILLEGAL_REGISTER, ESR_RECEIVE_ILLEGAL_VECTOR,
+  ESR_SEND_ILLEGAL_VECTOR, ICR_DEST_LOGICAL, ICR_DEST_SHIFT, ICR_LEVEL_ASSERT, ICR_SHORTHAND_SHIFT, ICR_TRIGGER_LEVEL,
+  ICR_VECTOR, LVT_LEVEL, LVT_MASKED, LVT_TIMER_PERIODIC, LVT_VECTOR, SVR_ENABLE,
+} from '../x86/apic.js';
 
-/** The architectural default of IA32_APIC_BASE's base field. */
-export const APIC_DEFAULT_BASE = 0xfee0_0000;
-/** The APIC base MSR's number. */
-export const MSR_IA32_APIC_BASE = 0x1b;
-export const APIC_BASE_BSP = 0x100; // bit 8: this processor is the bootstrap processor
-export const APIC_BASE_X2APIC = 0x400; // bit 10: x2APIC mode (not supported: refused)
-export const APIC_BASE_ENABLE = 0x800; // bit 11: APIC global enable
-const APIC_BASE_FLAGS_MASK = 0xfff;
 const APIC_BASE_ADDRESS_LIMIT = 2 ** 52; // base bits 12 up to MAXPHYADDR (52 at most)
-
-// Register offsets (SDM "Local APIC Register Address Map").
-export const APIC_ID = 0x020;
-export const APIC_VERSION = 0x030;
-export const APIC_TPR = 0x080;
-export const APIC_APR = 0x090;
-export const APIC_PPR = 0x0a0;
-export const APIC_EOI = 0x0b0;
-export const APIC_RRD = 0x0c0;
-export const APIC_LDR = 0x0d0;
-export const APIC_DFR = 0x0e0;
-export const APIC_SVR = 0x0f0;
-export const APIC_ISR = 0x100; // 8 words, 0x100-0x170
-export const APIC_TMR = 0x180; // 8 words, 0x180-0x1f0
-export const APIC_IRR = 0x200; // 8 words, 0x200-0x270
-export const APIC_ESR = 0x280;
-export const APIC_LVT_CMCI = 0x2f0;
-export const APIC_ICR_LOW = 0x300;
-export const APIC_ICR_HIGH = 0x310;
-export const APIC_LVT_TIMER = 0x320;
-export const APIC_LVT_THERMAL = 0x330;
-export const APIC_LVT_PERF = 0x340;
-export const APIC_LVT_LINT0 = 0x350;
-export const APIC_LVT_LINT1 = 0x360;
-export const APIC_LVT_ERROR = 0x370;
-export const APIC_TIMER_INITIAL = 0x380;
-export const APIC_TIMER_CURRENT = 0x390;
-export const APIC_TIMER_DIVIDE = 0x3e0;
 
 /** Version register: version 0x14 (integrated xAPIC), max LVT entry 5 in bits 23-16. */
 export const APIC_VERSION_VALUE = 0x0005_0014;
 
-// SVR bits.
-export const SVR_ENABLE = 0x100; // APIC software enable
 const SVR_WRITABLE = 0x1ff; // vector + enable (focus checking and EOI suppression not modelled)
 
-// LVT bits.
-export const LVT_VECTOR = 0xff;
-export const LVT_DELIVERY_MODE = 0x700; // bits 10-8 (LINT0/1, thermal, perf, CMCI)
-export const LVT_DELIVERY_STATUS = 0x1000; // bit 12 (read only; always idle here)
-export const LVT_POLARITY = 0x2000; // bit 13: LINT active low
-export const LVT_REMOTE_IRR = 0x4000; // bit 14: LINT level-triggered in service (read only)
-export const LVT_LEVEL = 0x8000; // bit 15: LINT trigger mode level
-export const LVT_MASKED = 0x1_0000; // bit 16
-export const LVT_TIMER_PERIODIC = 0x2_0000; // bits 18-17 = 01: periodic (00 one-shot)
-
+/** The writable bits of each LVT entry (delivery status always reads idle here). */
 const LVT_WRITABLE: Record<number, number> = {
   [APIC_LVT_CMCI]: 0x0001_07ff,
   [APIC_LVT_TIMER]: 0x0003_00ff, // vector, mask, periodic bit (no TSC-deadline)
@@ -115,33 +81,17 @@ const LVT_WRITABLE: Record<number, number> = {
 };
 const LVT_OFFSETS = Object.keys(LVT_WRITABLE).map(Number);
 
-// ICR bits.
-export const ICR_VECTOR = 0xff;
-export const ICR_DELIVERY_MODE_SHIFT = 8; // bits 10-8
-export const ICR_DEST_LOGICAL = 0x800; // bit 11
-export const ICR_DELIVERY_STATUS = 0x1000; // bit 12 (read only)
-export const ICR_LEVEL_ASSERT = 0x4000; // bit 14
-export const ICR_TRIGGER_LEVEL = 0x8000; // bit 15
-export const ICR_SHORTHAND_SHIFT = 18; // bits 19-18
 const ICR_LOW_WRITABLE = 0x000c_cfff;
-export const ICR_DEST_SHIFT = 24; // ICR high bits 31-24
-
-// ESR bits.
-export const ESR_SEND_ILLEGAL_VECTOR = 0x20;
-export const ESR_RECEIVE_ILLEGAL_VECTOR = 0x40;
-export const ESR_ILLEGAL_REGISTER = 0x80;
-
-// DFR models (bits 31-28).
-const DFR_FLAT = 0xf;
 const DFR_RESET = 0xffff_ffff;
-const LDR_MASK = 0xff00_0000;
-/** Destination 0xFF: broadcast (physical), all APICs (logical flat). */
-export const APIC_BROADCAST = 0xff;
+const LDR_MASK = 0xff00_0000; // the logical APIC ID, bits 31-24
 
-/** Delivery modes as the 3-bit field encodes them (ICR, LVT, I/O APIC redirection entry). */
 export type ApicDeliveryMode = 'fixed' | 'lowestPriority' | 'smi' | 'nmi' | 'init' | 'startup' | 'extInt';
-export const DELIVERY_MODES: readonly (ApicDeliveryMode | undefined)[] =
-  ['fixed', 'lowestPriority', 'smi', undefined, 'nmi', 'init', 'startup', 'extInt'];
+const MODE_NAMES: Readonly<Record<number, ApicDeliveryMode>> = {
+  [DM_FIXED]: 'fixed', [DM_LOWEST_PRIORITY]: 'lowestPriority', [DM_SMI]: 'smi', [DM_NMI]: 'nmi', [DM_INIT]: 'init',
+  [DM_STARTUP]: 'startup', [DM_EXTINT]: 'extInt',
+};
+/** Delivery modes by the 3-bit field's value (ICR, LVT, I/O APIC redirection entry); undefined: reserved. */
+export const DELIVERY_MODES: readonly (ApicDeliveryMode | undefined)[] = Array.from({ length: 8 }, (_, i) => MODE_NAMES[i]);
 export type ApicDestMode = 'physical' | 'logical';
 export type ApicShorthand = 'none' | 'self' | 'all' | 'allButSelf';
 const SHORTHANDS: readonly ApicShorthand[] = ['none', 'self', 'all', 'allButSelf'];
@@ -344,8 +294,8 @@ export class LocalApic implements MmioDevice {
    */
   setVirtualWireMode(): void {
     this.svr = SVR_ENABLE | 0xff;
-    this.lvt.set(APIC_LVT_LINT0, 7 << 8); // ExtINT, edge, unmasked
-    this.lvt.set(APIC_LVT_LINT1, 4 << 8); // NMI
+    this.lvt.set(APIC_LVT_LINT0, DM_EXTINT << DELIVERY_MODE_SHIFT); // edge, unmasked
+    this.lvt.set(APIC_LVT_LINT1, DM_NMI << DELIVERY_MODE_SHIFT);
   }
 
   // ---- CPU side ----
@@ -359,7 +309,7 @@ export class LocalApic implements MmioDevice {
   private extIntPending(): boolean {
     if (!this.extInt) return false;
     const lint0 = this.lvt.get(APIC_LVT_LINT0)!;
-    const wired = !(lint0 & LVT_MASKED) && DELIVERY_MODES[(lint0 & LVT_DELIVERY_MODE) >> 8] === 'extInt';
+    const wired = !(lint0 & LVT_MASKED) && DELIVERY_MODES[(lint0 & DELIVERY_MODE_MASK) >> DELIVERY_MODE_SHIFT] === 'extInt';
     return (wired || this.extIntRequested) && this.extInt.pendingInterrupt();
   }
 
@@ -412,7 +362,7 @@ export class LocalApic implements MmioDevice {
     this.lintLevels = level ? this.lintLevels | bit : this.lintLevels & ~bit;
     const entry = this.lvt.get(pin === 0 ? APIC_LVT_LINT0 : APIC_LVT_LINT1)!;
     if (entry & LVT_MASKED || !this.hardwareEnabled) return;
-    const mode = DELIVERY_MODES[(entry & LVT_DELIVERY_MODE) >> 8];
+    const mode = DELIVERY_MODES[(entry & DELIVERY_MODE_MASK) >> DELIVERY_MODE_SHIFT];
     if (mode === 'nmi' && rising) this.onNmi?.();
     else if (mode === 'fixed' && (rising || (level && entry & LVT_LEVEL))) this.acceptInterrupt(entry & LVT_VECTOR, (entry & LVT_LEVEL) !== 0);
     else if (mode === 'extInt' && level) this.onInterrupt?.();
@@ -484,7 +434,7 @@ export class LocalApic implements MmioDevice {
 
   private sendIcr(): void {
     const low = this.icrLow;
-    const mode = DELIVERY_MODES[(low >> ICR_DELIVERY_MODE_SHIFT) & 7];
+    const mode = DELIVERY_MODES[(low & DELIVERY_MODE_MASK) >> DELIVERY_MODE_SHIFT];
     const vector = low & ICR_VECTOR;
     if (mode === undefined) return; // reserved delivery mode: nothing is sent
     if ((mode === 'fixed' || mode === 'lowestPriority') && vector < 16) {

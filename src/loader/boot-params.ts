@@ -14,7 +14,9 @@ import {
   SETUP_HEADER_LIMIT,
   SETUP_HEADER_START,
 } from './bzimage.js';
-import { alignDown, hex, leView, PAGE_SIZE, writeU64 } from './load-result.js';
+import { alignDown, hex, leView } from '../common/bits.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import { writeU64 } from './u64-fields.js';
 
 export const BOOT_PARAMS_SIZE = 4096;
 

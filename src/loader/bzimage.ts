@@ -5,7 +5,9 @@
  */
 import { TsvmmError } from '../common/errors.js';
 import { checkNotReserved, checkRamRange, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
-import { alignUp, hex, leView, readU64, type EntryPoint, type LoadedSegment } from './load-result.js';
+import { alignUp, hex, leView } from '../common/bits.js';
+import type { EntryPoint, LoadedSegment } from './load-result.js';
+import { readU64 } from './u64-fields.js';
 
 /** Offsets of setup header fields in the image (and in boot_params: the header sits at the same offset). */
 export const HDR = {

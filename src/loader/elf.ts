@@ -8,7 +8,9 @@
  */
 import { TsvmmError } from '../common/errors.js';
 import { checkNotReserved, checkRamRange, zeroFill, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
-import { hex, leView, readU64, segmentsSpan, type LoadedSegment } from './load-result.js';
+import { hex, leView } from '../common/bits.js';
+import { segmentsSpan, type LoadedSegment } from './load-result.js';
+import { readU64 } from './u64-fields.js';
 
 export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46] as const; // "\x7fELF"
 const EI_CLASS = 4;

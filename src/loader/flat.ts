@@ -1,7 +1,8 @@
 /** A flat binary: copied as is to an address and entered at a given address in a given mode. */
 import { TsvmmError } from '../common/errors.js';
 import { checkNotReserved, checkRamRange, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
-import { hex, type EntryMode, type EntryPoint, type LoadedSegment } from './load-result.js';
+import { hex } from '../common/bits.js';
+import type { EntryMode, EntryPoint, LoadedSegment } from './load-result.js';
 
 export interface FlatLoadOptions {
   /** Where the first byte goes. */

@@ -2,8 +2,6 @@
  * The result records loaders return (rust-vmm linux-loader's model): what was copied where and how
  * the CPU must enter the image. Setting up registers, page tables and boot data is the caller's step.
  */
-import { TsvmmError } from '../common/errors.js';
-
 /** A range of guest physical memory a loader filled: `fileSize` bytes from the image, then zeros up to `memSize`. */
 export interface LoadedSegment {
   gpa: number;
@@ -29,36 +27,4 @@ export function segmentsSpan(segments: readonly LoadedSegment[]): { start: numbe
     start: Math.min(...segments.map((s) => s.gpa)),
     end: Math.max(...segments.map((s) => s.gpa + s.memSize)),
   };
-}
-
-/** A little-endian view of a byte array. */
-export function leView(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/** Reads a u64 as a number; values that do not fit in 2^53 are a malformed image. */
-export function readU64(dv: DataView, offset: number, what: string): number {
-  const v = dv.getBigUint64(offset, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new TsvmmError('TSVMM_BAD_KERNEL', `${what} 0x${v.toString(16)} is beyond 2^53`);
-  }
-  return Number(v);
-}
-
-export function writeU64(dv: DataView, offset: number, value: number): void {
-  dv.setBigUint64(offset, BigInt(value), true);
-}
-
-export function hex(n: number | bigint): string {
-  return `0x${n.toString(16)}`;
-}
-
-export const PAGE_SIZE = 4096;
-
-export function alignUp(n: number, align: number): number {
-  return Math.ceil(n / align) * align;
-}
-
-export function alignDown(n: number, align: number): number {
-  return Math.floor(n / align) * align;
 }

@@ -8,7 +8,10 @@ import { TsvmmError } from '../common/errors.js';
 import { E820_RAM, validateE820, type E820Entry } from './boot-params.js';
 import { isElf, loadElf } from './elf.js';
 import { checkNotReserved, checkRamRange, zeroFill, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
-import { alignUp, hex, leView, PAGE_SIZE, writeU64, type EntryPoint, type LoadedSegment } from './load-result.js';
+import { alignUp, hex, leView } from '../common/bits.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import type { EntryPoint, LoadedSegment } from './load-result.js';
+import { writeU64 } from './u64-fields.js';
 
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
 /** In EAX at entry. */

@@ -6,7 +6,9 @@
 import { TsvmmError } from '../common/errors.js';
 import { validateE820, type E820Entry } from './boot-params.js';
 import { elfNotes, parseElf, type ElfNote } from './elf.js';
-import { hex, leView, writeU64, type EntryPoint } from './load-result.js';
+import { hex, leView } from '../common/bits.js';
+import type { EntryPoint } from './load-result.js';
+import { writeU64 } from './u64-fields.js';
 
 /** Owner name of Xen's ELF notes. */
 export const XEN_NOTE_NAME = 'Xen';

@@ -145,8 +145,8 @@ function decodeBlock(input: Uint8Array, start: number, checkType: number, out: O
     if (f.props.length !== 0 && (f.props.length !== 4 || readU32(f.props, 0) !== 0)) throw bad('x86 BCJ start offsets are not supported');
   }
   const dataStart = out.pos;
-  const dictSize = lzma2DictSize(last.props[0]!);
-  const end = decodeLzma2(input, headerEnd, out, dictSize);
+  checkLzma2DictSize(last.props[0]!);
+  const end = decodeLzma2(input, headerEnd, out);
   if (compressedSize !== undefined && end - headerEnd !== compressedSize) throw bad('block compressed size mismatch');
   if (uncompressedSize !== undefined && out.pos - dataStart !== uncompressedSize) throw bad('block uncompressed size mismatch');
   if (filters.length > 1) x86BcjDecode(out.buf.subarray(dataStart, out.pos));
@@ -162,10 +162,12 @@ function decodeBlock(input: Uint8Array, start: number, checkType: number, out: O
   return p + cs;
 }
 
-function lzma2DictSize(prop: number): number {
+/**
+ * Refuses an invalid LZMA2 dictionary-size property (above 40). The size itself is not needed:
+ * all output is kept, so any dictionary size fits.
+ */
+function checkLzma2DictSize(prop: number): void {
   if (prop > 40) throw bad(`LZMA2 dictionary size property ${prop} is invalid`);
-  if (prop === 40) return 0xffffffff;
-  return (2 | (prop & 1)) * 2 ** (Math.floor(prop / 2) + 11);
 }
 
 // ---- LZMA ----
@@ -426,13 +428,12 @@ function readU32be(b: Uint8Array, o: number): number {
 }
 
 /** Decodes LZMA2 chunks from `at` until the end marker; returns the input position after it. */
-function decodeLzma2(input: Uint8Array, at: number, out: Output, dictSize: number): number {
+function decodeLzma2(input: Uint8Array, at: number, out: Output): number {
   const lzma = new LzmaDecoder();
   let p = at;
   let dictStart = out.pos;
   let needDictReset = true;
   let needProps = true;
-  void dictSize; // all output is kept, so any dictionary size fits
   for (;;) {
     if (p >= input.length) throw bad('truncated LZMA2 data');
     const control = input[p++]!;

@@ -15,8 +15,7 @@
  */
 import { SyscallError, TsvmmError } from '../common/errors.js';
 import * as libc from '../common/libc.js';
-
-export const PAGE_SIZE = 4096;
+import { PAGE_SIZE } from './page.js';
 
 /** The most one HostMemory holds: V8's largest typed array on 64-bit hosts (buffer.constants.MAX_LENGTH, Node 20). */
 export const MAX_HOST_MEMORY = 2 ** 32;

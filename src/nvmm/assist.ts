@@ -25,18 +25,20 @@
  *  walk, a write to read-only RAM) is a TsvmmError('TSVMM_ASSIST') naming the bytes and RIP; the
  *  vCPU's registers are then left as they were (device callbacks already made are not undone).
  */
+import { hex, TWO32 } from '../common/bits.js';
 import { TsvmmError } from '../common/errors.js';
-import { PAGE_SIZE } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../x86/decoder.js';
+import { CR0_PE, EFER_LMA } from '../x86/control-regs.js';
 import { EmuRegisters, EmuStatus, emulate, type EmuMemory } from '../x86/emulate.js';
 import { FLAG_AC, FLAG_DF } from '../x86/flags.js';
 import {
-  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, EFER_LMA, PageWalkResult, PageWalker, WALK_AC, WALK_PAGE_FAULT, WALK_OK,
+  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalkResult, PageWalker, WALK_AC, WALK_PAGE_FAULT, WALK_OK,
   accessDenied, type PagingState,
 } from '../x86/page-walk.js';
 import { PROT } from './backend.js';
 import type { IoExit, MemoryExit } from './exit.js';
-import { hex, type Vcpu } from './machine.js';
+import type { Vcpu } from './machine.js';
 import { CR, GPR, MSR, SEG, STATE, type X64State } from './state.js';
 
 /** One port access (struct nvmm_io). */
@@ -105,9 +107,7 @@ export function assistMem(vcpu: Vcpu, callback: MemCallback): void {
 /** REP INS/OUTS with DF = 0 move up to this many bytes per exit (libnvmm's batch size). */
 export const IO_BATCH_BYTES = 32;
 
-const TWO32 = 4294967296;
 const STATE_EMU = STATE.GPRS | STATE.SEGS | STATE.CRS | STATE.MSRS;
-const CR0_PE = 1;
 
 /** The code size of the vCPU's current mode: CS.L in long mode, else CS.D (real mode: 16). */
 export function cpuMode(s: X64State): CpuMode {

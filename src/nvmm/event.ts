@@ -1,17 +1,11 @@
 /** Events injected into a vCPU (struct nvmm_vcpu_event) and the rules NVMM applies to them. */
 import { TsvmmError } from '../common/errors.js';
+import { EXC_BP, EXC_DE, EXC_NMI, exceptionHasErrorCode } from '../x86/exceptions.js';
 
 export type VcpuEvent =
   | { type: 'interrupt'; vector: number }
   | { type: 'nmi' }
   | { type: 'exception'; vector: number; errorCode?: number };
-
-/** Exceptions that push an error code (#DF #TS #NP #SS #GP #PF #AC #CP #SX). */
-const ERROR_CODE_VECTORS = new Set([8, 10, 11, 12, 13, 14, 17, 21, 30]);
-
-export function exceptionHasErrorCode(vector: number): boolean {
-  return ERROR_CODE_VECTORS.has(vector);
-}
 
 /**
  * Applies NVMM's rules (nvmm_x86_svm.c / _vmx.c, vcpu_inject): a vector outside 0-255 is refused;
@@ -29,15 +23,15 @@ export function validateEvent(event: VcpuEvent): VcpuEvent {
       if (!Number.isInteger(event.vector) || event.vector < 0 || event.vector > 255) {
         throw new TsvmmError('TSVMM_BAD_EVENT', `interrupt vector ${event.vector} is outside 0-255`);
       }
-      return event.vector === 2 ? { type: 'nmi' } : event;
+      return event.vector === EXC_NMI ? { type: 'nmi' } : event;
     case 'exception': {
       const { vector, errorCode } = event;
       if (!Number.isInteger(vector) || vector < 0 || vector >= 32) {
         throw new TsvmmError('TSVMM_BAD_EVENT', `exception vector ${vector} is outside 0-31`);
       }
-      if (vector === 2) throw new TsvmmError('TSVMM_BAD_EVENT', 'exception vector 2 is the NMI: inject { type: "nmi" }');
-      if (vector === 0 || vector === 3) {
-        throw new TsvmmError('TSVMM_BAD_EVENT', `exception ${vector} (${vector === 0 ? '#DE' : '#BP'}) cannot be injected (NVMM refuses it too)`);
+      if (vector === EXC_NMI) throw new TsvmmError('TSVMM_BAD_EVENT', 'exception vector 2 is the NMI: inject { type: "nmi" }');
+      if (vector === EXC_DE || vector === EXC_BP) {
+        throw new TsvmmError('TSVMM_BAD_EVENT', `exception ${vector} (${vector === EXC_DE ? '#DE' : '#BP'}) cannot be injected (NVMM refuses it too)`);
       }
       if (errorCode !== undefined && !exceptionHasErrorCode(vector)) {
         throw new TsvmmError('TSVMM_BAD_EVENT', `exception ${vector} takes no error code (got ${errorCode})`);

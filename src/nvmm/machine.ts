@@ -3,9 +3,11 @@
  * a Vcpu carries its state (fetched and committed lazily, like NVMM's comm page), an event slot
  * and the last exit. Arguments are validated here, once, for every backend.
  */
+import { hex } from '../common/bits.js';
 import { GuestClock } from '../common/clock.js';
 import { TsvmmError } from '../common/errors.js';
-import { HostMemory, PAGE_SIZE } from '../memory/host-memory.js';
+import { HostMemory } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import type {
   Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, InlineDevices, IrqchipOptions, StopHandle,
 } from './backend.js';
@@ -14,7 +16,7 @@ import { validateDebugConfig, type DebugConfig } from './debug.js';
 import { validateEvent, type VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
 import { CR, MSR, STATE, emptyState, type X64State } from './state.js';
-import { PageWalkResult, WALK_NO_CHECK, WALK_OK, walkGva, type PhysMemoryAccess } from '../x86/page-walk.js';
+import { PageWalkResult, WALK_NO_CHECK, WALK_OK, WALK_PAGE_FAULT, walkGva, type PhysMemoryAccess } from '../x86/page-walk.js';
 import { stopVcpu } from './stop.js';
 
 export type VcpuConfig =
@@ -40,10 +42,6 @@ export interface MachineShare {
   /** The origin of the machine's guest clock (GuestClock.origin). */
   clockOrigin: number;
   mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
-}
-
-export function hex(n: number | bigint): string {
-  return `0x${n.toString(16)}`;
 }
 
 export class Machine {
@@ -403,7 +401,7 @@ export class Vcpu {
     const out = new PageWalkResult();
     walkGva(paging, this.machine.physMemory, gva, WALK_NO_CHECK, out);
     if (out.status !== WALK_OK) {
-      throw new TsvmmError('TSVMM_GVA_FAULT', `guest-virtual address ${hex(BigInt.asUintN(64, gva))} does not translate (${out.status === 1 ? 'page fault' : 'non-canonical'})`);
+      throw new TsvmmError('TSVMM_GVA_FAULT', `guest-virtual address ${hex(BigInt.asUintN(64, gva))} does not translate (${out.status === WALK_PAGE_FAULT ? 'page fault' : 'non-canonical'})`);
     }
     return { gpa: out.gpa, prot: out.prot };
   }

@@ -3,6 +3,10 @@
  * and committed independently. Register values are bigint here (the API boundary); backends convert
  * once per get/set, never per instruction.
  */
+import {
+  MSR_CSTAR, MSR_EFER, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+  MSR_SYSENTER_ESP, MSR_TSC,
+} from '../x86/msr.js';
 
 /** State groups (NVMM_X64_STATE_*), combinable as a bit mask. */
 export const STATE = {
@@ -36,14 +40,19 @@ export const CR_COUNT = 6;
 export const DR = { DR0: 0, DR1: 1, DR2: 2, DR3: 3, DR6: 4, DR7: 5 } as const;
 export const DR_COUNT = 6;
 
-/** Indices into `state.msrs` (NVMM_X64_MSR_*), with the architectural MSR number of each. */
+/**
+ * Positions in `state.msrs` (NVMM_X64_MSR_*): an index into the MSRS group, not an MSR number
+ * (MSR.EFER is 0; the register's number, 0xC0000080, is MSR_NUMBER_AT[MSR.EFER], from x86/msr.ts).
+ */
 export const MSR = {
   EFER: 0, STAR: 1, LSTAR: 2, CSTAR: 3, SFMASK: 4, KERNELGSBASE: 5,
   SYSENTER_CS: 6, SYSENTER_ESP: 7, SYSENTER_EIP: 8, PAT: 9, TSC: 10,
 } as const;
 export const MSR_COUNT = 11;
-export const MSR_NUMBERS: readonly number[] = [
-  0xc0000080, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0x174, 0x175, 0x176, 0x277, 0x10,
+/** The MSR number (RDMSR's ECX) of the register at each position of `state.msrs`. */
+export const MSR_NUMBER_AT: readonly number[] = [
+  MSR_EFER, MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KERNEL_GS_BASE,
+  MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT, MSR_TSC,
 ];
 
 /** Segment attributes as NVMM splits them. `type` is the 4-bit descriptor type. */

@@ -4,12 +4,13 @@
  * guest until RDMSR and compares the result with the suite's expected value
  * (shared/specs/libnvmm-tests.md).
  */
+import { hex } from '../common/bits.js';
 import { TsvmmError, assertNever } from '../common/errors.js';
 import { assemble, readCaseTable, type AssembledCase } from '../common/nasm.js';
-import { PAGE_SIZE } from '../memory/host-memory.js';
+import { PAGE_SIZE } from '../memory/page.js';
 import { assistIo, assistMem } from '../nvmm/assist.js';
 import { PROT, type Backend } from '../nvmm/backend.js';
-import { Machine, hex, type Vcpu } from '../nvmm/machine.js';
+import { Machine, type Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, SEG, STATE } from '../nvmm/state.js';
 import { CODE_GPA, DATA_GPA, mapPage, mapStandardPages, resetX64 } from './guest-x64.js';
 

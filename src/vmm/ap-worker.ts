@@ -10,6 +10,7 @@ import { assistIo, assistMem } from '../nvmm/assist.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import { Machine, type MachineShare } from '../nvmm/machine.js';
 import { stopVcpu } from '../nvmm/stop.js';
+import { EXC_GP } from '../x86/exceptions.js';
 import { ACCESS, AP_END, DeviceMailbox } from './device-mailbox.js';
 
 export interface ApWorkerData {
@@ -48,7 +49,7 @@ try {
         break;
       case 'rdmsr':
       case 'wrmsr':
-        vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
+        vcpu.inject({ type: 'exception', vector: EXC_GP, errorCode: 0 });
         break;
       case 'shutdown':
         end(AP_END.TRIPLE_FAULT);

@@ -8,6 +8,7 @@
  * runs the board (KVM's and koffi's state is per thread) and closes after close(), and the
  * host's ends of the console and the control word. Tests give it a fake backend.
  */
+import { hex } from '../common/bits.js';
 import { TsvmmError, assertNever } from '../common/errors.js';
 import { MmioBus, PortBus, UNKNOWN_LOGGED } from '../devices/bus.js';
 import { DebugExit } from '../devices/debug-exit.js';
@@ -22,8 +23,9 @@ import { HostMemory } from '../memory/host-memory.js';
 import { assistIo, assistMem, type IoAccess, type MemAccess } from '../nvmm/assist.js';
 import { PROT, type Backend, type StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
-import { Machine, hex, type Vcpu } from '../nvmm/machine.js';
+import { Machine, type Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE } from '../nvmm/state.js';
+import { EXC_GP } from '../x86/exceptions.js';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { stopVcpu } from '../nvmm/stop.js';
@@ -315,7 +317,7 @@ export class PcBoard {
         case 'wrmsr':
           // An MSR nobody emulates: #GP, as a PC without it does (and as KVM does by default).
           this.noteUnknownMsr(exit.kind, exit.msr);
-          vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
+          vcpu.inject({ type: 'exception', vector: EXC_GP, errorCode: 0 });
           break;
         case 'stopped':
           this.takeKick();

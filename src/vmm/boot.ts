@@ -12,7 +12,9 @@ import { buildBootParams, DEFAULT_CMDLINE_SIZE, encodeCmdline, placeInitrd, type
 import { loadBzImage, HDRS_MAGIC, HDR } from '../loader/bzimage.js';
 import { loadFlat } from '../loader/flat.js';
 import type { GuestMemoryWriter, ReservedArea } from '../loader/guest-memory.js';
-import { alignDown, hex, PAGE_SIZE, type EntryMode, type EntryPoint } from '../loader/load-result.js';
+import { alignDown, hex } from '../common/bits.js';
+import { PAGE_SIZE } from '../memory/page.js';
+import type { EntryMode, EntryPoint } from '../loader/load-result.js';
 import { isElf } from '../loader/elf.js';
 import type { KernelCache } from '../loader/kernel-cache.js';
 import { buildHvmStartInfo, findPvhEntry, pvhEntryPoint } from '../loader/pvh.js';

@@ -17,6 +17,7 @@
  */
 import { ACCELS, CPU_MODEL_NAMES, type Accel, type CpuModelName } from '../backends/open.js';
 import { MAX_PROFILE_HZ } from '../nvmm/profile.js';
+import { hex } from '../common/bits.js';
 import { TsvmmError } from '../common/errors.js';
 import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
@@ -135,7 +136,6 @@ function show(value: unknown): string {
   if (typeof value === 'function' || typeof value === 'symbol') return `(a ${typeof value})`;
   return String(value);
 }
-const hex = (n: number): string => `0x${n.toString(16)}`;
 const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /** `bytes` with its size in the largest unit it is a whole number of: "2097152 bytes (2 MiB)". */

@@ -5,6 +5,9 @@
 import type { EntryPoint } from '../loader/load-result.js';
 import type { Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE, type Segment } from '../nvmm/state.js';
+import { CR0_ET, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME } from '../x86/control-regs.js';
+import { FLAG_FIXED1 } from '../x86/flags.js';
+import { PTE_P, PTE_PS, PTE_RW } from '../x86/page-walk.js';
 import { BOOT } from './layout.js';
 
 const GDT_ENTRIES: readonly bigint[] = [
@@ -17,14 +20,8 @@ const SEL_CODE64 = 0x08;
 const SEL_CODE32 = 0x10;
 const SEL_DATA = 0x18;
 
-const CR0_PE = 0x1n;
-const CR0_ET = 0x10n;
-const CR0_PG = 0x80000000n;
-const CR4_PAE = 0x20n;
-const EFER_LME = 0x100n;
-const EFER_LMA = 0x400n;
-const PTE_PRESENT_RW = 0x3n;
-const PDE_2M = 0x83n; // present, writable, page size
+const PTE_PRESENT_RW = BigInt(PTE_P | PTE_RW);
+const PDE_2M = BigInt(PTE_P | PTE_RW | PTE_PS);
 
 function flat(selector: number, code: boolean, long: boolean): Segment {
   return {
@@ -55,7 +52,7 @@ export function enterGuest(vcpu: Vcpu, ram: Uint8Array, entry: EntryPoint): void
   const s = vcpu.getState(STATE.ALL);
   const regs = entry.regs;
   s.gprs.fill(0n);
-  s.gprs[GPR.RFLAGS] = 0x2n;
+  s.gprs[GPR.RFLAGS] = BigInt(FLAG_FIXED1);
   s.gprs[GPR.RIP] = BigInt(entry.ip);
   s.gprs[GPR.RAX] = BigInt(regs.rax ?? 0);
   s.gprs[GPR.RBX] = BigInt(regs.rbx ?? 0);
@@ -75,9 +72,9 @@ export function enterGuest(vcpu: Vcpu, ram: Uint8Array, entry: EntryPoint): void
   for (const i of [SEG.DS, SEG.ES, SEG.FS, SEG.GS, SEG.SS]) s.segs[i] = flat(SEL_DATA, false, false);
   s.segs[SEG.GDT] = { ...s.segs[SEG.GDT]!, base: BigInt(BOOT.GDT), limit: GDT_ENTRIES.length * 8 - 1 };
   s.segs[SEG.IDT] = { ...s.segs[SEG.IDT]!, base: 0n, limit: 0 };
-  s.crs[CR.CR0] = CR0_PE | CR0_ET | (long ? CR0_PG : 0n);
+  s.crs[CR.CR0] = BigInt((CR0_PE | CR0_ET | (long ? CR0_PG : 0)) >>> 0);
   s.crs[CR.CR3] = long ? BigInt(BOOT.PML4) : 0n;
-  s.crs[CR.CR4] = long ? CR4_PAE : 0n;
-  s.msrs[MSR.EFER] = long ? EFER_LME | EFER_LMA : 0n;
+  s.crs[CR.CR4] = long ? BigInt(CR4_PAE) : 0n;
+  s.msrs[MSR.EFER] = long ? BigInt(EFER_LME | EFER_LMA) : 0n;
   vcpu.setState(STATE.ALL);
 }

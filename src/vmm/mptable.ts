@@ -5,6 +5,8 @@
  * KiB of base memory or the BIOS area), and the configuration table ("PCMP") it points at,
  * which may be anywhere: it grows by 20 bytes per processor.
  */
+import { IOAPIC_DEFAULT_BASE } from '../devices/ioapic.js';
+import { APIC_DEFAULT_BASE } from '../x86/apic.js';
 
 const MPF_SIZE = 16;
 const MPC_HEADER_SIZE = 44;
@@ -24,9 +26,6 @@ const INT_TYPE_EXTINT = 3;
 /** Signature, family/model/stepping and feature flags of the processor entries (a generic 686). */
 const CPU_SIGNATURE = 0x600;
 const CPU_FEATURES = 0x201; // FPU, APIC
-
-export const LAPIC_DEFAULT_BASE = 0xfee00000;
-export const IOAPIC_DEFAULT_BASE = 0xfec00000;
 
 function checksum(bytes: Uint8Array): number {
   return (0x100 - (bytes.reduce((a, b) => a + b, 0) & 0xff)) & 0xff;
@@ -69,7 +68,7 @@ export function buildMpTable(tableGpa: number, cpus: number): { pointer: Uint8Ar
   table.set([...'TSVMM   '].map((c) => c.charCodeAt(0)), 8); // OEM id, 8 bytes
   table.set([...'PC          '].map((c) => c.charCodeAt(0)), 16); // product id, 12 bytes
   dv.setUint16(34, entries.length, true);
-  dv.setUint32(36, LAPIC_DEFAULT_BASE, true);
+  dv.setUint32(36, APIC_DEFAULT_BASE, true);
   table.set(body, MPC_HEADER_SIZE);
   table[7] = checksum(table);
   return { pointer, table };

@@ -5,6 +5,7 @@
  * per line); only code symbols (types t, T, w, W) count, and a RIP belongs to the nearest one at or
  * below it, up to the next.
  */
+import { hex } from '../common/bits.js';
 import { TsvmmError } from '../common/errors.js';
 import { PHASE_NAMES, PHASES, PH_DEVICE, PH_HALT, PH_INTERP, PH_JS, PH_NONE, PH_WALK, PH_WASM, type SoftProfile } from '../nvmm/profile.js';
 
@@ -61,7 +62,6 @@ const SPLIT: { title: string; phase: number }[] = [
 ];
 
 const KERNEL_HALF = 1n << 63n;
-const hex = (v: bigint) => `0x${v.toString(16)}`;
 
 interface Row {
   label: string;

@@ -30,6 +30,7 @@
  * Lazy flags: `LazyFlags` records the last flag-setting operation (op, size, operands, result) and
  * computes single flags or a condition code on demand, for the software CPU.
  */
+import { TWO32 } from '../common/bits.js';
 import {
   FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF, PARITY, STATUS_FLAGS, evalCondition,
 } from './flags.js';
@@ -53,7 +54,6 @@ aluOut.lo = 0; aluOut.hi = 0; aluOut.lo2 = 0; aluOut.hi2 = 0;
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 /** Sign bit per operand size (for size 8: of the high half). */
 const SIGN = [0, 0x80, 0x8000, 0, 0x80000000, 0, 0, 0, 0x80000000];
-const TWO32 = 4294967296;
 
 /** ZF, SF and PF of a result (size < 8: r zero-extended; size 8: r = rLo, rHi). */
 export function szp(rLo: number, rHi: number, size: number): number {
@@ -504,7 +504,10 @@ export function btc(aLo: number, aHi: number, index: number, size: OperandSize, 
 // IMUL forms keep only the low half; the flags are the same. CF = OF = the high half is
 // significant. SF, ZF, AF, PF are undefined: AMD Zen leaves them unchanged, and so do we.
 
-/** The product of mulU32 / mulU64, low word first (a typed array: module-level lets would box every store). */
+/**
+ * The product of mulU32 / mulU64, low word first (a typed array: module-level lets would box every store).
+ * Its four words always exist, so the reads P[k]! below are never undefined.
+ */
 export const P = new Uint32Array(4);
 
 /** Unsigned 32x32 -> 64 into (P[0], P[1]). */
@@ -526,10 +529,10 @@ export function mulU32(a: number, b: number): void {
 
 /** Unsigned 64x64 -> 128 into (P[0], P[1], P[2], P[3]), from four 32x32 products. */
 export function mulU64(aLo: number, aHi: number, bLo: number, bHi: number): void {
-  mulU32(aLo, bLo); const ll0 = P[0], ll1 = P[1];
-  mulU32(aLo, bHi); const lh0 = P[0], lh1 = P[1];
-  mulU32(aHi, bLo); const hl0 = P[0], hl1 = P[1];
-  mulU32(aHi, bHi); const hh0 = P[0], hh1 = P[1];
+  mulU32(aLo, bLo); const ll0 = P[0]!, ll1 = P[1]!;
+  mulU32(aLo, bHi); const lh0 = P[0]!, lh1 = P[1]!;
+  mulU32(aHi, bLo); const hl0 = P[0]!, hl1 = P[1]!;
+  mulU32(aHi, bHi); const hh0 = P[0]!, hh1 = P[1]!;
   // Column sums stay below 2^34: exact doubles; `>>> 0` keeps the low 32 bits.
   let s = ll1 + lh0 + hl0;
   const w1 = s >>> 0;
@@ -551,13 +554,13 @@ export function mul(aLo: number, aHi: number, bLo: number, bHi: number, size: Op
   const o = aluOut;
   if (size === 8) {
     mulU64(aLo >>> 0, aHi >>> 0, bLo >>> 0, bHi >>> 0);
-    o.lo = P[0]; o.hi = P[1]; o.lo2 = P[2]; o.hi2 = P[3];
-    o.flags = mulFlags((P[2] | P[3]) !== 0, flagsIn);
+    o.lo = P[0]!; o.hi = P[1]!; o.lo2 = P[2]!; o.hi2 = P[3]!;
+    o.flags = mulFlags((P[2]! | P[3]!) !== 0, flagsIn);
     return;
   }
   const m = MASK[size]!;
   let lo: number, hi: number;
-  if (size === 4) { mulU32(aLo >>> 0, bLo >>> 0); lo = P[0]; hi = P[1]; }
+  if (size === 4) { mulU32(aLo >>> 0, bLo >>> 0); lo = P[0]!; hi = P[1]!; }
   else {
     const p = (aLo & m) * (bLo & m);
     const w = size * 8;
@@ -573,11 +576,11 @@ export function imul(aLo: number, aHi: number, bLo: number, bHi: number, size: O
   if (size === 8) {
     mulU64(aLo >>> 0, aHi >>> 0, bLo >>> 0, bHi >>> 0);
     // Signed correction of the high half: subtract b if a < 0, and a if b < 0 (mod 2^64).
-    let hl = P[2], hh = P[3];
+    let hl = P[2]!, hh = P[3]!;
     if ((aHi | 0) < 0) { const d = hl - (bLo >>> 0); hl = d >>> 0; hh = (hh - (bHi >>> 0) - (d < 0 ? 1 : 0)) >>> 0; }
     if ((bHi | 0) < 0) { const d = hl - (aLo >>> 0); hl = d >>> 0; hh = (hh - (aHi >>> 0) - (d < 0 ? 1 : 0)) >>> 0; }
-    const ext = (P[1] | 0) < 0 ? 0xffffffff : 0;
-    o.lo = P[0]; o.hi = P[1]; o.lo2 = hl; o.hi2 = hh;
+    const ext = (P[1]! | 0) < 0 ? 0xffffffff : 0;
+    o.lo = P[0]!; o.hi = P[1]!; o.lo2 = hl; o.hi2 = hh;
     o.flags = mulFlags(hl !== ext || hh !== ext, flagsIn);
     return;
   }
@@ -585,11 +588,11 @@ export function imul(aLo: number, aHi: number, bLo: number, bHi: number, size: O
   if (size === 4) {
     const a = aLo | 0, b = bLo | 0;
     mulU32(a >>> 0, b >>> 0);
-    let hi = P[1];
+    let hi = P[1]!;
     if (a < 0) hi -= b >>> 0;
     if (b < 0) hi -= a >>> 0;
     hi >>>= 0;
-    const lo = P[0];
+    const lo = P[0]!;
     o.lo = lo; o.hi = 0; o.lo2 = hi; o.hi2 = 0;
     o.flags = mulFlags(hi !== ((lo | 0) < 0 ? 0xffffffff : 0), flagsIn);
     return;
@@ -696,11 +699,11 @@ function divStep(a2: number, a1: number, a0: number, v1: number, v0: number): nu
   else { q = div64by32(a2, a1, v1); r = dRem; }
   while (r < TWO32) {
     mulU32(q, v0);
-    if (P[1] > r || (P[1] === r && P[0] > a0)) { q--; r += v1; } else break;
+    if (P[1]! > r || (P[1]! === r && P[0]! > a0)) { q--; r += v1; } else break;
   }
   // (a2 a1 a0) - q * (v1 v0): the product as three digits w2 w1 w0.
-  mulU32(q, v0); const w0 = P[0]; let c = P[1];
-  mulU32(q, v1); let t = P[0] + c; const w1 = t >>> 0; const w2 = P[1] + (t - w1) / TWO32;
+  mulU32(q, v0); const w0 = P[0]!; let c = P[1]!;
+  mulU32(q, v1); let t = P[0]! + c; const w1 = t >>> 0; const w2 = P[1]! + (t - w1) / TWO32;
   let d0 = a0 - w0, borrow = d0 < 0 ? 1 : 0; d0 = d0 >>> 0;
   let d1 = a1 - w1 - borrow; borrow = d1 < 0 ? 1 : 0; d1 = d1 >>> 0;
   const d2 = a2 - w2 - borrow;
@@ -937,12 +940,6 @@ export const LAZY_LOGIC = 5; // r = a op b for AND OR XOR TEST: CF = OF = AF = 0
 export const LAZY_INC = 6; // r = a + 1 (b = 1), aux = CF before
 export const LAZY_DEC = 7; // r = a - 1 (b = 1), aux = CF before
 
-/**
- * The last flag-setting operation, kept unevaluated. Record with `record()` (operands and result
- * zero-extended to `size`, as uint32 halves; hi = 0 for size < 8) or `setEager()`, then ask for
- * one flag, a condition code, or the materialized status bits. Any status flag the op leaves
- * undefined reads as the ALU functions above would produce it.
- */
 /** x < y as unsigned values of `size` bytes, from uint32 halves (the high halves count only for size 8). */
 function ltU(size: number, xLo: number, xHi: number, yLo: number, yHi: number): boolean {
   return size === 8 && xHi !== yHi ? xHi < yHi : xLo < yLo;
@@ -965,6 +962,12 @@ export function lazyCarry(op: number, size: number, aLo: number, aHi: number, bL
   }
 }
 
+/**
+ * The last flag-setting operation, kept unevaluated. Record with `record()` (operands and result
+ * zero-extended to `size`, as uint32 halves; hi = 0 for size < 8) or `setEager()`, then ask for
+ * one flag, a condition code, or the materialized status bits. Any status flag the op leaves
+ * undefined reads as the ALU functions above would produce it.
+ */
 export class LazyFlags {
   op = LAZY_EAGER;
   size: number = 4;

@@ -103,6 +103,11 @@ export const FEATURE = {
 
 export type FeatureName = keyof typeof FEATURE;
 
+/** The mask of `feature` in its register (unsigned). */
+export function featureMask(feature: CpuidFeature): number {
+  return (1 << feature.bit) >>> 0;
+}
+
 /**
  * Leaf 1 EDX bits that AMD processors repeat in 0x80000001 EDX (FPU-APIC, MTRR-PSE36, MMX, FXSR:
  * AMD APM vol. 3, CPUID Fn8000_0001_EDX).

@@ -43,7 +43,7 @@
  * 16-bit operand (AMD behaviour; Intel ignores it).
  */
 import {
-  MAP_0F38, MAP_0F3A, NOW3D_NAMES, ONE_BYTE_MAP, SplitKind, TWO_BYTE_MAP, X87_MEM, X87_REG, type Node, type Split,
+  MAP_0F38, MAP_0F3A, NOW3D_NAMES, ONE_BYTE_MAP, SplitKind, TWO_BYTE_MAP, X87_MEM, X87_REG, type Node,
 } from './opcode-tables.js';
 import { VEX_MAPS } from './opcode-vex.js';
 import { RegClass, Seg } from './registers.js';
@@ -309,11 +309,6 @@ const XCHG_AX = XCHG_R8;
 const PAUSE = compile('pause');
 const X87M: readonly CompiledNode[] = X87_MEM.map((n) => compile(n));
 const X87R: readonly CompiledNode[] = X87_REG.map((n) => compile(n));
-
-/** Does this table node need the ModRM byte to pick a leaf? */
-function splitNeedsModrm(s: Split | CompiledSplit): boolean {
-  return s.split === SplitKind.Reg || s.split === SplitKind.Mod || s.split === SplitKind.Rm;
-}
 
 // ---- the record ----
 

@@ -11,6 +11,7 @@
  *  - x87 DC/DE register forms use the AT&T fsub/fsubr (fdiv/fdivr) name swap;
  *  - undecodable bytes print `(bad)` with objdump's length for them.
  */
+import { hex } from '../common/bits.js';
 import {
   decode, DecodedInsn, DecodeStatus, InvalidReason, MNEMONICS, OperandKind, OpFlag, OpMethod, OpSizeCode, Prefix,
   type CpuMode, type Operand,
@@ -37,11 +38,6 @@ const CMP_PRED = ['eq', 'lt', 'le', 'unord', 'neq', 'nlt', 'nle', 'ord', 'eq_uq'
 const PCLMUL_NAMES: Record<number, string> = { 0x00: 'lqlq', 0x01: 'hqlq', 0x10: 'lqhq', 0x11: 'hqhq' };
 /** Memory forms whose AT&T name needs an x/y suffix for the source width (128/256-bit). */
 const XY_SUFFIX = new Set(['vcvtpd2dq', 'vcvttpd2dq', 'vcvtpd2ps', 'vcvtneps2bf16']);
-const FIX_SEG_PREFIX = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'];
-
-function hex(v: number): string {
-  return '0x' + v.toString(16);
-}
 
 /** Unsigned hex of a 64-bit value given as lo/hi 32-bit halves. */
 function hex64(lo: number, hi: number): string {
@@ -62,7 +58,7 @@ function isSizingReg(op: Operand): boolean {
   return op.regClass === RegClass.Gpr || op.regClass === RegClass.Gpr8High;
 }
 
-function formatMem(insn: DecodedInsn, op: Operand, address: bigint, showSeg: boolean): string {
+function formatMem(insn: DecodedInsn, op: Operand, showSeg: boolean): string {
   let s = '';
   if (showSeg) s += `%${SEG_NAMES[op.seg]}:`;
   const as = insn.addrSize;
@@ -191,7 +187,7 @@ export function formatInsn(insn: DecodedInsn, code: Uint8Array, address: bigint)
         // objdump counts any segment prefix as used by a string source, even the ones long mode ignores
         if (m === OpMethod.X && (insn.prefixes & Prefix.Seg)) used |= Prefix.Seg;
         else if (insn.segment >= 0 && (mode !== 64 || insn.segment >= 4) && !notrack) showSeg = true;
-        s = formatMem(insn, op, address, showSeg);
+        s = formatMem(insn, op, showSeg);
         if (op.base === 16) {
           let t = address + BigInt(insn.length) + BigInt(op.disp);
           t &= 0xffffffffffffffffn; // (objdump does not truncate an addr32 target)
@@ -422,7 +418,7 @@ function scanPrefixes(code: Uint8Array, offset: number, end: number, mode: CpuMo
       if (any || rex) {
         // a FWAIT after other prefixes belongs to them (objdump stops reading prefixes)
         scan.fwaits++;
-        if (rex) return prefixLine(code, stored, stored.length, mode);
+        if (rex) return prefixLine(stored, stored.length, mode);
         p++;
         break;
       }
@@ -431,7 +427,7 @@ function scanPrefixes(code: Uint8Array, offset: number, end: number, mode: CpuMo
       continue;
     }
     if (!isRex && !isLegacyPrefix(b)) break;
-    if (rex) return prefixLine(code, stored, stored.length, mode);
+    if (rex) return prefixLine(stored, stored.length, mode);
     stored.push(b);
     if (!isRex) any = true;
     rex = isRex ? b : 0;
@@ -446,16 +442,11 @@ function scanPrefixes(code: Uint8Array, offset: number, end: number, mode: CpuMo
   return scan;
 }
 
-function prefixLine(code: Uint8Array, stored: number[], n: number, mode: CpuMode): PrefixScan {
+function prefixLine(stored: number[], n: number, mode: CpuMode): PrefixScan {
   scan.length = n;
   scan.text = prefixNameList(Uint8Array.from(stored), 0, n, mode).join(' ');
   scan.fwaits = 0;
-  void code;
   return scan;
-}
-
-function prefixNames(code: Uint8Array, offset: number, len: number, mode: CpuMode): string {
-  return prefixNameList(code, offset, len, mode).join(' ');
 }
 
 /** objdump's names of the prefix bytes code[offset..offset+len). */

@@ -1,7 +1,9 @@
 /**
- * The instruction emulator behind libnvmm's nvmm_assist_mem and the software CPU's slow path:
- * executes one decoded instruction (or one iteration of a REP string instruction) against a
- * register file and two memory callbacks. Pure: no I/O, no BigInt, no allocation per call.
+ * The instruction emulator behind libnvmm's nvmm_assist_mem (assistMem in nvmm/assist.ts), also
+ * the step loop of the tests' fake backend (test/helpers/fake-backend.ts); the software CPU has
+ * its own executor and does not use it. It executes one decoded instruction (or one iteration of
+ * a REP string instruction) against a register file and two memory callbacks. Pure: no I/O, no
+ * BigInt, no allocation per call.
  *
  *   const insn = new DecodedInsn();
  *   decode(code, 0, code.length, mode, insn);
@@ -36,6 +38,7 @@
  * branch target); Repeat = one REP iteration was done, more remain, RIP is unchanged (the caller
  * re-executes it, as the CPU does after an exit); Unsupported = nothing was changed.
  */
+import { TWO32 } from '../common/bits.js';
 import * as alu from './alu.js';
 import { DecodeStatus, MNEMONICS, OpMethod, OperandKind, Prefix, mnemonicId, type DecodedInsn, type Operand } from './decoder.js';
 import { FLAG_DF, FLAG_ZF, STATUS_FLAGS, evalCondition } from './flags.js';
@@ -155,7 +158,6 @@ const scratchView = new DataView(scratch.buffer);
 /** Views of exactly the access size, handed to the callbacks. */
 const VIEW: readonly Uint8Array[] = [scratch, scratch.subarray(0, 1), scratch.subarray(0, 2), scratch, scratch.subarray(0, 4),
   scratch, scratch, scratch, scratch.subarray(0, 8)];
-const TWO32 = 4294967296;
 const MASK = [0, 0xff, 0xffff, 0, 0xffffffff, 0, 0, 0, 0xffffffff];
 
 /** Result of readOperand / effective-address computation (uint32 halves). */

@@ -6,7 +6,7 @@
  * VEX.vvvv operand (H) after the destination; they are derived from the legacy tables here
  * (data transformed once at load), plus the VEX-only instructions listed explicitly.
  */
-import { MAP_0F38, MAP_0F3A, SplitKind, tableHelpers, TWO_BYTE_MAP, type Node, type Split } from './opcode-tables.js';
+import { MAP_0F38, MAP_0F3A, SplitKind, tableHelpers, TWO_BYTE_MAP, type Node } from './opcode-tables.js';
 
 const { pfx, mod, rexw, vexl, grp, od, m64 } = tableHelpers;
 /** VEX.W selects a 64-bit form in long mode only (VEX.W is ignored elsewhere). */
@@ -338,5 +338,3 @@ export const VEX_MAPS: readonly (readonly Node[])[] = [
   new Array<Node>(256).fill(''), finishMap(buildVex0F(), NAMED_PP_HOLES[1]!), finishMap(buildVex0F38(), NAMED_PP_HOLES[2]!),
   finishMap(buildVex0F3A(), NAMED_PP_HOLES[3]!),
 ];
-
-export type { Split };

@@ -17,29 +17,19 @@
  * Accessed/dirty bits are only written when WALK_SET_AD is given, and only for a walk that
  * succeeds: A in every entry used, D in the leaf on a write.
  */
+import { TWO32 } from '../common/bits.js';
+import { CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from './control-regs.js';
 
 // ---------------------------------------------------------------------------------------------
-// Control-register bits the walker reads.
-
-export const CR0_WP = 1 << 16; // supervisor writes honour R/W=0
-export const CR0_PG = 1 << 31; // paging enabled (a negative int32; test with `!== 0`)
-export const CR4_PSE = 1 << 4; // 4 MiB pages in 32-bit paging
-export const CR4_PAE = 1 << 5; // PAE / long-mode page tables (64-bit entries)
-export const CR4_LA57 = 1 << 12; // 5-level paging in long mode
-export const CR4_SMEP = 1 << 20; // supervisor fetches from user pages fault
-export const CR4_SMAP = 1 << 21; // supervisor data accesses to user pages fault (unless AC)
-export const EFER_LMA = 1 << 10; // long mode active
-export const EFER_NXE = 1 << 11; // the XD bit (63) of 64-bit entries is honoured
-
-// Paging-structure entry bits (low word).
-const PTE_P = 1 << 0; // present
-const PTE_RW = 1 << 1; // writable
-const PTE_US = 1 << 2; // user accessible
-const PTE_A = 1 << 5; // accessed
-const PTE_D = 1 << 6; // dirty (leaf entries)
-const PTE_PS = 1 << 7; // page size (leaf at PDPTE / PDE level)
-const PTE_G = 1 << 8; // global (leaf entries)
-const PTE_HI_XD = 1 << 31; // execute disable: bit 63, i.e. bit 31 of the high word
+// Paging-structure entry bits (low word), for the walker and for whoever builds page tables.
+export const PTE_P = 1 << 0; // present
+export const PTE_RW = 1 << 1; // writable
+export const PTE_US = 1 << 2; // user accessible
+export const PTE_A = 1 << 5; // accessed
+export const PTE_D = 1 << 6; // dirty (leaf entries)
+export const PTE_PS = 1 << 7; // page size (leaf at PDPTE / PDE level)
+export const PTE_G = 1 << 8; // global (leaf entries)
+export const PTE_HI_XD = 1 << 31; // execute disable: bit 63, i.e. bit 31 of the high word
 
 const PDE32_PSE36_RSVD_BIT21 = 1 << 21; // 32-bit 4 MiB PDE: bit 21 is always reserved
 const PDE_2M_RSVD = 0x001fe000; // bits 20:13 of a 2 MiB PDE
@@ -139,8 +129,6 @@ export interface PageWalkerOptions {
   /** 1 GiB pages supported (CPUID 0x80000001 EDX[26]). Default true. */
   gbPages?: boolean;
 }
-
-const TWO32 = 4294967296;
 
 /**
  * A page walker for one CPU model (MAXPHYADDR, 1 GiB pages). Reusable and cheap; it holds only

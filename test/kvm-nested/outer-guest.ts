@@ -268,7 +268,7 @@ export function parseOuterOutput(output: string): OuterRun & { done: boolean } {
     else if ((m = /^skip: (.*)$/.exec(msg))) run.skipped = m[1];
     else if ((m = /^fatal: (.*)$/.exec(msg))) run.fatal = m[1];
     else if ((m = /^begin (\S+)$/.exec(msg))) current = { name: m[1]!, lines: [] };
-    else if ((m = /^end (\S+) rc=(\d+) from ([\d.]+) to ([\d.]+) s$/.exec(msg)) && current?.name === m[1]) {
+    else if ((m = /^end (\S+) rc=(\d+) from ([\d.]+) to ([\d.]+) s$/.exec(msg)) && current !== undefined && current.name === m[1]) {
       run.steps.push({ name: current.name, status: Number(m[2]), seconds: Number(m[4]) - Number(m[3]), output: current.lines.join('\n') });
       current = undefined;
     } else if (/^done at /.test(msg)) run.done = true;

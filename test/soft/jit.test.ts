@@ -1,8 +1,10 @@
 // The soft CPU's block compiler (src/backends/soft/jit.ts) against the interpreter and the real CPU:
-// generated user-mode sequences with every block compiled before its first execution must leave
-// the same state as the interpreter (no KVM needed) and as KVM; self-modifying code must run the
-// new code once it is written, compiled or not.
-// TSVMM_JIT_ORACLE_SEQS=N (default 10000) sets the number of sequences of each comparison.
+// generated user-mode sequences, run with every block compiled before its first execution
+// (threshold 0) and after one interpreted run (threshold 1), must leave the same state as the
+// interpreter (no KVM needed), and compiled at once, as KVM; self-modifying code must run the new
+// code once it is written, compiled or not.
+// TSVMM_JIT_ORACLE_SEQS=N (default 5000) sets the number of sequences of each comparison, generated
+// in programs of at most 5000.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SoftBackend } from '../../src/backends/soft/soft-backend.js';

@@ -171,7 +171,7 @@ const gprOf = (f: Form, k: number) => { const o = opnd(f.d, k); return o && o.ki
 const opSize = (f: Form) => f.d.opSize;
 
 /** The frame a return instruction pops: values of `size` bytes from the lowest address, stored below STACK_TOP. */
-function frame(e: Enc, s: SlotCtx, size: number, values: number[]): void {
+function frame(e: Enc, size: number, values: number[]): void {
   const top = LAYOUT.STACK_TOP - size * values.length;
   values.forEach((v, k) => e.store(top + size * k, size as 2 | 4 | 8, v, 'ss'));
   e.setSp(top);
@@ -198,12 +198,12 @@ export const RULES: readonly Rule[] = [
   {
     what: 'near RET: the return address is after the instruction',
     match: is('ret'),
-    setup: (e, s) => frame(e, s, opSize(s.f), [s.cont]),
+    setup: (e, s) => frame(e, opSize(s.f), [s.cont]),
   },
   {
     what: 'far RET: CS:IP after the instruction, CS the probe\'s',
     match: is('lret', 'lretw', 'lretq'),
-    setup: (e, s) => frame(e, s, opSize(s.f), [s.cont, s.cs]),
+    setup: (e, s) => frame(e, opSize(s.f), [s.cont, s.cs]),
   },
   {
     what: 'IRET: a frame back to after the instruction, same CS, flags and stack (in 64-bit code SS:RSP too)',
@@ -211,7 +211,7 @@ export const RULES: readonly Rule[] = [
     setup: (e, s) => {
       const v = [s.cont, s.cs, s.env.flags];
       if (s.env.mode === 64) v.push(LAYOUT.STACK_TOP, s.env.ss);
-      frame(e, s, opSize(s.f), v);
+      frame(e, opSize(s.f), v);
     },
   },
   {

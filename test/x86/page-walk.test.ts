@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { TWO32 } from '../../src/common/bits.js';
+import { CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE } from '../../src/x86/control-regs.js';
 import {
-  ACCESS_FETCH, ACCESS_READ, ACCESS_USER, ACCESS_WRITE, CR0_PG, CR0_WP, CR4_LA57, CR4_PAE, CR4_PSE, CR4_SMAP,
-  CR4_SMEP, EFER_LMA, EFER_NXE, PAGING_32, PAGING_4LEVEL, PAGING_5LEVEL, PAGING_NONE, PAGING_PAE, PFEC_ID, PFEC_P,
+  ACCESS_FETCH, ACCESS_READ, ACCESS_USER, ACCESS_WRITE, PAGING_32, PAGING_4LEVEL, PAGING_5LEVEL, PAGING_NONE, PAGING_PAE, PFEC_ID, PFEC_P,
   PFEC_RSVD, PFEC_U, PFEC_W, PROT_ALL, PROT_EXEC, PROT_READ, PROT_USER, PROT_WRITE, PageWalkResult, PageWalker,
   WALK_AC, WALK_IMPLICIT, WALK_NON_CANONICAL, WALK_NO_CHECK, WALK_OK, WALK_PAGE_FAULT, WALK_SET_AD, pagingMode,
   walkGva, type PagingState, type PhysMemoryAccess,
@@ -11,7 +12,6 @@ import {
 // Entry bits, spelled out here independently of the module.
 const P = 0x1, RW = 0x2, US = 0x4, A = 0x20, D = 0x40, PS = 0x80, G = 0x100;
 const XD_HI = 0x80000000;
-const TWO32 = 2 ** 32;
 
 /** Sparse guest memory: 4 KiB pages on demand; unbacked reads return all ones. */
 class SparseMemory implements PhysMemoryAccess {

@@ -26,8 +26,21 @@ import { NO_DEBUG, type DebugConfig } from '../../nvmm/debug.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { newStopFlag, retireStopHandle } from '../../nvmm/stop.js';
-import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, emptyState, type Segment, type X64State } from '../../nvmm/state.js';
-import { APIC_DM_EXTINT, APIC_DM_MASK, APIC_DM_NMI, APIC_LVT_MASKED, APIC_REG } from '../../x86/apic.js';
+import { CR, DR, GPR, MSR, MSR_NUMBER_AT, SEG, STATE, emptyState, type Segment, type X64State } from '../../nvmm/state.js';
+import {
+  MSR_A_PMC0, MSR_A_PMC7, MSR_AMD_DE_CFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_MMIO_CONF_BASE, MSR_AMD_NB_CFG,
+  MSR_AMD_OSVW_ID_LENGTH, MSR_AMD_OSVW_STATUS, MSR_AMD_PERF_CTL0, MSR_AMD_PERF_CTL_CORE0, MSR_AMD_PERF_CTR3, MSR_AMD_PERF_CTR_CORE5,
+  MSR_AMD_SYSCFG, MSR_AMD_VIRT_SPEC_CTRL, MSR_AMD_VM_CR, MSR_AMD_VM_HSAVE_PA, MSR_APIC_BASE, MSR_ARCH_CAPABILITIES, MSR_DEBUGCTL,
+  MSR_EFER, MSR_FEATURE_CONTROL, MSR_FIXED_CTR0, MSR_FIXED_CTR2, MSR_FIXED_CTR_CTRL, MSR_FLUSH_CMD, MSR_FS_BASE, MSR_MC0_CTL,
+  MSR_MC31_MISC, MSR_MCG_CAP, MSR_MCG_CTL, MSR_MISC_ENABLE, MSR_MISC_FEATURES_ENABLES, MSR_MTRR_DEF_TYPE, MSR_MTRR_FIX16K_80000,
+  MSR_MTRR_FIX16K_A0000, MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000, MSR_MTRR_FIX64K_00000, MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7,
+  MSR_MTRRCAP, MSR_PAT, MSR_PERF_CAPABILITIES, MSR_PERF_GLOBAL_OVF_CTRL, MSR_PERFEVTSEL0, MSR_PERFEVTSEL7, MSR_PLATFORM_INFO,
+  MSR_PMC0, MSR_PMC7, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_TSC, MSR_TSC_ADJUST,
+  MSR_TSC_AUX, MSR_TSC_DEADLINE, MSR_TSX_CTRL, MSR_UCODE_REV, MSR_VMX_BASIC, MSR_VMX_VMFUNC, MSR_XFD, MSR_XFD_ERR, MSR_XSS,
+} from '../../x86/msr.js';
+import { FEATURE, LEAF, featureMask } from '../../x86/cpuid.js';
+import { EXC_GP } from '../../x86/exceptions.js';
+import { APIC_LVT_LINT0, APIC_LVT_LINT1, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DM_EXTINT, DM_NMI, LVT_MASKED } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
 import { decodeDebugExit, guestDebugControl, guestDebugRegs } from './guest-debug.js';
@@ -53,50 +66,50 @@ const REQUIRED_CAPS: readonly (keyof typeof abi.CAP)[] = [
  * refuses its MSRs with #GP, or they exit as MSRs it does not know; so CPUID and MSRs agree.
  */
 const ALLOWED_MSRS: readonly (number | [number, number])[] = [
-  0x10, // TSC
-  0x1b, // APIC_BASE
-  0x3a, // FEATURE_CONTROL
-  0x3b, // TSC_ADJUST (CPUID 7.EBX TSC_ADJUST)
-  [0x48, 0x49], // SPEC_CTRL, PRED_CMD
-  0x8b, // UCODE_REV
-  [0xc1, 0xc8], // PMC0-7 (Intel PMU: CPUID 0xA)
-  0xce, // PLATFORM_INFO (Linux reads it for CPUID faulting)
-  0xfe, // MTRRcap
-  0x10a, // ARCH_CAPABILITIES (CPUID 7.EDX ARCH_CAPABILITIES, which KVM always offers)
-  0x10b, // FLUSH_CMD (CPUID 7.EDX FLUSH_L1D)
-  0x122, // TSX_CTRL (ARCH_CAPABILITIES.TSX_CTRL)
-  0x140, // MISC_FEATURES_ENABLES (CPUID faulting)
-  [0x174, 0x176], // SYSENTER_CS/ESP/EIP
-  [0x179, 0x17b], // MCG_CAP/STATUS/CTL
-  [0x186, 0x18d], // PERFEVTSEL0-7 (Intel PMU)
-  0x1a0, // MISC_ENABLE
-  [0x1c4, 0x1c5], // XFD, XFD_ERR (CPUID 0xD.1 XFD)
-  0x1d9, // DEBUGCTL
-  [0x200, 0x20f], // MTRR physbase/physmask 0-7
-  0x250, 0x258, 0x259, [0x268, 0x26f], // fixed-range MTRRs
-  0x277, // PAT
-  0x2ff, // MTRRdefType
-  [0x309, 0x30b], // FIXED_CTR0-2 (Intel PMU)
-  0x345, // PERF_CAPABILITIES (CPUID 1.ECX PDCM)
-  [0x38d, 0x390], // FIXED_CTR_CTRL, PERF_GLOBAL_STATUS/CTRL/OVF_CTRL (Intel PMU)
-  [0x400, 0x47f], // machine-check banks
-  [0x480, 0x491], // VMX capabilities (CPUID 1.ECX VMX: nested VMX)
-  [0x4c1, 0x4c8], // full-width PMC0-7 (Intel PMU)
-  0x6e0, // TSC_DEADLINE
-  0xda0, // XSS (CPUID 0xD.1 XSAVES)
-  [0xc0000080, 0xc0000084], // EFER, STAR, LSTAR, CSTAR, SFMASK
-  [0xc0000100, 0xc0000103], // FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC_AUX
-  [0xc0010000, 0xc0010007], // PERF_CTL0-3, PERF_CTR0-3 (AMD's PMU, present on every AMD CPU from K7 on)
-  0xc0010010, // SYSCFG (Linux reads it for memory encryption)
-  0xc0010015, // HWCR
-  0xc001001f, // NB_CFG
-  0xc0010055, // INT_PENDING_MSG (Linux's C1E check on family 0xF)
-  0xc0010058, // MMIO_CONF_BASE (family 0x10+ MMCONFIG)
-  0xc0010114, 0xc0010117, // VM_CR, VM_HSAVE_PA (CPUID 0x80000001.ECX SVM: nested SVM)
-  0xc001011f, // VIRT_SPEC_CTRL (CPUID 0x80000008.EBX VIRT_SSBD)
-  [0xc0010140, 0xc0010141], // OSVW_ID_LENGTH, OSVW_STATUS
-  [0xc0010200, 0xc001020b], // PERF_CTL/CTR 0-5 (CPUID 0x80000001.ECX PERFCTR_CORE)
-  0xc0011029, // DE_CFG (Linux makes LFENCE serializing through it)
+  MSR_TSC,
+  MSR_APIC_BASE,
+  MSR_FEATURE_CONTROL,
+  MSR_TSC_ADJUST, // CPUID 7.EBX TSC_ADJUST
+  [MSR_SPEC_CTRL, MSR_PRED_CMD],
+  MSR_UCODE_REV,
+  [MSR_PMC0, MSR_PMC7], // Intel PMU: CPUID 0xA
+  MSR_PLATFORM_INFO, // Linux reads it for CPUID faulting
+  MSR_MTRRCAP,
+  MSR_ARCH_CAPABILITIES, // CPUID 7.EDX ARCH_CAPABILITIES, which KVM always offers
+  MSR_FLUSH_CMD, // CPUID 7.EDX FLUSH_L1D
+  MSR_TSX_CTRL, // ARCH_CAPABILITIES.TSX_CTRL
+  MSR_MISC_FEATURES_ENABLES, // CPUID faulting
+  [MSR_SYSENTER_CS, MSR_SYSENTER_EIP],
+  [MSR_MCG_CAP, MSR_MCG_CTL],
+  [MSR_PERFEVTSEL0, MSR_PERFEVTSEL7], // Intel PMU
+  MSR_MISC_ENABLE,
+  [MSR_XFD, MSR_XFD_ERR], // CPUID 0xD.1 XFD
+  MSR_DEBUGCTL,
+  [MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7],
+  MSR_MTRR_FIX64K_00000, MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000, [MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000],
+  MSR_PAT,
+  MSR_MTRR_DEF_TYPE,
+  [MSR_FIXED_CTR0, MSR_FIXED_CTR2], // Intel PMU
+  MSR_PERF_CAPABILITIES, // CPUID 1.ECX PDCM
+  [MSR_FIXED_CTR_CTRL, MSR_PERF_GLOBAL_OVF_CTRL], // Intel PMU
+  [MSR_MC0_CTL, MSR_MC31_MISC], // machine-check banks
+  [MSR_VMX_BASIC, MSR_VMX_VMFUNC], // CPUID 1.ECX VMX: nested VMX
+  [MSR_A_PMC0, MSR_A_PMC7], // Intel PMU
+  MSR_TSC_DEADLINE,
+  MSR_XSS, // CPUID 0xD.1 XSAVES
+  [MSR_EFER, MSR_SFMASK], // EFER, STAR, LSTAR, CSTAR, SFMASK
+  [MSR_FS_BASE, MSR_TSC_AUX], // FS_BASE, GS_BASE, KERNEL_GS_BASE, TSC_AUX
+  [MSR_AMD_PERF_CTL0, MSR_AMD_PERF_CTR3], // AMD's PMU, present on every AMD CPU from K7 on
+  MSR_AMD_SYSCFG, // Linux reads it for memory encryption
+  MSR_AMD_HWCR,
+  MSR_AMD_NB_CFG,
+  MSR_AMD_INT_PENDING, // Linux's C1E check on family 0xF
+  MSR_AMD_MMIO_CONF_BASE, // family 0x10+ MMCONFIG
+  MSR_AMD_VM_CR, MSR_AMD_VM_HSAVE_PA, // CPUID 0x80000001.ECX SVM: nested SVM
+  MSR_AMD_VIRT_SPEC_CTRL, // CPUID 0x80000008.EBX VIRT_SSBD
+  [MSR_AMD_OSVW_ID_LENGTH, MSR_AMD_OSVW_STATUS],
+  [MSR_AMD_PERF_CTL_CORE0, MSR_AMD_PERF_CTR_CORE5], // CPUID 0x80000001.ECX PERFCTR_CORE
+  MSR_AMD_DE_CFG, // Linux makes LFENCE serializing through it
 ];
 
 /** Builds the allow-bitmaps of the MSR filter from ALLOWED_MSRS, one range per 0x1000-aligned block used. */
@@ -250,7 +263,7 @@ class KvmMachine implements BackendMachine {
 }
 
 /** The MSRs of the MSRS group that go through KVM_GET/SET_MSRS (EFER travels in kvm_sregs). */
-const MSRS_BY_IOCTL = MSR_NUMBERS.slice(MSR.STAR);
+const MSRS_BY_IOCTL = MSR_NUMBER_AT.slice(MSR.STAR);
 
 const KVM_SEGS: readonly [number, number][] = [
   [SEG.ES, abi.KVM_SREGS.es], [SEG.CS, abi.KVM_SREGS.cs], [SEG.SS, abi.KVM_SREGS.ss], [SEG.DS, abi.KVM_SREGS.ds],
@@ -523,7 +536,7 @@ class KvmVcpu implements BackendVcpu {
 
   inject(event: VcpuEvent): void {
     // #GP at an MSR exit is how a VMM refuses the MSR: KVM must raise it instead of completing.
-    if (this.msrExitPending && event.type === 'exception' && event.vector === 13) {
+    if (this.msrExitPending && event.type === 'exception' && event.vector === EXC_GP) {
       this.run8[RUN['msr.error']] = 1;
       return;
     }
@@ -718,8 +731,6 @@ class KvmVcpu implements BackendVcpu {
   }
 }
 
-/** CPUID.1:ECX.XSAVE. */
-const CPUID_1_ECX_XSAVE = 1 << 26;
 /** XCR0 with only x87 state: the reset value, and the value implied without XSAVE. */
 const XCR0_X87 = BigInt(XSTATE_X87);
 
@@ -728,8 +739,8 @@ const XCR0_X87 = BigInt(XSTATE_X87);
  * refuses KVM_SET_XCRS with EINVAL on a host without XSAVE, e.g. QEMU's `qemu64` CPU model).
  */
 export function hasXcrs(supportedCpuid: readonly CpuidEntry[], capXcrs: number): boolean {
-  const leaf1 = supportedCpuid.find((e) => e.function === 1 && e.index === 0);
-  return capXcrs > 0 && leaf1 !== undefined && (leaf1.ecx & CPUID_1_ECX_XSAVE) !== 0;
+  const leaf1 = supportedCpuid.find((e) => e.function === LEAF.FEATURES && e.index === 0);
+  return capXcrs > 0 && leaf1 !== undefined && (leaf1.ecx & featureMask(FEATURE.XSAVE)) !== 0;
 }
 
 /** LINT0 as ExtINT (the 8259 behind it, for PIC-mode guests) and LINT1 as NMI, as on a PC. */
@@ -738,20 +749,18 @@ function wireLocalApic(fd: KvmVcpuFd): void {
   fd.get('KVM_GET_LAPIC', lapic);
   const dv = new DataView(lapic.buffer);
   const lvt = (reg: number, mode: number) =>
-    dv.setUint32(reg, ((dv.getUint32(reg, true) & ~(APIC_DM_MASK | APIC_LVT_MASKED)) | mode) >>> 0, true);
-  lvt(APIC_REG.LVT_LINT0, APIC_DM_EXTINT);
-  lvt(APIC_REG.LVT_LINT1, APIC_DM_NMI);
+    dv.setUint32(reg, ((dv.getUint32(reg, true) & ~(DELIVERY_MODE_MASK | LVT_MASKED)) | (mode << DELIVERY_MODE_SHIFT)) >>> 0, true);
+  lvt(APIC_LVT_LINT0, DM_EXTINT);
+  lvt(APIC_LVT_LINT1, DM_NMI);
   fd.set('KVM_SET_LAPIC', lapic);
 }
 
-/** CPUID.1:ECX.HYPERVISOR: software runs under a hypervisor (NVMM and QEMU set it; KVM leaves it to the VMM). */
-const CPUID_1_ECX_HYPERVISOR = 0x80000000;
 /**
  * Leaves 0x40000000-0x4fffffff: KVM's paravirtual interface (signature "KVMKVMKVM", kvm-clock,
  * PV EOI, steal time...). Its MSRs (0x4b564d00...) are not in ALLOWED_MSRS, so a guest that
  * believed these leaves would meet #GP: the vCPU does not present them, as NVMM presents none.
  */
-const HYPERVISOR_LEAVES = [0x40000000, 0x4fffffff] as const;
+const HYPERVISOR_LEAVES = [LEAF.HYPERVISOR, 0x4fffffff] as const;
 
 /**
  * The CPUID a vCPU presents: KVM's supported CPUID with this vCPU's APIC id in leaves 1 and
@@ -760,9 +769,10 @@ const HYPERVISOR_LEAVES = [0x40000000, 0x4fffffff] as const;
 export function normalizeCpuid(entries: CpuidEntry[], id: number): CpuidEntry[] {
   const out = entries.filter((e) => e.function < HYPERVISOR_LEAVES[0] || e.function > HYPERVISOR_LEAVES[1]);
   for (const e of out) {
-    if (e.function === 1) {
+    if (e.function === LEAF.FEATURES) {
       e.ebx = ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0;
-      e.ecx = (e.ecx | CPUID_1_ECX_HYPERVISOR) >>> 0;
+      // The hypervisor bit: NVMM and QEMU set it; KVM leaves it to the VMM.
+      e.ecx = (e.ecx | featureMask(FEATURE.HYPERVISOR)) >>> 0;
     }
     if (e.function === 0xb || e.function === 0x1f) e.edx = id;
   }

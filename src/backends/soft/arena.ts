@@ -13,7 +13,8 @@
  * CPU's, and memory attached by address (HostMemory.attach) is found there like memory allocated here.
  */
 import * as libc from '../../common/libc.js';
-import { HostMemory, MAX_HOST_MEMORY, PAGE_SIZE } from '../../memory/host-memory.js';
+import { HostMemory, MAX_HOST_MEMORY } from '../../memory/host-memory.js';
+import { PAGE_SIZE } from '../../memory/page.js';
 
 const WASM_PAGE = 65536;
 /** wasm32's limit: 4 GiB. */

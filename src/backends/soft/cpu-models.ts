@@ -18,14 +18,14 @@
  */
 import type { CpuidRegs } from '../../nvmm/backend.js';
 import {
-  AMD_EDX_ALIASES, FEATURE, LEAF, VENDOR_AMD, cpuSignature, cpuidChars, type CpuidFeature, type FeatureName,
+  AMD_EDX_ALIASES, FEATURE, LEAF, VENDOR_AMD, cpuSignature, cpuidChars, featureMask, type CpuidFeature, type FeatureName,
 } from '../../x86/cpuid.js';
-import { CR4_SMEP } from '../../x86/page-walk.js';
+import { CR4_SMEP } from '../../x86/control-regs.js';
 import {
-  ARCH_MSRS, MSR_AMD_DE_CFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_PATCH_LEVEL, MSR_AMD_SYSCFG, MSR_ARCH_CAPABILITIES,
-  MSR_K7_PERF_FIRST, MSR_K7_PERF_LAST, MSR_PRED_CMD, MSR_SPEC_CTRL, MSR_TSC_AUX, SPEC_CTRL_IBRS, SPEC_CTRL_SSBD, SPEC_CTRL_STIBP,
-  type SysModel,
-} from './ops-sys.js';
+  MSR_AMD_DE_CFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_PERF_CTL0, MSR_AMD_PERF_CTR3, MSR_AMD_SYSCFG, MSR_ARCH_CAPABILITIES,
+  MSR_PRED_CMD, MSR_SPEC_CTRL, MSR_TSC_AUX, MSR_UCODE_REV, SPEC_CTRL_IBRS, SPEC_CTRL_SSBD, SPEC_CTRL_STIBP,
+} from '../../x86/msr.js';
+import { ARCH_MSRS, type SysModel } from './ops-sys.js';
 
 export type CpuModelName = 'qemu64' | 'max';
 export const CPU_MODEL_NAMES: readonly CpuModelName[] = ['qemu64', 'max'];
@@ -127,7 +127,7 @@ export function cpuidTable(model: CpuModel, id: number): Map<number, CpuidRegs> 
   for (const name of model.features) {
     const feat: CpuidFeature = FEATURE[name];
     const r = regsOf(t, feat.leaf);
-    r[feat.reg] = (r[feat.reg] | (1 << feat.bit)) >>> 0;
+    r[feat.reg] = (r[feat.reg] | featureMask(feat)) >>> 0;
   }
   const ext1 = t.get(LEAF.EXT_FEATURES1)!;
   ext1.edx = (ext1.edx | (t.get(LEAF.FEATURES)!.edx & AMD_EDX_ALIASES)) >>> 0;
@@ -155,10 +155,10 @@ export function sysModel(model: CpuModel): SysModel {
   if (has('ARCH_CAPABILITIES')) msrs.add(MSR_ARCH_CAPABILITIES);
   if (model.vendor === VENDOR_AMD) {
     // What Linux reads on every AMD processor of these families, answered as KVM answers them.
-    for (const m of [MSR_AMD_PATCH_LEVEL, MSR_AMD_SYSCFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_DE_CFG]) msrs.add(m);
+    for (const m of [MSR_UCODE_REV, MSR_AMD_SYSCFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_DE_CFG]) msrs.add(m);
     // The K7 performance counters exist in every AMD family from 6 (no CPUID bit): with no PMU,
     // they read 0 and drop writes, as under KVM without a vPMU.
-    for (let m = MSR_K7_PERF_FIRST; m <= MSR_K7_PERF_LAST; m++) msrs.add(m);
+    for (let m = MSR_AMD_PERF_CTL0; m <= MSR_AMD_PERF_CTR3; m++) msrs.add(m);
   }
   let specCtrl = 0;
   if (has('SPEC_CTRL')) specCtrl |= SPEC_CTRL_IBRS;

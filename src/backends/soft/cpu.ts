@@ -14,9 +14,13 @@
  *   `CPU_EXIT`); the run loop catches them. RIP is advanced before an instruction's handler runs, and
  *   rolled back to `curLo/curHi` when it faults or exits.
  */
+import { TWO32 } from '../../common/bits.js';
 import { LazyFlags } from '../../x86/alu.js';
+import { CR0_PE, CR0_PG, CR0_RESET, CR4_PGE, EFER_LMA } from '../../x86/control-regs.js';
+import { EXC_GP, EXC_PF, EXC_UD } from '../../x86/exceptions.js';
+import { XSTATE_X87 } from '../../x86/fxsave.js';
 import {
-  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_SET_AD, type PhysMemoryAccess,
+  ACCESS_FETCH, ACCESS_USER, ACCESS_WRITE, PageWalker, PageWalkResult, WALK_AC, WALK_OK, WALK_PAGE_FAULT, WALK_SET_AD, type PhysMemoryAccess,
 } from '../../x86/page-walk.js';
 import { FLAG_AC, PARITY } from '../../x86/flags.js';
 import { arenaAllocate, arenaFree, arenaMemory, arenaOffsetOf } from './arena.js';
@@ -26,23 +30,11 @@ import { PROT } from '../../nvmm/backend.js';
 import type { CpuidFn, SysModel } from './ops-sys.js';
 import type { WasmHub } from './jit-wasm.js';
 
-export const TWO32 = 4294967296;
-
 // Segment indices (the same numbering as nvmm/state.ts SEG and x86/registers.ts Seg).
 export const S_ES = 0, S_CS = 1, S_SS = 2, S_DS = 3, S_FS = 4, S_GS = 5, S_GDT = 6, S_IDT = 7, S_LDT = 8, S_TR = 9;
 
 // Packed segment attribute bits.
 export const A_TYPE = 0xf, A_S = 1 << 4, A_DPL_SHIFT = 5, A_P = 1 << 7, A_AVL = 1 << 12, A_L = 1 << 13, A_DB = 1 << 14, A_G = 1 << 15;
-
-// Control register bits.
-export const CR0_PE = 1, CR0_MP = 2, CR0_EM = 4, CR0_TS = 8, CR0_ET = 0x10, CR0_NE = 0x20, CR0_WP = 1 << 16, CR0_AM = 1 << 18,
-  CR0_NW = 1 << 29, CR0_CD = 1 << 30, CR0_PG = 1 << 31;
-export const CR4_PSE = 1 << 4, CR4_PAE = 1 << 5, CR4_PGE = 1 << 7, CR4_OSFXSR = 1 << 9, CR4_OSXMMEXCPT = 1 << 10;
-export const EFER_SCE = 1, EFER_LME = 1 << 8, EFER_LMA = 1 << 10, EFER_NXE = 1 << 11;
-
-// Exception vectors.
-export const EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6, EXC_NM = 7, EXC_DF = 8,
-  EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_XM = 19;
 
 /** Thrown (this one object) to leave an instruction with a CPU exception; details in the Cpu. */
 export const CPU_FAULT = { fault: true };
@@ -177,14 +169,14 @@ export class Cpu {
   readonly effBaseHi: Int32Array;
 
   // ---- control, debug, MSRs ----
-  cr0 = 0x60000010;
+  cr0 = CR0_RESET;
   cr2Lo = 0;
   cr2Hi = 0;
   cr3Lo = 0;
   cr3Hi = 0;
   cr4 = 0;
   cr8 = 0;
-  xcr0Lo = 1;
+  xcr0Lo = XSTATE_X87;
   efer = 0;
   readonly dr = new Float64Array(8);
   /** MSR values as [lo, hi] by MSR number (the ones this CPU owns). */
@@ -305,7 +297,7 @@ export class Cpu {
    * live in the WebAssembly arena (ARENA_* offsets from here), or -1: plain arrays.
    */
   readonly arenaBase: number;
-  /** The control words of code compiled to WebAssembly (jit-wasm.ts), in the arena. */
+  /** The control words of code compiled to WebAssembly (jit-wasm.ts), in the arena: 32 of them, so every C_* index is in range. */
   readonly ctl: Int32Array;
   /** jit-wasm.ts's jump cache (JC_ENTRIES of 4 int32), filled by the executor. */
   readonly jumpCache: Int32Array;
@@ -445,7 +437,7 @@ export class Cpu {
       const paging = { cr0: this.cr0, cr3: this.cr3Lo >>> 0, cr4: this.cr4, efer: this.efer };
       if (this.cr3Hi) paging.cr3 = (this.cr3Hi >>> 0) * TWO32 + (this.cr3Lo >>> 0);
       if (!this.walker.walk(paging, this.phys, lo, hi, flags, w)) {
-        if (w.status !== 1) this.gp(0);
+        if (w.status !== WALK_PAGE_FAULT) this.gp(0);
         this.cr2Lo = w.faultLo | 0;
         this.cr2Hi = w.faultHi | 0;
         this.fault(EXC_PF, w.errorCode);

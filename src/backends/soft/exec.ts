@@ -21,12 +21,14 @@ import { DecodeStatus, DecodedInsn, MNEMONICS, decode, type CpuMode } from '../.
 import { disasmOne } from '../../x86/disasm.js';
 import { FLAG_IF, FLAG_TF } from '../../x86/flags.js';
 import { compileInsn } from './compile.js';
-import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, TWO32, type PendingExit } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
 import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
+import { EXC_DB, EXC_NMI } from '../../x86/exceptions.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import type { TraceHook } from '../../nvmm/trace.js';
@@ -159,7 +161,6 @@ export class Block {
   }
 }
 
-export type { TraceHook, TraceRecord } from '../../nvmm/trace.js';
 
 /** What a run ends with (the backend turns it into the API's VcpuExit). */
 export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' } | { kind: 'debug'; reason: 'step' | 'hwbreak' };
@@ -252,7 +253,7 @@ export class Executor {
   private dropPage(page: number): void {
     const keys = this.pageBlocks.get(page);
     if (!keys) return;
-    this.cpu.ctl[C_EPOCH]++;
+    this.cpu.ctl[C_EPOCH]!++;
     for (const k of keys) {
       const b = this.cache.get(k);
       if (b !== undefined) { this.dropJit(b); b.kill(); this.cacheWeight -= weight(b); }
@@ -263,7 +264,7 @@ export class Executor {
 
   /** Forgets every decoded block (after a mode-independent change such as unmap). */
   flushCode(): void {
-    this.cpu.ctl[C_EPOCH]++;
+    this.cpu.ctl[C_EPOCH]!++;
     for (const b of this.cache.values()) { this.dropJit(b); b.kill(); }
     this.prev = null;
     this.cache.clear();
@@ -391,7 +392,7 @@ export class Executor {
     this.cpu.halted = false;
     switch (e.type) {
       case 'interrupt': return this.deliverEvent(e.vector, -1, EV_EXT);
-      case 'nmi': return this.deliverEvent(2, -1, EV_NMI);
+      case 'nmi': return this.deliverEvent(EXC_NMI, -1, EV_NMI);
       case 'exception': return this.deliverEvent(e.vector, e.errorCode ?? -1, EV_EXC);
     }
   }
@@ -580,7 +581,7 @@ export class Executor {
     const r = this.trace !== null ? this.stepTraced() : this.stepOne();
     if (r !== null || c.events !== events || c.ssShadow) return r;
     c.dr[6] = ((c.dr[6]! | 0x4000) >>> 0);
-    return this.deliverEvent(1, -1, EV_EXC);
+    return this.deliverEvent(EXC_DB, -1, EV_EXC);
   }
 
   /** Runs the one instruction at RIP (with the guest's own single-step trap and the trace hook). For debug.ts. */
@@ -786,5 +787,3 @@ export class Executor {
 }
 
 function noop(): void {}
-
-export { EV_EXC };

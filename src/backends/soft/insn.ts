@@ -8,7 +8,8 @@
  * register classes (segment, control, debug, XMM) store their number and are read by the handler
  * that knows the class.
  */
-import { TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import type { Cpu } from './cpu.js';
 
 export const MEM = -1, IMM = -2, NONE = -3;
 
@@ -35,7 +36,11 @@ export class Insn {
   /** Immediate, extended to the operand size (hi for 8-byte operands). */
   imm = 0;
   immHi = 0;
-  /** A second immediate (ENTER's level, the count of SHLD/SHRD imm8, far pointer selector). */
+  /**
+   * A second field for the handler, not always an immediate: ENTER's level, the imm8 count of
+   * SHLD/SHRD or a far pointer's selector; the ST(i) number of an x87 register form (ops-x87.ts);
+   * the operand-form bits (F_*) of an SSE/MMX instruction (ops-sse.ts).
+   */
   imm2 = 0;
   /** Branch displacement. */
   rel = 0;
@@ -120,7 +125,7 @@ export function rdOp(c: Cpu, i: Insn, code: number, size: number): number {
 }
 
 /** Writes operand `code` (a register, or MEM at the EA computed by the last rdOp/ea). */
-export function wrOp(c: Cpu, i: Insn, code: number, size: number, lo: number, hi: number): void {
+export function wrOp(c: Cpu, code: number, size: number, lo: number, hi: number): void {
   if (code >= 0) c.setReg(code, size, lo, hi);
   else c.wr(c.eaLo, c.eaHi, size, lo, hi);
 }

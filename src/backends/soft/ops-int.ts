@@ -8,13 +8,18 @@ import {
   LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SUB, aluOut, type OperandSize,
 } from '../../x86/alu.js';
 import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF } from '../../x86/flags.js';
-import { EXC_BR, EXC_DE, S_ES, TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { EXC_BR, EXC_DE } from '../../x86/exceptions.js';
+import { S_ES, type Cpu } from './cpu.js';
 import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/** Result of aluCore (lo, hi): a typed array, as a module-level let holding a uint32 above 2^30 would box it at every store. */
+/**
+ * Result of aluCore (lo, hi): a typed array, as a module-level let holding a uint32 above 2^30 would box it at every store.
+ * Its two words always exist, so the reads RES[0]! and RES[1]! below are never undefined.
+ */
 const RES = new Uint32Array(2);
 
 /**
@@ -154,7 +159,7 @@ export function hAlu(c: Cpu, i: Insn): void {
   const b = rdOp(c, i, i.o1, size), bh = c.hi;
   const op = i.sub;
   aluCore(c, op, size, a, ah, b, bh);
-  if (op !== alu.ALU_CMP) wrOp(c, i, i.o0, size, RES[0], RES[1]);
+  if (op !== alu.ALU_CMP) wrOp(c, i.o0, size, RES[0]!, RES[1]!);
 }
 
 export function hTest(c: Cpu, i: Insn): void {
@@ -169,7 +174,7 @@ export function hAluRR(c: Cpu, i: Insn): void {
   const R = c.regs;
   const d = i.o0 << 1, s = i.o1 << 1;
   aluCore(c, i.sub, i.size, R[d]!, R[d + 1]!, R[s]!, R[s + 1]!);
-  if (i.sub !== alu.ALU_CMP) { R[d] = RES[0]; R[d + 1] = i.size === 8 ? RES[1] : 0; }
+  if (i.sub !== alu.ALU_CMP) { R[d] = RES[0]!; R[d + 1] = i.size === 8 ? RES[1]! : 0; }
 }
 
 /** ALU r32/r64, imm (fast path). */
@@ -177,7 +182,7 @@ export function hAluRI(c: Cpu, i: Insn): void {
   const R = c.regs;
   const d = i.o0 << 1;
   aluCore(c, i.sub, i.size, R[d]!, R[d + 1]!, i.imm, i.immHi);
-  if (i.sub !== alu.ALU_CMP) { R[d] = RES[0]; R[d + 1] = i.size === 8 ? RES[1] : 0; }
+  if (i.sub !== alu.ALU_CMP) { R[d] = RES[0]!; R[d + 1] = i.size === 8 ? RES[1]! : 0; }
 }
 
 export function hIncDec(c: Cpu, i: Insn): void {
@@ -195,19 +200,19 @@ export function hIncDec(c: Cpu, i: Insn): void {
     else { const d = (a >>> 0) - 1; lo = d >>> 0; hi = (ah - (d < 0 ? 1 : 0)) >>> 0; }
     c.lz.record(i.sub === 0 ? LAZY_INC : LAZY_DEC, 8, a, ah, 1, 0, lo, hi, cf);
   }
-  wrOp(c, i, i.o0, size, lo, hi);
+  wrOp(c, i.o0, size, lo, hi);
 }
 
 export function hNot(c: Cpu, i: Insn): void {
   const a = rdDst(c, i, i.size), ah = c.hi;
-  wrOp(c, i, i.o0, i.size, ~a, ~ah);
+  wrOp(c, i.o0, i.size, ~a, ~ah);
 }
 
 export function hNeg(c: Cpu, i: Insn): void {
   const size = i.size;
   const a = rdDst(c, i, size), ah = c.hi;
   aluCore(c, alu.ALU_SUB, size, 0, 0, a, size === 8 ? ah : 0);
-  wrOp(c, i, i.o0, size, RES[0], RES[1]);
+  wrOp(c, i.o0, size, RES[0]!, RES[1]!);
 }
 
 /** Shifts and rotates (group 2): op in i.sub, count from o1 (IMM, CL or the constant 1 as IMM). */
@@ -222,7 +227,7 @@ export function hShift(c: Cpu, i: Insn): void {
   }
   alu.aluShift(i.sub, a, ah, count, size as OperandSize, statusFlags(c));
   c.lz.setEager(aluOut.flags);
-  wrOp(c, i, i.o0, size, aluOut.lo, aluOut.hi);
+  wrOp(c, i.o0, size, aluOut.lo, aluOut.hi);
 }
 
 /** SHLD/SHRD: i.sub = 0 left, 1 right; count in IMM (imm2) or CL. */
@@ -267,7 +272,7 @@ export function hShd(c: Cpu, i: Insn): void {
   let f = (aluOut.flags & ~(FLAG_CF | FLAG_OF | 0x10)) | (cf ? FLAG_CF : 0) | (of ? FLAG_OF : 0) | (flagsIn & 0x10);
   if (n !== 1 && !of) f &= ~FLAG_OF;
   c.lz.setEager(f);
-  wrOp(c, i, i.o0, size, lo, hi);
+  wrOp(c, i.o0, size, lo, hi);
 }
 
 /** MUL/IMUL/DIV/IDIV with the accumulator (one operand): i.sub 0 mul, 1 imul, 2 div, 3 idiv. */
@@ -379,7 +384,7 @@ export function hXadd(c: Cpu, i: Insn): void {
   const d = rdDst(c, i, size), dh = c.hi;
   const s = c.getReg(i.o1, size), sh = c.hi;
   aluCore(c, alu.ALU_ADD, size, d, dh, s, sh);
-  const lo = RES[0], hi = RES[1];
+  const lo = RES[0]!, hi = RES[1]!;
   if (i.o0 === MEM) { c.wr(c.eaLo, c.eaHi, size, lo, hi); c.setReg(i.o1, size, d, dh); return; }
   c.setReg(i.o1, size, d, dh); // the destination is written last (XADD r, r with one register keeps the sum)
   c.setReg(i.o0, size, lo, hi);
@@ -394,7 +399,7 @@ export function hCmpxchg(c: Cpu, i: Insn): void {
   const equal = size === 8 ? (acc === d && acch === dh) : ((acc ^ d) & m) === 0;
   if (equal) {
     const s = c.getReg(i.o1, size), sh = c.hi;
-    wrOp(c, i, i.o0, size, s, sh);
+    wrOp(c, i.o0, size, s, sh);
   } else {
     if (i.o0 === MEM) c.wr(c.eaLo, c.eaHi, size, d, dh); // the destination is always written
     c.setReg(0, size, d, dh);

@@ -20,7 +20,10 @@
  * MMX registers are the low 64 bits of the x87 physical registers (ops-x87.ts): an MMX instruction
  * sets TOP = 0 and tags every register valid; a write sets the exponent bits to all ones.
  */
-import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT, EXC_NM, EXC_XM, TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { CR0_EM, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT } from '../../x86/control-regs.js';
+import { EXC_NM, EXC_XM } from '../../x86/exceptions.js';
+import type { Cpu } from './cpu.js';
 import { ea, IMM, MEM, NONE, type Handler, type Insn } from './insn.js';
 import { MNEMONICS, OperandKind, OpMethod, type DecodedInsn } from '../../x86/decoder.js';
 import { RegClass } from '../../x86/registers.js';

@@ -4,37 +4,35 @@
  * transfers, SYSCALL/SYSRET, SYSENTER/SYSEXIT, control registers, MSRs, CPUID and the instructions
  * that exit to the VMM (IN/OUT, HLT, RDMSR/WRMSR of foreign MSRs). SDM vol. 3 chapters 3, 5, 6.
  */
-import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
+import { TWO32 } from '../../common/bits.js';
 import {
-  A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, CR4_PGE, CR4_PSE, EFER_LMA, EFER_LME, EFER_NXE,
-  EXC_DF, EXC_GP, EXC_NP, EXC_SS, EXC_TS, EXC_UD, CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, TWO32, type Cpu,
+  CR0_EM, CR0_ET, CR0_MP, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_DE, CR4_MCE, CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_PAE, CR4_PGE, CR4_PSE,
+  CR4_PVI, CR4_SMAP, CR4_SMEP, CR4_TSD, CR4_VME, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE,
+} from '../../x86/control-regs.js';
+import {
+  MSR_AMD_DE_CFG, MSR_AMD_HWCR, MSR_AMD_INT_PENDING, MSR_AMD_PERF_CTL0, MSR_AMD_PERF_CTR3, MSR_AMD_SYSCFG, MSR_APIC_BASE,
+  MSR_ARCH_CAPABILITIES, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_MTRR_DEF_TYPE,
+  MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000, MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000, MSR_MTRR_FIX64K_00000,
+  MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7, MSR_MTRRCAP, MSR_PAT, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_STAR,
+  MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_UCODE_REV,
+} from '../../x86/msr.js';
+import { EXC_DE, EXC_DF, EXC_GP, EXC_NP, EXC_PF, EXC_SS, EXC_TS, EXC_UD } from '../../x86/exceptions.js';
+import { FLAG_CF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
+import {
+  A_DB, A_DPL_SHIFT, A_G, A_L, A_P, A_S,
+  CPU_FAULT, S_CS, S_DS, S_ES, S_FS, S_GDT, S_GS, S_IDT, S_LDT, S_SS, S_TR, type Cpu,
 } from './cpu.js';
 import { IMM, MEM, ea, rdOp, wrOp, type Insn } from './insn.js';
-import { countZero, stepReg } from './ops-int.js';
+import { countZero } from './ops-int.js';
 
 // ---------------------------------------------------------------------------------------------
 // MSRs
-
-export const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
-  MSR_PAT = 0x277, MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
-  MSR_SFMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101, MSR_KERNEL_GS_BASE = 0xc0000102,
-  MSR_TSC_AUX = 0xc0000103, MSR_MTRRCAP = 0xfe, MSR_MTRR_DEF_TYPE = 0x2ff, MSR_SPEC_CTRL = 0x48, MSR_PRED_CMD = 0x49,
-  MSR_ARCH_CAPABILITIES = 0x10a;
-
-/** AMD MSRs (AMD APM vol. 2 appendix A; the BKDGs of families 0Fh-17h). */
-export const MSR_AMD_PATCH_LEVEL = 0x8b, MSR_AMD_SYSCFG = 0xc0010010, MSR_AMD_HWCR = 0xc0010015, MSR_AMD_INT_PENDING = 0xc0010055,
-  MSR_AMD_DE_CFG = 0xc0011029;
-/** The K7 performance event selects and counters (PerfEvtSel0-3, PerfCtr0-3). */
-export const MSR_K7_PERF_FIRST = 0xc0010000, MSR_K7_PERF_LAST = 0xc0010007;
 
 /** HWCR bits a write may carry: FFDIS (6, TLB flush filter off), IGNNE emulation (8) and TLB cache off (3) are ignored, McStatusWrEn (18) kept. */
 const HWCR_IGNORED = (1 << 3) | (1 << 6) | (1 << 8);
 const HWCR_MCSTATUSWREN = 1 << 18;
 /** DE_CFG.LFENCE_SERIALIZE (bit 1): LFENCE is dispatch-serializing, as it trivially is here. */
 const DE_CFG_LFENCE_SERIALIZE = 1 << 1;
-
-/** IA32_SPEC_CTRL bits. */
-export const SPEC_CTRL_IBRS = 1 << 0, SPEC_CTRL_STIBP = 1 << 1, SPEC_CTRL_SSBD = 1 << 2;
 
 /**
  * IA32_ARCH_CAPABILITIES: this CPU executes nothing speculatively, so it is immune to every
@@ -50,8 +48,14 @@ const ARCH_CAPABILITIES = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) |
 export const ARCH_MSRS: ReadonlySet<number> = new Set([
   MSR_TSC, MSR_APIC_BASE, MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_PAT, MSR_EFER, MSR_STAR, MSR_LSTAR,
   MSR_CSTAR, MSR_SFMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_MTRRCAP, MSR_MTRR_DEF_TYPE,
-  ...Array.from({ length: 16 }, (_, k) => 0x200 + k), 0x250, 0x258, 0x259, ...Array.from({ length: 8 }, (_, k) => 0x268 + k),
+  ...msrRange(MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7), MSR_MTRR_FIX64K_00000, MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000,
+  ...msrRange(MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000),
 ]);
+
+/** The numbers from `first` to `last`, both included. */
+function msrRange(first: number, last: number): number[] {
+  return Array.from({ length: last - first + 1 }, (_, k) => first + k);
+}
 
 /**
  * What the CPU model decides in the system instructions (the backend sets it per vCPU, see
@@ -64,8 +68,8 @@ export interface SysModel {
   specCtrl: number;
 }
 
-/** CR4 bits every model accepts: VME PVI TSD DE PSE PAE MCE PGE (0-7), OSFXSR (9), OSXMMEXCPT (10). */
-const CR4_BASE = 0x6ff;
+/** CR4 bits every model accepts. */
+const CR4_BASE = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PAE | CR4_MCE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 
 const BASE_SYS_MODEL: SysModel = { msrs: ARCH_MSRS, cr4: 0, specCtrl: 0 };
 function sysModelOf(c: Cpu): SysModel {
@@ -74,7 +78,7 @@ function sysModelOf(c: Cpu): SysModel {
 
 /** Reads an MSR of the model (hRdmsr checked that it has it); the high half in c.hi. */
 export function readMsr(c: Cpu, msr: number): number {
-  if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) { c.hi = 0; return 0; }
+  if (msr >= MSR_AMD_PERF_CTL0 && msr <= MSR_AMD_PERF_CTR3) { c.hi = 0; return 0; }
   switch (msr) {
     case MSR_TSC: return c.tsc();
     case MSR_EFER: c.hi = 0; return c.efer;
@@ -83,7 +87,7 @@ export function readMsr(c: Cpu, msr: number): number {
     case MSR_MTRRCAP: c.hi = 0; return 0x508; // 8 variable ranges, fixed ranges, write-combining
     case MSR_ARCH_CAPABILITIES: c.hi = 0; return ARCH_CAPABILITIES;
     case MSR_PRED_CMD: c.gp(0); // write-only
-    case MSR_AMD_PATCH_LEVEL: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.hi = 0; return 0; // no patch; no SMM, no C1E
+    case MSR_UCODE_REV: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.hi = 0; return 0; // no patch; no SMM, no C1E
     case MSR_AMD_DE_CFG: c.hi = 0; return DE_CFG_LFENCE_SERIALIZE;
   }
   const v = c.msr.get(msr);
@@ -93,7 +97,7 @@ export function readMsr(c: Cpu, msr: number): number {
 
 /** Writes an MSR of the model; #GP for a value it refuses. */
 export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
-  if (msr >= MSR_K7_PERF_FIRST && msr <= MSR_K7_PERF_LAST) return; // no PMU: dropped
+  if (msr >= MSR_AMD_PERF_CTL0 && msr <= MSR_AMD_PERF_CTR3) return; // no PMU: dropped
   switch (msr) {
     case MSR_TSC: {
       const now = Math.floor(c.now());
@@ -101,7 +105,7 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
       return;
     }
     case MSR_EFER: {
-      if (hi !== 0 || (lo & ~(0x1 | EFER_LME | EFER_LMA | EFER_NXE))) c.gp(0);
+      if (hi !== 0 || (lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))) c.gp(0);
       // LME cannot change while paging is on; LMA is read-only (kept).
       if ((c.cr0 & CR0_PG) && ((lo ^ c.efer) & EFER_LME)) c.gp(0);
       c.efer = (lo & ~EFER_LMA) | (c.efer & EFER_LMA);
@@ -118,7 +122,7 @@ export function writeMsr(c: Cpu, msr: number, lo: number, hi: number): void {
     case MSR_MTRRCAP: case MSR_ARCH_CAPABILITIES: case MSR_AMD_SYSCFG: case MSR_AMD_INT_PENDING: c.gp(0);
     case MSR_SPEC_CTRL: if (hi !== 0 || (lo & ~sysModelOf(c).specCtrl)) c.gp(0); break;
     case MSR_PRED_CMD: if (hi !== 0 || (lo & ~1)) c.gp(0); return; // IBPB: no predictor to flush
-    case MSR_AMD_PATCH_LEVEL: return; // no microcode to load
+    case MSR_UCODE_REV: return; // no microcode to load
     case MSR_AMD_HWCR: {
       const v = lo & ~HWCR_IGNORED;
       if (hi !== 0 || (v !== 0 && v !== HWCR_MCSTATUSWREN)) c.gp(0);
@@ -293,7 +297,7 @@ function nullSs(c: Cpu, cpl: number): void {
 export const EV_EXT = 0, EV_NMI = 1, EV_EXC = 2, EV_SOFT = 3;
 
 /** Vectors whose delivery failure turns into #DF (contributory exceptions and #PF). */
-const CONTRIBUTORY = new Set([0, 10, 11, 12, 13, 14]);
+const CONTRIBUTORY = new Set([EXC_DE, EXC_TS, EXC_NP, EXC_SS, EXC_GP, EXC_PF]);
 
 /**
  * Delivers an event through the IVT/IDT. The return address pushed is c.ripLo/ripHi (the caller
@@ -674,7 +678,7 @@ function callInner(c: Cpu, lma: boolean, w: number, count: number, csel: number,
   const R = c.regs;
   const cs0 = descLo, cs1 = descHi;
   const trErr = c.segSel[S_TR]! & 0xfffc, trLimit = c.segLimit[S_TR]!;
-  const tb = c.segBaseLo[S_TR]! >>> 0, tbh = c.segBaseHi[S_TR]!;
+  const tb = c.segBaseLo[S_TR]! >>> 0;
   const oldSs = c.segSel[S_SS]!, oldSpLo = R[8]!, oldSpHi = R[9]!;
   const u = c.user;
   if (lma) {
@@ -868,7 +872,7 @@ export function hMovToCr(c: Cpu, i: Insn): void {
         if (c.long64) c.gp(0);
         efer &= ~EFER_LMA;
       }
-      c.cr0 = lo | 0x10; // ET is hard-wired to 1
+      c.cr0 = lo | CR0_ET; // hard-wired to 1
       c.efer = efer;
       if ((old ^ lo) & (CR0_PG | CR0_WP | CR0_PE)) c.flushTlb(false);
       c.updateMode();
@@ -881,7 +885,7 @@ export function hMovToCr(c: Cpu, i: Insn): void {
       if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
       const old = c.cr4;
       c.cr4 = lo;
-      if ((old ^ lo) & (CR4_PGE | CR4_PAE | CR4_PSE | (1 << 20) | (1 << 21))) c.flushTlb(false);
+      if ((old ^ lo) & (CR4_PGE | CR4_PAE | CR4_PSE | CR4_SMEP | CR4_SMAP)) c.flushTlb(false);
       return;
     }
     case 8: {
@@ -927,7 +931,7 @@ export function hMovDr(c: Cpu, i: Insn): void {
 
 export function hClts(c: Cpu, _i: Insn): void {
   requireCpl0(c);
-  c.cr0 &= ~8;
+  c.cr0 &= ~CR0_TS;
 }
 
 export function hInvlpg(c: Cpu, i: Insn): void {
@@ -944,7 +948,8 @@ export function hPrivNop(c: Cpu, _i: Insn): void {
 export function hLmsw(c: Cpu, i: Insn): void {
   requireCpl0(c);
   const v = rdOp(c, i, i.o0, 2);
-  c.cr0 = (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & 1);
+  // LMSW writes PE, MP, EM and TS, and cannot clear PE.
+  c.cr0 = (c.cr0 & ~(CR0_MP | CR0_EM | CR0_TS)) | (v & (CR0_PE | CR0_MP | CR0_EM | CR0_TS)) | (c.cr0 & CR0_PE);
   c.updateMode();
 }
 
@@ -1018,7 +1023,7 @@ export function hArpl(c: Cpu, i: Insn): void {
   const src = rdOp(c, i, i.o1, 2) & 0xffff;
   const f = c.getRflags();
   if ((dst & 3) < (src & 3)) {
-    wrOp(c, i, i.o0, 2, (dst & ~3) | (src & 3), 0);
+    wrOp(c, i.o0, 2, (dst & ~3) | (src & 3), 0);
     c.setRflags(f | FLAG_ZF);
   } else c.setRflags(f & ~FLAG_ZF);
 }
@@ -1078,7 +1083,7 @@ export function hRdrand(c: Cpu, i: Insn): void {
 }
 
 export function hRdtsc(c: Cpu, i: Insn): void {
-  if (c.pe && c.cpl !== 0 && (c.cr4 & 4)) c.gp(0); // CR4.TSD
+  if (c.pe && c.cpl !== 0 && (c.cr4 & CR4_TSD)) c.gp(0);
   const lo = c.tsc(), hi = c.hi;
   c.setReg(0, 4, lo, 0);
   c.setReg(2, 4, hi, 0);
@@ -1255,5 +1260,3 @@ export function hUd(c: Cpu, _i: Insn): void {
 export function hUnimplemented(c: Cpu, _i: Insn): void {
   c.doExit({ kind: 'invalid', reason: 'unimplemented' });
 }
-
-export { EXC_DF, EXC_SS, FLAG_DF, stepReg };

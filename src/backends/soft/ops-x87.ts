@@ -19,7 +19,11 @@
  * - CR0.EM or CR0.TS: #NM (FWAIT: CR0.MP and TS). FIP/FDP/FOP are recorded for non-control
  *   instructions (FIP = RIP). FBLD/FBSTP convert packed BCD exactly.
  */
-import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, EXC_MF, EXC_NM, TWO32, type Cpu } from './cpu.js';
+import { TWO32 } from '../../common/bits.js';
+import { assert } from '../../common/errors.js';
+import { CR0_EM, CR0_MP, CR0_NE, CR0_TS } from '../../x86/control-regs.js';
+import { EXC_MF, EXC_NM } from '../../x86/exceptions.js';
+import type { Cpu } from './cpu.js';
 import { ea, MEM, NONE, type Handler, type Insn } from './insn.js';
 import { MNEMONICS, OperandKind, type DecodedInsn } from '../../x86/decoder.js';
 
@@ -582,7 +586,7 @@ REG_OPS[1 * 8 + 4] = (c, i) => {
   }
 };
 /** The constants as exact 80-bit images (round to nearest). */
-const CONSTS: readonly (readonly number[])[] = [
+const CONSTS: readonly (readonly [number, number, number])[] = [
   [0x3fff, 0x80000000, 0x00000000], // 1
   [0x4000, 0xd49a784b, 0xcd1b8afe], // log2(10)
   [0x3fff, 0xb8aa3b29, 0x5c17f0bc], // log2(e)
@@ -593,11 +597,11 @@ const CONSTS: readonly (readonly number[])[] = [
 ];
 REG_OPS[1 * 8 + 5] = (c, i) => {
   const k = CONSTS[i.imm2];
-  if (!k) c.ud();
+  if (k === undefined) return c.ud();
   const b = RAWBUF;
   const [se, mHi, mLo] = k;
-  b[0] = mLo!; b[1] = mLo! >>> 8; b[2] = mLo! >>> 16; b[3] = mLo! >>> 24;
-  b[4] = mHi!; b[5] = mHi! >>> 8; b[6] = mHi! >>> 16; b[7] = mHi! >>> 24; b[8] = se!; b[9] = se! >>> 8;
+  b[0] = mLo; b[1] = mLo >>> 8; b[2] = mLo >>> 16; b[3] = mLo >>> 24;
+  b[4] = mHi; b[5] = mHi >>> 8; b[6] = mHi >>> 16; b[7] = mHi >>> 24; b[8] = se; b[9] = se >>> 8;
   pushRaw(c, b, 0);
 };
 REG_OPS[1 * 8 + 6] = (c, i) => {
@@ -667,14 +671,19 @@ CONTROL.add(64 + 7 * 8 + 4);
 
 // The reserved register slots a CPU executes as aliases (SDM vol. 2 appendix A.5 leaves them blank;
 // they are the FSTP1, FCOM2, FCOMP3, FXCH4, FCOMP5, FXCH7, FSTP8 and FSTP9 of the opcode maps).
-REG_OPS[1 * 8 + 3] = REG_OPS[5 * 8 + 3]; // D9 D8+i: FSTP STi
-REG_OPS[4 * 8 + 2] = REG_OPS[0 * 8 + 2]; // DC D0+i: FCOM STi
-REG_OPS[4 * 8 + 3] = REG_OPS[0 * 8 + 3]; // DC D8+i: FCOMP STi
-REG_OPS[5 * 8 + 1] = REG_OPS[1 * 8 + 1]; // DD C8+i: FXCH STi
-REG_OPS[6 * 8 + 2] = REG_OPS[0 * 8 + 3]; // DE D0+i: FCOMP STi
-REG_OPS[7 * 8 + 1] = REG_OPS[1 * 8 + 1]; // DF C8+i: FXCH STi
-REG_OPS[7 * 8 + 2] = REG_OPS[5 * 8 + 3]; // DF D0+i: FSTP STi
-REG_OPS[7 * 8 + 3] = REG_OPS[5 * 8 + 3]; // DF D8+i: FSTP STi
+function alias(slot: number, of: number): void {
+  const op = REG_OPS[of];
+  assert(op, `x87 register form ${of} has a handler to alias`);
+  REG_OPS[slot] = op;
+}
+alias(1 * 8 + 3, 5 * 8 + 3); // D9 D8+i: FSTP STi
+alias(4 * 8 + 2, 0 * 8 + 2); // DC D0+i: FCOM STi
+alias(4 * 8 + 3, 0 * 8 + 3); // DC D8+i: FCOMP STi
+alias(5 * 8 + 1, 1 * 8 + 1); // DD C8+i: FXCH STi
+alias(6 * 8 + 2, 0 * 8 + 3); // DE D0+i: FCOMP STi
+alias(7 * 8 + 1, 1 * 8 + 1); // DF C8+i: FXCH STi
+alias(7 * 8 + 2, 5 * 8 + 3); // DF D0+i: FSTP STi
+alias(7 * 8 + 3, 5 * 8 + 3); // DF D8+i: FSTP STi
 
 // Memory loads and stores.
 MEM_OPS[1 * 8 + 0] = (c) => { const v = loadM32(c); push(c, v); c.fsw &= ~C1; };

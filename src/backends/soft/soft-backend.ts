@@ -15,22 +15,25 @@ import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
 import type { TraceHook } from '../../nvmm/trace.js';
-import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS, TWO32 } from './cpu.js';
+import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS } from './cpu.js';
 import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitOptions, type RunResult } from './exec.js';
 import { arenaHostMemory } from './arena.js';
 import type { HostMemory } from '../../memory/host-memory.js';
 import { GuestClock, type NowNs } from '../../common/clock.js';
+import { readMsr, writeMsr } from './ops-sys.js';
 import {
-  MSR_CSTAR, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
-  MSR_SYSENTER_ESP, readMsr, writeMsr, MSR_TSC, MSR_EFER,
-} from './ops-sys.js';
+  MSR_APIC_BASE, MSR_CSTAR, MSR_EFER, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_SFMASK, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+  MSR_SYSENTER_ESP, MSR_TSC,
+} from '../../x86/msr.js';
 import { CPU_MODELS, DEFAULT_CPU_MODEL, cpuidTable, isCpuModelName, pagingModel, sysModel, type CpuModel, type CpuModelName } from './cpu-models.js';
+import { APIC_BASE_BSP, APIC_BASE_ENABLE, APIC_DEFAULT_BASE } from '../../x86/apic.js';
+import { CR0_RESET } from '../../x86/control-regs.js';
 import { PageWalker } from '../../x86/page-walk.js';
 import { TsvmmError } from '../../common/errors.js';
 import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
 import { profileRunEnd, profiledDevices, type SoftProfiler } from './profile.js';
-import { FXSAVE } from '../../x86/fxsave.js';
+import { FXSAVE, XSTATE_X87 } from '../../x86/fxsave.js';
 import { SoftDebug } from './debug.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
@@ -225,11 +228,11 @@ export class SoftVcpu implements BackendVcpu {
     c.segSel[1] = 0xf000; c.segBaseLo[1] = 0xffff0000 | 0; c.segAttr[1] = 0xb | A_S | A_P;
     c.segAttr[8] = 0x2 | A_P; // LDT
     c.segAttr[9] = 0x3 | A_P; // 16-bit busy TSS
-    c.cr0 = 0x60000010; c.cr2Lo = c.cr2Hi = c.cr3Lo = c.cr3Hi = 0; c.cr4 = 0; c.cr8 = 0; c.xcr0Lo = 1; c.efer = 0;
+    c.cr0 = CR0_RESET; c.cr2Lo = c.cr2Hi = c.cr3Lo = c.cr3Hi = 0; c.cr4 = 0; c.cr8 = 0; c.xcr0Lo = XSTATE_X87; c.efer = 0;
     c.dr.fill(0); c.dr[6] = 0xffff0ff0; c.dr[7] = 0x400;
     c.msr.clear();
     c.msr.set(MSR_PAT, [0x00070406, 0x00070406]);
-    c.msr.set(0x1b, [0xfee00900, 0]); // APIC base, BSP, enabled
+    c.msr.set(MSR_APIC_BASE, [(APIC_DEFAULT_BASE | APIC_BASE_BSP | APIC_BASE_ENABLE) >>> 0, 0]);
     fpuInit(c); c.fpr.fill(0); c.fpRaw.fill(0); c.fpRawOk.fill(1); c.xmm.fill(0); c.mxcsr = 0x1f80;
     c.updateMode();
     c.flushTlb(false);
@@ -461,5 +464,3 @@ export class SoftVcpu implements BackendVcpu {
     this.cpu.release();
   }
 }
-
-export { TWO32 };

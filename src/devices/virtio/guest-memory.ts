@@ -12,6 +12,7 @@
  * builds it from its one host mapping:
  *   new RegionGuestMemory([{ gpa: 0, bytes: ram.subarray(0, low) }, { gpa: 4 GiB, bytes: ram.subarray(low) }])
  */
+import { hex } from '../../common/bits.js';
 import { TsvmmError } from '../../common/errors.js';
 
 export interface GuestMemory {
@@ -23,10 +24,6 @@ export interface GuestMemory {
 export interface RamRegion {
   gpa: number;
   bytes: Uint8Array;
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
 }
 
 /** Guest RAM made of a few regions (the board's low and high RAM, or a test array). */

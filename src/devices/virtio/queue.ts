@@ -34,6 +34,7 @@
  * the thread of the vCPU that notified; x86 keeps loads in order, and JavaScript does not
  * reorder these plain typed-array accesses across the calls that separate them.
  */
+import { hex, leView } from '../../common/bits.js';
 
 export const VIRTQ_DESC_F_NEXT = 1; // the chain continues in `next`
 export const VIRTQ_DESC_F_WRITE = 2; // the buffer is device-writable (else device-readable)
@@ -88,14 +89,6 @@ export interface QueueFeatures {
 /** Something that turns guest-physical ranges into views (guest-memory.ts). */
 export interface QueueMemory {
   view(gpa: number, length: number): Uint8Array | null;
-}
-
-function hex(n: number): string {
-  return `0x${n.toString(16)}`;
-}
-
-function dataView(v: Uint8Array): DataView {
-  return new DataView(v.buffer, v.byteOffset, v.byteLength);
 }
 
 /**
@@ -186,7 +179,7 @@ export class SplitQueue {
     if (d === null || a === null || u === null) {
       return new QueueFault('queue-out-of-ram', `queue of ${size} at desc ${hex(desc)}, driver ${hex(driver)}, device ${hex(device)} is not all in RAM`);
     }
-    return new SplitQueue(size, mem, features, dataView(d), dataView(a), dataView(u));
+    return new SplitQueue(size, mem, features, leView(d), leView(a), leView(u));
   }
 
   /** Chains the driver has made available and the device has not taken (at most `size` on a sane ring). */
@@ -251,7 +244,7 @@ export class SplitQueue {
         }
         const v = this.mem.view(addr, len);
         if (v === null) return new QueueFault('buffer-out-of-ram', `indirect table at ${hex(addr)}+${hex(len)} is not all in RAM`);
-        table = dataView(v);
+        table = leView(v);
         tableSize = len / DESC_SIZE;
         indirect = true;
         index = 0;
