@@ -120,8 +120,8 @@ function importFunctionsAndArena(out: number[]): void {
   name(out, 'e'); name(out, 'mem'); out.push(0x02, 0x03); uleb(out, 1); uleb(out, 65536);
 }
 
-/** Imported functions (indices 0..) and the module's own. */
-const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9, F_CFP = 10;
+/** Imported functions (indices 0..), the module's helpers, then its regions' run() functions from F_RUNS. */
+const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_SPILL = 6, F_MULHU = 7, F_SZAP = 8, F_CFP = 9, F_RUNS = 10;
 const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
 
 /**
@@ -143,7 +143,7 @@ const HUB_SIGS = JS_SIGS.map(([p, r]): [number[], number[]] => [[...p, T_V128], 
 /** Signature of each import (fb rd wr cond cf szap) in JS_SIGS and HUB_SIGS. */
 const IMPORT_SIGS = [0, 1, 2, 3, 4, 4];
 
-/** A region's type section: 0-4 HUB_SIGS, 5 () -> i32 (run), 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
+/** A module's type section: 0-4 HUB_SIGS, 5 () -> i32 (run), 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
 const TYPES: [number[], number[]][] = [
   ...HUB_SIGS,
   [[], [T_I32]],
@@ -152,8 +152,9 @@ const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
   [[T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
 ];
-/** Type of the module's functions (run, spill, mulhu, szap, cfp). */
-const FUNC_TYPES = [5, 6, 7, 8, 9];
+/** Types of the module's helpers (spill, mulhu, szap, cfp) and of each region's run(). */
+const HELPER_TYPES = [6, 7, 8, 9];
+const T_RUN = 5;
 
 const SZAP = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF;
 /** Bit positions of ZF, SF and OF (the code shifts 0/1 values into place). */
@@ -1198,26 +1199,62 @@ function hubModule(arena: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
-/** The module bytes of one region. */
-export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: number): Uint8Array {
+/** A region to compile: its blocks (the entry first) and their offsets from the entry (exec.ts compile). */
+export interface WasmRegion {
+  blocks: JitBlock[];
+  offsets: number[];
+}
+
+/** The encoded bodies of the helpers (spill, mulhu, szap, cfp) of a vCPU's modules, by arena base: the same in every module. */
+const helperCode = new Map<number, number[]>();
+
+function helpers(arenaBase: number): number[] {
+  let code = helperCode.get(arenaBase);
+  if (code === undefined) {
+    code = [];
+    for (const b of [spillBody(arenaBase + ARENA_CTL), mulhuBody(), szapBody(arenaBase), cfpBody()]) code.push(...b.encode());
+    helperCode.set(arenaBase, code);
+  }
+  return code;
+}
+
+/**
+ * The module bytes of a batch of regions: the helpers, then one run() per region, exported as
+ * r0, r1... A module has a fixed cost in V8 (~0.15-0.2 ms here, against tens of microseconds per
+ * function in it), so regions that become hot at about the same time are compiled together.
+ */
+export function regionsModule(regions: readonly WasmRegion[], arenaBase: number): Uint8Array {
   const ctl = arenaBase + ARENA_CTL;
-  const index = new Map<number, number>();
-  offsets.forEach((o, j) => index.set(o, j));
-  const run = new RegionCompiler(ctl, arenaBase, blocks, offsets, index).build();
   const out: number[] = [...WASM_HEADER];
   section(out, 1, typeSection(TYPES));
   const imports: number[] = [];
   uleb(imports, IMPORTS.length + 1);
   importFunctionsAndArena(imports);
   section(out, 2, imports);
-  section(out, 3, [FUNC_TYPES.length, ...FUNC_TYPES]);
-  const exp: number[] = [1];
-  name(exp, 'run'); exp.push(0x00); uleb(exp, F_RUN);
+  const funcs: number[] = [];
+  uleb(funcs, HELPER_TYPES.length + regions.length);
+  funcs.push(...HELPER_TYPES);
+  for (let k = 0; k < regions.length; k++) funcs.push(T_RUN);
+  section(out, 3, funcs);
+  const exp: number[] = [];
+  uleb(exp, regions.length);
+  regions.forEach((_, k) => { name(exp, `r${k}`); exp.push(0x00); uleb(exp, F_RUNS + k); });
   section(out, 7, exp);
-  const code: number[] = [FUNC_TYPES.length];
-  for (const b of [run, spillBody(ctl), mulhuBody(), szapBody(arenaBase), cfpBody()]) code.push(...b.encode());
+  const code: number[] = [];
+  uleb(code, HELPER_TYPES.length + regions.length);
+  for (const b of helpers(arenaBase)) code.push(b);
+  for (const r of regions) {
+    const index = new Map<number, number>();
+    r.offsets.forEach((o, j) => index.set(o, j));
+    for (const b of new RegionCompiler(ctl, arenaBase, r.blocks, r.offsets, index).build().encode()) code.push(b);
+  }
   section(out, 10, code);
   return Uint8Array.from(out);
+}
+
+/** The module bytes of one region (its run() is r0). */
+export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: number): Uint8Array {
+  return regionsModule([{ blocks, offsets }], arenaBase);
 }
 
 /** What a vCPU's regions share (Cpu.wasmHub): its hub, and the regions by table slot. */
@@ -1320,23 +1357,35 @@ export function wasmCapable(c: Cpu): boolean {
 }
 
 /**
- * Compiles a region of 64-bit code (see jit.ts compileRegion for the contract). `slow` compiles
- * the same region with jit.ts, for an entry so close to a 4 GiB boundary that RIP arithmetic in
- * the region's 32-bit low half could carry.
+ * Compiles regions of 64-bit code, all in one module (see regionsModule; jit.ts compileRegion for
+ * the contract of each). `slow(k)` compiles region k with jit.ts, for an entry so close to a 4 GiB
+ * boundary that RIP arithmetic in the region's 32-bit low half could carry.
  */
-export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): { fn: JitFn; slot: number } {
-  const bytes = regionModule(blocks, offsets, c.arenaBase);
+export function compileRegionsWasm(regions: readonly WasmRegion[], c: Cpu, host: JitHost, slow: (k: number) => JitFn): { fn: JitFn; slot: number }[] {
+  const bytes = regionsModule(regions, c.arenaBase);
   const s = sharedOf(c, host);
-  const C = c.ctl;
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { mem: arenaMemory(), ...s.hub } });
-  const run = inst.exports.run as () => number;
-  let slot = s.free.pop();
-  if (slot === undefined) slot = s.table.grow(1, s.hub.dead);
-  s.table.set(slot, run);
-  s.regions[slot] = blocks.flatMap((b) => b.insns);
-  const sync = s.sync, dispatch = s.dispatch, me = slot;
+  return regions.map((r, k) => {
+    const run = inst.exports[`r${k}`] as () => number;
+    let slot = s.free.pop();
+    if (slot === undefined) slot = s.table.grow(1, s.hub.dead);
+    s.table.set(slot, run);
+    s.regions[slot] = r.blocks.flatMap((b) => b.insns);
+    return { fn: regionEntry(c, host, s, run, slot, () => slow(k)), slot };
+  });
+}
+
+/** Compiles one region of 64-bit code (compileRegionsWasm of one). */
+export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): { fn: JitFn; slot: number } {
+  return compileRegionsWasm([{ blocks, offsets }], c, host, slow)[0]!;
+}
+
+/** The run loop's entry to the region in table slot `me` (run()), and to the dispatcher after it. */
+function regionEntry(c: Cpu, host: JitHost, s: WasmHub, run: () => number, me: number, slow: () => JitFn): JitFn {
+  const C = c.ctl;
+  const sync = s.sync, dispatch = s.dispatch;
   let js: JitFn | null = null;
-  const fn = (baseLo: number): void => {
+  return (baseLo: number): void => {
     C[C_SLOT] = me;
     if (baseLo > 0xffffe000) { (js ??= slow())(baseLo); return; }
     C[C_BASE] = baseLo; C[C_BH] = c.ripHi; C[C_LIM] = host.loopMax; C[C_US] = c.user; C[C_ATTN] = 0;
@@ -1349,6 +1398,4 @@ export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu,
     sync();
     if (st === 0) { c.ripLo = C[C_RIP]! >>> 0; c.ripHi = C[C_RIP + 1]!; }
   };
-  return { fn, slot };
 }
-
