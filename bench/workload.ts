@@ -103,7 +103,7 @@ function peakRss(pid: number): number {
 const USER_HZ = 100;
 
 /** CPU seconds (user + system, all threads) a live process has used, or NaN. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3, state

@@ -25,7 +25,7 @@ import { TWO32 } from '../../common/bits.js';
 import { CPU_EXIT, CPU_FAULT, Cpu, S_CS, TLB_FETCH, TLB_SIZE, type PendingExit } from './cpu.js';
 import { Insn } from './insn.js';
 import { compileRegion, faultIndex, worthCompiling, type JitFn } from './jit.js';
-import { C_BASE, C_EPOCH, C_SLOT, compileRegionWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd } from './jit-wasm.js';
+import { C_BASE, C_EPOCH, C_SLOT, compileRegionsWasm, jcEntry, releaseSlot, wasmCapable, wasmSimd, type WasmRegion } from './jit-wasm.js';
 import { hJcc, hJmpRel } from './ops-int.js';
 import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import { EXC_DB, EXC_NMI } from '../../x86/exceptions.js';
@@ -92,6 +92,13 @@ const BLOCK_WEIGHT = 4;
 /** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
 const MAX_REGION = 8;
 const MAX_REGION_INSNS = 128;
+/**
+ * WebAssembly regions are compiled in batches (jit-wasm.ts regionsModule: a module costs V8 far
+ * more than a function in it): a hot block waits in the queue until BATCH_MAX are waiting, or
+ * until one of them has run BATCH_WAIT more times interpreted (a hot loop waits little).
+ */
+const BATCH_MAX = 16;
+const BATCH_WAIT = 500;
 
 /** A cached block's part of CACHE_BUDGET. */
 function weight(b: Block): number {
@@ -118,6 +125,8 @@ export class Block {
   count = 0;
   /** False once dropped from the cache (code page written, stale bytes, flush): links to it die. */
   valid = true;
+  /** Waiting in the executor's batch of blocks to compile. */
+  queued = false;
   /** The compiled form (jit.ts), once hot: this block and the region's other blocks. */
   jit: JitFn | null = null;
   /** jit-wasm.ts's table slot of the compiled form, or -1. */
@@ -162,6 +171,11 @@ export class Block {
 }
 
 
+/** A region to compile: a hot block and the blocks it reaches (Executor.region). */
+interface Region extends WasmRegion {
+  blocks: Block[];
+}
+
 /** What a run ends with (the backend turns it into the API's VcpuExit). */
 export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' } | { kind: 'debug'; reason: 'step' | 'hwbreak' };
 
@@ -200,6 +214,8 @@ export class Executor {
   chained = 0;
   /** Regions the dispatcher ran after another without returning to this loop. */
   chainedTotal = 0;
+  /** Hot blocks waiting to be compiled to WebAssembly together (BATCH_MAX). */
+  private readonly batch: Block[] = [];
   /** Each jit-wasm.ts table slot's block. */
   private readonly slotBlocks: (Block | null)[] = [];
   /** The code generation and epoch the jump cache's (Cpu.jumpCache) entries are from. */
@@ -266,6 +282,8 @@ export class Executor {
   flushCode(): void {
     this.cpu.ctl[C_EPOCH]!++;
     for (const b of this.cache.values()) { this.dropJit(b); b.kill(); }
+    for (const b of this.batch) b.queued = false;
+    this.batch.length = 0;
     this.prev = null;
     this.cache.clear();
     this.cacheWeight = 0;
@@ -618,11 +636,42 @@ export class Executor {
   /**
    * Compiles a hot block with the blocks reachable from it by direct jumps and fall-through that
    * are already decoded, in the same page and mode (a block the compiler cannot improve keeps
-   * being interpreted).
+   * being interpreted). 64-bit code for WebAssembly joins the batch (BATCH_MAX), unless every
+   * block is compiled before its first execution (threshold 0).
    */
   private compile(b: Block): void {
     if (!b.valid || b.jit !== null) return;
-    if (!worthCompiling(b)) { b.count = -(1 << 30); return; }
+    if (b.mode === 64 && wasmCapable(this.cpu)) {
+      if (!b.queued) { b.queued = true; this.batch.push(b); }
+      if (this.batch.length >= BATCH_MAX || this.jitThreshold === 0 || b.count >= this.jitThreshold + BATCH_WAIT) this.compileBatch();
+      return;
+    }
+    const r = this.region(b);
+    if (r === null) { b.count = -(1 << 30); return; }
+    this.install(b, r.blocks, r.offsets, compileRegion(r.blocks, r.offsets, this.cpu, this), -1);
+  }
+
+  /** Compiles the batch's blocks still worth it (valid, checked in this run, not compiled) into one WebAssembly module. */
+  private compileBatch(): void {
+    const entries: Block[] = [], regions: Region[] = [];
+    for (const b of this.batch) {
+      b.queued = false;
+      if (!b.valid || b.jit !== null || b.gen !== this.gen) continue;
+      const r = this.region(b);
+      if (r === null) { b.count = -(1 << 30); continue; }
+      entries.push(b);
+      regions.push(r);
+    }
+    this.batch.length = 0;
+    if (regions.length === 0) return;
+    const c = this.cpu;
+    const compiled = compileRegionsWasm(regions, c, this, (k) => compileRegion(regions[k]!.blocks, regions[k]!.offsets, c, this));
+    compiled.forEach((x, k) => this.install(entries[k]!, regions[k]!.blocks, regions[k]!.offsets, x.fn, x.slot));
+  }
+
+  /** b's region (b first), or null when the compiler can do nothing for b. */
+  private region(b: Block): Region | null {
+    if (!worthCompiling(b)) return null;
     const blocks = [b], offs = [0];
     if (b.mode !== 16) {
       const page = b.gpa - (b.gpa % 4096);
@@ -646,15 +695,16 @@ export class Executor {
         }
       }
     }
-    const c = this.cpu;
-    if (b.mode === 64 && wasmCapable(c)) {
-      const r = compileRegionWasm(blocks, offs, c, this, () => compileRegion(blocks, offs, c, this));
-      b.jit = r.fn;
-      b.slot = r.slot;
-      this.slotBlocks[r.slot] = b;
-    } else b.jit = compileRegion(blocks, offs, c, this);
+    return { blocks, offsets: offs };
+  }
+
+  /** b runs `fn` from now on (`slot`: its jit-wasm.ts table slot, or -1). */
+  private install(b: Block, blocks: Block[], offsets: number[], fn: JitFn, slot: number): void {
+    b.jit = fn;
+    b.slot = slot;
+    if (slot >= 0) this.slotBlocks[slot] = b;
     b.region = blocks;
-    b.regionOffs = offs;
+    b.regionOffs = offsets;
     this.jitCount++;
   }
 

@@ -21,6 +21,9 @@
  * c.curLo / c.ripLo first, so a fault (a JS exception unwinding through the WebAssembly frame)
  * rolls back as it does for jit.ts. Only 64-bit code is compiled here; other modes use jit.ts.
  *
+ * The binary format itself (LEB128, bodies, sections) is wasm-encoder.ts's; this file decides what
+ * the modules hold.
+ *
  * Each vCPU has a hub module: it carries the JS imports for every region (hubModule), and its
  * dispatch() runs regions one after another through a table and a jump cache in the arena, so
  * that going from one compiled region to the next does not pass through JS (dispatchBody).
@@ -36,6 +39,9 @@ import { ARENA_CTL, ARENA_EFFBASE, ARENA_JC, ARENA_PARITY, ARENA_REGS, ARENA_TLB
 import { IMM, MEM, type Insn } from './insn.js';
 import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, flushPending, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
+import {
+  Body, ByteWriter, EXT_FUNC, EXT_MEMORY, EXT_TABLE, FUNCREF, ModuleWriter, OP, SEC_IMPORT, T_I32, T_I64, T_V128, T_VOID, type Signature,
+} from './wasm-encoder.js';
 
 // ---- the control block (Int32Array indices into Cpu.ctl) ----
 /** Spilled flag producer: pending?, op, size, a (lo, hi), b (lo, hi), r (lo, hi), aux. */
@@ -60,68 +66,14 @@ const C_ATTN = 20;
 /** The dispatcher's budget of regions, and the count it ran. */
 const C_CHAIN = 21, C_CHAINED = 22;
 
-// ---- WebAssembly encoding ----
-const T_I32 = 0x7f, T_I64 = 0x7e, T_V128 = 0x7b, T_VOID = 0x40;
-const OP = {
-  block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11,
-  drop: 0x1a, select: 0x1b, lget: 0x20, lset: 0x21, ltee: 0x22,
-  i32load: 0x28, i64load: 0x29, i32load8u: 0x2d, i32load16u: 0x2f, i64load8u: 0x31, i64load16u: 0x33, i64load32u: 0x35,
-  i32store: 0x36, i64store: 0x37, i64store8: 0x3c, i64store16: 0x3d, i64store32: 0x3e,
-  i32const: 0x41, i64const: 0x42,
-  i32eqz: 0x45, i32eq: 0x46, i32ne: 0x47, i32ltu: 0x49, i32geu: 0x4f, i32leu: 0x4d, i32gts: 0x4a,
-  i64eqz: 0x50, i64eq: 0x51, i64ne: 0x52, i64lts: 0x53, i64ltu: 0x54, i64les: 0x57, i64leu: 0x58,
-  i32add: 0x6a, i32sub: 0x6b, i32and: 0x71, i32or: 0x72, i32xor: 0x73, i32shl: 0x74, i32shru: 0x76,
-  i64add: 0x7c, i64sub: 0x7d, i64mul: 0x7e, i64and: 0x83, i64or: 0x84, i64xor: 0x85, i64shl: 0x86, i64shrs: 0x87, i64shru: 0x88, i64rotl: 0x89, i64rotr: 0x8a,
-  i32wrap: 0xa7, i64extu: 0xad, i64ext8s: 0xc2, i64ext16s: 0xc3, i64ext32s: 0xc4,
-} as const;
-
-function uleb(out: number[], v: number): void {
-  do {
-    let b = v % 128;
-    v = Math.floor(v / 128);
-    if (v !== 0) b |= 0x80;
-    out.push(b);
-  } while (v !== 0);
-}
-
-/** Signed LEB128 of an int32 (most constants: no BigInt on the compile path). */
-function sleb32(out: number[], v: number): void {
-  for (;;) {
-    const b = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { out.push(b); return; }
-    out.push(b | 0x80);
-  }
-}
-
-function sleb(out: number[], v: bigint): void {
-  for (;;) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { out.push(b); return; }
-    out.push(b | 0x80);
-  }
-}
-
-function section(out: number[], id: number, body: number[]): void {
-  out.push(id);
-  uleb(out, body.length);
-  for (const b of body) out.push(b);
-}
-
-function name(out: number[], s: string): void {
-  uleb(out, s.length);
-  for (let k = 0; k < s.length; k++) out.push(s.charCodeAt(k));
-}
-
 /** Import entries for the hub's functions (fb ... szap, of IMPORT_SIGS) and the arena, all from module 'e'. */
-function importFunctionsAndArena(out: number[]): void {
-  IMPORTS.forEach((nm, k) => { name(out, 'e'); name(out, nm); out.push(0x00); uleb(out, IMPORT_SIGS[k]!); });
-  name(out, 'e'); name(out, 'mem'); out.push(0x02, 0x03); uleb(out, 1); uleb(out, 65536);
+function importFunctionsAndArena(w: ByteWriter): void {
+  IMPORTS.forEach((nm, k) => { w.name('e').name(nm).byte(EXT_FUNC).uleb(IMPORT_SIGS[k]!); });
+  w.name('e').name('mem').byte(EXT_MEMORY).byte(0x03).uleb(1).uleb(65536); // shared, min 1 page, max 65536
 }
 
-/** Imported functions (indices 0..) and the module's own. */
-const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_RUN = 6, F_SPILL = 7, F_MULHU = 8, F_SZAP = 9, F_CFP = 10;
+/** Imported functions (indices 0..), the module's helpers, then its regions' run() functions from F_RUNS. */
+const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_SPILL = 6, F_MULHU = 7, F_SZAP = 8, F_CFP = 9, F_RUNS = 10;
 const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
 
 /**
@@ -131,7 +83,7 @@ const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
  * once and re-exports each as a WebAssembly function with a trailing v128 parameter, which no JS
  * function can have: regions import those (a direct call, nothing to compile) and pass a zero.
  */
-const JS_SIGS: [number[], number[]][] = [
+const JS_SIGS: Signature[] = [
   [[T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I32, T_I32, T_I32, T_I32], []],
@@ -139,12 +91,12 @@ const JS_SIGS: [number[], number[]][] = [
   [[], [T_I32]],
 ];
 /** The hub's exports: the same with the v128. */
-const HUB_SIGS = JS_SIGS.map(([p, r]): [number[], number[]] => [[...p, T_V128], r]);
+const HUB_SIGS = JS_SIGS.map(([p, r]): Signature => [[...p, T_V128], r]);
 /** Signature of each import (fb rd wr cond cf szap) in JS_SIGS and HUB_SIGS. */
 const IMPORT_SIGS = [0, 1, 2, 3, 4, 4];
 
-/** A region's type section: 0-4 HUB_SIGS, 5 () -> i32 (run), 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
-const TYPES: [number[], number[]][] = [
+/** A module's type section: 0-4 HUB_SIGS, 5 () -> i32 (run), 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
+const TYPES: Signature[] = [
   ...HUB_SIGS,
   [[], [T_I32]],
   [[T_I32, T_I32, T_I32, T_I64, T_I64, T_I64, T_I32, T_I32], []],
@@ -152,51 +104,13 @@ const TYPES: [number[], number[]][] = [
   [[T_I32, T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
   [[T_I32, T_I64, T_I64, T_I64, T_I32], [T_I32]],
 ];
-/** Type of the module's functions (run, spill, mulhu, szap, cfp). */
-const FUNC_TYPES = [5, 6, 7, 8, 9];
+/** Types of the module's helpers (spill, mulhu, szap, cfp) and of each region's run(). */
+const HELPER_TYPES = [6, 7, 8, 9];
+const T_RUN = 5;
 
 const SZAP = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF;
 /** Bit positions of ZF, SF and OF (the code shifts 0/1 values into place). */
 const ZF_BIT = 6, SF_BIT = 7, OF_BIT = 11;
-
-/** Function bodies emitted as bytes, with the locals they declare. */
-class Body {
-  readonly b: number[] = [];
-  readonly locals: number[] = [];
-  constructor(readonly params: number) {}
-  local(type: number): number { this.locals.push(type); return this.params + this.locals.length - 1; }
-  op(...x: number[]): this { for (const v of x) this.b.push(v); return this; }
-  get(l: number): this { this.b.push(OP.lget); uleb(this.b, l); return this; }
-  set(l: number): this { this.b.push(OP.lset); uleb(this.b, l); return this; }
-  tee(l: number): this { this.b.push(OP.ltee); uleb(this.b, l); return this; }
-  i32(v: number): this { this.b.push(OP.i32const); sleb32(this.b, v | 0); return this; }
-  i64(v: bigint): this {
-    this.b.push(OP.i64const);
-    const w = BigInt.asIntN(64, v);
-    if (w >= -0x80000000n && w <= 0x7fffffffn) sleb32(this.b, Number(w)); else sleb(this.b, w);
-    return this;
-  }
-  mem(opcode: number, align: number, offset: number): this { this.b.push(opcode, align); uleb(this.b, offset); return this; }
-  call(f: number): this { this.b.push(OP.call); uleb(this.b, f); return this; }
-  br(depth: number): this { this.b.push(OP.br); uleb(this.b, depth); return this; }
-  encode(): number[] {
-    const out: number[] = [];
-    // Locals in runs of one type.
-    const runs: [number, number][] = [];
-    for (const t of this.locals) {
-      const last = runs[runs.length - 1];
-      if (last && last[1] === t) last[0]++;
-      else runs.push([1, t]);
-    }
-    uleb(out, runs.length);
-    for (const [n, t] of runs) { uleb(out, n); out.push(t); }
-    for (const x of this.b) out.push(x);
-    out.push(OP.end);
-    const body: number[] = [];
-    uleb(body, out.length);
-    return body.concat(out);
-  }
-}
 
 /** spill(fq, fo, fs, fa, fb, fr, fx, ic): the pending producer (if any) and the count into ctl. */
 function spillBody(ctl: number): Body {
@@ -278,8 +192,11 @@ interface Producer {
 const MASK64 = [0n, 0xffn, 0xffffn, 0n, 0xffffffffn, 0n, 0n, 0n, 0xffffffffffffffffn];
 
 /** Compiles one region into a WebAssembly function body. */
+/** Buffers reused by every compilation (one at a time, on the vCPU's thread): a region's code, the code section, the module. */
+const scratchBody = new ByteWriter(8192), scratchCode = new ByteWriter(32768), scratchModule = new ByteWriter(32768);
+
 class RegionCompiler {
-  readonly f = new Body(0);
+  readonly f = new Body(0, scratchBody);
   /** Entry state (from ctl): base (RIP low half of the entry), bh (its high half), lim (transfer budget), us (user bit). */
   readonly pBase: number; readonly pBh: number; readonly pLim: number; readonly us: number;
   readonly pc: number; readonly ic: number; readonly fq: number; readonly fo: number; readonly fs: number; readonly fx: number;
@@ -1085,31 +1002,17 @@ class RegionCompiler {
     f.i32(0).mem(OP.i32load, 2, this.ctl + 4 * C_EPOCH).set(this.ep);
     f.op(OP.loop, T_VOID);
     for (let j = n - 1; j >= 0; j--) f.op(OP.block, T_VOID);
-    f.get(this.pc).op(OP.br_table);
-    uleb(f.b, n);
-    for (let j = 0; j < n; j++) uleb(f.b, j);
-    uleb(f.b, 0);
+    f.get(this.pc).op(OP.br_table).uleb(n);
+    for (let j = 0; j < n; j++) f.uleb(j);
+    f.uleb(0);
     for (let j = 0, fi = 0; j < n; fi += this.blocks[j]!.insns.length, j++) {
       f.op(OP.end); // closes block j: its code follows
       this.block(j, fi);
     }
     f.op(OP.end); // loop
-    f.op(0x00); // unreachable: every block ends in a transfer
+    f.op(OP.unreachable); // every block ends in a transfer
     return f;
   }
-}
-
-const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-
-function typeSection(sigs: [number[], number[]][]): number[] {
-  const types: number[] = [];
-  uleb(types, sigs.length);
-  for (const [p, r] of sigs) {
-    types.push(0x60);
-    uleb(types, p.length); types.push(...p);
-    uleb(types, r.length); types.push(...r);
-  }
-  return types;
 }
 
 /** Where a RIP's jump-cache entry is (bytes from the arena's ARENA_JC). */
@@ -1170,54 +1073,77 @@ const HUB_T_RUN = 2 * JS_SIGS.length;
  * JS function under its name with HUB_SIGS, dispatch(), and dead() (what a freed slot holds).
  */
 function hubModule(arena: number): Uint8Array {
-  const out: number[] = [...WASM_HEADER];
-  section(out, 1, typeSection([...JS_SIGS, ...HUB_SIGS, [[], [T_I32]]]));
-  const imports: number[] = [];
-  uleb(imports, IMPORTS.length + 2);
+  const m = new ModuleWriter();
+  m.types([...JS_SIGS, ...HUB_SIGS, [[], [T_I32]]]);
+  const imports = new ByteWriter();
+  imports.uleb(IMPORTS.length + 2);
   importFunctionsAndArena(imports);
-  name(imports, 'e'); name(imports, 'tab'); imports.push(0x01, 0x70, 0x00); uleb(imports, 0);
-  section(out, 2, imports);
+  imports.name('e').name('tab').byte(EXT_TABLE).byte(FUNCREF).byte(0x00).uleb(0); // funcref table, min 0, no max
+  m.section(SEC_IMPORT, imports);
   const n = IMPORTS.length;
-  section(out, 3, [n + 2, ...IMPORT_SIGS.map((t) => JS_SIGS.length + t), HUB_T_RUN, HUB_T_RUN]);
-  const exp: number[] = [];
-  uleb(exp, n + 2);
-  IMPORTS.forEach((nm, k) => { name(exp, nm); exp.push(0x00); uleb(exp, n + k); });
-  name(exp, 'dispatch'); exp.push(0x00); uleb(exp, 2 * n);
-  name(exp, 'dead'); exp.push(0x00); uleb(exp, 2 * n + 1);
-  section(out, 7, exp);
-  const code: number[] = [n + 2];
+  m.functions([...IMPORT_SIGS.map((t) => JS_SIGS.length + t), HUB_T_RUN, HUB_T_RUN]);
+  m.exportFunctions([...IMPORTS.map((nm, k): [string, number] => [nm, n + k]), ['dispatch', 2 * n], ['dead', 2 * n + 1]]);
+  const code = new ByteWriter();
   IMPORTS.forEach((_, k) => {
     const np = JS_SIGS[IMPORT_SIGS[k]!]![0].length;
     const f = new Body(np + 1);
     for (let a = 0; a < np; a++) f.get(a);
-    code.push(...f.call(k).encode());
+    f.call(k).encodeTo(code);
   });
-  code.push(...dispatchBody(arena).encode());
-  code.push(...new Body(0).i32(0).encode());
-  section(out, 10, code);
-  return Uint8Array.from(out);
+  dispatchBody(arena).encodeTo(code);
+  new Body(0).i32(0).encodeTo(code);
+  m.code(n + 2, code);
+  return m.toBytes();
 }
 
-/** The module bytes of one region. */
-export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: number): Uint8Array {
+/** A region to compile: its blocks (the entry first) and their offsets from the entry (exec.ts compile). */
+export interface WasmRegion {
+  blocks: JitBlock[];
+  offsets: number[];
+}
+
+/** The encoded bodies of the helpers (spill, mulhu, szap, cfp) of a vCPU's modules, by arena base: the same in every module. */
+const helperCode = new Map<number, ByteWriter>();
+
+function helpers(arenaBase: number): ByteWriter {
+  let code = helperCode.get(arenaBase);
+  if (code === undefined) {
+    code = new ByteWriter();
+    for (const b of [spillBody(arenaBase + ARENA_CTL), mulhuBody(), szapBody(arenaBase), cfpBody()]) b.encodeTo(code);
+    helperCode.set(arenaBase, code);
+  }
+  return code;
+}
+
+/**
+ * The module bytes of a batch of regions: the helpers, then one run() per region, exported as
+ * r0, r1... A module has a fixed cost in V8 (~0.15-0.2 ms here, against tens of microseconds per
+ * function in it), so regions that become hot at about the same time are compiled together.
+ */
+export function regionsModule(regions: readonly WasmRegion[], arenaBase: number): Uint8Array {
   const ctl = arenaBase + ARENA_CTL;
-  const index = new Map<number, number>();
-  offsets.forEach((o, j) => index.set(o, j));
-  const run = new RegionCompiler(ctl, arenaBase, blocks, offsets, index).build();
-  const out: number[] = [...WASM_HEADER];
-  section(out, 1, typeSection(TYPES));
-  const imports: number[] = [];
-  uleb(imports, IMPORTS.length + 1);
+  const m = new ModuleWriter(scratchModule);
+  m.types(TYPES);
+  const imports = new ByteWriter();
+  imports.uleb(IMPORTS.length + 1);
   importFunctionsAndArena(imports);
-  section(out, 2, imports);
-  section(out, 3, [FUNC_TYPES.length, ...FUNC_TYPES]);
-  const exp: number[] = [1];
-  name(exp, 'run'); exp.push(0x00); uleb(exp, F_RUN);
-  section(out, 7, exp);
-  const code: number[] = [FUNC_TYPES.length];
-  for (const b of [run, spillBody(ctl), mulhuBody(), szapBody(arenaBase), cfpBody()]) code.push(...b.encode());
-  section(out, 10, code);
-  return Uint8Array.from(out);
+  m.section(SEC_IMPORT, imports);
+  m.functions([...HELPER_TYPES, ...regions.map(() => T_RUN)]);
+  m.exportFunctions(regions.map((_, k): [string, number] => [`r${k}`, F_RUNS + k]));
+  const code = scratchCode.reset();
+  code.append(helpers(arenaBase));
+  for (const r of regions) {
+    const index = new Map<number, number>();
+    r.offsets.forEach((o, j) => index.set(o, j));
+    new RegionCompiler(ctl, arenaBase, r.blocks, r.offsets, index).build().encodeTo(code);
+  }
+  m.code(HELPER_TYPES.length + regions.length, code);
+  return m.toBytes();
+}
+
+/** The module bytes of one region (its run() is r0). */
+export function regionModule(blocks: JitBlock[], offsets: number[], arenaBase: number): Uint8Array {
+  return regionsModule([{ blocks, offsets }], arenaBase);
 }
 
 /** What a vCPU's regions share (Cpu.wasmHub): its hub, and the regions by table slot. */
@@ -1323,23 +1249,35 @@ export function wasmCapable(c: Cpu): boolean {
 }
 
 /**
- * Compiles a region of 64-bit code (see jit.ts compileRegion for the contract). `slow` compiles
- * the same region with jit.ts, for an entry so close to a 4 GiB boundary that RIP arithmetic in
- * the region's 32-bit low half could carry.
+ * Compiles regions of 64-bit code, all in one module (see regionsModule; jit.ts compileRegion for
+ * the contract of each). `slow(k)` compiles region k with jit.ts, for an entry so close to a 4 GiB
+ * boundary that RIP arithmetic in the region's 32-bit low half could carry.
  */
-export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): { fn: JitFn; slot: number } {
-  const bytes = regionModule(blocks, offsets, c.arenaBase);
+export function compileRegionsWasm(regions: readonly WasmRegion[], c: Cpu, host: JitHost, slow: (k: number) => JitFn): { fn: JitFn; slot: number }[] {
+  const bytes = regionsModule(regions, c.arenaBase);
   const s = sharedOf(c, host);
-  const C = c.ctl;
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { mem: arenaMemory(), ...s.hub } });
-  const run = inst.exports.run as () => number;
-  let slot = s.free.pop();
-  if (slot === undefined) slot = s.table.grow(1, s.hub.dead);
-  s.table.set(slot, run);
-  s.regions[slot] = blocks.flatMap((b) => b.insns);
-  const sync = s.sync, dispatch = s.dispatch, me = slot;
+  return regions.map((r, k) => {
+    const run = inst.exports[`r${k}`] as () => number;
+    let slot = s.free.pop();
+    if (slot === undefined) slot = s.table.grow(1, s.hub.dead);
+    s.table.set(slot, run);
+    s.regions[slot] = r.blocks.flatMap((b) => b.insns);
+    return { fn: regionEntry(c, host, s, run, slot, () => slow(k)), slot };
+  });
+}
+
+/** Compiles one region of 64-bit code (compileRegionsWasm of one). */
+export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu, host: JitHost, slow: () => JitFn): { fn: JitFn; slot: number } {
+  return compileRegionsWasm([{ blocks, offsets }], c, host, slow)[0]!;
+}
+
+/** The run loop's entry to the region in table slot `me` (run()), and to the dispatcher after it. */
+function regionEntry(c: Cpu, host: JitHost, s: WasmHub, run: () => number, me: number, slow: () => JitFn): JitFn {
+  const C = c.ctl;
+  const sync = s.sync, dispatch = s.dispatch;
   let js: JitFn | null = null;
-  const fn = (baseLo: number): void => {
+  return (baseLo: number): void => {
     C[C_SLOT] = me;
     if (baseLo > 0xffffe000) { (js ??= slow())(baseLo); return; }
     C[C_BASE] = baseLo; C[C_BH] = c.ripHi; C[C_LIM] = host.loopMax; C[C_US] = c.user; C[C_ATTN] = 0;
@@ -1352,6 +1290,4 @@ export function compileRegionWasm(blocks: JitBlock[], offsets: number[], c: Cpu,
     sync();
     if (st === 0) { c.ripLo = C[C_RIP]! >>> 0; c.ripHi = C[C_RIP + 1]!; }
   };
-  return { fn, slot };
 }
-
