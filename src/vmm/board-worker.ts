@@ -52,6 +52,7 @@ post({
   end,
   exits: board ? Object.fromEntries(board.exits) : {},
   inlineIo: board?.inlineIo ?? 0,
+  inlineMmio: board?.inlineMmio ?? 0,
   cpu: board?.vcpu.statistics() ?? {},
   profile: board ? profile : undefined,
   unknownPorts: board?.ports.unknown ?? [],

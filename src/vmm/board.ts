@@ -1,7 +1,7 @@
 /**
  * The PC board: the composition root. RAM with the 32-bit MMIO hole, the legacy devices on the
- * port bus, the backend's interrupt controllers, the boot image, and the run loop of the boot
- * vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
+ * port bus, the virtio devices on the MMIO bus (virtio-devices.ts), the backend's interrupt
+ * controllers, the boot image, and the run loop of the boot vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
  *
  * It is built from the machine's configuration (config.ts: checked, plain data) and what its
  * thread gives it beside (BoardRuntime): the backend, which the caller opens in the thread that
@@ -39,6 +39,8 @@ import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
 import { buildAcpiTables } from '../devices/acpi-tables.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
+import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
+import { BoardVirtio } from './virtio-devices.js';
 
 export { MAX_CPUS } from './layout.js';
 
@@ -60,6 +62,13 @@ const S5_SLEEP_TYPE = 5;
  * array (at most 4 GiB), and smaller pieces fit the soft CPU's arena more often.
  */
 const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
+
+/**
+ * Guest output of a virtio console (hvc0) that found the host's ring full waits here for room,
+ * up to this much; past it, output is dropped and counted. (The virtio console cannot hold a
+ * guest's transmit buffer back: Linux's hvc spins until each one is returned.)
+ */
+export const CONSOLE_BACKLOG_BYTES = 1 << 20;
 
 /**
  * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes to move (input to take,
@@ -90,7 +99,16 @@ export class PcBoard {
   private readonly interrupts: InterruptRouting;
   /** Guest RAM: the piece below the MMIO hole first, then the pieces above 4 GiB. */
   private readonly ram: HostMemory[] = [];
+  /** The same pieces by guest-physical address, as the virtio devices reach them. */
+  private readonly ramRegions: RamRegion[] = [];
   private readonly uart: Uart8250;
+  /** The virtio devices (none unless the configuration asks for some). */
+  readonly virtio: BoardVirtio | undefined;
+  /** hvc0 output waiting for room in the host's ring (see CONSOLE_BACKLOG_BYTES). */
+  private readonly consoleBacklog: Uint8Array[] = [];
+  private consoleBacklogBytes = 0;
+  /** hvc0 output dropped because the host did not read its console. */
+  consoleDropped = 0;
   private readonly rt: BoardRuntime;
   private end: VmEnd | undefined;
   private readonly unknownMsrs = new Set<number>();
@@ -133,6 +151,14 @@ export class PcBoard {
       this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
         new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) }));
 
+      this.virtio = new BoardVirtio(config, {
+        line,
+        memory: new RegionGuestMemory(this.ramRegions),
+        consolePort: { output: (bytes) => this.consoleOutput(bytes), onInputSpace: () => this.pumpSerialIn() },
+        log: rt.log,
+      });
+      this.virtio.register(this.mmio);
+
       const cpus = config.cpus; // 1 to MAX_CPUS (config.ts)
       if (cpus > this.machine.capability.maxVcpus) {
         throw new TsvmmError('TSVMM_LIMIT', `${cpus} vCPUs: the ${this.machine.backend.name} backend takes at most ${this.machine.capability.maxVcpus}`);
@@ -143,7 +169,8 @@ export class PcBoard {
       writeArea(ram, TABLE_AREA.mpConfig, mp.table);
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
       // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
-      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId: cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
+      // The virtio devices are described in the DSDT (LNRO0005), each with its window and IRQ.
+      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId: cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false, virtioMmio: this.virtio.acpi() });
       writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
@@ -153,10 +180,11 @@ export class PcBoard {
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
       const kernelCache = config.pvh && config.kernelCache !== false ? new KernelCache(config.kernelCache, { log: rt.log }) : undefined;
-      const booted = bootImage(ram, { ...config, kernel, initrd, e820, lowRamTop: low, kernelCache, acpiRsdp: acpi.rsdpAddress });
+      const cmdline = this.virtio.cmdline(config.cmdline);
+      const booted = bootImage(ram, { ...config, cmdline, kernel, initrd, e820, lowRamTop: low, kernelCache, acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
-      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? this.ports : null, () => this.end !== undefined);
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? { ports: this.ports, mmio: this.mmio } : null, () => this.end !== undefined);
       enterGuest(this.vcpu, lowRam.bytes, booted.entry);
     } catch (e) {
       this.destroy();
@@ -168,6 +196,7 @@ export class PcBoard {
   private mapRam(gpa: number, size: number): void {
     const piece = this.machine.allocateMemory(size);
     this.ram.push(piece);
+    this.ramRegions.push({ gpa, bytes: piece.bytes.subarray(0, size) });
     this.machine.mapHva(piece);
     this.machine.mapGpa(gpa, piece.hva, size, PROT.ALL);
   }
@@ -240,11 +269,46 @@ export class PcBoard {
     this.end ??= end;
   }
 
-  /** Moves bytes the host typed into the UART, as far as its FIFO takes them. */
+  /** Moves bytes the host typed into the console (the UART, or hvc0), as far as it takes them. */
   private pumpSerialIn(): void {
     const ring = this.rt.serialIn;
     if (ring.length === 0) return;
-    ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
+    const hvc = this.virtio?.console?.port(0);
+    if (hvc) ring.consume(hvc.input(ring.peek(hvc.inputSpace)));
+    else ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
+  }
+
+  /** hvc0 output: into the host's ring, behind what already waits for room there. */
+  private consoleOutput(bytes: Uint8Array): void {
+    if (this.consoleBacklog.length === 0) {
+      const n = this.rt.serialOut.offer(bytes);
+      if (n === bytes.length) return;
+      bytes = bytes.subarray(n);
+    }
+    const keep = Math.min(bytes.length, CONSOLE_BACKLOG_BYTES - this.consoleBacklogBytes);
+    if (keep > 0) {
+      this.consoleBacklog.push(bytes.slice(0, keep)); // the bytes are guest memory, valid only now
+      this.consoleBacklogBytes += keep;
+    }
+    if (keep < bytes.length) {
+      if (this.consoleDropped === 0) this.rt.log(`the host is not reading the guest's console: hvc0 output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`);
+      this.consoleDropped += bytes.length - keep;
+    }
+  }
+
+  /** Moves waiting hvc0 output into the host's ring as far as it has room. */
+  private flushConsoleBacklog(): void {
+    const ring = this.rt.serialOut;
+    while (this.consoleBacklog.length > 0) {
+      const head = this.consoleBacklog[0]!;
+      const n = ring.offer(head);
+      this.consoleBacklogBytes -= n;
+      if (n < head.length) {
+        this.consoleBacklog[0] = head.subarray(n);
+        return;
+      }
+      this.consoleBacklog.shift();
+    }
   }
 
   private readonly portAccess = (io: IoAccess) => this.ports.access(io);
@@ -255,6 +319,7 @@ export class PcBoard {
     if (this.takeEnd()) return;
     this.pumpSerialIn();
     this.uart.txReady();
+    this.flushConsoleBacklog();
   }
 
   /** Takes an end the host asked for, if any. */
@@ -322,6 +387,11 @@ export class PcBoard {
     return this.interrupts instanceof BoardInterrupts ? this.interrupts.inlineIo : 0;
   }
 
+  /** MMIO accesses the boot vCPU served inline, without an exit. */
+  get inlineMmio(): number {
+    return this.interrupts instanceof BoardInterrupts ? this.interrupts.inlineMmio : 0;
+  }
+
   /** A short report of where the vCPU is, for endings that need explaining. */
   report(what: string): string {
     const s = this.vcpu.getState(STATE.GPRS | STATE.SEGS | STATE.CRS | STATE.MSRS);
@@ -337,6 +407,7 @@ export class PcBoard {
   }
 
   private destroy(): void {
+    this.virtio?.close();
     this.machine.destroy();
     for (const piece of this.ram) piece.free();
   }

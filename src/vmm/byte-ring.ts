@@ -70,6 +70,18 @@ export class ByteRing {
     return true;
   }
 
+  /**
+   * Producer on a vCPU thread: appends what fits, as write() does; when not all of `bytes` fits,
+   * WAITING is raised as writeByte() raises it, so that the consumer reports the room it makes.
+   */
+  offer(bytes: Uint8Array): number {
+    const n = this.write(bytes);
+    if (n === bytes.length) return n;
+    Atomics.store(this.header, WAITING, 1);
+    // Room made between the write and raising WAITING would not have been reported: take it.
+    return n + this.write(bytes.subarray(n));
+  }
+
   /** Consumer: takes up to `max` bytes. */
   read(max = Infinity): Uint8Array {
     const head = Atomics.load(this.header, HEAD);

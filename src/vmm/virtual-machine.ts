@@ -24,10 +24,11 @@ import { ByteRing } from './byte-ring.js';
 import { machineConfig, type MachineConfig, type MachineOptions } from './config.js';
 import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
+import { checkDrives } from './virtio-devices.js';
 
 export type { VmEnd } from './board.js';
 export type { UnknownRange } from '../devices/bus.js';
-export type { MachineConfig, MachineOptions } from './config.js';
+export type { ConsoleKind, DriveConfig, MachineConfig, MachineOptions } from './config.js';
 
 /**
  * What VirtualMachine.create takes: the machine's options (config.ts: the kernel, and any other
@@ -47,6 +48,8 @@ export interface VmExited {
   exits: Partial<Record<VcpuExitKind, number>>;
   /** Port accesses the boot vCPU served inline, without an exit (the soft backend). */
   inlineIo: number;
+  /** MMIO accesses the boot vCPU served inline, without an exit (the soft backend). */
+  inlineMmio: number;
   /** The backend's counters for the boot vCPU (Vcpu.statistics). */
   cpu: Record<string, number>;
   /** Accesses to ports no device claims, by range of ports (a bounded list: close ranges merge). */
@@ -76,7 +79,7 @@ const RING_BYTES = 1 << 16;
 
 /** How a machine that never ran ends (stopped before start, or its worker died). */
 function endedBeforeRunning(end: VmEnd): VmExited {
-  return { end, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: [], unknownMmio: [] };
+  return { end, exits: {}, inlineIo: 0, inlineMmio: 0, cpu: {}, unknownPorts: [], unknownMmio: [] };
 }
 
 export interface VirtualMachineEvents {
@@ -130,6 +133,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
    * Checks the options (machineConfig: a ConfigError names a bad value) and prepares a machine;
    * start() runs it. The images must be readable regular files no larger than the guest's RAM
    * (devices, FIFOs and directories are refused here, before any thread could block on them).
+   * Each drive is opened as the machine will open it: a missing or unreadable image, one that
+   * is not a whole number of 512-byte sectors (TSVMM_BAD_DISK) or that another process holds
+   * (TSVMM_BUSY) is refused here, before the guest starts.
    */
   static async create(options: VmOptions): Promise<VirtualMachine> {
     const config = machineConfig(options);
@@ -137,6 +143,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     for (const [what, path] of [['kernel', config.kernel], ['initrd', config.initrd]] as const) {
       if (path !== undefined) checkImageFile(path, what, maxBytes);
     }
+    checkDrives(config.drives ?? []);
     return new VirtualMachine(config, options.profileGate);
   }
 
@@ -166,7 +173,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, inlineMmio: msg.inlineMmio, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
           break;
       }
     });

@@ -277,6 +277,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     if (trace.exits) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
       if (exited.inlineIo) io.err(`port I/O served inline (no exit): ${exited.inlineIo}\n`);
+      if (exited.inlineMmio) io.err(`MMIO served inline (no exit): ${exited.inlineMmio}\n`);
       const cpu = Object.entries(exited.cpu);
       if (cpu.length > 0) io.err(`cpu: ${cpu.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
     }
