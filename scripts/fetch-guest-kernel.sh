@@ -2,7 +2,8 @@
 # Fetches the guests the loader and boot tests use into the git-ignored cache .cache/guests/
 # (or $TSVMM_GUESTS_DIR, which src/loader/guest-kernels.ts honours too):
 #   - Debian's amd64 kernel (the package the metapackage linux-image-amd64 depends on), extracted
-#     with dpkg-deb -x; boot/vmlinuz-* is the bzImage;
+#     with dpkg-deb -x; boot/vmlinuz-* is the bzImage, lib/modules/<release>/kernel/ its modules
+#     (what `tsvmm initramfs --modules` takes by default; an extraction without them is redone);
 #   - vmlinux: the ELF inside that bzImage, cut out at the header's payload_offset/payload_length
 #     and decompressed with xz (skipped with a warning when xz is absent);
 #   - busybox-static's /bin/busybox.
@@ -40,7 +41,12 @@ manifest_complete() {
     [ "$key" = KERNEL_VERSION ] && continue
     [ -s "$CACHE/$rel" ] || return 1
   done <"$MANIFEST"
-  grep -q '^VMLINUZ=' "$MANIFEST" && grep -q '^BUSYBOX=' "$MANIFEST"
+  grep -q '^VMLINUZ=' "$MANIFEST" && grep -q '^BUSYBOX=' "$MANIFEST" || return 1
+  # The module tree beside the bzImage: <package>/lib/modules/<release>/kernel.
+  local kver vmlinuz
+  kver="$(sed -n 's/^KERNEL_VERSION=//p' "$MANIFEST")"
+  vmlinuz="$(sed -n 's/^VMLINUZ=//p' "$MANIFEST")"
+  [ -n "$kver" ] && [ -d "$CACHE/${vmlinuz%%/*}/lib/modules/$kver/kernel" ]
 }
 
 if manifest_complete; then
@@ -90,9 +96,15 @@ fetch_package() {
   mv "$WORK/x" "$dest"
 }
 
+# An extraction without the module tree (a partial copy): extract the package again.
+if [ -d "$CACHE/$PKG" ] && [ ! -d "$CACHE/$PKG/lib/modules/$KVER/kernel" ]; then
+  say "$CACHE/$PKG has no lib/modules/$KVER/kernel: extracting $PKG again" >&2
+  rm -rf "$CACHE/$PKG"
+fi
 fetch_package "$PKG"
 VMLINUZ_REL="$PKG/boot/vmlinuz-$KVER"
 [ -s "$CACHE/$VMLINUZ_REL" ] || die "$PKG has no boot/vmlinuz-$KVER"
+[ -d "$CACHE/$PKG/lib/modules/$KVER/kernel" ] || die "$PKG has no lib/modules/$KVER/kernel"
 
 fetch_package busybox-static
 BUSYBOX_REL="busybox-static/bin/busybox"

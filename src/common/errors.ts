@@ -20,6 +20,11 @@ export type ErrorCode =
   | 'TSVMM_ASSIST' // assistIo/assistMem met an exit or instruction it cannot emulate
   | 'TSVMM_BAD_KERNEL' // a guest image is malformed
   | 'TSVMM_BAD_DISK' // a disk image is missing, unreadable or not a whole number of sectors
+  | 'TSVMM_NO_MODULE' // a kernel module (or one it depends on) is not in the module tree
+  | 'TSVMM_BAD_MODULE' // a kernel module is malformed, for another kernel release, or its dependencies loop or run too deep
+  | 'TSVMM_TIMEOUT' // a guest operation (an agent exec) did not finish in its time
+  | 'TSVMM_AGENT_PROTOCOL' // the guest agent's replies break the framing (docs/agent-protocol.md)
+  | 'TSVMM_AGENT_CLOSED' // the guest agent's channel closed, or the agent restarted, before a reply
   | 'TSVMM_USAGE' // bad command line
   | 'TSVMM_TOOL_MISSING'; // an external tool (nasm, gcc) needed for this operation is absent
 

@@ -2,7 +2,9 @@
  * ELF executables for x86: parse the program headers, load PT_LOAD segments at their physical
  * addresses (p_paddr), read PT_NOTE notes. Used for a 64-bit vmlinux (entered in long mode with
  * boot_params, or through its PVH note, see pvh.ts) and for multiboot ELF kernels (32 or 64-bit
- * containers). Facts from the System V ABI's ELF chapters (gABI) and its x86-64 supplement.
+ * containers). Also the section headers of any x86 ELF file (parseElfSections), which is how a
+ * Linux kernel module (a relocatable ELF, no program headers) is read: its .modinfo section.
+ * Facts from the System V ABI's ELF chapters (gABI) and its x86-64 supplement.
  */
 import { TsvmmError } from '../common/errors.js';
 import { checkNotReserved, checkRamRange, zeroFill, type GuestMemoryWriter, type ReservedArea } from './guest-memory.js';
@@ -21,6 +23,12 @@ export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
 export const PT_NOTE = 4;
+export const ET_REL = 1;
+/** Section types (gABI): a section of this type occupies no file bytes (.bss). */
+export const SHT_NOBITS = 8;
+/** e_shnum/e_shstrndx escapes (the real values move to section 0): not for the files read here. */
+const SHN_LORESERVE = 0xff00;
+const SHN_XINDEX = 0xffff;
 /** e_phnum escape for more than 0xfffe program headers (the count moves to section 0): not for kernels. */
 const PN_XNUM = 0xffff;
 /**
@@ -66,8 +74,8 @@ export function isElf(image: Uint8Array): boolean {
   return image.length >= 4 && ELF_MAGIC.every((b, i) => image[i] === b);
 }
 
-/** Parses and validates an x86 ELF file's header and program headers. Pure. */
-export function parseElf(image: Uint8Array): ElfImage {
+/** Checks the identification and the header size of a little-endian x86 ELF file; true for ELF64. */
+function checkIdent(image: Uint8Array): boolean {
   if (image.length < 16) throw bad(`ELF truncated: ${image.length} bytes, the identification needs 16`, { length: image.length });
   if (!isElf(image)) {
     throw bad(`not an ELF file: magic is ${hex(leView(image).getUint32(0, false))}, expected 0x7f454c46`);
@@ -78,12 +86,19 @@ export function parseElf(image: Uint8Array): ElfImage {
   const is64 = cls === ELFCLASS64;
   const ehsize = is64 ? 64 : 52;
   if (image.length < ehsize) throw bad(`ELF truncated: ${image.length} bytes, the ELF${is64 ? 64 : 32} header needs ${ehsize}`, { length: image.length });
-  const dv = leView(image);
-  const type = dv.getUint16(16, true);
-  const machine = dv.getUint16(18, true);
+  const machine = leView(image).getUint16(18, true);
   if (machine !== (is64 ? EM_X86_64 : EM_386) && !(is64 && machine === EM_386)) {
     throw bad(`ELF machine ${machine} is not x86 (${EM_386} or ${EM_X86_64})`, { machine });
   }
+  return is64;
+}
+
+/** Parses and validates an x86 ELF file's header and program headers. Pure. */
+export function parseElf(image: Uint8Array): ElfImage {
+  const is64 = checkIdent(image);
+  const dv = leView(image);
+  const type = dv.getUint16(16, true);
+  const machine = dv.getUint16(18, true);
   if (type !== ET_EXEC) throw bad(`ELF type ${type} is not ET_EXEC (2): only executables load at fixed addresses`, { type });
   const entry = is64 ? dv.getBigUint64(24, true) : BigInt(dv.getUint32(24, true));
   const phoff = is64 ? readU64(dv, 32, 'e_phoff') : dv.getUint32(28, true);
@@ -171,6 +186,73 @@ export function elfNotes(image: Uint8Array, elf: ElfImage): ElfNote[] {
     }
   }
   return notes;
+}
+
+export interface ElfSection {
+  name: string;
+  type: number;
+  /** File offset of the section's bytes (meaningless for SHT_NOBITS). */
+  offset: number;
+  /** Bytes in the file (0 for SHT_NOBITS, whose sh_size is memory only). */
+  size: number;
+}
+
+export interface ElfSections {
+  elfClass: 32 | 64;
+  /** e_type: ET_REL for a kernel module, ET_EXEC for a kernel. */
+  type: number;
+  machine: number;
+  sections: ElfSection[];
+}
+
+/**
+ * The section headers of an x86 ELF file of any type, each checked to lie inside the file, with
+ * names from the section-name string table. A file with no section headers has none. Pure; work is
+ * bounded by the file (e_shnum < 0xff00 entries of e_shentsize bytes, all inside it).
+ */
+export function parseElfSections(image: Uint8Array): ElfSections {
+  const is64 = checkIdent(image);
+  const dv = leView(image);
+  const type = dv.getUint16(16, true);
+  const machine = dv.getUint16(18, true);
+  const shoff = is64 ? readU64(dv, 0x28, 'e_shoff') : dv.getUint32(0x20, true);
+  const shentsize = dv.getUint16(is64 ? 0x3a : 0x2e, true);
+  const shnum = dv.getUint16(is64 ? 0x3c : 0x30, true);
+  const shstrndx = dv.getUint16(is64 ? 0x3e : 0x32, true);
+  const elfClass = is64 ? 64 : 32;
+  if (shoff === 0 || shnum === 0) {
+    if (shoff !== 0) throw bad(`ELF e_shnum 0 with e_shoff ${hex(shoff)} (extended section numbering) is not supported`);
+    return { elfClass, type, machine, sections: [] };
+  }
+  const expected = is64 ? 64 : 40;
+  if (shentsize !== expected) throw bad(`ELF e_shentsize ${shentsize} is not ${expected}`, { shentsize });
+  if (shnum >= SHN_LORESERVE) throw bad(`ELF e_shnum ${hex(shnum)} is a reserved value`, { shnum });
+  if (shoff + shnum * shentsize > image.length) {
+    throw bad(`ELF truncated: section headers at ${hex(shoff)} (${shnum} x ${shentsize}) end beyond the ${image.length}-byte file`, { shoff, shnum });
+  }
+  if (shstrndx === SHN_XINDEX || shstrndx >= shnum) throw bad(`ELF e_shstrndx ${shstrndx} names no section (e_shnum ${shnum})`, { shstrndx });
+  const raw: { nameOffset: number; type: number; offset: number; size: number }[] = [];
+  for (let i = 0; i < shnum; i++) {
+    const o = shoff + i * shentsize;
+    const stype = dv.getUint32(o + 4, true);
+    const offset = is64 ? readU64(dv, o + 0x18, `section ${i} sh_offset`) : dv.getUint32(o + 0x10, true);
+    const memSize = is64 ? readU64(dv, o + 0x20, `section ${i} sh_size`) : dv.getUint32(o + 0x14, true);
+    const size = stype === SHT_NOBITS ? 0 : memSize;
+    if (offset + size > image.length) {
+      throw bad(`ELF truncated: section ${i} needs file bytes ${hex(offset)}..${hex(offset + size)}, the file has ${hex(image.length)}`, { index: i, offset, size });
+    }
+    raw.push({ nameOffset: dv.getUint32(o, true), type: stype, offset, size });
+  }
+  const strtab = raw[shstrndx]!;
+  const latin1 = new TextDecoder('latin1');
+  const sections = raw.map((s, i) => {
+    if (s.nameOffset >= strtab.size) throw bad(`ELF section ${i}: name offset ${hex(s.nameOffset)} is outside the ${strtab.size}-byte section-name table`);
+    const start = strtab.offset + s.nameOffset;
+    const end = image.subarray(start, strtab.offset + strtab.size).indexOf(0);
+    if (end < 0) throw bad(`ELF section ${i}: its name is not NUL-terminated inside the section-name table`);
+    return { name: latin1.decode(image.subarray(start, start + end)), type: s.type, offset: s.offset, size: s.size };
+  });
+  return { elfClass, type, machine, sections };
 }
 
 function roundUp(n: number, a: number): number {

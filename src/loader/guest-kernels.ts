@@ -1,6 +1,7 @@
 /**
  * Finding the guests scripts/fetch-guest-kernel.sh put in the git-ignored cache (.cache/guests/,
- * or $TSVMM_GUESTS_DIR): Debian's bzImage, the vmlinux cut from it, and a static busybox.
+ * or $TSVMM_GUESTS_DIR): Debian's bzImage, the vmlinux cut from it, the kernel's module tree
+ * (lib/modules/<release>/ of its package), and a static busybox.
  * For tests and tools; undefined when the script has not been run.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -68,4 +69,15 @@ export function findGuestKernel(): GuestKernel | undefined {
 /** The cached static busybox, or undefined. */
 export function findGuestBusybox(): string | undefined {
   return cachedPath('BUSYBOX');
+}
+
+/**
+ * The cached kernel's module tree (lib/modules/<release>/ of the extracted package, holding
+ * kernel/), or undefined.
+ */
+export function findGuestModules(): string | undefined {
+  const kernel = findGuestKernel();
+  if (!kernel) return undefined;
+  const dir = join(dirname(dirname(kernel.vmlinuz)), 'lib', 'modules', kernel.version);
+  return existsSync(join(dir, 'kernel')) ? dir : undefined;
 }

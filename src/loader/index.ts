@@ -9,6 +9,7 @@ export * from './vmlinux.js';
 export * from './multiboot.js';
 export * from './flat.js';
 export * from './initramfs.js';
+export * from './kernel-modules.js';
 export * from './xz.js';
 export * from './kernel-cache.js';
 export * from './guest-kernels.js';

@@ -216,4 +216,6 @@ export const DEFAULT_BUSYBOX_APPLETS: readonly string[] = [
   'sbin/poweroff', 'sbin/reboot', 'sbin/halt', 'sbin/insmod', 'sbin/modprobe', 'sbin/lsmod', 'sbin/ifconfig', 'sbin/switch_root',
   'usr/bin/env', 'usr/bin/wc', 'usr/bin/tail', 'usr/bin/free', 'usr/bin/test', 'usr/bin/[', 'usr/bin/id', 'usr/bin/which',
   'usr/bin/find', 'usr/bin/xargs', 'usr/bin/md5sum', 'usr/bin/seq', 'usr/bin/awk', 'usr/bin/hexdump',
+  // What the exec agent (guests/agent/tsvmm-agent.sh) needs beyond the above.
+  'bin/base64', 'bin/stat', 'usr/bin/setsid',
 ];

@@ -5,6 +5,7 @@
  */
 import type { GuestClock } from '../common/clock.js';
 import type { HostMemory } from '../memory/host-memory.js';
+import type { DebugConfig } from './debug.js';
 import type { VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
 import type { X64State } from './state.js';
@@ -26,6 +27,8 @@ export interface Capability {
   irqchip?: boolean;
   /** A vCPU can serve port I/O, interrupts and timers of the VMM's devices without exits (Vcpu.setInlineDevices). */
   inlineDevices?: boolean;
+  /** A vCPU can single-step, stop at breakpoints and watch memory for a debugger (Vcpu.setDebug). */
+  debug?: boolean;
 }
 
 /**
@@ -101,6 +104,8 @@ export interface BackendVcpu {
   setTprExit(enabled: boolean): void;
   /** Serves port I/O, interrupts and timers through `devices` (null: exits again). With Capability.inlineDevices. */
   setInlineDevices?(devices: InlineDevices | null): void;
+  /** Single-step, breakpoints and watchpoints (nvmm/debug.ts), validated; from the next run on. With Capability.debug. */
+  setDebug?(config: DebugConfig): void;
   /** Counters of the backend's own (instructions executed, code compiled...), by name. Optional. */
   statistics?(): Record<string, number>;
   destroy(): void;

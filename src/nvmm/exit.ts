@@ -2,6 +2,7 @@
  * What `vcpu.run()` returns: one closed union, decoded once by the backend. Above the backend
  * nobody sees numeric exit codes; handle it with an exhaustive switch and assertNever.
  */
+import type { DebugReason, Watchpoint } from './debug.js';
 
 /** A port I/O exit (NVMM_VCPU_EXIT_IO). */
 export interface IoExit {
@@ -62,6 +63,19 @@ export interface CpuidExit {
   npc: bigint;
 }
 
+/**
+ * A stop the debug capability asked for (Vcpu.setDebug, nvmm/debug.ts). `rip` is linear (CS.base
+ * + RIP). For `step` and `watch` the instruction has completed (RIP is the next one); for
+ * `swbreak` RIP is at the INT3, for `hwbreak` at the instruction that has not run yet.
+ */
+export interface DebugExit {
+  kind: 'debug';
+  reason: DebugReason;
+  rip: bigint;
+  /** For `watch`: the watchpoint that caught the access (as configured). */
+  watchpoint?: Watchpoint;
+}
+
 export interface InvalidExit {
   kind: 'invalid';
   /** What the backend saw, for the report (for example "KVM_EXIT_INTERNAL_ERROR suberror 1"). */
@@ -80,7 +94,7 @@ export type VcpuExit =
   | { kind: 'interruptWindow' }
   | { kind: 'nmiWindow' }
   | { kind: 'tprChanged' }
-  | { kind: 'debug'; rip: bigint }
+  | DebugExit
   | { kind: 'stopped' }
   | InvalidExit;
 

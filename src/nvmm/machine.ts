@@ -10,6 +10,7 @@ import type {
   Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, InlineDevices, IrqchipOptions, StopHandle,
 } from './backend.js';
 import { PROT } from './backend.js';
+import { validateDebugConfig, type DebugConfig } from './debug.js';
 import { validateEvent, type VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
 import { CR, MSR, STATE, emptyState, type X64State } from './state.js';
@@ -349,6 +350,19 @@ export class Vcpu {
       throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend cannot serve devices inside its vCPUs`);
     }
     impl.setInlineDevices(devices);
+  }
+
+  /**
+   * What a debugger asks of the vCPU from its next run on: single-step, software and hardware
+   * breakpoints, watchpoints (nvmm/debug.ts); their stops are `debug` exits. NO_DEBUG ends it.
+   * TSVMM_UNSUPPORTED where the backend cannot (Capability.debug).
+   */
+  setDebug(config: DebugConfig): void {
+    const impl = this.live;
+    if (!this.machine.capability.debug || !impl.setDebug) {
+      throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend cannot debug its vCPUs`);
+    }
+    impl.setDebug(validateDebugConfig(config));
   }
 
   /** The backend's counters for this vCPU ({} where it keeps none). */

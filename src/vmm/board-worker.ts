@@ -36,6 +36,7 @@ try {
     serialIn: new ByteRing(data.serialIn),
     control: new Int32Array(data.control),
     log,
+    debugChannel: data.debugChannel,
   });
   await board.startAps();
   post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });

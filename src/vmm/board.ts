@@ -9,7 +9,7 @@
  * host's ends of the console and the control word. Tests give it a fake backend.
  */
 import { TsvmmError, assertNever } from '../common/errors.js';
-import { MmioBus, PortBus } from '../devices/bus.js';
+import { MmioBus, PortBus, UNKNOWN_LOGGED } from '../devices/bus.js';
 import { DebugExit } from '../devices/debug-exit.js';
 import { I8042 } from '../devices/i8042.js';
 import { Mc146818Rtc } from '../devices/mc146818-rtc.js';
@@ -38,6 +38,7 @@ import { maxImageBytes, readImageFile } from './image-file.js';
 import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
 import { buildAcpiTables } from '../devices/acpi-tables.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
+import { VcpuAgent } from './gdb/vcpu-agent.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
 import { BoardVirtio } from './virtio-devices.js';
@@ -87,6 +88,8 @@ export interface BoardRuntime {
   /** Shared control words from the host (see KICK). */
   control: Int32Array;
   log: (message: string) => void;
+  /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
+  debugChannel?: SharedArrayBuffer;
 }
 
 export class PcBoard {
@@ -111,10 +114,13 @@ export class PcBoard {
   consoleDropped = 0;
   private readonly rt: BoardRuntime;
   private end: VmEnd | undefined;
+  /** Unknown MSRs noted in the log, at most UNKNOWN_LOGGED of them (a guest may try all 2^32). */
   private readonly unknownMsrs = new Set<number>();
+  private unknownMsrsUnlogged = false;
   private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
+  private debugAgent: VcpuAgent | undefined;
 
   constructor(readonly config: MachineConfig, rt: BoardRuntime) {
     this.rt = rt;
@@ -136,7 +142,7 @@ export class PcBoard {
       this.mmio = new MmioBus({ log: rt.log });
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports, this.machine.clock);
+        : new BoardInterrupts(this.ports, this.machine.clock, config.timeoutMs !== undefined);
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
@@ -186,6 +192,10 @@ export class PcBoard {
       this.vcpu = this.machine.createVcpu(0);
       if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? { ports: this.ports, mmio: this.mmio } : null, () => this.end !== undefined);
       enterGuest(this.vcpu, lowRam.bytes, booted.entry);
+      if (rt.debugChannel) {
+        const control = rt.control;
+        this.debugAgent = new VcpuAgent(this.vcpu, rt.debugChannel, { ending: () => Atomics.load(control, 0) !== KICK.CONSOLE });
+      }
     } catch (e) {
       this.destroy();
       throw e;
@@ -265,6 +275,18 @@ export class PcBoard {
     }
   };
 
+  /** Logs the first accesses to each unknown MSR, as the buses do for ports and pages: a bounded number, then one line. */
+  private noteUnknownMsr(kind: 'rdmsr' | 'wrmsr', msr: number): void {
+    if (this.unknownMsrs.has(msr) || this.unknownMsrsUnlogged) return;
+    if (this.unknownMsrs.size < UNKNOWN_LOGGED) {
+      this.unknownMsrs.add(msr);
+      this.rt.log(`${kind} of unknown MSR ${hex(msr)}: #GP`);
+    } else {
+      this.unknownMsrsUnlogged = true;
+      this.rt.log('more unknown MSRs: #GP, not logged');
+    }
+  }
+
   private finish(end: VmEnd): void {
     this.end ??= end;
   }
@@ -336,10 +358,13 @@ export class PcBoard {
     // An end asked for while the machine was being built. (Console input waits for the host's
     // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
     if (this.takeEnd()) return this.end!;
+    this.debugAgent?.atStart();
     for (;;) {
       this.interrupts.beforeRun();
       const exit = vcpu.run();
       this.exits.set(exit.kind, (this.exits.get(exit.kind) ?? 0) + 1);
+      // A debugger's stop: the vCPU pauses in the agent until the debugger resumes it.
+      if (this.debugAgent?.onExit(exit)) continue;
       if (this.interrupts.onExit(exit)) {
         if (this.end) return this.end;
         continue;
@@ -354,10 +379,7 @@ export class PcBoard {
         case 'rdmsr':
         case 'wrmsr':
           // An MSR nobody emulates: #GP, as a PC without it does (and as KVM does by default).
-          if (!this.unknownMsrs.has(exit.msr)) {
-            this.unknownMsrs.add(exit.msr);
-            this.rt.log(`${exit.kind} of unknown MSR ${hex(exit.msr)}: #GP`);
-          }
+          this.noteUnknownMsr(exit.kind, exit.msr);
           vcpu.inject({ type: 'exception', vector: 13, errorCode: 0 });
           break;
         case 'stopped':

@@ -108,7 +108,11 @@ export interface MachineConfig {
    * takes an exit for each, as NVMM's VMMs do (slower; it keeps that path tested).
    */
   inlineDevices: boolean;
-  /** End the run with `timeout` after this many milliseconds (more than 0, at most MAX_TIMEOUT_MS). */
+  /**
+   * End the run with `timeout` after this many milliseconds (more than 0, at most MAX_TIMEOUT_MS).
+   * Without one, a guest halted with interrupts off (which nothing can wake) ends the machine with
+   * TSVMM_GUEST where the board can see it (soft); with one, it waits for the timeout, as on KVM.
+   */
   timeoutMs?: number;
   /** Print the first N executed instructions to standard error (soft backend). */
   traceCpu?: number;

@@ -7,7 +7,9 @@
  *   run loop, without exits. Otherwise interrupts are delivered as NVMM's VMMs do: ask for the
  *   interrupt window, inject the vector the PIC acknowledges when it opens, and a ticker thread
  *   kicks a running vCPU when a deadline passes. Either way a halted vCPU sleeps here until the
- *   next timer deadline or a kick.
+ *   next timer deadline or a kick. One halted with interrupts off can never wake (the board has
+ *   no NMI source): where the host will end the run after a while (a timeout), it waits for that
+ *   end, as it does in KVM's irqchip; otherwise its halt goes to the board, which ends the machine.
  */
 import type { GuestClock } from '../common/clock.js';
 import type { MmioBus, PortBus } from '../devices/bus.js';
@@ -16,12 +18,14 @@ import { I8259Pic } from '../devices/i8259-pic.js';
 import type { BackendIrqchip } from '../nvmm/backend.js';
 import type { VcpuExit } from '../nvmm/exit.js';
 import type { Vcpu } from '../nvmm/machine.js';
-import { STATE } from '../nvmm/state.js';
+import { GPR, STATE } from '../nvmm/state.js';
 import { STOP_WORD } from '../nvmm/stop.js';
 import { I8254Pit } from '../devices/i8254-pit.js';
 import { Port61 } from '../devices/port-61.js';
 import { IRQS, PORTS } from './layout.js';
 import { Ticker } from './ticker.js';
+
+const RFLAGS_IF = 1n << 9n; // maskable interrupts enabled
 
 /** A device that raises interrupts on its own schedule (the PIT, the LAPIC timer). */
 export interface TimerDevice {
@@ -77,8 +81,11 @@ export class BoardInterrupts implements InterruptRouting {
   readonly pit: I8254Pit;
   private readonly clock: GuestClock;
 
-  /** `clock`: the machine's guest time, which the timers, the inline tick and the ticker thread all read. */
-  constructor(ports: PortBus, clock: GuestClock) {
+  /**
+   * `clock`: the machine's guest time, which the timers, the inline tick and the ticker thread all
+   * read. `awaitHostEnd`: the host ends the run after a while; a vCPU halted for good waits for that.
+   */
+  constructor(ports: PortBus, clock: GuestClock, private readonly awaitHostEnd = false) {
     this.clock = clock;
     ports.register(PORTS.PIC_MASTER.base, PORTS.PIC_MASTER.length, 'pic-master', this.pic.master);
     ports.register(PORTS.PIC_SLAVE.base, PORTS.PIC_SLAVE.length, 'pic-slave', this.pic.slave);
@@ -166,11 +173,17 @@ export class BoardInterrupts implements InterruptRouting {
         if (this.pic.pendingInterrupt()) this.vcpu!.inject({ type: 'interrupt', vector: this.pic.acknowledge() });
         return true;
       case 'halted':
+        // With interrupts off only an NMI wakes a halted CPU, and nothing here sends one.
+        if (!this.awaitHostEnd && !this.interruptsEnabled()) return false;
         this.sleepUntilWoken();
         return true;
       default:
         return false;
     }
+  }
+
+  private interruptsEnabled(): boolean {
+    return (this.vcpu!.getState(STATE.GPRS).gprs[GPR.RFLAGS]! & RFLAGS_IF) !== 0n;
   }
 
   /** A halted vCPU: sleep until an interrupt is pending, the next timer deadline, or a kick. */

@@ -25,6 +25,9 @@ import { machineConfig, type MachineConfig, type MachineOptions } from './config
 import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
 import { checkDrives } from './virtio-devices.js';
+import { ChannelTarget } from './gdb/channel-target.js';
+import { DebugChannel, WORD, newDebugChannel } from './gdb/channel.js';
+import { GdbServer, type GdbServerOptions } from './gdb/server.js';
 
 export type { VmEnd } from './board.js';
 export type { UnknownRange } from '../devices/bus.js';
@@ -67,6 +70,8 @@ export interface BoardWorkerData {
   serialIn: SharedArrayBuffer;
   control: SharedArrayBuffer;
   profileGate?: SharedArrayBuffer;
+  /** The boot vCPU's line to a debugger (gdb/channel.ts). */
+  debugChannel?: SharedArrayBuffer;
 }
 
 /** Posted by the board worker. */
@@ -111,6 +116,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   /** The console's reader wants bytes (push() has not said stop since it last asked). */
   private outputWanted = true;
   private wakeOutput: (() => void) | undefined;
+  /** The boot vCPU's line to a debugger, and the server on it (gdbServer()). */
+  private readonly debugChannel = newDebugChannel();
+  private gdb: { server: GdbServer; target: ChannelTarget } | undefined;
 
   private constructor(config: MachineConfig, profileGate: SharedArrayBuffer | undefined) {
     super();
@@ -154,6 +162,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     const data: BoardWorkerData = {
       config: this.config,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer, profileGate: this.profileGate,
+      debugChannel: this.debugChannel,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
@@ -163,6 +172,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       switch (msg.type) {
         case 'ready':
           this.stopHandle = msg.stopHandle;
+          // A debugger that asked to stop the machine before it ran.
+          if (this.gdb && new DebugChannel(this.debugChannel).load(WORD.STOP_REQ)) stopVcpu(msg.stopHandle);
           if (this.config.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), this.config.timeoutMs);
           this.emit('ready', msg.format);
           if (this.pendingEnd) this.kick(this.pendingEnd);
@@ -198,6 +209,28 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     }
     this.kick(KICK.STOP);
     return this.exited;
+  }
+
+  /**
+   * Serves GDB's remote protocol on TCP (`target remote HOST:PORT`; host 127.0.0.1 unless given,
+   * port 0 for any free one: see GdbServer.port), one client at a time, for the boot vCPU (the
+   * board's other vCPUs are not shown yet). `wait`, before start(): the machine starts paused
+   * until the debugger resumes it (QEMU's -S). The server closes when the machine ends.
+   */
+  async gdbServer(opts: GdbServerOptions & { wait?: boolean }): Promise<GdbServer> {
+    if (this.gdb) throw new TsvmmError('TSVMM_BUSY', `a gdb server already listens on ${this.gdb.server.host}:${this.gdb.server.port}`);
+    if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended');
+    if (opts.wait) {
+      if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'wait: the machine already started (call gdbServer before start)');
+      new DebugChannel(this.debugChannel).store(WORD.WAIT_AT_START, 1);
+    }
+    const target = new ChannelTarget(
+      [{ id: 0, channel: this.debugChannel, kick: () => { if (this.stopHandle) stopVcpu(this.stopHandle); } }],
+      () => void this.stop(),
+    );
+    const server = await GdbServer.listen(target, { ...opts, log: opts.log ?? ((m) => this.emit('log', m)) });
+    this.gdb = { server, target };
+    return server;
   }
 
   /** Sends bytes to the guest's serial input, waiting for room in the ring as long as the machine runs. */
@@ -248,6 +281,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   private async finish(exited: VmExited): Promise<void> {
     if (this.ended) return;
     this.ended = true;
+    if (this.gdb) {
+      const e = exited.end;
+      this.gdb.target.machineEnded(e.how, e.how === 'debug-exit' ? e.status : e.how === 'poweroff' || e.how === 'reset' || e.how === 'stopped' ? 0 : 1);
+      // The client gets its W packet first.
+      const server = this.gdb.server;
+      setTimeout(() => void server.close(), 100).unref();
+    }
     this.serialOut.wake();
     this.serialIn.wake();
     // The worker closes the machine (KVM descriptors are per process) and exits by itself.

@@ -190,3 +190,50 @@ export function withSizeTrailer(stream: Uint8Array, declared: number): Uint8Arra
   new DataView(out.buffer).setUint32(stream.length, declared >>> 0, true);
   return out;
 }
+
+export interface CraftedModule {
+  /** .modinfo strings, e.g. ['name=a', 'depends=b,c', 'vermagic=6.1.0-1-amd64 SMP ']; undefined: no .modinfo. */
+  modinfo?: string[];
+  /** e_type (default 1, ET_REL) and e_machine (default 62, EM_X86_64). */
+  type?: number;
+  machine?: number;
+}
+
+/**
+ * A Linux kernel module as far as its section headers go (gABI): an ELF64 relocatable file with
+ * a null section, .modinfo (the NUL-terminated strings) and .shstrtab, headers at the end.
+ */
+export function craftModule(o: CraftedModule): Uint8Array {
+  const enc = new TextEncoder();
+  const modinfo = enc.encode((o.modinfo ?? []).map((s) => `${s}\0`).join(''));
+  const names = enc.encode('\0.modinfo\0.shstrtab\0.text\0');
+  const withInfo = o.modinfo !== undefined;
+  const shnum = 3;
+  const modinfoOff = 64;
+  const namesOff = modinfoOff + modinfo.length;
+  const shoff = Math.ceil((namesOff + names.length) / 8) * 8;
+  const img = new Uint8Array(shoff + shnum * 64);
+  const dv = new DataView(img.buffer);
+  img.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]); // ELFCLASS64, little-endian, EV_CURRENT
+  dv.setUint16(16, o.type ?? 1, true);
+  dv.setUint16(18, o.machine ?? 62, true);
+  dv.setUint32(20, 1, true); // e_version
+  dv.setBigUint64(0x28, BigInt(shoff), true);
+  dv.setUint16(0x34, 64, true); // e_ehsize
+  dv.setUint16(0x3a, 64, true); // e_shentsize
+  dv.setUint16(0x3c, shnum, true);
+  dv.setUint16(0x3e, 2, true); // e_shstrndx
+  img.set(modinfo, modinfoOff);
+  img.set(names, namesOff);
+  const section = (i: number, name: number, type: number, offset: number, size: number): void => {
+    const s = shoff + i * 64;
+    dv.setUint32(s, name, true);
+    dv.setUint32(s + 4, type, true);
+    dv.setBigUint64(s + 0x18, BigInt(offset), true);
+    dv.setBigUint64(s + 0x20, BigInt(size), true);
+  };
+  // Without .modinfo the section is called .text (name offset 20).
+  section(1, withInfo ? 1 : 20, 1, modinfoOff, modinfo.length); // SHT_PROGBITS
+  section(2, 10, 3, namesOff, names.length); // SHT_STRTAB
+  return img;
+}

@@ -129,6 +129,9 @@ export const KVM_MSR_FILTER_MAX_RANGES = 16;
 /** kvm_guest_debug.control */
 export const KVM_GUESTDBG_ENABLE = 1 << 0;
 export const KVM_GUESTDBG_SINGLESTEP = 1 << 1;
+/** kvm_guest_debug.control, x86: #BP exits to user space (KVM_EXIT_DEBUG), and the debug registers are the VMM's. */
+export const KVM_GUESTDBG_USE_SW_BP = 0x00010000;
+export const KVM_GUESTDBG_USE_HW_BP = 0x00020000;
 /** kvm_vcpu_events.flags: which optional parts of the struct are valid on SET. */
 export const KVM_VCPUEVENT_VALID_NMI_PENDING = 1 << 0;
 export const KVM_VCPUEVENT_VALID_SHADOW = 1 << 2;

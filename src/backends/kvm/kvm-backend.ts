@@ -22,6 +22,7 @@ import type {
   Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, IrqchipOptions, StopHandle,
 } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
+import { NO_DEBUG, type DebugConfig } from '../../nvmm/debug.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { newStopFlag, retireStopHandle } from '../../nvmm/stop.js';
@@ -29,6 +30,7 @@ import { CR, DR, GPR, MSR, MSR_NUMBERS, SEG, STATE, emptyState, type Segment, ty
 import { APIC_DM_EXTINT, APIC_DM_MASK, APIC_DM_NMI, APIC_LVT_MASKED, APIC_REG } from '../../x86/apic.js';
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
+import { decodeDebugExit, guestDebugControl, guestDebugRegs } from './guest-debug.js';
 import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
 
 const EINTR = 4;
@@ -141,6 +143,7 @@ export class KvmBackend implements Backend {
       maxRam: MAX_RAM,
       vcpuConf: { cpuid: true, cpuidExit: false, tpr: this.canSingleStep },
       irqchip: true,
+      debug: this.canSingleStep,
     };
   }
 
@@ -282,7 +285,11 @@ class KvmVcpu implements BackendVcpu {
   private intWindowExiting = false;
   private nmiWindowExiting = false;
   private tprExit = false;
-  private singleStepping = false;
+  /** The debugger's settings (setDebug), and whether KVM has them yet. */
+  private debug: DebugConfig = NO_DEBUG;
+  private debugDirty = false;
+  /** The control word KVM_SET_GUEST_DEBUG last set. */
+  private guestDebug = 0;
 
   private readonly resetState: X64State = emptyState();
   private readonly onDestroy: (v: KvmVcpu) => void;
@@ -315,6 +322,8 @@ class KvmVcpu implements BackendVcpu {
     this.runDv.setBigUint64(RUN.cr8, 0n, true);
     this.pendingEvent = null;
     this.intWindowExiting = this.nmiWindowExiting = this.tprExit = false;
+    this.debug = NO_DEBUG;
+    this.debugDirty = this.guestDebug !== 0;
     Atomics.store(this.stopFlag, 0, 0);
     this.run8[RUN.immediate_exit] = 0;
   }
@@ -564,6 +573,11 @@ class KvmVcpu implements BackendVcpu {
     this.tprExit = enabled;
   }
 
+  setDebug(config: DebugConfig): void {
+    this.debug = config;
+    this.debugDirty = true;
+  }
+
   run(): VcpuExit {
     if (this.cpuidDirty) {
       this.fd.setCpuid2(this.cpuid);
@@ -573,9 +587,11 @@ class KvmVcpu implements BackendVcpu {
       this.deliver(this.pendingEvent);
       this.pendingEvent = null;
     }
-    if (this.tprExit !== this.singleStepping) {
-      this.fd.setGuestDebug(this.tprExit ? abi.KVM_GUESTDBG_ENABLE | abi.KVM_GUESTDBG_SINGLESTEP : 0);
-      this.singleStepping = this.tprExit;
+    const control = guestDebugControl(this.debug, this.tprExit);
+    if (control !== this.guestDebug || this.debugDirty) {
+      this.fd.setGuestDebug(control, control & abi.KVM_GUESTDBG_USE_HW_BP ? guestDebugRegs(this.debug) : []);
+      this.guestDebug = control;
+      this.debugDirty = false;
     }
     this.run8[RUN.request_interrupt_window] = this.intWindowExiting ? 1 : 0;
     if (this.nmiWindowExiting && this.nmiUnblocked()) return { kind: 'nmiWindow' };
@@ -662,9 +678,20 @@ class KvmVcpu implements BackendVcpu {
       case abi.EXIT.KVM_EXIT_SHUTDOWN:
       case abi.EXIT.KVM_EXIT_SYSTEM_EVENT:
         return { kind: 'shutdown' };
-      case abi.EXIT.KVM_EXIT_DEBUG:
-        if (this.tprExit) return dv.getBigUint64(RUN.cr8, true) !== cr8Before ? { kind: 'tprChanged' } : null;
-        return { kind: 'debug', rip: dv.getBigUint64(RUN['debug.arch.pc'], true) };
+      case abi.EXIT.KVM_EXIT_DEBUG: {
+        const pc = dv.getBigUint64(RUN['debug.arch.pc'], true);
+        const d = decodeDebugExit(dv.getUint32(RUN['debug.arch.exception'], true), pc, dv.getBigUint64(RUN['debug.arch.dr6'], true), this.debug, this.tprExit);
+        switch (d.kind) {
+          case 'stop':
+            return d.watchpoint ? { kind: 'debug', reason: d.reason, rip: pc, watchpoint: d.watchpoint } : { kind: 'debug', reason: d.reason, rip: pc };
+          case 'tprStep':
+            return dv.getBigUint64(RUN.cr8, true) !== cr8Before ? { kind: 'tprChanged' } : null;
+          case 'reinject':
+            // The guest's own INT3 or #DB: it gets the exception (for #BP KVM pushes the address after the INT3).
+            this.deliver({ type: 'exception', vector: d.vector });
+            return null;
+        }
+      }
       case abi.EXIT.KVM_EXIT_INTR:
         return null;
       case abi.EXIT.KVM_EXIT_FAIL_ENTRY:

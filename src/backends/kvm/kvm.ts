@@ -277,9 +277,12 @@ export class KvmVcpuFd {
     check('KVM_NMI', libc.ioctlInt(this.fd, abi.IOCTL.KVM_NMI, 0));
   }
 
-  setGuestDebug(control: number): void {
+  /** KVM_SET_GUEST_DEBUG: the control word and, with KVM_GUESTDBG_USE_HW_BP, debugreg[0..7] (DR0-DR3, -, -, DR6, DR7). */
+  setGuestDebug(control: number, debugRegs: readonly bigint[] = []): void {
     const buf = new Uint8Array(abi.KVM_GUEST_DEBUG.size);
-    new DataView(buf.buffer).setUint32(abi.KVM_GUEST_DEBUG.control, control, true);
+    const dv = new DataView(buf.buffer);
+    dv.setUint32(abi.KVM_GUEST_DEBUG.control, control, true);
+    debugRegs.slice(0, 8).forEach((v, i) => dv.setBigUint64(abi.KVM_GUEST_DEBUG['arch.debugreg'] + 8 * i, v, true));
     check('KVM_SET_GUEST_DEBUG', libc.ioctlPtr(this.fd, abi.IOCTL.KVM_SET_GUEST_DEBUG, buf));
   }
 

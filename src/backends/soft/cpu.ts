@@ -79,6 +79,8 @@ export type PendingExit =
   | { kind: 'stopped' }
   | { kind: 'shutdown' }
   | { kind: 'tprChanged' }
+  /** A debugger's stop (debug.ts): an INT3 it placed, or an access to memory it watches. */
+  | { kind: 'debug'; reason: 'swbreak' | 'watch' }
   | { kind: 'invalid'; reason: string };
 
 /** What the TLB fill needs of a mapping, found once: a DataView of its memory, and where the mapping starts in the arena (-1: not there). */
@@ -297,6 +299,16 @@ export class Cpu {
   /** Bytes of the current instruction (for memory exits). */
   insnBytes: Uint8Array = new Uint8Array(0);
 
+  // ---- a debugger's hooks (debug.ts); null unless it watches memory or placed INT3s ----
+  /**
+   * Called after each TLB miss of an access of `size` bytes at linear (lo, hi) (`idx` the entry
+   * just filled): it keeps watched pages out of the TLB, so that every access to them comes
+   * here, and leaves the instruction with an exit when one touches watched bytes.
+   */
+  watch: ((lo: number, hi: number, kind: number, size: number, idx: number) => void) | null = null;
+  /** Called by INT3: true when the debugger placed it (the instruction then exits instead of raising #BP). */
+  onInt3: ((c: Cpu) => boolean) | null = null;
+
   /**
    * Where this vCPU's registers, segment bases, TLB tags and the compiled code's control words
    * live in the WebAssembly arena (ARENA_* offsets from here), or -1: plain arrays.
@@ -407,10 +419,11 @@ export class Cpu {
   }
 
   /**
-   * Translates linear (lo, hi) for an access of `kind` and sets tBytes/tDv/tOff/tGpa. Faults with
-   * #PF or #GP; exits with a memory exit where no RAM backs the address.
+   * Translates linear (lo, hi) for an access of `kind` and `size` bytes (within the page) and sets
+   * tBytes/tDv/tOff/tGpa. Faults with #PF or #GP; exits with a memory exit where no RAM backs the
+   * address, or a debug exit where a debugger watches the bytes.
    */
-  translate(lo: number, hi: number, kind: number): void {
+  translate(lo: number, hi: number, kind: number, size = 1): void {
     if (this.physGen !== this.phys.generation) {
       this.physGen = this.phys.generation;
       this.tlbTagLo.fill(-1);
@@ -425,6 +438,14 @@ export class Cpu {
       return;
     }
     this.fill(lo, hi, kind, idx, tag);
+    if (this.watch !== null) {
+      try {
+        this.watch(lo, hi, kind, size, idx);
+      } catch (e) {
+        this.tMmio = false; // the access is not made: a later one must not take it for MMIO
+        throw e;
+      }
+    }
   }
 
   private fill(lo: number, hi: number, kind: number, idx: number, tag: number): void {
@@ -493,14 +514,14 @@ export class Cpu {
 
   rd16(lo: number, hi: number): number {
     if ((lo & 0xfff) > 0xffe) return this.rdSlow(lo, hi, 2);
-    this.translate(lo, hi, TLB_READ);
+    this.translate(lo, hi, TLB_READ, 2);
     if (this.tMmio) return this.mmioRead(2);
     return this.tDv.getUint16(this.tOff, true);
   }
 
   rd32(lo: number, hi: number): number {
     if ((lo & 0xfff) > 0xffc) return this.rdSlow(lo, hi, 4);
-    this.translate(lo, hi, TLB_READ);
+    this.translate(lo, hi, TLB_READ, 4);
     if (this.tMmio) return this.mmioRead(4);
     return this.tDv.getInt32(this.tOff, true);
   }
@@ -512,7 +533,7 @@ export class Cpu {
       this.hi = this.rdSlow(n >>> 0, n >= TWO32 ? hi + 1 : hi, 4);
       return a;
     }
-    this.translate(lo, hi, TLB_READ);
+    this.translate(lo, hi, TLB_READ, 8);
     if (this.tMmio) return this.mmioRead(8);
     const dv = this.tDv, o = this.tOff;
     this.hi = dv.getInt32(o + 4, true);
@@ -572,21 +593,21 @@ export class Cpu {
 
   wr16(lo: number, hi: number, v: number): void {
     if ((lo & 0xfff) > 0xffe) return this.wrSlow(lo, hi, 2, v, 0);
-    this.translate(lo, hi, TLB_WRITE);
+    this.translate(lo, hi, TLB_WRITE, 2);
     if (this.tMmio) return this.mmioWrite(2, v, 0);
     this.tDv.setUint16(this.tOff, v, true);
   }
 
   wr32(lo: number, hi: number, v: number): void {
     if ((lo & 0xfff) > 0xffc) return this.wrSlow(lo, hi, 4, v, 0);
-    this.translate(lo, hi, TLB_WRITE);
+    this.translate(lo, hi, TLB_WRITE, 4);
     if (this.tMmio) return this.mmioWrite(4, v, 0);
     this.tDv.setInt32(this.tOff, v, true);
   }
 
   wr64(lo: number, hi: number, vLo: number, vHi: number): void {
     if ((lo & 0xfff) > 0xff8) return this.wrSlow(lo, hi, 8, vLo, vHi);
-    this.translate(lo, hi, TLB_WRITE);
+    this.translate(lo, hi, TLB_WRITE, 8);
     if (this.tMmio) return this.mmioWrite(8, vLo, vHi);
     const dv = this.tDv, o = this.tOff;
     dv.setInt32(o, vLo, true);

@@ -30,6 +30,7 @@ import { EV_EXC, EV_EXT, EV_NMI, deliver } from './ops-sys.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { InlineDevices } from '../../nvmm/backend.js';
 import type { TraceHook } from '../../nvmm/trace.js';
+import type { SoftDebug } from './debug.js';
 import {
   F_INSNS, F_INTERPRETED, PH_COMPILE, PH_DECODE, PH_DISPATCH, PH_INTERP, PH_JS, PH_WASM, W_RIP_HI, W_RIP_LO, W_STATE, phaseWord,
 } from './profile.js';
@@ -75,9 +76,25 @@ const LOOP_MAX = 256;
  * the loop's checks see them as one block each, and the loop is back at least this often.
  */
 const CHAIN_MAX = 64;
+/**
+ * What the decoded-block cache may hold, counted in instruction records plus BLOCK_WEIGHT per
+ * block (a block with its copy of the bytes weighs about as much as that many records, some
+ * 0.2 KiB each): past it, every block is dropped and decoding starts over, as QEMU's TCG flushes
+ * its translation buffer when it is full. A guest can start a block at every byte of its RAM
+ * (guests/hostile/code-spray.asm: some 13 KiB of host memory per byte, kept for good before);
+ * this bounds the cache at about 100 MiB of the engine's heap. Debian's Linux booting to its
+ * shell (test/linux/boot-soft.test.ts) peaks at about 50,000 blocks weighing 450,000: no flush.
+ */
+const CACHE_BUDGET = 1 << 19;
+const BLOCK_WEIGHT = 4;
 /** Most blocks in a compiled region, and most instructions (V8 optimizes large functions late or never). */
 const MAX_REGION = 8;
 const MAX_REGION_INSNS = 128;
+
+/** A cached block's part of CACHE_BUDGET. */
+function weight(b: Block): number {
+  return b.insns.length + BLOCK_WEIGHT;
+}
 
 /** The fetch-TLB entry (cpu.ts translate's index) of linear address lin. */
 function fetchTlbIndex(lin: number): number {
@@ -145,14 +162,21 @@ export class Block {
 export type { TraceHook, TraceRecord } from '../../nvmm/trace.js';
 
 /** What a run ends with (the backend turns it into the API's VcpuExit). */
-export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' };
+export type RunResult = PendingExit | { kind: 'stopped' } | { kind: 'interruptWindow' } | { kind: 'nmiWindow' } | { kind: 'debug'; reason: 'step' | 'hwbreak' };
 
 const REG_NAMES = ['rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 
 export class Executor {
   readonly cpu: Cpu;
   private readonly cache = new Map<number, Block>();
-  private readonly pageBlocks = new Map<number, number[]>();
+  /** The cache's weight (see CACHE_BUDGET). */
+  private cacheWeight = 0;
+  /**
+   * The cache keys of each page's blocks, to drop them when the page is written. A set: a block
+   * decoded again at the same key (its bytes changed under it, from the VMM: an INS into the page,
+   * say) is listed once however often that happens.
+   */
+  private readonly pageBlocks = new Map<number, Set<number>>();
   private readonly dec = new DecodedInsn();
   private readonly crossBuf = new Uint8Array(16);
   private gen = 0;
@@ -191,6 +215,8 @@ export class Executor {
   prof: Int32Array | null = null;
   /** Where the profiler reads the counters (profile.ts F_INSNS, F_INTERPRETED). */
   profCounts: Float64Array | null = null;
+  /** A debugger that single-steps or has hardware breakpoints (debug.ts) runs each instruction; null: none. */
+  debug: SoftDebug | null = null;
 
   constructor(cpu: Cpu, stopFlag: Int32Array, jitThreshold = DEFAULT_JIT_THRESHOLD) {
     this.cpu = cpu;
@@ -229,7 +255,7 @@ export class Executor {
     this.cpu.ctl[C_EPOCH]++;
     for (const k of keys) {
       const b = this.cache.get(k);
-      if (b !== undefined) { this.dropJit(b); b.kill(); }
+      if (b !== undefined) { this.dropJit(b); b.kill(); this.cacheWeight -= weight(b); }
       this.cache.delete(k);
     }
     this.pageBlocks.delete(page);
@@ -241,12 +267,20 @@ export class Executor {
     for (const b of this.cache.values()) { this.dropJit(b); b.kill(); }
     this.prev = null;
     this.cache.clear();
+    this.cacheWeight = 0;
     this.pageBlocks.clear();
     this.cpu.codePages.clear();
   }
 
   get blockCount(): number {
     return this.cache.size;
+  }
+
+  /** The keys listed by page (at least blockCount; for tests). */
+  get pageKeyCount(): number {
+    let n = 0;
+    for (const keys of this.pageBlocks.values()) n += keys.size;
+    return n;
   }
 
   /** The block at the current CS:RIP, decoding it if needed. */
@@ -270,6 +304,7 @@ export class Executor {
       this.dropJit(b);
       b.kill();
       this.cache.delete(key);
+      this.cacheWeight -= weight(b);
     }
     const prof = this.prof;
     if (prof === null) return this.build(gpa, mode, lo, hi);
@@ -317,12 +352,17 @@ export class Executor {
     }
     const b = new Block(gpa, mode, insns, src, off, pos - off, this.gen);
     this.blocksDecoded++;
+    this.cacheWeight += weight(b);
+    if (this.cacheWeight > CACHE_BUDGET) {
+      this.flushCode();
+      this.cacheWeight = weight(b);
+    }
     const page = Math.floor(gpa / 4096);
     const key = gpa * 4 + (mode >> 5);
     this.cache.set(key, b);
-    let list = this.pageBlocks.get(page);
-    if (!list) { list = []; this.pageBlocks.set(page, list); }
-    list.push(key);
+    let keys = this.pageBlocks.get(page);
+    if (!keys) { keys = new Set(); this.pageBlocks.set(page, keys); }
+    keys.add(key);
     if (!c.codePages.has(page)) c.protectCodePage(page);
     return b;
   }
@@ -409,7 +449,7 @@ export class Executor {
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
       // RFLAGS.TF: one instruction at a time, each followed by the single-step trap.
-      const r = (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
+      const r = this.debug !== null ? this.debug.step() : (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
       if (r !== null) return r;
     }
   }
@@ -541,6 +581,12 @@ export class Executor {
     if (r !== null || c.events !== events || c.ssShadow) return r;
     c.dr[6] = ((c.dr[6]! | 0x4000) >>> 0);
     return this.deliverEvent(1, -1, EV_EXC);
+  }
+
+  /** Runs the one instruction at RIP (with the guest's own single-step trap and the trace hook). For debug.ts. */
+  stepInstruction(): RunResult | null {
+    this.prev = null;
+    return (this.cpu.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.stepOne();
   }
 
   /** Executes the instruction at RIP alone (the first of its block). */

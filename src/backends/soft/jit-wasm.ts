@@ -1284,12 +1284,15 @@ function sharedOf(c: Cpu, host: JitHost): WasmHub {
   return s;
 }
 
-/** Lets a region's slot go (its block died): the slot runs nothing until it is reused. */
+/**
+ * Lets a region's slot go (its block died): the slot runs nothing until it is reused. Its
+ * instruction records stay until then: the region may be the one running (it wrote to its own
+ * code page), and it finishes its current pass through them, as an interpreted block does.
+ */
 export function releaseSlot(c: Cpu, slot: number): void {
   const s = c.wasmHub;
   if (s === null) return;
   s.table.set(slot, s.hub.dead);
-  s.regions[slot] = [];
   s.free.push(slot);
 }
 

@@ -419,6 +419,8 @@ function deliverOnce(c: Cpu, vector: number, errorCode: number, kind: number): v
 export function hInt(c: Cpu, i: Insn): void {
   if (i.sub === 2 && !(c.lz.of())) return;
   const v = i.sub === 0 ? i.imm & 0xff : i.sub === 1 ? 3 : i.sub === 2 ? 4 : 1;
+  // An INT3 a debugger placed stops the vCPU instead (debug.ts), RIP at it.
+  if (i.sub === 1 && c.onInt3 !== null && c.onInt3(c)) c.doExit({ kind: 'debug', reason: 'swbreak' });
   // INT n, INT3 and INTO are software interrupts (the gate's DPL is checked, EXT = 0 in error
   // codes); INT1 (ICEBP) is delivered as the #DB exception, whatever the gate's DPL
   if (!deliver(c, v, -1, i.sub === 3 ? EV_EXC : EV_SOFT)) c.doExit({ kind: 'shutdown' });

@@ -10,6 +10,7 @@
 import type {
   Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, CpuidRegs, GpaMapping, InlineDevices, StopHandle,
 } from '../../nvmm/backend.js';
+import type { DebugConfig } from '../../nvmm/debug.js';
 import type { VcpuEvent } from '../../nvmm/event.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../../nvmm/state.js';
@@ -30,6 +31,7 @@ import { fxImage, fxLoad } from './ops-sse.js';
 import { fpuInit } from './ops-x87.js';
 import { profileRunEnd, profiledDevices, type SoftProfiler } from './profile.js';
 import { FXSAVE } from '../../x86/fxsave.js';
+import { SoftDebug } from './debug.js';
 
 /** NVMM's guest-physical limit (NVMM_MAX_RAM, 128 GiB). */
 const MAX_RAM = 128 * 1024 * 1024 * 1024;
@@ -92,7 +94,7 @@ export class SoftBackend implements Backend {
   }
 
   capability(): Capability {
-    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true }, inlineDevices: true };
+    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true }, inlineDevices: true, debug: true };
   }
 
   /** Guest RAM in the WebAssembly arena, where compiled code reaches it (null when the arena is full or not used). */
@@ -192,6 +194,8 @@ export class SoftVcpu implements BackendVcpu {
   private readonly cpuid: Map<number, CpuidRegs>;
   private readonly cpuidExit = new Set<number>();
   private readonly onDestroy: (v: SoftVcpu) => void;
+  /** The debugger's settings (debug.ts), made at the first setDebug. */
+  private debug: SoftDebug | null = null;
 
   constructor(phys: PhysMap, id: number, onDestroy: (v: SoftVcpu) => void, opts: SoftVcpuOptions) {
     const model = opts.model;
@@ -408,8 +412,13 @@ export class SoftVcpu implements BackendVcpu {
     void MSR_EFER; void S_GS;
   }
 
+  setDebug(config: DebugConfig): void {
+    this.debug ??= new SoftDebug(this.cpu, this.exec);
+    this.debug.configure(config);
+  }
+
   run(): VcpuExit {
-    const r = this.exec.run();
+    const r = this.debug !== null ? this.debug.run() : this.exec.run();
     if (this.exec.prof !== null) profileRunEnd(this.exec, r.kind === 'halted');
     return this.toExit(r);
   }
@@ -434,6 +443,10 @@ export class SoftVcpu implements BackendVcpu {
         return { kind: r.kind };
       case 'invalid':
         return { kind: 'invalid', reason: r.reason };
+      case 'debug': {
+        const d = this.debug!;
+        return r.reason === 'watch' ? { kind: 'debug', reason: 'watch', rip: d.rip(), watchpoint: d.hit! } : { kind: 'debug', reason: r.reason, rip: d.rip() };
+      }
     }
   }
 

@@ -1,18 +1,24 @@
 /**
- * `tsvmm initramfs`: a gzip-compressed newc archive with busybox, an /init script and --add trees.
+ * `tsvmm initramfs`: a gzip-compressed newc archive with busybox, the user's init script, kernel
+ * modules with their dependencies (--modules, from a module tree: src/loader/kernel-modules.ts),
+ * the exec agent and the /init that loads the modules, starts the agent and runs the user's
+ * script (src/loader/initramfs-init.ts), and --add trees.
  * Every input is checked and read before the output is written: only regular files, symlinks and
  * directories (a FIFO, a device, a /proc file that cannot be read are errors, not a stack trace),
  * within the archive's size limit (INITRAMFS_MAX_BYTES, checked against each file's size before
  * it is read, and while reading, for files such as /proc's whose size says 0), and never the
- * output itself (same device and inode: -o naming the --init script, busybox or an added file).
+ * output itself (same device and inode: -o naming the --init script, busybox, a module or an
+ * added file).
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { TsvmmError } from '../../common/errors.js';
 import { parseElf, PT_INTERP } from '../../loader/elf.js';
-import { findGuestBusybox } from '../../loader/guest-kernels.js';
+import { findGuestBusybox, findGuestModules } from '../../loader/guest-kernels.js';
 import { addBaseLayout, DEFAULT_BUSYBOX_APPLETS, Initramfs, INITRAMFS_MAX_BYTES, INITRAMFS_MAX_ENTRIES, normalizeArchivePath } from '../../loader/initramfs.js';
+import { addTsvmmInit, AGENT_GUEST_PATH, AGENT_SCRIPT, USER_INIT_GUEST_PATH } from '../../loader/initramfs-init.js';
+import { ModuleTree, resolveModules, type ModuleSelection } from '../../loader/kernel-modules.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -21,10 +27,21 @@ const DEFAULT_BUSYBOX = '/bin/busybox';
 export const initramfs: Command = {
   name: 'initramfs',
   summary: 'write a gzip-compressed newc cpio initramfs with busybox and an /init script',
-  usage: `usage: tsvmm initramfs --init SCRIPT [--busybox PATH] [--add SRC:DST]... -o FILE
+  usage: `usage: tsvmm initramfs --init SCRIPT [--modules NAME[,NAME]...] [--kernel-modules DIR]
+                       [--busybox PATH] [--add SRC:DST]... -o FILE
 
 Writes a gzip-compressed newc cpio archive for Linux holding:
-  /init            SCRIPT, mode 0755 (the kernel runs it as the first process)
+  /init            a busybox script that loads the --modules (insmod, in dependency order),
+                   starts the exec agent in the background, then execs SCRIPT as PID 1
+  ${USER_INIT_GUEST_PATH}  SCRIPT, mode 0755
+  ${AGENT_GUEST_PATH}  the exec agent (docs/agent-protocol.md): it serves the virtio-console
+                   port named org.tsvmm.agent when the guest has one, and exits otherwise
+  /lib/modules/RELEASE/...  each module named by --modules (dashes or underscores, comma-separated,
+                   the option repeatable) and every module it depends on (its .modinfo's depends=
+                   and softdep=), uncompressed, from the module tree DIR (lib/modules/RELEASE of a
+                   kernel; default: the Debian kernel scripts/fetch-guest-kernel.sh cached). A
+                   module missing from DIR is TSVMM_NO_MODULE; one built for another release than
+                   DIR's name, malformed, or in a dependency cycle is TSVMM_BAD_MODULE
   /bin/busybox     a statically linked busybox (default ${DEFAULT_BUSYBOX}, Debian's busybox-static,
                    else the one scripts/fetch-guest-kernel.sh cached), with a symlink per applet
                    it lists ('busybox --list-full'), or a fixed useful set if it cannot be run
@@ -41,15 +58,30 @@ Nothing is written unless every input could be read.
       init: { type: 'string' },
       busybox: { type: 'string' },
       add: { type: 'string', multiple: true },
+      modules: { type: 'string', multiple: true },
+      'kernel-modules': { type: 'string' },
       output: { type: 'string', short: 'o' },
     });
     if (values.init === undefined) throw new TsvmmError('TSVMM_USAGE', '--init SCRIPT is required');
     if (values.output === undefined) throw new TsvmmError('TSVMM_USAGE', '-o FILE is required');
     const adds = (values.add ?? []).map(parseAdd);
+    const moduleNames = parseModules(values.modules);
+    if (values['kernel-modules'] !== undefined && moduleNames.length === 0) throw new TsvmmError('TSVMM_USAGE', '--kernel-modules DIR needs --modules NAME,...');
 
     const fs = addBaseLayout(new Initramfs());
     const inputs = new Inputs(fs, values.output);
-    fs.addFile('init', inputs.readNamed(values.init, '--init'), 0o755);
+    const userInit = inputs.readNamed(values.init, '--init');
+    const agent = inputs.readNamed(AGENT_SCRIPT, 'the agent script');
+    let modules: ModuleSelection | undefined;
+    if (moduleNames.length > 0) {
+      const dir = values['kernel-modules'] ?? findGuestModules();
+      if (dir === undefined) {
+        throw new TsvmmError('TSVMM_USAGE', '--modules needs a kernel module tree: pass --kernel-modules DIR (lib/modules/RELEASE), or run scripts/fetch-guest-kernel.sh');
+      }
+      modules = resolveModules(ModuleTree.open(dir), moduleNames);
+      for (const m of modules.modules) inputs.checkNotOutput(m.source, `module ${m.name}`);
+    }
+    addTsvmmInit(fs, userInit, agent, modules);
 
     const busybox = resolveBusybox(values.busybox);
     const busyboxBytes = inputs.readNamed(busybox, '--busybox');
@@ -72,12 +104,29 @@ Nothing is written unless every input could be read.
     } catch (e) {
       throw new TsvmmError('TSVMM_BAD_ARGUMENT', `cannot write ${values.output}: ${(e as Error).message}`);
     }
+    const withModules = modules ? `, ${modules.modules.length} kernel modules (${modules.release})` : '';
+    let notes = '';
+    for (const { module, softdep } of modules?.unresolvedSoftdeps ?? []) {
+      notes += `note: ${module} asks for ${softdep} first (softdep), which names no module file; if the guest needs it, add the module that provides it to --modules\n`;
+    }
     await io.out(
-      `wrote ${values.output}: ${fs.size} entries, ${linked} busybox applets (${applets.source}), ${gz.length} bytes gzip-compressed\n`,
+      `wrote ${values.output}: ${fs.size} entries, ${linked} busybox applets (${applets.source})${withModules}, ${gz.length} bytes gzip-compressed\n${notes}`,
     );
     return 0;
   },
 };
+
+/** --modules values: comma-separated names, the option repeatable; empty names are a usage error. */
+function parseModules(values: readonly string[] | undefined): string[] {
+  const names: string[] = [];
+  for (const v of values ?? []) {
+    for (const name of v.split(',')) {
+      if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TsvmmError('TSVMM_USAGE', `--modules '${v}': '${name}' is not a module name (letters, digits, '-' and '_')`);
+      names.push(name);
+    }
+  }
+  return names;
+}
 
 function parseAdd(spec: string): { src: string; dst: string } {
   const colon = spec.lastIndexOf(':');
@@ -149,6 +198,20 @@ class Inputs {
     }
     if (st.isDirectory()) throw new TsvmmError('TSVMM_USAGE', `-o ${outputPath} is a directory; want a file name`);
     this.output = { dev: st.dev, ino: st.ino };
+  }
+
+  /** Refuses `path` (`what` names it) when it is the output file. */
+  checkNotOutput(path: string, what: string): void {
+    if (!this.output) return;
+    let st: BigIntStats;
+    try {
+      st = statSync(path, { bigint: true });
+    } catch {
+      return; // not there: not the output either
+    }
+    if (st.dev === this.output.dev && st.ino === this.output.ino) {
+      throw new TsvmmError('TSVMM_USAGE', `-o ${this.outputPath} is the same file as ${what} (${path}): writing it would destroy an input`);
+    }
   }
 
   /** An input named on the command line (--init, --busybox): a regular file, symlinks followed. */

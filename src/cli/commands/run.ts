@@ -12,6 +12,7 @@ import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile
 import { ACCEL_OPTION, parseCommandArgs } from '../args.js';
 import type { Command, CommandIo } from '../command.js';
 import { describeStack, EXIT } from '../status.js';
+import { DEFAULT_GDB_HOST } from '../../vmm/gdb/server.js';
 
 const CTRL_A = 0x01;
 /** On a terminal, typed bytes the guest has not taken yet beyond this many are dropped (stdin keeps being read, for Ctrl-A x). */
@@ -113,6 +114,15 @@ function configFromArgs(options: MachineOptions, typed: Record<string, string | 
     const name = typed[e.field] ?? typed[e.option];
     throw usage(name === undefined ? e.message : `${name} ${e.problem}`);
   }
+}
+
+/** --gdb tcp:[HOST:]PORT (HOST 127.0.0.1 when empty or left out; PORT 0: any free port). */
+export function parseGdb(text: string): { host: string; port: number } {
+  const m = /^tcp:(?:(.*):)?(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw usage(`bad --gdb '${text}': want tcp:HOST:PORT or tcp:PORT (PORT 0-65535)`);
+  const host = m[1] ?? '';
+  return { host: host === '' ? DEFAULT_GDB_HOST : host.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 /** --serial stdio|file:PATH; the file is created (or truncated) now, so that a bad PATH stops the run before it starts. */
@@ -262,6 +272,10 @@ export const run: Command = {
                        /proc/kallsyms or nm output ('ADDRESS TYPE NAME'; a kernel entered
                        through PVH runs at its link addresses, else boot with nokaslr)
   A --trace value may list several, separated by commas: --trace exits,profile
+  --gdb tcp:[HOST:]PORT  serve GDB's remote protocol (gdb: target remote HOST:PORT) for the boot
+                       vCPU; HOST 127.0.0.1 unless given, PORT 0 for any free port (the port is
+                       printed); one client at a time
+  --gdb-wait           with --gdb: start paused, until the debugger continues (QEMU's -S)
 
 On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
 Exit status: 0 after a reset, power-off or Ctrl-A x; for a write of VALUE to the debug-exit port
@@ -278,6 +292,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
       pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
       drive: { type: 'string', multiple: true, default: [] }, console: { type: 'string', default: 'serial' }, rng: { type: 'boolean', default: false },
+      gdb: { type: 'string' }, 'gdb-wait': { type: 'boolean', default: false },
     });
     if (!values.kernel) throw usage('--kernel is required');
     const trace = parseTrace(values.trace!);
@@ -305,10 +320,16 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     });
     const gate = trace.profile?.from !== undefined || trace.profile?.to !== undefined ? new SharedArrayBuffer(4) : undefined;
     const serial = values.serial!;
+    const gdb = values.gdb === undefined ? undefined : parseGdb(values.gdb);
+    if (values['gdb-wait'] && !gdb) throw usage('--gdb-wait needs --gdb');
     checkSerial(serial);
 
     const vm = await VirtualMachine.create({ ...config, profileGate: gate });
     vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
+    if (gdb) {
+      const server = await vm.gdbServer({ ...gdb, wait: values['gdb-wait'] });
+      io.err(`tsvmm: gdb server on ${server.host}:${server.port}${values['gdb-wait'] ? ' (the machine waits for the debugger)' : ''}\n`);
+    }
     if (gate) profileGate(vm, trace.profile!.from, trace.profile!.to, new Int32Array(gate));
     const output = await connectOutput(vm, io, serial);
     const deadline = config.timeoutMs === undefined ? Infinity : Date.now() + config.timeoutMs;
