@@ -34,6 +34,7 @@ try {
     backend,
     serialOut: new ByteRing(data.serialOut),
     serialIn: new ByteRing(data.serialIn),
+    ...(data.agentOut && data.agentIn ? { agentOut: new ByteRing(data.agentOut), agentIn: new ByteRing(data.agentIn) } : {}),
     control: new Int32Array(data.control),
     log,
     debugChannel: data.debugChannel,

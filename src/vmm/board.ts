@@ -32,7 +32,7 @@ import { bootImage, TABLE_AREA, writeArea, type ImageFormat } from './boot.js';
 import type { MachineConfig } from './config.js';
 import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailbox.js';
 import { buildMpTable } from './mptable.js';
-import type { ByteRing } from './byte-ring.js';
+import { RingBacklog, type ByteRing } from './byte-ring.js';
 import { enterGuest } from './cpu-setup.js';
 import { maxImageBytes, readImageFile } from './image-file.js';
 import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
@@ -65,9 +65,9 @@ const S5_SLEEP_TYPE = 5;
 const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
 
 /**
- * Guest output of a virtio console (hvc0) that found the host's ring full waits here for room,
- * up to this much; past it, output is dropped and counted. (The virtio console cannot hold a
- * guest's transmit buffer back: Linux's hvc spins until each one is returned.)
+ * Guest output of a virtio console port (hvc0, the agent's) that found the host's ring full waits
+ * for room, up to this much per port; past it, output is dropped and counted (RingBacklog: the
+ * device cannot hold a transmit buffer back, Linux's hvc spins until each one is returned).
  */
 export const CONSOLE_BACKLOG_BYTES = 1 << 20;
 
@@ -87,6 +87,9 @@ export interface BoardRuntime {
   serialIn: ByteRing;
   /** Shared control words from the host (see KICK). */
   control: Int32Array;
+  /** The agent port's bytes from the guest and to it (with config.agent). */
+  agentOut?: ByteRing;
+  agentIn?: ByteRing;
   log: (message: string) => void;
   /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
   debugChannel?: SharedArrayBuffer;
@@ -107,11 +110,9 @@ export class PcBoard {
   private readonly uart: Uart8250;
   /** The virtio devices (none unless the configuration asks for some). */
   readonly virtio: BoardVirtio | undefined;
-  /** hvc0 output waiting for room in the host's ring (see CONSOLE_BACKLOG_BYTES). */
-  private readonly consoleBacklog: Uint8Array[] = [];
-  private consoleBacklogBytes = 0;
-  /** hvc0 output dropped because the host did not read its console. */
-  consoleDropped = 0;
+  /** hvc0 output, and the agent port's, on their way into the host's rings. */
+  private readonly consoleOut: RingBacklog;
+  private readonly agentOut: RingBacklog | undefined;
   private readonly rt: BoardRuntime;
   private end: VmEnd | undefined;
   /** Unknown MSRs noted in the log, at most UNKNOWN_LOGGED of them (a guest may try all 2^32). */
@@ -124,6 +125,9 @@ export class PcBoard {
 
   constructor(readonly config: MachineConfig, rt: BoardRuntime) {
     this.rt = rt;
+    this.consoleOut = new RingBacklog(rt.serialOut, CONSOLE_BACKLOG_BYTES, () => rt.log(`the host is not reading the guest's console: hvc0 output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`));
+    if (config.agent && (!rt.agentOut || !rt.agentIn)) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'config.agent needs the agent port\'s rings (BoardRuntime.agentOut and agentIn)');
+    this.agentOut = rt.agentOut && new RingBacklog(rt.agentOut, CONSOLE_BACKLOG_BYTES, () => rt.log(`the host is not reading the agent's port: output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`));
     const size = config.memory;
     const maxImage = maxImageBytes(size);
     const kernel = readImageFile(config.kernel, 'kernel', maxImage);
@@ -160,7 +164,8 @@ export class PcBoard {
       this.virtio = new BoardVirtio(config, {
         line,
         memory: new RegionGuestMemory(this.ramRegions),
-        consolePort: { output: (bytes) => this.consoleOutput(bytes), onInputSpace: () => this.pumpSerialIn() },
+        consolePort: { output: (bytes) => this.consoleOut.write(bytes), onInputSpace: () => this.pumpSerialIn() },
+        agentPort: { output: (bytes) => this.agentOut?.write(bytes), onInputSpace: () => this.pumpAgentIn() },
         log: rt.log,
       });
       this.virtio.register(this.mmio);
@@ -295,42 +300,22 @@ export class PcBoard {
   private pumpSerialIn(): void {
     const ring = this.rt.serialIn;
     if (ring.length === 0) return;
-    const hvc = this.virtio?.console?.port(0);
+    const hvc = this.config.console === 'virtio' ? this.virtio?.console?.port(0) : undefined;
     if (hvc) ring.consume(hvc.input(ring.peek(hvc.inputSpace)));
     else ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
   }
 
-  /** hvc0 output: into the host's ring, behind what already waits for room there. */
-  private consoleOutput(bytes: Uint8Array): void {
-    if (this.consoleBacklog.length === 0) {
-      const n = this.rt.serialOut.offer(bytes);
-      if (n === bytes.length) return;
-      bytes = bytes.subarray(n);
-    }
-    const keep = Math.min(bytes.length, CONSOLE_BACKLOG_BYTES - this.consoleBacklogBytes);
-    if (keep > 0) {
-      this.consoleBacklog.push(bytes.slice(0, keep)); // the bytes are guest memory, valid only now
-      this.consoleBacklogBytes += keep;
-    }
-    if (keep < bytes.length) {
-      if (this.consoleDropped === 0) this.rt.log(`the host is not reading the guest's console: hvc0 output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`);
-      this.consoleDropped += bytes.length - keep;
-    }
+  /** Moves bytes the host sent to the agent into its port, as far as the port takes them. */
+  private pumpAgentIn(): void {
+    const ring = this.rt.agentIn;
+    const port = this.virtio?.agentPort;
+    if (!ring || !port || ring.length === 0) return;
+    ring.consume(port.input(ring.peek(port.inputSpace)));
   }
 
-  /** Moves waiting hvc0 output into the host's ring as far as it has room. */
-  private flushConsoleBacklog(): void {
-    const ring = this.rt.serialOut;
-    while (this.consoleBacklog.length > 0) {
-      const head = this.consoleBacklog[0]!;
-      const n = ring.offer(head);
-      this.consoleBacklogBytes -= n;
-      if (n < head.length) {
-        this.consoleBacklog[0] = head.subarray(n);
-        return;
-      }
-      this.consoleBacklog.shift();
-    }
+  /** hvc0 output dropped because the host did not read its console. */
+  get consoleDropped(): number {
+    return this.consoleOut.dropped;
   }
 
   private readonly portAccess = (io: IoAccess) => this.ports.access(io);
@@ -340,8 +325,10 @@ export class PcBoard {
   private takeKick(): void {
     if (this.takeEnd()) return;
     this.pumpSerialIn();
+    this.pumpAgentIn();
     this.uart.txReady();
-    this.flushConsoleBacklog();
+    this.consoleOut.flush();
+    this.agentOut?.flush();
   }
 
   /** Takes an end the host asked for, if any. */

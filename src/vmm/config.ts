@@ -128,6 +128,11 @@ export interface MachineConfig {
   console: ConsoleKind;
   /** A virtio entropy device fed from the host's CSPRNG (default false, as in QEMU and Firecracker). */
   rng: boolean;
+  /**
+   * A virtio console port named org.tsvmm.agent for the guest's exec agent (default false): the
+   * host runs commands in the guest through it (VirtualMachine.exec, `tsvmm run --exec`).
+   */
+  agent: boolean;
 }
 
 /** What a caller gives: the kernel, and any of the rest (the others take their defaults). */
@@ -306,6 +311,10 @@ const RULES: { [K in keyof MachineConfig]-?: Rule<K> } = {
   rng: {
     default: () => false,
     check: (value) => boolean('rng', value),
+  },
+  agent: {
+    default: () => false,
+    check: (value) => boolean('agent', value),
   },
   profile: {
     check: (value) => {

@@ -41,6 +41,7 @@ import { VirtioMmio, VIRTIO_MMIO_SIZE, virtioMmioCmdline } from '../devices/virt
 import { VirtioRng } from '../devices/virtio/virtio-rng.js';
 import type { DriveConfig, MachineConfig } from './config.js';
 import { VIRTIO_SLOT, virtioMmioSlot } from './layout.js';
+import { AGENT_PORT_NAME } from './agent.js';
 
 /** One device in its slot. */
 export interface PlacedVirtio {
@@ -57,8 +58,10 @@ export interface VirtioWiring {
   /** The board's interrupt line for an ISA IRQ (the 8259's on soft, the in-kernel irqchip's on KVM). */
   line(irq: number): IrqLine;
   memory: GuestMemory;
-  /** The console's first port (hvc0), when config.console is 'virtio'. */
+  /** The host side of the console's first port (hvc0). */
   consolePort?: ConsolePortOptions;
+  /** The host side of the agent's port (config.agent). */
+  agentPort?: Omit<ConsolePortOptions, 'name'>;
   log: (message: string) => void;
 }
 
@@ -79,15 +82,20 @@ export function checkDrives(drives: readonly DriveConfig[]): void {
 /** The virtio devices of a machine, placed and wired; close() lets go of the disks. */
 export class BoardVirtio {
   readonly devices: PlacedVirtio[] = [];
-  /** The console, when config.console is 'virtio'. */
+  /**
+   * The virtio console, when config.console is 'virtio' or config.agent is set: port 0 is hvc0,
+   * port 1 (with config.agent) the agent's, named AGENT_PORT_NAME.
+   */
   readonly console: VirtioConsole | undefined;
   private readonly disks: BlockBackend[] = [];
   private readonly lines = new Map<number, WiredOrIrq>();
 
-  constructor(config: Pick<MachineConfig, 'drives' | 'console' | 'rng'>, private readonly wiring: VirtioWiring) {
+  constructor(config: Pick<MachineConfig, 'drives' | 'console' | 'rng' | 'agent'>, private readonly wiring: VirtioWiring) {
     try {
-      if (config.console === 'virtio') {
-        this.console = new VirtioConsole({ ports: [wiring.consolePort ?? {}] });
+      if (config.console === 'virtio' || config.agent) {
+        const ports = [wiring.consolePort ?? {}];
+        if (config.agent) ports.push({ ...wiring.agentPort, name: AGENT_PORT_NAME });
+        this.console = new VirtioConsole({ ports });
         this.place(VIRTIO_SLOT.CONSOLE, 'virtio-console', this.console);
       }
       if (config.rng) this.place(VIRTIO_SLOT.RNG, 'virtio-rng', new VirtioRng());
@@ -133,6 +141,11 @@ export class BoardVirtio {
   get consolePort(): ConsolePort {
     if (!this.console) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the machine has no virtio console');
     return this.console.port(0);
+  }
+
+  /** The agent's port, with config.agent. */
+  get agentPort(): ConsolePort | undefined {
+    return this.console?.ports[1];
   }
 
   close(): void {

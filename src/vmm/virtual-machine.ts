@@ -25,6 +25,7 @@ import { machineConfig, type MachineConfig, type MachineOptions } from './config
 import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
 import { checkDrives } from './virtio-devices.js';
+import { Agent, type ExecOptions, type ExecResult } from './agent.js';
 import { ChannelTarget } from './gdb/channel-target.js';
 import { DebugChannel, WORD, newDebugChannel } from './gdb/channel.js';
 import { GdbServer, type GdbServerOptions } from './gdb/server.js';
@@ -68,6 +69,9 @@ export interface BoardWorkerData {
   config: MachineConfig;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
+  /** The agent port's rings (with config.agent). */
+  agentOut?: SharedArrayBuffer;
+  agentIn?: SharedArrayBuffer;
   control: SharedArrayBuffer;
   profileGate?: SharedArrayBuffer;
   /** The boot vCPU's line to a debugger (gdb/channel.ts). */
@@ -81,6 +85,10 @@ export type FromBoard =
   | ({ type: 'end' } & VmExited);
 
 const RING_BYTES = 1 << 16;
+/** The agent port carries command output (up to 16 MiB by default): a larger ring, fewer kicks. */
+const AGENT_RING_BYTES = 1 << 20;
+/** How long exec() waits for the guest's agent to say hello, unless told. */
+export const DEFAULT_AGENT_READY_MS = 10 * 60_000;
 
 /** How a machine that never ran ends (stopped before start, or its worker died). */
 function endedBeforeRunning(end: VmEnd): VmExited {
@@ -102,6 +110,12 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   readonly exited: Promise<VmExited>;
   /** The machine's configuration, checked and with its defaults (config.ts). */
   readonly config: MachineConfig;
+  /**
+   * With config.agent: the guest's exec agent on the virtio console port org.tsvmm.agent (the
+   * initramfs `tsvmm initramfs` writes starts it; docs/agent-protocol.md). exec() is the short way.
+   */
+  readonly agent: Agent | undefined;
+  private readonly agentRings: { out: ByteRing; in: ByteRing; pending: Uint8Array[] } | undefined;
   private readonly profileGate: SharedArrayBuffer | undefined;
   private readonly serialOut = new ByteRing(RING_BYTES);
   private readonly serialIn = new ByteRing(RING_BYTES);
@@ -125,6 +139,11 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     this.config = config;
     this.profileGate = profileGate;
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    if (config.agent) {
+      const rings = { out: new ByteRing(AGENT_RING_BYTES), in: new ByteRing(AGENT_RING_BYTES), pending: [] as Uint8Array[] };
+      this.agentRings = rings;
+      this.agent = new Agent({ write: (bytes) => this.toAgent(bytes) });
+    }
     const vm = this;
     this.console = new Duplex({
       read() {
@@ -162,6 +181,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     const data: BoardWorkerData = {
       config: this.config,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer, profileGate: this.profileGate,
+      agentOut: this.agentRings?.out.buffer, agentIn: this.agentRings?.in.buffer,
       debugChannel: this.debugChannel,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
@@ -193,6 +213,55 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       void this.finish(endedBeforeRunning({ how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }));
     });
     void this.pumpOutput();
+    if (this.agentRings) void this.pumpAgent(this.agentRings.out);
+  }
+
+  /**
+   * Runs `command` in the guest through its exec agent (config.agent) and resolves with its
+   * stdout, stderr and exit status (Agent.exec: TSVMM_TIMEOUT, TSVMM_LIMIT, TSVMM_AGENT_PROTOCOL,
+   * TSVMM_AGENT_CLOSED when the machine ends first). Waits for the agent's hello first, at most
+   * `readyTimeoutMs` (default DEFAULT_AGENT_READY_MS: the guest has to boot).
+   */
+  async exec(command: string | Uint8Array, options: ExecOptions & { readyTimeoutMs?: number } = {}): Promise<ExecResult> {
+    const agent = this.agent;
+    if (!agent) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the machine has no agent port: create it with { agent: true }');
+    const { readyTimeoutMs = DEFAULT_AGENT_READY_MS, ...execOptions } = options;
+    await agent.whenReady(readyTimeoutMs);
+    return agent.exec(command, execOptions);
+  }
+
+  /** Bytes for the guest's agent: into its ring, in order, waiting for room while the machine runs. */
+  private toAgent(bytes: Uint8Array): void {
+    const rings = this.agentRings!;
+    rings.pending.push(bytes.slice());
+    if (rings.pending.length === 1) void this.sendToAgent(rings);
+  }
+
+  private async sendToAgent(rings: { in: ByteRing; pending: Uint8Array[] }): Promise<void> {
+    while (rings.pending.length > 0 && !this.ended) {
+      const head = rings.pending[0]!;
+      const wasEmpty = rings.in.length === 0;
+      const n = rings.in.write(head);
+      if (n > 0 && wasEmpty) this.kick(KICK.CONSOLE);
+      if (n === head.length) rings.pending.shift();
+      else {
+        rings.pending[0] = head.subarray(n);
+        await rings.in.whenWritable();
+      }
+    }
+  }
+
+  /** Moves the agent port's output to the Agent until the machine ends. */
+  private async pumpAgent(ring: ByteRing): Promise<void> {
+    for (;;) {
+      if (!this.ended) await ring.whenReadable();
+      if (this.ended && ring.length === 0) break;
+      const bytes = ring.read(AGENT_RING_BYTES);
+      if (ring.takeWaiting()) this.kick(KICK.CONSOLE);
+      if (bytes.length) this.agent!.receive(bytes);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.agent!.end('the machine ended');
   }
 
   /**
@@ -290,6 +359,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     }
     this.serialOut.wake();
     this.serialIn.wake();
+    this.agentRings?.out.wake();
+    this.agentRings?.in.wake();
     // The worker closes the machine (KVM descriptors are per process) and exits by itself.
     if (exited.end.how === 'error' && exited.end.code === 'TSVMM_INTERNAL') await this.worker?.terminate();
     await this.workerGone;

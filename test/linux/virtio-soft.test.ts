@@ -131,3 +131,33 @@ test('a write the guest flushed is in the image when the host process is killed 
     assert.equal(sha256(bytes.subarray(1 << 20, (1 << 20) + pattern.length)), sha256(pattern), 'the flushed data is in the image');
   });
 });
+
+test('tsvmm run --drive ... --exec: the command runs in the guest through its agent; its output and status are the CLI\'s (soft)', { timeout: BOOT_TIMEOUT_MS + 60_000 }, async (t) => {
+  const guest = linuxGuest();
+  if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  await withTempDirAsync(async (dir) => {
+    // As the README shows it: an initramfs with the virtio modules (and the agent, always there),
+    // an init that only waits, a disk, and a command.
+    const init = join(dir, 'init.sh');
+    writeFileSync(init, '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\nwhile :; do sleep 1000; done\n');
+    const initrd = join(dir, 'initrd.gz');
+    const made = run(process.execPath, [BIN, 'initramfs', '--init', init, '--modules', 'virtio_mmio,virtio_blk,virtio_console', '-o', initrd]);
+    assert.equal(made.status, 0, made.stderr);
+    const image = join(dir, 'disk.img');
+    const bytes = new Uint8Array(1 << 20);
+    bytes.set(new TextEncoder().encode('tsvmm disk image\n'));
+    writeFileSync(image, bytes);
+    const child = spawn(process.execPath, [BIN, 'run', '--accel', 'soft', '--kernel', guest.vmlinux!, '--initrd', initrd, '--append', 'console=ttyS0',
+      '-m', '256', '--drive', `file=${image},serial=exec-disk`, '--timeout', String(BOOT_TIMEOUT_MS / 1000),
+      '--exec', 'echo "$(cat /sys/block/vda/serial)"; head -n 1 /dev/vda; echo to-stderr >&2; exit 7']);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString('latin1')));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('latin1')));
+    const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    assert.equal(stdout, 'exec-disk\ntsvmm disk image\n', `stderr tail:\n${stderr.slice(-3000)}`);
+    assert.equal(status, 7, `stderr tail:\n${stderr.slice(-3000)}`);
+    assert.match(stderr, /to-stderr\n/);
+    assert.match(stderr, /Linux version/, 'the console went to standard error');
+  });
+});

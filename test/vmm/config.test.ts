@@ -13,7 +13,7 @@ const kernel = '/boot/vmlinuz';
 test('config: the defaults, and nothing more than what was given', () => {
   assert.deepEqual(machineConfig({ kernel }), {
     kernel, cmdline: '', memory: DEFAULT_MEMORY, cpus: 1, accel: 'auto', pvh: false, kernelCache: false, inlineDevices: true,
-    console: 'serial', rng: false,
+    console: 'serial', rng: false, agent: false,
   } satisfies MachineConfig);
   // A drive is read-write unless it says otherwise; no serial unless given.
   assert.deepEqual(machineConfig({ kernel, drives: [{ file: '/a.img' }] as MachineConfig['drives'] }).drives, [{ file: '/a.img', readonly: false }]);
@@ -31,7 +31,7 @@ test('config: every field given is kept as given; a config checks to itself; a s
   const full: MachineConfig = {
     kernel, initrd: '/boot/initrd', cmdline: 'console=ttyS0', memory: 7 * 2 ** 30 + 4096, cpus: MAX_CPUS, accel: 'soft', cpu: 'qemu64',
     pvh: true, kernelCache: '/var/cache/k', inlineDevices: false, timeoutMs: 2.5, traceCpu: 10, profile: { hz: 500, delayMs: 1.5 },
-    drives: [{ file: '/a.img', readonly: true, serial: 'disk-0 (root)' }, { file: '/b.img', readonly: false }], console: 'virtio', rng: true,
+    drives: [{ file: '/a.img', readonly: true, serial: 'disk-0 (root)' }, { file: '/b.img', readonly: false }], console: 'virtio', rng: true, agent: true,
   };
   assert.deepEqual(machineConfig(full), full);
   const flat: MachineOptions = { kernel, flat: { loadAddr: 0x8000, mode: 'long64' } };
@@ -104,6 +104,7 @@ const INVALID: [string, Record<string, unknown>, 'TSVMM_BAD_ARGUMENT' | 'TSVMM_L
   ['a serial longer than GET_ID returns', { drives: [{ file: '/a', serial: 'x'.repeat(21) }] }, 'TSVMM_LIMIT', /^drives\[0\].serial 'x{21}' is too long: at most 20 bytes$/],
   ['an unknown console', { console: 'hvc0' }, 'TSVMM_BAD_ARGUMENT', /^console 'hvc0' is not one of serial, virtio$/],
   ['rng that is not a boolean', { rng: 'on' }, 'TSVMM_BAD_ARGUMENT', /^rng 'on' is not true or false$/],
+  ['agent that is not a boolean', { agent: 1 }, 'TSVMM_BAD_ARGUMENT', /^agent 1 is not true or false$/],
 ];
 
 test('config: each invalid value is refused with its code, naming the field, the value and the limit', () => {

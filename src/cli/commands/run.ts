@@ -254,6 +254,11 @@ export const run: Command = {
   --console serial|virtio  the console that --serial and stdin are wired to: COM1 (ttyS0, the
                        default) or a virtio console (hvc0: boot with console=hvc0); with virtio,
                        COM1's output still comes out there too
+  --exec COMMAND       run COMMAND (sh -c) in the guest through its exec agent (an initramfs from
+                       \`tsvmm initramfs --modules virtio_mmio,virtio_console\`), print its stdout
+                       and stderr, end the machine and exit with the command's status; the
+                       console goes to standard error (or --serial file:PATH), stdin is not read.
+                       The boot and the command each have --timeout, or 10 minutes
   --rng                a virtio entropy device fed from the host's random generator (as QEMU's
                        virtio-rng; off by default, as in QEMU and Firecracker)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
@@ -293,6 +298,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
       drive: { type: 'string', multiple: true, default: [] }, console: { type: 'string', default: 'serial' }, rng: { type: 'boolean', default: false },
       gdb: { type: 'string' }, 'gdb-wait': { type: 'boolean', default: false },
+      exec: { type: 'string' },
     });
     if (!values.kernel) throw usage('--kernel is required');
     const trace = parseTrace(values.trace!);
@@ -312,6 +318,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       drives: values.drive!.length > 0 ? values.drive!.map(parseDrive) : undefined,
       console: parseConsole(values.console!),
       rng: values.rng,
+      agent: values.exec !== undefined,
     }, {
       memory: `memory size '${values.memory}'`, cpus: `--smp ${values.smp}`, flat: `--flat ${values.flat}`, initrd: `--initrd ${values.initrd}`,
       timeoutMs: `--timeout ${values.timeout}`, ...trace.typed,
@@ -331,10 +338,12 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       io.err(`tsvmm: gdb server on ${server.host}:${server.port}${values['gdb-wait'] ? ' (the machine waits for the debugger)' : ''}\n`);
     }
     if (gate) profileGate(vm, trace.profile!.from, trace.profile!.to, new Int32Array(gate));
-    const output = await connectOutput(vm, io, serial);
+    // With --exec, standard output is the command's: the console goes to standard error.
+    const output = await connectOutput(vm, values.exec !== undefined && serial === 'stdio' ? { out: io.err, err: io.err } : io, serial);
     const deadline = config.timeoutMs === undefined ? Infinity : Date.now() + config.timeoutMs;
-    const stopInput = connectInput(vm, io);
+    const stopInput = values.exec === undefined ? connectInput(vm, io) : () => {};
     vm.start();
+    const ran = values.exec === undefined ? undefined : await execInGuest(vm, values.exec, config.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, io);
     const exited = await vm.exited;
     stopInput();
     const outputFailure = await output.finish(deadline);
@@ -348,9 +357,32 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       const cpu = Object.entries(exited.cpu);
       if (cpu.length > 0) io.err(`cpu: ${cpu.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
     }
+    if (ran !== undefined) return outputFailure ? 1 : ran;
     return outputFailure ? 1 : exitStatus(exited);
   },
 };
+
+/** --exec's wait for the agent and for the command, without --timeout. */
+const DEFAULT_EXEC_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * --exec: waits for the guest's agent, runs `command`, writes its stdout and stderr, and stops
+ * the machine. Returns the command's status, or 1 when it could not be run (said on stderr).
+ */
+async function execInGuest(vm: VirtualMachine, command: string, timeoutMs: number, io: CommandIo): Promise<number> {
+  try {
+    const r = await vm.exec(command, { readyTimeoutMs: timeoutMs, timeoutMs });
+    await io.out(r.stdout.toString('latin1'));
+    if (r.stderr.length) io.err(r.stderr.toString('latin1'));
+    return r.code;
+  } catch (e) {
+    if (!(e instanceof TsvmmError)) throw e;
+    io.err(`tsvmm: --exec: ${e.code}: ${e.message}\n`);
+    return 1;
+  } finally {
+    await vm.stop();
+  }
+}
 
 /**
  * The profiler's gate (ProfileOptions.gate) opened when the guest's console has printed `from`
