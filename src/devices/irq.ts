@@ -33,3 +33,26 @@ export class RecordingIrqLine implements IrqLine {
 
 /** A line wired to nothing (the device's IRQ is not connected on this board). */
 export const NO_IRQ: IrqLine = Object.freeze({ set(): void {}, pulse(): void {} });
+
+/**
+ * One level-triggered line driven by several devices, as on a PCI INTx line shared by several
+ * functions (wired-OR): the line is high while any input is. `input()` gives each device its own
+ * IrqLine; the shared one sees a level change only when the OR changes.
+ */
+export class WiredOrIrq {
+  private high = 0; // inputs currently high
+  constructor(private readonly line: IrqLine) {}
+
+  /** A new input of the line. */
+  input(): IrqLine {
+    let level = false;
+    const set = (on: boolean): void => {
+      if (on === level) return;
+      level = on;
+      const before = this.high;
+      this.high += on ? 1 : -1;
+      if ((before === 0) !== (this.high === 0)) this.line.set(this.high !== 0);
+    };
+    return { set, pulse: () => { set(true); set(false); } };
+  }
+}

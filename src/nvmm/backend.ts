@@ -47,6 +47,13 @@ export interface InlineDevices {
   tick(nowNs: number): number;
   /** True once a device ended the machine: run() returns `stopped` right after that instruction. */
   ended(): boolean;
+  /**
+   * A data access to guest-physical memory where no RAM is (or to RAM without the permission
+   * the access needs): reads fill `data`, writes consume it (little-endian, 1 to 8 bytes; an
+   * access that crosses a page comes as single bytes). Without it such an access exits
+   * (`memory`), as instruction fetches from there always do.
+   */
+  mmio?(gpa: number, data: Uint8Array, write: boolean): void;
 }
 
 /** One GPA range backed by host memory, as the backend sees it. */

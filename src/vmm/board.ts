@@ -1,7 +1,7 @@
 /**
  * The PC board: the composition root. RAM with the 32-bit MMIO hole, the legacy devices on the
- * port bus, the backend's interrupt controllers, the boot image, and the run loop of the boot
- * vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
+ * port bus, the virtio devices on the MMIO bus (virtio-devices.ts), the backend's interrupt
+ * controllers, the boot image, and the run loop of the boot vCPU. It lives in the boot vCPU's thread, so that vCPU's exits reach the devices directly.
  *
  * It is built from the machine's configuration (config.ts: checked, plain data) and what its
  * thread gives it beside (BoardRuntime): the backend, which the caller opens in the thread that
@@ -34,7 +34,7 @@ import { bootImage, TABLE_AREA, writeArea, type ImageFormat } from './boot.js';
 import type { MachineConfig } from './config.js';
 import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailbox.js';
 import { buildMpTable } from './mptable.js';
-import type { ByteRing } from './byte-ring.js';
+import { RingBacklog, type ByteRing } from './byte-ring.js';
 import { enterGuest } from './cpu-setup.js';
 import { maxImageBytes, readImageFile } from './image-file.js';
 import { AcpiPm, AcpiResetRegister } from '../devices/acpi-pm.js';
@@ -42,6 +42,8 @@ import { buildAcpiTables } from '../devices/acpi-tables.js';
 import { BackendInterrupts, BoardInterrupts, type InterruptRouting } from './interrupts.js';
 import { VcpuAgent } from './gdb/vcpu-agent.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
+import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
+import { BoardVirtio } from './virtio-devices.js';
 
 export { MAX_CPUS } from './layout.js';
 
@@ -65,6 +67,13 @@ const S5_SLEEP_TYPE = 5;
 const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
 
 /**
+ * Guest output of a virtio console port (hvc0, the agent's) that found the host's ring full waits
+ * for room, up to this much per port; past it, output is dropped and counted (RingBacklog: the
+ * device cannot hold a transmit buffer back, Linux's hvc spins until each one is returned).
+ */
+export const CONSOLE_BACKLOG_BYTES = 1 << 20;
+
+/**
  * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes to move (input to take,
  * or room for output the UART holds), else an end. The host may set an end before the vCPU
  * exists (stop() during start-up): run() looks at the word before it runs the guest.
@@ -80,6 +89,9 @@ export interface BoardRuntime {
   serialIn: ByteRing;
   /** Shared control words from the host (see KICK). */
   control: Int32Array;
+  /** The agent port's bytes from the guest and to it (with config.agent). */
+  agentOut?: ByteRing;
+  agentIn?: ByteRing;
   log: (message: string) => void;
   /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
   debugChannel?: SharedArrayBuffer;
@@ -95,7 +107,14 @@ export class PcBoard {
   private readonly interrupts: InterruptRouting;
   /** Guest RAM: the piece below the MMIO hole first, then the pieces above 4 GiB. */
   private readonly ram: HostMemory[] = [];
+  /** The same pieces by guest-physical address, as the virtio devices reach them. */
+  private readonly ramRegions: RamRegion[] = [];
   private readonly uart: Uart8250;
+  /** The virtio devices (none unless the configuration asks for some). */
+  readonly virtio: BoardVirtio | undefined;
+  /** hvc0 output, and the agent port's, on their way into the host's rings. */
+  private readonly consoleOut: RingBacklog;
+  private readonly agentOut: RingBacklog | undefined;
   private readonly rt: BoardRuntime;
   private end: VmEnd | undefined;
   /** Unknown MSRs noted in the log, at most UNKNOWN_LOGGED of them (a guest may try all 2^32). */
@@ -108,6 +127,9 @@ export class PcBoard {
 
   constructor(readonly config: MachineConfig, rt: BoardRuntime) {
     this.rt = rt;
+    this.consoleOut = new RingBacklog(rt.serialOut, CONSOLE_BACKLOG_BYTES, () => rt.log(`the host is not reading the guest's console: hvc0 output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`));
+    if (config.agent && (!rt.agentOut || !rt.agentIn)) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'config.agent needs the agent port\'s rings (BoardRuntime.agentOut and agentIn)');
+    this.agentOut = rt.agentOut && new RingBacklog(rt.agentOut, CONSOLE_BACKLOG_BYTES, () => rt.log(`the host is not reading the agent's port: output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`));
     const size = config.memory;
     const maxImage = maxImageBytes(size);
     const kernel = readImageFile(config.kernel, 'kernel', maxImage);
@@ -141,6 +163,15 @@ export class PcBoard {
       this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
         new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) }));
 
+      this.virtio = new BoardVirtio(config, {
+        line,
+        memory: new RegionGuestMemory(this.ramRegions),
+        consolePort: { output: (bytes) => this.consoleOut.write(bytes), onInputSpace: () => this.pumpSerialIn() },
+        agentPort: { output: (bytes) => this.agentOut?.write(bytes), onInputSpace: () => this.pumpAgentIn() },
+        log: rt.log,
+      });
+      this.virtio.register(this.mmio);
+
       const cpus = config.cpus; // 1 to MAX_CPUS (config.ts)
       if (cpus > this.machine.capability.maxVcpus) {
         throw new TsvmmError('TSVMM_LIMIT', `${cpus} vCPUs: the ${this.machine.backend.name} backend takes at most ${this.machine.capability.maxVcpus}`);
@@ -151,7 +182,8 @@ export class PcBoard {
       writeArea(ram, TABLE_AREA.mpConfig, mp.table);
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
       // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
-      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId: cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false });
+      // The virtio devices are described in the DSDT (LNRO0005), each with its window and IRQ.
+      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId: cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false, virtioMmio: this.virtio.acpi() });
       writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
@@ -161,10 +193,11 @@ export class PcBoard {
       this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
       const e820 = memoryMap(size);
       const kernelCache = config.pvh && config.kernelCache !== false ? new KernelCache(config.kernelCache, { log: rt.log }) : undefined;
-      const booted = bootImage(ram, { ...config, kernel, initrd, e820, lowRamTop: low, kernelCache, acpiRsdp: acpi.rsdpAddress });
+      const cmdline = this.virtio.cmdline(config.cmdline);
+      const booted = bootImage(ram, { ...config, cmdline, kernel, initrd, e820, lowRamTop: low, kernelCache, acpiRsdp: acpi.rsdpAddress });
       this.format = booted.format;
       this.vcpu = this.machine.createVcpu(0);
-      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? this.ports : null, () => this.end !== undefined);
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? { ports: this.ports, mmio: this.mmio } : null, () => this.end !== undefined);
       enterGuest(this.vcpu, lowRam.bytes, booted.entry);
       if (rt.debugChannel) {
         const control = rt.control;
@@ -180,6 +213,7 @@ export class PcBoard {
   private mapRam(gpa: number, size: number): void {
     const piece = this.machine.allocateMemory(size);
     this.ram.push(piece);
+    this.ramRegions.push({ gpa, bytes: piece.bytes.subarray(0, size) });
     this.machine.mapHva(piece);
     this.machine.mapGpa(gpa, piece.hva, size, PROT.ALL);
   }
@@ -264,11 +298,26 @@ export class PcBoard {
     this.end ??= end;
   }
 
-  /** Moves bytes the host typed into the UART, as far as its FIFO takes them. */
+  /** Moves bytes the host typed into the console (the UART, or hvc0), as far as it takes them. */
   private pumpSerialIn(): void {
     const ring = this.rt.serialIn;
     if (ring.length === 0) return;
-    ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
+    const hvc = this.config.console === 'virtio' ? this.virtio?.console?.port(0) : undefined;
+    if (hvc) ring.consume(hvc.input(ring.peek(hvc.inputSpace)));
+    else ring.consume(this.uart.receive(ring.peek(this.uart.rxSpace())));
+  }
+
+  /** Moves bytes the host sent to the agent into its port, as far as the port takes them. */
+  private pumpAgentIn(): void {
+    const ring = this.rt.agentIn;
+    const port = this.virtio?.agentPort;
+    if (!ring || !port || ring.length === 0) return;
+    ring.consume(port.input(ring.peek(port.inputSpace)));
+  }
+
+  /** hvc0 output dropped because the host did not read its console. */
+  get consoleDropped(): number {
+    return this.consoleOut.dropped;
   }
 
   private readonly portAccess = (io: IoAccess) => this.ports.access(io);
@@ -278,7 +327,10 @@ export class PcBoard {
   private takeKick(): void {
     if (this.takeEnd()) return;
     this.pumpSerialIn();
+    this.pumpAgentIn();
     this.uart.txReady();
+    this.consoleOut.flush();
+    this.agentOut?.flush();
   }
 
   /** Takes an end the host asked for, if any. */
@@ -346,6 +398,11 @@ export class PcBoard {
     return this.interrupts instanceof BoardInterrupts ? this.interrupts.inlineIo : 0;
   }
 
+  /** MMIO accesses the boot vCPU served inline, without an exit. */
+  get inlineMmio(): number {
+    return this.interrupts instanceof BoardInterrupts ? this.interrupts.inlineMmio : 0;
+  }
+
   /** A short report of where the vCPU is, for endings that need explaining. */
   report(what: string): string {
     const s = this.vcpu.getState(STATE.GPRS | STATE.SEGS | STATE.CRS | STATE.MSRS);
@@ -361,6 +418,7 @@ export class PcBoard {
   }
 
   private destroy(): void {
+    this.virtio?.close();
     this.machine.destroy();
     for (const piece of this.ram) piece.free();
   }

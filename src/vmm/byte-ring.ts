@@ -70,6 +70,18 @@ export class ByteRing {
     return true;
   }
 
+  /**
+   * Producer on a vCPU thread: appends what fits, as write() does; when not all of `bytes` fits,
+   * WAITING is raised as writeByte() raises it, so that the consumer reports the room it makes.
+   */
+  offer(bytes: Uint8Array): number {
+    const n = this.write(bytes);
+    if (n === bytes.length) return n;
+    Atomics.store(this.header, WAITING, 1);
+    // Room made between the write and raising WAITING would not have been reported: take it.
+    return n + this.write(bytes.subarray(n));
+  }
+
   /** Consumer: takes up to `max` bytes. */
   read(max = Infinity): Uint8Array {
     const head = Atomics.load(this.header, HEAD);
@@ -121,5 +133,58 @@ export class ByteRing {
   wake(): void {
     Atomics.notify(this.header, TAIL);
     Atomics.notify(this.header, HEAD);
+  }
+}
+
+/**
+ * The producer side of a ring for a device that cannot hold its output back (a virtio console
+ * port: Linux's hvc waits for each transmit buffer to come back): what the ring cannot take waits
+ * here, up to `limit` bytes, and moves on at flush() (call it when the consumer reports room, see
+ * takeWaiting); past the limit, output is dropped and counted, so memory stays bounded whatever
+ * the guest writes while the host does not read.
+ */
+export class RingBacklog {
+  private readonly waiting: Uint8Array[] = [];
+  private bytes = 0;
+  /** Bytes dropped because the backlog was full. */
+  dropped = 0;
+
+  constructor(private readonly ring: ByteRing, private readonly limit: number, private readonly onFirstDrop: () => void = () => {}) {}
+
+  /** Bytes waiting for room in the ring. */
+  get length(): number {
+    return this.bytes;
+  }
+
+  /** Appends `bytes` (copied if they must wait: they may be a view of guest memory). */
+  write(bytes: Uint8Array): void {
+    if (this.waiting.length === 0) {
+      const n = this.ring.offer(bytes);
+      if (n === bytes.length) return;
+      bytes = bytes.subarray(n);
+    }
+    const keep = Math.min(bytes.length, this.limit - this.bytes);
+    if (keep > 0) {
+      this.waiting.push(bytes.slice(0, keep));
+      this.bytes += keep;
+    }
+    if (keep < bytes.length) {
+      if (this.dropped === 0) this.onFirstDrop();
+      this.dropped += bytes.length - keep;
+    }
+  }
+
+  /** Moves waiting bytes into the ring as far as it has room. */
+  flush(): void {
+    while (this.waiting.length > 0) {
+      const head = this.waiting[0]!;
+      const n = this.ring.offer(head);
+      this.bytes -= n;
+      if (n < head.length) {
+        this.waiting[0] = head.subarray(n);
+        return;
+      }
+      this.waiting.shift();
+    }
   }
 }

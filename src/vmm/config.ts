@@ -21,9 +21,9 @@ import { hex } from '../common/bits.js';
 import { TsvmmError } from '../common/errors.js';
 import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
-import { MAX_CPUS } from './layout.js';
+import { MAX_CPUS, MAX_DRIVES } from './layout.js';
 
-export { MAX_CPUS } from './layout.js';
+export { MAX_CPUS, MAX_DRIVES } from './layout.js';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -60,6 +60,23 @@ export interface ProfileConfig {
   /** Milliseconds from the start before the first sample (default 0). */
   delayMs?: number;
 }
+
+/** A virtio-blk disk over a raw image file. */
+export interface DriveConfig {
+  /** The image: a regular file, a whole number of 512-byte sectors. */
+  file: string;
+  /** The guest may not write it (default false); the image is then locked shared, not exclusive. */
+  readonly: boolean;
+  /** The serial number the guest reads (/sys/block/vdX/serial), at most 20 bytes of printable ASCII. */
+  serial?: string;
+}
+
+/** Where the guest's console is: the 16550 (ttyS0) or a virtio console (hvc0). */
+export type ConsoleKind = 'serial' | 'virtio';
+export const CONSOLE_KINDS: readonly ConsoleKind[] = ['serial', 'virtio'];
+
+/** What a virtio-blk serial holds (virtio 1.2 §5.2.6: GET_ID returns at most 20 bytes). */
+const MAX_SERIAL_BYTES = 20;
 
 /** The machine, as the board builds it. Every field has been checked (see machineConfig). */
 export interface MachineConfig {
@@ -102,6 +119,21 @@ export interface MachineConfig {
   traceCpu?: number;
   /** Sample the boot vCPU (soft backend): VmExited.profile. */
   profile?: ProfileConfig;
+  /** virtio-blk disks, in order: the guest's /dev/vda, /dev/vdb... (at most MAX_DRIVES). */
+  drives?: DriveConfig[];
+  /**
+   * The console the host's console stream is wired to (default `serial`): with `virtio`, a
+   * virtio console whose first port (the guest's hvc0, for `console=hvc0`) takes the host's
+   * input and writes where COM1 writes; COM1 stays, its output in the same stream.
+   */
+  console: ConsoleKind;
+  /** A virtio entropy device fed from the host's CSPRNG (default false, as in QEMU and Firecracker). */
+  rng: boolean;
+  /**
+   * A virtio console port named org.tsvmm.agent for the guest's exec agent (default false): the
+   * host runs commands in the guest through it (VirtualMachine.exec, `tsvmm run --exec`).
+   */
+  agent: boolean;
 }
 
 /** What a caller gives: the kernel, and any of the rest (the others take their defaults). */
@@ -245,6 +277,44 @@ const RULES: { [K in keyof MachineConfig]-?: Rule<K> } = {
   },
   traceCpu: {
     check: (value) => number('traceCpu', 'traceCpu', value, { min: 1, max: Number.MAX_SAFE_INTEGER, whole: true, unit: (n) => plural(n, 'instruction') }),
+  },
+  drives: {
+    check: (value) => {
+      if (!Array.isArray(value)) throw new ConfigError('drives', 'drives', value, 'is not an array');
+      if (value.length > MAX_DRIVES) throw new ConfigError('drives', 'drives', undefined, `has ${value.length} disks: at most ${MAX_DRIVES}`, 'TSVMM_LIMIT', { max: MAX_DRIVES });
+      const seen = new Set<string>();
+      return value.map((given: unknown, i): DriveConfig => {
+        const field = `drives[${i}]`;
+        if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new ConfigError('drives', field, given, 'is not an object');
+        const d = given as Record<string, unknown>;
+        if (typeof d['file'] !== 'string' || d['file'] === '') throw new ConfigError('drives', `${field}.file`, d['file'], 'is not a file name');
+        const file = d['file'];
+        if (seen.has(file)) throw new ConfigError('drives', `${field}.file`, file, 'is given twice: an image is one disk');
+        seen.add(file);
+        const readonly = d['readonly'] ?? false;
+        if (typeof readonly !== 'boolean') throw new ConfigError('drives', `${field}.readonly`, readonly, 'is not true or false');
+        const drive: DriveConfig = { file, readonly };
+        if (d['serial'] !== undefined) {
+          const serial = d['serial'];
+          if (typeof serial !== 'string' || !/^[\x20-\x7e]*$/.test(serial)) throw new ConfigError('drives', `${field}.serial`, serial, 'is not a string of printable ASCII');
+          if (serial.length > MAX_SERIAL_BYTES) throw new ConfigError('drives', `${field}.serial`, serial, `is too long: at most ${MAX_SERIAL_BYTES} bytes`, 'TSVMM_LIMIT', { max: MAX_SERIAL_BYTES });
+          drive.serial = serial;
+        }
+        return drive;
+      });
+    },
+  },
+  console: {
+    default: () => 'serial',
+    check: (value) => oneOf('console', 'console', value, CONSOLE_KINDS),
+  },
+  rng: {
+    default: () => false,
+    check: (value) => boolean('rng', value),
+  },
+  agent: {
+    default: () => false,
+    check: (value) => boolean('agent', value),
   },
   profile: {
     check: (value) => {

@@ -12,7 +12,7 @@
  *   end, as it does in KVM's irqchip; otherwise its halt goes to the board, which ends the machine.
  */
 import type { GuestClock } from '../common/clock.js';
-import type { PortBus } from '../devices/bus.js';
+import type { MmioBus, PortBus } from '../devices/bus.js';
 import type { IrqLine } from '../devices/irq.js';
 import { I8259Pic } from '../devices/i8259-pic.js';
 import type { BackendIrqchip } from '../nvmm/backend.js';
@@ -104,17 +104,18 @@ export class BoardInterrupts implements InterruptRouting {
 
   /**
    * The vCPU interrupts go to (set once it exists). A backend that serves devices inline (the
-   * software CPU) gets the port bus, the PIC and the timers themselves: port I/O, interrupt
-   * delivery and timer ticks then happen inside its run loop, without exits (ports null: it exits).
+   * software CPU) gets the buses, the PIC and the timers themselves: port I/O, MMIO, interrupt
+   * delivery and timer ticks then happen inside its run loop, without exits (buses null: it exits).
    */
-  attach(vcpu: Vcpu, ports: PortBus | null, ended: () => boolean): void {
+  attach(vcpu: Vcpu, buses: { ports: PortBus; mmio: MmioBus } | null, ended: () => boolean): void {
     this.vcpu = vcpu;
-    if (!ports || !vcpu.machine.capability.inlineDevices) {
+    if (!buses || !vcpu.machine.capability.inlineDevices) {
       this.ticker = new Ticker(vcpu.stopHandle(), this.clock);
       return;
     }
     this.inline = true;
     const pic = this.pic;
+    const { ports, mmio } = buses;
     vcpu.setInlineDevices({
       io: (port, size, isIn, value) => {
         this.inlineIo++;
@@ -126,11 +127,18 @@ export class BoardInterrupts implements InterruptRouting {
       acknowledge: () => pic.acknowledge(),
       tick: (now) => this.tickTimers(now) ?? Infinity,
       ended,
+      mmio: (gpa, data, write) => {
+        this.inlineMmio++;
+        if (write) mmio.write(gpa, data);
+        else mmio.read(gpa, data);
+      },
     });
   }
 
   /** Port accesses served inline (without an exit). */
   inlineIo = 0;
+  /** MMIO accesses served inline (without an exit). */
+  inlineMmio = 0;
   private inline = false;
 
   /** Brings the timers up to now, publishes their next deadline to the ticker and returns it. */

@@ -101,5 +101,41 @@ export const HIGH_RAM_START = 0x100000;
 export const MMIO_HOLE_START = 0xc0000000;
 export const FOUR_GIB = 0x100000000;
 
+/**
+ * virtio-mmio devices: slot n's window is at VIRTIO_MMIO.base + n * VIRTIO_MMIO.stride (one page
+ * each, so that a window is never in a page with another device), inside the 32-bit MMIO hole
+ * below the I/O APIC, where Firecracker puts its own. Slot order is the guest's probe order:
+ * the console and the entropy device first (their windows do not move with the number of
+ * disks), then the disks, so that the first --drive is /dev/vda.
+ */
+export const VIRTIO_MMIO = {
+  base: 0xd000_0000,
+  stride: 0x1000,
+  /** Slots: the console, the entropy device and up to MAX_DRIVES disks. */
+  slots: 2 + 16,
+} as const;
+
+/** The most disks (--drive) a machine takes. */
+export const MAX_DRIVES = VIRTIO_MMIO.slots - 2;
+
+/** The slot of each kind of virtio device (disk i is in slot VIRTIO_SLOT.DRIVE + i). */
+export const VIRTIO_SLOT = { CONSOLE: 0, RNG: 1, DRIVE: 2 } as const;
+
+/**
+ * The ISA IRQs virtio-mmio devices use: ones a PC leaves free (3 is COM2's, 7 and 15 are the
+ * 8259s' spurious vectors, 14 the IDE controller's). They must be below 16 because the soft
+ * backend's guests have only the 8259 pair; KVM's in-kernel irqchip routes them to the PIC and
+ * the I/O APIC alike. Devices share them round-robin (slot n takes VIRTIO_IRQS[n % length]):
+ * the lines are level-triggered, the board ORs the devices on one line (WiredOrIrq), and Linux's
+ * virtio_mmio asks for shared interrupts.
+ */
+export const VIRTIO_IRQS: readonly number[] = [5, 6, 10, 11];
+
+/** The window and IRQ of virtio-mmio slot `slot`. */
+export function virtioMmioSlot(slot: number): { base: number; irq: number } {
+  if (!Number.isInteger(slot) || slot < 0 || slot >= VIRTIO_MMIO.slots) throw new RangeError(`virtio-mmio slot ${slot} does not exist (0 to ${VIRTIO_MMIO.slots - 1})`);
+  return { base: VIRTIO_MMIO.base + slot * VIRTIO_MMIO.stride, irq: VIRTIO_IRQS[slot % VIRTIO_IRQS.length]! };
+}
+
 /** Four pages the backend may use for itself (KVM: identity map + TSS), below the BIOS area. */
 export const BACKEND_RESERVED = { gpa: 0xfffbc000, size: 0x4000 } as const;

@@ -24,13 +24,15 @@ import { ByteRing } from './byte-ring.js';
 import { machineConfig, type MachineConfig, type MachineOptions } from './config.js';
 import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
+import { checkDrives } from './virtio-devices.js';
+import { Agent, type ExecOptions, type ExecResult } from './agent.js';
 import { ChannelTarget } from './gdb/channel-target.js';
 import { DebugChannel, WORD, newDebugChannel } from './gdb/channel.js';
 import { GdbServer, type GdbServerOptions } from './gdb/server.js';
 
 export type { VmEnd } from './board.js';
 export type { UnknownRange } from '../devices/bus.js';
-export type { MachineConfig, MachineOptions } from './config.js';
+export type { ConsoleKind, DriveConfig, MachineConfig, MachineOptions } from './config.js';
 
 /**
  * What VirtualMachine.create takes: the machine's options (config.ts: the kernel, and any other
@@ -50,6 +52,8 @@ export interface VmExited {
   exits: Partial<Record<VcpuExitKind, number>>;
   /** Port accesses the boot vCPU served inline, without an exit (the soft backend). */
   inlineIo: number;
+  /** MMIO accesses the boot vCPU served inline, without an exit (the soft backend). */
+  inlineMmio: number;
   /** The backend's counters for the boot vCPU (Vcpu.statistics). */
   cpu: Record<string, number>;
   /** Accesses to ports no device claims, by range of ports (a bounded list: close ranges merge). */
@@ -65,6 +69,9 @@ export interface BoardWorkerData {
   config: MachineConfig;
   serialOut: SharedArrayBuffer;
   serialIn: SharedArrayBuffer;
+  /** The agent port's rings (with config.agent). */
+  agentOut?: SharedArrayBuffer;
+  agentIn?: SharedArrayBuffer;
   control: SharedArrayBuffer;
   profileGate?: SharedArrayBuffer;
   /** The boot vCPU's line to a debugger (gdb/channel.ts). */
@@ -78,10 +85,14 @@ export type FromBoard =
   | ({ type: 'end' } & VmExited);
 
 const RING_BYTES = 1 << 16;
+/** The agent port carries command output (up to 16 MiB by default): a larger ring, fewer kicks. */
+const AGENT_RING_BYTES = 1 << 20;
+/** How long exec() waits for the guest's agent to say hello, unless told. */
+export const DEFAULT_AGENT_READY_MS = 10 * 60_000;
 
 /** How a machine that never ran ends (stopped before start, or its worker died). */
 function endedBeforeRunning(end: VmEnd): VmExited {
-  return { end, exits: {}, inlineIo: 0, cpu: {}, unknownPorts: [], unknownMmio: [] };
+  return { end, exits: {}, inlineIo: 0, inlineMmio: 0, cpu: {}, unknownPorts: [], unknownMmio: [] };
 }
 
 export interface VirtualMachineEvents {
@@ -99,6 +110,12 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   readonly exited: Promise<VmExited>;
   /** The machine's configuration, checked and with its defaults (config.ts). */
   readonly config: MachineConfig;
+  /**
+   * With config.agent: the guest's exec agent on the virtio console port org.tsvmm.agent (the
+   * initramfs `tsvmm initramfs` writes starts it; docs/agent-protocol.md). exec() is the short way.
+   */
+  readonly agent: Agent | undefined;
+  private readonly agentRings: { out: ByteRing; in: ByteRing; pending: Uint8Array[] } | undefined;
   private readonly profileGate: SharedArrayBuffer | undefined;
   private readonly serialOut = new ByteRing(RING_BYTES);
   private readonly serialIn = new ByteRing(RING_BYTES);
@@ -122,6 +139,11 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     this.config = config;
     this.profileGate = profileGate;
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    if (config.agent) {
+      const rings = { out: new ByteRing(AGENT_RING_BYTES), in: new ByteRing(AGENT_RING_BYTES), pending: [] as Uint8Array[] };
+      this.agentRings = rings;
+      this.agent = new Agent({ write: (bytes) => this.toAgent(bytes) });
+    }
     const vm = this;
     this.console = new Duplex({
       read() {
@@ -138,6 +160,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
    * Checks the options (machineConfig: a ConfigError names a bad value) and prepares a machine;
    * start() runs it. The images must be readable regular files no larger than the guest's RAM
    * (devices, FIFOs and directories are refused here, before any thread could block on them).
+   * Each drive is opened as the machine will open it: a missing or unreadable image, one that
+   * is not a whole number of 512-byte sectors (TSVMM_BAD_DISK) or that another process holds
+   * (TSVMM_BUSY) is refused here, before the guest starts.
    */
   static async create(options: VmOptions): Promise<VirtualMachine> {
     const config = machineConfig(options);
@@ -145,6 +170,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     for (const [what, path] of [['kernel', config.kernel], ['initrd', config.initrd]] as const) {
       if (path !== undefined) checkImageFile(path, what, maxBytes);
     }
+    checkDrives(config.drives ?? []);
     return new VirtualMachine(config, options.profileGate);
   }
 
@@ -155,6 +181,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     const data: BoardWorkerData = {
       config: this.config,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer, profileGate: this.profileGate,
+      agentOut: this.agentRings?.out.buffer, agentIn: this.agentRings?.in.buffer,
       debugChannel: this.debugChannel,
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
@@ -177,7 +204,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, inlineMmio: msg.inlineMmio, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
           break;
       }
     });
@@ -186,6 +213,55 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       void this.finish(endedBeforeRunning({ how: 'error', code: 'TSVMM_INTERNAL', message: e.stack ?? String(e) }));
     });
     void this.pumpOutput();
+    if (this.agentRings) void this.pumpAgent(this.agentRings.out);
+  }
+
+  /**
+   * Runs `command` in the guest through its exec agent (config.agent) and resolves with its
+   * stdout, stderr and exit status (Agent.exec: TSVMM_TIMEOUT, TSVMM_LIMIT, TSVMM_AGENT_PROTOCOL,
+   * TSVMM_AGENT_CLOSED when the machine ends first). Waits for the agent's hello first, at most
+   * `readyTimeoutMs` (default DEFAULT_AGENT_READY_MS: the guest has to boot).
+   */
+  async exec(command: string | Uint8Array, options: ExecOptions & { readyTimeoutMs?: number } = {}): Promise<ExecResult> {
+    const agent = this.agent;
+    if (!agent) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the machine has no agent port: create it with { agent: true }');
+    const { readyTimeoutMs = DEFAULT_AGENT_READY_MS, ...execOptions } = options;
+    await agent.whenReady(readyTimeoutMs);
+    return agent.exec(command, execOptions);
+  }
+
+  /** Bytes for the guest's agent: into its ring, in order, waiting for room while the machine runs. */
+  private toAgent(bytes: Uint8Array): void {
+    const rings = this.agentRings!;
+    rings.pending.push(bytes.slice());
+    if (rings.pending.length === 1) void this.sendToAgent(rings);
+  }
+
+  private async sendToAgent(rings: { in: ByteRing; pending: Uint8Array[] }): Promise<void> {
+    while (rings.pending.length > 0 && !this.ended) {
+      const head = rings.pending[0]!;
+      const wasEmpty = rings.in.length === 0;
+      const n = rings.in.write(head);
+      if (n > 0 && wasEmpty) this.kick(KICK.CONSOLE);
+      if (n === head.length) rings.pending.shift();
+      else {
+        rings.pending[0] = head.subarray(n);
+        await rings.in.whenWritable();
+      }
+    }
+  }
+
+  /** Moves the agent port's output to the Agent until the machine ends. */
+  private async pumpAgent(ring: ByteRing): Promise<void> {
+    for (;;) {
+      if (!this.ended) await ring.whenReadable();
+      if (this.ended && ring.length === 0) break;
+      const bytes = ring.read(AGENT_RING_BYTES);
+      if (ring.takeWaiting()) this.kick(KICK.CONSOLE);
+      if (bytes.length) this.agent!.receive(bytes);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.agent!.end('the machine ended');
   }
 
   /**
@@ -283,6 +359,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     }
     this.serialOut.wake();
     this.serialIn.wake();
+    this.agentRings?.out.wake();
+    this.agentRings?.in.wake();
     // The worker closes the machine (KVM descriptors are per process) and exits by itself.
     if (exited.end.how === 'error' && exited.end.code === 'TSVMM_INTERNAL') await this.worker?.terminate();
     await this.workerGone;

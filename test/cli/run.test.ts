@@ -285,3 +285,37 @@ test('input piped beyond 64 KiB reaches the guest whole (soft)', async (t) => {
     assert.equal(r.status, 3);
   });
 });
+
+test('run --drive/--console/--rng: each bad value is named by its flag (status 2), each bad image by its code (status 1)', async () => {
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'kernel');
+    writeFileSync(kernel, new Uint8Array(4096));
+    const odd = join(dir, 'odd.img');
+    writeFileSync(odd, new Uint8Array(1000));
+    const many = Array.from({ length: 17 }, (_, i) => ['--drive', `file=${join(dir, `d${i}`)}`]).flat();
+    const cases: [string[], number, RegExp][] = [
+      [['--drive', 'readonly=on'], 2, /bad --drive 'readonly=on': file=PATH is missing/],
+      [['--drive', 'file=a,cache=none'], 2, /bad --drive 'file=a,cache=none': unknown or malformed 'cache=none'/],
+      [['--drive', 'file=a,readonly=yes'], 2, /unknown or malformed 'readonly=yes'/],
+      [['--drive', 'file='], 2, /--drive file=: file is not a file name/],
+      [['--drive', `file=${odd}`, '--drive', `file=${odd},readonly`], 2, /--drive file=.*odd.img,readonly: file is given twice: an image is one disk/],
+      [['--drive', 'file=a,serial=123456789012345678901'], 2, /serial is too long: at most 20 bytes/],
+      [many, 2, /--drive has 17 disks: at most 16/],
+      [['--console', 'hvc0'], 2, /bad --console 'hvc0' \(serial or virtio\)/],
+      [['--drive', `file=${join(dir, 'missing.img')}`], 1, /TSVMM_BAD_DISK: disk image .*missing.img cannot be opened for reading and writing/],
+      [['--drive', `file=${odd},readonly=on`], 1, /TSVMM_BAD_DISK: disk image .*odd.img is 1000 bytes, not a whole number of 512-byte sectors/],
+    ];
+    for (const [args, status, re] of cases) {
+      let err = '';
+      const got = await main(['run', '--kernel', kernel, '--accel', 'soft', ...args], { out: () => {}, err: (s) => void (err += s) });
+      assert.match(err, re, args.join(' '));
+      assert.equal(got, status, args.join(' '));
+    }
+  });
+});
+
+test('run --drive: QEMU\'s spelling (a doubled comma is a comma of the path; readonly alone is on)', async () => {
+  const { parseDrive } = await import('../../src/cli/commands/run.js');
+  assert.deepEqual(parseDrive('file=a,,b.img,readonly,serial=x y'), { file: 'a,b.img', readonly: true, serial: 'x y' });
+  assert.deepEqual(parseDrive('file=/d.img,readonly=off'), { file: '/d.img', readonly: false });
+});

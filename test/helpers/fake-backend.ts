@@ -13,7 +13,7 @@
  *  - any `(vcpu) => VcpuExit` script, for hand-made exits.
  */
 import type {
-  Backend, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, StopHandle,
+  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, StopHandle,
 } from '../../src/nvmm/backend.js';
 import type { VcpuEvent } from '../../src/nvmm/event.js';
 import type { IoExit, VcpuExit } from '../../src/nvmm/exit.js';
@@ -36,11 +36,14 @@ export interface FakeBackendOptions {
   maxSteps?: number;
   /** Limits to report instead of the defaults (4 vCPUs, 64 GiB of guest-physical space). */
   capability?: Partial<Pick<Capability, 'maxVcpus' | 'maxRam'>>;
+  /** Offer an in-kernel irqchip, as KVM does (default false); its line changes are recorded (FakeMachine.irqLines). */
+  irqchip?: boolean;
 }
 
 export class FakeBackend implements Backend {
   readonly name = 'soft' as const;
-  readonly opts: Required<Omit<FakeBackendOptions, 'run' | 'capability'>> & { run: RunScript };
+  readonly opts: Required<Omit<FakeBackendOptions, 'run' | 'capability' | 'irqchip'>> & { run: RunScript };
+  private readonly irqchip: boolean;
   private readonly limits: Pick<Capability, 'maxVcpus' | 'maxRam'>;
   readonly machines: FakeMachine[] = [];
 
@@ -52,10 +55,11 @@ export class FakeBackend implements Backend {
       maxSteps: opts.maxSteps ?? 100_000,
     };
     this.limits = { maxVcpus: 4, maxRam: 2 ** 36, ...opts.capability };
+    this.irqchip = opts.irqchip ?? false;
   }
 
   capability(): Capability {
-    return { backend: 'soft', ...this.limits, vcpuConf: { cpuid: false, cpuidExit: false, tpr: false } };
+    return { backend: 'soft', ...this.limits, vcpuConf: { cpuid: false, cpuidExit: false, tpr: false }, ...(this.irqchip ? { irqchip: true } : {}) };
   }
 
   createMachine(): FakeMachine {
@@ -68,7 +72,14 @@ export class FakeBackend implements Backend {
 export class FakeMachine implements BackendMachine {
   readonly mappings: GpaMapping[] = [];
   readonly vcpus: FakeVcpu[] = [];
-  constructor(readonly backend: FakeBackend) {}
+  /** With FakeBackendOptions.irqchip: each setIrq(gsi, level) the machine's irqchip got, in order. */
+  readonly irqLines: [gsi: number, level: boolean][] = [];
+  constructor(readonly backend: FakeBackend) {
+    if (backend.capability().irqchip) {
+      this.createIrqchip = (): BackendIrqchip => ({ setIrq: (gsi, level) => void this.irqLines.push([gsi, level]) });
+    }
+  }
+  createIrqchip?: () => BackendIrqchip;
 
   map(mapping: GpaMapping): void {
     this.mappings.push(mapping);

@@ -1,15 +1,47 @@
 /** The Linux guest of the integration tests and bench/boot: Debian's kernel and a busybox initramfs. */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { GUESTS_DIR } from '../../src/common/nasm.js';
 import { findGuestBusybox, findGuestKernel } from '../../src/loader/guest-kernels.js';
 import { DEFAULT_BUSYBOX_APPLETS, Initramfs, addBaseLayout } from '../../src/loader/initramfs.js';
 
+/** What goes into a test's initramfs beside busybox. */
+export interface InitramfsOptions {
+  /** The /init script, relative to guests/ (default linux/init.sh). */
+  init?: string;
+  /**
+   * Kernel modules, by name (virtio_blk, ext4...), copied from the cached kernel package to
+   * /lib/modules/NAME.ko and listed in that order in /etc/tsvmm-modules, which the init loads.
+   * (Debian's package has no modules.dep: the caller lists dependencies first.)
+   */
+  modules?: readonly string[];
+  /** More files, by absolute guest path. */
+  files?: Record<string, Uint8Array>;
+  /** More busybox applets (paths such as usr/bin/sha256sum). */
+  applets?: readonly string[];
+}
+
 export interface LinuxGuest {
   kernel: string;
   version: string;
-  /** Writes the initramfs (guests/linux/init.sh as /init, busybox) into `dir`; returns its path. */
-  writeInitramfs(dir: string): string;
+  /** The cached ELF vmlinux, when the cache has it (entered directly through PVH). */
+  vmlinux?: string;
+  /** Writes the initramfs (guests/linux/init.sh as /init unless told otherwise, busybox) into `dir`; returns its path. */
+  writeInitramfs(dir: string, opts?: InitramfsOptions): string;
+}
+
+/** The module files of the cached kernel package, by module name. */
+function moduleFiles(vmlinuz: string, version: string): Map<string, string> {
+  const root = join(dirname(dirname(vmlinuz)), 'lib', 'modules', version, 'kernel');
+  const found = new Map<string, string>();
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name.endsWith('.ko')) found.set(e.name.slice(0, -3), join(dir, e.name));
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return found;
 }
 
 /** The cached Debian kernel and busybox, or why they are missing. */
@@ -20,11 +52,24 @@ export function linuxGuest(): LinuxGuest | string {
   return {
     kernel: kernel.vmlinuz,
     version: kernel.version,
-    writeInitramfs(dir: string): string {
+    ...(kernel.vmlinux ? { vmlinux: kernel.vmlinux } : {}),
+    writeInitramfs(dir: string, opts: InitramfsOptions = {}): string {
       const fs = addBaseLayout(new Initramfs());
-      fs.addFile('/init', readFileSync(join(GUESTS_DIR, 'linux', 'init.sh')), 0o755);
+      fs.addFile('/init', readFileSync(join(GUESTS_DIR, ...(opts.init ?? 'linux/init.sh').split('/'))), 0o755);
       fs.addFile('/bin/busybox', readFileSync(busybox), 0o755);
-      for (const applet of DEFAULT_BUSYBOX_APPLETS) if (!fs.has(`/${applet}`)) fs.addSymlink(`/${applet}`, '/bin/busybox');
+      for (const applet of [...DEFAULT_BUSYBOX_APPLETS, ...(opts.applets ?? [])]) if (!fs.has(`/${applet}`)) fs.addSymlink(`/${applet}`, '/bin/busybox');
+      if (opts.modules) {
+        const files = moduleFiles(kernel.vmlinuz, kernel.version);
+        if (!fs.has('/lib')) fs.addDir('lib');
+        if (!fs.has('/lib/modules')) fs.addDir('lib/modules');
+        for (const name of opts.modules) {
+          const path = files.get(name);
+          if (!path) throw new Error(`module ${name} is not in the cached kernel package`);
+          fs.addFile(`/lib/modules/${name}.ko`, readFileSync(path), 0o644);
+        }
+        fs.addFile('/etc/tsvmm-modules', new TextEncoder().encode(opts.modules.join('\n') + '\n'), 0o644);
+      }
+      for (const [path, bytes] of Object.entries(opts.files ?? {})) fs.addFile(path, bytes, 0o644);
       const path = join(dir, 'initramfs.cpio.gz');
       writeFileSync(path, fs.toGzip());
       return path;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TsvmmError } from '../../src/common/errors.js';
 import { defaultKernelCacheDir } from '../../src/loader/kernel-cache.js';
-import { ConfigError, DEFAULT_MEMORY, MAX_CPUS, MAX_MEMORY, MAX_TIMEOUT_MS, MIN_MEMORY, machineConfig, type MachineConfig, type MachineOptions } from '../../src/vmm/config.js';
+import { ConfigError, DEFAULT_MEMORY, MAX_CPUS, MAX_DRIVES, MAX_MEMORY, MAX_TIMEOUT_MS, MIN_MEMORY, machineConfig, type MachineConfig, type MachineOptions } from '../../src/vmm/config.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 
 const kernel = '/boot/vmlinuz';
@@ -13,7 +13,10 @@ const kernel = '/boot/vmlinuz';
 test('config: the defaults, and nothing more than what was given', () => {
   assert.deepEqual(machineConfig({ kernel }), {
     kernel, cmdline: '', memory: DEFAULT_MEMORY, cpus: 1, accel: 'auto', pvh: false, kernelCache: false, inlineDevices: true,
+    console: 'serial', rng: false, agent: false,
   } satisfies MachineConfig);
+  // A drive is read-write unless it says otherwise; no serial unless given.
+  assert.deepEqual(machineConfig({ kernel, drives: [{ file: '/a.img' }] as MachineConfig['drives'] }).drives, [{ file: '/a.img', readonly: false }]);
   assert.equal(DEFAULT_MEMORY, 256 << 20);
   // pvh keeps decompressed kernels in the per-user cache unless told otherwise.
   assert.equal(machineConfig({ kernel, pvh: true }).kernelCache, defaultKernelCacheDir());
@@ -28,6 +31,7 @@ test('config: every field given is kept as given; a config checks to itself; a s
   const full: MachineConfig = {
     kernel, initrd: '/boot/initrd', cmdline: 'console=ttyS0', memory: 7 * 2 ** 30 + 4096, cpus: MAX_CPUS, accel: 'soft', cpu: 'qemu64',
     pvh: true, kernelCache: '/var/cache/k', inlineDevices: false, timeoutMs: 2.5, traceCpu: 10, profile: { hz: 500, delayMs: 1.5 },
+    drives: [{ file: '/a.img', readonly: true, serial: 'disk-0 (root)' }, { file: '/b.img', readonly: false }], console: 'virtio', rng: true, agent: true,
   };
   assert.deepEqual(machineConfig(full), full);
   const flat: MachineOptions = { kernel, flat: { loadAddr: 0x8000, mode: 'long64' } };
@@ -89,6 +93,18 @@ const INVALID: [string, Record<string, unknown>, 'TSVMM_BAD_ARGUMENT' | 'TSVMM_L
   ['a profile rate above the profiler\'s', { profile: { hz: 20_001 } }, 'TSVMM_LIMIT', /^profile.hz 20001 is too large: at most 20000 samples a second$/],
   ['a negative profile delay', { profile: { delayMs: -1 } }, 'TSVMM_BAD_ARGUMENT', /^profile.delayMs -1 is too small/],
   ['a profile delay of days on end', { profile: { delayMs: 1e9 + 1 } }, 'TSVMM_LIMIT', /^profile.delayMs 1000000001 is too large: at most 1000000000 ms/],
+  ['drives that are not a list', { drives: { file: '/a' } }, 'TSVMM_BAD_ARGUMENT', /^drives \(an object\) is not an array$/],
+  ['more drives than the board has slots', { drives: Array.from({ length: MAX_DRIVES + 1 }, (_, i) => ({ file: `/d${i}` })) }, 'TSVMM_LIMIT', /^drives has 17 disks: at most 16$/],
+  ['a drive that is a path, not an object', { drives: ['/a.img'] }, 'TSVMM_BAD_ARGUMENT', /^drives\[0\] '\/a.img' is not an object$/],
+  ['a drive without its file', { drives: [{ readonly: true }] }, 'TSVMM_BAD_ARGUMENT', /^drives\[0\].file is not a file name$/],
+  ['a drive with an empty file name', { drives: [{ file: '/a' }, { file: '' }] }, 'TSVMM_BAD_ARGUMENT', /^drives\[1\].file '' is not a file name$/],
+  ['one image as two drives', { drives: [{ file: '/a' }, { file: '/a' }] }, 'TSVMM_BAD_ARGUMENT', /^drives\[1\].file '\/a' is given twice: an image is one disk$/],
+  ['readonly that is not a boolean', { drives: [{ file: '/a', readonly: 'on' }] }, 'TSVMM_BAD_ARGUMENT', /^drives\[0\].readonly 'on' is not true or false$/],
+  ['a serial that is not printable ASCII', { drives: [{ file: '/a', serial: 'caf\u00e9' }] }, 'TSVMM_BAD_ARGUMENT', /^drives\[0\].serial 'café' is not a string of printable ASCII$/],
+  ['a serial longer than GET_ID returns', { drives: [{ file: '/a', serial: 'x'.repeat(21) }] }, 'TSVMM_LIMIT', /^drives\[0\].serial 'x{21}' is too long: at most 20 bytes$/],
+  ['an unknown console', { console: 'hvc0' }, 'TSVMM_BAD_ARGUMENT', /^console 'hvc0' is not one of serial, virtio$/],
+  ['rng that is not a boolean', { rng: 'on' }, 'TSVMM_BAD_ARGUMENT', /^rng 'on' is not true or false$/],
+  ['agent that is not a boolean', { agent: 1 }, 'TSVMM_BAD_ARGUMENT', /^agent 1 is not true or false$/],
 ];
 
 test('config: each invalid value is refused with its code, naming the field, the value and the limit', () => {

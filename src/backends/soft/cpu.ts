@@ -279,6 +279,15 @@ export class Cpu {
   tDv: DataView = new DataView(new ArrayBuffer(8));
   tOff = 0;
   tGpa = 0;
+  /**
+   * Set by translate() instead of exiting when the page at tGpa has no RAM and the inline
+   * devices serve MMIO: the access that called it goes to dev.mmio (mmioRead / mmioWrite), which
+   * clears it. Nothing is cached for such a page, so every access comes back through fill().
+   */
+  tMmio = false;
+  /** The bytes of an inline MMIO access (8 at most), and a view of them. */
+  private readonly mmioBytes = new Uint8Array(8);
+  private readonly mmioDv = new DataView(this.mmioBytes.buffer);
   /** Bytes of the current instruction (for memory exits). */
   insnBytes: Uint8Array = new Uint8Array(0);
 
@@ -421,7 +430,14 @@ export class Cpu {
       return;
     }
     this.fill(lo, hi, kind, idx, tag);
-    if (this.watch !== null) this.watch(lo, hi, kind, size, idx);
+    if (this.watch !== null) {
+      try {
+        this.watch(lo, hi, kind, size, idx);
+      } catch (e) {
+        this.tMmio = false; // the access is not made: a later one must not take it for MMIO
+        throw e;
+      }
+    }
   }
 
   private fill(lo: number, hi: number, kind: number, idx: number, tag: number): void {
@@ -452,6 +468,10 @@ export class Cpu {
     const need = kind === TLB_WRITE ? PROT.WRITE : kind === TLB_FETCH ? PROT.EXEC : PROT.READ;
     if (!m || !(m.prot & need)) {
       this.tGpa = gpa;
+      if (kind !== TLB_FETCH && this.dev?.mmio) {
+        this.tMmio = true;
+        return;
+      }
       this.doExit({ kind: 'memory', gpa, prot: kind === TLB_WRITE ? 'write' : kind === TLB_FETCH ? 'exec' : 'read' });
     }
     const pageGpa = gpa - (gpa % 4096);
@@ -480,18 +500,21 @@ export class Cpu {
 
   rd8(lo: number, hi: number): number {
     this.translate(lo, hi, TLB_READ);
+    if (this.tMmio) return this.mmioRead(1);
     return this.tBytes[this.tOff]!;
   }
 
   rd16(lo: number, hi: number): number {
     if ((lo & 0xfff) > 0xffe) return this.rdSlow(lo, hi, 2);
     this.translate(lo, hi, TLB_READ, 2);
+    if (this.tMmio) return this.mmioRead(2);
     return this.tDv.getUint16(this.tOff, true);
   }
 
   rd32(lo: number, hi: number): number {
     if ((lo & 0xfff) > 0xffc) return this.rdSlow(lo, hi, 4);
     this.translate(lo, hi, TLB_READ, 4);
+    if (this.tMmio) return this.mmioRead(4);
     return this.tDv.getInt32(this.tOff, true);
   }
 
@@ -503,9 +526,35 @@ export class Cpu {
       return a;
     }
     this.translate(lo, hi, TLB_READ, 8);
+    if (this.tMmio) return this.mmioRead(8);
     const dv = this.tDv, o = this.tOff;
     this.hi = dv.getInt32(o + 4, true);
     return dv.getInt32(o, true);
+  }
+
+  /**
+   * The read of `size` bytes at tGpa that translate() left to the inline devices (tMmio), as
+   * rd8..rd64 return it: 1 and 2 bytes zero-extended, 4 and 8 as int32 (8 sets `hi`).
+   */
+  private mmioRead(size: 1 | 2 | 4 | 8): number {
+    this.tMmio = false;
+    const b = this.mmioBytes;
+    this.dev!.mmio!(this.tGpa, size === 8 ? b : b.subarray(0, size), false);
+    switch (size) {
+      case 1: return b[0]!;
+      case 2: return this.mmioDv.getUint16(0, true);
+      case 4: return this.mmioDv.getInt32(0, true);
+      default: this.hi = this.mmioDv.getInt32(4, true); return this.mmioDv.getInt32(0, true);
+    }
+  }
+
+  /** The write of `size` bytes (vLo, then vHi for 8) at tGpa that translate() left to the inline devices. */
+  private mmioWrite(size: 1 | 2 | 4 | 8, vLo: number, vHi: number): void {
+    this.tMmio = false;
+    const b = this.mmioBytes;
+    this.mmioDv.setInt32(0, vLo, true);
+    this.mmioDv.setInt32(4, vHi, true);
+    this.dev!.mmio!(this.tGpa, size === 8 ? b : b.subarray(0, size), true);
   }
 
   /** A read of `size` (<= 4) bytes that may cross a page. */
@@ -530,24 +579,28 @@ export class Cpu {
 
   wr8(lo: number, hi: number, v: number): void {
     this.translate(lo, hi, TLB_WRITE);
+    if (this.tMmio) return this.mmioWrite(1, v, 0);
     this.tBytes[this.tOff] = v;
   }
 
   wr16(lo: number, hi: number, v: number): void {
     if ((lo & 0xfff) > 0xffe) return this.wrSlow(lo, hi, 2, v, 0);
     this.translate(lo, hi, TLB_WRITE, 2);
+    if (this.tMmio) return this.mmioWrite(2, v, 0);
     this.tDv.setUint16(this.tOff, v, true);
   }
 
   wr32(lo: number, hi: number, v: number): void {
     if ((lo & 0xfff) > 0xffc) return this.wrSlow(lo, hi, 4, v, 0);
     this.translate(lo, hi, TLB_WRITE, 4);
+    if (this.tMmio) return this.mmioWrite(4, v, 0);
     this.tDv.setInt32(this.tOff, v, true);
   }
 
   wr64(lo: number, hi: number, vLo: number, vHi: number): void {
     if ((lo & 0xfff) > 0xff8) return this.wrSlow(lo, hi, 8, vLo, vHi);
     this.translate(lo, hi, TLB_WRITE, 8);
+    if (this.tMmio) return this.mmioWrite(8, vLo, vHi);
     const dv = this.tDv, o = this.tOff;
     dv.setInt32(o, vLo, true);
     dv.setInt32(o + 4, vHi, true);
@@ -558,6 +611,7 @@ export class Cpu {
     const n = (lo >>> 0) + size - 1;
     this.translate(n >>> 0, n >= TWO32 ? hi + 1 : hi, TLB_WRITE);
     this.translate(lo, hi, TLB_WRITE);
+    this.tMmio = false; // only checked: each byte's write translates again
     for (let i = 0; i < size; i++) {
       const a = (lo >>> 0) + i;
       this.wr8(a >>> 0, a >= TWO32 ? hi + 1 : hi, i < 4 ? vLo >>> (8 * i) : vHi >>> (8 * (i - 4)));
@@ -578,6 +632,7 @@ export class Cpu {
     this.translate(lo, hi, TLB_WRITE);
     const n = (lo >>> 0) + size - 1;
     if (((n >>> 0) & ~0xfff) !== (lo & ~0xfff)) this.translate(n >>> 0, n >= TWO32 ? hi + 1 : hi, TLB_WRITE);
+    this.tMmio = false; // only checked: the write itself translates again
   }
 
   // ------------------------------------------------------------------------------------------

@@ -231,5 +231,9 @@ export function profiledDevices(words: Int32Array, d: InlineDevices): InlineDevi
       try { return d.tick(nowNs); } finally { words[W_STATE] = prev; }
     },
     ended: () => d.ended(),
+    mmio: d.mmio && ((gpa, data, write) => {
+      const prev = enter();
+      try { d.mmio!(gpa, data, write); } finally { words[W_STATE] = prev; }
+    }),
   };
 }

@@ -5,7 +5,7 @@ import { finished } from 'node:stream/promises';
 import { parseAccel, parseCpuModel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
-import { ConfigError, ENTRY_MODES, machineConfig, MAX_CPUS, MAX_TIMEOUT_MS, type FlatImage, type MachineConfig, type MachineOptions } from '../../vmm/config.js';
+import { CONSOLE_KINDS, ConfigError, ENTRY_MODES, machineConfig, MAX_CPUS, MAX_DRIVES, MAX_TIMEOUT_MS, type ConsoleKind, type DriveConfig, type FlatImage, type MachineConfig, type MachineOptions } from '../../vmm/config.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
 import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../nvmm/profile.js';
 import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile.js';
@@ -68,6 +68,37 @@ function parseFlat(text: string): FlatImage {
   if (parts.length > 2 || !ADDRESS.test(addr)) throw usage(`bad --flat '${text}': want ADDR[:MODE], ADDR decimal or 0x hex`);
   if (!(ENTRY_MODES as readonly string[]).includes(mode)) throw usage(`bad --flat mode '${mode}' (${ENTRY_MODES.join(', ')})`);
   return { loadAddr: Number(addr), mode: mode as EntryMode };
+}
+
+/**
+ * --drive file=PATH[,readonly=on|off][,serial=NAME], QEMU's spelling of its -drive keys (a comma
+ * in PATH is doubled, as QEMU has it). The config checks the values themselves.
+ */
+export function parseDrive(text: string): DriveConfig {
+  const items: string[] = [];
+  let item = '';
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] !== ',') item += text[i];
+    else if (text[i + 1] === ',') { item += ','; i++; }
+    else { items.push(item); item = ''; }
+  }
+  items.push(item);
+  const drive: Partial<DriveConfig> = {};
+  for (const it of items) {
+    const eq = it.indexOf('=');
+    const [key, value] = eq < 0 ? [it, undefined] : [it.slice(0, eq), it.slice(eq + 1)];
+    if (key === 'file' && value !== undefined) drive.file = value;
+    else if (key === 'readonly' && (value === 'on' || value === 'off' || value === undefined)) drive.readonly = value !== 'off';
+    else if (key === 'serial' && value !== undefined) drive.serial = value;
+    else throw usage(`bad --drive '${text}': unknown or malformed '${it}' (file=PATH, readonly=on|off, serial=NAME)`);
+  }
+  if (drive.file === undefined) throw usage(`bad --drive '${text}': file=PATH is missing`);
+  return { file: drive.file, readonly: drive.readonly ?? false, ...(drive.serial === undefined ? {} : { serial: drive.serial }) };
+}
+
+function parseConsole(text: string): ConsoleKind {
+  if (!(CONSOLE_KINDS as readonly string[]).includes(text)) throw usage(`bad --console '${text}' (${CONSOLE_KINDS.join(' or ')})`);
+  return text as ConsoleKind;
 }
 
 /**
@@ -215,7 +246,21 @@ export const run: Command = {
   --smp N              vCPUs, 1 to ${MAX_CPUS} (default 1)
   --accel kvm|soft|auto  backend (default auto)
   --cpu max|qemu64     the soft CPU's model (default max: everything it implements)
-  --serial stdio|file:PATH  where COM1 goes (default stdio; input is always stdin)
+  --serial stdio|file:PATH  where the console goes (default stdio; input is always stdin)
+  --drive file=PATH[,readonly=on][,serial=NAME]
+                       a virtio disk on a raw image (repeatable, at most ${MAX_DRIVES}: /dev/vda, /dev/vdb...);
+                       readonly=on: the guest cannot write it. The image is locked while the
+                       machine runs (shared for readonly, else exclusive)
+  --console serial|virtio  the console that --serial and stdin are wired to: COM1 (ttyS0, the
+                       default) or a virtio console (hvc0: boot with console=hvc0); with virtio,
+                       COM1's output still comes out there too
+  --exec COMMAND       run COMMAND (sh -c) in the guest through its exec agent (an initramfs from
+                       \`tsvmm initramfs --modules virtio_mmio,virtio_console\`), print its stdout
+                       and stderr, end the machine and exit with the command's status; the
+                       console goes to standard error (or --serial file:PATH), stdin is not read.
+                       The boot and the command each have --timeout, or 10 minutes
+  --rng                a virtio entropy device fed from the host's random generator (as QEMU's
+                       virtio-rng; off by default, as in QEMU and Firecracker)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
   --timeout SECONDS    end the run (status 4, with a report) if the guest is still running; at
                        most ${MAX_TIMEOUT_SECONDS} (24 days)
@@ -251,7 +296,9 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       serial: { type: 'string', default: 'stdio' },
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
       pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
+      drive: { type: 'string', multiple: true, default: [] }, console: { type: 'string', default: 'serial' }, rng: { type: 'boolean', default: false },
       gdb: { type: 'string' }, 'gdb-wait': { type: 'boolean', default: false },
+      exec: { type: 'string' },
     });
     if (!values.kernel) throw usage('--kernel is required');
     const trace = parseTrace(values.trace!);
@@ -268,9 +315,15 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       traceCpu: trace.cpu,
       profile: trace.profile && { hz: trace.profile.hz, delayMs: trace.profile.delayMs },
       pvh: values.pvh,
+      drives: values.drive!.length > 0 ? values.drive!.map(parseDrive) : undefined,
+      console: parseConsole(values.console!),
+      rng: values.rng,
+      agent: values.exec !== undefined,
     }, {
       memory: `memory size '${values.memory}'`, cpus: `--smp ${values.smp}`, flat: `--flat ${values.flat}`, initrd: `--initrd ${values.initrd}`,
       timeoutMs: `--timeout ${values.timeout}`, ...trace.typed,
+      drives: '--drive',
+      ...Object.fromEntries(values.drive!.map((d, i) => [[`drives[${i}].file`, `--drive ${d}: file`], [`drives[${i}].serial`, `--drive ${d}: serial`]]).flat()),
     });
     const gate = trace.profile?.from !== undefined || trace.profile?.to !== undefined ? new SharedArrayBuffer(4) : undefined;
     const serial = values.serial!;
@@ -285,10 +338,12 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       io.err(`tsvmm: gdb server on ${server.host}:${server.port}${values['gdb-wait'] ? ' (the machine waits for the debugger)' : ''}\n`);
     }
     if (gate) profileGate(vm, trace.profile!.from, trace.profile!.to, new Int32Array(gate));
-    const output = await connectOutput(vm, io, serial);
+    // With --exec, standard output is the command's: the console goes to standard error.
+    const output = await connectOutput(vm, values.exec !== undefined && serial === 'stdio' ? { out: io.err, err: io.err } : io, serial);
     const deadline = config.timeoutMs === undefined ? Infinity : Date.now() + config.timeoutMs;
-    const stopInput = connectInput(vm, io);
+    const stopInput = values.exec === undefined ? connectInput(vm, io) : () => {};
     vm.start();
+    const ran = values.exec === undefined ? undefined : await execInGuest(vm, values.exec, config.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, io);
     const exited = await vm.exited;
     stopInput();
     const outputFailure = await output.finish(deadline);
@@ -298,12 +353,36 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     if (trace.exits) {
       io.err(`exits: ${Object.entries(exited.exits).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}\n`);
       if (exited.inlineIo) io.err(`port I/O served inline (no exit): ${exited.inlineIo}\n`);
+      if (exited.inlineMmio) io.err(`MMIO served inline (no exit): ${exited.inlineMmio}\n`);
       const cpu = Object.entries(exited.cpu);
       if (cpu.length > 0) io.err(`cpu: ${cpu.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
     }
+    if (ran !== undefined) return outputFailure ? 1 : ran;
     return outputFailure ? 1 : exitStatus(exited);
   },
 };
+
+/** --exec's wait for the agent and for the command, without --timeout. */
+const DEFAULT_EXEC_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * --exec: waits for the guest's agent, runs `command`, writes its stdout and stderr, and stops
+ * the machine. Returns the command's status, or 1 when it could not be run (said on stderr).
+ */
+async function execInGuest(vm: VirtualMachine, command: string, timeoutMs: number, io: CommandIo): Promise<number> {
+  try {
+    const r = await vm.exec(command, { readyTimeoutMs: timeoutMs, timeoutMs });
+    await io.out(r.stdout.toString('latin1'));
+    if (r.stderr.length) io.err(r.stderr.toString('latin1'));
+    return r.code;
+  } catch (e) {
+    if (!(e instanceof TsvmmError)) throw e;
+    io.err(`tsvmm: --exec: ${e.code}: ${e.message}\n`);
+    return 1;
+  } finally {
+    await vm.stop();
+  }
+}
 
 /**
  * The profiler's gate (ProfileOptions.gate) opened when the guest's console has printed `from`

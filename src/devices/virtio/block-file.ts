@@ -8,7 +8,8 @@
  *   shared one (flock(2), non-blocking), so two tsvmm processes never write one image, and no
  *   one reads an image another is writing. A held lock is TSVMM_BUSY. The lock belongs to this
  *   open file and goes away with close() or the process.
- * - I/O is synchronous (readSync/writeSync at explicit offsets, so no shared file position);
+ * - I/O is synchronous (preadv/pwritev at explicit offsets, so no shared file position, one
+ *   system call per request);
  *   FLUSH is fdatasync before the outcome is returned, hence before the device posts the
  *   completion. An I/O failure is the outcome 'io-error' (the guest sees VIRTIO_BLK_S_IOERR);
  *   the error is kept in `lastError` for the host, never thrown at the guest's request.
@@ -16,7 +17,7 @@
  *   does nothing, which a discard allows. WRITE_ZEROES punches a hole when the driver allows
  *   unmapping, else zeroes the range in place (ZERO_RANGE), and falls back to writing zeros.
  */
-import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, openSync, readSync, readvSync, writeSync, writevSync } from 'node:fs';
 import { TsvmmError } from '../../common/errors.js';
 import * as libc from '../../common/libc.js';
 import { SECTOR_SIZE, type BlockBackend, type BlockOutcome } from './block-backend.js';
@@ -31,6 +32,8 @@ export interface FileBlockOptions {
 const EWOULDBLOCK = 11;
 const EOPNOTSUPP = 95;
 const ZERO_CHUNK = 64 * 1024;
+/** The most buffers one preadv/pwritev takes (Linux's UIO_MAXIOV). */
+const IOV_MAX = 1024;
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -86,26 +89,31 @@ export class FileBlockBackend implements BlockBackend {
   }
 
   read(offset: number, buffers: readonly Uint8Array[]): BlockOutcome {
-    return this.guard(() => {
-      for (const b of buffers) {
-        for (let done = 0; done < b.length;) {
-          const n = readSync(this.fd, b, done, b.length - done, offset + done);
-          if (n === 0) throw new Error(`unexpected end of ${this.path} at ${offset + done} (the file shrank?)`);
-          done += n;
-        }
-        offset += b.length;
-      }
-    });
+    return this.guard(() => this.vectored(readvSync, 'read', offset, buffers));
   }
 
   write(offset: number, buffers: readonly Uint8Array[]): BlockOutcome {
     if (this.readOnly) return 'io-error';
-    return this.guard(() => {
-      for (const b of buffers) {
-        for (let done = 0; done < b.length;) done += writeSync(this.fd, b, done, b.length - done, offset + done);
-        offset += b.length;
-      }
-    });
+    return this.guard(() => this.vectored(writevSync, 'write', offset, buffers));
+  }
+
+  /**
+   * preadv/pwritev of `buffers` at `offset` until all are done: one system call per request (a
+   * guest's 1 MiB request is ~256 page-sized buffers), IOV_MAX at a time, resumed after a short
+   * transfer.
+   */
+  private vectored(io: (fd: number, buffers: readonly Uint8Array[], position: number) => number, what: string, offset: number, buffers: readonly Uint8Array[]): void {
+    let list = buffers.filter((b) => b.length > 0);
+    while (list.length > 0) {
+      const batch = list.length > IOV_MAX ? list.slice(0, IOV_MAX) : list;
+      let n = io(this.fd, batch, offset);
+      if (n === 0) throw new Error(`unexpected end of ${this.path} at ${offset} on ${what} (the file shrank?)`);
+      offset += n;
+      let i = 0;
+      while (i < list.length && n >= list[i]!.length) n -= list[i++]!.length;
+      list = list.slice(i);
+      if (n > 0) list[0] = list[0]!.subarray(n);
+    }
   }
 
   flush(): BlockOutcome {

@@ -26,9 +26,10 @@ export class TestRam {
   readonly view: DataView;
   private next: number;
 
-  constructor(readonly size = 4 << 20, readonly base = 0) {
-    this.bytes = new Uint8Array(size);
-    this.view = new DataView(this.bytes.buffer);
+  /** `bytes`: RAM someone else owns (a board's), `size` bytes of it seen at `base`. */
+  constructor(readonly size = 4 << 20, readonly base = 0, bytes?: Uint8Array) {
+    this.bytes = bytes ?? new Uint8Array(size);
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     this.mem = new RegionGuestMemory([{ gpa: base, bytes: this.bytes }]);
     this.next = base + 0x1000;
   }
