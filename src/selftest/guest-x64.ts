@@ -7,7 +7,7 @@ import { PAGE_SIZE } from '../memory/page.js';
 import { PROT } from '../nvmm/backend.js';
 import type { Machine, Vcpu } from '../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE, emptyState, copyState, type SegmentAttrib, type X64State } from '../nvmm/state.js';
-import { CR0_AM, CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_SCE } from '../x86/control-regs.js';
+import { CR0_AM, CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_PAE, EFER_LMA, EFER_LME, EFER_SCE } from '../x86/control-regs.js';
 import { FLAG_FIXED1 } from '../x86/flags.js';
 import { XSTATE_X87 } from '../x86/fxsave.js';
 import { PTE_P, PTE_RW } from '../x86/page-walk.js';
@@ -64,7 +64,9 @@ export function resetX64(vcpu: Vcpu): void {
   s.segs[SEG.IDT] = seg(0, 0);
   s.segs[SEG.LDT] = seg(0, SDT_SYSLDT);
   s.segs[SEG.TR] = seg(0, SDT_SYS386BSY);
-  s.crs[CR.CR0] = BigInt((CR0_PG | CR0_AM | CR0_WP | CR0_NE | CR0_TS | CR0_MP | CR0_PE) >>> 0);
+  // 0x80050033, the suite's reset_machine() value (spec §0.1): ET, not TS, which would make the
+  // guest's first x87/SSE instruction raise #NM; KVM reads ET back as 1 whatever is written.
+  s.crs[CR.CR0] = BigInt((CR0_PG | CR0_AM | CR0_WP | CR0_NE | CR0_ET | CR0_MP | CR0_PE) >>> 0);
   s.crs[CR.CR4] = BigInt(CR4_PAE);
   s.crs[CR.CR3] = BigInt(PT_BASE);
   s.crs[CR.XCR0] = BigInt(XSTATE_X87); // which the CPU requires
