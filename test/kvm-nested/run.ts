@@ -42,6 +42,8 @@ interface Plan {
  *   (CS.RPL 0), where the CPL stays 3;
  * - x87: a pending unmasked exception raises #MF at FWAIT but not at the next waiting x87
  *   instruction (FLD1 here);
+ * - LAR/LSL in 64-bit mode accept 16-bit TSS, call gate and task gate descriptors; a POPA that
+ *   faults part-way leaves the registers it had loaded changed;
  * - the generated-sequence oracles: SSE instructions with a denormal operand leave MXCSR.DE clear
  *   (QEMU 0x5f80, the soft CPU and hardware 0x5f82 after MINPD/MINSS/COMISS on denormals), and
  *   20 000 sequences under TCG take longer than CI's budget.
@@ -51,6 +53,8 @@ const LEFT_OUT: Record<string, string> = {
   'dist/test/soft/oracle-kvm.test.js': 'QEMU TCG does not set MXCSR.DE for SSE denormal operands; and too slow under TCG',
   'dist/test/soft/jit.test.js': 'its real-CPU comparison: QEMU TCG does not set MXCSR.DE for SSE denormal operands; and too slow under TCG',
   'dist/test/soft/x87-mf.test.js': 'QEMU TCG raises a pending x87 exception (#MF) at FWAIT only, not at the next waiting x87 instruction',
+  'dist/test/soft/pusha-fault.test.js': 'QEMU TCG leaves the registers a POPA loaded before its #PF changed (hardware and the soft CPU: unchanged, the instruction restartable)',
+  'dist/test/soft/lar-lsl.test.js': 'QEMU TCG lets LAR and LSL in 64-bit mode accept 16-bit TSS, call and task gate descriptors (the SDM and the soft CPU: ZF=0)',
 };
 
 /**
@@ -144,7 +148,8 @@ function outcomes(prefix: string, step: StepResult): Outcome[] {
   if (tap.length) {
     const list = tap.map((m): Outcome => ({
       name: `${name}: ${m[2]}`,
-      result: m[1] === 'not ok' ? 'fail' : m[3] === 'SKIP' ? 'skip' : 'pass',
+      // A todo test is reported with its reason whatever its result: it does not fail the run.
+      result: m[3] === 'TODO' ? 'skip' : m[1] === 'not ok' ? 'fail' : m[3] === 'SKIP' ? 'skip' : 'pass',
       ...(m[4] ? { note: m[4] } : {}),
     }));
     // A runner that failed outside any test (a file that did not load) fails too.
