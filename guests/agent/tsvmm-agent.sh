@@ -135,7 +135,8 @@ start() {
     fi
     dev=/dev/$port
     if [ ! -c "$dev" ]; then
-      IFS=: read -r major minor <"$SYSFS/class/virtio-ports/$port/dev" && mknod "$dev" c "$major" "$minor" || return 1
+      # (A node that appeared meanwhile, as when /init mounts devtmpfs on /dev, is as good.)
+      IFS=: read -r major minor <"$SYSFS/class/virtio-ports/$port/dev" && { mknod "$dev" c "$major" "$minor" 2>/dev/null || [ -c "$dev" ]; } || return 1
     fi
     (serve) <>"$dev" >&0 2>/dev/null
     tries=0
