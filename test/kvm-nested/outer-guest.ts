@@ -13,7 +13,9 @@
  * framed output back (see outer-init.sh).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findGuestBusybox, findGuestKernel, guestCacheDir } from '../../src/loader/guest-kernels.js';
@@ -45,8 +47,10 @@ export interface StepResult {
 export interface OuterRun {
   /** Why nothing could run (QEMU missing, no SVM in the emulated CPU), or undefined. */
   skipped?: string;
-  /** A failure before or around the steps (module load, timeout, QEMU's own exit). */
+  /** A failure before or around the steps (module load, timeout, a wedge, QEMU's own exit). */
   fatal?: string;
+  /** The outer guest stopped printing, even its heartbeat, and was ended. */
+  wedged?: boolean;
   steps: StepResult[];
   /** The outer guest's uptime when its init started and when /dev/kvm was up. */
   outerUpS?: number;
@@ -167,6 +171,21 @@ export interface OuterGuestFiles {
   modules: string[];
 }
 
+/** Assembles test/kvm-nested/kvm-hold.asm into a static executable, or says what failed. */
+export function buildKvmHold(): Uint8Array | string {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-kvm-hold-'));
+  try {
+    const src = join(REPO_ROOT, 'test', 'kvm-nested', 'kvm-hold.asm');
+    for (const [tool, args] of [['nasm', ['-f', 'elf64', '-o', join(dir, 'kvm-hold.o'), src]], ['ld', ['-o', join(dir, 'kvm-hold'), join(dir, 'kvm-hold.o')]]] as const) {
+      const r = spawnSync(tool, args, { encoding: 'utf8' });
+      if (r.error || r.status !== 0) return `${tool} could not build kvm-hold: ${r.error?.message ?? r.stderr.trim()}`;
+    }
+    return readFileSync(join(dir, 'kvm-hold'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Builds the outer guest's initramfs, or says what is missing. */
 export function buildOuterGuest(steps: readonly Step[]): OuterGuestFiles | string {
   const kernel = findGuestKernel();
@@ -177,6 +196,8 @@ export function buildOuterGuest(steps: readonly Step[]): OuterGuestFiles | strin
   if (!nasm) return 'nasm is not installed (the tests assemble their guests inside)';
   const modulesDir = join(dirname(dirname(kernel.vmlinuz)), 'lib', 'modules', kernel.version);
   const modules = moduleLoadOrder(modulesDir, KVM_MODULES);
+  const kvmHold = buildKvmHold();
+  if (typeof kvmHold === 'string') return kvmHold;
 
   const fs = addBaseLayout(new Initramfs());
   fs.addFile('/bin/busybox', readFileSync(busybox), 0o755);
@@ -189,6 +210,7 @@ export function buildOuterGuest(steps: readonly Step[]): OuterGuestFiles | strin
   if (script) addProgram(fs, script, '/usr/bin/script');
 
   for (const [name, path] of modules) fs.addFile(`/kvm-nested/modules/${name}.ko`, readFileSync(path));
+  fs.addFile('/kvm-nested/kvm-hold', kvmHold, 0o755);
   fs.addFile('/kvm-nested/module-order', modules.map(([n]) => n).join('\n') + '\n');
   fs.addFile('/kvm-nested/steps', steps.map((s) => `${s.name}|${s.command}`).join('\n') + '\n');
 
@@ -213,41 +235,86 @@ export interface BootOptions {
   memory: string;
   smp: number;
   timeoutMs: number;
+  /**
+   * How long the console may stay silent before the outer guest counts as wedged and QEMU is
+   * ended (outer-init.sh prints a line every 10 s while its kernel runs). Default 90 s.
+   */
+  silenceMs?: number;
+  /** More words for the outer kernel's command line. */
+  append?: string;
   /** Receives the console output as it comes. */
   onOutput?: (text: string) => void;
 }
 
 const MARK = '@@kvm-nested ';
 
+/** Asks QEMU's human monitor (a Unix socket) one command and returns its answer, or '' after 3 s. */
+function askMonitor(socket: string, command: string): Promise<string> {
+  return new Promise((resolve) => {
+    let answer = '';
+    const s = connect(socket);
+    const done = (): void => {
+      s.destroy();
+      resolve(answer);
+    };
+    s.setTimeout(3000, done);
+    s.on('error', done);
+    s.on('data', (b) => {
+      answer += b.toString('latin1');
+      // The banner's prompt comes first; the command's answer ends at the next prompt.
+      if (answer.split('(qemu)').length === 2 && !answer.includes(command)) s.write(`${command}\n`);
+      else if (answer.split('(qemu)').length > 2) done();
+    });
+  });
+}
+
 /** Boots the outer guest on QEMU's TCG and reads the framed step results from its console. */
 export async function bootOuterGuest(files: OuterGuestFiles, dir: string, opts: BootOptions): Promise<OuterRun> {
   const initrd = join(dir, 'outer-initramfs.cpio');
+  const monitor = join(dir, 'monitor');
   writeFileSync(initrd, files.initramfs);
   const args = ['-accel', 'tcg', '-cpu', opts.cpu, '-smp', String(opts.smp), '-m', opts.memory,
-    '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
-    '-kernel', files.kernel, '-initrd', initrd, '-append', 'console=ttyS0 quiet panic=-1'];
+    '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-monitor', `unix:${monitor},server=on,wait=off`,
+    '-kernel', files.kernel, '-initrd', initrd, '-append', `console=ttyS0 quiet panic=-1 ${opts.append ?? ''}`.trim()];
   const t0 = process.hrtime.bigint();
   const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, opts.timeoutMs);
+  let ended: string | undefined;
+  let lastOutput = Date.now();
   const onData = (b: Buffer) => {
     const text = b.toString('latin1');
+    lastOutput = Date.now();
     output += text;
     opts.onOutput?.(text);
   };
+  const end = (why: string, cpus = ''): void => {
+    if (ended) return;
+    ended = why;
+    if (cpus) onData(Buffer.from(`\n[host] ${why}; its vCPUs then:\n${cpus}\n`, 'latin1'));
+    child.kill('SIGKILL');
+  };
+  const timer = setTimeout(() => end(`QEMU did not finish within ${opts.timeoutMs / 1000} s`), opts.timeoutMs);
+  const silenceMs = opts.silenceMs ?? 90_000;
+  const watchdog = setInterval(() => {
+    if (ended || Date.now() - lastOutput < silenceMs) return;
+    // Where each vCPU is, for whoever reads the log: a wedge has so far been both in one loop.
+    void askMonitor(monitor, 'info registers -a').then((regs) => {
+      const cpus = regs.split('\n').filter((l) => /^CPU#|^RIP=/.test(l)).join('\n');
+      end(`the outer guest printed nothing for ${silenceMs / 1000} s (wedged)`, cpus || '(the monitor did not answer)');
+    });
+  }, 5000);
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(timer);
+  clearInterval(watchdog);
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const run = parseOuterOutput(output.replace(/\r/g, ''));
   run.wallS = wallS;
-  if (timedOut) run.fatal ??= `QEMU did not finish within ${opts.timeoutMs / 1000} s`;
-  else if (!run.done && !run.fatal && !run.skipped) run.fatal = `QEMU ended (status ${status}) before the outer guest finished`;
+  if (ended) {
+    run.fatal ??= ended;
+    run.wedged = ended.includes('wedged');
+  } else if (!run.done && !run.fatal && !run.skipped) run.fatal = `QEMU ended (status ${status}) before the outer guest finished`;
   return run;
 }
 
@@ -255,12 +322,16 @@ export async function bootOuterGuest(files: OuterGuestFiles, dir: string, opts: 
 export function parseOuterOutput(output: string): OuterRun & { done: boolean } {
   const run: OuterRun & { done: boolean } = { steps: [], wallS: 0, output, done: false };
   let current: { name: string; lines: string[] } | undefined;
+  // A mark (the heartbeat) printed while a step had half a line out: the half joins the step's next line.
+  let half = '';
   for (const line of output.split('\n')) {
     const at = line.indexOf(MARK);
     if (at < 0) {
-      current?.lines.push(line);
+      current?.lines.push(half + line);
+      half = '';
       continue;
     }
+    half += line.slice(0, at);
     const msg = line.slice(at + MARK.length);
     let m: RegExpExecArray | null;
     if ((m = /^outer up at ([\d.]+) s/.exec(msg))) run.outerUpS = Number(m[1]);

@@ -34,6 +34,26 @@ if [ ! -c /dev/kvm ]; then
 fi
 say "kvm up at $(uptime_s) s: $(dmesg | grep -o -e 'Nested Virtualization enabled' -e 'Nested Paging enabled' | tr '\n' ';')"
 
+# Keep KVM's static keys on for the whole run (kvm-hold.asm says why); "kvm_nested.nohold" on the
+# kernel command line leaves it out, to watch the outer guest without it.
+if ! grep -qw kvm_nested.nohold /proc/cmdline; then
+  /kvm-nested/kvm-hold >/tmp/kvm-hold.out 2>&1 &
+  hold=$!
+  n=0
+  until grep -q ready /tmp/kvm-hold.out; do
+    n=$((n + 1))
+    if ! kill -0 "$hold" 2>/dev/null || [ "$n" -gt 300 ]; then
+      say "fatal: kvm-hold did not start: $(cat /tmp/kvm-hold.out)"
+      finish
+    fi
+    sleep 0.1
+  done
+  say "kvm-hold up"
+fi
+
+# A line every 10 s while the outer kernel runs: the host takes a long silence for a wedged guest.
+(while sleep 10; do say "beat $(uptime_s)"; done) &
+
 cd /tsvmm || finish
 while IFS='|' read -r name cmd; do
   [ -n "$name" ] || continue
