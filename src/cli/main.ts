@@ -17,7 +17,7 @@ export function findCommand(name: string, commands: readonly Command[] = COMMAND
 
 /**
  * Runs `tsvmm ARGV`; resolves to the exit status. A TsvmmError becomes one line with its code and
- * status 1 (2 for TSVMM_USAGE, with the command's usage); anything else rejects (a bug: cli()
+ * status 1 (2 for TSVMM_USAGE, with a pointer to the command's --help); anything else rejects (a bug: cli()
  * reports it). `-h`/`--help` print the command's usage on stdout, status 0.
  */
 export async function main(argv: string[], io: CommandIo = stdioCommandIo, commands: readonly Command[] = COMMANDS): Promise<number> {
@@ -41,7 +41,8 @@ export async function main(argv: string[], io: CommandIo = stdioCommandIo, comma
     }
     if (e instanceof TsvmmError) {
       io.err(`tsvmm ${name}: ${e.code}: ${e.message}\n`);
-      if (e.code === 'TSVMM_USAGE') io.err(command.usage);
+      // The reason, and where the options are: a page of usage would bury the one line that matters.
+      if (e.code === 'TSVMM_USAGE') io.err(`Try 'tsvmm ${name} --help' for its options.\n`);
       return e.code === 'TSVMM_USAGE' ? EXIT.USAGE : EXIT.ERROR;
     }
     throw e;

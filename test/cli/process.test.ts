@@ -54,7 +54,7 @@ test('failures: one line each, TsvmmError with its code and status 1 or 2, anyth
   withScript((run) => {
     const cases: [string, number, RegExp][] = [
       ['bad-kernel', 1, /^tsvmm bad-kernel: TSVMM_BAD_KERNEL: no such kernel\n$/],
-      ['usage', 2, /^tsvmm usage: TSVMM_USAGE: bad option\nusage: usage\n$/],
+      ['usage', 2, /^tsvmm usage: TSVMM_USAGE: bad option\nTry 'tsvmm usage --help' for its options\.\n$/],
       ['bug', 70, /^tsvmm: internal error: TypeError: Cannot read properties of undefined \(reading 'field'\) \(at file:\/\/\S+tsvmm-like\.mjs:\d+:\d+\)\n$/],
       ['late-error', 1, /^tsvmm: TSVMM_SYSCALL: in an event handler\n$/],
       ['late-bug', 70, /^tsvmm: internal error: RangeError: in a timer second line \(at \S+\)\n$/],
