@@ -1,9 +1,11 @@
 /** The Linux guest of the integration tests and bench/boot: Debian's kernel and a busybox initramfs. */
+import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GUESTS_DIR } from '../../src/common/nasm.js';
 import { findGuestBusybox, findGuestKernel } from '../../src/loader/guest-kernels.js';
 import { DEFAULT_BUSYBOX_APPLETS, Initramfs, addBaseLayout } from '../../src/loader/initramfs.js';
+import { VirtualMachine, type VmOptions } from '../../src/vmm/virtual-machine.js';
 
 /** What goes into a test's initramfs beside busybox. */
 export interface InitramfsOptions {
@@ -73,6 +75,59 @@ export function linuxGuest(): LinuxGuest | string {
       const path = join(dir, 'initramfs.cpio.gz');
       writeFileSync(path, fs.toGzip());
       return path;
+    },
+  };
+}
+
+/** A Linux guest booted to guests/linux/init.sh's interactive shell (see bootToShell). */
+export interface ShellSession {
+  vm: VirtualMachine;
+  /** The console output so far. */
+  out(): string;
+  /** The machine's log messages (unknown MSRs and ports, ...). */
+  logs: string[];
+  /** Resolves once the console output matches `re`. */
+  waitFor(re: RegExp): Promise<void>;
+  /** Types `poweroff -f` and returns how the machine ended, asserting it powered off. */
+  powerOff(): Promise<void>;
+}
+
+/**
+ * Boots `options` (a kernel with an initramfs from writeInitramfs, `tsvmm.interactive` on the
+ * command line) to the init's shell and checks what the init printed on the way: the kernel's
+ * version, uname, cpuinfo, a tmpfs file, the mounts. A machine that ends before the shell fails
+ * with its output tail. The Linux boot tests on soft and on kvm share it.
+ */
+export async function bootToShell(guest: LinuxGuest, options: VmOptions): Promise<ShellSession> {
+  const vm = await VirtualMachine.create(options);
+  let out = '';
+  const logs: string[] = [];
+  vm.on('log', (m) => logs.push(m));
+  const waitFor = (re: RegExp) => new Promise<void>((resolve) => {
+    const check = () => (re.test(out) ? resolve() : vm.console.once('data', check));
+    check();
+  });
+  vm.console.on('data', (b: Buffer) => (out += b.toString('latin1')));
+  vm.start();
+  const ended = vm.exited.then((e) => {
+    if (!/tsvmm-init: shell/.test(out)) assert.fail(`ended ${JSON.stringify(e.end)} before the shell; output tail:\n${out.slice(-3000)}`);
+    return e;
+  });
+  await Promise.race([waitFor(/tsvmm-init: shell/), ended]);
+  const version = guest.version.replace(/\./g, '\\.');
+  assert.match(out, new RegExp(`Linux version ${version}`));
+  assert.match(out, /tsvmm-init: userspace up\r?\n/);
+  assert.match(out, new RegExp(`Linux \\(none\\) ${version} #1 SMP .* x86_64 GNU/Linux`));
+  assert.match(out, /processor\s*: 0\r?\nvendor_id\s*: \S+/);
+  assert.match(out, /tmpfs says: written in tmpfs/);
+  assert.match(out, /mounts: 3/);
+  return {
+    vm, logs, waitFor, out: () => out,
+    async powerOff() {
+      vm.console.write('poweroff -f\n');
+      const { end } = await ended;
+      assert.deepEqual(end, { how: 'poweroff' }, `output tail:\n${out.slice(-2000)}`);
+      assert.match(out, /reboot: Power down/);
     },
   };
 }

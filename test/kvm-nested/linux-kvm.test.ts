@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
-import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { kvmUnavailable } from '../helpers/kvm.js';
-import { linuxGuest } from '../helpers/linux.js';
+import { bootToShell, linuxGuest } from '../helpers/linux.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 import { hardwareKvm } from '../soft/guest-run.js';
 
@@ -38,42 +37,19 @@ async function bootLinux(t: TestContext, pvh: boolean): Promise<void> {
   const guest = linuxGuest();
   if (typeof guest === 'string') return t.skip(guest);
   await withTempDirAsync(async (dir) => {
-    const vm = await VirtualMachine.create({
+    const shell = await bootToShell(guest, {
       kernel: guest.kernel, pvh, initrd: guest.writeInitramfs(dir), cmdline: 'console=ttyS0 tsvmm.interactive',
       memory: 256 << 20, accel: 'kvm', timeoutMs: BOOT_TIMEOUT_MS,
     });
-    let out = '';
-    const logs: string[] = [];
-    vm.on('log', (m) => logs.push(m));
-    const waitFor = (re: RegExp) => new Promise<void>((resolve) => {
-      const check = () => (re.test(out) ? resolve() : vm.console.once('data', check));
-      check();
-    });
-    vm.console.on('data', (b: Buffer) => (out += b.toString('latin1')));
-    vm.start();
-    const ended = vm.exited.then((e) => {
-      if (!/tsvmm-init: shell/.test(out)) assert.fail(`ended ${JSON.stringify(e.end)} before the shell; output tail:\n${out.slice(-3000)}`);
-      return e;
-    });
-    await Promise.race([waitFor(/tsvmm-init: shell/), ended]);
-    const version = guest.version.replace(/\./g, '\\.');
-    assert.match(out, new RegExp(`Linux version ${version}`));
-    assert.match(out, /tsvmm-init: userspace up\r?\n/);
-    assert.match(out, new RegExp(`Linux \\(none\\) ${version} #1 SMP .* x86_64 GNU/Linux`));
-    assert.match(out, /processor\s*: 0\r?\nvendor_id\s*: \S+/);
-    assert.match(out, /tmpfs says: written in tmpfs/);
-    assert.match(out, /mounts: 3/);
+    const out = shell.out();
     // What the host CPU is vulnerable to is the host's business; the files must be there.
     for (const v of ['meltdown', 'spectre_v2', 'mds']) assert.match(out, new RegExp(`vulnerability ${v}: \\S`));
-    vm.console.write('echo typed-$((6*7))\n');
-    await waitFor(/typed-42/);
-    vm.console.write('poweroff -f\n');
-    const { end } = await ended;
-    assert.deepEqual(end, { how: 'poweroff' }, `output tail:\n${out.slice(-2000)}`);
-    assert.match(out, /reboot: Power down/);
+    shell.vm.console.write('echo typed-$((6*7))\n');
+    await shell.waitFor(/typed-42/);
+    await shell.powerOff();
     // CPUID and MSRs agree: Linux reads an MSR unchecked only where CPUID says it exists.
-    assert.doesNotMatch(out, /unchecked MSR access error/);
-    const unknown = logs.flatMap((m) => {
+    assert.doesNotMatch(shell.out(), /unchecked MSR access error/);
+    const unknown = shell.logs.flatMap((m) => {
       const x = /(?:rd|wr)msr of unknown MSR 0x([0-9a-f]+)/.exec(m);
       return x && !tolerated(parseInt(x[1]!, 16)) ? [m] : [];
     });

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { findGuestKernel } from '../../src/loader/guest-kernels.js';
-import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
-import { linuxGuest } from '../helpers/linux.js';
+import { bootToShell, linuxGuest } from '../helpers/linux.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 const BOOT_TIMEOUT_MS = 12 * 60_000;
@@ -18,32 +17,11 @@ test('Linux on the soft backend: busybox /init, commands typed into the console,
   const vmlinux = findGuestKernel()?.vmlinux;
   if (typeof guest === 'string' || !vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
   await withTempDirAsync(async (dir) => {
-    const vm = await VirtualMachine.create({
+    const shell = await bootToShell(guest, {
       kernel: vmlinux, initrd: guest.writeInitramfs(dir), cmdline: 'console=ttyS0 tsvmm.interactive',
       memory: 256 << 20, accel: 'soft', timeoutMs: BOOT_TIMEOUT_MS,
     });
-    let out = '';
-    const notes: string[] = [];
-    vm.on('log', (message) => notes.push(message));
-    const waitFor = (re: RegExp) => new Promise<void>((resolve) => {
-      const check = () => (re.test(out) ? resolve() : vm.console.once('data', check));
-      check();
-    });
-    vm.console.on('data', (b: Buffer) => (out += b.toString('latin1')));
-    vm.start();
-    const ended = vm.exited.then((e) => {
-      // A machine that ends before the shell is a failure with its output attached.
-      if (!/tsvmm-init: shell/.test(out)) assert.fail(`ended ${JSON.stringify(e.end)} before the shell; output tail:\n${out.slice(-3000)}`);
-      return e;
-    });
-    await Promise.race([waitFor(/tsvmm-init: shell/), ended]);
-    const version = guest.version.replace(/\./g, '\\.');
-    assert.match(out, new RegExp(`Linux version ${version}`));
-    assert.match(out, /tsvmm-init: userspace up\r?\n/);
-    assert.match(out, new RegExp(`Linux \\(none\\) ${version} #1 SMP .* x86_64 GNU/Linux`));
-    assert.match(out, /processor\s*: 0\r?\nvendor_id\s*: \S+/);
-    assert.match(out, /tmpfs says: written in tmpfs/);
-    assert.match(out, /mounts: 3/);
+    const out = shell.out();
     // The soft CPU reports itself immune to speculative attacks (IA32_ARCH_CAPABILITIES), and Linux believes it.
     assert.match(out, /vulnerability meltdown: Not affected/);
     assert.match(out, /vulnerability spectre_v2: Mitigation: Enhanced/);
@@ -60,12 +38,9 @@ test('Linux on the soft backend: busybox /init, commands typed into the console,
     assert.doesNotMatch(out, /Hypervisor detected/);
     assert.match(out, /BHI: Not affected/);
     assert.doesNotMatch(out, /unchecked MSR access|general protection/);
-    assert.deepEqual(notes.filter((n) => /MSR 0xc001/.test(n)), [], 'an AMD MSR the CPU model lacks');
-    vm.console.write('echo typed-$((6*7))\n');
-    await waitFor(/typed-42/);
-    vm.console.write('poweroff -f\n');
-    const { end } = await ended;
-    assert.deepEqual(end, { how: 'poweroff' }, `output tail:\n${out.slice(-2000)}`);
-    assert.match(out, /reboot: Power down/);
+    assert.deepEqual(shell.logs.filter((n) => /MSR 0xc001/.test(n)), [], 'an AMD MSR the CPU model lacks');
+    shell.vm.console.write('echo typed-$((6*7))\n');
+    await shell.waitFor(/typed-42/);
+    await shell.powerOff();
   });
 });
