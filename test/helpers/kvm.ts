@@ -27,3 +27,10 @@ export function kvmOrSkip(t: TestContext): KvmBackend | undefined {
   }
   return cached as KvmBackend;
 }
+
+/**
+ * Set by the nested-KVM run's outer init (test/kvm-nested/outer-init.sh): the "hardware" under this
+ * KVM is QEMU's TCG emulating AMD SVM. Tests of what that emulation does not do skip there, with
+ * the reason, and run on every real KVM host.
+ */
+export const KVM_ON_QEMU_TCG = process.env.TSVMM_TEST_KVM_ON_QEMU_TCG === '1';

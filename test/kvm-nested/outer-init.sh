@@ -54,6 +54,7 @@ fi
 # A line every 10 s while the outer kernel runs: the host takes a long silence for a wedged guest.
 (while sleep 10; do say "beat $(uptime_s)"; done) &
 
+export TSVMM_TEST_KVM_ON_QEMU_TCG=1 # test/helpers/kvm.ts: the CPU under this KVM is QEMU TCG
 cd /tsvmm || finish
 while IFS='|' read -r name cmd; do
   [ -n "$name" ] || continue
