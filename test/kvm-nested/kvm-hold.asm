@@ -39,7 +39,7 @@ failed_len equ $ - failed
 section .text
 global _start
 
-; fail: rsi = message, rdx = its length (the failed call's name)
+; On a negative result (-errno): to fail, with the call's name (%1: its message, %2: its length).
 %macro check 2
   test rax, rax
   jns %%ok
@@ -47,6 +47,16 @@ global _start
   mov r13, %2
   jmp fail
 %%ok:
+%endmacro
+
+; rax = ioctl(%1, %2, 0), or fail naming %3.
+%macro kvm_ioctl 3
+  mov eax, SYS_ioctl
+  mov rdi, %1
+  mov esi, %2
+  xor edx, edx
+  syscall
+  check %3, %3_len
 %endmacro
 
 _start:
@@ -58,40 +68,15 @@ _start:
   mov r14, rax                  ; /dev/kvm
 
   ; VM 1: an in-kernel irqchip and a vCPU with its APIC
-  mov eax, SYS_ioctl
-  mov rdi, r14
-  mov esi, KVM_CREATE_VM
-  xor edx, edx
-  syscall
-  check n_vm, n_vm_len
+  kvm_ioctl r14, KVM_CREATE_VM, n_vm
   mov r15, rax
-  mov eax, SYS_ioctl
-  mov rdi, r15
-  mov esi, KVM_CREATE_IRQCHIP
-  xor edx, edx
-  syscall
-  check n_irqchip, n_irqchip_len
-  mov eax, SYS_ioctl
-  mov rdi, r15
-  mov esi, KVM_CREATE_VCPU
-  xor edx, edx
-  syscall
-  check n_vcpu, n_vcpu_len
+  kvm_ioctl r15, KVM_CREATE_IRQCHIP, n_irqchip
+  kvm_ioctl r15, KVM_CREATE_VCPU, n_vcpu
 
   ; VM 2: a vCPU without an in-kernel APIC
-  mov eax, SYS_ioctl
-  mov rdi, r14
-  mov esi, KVM_CREATE_VM
-  xor edx, edx
-  syscall
-  check n_vm, n_vm_len
+  kvm_ioctl r14, KVM_CREATE_VM, n_vm
   mov r15, rax
-  mov eax, SYS_ioctl
-  mov rdi, r15
-  mov esi, KVM_CREATE_VCPU
-  xor edx, edx
-  syscall
-  check n_vcpu, n_vcpu_len
+  kvm_ioctl r15, KVM_CREATE_VCPU, n_vcpu
 
   mov eax, SYS_write
   mov edi, 1
