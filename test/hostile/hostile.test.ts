@@ -326,10 +326,24 @@ for (const accel of ACCELS) {
     await assertRssBounded(accel, r, 'serial flood');
   });
 
-  test(`hostile: devices programmed with nonsense (i8042, ACPI PM and reset, 8259s, 8254, CMOS, UART): the machine survives, and each way of ending still works (${accel})`, async (t) => {
+  const deviceJunk = async (accel: Accel, [end, status, lines]: [number, number, string[]]): Promise<void> => {
+    const r = await tsvmm(accel, ['--kernel', guest('device-junk', { END: end }), '--flat', FLAT[32], '--timeout', String(SAFETY_TIMEOUT_S)]);
+    assertNoCrash(r, `END ${end}`);
+    assert.equal(r.status, status, `END ${end}: ${r.stderr}`);
+    assert.deepEqual(reasonLines(r.stderr), lines, `END ${end}`);
+    if (end === 0) assert.ok(r.stdout.toString('latin1').endsWith('devices survived\n'));
+    await assertRssBounded(accel, r, `END ${end}`);
+  };
+
+  test(`hostile: devices programmed with nonsense (i8042, ACPI PM and reset, 8259s, 8254, CMOS, UART): the machine survives and ends by its debug-exit write (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    await baselineKiB(accel);
+    await deviceJunk(accel, [0, 0x55, ['tsvmm: the guest wrote 0x2a to the debug-exit port (status 85)']]);
+  });
+
+  test(`hostile: after devices programmed with nonsense, each other way of ending still works: i8042 pulse and output port, reset register, ACPI S5, S3 refused (${accel})`, async (t) => {
     if (!ready(t, accel)) return;
     const endings: [number, number, string[]][] = [
-      [0, 0x55, ['tsvmm: the guest wrote 0x2a to the debug-exit port (status 85)']],
       [1, 0, []], // i8042 pulse: reset
       [2, 0, []], // i8042 output port: reset
       [3, 0, []], // reset register: reset
@@ -337,14 +351,7 @@ for (const accel of ACCELS) {
       [5, 1, ['tsvmm: TSVMM_GUEST: ACPI sleep type 3 is not supported']],
     ];
     await baselineKiB(accel);
-    await twoAtATime(endings, async ([end, status, lines]) => {
-      const r = await tsvmm(accel, ['--kernel', guest('device-junk', { END: end }), '--flat', FLAT[32], '--timeout', String(SAFETY_TIMEOUT_S)]);
-      assertNoCrash(r, `END ${end}`);
-      assert.equal(r.status, status, `END ${end}: ${r.stderr}`);
-      assert.deepEqual(reasonLines(r.stderr), lines, `END ${end}`);
-      if (end === 0) assert.ok(r.stdout.toString('latin1').endsWith('devices survived\n'));
-      await assertRssBounded(accel, r, `END ${end}`);
-    });
+    await twoAtATime(endings, (ending) => deviceJunk(accel, ending));
   });
 
   test(`hostile: an interrupt storm (PIT count 1 in the rate generator, nothing masked): the host stays responsive, --timeout ends it, RSS bounded (${accel})`, async (t) => {

@@ -186,8 +186,16 @@ export function buildKvmHold(): Uint8Array | string {
   }
 }
 
+/** A deliberate defect in one built file of the project, to show that the tests inside catch it. */
+export interface Mutation {
+  /** The file, relative to the repository (e.g. dist/src/backends/kvm/kvm-backend.js). */
+  file: string;
+  from: string;
+  to: string;
+}
+
 /** Builds the outer guest's initramfs, or says what is missing. */
-export function buildOuterGuest(steps: readonly Step[]): OuterGuestFiles | string {
+export function buildOuterGuest(steps: readonly Step[], mutation?: Mutation): OuterGuestFiles | string {
   const kernel = findGuestKernel();
   const busybox = findGuestBusybox();
   if (!kernel || !busybox) return 'the Debian kernel or busybox is not cached: run scripts/fetch-guest-kernel.sh';
@@ -216,6 +224,11 @@ export function buildOuterGuest(steps: readonly Step[]): OuterGuestFiles | strin
 
   for (const f of ['package.json', 'README.md', 'bin', 'guests']) addTree(fs, join(REPO_ROOT, f), `${GUEST_ROOT}/${f}`);
   addTree(fs, join(REPO_ROOT, 'dist'), `${GUEST_ROOT}/dist`, (rel, isDir) => isDir || rel.endsWith('.js'));
+  if (mutation) {
+    const text = readFileSync(join(REPO_ROOT, mutation.file), 'utf8');
+    if (!text.includes(mutation.from)) return `the mutation of ${mutation.file} does not apply: it has no '${mutation.from}'`;
+    fs.addFile(`${GUEST_ROOT}/${mutation.file}`, text.replace(mutation.from, mutation.to));
+  }
   addTree(fs, join(REPO_ROOT, 'node_modules'), `${GUEST_ROOT}/node_modules`, (rel) => !DEV_ONLY_MODULES.has(rel.split('/')[0]!));
   // The guest cache as guest-kernels.ts reads it: guests.env and the files it names.
   const cache = guestCacheDir();
