@@ -51,7 +51,8 @@
  *   count ignores writes and the current count reads 0. A write of the LVT timer that enters or
  *   leaves TSC-deadline mode disarms the timer (the SDM's "changing the mode disarms"). The
  *   board asks nextDeadline() and calls tick() when it passes; a masked timer counts without
- *   interrupting. Periodic expiries missed between two ticks raise the vector once.
+ *   interrupting. Periodic expiries missed between two ticks raise the vector once, or, with
+ *   `reinjectPeriodic`, each one after the previous was acknowledged (the reinjecting PIT's rule).
  * - Not modelled: thermal, performance and CMCI interrupt sources (their LVTs are plain
  *   registers), arbitration priority, remote read, focus processor checking, SMI.
  */
@@ -91,6 +92,8 @@ const LVT_TIMER_WRITABLE_TSC_DEADLINE = 0x0007_00ff;
 const TIMER_MODE_SHIFT = 17;
 const TIMER_MODE_PERIODIC = 1;
 const TIMER_MODE_TSC_DEADLINE = 2;
+/** Periodic expiries a reinjecting timer keeps owing at most. */
+export const MAX_TIMER_OWED = 1000;
 
 const ICR_LOW_WRITABLE = 0x000c_cfff;
 const DFR_RESET = 0xffff_ffff;
@@ -139,6 +142,13 @@ export interface LocalApicOptions {
   timerHz?: number;
   /** The timer has TSC-deadline mode (default false: advertise CPUID.1:ECX.TSC_DEADLINE only with it). */
   tscDeadline?: boolean;
+  /**
+   * Periodic mode delivers every period, each after the previous one was acknowledged (taken
+   * into the ISR), up to MAX_TIMER_OWED behind, instead of one interrupt for the periods missed
+   * between two ticks (the reinjecting PIT's rule): a guest counting its ticks keeps up when it
+   * ran with interrupts off for several periods.
+   */
+  reinjectPeriodic?: boolean;
   /** Sends an IPI written to the ICR (default: delivers it to this APIC only, for one-CPU boards). */
   sendIpi?: (ipi: ApicMessage) => void;
   /** The 8259 behind LINT0 (ExtINT). */
@@ -236,6 +246,10 @@ export class LocalApic implements MmioDevice {
   private readonly lvtTimerWritable: number;
   private lintLevels = 0;
   private extIntRequested = false;
+  private readonly reinjectPeriodic: boolean;
+  /** Reinjection: periodic expiries not yet raised, and whether a raised one awaits its acknowledgement. */
+  private timerOwed = 0;
+  private timerInFlight = false;
 
   constructor(opts: LocalApicOptions) {
     this.now = opts.now;
@@ -248,6 +262,7 @@ export class LocalApic implements MmioDevice {
     this.onEoi = opts.onEoi;
     this.onInterrupt = opts.onInterrupt;
     this.onAcknowledge = opts.onAcknowledge;
+    this.reinjectPeriodic = opts.reinjectPeriodic ?? false;
     this.lvtTimerWritable = opts.tscDeadline ? LVT_TIMER_WRITABLE_TSC_DEADLINE : LVT_WRITABLE[APIC_LVT_TIMER]!;
     this.apicId = opts.id & 0xff;
     this.baseMsr = APIC_DEFAULT_BASE + APIC_BASE_ENABLE + (opts.bsp ? APIC_BASE_BSP : 0);
@@ -273,6 +288,8 @@ export class LocalApic implements MmioDevice {
     this.timerStart = 0;
     this.timerDeadline = undefined;
     this.tscDeadlineNs = 0;
+    this.timerOwed = 0;
+    this.timerInFlight = false;
     this.extIntRequested = false;
   }
 
@@ -360,6 +377,10 @@ export class LocalApic implements MmioDevice {
     clearBit(this.irr, v);
     setBit(this.isr, v);
     this.onAcknowledge?.(v);
+    if (this.timerInFlight && v === (this.lvt.get(APIC_LVT_TIMER)! & LVT_VECTOR)) {
+      this.timerInFlight = false;
+      this.raiseOwedTimer();
+    }
     return v;
   }
 
@@ -548,12 +569,29 @@ export class LocalApic implements MmioDevice {
     const d = this.timerDeadline;
     if (d === undefined || now < d) return;
     const entry = this.lvt.get(APIC_LVT_TIMER)!;
+    if (this.reinjectPeriodic && this.periodic()) {
+      const expiries = Math.floor((now - d) / (this.timerInitial * this.nsPerCount())) + 1;
+      if (!(entry & LVT_MASKED)) {
+        this.timerOwed = Math.min(this.timerOwed + expiries, MAX_TIMER_OWED); // a masked timer owes nothing
+        this.raiseOwedTimer();
+      }
+      this.scheduleTimer(now);
+      return;
+    }
     if (!(entry & LVT_MASKED)) this.acceptInterrupt(entry & LVT_VECTOR);
     if (this.tscDeadlineMode()) {
       this.tscDeadlineNs = 0; // the MSR clears when the timer fires
       this.timerDeadline = undefined;
     } else if (this.periodic()) this.scheduleTimer(now);
     else this.timerDeadline = undefined;
+  }
+
+  /** Reinjection: raises the next owed periodic expiry unless one awaits its acknowledgement. */
+  private raiseOwedTimer(): void {
+    if (this.timerInFlight || this.timerOwed === 0) return;
+    this.timerOwed--;
+    this.timerInFlight = true;
+    this.acceptInterrupt(this.lvt.get(APIC_LVT_TIMER)! & LVT_VECTOR);
   }
 
   /** Entering or leaving TSC-deadline mode: no count, no deadline. */
@@ -619,6 +657,8 @@ export class LocalApic implements MmioDevice {
       case APIC_TIMER_INITIAL: {
         if (this.tscDeadlineMode()) return; // ignored in TSC-deadline mode
         const now = this.now();
+        this.timerOwed = 0; // a new count forgets the expiries owed
+        this.timerInFlight = false;
         this.timerInitial = value >>> 0;
         this.timerStart = now;
         this.scheduleTimer(now);

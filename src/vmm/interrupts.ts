@@ -20,8 +20,9 @@
  * APIC for interrupts; the 8259 reaches it as ExtINT through LINT0, which starts in virtual wire
  * mode as firmware leaves it, so a guest that never touches the APIC runs as in PIC mode. The
  * local APIC's page (wherever IA32_APIC_BASE puts it) is dispatched per vCPU before the MMIO bus,
- * CR8 and the APIC MSRs reach it through InlineDevices.apic, its timer ticks with the others, and
- * CPUID.1 says APIC and TSC-deadline. Level-triggered EOIs go back to the I/O APIC (remote IRR).
+ * CR8 and the APIC MSRs reach it through InlineDevices.apic, its timer ticks with the others
+ * (periodic expiries reinjected), and CPUID.1 says APIC (not TSC-deadline: see createApic).
+ * Level-triggered EOIs go back to the I/O APIC (remote IRR).
  * What the SMP slice adds: a LocalApic per AP vCPU in `apics` (the I/O APIC and IPIs already
  * deliver to that list), INIT/SIPI (onInit/onSipi) starting the AP threads, and waking a vCPU
  * that sleeps in HLT when another thread makes its APIC's interrupt pending (onInterrupt).
@@ -178,16 +179,20 @@ export class BoardInterrupts implements InterruptRouting {
   private createApic(vcpu: Vcpu): LocalApic {
     const ioapic = this.ioapic!;
     const apic = new LocalApic({
-      id: vcpu.id, bsp: vcpu.id === 0, now: this.clock.now, tscDeadline: true, extInt: this.pic,
+      id: vcpu.id, bsp: vcpu.id === 0, now: this.clock.now, tscDeadline: true, reinjectPeriodic: true, extInt: this.pic,
       onEoi: (vector) => ioapic.eoi(vector),
       onAcknowledge: (vector) => { if (ioapic.routes(PIT_IOAPIC_PIN, vector)) this.pit.ackIrq0(); },
     });
     apic.setVirtualWireMode();
     this.apics[vcpu.id] = apic;
     this.timers.push(apic);
-    // CPUID.1 EDX.APIC (and its AMD copy in 0x80000001 EDX), ECX.TSC_DEADLINE: the vCPU has them now.
+    // CPUID.1 EDX.APIC (and its AMD copy in 0x80000001 EDX): the vCPU has one now. TSC-deadline
+    // mode works but is not advertised: Linux would tick with it, one-shot, and on this CPU an
+    // interrupt taken later than a tick period loses that jiffy (nothing reinjects a one-shot),
+    // so its jiffies watchdog would find the TSC "unstable". With the periodic timer, reinjected
+    // like the PIT, its jiffies keep up, the TSC stays its clocksource, and it boots faster.
     const apicBit = featureMask(FEATURE.APIC);
-    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.TSC_DEADLINE) } });
+    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
     return apic;
   }

@@ -302,3 +302,34 @@ test('acceptance by priority class: PPR from TPR and ISR; CR8 is TPR bits 7-4', 
   s.apic.setCr8(6); // TPR 0x60: class 7 goes
   assert.equal(s.apic.acknowledge(), 0x7e);
 });
+
+test('periodic reinjection: missed periods arrive one per acknowledgement; a new count forgets them', () => {
+  const s = setup({ reinjectPeriodic: true });
+  s.wr(0x3e0, 0xb); // divide by 1: 1 ns per count
+  s.wr(0x320, 0x20000 | 0x31); // periodic, vector 0x31
+  s.wr(0x380, 1000);
+  s.clock.t = 3500; // three periods went by between two ticks
+  s.apic.tick();
+  assert.equal(s.apic.acknowledge(), 0x31);
+  assert.equal(s.apic.acknowledge(), 0xff, 'the second waits: the first is in service');
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.acknowledge(), 0x31, 'raised when the first was taken, delivered after its EOI');
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.acknowledge(), 0x31);
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.pendingInterrupt(), false, 'three periods, three interrupts');
+  assert.equal(s.apic.nextDeadline(), 4000);
+  s.clock.t = 6500;
+  s.apic.tick(); // two more owed...
+  s.wr(0x380, 1000); // ...forgotten by a new count (the one raised stays in the IRR)
+  assert.equal(s.apic.acknowledge(), 0x31);
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.pendingInterrupt(), false);
+  const plain = setup(); // without the option: one interrupt for the periods missed
+  plain.wr(0x3e0, 0xb); plain.wr(0x320, 0x20000 | 0x31); plain.wr(0x380, 1000);
+  plain.clock.t = 3500;
+  plain.apic.tick();
+  assert.equal(plain.apic.acknowledge(), 0x31);
+  plain.wr(0xb0, 0);
+  assert.equal(plain.apic.pendingInterrupt(), false);
+});
