@@ -172,20 +172,26 @@ export class BoardInterrupts implements InterruptRouting {
   }
 
   /**
-   * The boot vCPU's local APIC (APIC mode): firmware's virtual wire setup, the timer among the
+   * The local APIC of vCPU `id` (APIC mode): firmware's virtual wire setup, the timer among the
    * board's timers, EOIs of level-triggered vectors to the I/O APIC, and the PIT's reinjection
    * acknowledged when its I/O APIC vector is taken (as the 8259's INTA acknowledges it in PIC mode).
    */
-  private createApic(vcpu: Vcpu): LocalApic {
-    const ioapic = this.ioapic!;
+  createApic(id: number): LocalApic {
+    const ioapic = this.ioapic;
+    if (!ioapic) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'local APICs are for the board\'s APIC mode');
     const apic = new LocalApic({
-      id: vcpu.id, bsp: vcpu.id === 0, now: this.clock.now, tscDeadline: true, reinjectPeriodic: true, extInt: this.pic,
+      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, reinjectPeriodic: true, extInt: this.pic,
       onEoi: (vector) => ioapic.eoi(vector),
       onAcknowledge: (vector) => { if (ioapic.routes(PIT_IOAPIC_PIN, vector)) this.pit.ackIrq0(); },
     });
     apic.setVirtualWireMode();
-    this.apics[vcpu.id] = apic;
+    this.apics[id] = apic;
     this.timers.push(apic);
+    return apic;
+  }
+
+  /** Tells vCPU `vcpu` what createApic gave it. */
+  private advertiseApic(vcpu: Vcpu): void {
     // CPUID.1 EDX.APIC (and its AMD copy in 0x80000001 EDX): the vCPU has one now. TSC-deadline
     // mode works but is not advertised: Linux would tick with it, one-shot, and on this CPU an
     // interrupt taken later than a tick period loses that jiffy (nothing reinjects a one-shot),
@@ -194,7 +200,6 @@ export class BoardInterrupts implements InterruptRouting {
     const apicBit = featureMask(FEATURE.APIC);
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
-    return apic;
   }
 
   /**
@@ -211,7 +216,8 @@ export class BoardInterrupts implements InterruptRouting {
     }
     this.inline = true;
     const { ports, mmio } = buses;
-    const apic = this.ioapic ? this.createApic(vcpu) : undefined;
+    const apic = this.ioapic ? this.createApic(vcpu.id) : undefined;
+    if (apic) this.advertiseApic(vcpu);
     const intr = (this.intr = apic ?? this.pic);
     vcpu.setInlineDevices({
       io: (port, size, isIn, value) => {
