@@ -324,6 +324,16 @@ export class I8254Pit implements PortDevice {
     this.signalOwed();
   }
 
+  /**
+   * IRQ 0 was unmasked at an interrupt controller: with `reinject`, owed periods are dropped and
+   * none is awaited, so that an edge signalled while it was masked (never to be acknowledged)
+   * does not hold the following ones back (KVM's PIT does the same on unmask).
+   */
+  resetReinject(): void {
+    this.owed = 0;
+    this.inFlight = false;
+  }
+
   private signalOwed(): void {
     if (this.inFlight || this.owed === 0) return;
     this.owed--;

@@ -63,6 +63,8 @@ export interface IoApicOptions {
   id?: number;
   /** Sends an interrupt message to the local APICs. */
   deliver: (msg: ApicMessage) => void;
+  /** The guest cleared the mask bit of entry `pin` (a source that waits for acknowledgements starts over). */
+  onUnmask?: (pin: number) => void;
 }
 
 export interface IoApicState {
@@ -77,6 +79,7 @@ export interface IoApicState {
 
 export class IoApic implements MmioDevice {
   private readonly deliver: (msg: ApicMessage) => void;
+  private readonly onUnmask: ((pin: number) => void) | undefined;
   private id: number;
   private select = 0;
   private readonly low = new Uint32Array(IOAPIC_PINS).fill(REDIR_MASKED);
@@ -85,6 +88,7 @@ export class IoApic implements MmioDevice {
 
   constructor(opts: IoApicOptions) {
     this.deliver = opts.deliver;
+    this.onUnmask = opts.onUnmask;
     this.id = (opts.id ?? 0) & 0xf;
   }
 
@@ -110,6 +114,14 @@ export class IoApic implements MmioDevice {
       this.low[pin] = entry & ~REDIR_REMOTE_IRR;
       this.service(pin);
     }
+  }
+
+  /** Whether unmasked entry `pin` sends fixed / lowest-priority interrupts with `vector`. */
+  routes(pin: number, vector: number): boolean {
+    const entry = this.low[pin];
+    if (entry === undefined || entry & REDIR_MASKED || (entry & REDIR_VECTOR) !== vector) return false;
+    const mode = DELIVERY_MODES[(entry >> REDIR_DELIVERY_MODE_SHIFT) & 7];
+    return mode === 'fixed' || mode === 'lowestPriority';
   }
 
   /** Sends a level-triggered pin's message if asserted, unmasked and not already in service. */
@@ -158,6 +170,7 @@ export class IoApic implements MmioDevice {
     let entry = (old & REDIR_REMOTE_IRR) | (value & REDIR_LOW_WRITABLE);
     if (!(entry & REDIR_LEVEL)) entry &= ~REDIR_REMOTE_IRR; // remote IRR is meaningless for edge
     this.low[n] = entry;
+    if (old & REDIR_MASKED && !(entry & REDIR_MASKED)) this.onUnmask?.(n);
     this.service(n); // an asserted level input unmasked (or switched to level) is sent now
   }
 

@@ -4,9 +4,10 @@
  * methods (pendingInterrupt / acknowledge, the APIC base MSR, CR8), and everything it sends
  * (IPIs, EOIs of level-triggered vectors, NMI/INIT/SIPI) goes out through collaborators.
  *
- * Not wired into a board yet: only tests build it (test/devices/lapic.test.ts, ioapic.test.ts,
- * test/soft/guest-clock.test.ts). The board uses KVM's in-kernel APIC; this model is for the soft
- * backend's machines, which will be given it.
+ * The soft backend's boards give one to each vCPU (vmm/interrupts.ts, BoardInterrupts in APIC
+ * mode): the CPU reaches it through InlineDevices.apic (CR8, IA32_APIC_BASE, IA32_TSC_DEADLINE),
+ * its page through the board's per-vCPU MMIO dispatch, and it answers the CPU's
+ * interruptPending / acknowledge. On KVM the in-kernel APIC is used instead.
  *
  * Model (Intel SDM vol. 3A, chapter "Advanced Programmable Interrupt Controller (APIC)"; the
  * register map table "Local APIC Register Address Map"):
@@ -42,10 +43,16 @@
  *   the board's: `deliverToApics` below is the rule (lowest priority goes to the first matching
  *   APIC, "lowest priority as fixed"). Sending a vector below 16 sets ESR "send illegal vector".
  * - Timer: one-shot and periodic from the `now()` clock (ns) and a bus clock of `timerHz`
- *   (default 1 GHz) divided by the divide configuration. TSC-deadline mode is not provided
- *   (do not advertise CPUID.1:ECX.TSC_DEADLINE; mode bit 18 is not writable). The board asks
- *   nextDeadline() and calls tick() when it passes; a masked timer counts without interrupting.
- *   Periodic expiries missed between two ticks raise the vector once.
+ *   (default 1 GHz) divided by the divide configuration. TSC-deadline mode (LVT timer bits
+ *   18-17 = 10) only with the `tscDeadline` option (then advertise CPUID.1:ECX.TSC_DEADLINE;
+ *   without it bit 18 is not writable): IA32_TSC_DEADLINE arrives already converted to the
+ *   clock's nanoseconds (the CPU knows its TSC's offset from the clock); 0 disarms, expiry
+ *   clears it, it reads 0 and ignores writes in the other modes, and in this mode the initial
+ *   count ignores writes and the current count reads 0. A write of the LVT timer that enters or
+ *   leaves TSC-deadline mode disarms the timer (the SDM's "changing the mode disarms"). The
+ *   board asks nextDeadline() and calls tick() when it passes; a masked timer counts without
+ *   interrupting. Periodic expiries missed between two ticks raise the vector once, or, with
+ *   `reinjectPeriodic`, each one after the previous was acknowledged (the reinjecting PIT's rule).
  * - Not modelled: thermal, performance and CMCI interrupt sources (their LVTs are plain
  *   registers), arbitration priority, remote read, focus processor checking, SMI.
  */
@@ -59,7 +66,7 @@ import {
   APIC_TIMER_INITIAL, APIC_TMR, APIC_TPR, APIC_VERSION, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DFR_FLAT, DM_EXTINT,
   DM_FIXED, DM_INIT, DM_LOWEST_PRIORITY, DM_NMI, DM_SMI, DM_STARTUP, ESR_ILLEGAL_REGISTER, ESR_RECEIVE_ILLEGAL_VECTOR,
   ESR_SEND_ILLEGAL_VECTOR, ICR_DEST_LOGICAL, ICR_DEST_SHIFT, ICR_LEVEL_ASSERT, ICR_SHORTHAND_SHIFT, ICR_TRIGGER_LEVEL,
-  ICR_VECTOR, LVT_LEVEL, LVT_MASKED, LVT_TIMER_PERIODIC, LVT_VECTOR, SVR_ENABLE,
+  ICR_VECTOR, LVT_LEVEL, LVT_MASKED, LVT_VECTOR, SVR_ENABLE,
 } from '../x86/apic.js';
 
 const APIC_BASE_ADDRESS_LIMIT = 2 ** 52; // base bits 12 up to MAXPHYADDR (52 at most)
@@ -72,7 +79,7 @@ const SVR_WRITABLE = 0x1ff; // vector + enable (focus checking and EOI suppressi
 /** The writable bits of each LVT entry (delivery status always reads idle here). */
 const LVT_WRITABLE: Record<number, number> = {
   [APIC_LVT_CMCI]: 0x0001_07ff,
-  [APIC_LVT_TIMER]: 0x0003_00ff, // vector, mask, periodic bit (no TSC-deadline)
+  [APIC_LVT_TIMER]: 0x0003_00ff, // vector, mask, periodic bit (TSC-deadline: LVT_TIMER_WRITABLE_TSC_DEADLINE)
   [APIC_LVT_THERMAL]: 0x0001_07ff,
   [APIC_LVT_PERF]: 0x0001_07ff,
   [APIC_LVT_LINT0]: 0x0001_a7ff,
@@ -80,6 +87,13 @@ const LVT_WRITABLE: Record<number, number> = {
   [APIC_LVT_ERROR]: 0x0001_00ff,
 };
 const LVT_OFFSETS = Object.keys(LVT_WRITABLE).map(Number);
+/** The LVT timer's writable bits with TSC-deadline mode: the mode field is bits 18-17. */
+const LVT_TIMER_WRITABLE_TSC_DEADLINE = 0x0007_00ff;
+const TIMER_MODE_SHIFT = 17;
+const TIMER_MODE_PERIODIC = 1;
+const TIMER_MODE_TSC_DEADLINE = 2;
+/** Periodic expiries a reinjecting timer keeps owing at most. */
+export const MAX_TIMER_OWED = 1000;
 
 const ICR_LOW_WRITABLE = 0x000c_cfff;
 const DFR_RESET = 0xffff_ffff;
@@ -126,6 +140,15 @@ export interface LocalApicOptions {
   now: NowNs;
   /** The timer's input clock (the "bus clock") in Hz; default 1 GHz. */
   timerHz?: number;
+  /** The timer has TSC-deadline mode (default false: advertise CPUID.1:ECX.TSC_DEADLINE only with it). */
+  tscDeadline?: boolean;
+  /**
+   * Periodic mode delivers every period, each after the previous one was acknowledged (taken
+   * into the ISR), up to MAX_TIMER_OWED behind, instead of one interrupt for the periods missed
+   * between two ticks (the reinjecting PIT's rule): a guest counting its ticks keeps up when it
+   * ran with interrupts off for several periods.
+   */
+  reinjectPeriodic?: boolean;
   /** Sends an IPI written to the ICR (default: delivers it to this APIC only, for one-CPU boards). */
   sendIpi?: (ipi: ApicMessage) => void;
   /** The 8259 behind LINT0 (ExtINT). */
@@ -139,6 +162,8 @@ export interface LocalApicOptions {
   onEoi?: (vector: number) => void;
   /** Something became deliverable (IRR set, ExtINT request): the board wakes a halted vCPU. */
   onInterrupt?: () => void;
+  /** The CPU took `vector` from the IRR into the ISR (not called for ExtINT: the 8259 had its INTA). */
+  onAcknowledge?: (vector: number) => void;
 }
 
 export interface LocalApicState {
@@ -161,6 +186,8 @@ export interface LocalApicState {
   /** When the timer's count was last (re)started, in the clock's nanoseconds. */
   timerStart: number;
   timerDeadline: number | null;
+  /** IA32_TSC_DEADLINE in the clock's nanoseconds (0: disarmed). */
+  tscDeadline?: number;
   lintLevels: number;
   extIntRequested: boolean;
 }
@@ -194,6 +221,7 @@ export class LocalApic implements MmioDevice {
   private readonly onSipi: ((vector: number) => void) | undefined;
   private readonly onEoi: ((vector: number) => void) | undefined;
   private readonly onInterrupt: (() => void) | undefined;
+  private readonly onAcknowledge: ((vector: number) => void) | undefined;
 
   private apicId: number;
   private baseMsr: number;
@@ -213,8 +241,15 @@ export class LocalApic implements MmioDevice {
   private timerDivide = 0;
   private timerStart = 0;
   private timerDeadline: number | undefined;
+  /** IA32_TSC_DEADLINE in the clock's nanoseconds, 0 when disarmed. */
+  private tscDeadlineNs = 0;
+  private readonly lvtTimerWritable: number;
   private lintLevels = 0;
   private extIntRequested = false;
+  private readonly reinjectPeriodic: boolean;
+  /** Reinjection: periodic expiries not yet raised, and whether a raised one awaits its acknowledgement. */
+  private timerOwed = 0;
+  private timerInFlight = false;
 
   constructor(opts: LocalApicOptions) {
     this.now = opts.now;
@@ -226,6 +261,9 @@ export class LocalApic implements MmioDevice {
     this.onSipi = opts.onSipi;
     this.onEoi = opts.onEoi;
     this.onInterrupt = opts.onInterrupt;
+    this.onAcknowledge = opts.onAcknowledge;
+    this.reinjectPeriodic = opts.reinjectPeriodic ?? false;
+    this.lvtTimerWritable = opts.tscDeadline ? LVT_TIMER_WRITABLE_TSC_DEADLINE : LVT_WRITABLE[APIC_LVT_TIMER]!;
     this.apicId = opts.id & 0xff;
     this.baseMsr = APIC_DEFAULT_BASE + APIC_BASE_ENABLE + (opts.bsp ? APIC_BASE_BSP : 0);
     this.resetRegisters();
@@ -249,6 +287,9 @@ export class LocalApic implements MmioDevice {
     this.timerDivide = 0;
     this.timerStart = 0;
     this.timerDeadline = undefined;
+    this.tscDeadlineNs = 0;
+    this.timerOwed = 0;
+    this.timerInFlight = false;
     this.extIntRequested = false;
   }
 
@@ -335,6 +376,11 @@ export class LocalApic implements MmioDevice {
     if (v < 0) return this.svr & 0xff; // spurious
     clearBit(this.irr, v);
     setBit(this.isr, v);
+    this.onAcknowledge?.(v);
+    if (this.timerInFlight && v === (this.lvt.get(APIC_LVT_TIMER)! & LVT_VECTOR)) {
+      this.timerInFlight = false;
+      this.raiseOwedTimer();
+    }
     return v;
   }
 
@@ -459,13 +505,42 @@ export class LocalApic implements MmioDevice {
     return divisorOf(this.timerDivide) * this.nsPerBusTick;
   }
 
+  private timerMode(): number {
+    return (this.lvt.get(APIC_LVT_TIMER)! >>> TIMER_MODE_SHIFT) & 3;
+  }
+
   private periodic(): boolean {
-    return (this.lvt.get(APIC_LVT_TIMER)! & LVT_TIMER_PERIODIC) !== 0;
+    return this.timerMode() === TIMER_MODE_PERIODIC;
+  }
+
+  private tscDeadlineMode(): boolean {
+    return this.timerMode() === TIMER_MODE_TSC_DEADLINE;
+  }
+
+  /** RDMSR IA32_TSC_DEADLINE, in the clock's nanoseconds (0: disarmed, fired, or not in TSC-deadline mode). */
+  readTscDeadline(): number {
+    return this.tscDeadlineMode() ? this.tscDeadlineNs : 0;
+  }
+
+  /**
+   * WRMSR IA32_TSC_DEADLINE, converted to the clock's nanoseconds by the caller: arms the timer
+   * for that time (one in the past fires at the next tick), 0 disarms; ignored in the other modes.
+   */
+  writeTscDeadline(ns: number): void {
+    if (!this.tscDeadlineMode()) return;
+    if (ns === 0) {
+      this.tscDeadlineNs = 0;
+      this.timerDeadline = undefined;
+      return;
+    }
+    // A TSC value the clock reached before it started is as good as "now".
+    this.tscDeadlineNs = Math.max(ns, Number.MIN_VALUE);
+    this.timerDeadline = this.tscDeadlineNs;
   }
 
   /** The current-count register at `now`. */
   private currentCount(now: number): number {
-    if (this.timerInitial === 0) return 0;
+    if (this.timerInitial === 0 || this.tscDeadlineMode()) return 0;
     const elapsed = Math.floor((now - this.timerStart) / this.nsPerCount());
     if (this.periodic()) return this.timerInitial - (elapsed % this.timerInitial);
     return elapsed >= this.timerInitial ? 0 : this.timerInitial - elapsed;
@@ -494,9 +569,36 @@ export class LocalApic implements MmioDevice {
     const d = this.timerDeadline;
     if (d === undefined || now < d) return;
     const entry = this.lvt.get(APIC_LVT_TIMER)!;
+    if (this.reinjectPeriodic && this.periodic()) {
+      const expiries = Math.floor((now - d) / (this.timerInitial * this.nsPerCount())) + 1;
+      if (!(entry & LVT_MASKED)) {
+        this.timerOwed = Math.min(this.timerOwed + expiries, MAX_TIMER_OWED); // a masked timer owes nothing
+        this.raiseOwedTimer();
+      }
+      this.scheduleTimer(now);
+      return;
+    }
     if (!(entry & LVT_MASKED)) this.acceptInterrupt(entry & LVT_VECTOR);
-    if (this.periodic()) this.scheduleTimer(now);
+    if (this.tscDeadlineMode()) {
+      this.tscDeadlineNs = 0; // the MSR clears when the timer fires
+      this.timerDeadline = undefined;
+    } else if (this.periodic()) this.scheduleTimer(now);
     else this.timerDeadline = undefined;
+  }
+
+  /** Reinjection: raises the next owed periodic expiry unless one awaits its acknowledgement. */
+  private raiseOwedTimer(): void {
+    if (this.timerInFlight || this.timerOwed === 0) return;
+    this.timerOwed--;
+    this.timerInFlight = true;
+    this.acceptInterrupt(this.lvt.get(APIC_LVT_TIMER)! & LVT_VECTOR);
+  }
+
+  /** Entering or leaving TSC-deadline mode: no count, no deadline. */
+  private disarmTimer(): void {
+    this.timerInitial = 0;
+    this.tscDeadlineNs = 0;
+    this.timerDeadline = undefined;
   }
 
   // ---- registers ----
@@ -527,13 +629,15 @@ export class LocalApic implements MmioDevice {
   }
 
   private writeRegister(reg: number, value: number): void {
-    const writable = LVT_WRITABLE[reg];
+    const writable = reg === APIC_LVT_TIMER ? this.lvtTimerWritable : LVT_WRITABLE[reg];
     if (writable !== undefined) {
       let v = value & writable;
       if (!this.softwareEnabled) v |= LVT_MASKED;
       const wasPeriodic = this.periodic();
+      const wasDeadline = this.tscDeadlineMode();
       this.lvt.set(reg, v >>> 0);
-      if (reg === APIC_LVT_TIMER && wasPeriodic !== this.periodic()) this.scheduleTimer(this.now());
+      if (reg === APIC_LVT_TIMER && wasDeadline !== this.tscDeadlineMode()) this.disarmTimer();
+      else if (reg === APIC_LVT_TIMER && wasPeriodic !== this.periodic()) this.scheduleTimer(this.now());
       if (reg === APIC_LVT_LINT0) this.notifyIfDeliverable();
       return;
     }
@@ -551,7 +655,10 @@ export class LocalApic implements MmioDevice {
       case APIC_ICR_HIGH: this.icrHigh = (value & 0xff00_0000) >>> 0; return;
       case APIC_ICR_LOW: this.icrLow = value & ICR_LOW_WRITABLE; this.sendIcr(); return;
       case APIC_TIMER_INITIAL: {
+        if (this.tscDeadlineMode()) return; // ignored in TSC-deadline mode
         const now = this.now();
+        this.timerOwed = 0; // a new count forgets the expiries owed
+        this.timerInFlight = false;
         this.timerInitial = value >>> 0;
         this.timerStart = now;
         this.scheduleTimer(now);
@@ -602,7 +709,7 @@ export class LocalApic implements MmioDevice {
       isr: [...this.isr], tmr: [...this.tmr], irr: [...this.irr], esr: this.esr, esrPending: this.esrPending,
       icrLow: this.icrLow, icrHigh: this.icrHigh, lvt: Object.fromEntries(this.lvt),
       timerInitial: this.timerInitial, timerDivide: this.timerDivide, timerStart: this.timerStart,
-      timerDeadline: this.timerDeadline ?? null, lintLevels: this.lintLevels, extIntRequested: this.extIntRequested,
+      timerDeadline: this.timerDeadline ?? null, tscDeadline: this.tscDeadlineNs, lintLevels: this.lintLevels, extIntRequested: this.extIntRequested,
     };
   }
 
@@ -618,11 +725,12 @@ export class LocalApic implements MmioDevice {
     this.irr.set(s.irr.slice(0, 8));
     this.esr = s.esr; this.esrPending = s.esrPending;
     this.icrLow = s.icrLow; this.icrHigh = s.icrHigh;
-    for (const off of LVT_OFFSETS) this.lvt.set(off, (s.lvt[off] ?? LVT_MASKED) & LVT_WRITABLE[off]!);
+    for (const off of LVT_OFFSETS) this.lvt.set(off, (s.lvt[off] ?? LVT_MASKED) & (off === APIC_LVT_TIMER ? this.lvtTimerWritable : LVT_WRITABLE[off]!));
     this.timerInitial = s.timerInitial >>> 0;
     this.timerDivide = s.timerDivide & 0xb;
     this.timerStart = s.timerStart;
     this.timerDeadline = s.timerDeadline ?? undefined;
+    this.tscDeadlineNs = s.tscDeadline ?? 0;
     this.lintLevels = s.lintLevels & 3;
     this.extIntRequested = s.extIntRequested;
   }

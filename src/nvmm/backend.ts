@@ -54,6 +54,27 @@ export interface InlineDevices {
    * (`memory`), as instruction fetches from there always do.
    */
   mmio?(gpa: number, data: Uint8Array, write: boolean): void;
+  /**
+   * The vCPU's local APIC, when the VMM gives it one (without it CR8 is a plain register and
+   * IA32_APIC_BASE an MSR like the others). interruptPending / acknowledge above then answer for
+   * it; its register page comes through `mmio` like any other device's.
+   */
+  apic?: InlineApic;
+}
+
+/**
+ * What a vCPU's own instructions reach of its local APIC, beside its page: CR8 (TPR bits 7-4,
+ * one register with the APIC's TPR), IA32_APIC_BASE and IA32_TSC_DEADLINE.
+ */
+export interface InlineApic {
+  getCr8(): number;
+  setCr8(value: number): void;
+  readBaseMsr(): number;
+  /** False: the value is refused (#GP). */
+  writeBaseMsr(value: number): boolean;
+  /** IA32_TSC_DEADLINE in the machine clock's nanoseconds (the vCPU converts from its TSC); 0: disarmed. */
+  readTscDeadline(): number;
+  writeTscDeadline(ns: number): void;
 }
 
 /** One GPA range backed by host memory, as the backend sees it. */

@@ -146,9 +146,13 @@ export class PcBoard {
       const lowRam = this.ram[0]!;
       this.ports = new PortBus({ log: rt.log });
       this.mmio = new MmioBus({ log: rt.log });
+      // The board's own interrupt controllers are a PC's APIC set (I/O APIC, local APIC) where the
+      // vCPU serves them inline (soft), else the 8259 pair alone (interrupts.ts).
+      const ioapicId = config.cpus; // one above the processors' APIC ids, as the MP table has it
+      const boardApic = !this.machine.capability.irqchip && config.inlineDevices && this.machine.capability.inlineDevices === true;
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports, this.machine.clock, config.timeoutMs !== undefined);
+        : new BoardInterrupts(this.ports, this.machine.clock, { awaitHostEnd: config.timeoutMs !== undefined, ...(boardApic ? { apic: { mmio: this.mmio, ioapicId } } : {}) });
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
@@ -177,13 +181,15 @@ export class PcBoard {
         throw new TsvmmError('TSVMM_LIMIT', `${cpus} vCPUs: the ${this.machine.backend.name} backend takes at most ${this.machine.capability.maxVcpus}`);
       }
       const ram = this.ramWriter(low);
-      const mp = buildMpTable(TABLE_AREA.mpConfig.gpa, cpus);
+      // ISA IRQ 0 reaches I/O APIC pin 0 in KVM's default routing, pin 2 (a PC's) on the board's own I/O APIC.
+      const irq0ToGsi2 = boardApic;
+      const mp = buildMpTable(TABLE_AREA.mpConfig.gpa, cpus, { irq0ToPin2: irq0ToGsi2, sciIrq: IRQS.SCI });
       writeArea(ram, TABLE_AREA.mpPointer, mp.pointer);
       writeArea(ram, TABLE_AREA.mpConfig, mp.table);
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
-      // IRQ 0 stays on I/O APIC pin 0, as the MP table and KVM's default routing have it.
+      // IRQ 0's I/O APIC pin as the MP table has it (above).
       // The virtio devices are described in the DSDT (LNRO0005), each with its window and IRQ.
-      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId: cpus, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2: false, virtioMmio: this.virtio.acpi() });
+      const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2, virtioMmio: this.virtio.acpi() });
       writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
       this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),

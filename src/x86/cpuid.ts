@@ -54,7 +54,7 @@ export const FEATURE = {
   // Leaf 1 ECX
   PNI: f(1, 'ecx', 0), PCLMULQDQ: f(1, 'ecx', 1), MONITOR: f(1, 'ecx', 3), SSSE3: f(1, 'ecx', 9), FMA: f(1, 'ecx', 12),
   CX16: f(1, 'ecx', 13), PCID: f(1, 'ecx', 17), SSE4_1: f(1, 'ecx', 19), SSE4_2: f(1, 'ecx', 20), X2APIC: f(1, 'ecx', 21),
-  MOVBE: f(1, 'ecx', 22), POPCNT: f(1, 'ecx', 23), AES: f(1, 'ecx', 25), XSAVE: f(1, 'ecx', 26), AVX: f(1, 'ecx', 28),
+  MOVBE: f(1, 'ecx', 22), POPCNT: f(1, 'ecx', 23), TSC_DEADLINE: f(1, 'ecx', 24), AES: f(1, 'ecx', 25), XSAVE: f(1, 'ecx', 26), AVX: f(1, 'ecx', 28),
   F16C: f(1, 'ecx', 29), RDRAND: f(1, 'ecx', 30),
   /** Set by hypervisors (and reserved, zero, on real processors). */
   HYPERVISOR: f(1, 'ecx', 31),

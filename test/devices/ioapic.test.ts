@@ -103,3 +103,22 @@ test('state round-trips', () => {
   b.restore(saved);
   assert.deepEqual(b.getState(), saved);
 });
+
+test('routes() names an unmasked fixed entry\'s vector; onUnmask reports a mask bit cleared', () => {
+  const unmasked: number[] = [];
+  const io = new IoApic({ deliver: () => {}, onUnmask: (pin) => unmasked.push(pin) });
+  const w32 = (off: number, v: number) => io.write(off, new Uint8Array([v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]));
+  const setReg = (i: number, v: number) => { w32(0x00, i); w32(0x10, v); };
+  assert.equal(io.routes(2, 0x30), false, 'masked at reset');
+  setReg(0x10 + 2 * 2, 0x1_0030); // still masked
+  assert.deepEqual(unmasked, []);
+  setReg(0x10 + 2 * 2, 0x30);
+  assert.deepEqual(unmasked, [2]);
+  assert.equal(io.routes(2, 0x30), true);
+  assert.equal(io.routes(2, 0x31), false);
+  setReg(0x10 + 2 * 2, 0x31); // unmasked already: not reported again
+  assert.deepEqual(unmasked, [2]);
+  setReg(0x10 + 2 * 2, 0x430); // SMI: not a vector
+  assert.equal(io.routes(2, 0x30), false);
+  assert.equal(io.routes(24, 0x30), false);
+});

@@ -231,3 +231,105 @@ test('state round-trips', () => {
   assert.deepEqual(b.getState(), saved);
   assert.equal(b.nextDeadline(), s.apic.nextDeadline());
 });
+
+test('TSC-deadline mode: armed by the MSR, fires once and reads 0; initial count ignored; leaving the mode disarms', () => {
+  const s = setup({ tscDeadline: true });
+  s.wr(0x320, 0x40000 | 0x40); // TSC-deadline, vector 0x40
+  assert.equal(s.rd(0x320), 0x40040);
+  s.clock.t = 1000;
+  s.wr(0x380, 5); // ignored in this mode
+  assert.equal(s.rd(0x380), 0);
+  assert.equal(s.rd(0x390), 0);
+  assert.equal(s.apic.nextDeadline(), undefined);
+  s.apic.writeTscDeadline(5000);
+  assert.equal(s.apic.readTscDeadline(), 5000);
+  assert.equal(s.apic.nextDeadline(), 5000);
+  s.clock.t = 4999;
+  s.apic.tick();
+  assert.equal(s.apic.pendingInterrupt(), false);
+  s.clock.t = 5000;
+  s.apic.tick();
+  assert.equal(s.apic.acknowledge(), 0x40);
+  assert.equal(s.apic.readTscDeadline(), 0, 'the MSR clears when the timer fires');
+  assert.equal(s.apic.nextDeadline(), undefined);
+  s.apic.writeTscDeadline(9000);
+  s.apic.writeTscDeadline(0); // disarms
+  s.clock.t = 10_000;
+  s.apic.tick();
+  assert.equal(s.rd(0x200 + 0x20), 0, 'no vector 0x40 in the IRR');
+  s.apic.writeTscDeadline(20_000);
+  s.wr(0x320, 0x40); // one-shot: leaving the mode disarms
+  assert.equal(s.apic.nextDeadline(), undefined);
+  assert.equal(s.apic.readTscDeadline(), 0);
+  s.apic.writeTscDeadline(30_000); // ignored outside the mode
+  assert.equal(s.apic.nextDeadline(), undefined);
+  s.wr(0x380, 100); // one-shot works again
+  assert.equal(s.apic.nextDeadline(), 10_000 + 100 * 2 * 1); // divide by 2 (reset divide configuration 0)
+});
+
+test('without the tscDeadline option the mode bit is not writable and the MSR is ignored', () => {
+  const s = setup();
+  s.wr(0x320, 0x40000 | 0x40);
+  assert.equal(s.rd(0x320), 0x40);
+  s.apic.writeTscDeadline(5000);
+  assert.equal(s.apic.readTscDeadline(), 0);
+  assert.equal(s.apic.nextDeadline(), undefined);
+});
+
+test('acceptance by priority class: PPR from TPR and ISR; CR8 is TPR bits 7-4', () => {
+  const acks: number[] = [];
+  const s = setup({ onAcknowledge: (v) => acks.push(v) });
+  s.apic.acceptInterrupt(0x41);
+  assert.equal(s.apic.acknowledge(), 0x41); // 0x41 in service: PPR 0x40
+  assert.equal(s.rd(0xa0), 0x40);
+  s.apic.acceptInterrupt(0x4f); // same class as the one in service: held
+  assert.equal(s.apic.pendingInterrupt(), false);
+  assert.equal(s.apic.acknowledge(), 0xff, 'nothing deliverable: the spurious vector');
+  s.apic.acceptInterrupt(0x50); // a higher class interrupts it
+  assert.equal(s.apic.acknowledge(), 0x50);
+  s.wr(0xb0, 0); // EOI 0x50
+  s.wr(0xb0, 0); // EOI 0x41: 0x4f comes
+  assert.equal(s.apic.acknowledge(), 0x4f);
+  s.wr(0xb0, 0);
+  assert.deepEqual(acks, [0x41, 0x50, 0x4f], 'onAcknowledge for each vector moved to the ISR, not for spurious');
+  s.apic.setCr8(6);
+  assert.equal(s.rd(0x80), 0x60);
+  s.wr(0x80, 0x7f);
+  assert.equal(s.apic.getCr8(), 7);
+  assert.equal(s.rd(0xa0), 0x7f, 'PPR is the TPR when nothing is in service');
+  s.apic.acceptInterrupt(0x7e); // class 7 = TPR class: held
+  assert.equal(s.apic.pendingInterrupt(), false);
+  s.apic.setCr8(6); // TPR 0x60: class 7 goes
+  assert.equal(s.apic.acknowledge(), 0x7e);
+});
+
+test('periodic reinjection: missed periods arrive one per acknowledgement; a new count forgets them', () => {
+  const s = setup({ reinjectPeriodic: true });
+  s.wr(0x3e0, 0xb); // divide by 1: 1 ns per count
+  s.wr(0x320, 0x20000 | 0x31); // periodic, vector 0x31
+  s.wr(0x380, 1000);
+  s.clock.t = 3500; // three periods went by between two ticks
+  s.apic.tick();
+  assert.equal(s.apic.acknowledge(), 0x31);
+  assert.equal(s.apic.acknowledge(), 0xff, 'the second waits: the first is in service');
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.acknowledge(), 0x31, 'raised when the first was taken, delivered after its EOI');
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.acknowledge(), 0x31);
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.pendingInterrupt(), false, 'three periods, three interrupts');
+  assert.equal(s.apic.nextDeadline(), 4000);
+  s.clock.t = 6500;
+  s.apic.tick(); // two more owed...
+  s.wr(0x380, 1000); // ...forgotten by a new count (the one raised stays in the IRR)
+  assert.equal(s.apic.acknowledge(), 0x31);
+  s.wr(0xb0, 0);
+  assert.equal(s.apic.pendingInterrupt(), false);
+  const plain = setup(); // without the option: one interrupt for the periods missed
+  plain.wr(0x3e0, 0xb); plain.wr(0x320, 0x20000 | 0x31); plain.wr(0x380, 1000);
+  plain.clock.t = 3500;
+  plain.apic.tick();
+  assert.equal(plain.apic.acknowledge(), 0x31);
+  plain.wr(0xb0, 0);
+  assert.equal(plain.apic.pendingInterrupt(), false);
+});

@@ -255,3 +255,21 @@ test('state round-trips through getState/restore', () => {
   assert.deepEqual(copy.getState(), saved);
   assert.equal(copy.nextDeadline(), s.pit.nextDeadline());
 });
+
+test('reinjection: resetReinject forgets an edge that will never be acknowledged (IRQ 0 unmasked elsewhere)', () => {
+  const s = setup(true);
+  const LATCH = 4773;
+  s.out(0x43, 0x34); s.out(0x40, LATCH & 0xff); s.out(0x40, LATCH >> 8);
+  s.clock.t = at(LATCH);
+  s.pit.tick();
+  assert.equal(s.irq.pulses, 1); // taken by a controller that has IRQ 0 masked: no acknowledgement
+  s.clock.t = at(3 * LATCH);
+  s.pit.tick();
+  assert.equal(s.irq.pulses, 1, 'held back behind the unacknowledged edge');
+  s.pit.resetReinject();
+  s.clock.t = at(4 * LATCH);
+  s.pit.tick();
+  assert.equal(s.irq.pulses, 2, 'the next period is signalled; the owed ones are dropped');
+  s.pit.ackIrq0();
+  assert.equal(s.irq.pulses, 2);
+});

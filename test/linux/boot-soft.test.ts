@@ -1,7 +1,8 @@
 // Debian's Linux kernel on tsvmm's own CPU (the soft backend): the busybox /init mounts proc,
 // sysfs and tmpfs, prints uname and cpuinfo, writes and reads a tmpfs file; then a shell is typed
 // into through the library's console stream, and `poweroff -f` ends the VM through ACPI S5.
-// One boot (about 5 minutes here) covers both the scripted and the interactive requirement. The
+// One boot (about 5 minutes here) covers both the scripted and the interactive requirement, and
+// the board's APIC mode (the I/O APIC, the local APIC timer as clock event device). The
 // CPU (the default model, max) is an AMD one to Linux, which runs its AMD init, finds a
 // hypervisor it does not know (so no PV guest code), and reads no MSR the CPU lacks.
 import assert from 'node:assert/strict';
@@ -39,6 +40,17 @@ test('Linux on the soft backend: busybox /init, commands typed into the console,
     assert.match(out, /BHI: Not affected/);
     assert.doesNotMatch(out, /unchecked MSR access|general protection/);
     assert.deepEqual(shell.logs.filter((n) => /MSR 0xc001/.test(n)), [], 'an AMD MSR the CPU model lacks');
+    // APIC mode: the board's I/O APIC routes the ISA interrupts (the PIT through pin 2) and the
+    // local APIC's timer is the clock event device that ticks (lapic: the board does not
+    // advertise TSC-deadline mode, see vmm/interrupts.ts).
+    assert.match(out, /IOAPIC\[0\]: apic_id 1, version 17, address 0xfec00000, GSI 0-23/);
+    assert.match(out, /INT_SRC_OVR \(bus 0 bus_irq 0 global_irq 2 dfl dfl\)/);
+    assert.doesNotMatch(out, /timer doesn't work|MP-BIOS bug|APIC error/);
+    shell.vm.console.write('grep -e LOC -e timer -e ttyS0 /proc/interrupts; cat /sys/devices/system/clockevents/clockevent0/current_device\n');
+    await shell.waitFor(/\nlapic\r?\n/);
+    assert.match(shell.out(), /\n\s*0:\s+\d+\s+IO-APIC\s+2-edge\s+timer/);
+    assert.match(shell.out(), /\n\s*4:\s+[1-9]\d*\s+IO-APIC\s+4-edge\s+ttyS0/);
+    assert.match(shell.out(), /\nLOC:\s+[1-9]\d*\s+Local timer interrupts/);
     shell.vm.console.write('echo typed-$((6*7))\n');
     await shell.waitFor(/typed-42/);
     await shell.powerOff();

@@ -201,6 +201,16 @@ async function echoAndEnd(kernel: string, inlineDevices: boolean): Promise<void>
   assert.deepEqual((await b.vm.exited).end, { how: 'reset' });
 }
 
+test('soft backend: the local APIC (CPUID, base MSR, CR8 = TPR) and its timer in periodic, one-shot and TSC-deadline modes', async (t) => {
+  await withSoftGuest(t, 'lapic-timer', async (kernel) => {
+    const { vm, output } = await boot({ kernel, accel: 'soft', timeoutMs: 60_000 });
+    const exited = await vm.exited;
+    assert.equal(output(), 'apic base ok\ncr8 is the tpr\nperiodic 5\none-shot 1\ntsc-deadline 1\ntpr held it back\n');
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 0xf5 }); // 0x7A written
+    assert.ok(exited.inlineMmio > 0, 'the APIC page was served inline');
+  });
+});
+
 test('soft backend: a guest waiting in HLT ends with timeout, and stop() ends it', async (t) => {
   await withSoftGuest(t, 'hello', async (kernel) => {
     const a = await boot({ kernel, accel: 'soft', timeoutMs: 300 });

@@ -8,6 +8,7 @@ import { memoryMap } from '../../src/vmm/board.js';
 import { MAX_CPUS } from '../../src/vmm/config.js';
 import { E820_RESERVED } from '../../src/loader/boot-params.js';
 import { buildMpTable } from '../../src/vmm/mptable.js';
+import { buildAcpiTables } from '../../src/devices/acpi-tables.js';
 
 const sum = (b: Uint8Array) => b.reduce((a, x) => (a + x) & 0xff, 0);
 
@@ -48,4 +49,37 @@ test('the board\'s MP areas: the pointer in the EBDA\'s KiB, the table within a 
     assert.ok(pointer.length <= TABLE_AREA.mpPointer.size);
     assert.ok(table.length <= TABLE_AREA.mpConfig.size, `${cpus} vCPUs: a table of ${table.length} bytes`);
   }
+});
+
+/** The I/O interrupt entries of an MP configuration table: [ISA IRQ, I/O APIC pin, MPS INTI flags]. */
+function ioInterrupts(table: Uint8Array): [number, number, number][] {
+  const dv = new DataView(table.buffer);
+  const out: [number, number, number][] = [];
+  for (let off = 44, i = 0; i < dv.getUint16(34, true); i++) {
+    if (table[off] === 3) out.push([table[off + 5]!, table[off + 7]!, dv.getUint16(off + 2, true)]);
+    off += table[off] === 0 ? 20 : 8;
+  }
+  return out;
+}
+
+test('the soft board\'s routing: ISA IRQ 0 on pin 2 and the SCI level-triggered, as its MADT overrides say', () => {
+  const { table } = buildMpTable(0xf0000, 1, { irq0ToPin2: true, sciIrq: 9 });
+  const entries = ioInterrupts(table);
+  assert.deepEqual(entries.find(([irq]) => irq === 0), [0, 2, 0]);
+  assert.equal(entries.find(([irq]) => irq === 2), undefined, 'pin 2 is IRQ 0\'s: no IRQ 2 entry');
+  assert.deepEqual(entries.find(([irq]) => irq === 9), [9, 9, 0xd], 'active high (01), level (11)');
+  for (const [irq, pin, flags] of entries) if (irq !== 0 && irq !== 9) assert.deepEqual([pin, flags], [irq, 0], `IRQ ${irq}`);
+  // The MADT's interrupt source overrides (type 2: bus, source IRQ, GSI, flags) say the same.
+  const at = 0xe0000;
+  const acpi = buildAcpiTables(at, { cpus: 1, ioapicId: 1, pmBase: 0x600, sciIrq: 9, irq0ToGsi2: true });
+  const madt = acpi.bytes.subarray(acpi.tables.APIC - at);
+  const mv = new DataView(madt.buffer, madt.byteOffset);
+  const overrides: [number, number, number][] = [];
+  for (let off = 44; off < mv.getUint32(4, true); off += madt[off + 1]!) {
+    if (madt[off] === 2) overrides.push([madt[off + 3]!, mv.getUint32(off + 4, true), mv.getUint16(off + 8, true)]);
+  }
+  for (const [irq, gsi, flags] of overrides) assert.deepEqual(entries.find(([i]) => i === irq), [irq, gsi, flags], `IRQ ${irq}: MP table and MADT agree`);
+  assert.equal(overrides.length, 2);
+  // Without the options (KVM's routing): IRQ n on pin n; the SCI flags follow sciIrq alone.
+  assert.deepEqual(ioInterrupts(buildMpTable(0xf0000, 1).table).map(([irq, pin]) => [irq, pin]), Array.from({ length: 16 }, (_, i) => [i, i]));
 });

@@ -48,8 +48,9 @@ export interface CpuModel {
 /**
  * QEMU's qemu64 as far as the soft CPU implements it: its FPU-to-SSE2 leaf 1, CX16, SYSCALL, NX,
  * long mode, LAHF in 64-bit mode. What QEMU's qemu64 has and this one does not: SSE3 (PNI; HADDPS,
- * MOVDDUP... are not implemented), DE (no I/O breakpoints), MCE/MCA (no machine checks), APIC (no
- * local APIC on soft), SVM.
+ * MOVDDUP... are not implemented), DE (no I/O breakpoints), MCE/MCA (no machine checks), APIC (the
+ * local APIC is the board's: a board that gives the vCPU one sets CPUID.1:EDX.APIC, see
+ * vmm/interrupts.ts), SVM.
  */
 const QEMU64_FEATURES: readonly FeatureName[] = [
   'FPU', 'PSE', 'TSC', 'MSR', 'PAE', 'CX8', 'SEP', 'MTRR', 'PGE', 'CMOV', 'PAT', 'PSE36', 'CLFLUSH', 'MMX', 'FXSR', 'SSE', 'SSE2',

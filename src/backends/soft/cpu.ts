@@ -555,6 +555,7 @@ export class Cpu {
     this.mmioDv.setInt32(0, vLo, true);
     this.mmioDv.setInt32(4, vHi, true);
     this.dev!.mmio!(this.tGpa, size === 8 ? b : b.subarray(0, size), true);
+    this.devDeadline = 0; // a timer (the local APIC's) may have been programmed
   }
 
   /** A read of `size` (<= 4) bytes that may cross a page. */

@@ -14,8 +14,9 @@ import {
   MSR_ARCH_CAPABILITIES, MSR_CSTAR, MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_MTRR_DEF_TYPE,
   MSR_MTRR_FIX16K_80000, MSR_MTRR_FIX16K_A0000, MSR_MTRR_FIX4K_C0000, MSR_MTRR_FIX4K_F8000, MSR_MTRR_FIX64K_00000,
   MSR_MTRR_PHYSBASE0, MSR_MTRR_PHYSMASK7, MSR_MTRRCAP, MSR_PAT, MSR_PRED_CMD, MSR_SFMASK, MSR_SPEC_CTRL, MSR_STAR,
-  MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_UCODE_REV,
+  MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_TSC_DEADLINE, MSR_UCODE_REV,
 } from '../../x86/msr.js';
+import type { InlineApic } from '../../nvmm/backend.js';
 import { EXC_DE, EXC_DF, EXC_GP, EXC_NP, EXC_PF, EXC_SS, EXC_TS, EXC_UD } from '../../x86/exceptions.js';
 import { FLAG_CF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
@@ -890,6 +891,8 @@ export function hMovToCr(c: Cpu, i: Insn): void {
     }
     case 8: {
       if (hi !== 0 || (lo & ~0xf)) c.gp(0);
+      const apic = c.dev?.apic;
+      if (apic !== undefined) { apic.setCr8(lo); return; } // CR8 is the APIC's TPR
       const old = c.cr8;
       c.cr8 = lo & 0xf;
       if (c.cr8 !== old && c.tprExit) c.doExit({ kind: 'tprChanged' });
@@ -909,7 +912,7 @@ export function hMovFromCr(c: Cpu, i: Insn): void {
     case 2: lo = c.cr2Lo; hi = c.cr2Hi; break;
     case 3: lo = c.cr3Lo; hi = c.cr3Hi; break;
     case 4: lo = c.cr4; break;
-    case 8: lo = c.cr8; break;
+    case 8: lo = c.dev?.apic?.getCr8() ?? c.cr8; break;
     default: c.ud();
   }
   c.setReg(i.o0, c.long64 ? 8 : 4, lo, hi);
@@ -1052,8 +1055,8 @@ export function hHlt(c: Cpu, _i: Insn): void {
 export function hRdmsr(c: Cpu, _i: Insn): void {
   requireCpl0(c);
   const msr = c.regs[2]! >>> 0;
-  if (!sysModelOf(c).msrs.has(msr)) c.doExit({ kind: 'rdmsr', msr });
-  const lo = readMsr(c, msr);
+  const apic = c.dev?.apic;
+  const lo = apic !== undefined && APIC_MSRS.has(msr) ? readApicMsr(c, apic, msr) : sysModelOf(c).msrs.has(msr) ? readMsr(c, msr) : c.doExit({ kind: 'rdmsr', msr });
   c.setReg(0, 4, lo, 0);
   c.setReg(2, 4, c.hi, 0);
 }
@@ -1062,8 +1065,40 @@ export function hWrmsr(c: Cpu, _i: Insn): void {
   requireCpl0(c);
   const R = c.regs;
   const msr = R[2]! >>> 0;
+  const apic = c.dev?.apic;
+  if (apic !== undefined && APIC_MSRS.has(msr)) {
+    writeApicMsr(c, apic, msr, (R[4]! >>> 0) * TWO32 + (R[0]! >>> 0));
+    c.devDeadline = 0; // the timer may have been armed
+    return;
+  }
   if (!sysModelOf(c).msrs.has(msr)) c.doExit({ kind: 'wrmsr', msr, lo: R[0]!, hi: R[4]! });
   writeMsr(c, msr, R[0]!, R[4]!);
+}
+
+/** The MSRs a local APIC in the inline devices owns (IA32_APIC_BASE, IA32_TSC_DEADLINE). */
+const APIC_MSRS: ReadonlySet<number> = new Set([MSR_APIC_BASE, MSR_TSC_DEADLINE]);
+
+/** RDMSR of an APIC_MSRS register: the low word, the high in c.hi. The deadline goes from clock ns to the TSC. */
+function readApicMsr(c: Cpu, apic: InlineApic, msr: number): number {
+  let v: number;
+  if (msr === MSR_APIC_BASE) v = apic.readBaseMsr();
+  else {
+    const ns = apic.readTscDeadline();
+    v = ns === 0 ? 0 : Math.max(0, Math.ceil(ns) + c.tscOffset);
+  }
+  const hi = Math.floor(v / TWO32);
+  c.hi = hi | 0;
+  return (v - hi * TWO32) | 0;
+}
+
+/** WRMSR of an APIC_MSRS register (`value` unsigned; above 2^53 it is rounded, centuries of TSC away). */
+function writeApicMsr(c: Cpu, apic: InlineApic, msr: number, value: number): void {
+  if (msr === MSR_APIC_BASE) {
+    if (!apic.writeBaseMsr(value)) c.gp(0);
+    return;
+  }
+  // A deadline at or before the clock's start is due now; it must not read as 0 (disarm).
+  apic.writeTscDeadline(value === 0 ? 0 : Math.max(value - c.tscOffset, Number.MIN_VALUE));
 }
 
 /** Random words for RDRAND/RDSEED, from the host's CSPRNG, refilled when used up. */

@@ -235,5 +235,6 @@ export function profiledDevices(words: Int32Array, d: InlineDevices): InlineDevi
       const prev = enter();
       try { d.mmio!(gpa, data, write); } finally { words[W_STATE] = prev; }
     }),
+    ...(d.apic ? { apic: d.apic } : {}),
   };
 }

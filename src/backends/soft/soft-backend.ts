@@ -306,7 +306,7 @@ export class SoftVcpu implements BackendVcpu {
       state.crs[CR.CR2] = big(c.cr2Lo, c.cr2Hi);
       state.crs[CR.CR3] = big(c.cr3Lo, c.cr3Hi);
       state.crs[CR.CR4] = BigInt(c.cr4 >>> 0);
-      state.crs[CR.CR8] = BigInt(c.cr8);
+      state.crs[CR.CR8] = BigInt(c.dev?.apic?.getCr8() ?? c.cr8);
       state.crs[CR.XCR0] = BigInt(c.xcr0Lo >>> 0);
     }
     if (mask & STATE.DRS) {
@@ -380,6 +380,7 @@ export class SoftVcpu implements BackendVcpu {
       c.cr3Lo = lo32(state.crs[CR.CR3]!); c.cr3Hi = hi32(state.crs[CR.CR3]!);
       c.cr4 = lo32(state.crs[CR.CR4]!);
       c.cr8 = Number(state.crs[CR.CR8]! & 0xfn);
+      c.dev?.apic?.setCr8(c.cr8);
       c.xcr0Lo = lo32(state.crs[CR.XCR0]!) || 1;
     }
     if (mask & STATE.DRS) {
