@@ -13,7 +13,7 @@ export { assistIo, assistMem, type IoAccess, type MemAccess } from './nvmm/assis
 export { stopVcpu } from './nvmm/stop.js';
 export { KvmBackend } from './backends/kvm/kvm-backend.js';
 export { openBackend, type Accel } from './backends/open.js';
-export { VirtualMachine, type VmOptions, type VmExited, type VmEnd } from './vmm/virtual-machine.js';
+export { VirtualMachine, type VmOptions, type VmExited, type VmEnd, type NicCounters, type NicOptions, type HostForwardOptions } from './vmm/virtual-machine.js';
 export { machineConfig, ConfigError, type MachineConfig, type MachineOptions } from './vmm/config.js';
 export type { GdbServer, GdbServerOptions } from './vmm/gdb/server.js';
 export { Agent, AGENT_PORT_NAME, type AgentTransport, type AgentOptions, type ExecOptions, type ExecResult } from './vmm/agent.js';

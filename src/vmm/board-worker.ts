@@ -36,6 +36,7 @@ try {
     serialIn: new ByteRing(data.serialIn),
     ...(data.agentOut && data.agentIn ? { agentOut: new ByteRing(data.agentOut), agentIn: new ByteRing(data.agentIn) } : {}),
     control: new Int32Array(data.control),
+    nicRings: data.nicRings,
     log,
     debugChannel: data.debugChannel,
   });
@@ -59,6 +60,7 @@ post({
   profile: board ? profile : undefined,
   unknownPorts: board?.ports.unknown ?? [],
   unknownMmio: board?.mmio.unknown ?? [],
+  nicDevices: board?.virtio?.nicCounters() ?? [],
 });
 await board?.close();
 backend?.close?.();

@@ -44,6 +44,7 @@ import { VcpuAgent } from './gdb/vcpu-agent.js';
 import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MMIO_HOLE_START, PORTS } from './layout.js';
 import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
 import { BoardVirtio } from './virtio-devices.js';
+import type { NetRings } from '../devices/net/frame-ring.js';
 
 export { MAX_CPUS } from './layout.js';
 
@@ -74,8 +75,8 @@ const HIGH_RAM_PIECE = 2 * 1024 * 1024 * 1024;
 export const CONSOLE_BACKLOG_BYTES = 1 << 20;
 
 /**
- * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes to move (input to take,
- * or room for output the UART holds), else an end. The host may set an end before the vCPU
+ * Why the host kicked the vCPU (control word 0): CONSOLE = serial bytes or network frames to move
+ * (input to take, room for output the UART holds, frames or room in a network card's rings), else an end. The host may set an end before the vCPU
  * exists (stop() during start-up): run() looks at the word before it runs the guest.
  */
 export const KICK = { CONSOLE: 0, STOP: 1, TIMEOUT: 2 } as const;
@@ -92,6 +93,8 @@ export interface BoardRuntime {
   /** The agent port's bytes from the guest and to it (with config.agent). */
   agentOut?: ByteRing;
   agentIn?: ByteRing;
+  /** The shared rings of each network card (config.nics), in order (frame-ring.ts). */
+  nicRings?: readonly NetRings[];
   log: (message: string) => void;
   /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
   debugChannel?: SharedArrayBuffer;
@@ -172,6 +175,7 @@ export class PcBoard {
         memory: new RegionGuestMemory(this.ramRegions),
         consolePort: { output: (bytes) => this.consoleOut.write(bytes), onInputSpace: () => this.pumpSerialIn() },
         agentPort: { output: (bytes) => this.agentOut?.write(bytes), onInputSpace: () => this.pumpAgentIn() },
+        nicRings: rt.nicRings,
         log: rt.log,
       });
       this.virtio.register(this.mmio);
@@ -334,6 +338,7 @@ export class PcBoard {
     if (this.takeEnd()) return;
     this.pumpSerialIn();
     this.pumpAgentIn();
+    this.virtio?.pollNics();
     this.uart.txReady();
     this.consoleOut.flush();
     this.agentOut?.flush();

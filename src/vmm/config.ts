@@ -15,15 +15,18 @@
  * Adding an option is: its field in MachineConfig, its rule in RULES (a default if it has one,
  * and its check; the compiler asks for a rule for every field), and the code that uses it.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 import { ACCELS, CPU_MODEL_NAMES, type Accel, type CpuModelName } from '../backends/open.js';
 import { MAX_PROFILE_HZ } from '../nvmm/profile.js';
 import { hex } from '../common/bits.js';
 import { TsvmmError } from '../common/errors.js';
 import { defaultKernelCacheDir } from '../loader/kernel-cache.js';
 import type { EntryMode } from '../loader/load-result.js';
-import { MAX_CPUS, MAX_DRIVES } from './layout.js';
+import { checkIfname, checkNics, defaultMac, parseMac, type HostForward, type NicConfig } from '../devices/net/nic-config.js';
+import { MAX_BOARD_NICS, MAX_CPUS, MAX_DRIVES } from './layout.js';
 
-export { MAX_CPUS, MAX_DRIVES } from './layout.js';
+export { MAX_BOARD_NICS, MAX_CPUS, MAX_DRIVES } from './layout.js';
+export type { HostForward, NicConfig, TapNicConfig, UserNicConfig } from '../devices/net/nic-config.js';
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -70,6 +73,18 @@ export interface DriveConfig {
   /** The serial number the guest reads (/sys/block/vdX/serial), at most 20 bytes of printable ASCII. */
   serial?: string;
 }
+
+/** A forward as a program gives it: TCP and every host address unless told. */
+export type HostForwardOptions = Pick<HostForward, 'hostPort' | 'guestPort'> & Partial<HostForward>;
+
+/**
+ * A network card as a program gives it (VirtualMachine.create's `nics`): the MAC may be left out
+ * (NIC number n gets 02:74:73:76:6d:nn, nic-config.ts defaultMac), and so may a user NIC's
+ * forwards. The configuration holds the NicConfig it becomes.
+ */
+export type NicOptions =
+  | { kind: 'user'; mac?: string; hostForwards?: HostForwardOptions[] }
+  | { kind: 'tap'; ifname: string; mac?: string };
 
 /** Where the guest's console is: the 16550 (ttyS0) or a virtio console (hvc0). */
 export type ConsoleKind = 'serial' | 'virtio';
@@ -134,10 +149,17 @@ export interface MachineConfig {
    * host runs commands in the guest through it (VirtualMachine.exec, `tsvmm run --exec`).
    */
   agent: boolean;
+  /**
+   * virtio-net cards, in order: the guest's eth0, eth1... (at most MAX_BOARD_NICS). `user`: passt
+   * (user-mode networking, DHCP, `hostForwards` from host ports to the guest's); `tap`: the host's
+   * TAP interface `ifname`. The machine starts passt or opens the TAP when it is created
+   * (VirtualMachine.create) and lets go of it when it ends.
+   */
+  nics?: NicConfig[];
 }
 
 /** What a caller gives: the kernel, and any of the rest (the others take their defaults). */
-export type MachineOptions = Pick<MachineConfig, 'kernel'> & Partial<MachineConfig>;
+export type MachineOptions = Pick<MachineConfig, 'kernel'> & Partial<Omit<MachineConfig, 'nics'>> & { nics?: NicOptions[] };
 
 /**
  * A configuration value the machine cannot take. `option` names the field of MachineConfig,
@@ -156,7 +178,7 @@ type Value<K extends keyof MachineConfig> = NonNullable<MachineConfig[K]>;
 
 interface Rule<K extends keyof MachineConfig> {
   /** The value when none is given, from what was given (none: the field stays absent). */
-  default?: (given: Partial<MachineConfig>) => MachineConfig[K];
+  default?: (given: MachineOptions) => MachineConfig[K];
   /** Returns the value as plain data, or throws a ConfigError naming it and the limit it breaks. */
   check: (value: Value<K>, config: Readonly<MachineConfig>) => Value<K>;
 }
@@ -212,6 +234,50 @@ function path(option: keyof MachineConfig, value: unknown): string {
 function object(option: keyof MachineConfig, value: unknown): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(option, option, value, 'is not an object');
   return value as Record<string, unknown>;
+}
+
+/** A port, 1 to 65535, of a forward. */
+function port(field: string, value: unknown): number {
+  return number('nics', field, value, { min: 1, max: 65535, whole: true, unit: (n) => `port ${n}` });
+}
+
+/** One network card (NIC number `i`): its MAC checked or defaulted, its kind's fields checked. */
+function checkNic(given: unknown, i: number): NicConfig {
+  const field = `nics[${i}]`;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new ConfigError('nics', field, given, 'is not an object');
+  const n = given as Record<string, unknown>;
+  const kind = oneOf('nics', `${field}.kind`, n['kind'], ['user', 'tap'] as const);
+  let mac: string;
+  try {
+    mac = n['mac'] === undefined ? defaultMac(i) : parseMac(typeof n['mac'] === 'string' ? n['mac'] : '');
+  } catch (e) {
+    if (!(e instanceof TsvmmError)) throw e;
+    throw new ConfigError('nics', `${field}.mac`, n['mac'], 'is not a unicast MAC address (six hexadecimal pairs separated by colons, first byte even, not all zeros)');
+  }
+  if (kind === 'tap') {
+    const ifname = n['ifname'];
+    if (typeof ifname !== 'string') throw new ConfigError('nics', `${field}.ifname`, ifname, 'is not an interface name');
+    try {
+      checkIfname(ifname);
+    } catch {
+      throw new ConfigError('nics', `${field}.ifname`, ifname, "is not a valid Linux interface name (1 to 15 bytes, no '/', ':' or spaces, not '.' or '..')");
+    }
+    return { kind, mac, ifname };
+  }
+  const forwards = n['hostForwards'] ?? [];
+  if (!Array.isArray(forwards)) throw new ConfigError('nics', `${field}.hostForwards`, forwards, 'is not an array');
+  const hostForwards = forwards.map((f: unknown, j): HostForward => {
+    const at = `${field}.hostForwards[${j}]`;
+    if (typeof f !== 'object' || f === null || Array.isArray(f)) throw new ConfigError('nics', at, f, 'is not an object');
+    const fw = f as Record<string, unknown>;
+    const protocol = oneOf('nics', `${at}.protocol`, fw['protocol'] ?? 'tcp', ['tcp', 'udp'] as const);
+    const address = fw['hostAddress'] ?? null;
+    if (address !== null && (typeof address !== 'string' || !(isIPv4(address) || isIPv6(address)))) {
+      throw new ConfigError('nics', `${at}.hostAddress`, address, 'is not an IPv4 or IPv6 address (null: every address)');
+    }
+    return { protocol, hostAddress: address, hostPort: port(`${at}.hostPort`, fw['hostPort']), guestPort: port(`${at}.guestPort`, fw['guestPort']) };
+  });
+  return { kind, mac, hostForwards };
 }
 
 /** Every option's default and check, by field. */
@@ -315,6 +381,20 @@ const RULES: { [K in keyof MachineConfig]-?: Rule<K> } = {
   agent: {
     default: () => false,
     check: (value) => boolean('agent', value),
+  },
+  nics: {
+    check: (value) => {
+      if (!Array.isArray(value)) throw new ConfigError('nics', 'nics', value, 'is not an array');
+      if (value.length > MAX_BOARD_NICS) throw new ConfigError('nics', 'nics', undefined, `has ${value.length} network cards: at most ${MAX_BOARD_NICS}`, 'TSVMM_LIMIT', { max: MAX_BOARD_NICS });
+      const nics = value.map((given: unknown, i) => checkNic(given, i));
+      try {
+        checkNics(nics);
+      } catch (e) {
+        if (!(e instanceof TsvmmError)) throw e;
+        throw new ConfigError('nics', 'nics', undefined, `are refused: ${e.message}`);
+      }
+      return nics;
+    },
   },
   profile: {
     check: (value) => {

@@ -106,20 +106,24 @@ export const FOUR_GIB = 0x100000000;
  * each, so that a window is never in a page with another device), inside the 32-bit MMIO hole
  * below the I/O APIC, where Firecracker puts its own. Slot order is the guest's probe order:
  * the console and the entropy device first (their windows do not move with the number of
- * disks), then the disks, so that the first --drive is /dev/vda.
+ * disks), then the disks, so that the first --drive is /dev/vda, then the network cards, so
+ * that the first --nic is eth0 (their windows do not move with the number of disks either).
  */
 export const VIRTIO_MMIO = {
   base: 0xd000_0000,
   stride: 0x1000,
-  /** Slots: the console, the entropy device and up to MAX_DRIVES disks. */
-  slots: 2 + 16,
+  /** Slots: the console, the entropy device, up to MAX_DRIVES disks and up to MAX_BOARD_NICS network cards. */
+  slots: 2 + 16 + 8,
 } as const;
 
 /** The most disks (--drive) a machine takes. */
-export const MAX_DRIVES = VIRTIO_MMIO.slots - 2;
+export const MAX_DRIVES = 16;
 
-/** The slot of each kind of virtio device (disk i is in slot VIRTIO_SLOT.DRIVE + i). */
-export const VIRTIO_SLOT = { CONSOLE: 0, RNG: 1, DRIVE: 2 } as const;
+/** The most network cards (--nic) a machine takes. */
+export const MAX_BOARD_NICS = 8;
+
+/** The slot of each kind of virtio device (disk i is in slot VIRTIO_SLOT.DRIVE + i, NIC i in VIRTIO_SLOT.NIC + i). */
+export const VIRTIO_SLOT = { CONSOLE: 0, RNG: 1, DRIVE: 2, NIC: 2 + MAX_DRIVES } as const;
 
 /**
  * The ISA IRQs virtio-mmio devices use: ones a PC leaves free (3 is COM2's, 7 and 15 are the

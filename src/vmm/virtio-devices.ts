@@ -1,5 +1,5 @@
 /**
- * The board's virtio devices: what the configuration asks for (config.drives, console, rng),
+ * The board's virtio devices: what the configuration asks for (config.drives, console, rng, nics),
  * each behind a virtio-mmio transport in its slot of the layout (layout.ts VIRTIO_MMIO: window
  * and IRQ), and the three ways a guest learns of them: the MMIO bus (the board registers the
  * windows), the DSDT (`LNRO0005` devices, how Debian's kernel finds them) and the kernel command
@@ -26,6 +26,17 @@
  * guest cannot run other work during the I/O (it waits as on a disk without queueing); the
  * device already takes completions as Promises (block-backend.ts), so an engine on its own
  * thread can lift that without changing the device.
+ *
+ * Network cards are served in the same thread, but their backends (passt's socket, a TAP's
+ * poll) need an event loop, which this thread's run loop never yields to: the machine's owner
+ * (VirtualMachine) opens them on the main thread and frames cross in two shared rings per card
+ * (devices/net/frame-ring.ts). Here a RingNetBackend is the device's backend: what the guest
+ * sends goes into a ring at once, never waiting for the host (a full ring makes the device stop
+ * taking transmit buffers until the host side kicks: the guest's queue fills, its timers run
+ * on); what the host received waits in the other ring, bounded, and is taken when the host
+ * kicks the vCPU (pollNics() on the board's 'stopped' exit). A guest that stops reading makes
+ * the host side drop and count (NetBridgeHost's counters), as the device does past its own
+ * bounded buffer (VirtioNetCounters.rxDropped): nothing grows without bound.
  */
 import { TsvmmError } from '../common/errors.js';
 import type { MmioBus } from '../devices/bus.js';
@@ -39,6 +50,9 @@ import { VirtioBlk } from '../devices/virtio/virtio-blk.js';
 import { VirtioConsole, type ConsolePort, type ConsolePortOptions } from '../devices/virtio/virtio-console.js';
 import { VirtioMmio, VIRTIO_MMIO_SIZE, virtioMmioCmdline } from '../devices/virtio/virtio-mmio.js';
 import { VirtioRng } from '../devices/virtio/virtio-rng.js';
+import { VirtioNet, type VirtioNetCounters } from '../devices/virtio/virtio-net.js';
+import { RingNetBackend, type NetRings } from '../devices/net/frame-ring.js';
+import { macBytes } from '../devices/net/nic-config.js';
 import type { DriveConfig, MachineConfig } from './config.js';
 import { VIRTIO_SLOT, virtioMmioSlot } from './layout.js';
 import { AGENT_PORT_NAME } from './agent.js';
@@ -46,7 +60,7 @@ import { AGENT_PORT_NAME } from './agent.js';
 /** One device in its slot. */
 export interface PlacedVirtio {
   slot: number;
-  /** The bus name: `virtio-blk0`, `virtio-console`, `virtio-rng`. */
+  /** The bus name: `virtio-blk0`, `virtio-net0`, `virtio-console`, `virtio-rng`. */
   name: string;
   base: number;
   irq: number;
@@ -62,6 +76,8 @@ export interface VirtioWiring {
   consolePort?: ConsolePortOptions;
   /** The host side of the agent's port (config.agent). */
   agentPort?: Omit<ConsolePortOptions, 'name'>;
+  /** The shared rings of each network card (config.nics), in order; the host's ends are NetBridgeHosts. */
+  nicRings?: readonly NetRings[];
   log: (message: string) => void;
 }
 
@@ -87,10 +103,12 @@ export class BoardVirtio {
    * port 1 (with config.agent) the agent's, named AGENT_PORT_NAME.
    */
   readonly console: VirtioConsole | undefined;
+  /** The network cards (config.nics), in order, each with the ring backend the board polls. */
+  readonly nics: { device: VirtioNet; rings: RingNetBackend }[] = [];
   private readonly disks: BlockBackend[] = [];
   private readonly lines = new Map<number, WiredOrIrq>();
 
-  constructor(config: Pick<MachineConfig, 'drives' | 'console' | 'rng' | 'agent'>, private readonly wiring: VirtioWiring) {
+  constructor(config: Pick<MachineConfig, 'drives' | 'console' | 'rng' | 'agent' | 'nics'>, private readonly wiring: VirtioWiring) {
     try {
       if (config.console === 'virtio' || config.agent) {
         const ports = [wiring.consolePort ?? {}];
@@ -103,6 +121,16 @@ export class BoardVirtio {
         const disk = openDrive(drive);
         this.disks.push(disk);
         this.place(VIRTIO_SLOT.DRIVE + i, `virtio-blk${i}`, new VirtioBlk(disk));
+      });
+      const nics = config.nics ?? [];
+      if (nics.length > 0 && wiring.nicRings?.length !== nics.length) {
+        throw new TsvmmError('TSVMM_BAD_ARGUMENT', `config.nics has ${nics.length} network cards and the board was given ${wiring.nicRings?.length ?? 0} pairs of rings (VirtioWiring.nicRings)`);
+      }
+      nics.forEach((nic, i) => {
+        const rings = new RingNetBackend(wiring.nicRings![i]!, nic.kind === 'user' ? 'passt' : `tap ${nic.ifname}`);
+        const device = new VirtioNet({ mac: macBytes(nic.mac), backend: rings });
+        this.nics.push({ device, rings });
+        this.place(VIRTIO_SLOT.NIC + i, `virtio-net${i}`, device);
       });
     } catch (e) {
       this.close();
@@ -135,6 +163,16 @@ export class BoardVirtio {
   cmdline(cmdline: string): string {
     const extra = this.devices.map((d) => virtioMmioCmdline(d.base, d.irq));
     return [cmdline, ...extra].filter((s) => s !== '').join(' ');
+  }
+
+  /** Takes what the host side of each network card left in its rings (frames, room, its end). */
+  pollNics(): void {
+    for (const nic of this.nics) nic.rings.poll();
+  }
+
+  /** Each network card's counters, in order. */
+  nicCounters(): VirtioNetCounters[] {
+    return this.nics.map((nic) => ({ ...nic.device.counters }));
   }
 
   /** The console's first port (hvc0). */

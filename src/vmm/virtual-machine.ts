@@ -21,10 +21,14 @@ import { stopVcpu } from '../nvmm/stop.js';
 import { KICK, type VmEnd } from './board.js';
 import type { ImageFormat } from './boot.js';
 import { ByteRing } from './byte-ring.js';
-import { machineConfig, type MachineConfig, type MachineOptions } from './config.js';
+import { machineConfig, type MachineConfig, type MachineOptions, type NicConfig } from './config.js';
 import type { UnknownRange } from '../devices/bus.js';
 import { checkImageFile, maxImageBytes } from './image-file.js';
 import { checkDrives } from './virtio-devices.js';
+import { createNetRings, NetBridgeHost, type NetBridgeCounters, type NetRings } from '../devices/net/frame-ring.js';
+import type { NetBackend } from '../devices/net/net-backend.js';
+import { openNetBackend } from '../devices/net/open.js';
+import type { VirtioNetCounters } from '../devices/virtio/virtio-net.js';
 import { Agent, type ExecOptions, type ExecResult } from './agent.js';
 import { ChannelTarget } from './gdb/channel-target.js';
 import { DebugChannel, WORD, newDebugChannel } from './gdb/channel.js';
@@ -32,7 +36,9 @@ import { GdbServer, type GdbServerOptions } from './gdb/server.js';
 
 export type { VmEnd } from './board.js';
 export type { UnknownRange } from '../devices/bus.js';
-export type { ConsoleKind, DriveConfig, MachineConfig, MachineOptions } from './config.js';
+export type { ConsoleKind, DriveConfig, HostForward, HostForwardOptions, MachineConfig, MachineOptions, NicConfig, NicOptions } from './config.js';
+export type { NetBridgeCounters } from '../devices/net/frame-ring.js';
+export type { VirtioNetCounters } from '../devices/virtio/virtio-net.js';
 
 /**
  * What VirtualMachine.create takes: the machine's options (config.ts: the kernel, and any other
@@ -62,6 +68,18 @@ export interface VmExited {
   unknownMmio: UnknownRange[];
   /** The boot vCPU's profile (with MachineConfig.profile). */
   profile?: SoftProfile;
+  /** Each network card's counters (config.nics), in order. */
+  nics: NicCounters[];
+}
+
+/** What crossed one network card, and what was dropped. */
+export interface NicCounters {
+  /** The backend under it: "passt (pid 1234)", "tap tsvmm0". */
+  backend: string;
+  /** The host side: frames each way, and frames for the guest dropped because it did not take them (the ring between the threads was full). */
+  host: NetBridgeCounters;
+  /** The device's, as the guest saw it (absent when the machine never ran). */
+  device?: VirtioNetCounters;
 }
 
 /** Posted to the board worker: the configuration as it is, and the host's ends of the machine beside it. */
@@ -76,13 +94,15 @@ export interface BoardWorkerData {
   profileGate?: SharedArrayBuffer;
   /** The boot vCPU's line to a debugger (gdb/channel.ts). */
   debugChannel?: SharedArrayBuffer;
+  /** The rings of each network card (config.nics), in order. */
+  nicRings?: NetRings[];
 }
 
 /** Posted by the board worker. */
 export type FromBoard =
   | { type: 'ready'; stopHandle: StopHandle; format: ImageFormat }
   | { type: 'log'; message: string }
-  | ({ type: 'end' } & VmExited);
+  | ({ type: 'end'; nicDevices: VirtioNetCounters[] } & Omit<VmExited, 'nics'>);
 
 const RING_BYTES = 1 << 16;
 /** The agent port carries command output (up to 16 MiB by default): a larger ring, fewer kicks. */
@@ -90,9 +110,16 @@ const AGENT_RING_BYTES = 1 << 20;
 /** How long exec() waits for the guest's agent to say hello, unless told. */
 export const DEFAULT_AGENT_READY_MS = 10 * 60_000;
 
-/** How a machine that never ran ends (stopped before start, or its worker died). */
-function endedBeforeRunning(end: VmEnd): VmExited {
+/** How a machine that never ran ends (stopped before start, or its worker died); finish() fills in the NICs. */
+function endedBeforeRunning(end: VmEnd): Omit<VmExited, 'nics'> {
   return { end, exits: {}, inlineIo: 0, inlineMmio: 0, cpu: {}, unknownPorts: [], unknownMmio: [] };
+}
+
+/** One network card's host side: its backend (passt, a TAP) and the bridge to the board's rings. */
+interface HostNic {
+  backend: NetBackend;
+  rings: NetRings;
+  bridge: NetBridgeHost;
 }
 
 export interface VirtualMachineEvents {
@@ -133,6 +160,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   /** The boot vCPU's line to a debugger, and the server on it (gdbServer()). */
   private readonly debugChannel = newDebugChannel();
   private gdb: { server: GdbServer; target: ChannelTarget } | undefined;
+  /** The network cards' host sides (config.nics), in order. */
+  private readonly nics: HostNic[] = [];
 
   private constructor(config: MachineConfig, profileGate: SharedArrayBuffer | undefined) {
     super();
@@ -163,6 +192,10 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
    * Each drive is opened as the machine will open it: a missing or unreadable image, one that
    * is not a whole number of 512-byte sectors (TSVMM_BAD_DISK) or that another process holds
    * (TSVMM_BUSY) is refused here, before the guest starts.
+   * Each network card's backend is started here: passt (missing: TSVMM_TOOL_MISSING, naming its
+   * Debian package; failing: TSVMM_NET_BACKEND) or the TAP (TSVMM_NET_PERMISSION, TSVMM_NET_BACKEND).
+   * The machine holds them until it ends: a machine created with NICs is to be started or
+   * stopped (stop() ends one that never started).
    */
   static async create(options: VmOptions): Promise<VirtualMachine> {
     const config = machineConfig(options);
@@ -171,7 +204,33 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       if (path !== undefined) checkImageFile(path, what, maxBytes);
     }
     checkDrives(config.drives ?? []);
-    return new VirtualMachine(config, options.profileGate);
+    const vm = new VirtualMachine(config, options.profileGate);
+    try {
+      for (const nic of config.nics ?? []) await vm.openNic(nic);
+    } catch (e) {
+      await vm.closeNics();
+      throw e;
+    }
+    return vm;
+  }
+
+  /** Starts a network card's backend and bridges it to a new pair of rings (frames before the guest's driver is ready are dropped by the device). */
+  private async openNic(nic: NicConfig): Promise<void> {
+    const index = this.nics.length;
+    const backend = await openNetBackend(nic);
+    const rings = createNetRings();
+    const bridge = new NetBridgeHost(backend, rings, () => this.kick(KICK.CONSOLE), (reason) => {
+      if (reason !== null) this.emit('log', `network card ${index} (${backend.description}) ended: ${reason}; its link is down`);
+    });
+    this.nics.push({ backend, rings, bridge });
+  }
+
+  /** Stops the bridges and lets go of the backends (passt ends, the TAP closes). */
+  private async closeNics(): Promise<void> {
+    await Promise.all(this.nics.map(async (nic) => {
+      await nic.bridge.stop();
+      await nic.backend.close();
+    }));
   }
 
   /** Builds and runs the machine in a worker thread; 'ready' says when its first vCPU runs. Once only. */
@@ -183,6 +242,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer, profileGate: this.profileGate,
       agentOut: this.agentRings?.out.buffer, agentIn: this.agentRings?.in.buffer,
       debugChannel: this.debugChannel,
+      nicRings: this.nics.map((nic) => nic.rings),
     };
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
     this.worker = worker;
@@ -197,14 +257,15 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           if (this.config.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), this.config.timeoutMs);
           this.emit('ready', msg.format);
           if (this.pendingEnd) this.kick(this.pendingEnd);
-          else if (this.serialIn.length) this.kick(KICK.CONSOLE);
+          // Console input, or network frames that arrived before the vCPU could be kicked.
+          else if (this.serialIn.length || this.nics.length) this.kick(KICK.CONSOLE);
           break;
         case 'log':
           this.emit('log', msg.message);
           break;
         case 'end':
           clearTimeout(timer);
-          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, inlineMmio: msg.inlineMmio, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile });
+          void this.finish({ end: msg.end, exits: msg.exits, inlineIo: msg.inlineIo, inlineMmio: msg.inlineMmio, cpu: msg.cpu, unknownPorts: msg.unknownPorts, unknownMmio: msg.unknownMmio, profile: msg.profile }, msg.nicDevices);
           break;
       }
     });
@@ -347,11 +408,11 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     this.console.push(null);
   }
 
-  private async finish(exited: VmExited): Promise<void> {
+  private async finish(ran: Omit<VmExited, 'nics'>, nicDevices: VirtioNetCounters[] = []): Promise<void> {
     if (this.ended) return;
     this.ended = true;
     if (this.gdb) {
-      const e = exited.end;
+      const e = ran.end;
       this.gdb.target.machineEnded(e.how, e.how === 'debug-exit' ? e.status : e.how === 'poweroff' || e.how === 'reset' || e.how === 'stopped' ? 0 : 1);
       // The client gets its W packet first.
       const server = this.gdb.server;
@@ -362,8 +423,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     this.agentRings?.out.wake();
     this.agentRings?.in.wake();
     // The worker closes the machine (KVM descriptors are per process) and exits by itself.
-    if (exited.end.how === 'error' && exited.end.code === 'TSVMM_INTERNAL') await this.worker?.terminate();
+    if (ran.end.how === 'error' && ran.end.code === 'TSVMM_INTERNAL') await this.worker?.terminate();
     await this.workerGone;
+    await this.closeNics();
+    const exited: VmExited = {
+      ...ran,
+      nics: this.nics.map((nic, i) => ({ backend: nic.backend.description, host: { ...nic.bridge.counters }, ...(nicDevices[i] ? { device: nicDevices[i] } : {}) })),
+    };
     this.emit('exit', exited);
     this.resolveExited(exited);
   }

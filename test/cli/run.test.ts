@@ -314,6 +314,38 @@ test('run --drive/--console/--rng: each bad value is named by its flag (status 2
   });
 });
 
+test('run --nic: each bad value is named (status 2); a missing passt is TSVMM_TOOL_MISSING naming its package (status 1), before the guest starts', async () => {
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'kernel');
+    writeFileSync(kernel, new Uint8Array(4096));
+    const nine = Array.from({ length: 9 }, () => ['--nic', 'user']).flat();
+    const cases: [string[], number, RegExp][] = [
+      [['--nic', 'slirp'], 2, /--nic slirp: the kind is 'user' \(passt\) or 'tap', not 'slirp'/],
+      [['--nic', 'tap'], 2, /--nic tap needs ifname=NAME/],
+      [['--nic', 'user,mac=01:00:00:00:00:01'], 2, /MAC address '01:00:00:00:00:01' is a multicast address/],
+      [['--nic', 'user,hostfwd=tcp::99999-:22'], 2, /host port '99999' in hostfwd=tcp::99999-:22 is not a port/],
+      [['--nic', 'user,mac=02:00:00:00:00:01', '--nic', 'tap,ifname=t0,mac=02:00:00:00:00:01'], 2, /--nic are refused: two NICs have the MAC address 02:00:00:00:00:01/],
+      [nine, 2, /--nic has 9 network cards: at most 8/],
+    ];
+    for (const [args, status, re] of cases) {
+      let err = '';
+      const got = await main(['run', '--kernel', kernel, '--accel', 'soft', ...args], { out: () => {}, err: (s) => void (err += s) });
+      assert.match(err, re, args.join(' '));
+      assert.equal(got, status, args.join(' '));
+    }
+    const path = process.env['PATH'];
+    process.env['PATH'] = dir; // no passt there
+    try {
+      let err = '';
+      const got = await main(['run', '--kernel', kernel, '--accel', 'soft', '--nic', 'user'], { out: () => {}, err: (s) => void (err += s) });
+      assert.match(err, /TSVMM_TOOL_MISSING: passt not found: --nic user needs passt \(Debian package passt/);
+      assert.equal(got, 1);
+    } finally {
+      process.env['PATH'] = path;
+    }
+  });
+});
+
 test('run --drive: QEMU\'s spelling (a doubled comma is a comma of the path; readonly alone is on)', async () => {
   const { parseDrive } = await import('../../src/cli/commands/run.js');
   assert.deepEqual(parseDrive('file=a,,b.img,readonly,serial=x y'), { file: 'a,b.img', readonly: true, serial: 'x y' });

@@ -162,6 +162,42 @@ test('tsvmm initramfs: the generated /init, the user script, the agent, busybox 
   }
 });
 
+test('tsvmm initramfs --net-dhcp: /init asks for eth0\'s address with udhcpc before the agent and the user\'s script start; the script it runs sets what DHCP said', async (t) => {
+  const busybox = busyboxOrSkip(t);
+  if (!busybox) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-initramfs-'));
+  try {
+    const script = join(dir, 'init.sh');
+    writeFileSync(script, '#!/bin/sh\nexec sleep 1000\n');
+    const io = { out: () => {}, err: () => {} };
+    const read = async (extra: string[]) => {
+      const out = join(dir, `initrd${extra.length}.gz`);
+      assert.equal(await main(['initramfs', '--init', script, '--busybox', busybox, ...extra, '-o', out], io), 0);
+      return new Map(readNewc(new Uint8Array(gunzipSync(readFileSync(out)))).map((r) => [r.name, r]));
+    };
+    const plain = await read([]);
+    assert.doesNotMatch(new TextDecoder().decode(plain.get('init')!.data), /udhcpc/);
+    assert.ok(!plain.has('usr/lib/tsvmm/udhcpc.script'));
+    const by = await read(['--net-dhcp']);
+    const init = new TextDecoder().decode(by.get('init')!.data);
+    const dhcp = init.indexOf('udhcpc -i eth0 -s /usr/lib/tsvmm/udhcpc.script -f -q -n ');
+    assert.ok(dhcp > 0, init);
+    assert.ok(init.indexOf('ip link set eth0 up') < dhcp);
+    assert.ok(dhcp < init.indexOf('/sbin/tsvmm-agent <'), 'DHCP before the agent');
+    assert.ok(by.has('sbin/udhcpc') || by.has('usr/sbin/udhcpc') || by.has('bin/udhcpc'), 'busybox\'s udhcpc applet is linked');
+    const udhcpc = by.get('usr/lib/tsvmm/udhcpc.script')!;
+    assert.equal(udhcpc.mode, 0o100755);
+    const text = new TextDecoder().decode(udhcpc.data);
+    for (const line of [/ip addr add "\$ip\/\$\(prefix /, /ip route add default via "\$r" dev "\$interface"/, /ip link set "\$interface" mtu "\$mtu"/, /echo "nameserver \$d" >> \/etc\/resolv.conf/]) assert.match(text, line);
+    // The script's netmask arithmetic, run by the host's sh (its own function only).
+    const prefix = text.slice(text.indexOf('prefix() {'), text.indexOf('\ncase "$1"'));
+    const r = spawnSync('sh', ['-c', `${prefix}\nfor m in 255.255.255.0 255.255.240.0 255.255.255.255 255.0.0.0; do prefix $m; done`], { encoding: 'utf8' });
+    assert.equal(r.stdout, '24\n20\n32\n8\n', r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('tsvmm initramfs: usage errors and a dynamic busybox', async () => {
   let err = '';
   const io = { out: () => {}, err: (s: string) => void (err += s) };

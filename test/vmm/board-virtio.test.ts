@@ -13,15 +13,19 @@ import { VIRTIO_BLK_F_RO, VIRTIO_BLK_T_GET_ID, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT
 import { VIRTIO_CONSOLE_F_MULTIPORT } from '../../src/devices/virtio/virtio-console.js';
 import { FileBlockBackend } from '../../src/devices/virtio/block-file.js';
 import { featureBit } from '../../src/devices/virtio/device.js';
-import { PcBoard } from '../../src/vmm/board.js';
+import { PcBoard, type BoardRuntime } from '../../src/vmm/board.js';
+import { createNetRings, NetBridgeHost } from '../../src/devices/net/frame-ring.js';
+import { MemoryNetBackend } from '../../src/devices/net/net-backend.js';
+import { NET_RX_QUEUE, NET_TX_QUEUE, VIRTIO_NET_HDR_SIZE } from '../../src/devices/virtio/virtio-net.js';
+import { FrameCollector } from '../devices/net/frames.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
 import { machineConfig, type MachineOptions } from '../../src/vmm/config.js';
 import { BOOT, PORTS, VIRTIO_IRQS, VIRTIO_MMIO, VIRTIO_SLOT, virtioMmioSlot } from '../../src/vmm/layout.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { FakeBackend, type FakeBackendOptions, type FakeMachine } from '../helpers/fake-backend.js';
 import { assembleSnippet } from '../helpers/nasm.js';
-import { withTempDirAsync } from '../helpers/tools.js';
-import { TestDriver, TestRam } from '../devices/virtio/driver.js';
+import { hasTool, withTempDirAsync } from '../helpers/tools.js';
+import { TestDriver, TestRam, type DriverQueue } from '../devices/virtio/driver.js';
 
 const LOAD32 = 0x100000;
 const RAM = 16 << 20;
@@ -51,7 +55,7 @@ function writeImages(dir: string): { disk0: string; disk1: string } {
   return { disk0, disk1 };
 }
 
-async function withBoard(t: TestContext, options: (images: { disk0: string; disk1: string }) => Partial<MachineOptions>, fn: (b: Built) => void | Promise<void>, fake: FakeBackendOptions = {}, source = 'hlt'): Promise<void> {
+async function withBoard(t: TestContext, options: (images: { disk0: string; disk1: string }) => Partial<MachineOptions>, fn: (b: Built) => void | Promise<void>, fake: FakeBackendOptions = {}, source = 'hlt', extra: Pick<BoardRuntime, 'nicRings'> = {}): Promise<void> {
   if (!hasNasm()) return t.skip('nasm not installed');
   await withTempDirAsync(async (dir) => {
     const kernel = join(dir, 'guest.bin');
@@ -59,7 +63,7 @@ async function withBoard(t: TestContext, options: (images: { disk0: string; disk
     const config = machineConfig({ kernel, memory: RAM, flat: { loadAddr: LOAD32, mode: 'protected32' }, ...options(writeImages(dir)) });
     const backend = new FakeBackend(fake);
     const rt = { backend, serialOut: new ByteRing(4096), serialIn: new ByteRing(4096), control: new Int32Array(new SharedArrayBuffer(4)), log: [] as string[] };
-    const board = new PcBoard(config, { ...rt, log: (m) => rt.log.push(m) });
+    const board = new PcBoard(config, { ...rt, ...extra, log: (m) => rt.log.push(m) });
     try {
       const machine = backend.machines[0]!;
       const ram = new TestRam(DRIVER_RAM.size, DRIVER_RAM.base, machine.ram(DRIVER_RAM.base)!.subarray(0, DRIVER_RAM.size));
@@ -211,6 +215,66 @@ test('board virtio: hvc0 writes into the host\'s console ring; typed input goes 
   }, { run: (v) => script[v.runs - 1]! });
 });
 
+test('board virtio: a network card in the first slot after the disks, in the DSDT and on the command line with its IRQ; frames cross its rings both ways, one for the guest taken on the host\'s kick', async (t) => {
+  const rings = createNetRings();
+  const [hostEnd, wire] = MemoryNetBackend.pair();
+  const peer = new FrameCollector();
+  wire.attach(peer);
+  let kicks = 0;
+  const bridge = new NetBridgeHost(hostEnd, rings, () => kicks++);
+  t.after(() => bridge.stop());
+  const script = [{ kind: 'stopped' as const }, { kind: 'shutdown' as const }];
+  await withBoard(t, ({ disk0 }) => ({ drives: [{ file: disk0, readonly: false }], nics: [{ kind: 'user' }] }), async ({ board, machine, driver }) => {
+    const { base, irq } = virtioMmioSlot(VIRTIO_SLOT.NIC);
+    assert.deepEqual({ base, irq }, { base: 0xd0012000, irq: 10 });
+    assert.deepEqual(board.mmio.ranges().filter((r) => r.base >= VIRTIO_MMIO.base).map((r) => [r.base, r.name]), [[0xd0002000, 'virtio-blk0'], [base, 'virtio-net0']]);
+    assert.equal(board.virtio!.cmdline(''), 'virtio_mmio.device=0x200@0xd0002000:10 virtio_mmio.device=0x200@0xd0012000:10');
+    // The DSDT's _CRS for the card: its window (Memory32Fixed), then its interrupt (Extended IRQ) 10.
+    const acpi = Buffer.from(machine.ram(BOOT.ACPI)!.subarray(0, 0x10000));
+    assert.equal(acpi.toString('latin1').split('LNRO0005').length - 1, 2);
+    const window = Buffer.from([0x00, 0x20, 0x01, 0xd0, 0x00, 0x02, 0x00, 0x00]); // 0xd0012000, 0x200
+    const at = acpi.indexOf(window);
+    assert.ok(at > 0, 'the window is described');
+    assert.equal(acpi[at + 8], 0x89, 'an Extended IRQ descriptor follows');
+    assert.equal(acpi.readUInt32LE(at + 13), irq);
+
+    board.ports.write(PORTS.PIC_ELCR.base + 1, 1, 1 << (irq - 8)); // level-triggered
+    const eth0 = driver(VIRTIO_SLOT.NIC);
+    assert.equal(eth0.r32(VIRTIO_MMIO_DEVICE_ID), 1, 'a network device');
+    const [rx, tx] = eth0.probe(2, (f) => f & ~(1n << 29n)) as [DriverQueue, DriverQueue];
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => eth0.config(i, 1)), [0x02, 0x74, 0x73, 0x76, 0x6d, 0x00], 'NIC 0\'s default MAC');
+    const buf = eth0.ram.alloc(1526);
+    rx.publish(rx.addChain([{ addr: buf, len: 1526, write: true }]));
+    eth0.kick(NET_RX_QUEUE);
+
+    // Guest to host: the frame goes into the ring at once; the host side hands it to the backend.
+    const out = new Uint8Array(VIRTIO_NET_HDR_SIZE + 60);
+    out.fill(0xab, VIRTIO_NET_HDR_SIZE);
+    tx.publish(tx.addChain([{ addr: eth0.ram.put(out), len: out.length }]));
+    eth0.kick(NET_TX_QUEUE);
+    assert.equal(tx.takeUsed().length, 1);
+    const got = await peer.waitFor((f) => f.length === 60, 'the guest\'s frame');
+    assert.ok(got.every((b) => b === 0xab));
+
+    // Host to guest: into the ring and a kick; the frame reaches the guest's buffer when the board takes the kick.
+    const frame = new Uint8Array(60).fill(0xcd);
+    wire.send(frame);
+    assert.equal(kicks, 1);
+    assert.equal(rx.takeUsed().length, 0, 'not before the kick is taken');
+    assert.equal(board.run().how, 'triple-fault'); // the script: a kick, then the end
+    const used = rx.takeUsed();
+    assert.deepEqual(used.map((u) => u.len), [VIRTIO_NET_HDR_SIZE + 60]);
+    assert.deepEqual(eth0.ram.get(buf + VIRTIO_NET_HDR_SIZE, 60), frame);
+    assert.equal(picRequest(board, irq), true, 'the used-buffer interrupt');
+    assert.deepEqual(board.virtio!.nicCounters().map((c) => [c.txFrames, c.rxFrames]), [[1, 1]]);
+    assert.deepEqual(bridge.counters, { toGuest: 1, toHost: 1, dropped: 0 });
+  }, { run: (v) => script[v.runs - 1]! }, 'hlt', { nicRings: [rings] });
+});
+
+test('board virtio: a network card without its rings is refused (a board misbuilt, not a guest\'s doing)', async (t) => {
+  await assert.rejects(withBoard(t, () => ({ nics: [{ kind: 'user' }] }), () => {}), { code: 'TSVMM_BAD_ARGUMENT', message: /1 network cards and the board was given 0 pairs of rings/ });
+});
+
 test('board virtio: a locked image stops the board before the guest runs, and the disks it had opened are let go', async (t) => {
   if (!hasNasm()) return t.skip('nasm not installed');
   await withTempDirAsync(async (dir) => {
@@ -252,5 +316,28 @@ test('VirtualMachine.create checks each drive before the machine starts: missing
     const vm = await VirtualMachine.create({ kernel, drives: [{ file: disk0, readonly: false }] });
     assert.deepEqual(vm.config.drives, [{ file: disk0, readonly: false }]);
     await vm.stop();
+  });
+});
+
+test('VirtualMachine.create starts each network card\'s passt: without passt, TSVMM_TOOL_MISSING names its package; a machine stopped before it ran ends its passt', async (t) => {
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'kernel');
+    writeFileSync(kernel, new Uint8Array(4096));
+    const path = process.env['PATH'];
+    process.env['PATH'] = dir; // no passt there
+    try {
+      await assert.rejects(VirtualMachine.create({ kernel, nics: [{ kind: 'user' }] }), { code: 'TSVMM_TOOL_MISSING', message: /Debian package passt/ });
+    } finally {
+      process.env['PATH'] = path;
+    }
+    if (!hasTool('passt')) return t.skip('passt is not installed (Debian package passt)');
+    const vm = await VirtualMachine.create({ kernel, nics: [{ kind: 'user' }] });
+    const exited = await vm.stop();
+    assert.equal(exited.nics.length, 1);
+    const pid = Number(/passt \(pid (\d+)\)/.exec(exited.nics[0]!.backend)?.[1]);
+    assert.ok(pid > 0, exited.nics[0]!.backend);
+    assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, 'passt has ended');
+    assert.deepEqual(exited.nics[0]!.host, { toGuest: 0, toHost: 0, dropped: 0 });
+    assert.equal(exited.nics[0]!.device, undefined, 'the machine never ran');
   });
 });

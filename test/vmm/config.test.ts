@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TsvmmError } from '../../src/common/errors.js';
 import { defaultKernelCacheDir } from '../../src/loader/kernel-cache.js';
-import { ConfigError, DEFAULT_MEMORY, MAX_CPUS, MAX_DRIVES, MAX_MEMORY, MAX_TIMEOUT_MS, MIN_MEMORY, machineConfig, type MachineConfig, type MachineOptions } from '../../src/vmm/config.js';
+import { ConfigError, DEFAULT_MEMORY, MAX_BOARD_NICS, MAX_CPUS, MAX_DRIVES, MAX_MEMORY, MAX_TIMEOUT_MS, MIN_MEMORY, machineConfig, type MachineConfig, type MachineOptions } from '../../src/vmm/config.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 
 const kernel = '/boot/vmlinuz';
@@ -22,6 +22,11 @@ test('config: the defaults, and nothing more than what was given', () => {
   assert.equal(machineConfig({ kernel, pvh: true }).kernelCache, defaultKernelCacheDir());
   assert.equal(machineConfig({ kernel, pvh: true, kernelCache: false }).kernelCache, false);
   assert.equal(machineConfig({ kernel, pvh: true, kernelCache: '/tmp/k' }).kernelCache, '/tmp/k');
+  // A network card without a MAC gets its number's; a forward is TCP on every host address unless told.
+  assert.deepEqual(machineConfig({ kernel, nics: [{ kind: 'tap', ifname: 'tap0' }, { kind: 'user', hostForwards: [{ hostPort: 2222, guestPort: 22 }] }] }).nics, [
+    { kind: 'tap', mac: '02:74:73:76:6d:00', ifname: 'tap0' },
+    { kind: 'user', mac: '02:74:73:76:6d:01', hostForwards: [{ protocol: 'tcp', hostAddress: null, hostPort: 2222, guestPort: 22 }] },
+  ]);
   // undefined is "not given".
   assert.equal(machineConfig({ kernel, memory: undefined, initrd: undefined }).memory, DEFAULT_MEMORY);
   assert.ok(!('initrd' in machineConfig({ kernel, initrd: undefined })));
@@ -32,6 +37,10 @@ test('config: every field given is kept as given; a config checks to itself; a s
     kernel, initrd: '/boot/initrd', cmdline: 'console=ttyS0', memory: 7 * 2 ** 30 + 4096, cpus: MAX_CPUS, accel: 'soft', cpu: 'qemu64',
     pvh: true, kernelCache: '/var/cache/k', inlineDevices: false, timeoutMs: 2.5, traceCpu: 10, profile: { hz: 500, delayMs: 1.5 },
     drives: [{ file: '/a.img', readonly: true, serial: 'disk-0 (root)' }, { file: '/b.img', readonly: false }], console: 'virtio', rng: true, agent: true,
+    nics: [
+      { kind: 'user', mac: '52:54:00:12:34:56', hostForwards: [{ protocol: 'tcp', hostAddress: '127.0.0.1', hostPort: 8080, guestPort: 80 }, { protocol: 'udp', hostAddress: null, hostPort: 5353, guestPort: 53 }] },
+      { kind: 'tap', mac: '02:74:73:76:6d:01', ifname: 'tsvmm0' },
+    ],
   };
   assert.deepEqual(machineConfig(full), full);
   const flat: MachineOptions = { kernel, flat: { loadAddr: 0x8000, mode: 'long64' } };
@@ -105,6 +114,21 @@ const INVALID: [string, Record<string, unknown>, 'TSVMM_BAD_ARGUMENT' | 'TSVMM_L
   ['an unknown console', { console: 'hvc0' }, 'TSVMM_BAD_ARGUMENT', /^console 'hvc0' is not one of serial, virtio$/],
   ['rng that is not a boolean', { rng: 'on' }, 'TSVMM_BAD_ARGUMENT', /^rng 'on' is not true or false$/],
   ['agent that is not a boolean', { agent: 1 }, 'TSVMM_BAD_ARGUMENT', /^agent 1 is not true or false$/],
+  ['network cards that are not a list', { nics: { kind: 'user' } }, 'TSVMM_BAD_ARGUMENT', /^nics \(an object\) is not an array$/],
+  ['more network cards than the board has slots', { nics: Array.from({ length: MAX_BOARD_NICS + 1 }, () => ({ kind: 'user' })) }, 'TSVMM_LIMIT', /^nics has 9 network cards: at most 8$/],
+  ['a network card of an unknown kind', { nics: [{ kind: 'slirp' }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].kind 'slirp' is not one of user, tap$/],
+  ['a multicast MAC', { nics: [{ kind: 'user', mac: '01:00:5e:00:00:01' }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].mac '01:00:5e:00:00:01' is not a unicast MAC address/],
+  ['a MAC that is not a string', { nics: [{ kind: 'user', mac: 5 }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].mac 5 is not a unicast MAC address/],
+  ['a TAP without its interface', { nics: [{ kind: 'tap' }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].ifname is not an interface name$/],
+  ['a TAP interface name too long for Linux', { nics: [{ kind: 'tap', ifname: 'x'.repeat(16) }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].ifname 'x{16}' is not a valid Linux interface name/],
+  ['forwards that are not a list', { nics: [{ kind: 'user', hostForwards: 8080 }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].hostForwards 8080 is not an array$/],
+  ['a forward to port 0', { nics: [{ kind: 'user', hostForwards: [{ hostPort: 8080, guestPort: 0 }] }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].hostForwards\[0\].guestPort 0 is too small: at least port 1$/],
+  ['a forward from a port above 65535', { nics: [{ kind: 'user', hostForwards: [{ hostPort: 65536, guestPort: 80 }] }] }, 'TSVMM_LIMIT', /^nics\[0\].hostForwards\[0\].hostPort 65536 is too large: at most port 65535$/],
+  ['a forward of an unknown protocol', { nics: [{ kind: 'user', hostForwards: [{ protocol: 'sctp', hostPort: 1, guestPort: 1 }] }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].hostForwards\[0\].protocol 'sctp' is not one of tcp, udp$/],
+  ['a forward from a host name, not an address', { nics: [{ kind: 'user', hostForwards: [{ hostAddress: 'localhost', hostPort: 1, guestPort: 1 }] }] }, 'TSVMM_BAD_ARGUMENT', /^nics\[0\].hostForwards\[0\].hostAddress 'localhost' is not an IPv4 or IPv6 address/],
+  ['two cards with one MAC', { nics: [{ kind: 'user', mac: '02:00:00:00:00:01' }, { kind: 'user', mac: '02:00:00:00:00:01' }] }, 'TSVMM_BAD_ARGUMENT', /^nics are refused: two NICs have the MAC address 02:00:00:00:00:01$/],
+  ['one host port forwarded by two cards', { nics: [{ kind: 'user', hostForwards: [{ hostPort: 2222, guestPort: 22 }] }, { kind: 'user', hostForwards: [{ hostPort: 2222, guestPort: 22 }] }] }, 'TSVMM_BAD_ARGUMENT', /^nics are refused: host tcp port 2222 is forwarded by two NICs$/],
+  ['two cards on one TAP', { nics: [{ kind: 'tap', ifname: 't0' }, { kind: 'tap', ifname: 't0' }] }, 'TSVMM_BAD_ARGUMENT', /^nics are refused: two NICs use the TAP interface t0$/],
 ];
 
 test('config: each invalid value is refused with its code, naming the field, the value and the limit', () => {

@@ -17,7 +17,7 @@ import { TsvmmError } from '../../common/errors.js';
 import { parseElf, PT_INTERP } from '../../loader/elf.js';
 import { findGuestBusybox, findGuestModules } from '../../loader/guest-kernels.js';
 import { addBaseLayout, DEFAULT_BUSYBOX_APPLETS, Initramfs, INITRAMFS_MAX_BYTES, INITRAMFS_MAX_ENTRIES, normalizeArchivePath } from '../../loader/initramfs.js';
-import { addTsvmmInit, AGENT_GUEST_PATH, AGENT_SCRIPT, USER_INIT_GUEST_PATH } from '../../loader/initramfs-init.js';
+import { addTsvmmInit, AGENT_GUEST_PATH, AGENT_SCRIPT, UDHCPC_SCRIPT_GUEST_PATH, USER_INIT_GUEST_PATH } from '../../loader/initramfs-init.js';
 import { ModuleTree, resolveModules, type ModuleSelection } from '../../loader/kernel-modules.js';
 import { parseCommandArgs } from '../args.js';
 import type { Command } from '../command.js';
@@ -28,11 +28,15 @@ export const initramfs: Command = {
   name: 'initramfs',
   summary: 'write a gzip-compressed newc cpio initramfs with busybox and an /init script',
   usage: `usage: tsvmm initramfs --init SCRIPT [--modules NAME[,NAME]...] [--kernel-modules DIR]
-                       [--busybox PATH] [--add SRC:DST]... -o FILE
+                       [--net-dhcp] [--busybox PATH] [--add SRC:DST]... -o FILE
 
 Writes a gzip-compressed newc cpio archive for Linux holding:
   /init            a busybox script that loads the --modules (insmod, in dependency order),
-                   starts the exec agent in the background, then execs SCRIPT as PID 1
+                   with --net-dhcp brings eth0 up with an address from DHCP (busybox udhcpc;
+                   with tsvmm run --nic user, passt answers), starts the exec agent in the
+                   background, then execs SCRIPT as PID 1
+  ${UDHCPC_SCRIPT_GUEST_PATH}  with --net-dhcp: what udhcpc runs to set the address, the
+                   MTU, the default route and /etc/resolv.conf it was given
   ${USER_INIT_GUEST_PATH}  SCRIPT, mode 0755
   ${AGENT_GUEST_PATH}  the exec agent (docs/agent-protocol.md): it serves the virtio-console
                    port named org.tsvmm.agent when the guest has one, and exits otherwise
@@ -60,6 +64,7 @@ Nothing is written unless every input could be read.
       add: { type: 'string', multiple: true },
       modules: { type: 'string', multiple: true },
       'kernel-modules': { type: 'string' },
+      'net-dhcp': { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
     });
     if (values.init === undefined) throw new TsvmmError('TSVMM_USAGE', '--init SCRIPT is required');
@@ -81,7 +86,7 @@ Nothing is written unless every input could be read.
       modules = resolveModules(ModuleTree.open(dir), moduleNames);
       for (const m of modules.modules) inputs.checkNotOutput(m.source, `module ${m.name}`);
     }
-    addTsvmmInit(fs, userInit, agent, modules);
+    addTsvmmInit(fs, userInit, agent, modules, { netDhcp: values['net-dhcp'] });
 
     const busybox = resolveBusybox(values.busybox);
     const busyboxBytes = inputs.readNamed(busybox, '--busybox');

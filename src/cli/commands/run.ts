@@ -5,7 +5,8 @@ import { finished } from 'node:stream/promises';
 import { parseAccel, parseCpuModel } from '../../backends/open.js';
 import { TsvmmError } from '../../common/errors.js';
 import type { EntryMode } from '../../loader/load-result.js';
-import { CONSOLE_KINDS, ConfigError, ENTRY_MODES, machineConfig, MAX_CPUS, MAX_DRIVES, MAX_TIMEOUT_MS, type ConsoleKind, type DriveConfig, type FlatImage, type MachineConfig, type MachineOptions } from '../../vmm/config.js';
+import { parseNicOption } from '../../devices/net/nic-config.js';
+import { CONSOLE_KINDS, ConfigError, ENTRY_MODES, machineConfig, MAX_BOARD_NICS, MAX_CPUS, MAX_DRIVES, MAX_TIMEOUT_MS, type ConsoleKind, type DriveConfig, type FlatImage, type MachineConfig, type MachineOptions } from '../../vmm/config.js';
 import { VirtualMachine, type VmExited } from '../../vmm/virtual-machine.js';
 import { DEFAULT_PROFILE_HZ, MAX_PROFILE_HZ } from '../../nvmm/profile.js';
 import { formatProfile, parseSymbolMap, type SymbolMap } from '../../vmm/profile.js';
@@ -259,6 +260,17 @@ export const run: Command = {
                        and stderr, end the machine and exit with the command's status; the
                        console goes to standard error (or --serial file:PATH), stdin is not read.
                        The boot and the command each have --timeout, or 10 minutes
+  --nic user[,mac=MAC][,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-:GUESTPORT]...
+                       a virtio network card on user-mode networking through passt (Debian
+                       package passt), started as a child and ended with the machine: the guest
+                       gets an address by DHCP and reaches what the host reaches (the gateway's
+                       address is the host itself); each hostfwd forwards a host port to the
+                       guest's port (repeatable)
+  --nic tap,ifname=NAME[,mac=MAC]
+                       a virtio network card on the host's TAP interface NAME (an existing one
+                       this user may open, or a new one with CAP_NET_ADMIN, gone at the end).
+                       --nic is repeatable, at most ${MAX_BOARD_NICS}: eth0, eth1... in order. Without mac=,
+                       card n is 02:74:73:76:6d:nn
   --rng                a virtio entropy device fed from the host's random generator (as QEMU's
                        virtio-rng; off by default, as in QEMU and Firecracker)
   --flat ADDR[:MODE]   load the kernel as a flat binary at ADDR; MODE real16 (default), protected32, long64
@@ -296,7 +308,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       serial: { type: 'string', default: 'stdio' },
       flat: { type: 'string' }, timeout: { type: 'string' }, trace: { type: 'string', multiple: true, default: [] },
       pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
-      drive: { type: 'string', multiple: true, default: [] }, console: { type: 'string', default: 'serial' }, rng: { type: 'boolean', default: false },
+      drive: { type: 'string', multiple: true, default: [] }, nic: { type: 'string', multiple: true, default: [] }, console: { type: 'string', default: 'serial' }, rng: { type: 'boolean', default: false },
       gdb: { type: 'string' }, 'gdb-wait': { type: 'boolean', default: false },
       exec: { type: 'string' },
     });
@@ -319,7 +331,9 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       console: parseConsole(values.console!),
       rng: values.rng,
       agent: values.exec !== undefined,
+      nics: values.nic!.length > 0 ? values.nic!.map((text, i) => parseNicOption(text, i)) : undefined,
     }, {
+      nics: '--nic',
       memory: `memory size '${values.memory}'`, cpus: `--smp ${values.smp}`, flat: `--flat ${values.flat}`, initrd: `--initrd ${values.initrd}`,
       timeoutMs: `--timeout ${values.timeout}`, ...trace.typed,
       drives: '--drive',

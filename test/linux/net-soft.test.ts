@@ -1,0 +1,196 @@
+// Debian's Linux on the soft backend with a virtio network card (Debian's virtio_net module, an
+// initramfs from `tsvmm initramfs`), all traffic local to this host:
+// - `nics: [{ kind: 'user' }]` (passt): the guest gets its address by DHCP (--net-dhcp), fetches a
+//   file with wget from an HTTP server this test runs on the host's loopback, through the
+//   gateway's address (passt maps connections to the gateway to the host), and its hash is the
+//   file's; a host port forwarded to the guest (hostForwards) reaches a guest `nc -l` both ways.
+// - `--nic tap` through the CLI, in a network namespace of its own: the test makes the TAP and its
+//   address there and serves the file from it; the guest sets its address, fetches the file and
+//   answers the host's ping. Skipped, saying why, when namespaces cannot be made (not root, or
+//   forbidden).
+// One boot each; the guest's commands run through the exec agent.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { main } from '../../src/cli/main.js';
+import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+import { linuxGuest } from '../helpers/linux.js';
+import { hasTool, TSVMM_BIN, withTempDirAsync } from '../helpers/tools.js';
+
+const BOOT_TIMEOUT_MS = 10 * 60_000;
+const MODULES = 'virtio_mmio,virtio_console,virtio_net';
+const INIT = '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\nwhile :; do sleep 1000; done\n';
+/** The guest port the host's forward reaches (hex as /proc/net/tcp and tcp6 show it: 1F90; busybox nc listens on IPv6's any address). */
+const GUEST_PORT = 8080;
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** An initramfs from `tsvmm initramfs` with the network modules (and `extra` options) in `dir`. */
+async function initramfs(dir: string, extra: string[] = []): Promise<string> {
+  const init = join(dir, 'init.sh');
+  writeFileSync(init, INIT);
+  const out = join(dir, 'initrd.gz');
+  let said = '';
+  const status = await main(['initramfs', '--init', init, '--modules', MODULES, ...extra, '-o', out], { out: (s) => void (said += s), err: (s) => void (said += s) });
+  assert.equal(status, 0, said);
+  return out;
+}
+
+/** Serves `file` as /file.bin on `host`, port chosen by the system. */
+async function httpServer(file: Uint8Array, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/file.bin') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-length': file.length }).end(file);
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return server;
+}
+
+/** Connects to host:port, sends `text`, half-closes, and resolves with all the peer sent before closing. */
+function talk(host: string, port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const socket = connect(port, host, () => socket.end(text));
+    socket.on('data', (b: Buffer) => (got += b.toString('latin1')));
+    socket.on('end', () => resolve(got));
+    socket.on('error', reject);
+  });
+}
+
+test('Linux with a virtio NIC on passt (soft): an address by DHCP, a file from the host\'s loopback through the gateway, a host port forwarded to the guest', { timeout: BOOT_TIMEOUT_MS + 60_000 }, async (t) => {
+  const guest = linuxGuest();
+  if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  if (!hasTool('passt')) return t.skip('passt is not installed (Debian package passt)');
+  await withTempDirAsync(async (dir) => {
+    const file = randomBytes(512 * 1024);
+    const server = await httpServer(file, '127.0.0.1');
+    t.after(() => server.close());
+    const httpPort = (server.address() as AddressInfo).port;
+    // A free host port for the forward: one the system just gave and took back.
+    const probe = await httpServer(file, '127.0.0.1');
+    const hostPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+
+    const vm = await VirtualMachine.create({
+      kernel: guest.vmlinux!, initrd: await initramfs(dir, ['--net-dhcp']), cmdline: 'console=ttyS0', memory: 256 << 20, accel: 'soft',
+      timeoutMs: BOOT_TIMEOUT_MS, agent: true, nics: [{ kind: 'user', hostForwards: [{ hostAddress: '127.0.0.1', hostPort, guestPort: GUEST_PORT }] }],
+    });
+    let out = '';
+    let lease: string | undefined;
+    vm.console.on('data', (b: Buffer) => {
+      out = (out + b.toString('latin1')).slice(-8000);
+      lease ??= /tsvmm-init: eth0 has [0-9.]+\/\d+ by DHCP, router [0-9.]+/.exec(out)?.[0];
+    });
+    vm.start();
+    try {
+      const sh = async (command: string) => {
+        const r = await vm.exec(command, { timeoutMs: BOOT_TIMEOUT_MS });
+        const text = r.stdout.toString('latin1');
+        assert.equal(r.code, 0, `${command}\n${text}${r.stderr.toString('latin1')}\nconsole tail:\n${out}`);
+        return text;
+      };
+      // /init's udhcpc got an address and a default route before the agent started.
+      assert.match(await sh('ip -4 -o addr show dev eth0'), /inet [0-9.]+\/\d+ /);
+      assert.ok(lease, `/init said what DHCP gave; console tail:\n${out}`);
+      const gateway = /^default via ([0-9.]+) dev eth0/m.exec(await sh('ip route'))?.[1];
+      assert.ok(gateway, 'a default route through eth0');
+      assert.equal((await sh(`cat /sys/class/net/eth0/address`)).trim(), '02:74:73:76:6d:00');
+      // The host's loopback server, reached at the gateway's address.
+      assert.equal(await sh(`wget -q -O - http://${gateway}:${httpPort}/file.bin | sha256sum`), `${sha256(file)}  -\n`);
+      // The forward: the guest listens; the host connects to its own port and both sides talk.
+      await sh(`(echo from-guest | nc -l -p ${GUEST_PORT} > /tmp/from-host) </dev/null >/dev/null 2>&1 &
+        n=0; until cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qE ':${GUEST_PORT.toString(16).toUpperCase()} 0+:0000 0A'; do n=$((n+1)); [ $n -gt 600 ] && exit 1; sleep 0.1; done`);
+      assert.equal(await talk('127.0.0.1', hostPort, 'from-host\n'), 'from-guest\n');
+      assert.equal(await sh('n=0; while [ ! -s /tmp/from-host ] && [ $n -lt 600 ]; do n=$((n+1)); sleep 0.1; done; cat /tmp/from-host'), 'from-host\n');
+    } finally {
+      await vm.stop();
+    }
+    const exited = await vm.exited;
+    const [nic] = exited.nics;
+    assert.ok(nic && nic.device, 'the card\'s counters');
+    assert.match(nic.backend, /^passt \(pid \d+\)$/);
+    assert.ok(nic.device.txFrames > 0 && nic.device.rxFrames > 0);
+    assert.equal(nic.device.txErrors + nic.device.rxErrors, 0);
+    assert.equal(nic.host.toHost, nic.device.txFrames, 'every frame the guest sent reached passt');
+  });
+});
+
+/** Runs a command; its status and output. */
+function sh(cmd: string, args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(cmd, args, { encoding: 'latin1' });
+  return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+test('Linux with a virtio NIC on a TAP in a network namespace (soft, CLI --nic tap): a file from the host\'s side of the TAP, and the host pings the guest', { timeout: BOOT_TIMEOUT_MS + 60_000 }, async (t) => {
+  const guest = linuxGuest();
+  if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  if (process.getuid?.() !== 0) return t.skip('not root: a network namespace and a TAP need CAP_SYS_ADMIN and CAP_NET_ADMIN');
+  if (!hasTool('ip')) return t.skip('ip is not installed (Debian package iproute2)');
+  const ns = `tsvmm-test-${process.pid}`;
+  const made = sh('ip', ['netns', 'add', ns]);
+  if (made.status !== 0) return t.skip(`network namespaces are not allowed here: ip netns add: ${made.out.trim()}`);
+  const children: ChildProcess[] = [];
+  try {
+    const inNs = (...args: string[]) => {
+      const r = sh('ip', ['netns', 'exec', ns, ...args]);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.out}`);
+      return r.out;
+    };
+    inNs('ip', 'link', 'set', 'lo', 'up');
+    inNs('ip', 'tuntap', 'add', 'dev', 'tsvmm-tap0', 'mode', 'tap');
+    inNs('ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'tsvmm-tap0');
+    inNs('ip', 'link', 'set', 'tsvmm-tap0', 'up');
+    await withTempDirAsync(async (dir) => {
+      const file = randomBytes(256 * 1024);
+      writeFileSync(join(dir, 'file.bin'), file);
+      // The HTTP server in the namespace: node itself, so nothing else is needed.
+      const server = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e',
+        `require('http').createServer((q, r) => r.end(require('fs').readFileSync(${JSON.stringify(join(dir, 'file.bin'))}))).listen(8000, '10.77.0.1', () => console.log('listening'))`]);
+      children.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.stdout.on('data', () => resolve());
+        server.on('exit', (code) => reject(new Error(`the HTTP server exited (${code})`)));
+      });
+      const initrd = await initramfs(dir);
+      // The guest: its address, the file, then it says it is ready and waits (at most a minute) for
+      // the host's ping to have been answered before the command ends the machine.
+      const command = 'cat /sys/class/net/eth0/address && ip link set eth0 up && ip addr add 10.77.0.2/24 dev eth0 && wget -q -O - http://10.77.0.1:8000/file.bin | sha256sum && ' +
+        'echo "tsvmm-net: ready for ping" > /dev/ttyS0 && n=0 && ' +
+        'until [ "$(awk \'/^Icmp:/ { if (!c) { for (i = 1; i <= NF; i++) if ($i == "OutEchoReps") c = i } else print $c }\' /proc/net/snmp)" -gt 0 ]; do n=$((n+1)); [ $n -gt 600 ] && exit 1; sleep 0.1; done';
+      const vm = spawn('ip', ['netns', 'exec', ns, process.execPath, TSVMM_BIN, 'run', '--accel', 'soft', '--kernel', guest.vmlinux!, '--initrd', initrd,
+        '--append', 'console=ttyS0', '-m', '256', '--nic', 'tap,ifname=tsvmm-tap0,mac=52:54:00:00:00:02', '--timeout', String(BOOT_TIMEOUT_MS / 1000), '--exec', command]);
+      children.push(vm);
+      let stdout = '';
+      let stderr = '';
+      let ping: Promise<{ status: number | null; out: string }> | undefined;
+      vm.stdout.on('data', (b: Buffer) => (stdout += b.toString('latin1')));
+      vm.stderr.on('data', (b: Buffer) => {
+        stderr = (stderr + b.toString('latin1')).slice(-8000);
+        if (ping === undefined && /tsvmm-net: ready for ping/.test(stderr)) {
+          ping = new Promise((resolve) => {
+            const p = spawn('ip', ['netns', 'exec', ns, 'busybox', 'ping', '-c', '1', '-W', '60', '10.77.0.2']);
+            children.push(p);
+            let out = '';
+            p.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+            p.stderr.on('data', (d: Buffer) => (out += d.toString('latin1')));
+            p.on('close', (status) => resolve({ status, out }));
+          });
+        }
+      });
+      const status = await new Promise<number | null>((resolve) => vm.on('close', (code) => resolve(code)));
+      assert.equal(stdout, `52:54:00:00:00:02\n${sha256(file)}  -\n`, `stderr tail:\n${stderr}`);
+      assert.equal(status, 0, `stderr tail:\n${stderr}`);
+      assert.ok(ping, 'the guest said it was ready');
+      const pinged = await ping;
+      assert.equal(pinged.status, 0, pinged.out);
+      assert.match(pinged.out, /1 packets received/);
+    });
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill();
+    sh('ip', ['netns', 'del', ns]);
+  }
+});
