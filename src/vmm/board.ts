@@ -174,7 +174,7 @@ export class PcBoard {
         line,
         memory: new RegionGuestMemory(this.ramRegions),
         consolePort: { output: (bytes) => this.consoleOut.write(bytes), onInputSpace: () => this.pumpSerialIn() },
-        agentPort: { output: (bytes) => this.agentOut?.write(bytes), onInputSpace: () => this.pumpAgentIn() },
+        agentPort: { output: (bytes) => this.agentOut?.write(bytes), outputRoom: (n) => this.agentOut?.canTake(n) ?? true, onInputSpace: () => this.pumpAgentIn() },
         nicRings: rt.nicRings,
         log: rt.log,
       });
@@ -342,6 +342,7 @@ export class PcBoard {
     this.uart.txReady();
     this.consoleOut.flush();
     this.agentOut?.flush();
+    this.virtio?.agentPort?.outputSpaceFreed(); // the agent's output waits for room (flow control), not dropped
   }
 
   /** Takes an end the host asked for, if any. */

@@ -82,6 +82,11 @@ export class ByteRing {
     return n + this.write(bytes.subarray(n));
   }
 
+  /** Producer: asks the consumer to report the room its next read makes (see takeWaiting). */
+  markWaiting(): void {
+    Atomics.store(this.header, WAITING, 1);
+  }
+
   /** Consumer: takes up to `max` bytes. */
   read(max = Infinity): Uint8Array {
     const head = Atomics.load(this.header, HEAD);
@@ -141,7 +146,8 @@ export class ByteRing {
  * port: Linux's hvc waits for each transmit buffer to come back): what the ring cannot take waits
  * here, up to `limit` bytes, and moves on at flush() (call it when the consumer reports room, see
  * takeWaiting); past the limit, output is dropped and counted, so memory stays bounded whatever
- * the guest writes while the host does not read.
+ * the guest writes while the host does not read. A device that can hold its output back (a
+ * flow-controlled port) asks canTake() first and waits for the consumer's report instead.
  */
 export class RingBacklog {
   private readonly waiting: Uint8Array[] = [];
@@ -172,6 +178,19 @@ export class RingBacklog {
       if (this.dropped === 0) this.onFirstDrop();
       this.dropped += bytes.length - keep;
     }
+  }
+
+  /**
+   * Whether write() would take `n` bytes now without dropping any; when not, the consumer is
+   * asked to report the room it makes (the producer's cue to flush() and ask again). With the
+   * ring and the backlog both empty the answer is yes whatever `n` (nothing would ever make more
+   * room): only output larger than the ring and the limit together is then dropped.
+   */
+  canTake(n: number): boolean {
+    const room = () => (this.waiting.length === 0 ? this.ring.free + this.limit : this.limit - this.bytes);
+    if (n <= room() || (this.waiting.length === 0 && this.ring.length === 0)) return true;
+    this.ring.markWaiting();
+    return n <= room(); // a read between the first look and the mark would not report its room
   }
 
   /** Moves waiting bytes into the ring as far as it has room. */

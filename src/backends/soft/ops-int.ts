@@ -10,7 +10,7 @@ import {
 import { FLAG_AF, FLAG_CF, FLAG_DF, FLAG_OF } from '../../x86/flags.js';
 import { TWO32 } from '../../common/bits.js';
 import { EXC_BR, EXC_DE } from '../../x86/exceptions.js';
-import { S_ES, type Cpu } from './cpu.js';
+import { S_ES, TLB_READ, TLB_WRITE, type Cpu } from './cpu.js';
 import { IMM, MASK, MEM, ea, effOffset, rdOp, wrOp, type Insn } from './insn.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -768,15 +768,78 @@ export function countZero(c: Cpu, asz: number): boolean {
 
 /** Iterations a REP string instruction may do before the run loop looks at events again. */
 const REP_CHUNK = 4096;
+const PAGE = 4096;
+
+/**
+ * REP STOS and REP MOVS with 64-bit addresses counting up (DF clear), as Linux's memset,
+ * clear_user and copy routines run them: the elements that lie in one page of the destination
+ * (and of the source) are done at once, with one translation per page instead of one per element.
+ * What the guest can see is what the element-by-element loop does: the page is translated (and
+ * may fault, or be left to MMIO) exactly where the first of its elements would be; rDI, rSI and
+ * rCX move by the elements done, so a fault or exit at the next page finds them where the
+ * element loop would have left them. Returns the elements done, 0 when this step must go
+ * element by element: fewer than two elements fit, a page is not RAM (MMIO), a debugger watches
+ * memory, or MOVS overlaps forward (the destination starts inside the source, where
+ * element-by-element copying repeats the leading bytes and a block copy would not).
+ */
+function repBlockStep(c: Cpu, i: Insn, budget: number): number {
+  const size = i.size, R = c.regs;
+  let k = R[3] !== 0 ? budget : Math.min(R[2]! >>> 0, budget); // rCX's high half set: more than any budget
+  strAddr(c, 7, S_ES, 8);
+  const dLo = c.eaLo, dHi = c.eaHi;
+  k = Math.min(k, Math.floor((PAGE - (dLo & 0xfff)) / size));
+  const movs = i.sub === 0;
+  let sLo = 0, sHi = 0;
+  if (movs) {
+    strAddr(c, 6, i.seg, 8);
+    sLo = c.eaLo; sHi = c.eaHi;
+    k = Math.min(k, Math.floor((PAGE - (sLo & 0xfff)) / size));
+  }
+  if (k < 2) return 0;
+  let src: Uint8Array | null = null, sOff = 0;
+  if (movs) {
+    c.translate(sLo, sHi, TLB_READ, size); // the first element's read comes first, as in the loop
+    if (c.tMmio) { c.tMmio = false; return 0; }
+    src = c.tBytes; sOff = c.tOff;
+  }
+  c.translate(dLo, dHi, TLB_WRITE, size);
+  if (c.tMmio) { c.tMmio = false; return 0; }
+  const dst = c.tBytes, dOff = c.tOff, bytes = k * size;
+  if (src !== null) {
+    if (src.buffer === dst.buffer && src.byteOffset + sOff < dst.byteOffset + dOff && dst.byteOffset + dOff < src.byteOffset + sOff + bytes) return 0;
+    dst.set(src.subarray(sOff, sOff + bytes), dOff); // a backward overlap copies as the loop does
+  } else {
+    const v = c.getReg(0, size), vh = c.hi;
+    const dv = c.tDv;
+    if (size === 1) dst.fill(v, dOff, dOff + bytes);
+    else {
+      if (size === 2) dv.setUint16(dOff, v, true);
+      else { dv.setInt32(dOff, v, true); if (size === 8) dv.setInt32(dOff + 4, vh, true); }
+      for (let done = size; done < bytes; done *= 2) dst.copyWithin(dOff + done, dOff, dOff + Math.min(done, bytes - done));
+    }
+    stepReg(c, 7, bytes, 8);
+    stepReg(c, 1, -k, 8);
+    return k;
+  }
+  stepReg(c, 6, bytes, 8);
+  stepReg(c, 7, bytes, 8);
+  stepReg(c, 1, -k, 8);
+  return k;
+}
 
 export function hString(c: Cpu, i: Insn): void {
   const size = i.size, asz = i.asz;
   const delta = (c.fl & FLAG_DF) !== 0 ? -size : size;
   const rep = i.rep;
+  const block = rep !== 0 && asz === 8 && delta > 0 && (i.sub === 0 || i.sub === 2) && c.watch === null;
   for (let n = 0; ; n++) {
     if (rep !== 0) {
       if (countZero(c, asz)) return;
-      if (n === REP_CHUNK) { c.ripLo = c.curLo; c.ripHi = c.curHi; return; } // resume later
+      if (n >= REP_CHUNK) { c.ripLo = c.curLo; c.ripHi = c.curHi; return; } // resume later
+    }
+    if (block) {
+      const k = repBlockStep(c, i, REP_CHUNK - n);
+      if (k > 0) { n += k - 1; continue; }
     }
     switch (i.sub) {
       case 0: { // MOVS

@@ -15,8 +15,11 @@
  *
  * Host side, per port (ConsolePort):
  * - Guest output goes to `output(bytes)` synchronously; the bytes are a view of guest memory,
- *   valid only during the call (copy to keep them). Output is never held back: Linux's hvc
- *   busy-waits for each console write to be consumed.
+ *   valid only during the call (copy to keep them). A port without `outputRoom` never holds
+ *   output back (what port 0 needs: Linux's hvc busy-waits for each console write to be
+ *   consumed). A port with it is flow-controlled: a transmit buffer the host has no room for
+ *   stays in the queue, so the guest's writes wait as on a full pipe (Linux's port write blocks
+ *   when no transmit buffer comes back), until the host calls `outputSpaceFreed()`.
  * - Host input goes through `input(bytes)`, which takes at most the free space of a bounded
  *   per-port buffer and returns how many bytes it took; nothing is dropped. The buffer drains
  *   into receive buffers the guest posts, and only while the guest has the port open (Linux
@@ -71,6 +74,12 @@ export interface ConsolePortOptions {
   name?: string;
   /** Guest output; `bytes` is valid only during the call. */
   output?: (bytes: Uint8Array) => void;
+  /**
+   * Flow control for guest output: whether output() takes `bytes` more bytes now. When it says
+   * no, the transmit buffer waits in the queue until the host calls the port's
+   * outputSpaceFreed() (which it must do once room has been made after a no).
+   */
+  outputRoom?: (bytes: number) => boolean;
   /** The guest opened (true) or closed (false) the port. */
   onGuestOpen?: (open: boolean) => void;
   /** Input space freed after input() took less than it was offered. */
@@ -96,6 +105,7 @@ export class ConsolePort {
   private head = 0; // next byte to deliver
   private count = 0;
   private starved = false; // input() took less than it was offered since space last freed
+  private outputHeld = false; // a transmit buffer waits for outputSpaceFreed()
 
   constructor(
     readonly id: number,
@@ -176,6 +186,26 @@ export class ConsolePort {
       this.opts.onInputSpace?.();
     }
     return true;
+  }
+
+  /** Whether the host takes `bytes` of output now; a no holds the port's output until outputSpaceFreed(). */
+  outputFits(bytes: number): boolean {
+    const room = this.opts.outputRoom;
+    if (room === undefined || room(bytes)) return true;
+    this.outputHeld = true;
+    return false;
+  }
+
+  /** The host made room for output after outputRoom said no: the transmit buffers waiting move on. */
+  outputSpaceFreed(): void {
+    if (!this.outputHeld) return;
+    this.outputHeld = false;
+    this.owner.resumeOutput(this);
+  }
+
+  /** A transmit buffer waits for room on the host side. */
+  get outputWaiting(): boolean {
+    return this.outputHeld;
   }
 
   /** Hands guest output to the host. */
@@ -289,6 +319,14 @@ export class VirtioConsole implements VirtioDevice {
     this.flushControl();
   }
 
+  /** Called by a flow-controlled port when the host has made room: takes the transmit buffers that waited. */
+  resumeOutput(port: ConsolePort): void {
+    const link = this.link;
+    const queue = link?.queue(consoleRxQueue(port.id) + 1);
+    if (!link || !queue || (!this.multiport && port.id !== 0)) return;
+    this.readOutput(link, queue, port);
+  }
+
   private readOutput(link: VirtioLink, queue: SplitQueue, port: ConsolePort): void {
     for (;;) {
       const chain = queue.pop();
@@ -300,6 +338,10 @@ export class VirtioConsole implements VirtioDevice {
       if (chain.writableLength > 0) {
         link.fail(`transmit buffer at descriptor ${chain.head} of port ${port.id} is device-writable`);
         return;
+      }
+      if (!port.outputFits(chain.readableLength)) {
+        queue.unpop(); // taken again at outputSpaceFreed()
+        break;
       }
       for (const b of chain.readable) port.emit(b);
       queue.push(chain.head, 0);

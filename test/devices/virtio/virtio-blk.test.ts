@@ -26,6 +26,9 @@ test('configuration space: capacity, seg_max, blk_size, discard and write-zeroes
   assert.equal(h.driver.config(0, 4), MiB / 512);
   assert.equal(h.driver.config(4, 4), 0);
   assert.equal(h.driver.config(12, 4), BLK_SEG_MAX);
+  // A 1 MiB buffer is 256 pages: with fewer segments Linux splits dd's 1 MiB writes in two.
+  assert.ok(BLK_SEG_MAX >= 256, `seg_max ${BLK_SEG_MAX} lets a 1 MiB request of 4 KiB pages through whole`);
+  assert.ok(h.driver.queues[0]!.size >= BLK_SEG_MAX + 2, 'the queue (and an indirect table, bounded by it) holds header, segments and status');
   assert.equal(h.driver.config(20, 4), 512);
   assert.equal(h.driver.config(36, 4), BLK_MAX_DISCARD_SECTORS);
   assert.equal(h.driver.config(56, 1), 1);

@@ -237,3 +237,52 @@ test('a control flood without receive buffers leaves the pending list bounded', 
   assert.ok(msgs.length <= 7, `${msgs.length} messages`);
   assert.deepEqual(msgs.slice(0, 2).map((m) => m.event), [VIRTIO_CONSOLE_DEVICE_ADD, VIRTIO_CONSOLE_DEVICE_ADD]);
 });
+
+test('a flow-controlled port leaves transmit buffers the host has no room for in the queue, in order, until outputSpaceFreed()', () => {
+  let room = 100; // what the host side takes before it must be drained
+  const asked: number[] = [];
+  const got: string[] = [];
+  const h = new ConsoleHarness({
+    output: (b) => { got.push(new TextDecoder().decode(b)); room -= b.length; },
+    outputRoom: (n) => { asked.push(n); return n <= room; },
+  });
+  h.out[1] = got;
+  h.handshake();
+  const port = h.device.port(1);
+  const q = h.driver.queues[5]!; // port 1's transmit queue
+  for (const text of ['0123', 'abcdefgh', 'XY']) {
+    const bytes = new TextEncoder().encode(text);
+    q.publish(q.addChain([{ addr: h.ram.put(bytes), len: bytes.length }]));
+  }
+  h.driver.kick(5);
+  assert.deepEqual(h.out[1], ['0123', 'abcdefgh', 'XY'], 'room enough for each: all taken');
+  assert.equal(q.takeUsed().length, 3);
+
+  room = 3;
+  for (const text of ['hold', 'me']) {
+    const bytes = new TextEncoder().encode(text);
+    q.publish(q.addChain([{ addr: h.ram.put(bytes), len: bytes.length }]));
+  }
+  h.driver.kick(5);
+  h.driver.kick(5); // a second notification changes nothing
+  assert.deepEqual(h.out[1], ['0123', 'abcdefgh', 'XY'], 'no room for 4 bytes: nothing taken');
+  assert.deepEqual(q.takeUsed(), [], 'the guest gets no buffer back: its writes wait');
+  assert.equal(port.outputWaiting, true);
+  port.outputSpaceFreed(); // room still 3: held again
+  assert.deepEqual(q.takeUsed(), []);
+  room = 5;
+  port.outputSpaceFreed();
+  assert.deepEqual(h.out[1], ['0123', 'abcdefgh', 'XY', 'hold'], 'room for "hold", then 1 byte left: "me" waits behind it');
+  assert.equal(q.takeUsed().length, 1);
+  room = 100;
+  port.outputSpaceFreed();
+  assert.deepEqual(h.out[1], ['0123', 'abcdefgh', 'XY', 'hold', 'me']);
+  assert.equal(q.takeUsed().length, 1);
+  assert.equal(port.outputWaiting, false);
+  port.outputSpaceFreed(); // nothing held: nothing happens
+  assert.equal(h.out[1]!.length, 5);
+  // Port 0 has no flow control: its output is never held.
+  h.write(0, 'console');
+  assert.deepEqual(h.out[0], ['console']);
+  assert.ok(asked.every((n) => n > 0));
+});
