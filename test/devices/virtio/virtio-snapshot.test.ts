@@ -150,7 +150,8 @@ test('virtio-console: a snapshot mid-handshake with pending input and control me
 test('virtio-rng: queue indices survive a snapshot (the next request lands in the next used slot)', () => {
   const ram = new TestRam(1 << 20);
   const irq = new RecordingIrqLine();
-  const fill = (into: Uint8Array) => into.fill(0xab);
+  let requests = 0;
+  const fill = (into: Uint8Array) => { requests++; into.fill(0xab); };
   let transport = new VirtioMmio({ device: new VirtioRng({ source: fill }), memory: ram.mem, irq });
   const driver = new TestDriver(transport, ram);
   const [q] = driver.probe(1);
@@ -167,6 +168,7 @@ test('virtio-rng: queue indices survive a snapshot (the next request lands in th
   q!.publish(q!.addChain([{ addr: ram.alloc(16), len: 16, write: true }]));
   driver.kick(0);
   assert.deepEqual(q!.takeUsed().map((u) => u.len), [16]);
+  assert.equal(requests, 6, 'the five requests served before the snapshot are not served again');
   assert.equal(driver.status, state.status, 'the status survived');
 });
 
