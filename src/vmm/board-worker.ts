@@ -38,6 +38,8 @@ try {
     control: new Int32Array(data.control),
     log,
     debugChannel: data.debugChannel,
+    restore: data.restore,
+    controlPort: data.controlPort,
   });
   await board.startAps();
   post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });
@@ -62,3 +64,4 @@ post({
 });
 await board?.close();
 backend?.close?.();
+data.controlPort?.close();

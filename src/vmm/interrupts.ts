@@ -79,6 +79,7 @@ export class BoardInterrupts implements InterruptRouting {
   private windowRequested = false;
 
   readonly pit: I8254Pit;
+  readonly port61: Port61;
   private readonly clock: GuestClock;
 
   /**
@@ -94,7 +95,8 @@ export class BoardInterrupts implements InterruptRouting {
     // Reinjection: the software CPU often runs with interrupts off for several PIT periods.
     this.pit = new I8254Pit({ irq0: this.pic.line(IRQS.PIT), now: clock.now, reinject: true });
     ports.register(PORTS.PIT.base, PORTS.PIT.length, 'pit', this.pit);
-    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', new Port61({ pit: this.pit, now: clock.now }));
+    this.port61 = new Port61({ pit: this.pit, now: clock.now });
+    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', this.port61);
     this.timers.push(this.pit);
   }
 
