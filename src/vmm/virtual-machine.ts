@@ -332,7 +332,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           this.resolveStarted();
           this.emit('ready', msg.format);
           if (this.pendingEnd) this.kick(this.pendingEnd);
-          else if (this.serialIn.length) this.kick(KICK.CONSOLE);
+          // Bytes written before the vCPU could be kicked (a restored agent is ready at once).
+          else if (this.serialIn.length || (this.agentRings?.in.length ?? 0) > 0) this.kick(KICK.CONSOLE);
           break;
         case 'log':
           this.emit('log', msg.message);
