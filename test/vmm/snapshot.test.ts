@@ -107,7 +107,7 @@ test('restore refuses a snapshot whose drive changed, and a damaged one, before 
   });
 });
 
-test('save() is refused on a machine that has not started or has ended', async (t) => {
+test('a paused machine ends when stopped; save() is refused on a machine that has not started or has ended', async (t) => {
   const image = guestOrSkip(t);
   if (!image) return;
   await withTempDirAsync(async (dir) => {
@@ -115,7 +115,12 @@ test('save() is refused on a machine that has not started or has ended', async (
     writeFileSync(kernel, image);
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 8 << 20 });
     await assert.rejects(vm.save(join(dir, 'x.snap')), isCode('TSVMM_BUSY'));
-    await vm.stop();
+    const a = watch(vm);
+    vm.start();
+    await a.until(/echo> $/);
+    await vm.pause();
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
     await assert.rejects(vm.save(join(dir, 'x.snap')), isCode('TSVMM_BUSY'));
+    await assert.rejects(vm.resume(), isCode('TSVMM_BUSY'));
   });
 });
