@@ -75,7 +75,10 @@ async function restoreOnce(snap: string): Promise<{ vm: VirtualMachine; readyS: 
   const ready = new Promise<number>((resolve) => vm.once('ready', () => resolve(now() - t0)));
   vm.start();
   const readyS = await ready;
-  const r = await vm.exec('true', { timeoutMs: TIMEOUT_MS });
+  const r = await vm.exec('true', { timeoutMs: TIMEOUT_MS }).catch(async (e: unknown) => {
+    const ended = vm.exited.then((x) => ` (the machine ended: ${JSON.stringify(x.end)})`);
+    throw new Error(`exec('true') in a restored guest failed: ${(e as Error).message}${await Promise.race([ended, new Promise<string>((resolve) => setTimeout(() => resolve(''), 1000))])}`);
+  });
   if (r.code !== 0) throw new Error(`exec('true') in the restored guest: status ${r.code}`);
   return { vm, readyS, execS: now() - t0 };
 }
