@@ -28,7 +28,11 @@ export type ErrorCode =
   | 'TSVMM_USAGE' // bad command line
   | 'TSVMM_TOOL_MISSING' // an external tool (nasm, gcc, passt) needed for this operation is absent
   | 'TSVMM_NET_BACKEND' // a network backend could not start or failed (passt exited, a TAP device unusable)
-  | 'TSVMM_NET_PERMISSION'; // the host refused a network device (no CAP_NET_ADMIN for a TAP, /dev/net/tun not accessible)
+  | 'TSVMM_NET_PERMISSION' // the host refused a network device (no CAP_NET_ADMIN for a TAP, /dev/net/tun not accessible)
+  | 'TSVMM_SNAPSHOT_CORRUPT' // a snapshot file is malformed: bad magic, checksum, section, size or content (docs/snapshot-format.md)
+  | 'TSVMM_SNAPSHOT_VERSION' // a snapshot file of a format version this tsvmm does not read
+  | 'TSVMM_SNAPSHOT_TRUNCATED' // a snapshot file ends before its last section
+  | 'TSVMM_SNAPSHOT_MISMATCH'; // a snapshot does not fit where it is restored (a drive changed, a backend cannot take its state)
 
 export class TsvmmError extends Error {
   readonly code: ErrorCode;

@@ -190,6 +190,9 @@ export interface LocalApicState {
   tscDeadline?: number;
   lintLevels: number;
   extIntRequested: boolean;
+  /** Reinjection (reinjectPeriodic): periodic expiries not yet raised, and whether a raised one awaits its acknowledgement. */
+  timerOwed?: number;
+  timerInFlight?: boolean;
 }
 
 /** Index of the highest set bit of a 256-bit vector held as 8 words, or -1. */
@@ -710,6 +713,7 @@ export class LocalApic implements MmioDevice {
       icrLow: this.icrLow, icrHigh: this.icrHigh, lvt: Object.fromEntries(this.lvt),
       timerInitial: this.timerInitial, timerDivide: this.timerDivide, timerStart: this.timerStart,
       timerDeadline: this.timerDeadline ?? null, tscDeadline: this.tscDeadlineNs, lintLevels: this.lintLevels, extIntRequested: this.extIntRequested,
+      timerOwed: this.timerOwed, timerInFlight: this.timerInFlight,
     };
   }
 
@@ -732,7 +736,9 @@ export class LocalApic implements MmioDevice {
     this.timerDeadline = s.timerDeadline ?? undefined;
     this.tscDeadlineNs = s.tscDeadline ?? 0;
     this.lintLevels = s.lintLevels & 3;
-    this.extIntRequested = s.extIntRequested;
+    this.extIntRequested = s.extIntRequested === true;
+    this.timerOwed = Math.max(0, Math.min(s.timerOwed ?? 0, MAX_TIMER_OWED) | 0);
+    this.timerInFlight = s.timerInFlight === true;
   }
 }
 

@@ -168,6 +168,22 @@ export class Agent {
     return this.helloSeen && this.failure === undefined;
   }
 
+  /**
+   * Ready, with nothing sent and unanswered and no frame half-read: the channel is between
+   * exchanges, as it must be for a snapshot to carry it over to another host.
+   */
+  get idle(): boolean {
+    return this.ready && this.current === undefined && this.queue.length === 0 && this.abandoned.size === 0 && this.headerLength === 0 && this.payload === undefined;
+  }
+
+  /**
+   * The agent said hello to an earlier host, and this one continues that channel from a
+   * snapshot taken while it was idle: no hello will come again, the agent is ready now.
+   */
+  continueReady(): void {
+    if (!this.helloSeen && this.failure === undefined) this.hello();
+  }
+
   /** Resolves at the agent's hello; TSVMM_TIMEOUT after `timeoutMs`, or the channel's failure. */
   whenReady(timeoutMs: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);

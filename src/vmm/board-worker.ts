@@ -39,6 +39,8 @@ try {
     nicRings: data.nicRings,
     log,
     debugChannel: data.debugChannel,
+    restore: data.restore,
+    controlPort: data.controlPort,
   });
   await board.startAps();
   post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });
@@ -64,3 +66,4 @@ post({
 });
 await board?.close();
 backend?.close?.();
+data.controlPort?.close();

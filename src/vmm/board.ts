@@ -45,6 +45,13 @@ import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MM
 import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
 import { BoardVirtio } from './virtio-devices.js';
 import type { NetRings } from '../devices/net/frame-ring.js';
+import { GuestClock, hostNs } from '../common/clock.js';
+import { copyState } from '../nvmm/state.js';
+import type { VirtioMmioState } from '../devices/virtio/virtio-mmio.js';
+import { loadRam, type DriveStamp, type ParsedSnapshot, type SnapshotContents } from './snapshot-file.js';
+import { statSync } from 'node:fs';
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { writeSnapshot } from './snapshot-file.js';
 
 export { MAX_CPUS } from './layout.js';
 
@@ -79,7 +86,25 @@ export const CONSOLE_BACKLOG_BYTES = 1 << 20;
  * (input to take, room for output the UART holds, frames or room in a network card's rings), else an end. The host may set an end before the vCPU
  * exists (stop() during start-up): run() looks at the word before it runs the guest.
  */
-export const KICK = { CONSOLE: 0, STOP: 1, TIMEOUT: 2 } as const;
+export const KICK = { CONSOLE: 0, STOP: 1, TIMEOUT: 2, CONTROL: 3 } as const;
+
+/** What a board was started from: a kernel it boots, or a snapshot it continues. */
+export type BoardFormat = ImageFormat | 'snapshot';
+
+/** A snapshot to continue from (checked by readSnapshot), instead of booting config.kernel. */
+export interface BoardRestore {
+  path: string;
+  snapshot: ParsedSnapshot;
+}
+
+/** Guest RAM of `size` bytes as the board lays it out: below the MMIO hole, then pieces above 4 GiB. */
+export function ramLayout(size: number): { gpa: number; size: number }[] {
+  const low = Math.min(size, MMIO_HOLE_START);
+  const top = size > low ? FOUR_GIB + (size - low) : low;
+  const regions = [{ gpa: 0, size: low }];
+  for (let gpa = FOUR_GIB; gpa < top; gpa += HIGH_RAM_PIECE) regions.push({ gpa, size: Math.min(HIGH_RAM_PIECE, top - gpa) });
+  return regions;
+}
 
 /** What the board's thread gives the board beside its configuration: none of it is configuration. */
 export interface BoardRuntime {
@@ -98,12 +123,24 @@ export interface BoardRuntime {
   log: (message: string) => void;
   /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
   debugChannel?: SharedArrayBuffer;
+  /** Continue this snapshot instead of booting (its config is `config`). */
+  restore?: BoardRestore;
+  /** Requests from the host (BoardControl), read when it kicks with KICK.CONTROL; replies go back on it. */
+  controlPort?: MessagePort;
 }
+
+/** What the host asks of a running board, beside ending it. */
+export type BoardControl =
+  | { id: number; op: 'pause' }
+  | { id: number; op: 'resume' }
+  | { id: number; op: 'save'; path: string; agentReady: boolean };
+
+export type BoardControlReply = { id: number; ok: true } | { id: number; ok: false; code: string; message: string };
 
 export class PcBoard {
   readonly machine: Machine;
   readonly vcpu: Vcpu;
-  readonly format: ImageFormat;
+  readonly format: BoardFormat;
   readonly ports: PortBus;
   readonly mmio: MmioBus;
   readonly exits = new Map<VcpuExitKind, number>();
@@ -113,6 +150,10 @@ export class PcBoard {
   /** The same pieces by guest-physical address, as the virtio devices reach them. */
   private readonly ramRegions: RamRegion[] = [];
   private readonly uart: Uart8250;
+  /** The legacy devices by bus name, for snapshots (the 8259s and the 8254 are the routing's). */
+  private readonly legacy = new Map<string, { getState(): unknown; restore(state: never): void }>();
+  /** With a restored snapshot: the TSC and guest time it was taken at, applied when the vCPU first runs. */
+  private restoredTsc: { tsc: bigint; guestNs: number } | undefined;
   /** The virtio devices (none unless the configuration asks for some). */
   readonly virtio: BoardVirtio | undefined;
   /** hvc0 output, and the agent port's, on their way into the host's rings. */
@@ -135,17 +176,19 @@ export class PcBoard {
     this.agentOut = rt.agentOut && new RingBacklog(rt.agentOut, CONSOLE_BACKLOG_BYTES, () => rt.log(`the host is not reading the agent's port: output beyond ${CONSOLE_BACKLOG_BYTES} waiting bytes is dropped (counted)`));
     const size = config.memory;
     const maxImage = maxImageBytes(size);
-    const kernel = readImageFile(config.kernel, 'kernel', maxImage);
-    const initrd = config.initrd === undefined ? undefined : readImageFile(config.initrd, 'initrd', maxImage);
-    this.machine = new Machine(rt.backend);
+    const restore = rt.restore;
+    const kernel = restore ? undefined : readImageFile(config.kernel, 'kernel', maxImage);
+    const initrd = restore || config.initrd === undefined ? undefined : readImageFile(config.initrd, 'initrd', maxImage);
+    // A restored machine's guest time continues from the snapshot's: every device time base and
+    // the TSC were saved in it.
+    this.machine = new Machine(rt.backend, restore ? { clock: new GuestClock({ origin: hostNs() - restore.snapshot.machine.guestNs }) } : {});
     try {
       const low = Math.min(size, MMIO_HOLE_START);
       const top = size > low ? FOUR_GIB + (size - low) : low;
       if (top > this.machine.capability.maxRam) {
         throw new TsvmmError('TSVMM_LIMIT', `${size} bytes of RAM end at ${hex(top)} with the MMIO hole, above the ${this.machine.backend.name} backend's guest-physical limit ${hex(this.machine.capability.maxRam)}`);
       }
-      this.mapRam(0, low);
-      for (let gpa = FOUR_GIB; gpa < top; gpa += HIGH_RAM_PIECE) this.mapRam(gpa, Math.min(HIGH_RAM_PIECE, top - gpa));
+      for (const r of ramLayout(size)) this.mapRam(r.gpa, r.size);
       const lowRam = this.ram[0]!;
       this.ports = new PortBus({ log: rt.log });
       this.mmio = new MmioBus({ log: rt.log });
@@ -162,13 +205,19 @@ export class PcBoard {
       const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
       rtc.setMemorySize(size, low);
       this.ports.register(PORTS.COM1.base, PORTS.COM1.length, 'com1', this.uart);
+      this.legacy.set('com1', this.uart);
+      this.legacy.set('rtc', rtc);
       const i8042 = new I8042({ onReset: () => this.finish({ how: 'reset' }), irq1: line(IRQS.KEYBOARD), irq12: line(IRQS.MOUSE) });
       this.ports.register(PORTS.I8042_DATA.base, PORTS.I8042_DATA.length, 'i8042', i8042);
       this.ports.register(PORTS.I8042_COMMAND.base, PORTS.I8042_COMMAND.length, 'i8042-command', i8042.commandPort);
       this.ports.register(PORTS.RTC.base, PORTS.RTC.length, 'rtc', rtc);
-      this.ports.register(PORTS.POST.base, PORTS.POST.length, 'post', new Port80());
-      this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit',
-        new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) }));
+      this.legacy.set('i8042', i8042);
+      const post = new Port80();
+      this.legacy.set('post', post);
+      this.ports.register(PORTS.POST.base, PORTS.POST.length, 'post', post);
+      const debugExit = new DebugExit({ onExit: (status) => this.finish({ how: 'debug-exit', status }) });
+      this.legacy.set('debug-exit', debugExit);
+      this.ports.register(PORTS.DEBUG_EXIT.base, PORTS.DEBUG_EXIT.length, 'debug-exit', debugExit);
 
       this.virtio = new BoardVirtio(config, {
         line,
@@ -188,27 +237,43 @@ export class PcBoard {
       // ISA IRQ 0 reaches I/O APIC pin 0 in KVM's default routing, pin 2 (a PC's) on the board's own I/O APIC.
       const irq0ToGsi2 = boardApic;
       const mp = buildMpTable(TABLE_AREA.mpConfig.gpa, cpus, { irq0ToPin2: irq0ToGsi2, sciIrq: IRQS.SCI });
-      writeArea(ram, TABLE_AREA.mpPointer, mp.pointer);
-      writeArea(ram, TABLE_AREA.mpConfig, mp.table);
+      // A restored machine's tables are in its RAM already.
+      if (!restore) {
+        writeArea(ram, TABLE_AREA.mpPointer, mp.pointer);
+        writeArea(ram, TABLE_AREA.mpConfig, mp.table);
+      }
       // ACPI: how Linux powers off (\_S5 through the PM1 control block) and resets (0xCF9).
       // IRQ 0's I/O APIC pin as the MP table has it (above).
       // The virtio devices are described in the DSDT (LNRO0005), each with its window and IRQ.
       const acpi = buildAcpiTables(TABLE_AREA.acpi.gpa, { cpus, ioapicId, pmBase: PORTS.ACPI_PM.base, sciIrq: IRQS.SCI, irq0ToGsi2, virtioMmio: this.virtio.acpi() });
-      writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
-      this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', new AcpiPm({
+      if (!restore) writeArea(ram, TABLE_AREA.acpi, acpi.bytes);
+      const acpiPm = new AcpiPm({
         onSleep: (type) => this.finish(type === S5_SLEEP_TYPE ? { how: 'poweroff' } : { how: 'error', code: 'TSVMM_GUEST', message: `ACPI sleep type ${type} is not supported` }),
         sci: line(IRQS.SCI),
         now: this.machine.clock.now,
-      }));
-      this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) }));
-      const e820 = memoryMap(size);
-      const kernelCache = config.pvh && config.kernelCache !== false ? new KernelCache(config.kernelCache, { log: rt.log }) : undefined;
-      const cmdline = this.virtio.cmdline(config.cmdline);
-      const booted = bootImage(ram, { ...config, cmdline, kernel, initrd, e820, lowRamTop: low, kernelCache, acpiRsdp: acpi.rsdpAddress });
-      this.format = booted.format;
+      });
+      this.legacy.set('acpi-pm', acpiPm);
+      this.ports.register(PORTS.ACPI_PM.base, PORTS.ACPI_PM.length, 'acpi-pm', acpiPm);
+      const acpiReset = new AcpiResetRegister({ onReset: () => this.finish({ how: 'reset' }) });
+      this.legacy.set('acpi-reset', acpiReset);
+      this.ports.register(PORTS.ACPI_RESET.base, PORTS.ACPI_RESET.length, 'acpi-reset', acpiReset);
+      if (this.interrupts instanceof BoardInterrupts) {
+        this.legacy.set('pic', this.interrupts.pic);
+        this.legacy.set('pit', this.interrupts.pit);
+        this.legacy.set('port-61', this.interrupts.port61);
+      }
+      const booted = kernel && this.boot(ram, kernel, initrd, acpi.rsdpAddress);
+      this.format = booted ? booted.format : 'snapshot';
       this.vcpu = this.machine.createVcpu(0);
-      if (this.interrupts instanceof BoardInterrupts) this.interrupts.attach(this.vcpu, config.inlineDevices ? { ports: this.ports, mmio: this.mmio } : null, () => this.end !== undefined);
-      enterGuest(this.vcpu, lowRam.bytes, booted.entry);
+      if (this.interrupts instanceof BoardInterrupts) {
+        this.interrupts.attach(this.vcpu, config.inlineDevices ? { ports: this.ports, mmio: this.mmio } : null, () => this.end !== undefined);
+        // APIC mode: the I/O APIC and the boot vCPU's local APIC are saved with the others.
+        if (this.interrupts.ioapic) this.legacy.set('ioapic', this.interrupts.ioapic);
+        const lapic = this.interrupts.apics[0];
+        if (lapic) this.legacy.set('lapic-0', lapic);
+      }
+      if (booted) enterGuest(this.vcpu, lowRam.bytes, booted.entry);
+      else if (restore) this.applySnapshot(restore);
       if (rt.debugChannel) {
         const control = rt.control;
         this.debugAgent = new VcpuAgent(this.vcpu, rt.debugChannel, { ending: () => Atomics.load(control, 0) !== KICK.CONSOLE });
@@ -217,6 +282,103 @@ export class PcBoard {
       this.destroy();
       throw e;
     }
+  }
+
+  /** Loads the kernel (and initrd) into RAM as the configuration says. */
+  private boot(ram: GuestMemoryWriter, kernel: Uint8Array, initrd: Uint8Array | undefined, acpiRsdp: number) {
+    const config = this.config;
+    const e820 = memoryMap(config.memory);
+    const kernelCache = config.pvh && config.kernelCache !== false ? new KernelCache(config.kernelCache, { log: this.rt.log }) : undefined;
+    const cmdline = this.virtio!.cmdline(config.cmdline);
+    return bootImage(ram, { ...config, cmdline, kernel, initrd, e820, lowRamTop: ram.size, kernelCache, acpiRsdp });
+  }
+
+  /** Why this board cannot be saved, or undefined. */
+  private snapshotRefusal(): string | undefined {
+    if (this.config.cpus !== 1) return `a machine of ${this.config.cpus} vCPUs cannot be saved yet (only the boot vCPU's thread is the board's)`;
+    if (!(this.interrupts instanceof BoardInterrupts)) return `the ${this.machine.backend.name} backend runs the interrupt controllers and the PIT itself, and their state is not saved yet`;
+    if ((this.config.nics?.length ?? 0) > 0) return 'a machine with a network card cannot be saved yet (its backend\'s connections live outside the machine)';
+    return undefined;
+  }
+
+  /**
+   * The machine's whole state, at an instruction boundary of the boot vCPU (call it between runs):
+   * its state groups, every device's state, RAM, and the guest time they were taken at.
+   * TSVMM_UNSUPPORTED for a machine this cannot capture, TSVMM_BUSY while a device has work in flight.
+   */
+  snapshot(host: { agentReady: boolean }): SnapshotContents {
+    const refusal = this.snapshotRefusal();
+    if (refusal) throw new TsvmmError('TSVMM_UNSUPPORTED', refusal);
+    if (this.agentOut && this.agentOut.length > 0) throw new TsvmmError('TSVMM_BUSY', 'the agent port has output the host has not taken yet');
+    const state = this.vcpu.getState(STATE.ALL);
+    const guestNs = this.machine.clock.now();
+    const saved = { id: 0, state: structuredClone(state), xsaveExtended: new Uint8Array(0) };
+    const devices: Record<string, unknown> = {};
+    for (const [name, d] of this.legacy) devices[name] = d.getState();
+    const virtio: Record<string, VirtioMmioState> = {};
+    for (const d of this.virtio?.devices ?? []) virtio[d.name] = d.transport.getState();
+    devices.virtio = virtio;
+    const drives: DriveStamp[] = (this.config.drives ?? []).map((d) => {
+      const st = statSync(d.file);
+      return { file: d.file, size: st.size, mtimeMs: st.mtimeMs };
+    });
+    return {
+      machine: { config: this.config, backend: this.machine.backend.name, guestNs, drives, ram: ramLayout(this.config.memory), agentReady: host.agentReady },
+      vcpus: [saved],
+      devices,
+      ram: this.ramRegions.map((r) => ({ gpa: r.gpa, bytes: r.bytes })),
+    };
+  }
+
+  /** Puts a checked snapshot's RAM, devices and vCPU state into this new board (before it runs). */
+  private applySnapshot(restore: BoardRestore): void {
+    const refusal = this.snapshotRefusal();
+    if (refusal) throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot cannot be restored here: ${refusal}`);
+    const snap = restore.snapshot;
+    const saved = snap.vcpus[0]!;
+    if (saved.xsaveExtended.some((b) => b !== 0)) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot holds extended XSAVE state (AVX or later) the ${this.machine.backend.name} backend does not have`);
+    }
+    const devices = snap.devices;
+    const names = [...this.legacy.keys(), 'virtio'];
+    const savedNames = Object.keys(devices);
+    if (savedNames.length !== names.length || !names.every((n) => n in devices)) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's devices (${savedNames.join(', ')}) are not this board's (${names.join(', ')})`);
+    }
+    const virtio = devices.virtio as Record<string, VirtioMmioState>;
+    const placed = this.virtio?.devices ?? [];
+    if (typeof virtio !== 'object' || virtio === null || Object.keys(virtio).length !== placed.length || !placed.every((d) => d.name in virtio)) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', 'the snapshot\'s virtio devices are not this board\'s');
+    }
+    loadRam(restore.path, snap.ram, (gpa, size) => {
+      const region = this.ramRegions.find((r) => r.gpa === gpa && r.bytes.length === size);
+      if (!region) throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's RAM at 0x${gpa.toString(16)} is not this board's`);
+      return region.bytes;
+    });
+    try {
+      // The virtio transports first: they set their interrupt lines, which the 8259s' saved state then overrides.
+      for (const d of placed) d.transport.restore(virtio[d.name]!);
+      for (const [name, d] of this.legacy) d.restore(devices[name] as never);
+    } catch (e) {
+      if (e instanceof TsvmmError) throw e;
+      throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's device state is malformed: ${(e as Error).message}`);
+    }
+    copyState(this.vcpu.getState(STATE.ALL), saved.state, STATE.ALL);
+    this.vcpu.setState(STATE.ALL);
+    this.restoredTsc = { tsc: saved.state.msrs[MSR.TSC]!, guestNs: snap.machine.guestNs };
+  }
+
+  /**
+   * The restored TSC, moved on by the guest time that passed since the snapshot's guest time
+   * (the restore itself): the TSC keeps its distance to the guest clock, which the timers follow.
+   */
+  private commitRestoredTsc(): void {
+    const r = this.restoredTsc;
+    if (!r) return;
+    this.restoredTsc = undefined;
+    const s = this.vcpu.getState(STATE.MSRS);
+    s.msrs[MSR.TSC] = r.tsc + BigInt(Math.max(0, Math.round(this.machine.clock.now() - r.guestNs)));
+    this.vcpu.setState(STATE.MSRS);
   }
 
   /** Allocates `size` bytes of RAM and maps them at `gpa`. */
@@ -333,9 +495,60 @@ export class PcBoard {
   private readonly portAccess = (io: IoAccess) => this.ports.access(io);
   private readonly mmioAccess = (mem: MemAccess) => this.mmio.access(mem);
 
-  /** What the host kicked the vCPU for (see KICK): an end, or console bytes to move. */
+  /** The host paused the machine (BoardControl 'pause'): the vCPU does not run until 'resume'. */
+  private paused = false;
+
+  /** Serves the host's requests waiting on the control port, each answered on it. */
+  private serveControl(): void {
+    const port = this.rt.controlPort;
+    if (!port) return;
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+      const msg = m.message as BoardControl;
+      let reply: BoardControlReply;
+      try {
+        this.control(msg);
+        reply = { id: msg.id, ok: true };
+      } catch (e) {
+        reply = e instanceof TsvmmError ? { id: msg.id, ok: false, code: e.code, message: e.message } : { id: msg.id, ok: false, code: 'TSVMM_INTERNAL', message: (e as Error).stack ?? String(e) };
+      }
+      port.postMessage(reply);
+    }
+  }
+
+  private control(msg: BoardControl): void {
+    switch (msg.op) {
+      case 'pause':
+        this.paused = true;
+        // What the guest wrote before the pause goes to the host's rings now.
+        this.uart.txReady();
+        this.consoleOut.flush();
+        this.agentOut?.flush();
+        return;
+      case 'resume':
+        this.paused = false;
+        return;
+      case 'save':
+        writeSnapshot(msg.path, this.snapshot({ agentReady: msg.agentReady }));
+        return;
+      default:
+        assertNever(msg, 'control request');
+    }
+  }
+
+  /** While paused: waits for the host's next kick, and serves it (an end, requests), until resumed. */
+  private waitWhilePaused(): void {
+    while (this.paused && !this.end) {
+      Atomics.wait(this.rt.control, 0, KICK.CONSOLE, 1000);
+      this.takeEnd();
+      this.serveControl();
+    }
+  }
+
+  /** What the host kicked the vCPU for (see KICK): an end, requests, or console bytes to move. */
   private takeKick(): void {
     if (this.takeEnd()) return;
+    this.serveControl();
+    if (this.paused) return;
     this.pumpSerialIn();
     this.pumpAgentIn();
     this.virtio?.pollNics();
@@ -345,12 +558,12 @@ export class PcBoard {
     this.virtio?.agentPort?.outputSpaceFreed(); // the agent's output waits for room (flow control), not dropped
   }
 
-  /** Takes an end the host asked for, if any. */
+  /** Takes an end the host asked for, if any (a CONTROL kick is not one: its requests are on the control port). */
   private takeEnd(): boolean {
     const why = Atomics.exchange(this.rt.control, 0, KICK.CONSOLE);
     if (why === KICK.STOP) this.finish({ how: 'stopped' });
     else if (why === KICK.TIMEOUT) this.finish({ how: 'timeout', report: this.report('timed out') });
-    return why !== KICK.CONSOLE;
+    return why === KICK.STOP || why === KICK.TIMEOUT;
   }
 
   /** Runs the boot vCPU until the machine ends. */
@@ -359,6 +572,7 @@ export class PcBoard {
     // An end asked for while the machine was being built. (Console input waits for the host's
     // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
     if (this.takeEnd()) return this.end!;
+    this.commitRestoredTsc();
     this.debugAgent?.atStart();
     for (;;) {
       this.interrupts.beforeRun();
@@ -386,6 +600,7 @@ export class PcBoard {
         case 'stopped':
           this.takeKick();
           this.serveAps();
+          this.waitWhilePaused();
           break;
         case 'shutdown':
           this.finish({ how: 'triple-fault', report: this.report('triple fault') });

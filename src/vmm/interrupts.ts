@@ -137,6 +137,7 @@ export class BoardInterrupts implements InterruptRouting {
   private windowRequested = false;
 
   readonly pit: I8254Pit;
+  readonly port61: Port61;
   private readonly clock: GuestClock;
 
   private readonly awaitHostEnd: boolean;
@@ -162,7 +163,8 @@ export class BoardInterrupts implements InterruptRouting {
     // Reinjection: the software CPU often runs with interrupts off for several PIT periods.
     this.pit = new I8254Pit({ irq0: this.line(IRQS.PIT), now: clock.now, reinject: true });
     ports.register(PORTS.PIT.base, PORTS.PIT.length, 'pit', this.pit);
-    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', new Port61({ pit: this.pit, now: clock.now }));
+    this.port61 = new Port61({ pit: this.pit, now: clock.now });
+    ports.register(PORTS.SYSTEM_CONTROL_B.base, PORTS.SYSTEM_CONTROL_B.length, 'port-61', this.port61);
     this.timers.push(this.pit);
   }
 

@@ -12,14 +12,16 @@
  */
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { statSync } from 'node:fs';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import type { SoftProfile } from '../nvmm/profile.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import type { VcpuExitKind } from '../nvmm/exit.js';
 import { stopVcpu } from '../nvmm/stop.js';
-import { KICK, type VmEnd } from './board.js';
-import type { ImageFormat } from './boot.js';
+import { KICK, ramLayout, type BoardControl, type BoardControlReply, type BoardFormat, type BoardRestore, type VmEnd } from './board.js';
+import { readSnapshot, type DriveStamp } from './snapshot-file.js';
+import type { Accel } from '../backends/open.js';
 import { ByteRing } from './byte-ring.js';
 import { machineConfig, type MachineConfig, type MachineOptions, type NicConfig } from './config.js';
 import type { UnknownRange } from '../devices/bus.js';
@@ -96,11 +98,44 @@ export interface BoardWorkerData {
   debugChannel?: SharedArrayBuffer;
   /** The rings of each network card (config.nics), in order. */
   nicRings?: NetRings[];
+  /** Continue this snapshot instead of booting. */
+  restore?: BoardRestore;
+  /** The board's end of the control channel (pause, resume, save). */
+  controlPort?: MessagePort;
+}
+
+/** A BoardControl before it has its id. */
+type BoardRequest = BoardControl extends infer C ? (C extends BoardControl ? Omit<C, 'id'> : never) : never;
+
+/** What VirtualMachine.restore takes beside the snapshot's path: what may differ from the saved machine. */
+export interface RestoreOptions {
+  /** The backend to continue on (default: the saved config's). */
+  accel?: Accel;
+  /** End the restored run with `timeout` after this many milliseconds (the saved timeout is not carried over). */
+  timeoutMs?: number;
+  profileGate?: SharedArrayBuffer;
+}
+
+/** Refuses a drive whose image changed since the snapshot recorded it (TSVMM_SNAPSHOT_MISMATCH). */
+function checkDriveStamps(stamps: readonly DriveStamp[]): void {
+  for (const d of stamps) {
+    let now: { size: number; mtimeMs: number };
+    try {
+      now = statSync(d.file);
+    } catch (e) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot's drive ${d.file} cannot be read: ${(e as Error).message}`, { file: d.file });
+    }
+    if (now.size !== d.size || now.mtimeMs !== d.mtimeMs) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH',
+        `the drive ${d.file} changed since the snapshot (${d.size} bytes modified at ${new Date(d.mtimeMs).toISOString()}, now ${now.size} bytes modified at ${new Date(now.mtimeMs).toISOString()}): the guest's view of it would not hold`,
+        { file: d.file });
+    }
+  }
 }
 
 /** Posted by the board worker. */
 export type FromBoard =
-  | { type: 'ready'; stopHandle: StopHandle; format: ImageFormat }
+  | { type: 'ready'; stopHandle: StopHandle; format: BoardFormat }
   | { type: 'log'; message: string }
   | ({ type: 'end'; nicDevices: VirtioNetCounters[] } & Omit<VmExited, 'nics'>);
 
@@ -124,7 +159,7 @@ interface HostNic {
 
 export interface VirtualMachineEvents {
   /** The machine is built and its first vCPU runs. */
-  ready: [format: ImageFormat];
+  ready: [format: BoardFormat];
   /** A note from the machine (unknown port, unknown MSR...). */
   log: [message: string];
   exit: [exited: VmExited];
@@ -162,11 +197,22 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   private gdb: { server: GdbServer; target: ChannelTarget } | undefined;
   /** The network cards' host sides (config.nics), in order. */
   private readonly nics: HostNic[] = [];
+  /** The snapshot this machine continues, if it was restored. */
+  private readonly restoreFrom: BoardRestore | undefined;
+  /** Requests to the board (pause, resume, save) and their replies. */
+  private readonly controlChannel = new MessageChannel();
+  private readonly controlWaiters = new Map<number, { resolve(): void; reject(e: TsvmmError): void }>();
+  private nextControlId = 1;
+  private isPaused = false;
+  private readonly started: Promise<void>;
+  private resolveStarted!: () => void;
 
-  private constructor(config: MachineConfig, profileGate: SharedArrayBuffer | undefined) {
+  private constructor(config: MachineConfig, profileGate: SharedArrayBuffer | undefined, restoreFrom?: BoardRestore) {
     super();
     this.config = config;
     this.profileGate = profileGate;
+    this.restoreFrom = restoreFrom;
+    this.started = new Promise((resolve) => (this.resolveStarted = resolve));
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
     if (config.agent) {
       const rings = { out: new ByteRing(AGENT_RING_BYTES), in: new ByteRing(AGENT_RING_BYTES), pending: [] as Uint8Array[] };
@@ -233,6 +279,90 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     }));
   }
 
+  /**
+   * A machine that continues the snapshot at `path` (written by save()); start() runs it. The
+   * file is checked whole first (TSVMM_SNAPSHOT_CORRUPT, _VERSION, _TRUNCATED: nothing runs);
+   * each drive must be the image the snapshot recorded, unchanged (TSVMM_SNAPSHOT_MISMATCH): a
+   * guest's page cache and filesystem state are in the snapshot's RAM, and would not match
+   * another disk. Images are never written by a restore itself.
+   */
+  static async restore(path: string, options: RestoreOptions = {}): Promise<VirtualMachine> {
+    const snapshot = readSnapshot(path, ramLayout);
+    const saved = snapshot.machine.config;
+    checkDriveStamps(snapshot.machine.drives);
+    const { timeoutMs: _savedTimeout, ...rest } = saved;
+    const config = machineConfig({ ...rest, accel: options.accel ?? saved.accel, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
+    checkDrives(config.drives ?? []);
+    const vm = new VirtualMachine(config, options.profileGate, { path, snapshot });
+    if (snapshot.machine.agentReady) vm.agent?.continueReady();
+    return vm;
+  }
+
+  /** Whether pause() holds the machine. */
+  get paused(): boolean {
+    return this.isPaused;
+  }
+
+  /**
+   * Stops the guest at its next instruction boundary, until resume(): its vCPU does not run and
+   * its devices take no host input. Guest time goes on (the timers catch up when it resumes, as
+   * after a host that did not schedule the vCPU). Resolves once the vCPU has stopped.
+   */
+  async pause(): Promise<void> {
+    await this.request({ op: 'pause' });
+    this.isPaused = true;
+  }
+
+  async resume(): Promise<void> {
+    await this.request({ op: 'resume' });
+    this.isPaused = false;
+  }
+
+  /**
+   * Writes a snapshot of the machine to `path` (docs/snapshot-format.md): it pauses the machine,
+   * saves, and lets it run again unless it was paused already. The file is written beside `path`
+   * and renamed over it when complete. Refused: TSVMM_UNSUPPORTED for a machine that cannot be
+   * saved yet (more than one vCPU, KVM's in-kernel irqchip), TSVMM_BUSY while an agent exec or a
+   * device request is in flight.
+   */
+  async save(path: string): Promise<void> {
+    const wasPaused = this.isPaused;
+    if (!wasPaused) await this.pause();
+    try {
+      // What the guest's agent wrote before the pause reaches the Agent first.
+      const ring = this.agentRings?.out;
+      while (ring && ring.length > 0 && !this.ended) await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      const agent = this.agent;
+      if (agent && agent.ready && !agent.idle) throw new TsvmmError('TSVMM_BUSY', 'an agent exec is in flight: save when it has finished');
+      await this.request({ op: 'save', path, agentReady: agent?.idle ?? false });
+    } finally {
+      if (!wasPaused && !this.ended) await this.resume();
+    }
+  }
+
+  /** Sends a request to the board and waits for its reply. */
+  private async request(request: BoardRequest): Promise<void> {
+    if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended');
+    if (!this.worker) throw new TsvmmError('TSVMM_BUSY', 'the machine has not been started');
+    await this.started;
+    if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended');
+    const id = this.nextControlId++;
+    await new Promise<void>((resolve, reject) => {
+      this.controlWaiters.set(id, { resolve, reject });
+      this.controlChannel.port1.postMessage({ ...request, id } as BoardControl);
+      this.kick(KICK.CONTROL);
+    });
+  }
+
+  private onControlReply(reply: BoardControlReply): void {
+    const w = this.controlWaiters.get(reply.id);
+    if (!w) return;
+    this.controlWaiters.delete(reply.id);
+    if (reply.ok) w.resolve();
+    else w.reject(new TsvmmError(reply.code as TsvmmError['code'], reply.message));
+  }
+
   /** Builds and runs the machine in a worker thread; 'ready' says when its first vCPU runs. Once only. */
   start(): void {
     if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended (stopped before it started)');
@@ -243,8 +373,12 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       agentOut: this.agentRings?.out.buffer, agentIn: this.agentRings?.in.buffer,
       debugChannel: this.debugChannel,
       nicRings: this.nics.map((nic) => nic.rings),
+      restore: this.restoreFrom,
+      controlPort: this.controlChannel.port2,
     };
-    const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./board-worker.js', import.meta.url), { workerData: data, transferList: [this.controlChannel.port2] });
+    this.controlChannel.port1.on('message', (reply: BoardControlReply) => this.onControlReply(reply));
+    this.controlChannel.port1.unref();
     this.worker = worker;
     this.workerGone = new Promise((resolve) => worker.once('exit', () => resolve()));
     let timer: NodeJS.Timeout | undefined;
@@ -255,10 +389,11 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
           // A debugger that asked to stop the machine before it ran.
           if (this.gdb && new DebugChannel(this.debugChannel).load(WORD.STOP_REQ)) stopVcpu(msg.stopHandle);
           if (this.config.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), this.config.timeoutMs);
+          this.resolveStarted();
           this.emit('ready', msg.format);
           if (this.pendingEnd) this.kick(this.pendingEnd);
-          // Console input, or network frames that arrived before the vCPU could be kicked.
-          else if (this.serialIn.length || this.nics.length) this.kick(KICK.CONSOLE);
+          // Bytes or network frames that arrived before the vCPU could be kicked (a restored agent is ready at once).
+          else if (this.serialIn.length || (this.agentRings?.in.length ?? 0) > 0 || this.nics.length) this.kick(KICK.CONSOLE);
           break;
         case 'log':
           this.emit('log', msg.message);
@@ -380,8 +515,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   /** Kicks the vCPU out of its run (an end, or console bytes to move); an end asked for before 'ready' waits for it. */
   private kick(why: number): void {
     if (this.ended) return;
-    if (why !== KICK.CONSOLE) {
+    if (why === KICK.CONTROL) {
+      // Never over an end the board has not taken yet (it serves requests at any kick).
+      Atomics.compareExchange(this.control, 0, KICK.CONSOLE, KICK.CONTROL);
+      Atomics.notify(this.control, 0);
+    } else if (why !== KICK.CONSOLE) {
       Atomics.store(this.control, 0, why);
+      Atomics.notify(this.control, 0);
       if (!this.stopHandle) this.pendingEnd = why;
     }
     if (this.stopHandle) stopVcpu(this.stopHandle);
@@ -418,6 +558,10 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       const server = this.gdb.server;
       setTimeout(() => void server.close(), 100).unref();
     }
+    this.resolveStarted();
+    for (const w of this.controlWaiters.values()) w.reject(new TsvmmError('TSVMM_BUSY', 'the machine ended'));
+    this.controlWaiters.clear();
+    this.controlChannel.port1.close();
     this.serialOut.wake();
     this.serialIn.wake();
     this.agentRings?.out.wake();

@@ -236,6 +236,7 @@ export const run: Command = {
   name: 'run',
   summary: 'boot a guest: a Linux bzImage, a multiboot kernel or a flat binary',
   usage: `usage: tsvmm run --kernel FILE [options]
+       tsvmm run --restore SNAPSHOT [--accel kvm|soft|auto] [--exec COMMAND] [--timeout SECONDS] [--serial ...]
 
   --kernel FILE        bzImage (Linux boot protocol), multiboot kernel, ELF vmlinux with a PVH note,
                        or flat binary with --flat
@@ -293,6 +294,16 @@ export const run: Command = {
                        vCPU; HOST 127.0.0.1 unless given, PORT 0 for any free port (the port is
                        printed); one client at a time
   --gdb-wait           with --gdb: start paused, until the debugger continues (QEMU's -S)
+  --agent              give the guest the exec agent's port (--exec implies it), so that a machine
+                       saved with --save can be given --exec when it is restored
+  --save PATH          with --save-when: once the console has printed TEXT, save the machine to
+                       PATH (docs/snapshot-format.md), end it and exit 0 (1 if it cannot be saved)
+  --save-when TEXT     what the console prints when the machine is to be saved
+  --restore PATH       continue the machine saved in PATH instead of booting: its configuration,
+                       RAM, devices and vCPU come from the file (--kernel, --initrd, --drive and the
+                       other machine options are not given); --accel picks the backend it continues
+                       on. A snapshot that is damaged, of another version, or whose drives changed
+                       since it was saved is refused (TSVMM_SNAPSHOT_*), before anything runs
 
 On a terminal, Ctrl-A x ends the machine (Ctrl-A Ctrl-A sends Ctrl-A), as in QEMU.
 Exit status: 0 after a reset, power-off or Ctrl-A x; for a write of VALUE to the debug-exit port
@@ -310,8 +321,19 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       pvh: { type: 'boolean', default: false }, cpu: { type: 'string' },
       drive: { type: 'string', multiple: true, default: [] }, nic: { type: 'string', multiple: true, default: [] }, console: { type: 'string', default: 'serial' }, rng: { type: 'boolean', default: false },
       gdb: { type: 'string' }, 'gdb-wait': { type: 'boolean', default: false },
-      exec: { type: 'string' },
+      exec: { type: 'string' }, agent: { type: 'boolean', default: false },
+      save: { type: 'string' }, 'save-when': { type: 'string' }, restore: { type: 'string' },
     });
+    if ((values.save === undefined) !== (values['save-when'] === undefined)) throw usage('--save PATH and --save-when TEXT go together');
+    if (values.save === '' || values['save-when'] === '' || values.restore === '') throw usage('--save, --save-when and --restore take a non-empty value');
+    if (values.save !== undefined && values.exec !== undefined) throw usage('--save and --exec cannot be given together');
+    if (values.restore !== undefined) {
+      const machineOptions = [['--kernel', values.kernel], ['--initrd', values.initrd], ['--flat', values.flat], ['--cpu', values.cpu], ['--drive', values.drive!.length > 0 ? 'x' : undefined], ['--save', values.save]] as const;
+      const given = machineOptions.filter(([, v]) => v !== undefined).map(([name]) => name);
+      if (given.length > 0) throw usage(`--restore takes the machine from the snapshot: ${given.join(', ')} cannot be given with it`);
+      // auto: the backend the snapshot's configuration names.
+      return runRestored(values.restore, { accel: values.accel === 'auto' ? undefined : parseAccel(values.accel!), timeout: values.timeout, exec: values.exec, serial: values.serial!, trace: values.trace! }, io);
+    }
     if (!values.kernel) throw usage('--kernel is required');
     const trace = parseTrace(values.trace!);
     const config = configFromArgs({
@@ -330,7 +352,7 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       drives: values.drive!.length > 0 ? values.drive!.map(parseDrive) : undefined,
       console: parseConsole(values.console!),
       rng: values.rng,
-      agent: values.exec !== undefined,
+      agent: values.exec !== undefined || values.agent,
       nics: values.nic!.length > 0 ? values.nic!.map((text, i) => parseNicOption(text, i)) : undefined,
     }, {
       nics: '--nic',
@@ -356,9 +378,11 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
     const output = await connectOutput(vm, values.exec !== undefined && serial === 'stdio' ? { out: io.err, err: io.err } : io, serial);
     const deadline = config.timeoutMs === undefined ? Infinity : Date.now() + config.timeoutMs;
     const stopInput = values.exec === undefined ? connectInput(vm, io) : () => {};
+    const saving = values.save === undefined ? undefined : saveWhen(vm, values.save, values['save-when']!, io);
     vm.start();
     const ran = values.exec === undefined ? undefined : await execInGuest(vm, values.exec, config.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, io);
     const exited = await vm.exited;
+    const saved = await saving?.result();
     stopInput();
     const outputFailure = await output.finish(deadline);
     const why = outputFailure ?? describe(exited);
@@ -372,9 +396,56 @@ how the guest ended, except after a reset, a power-off or Ctrl-A x.
       if (cpu.length > 0) io.err(`cpu: ${cpu.map(([k, n]) => `${k} ${n}`).join(', ')}\n`);
     }
     if (ran !== undefined) return outputFailure ? 1 : ran;
+    if (saved !== undefined) return outputFailure || !saved ? 1 : 0;
     return outputFailure ? 1 : exitStatus(exited);
   },
 };
+
+/**
+ * --save PATH --save-when TEXT: once the console has printed TEXT, saves the machine to PATH and
+ * stops it. result(): whether it was saved (false: the failure was said on stderr), or undefined
+ * when the machine ended before TEXT came.
+ */
+function saveWhen(vm: VirtualMachine, path: string, text: string, io: CommandIo): { result(): Promise<boolean | undefined> } {
+  let tail = '';
+  let saving: Promise<boolean> | undefined;
+  const onData = (b: Buffer) => {
+    tail = (tail + b.toString('latin1')).slice(-Math.max(text.length, 1) * 2 - 4096);
+    if (saving || !tail.includes(text)) return;
+    vm.console.off('data', onData);
+    saving = vm.save(path).then(
+      () => { io.err(`tsvmm: saved the machine to ${path}\n`); return true; },
+      (e: unknown) => {
+        if (!(e instanceof TsvmmError)) throw e;
+        io.err(`tsvmm: --save: ${e.code}: ${e.message}\n`);
+        return false;
+      },
+    ).finally(() => void vm.stop());
+  };
+  vm.console.on('data', onData);
+  return { result: async () => (saving ? saving : undefined) };
+}
+
+/** tsvmm run --restore: continues a saved machine, with the console, --exec and --timeout as a booted one has them. */
+async function runRestored(path: string, opts: { accel: ReturnType<typeof parseAccel> | undefined; timeout: string | undefined; exec: string | undefined; serial: string; trace: string[] }, io: CommandIo): Promise<number> {
+  if (opts.trace.length > 0) throw usage('--trace cannot be given with --restore');
+  checkSerial(opts.serial);
+  const timeoutMs = opts.timeout === undefined ? undefined : parseTimeout(opts.timeout);
+  const vm = await VirtualMachine.restore(path, { accel: opts.accel, timeoutMs });
+  vm.on('log', (message) => io.err(`tsvmm: ${message}\n`));
+  const output = await connectOutput(vm, opts.exec !== undefined && opts.serial === 'stdio' ? { out: io.err, err: io.err } : io, opts.serial);
+  const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+  const stopInput = opts.exec === undefined ? connectInput(vm, io) : () => {};
+  vm.start();
+  const ran = opts.exec === undefined ? undefined : await execInGuest(vm, opts.exec, timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS, io);
+  const exited = await vm.exited;
+  stopInput();
+  const outputFailure = await output.finish(deadline);
+  const why = outputFailure ?? describe(exited);
+  if (why) io.err(`\n${why}\n`);
+  if (ran !== undefined) return outputFailure ? 1 : ran;
+  return outputFailure ? 1 : exitStatus(exited);
+}
 
 /** --exec's wait for the agent and for the command, without --timeout. */
 const DEFAULT_EXEC_TIMEOUT_MS = 10 * 60_000;

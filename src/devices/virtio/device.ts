@@ -53,6 +53,16 @@ export interface VirtioDevice {
   notify(index: number): void;
   /** Back to the state before activate(): forget queues, requests and negotiated features. */
   reset(): void;
+  /**
+   * The device's own state beyond the transport's (plain data, for a snapshot). Requests still
+   * in flight cannot be saved: TSVMM_BUSY. A device without it cannot be snapshotted.
+   */
+  getState?(): unknown;
+  /**
+   * Puts back what getState returned, after the transport restored its registers and queues and
+   * activated the device again if the driver had; a malformed state is TSVMM_SNAPSHOT_CORRUPT.
+   */
+  restore?(state: unknown): void;
 }
 
 /** Reads a little-endian configuration structure: bytes [offset, offset + data.length) of `space`, zeros past its end. */

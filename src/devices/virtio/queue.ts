@@ -147,6 +147,13 @@ export function copyToSegments(segments: readonly Uint8Array[], offset: number, 
   return done;
 }
 
+/** The device's positions in the rings (what a snapshot keeps of a queue beside its layout). */
+export interface QueueIndices {
+  lastAvail: number;
+  usedIdx: number;
+  signalledUsed: number;
+}
+
 export class SplitQueue {
   /** The next available-ring index the device will read (free-running, 16 bits). */
   private lastAvail = 0;
@@ -298,7 +305,14 @@ export class SplitQueue {
   }
 
   /** The indices, for snapshots and tests. */
-  get indices(): { lastAvail: number; usedIdx: number } {
-    return { lastAvail: this.lastAvail, usedIdx: this.usedIdx };
+  get indices(): QueueIndices {
+    return { lastAvail: this.lastAvail, usedIdx: this.usedIdx, signalledUsed: this.signalledUsed };
+  }
+
+  /** Puts back indices a snapshot saved (each a 16-bit free-running index). */
+  restoreIndices(i: QueueIndices): void {
+    this.lastAvail = i.lastAvail & 0xffff;
+    this.usedIdx = i.usedIdx & 0xffff;
+    this.signalledUsed = i.signalledUsed & 0xffff;
   }
 }

@@ -34,6 +34,7 @@
  * Completion: a backend outcome that is a Promise is posted when it settles (block-backend.ts);
  * a completion arriving after a reset or after the queue was torn down is dropped.
  */
+import { TsvmmError } from '../../common/errors.js';
 import type { BlockBackend, BlockCompletion, BlockOutcome } from './block-backend.js';
 import { SECTOR_SIZE } from './block-backend.js';
 import { VIRTIO_ID_BLOCK, featureBit, readConfigBytes, type VirtioDevice, type VirtioLink } from './device.js';
@@ -107,6 +108,8 @@ export class VirtioBlk implements VirtioDevice {
   private readonly segmentView = new DataView(this.segment.buffer);
   private readonly id = new Uint8Array(VIRTIO_BLK_ID_BYTES); // the serial, zero-padded
   private link: VirtioLink | null = null;
+  /** Requests whose backend completion has not settled yet. */
+  private inFlight = 0;
 
   constructor(readonly backend: BlockBackend) {
     this.id.set(new TextEncoder().encode(backend.id).subarray(0, VIRTIO_BLK_ID_BYTES));
@@ -140,6 +143,17 @@ export class VirtioBlk implements VirtioDevice {
   reset(): void {
     this.link = null;
   }
+
+  /**
+   * Nothing beyond the transport's once every request has completed (the image holds the data);
+   * with requests in flight the state cannot be saved yet: TSVMM_BUSY.
+   */
+  getState(): Record<string, never> {
+    if (this.inFlight > 0) throw new TsvmmError('TSVMM_BUSY', `virtio-blk ${this.backend.id}: ${this.inFlight} requests in flight; save again when they complete`);
+    return {};
+  }
+
+  restore(): void {}
 
   notify(index: number): void {
     const link = this.link;
@@ -183,9 +197,10 @@ export class VirtioBlk implements VirtioDevice {
       complete(STATUS_OF[outcome], outcome === 'ok' ? written : 1);
       return;
     }
+    this.inFlight++;
     outcome.then(
-      (o) => this.completeLater(link, queue, () => complete(STATUS_OF[o], o === 'ok' ? written : 1)),
-      () => this.completeLater(link, queue, () => complete(VIRTIO_BLK_S_IOERR, 1)),
+      (o) => { this.inFlight--; this.completeLater(link, queue, () => complete(STATUS_OF[o], o === 'ok' ? written : 1)); },
+      () => { this.inFlight--; this.completeLater(link, queue, () => complete(VIRTIO_BLK_S_IOERR, 1)); },
     );
   }
 

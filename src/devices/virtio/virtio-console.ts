@@ -33,6 +33,7 @@
  * handshake (PORT_OPEN changes replace a pending one), so the pending list stays bounded
  * whatever the driver does.
  */
+import { TsvmmError } from '../../common/errors.js';
 import { VIRTIO_ID_CONSOLE, featureBit, readConfigBytes, type VirtioDevice, type VirtioLink } from './device.js';
 import { QueueFault, copyFromSegments, copyToSegments, type SplitQueue } from './queue.js';
 
@@ -88,6 +89,37 @@ export interface ConsolePortOptions {
   inputLimit?: number;
   /** Whether the host side starts open (default true). */
   hostOpen?: boolean;
+}
+
+/** A port's migratable state. */
+export interface ConsolePortState {
+  ready: boolean;
+  guestOpen: boolean;
+  hostOpen: boolean;
+  /** Host input taken and not yet delivered, base64. */
+  input: string;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** The console's migratable state (its queues are the transport's). */
+export interface VirtioConsoleState {
+  multiport: boolean;
+  deviceReady: boolean;
+  /** Control messages owed to the driver, oldest first, each base64. */
+  controlOut: { id: number; event: number; bytes: string }[];
+  ports: ConsolePortState[];
+}
+
+const corrupt = (what: string): never => {
+  throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `virtio-console: ${what}`);
+};
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+function fromBase64(v: unknown, max: number, what: string): Uint8Array {
+  if (typeof v !== 'string' || v.length > Math.ceil(max / 3) * 4 + 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return corrupt(`${what} is not base64 of at most ${max} bytes`);
+  const b = Buffer.from(v, 'base64');
+  if (b.length > max) corrupt(`${what} holds ${b.length} bytes, more than ${max}`);
+  return new Uint8Array(b);
 }
 
 /** One port's host side. */
@@ -218,6 +250,30 @@ export class ConsolePort {
     if (open === this.guestOpen) return;
     this.guestOpen = open;
     this.opts.onGuestOpen?.(open);
+  }
+
+  getState(): ConsolePortState {
+    const pending = new Uint8Array(this.count);
+    const first = Math.min(this.count, this.fifo.length - this.head);
+    pending.set(this.fifo.subarray(this.head, this.head + first));
+    pending.set(this.fifo.subarray(0, this.count - first), first);
+    return { ready: this.ready, guestOpen: this.guestOpen, hostOpen: this.hostIsOpen, input: Buffer.from(pending).toString('base64'), bytesIn: this.bytesIn, bytesOut: this.bytesOut };
+  }
+
+  restore(s: ConsolePortState): void {
+    if (typeof s !== 'object' || s === null || typeof s.ready !== 'boolean' || typeof s.guestOpen !== 'boolean' || typeof s.hostOpen !== 'boolean' || !isCount(s.bytesIn) || !isCount(s.bytesOut)) {
+      corrupt(`port ${this.id}'s state is malformed`);
+    }
+    const input = fromBase64(s.input, this.fifo.length, `port ${this.id}'s pending input`);
+    this.ready = s.ready;
+    this.setGuestOpen(s.guestOpen);
+    this.hostIsOpen = s.hostOpen;
+    this.fifo.set(input);
+    this.head = 0;
+    this.count = input.length;
+    this.starved = false;
+    this.bytesIn = s.bytesIn;
+    this.bytesOut = s.bytesOut;
   }
 }
 
@@ -410,6 +466,36 @@ export class VirtioConsole implements VirtioDevice {
       if (pending >= 0) this.controlOut.splice(pending, 1);
     }
     this.controlOut.push({ id, event, bytes });
+  }
+
+  // ---- snapshot ----
+
+  getState(): VirtioConsoleState {
+    return {
+      multiport: this.multiport, deviceReady: this.deviceReady,
+      controlOut: this.controlOut.map((m) => ({ id: m.id, event: m.event, bytes: Buffer.from(m.bytes).toString('base64') })),
+      ports: this.ports.map((p) => p.getState()),
+    };
+  }
+
+  /** After the transport activated the device again (if the driver had): the handshake's state, the ports' pending input. */
+  restore(state: unknown): void {
+    const s = state as VirtioConsoleState;
+    if (typeof s !== 'object' || s === null || typeof s.multiport !== 'boolean' || typeof s.deviceReady !== 'boolean') corrupt('the state is malformed');
+    if (!Array.isArray(s.ports) || s.ports.length !== this.ports.length) corrupt(`${Array.isArray(s.ports) ? s.ports.length : 'no'} ports saved for ${this.ports.length}`);
+    // Bounded as queueControl bounds it: a few messages per port and handshake.
+    if (!Array.isArray(s.controlOut) || s.controlOut.length > 4 * (this.ports.length + 1)) corrupt('the pending control messages are malformed or too many');
+    const controlOut = s.controlOut.map((m, i) => {
+      if (typeof m !== 'object' || m === null || !isCount(m.id) || !isCount(m.event)) corrupt(`pending control message ${i} is malformed`);
+      const bytes = fromBase64(m.bytes, CONTROL_SIZE + MAX_NAME_BYTES, `pending control message ${i}`);
+      if (bytes.length < CONTROL_SIZE) corrupt(`pending control message ${i} is shorter than ${CONTROL_SIZE} bytes`);
+      return { id: m.id, event: m.event, bytes };
+    });
+    this.multiport = s.multiport;
+    this.deviceReady = s.deviceReady;
+    this.controlOut.length = 0;
+    this.controlOut.push(...controlOut);
+    this.ports.forEach((p, i) => p.restore(s.ports[i]!));
   }
 
   /** Sends pending control messages into the driver's control receive buffers. */

@@ -29,7 +29,8 @@
 import type { MmioDevice } from '../bus.js';
 import type { IrqLine } from '../irq.js';
 import type { GuestMemory } from './guest-memory.js';
-import { QueueFault, SplitQueue } from './queue.js';
+import { TsvmmError } from '../../common/errors.js';
+import { QueueFault, SplitQueue, type QueueIndices } from './queue.js';
 import {
   VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit, type VirtioDevice, type VirtioLink,
 } from './device.js';
@@ -104,6 +105,32 @@ export interface VirtioMmioCounters {
   ignoredWrites: number; // queue registers of a ready queue, features after FEATURES_OK, QueueReady before FEATURES_OK
   ignoredNotifies: number; // notifies before DRIVER_OK, for a queue not ready, or after NEEDS_RESET
   faults: number; // DEVICE_NEEDS_RESET raised
+}
+
+/** One queue's registers and, when it is ready, the device's positions in its rings. */
+export interface VirtioQueueState {
+  size: number;
+  desc: [number, number];
+  driver: [number, number];
+  device: [number, number];
+  /** Set when the queue is ready (QueueReady = 1). */
+  indices: QueueIndices | null;
+}
+
+/** The transport's migratable state, with the device's own (VirtioDevice.getState) inside. */
+export interface VirtioMmioState {
+  status: number;
+  deviceFeaturesSel: number;
+  driverFeaturesSel: number;
+  /** Bigints as hexadecimal strings (plain data survives JSON). */
+  driverFeatures: string;
+  driverFeaturesUnoffered: boolean;
+  negotiated: string;
+  queueSel: number;
+  interruptStatus: number;
+  configGeneration: number;
+  queues: VirtioQueueState[];
+  device: unknown;
 }
 
 interface QueueRegisters {
@@ -406,6 +433,78 @@ export class VirtioMmio implements MmioDevice {
   /** Whether the driver negotiated `bit` (for the device's link). */
   negotiatedFeature(bit: bigint): boolean {
     return this.hasFeature(bit);
+  }
+
+  // ---- snapshot ----
+
+  /** The transport's state and the device's (TSVMM_UNSUPPORTED for a device that has none, TSVMM_BUSY with requests in flight). */
+  getState(): VirtioMmioState {
+    if (!this.device.getState) throw new TsvmmError('TSVMM_UNSUPPORTED', `virtio device ${this.device.deviceId} cannot save its state`);
+    return {
+      status: this.status, deviceFeaturesSel: this.deviceFeaturesSel, driverFeaturesSel: this.driverFeaturesSel,
+      driverFeatures: this.driverFeatures.toString(16), driverFeaturesUnoffered: this.driverFeaturesUnoffered,
+      negotiated: this.negotiated.toString(16), queueSel: this.queueSel, interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      queues: this.queues.map((q) => ({ size: q.size, desc: [...q.desc], driver: [...q.driver], device: [...q.device], indices: q.queue ? q.queue.indices : null })),
+      device: this.device.getState(),
+    };
+  }
+
+  /**
+   * Puts back a saved state on a transport that has not been used (its guest memory holding the
+   * saved RAM): the registers, each ready queue opened again over its layout with its indices,
+   * the device activated if the driver had set DRIVER_OK, then the device's own state. Nothing
+   * is notified: buffers the driver made available are looked at on its next notification, as
+   * they would have been. A malformed state is TSVMM_SNAPSHOT_CORRUPT.
+   */
+  restore(s: VirtioMmioState): void {
+    const bad = (what: string): never => { throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `virtio device ${this.device.deviceId}: ${what}`); };
+    const u32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
+    const pair = (v: unknown): v is [number, number] => Array.isArray(v) && v.length === 2 && u32(v[0]) && u32(v[1]);
+    const features = (v: unknown): bigint => (typeof v === 'string' && /^[0-9a-f]{1,16}$/.test(v) ? BigInt(`0x${v}`) : bad(`features ${String(v)} are not 64-bit hexadecimal`));
+    if (typeof s !== 'object' || s === null) bad('no transport state');
+    for (const k of ['status', 'deviceFeaturesSel', 'driverFeaturesSel', 'queueSel', 'interruptStatus', 'configGeneration'] as const) if (!u32(s[k])) bad(`${k} is not a 32-bit number`);
+    if (typeof s.driverFeaturesUnoffered !== 'boolean') bad('driverFeaturesUnoffered is not a boolean');
+    if (!Array.isArray(s.queues) || s.queues.length !== this.queues.length) bad(`${Array.isArray(s.queues) ? s.queues.length : 'no'} queues saved for ${this.queues.length}`);
+    const negotiated = features(s.negotiated);
+    if (negotiated & ~this.offered) bad(`negotiated features 0x${s.negotiated} were never offered`);
+    this.reset();
+    this.status = s.status & 0xff;
+    this.deviceFeaturesSel = s.deviceFeaturesSel;
+    this.driverFeaturesSel = s.driverFeaturesSel;
+    this.driverFeatures = features(s.driverFeatures);
+    this.driverFeaturesUnoffered = s.driverFeaturesUnoffered;
+    this.negotiated = negotiated;
+    this.queueSel = s.queueSel;
+    this.configGeneration = s.configGeneration;
+    s.queues.forEach((saved, i) => {
+      const q = this.queues[i]!;
+      if (!u32(saved.size) || !pair(saved.desc) || !pair(saved.driver) || !pair(saved.device)) bad(`queue ${i}'s registers are malformed`);
+      q.size = saved.size;
+      q.desc = [saved.desc[0], saved.desc[1]];
+      q.driver = [saved.driver[0], saved.driver[1]];
+      q.device = [saved.device[0], saved.device[1]];
+      if (saved.indices === null) return;
+      const ix = saved.indices;
+      if (typeof ix !== 'object' || !u32(ix.lastAvail) || !u32(ix.usedIdx) || !u32(ix.signalledUsed)) bad(`queue ${i}'s indices are malformed`);
+      const opened = SplitQueue.open(
+        this.memory,
+        { size: q.size, desc: u64(q.desc), driver: u64(q.driver), device: u64(q.device) },
+        { indirect: this.hasFeature(VIRTIO_F_INDIRECT_DESC), eventIdx: this.hasFeature(VIRTIO_F_EVENT_IDX) },
+        this.device.queueMaxSizes[i]!,
+      );
+      if (opened instanceof QueueFault) return bad(`queue ${i} was ready but its layout is refused: ${opened.message}`);
+      opened.restoreIndices(ix);
+      q.queue = opened;
+    });
+    if ((this.status & STATUS_DRIVER_OK) && !(this.status & STATUS_DEVICE_NEEDS_RESET)) {
+      this.link = new Link(this);
+      this.device.activate(this.link);
+    }
+    if (!this.device.restore) return bad('the device cannot restore its state');
+    this.device.restore(s.device);
+    this.interruptStatus = s.interruptStatus & (INTERRUPT_USED_BUFFER | INTERRUPT_CONFIG_CHANGE);
+    this.irq.set(this.interruptStatus !== 0);
   }
 
   private note(counter: keyof VirtioMmioCounters, kind: string, message: string): void {

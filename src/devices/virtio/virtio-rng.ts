@@ -45,6 +45,13 @@ export class VirtioRng implements VirtioDevice {
     this.link = null;
   }
 
+  /** Nothing beyond the transport's: requests are served as they come. */
+  getState(): Record<string, never> {
+    return {};
+  }
+
+  restore(): void {}
+
   notify(index: number): void {
     const link = this.link;
     const queue = link?.queue(index);

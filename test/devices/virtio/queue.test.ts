@@ -88,7 +88,7 @@ test('16-bit indices wrap: 70000 chains through a queue of 4', () => {
     assert.equal(used.length, 1);
     assert.equal(used[0]!.len, i & 0xff);
   }
-  assert.deepEqual(q.indices, { lastAvail: 70_000 & 0xffff, usedIdx: 70_000 & 0xffff });
+  assert.deepEqual(q.indices, { lastAvail: 70_000 & 0xffff, usedIdx: 70_000 & 0xffff, signalledUsed: 0 });
 });
 
 test('event idx: used_event decides interrupts, avail_event asks for the next buffer', () => {

@@ -1,0 +1,147 @@
+/**
+ * bench/restore: a saved Linux (Debian's kernel, a busybox initramfs with the exec agent, 256 MiB)
+ * restored on the soft backend, against booting it cold, in one invocation:
+ * - the references: cold boot to the init's ready line on QEMU's TCG and on tsvmm's soft CPU;
+ * - restore to running (VirtualMachine.restore until 'ready': the file read and checked, RAM and
+ *   devices put back, the vCPU running) and restore + exec('true') (the guest answering), the
+ *   median of RUNS;
+ * - the snapshot's size, the time save() took, and this process's peak RSS;
+ * - CONCURRENT restores in this one process (default 20; TSVMM_BENCH_RESTORES), each answering an
+ *   exec: the time for all of them and the RSS they added, per machine.
+ * Prints `ratio` (restore + exec / cold boot on soft) and `ratio-qemu` (restore + exec / cold
+ * boot on QEMU's TCG).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findGuestKernel } from '../src/loader/guest-kernels.js';
+import { VirtualMachine } from '../src/vmm/virtual-machine.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tsvmm.js');
+const READY = 'tsvmm-bench: ready';
+const CMDLINE = 'console=ttyS0 quiet';
+const MEMORY = 256 << 20;
+const RUNS = 3;
+const TIMEOUT_MS = 10 * 60_000;
+
+const INIT = `#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "${READY}"
+while :; do sleep 1000; done
+`;
+
+const now = () => Number(process.hrtime.bigint()) / 1e9;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mib = (bytes: number) => (bytes / (1 << 20)).toFixed(1);
+
+/** Seconds from spawning QEMU's TCG on the same kernel and initramfs to the ready line. */
+function qemuColdBoot(vmlinux: string, initrd: string): Promise<number | undefined> {
+  const t0 = now();
+  const child = spawn('qemu-system-x86_64', ['-accel', 'tcg', '-kernel', vmlinux, '-initrd', initrd, '-append', CMDLINE,
+    '-m', '256', '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+    child.on('error', () => resolve(undefined));
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString('latin1');
+      if (out.includes(READY)) {
+        resolve(now() - t0);
+        child.kill('SIGKILL');
+      }
+    });
+    child.on('close', () => { clearTimeout(timer); resolve(undefined); });
+  });
+}
+
+/** Resolves once the machine's console has printed `text`. */
+function printed(vm: VirtualMachine, text: string): Promise<void> {
+  let out = '';
+  return new Promise((resolve) => vm.console.on('data', (b: Buffer) => {
+    out = (out + b.toString('latin1')).slice(-4096);
+    if (out.includes(text)) resolve();
+  }));
+}
+
+/** Restores `snap`, runs until 'ready', then answers exec('true'); the seconds to each, with the machine still running. */
+async function restoreOnce(snap: string): Promise<{ vm: VirtualMachine; readyS: number; execS: number }> {
+  const t0 = now();
+  const vm = await VirtualMachine.restore(snap, { timeoutMs: TIMEOUT_MS });
+  vm.console.resume();
+  const ready = new Promise<number>((resolve) => vm.once('ready', () => resolve(now() - t0)));
+  vm.start();
+  const readyS = await ready;
+  const r = await vm.exec('true', { timeoutMs: TIMEOUT_MS }).catch(async (e: unknown) => {
+    const ended = vm.exited.then((x) => ` (the machine ended: ${JSON.stringify(x.end)})`);
+    throw new Error(`exec('true') in a restored guest failed: ${(e as Error).message}${await Promise.race([ended, new Promise<string>((resolve) => setTimeout(() => resolve(''), 1000))])}`);
+  });
+  if (r.code !== 0) throw new Error(`exec('true') in the restored guest: status ${r.code}`);
+  return { vm, readyS, execS: now() - t0 };
+}
+
+export async function run(): Promise<void> {
+  const vmlinux = findGuestKernel()?.vmlinux;
+  if (!vmlinux) {
+    process.stdout.write('restore: skipped: no vmlinux in the cache (scripts/fetch-guest-kernel.sh)\n');
+    return;
+  }
+  const concurrent = Number(process.env.TSVMM_BENCH_RESTORES ?? 20);
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-bench-restore-'));
+  try {
+    writeFileSync(join(dir, 'init.sh'), INIT);
+    const initrd = join(dir, 'initrd.gz');
+    const made = spawnSync(process.execPath, [BIN, 'initramfs', '--init', join(dir, 'init.sh'), '--modules', 'virtio_mmio,virtio_console', '-o', initrd], { encoding: 'latin1' });
+    if (made.status !== 0) throw new Error(`tsvmm initramfs failed: ${made.stderr}`);
+    const snap = join(dir, 'linux.snap');
+
+    const qemuS = await qemuColdBoot(vmlinux, initrd);
+
+    // The soft cold boot, which is also the machine that is saved.
+    let t0 = now();
+    const booted = await VirtualMachine.create({ kernel: vmlinux, initrd, cmdline: CMDLINE, memory: MEMORY, accel: 'soft', agent: true, timeoutMs: TIMEOUT_MS });
+    const ready = printed(booted, READY);
+    booted.start();
+    await ready;
+    const coldS = now() - t0;
+    await booted.exec('true', { timeoutMs: TIMEOUT_MS }); // the agent is up: the snapshot carries it ready
+    t0 = now();
+    await booted.save(snap);
+    const saveS = now() - t0;
+    await booted.stop();
+    const size = statSync(snap).size;
+
+    const readies: number[] = [];
+    const execs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = await restoreOnce(snap);
+      readies.push(r.readyS);
+      execs.push(r.execS);
+      await r.vm.stop();
+    }
+    const restoreExecS = median(execs);
+
+    const rssBefore = process.memoryUsage().rss;
+    t0 = now();
+    const many = await Promise.all(Array.from({ length: concurrent }, () => restoreOnce(snap)));
+    const allS = now() - t0;
+    const rssAfter = process.memoryUsage().rss;
+    await Promise.all(many.map((m) => m.vm.stop()));
+
+    process.stdout.write(`restore: Debian Linux, busybox initramfs with the exec agent, '${CMDLINE}', ${mib(MEMORY)} MiB, soft backend\n`);
+    process.stdout.write(`cold boot to the ready line: qemu-system-x86_64 tcg ${qemuS?.toFixed(2) ?? 'n/a'} s, tsvmm --accel soft ${coldS.toFixed(2)} s\n`);
+    process.stdout.write(`save: ${saveS.toFixed(3)} s, snapshot ${mib(size)} MiB of ${mib(MEMORY)} MiB RAM\n`);
+    process.stdout.write(`restore to running: median ${median(readies).toFixed(3)} s; restore + exec('true'): median ${restoreExecS.toFixed(3)} s (of ${RUNS})\n`);
+    process.stdout.write(`${concurrent} concurrent restores + exec in one process: ${allS.toFixed(2)} s, RSS +${mib(rssAfter - rssBefore)} MiB (${mib((rssAfter - rssBefore) / concurrent)} MiB each)\n`);
+    process.stdout.write(`peak RSS of this process: ${mib(process.resourceUsage().maxRSS * 1024)} MiB\n`);
+    process.stdout.write(`ratio ${(restoreExecS / coldS).toFixed(3)}\n`);
+    if (qemuS !== undefined) process.stdout.write(`ratio-qemu ${(restoreExecS / qemuS).toFixed(3)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await run();

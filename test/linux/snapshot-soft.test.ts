@@ -1,0 +1,91 @@
+// Debian's Linux on the soft backend, saved and restored through the CLI, with one boot: the
+// guest writes a random line to its tmpfs and prints its uptime; `tsvmm run --save` saves the
+// machine once it has, and `tsvmm run --restore --exec` continues it in another process and asks
+// its agent for the file and the uptime. The file is there (the RAM came back), and the uptime
+// went on from where it was, by no more than the time that passed on the host (the guest clock
+// continued, without a jump).
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { linuxGuest } from '../helpers/linux.js';
+import { withTempDirAsync } from '../helpers/tools.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'tsvmm.js');
+const BOOT_TIMEOUT_MS = 10 * 60_000;
+
+/** Runs the CLI; each line of its standard output is timed as it arrives. */
+function tsvmm(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; lines: { at: number; text: string }[]; started: number; ended: number }> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [BIN, ...args]);
+  let stdout = '';
+  let stderr = '';
+  const lines: { at: number; text: string }[] = [];
+  let partial = '';
+  child.stdout.on('data', (b: Buffer) => {
+    const text = b.toString('latin1');
+    stdout += text;
+    partial += text;
+    const parts = partial.split('\n');
+    partial = parts.pop()!;
+    for (const p of parts) lines.push({ at: Date.now(), text: p });
+  });
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString('latin1')));
+  child.stdin.end();
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr, lines, started, ended: Date.now() })));
+}
+
+test('Linux on soft: saved once its init is ready, restored in another process; tmpfs and uptime continue (CLI, --exec)', { timeout: 2 * BOOT_TIMEOUT_MS }, async (t) => {
+  const guest = linuxGuest();
+  if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  await withTempDirAsync(async (dir) => {
+    const secret = randomBytes(12).toString('hex');
+    const init = join(dir, 'init.sh');
+    writeFileSync(init, [
+      '#!/bin/sh',
+      'mount -t proc proc /proc',
+      'mount -t sysfs sysfs /sys',
+      'mount -t devtmpfs devtmpfs /dev',
+      'mount -t tmpfs tmpfs /tmp',
+      `echo "in tmpfs: ${secret}" > /tmp/file`,
+      'echo "tsvmm-snap: uptime $(cut -d" " -f1 /proc/uptime)" >&2',
+      'echo "tsvmm-snap: ready"',
+      'while :; do sleep 1000; done',
+      '',
+    ].join('\n'));
+    const initrd = join(dir, 'initrd.gz');
+    const made = spawnSync(process.execPath, [BIN, 'initramfs', '--init', init, '--modules', 'virtio_mmio,virtio_console', '-o', initrd], { encoding: 'latin1' });
+    assert.equal(made.status, 0, made.stderr);
+    const snap = join(dir, 'linux.snap');
+
+    const saved = await tsvmm(['run', '--accel', 'soft', '--kernel', guest.vmlinux!, '--initrd', initrd, '--append', 'console=ttyS0',
+      '-m', '256', '--agent', '--timeout', String(BOOT_TIMEOUT_MS / 1000), '--save', snap, '--save-when', 'tsvmm-snap: ready']);
+    const tail = `stdout tail:\n${saved.stdout.slice(-3000)}\nstderr tail:\n${saved.stderr.slice(-3000)}`;
+    assert.equal(saved.status, 0, tail);
+    assert.match(saved.stderr, /tsvmm: saved the machine to /, tail);
+    const before = /tsvmm-snap: uptime (\d+\.\d+)/.exec(saved.stdout);
+    const ready = saved.lines.find((l) => l.text.includes('tsvmm-snap: ready'));
+    assert.ok(before && ready, tail);
+    const uptimeBefore = Number(before[1]);
+    const size = statSync(snap).size;
+    assert.ok(size < 128 << 20, `the snapshot of 256 MiB of RAM is sparse (${size} bytes)`);
+
+    // The machine is not running between the two processes: its guest time does not count that.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const restored = await tsvmm(['run', '--restore', snap, '--timeout', String(BOOT_TIMEOUT_MS / 1000), '--exec', 'cat /tmp/file; cut -d" " -f1 /proc/uptime']);
+    assert.equal(restored.status, 0, `stderr tail:\n${restored.stderr.slice(-3000)}`);
+    const [file, uptime] = restored.stdout.split('\n');
+    assert.equal(file, `in tmpfs: ${secret}`, 'the tmpfs file written before the save');
+    const uptimeAfter = Number(uptime);
+    assert.ok(uptimeAfter >= uptimeBefore, `uptime went on from ${uptimeBefore} s, not from 0: ${uptimeAfter} s`);
+    // Guest time ran from the ready line to the save, and in the restoring process: no more than
+    // the host time those took (1 s for the clocks' and the uptime's granularity), and not the
+    // 5 s between the processes.
+    const hostSeconds = (saved.ended - ready.at + restored.ended - restored.started) / 1000;
+    assert.ok(uptimeAfter - uptimeBefore <= hostSeconds + 1, `uptime moved by ${(uptimeAfter - uptimeBefore).toFixed(2)} s in ${hostSeconds.toFixed(2)} s of host time the machine ran`);
+    assert.doesNotMatch(restored.stderr, /Linux version/, 'the restored machine did not boot again');
+  });
+});

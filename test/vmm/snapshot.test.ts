@@ -1,0 +1,126 @@
+// Save and restore of a whole machine on the soft backend, through the library API: the board's
+// multiboot guest (guests/board/hello.asm: an interrupt-driven echo through the 16550 and the
+// 8259, waiting in HLT) is saved mid-run, and the machine restored from the file continues where
+// it stopped: no banner again, the echo goes on, the debug-exit port ends it.
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { TsvmmError } from '../../src/common/errors.js';
+import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+import { withTempDirAsync } from '../helpers/tools.js';
+
+function guestOrSkip(t: TestContext): Uint8Array | undefined {
+  if (!hasNasm()) {
+    t.skip('nasm not installed');
+    return undefined;
+  }
+  return assemble('board/hello.asm');
+}
+
+/** Collects a machine's console output; `until` resolves once it matches. */
+function watch(vm: VirtualMachine) {
+  let output = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  vm.console.on('data', (b: Buffer) => {
+    output += b.toString('latin1');
+    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
+  });
+  const until = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
+  return { until, output: () => output };
+}
+
+const isCode = (code: string) => (e: unknown) => e instanceof TsvmmError && e.code === code;
+
+test('soft: a machine saved mid-run continues from the file where it stopped (serial echo, PIC, HLT)', { timeout: 120_000 }, async (t) => {
+  const image = guestOrSkip(t);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.bin');
+    writeFileSync(kernel, image);
+    const snap = join(dir, 'vm.snap');
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 16 << 20 });
+    const a = watch(vm);
+    vm.start();
+    await a.until(/echo> $/);
+    vm.console.write('ab');
+    await a.until(/echo> ab$/);
+    // Paused, the guest takes no input; resumed, it does.
+    await vm.pause();
+    assert.equal(vm.paused, true);
+    vm.console.write('c');
+    await vm.resume();
+    await a.until(/echo> abc$/);
+    await vm.save(snap);
+    assert.equal(vm.paused, false, 'save() let the machine run again');
+    vm.console.write('d');
+    await a.until(/echo> abcd$/);
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+    // The kernel image is not needed to continue.
+    writeFileSync(kernel, 'gone');
+
+    const size = statSync(snap).size;
+    assert.ok(size < 2 << 20, `the snapshot of 16 MiB of mostly untouched RAM is sparse (${size} bytes)`);
+    const restored = await VirtualMachine.restore(snap);
+    const b = watch(restored);
+    let format: string | undefined;
+    restored.on('ready', (f) => (format = f));
+    restored.start();
+    restored.console.write('xy');
+    await b.until(/xy$/);
+    restored.console.write('e5');
+    const exited = await restored.exited;
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: (5 << 1) | 1 }); // isa-debug-exit's status
+    assert.equal(b.output(), 'xy', 'the restored guest neither boots again nor repeats what it printed');
+    assert.equal(format, 'snapshot');
+  });
+});
+
+test('restore refuses a snapshot whose drive changed, and a damaged one, before anything runs', { timeout: 120_000 }, async (t) => {
+  const image = guestOrSkip(t);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.bin');
+    writeFileSync(kernel, image);
+    const disk = join(dir, 'disk.img');
+    writeFileSync(disk, new Uint8Array(64 * 512));
+    const snap = join(dir, 'vm.snap');
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 8 << 20, drives: [{ file: disk, readonly: false }] });
+    const a = watch(vm);
+    vm.start();
+    await a.until(/echo> $/);
+    await vm.save(snap);
+    await vm.stop();
+    const diskBytes = readFileSync(disk);
+
+    const bytes = readFileSync(snap);
+    const flipped = Uint8Array.from(bytes);
+    flipped[bytes.length - 100]! ^= 0x40; // in the last RAM section's pages
+    writeFileSync(join(dir, 'flipped.snap'), flipped);
+    await assert.rejects(VirtualMachine.restore(join(dir, 'flipped.snap')), isCode('TSVMM_SNAPSHOT_CORRUPT'));
+
+    const st = statSync(disk);
+    utimesSync(disk, st.atime, new Date(st.mtimeMs + 5000));
+    await assert.rejects(VirtualMachine.restore(snap), isCode('TSVMM_SNAPSHOT_MISMATCH'));
+    assert.deepEqual(readFileSync(disk), diskBytes, 'the image was not touched');
+  });
+});
+
+test('a paused machine ends when stopped; save() is refused on a machine that has not started or has ended', async (t) => {
+  const image = guestOrSkip(t);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.bin');
+    writeFileSync(kernel, image);
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 8 << 20 });
+    await assert.rejects(vm.save(join(dir, 'x.snap')), isCode('TSVMM_BUSY'));
+    const a = watch(vm);
+    vm.start();
+    await a.until(/echo> $/);
+    await vm.pause();
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+    await assert.rejects(vm.save(join(dir, 'x.snap')), isCode('TSVMM_BUSY'));
+    await assert.rejects(vm.resume(), isCode('TSVMM_BUSY'));
+  });
+});
