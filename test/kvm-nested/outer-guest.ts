@@ -28,6 +28,8 @@ export const GUEST_ROOT = '/tsvmm';
 export const QEMU = 'qemu-system-x86_64';
 /** The modules that give /dev/kvm on the AMD CPU QEMU's TCG emulates; their dependencies are added. */
 const KVM_MODULES = ['kvm_amd'];
+/** What of the cached kernel's module tree goes inside, for the guests of the nested virtio test. */
+const GUEST_MODULES = ['modules.builtin', 'kernel/drivers/virtio', 'kernel/drivers/block/virtio_blk.ko', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random'];
 /** node_modules entries the tests do not need inside (compilers, type declarations). */
 const DEV_ONLY_MODULES = new Set(['typescript', '@types', 'undici-types', '.bin', '.package-lock.json']);
 
@@ -238,6 +240,10 @@ export function buildOuterGuest(steps: readonly Step[], mutation?: Mutation): Ou
     const [key, rel] = line.split('=');
     if (key && rel && key !== 'KERNEL_VERSION') fs.addFile(`${GUEST_ROOT}/.cache/guests/${rel}`, readFileSync(join(cache, rel)), 0o755);
   }
+  // The part of the kernel's module tree that the tests inside put in their guests' initramfs
+  // (tsvmm initramfs --modules): the virtio drivers, not the whole 300 MB tree.
+  const tree = relative(cache, modulesDir);
+  for (const part of GUEST_MODULES) addTree(fs, join(modulesDir, part), `${GUEST_ROOT}/.cache/guests/${tree}/${part}`);
   return { kernel: kernel.vmlinux ?? kernel.vmlinuz, initramfs: fs.toCpio(), modules: modules.map(([n]) => n) };
 }
 
