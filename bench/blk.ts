@@ -9,11 +9,12 @@
  * slower) and both processes' peak RSS. Without QEMU, tsvmm's figures alone.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { linuxGuest } from '../test/helpers/linux.js';
+import { watchPeakRss } from './peak-rss.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tsvmm.js');
 const LINE = /tsvmm-blk (write|read) (\d+)\r?$/; // not anchored: firmware may leave its line unfinished
@@ -21,7 +22,6 @@ const DONE = 'tsvmm-blk: done';
 const MEMORY_MIB = 256;
 const DISK_MIB = 64;
 const TIMEOUT_S = 1800;
-const RSS_POLL_MS = 100;
 const CMDLINE = 'console=ttyS0 quiet';
 /** virtio over MMIO (tsvmm) and over PCI (QEMU's pc machine), then the block driver. */
 const MODULES = ['virtio_ring', 'virtio', 'virtio_mmio', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'virtio_blk'];
@@ -34,25 +34,14 @@ interface Run {
   out: string;
 }
 
-/** VmHWM of a live process in KiB (0 once it is gone). */
-function peakRss(pid: number): number {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
 function runMachine(cmd: string, args: string[]): Promise<Run> {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  let peak = 0;
-  const poll = setInterval(() => { peak = Math.max(peak, peakRss(child.pid!)); }, RSS_POLL_MS);
+  const rss = watchPeakRss(child.pid!);
   child.stdout.on('data', (b: Buffer) => (out += b.toString('latin1')));
   child.stderr.on('data', (b: Buffer) => (out += b.toString('latin1')));
   return new Promise((resolve) => child.on('close', (status) => {
-    clearInterval(poll);
+    const peak = rss.stop();
     const ns: Run['ns'] = {};
     for (const l of out.split('\n')) {
       const m = LINE.exec(l);

@@ -11,13 +11,14 @@
  * both processes' peak RSS. Without QEMU or its stream netdev, tsvmm's figures alone, saying why.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../src/cli/main.js';
 import { linuxGuest } from '../test/helpers/linux.js';
+import { watchPeakRss } from './peak-rss.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'tsvmm.js');
@@ -26,7 +27,6 @@ const DONE = 'tsvmm-net: done';
 const MEMORY_MIB = 256;
 const SEND_BYTES = 64 << 20;
 const TIMEOUT_S = 1800;
-const RSS_POLL_MS = 100;
 /** virtio over MMIO (tsvmm) and over PCI (QEMU's pc machine), then the network driver. */
 const MODULES = 'virtio_mmio,virtio_pci,virtio_net';
 /** The user passt runs as when root starts it (what it would pick itself). */
@@ -40,16 +40,6 @@ interface Run {
   status: number | null;
   peakRssKiB: number;
   out: string;
-}
-
-/** VmHWM of a live process in KiB (0 once it is gone). */
-function peakRss(pid: number): number {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** A server on the host's loopback that takes one connection and times SEND_BYTES through it. */
@@ -76,12 +66,11 @@ async function runMachine(cmd: string, args: (port: number) => string[]): Promis
   const { server, port, result } = await sink();
   const child = spawn(cmd, args(port), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  let peak = 0;
-  const poll = setInterval(() => { peak = Math.max(peak, peakRss(child.pid!)); }, RSS_POLL_MS);
+  const rss = watchPeakRss(child.pid!);
   child.stdout.on('data', (b: Buffer) => (out = (out + b.toString('latin1')).slice(-20000)));
   child.stderr.on('data', (b: Buffer) => (out = (out + b.toString('latin1')).slice(-20000)));
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  clearInterval(poll);
+  const peak = rss.stop();
   server.close();
   return { ...result(), done: out.includes(DONE), status, peakRssKiB: peak, out };
 }

@@ -30,14 +30,13 @@ import { fileURLToPath } from 'node:url';
 import { GUESTS_DIR } from '../src/common/nasm.js';
 import { findGuestBusybox, findGuestKernel } from '../src/loader/guest-kernels.js';
 import { DEFAULT_BUSYBOX_APPLETS, Initramfs, addBaseLayout } from '../src/loader/initramfs.js';
+import { watchPeakRss } from './peak-rss.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tsvmm.js');
 const LINE = /^tsvmm-workload (\S+) (\d+) ?(.*?)\r?$/;
 const DONE = 'tsvmm-workload: done';
 const MEMORY_MIB = 256;
 const TIMEOUT_S = 3600;
-/** How often the child's peak RSS (VmHWM) is read. */
-const RSS_POLL_MS = 100;
 
 export interface WorkloadResult {
   name: string;
@@ -89,16 +88,6 @@ function writeInitramfs(dir: string, busybox: string): string {
   return path;
 }
 
-/** VmHWM of a live process in KiB (0 once it is gone). */
-function peakRss(pid: number): number {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux architecture tsvmm runs on). */
 const USER_HZ = 100;
 
@@ -117,9 +106,9 @@ export function cpuSeconds(pid: number): number {
 function runMachine(cmd: string, args: string[], echoErr: boolean): Promise<Run> {
   const t0 = process.hrtime.bigint();
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '', peak = 0, line = '';
+  let out = '', err = '', line = '';
   const cpuStart = new Map<string, number>(), cpu = new Map<string, number>();
-  const poll = setInterval(() => { peak = Math.max(peak, peakRss(child.pid!)); }, RSS_POLL_MS);
+  const rss = watchPeakRss(child.pid!);
   child.stdout.on('data', (b: Buffer) => {
     const text = b.toString('latin1');
     out += text;
@@ -137,7 +126,7 @@ function runMachine(cmd: string, args: string[], echoErr: boolean): Promise<Run>
     if (echoErr) process.stderr.write(b);
   });
   return new Promise((resolve) => child.on('close', (status) => {
-    clearInterval(poll);
+    const peak = rss.stop();
     const workloads = parseWorkloadLines(out).map((w) => (Number.isFinite(cpu.get(w.name)) ? { ...w, cpuS: cpu.get(w.name)! } : w));
     resolve({
       workloads, done: out.includes(DONE), status,
