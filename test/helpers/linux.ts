@@ -6,6 +6,7 @@ import { GUESTS_DIR } from '../../src/common/nasm.js';
 import { findGuestBusybox, findGuestKernel } from '../../src/loader/guest-kernels.js';
 import { DEFAULT_BUSYBOX_APPLETS, Initramfs, addBaseLayout } from '../../src/loader/initramfs.js';
 import { VirtualMachine, type VmOptions } from '../../src/vmm/virtual-machine.js';
+import { main } from '../../src/cli/main.js';
 
 /** What goes into a test's initramfs beside busybox. */
 export interface InitramfsOptions {
@@ -130,4 +131,21 @@ export async function bootToShell(guest: LinuxGuest, options: VmOptions): Promis
       assert.match(out, /reboot: Power down/);
     },
   };
+}
+
+/** An /init that mounts proc, sysfs and devtmpfs and waits: the guest is driven through the exec agent. */
+export const WAITING_INIT = '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\nwhile :; do sleep 1000; done\n';
+
+/**
+ * Writes into `dir` the initramfs `tsvmm initramfs` makes (busybox, the exec agent) with
+ * WAITING_INIT as its /init, the kernel `modules` and `extra` options; returns its path.
+ */
+export async function agentInitramfs(dir: string, modules: readonly string[], extra: readonly string[] = []): Promise<string> {
+  const init = join(dir, 'init.sh');
+  writeFileSync(init, WAITING_INIT);
+  const out = join(dir, 'initrd.gz');
+  let said = '';
+  const status = await main(['initramfs', '--init', init, '--modules', modules.join(','), ...extra, '-o', out], { out: (t) => void (said += t), err: (t) => void (said += t) });
+  assert.equal(status, 0, said);
+  return out;
 }

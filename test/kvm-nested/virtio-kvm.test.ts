@@ -10,10 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { kvmUnavailable } from '../helpers/kvm.js';
-import { linuxGuest } from '../helpers/linux.js';
+import { agentInitramfs, linuxGuest } from '../helpers/linux.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 import { hardwareKvm } from '../soft/guest-run.js';
 
@@ -29,12 +28,7 @@ test('virtio on the kvm backend: a disk read and written, vm.exec three times, e
   const guest = linuxGuest();
   if (typeof guest === 'string') return t.skip(guest);
   await withTempDirAsync(async (dir) => {
-    const init = join(dir, 'init.sh');
-    writeFileSync(init, '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\nwhile :; do sleep 1000; done\n');
-    const initrd = join(dir, 'initrd.gz');
-    let built = '';
-    const io = { out: (s: string) => void (built += s), err: (s: string) => void (built += s) };
-    assert.equal(await main(['initramfs', '--init', init, '--modules', 'virtio_mmio,virtio_blk,virtio_console,virtio_rng', '-o', initrd], io), 0, built);
+    const initrd = await agentInitramfs(dir, ['virtio_mmio', 'virtio_blk', 'virtio_console', 'virtio_rng']);
     const disk = join(dir, 'disk.img');
     const image = randomBytes(DISK_BYTES);
     writeFileSync(disk, image);

@@ -7,13 +7,10 @@
 // serving.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { TsvmmError } from '../../src/common/errors.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
-import { linuxGuest } from '../helpers/linux.js';
+import { agentInitramfs, linuxGuest } from '../helpers/linux.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 const BOOT_TIMEOUT_MS = 10 * 60_000;
@@ -42,12 +39,7 @@ test('vm.exec on one running machine (soft): three commands in turn, 4 MiB of ou
   const guest = linuxGuest();
   if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
   await withTempDirAsync(async (dir) => {
-    const init = join(dir, 'init.sh');
-    writeFileSync(init, '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\nwhile :; do sleep 1000; done\n');
-    const initrd = join(dir, 'initrd.gz');
-    let built = '';
-    const io = { out: (s: string) => void (built += s), err: (s: string) => void (built += s) };
-    assert.equal(await main(['initramfs', '--init', init, '--modules', 'virtio_mmio,virtio_console', '-o', initrd], io), 0, built);
+    const initrd = await agentInitramfs(dir, ['virtio_mmio', 'virtio_console']);
     const vm = await VirtualMachine.create({ kernel: guest.vmlinux!, initrd, cmdline: 'console=ttyS0 quiet', memory: 256 << 20, accel: 'soft', timeoutMs: BOOT_TIMEOUT_MS, agent: true });
     let out = '';
     vm.console.on('data', (b: Buffer) => (out += b.toString('latin1')));

@@ -17,28 +17,15 @@ import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
-import { linuxGuest } from '../helpers/linux.js';
+import { agentInitramfs, linuxGuest } from '../helpers/linux.js';
 import { hasTool, TSVMM_BIN, withTempDirAsync } from '../helpers/tools.js';
 
 const BOOT_TIMEOUT_MS = 10 * 60_000;
-const MODULES = 'virtio_mmio,virtio_console,virtio_net';
-const INIT = '#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sysfs /sys\nmount -t devtmpfs devtmpfs /dev\nwhile :; do sleep 1000; done\n';
+const MODULES = ['virtio_mmio', 'virtio_console', 'virtio_net'];
 /** The guest port the host's forward reaches (hex as /proc/net/tcp and tcp6 show it: 1F90; busybox nc listens on IPv6's any address). */
 const GUEST_PORT = 8080;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-
-/** An initramfs from `tsvmm initramfs` with the network modules (and `extra` options) in `dir`. */
-async function initramfs(dir: string, extra: string[] = []): Promise<string> {
-  const init = join(dir, 'init.sh');
-  writeFileSync(init, INIT);
-  const out = join(dir, 'initrd.gz');
-  let said = '';
-  const status = await main(['initramfs', '--init', init, '--modules', MODULES, ...extra, '-o', out], { out: (s) => void (said += s), err: (s) => void (said += s) });
-  assert.equal(status, 0, said);
-  return out;
-}
 
 /** Serves `file` as /file.bin on `host`, port chosen by the system. */
 async function httpServer(file: Uint8Array, host: string): Promise<Server> {
@@ -76,7 +63,7 @@ test('Linux with a virtio NIC on passt (soft): an address by DHCP, a file from t
     await new Promise((resolve) => probe.close(resolve));
 
     const vm = await VirtualMachine.create({
-      kernel: guest.vmlinux!, initrd: await initramfs(dir, ['--net-dhcp']), cmdline: 'console=ttyS0', memory: 256 << 20, accel: 'soft',
+      kernel: guest.vmlinux!, initrd: await agentInitramfs(dir, MODULES, ['--net-dhcp']), cmdline: 'console=ttyS0', memory: 256 << 20, accel: 'soft',
       timeoutMs: BOOT_TIMEOUT_MS, agent: true, nics: [{ kind: 'user', hostForwards: [{ hostAddress: '127.0.0.1', hostPort, guestPort: GUEST_PORT }] }],
     });
     let out = '';
@@ -155,7 +142,7 @@ test('Linux with a virtio NIC on a TAP in a network namespace (soft, CLI --nic t
         server.stdout.on('data', () => resolve());
         server.on('exit', (code) => reject(new Error(`the HTTP server exited (${code})`)));
       });
-      const initrd = await initramfs(dir);
+      const initrd = await agentInitramfs(dir, MODULES);
       // The guest: its address, the file, then it says it is ready and waits (at most a minute) for
       // the host's ping to have been answered before the command ends the machine.
       const command = 'cat /sys/class/net/eth0/address && ip link set eth0 up && ip addr add 10.77.0.2/24 dev eth0 && wget -q -O - http://10.77.0.1:8000/file.bin | sha256sum && ' +
