@@ -174,7 +174,7 @@ export interface OuterGuestFiles {
 }
 
 /** Assembles test/kvm-nested/kvm-hold.asm into a static executable, or says what failed. */
-export function buildKvmHold(): Uint8Array | string {
+function buildKvmHold(): Uint8Array | string {
   const dir = mkdtempSync(join(tmpdir(), 'tsvmm-kvm-hold-'));
   try {
     const src = join(REPO_ROOT, 'test', 'kvm-nested', 'kvm-hold.asm');
@@ -299,6 +299,7 @@ export async function bootOuterGuest(files: OuterGuestFiles, dir: string, opts: 
   const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let ended: string | undefined;
+  let wedged = false;
   let lastOutput = Date.now();
   const onData = (b: Buffer) => {
     const text = b.toString('latin1');
@@ -319,6 +320,8 @@ export async function bootOuterGuest(files: OuterGuestFiles, dir: string, opts: 
     // Where each vCPU is, for whoever reads the log: a wedge has so far been both in one loop.
     void askMonitor(monitor, 'info registers -a').then((regs) => {
       const cpus = regs.split('\n').filter((l) => /^CPU#|^RIP=/.test(l)).join('\n');
+      if (ended) return;
+      wedged = true;
       end(`the outer guest printed nothing for ${silenceMs / 1000} s (wedged)`, cpus || '(the monitor did not answer)');
     });
   }, 5000);
@@ -332,7 +335,7 @@ export async function bootOuterGuest(files: OuterGuestFiles, dir: string, opts: 
   run.wallS = wallS;
   if (ended) {
     run.fatal ??= ended;
-    run.wedged = ended.includes('wedged');
+    run.wedged = wedged;
   } else if (!run.done && !run.fatal && !run.skipped) run.fatal = `QEMU ended (status ${status}) before the outer guest finished`;
   return run;
 }
