@@ -354,6 +354,48 @@ for (const accel of ACCELS) {
     await twoAtATime(endings, (ending) => deviceJunk(accel, ending));
   });
 
+  test(`hostile: a guest driving a virtio disk's queue by hand with malformed chains: each refused as the spec says, the image untouched, the device usable after a reset (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    // guests/hostile/virtio-chains.asm prints one line per case: the used index (did the device
+    // complete the request), the request's status byte (FF: never written) and the device
+    // status (0x40 is DEVICE_NEEDS_RESET). A malformed ring or chain must leave the ring alone
+    // and ask for a reset (§2.1.2); a well-formed request the device cannot carry out completes
+    // with IOERR or UNSUPP (§5.2.6.2).
+    const image = join(scratch ??= mkdtempSync(join(tmpdir(), 'tsvmm-hostile-')), `${images++}-chains.img`);
+    const sectors = new Uint8Array(8 * 512);
+    for (let n = 0; n < 8; n++) sectors.fill(0xa0 + n, n * 512, (n + 1) * 512);
+    writeFileSync(image, sectors);
+    const r = await tsvmm(accel, ['--kernel', guest('virtio-chains'), '--flat', FLAT[32], '--drive', `file=${image}`, '--timeout', String(SAFETY_TIMEOUT_S)]);
+    assertNoCrash(r, 'virtio chains');
+    assert.equal(r.status, 0x55, r.stderr);
+    const live = 'dev=0F';
+    const reset = 'used=00 req=FF dev=4F';
+    assert.deepEqual(r.stdout.toString('latin1').split('\n'), [
+      `good used=01 req=00 ${live} data=A3`,
+      `loop ${reset}`,
+      `head-out-of-table ${reset}`,
+      `buffer-outside-ram ${reset}`,
+      `length-past-2^64 ${reset}`,
+      `readable-after-writable ${reset}`,
+      `read-into-readable used=01 req=01 ${live}`, // IOERR
+      `no-status-byte ${reset}`,
+      `unknown-type used=01 req=02 ${live}`, // UNSUPP
+      `past-capacity used=01 req=01 ${live}`, // IOERR
+      `indirect-not-negotiated ${reset}`,
+      `avail-index-ahead ${reset}`,
+      `queue-size-6 ${reset}`,
+      'ready-before-features-ok used=00 req=FF dev=03', // no FEATURES_OK: the queue stays off
+      'queue-ready=00',
+      `good-after-reset used=01 req=00 ${live} data=A5`,
+      'virtio chains done',
+      '',
+    ]);
+    // Each refusal is said once per kind, then counted: a few lines, never one per request.
+    const notes = r.stderr.split('\n').filter((l) => l.startsWith('tsvmm: virtio-blk0: '));
+    assert.ok(notes.length > 0 && notes.length <= 16, `${notes.length} notes:\n${r.stderr}`);
+    assert.deepEqual(readFileSync(image), Buffer.from(sectors), 'the image is unchanged');
+  });
+
   test(`hostile: an interrupt storm (PIT count 1 in the rate generator, nothing masked): the host stays responsive, --timeout ends it, RSS bounded (${accel})`, async (t) => {
     if (!ready(t, accel)) return;
     const r = await tsvmm(accel, ['--kernel', guest('irq-storm'), '--flat', FLAT[32], '--timeout', '2']);
