@@ -1,4 +1,4 @@
-; The soft board's local APIC as a guest sees it (multiboot, then long mode as hello.asm does).
+; The soft board's local APIC as a guest sees it (multiboot64.inc's start, the APIC's page mapped too).
 ; With the 8259 masked it checks CPUID.1 (APIC) and IA32_APIC_BASE, that CR8 and
 ; the TPR are one register, then takes the APIC timer's interrupts (vector 0x40, EOI through the
 ; page) in periodic, one-shot and TSC-deadline modes, and that a TPR of class 4 holds vector 0x40
@@ -9,10 +9,10 @@
 bits 32
 org 0x100000
 
-MB_MAGIC   equ 0x1badb002
-MB_FLAGS   equ 0x00010002            ; memory info, a.out kludge
-DEBUG_EXIT equ 0x501
 APIC       equ 0xfee00000
+%define MB64_MAP_UC APIC             ; the APIC's page, above the first GiB the include maps
+%include "multiboot64.inc"
+
 APIC_TPR   equ 0x80
 APIC_EOI   equ 0xb0
 APIC_SVR   equ 0xf0
@@ -26,51 +26,7 @@ LVT_DEADLINE equ 2 << 17
 MSR_APIC_BASE equ 0x1b
 MSR_TSC_DEADLINE equ 0x6e0
 
-header:
-  dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-  dd header, header, load_end, bss_end, start32
-
-start32:
-  mov esp, stack_top
-  ; identity-map the first 1 GiB, and the 2 MiB page of the APIC, with 2 MiB pages
-  mov edi, pml4
-  mov ecx, 4 * 4096 / 4
-  xor eax, eax
-  rep stosd
-  mov dword [pml4], pdpt + 3
-  mov dword [pdpt], pd + 3
-  mov dword [pdpt + 3 * 8], pd_apic + 3
-  mov dword [pd_apic + ((APIC >> 21) & 511) * 8], APIC + 0x93 ; present, writable, cache-disabled, 2 MiB
-  mov edi, pd
-  mov eax, 0x83
-  mov ecx, 512
-.map:
-  mov [edi], eax
-  add eax, 0x200000
-  add edi, 8
-  loop .map
-  mov eax, pml4
-  mov cr3, eax
-  mov eax, cr4
-  or eax, 0x20                       ; PAE
-  mov cr4, eax
-  mov ecx, 0xc0000080                ; EFER.LME
-  rdmsr
-  or eax, 0x100
-  wrmsr
-  mov eax, cr0
-  or eax, 0x80000001                 ; PG, PE
-  mov cr0, eax
-  lgdt [gdt_desc]
-  jmp 0x08:start64
-
-bits 64
-start64:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov rsp, stack_top
+main64:
   ; IDT: every vector to isr_ignore, VECTOR to isr_timer
   mov rdi, idt
   mov ecx, 256
@@ -263,26 +219,10 @@ msg_fail db "fail ", 0
 
 align 8
 ticks dd 0
-align 8
-gdt:
-  dq 0
-  dq 0x00af9a000000ffff              ; 0x08: 64-bit code
-  dq 0x00cf92000000ffff              ; 0x10: data
-gdt_desc:
-  dw gdt_desc - gdt - 1
-  dq gdt
 idt_desc:
   dw 256 * 16 - 1
   dq idt
-load_end:
 
-section .bss follows=.text nobits
-alignb 4096
-pml4: resb 4096
-pdpt: resb 4096
-pd:   resb 4096
-pd_apic: resb 4096
-idt:  resb 256 * 16
-      resb 4096
-stack_top:
-bss_end:
+MULTIBOOT64_END
+alignb 16
+idt: resb 256 * 16

@@ -1,6 +1,6 @@
 /**
- * A local APIC in xAPIC mode: the 4 KiB register page at IA32_APIC_BASE (0xFEE00000 by default),
- * one per vCPU. The device sees offsets into its page (MmioDevice); the CPU side is a handful of
+ * A local APIC: in xAPIC mode the 4 KiB register page at IA32_APIC_BASE (0xFEE00000 by default),
+ * in x2APIC mode the MSRs 0x800-0x8FF; one per vCPU. The device sees offsets into its page (MmioDevice); the CPU side is a handful of
  * methods (pendingInterrupt / acknowledge, the APIC base MSR, CR8), and everything it sends
  * (IPIs, EOIs of level-triggered vectors, NMI/INIT/SIPI) goes out through collaborators.
  *
@@ -24,8 +24,20 @@
  *   drops fixed interrupts arriving from outside; NMI, INIT and SIPI are still accepted.
  * - Hardware disable (IA32_APIC_BASE bit 11 clear): the APIC accepts no messages and the
  *   CPU's INTR is the ExtINT source directly (the LINT0 pin acting as INTR); re-enabling gives
- *   the power-up register state. x2APIC (bit 10, the 0x800-0x8FF MSRs) is not provided:
- *   setting bit 10 is refused (#GP).
+ *   the power-up register state.
+ * - x2APIC mode (SDM "Extended XAPIC (x2APIC)"), with the `x2apic` option (then advertise
+ *   CPUID.1:ECX.X2APIC; without it bit 10 is reserved): IA32_APIC_BASE bit 10 (EXTD) with bit 11
+ *   (EN) enters it from xAPIC mode; the only way out is EN = EXTD = 0 (disabled, the registers
+ *   reset); x2APIC to xAPIC, disabled to x2APIC and EXTD without EN are refused (#GP). The
+ *   registers are then the MSRs of x86/apic.ts's X2APIC_REGISTERS (readX2apicMsr /
+ *   writeX2apicMsr; false / undefined: #GP, also for every one of them outside x2APIC mode):
+ *   ID is the 32-bit x2APIC ID (the hardware's, read-only), LDR is derived from it (read-only),
+ *   there is no DFR, the ICR is one 64-bit register with a 32-bit destination, SELF IPI sends a
+ *   fixed edge vector to this APIC, EOI and ESR take only 0, and a write of a reserved bit that
+ *   X2APIC_RESERVED lists #GPs (the other registers drop the bits they do not keep, as in xAPIC mode).
+ *   The page does not respond (xapicMmio is false: the board passes its accesses on). INIT keeps
+ *   the mode. A message with an 8-bit destination (the I/O APIC, without interrupt remapping)
+ *   reaches an x2APIC by physical ID or broadcast (0xFF) only.
  * - Priority: PPR = TPR if TPR[7:4] >= ISRV[7:4], else ISRV & 0xF0. An IRR vector is delivered
  *   when its class (bits 7-4) is above PPR's class; delivery moves it to ISR. An acknowledge with
  *   nothing deliverable returns the spurious vector (SVR bits 7-0) and sets no ISR bit.
@@ -66,7 +78,8 @@ import {
   APIC_TIMER_INITIAL, APIC_TMR, APIC_TPR, APIC_VERSION, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT, DFR_FLAT, DM_EXTINT,
   DM_FIXED, DM_INIT, DM_LOWEST_PRIORITY, DM_NMI, DM_SMI, DM_STARTUP, ESR_ILLEGAL_REGISTER, ESR_RECEIVE_ILLEGAL_VECTOR,
   ESR_SEND_ILLEGAL_VECTOR, ICR_DEST_LOGICAL, ICR_DEST_SHIFT, ICR_LEVEL_ASSERT, ICR_SHORTHAND_SHIFT, ICR_TRIGGER_LEVEL,
-  ICR_VECTOR, LVT_LEVEL, LVT_MASKED, LVT_VECTOR, SVR_ENABLE,
+  ICR_VECTOR, LVT_LEVEL, LVT_MASKED, LVT_VECTOR, SVR_ENABLE, APIC_BASE_X2APIC, APIC_SELF_IPI, X2APIC_BROADCAST,
+  X2APIC_MSR_FIRST, X2APIC_MSR_LAST, X2APIC_REGISTERS, X2APIC_RESERVED, x2apicLogicalId, x2apicOffset,
 } from '../x86/apic.js';
 
 const APIC_BASE_ADDRESS_LIMIT = 2 ** 52; // base bits 12 up to MAXPHYADDR (52 at most)
@@ -99,6 +112,23 @@ const ICR_LOW_WRITABLE = 0x000c_cfff;
 const DFR_RESET = 0xffff_ffff;
 const LDR_MASK = 0xff00_0000; // the logical APIC ID, bits 31-24
 
+/** The modes IA32_APIC_BASE bits 11 (EN) and 10 (EXTD) select; 'invalid' is EXTD without EN. */
+type BaseMode = 'disabled' | 'xapic' | 'x2apic' | 'invalid';
+function baseMode(flags: number): BaseMode {
+  const en = (flags & APIC_BASE_ENABLE) !== 0, extd = (flags & APIC_BASE_X2APIC) !== 0;
+  return en ? (extd ? 'x2apic' : 'xapic') : extd ? 'invalid' : 'disabled';
+}
+/**
+ * The modes a WRMSR of IA32_APIC_BASE may go to from each (SDM "x2APIC State Transitions"):
+ * x2APIC only from xAPIC, out of x2APIC only to disabled, never to the invalid state.
+ */
+const BASE_MODE_TRANSITIONS: Readonly<Record<BaseMode, readonly BaseMode[]>> = {
+  disabled: ['disabled', 'xapic'],
+  xapic: ['disabled', 'xapic', 'x2apic'],
+  x2apic: ['disabled', 'x2apic'],
+  invalid: [],
+};
+
 export type ApicDeliveryMode = 'fixed' | 'lowestPriority' | 'smi' | 'nmi' | 'init' | 'startup' | 'extInt';
 const MODE_NAMES: Readonly<Record<number, ApicDeliveryMode>> = {
   [DM_FIXED]: 'fixed', [DM_LOWEST_PRIORITY]: 'lowestPriority', [DM_SMI]: 'smi', [DM_NMI]: 'nmi', [DM_INIT]: 'init',
@@ -123,6 +153,8 @@ export interface ApicMessage {
   /** Assert (true) or de-assert (INIT level de-assert). */
   level: boolean;
   trigger: ApicTrigger;
+  /** The destination is a 32-bit x2APIC one (the sender is in x2APIC mode); otherwise its low 8 bits count. */
+  x2apic?: boolean;
 }
 
 /** What the APIC needs from the 8259 for ExtINT (I8259Pic provides it). */
@@ -140,6 +172,8 @@ export interface LocalApicOptions {
   now: NowNs;
   /** The timer's input clock (the "bus clock") in Hz; default 1 GHz. */
   timerHz?: number;
+  /** x2APIC mode can be entered (default false: advertise CPUID.1:ECX.X2APIC only with it). */
+  x2apic?: boolean;
   /** The timer has TSC-deadline mode (default false: advertise CPUID.1:ECX.TSC_DEADLINE only with it). */
   tscDeadline?: boolean;
   /**
@@ -227,6 +261,9 @@ export class LocalApic implements MmioDevice {
   private readonly onAcknowledge: ((vector: number) => void) | undefined;
 
   private apicId: number;
+  /** The ID the hardware gave (the x2APIC ID; the xAPIC ID register starts as its low 8 bits). */
+  private readonly initialId: number;
+  private readonly x2apicCapable: boolean;
   private baseMsr: number;
   private tpr = 0;
   private ldr = 0;
@@ -268,6 +305,8 @@ export class LocalApic implements MmioDevice {
     this.reinjectPeriodic = opts.reinjectPeriodic ?? false;
     this.lvtTimerWritable = opts.tscDeadline ? LVT_TIMER_WRITABLE_TSC_DEADLINE : LVT_WRITABLE[APIC_LVT_TIMER]!;
     this.apicId = opts.id & 0xff;
+    this.initialId = this.apicId;
+    this.x2apicCapable = opts.x2apic ?? false;
     this.baseMsr = APIC_DEFAULT_BASE + APIC_BASE_ENABLE + (opts.bsp ? APIC_BASE_BSP : 0);
     this.resetRegisters();
   }
@@ -305,21 +344,31 @@ export class LocalApic implements MmioDevice {
   get hardwareEnabled(): boolean { return (this.baseMsr % 0x1000 & APIC_BASE_ENABLE) !== 0; }
   /** SVR bit 8. */
   get softwareEnabled(): boolean { return (this.svr & SVR_ENABLE) !== 0; }
+  /** IA32_APIC_BASE bit 10 (x2APIC mode; bit 11 is then set too). */
+  get x2apicMode(): boolean { return (this.baseMsr % 0x1000 & APIC_BASE_X2APIC) !== 0; }
+  /** Whether the register page responds: enabled, in xAPIC mode. */
+  get xapicMmio(): boolean { return this.hardwareEnabled && !this.x2apicMode; }
 
   /** RDMSR IA32_APIC_BASE. */
   readBaseMsr(): number {
     return this.baseMsr;
   }
 
-  /** WRMSR IA32_APIC_BASE; false means the write is refused (#GP): reserved bits or x2APIC. */
+  /**
+   * WRMSR IA32_APIC_BASE; false means the write is refused (#GP): reserved bits (bit 10 without
+   * the x2apic option), or a transition BASE_MODE_TRANSITIONS does not allow.
+   */
   writeBaseMsr(value: number): boolean {
     if (!Number.isSafeInteger(value) || value < 0 || value >= APIC_BASE_ADDRESS_LIMIT) return false;
     const flags = value % 0x1000;
-    if (flags & ~(APIC_BASE_BSP | APIC_BASE_ENABLE)) return false; // reserved, or x2APIC enable
-    const wasEnabled = this.hardwareEnabled;
+    const modeBits = APIC_BASE_ENABLE | (this.x2apicCapable ? APIC_BASE_X2APIC : 0);
+    if (flags & ~(APIC_BASE_BSP | modeBits)) return false; // reserved
+    const from = baseMode(this.baseMsr), to = baseMode(flags);
+    if (!BASE_MODE_TRANSITIONS[from].includes(to)) return false;
     // The BSP flag is set by hardware at reset; keep it.
-    this.baseMsr = value - flags + (flags & APIC_BASE_ENABLE) + (this.baseMsr % 0x1000 & APIC_BASE_BSP);
-    if (wasEnabled && !this.hardwareEnabled) this.resetRegisters();
+    this.baseMsr = value - flags + (flags & modeBits) + (this.baseMsr % 0x1000 & APIC_BASE_BSP);
+    if (from !== 'disabled' && to === 'disabled') this.resetRegisters();
+    if (from === 'xapic' && to === 'x2apic') this.apicId = this.initialId; // the x2APIC ID is the hardware's
     return true;
   }
 
@@ -428,12 +477,26 @@ export class LocalApic implements MmioDevice {
       case 'allButSelf': return msg.source !== this.apicId;
       case 'none': break;
     }
+    if (this.x2apicMode) return this.isX2apicTarget(msg);
     const dest = msg.destination & 0xff;
     if (msg.destMode === 'physical') return dest === APIC_BROADCAST || dest === this.apicId;
     const logicalId = this.ldr >>> 24;
     if (dest === APIC_BROADCAST) return true;
     if (this.dfr >>> 28 === DFR_FLAT) return (logicalId & dest) !== 0;
     return (dest >> 4) === (logicalId >> 4) && (dest & logicalId & 0xf) !== 0; // cluster model
+  }
+
+  /** isTarget for an APIC in x2APIC mode, the shorthands aside. */
+  private isX2apicTarget(msg: ApicMessage): boolean {
+    if (!msg.x2apic) {
+      const dest = msg.destination & 0xff;
+      return dest === APIC_BROADCAST || (msg.destMode === 'physical' && dest === this.apicId);
+    }
+    const dest = msg.destination >>> 0;
+    if (dest === X2APIC_BROADCAST) return true;
+    if (msg.destMode === 'physical') return dest === this.apicId;
+    const ldr = x2apicLogicalId(this.apicId);
+    return dest >>> 16 === ldr >>> 16 && (dest & ldr & 0xffff) !== 0;
   }
 
   /** Accepts a message addressed to this APIC (see isTarget). */
@@ -490,15 +553,29 @@ export class LocalApic implements MmioDevice {
       this.recordError(ESR_SEND_ILLEGAL_VECTOR);
       return;
     }
+    const x2apic = this.x2apicMode;
     this.sendIpi({
       source: this.apicId,
-      destination: this.icrHigh >>> ICR_DEST_SHIFT,
+      destination: x2apic ? this.icrHigh : this.icrHigh >>> ICR_DEST_SHIFT,
       destMode: low & ICR_DEST_LOGICAL ? 'logical' : 'physical',
       mode,
       vector,
       shorthand: SHORTHANDS[(low >> ICR_SHORTHAND_SHIFT) & 3]!,
       level: (low & ICR_LEVEL_ASSERT) !== 0,
       trigger: low & ICR_TRIGGER_LEVEL ? 'level' : 'edge',
+      ...(x2apic ? { x2apic } : {}),
+    });
+  }
+
+  /** A write of the SELF IPI register: a fixed, edge-triggered `vector` to this APIC. */
+  private selfIpi(vector: number): void {
+    if (vector < 16) {
+      this.recordError(ESR_SEND_ILLEGAL_VECTOR);
+      return;
+    }
+    this.sendIpi({
+      source: this.apicId, destination: this.apicId, destMode: 'physical', mode: 'fixed', vector,
+      shorthand: 'self', level: true, trigger: 'edge', x2apic: true,
     });
   }
 
@@ -686,6 +763,51 @@ export class LocalApic implements MmioDevice {
     }
   }
 
+  // ---- x2APIC MSRs ----
+
+  /**
+   * RDMSR of x2APIC MSR `msr` (0x800-0x8FF): the low and high words (the high is 0 but for the
+   * ICR's destination), or undefined: #GP (not in x2APIC mode, a reserved or write-only register).
+   */
+  readX2apicMsr(msr: number): readonly [number, number] | undefined {
+    const reg = this.x2apicRegister(msr, 'wo');
+    if (reg === undefined) return undefined;
+    switch (reg) {
+      case APIC_ID: return [this.apicId, 0];
+      case APIC_LDR: return [x2apicLogicalId(this.apicId), 0];
+      case APIC_ICR_LOW: return [this.icrLow, this.icrHigh];
+      default: return [this.readRegister(reg), 0];
+    }
+  }
+
+  /**
+   * WRMSR of x2APIC MSR `msr` with `lo` and `hi` (EAX, EDX; unsigned or not); false: #GP (not
+   * in x2APIC mode, a reserved or read-only register, a reserved bit set).
+   */
+  writeX2apicMsr(msr: number, lo: number, hi: number): boolean {
+    const reg = this.x2apicRegister(msr, 'ro');
+    if (reg === undefined) return false;
+    if ((lo & (X2APIC_RESERVED[reg] ?? 0)) !== 0) return false;
+    if (reg === APIC_ICR_LOW) {
+      this.icrHigh = hi >>> 0; // the 32-bit destination
+      this.icrLow = lo & ICR_LOW_WRITABLE;
+      this.sendIcr();
+      return true;
+    }
+    if (hi !== 0) return false; // bits 63-32 of a 32-bit register
+    if (reg === APIC_SELF_IPI) this.selfIpi(lo & 0xff);
+    else this.writeRegister(reg, lo >>> 0);
+    return true;
+  }
+
+  /** The page offset of x2APIC MSR `msr` if x2APIC mode has it and it is not `refused` (#GP otherwise). */
+  private x2apicRegister(msr: number, refused: 'ro' | 'wo'): number | undefined {
+    if (!this.x2apicMode || msr < X2APIC_MSR_FIRST || msr > X2APIC_MSR_LAST) return undefined;
+    const reg = x2apicOffset(msr);
+    const access = X2APIC_REGISTERS.get(reg);
+    return access === undefined || access === refused ? undefined : reg;
+  }
+
   // ---- MmioDevice ----
 
   read(offset: number, data: Uint8Array): void {
@@ -719,7 +841,11 @@ export class LocalApic implements MmioDevice {
 
   restore(s: LocalApicState): void {
     this.apicId = s.id & 0xff;
-    this.baseMsr = s.baseMsr;
+    // Only the flags this APIC has, never the invalid EXTD-without-EN state (a saved file is input).
+    const base = Number.isSafeInteger(s.baseMsr) && s.baseMsr >= 0 && s.baseMsr < APIC_BASE_ADDRESS_LIMIT ? s.baseMsr : this.baseMsr;
+    let flags = base % 0x1000 & (APIC_BASE_BSP | APIC_BASE_ENABLE | (this.x2apicCapable ? APIC_BASE_X2APIC : 0));
+    if (baseMode(flags) === 'invalid') flags &= ~APIC_BASE_X2APIC;
+    this.baseMsr = base - (base % 0x1000) + flags;
     this.tpr = s.tpr & 0xff;
     this.ldr = s.ldr >>> 0;
     this.dfr = s.dfr >>> 0;

@@ -64,7 +64,7 @@ export interface InlineDevices {
 
 /**
  * What a vCPU's own instructions reach of its local APIC, beside its page: CR8 (TPR bits 7-4,
- * one register with the APIC's TPR), IA32_APIC_BASE and IA32_TSC_DEADLINE.
+ * one register with the APIC's TPR), IA32_APIC_BASE, IA32_TSC_DEADLINE and the x2APIC MSRs.
  */
 export interface InlineApic {
   getCr8(): number;
@@ -75,6 +75,10 @@ export interface InlineApic {
   /** IA32_TSC_DEADLINE in the machine clock's nanoseconds (the vCPU converts from its TSC); 0: disarmed. */
   readTscDeadline(): number;
   writeTscDeadline(ns: number): void;
+  /** RDMSR of an x2APIC MSR (0x800-0x8FF): [EAX, EDX], or undefined: #GP (x2APIC mode off, no such register). */
+  readX2apicMsr(msr: number): readonly [number, number] | undefined;
+  /** WRMSR of an x2APIC MSR; false: #GP. */
+  writeX2apicMsr(msr: number, lo: number, hi: number): boolean;
 }
 
 /** One GPA range backed by host memory, as the backend sees it. */

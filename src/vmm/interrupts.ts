@@ -182,7 +182,7 @@ export class BoardInterrupts implements InterruptRouting {
     const ioapic = this.ioapic;
     if (!ioapic) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'local APICs are for the board\'s APIC mode');
     const apic = new LocalApic({
-      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, reinjectPeriodic: true, extInt: this.pic,
+      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, x2apic: true, reinjectPeriodic: true, extInt: this.pic,
       onEoi: (vector) => ioapic.eoi(vector),
       onAcknowledge: (vector) => { if (ioapic.routes(PIT_IOAPIC_PIN, vector)) this.pit.ackIrq0(); },
     });
@@ -199,8 +199,9 @@ export class BoardInterrupts implements InterruptRouting {
     // interrupt taken later than a tick period loses that jiffy (nothing reinjects a one-shot),
     // so its jiffies watchdog would find the TSC "unstable". With the periodic timer, reinjected
     // like the PIT, its jiffies keep up, the TSC stays its clocksource, and it boots faster.
+    // x2APIC mode (CPUID.1 ECX.X2APIC) is there and advertised: the vCPU reaches its MSRs.
     const apicBit = featureMask(FEATURE.APIC);
-    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit } });
+    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.X2APIC) } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
   }
 
@@ -234,8 +235,9 @@ export class BoardInterrupts implements InterruptRouting {
       ended,
       mmio: (gpa, data, write) => {
         this.inlineMmio++;
-        // This vCPU's local APIC page comes before the bus (each vCPU sees its own there).
-        if (apic?.hardwareEnabled) {
+        // This vCPU's local APIC page comes before the bus (each vCPU sees its own there),
+        // unless the APIC is disabled or in x2APIC mode.
+        if (apic?.xapicMmio) {
           const offset = gpa - apic.baseAddress;
           if (offset >= 0 && offset < APIC_PAGE) {
             if (write) apic.write(offset, data);

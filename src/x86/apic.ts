@@ -1,8 +1,8 @@
 /**
  * The local APIC as the architecture defines it (Intel SDM vol. 3A, chapter "Advanced
  * Programmable Interrupt Controller (APIC)"): the flags of IA32_APIC_BASE, the register map of its
- * 4 KiB page in xAPIC mode ("Local APIC Register Address Map"), and the bits of the registers
- * software programs. devices/local-apic.ts models the device with them; the KVM backend programs
+ * 4 KiB page in xAPIC mode ("Local APIC Register Address Map"), the same registers as MSRs in
+ * x2APIC mode ("x2APIC Register Address Space"), and the bits of the registers software programs. devices/local-apic.ts models the device with them; the KVM backend programs
  * the in-kernel APIC's LINT pins with them.
  */
 
@@ -39,6 +39,57 @@ export const APIC_LVT_ERROR = 0x370;
 export const APIC_TIMER_INITIAL = 0x380;
 export const APIC_TIMER_CURRENT = 0x390;
 export const APIC_TIMER_DIVIDE = 0x3e0;
+/** SELF IPI: x2APIC mode only (MSR 0x83F); the page has nothing there. */
+export const APIC_SELF_IPI = 0x3f0;
+
+/**
+ * x2APIC mode: the register at page offset `off` is MSR 0x800 + off / 16, through RDMSR/WRMSR
+ * (the page is not decoded then). Only the registers in X2APIC_REGISTERS exist there: APR, RRD,
+ * DFR and the ICR's high word (the ICR is one 64-bit MSR, the destination in bits 63-32) do not,
+ * and every other MSR of the range is reserved. All of them #GP outside x2APIC mode.
+ */
+export const X2APIC_MSR_FIRST = 0x800;
+export const X2APIC_MSR_LAST = 0x8ff;
+export type X2apicAccess = 'rw' | 'ro' | 'wo';
+export function x2apicMsr(offset: number): number {
+  return X2APIC_MSR_FIRST + (offset >> 4);
+}
+/** The page offset of x2APIC MSR `msr` (in X2APIC_MSR_FIRST..X2APIC_MSR_LAST). */
+export function x2apicOffset(msr: number): number {
+  return (msr - X2APIC_MSR_FIRST) << 4;
+}
+/**
+ * The registers of x2APIC mode by page offset, and how they may be accessed: RDMSR of a
+ * write-only one and WRMSR of a read-only one #GP, as does either of a register not listed. ID
+ * (the 32-bit x2APIC ID) and LDR (derived from it) are read-only in this mode.
+ */
+export const X2APIC_REGISTERS: ReadonlyMap<number, X2apicAccess> = new Map<number, X2apicAccess>([
+  [APIC_ID, 'ro'], [APIC_VERSION, 'ro'], [APIC_TPR, 'rw'], [APIC_PPR, 'ro'], [APIC_EOI, 'wo'], [APIC_LDR, 'ro'],
+  [APIC_SVR, 'rw'],
+  ...[APIC_ISR, APIC_TMR, APIC_IRR].flatMap((base) => Array.from({ length: 8 }, (_, i): [number, X2apicAccess] => [base + 0x10 * i, 'ro'])),
+  [APIC_ESR, 'rw'], [APIC_LVT_CMCI, 'rw'], [APIC_ICR_LOW, 'rw'], [APIC_LVT_TIMER, 'rw'], [APIC_LVT_THERMAL, 'rw'],
+  [APIC_LVT_PERF, 'rw'], [APIC_LVT_LINT0, 'rw'], [APIC_LVT_LINT1, 'rw'], [APIC_LVT_ERROR, 'rw'], [APIC_TIMER_INITIAL, 'rw'],
+  [APIC_TIMER_CURRENT, 'ro'], [APIC_TIMER_DIVIDE, 'rw'], [APIC_SELF_IPI, 'wo'],
+]);
+/**
+ * Reserved bits of x2APIC registers that a WRMSR must leave 0 (#GP otherwise; SDM "Reserved Bit
+ * Checking"), beside bits 63-32 of every register but the ICR: EOI and ESR take only 0, TPR and
+ * SELF IPI a vector, the divide configuration bits 3, 1 and 0, the ICR's low word no delivery
+ * status (gone in this mode), remote read status or bits 31-20.
+ */
+export const X2APIC_RESERVED: Readonly<Record<number, number>> = {
+  [APIC_EOI]: 0xffff_ffff, [APIC_ESR]: 0xffff_ffff, [APIC_TPR]: 0xffff_ff00, [APIC_SELF_IPI]: 0xffff_ff00,
+  [APIC_TIMER_DIVIDE]: 0xffff_fff4, [APIC_ICR_LOW]: 0xfff3_3000,
+};
+/** x2APIC physical destination 0xFFFFFFFF: broadcast; logical: all clusters, all members. */
+export const X2APIC_BROADCAST = 0xffff_ffff;
+/**
+ * The logical x2APIC ID (LDR in x2APIC mode) of x2APIC ID `id`: the cluster (ID bits 19-4) in
+ * bits 31-16, one bit for the member (ID bits 3-0) in bits 15-0.
+ */
+export function x2apicLogicalId(id: number): number {
+  return (((id >>> 4) & 0xffff) << 16 | (1 << (id & 0xf))) >>> 0;
+}
 
 // SVR bits.
 export const SVR_ENABLE = 0x100; // APIC software enable

@@ -333,3 +333,186 @@ test('periodic reinjection: missed periods arrive one per acknowledgement; a new
   plain.wr(0xb0, 0);
   assert.equal(plain.apic.pendingInterrupt(), false);
 });
+
+// ---- x2APIC mode (Intel SDM vol. 3A, "Extended XAPIC (x2APIC)") ----
+
+const BASE = 0xfee0_0000;
+const EN = 0x800, EXTD = 0x400, BSP = 0x100;
+/** IA32_APIC_BASE with the default page and `flags` (a sum: `|` would make it a negative int32). */
+const base = (flags: number) => BASE + flags;
+
+function x2setup(id = 0, extra: Partial<ConstructorParameters<typeof LocalApic>[0]> = {}) {
+  const s = setup({ id, x2apic: true, ...extra });
+  assert.equal(s.apic.writeBaseMsr(base(EN | EXTD)), true);
+  const rdmsr = (msr: number) => s.apic.readX2apicMsr(msr);
+  const wrmsr = (msr: number, lo: number, hi = 0) => s.apic.writeX2apicMsr(msr, lo, hi);
+  return { ...s, rdmsr, wrmsr };
+}
+
+test('x2APIC: IA32_APIC_BASE goes xAPIC -> x2APIC and x2APIC -> disabled only; the other transitions #GP', () => {
+  const s = setup({ x2apic: true });
+  assert.equal(s.apic.writeBaseMsr(base(EXTD)), false, 'EXTD without EN is the invalid state');
+  assert.equal(s.apic.x2apicMode, false);
+  assert.equal(s.apic.writeBaseMsr(base(EN | EXTD)), true, 'xAPIC -> x2APIC');
+  assert.equal(s.apic.readBaseMsr(), base(BSP | EN | EXTD));
+  assert.equal(s.apic.x2apicMode, true);
+  assert.equal(s.apic.xapicMmio, false, 'the page does not respond in x2APIC mode');
+  assert.equal(s.apic.writeBaseMsr(base(EN | EXTD)), true, 'x2APIC -> x2APIC');
+  assert.equal(s.apic.writeBaseMsr(base(EN)), false, 'x2APIC -> xAPIC');
+  assert.equal(s.apic.writeBaseMsr(base(EXTD)), false, 'x2APIC -> invalid');
+  assert.equal(s.apic.readBaseMsr(), base(BSP | EN | EXTD), 'a refused write changes nothing');
+  s.apic.writeX2apicMsr(0x80f, 0x1ff, 0);
+  assert.equal(s.apic.writeBaseMsr(base(0)), true, 'x2APIC -> disabled');
+  assert.equal(s.apic.x2apicMode, false);
+  assert.equal(s.apic.readX2apicMsr(0x80f), undefined);
+  assert.equal(s.apic.writeBaseMsr(base(EN | EXTD)), false, 'disabled -> x2APIC');
+  assert.equal(s.apic.writeBaseMsr(base(EXTD)), false, 'disabled -> invalid');
+  assert.equal(s.apic.writeBaseMsr(base(EN)), true, 'disabled -> xAPIC');
+  assert.equal(s.apic.xapicMmio, true);
+  assert.equal(s.rd(0xf0), 0xff, 'the registers were reset on the way through disabled');
+  assert.equal(s.apic.writeBaseMsr(base(EN | EXTD)), true, 'xAPIC -> x2APIC again');
+  const plain = setup();
+  assert.equal(plain.apic.writeBaseMsr(base(EN | EXTD)), false, 'without the x2apic option bit 10 is reserved');
+});
+
+test('x2APIC: the MSRs #GP outside x2APIC mode', () => {
+  const s = setup({ x2apic: true });
+  for (const msr of [0x802, 0x803, 0x808, 0x80f, 0x830, 0x83f]) {
+    assert.equal(s.apic.readX2apicMsr(msr), undefined, `RDMSR ${msr.toString(16)} in xAPIC mode`);
+    assert.equal(s.apic.writeX2apicMsr(msr, 0, 0), false, `WRMSR ${msr.toString(16)} in xAPIC mode`);
+  }
+  s.wr(0x80, 0x20);
+  assert.equal(s.rd(0x80), 0x20, 'nothing was written');
+  assert.equal(s.apic.writeBaseMsr(base(0)), true);
+  assert.equal(s.apic.readX2apicMsr(0x808), undefined, 'nor when disabled');
+});
+
+test('x2APIC: ID is the 32-bit x2APIC ID, LDR is derived from it, both read-only; no DFR', () => {
+  const s = setup({ id: 0x23, x2apic: true });
+  s.wr(0x20, 0x0500_0000); // software changes the xAPIC ID...
+  assert.equal(s.apic.id, 5);
+  assert.equal(s.apic.writeBaseMsr(base(EN | EXTD)), true);
+  assert.deepEqual(s.apic.readX2apicMsr(0x802), [0x23, 0], '...the x2APIC ID is the hardware\'s, not shifted');
+  assert.deepEqual(s.apic.readX2apicMsr(0x80d), [(2 << 16) | (1 << 3), 0], 'cluster 2, member bit 3');
+  assert.equal(s.apic.writeX2apicMsr(0x802, 0x23, 0), false, 'ID is read-only');
+  assert.equal(s.apic.writeX2apicMsr(0x80d, 0x10001, 0), false, 'LDR is read-only');
+  assert.equal(s.apic.readX2apicMsr(0x80e), undefined, 'no DFR');
+  assert.equal(s.apic.writeX2apicMsr(0x80e, 0xffff_ffff, 0), false, 'no DFR');
+  assert.deepEqual(s.apic.readX2apicMsr(0x803), [0x0005_0014, 0]);
+  assert.equal(s.apic.writeX2apicMsr(0x803, 0, 0), false, 'version is read-only');
+});
+
+test('x2APIC: reserved, write-only and read-only MSRs #GP; EOI and ESR take only 0; reserved bits #GP', () => {
+  const s = x2setup();
+  for (const msr of [0x800, 0x801, 0x804, 0x809, 0x80c, 0x80e, 0x831, 0x83a, 0x83d, 0x840, 0x8ff]) {
+    assert.equal(s.rdmsr(msr), undefined, `RDMSR ${msr.toString(16)} is reserved`);
+    assert.equal(s.wrmsr(msr, 0), false, `WRMSR ${msr.toString(16)} is reserved`);
+  }
+  for (const msr of [0x80b, 0x83f]) assert.equal(s.rdmsr(msr), undefined, `${msr.toString(16)} is write-only`);
+  for (const msr of [0x80a, 0x810, 0x817, 0x818, 0x820, 0x827, 0x839]) {
+    assert.notEqual(s.rdmsr(msr), undefined, `${msr.toString(16)} reads`);
+    assert.equal(s.wrmsr(msr, 0), false, `${msr.toString(16)} is read-only`);
+  }
+  s.apic.acceptInterrupt(0x41);
+  assert.deepEqual(s.rdmsr(0x822), [1 << 1, 0], 'IRR word 2 at 0x822');
+  assert.equal(s.apic.acknowledge(), 0x41);
+  assert.deepEqual(s.rdmsr(0x812), [1 << 1, 0], 'ISR word 2 at 0x812');
+  assert.equal(s.wrmsr(0x80b, 1), false, 'EOI of a non-zero value');
+  assert.deepEqual(s.rdmsr(0x812), [1 << 1, 0], 'the refused EOI did nothing');
+  assert.equal(s.wrmsr(0x80b, 0), true);
+  assert.deepEqual(s.rdmsr(0x812), [0, 0]);
+  assert.equal(s.wrmsr(0x828, 1), false, 'ESR of a non-zero value');
+  assert.equal(s.wrmsr(0x828, 0), true);
+  assert.equal(s.wrmsr(0x808, 0x150), false, 'TPR bits 31-8');
+  assert.equal(s.wrmsr(0x808, 0x50, 1), false, 'bits 63-32 of a 32-bit register');
+  assert.equal(s.wrmsr(0x808, 0x50), true);
+  assert.deepEqual(s.rdmsr(0x808), [0x50, 0]);
+  assert.equal(s.apic.getCr8(), 5, 'CR8 is still the TPR');
+  assert.equal(s.wrmsr(0x83e, 0x4), false, 'divide configuration bit 2');
+  assert.equal(s.wrmsr(0x83e, 0xb), true);
+  assert.equal(s.wrmsr(0x83f, 0x140), false, 'SELF IPI bits 31-8');
+  assert.equal(s.wrmsr(0x830, 0x1040), false, 'ICR bit 12 (no delivery status in x2APIC mode)');
+  assert.deepEqual(s.sent, [], 'no refused write sent anything');
+});
+
+test('x2APIC: the timer, LVTs and SVR through the MSRs', () => {
+  const s = x2setup();
+  assert.equal(s.wrmsr(0x80f, 0x1ff), true);
+  assert.deepEqual(s.rdmsr(0x80f), [0x1ff, 0]);
+  assert.equal(s.wrmsr(0x83e, 0xb), true); // divide by 1
+  assert.equal(s.wrmsr(0x832, 0x20000 | 0x40), true); // periodic, vector 0x40
+  assert.equal(s.wrmsr(0x838, 1000), true);
+  assert.equal(s.apic.nextDeadline(), 1000);
+  s.clock.t = 250;
+  assert.deepEqual(s.rdmsr(0x839), [750, 0]);
+  s.clock.t = 1000;
+  s.apic.tick();
+  assert.equal(s.apic.acknowledge(), 0x40);
+  assert.equal(s.wrmsr(0x80b, 0), true);
+  assert.deepEqual(s.rdmsr(0x832), [0x20040, 0]);
+});
+
+test('x2APIC: the ICR is one 64-bit MSR with a 32-bit destination; SELF IPI', () => {
+  const s = x2setup(7);
+  assert.equal(s.wrmsr(0x830, 0x4000 | 0x800 | 0x61, 0x0003_0004), true); // fixed, logical, to cluster 3 members 2
+  assert.deepEqual(s.sent, [{
+    source: 7, destination: 0x0003_0004, destMode: 'logical', mode: 'fixed', vector: 0x61, shorthand: 'none',
+    level: true, trigger: 'edge', x2apic: true,
+  }]);
+  assert.deepEqual(s.rdmsr(0x830), [0x4861, 0x0003_0004]);
+  s.sent.length = 0;
+  assert.equal(s.wrmsr(0x83f, 0x45), true);
+  assert.equal(s.sent.length, 1);
+  assert.equal(s.sent[0]!.shorthand, 'self');
+  const selfOnly = new LocalApic({ id: 7, x2apic: true, now: () => 0 }); // its default sendIpi delivers to itself
+  assert.equal(selfOnly.writeBaseMsr(base(EN | EXTD)), true);
+  assert.equal(selfOnly.writeX2apicMsr(0x80f, 0x1ff, 0), true);
+  assert.equal(selfOnly.writeX2apicMsr(0x83f, 0x45, 0), true);
+  assert.equal(selfOnly.acknowledge(), 0x45, 'SELF IPI: a fixed vector to this APIC');
+  assert.equal(selfOnly.writeX2apicMsr(0x80b, 0, 0), true);
+  assert.equal(selfOnly.writeX2apicMsr(0x837, 0xfe, 0), true); // error LVT
+  assert.equal(selfOnly.writeX2apicMsr(0x83f, 0x05, 0), true);
+  assert.equal(selfOnly.writeX2apicMsr(0x828, 0, 0), true);
+  assert.deepEqual(selfOnly.readX2apicMsr(0x828), [0x20, 0], 'SELF IPI of an illegal vector: send illegal vector');
+});
+
+test('x2APIC: destinations of x2APIC messages (physical 32-bit, logical cluster, broadcast) and of 8-bit ones', () => {
+  const a = x2setup(0x23).apic;
+  const msg = (destination: number, destMode: 'physical' | 'logical', x2apic = true): ApicMessage =>
+    ({ destination, destMode, mode: 'fixed', vector: 0x50, shorthand: 'none', level: true, trigger: 'edge', ...(x2apic ? { x2apic } : {}) });
+  assert.equal(a.isTarget(msg(0x23, 'physical')), true);
+  assert.equal(a.isTarget(msg(0x123, 'physical')), false, 'all 32 bits compared');
+  assert.equal(a.isTarget(msg(0xffff_ffff, 'physical')), true);
+  assert.equal(a.isTarget(msg(0x0002_0008, 'logical')), true);
+  assert.equal(a.isTarget(msg(0x0002_0007, 'logical')), false, 'another member');
+  assert.equal(a.isTarget(msg(0x0003_0008, 'logical')), false, 'another cluster');
+  assert.equal(a.isTarget(msg(0x23, 'physical', false)), true, 'an I/O APIC message by physical ID');
+  assert.equal(a.isTarget(msg(0xff, 'physical', false)), true, 'an 8-bit broadcast');
+  assert.equal(a.isTarget(msg(0x08, 'logical', false)), false, 'no 8-bit logical destinations in x2APIC mode');
+});
+
+test('x2APIC: INIT keeps x2APIC mode (LDR still derived); the state round-trips', () => {
+  const s = x2setup(3);
+  s.apic.receive({ destination: 3, destMode: 'physical', mode: 'init', vector: 0, shorthand: 'none', level: true, trigger: 'edge', x2apic: true });
+  assert.equal(s.apic.x2apicMode, true);
+  assert.deepEqual(s.rdmsr(0x80d), [1 << 3, 0]);
+  assert.deepEqual(s.rdmsr(0x80f), [0xff, 0], 'the other registers were reset');
+  s.wrmsr(0x80f, 0x1ff);
+  s.wrmsr(0x808, 0x30);
+  const saved = s.apic.getState();
+  const b = new LocalApic({ id: 3, x2apic: true, now: () => 0 });
+  b.restore(saved);
+  assert.equal(b.x2apicMode, true);
+  assert.deepEqual(b.readX2apicMsr(0x808), [0x30, 0]);
+  assert.deepEqual(b.getState(), saved);
+});
+
+test('restore keeps only the base MSR flags the APIC has, never EXTD without EN', () => {
+  const plain = new LocalApic({ id: 0, now: () => 0 });
+  plain.restore({ ...plain.getState(), baseMsr: base(BSP | EN | EXTD) });
+  assert.equal(plain.x2apicMode, false, 'no x2APIC mode without the option');
+  assert.equal(plain.readBaseMsr(), base(BSP | EN));
+  const a = new LocalApic({ id: 0, x2apic: true, now: () => 0 });
+  a.restore({ ...a.getState(), baseMsr: base(EXTD | 0x1) });
+  assert.equal(a.readBaseMsr(), base(0), 'the invalid state and a reserved bit dropped');
+});

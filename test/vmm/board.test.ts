@@ -211,6 +211,15 @@ test('soft backend: the local APIC (CPUID, base MSR, CR8 = TPR) and its timer in
   });
 });
 
+test('soft backend: x2APIC mode through the MSRs (CPUID, IA32_APIC_BASE transitions, #GPs, ID/LDR, timer, SELF IPI, ICR); the page is gone meanwhile', async (t) => {
+  await withSoftGuest(t, 'x2apic', async (kernel) => {
+    const { vm, output } = await boot({ kernel, accel: 'soft', timeoutMs: 60_000 });
+    const exited = await vm.exited;
+    assert.equal(output(), 'x2apic msrs #gp in xapic mode\nx2apic mode, page gone\nid 0 ldr 1\ntimer 3\nself ipi, icr ipi\ndisabled, then xapic\n');
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 0xf5 }); // 0x7A written
+  });
+});
+
 test('soft backend: a guest waiting in HLT ends with timeout, and stop() ends it', async (t) => {
   await withSoftGuest(t, 'hello', async (kernel) => {
     const a = await boot({ kernel, accel: 'soft', timeoutMs: 300 });

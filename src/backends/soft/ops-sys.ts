@@ -17,6 +17,7 @@ import {
   MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX, MSR_TSC_DEADLINE, MSR_UCODE_REV,
 } from '../../x86/msr.js';
 import type { InlineApic } from '../../nvmm/backend.js';
+import { X2APIC_MSR_FIRST, X2APIC_MSR_LAST } from '../../x86/apic.js';
 import { EXC_DE, EXC_DF, EXC_GP, EXC_NP, EXC_PF, EXC_SS, EXC_TS, EXC_UD } from '../../x86/exceptions.js';
 import { FLAG_CF, FLAG_IF, FLAG_NT, FLAG_RF, FLAG_TF, FLAG_AC, FLAG_VM, FLAG_ZF } from '../../x86/flags.js';
 import {
@@ -1056,7 +1057,7 @@ export function hRdmsr(c: Cpu, _i: Insn): void {
   requireCpl0(c);
   const msr = c.regs[2]! >>> 0;
   const apic = c.dev?.apic;
-  const lo = apic !== undefined && APIC_MSRS.has(msr) ? readApicMsr(c, apic, msr) : sysModelOf(c).msrs.has(msr) ? readMsr(c, msr) : c.doExit({ kind: 'rdmsr', msr });
+  const lo = apic !== undefined && isApicMsr(msr) ? readApicMsr(c, apic, msr) : sysModelOf(c).msrs.has(msr) ? readMsr(c, msr) : c.doExit({ kind: 'rdmsr', msr });
   c.setReg(0, 4, lo, 0);
   c.setReg(2, 4, c.hi, 0);
 }
@@ -1066,8 +1067,10 @@ export function hWrmsr(c: Cpu, _i: Insn): void {
   const R = c.regs;
   const msr = R[2]! >>> 0;
   const apic = c.dev?.apic;
-  if (apic !== undefined && APIC_MSRS.has(msr)) {
-    writeApicMsr(c, apic, msr, (R[4]! >>> 0) * TWO32 + (R[0]! >>> 0));
+  if (apic !== undefined && isApicMsr(msr)) {
+    if (msr >= X2APIC_MSR_FIRST) {
+      if (!apic.writeX2apicMsr(msr, R[0]! >>> 0, R[4]! >>> 0)) c.gp(0);
+    } else writeApicMsr(c, apic, msr, (R[4]! >>> 0) * TWO32 + (R[0]! >>> 0));
     c.devDeadline = 0; // the timer may have been armed
     return;
   }
@@ -1075,11 +1078,22 @@ export function hWrmsr(c: Cpu, _i: Insn): void {
   writeMsr(c, msr, R[0]!, R[4]!);
 }
 
-/** The MSRs a local APIC in the inline devices owns (IA32_APIC_BASE, IA32_TSC_DEADLINE). */
-const APIC_MSRS: ReadonlySet<number> = new Set([MSR_APIC_BASE, MSR_TSC_DEADLINE]);
+/**
+ * The MSRs a local APIC in the inline devices owns: IA32_APIC_BASE, IA32_TSC_DEADLINE and the
+ * x2APIC range (which #GPs unless the APIC is in x2APIC mode).
+ */
+function isApicMsr(msr: number): boolean {
+  return msr === MSR_APIC_BASE || msr === MSR_TSC_DEADLINE || (msr >= X2APIC_MSR_FIRST && msr <= X2APIC_MSR_LAST);
+}
 
-/** RDMSR of an APIC_MSRS register: the low word, the high in c.hi. The deadline goes from clock ns to the TSC. */
+/** RDMSR of an isApicMsr register: the low word, the high in c.hi. The deadline goes from clock ns to the TSC. */
 function readApicMsr(c: Cpu, apic: InlineApic, msr: number): number {
+  if (msr >= X2APIC_MSR_FIRST && msr <= X2APIC_MSR_LAST) {
+    const words = apic.readX2apicMsr(msr);
+    if (words === undefined) c.gp(0);
+    c.hi = words[1] | 0;
+    return words[0] | 0;
+  }
   let v: number;
   if (msr === MSR_APIC_BASE) v = apic.readBaseMsr();
   else {
@@ -1091,7 +1105,7 @@ function readApicMsr(c: Cpu, apic: InlineApic, msr: number): number {
   return (v - hi * TWO32) | 0;
 }
 
-/** WRMSR of an APIC_MSRS register (`value` unsigned; above 2^53 it is rounded, centuries of TSC away). */
+/** WRMSR of IA32_APIC_BASE or IA32_TSC_DEADLINE (`value` unsigned; above 2^53 it is rounded, centuries of TSC away). */
 function writeApicMsr(c: Cpu, apic: InlineApic, msr: number, value: number): void {
   if (msr === MSR_APIC_BASE) {
     if (!apic.writeBaseMsr(value)) c.gp(0);
