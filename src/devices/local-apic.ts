@@ -231,6 +231,7 @@ export interface LocalApicState {
 
 /** Index of the highest set bit of a 256-bit vector held as 8 words, or -1. */
 function highestBit(words: Uint32Array): number {
+  if ((words[0]! | words[1]! | words[2]! | words[3]! | words[4]! | words[5]! | words[6]! | words[7]!) === 0) return -1;
   for (let i = 7; i >= 0; i--) {
     const w = words[i]!;
     if (w !== 0) return i * 32 + 31 - Math.clz32(w);
@@ -341,11 +342,13 @@ export class LocalApic implements MmioDevice {
   /** The guest-physical address of the register page. */
   get baseAddress(): number { return this.baseMsr - (this.baseMsr % 0x1000); }
   /** IA32_APIC_BASE bit 11. */
-  get hardwareEnabled(): boolean { return (this.baseMsr % 0x1000 & APIC_BASE_ENABLE) !== 0; }
+  // (The flags are in the low 12 bits: `&` reads them from the low 32 of any integer below 2^53,
+  // without the floating-point remainder `%` would cost on every block the CPU dispatches.)
+  get hardwareEnabled(): boolean { return (this.baseMsr & APIC_BASE_ENABLE) !== 0; }
   /** SVR bit 8. */
   get softwareEnabled(): boolean { return (this.svr & SVR_ENABLE) !== 0; }
   /** IA32_APIC_BASE bit 10 (x2APIC mode; bit 11 is then set too). */
-  get x2apicMode(): boolean { return (this.baseMsr % 0x1000 & APIC_BASE_X2APIC) !== 0; }
+  get x2apicMode(): boolean { return (this.baseMsr & APIC_BASE_X2APIC) !== 0; }
   /** Whether the register page responds: enabled, in xAPIC mode. */
   get xapicMmio(): boolean { return this.hardwareEnabled && !this.x2apicMode; }
 
@@ -400,10 +403,11 @@ export class LocalApic implements MmioDevice {
   }
 
   private extIntPending(): boolean {
-    if (!this.extInt) return false;
+    // The 8259's output first: it is a field read, and false nearly always (this runs per block).
+    if (!this.extInt?.pendingInterrupt()) return false;
     const lint0 = this.lvt.get(APIC_LVT_LINT0)!;
     const wired = !(lint0 & LVT_MASKED) && DELIVERY_MODES[(lint0 & DELIVERY_MODE_MASK) >> DELIVERY_MODE_SHIFT] === 'extInt';
-    return (wired || this.extIntRequested) && this.extInt.pendingInterrupt();
+    return wired || this.extIntRequested;
   }
 
   private fixedPending(): number {
