@@ -297,7 +297,6 @@ export class PcBoard {
   private snapshotRefusal(): string | undefined {
     if (this.config.cpus !== 1) return `a machine of ${this.config.cpus} vCPUs cannot be saved yet (only the boot vCPU's thread is the board's)`;
     if (!(this.interrupts instanceof BoardInterrupts)) return `the ${this.machine.backend.name} backend runs the interrupt controllers and the PIT itself, and their state is not saved yet`;
-    if ((this.config.nics?.length ?? 0) > 0) return 'a machine with a network card cannot be saved yet (its backend\'s connections live outside the machine)';
     return undefined;
   }
 

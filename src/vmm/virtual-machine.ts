@@ -295,6 +295,14 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     checkDrives(config.drives ?? []);
     const vm = new VirtualMachine(config, options.profileGate, { path, snapshot });
     if (snapshot.machine.agentReady) vm.agent?.continueReady();
+    // Each network card gets a new backend (a new passt, the TAP opened again by name): what
+    // the saved one carried is gone, and the guest's connections through it with it.
+    try {
+      for (const nic of config.nics ?? []) await vm.openNic(nic);
+    } catch (e) {
+      await vm.closeNics();
+      throw e;
+    }
     return vm;
   }
 

@@ -106,6 +106,52 @@ test('Linux with a virtio NIC on passt (soft): an address by DHCP, a file from t
   });
 });
 
+test('Linux with a virtio NIC on passt (soft), saved and restored: the restored machine has a new passt, and its guest fetches a file from the host\'s loopback', { timeout: 2 * BOOT_TIMEOUT_MS }, async (t) => {
+  const guest = linuxGuest();
+  if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  if (!hasTool('passt')) return t.skip('passt is not installed (Debian package passt)');
+  await withTempDirAsync(async (dir) => {
+    const file = randomBytes(256 * 1024);
+    const server = await httpServer(file, '127.0.0.1');
+    t.after(() => server.close());
+    const httpPort = (server.address() as AddressInfo).port;
+    const snap = join(dir, 'net.snap');
+    const vm = await VirtualMachine.create({
+      kernel: guest.vmlinux!, initrd: await agentInitramfs(dir, MODULES, ['--net-dhcp']), cmdline: 'console=ttyS0', memory: 256 << 20, accel: 'soft',
+      timeoutMs: BOOT_TIMEOUT_MS, agent: true, nics: [{ kind: 'user' }],
+    });
+    let out = '';
+    vm.console.on('data', (b: Buffer) => void (out = (out + b.toString('latin1')).slice(-8000)));
+    vm.start();
+    let gateway: string | undefined;
+    try {
+      const r = await vm.exec('ip route', { timeoutMs: BOOT_TIMEOUT_MS });
+      gateway = /^default via ([0-9.]+) dev eth0/m.exec(r.stdout.toString('latin1'))?.[1];
+      assert.ok(gateway, `a default route through eth0; console tail:\n${out}`);
+      await vm.save(snap);
+    } finally {
+      await vm.stop();
+    }
+    const first = (await vm.exited).nics[0]!;
+    const restored = await VirtualMachine.restore(snap, { timeoutMs: BOOT_TIMEOUT_MS });
+    let after = '';
+    restored.console.on('data', (b: Buffer) => void (after = (after + b.toString('latin1')).slice(-8000)));
+    restored.start();
+    try {
+      const r = await restored.exec(`wget -q -O - http://${gateway}:${httpPort}/file.bin | sha256sum`, { timeoutMs: BOOT_TIMEOUT_MS });
+      assert.equal(r.code, 0, `${r.stderr.toString('latin1')}\nconsole tail:\n${after}`);
+      assert.equal(r.stdout.toString('latin1'), `${sha256(file)}  -\n`);
+    } finally {
+      await restored.stop();
+    }
+    const [nic] = (await restored.exited).nics;
+    assert.ok(nic && nic.device, 'the card\'s counters');
+    assert.notEqual(nic.backend, first.backend, 'a new passt');
+    assert.ok(nic.device.rxFrames > first.device!.rxFrames, 'the counters continue from the saved ones');
+    assert.doesNotMatch(after, /Linux version/, 'the restored machine did not boot again');
+  });
+});
+
 /** Runs a command; its status and output. */
 function sh(cmd: string, args: string[]): { status: number | null; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'latin1' });

@@ -14,9 +14,9 @@ import { VIRTIO_CONSOLE_F_MULTIPORT } from '../../src/devices/virtio/virtio-cons
 import { FileBlockBackend } from '../../src/devices/virtio/block-file.js';
 import { featureBit } from '../../src/devices/virtio/device.js';
 import { PcBoard, type BoardRuntime } from '../../src/vmm/board.js';
-import { createNetRings, NetBridgeHost } from '../../src/devices/net/frame-ring.js';
-import { MemoryNetBackend } from '../../src/devices/net/net-backend.js';
-import { NET_RX_QUEUE, NET_TX_QUEUE, VIRTIO_NET_HDR_SIZE } from '../../src/devices/virtio/virtio-net.js';
+import { createNetRings, FrameRing, NetBridgeHost } from '../../src/devices/net/frame-ring.js';
+import { ETH_HLEN, MemoryNetBackend } from '../../src/devices/net/net-backend.js';
+import { NET_QUEUE_SIZE, NET_RX_BUFFER_BYTES, NET_RX_QUEUE, NET_TX_QUEUE, VIRTIO_NET_HDR_SIZE } from '../../src/devices/virtio/virtio-net.js';
 import { FrameCollector } from '../devices/net/frames.js';
 import { ByteRing } from '../../src/vmm/byte-ring.js';
 import { machineConfig, type MachineOptions } from '../../src/vmm/config.js';
@@ -269,6 +269,86 @@ test('board virtio: a network card in the first slot after the disks, in the DSD
     assert.deepEqual(board.virtio!.nicCounters().map((c) => [c.txFrames, c.rxFrames]), [[1, 1]]);
     assert.deepEqual(bridge.counters, { toGuest: 1, toHost: 1, dropped: 0 });
   }, { run: (v) => script[v.runs - 1]! }, 'hlt', { nicRings: [rings] });
+});
+
+test('board virtio: a guest that stops reading while the host floods its card: the ring and the device hold what their bounds allow, the rest is dropped and counted; reading again, the guest gets the held frames in order, then new traffic', async (t) => {
+  const rings = createNetRings();
+  const [hostEnd, wire] = MemoryNetBackend.pair({ record: false });
+  let kicked = false;
+  const bridge = new NetBridgeHost(hostEnd, rings, () => { kicked = true; });
+  t.after(() => bridge.stop());
+  await withBoard(t, () => ({ nics: [{ kind: 'user' }] }), async ({ board, driver }) => {
+    const eth0 = driver(VIRTIO_SLOT.NIC);
+    const [rx] = eth0.probe(2, (f) => f & ~(1n << 29n)) as [DriverQueue, DriverQueue];
+    const nic = () => board.virtio!.nicCounters()[0]!;
+    /** What the board does on the host's kick (its 'stopped' exit): the card takes what the ring holds. */
+    const takeKick = () => {
+      if (!kicked) return;
+      kicked = false;
+      board.virtio!.pollNics();
+    };
+    const SIZE = 1514;
+    const FLOOD = 6000; // about 9 MB, many times both bounds
+    const frame = (n: number) => {
+      const f = new Uint8Array(SIZE);
+      new DataView(f.buffer).setUint32(ETH_HLEN, n);
+      return f;
+    };
+    // The driver is up but posts no receive buffer. The vCPU takes kicks for the first half of the
+    // flood (the device holds up to its bound, then drops), then is busy (the ring fills, the host side drops).
+    for (let n = 0; n < FLOOD; n++) {
+      wire.send(frame(n));
+      if (n < FLOOD / 2 && n % 50 === 49) takeKick();
+    }
+    const ring = new FrameRing(rings.toGuest);
+    assert.ok(ring.used > ring.capacity - (SIZE + 4), 'the ring is full');
+    takeKick();
+    const c = nic();
+    assert.equal(bridge.counters.toGuest + bridge.counters.dropped, FLOOD, 'each frame is in the ring or counted dropped by the host side');
+    assert.ok(bridge.counters.dropped > 0, 'the host side dropped while the vCPU was busy');
+    assert.ok(c.rxDropped > 0, 'the device dropped past its bound');
+    assert.equal(c.rxFrames, 0);
+    const held = bridge.counters.toGuest - c.rxDropped;
+    assert.ok(held * SIZE <= NET_RX_BUFFER_BYTES, `the device holds ${held} frames of ${SIZE} bytes, within its ${NET_RX_BUFFER_BYTES}`);
+
+    // The guest reads again: buffers posted and recycled until a frame sent after the flood arrives.
+    const BUF = VIRTIO_NET_HDR_SIZE + SIZE;
+    const bufs = Array.from({ length: NET_QUEUE_SIZE }, () => eth0.ram.alloc(BUF));
+    const byHead = new Map<number, number>();
+    for (const addr of bufs) {
+      const head = rx.addChain([{ addr, len: BUF, write: true }]);
+      byHead.set(head, addr);
+      rx.publish(head);
+    }
+    eth0.kick(NET_RX_QUEUE);
+    const got: number[] = [];
+    const MARK = 0x7fff_0000;
+    let marked = false;
+    for (let round = 0; round < 100 && !got.includes(MARK); round++) {
+      if (round === 2) {
+        wire.send(frame(MARK));
+        marked = true;
+      }
+      for (const u of rx.takeUsed()) {
+        const addr = byHead.get(u.id)!;
+        assert.equal(u.len, BUF);
+        got.push(new DataView(eth0.ram.get(addr + VIRTIO_NET_HDR_SIZE + ETH_HLEN, 4).buffer).getUint32(0));
+        const head = rx.addChain([{ addr, len: BUF, write: true }]);
+        byHead.set(head, addr);
+        rx.publish(head);
+      }
+      eth0.kick(NET_RX_QUEUE);
+      takeKick();
+    }
+    assert.ok(marked);
+    assert.equal(got.at(-1), MARK, 'traffic flows again');
+    const stale = got.slice(0, -1);
+    assert.deepEqual(stale, [...stale].sort((a, b) => a - b), 'held frames arrive in order');
+    // The last kick moved the ring's frames into the device, which kept what its bound allows.
+    assert.ok(stale.length * SIZE <= NET_RX_BUFFER_BYTES, `${stale.length} frames were held for the guest; the bound allows ${Math.floor(NET_RX_BUFFER_BYTES / SIZE)}`);
+    assert.equal(stale.length, held, 'what the device held, and nothing more');
+    assert.equal(nic().rxFrames, got.length);
+  }, {}, 'hlt', { nicRings: [rings] });
 });
 
 test('board virtio: a network card without its rings is refused (a board misbuilt, not a guest\'s doing)', async (t) => {

@@ -45,9 +45,20 @@
  * Once the device has set DEVICE_NEEDS_RESET it touches neither ring until the driver resets it:
  * frames held or arriving meanwhile are dropped (rxDropped), transmit chains wait.
  *
+ * Snapshots (getState/restore): the transport saves the negotiated features and the queues; the
+ * device adds its MAC and MTU (a restore into a card configured otherwise is refused: the
+ * guest's driver read them once), whether it had set DEVICE_NEEDS_RESET, the link status the
+ * guest last saw and the counters. Frames held for the guest and a backend's fullness are not
+ * saved: the backend is a new one after a restore (a new passt, the TAP opened again by name),
+ * so what was in flight is lost as on a cable pulled and plugged back; the guest's TCP
+ * retransmits, and connections passt was carrying are gone (the guest sees them reset or time
+ * out). With a backend the link is up after a restore; if the guest last saw it down, it is
+ * told with a configuration change interrupt at its next notification.
+ *
  * Threads: the device runs on the thread of its transport (the vCPU thread that notified); the
  * backend's callbacks must arrive on that same thread.
  */
+import { TsvmmError } from '../../common/errors.js';
 import { ETH_HLEN, NET_DEFAULT_MTU, NET_MAX_FRAME, type NetBackend, type NetReceiver } from '../net/net-backend.js';
 import { VIRTIO_ID_NET, featureBit, readConfigBytes, type VirtioDevice, type VirtioLink } from './device.js';
 import { Chain, QueueFault, copyFromSegments, copyToSegments, sliceSegments, type SplitQueue } from './queue.js';
@@ -125,6 +136,23 @@ export interface VirtioNetOptions {
 
 type Delivery = 'delivered' | 'dropped' | 'no-buffer' | 'failed';
 
+/** What a snapshot keeps of the device beyond the transport (plain data). */
+export interface VirtioNetState {
+  /** The card's address, 12 hexadecimal digits, and its MTU: checked against the restoring card's. */
+  mac: string;
+  mtu: number;
+  failed: boolean;
+  /** The link status the guest last saw. */
+  linkUp: boolean;
+  counters: VirtioNetCounters;
+}
+
+function corrupt(what: string): never {
+  throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `virtio-net: ${what}`);
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
 export class VirtioNet implements VirtioDevice, NetReceiver {
   readonly deviceId = VIRTIO_ID_NET;
   readonly features = featureBit(VIRTIO_NET_F_MAC) | featureBit(VIRTIO_NET_F_STATUS) | featureBit(VIRTIO_NET_F_MTU);
@@ -150,6 +178,8 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
   private readonly pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private readonly rxBufferBytes: number;
+  /** Restored with the link up where the guest last saw it down: tell it at the next notification. */
+  private announceLink = false;
 
   constructor(opts: VirtioNetOptions) {
     if (opts.mac.length !== 6 || (opts.mac[0]! & 1) !== 0) throw new RangeError('a NIC address is 6 bytes and unicast');
@@ -215,8 +245,39 @@ export class VirtioNet implements VirtioDevice, NetReceiver {
   }
 
   notify(index: number): void {
+    if (this.announceLink) {
+      this.announceLink = false;
+      this.link?.configChanged();
+    }
     if (index === NET_RX_QUEUE) this.flushPending();
     else if (index === NET_TX_QUEUE) this.transmit();
+  }
+
+  // --- snapshot ---
+
+  getState(): VirtioNetState {
+    return { mac: hex(this.mac), mtu: this.mtu, failed: this.failed, linkUp: this.up, counters: { ...this.counters } };
+  }
+
+  /** After the transport restored the queues (and activated the device if the driver had): the rest; held frames start empty. */
+  restore(state: unknown): void {
+    const s = state as VirtioNetState;
+    if (typeof s !== 'object' || s === null || typeof s.failed !== 'boolean' || typeof s.linkUp !== 'boolean') corrupt('the state is malformed');
+    if (s.mac !== hex(this.mac)) corrupt(`the card was saved with address ${String(s.mac)}, and is configured with ${hex(this.mac)}`);
+    if (s.mtu !== this.mtu) corrupt(`the card was saved with MTU ${String(s.mtu)}, and is configured with ${this.mtu}`);
+    const c = s.counters as unknown as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null) corrupt('no counters');
+    for (const k of Object.keys(this.counters) as (keyof VirtioNetCounters)[]) {
+      const v = c[k];
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) corrupt(`counter ${k} is malformed`);
+      this.counters[k] = v;
+    }
+    this.failed = s.failed;
+    this.pending.length = 0;
+    this.pendingBytes = 0;
+    this.backendFull = false;
+    // The guest's view until it is told otherwise: the new backend's, announced if it differs.
+    this.announceLink = this.up !== s.linkUp && this.link !== null;
   }
 
   // --- NetReceiver: what the backend calls ---

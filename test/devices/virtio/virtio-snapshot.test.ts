@@ -13,7 +13,9 @@ import {
 } from '../../../src/devices/virtio/virtio-console.js';
 import { VirtioMmio, type VirtioMmioState } from '../../../src/devices/virtio/virtio-mmio.js';
 import { VirtioRng } from '../../../src/devices/virtio/virtio-rng.js';
-import { TestDriver, TestRam } from './driver.js';
+import { NET_RX_QUEUE, NET_TX_QUEUE, VIRTIO_NET_HDR_SIZE, VirtioNet } from '../../../src/devices/virtio/virtio-net.js';
+import { MemoryNetBackend } from '../../../src/devices/net/net-backend.js';
+import { TestDriver, TestRam, type DriverQueue } from './driver.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -212,4 +214,66 @@ test('virtio transport: a malformed saved state is TSVMM_SNAPSHOT_CORRUPT', () =
     const fresh = new VirtioMmio({ device: new VirtioConsole({ ports: [{}, { name: 'x' }] }), memory: c.ram.mem, irq: new RecordingIrqLine() });
     assert.throws(() => fresh.restore(s), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_SNAPSHOT_CORRUPT', what);
   }
+});
+
+test('virtio-net: a snapshot with receive buffers posted, restored over a new backend: the next frame lands in the next posted buffer, transmit goes on, counters continue', () => {
+  const ram = new TestRam(1 << 20);
+  const irq = new RecordingIrqLine();
+  const mac = Uint8Array.from([0x02, 0x74, 0x73, 0x76, 0x6d, 0x00]);
+  const [ours, peer] = MemoryNetBackend.pair();
+  let transport = new VirtioMmio({ device: new VirtioNet({ mac, backend: ours }), memory: ram.mem, irq });
+  const driver = new TestDriver(transport, ram);
+  const [rx, tx] = driver.probe(2) as [DriverQueue, DriverQueue];
+  const bufs = [0, 1, 2].map(() => ram.alloc(VIRTIO_NET_HDR_SIZE + 1514));
+  for (const addr of bufs) rx.publish(rx.addChain([{ addr, len: VIRTIO_NET_HDR_SIZE + 1514, write: true }]));
+  driver.kick(NET_RX_QUEUE);
+  const eth = (n: number) => new Uint8Array(60).fill(n);
+  peer.send(eth(1));
+  assert.deepEqual(rx.takeUsed().map((u) => u.id), [0]);
+  const state = JSON.parse(JSON.stringify(transport.getState())) as VirtioMmioState;
+  assert.deepEqual(state.device, { mac: '027473766d00', mtu: 1500, failed: false, linkUp: true, counters: { ...(transport as unknown as { device: VirtioNet }).device.counters } });
+
+  // Restored: a new device over a new backend (the old one is gone with the saved process).
+  const [ours2, peer2] = MemoryNetBackend.pair();
+  const device = new VirtioNet({ mac, backend: ours2 });
+  transport = new VirtioMmio({ device, memory: ram.mem, irq });
+  transport.restore(state);
+  Object.assign(driver, { transport });
+  peer2.send(eth(2));
+  assert.deepEqual(rx.takeUsed().map((u) => u.id), [1], 'the next buffer the guest posted before the save');
+  assert.deepEqual(ram.get(bufs[1]! + VIRTIO_NET_HDR_SIZE, 60), eth(2));
+  const out = new Uint8Array(VIRTIO_NET_HDR_SIZE + 60);
+  out.fill(7, VIRTIO_NET_HDR_SIZE);
+  tx.publish(tx.addChain([{ addr: ram.put(out), len: out.length }]));
+  driver.kick(NET_TX_QUEUE);
+  assert.deepEqual(ours2.sent.map((f) => f.length), [60], 'the guest\'s frame reaches the new backend');
+  assert.equal(device.counters.rxFrames, 2, 'counters continue from the saved ones');
+  assert.equal(ours.sent.length, 0, 'nothing went to the old backend');
+
+  // A card configured with another address (or MTU) refuses the state.
+  for (const opts of [{ mac: Uint8Array.from([2, 0, 0, 0, 0, 1]) }, { mac, mtu: 9000 }]) {
+    const other = new VirtioMmio({ device: new VirtioNet({ ...opts, backend: MemoryNetBackend.pair()[0] }), memory: ram.mem, irq });
+    assert.throws(() => other.restore(state), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_SNAPSHOT_CORRUPT' && /saved with (address|MTU)/.test(e.message));
+  }
+});
+
+test('virtio-net: saved with the link down, restored over a working backend: the guest is told at its next notification', () => {
+  const ram = new TestRam(1 << 20);
+  const irq = new RecordingIrqLine();
+  const mac = Uint8Array.from([0x02, 0x74, 0x73, 0x76, 0x6d, 0x00]);
+  const [ours] = MemoryNetBackend.pair();
+  const transport = new VirtioMmio({ device: new VirtioNet({ mac, backend: ours }), memory: ram.mem, irq });
+  const driver = new TestDriver(transport, ram);
+  driver.probe(2);
+  ours.fail('passt exited');
+  driver.ackInterrupt();
+  const state = JSON.parse(JSON.stringify(transport.getState())) as VirtioMmioState;
+  assert.equal((state.device as { linkUp: boolean }).linkUp, false);
+  const restored = new VirtioMmio({ device: new VirtioNet({ mac, backend: MemoryNetBackend.pair()[0] }), memory: ram.mem, irq });
+  restored.restore(state);
+  Object.assign(driver, { transport: restored });
+  assert.equal(driver.config(6, 2) & 1, 1, 'the status says up');
+  assert.equal(driver.ackInterrupt() & 2, 0, 'no configuration interrupt yet');
+  driver.kick(NET_RX_QUEUE);
+  assert.equal(driver.ackInterrupt() & 2, 2, 'a configuration change interrupt');
 });
