@@ -24,7 +24,6 @@ export class Ticker {
   private readonly words = new Int32Array(new SharedArrayBuffer(4));
   private readonly deadline = new BigInt64Array(new SharedArrayBuffer(8));
   private readonly worker: Worker;
-  private published = NONE;
 
   constructor(stop: StopHandle, clock: GuestClock) {
     Atomics.store(this.deadline, DEADLINE, NONE);
@@ -36,8 +35,10 @@ export class Ticker {
   /** Publishes the next deadline (guest time), or undefined for none. */
   set(deadlineNs: number | undefined): void {
     const next = deadlineNs === undefined ? NONE : BigInt(Math.ceil(deadlineNs));
-    if (next === this.published) return;
-    this.published = next;
+    // Compared with the shared word, not with what was last published: the thread clears it when
+    // it kicks, and a deadline it kicked for early (guest time stopped meanwhile, in a pause) must
+    // be published again.
+    if (next === Atomics.load(this.deadline, DEADLINE)) return;
     Atomics.store(this.deadline, DEADLINE, next);
     Atomics.add(this.words, CONTROL, 1);
     Atomics.notify(this.words, CONTROL);
