@@ -97,6 +97,11 @@ export interface Mc146818RtcState {
   ram: number[];
   /** The guest's clock minus the host's, in milliseconds. */
   offsetMs: number;
+  /**
+   * The guest's clock when the state was taken (ms since the epoch): a restore continues it from
+   * there, whatever `now` reads then (without it, the offset is kept).
+   */
+  timeMs?: number;
 }
 
 export interface Mc146818RtcOptions {
@@ -349,7 +354,7 @@ export class Mc146818Rtc implements PortDevice {
   // ---- snapshot ----
 
   getState(): Mc146818RtcState {
-    return { index: this.index, nmiDisabled: this.nmiDisabled, ram: [...this.ram], offsetMs: this.offsetMs };
+    return { index: this.index, nmiDisabled: this.nmiDisabled, ram: [...this.ram], offsetMs: this.offsetMs, timeMs: this.liveDate().getTime() };
   }
 
   restore(state: Mc146818RtcState): void {
@@ -357,7 +362,8 @@ export class Mc146818Rtc implements PortDevice {
     this.nmiDisabled = state.nmiDisabled;
     this.ram.fill(0);
     this.ram.set(state.ram.slice(0, CMOS_SIZE).map((b) => b & 0xff));
-    this.offsetMs = state.offsetMs;
+    this.offsetMs = state.timeMs === undefined ? state.offsetMs : state.timeMs - this.now().getTime();
+    if (!Number.isFinite(this.offsetMs)) throw new RangeError(`the RTC's saved time ${String(state.timeMs ?? state.offsetMs)} is not a time`);
     this.pendingMilliseconds = 0;
     this.irq8?.set(false); // no RTC interrupt source is modelled
   }

@@ -29,6 +29,11 @@ export interface Capability {
   inlineDevices?: boolean;
   /** A vCPU can single-step, stop at breakpoints and watch memory for a debugger (Vcpu.setDebug). */
   debug?: boolean;
+  /**
+   * The vCPUs' time-stamp counter counts the machine's GuestClock, so stopping that clock stops
+   * the TSC with the devices' timers (else the TSC runs with the host's, and guest time must too).
+   */
+  tscFromClock?: boolean;
 }
 
 /**

@@ -4,7 +4,7 @@
  * and the last exit. Arguments are validated here, once, for every backend.
  */
 import { hex } from '../common/bits.js';
-import { GuestClock } from '../common/clock.js';
+import { GuestClock, type GuestClockShare } from '../common/clock.js';
 import { TsvmmError } from '../common/errors.js';
 import { HostMemory } from '../memory/host-memory.js';
 import { PAGE_SIZE } from '../memory/page.js';
@@ -39,8 +39,8 @@ export interface MachineCreateOptions {
 /** A machine as another thread of this process can attach to it (see Machine.shareHandle). */
 export interface MachineShare {
   backend: unknown;
-  /** The origin of the machine's guest clock (GuestClock.origin). */
-  clockOrigin: number;
+  /** The machine's guest clock (GuestClock.share). */
+  clock: GuestClockShare;
   mappings: { gpa: number; size: number; prot: number; offset: number; memoryHva: number; memorySize: number }[];
 }
 
@@ -74,7 +74,7 @@ export class Machine {
       return;
     }
     if (!backend.attachMachine) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${backend.name} backend cannot share a machine between threads`);
-    this.clock = GuestClock.attach(share.clockOrigin);
+    this.clock = GuestClock.attach(share.clock);
     this.impl = backend.attachMachine(share.backend, this.clock);
     // The guest-physical map as the owner set it up, over the same host memory.
     const memories = new Map<number, HostMemory>();
@@ -92,7 +92,7 @@ export class Machine {
     if (!impl.shareHandle) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.backend.name} backend cannot share a machine between threads`);
     return {
       backend: impl.shareHandle(),
-      clockOrigin: this.clock.origin,
+      clock: this.clock.share,
       mappings: this.mappings.map((m) => ({ gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, memoryHva: m.memory.hva, memorySize: m.memory.size })),
     };
   }
@@ -304,6 +304,20 @@ export class Vcpu {
     checkMask(mask);
     this.dirty |= mask;
     this.cached |= mask;
+  }
+
+  /**
+   * Commits the groups set since the last run now instead of at the next run. What is relative
+   * to time needs it: a TSC set here is the TSC at this instant of guest time, where a commit at
+   * the next run would make it that value at a later instant.
+   */
+  commitState(): void {
+    const impl = this.live;
+    if (this.running) throw new TsvmmError('TSVMM_BUSY', `vCPU ${this.id} is running`);
+    if (this.dirty) {
+      impl.setState(this.state, this.dirty);
+      this.dirty = 0;
+    }
   }
 
   /** Queues an event for delivery at the next run (nvmm_vcpu_inject). */

@@ -45,7 +45,7 @@ import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MM
 import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
 import { BoardVirtio } from './virtio-devices.js';
 import type { NetRings } from '../devices/net/frame-ring.js';
-import { GuestClock, hostNs } from '../common/clock.js';
+import { GuestClock } from '../common/clock.js';
 import { copyState } from '../nvmm/state.js';
 import type { VirtioMmioState } from '../devices/virtio/virtio-mmio.js';
 import { loadRam, type DriveStamp, type ParsedSnapshot, type SnapshotContents } from './snapshot-file.js';
@@ -152,8 +152,6 @@ export class PcBoard {
   private readonly uart: Uart8250;
   /** The legacy devices by bus name, for snapshots (the 8259s and the 8254 are the routing's). */
   private readonly legacy = new Map<string, { getState(): unknown; restore(state: never): void }>();
-  /** With a restored snapshot: the TSC and guest time it was taken at, applied when the vCPU first runs. */
-  private restoredTsc: { tsc: bigint; guestNs: number } | undefined;
   /** The virtio devices (none unless the configuration asks for some). */
   readonly virtio: BoardVirtio | undefined;
   /** hvc0 output, and the agent port's, on their way into the host's rings. */
@@ -179,9 +177,10 @@ export class PcBoard {
     const restore = rt.restore;
     const kernel = restore ? undefined : readImageFile(config.kernel, 'kernel', maxImage);
     const initrd = restore || config.initrd === undefined ? undefined : readImageFile(config.initrd, 'initrd', maxImage);
-    // A restored machine's guest time continues from the snapshot's: every device time base and
-    // the TSC were saved in it.
-    this.machine = new Machine(rt.backend, restore ? { clock: new GuestClock({ origin: hostNs() - restore.snapshot.machine.guestNs }) } : {});
+    // A restored machine's guest time continues from the snapshot's: it stands still at the saved
+    // time while the machine is built (the TSC, every device time base and the RTC are put back
+    // against it) and runs from the vCPU's first run (run()), so no clock counts the restore.
+    this.machine = new Machine(rt.backend, restore ? { clock: new GuestClock({ stoppedAt: restore.snapshot.machine.guestNs }) } : {});
     try {
       const low = Math.min(size, MMIO_HOLE_START);
       const top = size > low ? FOUR_GIB + (size - low) : low;
@@ -202,7 +201,11 @@ export class PcBoard {
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
-      const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC) });
+      // The RTC's calendar runs on guest time from the host's calendar at guest time 0 (it stops
+      // and continues with the machine's other clocks).
+      const clock = this.machine.clock;
+      const calendarAtZero = Date.now() - clock.now() / 1e6;
+      const rtc = new Mc146818Rtc({ irq8: line(IRQS.RTC), now: () => new Date(calendarAtZero + clock.now() / 1e6) });
       rtc.setMemorySize(size, low);
       this.ports.register(PORTS.COM1.base, PORTS.COM1.length, 'com1', this.uart);
       this.legacy.set('com1', this.uart);
@@ -309,6 +312,19 @@ export class PcBoard {
     const refusal = this.snapshotRefusal();
     if (refusal) throw new TsvmmError('TSVMM_UNSUPPORTED', refusal);
     if (this.agentOut && this.agentOut.length > 0) throw new TsvmmError('TSVMM_BUSY', 'the agent port has output the host has not taken yet');
+    // Guest time stands still while the state is taken: the TSC, the devices' time bases and
+    // guestNs are all of one instant (the machine is paused already when the host saves it).
+    const clock = this.machine.clock;
+    const wasRunning = clock.running;
+    clock.stop();
+    try {
+      return this.takeSnapshot(host);
+    } finally {
+      if (wasRunning) clock.start();
+    }
+  }
+
+  private takeSnapshot(host: { agentReady: boolean }): SnapshotContents {
     const state = this.vcpu.getState(STATE.ALL);
     const guestNs = this.machine.clock.now();
     const saved = { id: 0, state: structuredClone(state), xsaveExtended: new Uint8Array(0) };
@@ -362,22 +378,12 @@ export class PcBoard {
       if (e instanceof TsvmmError) throw e;
       throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's device state is malformed: ${(e as Error).message}`);
     }
+    // The guest clock reads the saved guestNs until the first run, and the state goes into the
+    // vCPU now (not at its first run, when guest time runs again): the TSC keeps exactly its saved
+    // distance to guest time, which the PM timer, the PIT and the APIC timer read.
     copyState(this.vcpu.getState(STATE.ALL), saved.state, STATE.ALL);
     this.vcpu.setState(STATE.ALL);
-    this.restoredTsc = { tsc: saved.state.msrs[MSR.TSC]!, guestNs: snap.machine.guestNs };
-  }
-
-  /**
-   * The restored TSC, moved on by the guest time that passed since the snapshot's guest time
-   * (the restore itself): the TSC keeps its distance to the guest clock, which the timers follow.
-   */
-  private commitRestoredTsc(): void {
-    const r = this.restoredTsc;
-    if (!r) return;
-    this.restoredTsc = undefined;
-    const s = this.vcpu.getState(STATE.MSRS);
-    s.msrs[MSR.TSC] = r.tsc + BigInt(Math.max(0, Math.round(this.machine.clock.now() - r.guestNs)));
-    this.vcpu.setState(STATE.MSRS);
+    this.vcpu.commitState();
   }
 
   /** Allocates `size` bytes of RAM and maps them at `gpa`. */
@@ -518,6 +524,7 @@ export class PcBoard {
     switch (msg.op) {
       case 'pause':
         this.paused = true;
+        this.stopGuestTime();
         // What the guest wrote before the pause goes to the host's rings now.
         this.uart.txReady();
         this.consoleOut.flush();
@@ -525,6 +532,7 @@ export class PcBoard {
         return;
       case 'resume':
         this.paused = false;
+        this.machine.clock.start();
         return;
       case 'save':
         writeSnapshot(msg.path, this.snapshot({ agentReady: msg.agentReady }));
@@ -532,6 +540,15 @@ export class PcBoard {
       default:
         assertNever(msg, 'control request');
     }
+  }
+
+  /**
+   * Paused, guest time stands still with the vCPU, where the backend's TSC counts the guest clock
+   * (soft); a TSC that runs with the host's (KVM) keeps guest time running, or the devices'
+   * timers and the TSC would part by the pause.
+   */
+  private stopGuestTime(): void {
+    if (this.machine.capability.tscFromClock) this.machine.clock.stop();
   }
 
   /** While paused: waits for the host's next kick, and serves it (an end, requests), until resumed. */
@@ -571,7 +588,9 @@ export class PcBoard {
     // An end asked for while the machine was being built. (Console input waits for the host's
     // kick at 'ready': taken now, it would reach the UART before the guest resets its FIFOs.)
     if (this.takeEnd()) return this.end!;
-    this.commitRestoredTsc();
+    // A restored machine's guest time runs from here (it stood still at the saved time), unless
+    // the host paused it before it ran.
+    if (!this.paused) this.machine.clock.start();
     this.debugAgent?.atStart();
     for (;;) {
       this.interrupts.beforeRun();

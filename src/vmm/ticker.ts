@@ -5,7 +5,7 @@
  * (QEMU's timer thread kicks vCPUs the same way.)
  */
 import { Worker } from 'node:worker_threads';
-import { GuestClock } from '../common/clock.js';
+import { GuestClock, type GuestClockShare } from '../common/clock.js';
 import type { StopHandle } from '../nvmm/backend.js';
 
 const DEADLINE = 0; // BigInt64: the deadline in the machine's guest time (GuestClock), or NONE
@@ -16,19 +16,18 @@ export interface TickerData {
   words: SharedArrayBuffer;
   deadline: SharedArrayBuffer;
   stop: StopHandle;
-  /** The origin of the machine's guest clock (GuestClock.origin), which the deadlines are in. */
-  clockOrigin: number;
+  /** The machine's guest clock (GuestClock.share), which the deadlines are in. */
+  clock: GuestClockShare;
 }
 
 export class Ticker {
   private readonly words = new Int32Array(new SharedArrayBuffer(4));
   private readonly deadline = new BigInt64Array(new SharedArrayBuffer(8));
   private readonly worker: Worker;
-  private published = NONE;
 
   constructor(stop: StopHandle, clock: GuestClock) {
     Atomics.store(this.deadline, DEADLINE, NONE);
-    const data: TickerData = { words: this.words.buffer as SharedArrayBuffer, deadline: this.deadline.buffer as SharedArrayBuffer, stop, clockOrigin: clock.origin };
+    const data: TickerData = { words: this.words.buffer as SharedArrayBuffer, deadline: this.deadline.buffer as SharedArrayBuffer, stop, clock: clock.share };
     this.worker = new Worker(new URL('./ticker-worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
   }
@@ -36,8 +35,10 @@ export class Ticker {
   /** Publishes the next deadline (guest time), or undefined for none. */
   set(deadlineNs: number | undefined): void {
     const next = deadlineNs === undefined ? NONE : BigInt(Math.ceil(deadlineNs));
-    if (next === this.published) return;
-    this.published = next;
+    // Compared with the shared word, not with what was last published: the thread clears it when
+    // it kicks, and a deadline it kicked for early (guest time stopped meanwhile, in a pause) must
+    // be published again.
+    if (next === Atomics.load(this.deadline, DEADLINE)) return;
     Atomics.store(this.deadline, DEADLINE, next);
     Atomics.add(this.words, CONTROL, 1);
     Atomics.notify(this.words, CONTROL);
@@ -54,7 +55,7 @@ export class Ticker {
 export function tickerLoop(data: TickerData, kick: (stop: StopHandle) => void): void {
   const words = new Int32Array(data.words);
   const deadline = new BigInt64Array(data.deadline);
-  const clock = GuestClock.attach(data.clockOrigin);
+  const clock = GuestClock.attach(data.clock);
   for (;;) {
     const seen = Atomics.load(words, CONTROL);
     if (seen < 0) return;

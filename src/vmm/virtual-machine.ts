@@ -313,8 +313,10 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
 
   /**
    * Stops the guest at its next instruction boundary, until resume(): its vCPU does not run and
-   * its devices take no host input. Guest time goes on (the timers catch up when it resumes, as
-   * after a host that did not schedule the vCPU). Resolves once the vCPU has stopped.
+   * its devices take no host input. On the soft backend guest time stands still too (the TSC,
+   * the timers and the RTC all continue from where they were, none counting the pause); on KVM,
+   * whose TSC runs with the host's, guest time goes on and the timers catch up when it resumes.
+   * Resolves once the vCPU has stopped.
    */
   async pause(): Promise<void> {
     await this.request({ op: 'pause' });

@@ -3,6 +3,7 @@
 // 8259, waiting in HLT) is saved mid-run, and the machine restored from the file continues where
 // it stopped: no banner again, the echo goes on, the debug-exit port ends it.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -74,6 +75,52 @@ test('soft: a machine saved mid-run continues from the file where it stopped (se
     assert.deepEqual(exited.end, { how: 'debug-exit', status: (5 << 1) | 1 }); // isa-debug-exit's status
     assert.equal(b.output(), 'xy', 'the restored guest neither boots again nor repeats what it printed');
     assert.equal(format, 'snapshot');
+  });
+});
+
+const CONCURRENT = 20;
+
+test(`soft: one snapshot restored ${CONCURRENT} times at once in one process: each continues, and RSS grows by much less than ${CONCURRENT} copies of the RAM`, { timeout: 20 * 60_000 }, async (t) => {
+  const image = guestOrSkip(t);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.bin');
+    writeFileSync(kernel, image);
+    // 24 MiB of random bytes as a multiboot module: RAM content that is not zero and does not
+    // compress, so each restore has real pages to put back.
+    const content = join(dir, 'content.bin');
+    writeFileSync(content, randomBytes(24 << 20));
+    const memory = 256 << 20;
+    const snap = join(dir, 'vm.snap');
+    const vm = await VirtualMachine.create({ kernel, initrd: content, accel: 'soft', memory });
+    const a = watch(vm);
+    vm.start();
+    await a.until(/echo> $/);
+    await vm.save(snap);
+    await vm.stop();
+    assert.ok(statSync(snap).size > 24 << 20, 'the snapshot holds the module\'s pages');
+
+    const rssBefore = process.memoryUsage().rss;
+    let rssPeak = rssBefore;
+    const machines = await Promise.all(Array.from({ length: CONCURRENT }, () => VirtualMachine.restore(snap)));
+    const outputs = machines.map((m) => watch(m));
+    for (const m of machines) m.start();
+    // Each one echoes its own line: all are running at once, each from the saved state.
+    machines.forEach((m, i) => m.console.write(`m${i}.`));
+    await Promise.all(outputs.map((o, i) => o.until(new RegExp(`m${i}\\.$`))));
+    rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    machines.forEach((m) => m.console.write('e5'));
+    const ends = await Promise.all(machines.map((m) => m.exited));
+    for (const [i, e] of ends.entries()) {
+      assert.deepEqual(e.end, { how: 'debug-exit', status: (5 << 1) | 1 }, `machine ${i}`);
+      assert.equal(outputs[i]!.output(), `m${i}.`, `machine ${i} continued the saved guest and nothing else`);
+    }
+    // A restore puts back the saved (non-zero) pages only: the untouched rest of each machine's
+    // 256 MiB is never made resident. What each adds is its 24 MiB of content and its thread.
+    const grown = rssPeak - rssBefore;
+    const copies = CONCURRENT * memory;
+    t.diagnostic(`RSS grew by ${(grown / 2 ** 20).toFixed(0)} MiB for ${CONCURRENT} machines (${(grown / CONCURRENT / 2 ** 20).toFixed(1)} MiB each; ${CONCURRENT} copies of the RAM: ${copies / 2 ** 20} MiB)`);
+    assert.ok(grown < copies / 2, `RSS grew by ${grown} bytes, not much less than ${CONCURRENT} copies of the guest's RAM (${copies} bytes)`);
   });
 });
 

@@ -97,7 +97,7 @@ export class SoftBackend implements Backend {
   }
 
   capability(): Capability {
-    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true }, inlineDevices: true, debug: true };
+    return { backend: 'soft', maxVcpus: MAX_VCPUS, maxRam: MAX_RAM, vcpuConf: { cpuid: true, cpuidExit: true, tpr: true }, inlineDevices: true, debug: true, tscFromClock: true };
   }
 
   /** Guest RAM in the WebAssembly arena, where compiled code reaches it (null when the arena is full or not used). */
