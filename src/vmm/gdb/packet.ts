@@ -34,6 +34,11 @@ export class PacketReader {
   private check = 0;
   private tooLong = false;
 
+  /** How many bytes of a partial packet it holds (at most MAX_PACKET). */
+  get buffered(): number {
+    return this.raw.length;
+  }
+
   feed(bytes: Uint8Array): Incoming[] {
     const out: Incoming[] = [];
     for (const b of bytes) {
