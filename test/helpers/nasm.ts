@@ -64,7 +64,7 @@ export function linkedGuest(source: string, script: string): LinkedGuest {
     g = withTempDir((dir) => {
       const obj = join(dir, 'guest.o'), elf = join(dir, 'guest.elf');
       execFileSync('nasm', ['-f', 'elf64', '-I', `${dirname(join(GUESTS_DIR, source))}/`, '-o', obj, join(GUESTS_DIR, source)]);
-      execFileSync('ld', ['-n', '--no-warn-rwx-segments', '-T', join(GUESTS_DIR, script), '-o', elf, obj]);
+      execFileSync('ld', ['-T', join(GUESTS_DIR, script), '-o', elf, obj]);
       const symbols: Record<string, number> = {};
       for (const line of execFileSync('nm', [elf], { encoding: 'utf8' }).split('\n')) {
         const m = /^([0-9a-f]+) [A-Za-z] (\S+)$/.exec(line);
