@@ -97,10 +97,12 @@ export interface ShellSession {
  * Boots `options` (a kernel with an initramfs from writeInitramfs, `tsvmm.interactive` on the
  * command line) to the init's shell and checks what the init printed on the way: the kernel's
  * version, uname, cpuinfo, a tmpfs file, the mounts. A machine that ends before the shell fails
- * with its output tail. The Linux boot tests on soft and on kvm share it.
+ * with its output tail. The Linux boot tests on soft and on kvm share it. `beforeStart` runs on the
+ * created machine before it starts (a test attaches a debugger there).
  */
-export async function bootToShell(guest: LinuxGuest, options: VmOptions): Promise<ShellSession> {
+export async function bootToShell(guest: LinuxGuest, options: VmOptions, beforeStart?: (vm: VirtualMachine) => Promise<void>): Promise<ShellSession> {
   const vm = await VirtualMachine.create(options);
+  if (beforeStart) await beforeStart(vm);
   let out = '';
   const logs: string[] = [];
   vm.on('log', (m) => logs.push(m));

@@ -1,12 +1,14 @@
 /**
  * nasm in the tests: the option that skips a test where nasm is missing, and guests assembled once
  * per process (several tests of a file build the same guest, and nasm is a process of its own),
- * from the repository's sources or from text a test generates.
+ * from the repository's sources or from text a test generates; and ELF guests linked with ld, with
+ * their symbols, for a debugger.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { GUESTS_DIR, assemble, hasNasm } from '../../src/common/nasm.js';
 import { withTempDir } from './tools.js';
 
 /** The options of a test that needs nasm: skipped, with the reason, where it is not installed. */
@@ -41,4 +43,36 @@ export function assembleText(text: string): Uint8Array {
 /** A few instructions in `bits`-bit code, as they run where they are put (no org). */
 export function assembleSnippet(source: string, bits: 16 | 32 | 64): Uint8Array {
   return assembleText(`bits ${bits}\n${source}\n`);
+}
+
+/** An ELF guest with its symbols: the file's bytes and each symbol's address. */
+export interface LinkedGuest {
+  elf: Uint8Array;
+  symbols: Record<string, number>;
+}
+
+const linked = new Map<string, LinkedGuest>();
+
+/**
+ * A guest source (relative to guests/) assembled with `nasm -f elf64` and linked by `ld` with the
+ * linker script `script` (relative to guests/): a kernel a debugger loads symbols from. Built
+ * once per process; each caller gets its own copy of the bytes.
+ */
+export function linkedGuest(source: string, script: string): LinkedGuest {
+  let g = linked.get(`${source} ${script}`);
+  if (!g) {
+    g = withTempDir((dir) => {
+      const obj = join(dir, 'guest.o'), elf = join(dir, 'guest.elf');
+      execFileSync('nasm', ['-f', 'elf64', '-I', `${dirname(join(GUESTS_DIR, source))}/`, '-o', obj, join(GUESTS_DIR, source)]);
+      execFileSync('ld', ['-T', join(GUESTS_DIR, script), '-o', elf, obj]);
+      const symbols: Record<string, number> = {};
+      for (const line of execFileSync('nm', [elf], { encoding: 'utf8' }).split('\n')) {
+        const m = /^([0-9a-f]+) [A-Za-z] (\S+)$/.exec(line);
+        if (m) symbols[m[2]!] = parseInt(m[1]!, 16);
+      }
+      return { elf: new Uint8Array(readFileSync(elf)), symbols };
+    });
+    linked.set(`${source} ${script}`, g);
+  }
+  return { elf: g.elf.slice(), symbols: { ...g.symbols } };
 }

@@ -28,15 +28,22 @@ const enum State { Idle, Data, Check1, Check2 }
 /** A streaming parser: feed it the socket's bytes in any pieces; it returns the frames completed. */
 export class PacketReader {
   private state = State.Idle;
-  /** The raw bytes of the packet so far (escapes and run lengths not yet applied). */
-  private raw: number[] = [];
+  /** The raw bytes of the packet so far (escapes and run lengths not yet applied): raw[0, length). */
+  private readonly raw = new Uint8Array(MAX_PACKET);
+  private length = 0;
   private sum = 0;
   private check = 0;
   private tooLong = false;
 
+  /** How many bytes of a partial packet it holds (at most MAX_PACKET). */
+  get buffered(): number {
+    return this.length;
+  }
+
   feed(bytes: Uint8Array): Incoming[] {
     const out: Incoming[] = [];
-    for (const b of bytes) {
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i]!;
       switch (this.state) {
         case State.Idle:
           if (b === DOLLAR) this.begin();
@@ -49,14 +56,17 @@ export class PacketReader {
           else if (b === DOLLAR) this.begin(); // a new packet before this one ended: the old one is lost
           else {
             this.sum = (this.sum + b) & 0xff;
-            if (this.raw.length < MAX_PACKET) this.raw.push(b);
+            if (this.length < MAX_PACKET) this.raw[this.length++] = b;
             else this.tooLong = true;
           }
           break;
         case State.Check1:
           this.check = hexDigit(b) << 4;
           this.state = hexDigit(b) < 0 ? State.Idle : State.Check2;
-          if (this.state === State.Idle) out.push({ kind: 'bad', why: 'bad checksum digit' });
+          if (this.state === State.Idle) {
+            this.length = 0;
+            out.push({ kind: 'bad', why: 'bad checksum digit' });
+          }
           break;
         case State.Check2: {
           this.state = State.Idle;
@@ -64,8 +74,8 @@ export class PacketReader {
           if (d < 0) out.push({ kind: 'bad', why: 'bad checksum digit' });
           else if ((this.check | d) !== this.sum) out.push({ kind: 'bad', why: `checksum 0x${(this.check | d).toString(16)}, computed 0x${this.sum.toString(16)}` });
           else if (this.tooLong) out.push({ kind: 'bad', why: `packet longer than ${MAX_PACKET} bytes` });
-          else out.push(decodePayload(this.raw));
-          this.raw = [];
+          else out.push(decodePayload(this.raw.subarray(0, this.length)));
+          this.length = 0;
           break;
         }
       }
@@ -75,30 +85,34 @@ export class PacketReader {
 
   private begin(): void {
     this.state = State.Data;
-    this.raw = [];
+    this.length = 0;
     this.sum = 0;
     this.tooLong = false;
   }
 }
 
+/** decodePayload's output, reused (it returns a string made from it). */
+const expanded = new Uint8Array(MAX_PACKET);
+
 /** Applies escapes and run lengths to a packet's raw bytes. */
-function decodePayload(raw: number[]): Incoming {
-  const out: number[] = [];
+function decodePayload(raw: Uint8Array): Incoming {
+  const out = expanded;
+  let n = 0;
   for (let i = 0; i < raw.length; i++) {
     const b = raw[i]!;
     if (b === ESCAPE) {
       if (i + 1 >= raw.length) return { kind: 'bad', why: 'escape at the end of the packet' };
-      out.push(raw[++i]! ^ 0x20);
+      out[n++] = raw[++i]! ^ 0x20;
     } else if (b === STAR) {
-      if (out.length === 0 || i + 1 >= raw.length) return { kind: 'bad', why: 'run length without a byte to repeat' };
-      const n = raw[++i]! - 29;
-      if (n < 0) return { kind: 'bad', why: 'bad run length' };
-      if (out.length + n > MAX_PACKET) return { kind: 'bad', why: `packet longer than ${MAX_PACKET} bytes once expanded` };
-      const last = out[out.length - 1]!;
-      for (let k = 0; k < n; k++) out.push(last);
-    } else out.push(b);
+      if (n === 0 || i + 1 >= raw.length) return { kind: 'bad', why: 'run length without a byte to repeat' };
+      const count = raw[++i]! - 29;
+      if (count < 0) return { kind: 'bad', why: 'bad run length' };
+      if (n + count > MAX_PACKET) return { kind: 'bad', why: `packet longer than ${MAX_PACKET} bytes once expanded` };
+      out.fill(out[n - 1]!, n, n + count);
+      n += count;
+    } else out[n++] = b; // raw is at most MAX_PACKET bytes, so n stays within out
   }
-  return { kind: 'packet', data: String.fromCharCode(...out) };
+  return { kind: 'packet', data: Buffer.from(out.buffer, 0, n).toString('latin1') };
 }
 
 function hexDigit(b: number): number {

@@ -29,6 +29,14 @@ const SIGTRAP = 5;
 const INT3 = 0xcc;
 /** Most instructions `monitor trace cpu N` steps. */
 const MAX_TRACE = 10000;
+/**
+ * Most commands received and not yet answered. A client waits for each reply before its next
+ * command (all-stop), so more is a flood: a packet past this is dropped (and NAKed, so that a
+ * client acknowledging packets sends it again), and the host holds no more of it.
+ */
+export const MAX_QUEUED = 16;
+/** Most software breakpoints placed at once (each holds a byte and is checked at every memory read). */
+export const MAX_SW_BREAKS = 4096;
 
 interface Breakpoint {
   /** The byte the INT3 replaced. */
@@ -57,6 +65,8 @@ export class GdbStub {
   private lastSent: Uint8Array | null = null;
   /** Commands are handled one after the other; this is the chain. */
   private queue: Promise<void>;
+  /** Commands on the chain not yet answered (at most MAX_QUEUED). */
+  private waiting = 0;
   private running: Promise<void> | null = null;
   private stop: StopEvent | null = null;
   private closed = false;
@@ -92,11 +102,17 @@ export class GdbStub {
           if (!this.noAck) this.send(Uint8Array.of(0x2d));
           break;
         case 'packet':
+          if (this.waiting >= MAX_QUEUED) {
+            this.log(`gdb: dropped a packet: ${MAX_QUEUED} commands wait for their replies`);
+            if (!this.noAck) this.send(Uint8Array.of(0x2d));
+            break;
+          }
           if (!this.noAck) this.send(Uint8Array.of(0x2b));
+          this.waiting++;
           this.queue = this.queue.then(() => this.handle(m.data)).catch((e: unknown) => {
             this.log(`gdb: ${e instanceof Error ? e.message : String(e)}`);
             this.reply(E_TARGET);
-          });
+          }).finally(() => void this.waiting--);
           break;
       }
     }
@@ -111,6 +127,21 @@ export class GdbStub {
     if (this.running) await this.running;
     await this.removeAll();
     await this.target.detach();
+  }
+
+  /** Commands received and not yet answered. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  /** Bytes of a partial packet held. */
+  get buffered(): number {
+    return this.reader.buffered;
+  }
+
+  /** The session is over (the client detached or killed the machine, or close()). */
+  get ended(): boolean {
+    return this.closed;
   }
 
   /** Resolves once every command received so far is handled (and a resume it started has stopped). */
@@ -351,6 +382,7 @@ export class GdbStub {
 
   private async insertInt3(addr: bigint): Promise<string> {
     if (this.swBreaks.has(addr)) return 'OK';
+    if (this.swBreaks.size >= MAX_SW_BREAKS) return E_NOSPC;
     const r = await this.ask({ op: 'readMemory', addr, len: 1 });
     if (!r.ok || !r.bytes || r.bytes.length !== 1) return E_FAULT;
     const w = await this.ask({ op: 'writeMemory', addr, bytes: Uint8Array.of(INT3) });
