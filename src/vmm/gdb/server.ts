@@ -8,6 +8,9 @@ import { TsvmmError } from '../../common/errors.js';
 import { GdbStub } from './stub.js';
 import type { DebugTarget } from './target.js';
 
+/** How long close() waits for a client to close its side after the stub ended the connection. */
+const CLOSE_GRACE_MS = 2000;
+
 export interface GdbServerOptions {
   /** TCP port (0: any free one; see GdbServer.port). */
   port: number;
@@ -80,12 +83,25 @@ export class GdbServer {
     return this.client !== null;
   }
 
-  /** Stops listening and lets the client go (the machine runs on). */
+  /**
+   * Stops listening and lets the client go (the machine runs on). The connection is ended, not
+   * destroyed: what the stub wrote last (a W packet when the machine ended) goes out before the
+   * FIN. Destroying it at once would reset the connection whenever the client's last bytes (its
+   * acknowledgement) were still unread here, and a reset can discard the W the client had not yet
+   * read. A client that does not close its side within CLOSE_GRACE_MS is cut off.
+   */
   async close(): Promise<void> {
     const c = this.client;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     if (c) {
-      c.socket.destroy();
+      const gone = new Promise<void>((resolve) => {
+        if (c.socket.destroyed) resolve();
+        else c.socket.once('close', () => resolve());
+      });
+      c.socket.end();
+      const grace = setTimeout(() => c.socket.destroy(), CLOSE_GRACE_MS).unref();
+      await gone;
+      clearTimeout(grace);
       await c.stub.close();
     }
     await closed;
