@@ -16,59 +16,12 @@ org 0x100000
   jmp start
 %include "flat.inc"
 
-; virtio-mmio registers (§4.2.2) of the first disk: layout.ts slot VIRTIO_SLOT.DRIVE (2).
+; The first disk's window: layout.ts slot VIRTIO_SLOT.DRIVE (2).
 MMIO          equ 0xd0000000 + 2 * 0x1000
-REG_MAGIC     equ 0x000
-REG_DEVICE_ID equ 0x008
-REG_DEV_FEAT_SEL equ 0x014
-REG_DRV_FEAT  equ 0x020
-REG_DRV_FEAT_SEL equ 0x024
-REG_QUEUE_SEL equ 0x030
-REG_QUEUE_NUM equ 0x038
-REG_QUEUE_READY equ 0x044
-REG_NOTIFY    equ 0x050
-REG_STATUS    equ 0x070
-REG_DESC_LO   equ 0x080
-REG_DESC_HI   equ 0x084
-REG_AVAIL_LO  equ 0x090
-REG_AVAIL_HI  equ 0x094
-REG_USED_LO   equ 0x0a0
-REG_USED_HI   equ 0x0a4
-
-S_ACK         equ 1
-S_DRIVER      equ 2
-S_DRIVER_OK   equ 4
-S_FEATURES_OK equ 8
-
-F_NEXT        equ 1
-F_WRITE       equ 2
-F_INDIRECT    equ 4
-
-QSIZE         equ 8
-; Where the rings and buffers live in guest RAM (16 MiB machine).
-DESC          equ 0x200000
-AVAIL         equ 0x201000
-USED          equ 0x202000
-HEADER        equ 0x203000
-DATA          equ 0x204000
-STATUS        equ 0x205000
-INDIRECT      equ 0x206000
+%include "virtio.inc"
 
 T_IN          equ 0
 T_BOGUS       equ 0x99
-
-%macro MMIO_W 2
-  mov dword [MMIO + %1], %2
-%endmacro
-
-; Descriptor I of the table: address ADDR (low 32 bits; high 0), length LEN, flags FLAGS, next NEXT.
-%macro DESCR 5
-  mov dword [DESC + 16 * %1], %2
-  mov dword [DESC + 16 * %1 + 4], 0
-  mov dword [DESC + 16 * %1 + 8], %3
-  mov word [DESC + 16 * %1 + 12], %4
-  mov word [DESC + 16 * %1 + 14], %5
-%endmacro
 
 ; The usual three-descriptor request: header (readable), DATA of 512 bytes with DATA_FLAGS, status.
 %macro REQUEST 2
@@ -168,7 +121,7 @@ start:
   REQUEST T_IN, 0
   mov word [AVAIL + 4], 0
   mov word [AVAIL + 2], 100
-  MMIO_W REG_NOTIFY, 0
+  call notify
   mov esi, s_avail
   call report
 
@@ -186,9 +139,7 @@ start:
   call queue_setup
   MMIO_W REG_QUEUE_READY, 1
   REQUEST T_IN, 0
-  mov word [AVAIL + 4], 0
-  mov word [AVAIL + 2], 1
-  MMIO_W REG_NOTIFY, 0
+  call publish0
   mov esi, s_early
   call report
   mov esi, s_ready
@@ -213,70 +164,22 @@ no_disk:
   call puts
   DEBUG_EXIT_WITH 0x01
 
-; Status 0: the device resets (§4.2.2.1) and the rings are cleared.
-reset:
-  MMIO_W REG_STATUS, 0
-  mov edi, DESC
-  mov ecx, (INDIRECT + 0x1000 - DESC) / 4
-  xor eax, eax
-  rep stosd
-  mov byte [STATUS], 0xff
-  ret
-
-; Reset, then ACKNOWLEDGE, DRIVER, features (VERSION_1 only), FEATURES_OK, queue 0, DRIVER_OK.
-setup:
-  call reset
-setup_after_reset:
-  MMIO_W REG_STATUS, S_ACK
-  MMIO_W REG_STATUS, S_ACK | S_DRIVER
-  MMIO_W REG_DRV_FEAT_SEL, 1
-  MMIO_W REG_DRV_FEAT, 1                  ; bit 32: VIRTIO_F_VERSION_1
-  MMIO_W REG_DRV_FEAT_SEL, 0
-  MMIO_W REG_DRV_FEAT, 0
-  MMIO_W REG_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK
-  call queue_setup
-  MMIO_W REG_QUEUE_READY, 1
-  mov eax, [MMIO + REG_STATUS]
-  or eax, S_DRIVER_OK
-  mov [MMIO + REG_STATUS], eax
-  ret
-
-; Queue 0's size and the three areas' addresses.
-queue_setup:
-  MMIO_W REG_QUEUE_SEL, 0
-  mov eax, [qsize]
-  mov [MMIO + REG_QUEUE_NUM], eax
-  MMIO_W REG_DESC_LO, DESC
-  MMIO_W REG_DESC_HI, 0
-  MMIO_W REG_AVAIL_LO, AVAIL
-  MMIO_W REG_AVAIL_HI, 0
-  MMIO_W REG_USED_LO, USED
-  MMIO_W REG_USED_HI, 0
-  ret
-
 ; Makes the chain at descriptor 0 available, notifies and reports under the name at ESI.
 submit0:
   mov word [AVAIL + 4], 0
 submit:
-  mov word [AVAIL + 2], 1
-  MMIO_W REG_NOTIFY, 0
+  call publish
   ; fall through
 
 ; Prints "NAME used=U req=S dev=D" (and " data=XX" for a completed OK read).
 report:
   call puts
-  mov esi, s_used
-  call puts
-  movzx eax, word [USED + 2]
-  call hex8
+  call print_used
   mov esi, s_req
   call puts
   mov al, [STATUS]
   call hex8
-  mov esi, s_dev
-  call puts
-  mov eax, [MMIO + REG_STATUS]
-  call hex8
+  call print_dev
   cmp word [USED + 2], 1
   jne .eol
   cmp byte [STATUS], 0
@@ -290,23 +193,6 @@ report:
   call putc
   ret
 
-; Prints AL as two hex digits.
-hex8:
-  push eax
-  shr al, 4
-  call .digit
-  pop eax
-  and al, 15
-.digit:
-  and al, 15
-  add al, '0'
-  cmp al, '9'
-  jbe .out
-  add al, 'A' - '9' - 1
-.out:
-  jmp putc
-
-qsize:      dd QSIZE
 s_good:     db "good", 0
 s_loop:     db "loop", 0
 s_head:     db "head-out-of-table", 0
@@ -323,9 +209,7 @@ s_qsize:    db "queue-size-6", 0
 s_early:    db "ready-before-features-ok", 0
 s_ready:    db "queue-ready=", 0
 s_again:    db "good-after-reset", 0
-s_used:     db " used=", 0
 s_req:      db " req=", 0
-s_dev:      db " dev=", 0
 s_data:     db " data=", 0
 s_done:     db "virtio chains done", 10, 0
 s_nodisk:   db "no virtio disk in slot 2", 10, 0

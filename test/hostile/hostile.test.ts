@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { UNKNOWN_LOGGED } from '../../src/devices/bus.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
+import { hasTool } from '../helpers/tools.js';
+import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'tsvmm.js');
 const ACCELS = ['soft', 'kvm'] as const;
@@ -394,6 +396,43 @@ for (const accel of ACCELS) {
     const notes = r.stderr.split('\n').filter((l) => l.startsWith('tsvmm: virtio-blk0: '));
     assert.ok(notes.length > 0 && notes.length <= 16, `${notes.length} notes:\n${r.stderr}`);
     assert.deepEqual(readFileSync(image), Buffer.from(sectors), 'the image is unchanged');
+  });
+
+  test(`hostile: a guest driving a network card's transmit queue by hand: broken chains ask for a reset, bad frames are dropped and counted, the card works after a reset (${accel})`, async (t) => {
+    if (!ready(t, accel)) return;
+    if (!hasTool('passt')) return t.skip('passt is not installed (Debian package passt)');
+    // guests/hostile/virtio-net-chains.asm: one line per case (the used index, the device
+    // status), and the device's counters at the machine's end say which frames went out.
+    const vm = await VirtualMachine.create({
+      kernel: guest('virtio-net-chains'), flat: { loadAddr: 0x100000, mode: 'protected32' }, memory: RAM_TOP, accel,
+      nics: [{ kind: 'user' }], timeoutMs: SAFETY_TIMEOUT_S * 1000,
+    });
+    let out = '';
+    vm.console.on('data', (b: Buffer) => (out += b.toString('latin1')));
+    vm.start();
+    const exited = await vm.exited;
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 0x55 }, out);
+    const reset = 'used=00 dev=4F';
+    const returned = 'used=01 dev=0F';
+    assert.deepEqual(out.split('\n'), [
+      `good ${returned}`,
+      `writable-buffer ${reset}`,
+      `loop ${reset}`,
+      `buffer-outside-ram ${reset}`,
+      `shorter-than-ethernet ${returned}`,
+      `csum-not-negotiated ${returned}`,
+      `gso-not-negotiated ${returned}`,
+      `oversize ${returned}`,
+      `good-after-reset ${returned}`,
+      'virtio-net chains done',
+      '',
+    ]);
+    const device = exited.nics[0]?.device;
+    assert.ok(device, 'the card ran');
+    assert.equal(device.txFrames, 2, 'the two good frames went out');
+    assert.equal(device.txErrors, 3, 'too short, checksum and GSO asked for');
+    assert.equal(device.txOversize, 1);
+    assert.equal(exited.nics[0]!.host.toHost, 2, 'passt got the two good frames and nothing else');
   });
 
   test(`hostile: an interrupt storm (PIT count 1 in the rate generator, nothing masked): the host stays responsive, --timeout ends it, RSS bounded (${accel})`, async (t) => {
