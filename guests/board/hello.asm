@@ -64,16 +64,7 @@ start64:
   mov ecx, 256
   mov rax, isr_default
 .fill:
-  mov [rdi], ax
-  mov word [rdi + 2], 0x08
-  mov word [rdi + 4], 0x8e00
-  mov rdx, rax
-  shr rdx, 16
-  mov [rdi + 6], dx
-  shr rdx, 16
-  mov [rdi + 8], edx
-  mov dword [rdi + 12], 0
-  add rdi, 16
+  call set_gate
   loop .fill
   lidt [idt_desc]
   ; 8259: ICW1-4, master at 0x20, slave at 0x28, only IRQ 4 unmasked
@@ -170,6 +161,7 @@ getc:
   ret
 
 %include "serial64.inc"
+%include "idt64.inc"
 
 puthex:
   push rax

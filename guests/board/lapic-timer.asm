@@ -182,19 +182,7 @@ fail:
   out dx, al
   jmp $
 
-; an interrupt gate at RDI for the handler at RAX (RDI moves to the next gate)
-set_gate:
-  mov [rdi], ax
-  mov word [rdi + 2], 0x08
-  mov word [rdi + 4], 0x8e00
-  mov rdx, rax
-  shr rdx, 16
-  mov [rdi + 6], dx
-  shr rdx, 16
-  mov [rdi + 8], edx
-  mov dword [rdi + 12], 0
-  add rdi, 16
-  ret
+%include "idt64.inc"
 
 %include "serial64.inc"
 

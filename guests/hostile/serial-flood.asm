@@ -28,16 +28,7 @@ main64:
   mov ecx, 256
   mov rax, isr
 .fill:
-  mov [rdi], ax
-  mov word [rdi + 2], 0x08
-  mov word [rdi + 4], 0x8e00
-  mov rdx, rax
-  shr rdx, 16
-  mov [rdi + 6], dx
-  shr rdx, 16
-  mov [rdi + 8], edx
-  mov dword [rdi + 12], 0
-  add rdi, 16
+  call set_gate
   loop .fill
   lidt [idt_desc]
   mov al, 0x11
@@ -111,6 +102,8 @@ isr:
   out PIC1_CMD, al
   pop rax
   iretq
+
+%include "../board/idt64.inc"
 
 idt_desc:
   dw 256 * 16 - 1
