@@ -33,8 +33,8 @@ import type { MmioBus, PortBus } from '../devices/bus.js';
 import type { IrqLine } from '../devices/irq.js';
 import { I8259Pic } from '../devices/i8259-pic.js';
 import { IOAPIC_DEFAULT_BASE, IoApic } from '../devices/ioapic.js';
-import { LocalApic, deliverToApics } from '../devices/local-apic.js';
-import type { BackendIrqchip } from '../nvmm/backend.js';
+import { LocalApic, deliverToApics, type ApicMessage } from '../devices/local-apic.js';
+import type { BackendIrqchip, InlineApic } from '../nvmm/backend.js';
 import type { VcpuExit } from '../nvmm/exit.js';
 import type { Vcpu } from '../nvmm/machine.js';
 import { GPR, STATE } from '../nvmm/state.js';
@@ -44,6 +44,8 @@ import { Port61 } from '../devices/port-61.js';
 import { IRQS, PORTS } from './layout.js';
 import { Ticker } from './ticker.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
+import type { ApicBus } from './apic-bus.js';
+import { APIC_DFR, APIC_ID, APIC_LDR } from '../x86/apic.js';
 
 const RFLAGS_IF = 1n << 9n; // maskable interrupts enabled
 
@@ -54,6 +56,8 @@ export function ioapicPin(gsi: number): number {
   return gsi === IRQS.PIT ? PIT_IOAPIC_PIN : gsi;
 }
 const ISA_IRQS = 16;
+/** The local APIC registers whose writes change how the APIC bus addresses it (ApicBus.publish). */
+export const IDENTITY_REGISTERS: ReadonlySet<number> = new Set([APIC_ID, APIC_LDR, APIC_DFR]);
 /** The local APIC register page's size. */
 const APIC_PAGE = 0x1000;
 /** The I/O APIC's window on the MMIO bus: its page. */
@@ -150,7 +154,7 @@ export class BoardInterrupts implements InterruptRouting {
     this.awaitHostEnd = opts.awaitHostEnd ?? false;
     if (opts.apic) {
       this.ioapic = new IoApic({
-        id: opts.apic.ioapicId, deliver: (msg) => deliverToApics(this.apics, msg),
+        id: opts.apic.ioapicId, deliver: (msg) => this.deliver(msg),
         // An IRQ 0 edge the 8259 took while masked is never acknowledged: the PIT must not wait for it.
         onUnmask: (pin) => { if (pin === PIT_IOAPIC_PIN) this.pit.resetReinject(); },
       });
@@ -174,6 +178,31 @@ export class BoardInterrupts implements InterruptRouting {
   }
 
   /**
+   * SMP on the software CPU: the APIC bus to the local APICs of the other vCPUs' threads (set
+   * before the boot vCPU first runs). The I/O APIC's messages and this thread's IPIs go through it.
+   */
+  private bus: ApicBus | undefined;
+
+  setApicBus(bus: ApicBus): void {
+    this.bus = bus;
+    const apic = this.apics[0];
+    if (apic) bus.publish(0, apic);
+  }
+
+  /** An APIC-bus message from this thread (the I/O APIC's, an IPI of the boot vCPU's APIC). */
+  private deliver(msg: ApicMessage): void {
+    const local = this.apics[0];
+    if (this.bus) this.bus.deliver(msg, local && { index: 0, apic: local });
+    else deliverToApics(this.apics, msg);
+  }
+
+  /** Takes what other vCPUs' threads left in the boot vCPU's inbox. */
+  private drainBus(): void {
+    const bus = this.bus, apic = this.apics[0];
+    if (bus && apic && bus.pending(0)) bus.drain(0, apic);
+  }
+
+  /**
    * The local APIC of vCPU `id` (APIC mode): firmware's virtual wire setup, the timer among the
    * board's timers, EOIs of level-triggered vectors to the I/O APIC, and the PIT's reinjection
    * acknowledged when its I/O APIC vector is taken (as the 8259's INTA acknowledges it in PIC mode).
@@ -184,6 +213,7 @@ export class BoardInterrupts implements InterruptRouting {
     const apic = new LocalApic({
       id, bsp: id === 0, now: this.clock.now, tscDeadline: true, reinjectPeriodic: true, extInt: this.pic,
       onEoi: (vector) => ioapic.eoi(vector),
+      sendIpi: (msg) => this.deliver(msg),
       onAcknowledge: (vector) => { if (ioapic.routes(PIT_IOAPIC_PIN, vector)) this.pit.ackIrq0(); },
     });
     apic.setVirtualWireMode();
@@ -228,7 +258,10 @@ export class BoardInterrupts implements InterruptRouting {
         ports.write(port, size, value);
         return 0;
       },
-      interruptPending: () => intr.pendingInterrupt(),
+      interruptPending: () => {
+        this.drainBus();
+        return intr.pendingInterrupt();
+      },
       acknowledge: () => intr.acknowledge(),
       tick: (now) => this.tickTimers(now) ?? Infinity,
       ended,
@@ -238,16 +271,31 @@ export class BoardInterrupts implements InterruptRouting {
         if (apic?.hardwareEnabled) {
           const offset = gpa - apic.baseAddress;
           if (offset >= 0 && offset < APIC_PAGE) {
-            if (write) apic.write(offset, data);
-            else apic.read(offset, data);
+            if (write) {
+              apic.write(offset, data);
+              if (this.bus && IDENTITY_REGISTERS.has(offset)) this.bus.publish(vcpu.id, apic);
+            } else apic.read(offset, data);
             return;
           }
         }
         if (write) mmio.write(gpa, data);
         else mmio.read(gpa, data);
       },
-      ...(apic ? { apic } : {}),
+      ...(apic ? { apic: this.busApic(vcpu.id, apic) } : {}),
     });
+  }
+
+  /** The APIC as the CPU reaches it, publishing a base MSR write (hardware enable) on the APIC bus. */
+  private busApic(id: number, apic: LocalApic): InlineApic {
+    return {
+      getCr8: () => apic.getCr8(), setCr8: (v) => apic.setCr8(v), readBaseMsr: () => apic.readBaseMsr(),
+      readTscDeadline: () => apic.readTscDeadline(), writeTscDeadline: (ns) => apic.writeTscDeadline(ns),
+      writeBaseMsr: (v) => {
+        const ok = apic.writeBaseMsr(v);
+        this.bus?.publish(id, apic);
+        return ok;
+      },
+    };
   }
 
   /** Port accesses served inline (without an exit). */
@@ -306,6 +354,7 @@ export class BoardInterrupts implements InterruptRouting {
     const words = new Int32Array(this.vcpu!.stopHandle().flag);
     for (;;) {
       const next = this.tickTimers();
+      this.drainBus();
       if (this.intr.pendingInterrupt()) return;
       const waitMs = next === undefined ? 1000 : Math.max(0, (next - this.clock.now()) / 1e6);
       // A kick (host input, stop) sets the stop word and wakes us; the run loop then sees it.

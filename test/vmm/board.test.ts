@@ -134,28 +134,47 @@ test('machines leave no file descriptors or threads behind (kvm)', async (t) => 
   });
 });
 
-test('SMP: the guest finds its processors in the MP table and each prints its APIC id (kvm)', async (t) => {
-  await withGuest(t, 'smp', async (kernel) => {
-    for (const cpus of [2, 3]) {
-      const { vm, output } = await boot({ kernel, cpus });
-      const exited = await vm.exited;
-      assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
-      const lines = output().trim().split('\n');
-      assert.equal(lines[0], `mp table: ${cpus} cpus`);
-      assert.equal(lines[1], 'cpu 0');
-      assert.deepEqual(lines.slice(2, -1).sort(), Array.from({ length: cpus - 1 }, (_, i) => `cpu ${i + 1}`));
-      assert.equal(lines.at(-1), 'all cpus up');
-    }
-  });
-});
+// SMP on both backends: on kvm the in-kernel LAPICs start the APs; on soft each AP is a vCPU in
+// its own thread over the shared arena, its local APIC beside it (vmm/soft-ap.ts, apic-bus.ts).
+const SMP_BACKENDS = [
+  { accel: 'kvm', cpuCounts: [2, 3] },
+  { accel: 'soft', cpuCounts: [2, 4] },
+] as const;
 
-test('SMP: an application processor that triple-faults ends the machine, and the host survives (kvm)', async (t) => {
-  await withGuest(t, 'smp', async (kernel) => {
-    for (let i = 0; i < 3; i++) {
-      const { vm } = await boot({ kernel, cpus: 2, cmdline: 'apfault', timeoutMs: 10_000 });
-      const { end } = await vm.exited;
-      assert.equal(end.how, 'triple-fault');
-    }
+for (const { accel, cpuCounts } of SMP_BACKENDS) {
+  const guest = accel === 'kvm' ? withGuest : withSoftGuest;
+  test(`SMP: the guest finds its processors in the MP table and each prints its APIC id (${accel})`, async (t) => {
+    await guest(t, 'smp', async (kernel) => {
+      for (const cpus of cpuCounts) {
+        const { vm, output } = await boot({ kernel, cpus, accel, ...(accel === 'soft' ? { experimentalSoftSmp: true } : {}) });
+        const exited = await vm.exited;
+        assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
+        const lines = output().trim().split('\n');
+        assert.equal(lines[0], `mp table: ${cpus} cpus`);
+        assert.equal(lines[1], 'cpu 0');
+        assert.deepEqual(lines.slice(2, -1).sort(), Array.from({ length: cpus - 1 }, (_, i) => `cpu ${i + 1}`));
+        assert.equal(lines.at(-1), 'all cpus up');
+      }
+    });
+  });
+
+  test(`SMP: an application processor that triple-faults ends the machine, and the host survives (${accel})`, async (t) => {
+    await guest(t, 'smp', async (kernel) => {
+      for (let i = 0; i < 3; i++) {
+        const { vm } = await boot({ kernel, cpus: 2, cmdline: 'apfault', timeoutMs: 10_000, accel, ...(accel === 'soft' ? { experimentalSoftSmp: true } : {}) });
+        const { end } = await vm.exited;
+        assert.equal(end.how, 'triple-fault');
+      }
+    });
+  });
+}
+
+test('SMP on the soft CPU is refused unless asked for (experimentalSoftSmp)', async (t) => {
+  await withSoftGuest(t, 'smp', async (kernel) => {
+    const { vm } = await boot({ kernel, cpus: 2, accel: 'soft' });
+    const { end } = await vm.exited;
+    assert.equal(end.how, 'error');
+    assert.equal((end as { code: string }).code, 'TSVMM_UNSUPPORTED');
   });
 });
 

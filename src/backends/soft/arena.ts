@@ -8,6 +8,10 @@
  * grow stay valid) and other threads may attach to it by address like any HostMemory. The first
  * 64 KiB are never handed out: offset 0 means "not in the arena".
  *
+ * Threads share it: a vCPU thread of the same machine is given the Memory object (adoptArenaMemory,
+ * before it uses the arena), and the allocator's top lives in the arena's first page, so blocks
+ * that threads allocate never overlap (each thread reuses only the blocks it freed itself).
+ *
  * Which host memory is in the arena, and where, follows from its address (arenaOffsetOf): the
  * arena is one range of this process's addresses, so a HostMemory carries nothing of the soft
  * CPU's, and memory attached by address (HostMemory.attach) is found there like memory allocated here.
@@ -23,15 +27,45 @@ const MAX_PAGES = 65536;
 let memory: WebAssembly.Memory | null = null;
 /** The host address of the arena's first byte (it never moves: see above). */
 let address = 0;
-/** First never-allocated byte. */
-let top = WASM_PAGE;
-/** Freed ranges [offset, size], reused first-fit. */
+/** Words at the end of the arena's first page: the allocator's lock and its top (the first never-allocated 64 KiB page). */
+const WORDS_AT = WASM_PAGE - 8; // the first page's last bytes
+const W_LOCK = 0;
+const W_TOP = 1;
+let words: Int32Array | null = null;
+/** Freed ranges [offset, size], reused first-fit (by the thread that freed them). */
 const freed: [number, number][] = [];
 
 /** The process's arena memory (created on first use). */
 export function arenaMemory(): WebAssembly.Memory {
-  memory ??= new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+  if (memory === null) {
+    memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    words = new Int32Array(memory.buffer, WORDS_AT, 2);
+    Atomics.store(words, W_TOP, 1);
+  }
   return memory;
+}
+
+/**
+ * Makes `mem` (another thread's arenaMemory(), posted to this one) this thread's arena, before this
+ * thread allocates from or compiles against it. A thread has one arena: adopting a second one is refused.
+ */
+export function adoptArenaMemory(mem: WebAssembly.Memory): void {
+  if (memory === mem) return;
+  if (memory !== null) throw new Error('this thread already has its own WebAssembly arena');
+  memory = mem;
+  words = new Int32Array(mem.buffer, WORDS_AT, 2);
+}
+
+/** Holds the allocator's lock (shared by every thread of the arena) while `fn` runs. */
+function locked<T>(fn: () => T): T {
+  const w = words!;
+  while (Atomics.compareExchange(w, W_LOCK, 0, 1) !== 0) Atomics.wait(w, W_LOCK, 1, 1);
+  try {
+    return fn();
+  } finally {
+    Atomics.store(w, W_LOCK, 0);
+    Atomics.notify(w, W_LOCK);
+  }
 }
 
 /** Reserves `size` bytes, zeroed, from a 64 KiB boundary; returns the offset, or -1 when the arena cannot hold them. */
@@ -47,15 +81,17 @@ export function arenaAllocate(size: number): number {
       return off;
     }
   }
-  const end = top + need;
-  if (end > MAX_PAGES * WASM_PAGE) return -1;
-  const have = mem.buffer.byteLength;
-  if (end > have) {
-    try { mem.grow((end - have) / WASM_PAGE); } catch { return -1; }
-  }
-  const off = top;
-  top = end;
-  return off;
+  return locked(() => {
+    const top = Atomics.load(words!, W_TOP) * WASM_PAGE;
+    const end = top + need;
+    if (end > MAX_PAGES * WASM_PAGE) return -1;
+    const have = mem.buffer.byteLength;
+    if (end > have) {
+      try { mem.grow((end - have) / WASM_PAGE); } catch { return -1; }
+    }
+    Atomics.store(words!, W_TOP, end / WASM_PAGE);
+    return top;
+  });
 }
 
 /**

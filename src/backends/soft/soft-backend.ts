@@ -17,8 +17,8 @@ import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../..
 import type { TraceHook } from '../../nvmm/trace.js';
 import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS } from './cpu.js';
 import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitOptions, type RunResult } from './exec.js';
-import { arenaHostMemory } from './arena.js';
-import type { HostMemory } from '../../memory/host-memory.js';
+import { adoptArenaMemory, arenaHostMemory, arenaMemory, arenaOffsetOf } from './arena.js';
+import { HostMemory } from '../../memory/host-memory.js';
 import { GuestClock, type NowNs } from '../../common/clock.js';
 import { readMsr, writeMsr } from './ops-sys.js';
 import {
@@ -109,6 +109,29 @@ export class SoftBackend implements Backend {
   createMachine(clock: GuestClock = new GuestClock()): SoftMachine {
     return new SoftMachine(this, clock);
   }
+
+  /**
+   * The machine another thread shared (SoftMachine.shareHandle): this thread's arena becomes the
+   * owner's, and the same guest-physical map is built over views of it. Its vCPUs run here.
+   */
+  attachMachine(handle: unknown, clock: GuestClock = new GuestClock()): SoftMachine {
+    const h = handle as SoftShare;
+    adoptArenaMemory(h.memory);
+    const m = new SoftMachine(this, clock);
+    const pieces = new Map<number, HostMemory>();
+    for (const map of h.maps) {
+      let memory = pieces.get(map.arena);
+      if (!memory) pieces.set(map.arena, (memory = HostMemory.lent(new Uint8Array(h.memory.buffer, map.arena, map.memorySize), () => {})));
+      m.map({ gpa: map.gpa, size: map.size, prot: map.prot, offset: map.offset, memory });
+    }
+    return m;
+  }
+}
+
+/** What a thread needs to attach to a soft machine: the arena, and where each mapping's memory is in it. */
+export interface SoftShare {
+  memory: WebAssembly.Memory;
+  maps: { gpa: number; size: number; prot: number; offset: number; arena: number; memorySize: number }[];
 }
 
 export class SoftMachine implements BackendMachine {
@@ -125,6 +148,19 @@ export class SoftMachine implements BackendMachine {
 
   map(m: GpaMapping): void {
     this.phys.add(m);
+  }
+
+  /**
+   * What attachMachine needs in another thread: every mapping's memory must be in the arena (the
+   * other thread reaches it there, through the Memory object it is posted).
+   */
+  shareHandle(): SoftShare {
+    const maps = this.phys.maps.map((m) => {
+      const arena = arenaOffsetOf(m.memory);
+      if (arena < 0) throw new TsvmmError('TSVMM_UNSUPPORTED', 'several vCPUs on the soft CPU need guest RAM in its WebAssembly arena (TSVMM_SOFT_JIT_KIND=wasm, the default, on an engine with WebAssembly SIMD)');
+      return { gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, arena, memorySize: m.memory.size };
+    });
+    return { memory: arenaMemory(), maps };
   }
 
   unmap(m: GpaMapping): void {
