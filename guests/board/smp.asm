@@ -3,6 +3,11 @@
 ; into a real-mode trampoline at 0x8000 that climbs to long mode and prints that processor's
 ; APIC id, waits for all of them, then writes the processor count to the debug-exit port.
 ; With the command line "apfault", each application processor triple-faults instead.
+; With "atomic", every processor (the BSP once it started the others) runs ATOMIC_N rounds of
+; locked read-modify-writes on shared counters (lock xadd, lock inc, lock cmpxchg, cmpxchg16b, a
+; misaligned lock add, and a plain increment under an xchg spinlock released by a plain store),
+; then the BSP checks each total is exactly ATOMIC_N * processors and prints "atomic ok" (else
+; "atomic lost" and writes 0x7e to the debug-exit port instead of the count).
 bits 32
 org 0x100000
 
@@ -15,6 +20,9 @@ LAPIC_ICRL equ 0x300
 LAPIC_ICRH equ 0x310
 TRAMPOLINE equ 0x8000
 DEBUG_EXIT equ 0x501
+%ifndef ATOMIC_N
+ATOMIC_N   equ 100000
+%endif
 
 header:
   dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
@@ -73,6 +81,10 @@ bsp64:
   test dword [rax], 4
   jz .no_cmdline
   mov eax, [rax + 16]
+  cmp dword [rax], 'atom'
+  jne .not_atomic
+  mov byte [atomic_mode], 1
+.not_atomic:
   cmp dword [rax], 'apfa'
   jne .no_cmdline
   mov byte [ap_fault], 1
@@ -121,14 +133,22 @@ bsp64:
   je .started
   jmp .next_ap
 .wait:
+  cmp byte [atomic_mode], 0
+  je .wait_up
+  call atomic_work
+.wait_up:
   mov al, [cpus_up]
   inc al                             ; the BSP counts itself
   cmp al, [cpu_count]
-  jb .wait
+  jb .wait_up
   mov rsi, done_msg
   call puts_locked_start
   call unlock
   movzx eax, byte [cpu_count]
+  cmp byte [atomic_mode], 0
+  je .exit
+  call atomic_check
+.exit:
   mov dx, DEBUG_EXIT
   out dx, al
   cli
@@ -238,12 +258,81 @@ ap64:
   lea rsp, [ap_stacks + rax]         ; a page of stack per APIC id
   lock inc byte [ap_started]         ; off the trampoline's stack: the BSP may wake the next
   call say_cpu
+  cmp byte [atomic_mode], 0
+  je .counted
+  call atomic_work
+.counted:
   lock inc byte [cpus_up]
 .idle:
   cli
   hlt
   jmp .idle
 
+; ATOMIC_N rounds of every kind of locked update (see the file comment)
+atomic_work:
+  mov r8d, ATOMIC_N
+.round:
+  mov eax, 1
+  lock xadd [c_xadd], eax
+  lock inc qword [c_inc]
+  lock add dword [c_misaligned], 1
+  mov rax, [c_cas]
+.cas:
+  lea rdx, [rax + 1]
+  lock cmpxchg [c_cas], rdx
+  jnz .cas
+  mov rax, [c_16]
+  mov rdx, [c_16 + 8]
+.cas16:
+  lea rbx, [rax + 1]
+  lea rcx, [rdx + 2]
+  lock cmpxchg16b [c_16]
+  jnz .cas16
+.spin:
+  mov eax, 1
+  xchg eax, [spinlock]
+  test eax, eax
+  jnz .spin
+  mov rax, [c_plain]                 ; not atomic: the lock protects it
+  inc rax
+  mov [c_plain], rax
+  mov dword [spinlock], 0            ; released by a plain store, as x86 spinlocks are
+  dec r8d
+  jnz .round
+  ret
+
+; in: eax = processor count; out: eax = the count if every total is exact, else 0x3f
+atomic_check:
+  mov ecx, eax
+  imul rcx, rcx, ATOMIC_N
+  cmp [c_xadd], ecx
+  jne .bad
+  cmp [c_inc], rcx
+  jne .bad
+  cmp [c_misaligned], ecx
+  jne .bad
+  cmp [c_cas], rcx
+  jne .bad
+  cmp [c_16], rcx
+  jne .bad
+  lea rdx, [rcx * 2]
+  cmp [c_16 + 8], rdx
+  jne .bad
+  cmp [c_plain], rcx
+  jne .bad
+  push rax
+  mov rsi, atomic_ok_msg
+  call puts
+  pop rax
+  ret
+.bad:
+  mov rsi, atomic_bad_msg
+  call puts
+  mov eax, 0x3f
+  ret
+
+atomic_ok_msg  db "atomic ok", 10, 0
+atomic_bad_msg db "atomic lost", 10, 0
 mp_msg     db "mp table: ", 0
 mp_msg2    db " cpus", 10, 0
 cpu_msg    db "cpu ", 0
@@ -314,4 +403,17 @@ ap_fault:  resb 1
 ap_started: resb 1
 mb_info:   resd 1
 apic_ids:  resb 64
+atomic_mode: resb 1
+alignb 64
+c_xadd:    resd 1
+           resd 1
+c_inc:     resq 1
+c_cas:     resq 1
+           resb 5
+c_misaligned: resd 1                 ; at an odd address: the global-lock path
+           resb 3
+alignb 16
+c_16:      resq 2
+c_plain:   resq 1
+spinlock:  resd 1
 bss_end:

@@ -28,9 +28,11 @@ let memory: WebAssembly.Memory | null = null;
 /** The host address of the arena's first byte (it never moves: see above). */
 let address = 0;
 /** Words at the end of the arena's first page: the allocator's lock and its top (the first never-allocated 64 KiB page). */
-const WORDS_AT = WASM_PAGE - 8; // the first page's last bytes
+const WORDS_AT = WASM_PAGE - 12; // the first page's last bytes
 const W_LOCK = 0;
 const W_TOP = 1;
+/** The lock of LOCK-prefixed instructions that have no compare-and-exchange of their own (ops-lock.ts): 0 free, 1 held, 2 held with waiters. */
+const W_INSN_LOCK = 2;
 let words: Int32Array | null = null;
 /** Freed ranges [offset, size], reused first-fit (by the thread that freed them). */
 const freed: [number, number][] = [];
@@ -39,7 +41,7 @@ const freed: [number, number][] = [];
 export function arenaMemory(): WebAssembly.Memory {
   if (memory === null) {
     memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    words = new Int32Array(memory.buffer, WORDS_AT, 2);
+    words = new Int32Array(memory.buffer, WORDS_AT, 3);
     Atomics.store(words, W_TOP, 1);
   }
   return memory;
@@ -53,7 +55,34 @@ export function adoptArenaMemory(mem: WebAssembly.Memory): void {
   if (memory === mem) return;
   if (memory !== null) throw new Error('this thread already has its own WebAssembly arena');
   memory = mem;
-  words = new Int32Array(mem.buffer, WORDS_AT, 2);
+  words = new Int32Array(mem.buffer, WORDS_AT, 3);
+}
+
+/**
+ * Takes the arena's instruction lock (ops-lock.ts), shared by every thread of the arena: a
+ * futex-style mutex on one word, waiting in Atomics.wait when it is contended.
+ */
+export function arenaLock(): void {
+  arenaMemory();
+  const w = words!;
+  let c = Atomics.compareExchange(w, W_INSN_LOCK, 0, 1);
+  if (c === 0) return;
+  for (let spin = 0; spin < 100; spin++) {
+    c = Atomics.compareExchange(w, W_INSN_LOCK, 0, 1);
+    if (c === 0) return;
+  }
+  do {
+    if (c === 2 || Atomics.compareExchange(w, W_INSN_LOCK, 1, 2) !== 0) Atomics.wait(w, W_INSN_LOCK, 2, 1);
+    c = Atomics.compareExchange(w, W_INSN_LOCK, 0, 2);
+  } while (c !== 0);
+}
+
+export function arenaUnlock(): void {
+  const w = words!;
+  if (Atomics.sub(w, W_INSN_LOCK, 1) !== 1) {
+    Atomics.store(w, W_INSN_LOCK, 0);
+    Atomics.notify(w, W_INSN_LOCK, 1);
+  }
 }
 
 /** Holds the allocator's lock (shared by every thread of the arena) while `fn` runs. */
