@@ -3,6 +3,10 @@
 ; into a real-mode trampoline at 0x8000 that climbs to long mode and prints that processor's
 ; APIC id, waits for all of them, then writes the processor count to the debug-exit port.
 ; With the command line "apfault", each application processor triple-faults instead.
+; With "xmc" (cross-modifying code), the first application processor runs a hot loop calling
+; `patched` (mov eax, 1) until the BSP rewrites its immediate to 2 and says so; the AP then
+; serializes (IRETQ to itself) and must see 2 from its next call: "xmc ok", else "xmc stale" and
+; 0x3f to the debug-exit port.
 ; With "atomic", every processor (the BSP once it started the others) runs ATOMIC_N rounds of
 ; locked read-modify-writes on shared counters (lock xadd, lock inc, lock cmpxchg, cmpxchg16b, a
 ; misaligned lock add, and a plain increment under an xchg spinlock released by a plain store),
@@ -81,6 +85,10 @@ bsp64:
   test dword [rax], 4
   jz .no_cmdline
   mov eax, [rax + 16]
+  cmp dword [rax], 'xmc'
+  jne .not_xmc
+  mov byte [xmc_mode], 1
+.not_xmc:
   cmp dword [rax], 'atom'
   jne .not_atomic
   mov byte [atomic_mode], 1
@@ -133,6 +141,10 @@ bsp64:
   je .started
   jmp .next_ap
 .wait:
+  cmp byte [xmc_mode], 0
+  je .no_xmc
+  call xmc_bsp
+.no_xmc:
   cmp byte [atomic_mode], 0
   je .wait_up
   call atomic_work
@@ -146,8 +158,12 @@ bsp64:
   call unlock
   movzx eax, byte [cpu_count]
   cmp byte [atomic_mode], 0
-  je .exit
+  je .no_check
   call atomic_check
+.no_check:
+  cmp byte [xmc_mode], 0
+  je .exit
+  call xmc_check
 .exit:
   mov dx, DEBUG_EXIT
   out dx, al
@@ -258,6 +274,10 @@ ap64:
   lea rsp, [ap_stacks + rax]         ; a page of stack per APIC id
   lock inc byte [ap_started]         ; off the trampoline's stack: the BSP may wake the next
   call say_cpu
+  cmp byte [xmc_mode], 0
+  je .no_xmc
+  call xmc_ap
+.no_xmc:
   cmp byte [atomic_mode], 0
   je .counted
   call atomic_work
@@ -331,6 +351,60 @@ atomic_check:
   mov eax, 0x3f
   ret
 
+; the AP's side: a hot loop over `patched` until told, then IRETQ to itself, then one more call
+xmc_ap:
+.hot:
+  call patched
+  mov [xmc_before], eax
+  inc qword [xmc_rounds]
+  cmp byte [xmc_go], 0
+  je .hot
+  mov rax, rsp
+  push 0x10                          ; SS
+  push rax                           ; RSP
+  pushfq
+  push 0x08                          ; CS
+  lea rax, [rel .serialized]
+  push rax
+  iretq
+.serialized:
+  call patched
+  mov [xmc_after], eax
+  ret
+
+; the BSP's side: once the AP's loop is hot (compiled), rewrite the immediate and tell it
+xmc_bsp:
+  cmp qword [xmc_rounds], 100000
+  jb xmc_bsp
+  mov dword [patched + 1], 2
+  mov byte [xmc_go], 1
+  ret
+
+; in: eax = processor count; out: eax as is if the AP ran the new code, else 0x3f
+xmc_check:
+  cmp dword [xmc_before], 1
+  jne .stale
+  cmp dword [xmc_after], 2
+  jne .stale
+  push rax
+  mov rsi, xmc_ok_msg
+  call puts
+  pop rax
+  ret
+.stale:
+  mov rsi, xmc_bad_msg
+  call puts
+  mov eax, 0x3f
+  ret
+
+align 64
+patched:
+  mov eax, 1                         ; B8 imm32: the BSP rewrites the immediate
+  ret
+align 64
+
+xmc_ok_msg     db "xmc ok", 10, 0
+xmc_bad_msg    db "xmc stale", 10, 0
 atomic_ok_msg  db "atomic ok", 10, 0
 atomic_bad_msg db "atomic lost", 10, 0
 mp_msg     db "mp table: ", 0
@@ -404,6 +478,12 @@ ap_started: resb 1
 mb_info:   resd 1
 apic_ids:  resb 64
 atomic_mode: resb 1
+xmc_mode:  resb 1
+xmc_go:    resb 1
+alignb 8
+xmc_rounds: resq 1
+xmc_before: resd 1
+xmc_after: resd 1
 alignb 64
 c_xadd:    resd 1
            resd 1

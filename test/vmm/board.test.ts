@@ -192,6 +192,16 @@ for (const jit of ['off', 'on'] as const) {
   });
 }
 
+test('SMP on the soft CPU: code another vCPU rewrites runs new after the executing vCPU serializes (IRETQ), also when compiled', async (t) => {
+  await withSoftGuest(t, 'smp', async (kernel) => {
+    const cpus = 2;
+    const { vm, output } = await boot({ kernel, cpus, accel: 'soft', cmdline: 'xmc', experimentalSoftSmp: true });
+    const exited = await vm.exited;
+    assert.match(output(), /xmc ok\n/);
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
+  });
+});
+
 test('SMP on the soft CPU is refused unless asked for (experimentalSoftSmp)', async (t) => {
   await withSoftGuest(t, 'smp', async (kernel) => {
     const { vm } = await boot({ kernel, cpus: 2, accel: 'soft' });

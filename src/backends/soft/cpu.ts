@@ -273,6 +273,8 @@ export class Cpu {
   readonly tlbGlobal = new Uint8Array(3 * TLB_SIZE);
   /** Physical pages holding decoded code (page number -> true); writes to them invalidate the blocks. */
   onCodeWrite: ((page: number) => void) | null = null;
+  /** A serializing event (IRET): code other vCPUs wrote must be seen from here on (exec.ts). */
+  onSerialize: (() => void) | null = null;
   readonly codePages = new Set<number>();
   /** Result of the last translate(): host memory and byte offset. */
   tBytes: Uint8Array = new Uint8Array(0);
