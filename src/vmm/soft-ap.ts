@@ -23,7 +23,7 @@ import { LocalApic } from '../devices/local-apic.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import { assistIo, assistMem } from '../nvmm/assist.js';
 import { Machine, type MachineShare, type Vcpu } from '../nvmm/machine.js';
-import { GPR, SEG, STATE, copyState, type X64State } from '../nvmm/state.js';
+import { GPR, MSR, SEG, STATE, copyState, type X64State } from '../nvmm/state.js';
 import { STOP_WORD, stopVcpu } from '../nvmm/stop.js';
 import { EXC_GP } from '../x86/exceptions.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
@@ -175,6 +175,8 @@ class SoftAp {
   private startAt(vector: number): void {
     const s = this.vcpu.getState(STATE.ALL);
     copyState(s, this.resetState, STATE.ALL);
+    // The TSC keeps counting the machine's clock, as the boot vCPU's does (0: left as it is).
+    s.msrs[MSR.TSC] = 0n;
     const cs = s.segs[SEG.CS]!;
     cs.selector = vector << 8;
     cs.base = BigInt(vector << 12);

@@ -233,6 +233,8 @@ export class SoftVcpu implements BackendVcpu {
   private readonly cpuid: Map<number, CpuidRegs>;
   private readonly cpuidExit = new Set<number>();
   private readonly onDestroy: (v: SoftVcpu) => void;
+  /** The TSC the last getState reported (setState leaves the TSC counting when given it back). */
+  private tscOut = -1n;
   /** The debugger's settings (debug.ts), made at the first setDebug. */
   private debug: SoftDebug | null = null;
 
@@ -354,7 +356,7 @@ export class SoftVcpu implements BackendVcpu {
       state.msrs[MSR.EFER] = BigInt(c.efer >>> 0);
       for (const [k, n] of STATE_MSRS) { const v = c.msr.get(n); state.msrs[k] = v ? big(v[0], v[1]) : 0n; }
       const t = readMsr(c, MSR_TSC);
-      state.msrs[MSR.TSC] = big(t, c.hi);
+      state.msrs[MSR.TSC] = this.tscOut = big(t, c.hi);
     }
     if (mask & STATE.INTR) {
       state.intr = {
@@ -426,8 +428,11 @@ export class SoftVcpu implements BackendVcpu {
     if (mask & STATE.MSRS) {
       c.efer = lo32(state.msrs[MSR.EFER]!);
       for (const [k, n] of STATE_MSRS) c.msr.set(n, [lo32(state.msrs[k]!), hi32(state.msrs[k]!)]);
+      // The TSC keeps counting unless the VMM changed it: a state read, then committed later
+      // (nvmm's lazy setState, at the next run), must not set it back by the time in between,
+      // which would put it behind the other vCPUs' (Linux's TSC sync check finds the warp).
       const t = state.msrs[MSR.TSC]!;
-      if (t !== 0n) writeMsr(c, MSR_TSC, lo32(t), hi32(t));
+      if (t !== 0n && t !== this.tscOut) writeMsr(c, MSR_TSC, lo32(t), hi32(t));
     }
     if (mask & STATE.INTR) {
       c.intShadow = state.intr.intShadow;
