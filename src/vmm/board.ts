@@ -420,9 +420,6 @@ export class PcBoard {
     if (soft && !(this.interrupts instanceof BoardInterrupts && this.interrupts.ioapic)) {
       throw new TsvmmError('TSVMM_UNSUPPORTED', 'several vCPUs on the soft CPU need the board\'s APICs (devices served inline)');
     }
-    if (soft && !this.config.experimentalSoftSmp) {
-      throw new TsvmmError('TSVMM_UNSUPPORTED', `${this.config.cpus} vCPUs on the soft CPU are experimental (Linux does not boot on them yet): the library's experimentalSoftSmp option allows them`);
-    }
     const apicBus = soft ? newApicBus(this.config.cpus) : undefined;
     const workers: Worker[] = [];
     for (let id = 1; id < this.config.cpus; id++) {

@@ -125,12 +125,6 @@ export interface MachineConfig {
    */
   inlineDevices: boolean;
   /**
-   * Soft backend: let `cpus` be above 1 (each vCPU a thread of its own over the shared arena).
-   * Experimental, default false: without it, several vCPUs on the soft CPU are refused
-   * (TSVMM_UNSUPPORTED), as Linux does not boot on them yet.
-   */
-  experimentalSoftSmp?: boolean;
-  /**
    * End the run with `timeout` after this many milliseconds (more than 0, at most MAX_TIMEOUT_MS).
    * Without one, a guest halted with interrupts off (which nothing can wake) ends the machine with
    * TSVMM_GUEST where the board can see it (soft); with one, it waits for the timeout, as on KVM.
@@ -335,9 +329,6 @@ const RULES: { [K in keyof MachineConfig]-?: Rule<K> } = {
   kernelCache: {
     default: (given) => (given.pvh ? defaultKernelCacheDir() : false),
     check: (value) => (value === false ? false : path('kernelCache', value)),
-  },
-  experimentalSoftSmp: {
-    check: (value) => boolean('experimentalSoftSmp', value),
   },
   inlineDevices: {
     default: () => true,

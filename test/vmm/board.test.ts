@@ -146,7 +146,7 @@ for (const { accel, cpuCounts } of SMP_BACKENDS) {
   test(`SMP: the guest finds its processors in the MP table and each prints its APIC id (${accel})`, async (t) => {
     await guest(t, 'smp', async (kernel) => {
       for (const cpus of cpuCounts) {
-        const { vm, output } = await boot({ kernel, cpus, accel, ...(accel === 'soft' ? { experimentalSoftSmp: true } : {}) });
+        const { vm, output } = await boot({ kernel, cpus, accel });
         const exited = await vm.exited;
         assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
         const lines = output().trim().split('\n');
@@ -161,7 +161,7 @@ for (const { accel, cpuCounts } of SMP_BACKENDS) {
   test(`SMP: an application processor that triple-faults ends the machine, and the host survives (${accel})`, async (t) => {
     await guest(t, 'smp', async (kernel) => {
       for (let i = 0; i < 3; i++) {
-        const { vm } = await boot({ kernel, cpus: 2, cmdline: 'apfault', timeoutMs: 10_000, accel, ...(accel === 'soft' ? { experimentalSoftSmp: true } : {}) });
+        const { vm } = await boot({ kernel, cpus: 2, cmdline: 'apfault', timeoutMs: 10_000, accel });
         const { end } = await vm.exited;
         assert.equal(end.how, 'triple-fault');
       }
@@ -179,7 +179,7 @@ for (const jit of ['off', 'on'] as const) {
       else delete process.env.TSVMM_SOFT_JIT;
       try {
         const cpus = 2;
-        const { vm, output } = await boot({ kernel, cpus, accel: 'soft', cmdline: 'atomic', experimentalSoftSmp: true });
+        const { vm, output } = await boot({ kernel, cpus, accel: 'soft', cmdline: 'atomic' });
         const exited = await vm.exited;
         assert.match(output(), /atomic ok\n/);
         assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
@@ -195,19 +195,10 @@ for (const jit of ['off', 'on'] as const) {
 test('SMP on the soft CPU: code another vCPU rewrites runs new after the executing vCPU serializes (IRETQ), also when compiled', async (t) => {
   await withSoftGuest(t, 'smp', async (kernel) => {
     const cpus = 2;
-    const { vm, output } = await boot({ kernel, cpus, accel: 'soft', cmdline: 'xmc', experimentalSoftSmp: true });
+    const { vm, output } = await boot({ kernel, cpus, accel: 'soft', cmdline: 'xmc' });
     const exited = await vm.exited;
     assert.match(output(), /xmc ok\n/);
     assert.deepEqual(exited.end, { how: 'debug-exit', status: (cpus << 1) | 1 });
-  });
-});
-
-test('SMP on the soft CPU is refused unless asked for (experimentalSoftSmp)', async (t) => {
-  await withSoftGuest(t, 'smp', async (kernel) => {
-    const { vm } = await boot({ kernel, cpus: 2, accel: 'soft' });
-    const { end } = await vm.exited;
-    assert.equal(end.how, 'error');
-    assert.equal((end as { code: string }).code, 'TSVMM_UNSUPPORTED');
   });
 });
 
