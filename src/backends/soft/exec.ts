@@ -240,7 +240,7 @@ export class Executor {
     this.stopFlag = stopFlag;
     this.jitThreshold = jitThreshold;
     cpu.onCodeWrite = (page) => this.dropPage(page);
-    cpu.onSerialize = () => this.revalidate();
+    cpu.onSerialize = () => { if (this.crossModify) this.revalidate(); };
   }
 
   /** Lets a block's compiled form go (the block died, or its region's code changed). */
@@ -481,6 +481,9 @@ export class Executor {
    * that): at IRET and at the delivery of an external interrupt, every block is checked against
    * its bytes again before it next runs, as at the start of each run().
    */
+  /** Other vCPUs (other threads) share this one's RAM: see revalidate. */
+  crossModify = false;
+
   private revalidate(): void {
     this.gen++;
     this.prev = null;
@@ -488,7 +491,8 @@ export class Executor {
 
   /** Delivers the interrupt the inline controller presents (IF set, no shadow). */
   private takeInterrupt(dev: InlineDevices): RunResult | null {
-    this.revalidate();
+    if (this.crossModify) this.revalidate();
+    else this.prev = null;
     this.cpu.halted = false;
     return this.deliverEvent(dev.acknowledge(), -1, EV_EXT);
   }

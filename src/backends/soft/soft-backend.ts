@@ -118,6 +118,7 @@ export class SoftBackend implements Backend {
     const h = handle as SoftShare;
     adoptArenaMemory(h.memory);
     const m = new SoftMachine(this, clock);
+    m.shared = true;
     const pieces = new Map<number, HostMemory>();
     for (const map of h.maps) {
       let memory = pieces.get(map.arena);
@@ -160,8 +161,13 @@ export class SoftMachine implements BackendMachine {
       if (arena < 0) throw new TsvmmError('TSVMM_UNSUPPORTED', 'several vCPUs on the soft CPU need guest RAM in its WebAssembly arena (TSVMM_SOFT_JIT_KIND=wasm, the default, on an engine with WebAssembly SIMD)');
       return { gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, arena, memorySize: m.memory.size };
     });
+    this.shared = true;
+    for (const v of this.vcpus) v.exec.crossModify = true;
     return { memory: arenaMemory(), maps };
   }
+
+  /** Other threads run vCPUs over this machine's RAM (shareHandle, attachMachine): cross-modifying code is looked for. */
+  shared = false;
 
   unmap(m: GpaMapping): void {
     this.phys.remove(m);
@@ -177,6 +183,7 @@ export class SoftMachine implements BackendMachine {
     const log = opts.log;
     if (opts.jit?.dump && log) v.exec.dump = log;
     if (opts.trace) v.exec.trace = opts.trace;
+    if (this.shared) v.exec.crossModify = true;
     if (opts.profile && !opts.profile.attached) opts.profile.attach(v.exec);
     this.vcpus.add(v);
     return v;
