@@ -9,8 +9,8 @@
  * 64 KiB are never handed out: offset 0 means "not in the arena".
  *
  * Threads share it: a vCPU thread of the same machine is given the Memory object (adoptArenaMemory,
- * before it uses the arena), and the allocator's top lives in the arena's first page, so blocks
- * that threads allocate never overlap (each thread reuses only the blocks it freed itself).
+ * before it uses the arena), and the allocator's state (its top, the freed ranges) lives in the
+ * arena's first page, so blocks that threads allocate never overlap.
  *
  * Which host memory is in the arena, and where, follows from its address (arenaOffsetOf): the
  * arena is one range of this process's addresses, so a HostMemory carries nothing of the soft
@@ -28,21 +28,33 @@ let memory: WebAssembly.Memory | null = null;
 /** The host address of the arena's first byte (it never moves: see above). */
 let address = 0;
 /** Words at the end of the arena's first page: the allocator's lock and its top (the first never-allocated 64 KiB page). */
-const WORDS_AT = WASM_PAGE - 12; // the first page's last bytes
+const WORDS_AT = WASM_PAGE - 16; // the first page's last bytes
 const W_LOCK = 0;
 const W_TOP = 1;
 /** The lock of LOCK-prefixed instructions that have no compare-and-exchange of their own (ops-lock.ts): 0 free, 1 held, 2 held with waiters. */
 const W_INSN_LOCK = 2;
+/** Entries in the table of freed ranges. */
+const W_FREED = 3;
 let words: Int32Array | null = null;
-/** Freed ranges [offset, size], reused first-fit (by the thread that freed them). */
-const freed: [number, number][] = [];
+/**
+ * Freed ranges, reused first-fit by every thread: pairs of (first 64 KiB page, pages) in the first
+ * page's upper quarter. A range freed while the table is full is not reused (a bounded loss).
+ */
+const FREED_AT = 0xc000;
+const FREED_MAX = 2000;
+let freed: Int32Array | null = null;
+
+function attachWords(mem: WebAssembly.Memory): void {
+  words = new Int32Array(mem.buffer, WORDS_AT, 4);
+  freed = new Int32Array(mem.buffer, FREED_AT, 2 * FREED_MAX);
+}
 
 /** The process's arena memory (created on first use). */
 export function arenaMemory(): WebAssembly.Memory {
   if (memory === null) {
     memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    words = new Int32Array(memory.buffer, WORDS_AT, 3);
-    Atomics.store(words, W_TOP, 1);
+    attachWords(memory);
+    Atomics.store(words!, W_TOP, 1);
   }
   return memory;
 }
@@ -55,7 +67,7 @@ export function adoptArenaMemory(mem: WebAssembly.Memory): void {
   if (memory === mem) return;
   if (memory !== null) throw new Error('this thread already has its own WebAssembly arena');
   memory = mem;
-  words = new Int32Array(mem.buffer, WORDS_AT, 3);
+  attachWords(mem);
 }
 
 /**
@@ -101,14 +113,24 @@ function locked<T>(fn: () => T): T {
 export function arenaAllocate(size: number): number {
   const mem = arenaMemory();
   const need = Math.ceil(size / WASM_PAGE) * WASM_PAGE;
-  for (let k = 0; k < freed.length; k++) {
-    const [off, len] = freed[k]!;
-    if (len >= need) {
-      if (len === need) freed.splice(k, 1);
-      else freed[k] = [off + need, len - need];
-      new Uint8Array(mem.buffer, off, need).fill(0);
-      return off;
+  const reused = locked(() => {
+    const f = freed!, n = Atomics.load(words!, W_FREED), pages = need / WASM_PAGE;
+    for (let k = 0; k < n; k++) {
+      const first = f[2 * k]!, len = f[2 * k + 1]!;
+      if (len < pages) continue;
+      if (len === pages) {
+        f[2 * k] = f[2 * (n - 1)]!; f[2 * k + 1] = f[2 * (n - 1) + 1]!;
+        Atomics.store(words!, W_FREED, n - 1);
+      } else {
+        f[2 * k] = first + pages; f[2 * k + 1] = len - pages;
+      }
+      return first * WASM_PAGE;
     }
+    return -1;
+  });
+  if (reused >= 0) {
+    new Uint8Array(mem.buffer, reused, need).fill(0);
+    return reused;
   }
   return locked(() => {
     const top = Atomics.load(words!, W_TOP) * WASM_PAGE;
@@ -137,7 +159,14 @@ export function arenaOffsetOf(mem: HostMemory): number {
 
 /** Gives back a block from arenaAllocate. */
 export function arenaFree(offset: number, size: number): void {
-  freed.push([offset, Math.ceil(size / WASM_PAGE) * WASM_PAGE]);
+  arenaMemory();
+  locked(() => {
+    const n = Atomics.load(words!, W_FREED);
+    if (n >= FREED_MAX) return;
+    freed![2 * n] = offset / WASM_PAGE;
+    freed![2 * n + 1] = Math.ceil(size / WASM_PAGE);
+    Atomics.store(words!, W_FREED, n + 1);
+  });
 }
 
 /**
