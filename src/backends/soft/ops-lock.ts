@@ -27,6 +27,13 @@ import { ea, IMM, MEM, type Handler, type Insn } from './insn.js';
 /** How a locked instruction is made atomic (see the file comment). */
 export const LOCK_KIND = { CAS: 0, GLOBAL: 1 } as const;
 
+/**
+ * Runs again at most this many times: a guest that stores to the location without pause from
+ * another vCPU could otherwise keep this one in one instruction for good (and its thread deaf to
+ * the host's stop). Past it the instruction runs once with plain accesses, as the global-lock path does.
+ */
+export const MAX_CAS_RETRIES = 10_000;
+
 /** Scratch for the state an instruction that must run again puts back. */
 const savedRegs = new Int32Array(34);
 
@@ -66,7 +73,7 @@ export function lockedHandler(fn: Handler, kind: number): Handler {
     const R = c.regs, buffer = arenaMemory().buffer;
     arenaLock();
     try {
-      for (;;) {
+      for (let tries = 0; tries < MAX_CAS_RETRIES; tries++) {
         savedRegs.set(R);
         const flags = c.lz.get();
         c.casLoad(buffer, at, size);
@@ -81,6 +88,7 @@ export function lockedHandler(fn: Handler, kind: number): Handler {
         R.set(savedRegs.subarray(0, R.length));
         c.lz.setEager(flags);
       }
+      fn(c, i);
     } finally {
       arenaUnlock();
     }
