@@ -2,7 +2,7 @@
  * The bench runner: `npm run bench -- NAME` runs bench/NAME.ts (its exported run()).
  * Every benchmark prints its figure as a ratio to a reference measured in the same run.
  */
-const BENCHES = ['exit-cost', 'decode', 'soft-mips', 'boot', 'workload', 'blk', 'net', 'virtio-fuzz', 'fuzz-decode', 'gdb-fuzz', 'xz', 'restore'];
+const BENCHES = ['exit-cost', 'decode', 'soft-mips', 'boot', 'workload', 'blk', 'net', 'smp', 'virtio-fuzz', 'fuzz-decode', 'gdb-fuzz', 'xz', 'restore'];
 
 async function main(): Promise<number> {
   const names = process.argv.slice(2);

@@ -3,6 +3,15 @@
 ; into a real-mode trampoline at 0x8000 that climbs to long mode and prints that processor's
 ; APIC id, waits for all of them, then writes the processor count to the debug-exit port.
 ; With the command line "apfault", each application processor triple-faults instead.
+; With "xmc" (cross-modifying code), the first application processor runs a hot loop calling
+; `patched` (mov eax, 1) until the BSP rewrites its immediate to 2 and says so; the AP then
+; serializes (IRETQ to itself) and must see 2 from its next call: "xmc ok", else "xmc stale" and
+; 0x3f to the debug-exit port.
+; With "atomic", every processor (the BSP once it started the others) runs ATOMIC_N rounds of
+; locked read-modify-writes on shared counters (lock xadd, lock inc, lock cmpxchg, cmpxchg16b, a
+; misaligned lock add, and a plain increment under an xchg spinlock released by a plain store),
+; then the BSP checks each total is exactly ATOMIC_N * processors and prints "atomic ok" (else
+; "atomic lost" and writes 0x7e to the debug-exit port instead of the count).
 bits 32
 org 0x100000
 
@@ -15,6 +24,9 @@ LAPIC_ICRL equ 0x300
 LAPIC_ICRH equ 0x310
 TRAMPOLINE equ 0x8000
 DEBUG_EXIT equ 0x501
+%ifndef ATOMIC_N
+ATOMIC_N   equ 100000
+%endif
 
 header:
   dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
@@ -73,6 +85,14 @@ bsp64:
   test dword [rax], 4
   jz .no_cmdline
   mov eax, [rax + 16]
+  cmp dword [rax], 'xmc'
+  jne .not_xmc
+  mov byte [xmc_mode], 1
+.not_xmc:
+  cmp dword [rax], 'atom'
+  jne .not_atomic
+  mov byte [atomic_mode], 1
+.not_atomic:
   cmp dword [rax], 'apfa'
   jne .no_cmdline
   mov byte [ap_fault], 1
@@ -121,14 +141,30 @@ bsp64:
   je .started
   jmp .next_ap
 .wait:
+  cmp byte [xmc_mode], 0
+  je .no_xmc
+  call xmc_bsp
+.no_xmc:
+  cmp byte [atomic_mode], 0
+  je .wait_up
+  call atomic_work
+.wait_up:
   mov al, [cpus_up]
   inc al                             ; the BSP counts itself
   cmp al, [cpu_count]
-  jb .wait
+  jb .wait_up
   mov rsi, done_msg
   call puts_locked_start
   call unlock
   movzx eax, byte [cpu_count]
+  cmp byte [atomic_mode], 0
+  je .no_check
+  call atomic_check
+.no_check:
+  cmp byte [xmc_mode], 0
+  je .exit
+  call xmc_check
+.exit:
   mov dx, DEBUG_EXIT
   out dx, al
   cli
@@ -238,12 +274,139 @@ ap64:
   lea rsp, [ap_stacks + rax]         ; a page of stack per APIC id
   lock inc byte [ap_started]         ; off the trampoline's stack: the BSP may wake the next
   call say_cpu
+  cmp byte [xmc_mode], 0
+  je .no_xmc
+  call xmc_ap
+.no_xmc:
+  cmp byte [atomic_mode], 0
+  je .counted
+  call atomic_work
+.counted:
   lock inc byte [cpus_up]
 .idle:
   cli
   hlt
   jmp .idle
 
+; ATOMIC_N rounds of every kind of locked update (see the file comment)
+atomic_work:
+  mov r8d, ATOMIC_N
+.round:
+  mov eax, 1
+  lock xadd [c_xadd], eax
+  lock inc qword [c_inc]
+  lock add dword [c_misaligned], 1
+  mov rax, [c_cas]
+.cas:
+  lea rdx, [rax + 1]
+  lock cmpxchg [c_cas], rdx
+  jnz .cas
+  mov rax, [c_16]
+  mov rdx, [c_16 + 8]
+.cas16:
+  lea rbx, [rax + 1]
+  lea rcx, [rdx + 2]
+  lock cmpxchg16b [c_16]
+  jnz .cas16
+.spin:
+  mov eax, 1
+  xchg eax, [spinlock]
+  test eax, eax
+  jnz .spin
+  mov rax, [c_plain]                 ; not atomic: the lock protects it
+  inc rax
+  mov [c_plain], rax
+  mov dword [spinlock], 0            ; released by a plain store, as x86 spinlocks are
+  dec r8d
+  jnz .round
+  ret
+
+; in: eax = processor count; out: eax = the count if every total is exact, else 0x3f
+atomic_check:
+  mov ecx, eax
+  imul rcx, rcx, ATOMIC_N
+  cmp [c_xadd], ecx
+  jne .bad
+  cmp [c_inc], rcx
+  jne .bad
+  cmp [c_misaligned], ecx
+  jne .bad
+  cmp [c_cas], rcx
+  jne .bad
+  cmp [c_16], rcx
+  jne .bad
+  lea rdx, [rcx * 2]
+  cmp [c_16 + 8], rdx
+  jne .bad
+  cmp [c_plain], rcx
+  jne .bad
+  push rax
+  mov rsi, atomic_ok_msg
+  call puts
+  pop rax
+  ret
+.bad:
+  mov rsi, atomic_bad_msg
+  call puts
+  mov eax, 0x3f
+  ret
+
+; the AP's side: a hot loop over `patched` until told, then IRETQ to itself, then one more call
+xmc_ap:
+.hot:
+  call patched
+  mov [xmc_before], eax
+  inc qword [xmc_rounds]
+  cmp byte [xmc_go], 0
+  je .hot
+  mov rax, rsp
+  push 0x10                          ; SS
+  push rax                           ; RSP
+  pushfq
+  push 0x08                          ; CS
+  lea rax, [rel .serialized]
+  push rax
+  iretq
+.serialized:
+  call patched
+  mov [xmc_after], eax
+  ret
+
+; the BSP's side: once the AP's loop is hot (compiled), rewrite the immediate and tell it
+xmc_bsp:
+  cmp qword [xmc_rounds], 100000
+  jb xmc_bsp
+  mov dword [patched + 1], 2
+  mov byte [xmc_go], 1
+  ret
+
+; in: eax = processor count; out: eax as is if the AP ran the new code, else 0x3f
+xmc_check:
+  cmp dword [xmc_before], 1
+  jne .stale
+  cmp dword [xmc_after], 2
+  jne .stale
+  push rax
+  mov rsi, xmc_ok_msg
+  call puts
+  pop rax
+  ret
+.stale:
+  mov rsi, xmc_bad_msg
+  call puts
+  mov eax, 0x3f
+  ret
+
+align 64
+patched:
+  mov eax, 1                         ; B8 imm32: the BSP rewrites the immediate
+  ret
+align 64
+
+xmc_ok_msg     db "xmc ok", 10, 0
+xmc_bad_msg    db "xmc stale", 10, 0
+atomic_ok_msg  db "atomic ok", 10, 0
+atomic_bad_msg db "atomic lost", 10, 0
 mp_msg     db "mp table: ", 0
 mp_msg2    db " cpus", 10, 0
 cpu_msg    db "cpu ", 0
@@ -314,4 +477,23 @@ ap_fault:  resb 1
 ap_started: resb 1
 mb_info:   resd 1
 apic_ids:  resb 64
+atomic_mode: resb 1
+xmc_mode:  resb 1
+xmc_go:    resb 1
+alignb 8
+xmc_rounds: resq 1
+xmc_before: resd 1
+xmc_after: resd 1
+alignb 64
+c_xadd:    resd 1
+           resd 1
+c_inc:     resq 1
+c_cas:     resq 1
+           resb 5
+c_misaligned: resd 1                 ; at an odd address: the global-lock path
+           resb 3
+alignb 16
+c_16:      resq 2
+c_plain:   resq 1
+spinlock:  resd 1
 bss_end:

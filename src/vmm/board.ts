@@ -30,6 +30,8 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { stopVcpu } from '../nvmm/stop.js';
 import type { ApWorkerData } from './ap-worker.js';
+import { ApicBus, newApicBus } from './apic-bus.js';
+import type { ApBusMessage } from './soft-ap.js';
 import { bootImage, TABLE_AREA, writeArea, type ImageFormat } from './boot.js';
 import type { MachineConfig } from './config.js';
 import { ACCESS, AP_END, DeviceMailbox, type DeviceAccess } from './device-mailbox.js';
@@ -197,7 +199,7 @@ export class PcBoard {
       const boardApic = !this.machine.capability.irqchip && config.inlineDevices && this.machine.capability.inlineDevices === true;
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports, this.machine.clock, { awaitHostEnd: config.timeoutMs !== undefined, ...(boardApic ? { apic: { mmio: this.mmio, ioapicId } } : {}) });
+        : new BoardInterrupts(this.ports, this.machine.clock, { awaitHostEnd: config.timeoutMs !== undefined, ...(boardApic ? { apic: { mmio: this.mmio, ioapicId, x2apic: config.cpus === 1 } } : {}) });
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();
@@ -418,16 +420,33 @@ export class PcBoard {
   async startAps(): Promise<void> {
     if (this.config.cpus === 1) return;
     const share = this.machine.shareHandle();
+    // The soft CPU: local APICs live in their vCPUs' threads and meet on the APIC bus.
+    const soft = this.machine.backend.name === 'soft';
+    if (soft && !(this.interrupts instanceof BoardInterrupts && this.interrupts.ioapic)) {
+      throw new TsvmmError('TSVMM_UNSUPPORTED', 'several vCPUs on the soft CPU need the board\'s APICs (devices served inline)');
+    }
+    const apicBus = soft ? newApicBus(this.config.cpus) : undefined;
+    const workers: Worker[] = [];
     for (let id = 1; id < this.config.cpus; id++) {
       const mailbox = new DeviceMailbox();
-      const data: ApWorkerData = { accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle() };
+      const data: ApWorkerData = {
+        accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle(),
+        ...(soft ? { apicBus, ...(this.config.cpu ? { cpu: this.config.cpu } : {}) } : {}),
+      };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
+      workers.push(worker);
       const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       const ready = await Promise.race([
         once(worker, 'message').then(([m]) => m as { stopHandle: StopHandle }),
         once(worker, 'error').then(([e]) => Promise.reject(e as Error)),
       ]);
       this.aps.push({ mailbox, stopHandle: ready.stopHandle, gone });
+    }
+    if (apicBus && this.interrupts instanceof BoardInterrupts) {
+      const stops = [this.stopHandle(), ...this.aps.map((ap) => ap.stopHandle)];
+      const msg: ApBusMessage = { stops };
+      for (const w of workers) w.postMessage(msg);
+      this.interrupts.setApicBus(new ApicBus(apicBus, stops));
     }
   }
 
@@ -450,6 +469,9 @@ export class PcBoard {
         return;
       case ACCESS.MMIO:
         this.mmio.access({ gpa: a.addr, write: a.write, size: a.size, data: a.data });
+        return;
+      case ACCESS.EOI:
+        if (this.interrupts instanceof BoardInterrupts) this.interrupts.ioapic?.eoi(a.addr);
         return;
       case ACCESS.END:
         this.finish(a.addr === AP_END.TRIPLE_FAULT

@@ -4,7 +4,7 @@
  * serves the mailbox when the kick makes its run() return. One mailbox per AP.
  */
 const STATE = 0; // IDLE, REQUEST, DONE
-const KIND = 1; // IO, MMIO, END
+const KIND = 1; // IO, MMIO, END, EOI
 const ADDR_LO = 2;
 const ADDR_HI = 3;
 const SIZE = 4;
@@ -13,7 +13,8 @@ const DATA = 6; // 8 bytes
 const INTS = 8;
 
 export const MAILBOX = { IDLE: 0, REQUEST: 1, DONE: 2 } as const;
-export const ACCESS = { IO: 1, MMIO: 2, END: 3 } as const;
+/** EOI: a level-triggered vector's EOI on an AP's local APIC (the soft CPU's), for the I/O APIC; `addr` is the vector. */
+export const ACCESS = { IO: 1, MMIO: 2, END: 3, EOI: 4 } as const;
 /** END codes an AP reports. */
 export const AP_END = { TRIPLE_FAULT: 1, ERROR: 2 } as const;
 

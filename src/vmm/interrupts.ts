@@ -33,8 +33,8 @@ import type { MmioBus, PortBus } from '../devices/bus.js';
 import type { IrqLine } from '../devices/irq.js';
 import { I8259Pic } from '../devices/i8259-pic.js';
 import { IOAPIC_DEFAULT_BASE, IoApic } from '../devices/ioapic.js';
-import { LocalApic, deliverToApics } from '../devices/local-apic.js';
-import type { BackendIrqchip } from '../nvmm/backend.js';
+import { LocalApic, deliverToApics, type ApicMessage } from '../devices/local-apic.js';
+import type { BackendIrqchip, InlineApic } from '../nvmm/backend.js';
 import type { VcpuExit } from '../nvmm/exit.js';
 import type { Vcpu } from '../nvmm/machine.js';
 import { GPR, STATE } from '../nvmm/state.js';
@@ -44,6 +44,8 @@ import { Port61 } from '../devices/port-61.js';
 import { IRQS, PORTS } from './layout.js';
 import { Ticker } from './ticker.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
+import type { ApicBus } from './apic-bus.js';
+import { APIC_DFR, APIC_ID, APIC_LDR } from '../x86/apic.js';
 
 const RFLAGS_IF = 1n << 9n; // maskable interrupts enabled
 
@@ -54,6 +56,8 @@ export function ioapicPin(gsi: number): number {
   return gsi === IRQS.PIT ? PIT_IOAPIC_PIN : gsi;
 }
 const ISA_IRQS = 16;
+/** The local APIC registers whose writes change how the APIC bus addresses it (ApicBus.publish). */
+export const IDENTITY_REGISTERS: ReadonlySet<number> = new Set([APIC_ID, APIC_LDR, APIC_DFR]);
 /** The local APIC register page's size. */
 const APIC_PAGE = 0x1000;
 /** The I/O APIC's window on the MMIO bus: its page. */
@@ -122,8 +126,13 @@ class BoardLine implements IrqLine {
 export interface BoardInterruptsOptions {
   /** The host ends the run after a while (a timeout): a vCPU halted for good waits for that. */
   awaitHostEnd?: boolean;
-  /** APIC mode (see the file comment): the I/O APIC goes on this bus, with this ID (the MADT's and the MP table's). */
-  apic?: { mmio: MmioBus; ioapicId: number };
+  /**
+   * APIC mode (see the file comment): the I/O APIC goes on this bus, with this ID (the MADT's and
+   * the MP table's). `x2apic`: the local APICs have x2APIC mode and CPUID says so; false with more
+   * than one vCPU on the software CPU, whose APIC bus between threads (apic-bus.ts) addresses
+   * xAPIC destinations only.
+   */
+  apic?: { mmio: MmioBus; ioapicId: number; x2apic: boolean };
 }
 
 export class BoardInterrupts implements InterruptRouting {
@@ -148,9 +157,10 @@ export class BoardInterrupts implements InterruptRouting {
   constructor(ports: PortBus, clock: GuestClock, opts: BoardInterruptsOptions = {}) {
     this.clock = clock;
     this.awaitHostEnd = opts.awaitHostEnd ?? false;
+    this.x2apic = opts.apic?.x2apic ?? false;
     if (opts.apic) {
       this.ioapic = new IoApic({
-        id: opts.apic.ioapicId, deliver: (msg) => deliverToApics(this.apics, msg),
+        id: opts.apic.ioapicId, deliver: (msg) => this.deliver(msg),
         // An IRQ 0 edge the 8259 took while masked is never acknowledged: the PIT must not wait for it.
         onUnmask: (pin) => { if (pin === PIT_IOAPIC_PIN) this.pit.resetReinject(); },
       });
@@ -174,6 +184,33 @@ export class BoardInterrupts implements InterruptRouting {
   }
 
   /**
+   * SMP on the software CPU: the APIC bus to the local APICs of the other vCPUs' threads (set
+   * before the boot vCPU first runs). The I/O APIC's messages and this thread's IPIs go through it.
+   */
+  private bus: ApicBus | undefined;
+  /** The local APICs have x2APIC mode (BoardInterruptsOptions.apic.x2apic). */
+  private readonly x2apic: boolean;
+
+  setApicBus(bus: ApicBus): void {
+    this.bus = bus;
+    const apic = this.apics[0];
+    if (apic) bus.publish(0, apic);
+  }
+
+  /** An APIC-bus message from this thread (the I/O APIC's, an IPI of the boot vCPU's APIC). */
+  private deliver(msg: ApicMessage): void {
+    const local = this.apics[0];
+    if (this.bus) this.bus.deliver(msg, local && { index: 0, apic: local });
+    else deliverToApics(this.apics, msg);
+  }
+
+  /** Takes what other vCPUs' threads left in the boot vCPU's inbox. */
+  private drainBus(): void {
+    const bus = this.bus, apic = this.apics[0];
+    if (bus && apic && bus.pending(0)) bus.drain(0, apic);
+  }
+
+  /**
    * The local APIC of vCPU `id` (APIC mode): firmware's virtual wire setup, the timer among the
    * board's timers, EOIs of level-triggered vectors to the I/O APIC, and the PIT's reinjection
    * acknowledged when its I/O APIC vector is taken (as the 8259's INTA acknowledges it in PIC mode).
@@ -182,8 +219,9 @@ export class BoardInterrupts implements InterruptRouting {
     const ioapic = this.ioapic;
     if (!ioapic) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'local APICs are for the board\'s APIC mode');
     const apic = new LocalApic({
-      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, x2apic: true, reinjectPeriodic: true, extInt: this.pic,
+      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, x2apic: this.x2apic, reinjectPeriodic: true, extInt: this.pic,
       onEoi: (vector) => ioapic.eoi(vector),
+      sendIpi: (msg) => this.deliver(msg),
       onAcknowledge: (vector) => { if (ioapic.routes(PIT_IOAPIC_PIN, vector)) this.pit.ackIrq0(); },
     });
     apic.setVirtualWireMode();
@@ -199,9 +237,9 @@ export class BoardInterrupts implements InterruptRouting {
     // interrupt taken later than a tick period loses that jiffy (nothing reinjects a one-shot),
     // so its jiffies watchdog would find the TSC "unstable". With the periodic timer, reinjected
     // like the PIT, its jiffies keep up, the TSC stays its clocksource, and it boots faster.
-    // x2APIC mode (CPUID.1 ECX.X2APIC) is there and advertised: the vCPU reaches its MSRs.
+    // x2APIC mode (CPUID.1 ECX.X2APIC), where the board has it, is advertised: the vCPU reaches its MSRs.
     const apicBit = featureMask(FEATURE.APIC);
-    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.X2APIC) } });
+    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ...(this.x2apic ? { ecx: featureMask(FEATURE.X2APIC) } : {}) } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
   }
 
@@ -229,7 +267,10 @@ export class BoardInterrupts implements InterruptRouting {
         ports.write(port, size, value);
         return 0;
       },
-      interruptPending: () => intr.pendingInterrupt(),
+      interruptPending: () => {
+        this.drainBus();
+        return intr.pendingInterrupt();
+      },
       acknowledge: () => intr.acknowledge(),
       tick: (now) => this.tickTimers(now) ?? Infinity,
       ended,
@@ -240,16 +281,32 @@ export class BoardInterrupts implements InterruptRouting {
         if (apic?.xapicMmio) {
           const offset = gpa - apic.baseAddress;
           if (offset >= 0 && offset < APIC_PAGE) {
-            if (write) apic.write(offset, data);
-            else apic.read(offset, data);
+            if (write) {
+              apic.write(offset, data);
+              if (this.bus && IDENTITY_REGISTERS.has(offset)) this.bus.publish(vcpu.id, apic);
+            } else apic.read(offset, data);
             return;
           }
         }
         if (write) mmio.write(gpa, data);
         else mmio.read(gpa, data);
       },
-      ...(apic ? { apic } : {}),
+      ...(apic ? { apic: this.busApic(vcpu.id, apic) } : {}),
     });
+  }
+
+  /** The APIC as the CPU reaches it, publishing a base MSR write (hardware enable) on the APIC bus. */
+  private busApic(id: number, apic: LocalApic): InlineApic {
+    return {
+      getCr8: () => apic.getCr8(), setCr8: (v) => apic.setCr8(v), readBaseMsr: () => apic.readBaseMsr(),
+      readTscDeadline: () => apic.readTscDeadline(), writeTscDeadline: (ns) => apic.writeTscDeadline(ns),
+      writeBaseMsr: (v) => {
+        const ok = apic.writeBaseMsr(v);
+        this.bus?.publish(id, apic);
+        return ok;
+      },
+      readX2apicMsr: (msr) => apic.readX2apicMsr(msr), writeX2apicMsr: (msr, lo, hi) => apic.writeX2apicMsr(msr, lo, hi),
+    };
   }
 
   /** Port accesses served inline (without an exit). */
@@ -308,6 +365,7 @@ export class BoardInterrupts implements InterruptRouting {
     const words = new Int32Array(this.vcpu!.stopHandle().flag);
     for (;;) {
       const next = this.tickTimers();
+      this.drainBus();
       if (this.intr.pendingInterrupt()) return;
       const waitMs = next === undefined ? 1000 : Math.max(0, (next - this.clock.now()) / 1e6);
       // A kick (host input, stop) sets the stop word and wakes us; the run loop then sees it.

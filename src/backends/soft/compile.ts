@@ -12,6 +12,7 @@ import * as I from './ops-int.js';
 import * as S from './ops-sys.js';
 import { SSE_BUILDERS } from './ops-sse.js';
 import { X87_BUILDERS } from './ops-x87.js';
+import { lockKind, lockedHandler } from './ops-lock.js';
 import { S_CS, S_DS, S_ES, S_FS, S_GS, S_SS } from './cpu.js';
 
 type Builder = (d: DecodedInsn, i: Insn) => Handler;
@@ -389,6 +390,8 @@ function lockAllowed(d: DecodedInsn): boolean {
   return d.nOps > 0 && d.ops[0]!.kind === OperandKind.Mem && LOCKABLE.has(d.mnemonic);
 }
 
+const XCHG = mnemonicId('xchg');
+
 const NOT_IN_MODEL_IDS = new Set<number>();
 for (const names of Object.values(NOT_IN_MODEL)) for (const n of names) { const id = mnemonicId(n); if (id >= 0) NOT_IN_MODEL_IDS.add(id); }
 
@@ -428,5 +431,9 @@ export function compileInsn(d: DecodedInsn, i: Insn): Insn {
   }
   i.fn = b(d, i);
   if (i.o0 === NONE && i.o1 === NONE && i.seg === 3 && d.segment >= 0) i.seg = d.segment;
+  // Atomic across vCPUs (ops-lock.ts): LOCK, and XCHG with memory (locked without the prefix).
+  if ((d.prefixes & Prefix.Lock) || (d.mnemonic === XCHG && (i.o0 === MEM || i.o1 === MEM))) {
+    i.fn = lockedHandler(i.fn, lockKind(MNEMONICS[d.mnemonic]!, i));
+  }
   return i;
 }

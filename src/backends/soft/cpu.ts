@@ -273,6 +273,8 @@ export class Cpu {
   readonly tlbGlobal = new Uint8Array(3 * TLB_SIZE);
   /** Physical pages holding decoded code (page number -> true); writes to them invalidate the blocks. */
   onCodeWrite: ((page: number) => void) | null = null;
+  /** A serializing event (IRET): code other vCPUs wrote must be seen from here on (exec.ts). */
+  onSerialize: (() => void) | null = null;
   readonly codePages = new Set<number>();
   /** Result of the last translate(): host memory and byte offset. */
   tBytes: Uint8Array = new Uint8Array(0);
@@ -578,13 +580,68 @@ export class Cpu {
     }
   }
 
+  // ---- compare-and-exchange writes of locked instructions (ops-lock.ts) ----
+  /** While a locked instruction runs: its write is a compare-and-exchange against casLo/casHi (casLoad). */
+  casOn = false;
+  /** The compare-and-exchange found another value: nothing was written, the instruction runs again. */
+  casFailed = false;
+  private casLo = 0;
+  private casHi = 0;
+  private casAt = 0;
+  private casBuffer: ArrayBufferLike | null = null;
+  private cas8: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
+  private cas16: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
+  private cas32: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  private cas64: BigInt64Array<ArrayBufferLike> = new BigInt64Array(0);
+
+  /** Loads, atomically, the `size` bytes at byte `at` of `buffer` (the locked instruction's destination, aligned). */
+  casLoad(buffer: ArrayBufferLike, at: number, size: number): void {
+    this.casAt = at;
+    if (this.casBuffer !== buffer || buffer.byteLength !== this.cas8.length) {
+      this.casBuffer = buffer;
+      this.cas8 = new Uint8Array(buffer);
+      this.cas16 = new Uint16Array(buffer, 0, buffer.byteLength >>> 1);
+      this.cas32 = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+      this.cas64 = new BigInt64Array(buffer, 0, Math.floor(buffer.byteLength / 8));
+    }
+    switch (size) {
+      case 1: this.casLo = Atomics.load(this.cas8, at); break;
+      case 2: this.casLo = Atomics.load(this.cas16, at >>> 1); break;
+      case 4: this.casLo = Atomics.load(this.cas32, at >>> 2); break;
+      default: {
+        const v = Atomics.load(this.cas64, at / 8);
+        this.casLo = Number(BigInt.asIntN(32, v)); this.casHi = Number(BigInt.asIntN(32, v >> 32n));
+      }
+    }
+  }
+
+  /** The locked instruction's write: a compare-and-exchange of what casLoad read (casFailed when memory changed). */
+  private casWrite(lo: number, hi: number, size: number, vLo: number, vHi: number): void {
+    this.translate(lo, hi, TLB_WRITE, size);
+    const at = this.casAt;
+    let ok: boolean;
+    switch (size) {
+      case 1: ok = Atomics.compareExchange(this.cas8, at, this.casLo & 0xff, vLo & 0xff) === (this.casLo & 0xff); break;
+      case 2: ok = Atomics.compareExchange(this.cas16, at >>> 1, this.casLo & 0xffff, vLo & 0xffff) === (this.casLo & 0xffff); break;
+      case 4: ok = Atomics.compareExchange(this.cas32, at >>> 2, this.casLo | 0, vLo | 0) === (this.casLo | 0); break;
+      default: {
+        const expect = (BigInt(this.casHi) << 32n) | BigInt(this.casLo >>> 0);
+        const next = (BigInt(vHi) << 32n) | BigInt(vLo >>> 0);
+        ok = Atomics.compareExchange(this.cas64, at / 8, BigInt.asIntN(64, expect), BigInt.asIntN(64, next)) === BigInt.asIntN(64, expect);
+      }
+    }
+    if (!ok) this.casFailed = true;
+  }
+
   wr8(lo: number, hi: number, v: number): void {
+    if (this.casOn) return this.casWrite(lo, hi, 1, v, 0);
     this.translate(lo, hi, TLB_WRITE);
     if (this.tMmio) return this.mmioWrite(1, v, 0);
     this.tBytes[this.tOff] = v;
   }
 
   wr16(lo: number, hi: number, v: number): void {
+    if (this.casOn) return this.casWrite(lo, hi, 2, v, 0);
     if ((lo & 0xfff) > 0xffe) return this.wrSlow(lo, hi, 2, v, 0);
     this.translate(lo, hi, TLB_WRITE, 2);
     if (this.tMmio) return this.mmioWrite(2, v, 0);
@@ -592,6 +649,7 @@ export class Cpu {
   }
 
   wr32(lo: number, hi: number, v: number): void {
+    if (this.casOn) return this.casWrite(lo, hi, 4, v, 0);
     if ((lo & 0xfff) > 0xffc) return this.wrSlow(lo, hi, 4, v, 0);
     this.translate(lo, hi, TLB_WRITE, 4);
     if (this.tMmio) return this.mmioWrite(4, v, 0);
@@ -599,6 +657,7 @@ export class Cpu {
   }
 
   wr64(lo: number, hi: number, vLo: number, vHi: number): void {
+    if (this.casOn) return this.casWrite(lo, hi, 8, vLo, vHi);
     if ((lo & 0xfff) > 0xff8) return this.wrSlow(lo, hi, 8, vLo, vHi);
     this.translate(lo, hi, TLB_WRITE, 8);
     if (this.tMmio) return this.mmioWrite(8, vLo, vHi);

@@ -240,6 +240,7 @@ export class Executor {
     this.stopFlag = stopFlag;
     this.jitThreshold = jitThreshold;
     cpu.onCodeWrite = (page) => this.dropPage(page);
+    cpu.onSerialize = () => { if (this.crossModify) this.revalidate(); };
   }
 
   /** Lets a block's compiled form go (the block died, or its region's code changed). */
@@ -473,9 +474,25 @@ export class Executor {
     }
   }
 
+  /**
+   * Cross-modifying code: another vCPU (another thread) writes guest RAM without this vCPU's
+   * write path seeing it, so this one's blocks may be stale. x86 requires the executing CPU to
+   * serialize after another modified its code (Linux's text_poke sends every CPU an IPI for
+   * that): at IRET and at the delivery of an external interrupt, every block is checked against
+   * its bytes again before it next runs, as at the start of each run().
+   */
+  /** Other vCPUs (other threads) share this one's RAM: see revalidate. */
+  crossModify = false;
+
+  private revalidate(): void {
+    this.gen++;
+    this.prev = null;
+  }
+
   /** Delivers the interrupt the inline controller presents (IF set, no shadow). */
   private takeInterrupt(dev: InlineDevices): RunResult | null {
-    this.prev = null;
+    if (this.crossModify) this.revalidate();
+    else this.prev = null;
     this.cpu.halted = false;
     return this.deliverEvent(dev.acknowledge(), -1, EV_EXT);
   }

@@ -434,6 +434,7 @@ export function hInt(c: Cpu, i: Insn): void {
 
 /** IRET/IRETD/IRETQ (operand size in i.size). */
 export function hIret(c: Cpu, i: Insn): void {
+  c.onSerialize?.(); // another vCPU may have written code this one runs (exec.ts)
   const size = i.size;
   const R = c.regs;
   if (!c.pe) {

@@ -17,8 +17,8 @@ import { CR, DR, GPR, MSR, SEG, STATE, type Segment, type X64State } from '../..
 import type { TraceHook } from '../../nvmm/trace.js';
 import { A_DB, A_G, A_L, A_P, A_S, A_AVL, A_DPL_SHIFT, Cpu, PhysMap, S_GS } from './cpu.js';
 import { DEFAULT_JIT_THRESHOLD, Executor, usableJitKind, type JitKind, type JitOptions, type RunResult } from './exec.js';
-import { arenaHostMemory } from './arena.js';
-import type { HostMemory } from '../../memory/host-memory.js';
+import { adoptArenaMemory, arenaHostMemory, arenaMemory, arenaOffsetOf } from './arena.js';
+import { HostMemory } from '../../memory/host-memory.js';
 import { GuestClock, type NowNs } from '../../common/clock.js';
 import { readMsr, writeMsr } from './ops-sys.js';
 import {
@@ -109,6 +109,30 @@ export class SoftBackend implements Backend {
   createMachine(clock: GuestClock = new GuestClock()): SoftMachine {
     return new SoftMachine(this, clock);
   }
+
+  /**
+   * The machine another thread shared (SoftMachine.shareHandle): this thread's arena becomes the
+   * owner's, and the same guest-physical map is built over views of it. Its vCPUs run here.
+   */
+  attachMachine(handle: unknown, clock: GuestClock = new GuestClock()): SoftMachine {
+    const h = handle as SoftShare;
+    adoptArenaMemory(h.memory);
+    const m = new SoftMachine(this, clock);
+    m.shared = true;
+    const pieces = new Map<number, HostMemory>();
+    for (const map of h.maps) {
+      let memory = pieces.get(map.arena);
+      if (!memory) pieces.set(map.arena, (memory = HostMemory.lent(new Uint8Array(h.memory.buffer, map.arena, map.memorySize), () => {})));
+      m.map({ gpa: map.gpa, size: map.size, prot: map.prot, offset: map.offset, memory });
+    }
+    return m;
+  }
+}
+
+/** What a thread needs to attach to a soft machine: the arena, and where each mapping's memory is in it. */
+export interface SoftShare {
+  memory: WebAssembly.Memory;
+  maps: { gpa: number; size: number; prot: number; offset: number; arena: number; memorySize: number }[];
 }
 
 export class SoftMachine implements BackendMachine {
@@ -127,6 +151,24 @@ export class SoftMachine implements BackendMachine {
     this.phys.add(m);
   }
 
+  /**
+   * What attachMachine needs in another thread: every mapping's memory must be in the arena (the
+   * other thread reaches it there, through the Memory object it is posted).
+   */
+  shareHandle(): SoftShare {
+    const maps = this.phys.maps.map((m) => {
+      const arena = arenaOffsetOf(m.memory);
+      if (arena < 0) throw new TsvmmError('TSVMM_UNSUPPORTED', 'several vCPUs on the soft CPU need guest RAM in its WebAssembly arena (TSVMM_SOFT_JIT_KIND=wasm, the default, on an engine with WebAssembly SIMD)');
+      return { gpa: m.gpa, size: m.size, prot: m.prot, offset: m.offset, arena, memorySize: m.memory.size };
+    });
+    this.shared = true;
+    for (const v of this.vcpus) v.exec.crossModify = true;
+    return { memory: arenaMemory(), maps };
+  }
+
+  /** Other threads run vCPUs over this machine's RAM (shareHandle, attachMachine): cross-modifying code is looked for. */
+  shared = false;
+
   unmap(m: GpaMapping): void {
     this.phys.remove(m);
     // Decoded blocks remember their host bytes: a GPA may now be backed by other memory.
@@ -141,6 +183,7 @@ export class SoftMachine implements BackendMachine {
     const log = opts.log;
     if (opts.jit?.dump && log) v.exec.dump = log;
     if (opts.trace) v.exec.trace = opts.trace;
+    if (this.shared) v.exec.crossModify = true;
     if (opts.profile && !opts.profile.attached) opts.profile.attach(v.exec);
     this.vcpus.add(v);
     return v;
@@ -197,6 +240,8 @@ export class SoftVcpu implements BackendVcpu {
   private readonly cpuid: Map<number, CpuidRegs>;
   private readonly cpuidExit = new Set<number>();
   private readonly onDestroy: (v: SoftVcpu) => void;
+  /** The TSC the last getState reported (setState leaves the TSC counting when given it back). */
+  private tscOut = -1n;
   /** The debugger's settings (debug.ts), made at the first setDebug. */
   private debug: SoftDebug | null = null;
 
@@ -318,7 +363,7 @@ export class SoftVcpu implements BackendVcpu {
       state.msrs[MSR.EFER] = BigInt(c.efer >>> 0);
       for (const [k, n] of STATE_MSRS) { const v = c.msr.get(n); state.msrs[k] = v ? big(v[0], v[1]) : 0n; }
       const t = readMsr(c, MSR_TSC);
-      state.msrs[MSR.TSC] = big(t, c.hi);
+      state.msrs[MSR.TSC] = this.tscOut = big(t, c.hi);
     }
     if (mask & STATE.INTR) {
       state.intr = {
@@ -390,8 +435,11 @@ export class SoftVcpu implements BackendVcpu {
     if (mask & STATE.MSRS) {
       c.efer = lo32(state.msrs[MSR.EFER]!);
       for (const [k, n] of STATE_MSRS) c.msr.set(n, [lo32(state.msrs[k]!), hi32(state.msrs[k]!)]);
+      // The TSC keeps counting unless the VMM changed it: a state read, then committed later
+      // (nvmm's lazy setState, at the next run), must not set it back by the time in between,
+      // which would put it behind the other vCPUs' (Linux's TSC sync check finds the warp).
       const t = state.msrs[MSR.TSC]!;
-      if (t !== 0n) writeMsr(c, MSR_TSC, lo32(t), hi32(t));
+      if (t !== 0n && t !== this.tscOut) writeMsr(c, MSR_TSC, lo32(t), hi32(t));
     }
     if (mask & STATE.INTR) {
       c.intShadow = state.intr.intShadow;
