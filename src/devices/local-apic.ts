@@ -481,7 +481,7 @@ export class LocalApic implements MmioDevice {
       case 'allButSelf': return msg.source !== this.apicId;
       case 'none': break;
     }
-    if (this.x2apicMode) return this.isX2apicTarget(msg);
+    if (this.x2apicMode) return x2apicTarget(this.apicId, msg);
     const dest = msg.destination & 0xff;
     if (msg.destMode === 'physical') return dest === APIC_BROADCAST || dest === this.apicId;
     const logicalId = this.ldr >>> 24;
@@ -490,18 +490,6 @@ export class LocalApic implements MmioDevice {
     return (dest >> 4) === (logicalId >> 4) && (dest & logicalId & 0xf) !== 0; // cluster model
   }
 
-  /** isTarget for an APIC in x2APIC mode, the shorthands aside. */
-  private isX2apicTarget(msg: ApicMessage): boolean {
-    if (!msg.x2apic) {
-      const dest = msg.destination & 0xff;
-      return dest === APIC_BROADCAST || (msg.destMode === 'physical' && dest === this.apicId);
-    }
-    const dest = msg.destination >>> 0;
-    if (dest === X2APIC_BROADCAST) return true;
-    if (msg.destMode === 'physical') return dest === this.apicId;
-    const ldr = x2apicLogicalId(this.apicId);
-    return dest >>> 16 === ldr >>> 16 && (dest & ldr & 0xffff) !== 0;
-  }
 
   /** Accepts a message addressed to this APIC (see isTarget). */
   receive(msg: ApicMessage): void {
@@ -870,6 +858,24 @@ export class LocalApic implements MmioDevice {
     this.timerOwed = Math.max(0, Math.min(s.timerOwed ?? 0, MAX_TIMER_OWED) | 0);
     this.timerInFlight = s.timerInFlight === true;
   }
+}
+
+/**
+ * Whether a message (its shorthand aside) addresses an APIC in x2APIC mode with ID `id`: a 32-bit
+ * destination, physical or logical (cluster in bits 31-16, a member bit in 15-0, the LDR derived
+ * from the ID); an 8-bit one (the I/O APIC's, without interrupt remapping) by physical ID or
+ * broadcast only. Also the APIC bus's rule between threads (vmm/apic-bus.ts).
+ */
+export function x2apicTarget(id: number, msg: ApicMessage): boolean {
+  if (!msg.x2apic) {
+    const dest = msg.destination & 0xff;
+    return dest === APIC_BROADCAST || (msg.destMode === 'physical' && dest === id);
+  }
+  const dest = msg.destination >>> 0;
+  if (dest === X2APIC_BROADCAST) return true;
+  if (msg.destMode === 'physical') return dest === id;
+  const ldr = x2apicLogicalId(id);
+  return dest >>> 16 === ldr >>> 16 && (dest & ldr & 0xffff) !== 0;
 }
 
 /**

@@ -20,10 +20,10 @@
  */
 import type { StopHandle } from '../nvmm/backend.js';
 import { STOP_WORD, stopVcpu } from '../nvmm/stop.js';
-import type { ApicMessage, LocalApic } from '../devices/local-apic.js';
+import { x2apicTarget, type ApicMessage, type LocalApic } from '../devices/local-apic.js';
 import { APIC_BROADCAST, APIC_DFR, APIC_LDR, DFR_FLAT } from '../x86/apic.js';
 
-const W_IDENT = 0; // APIC ID in bits 7-0, bit 8: hardware enabled
+const W_IDENT = 0; // APIC ID in bits 7-0, bit 8: hardware enabled, bit 9: x2APIC mode
 const W_LDR = 1;
 const W_DFR = 2;
 const W_PENDING = 3;
@@ -34,6 +34,7 @@ const W_IRR = 8; // 8 words
 const W_TMR = 16; // 8 words: the trigger (level) of each requested vector
 const SLOT_WORDS = 24;
 const IDENT_ENABLED = 0x100;
+const IDENT_X2APIC = 0x200;
 
 /** The shared words of a bus for `cpus` vCPUs (give the same buffer to every thread). */
 export function newApicBus(cpus: number): SharedArrayBuffer {
@@ -65,7 +66,7 @@ export class ApicBus {
     const dfr = (r[0]! | (r[1]! << 8) | (r[2]! << 16) | (r[3]! << 24)) | 0;
     Atomics.store(this.w, b + W_LDR, ldr);
     Atomics.store(this.w, b + W_DFR, dfr);
-    Atomics.store(this.w, b + W_IDENT, (apic.id & 0xff) | (apic.hardwareEnabled ? IDENT_ENABLED : 0));
+    Atomics.store(this.w, b + W_IDENT, (apic.id & 0xff) | (apic.hardwareEnabled ? IDENT_ENABLED : 0) | (apic.x2apicMode ? IDENT_X2APIC : 0));
   }
 
   /** LocalApic.isTarget, from vCPU `index`'s published identity. */
@@ -80,6 +81,7 @@ export class ApicBus {
       case 'allButSelf': return msg.source !== id;
       case 'none': break;
     }
+    if (ident & IDENT_X2APIC) return x2apicTarget(id, msg);
     const dest = msg.destination & 0xff;
     if (msg.destMode === 'physical') return dest === APIC_BROADCAST || dest === id;
     if (dest === APIC_BROADCAST) return true;
@@ -165,3 +167,4 @@ export class ApicBus {
     }
   }
 }
+

@@ -199,7 +199,7 @@ export class PcBoard {
       const boardApic = !this.machine.capability.irqchip && config.inlineDevices && this.machine.capability.inlineDevices === true;
       this.interrupts = this.machine.capability.irqchip
         ? new BackendInterrupts(this.machine.createIrqchip({ reserved: BACKEND_RESERVED }))
-        : new BoardInterrupts(this.ports, this.machine.clock, { awaitHostEnd: config.timeoutMs !== undefined, ...(boardApic ? { apic: { mmio: this.mmio, ioapicId, x2apic: config.cpus === 1 } } : {}) });
+        : new BoardInterrupts(this.ports, this.machine.clock, { awaitHostEnd: config.timeoutMs !== undefined, ...(boardApic ? { apic: { mmio: this.mmio, ioapicId } } : {}) });
       const line = (gsi: number) => this.interrupts.line(gsi);
       this.uart = new Uart8250({ irq: line(IRQS.COM1), tx: (byte) => rt.serialOut.writeByte(byte) });
       this.uart.onRxSpace = () => this.pumpSerialIn();

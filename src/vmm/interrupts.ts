@@ -126,13 +126,8 @@ class BoardLine implements IrqLine {
 export interface BoardInterruptsOptions {
   /** The host ends the run after a while (a timeout): a vCPU halted for good waits for that. */
   awaitHostEnd?: boolean;
-  /**
-   * APIC mode (see the file comment): the I/O APIC goes on this bus, with this ID (the MADT's and
-   * the MP table's). `x2apic`: the local APICs have x2APIC mode and CPUID says so; false with more
-   * than one vCPU on the software CPU, whose APIC bus between threads (apic-bus.ts) addresses
-   * xAPIC destinations only.
-   */
-  apic?: { mmio: MmioBus; ioapicId: number; x2apic: boolean };
+  /** APIC mode (see the file comment): the I/O APIC goes on this bus, with this ID (the MADT's and the MP table's). */
+  apic?: { mmio: MmioBus; ioapicId: number };
 }
 
 export class BoardInterrupts implements InterruptRouting {
@@ -157,7 +152,6 @@ export class BoardInterrupts implements InterruptRouting {
   constructor(ports: PortBus, clock: GuestClock, opts: BoardInterruptsOptions = {}) {
     this.clock = clock;
     this.awaitHostEnd = opts.awaitHostEnd ?? false;
-    this.x2apic = opts.apic?.x2apic ?? false;
     if (opts.apic) {
       this.ioapic = new IoApic({
         id: opts.apic.ioapicId, deliver: (msg) => this.deliver(msg),
@@ -188,8 +182,6 @@ export class BoardInterrupts implements InterruptRouting {
    * before the boot vCPU first runs). The I/O APIC's messages and this thread's IPIs go through it.
    */
   private bus: ApicBus | undefined;
-  /** The local APICs have x2APIC mode (BoardInterruptsOptions.apic.x2apic). */
-  private readonly x2apic: boolean;
 
   setApicBus(bus: ApicBus): void {
     this.bus = bus;
@@ -219,7 +211,7 @@ export class BoardInterrupts implements InterruptRouting {
     const ioapic = this.ioapic;
     if (!ioapic) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'local APICs are for the board\'s APIC mode');
     const apic = new LocalApic({
-      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, x2apic: this.x2apic, reinjectPeriodic: true, extInt: this.pic,
+      id, bsp: id === 0, now: this.clock.now, tscDeadline: true, x2apic: true, reinjectPeriodic: true, extInt: this.pic,
       onEoi: (vector) => ioapic.eoi(vector),
       sendIpi: (msg) => this.deliver(msg),
       onAcknowledge: (vector) => { if (ioapic.routes(PIT_IOAPIC_PIN, vector)) this.pit.ackIrq0(); },
@@ -237,9 +229,9 @@ export class BoardInterrupts implements InterruptRouting {
     // interrupt taken later than a tick period loses that jiffy (nothing reinjects a one-shot),
     // so its jiffies watchdog would find the TSC "unstable". With the periodic timer, reinjected
     // like the PIT, its jiffies keep up, the TSC stays its clocksource, and it boots faster.
-    // x2APIC mode (CPUID.1 ECX.X2APIC), where the board has it, is advertised: the vCPU reaches its MSRs.
+    // x2APIC mode (CPUID.1 ECX.X2APIC) is there and advertised: the vCPU reaches its MSRs (APs too: soft-ap.ts).
     const apicBit = featureMask(FEATURE.APIC);
-    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ...(this.x2apic ? { ecx: featureMask(FEATURE.X2APIC) } : {}) } });
+    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.X2APIC) } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
   }
 

@@ -99,7 +99,7 @@ class SoftAp {
       this.mailbox.call({ kind, addr, size, write, data: bytes }, () => stopVcpu(bspStop), isEnded);
     this.forward = forward;
     const apic: LocalApic = new LocalApic({
-      id: data.id, now: vcpu.machine.clock.now, tscDeadline: true, reinjectPeriodic: true,
+      id: data.id, now: vcpu.machine.clock.now, tscDeadline: true, x2apic: true, reinjectPeriodic: true,
       sendIpi: (msg) => this.bus.deliver(msg, { index: this.id, apic }),
       onEoi: (vector) => void forward(ACCESS.EOI, vector, 0, true, this.empty),
       onNmi: () => { this.nmiRequested = true; },
@@ -110,7 +110,7 @@ class SoftAp {
     this.apic = apic;
     this.bus.publish(this.id, apic);
     const apicBit = featureMask(FEATURE.APIC);
-    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit } });
+    vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.X2APIC) } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
     this.resetState = structuredClone(vcpu.getState(STATE.ALL));
     const io = new Uint8Array(4);
@@ -151,7 +151,7 @@ class SoftAp {
           this.bus.publish(this.id, apic);
           return ok;
         },
-        // (No x2APIC mode on an AP's APIC: these #GP. See BoardInterruptsOptions.apic.x2apic.)
+        // (x2APIC mode changes only through the base MSR above, which publishes; ID and LDR are read-only then.)
         readX2apicMsr: (msr) => apic.readX2apicMsr(msr), writeX2apicMsr: (msr, lo, hi) => apic.writeX2apicMsr(msr, lo, hi),
       },
     });

@@ -19,7 +19,7 @@ function machine(cpus: number) {
   const events: string[] = [];
   const apics = Array.from({ length: cpus }, (_, id) => {
     const apic = new LocalApic({
-      id, bsp: id === 0, now: () => 0,
+      id, bsp: id === 0, now: () => 0, x2apic: true,
       onInit: () => events.push(`init ${id}`), onSipi: (v) => events.push(`sipi ${id} ${v}`), onNmi: () => events.push(`nmi ${id}`),
     });
     apic.write(0xf0, word(0x1ff)); // software-enabled
@@ -49,6 +49,33 @@ test('APIC bus: physical, logical flat and cluster destinations and the shorthan
   apics[3]!.writeBaseMsr(0xfee0_0000);
   bus.publish(3, apics[3]!);
   assert.equal(bus.isTarget(3, fixed(0, 0x40, { shorthand: 'all' })), false);
+});
+
+test('APIC bus: an APIC in x2APIC mode is addressed as LocalApic addresses it: 32-bit physical and cluster destinations, 8-bit messages by ID or broadcast only', () => {
+  const { bus, apics } = machine(4);
+  // APICs 1 and 2 switch to x2APIC mode (EN | EXTD, the BSP bit kept as it was); 0 and 3 stay xAPIC.
+  for (const i of [1, 2]) {
+    assert.equal(apics[i]!.writeBaseMsr(0xfee0_0000 + 0x800 + 0x400), true);
+    bus.publish(i, apics[i]!);
+  }
+  const x2 = (destination: number, extra: Partial<ApicMessage> = {}) => fixed(destination, 0x40, { x2apic: true, ...extra });
+  const messages: ApicMessage[] = [
+    x2(2), // physical, 32-bit
+    x2(0xffff_ffff), // x2APIC broadcast
+    x2((0 << 16) | (1 << 1), { destMode: 'logical' }), // cluster 0, member bit 1: APIC 1 (LDR derived from the ID)
+    x2((0 << 16) | (1 << 2), { destMode: 'logical' }), // cluster 0, member bit 2: APIC 2
+    fixed(2, 0x40), // an 8-bit physical message (the I/O APIC's)
+    fixed(0xff, 0x40), // 8-bit broadcast
+    fixed(0b0110, 0x40, { destMode: 'logical' }), // 8-bit logical: not for x2APIC-mode APICs
+  ];
+  for (const msg of messages) {
+    const local = [1, 2].map((i) => apics[i]!.isTarget(msg));
+    const published = [1, 2].map((i) => bus.isTarget(i, msg));
+    assert.deepEqual(published, local, JSON.stringify(msg));
+  }
+  assert.deepEqual([1, 2].map((i) => bus.isTarget(i, x2(2))), [false, true]);
+  assert.deepEqual([1, 2].map((i) => bus.isTarget(i, x2(2, { destMode: 'logical' }))), [true, false]);
+  assert.deepEqual([1, 2].map((i) => bus.isTarget(i, fixed(0b0110, 0x40, { destMode: 'logical' }))), [false, false]);
 });
 
 test('APIC bus: fixed interrupts wait in the inbox (coalescing) until the target drains it; lowest priority reaches one APIC', () => {

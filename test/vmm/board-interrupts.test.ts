@@ -18,7 +18,7 @@ function setup() {
   const clock = new GuestClock({ host: () => t.ns, origin: 0 });
   const ports = new PortBus();
   const mmio = new MmioBus();
-  const board = new BoardInterrupts(ports, clock, { apic: { mmio, ioapicId: 1, x2apic: true } });
+  const board = new BoardInterrupts(ports, clock, { apic: { mmio, ioapicId: 1 } });
   const apic = board.createApic(0); // what attach() gives the boot vCPU (in virtual wire mode)
   ports.write(0x21, 1, 0xff); // the 8259 masked, as Linux masks it in APIC mode (else its ExtINT comes first)
   const le = (v: number) => new Uint8Array([v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]);
