@@ -251,13 +251,18 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     }
     checkDrives(config.drives ?? []);
     const vm = new VirtualMachine(config, options.profileGate);
+    await vm.openNics();
+    return vm;
+  }
+
+  /** Opens each network card of the configuration (openNic); if one fails, those opened are let go. */
+  private async openNics(): Promise<void> {
     try {
-      for (const nic of config.nics ?? []) await vm.openNic(nic);
+      for (const nic of this.config.nics ?? []) await this.openNic(nic);
     } catch (e) {
-      await vm.closeNics();
+      await this.closeNics();
       throw e;
     }
-    return vm;
   }
 
   /** Starts a network card's backend and bridges it to a new pair of rings (frames before the guest's driver is ready are dropped by the device). */
@@ -297,12 +302,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (snapshot.machine.agentReady) vm.agent?.continueReady();
     // Each network card gets a new backend (a new passt, the TAP opened again by name): what
     // the saved one carried is gone, and the guest's connections through it with it.
-    try {
-      for (const nic of config.nics ?? []) await vm.openNic(nic);
-    } catch (e) {
-      await vm.closeNics();
-      throw e;
-    }
+    await vm.openNics();
     return vm;
   }
 
