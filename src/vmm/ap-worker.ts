@@ -6,13 +6,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openBackend, type Accel } from '../backends/open.js';
-import { assertNever } from '../common/errors.js';
-import { assistIo, assistMem } from '../nvmm/assist.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import { Machine, type MachineShare } from '../nvmm/machine.js';
 import { stopVcpu } from '../nvmm/stop.js';
-import { EXC_GP } from '../x86/exceptions.js';
-import { ACCESS, AP_END, DeviceMailbox } from './device-mailbox.js';
+import { ACCESS, AP_END, DeviceMailbox, serveApExit, type Forward } from './device-mailbox.js';
 import type { CpuModelName } from '../backends/soft/cpu-models.js';
 import { runSoftAp } from './soft-ap.js';
 
@@ -43,38 +40,16 @@ function runKvmAp(): void {
   const ended = new Int32Array(data.ended);
   const isEnded = () => Atomics.load(ended, 0) !== 0;
   const kick = () => stopVcpu(data.bspStop);
-  const forward = (kind: number, addr: number, size: number, write: boolean, bytes: Uint8Array) =>
+  const forward: Forward = (kind, addr, size, write, bytes) =>
     mailbox.call({ kind, addr, size, write, data: bytes }, kick, isEnded);
   const end = (code: number) => forward(ACCESS.END, code, 0, true, new Uint8Array(0));
 
   try {
-    for (let running = true; running && !isEnded();) {
-      const exit = vcpu.run();
-      switch (exit.kind) {
-        case 'io':
-          assistIo(vcpu, (io) => void forward(ACCESS.IO, io.port, io.size, !io.in, io.data));
-          break;
-        case 'memory':
-          assistMem(vcpu, (m) => void forward(ACCESS.MMIO, m.gpa, m.size, m.write, m.data));
-          break;
-        case 'rdmsr':
-        case 'wrmsr':
-          vcpu.inject({ type: 'exception', vector: EXC_GP, errorCode: 0 });
-          break;
-        case 'shutdown':
-          end(AP_END.TRIPLE_FAULT);
-          running = false;
-          break;
-        case 'invalid':
-        case 'halted':
-          end(AP_END.ERROR);
-          running = false;
-          break;
-        case 'stopped': case 'none': case 'interruptWindow': case 'nmiWindow': case 'tprChanged': case 'debug': case 'cpuid':
-          break;
-        default:
-          assertNever(exit, 'exit');
-      }
+    while (!isEnded()) {
+      const r = serveApExit(vcpu, vcpu.run(), forward);
+      if (r === 'run') continue;
+      end(r === 'halted' ? AP_END.ERROR : r); // a halted vCPU waits in the in-kernel APIC: this exit is an error
+      break;
     }
   } finally {
     machine.destroy();

@@ -3,6 +3,12 @@
  * into a shared mailbox, kicks the device owner (the boot vCPU's thread) and waits; the owner
  * serves the mailbox when the kick makes its run() return. One mailbox per AP.
  */
+import { assertNever } from '../common/errors.js';
+import { assistIo, assistMem } from '../nvmm/assist.js';
+import type { VcpuExit } from '../nvmm/exit.js';
+import type { Vcpu } from '../nvmm/machine.js';
+import { EXC_GP } from '../x86/exceptions.js';
+
 const STATE = 0; // IDLE, REQUEST, DONE
 const KIND = 1; // IO, MMIO, END, EOI
 const ADDR_LO = 2;
@@ -17,6 +23,41 @@ export const MAILBOX = { IDLE: 0, REQUEST: 1, DONE: 2 } as const;
 export const ACCESS = { IO: 1, MMIO: 2, END: 3, EOI: 4 } as const;
 /** END codes an AP reports. */
 export const AP_END = { TRIPLE_FAULT: 1, ERROR: 2 } as const;
+
+/** Sends one access through an AP's mailbox (DeviceMailbox.call with the AP's kick). */
+export type Forward = (kind: number, addr: number, size: number, write: boolean, bytes: Uint8Array) => boolean;
+
+/**
+ * What an AP's run loop does with an exit, on either backend: port I/O and MMIO go to the
+ * devices' thread through `forward`, an MSR the backend left to the VMM is #GP, the rest needs
+ * nothing. Returns 'run' to go on, 'halted' (the loop decides: the soft AP waits for an
+ * interrupt, on KVM the in-kernel APIC waits and a halted exit is an error), or the AP_END code
+ * that ends the machine.
+ */
+export function serveApExit(vcpu: Vcpu, exit: VcpuExit, forward: Forward): 'run' | 'halted' | number {
+  switch (exit.kind) {
+    case 'io':
+      assistIo(vcpu, (io) => void forward(ACCESS.IO, io.port, io.size, !io.in, io.data));
+      return 'run';
+    case 'memory':
+      assistMem(vcpu, (m) => void forward(ACCESS.MMIO, m.gpa, m.size, m.write, m.data));
+      return 'run';
+    case 'rdmsr':
+    case 'wrmsr':
+      vcpu.inject({ type: 'exception', vector: EXC_GP, errorCode: 0 });
+      return 'run';
+    case 'shutdown':
+      return AP_END.TRIPLE_FAULT;
+    case 'invalid':
+      return AP_END.ERROR;
+    case 'halted':
+      return 'halted';
+    case 'stopped': case 'none': case 'interruptWindow': case 'nmiWindow': case 'tprChanged': case 'debug': case 'cpuid':
+      return 'run';
+    default:
+      return assertNever(exit, 'exit');
+  }
+}
 
 export interface DeviceAccess {
   kind: number;

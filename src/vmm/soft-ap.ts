@@ -18,17 +18,14 @@ import type { MessagePort } from 'node:worker_threads';
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { openBackend } from '../backends/open.js';
 import type { CpuModelName } from '../backends/soft/cpu-models.js';
-import { assertNever } from '../common/errors.js';
 import { LocalApic } from '../devices/local-apic.js';
 import type { StopHandle } from '../nvmm/backend.js';
-import { assistIo, assistMem } from '../nvmm/assist.js';
 import { Machine, type MachineShare, type Vcpu } from '../nvmm/machine.js';
 import { GPR, MSR, SEG, STATE, copyState, type X64State } from '../nvmm/state.js';
 import { STOP_WORD, stopVcpu } from '../nvmm/stop.js';
-import { EXC_GP } from '../x86/exceptions.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
 import { ApicBus } from './apic-bus.js';
-import { ACCESS, AP_END, DeviceMailbox } from './device-mailbox.js';
+import { ACCESS, DeviceMailbox, serveApExit, type Forward } from './device-mailbox.js';
 import { IDENTITY_REGISTERS } from './interrupts.js';
 
 const APIC_PAGE = 0x1000;
@@ -95,7 +92,7 @@ class SoftAp {
     this.stopWords = new Int32Array(vcpu.stopHandle().flag);
     this.bus = new ApicBus(data.apicBus, busMsg.stops);
     const bspStop = data.bspStop;
-    const forward = (kind: number, addr: number, size: number, write: boolean, bytes: Uint8Array) =>
+    const forward: Forward = (kind, addr, size, write, bytes) =>
       this.mailbox.call({ kind, addr, size, write, data: bytes }, () => stopVcpu(bspStop), isEnded);
     this.forward = forward;
     const apic: LocalApic = new LocalApic({
@@ -157,7 +154,7 @@ class SoftAp {
     });
   }
 
-  private readonly forward: (kind: number, addr: number, size: number, write: boolean, bytes: Uint8Array) => boolean;
+  private readonly forward: Forward;
 
   private end(code: number): void {
     this.forward(ACCESS.END, code, 0, true, this.empty);
@@ -202,31 +199,11 @@ class SoftAp {
         if (this.waitingForSipi) this.sleep(IDLE_WAIT_MS);
         continue;
       }
-      const exit = vcpu.run();
-      switch (exit.kind) {
-        case 'io':
-          assistIo(vcpu, (io) => void this.forward(ACCESS.IO, io.port, io.size, !io.in, io.data));
-          break;
-        case 'memory':
-          assistMem(vcpu, (m) => void this.forward(ACCESS.MMIO, m.gpa, m.size, m.write, m.data));
-          break;
-        case 'rdmsr':
-        case 'wrmsr':
-          vcpu.inject({ type: 'exception', vector: EXC_GP, errorCode: 0 });
-          break;
-        case 'shutdown':
-          this.end(AP_END.TRIPLE_FAULT);
-          return;
-        case 'invalid':
-          this.end(AP_END.ERROR);
-          return;
-        case 'halted':
-          this.halt();
-          break;
-        case 'stopped': case 'none': case 'interruptWindow': case 'nmiWindow': case 'tprChanged': case 'debug': case 'cpuid':
-          break;
-        default:
-          assertNever(exit, 'exit');
+      const r = serveApExit(vcpu, vcpu.run(), this.forward);
+      if (r === 'halted') this.halt();
+      else if (r !== 'run') {
+        this.end(r);
+        return;
       }
       this.takeMessages();
     }
