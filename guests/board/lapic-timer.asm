@@ -121,7 +121,7 @@ main64:
 
   ; TPR class 4 holds vector 0x40 (class 4) back: a due deadline stays pending for 20 ms of TSC
   mov dword [rbx + APIC_TPR], 0x40
-  mov r13d, [ticks]
+  mov r14d, [ticks]
   rdtsc                              ; a deadline already passed
   mov ecx, MSR_TSC_DEADLINE
   wrmsr
@@ -135,7 +135,7 @@ main64:
   jb .held
   cli
   mov r8d, 11
-  cmp r13d, [ticks]
+  cmp r14d, [ticks]
   jne fail
   mov r12d, 1
   mov dword [rbx + APIC_TPR], 0      ; lowered: the interrupt comes
@@ -149,24 +149,12 @@ main64:
   out dx, al
   jmp $
 
-; waits in HLT until R12D more timer interrupts were taken (at most 2 s of TSC); fails with R8D
+; waits in HLT until R12D more timer interrupts were taken (wait64.inc); fails with R8D
 wait_ticks:
-  add r12d, [ticks]
-  rdtsc
-  mov edi, eax
-.again:
-  cli
-  cmp [ticks], r12d
-  jae .done
-  rdtsc
-  sub eax, edi
-  cmp eax, 2000000000
-  jae fail
-  sti
-  hlt
-  jmp .again
-.done:
-  ret
+  mov r13, ticks
+  jmp wait_for
+
+%include "wait64.inc"
 
 fail:
   cli

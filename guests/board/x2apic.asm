@@ -224,24 +224,7 @@ main64:
   out dx, al
   jmp $
 
-; waits in HLT until the counter at R13 went R12D up (at most 2 s of TSC); fails with R8D
-wait_for:
-  add r12d, [r13]
-  rdtsc
-  mov edi, eax
-.again:
-  cli
-  cmp [r13], r12d
-  jae .done
-  rdtsc
-  sub eax, edi
-  cmp eax, 2000000000
-  jae fail
-  sti
-  hlt
-  jmp .again
-.done:
-  ret
+%include "wait64.inc"
 
 fail:
   cli
