@@ -20,6 +20,16 @@ import {
 } from '../../../src/devices/virtio/virtio-mmio.js';
 
 /** Guest RAM for tests: one region at `base` with a bump allocator. */
+/** A virtio-console control message (struct virtio_console_control, virtio 1.2 §5.3.6.2): port id, event, value. */
+export function consoleControl(id: number, event: number, value: number): Uint8Array {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, id, true);
+  v.setUint16(4, event, true);
+  v.setUint16(6, value, true);
+  return b;
+}
+
 export class TestRam {
   readonly bytes: Uint8Array;
   readonly mem: RegionGuestMemory;

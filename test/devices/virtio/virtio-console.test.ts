@@ -7,18 +7,9 @@ import {
   VIRTIO_CONSOLE_CONSOLE_PORT, VIRTIO_CONSOLE_PORT_OPEN, VIRTIO_CONSOLE_PORT_NAME, type ConsolePortOptions,
 } from '../../../src/devices/virtio/virtio-console.js';
 import { featureBit } from '../../../src/devices/virtio/device.js';
-import { TestDriver, TestRam } from './driver.js';
+import { TestDriver, TestRam, consoleControl } from './driver.js';
 
 interface Msg { id: number; event: number; value: number; extra: string }
-
-function control(id: number, event: number, value: number): Uint8Array {
-  const b = new Uint8Array(8);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, id, true);
-  v.setUint16(4, event, true);
-  v.setUint16(6, value, true);
-  return b;
-}
 
 class ConsoleHarness {
   readonly ram = new TestRam(1 << 20);
@@ -55,7 +46,7 @@ class ConsoleHarness {
 
   send(id: number, event: number, value: number): void {
     const q = this.driver.queues[3]!;
-    q.publish(q.addChain([{ addr: this.ram.put(control(id, event, value)), len: 8 }]));
+    q.publish(q.addChain([{ addr: this.ram.put(consoleControl(id, event, value)), len: 8 }]));
     this.driver.kick(3);
     q.takeUsed();
   }

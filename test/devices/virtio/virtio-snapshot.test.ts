@@ -15,19 +15,10 @@ import { VirtioMmio, type VirtioMmioState } from '../../../src/devices/virtio/vi
 import { VirtioRng } from '../../../src/devices/virtio/virtio-rng.js';
 import { NET_RX_QUEUE, NET_TX_QUEUE, VIRTIO_NET_HDR_SIZE, VirtioNet } from '../../../src/devices/virtio/virtio-net.js';
 import { MemoryNetBackend } from '../../../src/devices/net/net-backend.js';
-import { TestDriver, TestRam, type DriverQueue } from './driver.js';
+import { TestDriver, TestRam, type DriverQueue, consoleControl } from './driver.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-
-function control(id: number, event: number, value: number): Uint8Array {
-  const b = new Uint8Array(8);
-  const v = new DataView(b.buffer);
-  v.setUint32(0, id, true);
-  v.setUint16(4, event, true);
-  v.setUint16(6, value, true);
-  return b;
-}
 
 /** A console on a transport, and a driver; the device and transport can be swapped for restored ones. */
 class Console {
@@ -64,7 +55,7 @@ class Console {
 
   send(id: number, event: number, value: number): void {
     const q = this.driver.queues[3]!;
-    q.publish(q.addChain([{ addr: this.ram.put(control(id, event, value)), len: 8 }]));
+    q.publish(q.addChain([{ addr: this.ram.put(consoleControl(id, event, value)), len: 8 }]));
     this.driver.kick(3);
     q.takeUsed();
   }
