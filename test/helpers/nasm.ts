@@ -2,14 +2,16 @@
  * nasm in the tests: the option that skips a test where nasm is missing, and guests assembled once
  * per process (several tests of a file build the same guest, and nasm is a process of its own),
  * from the repository's sources or from text a test generates; and ELF guests linked with ld, with
- * their symbols, for a debugger.
+ * their symbols, for a debugger (or, where ld is missing, the same ELF linked beforehand and put
+ * in the guest cache: the nested-KVM run's outer guest has nasm but no binutils).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GUESTS_DIR, assemble, hasNasm } from '../../src/common/nasm.js';
-import { withTempDir } from './tools.js';
+import { guestCacheDir } from '../../src/loader/guest-kernels.js';
+import { hasTool, withTempDir } from './tools.js';
 
 /** The options of a test that needs nasm: skipped, with the reason, where it is not installed. */
 export const needsNasm: { skip: string | false } = { skip: hasNasm() ? false : 'nasm not installed' };
@@ -54,24 +56,56 @@ export interface LinkedGuest {
 const linked = new Map<string, LinkedGuest>();
 
 /**
+ * Where an ELF guest linked beforehand is looked for when ld is missing, relative to the guest
+ * cache: `linked/NAME-HASH.elf` and its symbols in `.json`, HASH over the linker script and the
+ * files of the source's directory (the source and what it includes), so only an ELF linked from
+ * these very sources is taken. test/kvm-nested/outer-guest.ts puts them there.
+ */
+export function prebuiltLinkedGuestName(source: string, script: string): string {
+  const hash = createHash('sha256');
+  const dir = dirname(join(GUESTS_DIR, source));
+  for (const name of readdirSync(dir).sort()) hash.update(`${name}\0`).update(readFileSync(join(dir, name)));
+  hash.update(`script\0`).update(readFileSync(join(GUESTS_DIR, script)));
+  return `linked/${source.replace(/\.asm$/, '').replace(/\//g, '-')}-${hash.digest('hex').slice(0, 16)}`;
+}
+
+/** Links with nasm and ld, the symbols read by nm. */
+function link(source: string, script: string): LinkedGuest {
+  return withTempDir((dir) => {
+    const obj = join(dir, 'guest.o'), elf = join(dir, 'guest.elf');
+    execFileSync('nasm', ['-f', 'elf64', '-I', `${dirname(join(GUESTS_DIR, source))}/`, '-o', obj, join(GUESTS_DIR, source)]);
+    execFileSync('ld', ['-T', join(GUESTS_DIR, script), '-o', elf, obj]);
+    const symbols: Record<string, number> = {};
+    for (const line of execFileSync('nm', [elf], { encoding: 'utf8' }).split('\n')) {
+      const m = /^([0-9a-f]+) [A-Za-z] (\S+)$/.exec(line);
+      if (m) symbols[m[2]!] = parseInt(m[1]!, 16);
+    }
+    return { elf: new Uint8Array(readFileSync(elf)), symbols };
+  });
+}
+
+const canLink = (): boolean => hasNasm() && hasTool('ld') && hasTool('nm');
+
+/** Why linkedGuest(source, script) cannot give the guest here (no nasm or binutils, nothing linked beforehand), or false. */
+export function linkedGuestUnavailable(source: string, script: string): string | false {
+  if (canLink() || existsSync(join(guestCacheDir(), `${prebuiltLinkedGuestName(source, script)}.elf`))) return false;
+  return hasNasm() ? 'ld (binutils) not installed' : 'nasm not installed';
+}
+
+/**
  * A guest source (relative to guests/) assembled with `nasm -f elf64` and linked by `ld` with the
- * linker script `script` (relative to guests/): a kernel a debugger loads symbols from. Built
+ * linker script `script` (relative to guests/): a kernel a debugger loads symbols from. Where ld
+ * is missing, the one linked beforehand from the same sources (prebuiltLinkedGuestName). Built
  * once per process; each caller gets its own copy of the bytes.
  */
 export function linkedGuest(source: string, script: string): LinkedGuest {
   let g = linked.get(`${source} ${script}`);
   if (!g) {
-    g = withTempDir((dir) => {
-      const obj = join(dir, 'guest.o'), elf = join(dir, 'guest.elf');
-      execFileSync('nasm', ['-f', 'elf64', '-I', `${dirname(join(GUESTS_DIR, source))}/`, '-o', obj, join(GUESTS_DIR, source)]);
-      execFileSync('ld', ['-T', join(GUESTS_DIR, script), '-o', elf, obj]);
-      const symbols: Record<string, number> = {};
-      for (const line of execFileSync('nm', [elf], { encoding: 'utf8' }).split('\n')) {
-        const m = /^([0-9a-f]+) [A-Za-z] (\S+)$/.exec(line);
-        if (m) symbols[m[2]!] = parseInt(m[1]!, 16);
-      }
-      return { elf: new Uint8Array(readFileSync(elf)), symbols };
-    });
+    if (canLink()) g = link(source, script);
+    else {
+      const base = join(guestCacheDir(), prebuiltLinkedGuestName(source, script));
+      g = { elf: new Uint8Array(readFileSync(`${base}.elf`)), symbols: JSON.parse(readFileSync(`${base}.json`, 'utf8')) as Record<string, number> };
+    }
     linked.set(`${source} ${script}`, g);
   }
   return { elf: g.elf.slice(), symbols: { ...g.symbols } };

@@ -5,9 +5,11 @@
  *
  * This file builds that outer guest from the cached Debian kernel and the current checkout: an
  * uncompressed initramfs (the kernel copies it; inflating 200 MB under TCG would cost seconds)
- * holding busybox, node and nasm with the libraries `ldd` names, the built project (package.json,
- * README.md (test/cli runs its examples), bin/, dist/ without declarations, guests/, node_modules/ without the build tools), the guest
- * cache (.cache/guests: the same kernel and busybox, for the inner boots), the kvm modules in
+ * holding busybox, node, nasm, gdb (and the Python files it loads) and passt with the libraries
+ * `ldd` names, the built project (package.json, README.md (test/cli runs its examples), bin/,
+ * dist/ without declarations, guests/, node_modules/ without the build tools), the guest
+ * cache (.cache/guests: the same kernel and busybox, for the inner boots, and the ELF guests the
+ * tests link with ld, linked here: the outer guest has no binutils), the kvm and dummy modules in
  * dependency order (the package has no modules.dep: each .ko names its own in .modinfo) and
  * outer-init.sh as /init. It boots it on QEMU, runs a list of steps inside and reads their
  * framed output back (see outer-init.sh).
@@ -20,16 +22,48 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findGuestBusybox, findGuestKernel, guestCacheDir } from '../../src/loader/guest-kernels.js';
 import { Initramfs, addBaseLayout } from '../../src/loader/initramfs.js';
+import { linkedGuest, prebuiltLinkedGuestName } from '../helpers/nasm.js';
 
 /** The repository root (this file runs from dist/test/kvm-nested/). */
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** Where the project sits inside the outer guest. */
 export const GUEST_ROOT = '/tsvmm';
 export const QEMU = 'qemu-system-x86_64';
-/** The modules that give /dev/kvm on the AMD CPU QEMU's TCG emulates; their dependencies are added. */
-const KVM_MODULES = ['kvm_amd'];
-/** What of the cached kernel's module tree goes inside, for the guests of the nested virtio test. */
-const GUEST_MODULES = ['modules.builtin', 'kernel/drivers/virtio', 'kernel/drivers/block/virtio_blk.ko', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random'];
+/**
+ * The modules outer-init.sh loads, their dependencies added: kvm_amd gives /dev/kvm on the AMD CPU
+ * QEMU's TCG emulates; dummy gives the outer guest a network interface with a default route, which
+ * passt (--nic user) needs to take its addresses from (the outer guest has no NIC: only loopback).
+ */
+const OUTER_MODULES = ['kvm_amd', 'dummy'];
+/** What of the cached kernel's module tree goes inside, for the guests of the nested virtio and network tests. */
+const GUEST_MODULES = ['modules.builtin', 'kernel/drivers/virtio', 'kernel/drivers/block/virtio_blk.ko', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random',
+  'kernel/drivers/net/virtio_net.ko', 'kernel/drivers/net/net_failover.ko', 'kernel/net/core/failover.ko'];
+/** The ELF guests the tests link with ld (test/helpers/nasm.ts linkedGuest): test/vmm/gdb.test.ts's. */
+const LINKED_GUESTS: readonly (readonly [source: string, script: string])[] = [['gdb/target.asm', 'gdb/target.ld']];
+/**
+ * Host programs the tests inside run, when installed here (without them those tests skip, saying
+ * why): gdb, the GDB stub's client, and passt, --nic user's backend, with the variant it
+ * re-executes on CPUs with AVX2.
+ */
+const TOOLS = ['gdb', 'passt', 'passt.avx2'];
+
+/**
+ * The Python files Debian's gdb loads as it starts, each with its cached bytecode, as that gdb
+ * lists them: gdb links libpython and does not start without Python's `encodings`, and without
+ * its own gdb module (data directory) it prints an error at each stop. About 2 MB where the
+ * standard library is 50 MB. Empty when gdb cannot tell (a gdb without Python needs none).
+ */
+function gdbPythonFiles(gdb: string): string[] {
+  const list = [
+    'import sys, os, importlib.util',
+    'for m in list(sys.modules.values()):',
+    '  f = getattr(m, "__file__", None)',
+    '  if f and f.endswith(".py"): print(f); print(importlib.util.cache_from_source(f))',
+  ].join('\n');
+  const r = spawnSync(gdb, ['-batch', '-nx', '-ex', `python exec(${JSON.stringify(list)})`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' } });
+  // Site packages (.pth hooks) are not part of gdb.
+  return [...new Set(r.stdout.split('\n'))].filter((f) => f.startsWith('/') && !f.includes('-packages/') && existsSync(f));
+}
 /** node_modules entries the tests do not need inside (compilers, type declarations). */
 const DEV_ONLY_MODULES = new Set(['typescript', '@types', 'undici-types', '.bin', '.package-lock.json']);
 
@@ -205,7 +239,7 @@ export function buildOuterGuest(steps: readonly Step[], mutation?: Mutation): Ou
   const nasm = which('nasm');
   if (!nasm) return 'nasm is not installed (the tests assemble their guests inside)';
   const modulesDir = join(dirname(dirname(kernel.vmlinuz)), 'lib', 'modules', kernel.version);
-  const modules = moduleLoadOrder(modulesDir, KVM_MODULES);
+  const modules = moduleLoadOrder(modulesDir, OUTER_MODULES);
   const kvmHold = buildKvmHold();
   if (typeof kvmHold === 'string') return kvmHold;
 
@@ -218,6 +252,11 @@ export function buildOuterGuest(steps: readonly Step[], mutation?: Mutation): Ou
   addProgram(fs, nasm, '/usr/bin/nasm');
   const script = which('script'); // a pty for test/cli's terminal case
   if (script) addProgram(fs, script, '/usr/bin/script');
+  for (const tool of TOOLS) {
+    const path = which(tool);
+    if (path) addProgram(fs, path, `/usr/bin/${tool}`);
+    if (path && tool === 'gdb') for (const f of gdbPythonFiles(path)) fs.addFile(f, readFileSync(f));
+  }
 
   for (const [name, path] of modules) fs.addFile(`/kvm-nested/modules/${name}.ko`, readFileSync(path));
   fs.addFile('/kvm-nested/kvm-hold', kvmHold, 0o755);
@@ -244,6 +283,13 @@ export function buildOuterGuest(steps: readonly Step[], mutation?: Mutation): Ou
   // (tsvmm initramfs --modules): the virtio drivers, not the whole 300 MB tree.
   const tree = relative(cache, modulesDir);
   for (const part of GUEST_MODULES) addTree(fs, join(modulesDir, part), `${GUEST_ROOT}/.cache/guests/${tree}/${part}`);
+  // Linked here, where ld is, from the same sources (the name says which: prebuiltLinkedGuestName).
+  for (const [source, script] of LINKED_GUESTS) {
+    const { elf, symbols } = linkedGuest(source, script);
+    const name = `${GUEST_ROOT}/.cache/guests/${prebuiltLinkedGuestName(source, script)}`;
+    fs.addFile(`${name}.elf`, elf);
+    fs.addFile(`${name}.json`, JSON.stringify(symbols));
+  }
   return { kernel: kernel.vmlinux ?? kernel.vmlinuz, initramfs: fs.toCpio(), modules: modules.map(([n]) => n) };
 }
 

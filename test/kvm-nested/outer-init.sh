@@ -1,9 +1,22 @@
 #!/bin/sh
 # /init of the outer guest of scripts/kvm-nested.sh (test/kvm-nested/outer-guest.ts builds it):
-# loads Debian's kvm modules, checks /dev/kvm, then runs each line "name|command" of
-# /kvm-nested/steps from /tsvmm and frames its output with "@@kvm-nested" lines that the host
-# reads. Powers off at the end; the host reads the results, not the exit.
+# loads Debian's kvm (and dummy) modules, checks /dev/kvm, sets up the network the tests use, then
+# runs each line "name|command" of /kvm-nested/steps from /tsvmm and frames its output with
+# "@@kvm-nested" lines that the host reads. Powers off at the end; the host reads the results, not
+# the exit.
 export PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TMPDIR=/tmp
+# passt (--nic user) confines itself with pivot_root, which fails where the root is the initramfs
+# (rootfs, a mount without a parent): this script starts again in a bind mount of it moved onto /
+# (as switch_root does, without the copy), a root with a parent. Only chrooted into the bind mount
+# where it was, passt could not make its user namespace (refused to a chrooted process).
+if [ -z "${KVM_NESTED_BOUND:-}" ]; then
+  mkdir -p /bound
+  if mount -o bind / /bound && cd /bound && mount -o move /bound /; then
+    KVM_NESTED_BOUND=1 exec chroot . /init
+  fi
+  echo "@@kvm-nested warning: no bind mount of the root moved onto it: passt will not start"
+  cd /
+fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -49,6 +62,16 @@ if ! grep -qw kvm_nested.nohold /proc/cmdline; then
     sleep 0.1
   done
   say "kvm-hold up"
+fi
+
+# The network the tests use: loopback (the GDB stub, the HTTP server of the --nic user test), and
+# for passt, which takes its addresses and gateway from the host interface of the default route,
+# that route through dummy0 (made by the dummy module loaded above). Nothing leaves through it:
+# the dummy drops what it is sent, and passt maps its guest's connections to the gateway's
+# address to this loopback.
+ip link set lo up
+if ! { ip addr add 10.0.2.15/24 dev dummy0 && ip link set dummy0 up && ip route add default via 10.0.2.2 dev dummy0; }; then
+  say "warning: no dummy interface with a default route: --nic user (passt) will not start"
 fi
 
 # A line every 10 s while the outer kernel runs: the host takes a long silence for a wedged guest.

@@ -2,10 +2,11 @@
 // guest's symbols: guests/gdb/target.asm, a multiboot kernel in an ELF64 file (`file target.elf`).
 // On each backend (the kvm ones skip where /dev/kvm is missing): `break SYMBOL`, registers the
 // guest set, stepi landing on the expected addresses, a watchpoint on a variable with its old and
-// new values; memory read (what the guest stored) and written (what the guest then prints and ends
-// with), Ctrl-C of the spinning guest, and detach with the guest running to its end. Then a raw
-// client for what gdb does not do on demand: a second client, hostile input (garbage, bad
-// checksums, a 1 MB packet, bad arguments) with the machine unaffected, the monitor commands.
+// new values; stepi and registers from the entry without a breakpoint, memory read (what the guest
+// stored) and written (what the guest then prints and ends with), Ctrl-C of the spinning guest,
+// and detach with the guest running to its end. Then a raw client for what gdb does not do on
+// demand: a second client, hostile input (garbage, bad checksums, a 1 MB packet, bad arguments)
+// with the machine unaffected, the monitor commands.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,10 +17,11 @@ import type { Accel } from '../../src/backends/open.js';
 import { PacketReader, encodePacket, type Incoming } from '../../src/vmm/gdb/packet.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { KVM_ON_QEMU_TCG, kvmUnavailable } from '../helpers/kvm.js';
-import { linkedGuest } from '../helpers/nasm.js';
+import { linkedGuest, linkedGuestUnavailable } from '../helpers/nasm.js';
 import { hasTool, tempDir } from '../helpers/tools.js';
 
-const tools: string | false = !hasTool('nasm') ? 'nasm not installed' : !hasTool('ld') ? 'ld (binutils) not installed' : false;
+const GUEST = ['gdb/target.asm', 'gdb/target.ld'] as const;
+const tools = linkedGuestUnavailable(...GUEST);
 const withGdb: { skip: string | false } = { skip: tools || (!hasTool('gdb') ? 'gdb not installed' : false) };
 
 /**
@@ -32,7 +34,7 @@ const QEMU_TCG_DEBUG = 'QEMU TCG does not intercept a nested INT3 as #BP and doe
 
 /** The ELF guest and its symbols' addresses. */
 function targetElf(dir: string): { path: string; at: Record<string, number> } {
-  const { elf, symbols } = linkedGuest('gdb/target.asm', 'gdb/target.ld');
+  const { elf, symbols } = linkedGuest(...GUEST);
   const path = join(dir, 'target.elf');
   writeFileSync(path, elf);
   return { path, at: symbols };
@@ -135,7 +137,7 @@ for (const accel of ['soft', 'kvm'] as const) {
     assert.match(console(), /spin\r?\ndone\r?\n/);
   });
 
-  test(`gdb on an ELF guest: memory read and written, Ctrl-C of the spinning guest, detach (${accel})`, async (t: TestContext) => {
+  test(`gdb on an ELF guest: stepi and registers from the entry, memory read and written, Ctrl-C of the spinning guest, detach (${accel})`, async (t: TestContext) => {
     const skip = skipOn(accel, false);
     if (skip) return t.skip(skip);
     const dir = tempDir(t);
@@ -144,6 +146,10 @@ for (const accel of ['soft', 'kvm'] as const) {
       'set pagination off', 'set confirm off',
       `file ${elf}`,
       `target remote 127.0.0.1:${port}`,
+      // The entry's first instructions (32-bit code): mov esp, stack_top; mov edi, pml4 (5 bytes each).
+      'stepi', 'p/x $pc', 'p/x $esp',
+      'set $rbx = 0x5555',
+      'stepi', 'p/x $pc', 'p/x $edi', 'p/x $rbx',
       'x/s &msg',
       'set {int}&msg = 0x21216968', // "hi!!": the guest prints msg at its end
       'x/s &msg',
@@ -163,7 +169,8 @@ for (const accel of ['soft', 'kvm'] as const) {
     assert.ok(rip, out);
     assert.ok(Number(rip[1]) >= at.spin! && Number(rip[1]) < at.done!, `interrupted in the spin loop (RIP ${rip[1]})`);
     assert.match(out, new RegExp(`${hex(at.value!)}( <value>)?:\\s+0x0*3333\\b`), 'the sum the guest stored');
-    assert.deepEqual(printed(out), ['0x80000011', '0x500'], 'CR0 (PG, ET, PE) and EFER (LMA, LME) from the system feature');
+    assert.deepEqual(printed(out), [hex(at._start! + 5), hex(at.stack_top!), hex(at._start! + 10), hex(at.pml4!), '0x5555', '0x80000011', '0x500'],
+      'stepped twice (ESP and EDI loaded, RBX as gdb wrote it), then CR0 (PG, ET, PE) and EFER (LMA, LME) from the system feature');
     assert.match(out, /\[Inferior 1 \(Remote target\) detached\]/);
     assert.deepEqual(exited.end, { how: 'debug-exit', status: 2 * 0x10 + 1 }, 'the guest ran to its end with the status gdb wrote');
     assert.match(console(), /spin\r?\nhi!!\r?\n/, 'the guest printed what gdb wrote');
