@@ -226,8 +226,12 @@ export class GdbStub {
     if (data === 'qAttached') return this.reply('1');
     if (data === 'qOffsets') return this.reply('Text=0;Data=0;Bss=0');
     if (data.startsWith('qThreadExtraInfo,')) {
-      const v = this.vcpuOf(parseThread(data.slice('qThreadExtraInfo,'.length)) ?? -2);
-      return this.reply(v === undefined ? E_BAD : toHex(Buffer.from(`vCPU ${v}`)));
+      const t = parseThread(data.slice('qThreadExtraInfo,'.length));
+      const v = t !== undefined && t > 0 ? this.vcpuOf(t) : undefined;
+      if (v === undefined) return this.reply(E_BAD);
+      // What it does, when its thread answers (it always should: every vCPU is stopped).
+      const r = await this.ask({ op: 'status' }, v);
+      return this.reply(toHex(Buffer.from(r.ok && r.text ? `vCPU ${v} (${r.text})` : `vCPU ${v}`)));
     }
     if (data.startsWith('qRcmd,')) return this.monitor(data.slice('qRcmd,'.length));
     return this.reply('');

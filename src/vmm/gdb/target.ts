@@ -28,7 +28,9 @@ export type VcpuRequest =
   | { op: 'writeMemory'; addr: bigint; bytes: Uint8Array }
   | { op: 'monitor'; command: string }
   /** The instruction at RIP as a trace line (address, bytes, disassembly). */
-  | { op: 'describe' };
+  | { op: 'describe' }
+  /** What the vCPU does: running, halted or wait-for-SIPI (vcpu-agent.ts's VcpuRunState). */
+  | { op: 'status' };
 
 /** The answer: bytes (registers, memory), ok, text (monitor), or an error the stub turns into `E..`. */
 export type VcpuReply =
