@@ -6,6 +6,13 @@
  * and watchpoints (a watched range is split into the aligned 1/2/4/8-byte pieces the debug
  * registers take, four slots in all).
  *
+ * Threads: every vCPU, listed from the start (an AP waiting for its start-up IPI too). A stop of
+ * one stops all before the reply, which names it (`thread:ID;`); `c` resumes all; `s` steps the
+ * Hc thread alone (the stop's thread when none is selected) and `vCont` does what each action
+ * says to the threads it names, leaving any it does not name stopped, as QEMU's stub does.
+ * Breakpoints and watchpoints are the machine's, given to every vCPU it resumes. A bad thread id
+ * is E01.
+ *
  * Every input is bounded and checked: a malformed command gets `E..` (or the empty reply GDB
  * reads as "not supported"), never an exception out of here; the machine is only touched through
  * the target's commands, which fail cleanly.
