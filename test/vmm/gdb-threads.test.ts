@@ -26,23 +26,28 @@ function skipOn(accel: Accel): string | false {
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
+/** The SMP guest on `accel` with 2 vCPUs, paused at its entry (gdbServer's wait) until a client resumes it. */
+async function startSmp(dir: string, accel: Accel, timeoutMs = 240_000) {
+  const { elf, symbols: at } = linkedGuest('gdb/smp-target.asm', 'gdb/target.ld');
+  const path = join(dir, 'smp-target.elf');
+  writeFileSync(path, elf);
+  const vm = await VirtualMachine.create({ kernel: path, accel, cpus: 2, memory: 16 << 20, timeoutMs });
+  const server = await vm.gdbServer({ port: 0, wait: true });
+  let console = '';
+  vm.console.on('data', (b: Buffer) => (console += b.toString('latin1')));
+  vm.start();
+  return { vm, port: server.port, path, at, console: () => console };
+}
+
 for (const accel of ['soft', 'kvm'] as const) {
   test(`gdb threads on an SMP guest: one per vCPU, a breakpoint the AP hits, each thread's registers, stepping thread 2 (${accel})`, async (t: TestContext) => {
     const skip = skipOn(accel);
     if (skip) return t.skip(skip);
-    const dir = tempDir(t);
-    const { elf, symbols: at } = linkedGuest('gdb/smp-target.asm', 'gdb/target.ld');
-    const path = join(dir, 'smp-target.elf');
-    writeFileSync(path, elf);
-    const vm = await VirtualMachine.create({ kernel: path, accel, cpus: 2, memory: 16 << 20, timeoutMs: 240_000 });
-    const server = await vm.gdbServer({ port: 0, wait: true });
-    let console = '';
-    vm.console.on('data', (b: Buffer) => (console += b.toString('latin1')));
-    vm.start();
+    const { vm, port, path, at, console } = await startSmp(tempDir(t), accel);
     const out = await gdbBatch([
       'set pagination off', 'set confirm off',
       `file ${path}`,
-      `target remote 127.0.0.1:${server.port}`,
+      `target remote 127.0.0.1:${port}`,
       'info threads',
       'thread 2', 'p/x $pc',
       'stepi',
@@ -70,6 +75,26 @@ for (const accel of ['soft', 'kvm'] as const) {
     assert.deepEqual(printedValues(out), ['0xfff0', '0x101', '0x100', hex(at.ap_stepped!), '0x5a5a'], out);
     assert.match(out, /\[Inferior 1 \(Remote target\) exited with code 0103\]/, 'the session ends with the machine (W packet)');
     assert.deepEqual(exited.end, { how: 'debug-exit', status: 2 * 0x21 + 1 }, 'the guest ran to its end');
-    assert.match(console, /smp done/);
+    assert.match(console(), /smp done/);
+  });
+
+  test(`gdb threads: detach with thread 2 stopped at a breakpoint resumes every vCPU (${accel})`, async (t: TestContext) => {
+    const skip = skipOn(accel);
+    if (skip) return t.skip(skip);
+    // A vCPU left paused would keep the boot vCPU waiting for ever: the machine's timeout ends that.
+    const { vm, port, path, console } = await startSmp(tempDir(t), accel, 60_000);
+    const out = await gdbBatch([
+      'set pagination off', 'set confirm off',
+      `file ${path}`,
+      `target remote 127.0.0.1:${port}`,
+      'break ap_work',
+      'continue',
+      'detach',
+    ]);
+    const exited = await vm.exited;
+    assert.match(out, /Thread 2 hit Breakpoint 1, 0x[0-9a-f]+ in ap_work \(\)/, out);
+    assert.match(out, /\[Inferior 1 \(Remote target\) detached\]/);
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: 2 * 0x21 + 1 }, 'both vCPUs ran on: the AP counted itself, the boot vCPU saw it and ended');
+    assert.match(console(), /smp done/);
   });
 }
