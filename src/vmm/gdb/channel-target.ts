@@ -15,8 +15,8 @@ import type { AgentCommand } from './vcpu-agent.js';
 import type { DebugTarget, ResumeAction, StopEvent, VcpuReply, VcpuRequest } from './target.js';
 
 /** How long a vCPU's thread has to pause once asked, and to answer a command (ms). */
-export const STOP_TIMEOUT_MS = 5000;
-export const REPLY_TIMEOUT_MS = 5000;
+export const STOP_TIMEOUT_MS = 10_000;
+export const REPLY_TIMEOUT_MS = 10_000;
 
 export interface ChannelTargetOptions {
   stopTimeoutMs?: number;
