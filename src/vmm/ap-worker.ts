@@ -49,7 +49,7 @@ function runKvmAp(): void {
   const end = (code: number) => forward(ACCESS.END, code, 0, true, new Uint8Array(0));
   // Waiting for its start-up IPI, the vCPU waits in KVM_RUN (the in-kernel APIC): a debugger's
   // kick brings it out as a `stopped` exit like any other, and the APIC says what it waits for
-  // (a step of it while it waits is refused: KVM_RUN would not return).
+  // (a step of it while it waits for a SIPI is refused: KVM_RUN would not return).
   const debug = data.debugChannel && new VcpuAgent(vcpu, data.debugChannel, {
     ending: isEnded,
     runState: () => vcpu.runState() ?? 'running',

@@ -15,7 +15,7 @@
  *   wake from another thread (the APIC bus notifies that word).
  * - A debugger (with a debug channel): a VcpuAgent serves it after each exit, and where the loop
  *   already wakes outside run() (waiting for start-up, halted) when the debugger asked it to stop
- *   (its kick wakes the stop word too). Waiting for start-up or halted, the vCPU cannot step.
+ *   (its kick wakes the stop word too). Waiting for start-up, the vCPU cannot step.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { receiveMessageOnPort } from 'node:worker_threads';

@@ -33,7 +33,6 @@ const END_POLL_MS = 100;
 /** How often a paused vCPU with `idle` work calls it (ms): the boot vCPU serves the APs' device accesses. */
 const IDLE_POLL_MS = 10;
 
-
 export interface AgentOptions {
   /** True when the host asked the machine to end: a paused vCPU then resumes, so the run loop sees it. */
   ending?: () => boolean;
@@ -42,7 +41,10 @@ export interface AgentOptions {
    * other vCPUs' device accesses: one of them may be waiting on it before it can stop).
    */
   idle?: () => void;
-  /** What the vCPU is doing (default: running). A vCPU waiting for a start-up IPI cannot step. */
+  /**
+   * What the vCPU is doing (default: running). One waiting for a start-up IPI cannot step (it has
+   * no instruction to run until one comes); a halted one steps once an interrupt wakes it.
+   */
   runState?: () => VcpuRunState;
 }
 
@@ -112,8 +114,8 @@ export class VcpuAgent {
         const cmd = ch.command<AgentCommand>();
         if (cmd.op === 'resume') {
           const state = this.runState();
-          const r = cmd.step && state !== 'running'
-            ? { ok: false as const, error: `vCPU ${this.vcpu.id} is ${state === 'halted' ? 'halted' : 'waiting for a start-up IPI'}: it cannot step` }
+          const r = cmd.step && state === 'wait-for-SIPI'
+            ? { ok: false as const, error: `vCPU ${this.vcpu.id} waits for a start-up IPI: it cannot step` }
             : this.setDebug(cmd.step ? { ...cmd.debug, singleStep: true } : cmd.debug);
           // Running before the reply: once the stub has it, a stop it asks for is one to honour.
           if (r.ok) ch.store(WORD.PAUSED, 0);
