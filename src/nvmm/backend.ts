@@ -10,6 +10,9 @@ import type { VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
 import type { X64State } from './state.js';
 
+/** What a vCPU is doing: running, halted in HLT, or waiting for a start-up IPI (after INIT). */
+export type VcpuRunState = 'running' | 'halted' | 'wait-for-SIPI';
+
 export type BackendName = 'kvm' | 'soft';
 
 /** Guest-physical protection bits (NVMM_PROT_*). */
@@ -138,6 +141,11 @@ export interface BackendVcpu {
   setDebug?(config: DebugConfig): void;
   /** Counters of the backend's own (instructions executed, code compiled...), by name. Optional. */
   statistics?(): Record<string, number>;
+  /**
+   * Where the backend itself holds the vCPU's run state (an in-kernel local APIC: waiting for a
+   * start-up IPI, or halted in HLT), that state; Optional (undefined: the VMM's loop knows it).
+   */
+  runState?(): VcpuRunState;
   destroy(): void;
 }
 

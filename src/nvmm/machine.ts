@@ -9,7 +9,7 @@ import { TsvmmError } from '../common/errors.js';
 import { HostMemory } from '../memory/host-memory.js';
 import { PAGE_SIZE } from '../memory/page.js';
 import type {
-  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, InlineDevices, IrqchipOptions, StopHandle,
+  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidRegs, GpaMapping, InlineDevices, IrqchipOptions, StopHandle, VcpuRunState,
 } from './backend.js';
 import { PROT } from './backend.js';
 import { validateDebugConfig, type DebugConfig } from './debug.js';
@@ -375,6 +375,11 @@ export class Vcpu {
       throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend cannot debug its vCPUs`);
     }
     impl.setDebug(validateDebugConfig(config));
+  }
+
+  /** The run state the backend holds for this vCPU (KVM's in-kernel APIC), or undefined where the VMM's loop knows it. */
+  runState(): VcpuRunState | undefined {
+    return this.live.runState?.();
   }
 
   /** The backend's counters for this vCPU ({} where it keeps none). */

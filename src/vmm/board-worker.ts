@@ -38,12 +38,12 @@ try {
     control: new Int32Array(data.control),
     nicRings: data.nicRings,
     log,
-    debugChannel: data.debugChannel,
+    debugChannels: data.debugChannels,
     restore: data.restore,
     controlPort: data.controlPort,
   });
   await board.startAps();
-  post({ type: 'ready', stopHandle: board.stopHandle(), format: board.format });
+  post({ type: 'ready', stopHandle: board.stopHandle(), apStops: board.apStopHandles(), format: board.format });
   end = board.run();
 } catch (e) {
   end = e instanceof TsvmmError

@@ -123,8 +123,11 @@ export interface BoardRuntime {
   /** The shared rings of each network card (config.nics), in order (frame-ring.ts). */
   nicRings?: readonly NetRings[];
   log: (message: string) => void;
-  /** The boot vCPU's line to a debugger (gdb/channel.ts), served by a VcpuAgent in the run loop. */
-  debugChannel?: SharedArrayBuffer;
+  /**
+   * Each vCPU's line to a debugger (gdb/channel.ts), by vCPU id: the boot vCPU's is served by a
+   * VcpuAgent in the run loop, each application processor's by one in its thread.
+   */
+  debugChannels?: SharedArrayBuffer[];
   /** Continue this snapshot instead of booting (its config is `config`). */
   restore?: BoardRestore;
   /** Requests from the host (BoardControl), read when it kicks with KICK.CONTROL; replies go back on it. */
@@ -279,9 +282,16 @@ export class PcBoard {
       }
       if (booted) enterGuest(this.vcpu, lowRam.bytes, booted.entry);
       else if (restore) this.applySnapshot(restore);
-      if (rt.debugChannel) {
+      const debugChannel = rt.debugChannels?.[0];
+      if (debugChannel) {
         const control = rt.control;
-        this.debugAgent = new VcpuAgent(this.vcpu, rt.debugChannel, { ending: () => Atomics.load(control, 0) !== KICK.CONSOLE });
+        this.debugAgent = new VcpuAgent(this.vcpu, debugChannel, {
+          ending: () => Atomics.load(control, 0) !== KICK.CONSOLE || this.end !== undefined,
+          runState: () => this.vcpu.runState() ?? 'running',
+          // Paused, the boot thread still serves the APs' device accesses: an AP waiting on one
+          // could not stop for the debugger (all-stop) before it is served.
+          ...(config.cpus > 1 ? { idle: () => this.serveAps() } : {}),
+        });
       }
     } catch (e) {
       this.destroy();
@@ -431,6 +441,7 @@ export class PcBoard {
       const mailbox = new DeviceMailbox();
       const data: ApWorkerData = {
         accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle(),
+        ...(this.rt.debugChannels?.[id] ? { debugChannel: this.rt.debugChannels[id] } : {}),
         ...(soft ? { apicBus, ...(this.config.cpu ? { cpu: this.config.cpu } : {}) } : {}),
       };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
@@ -448,6 +459,11 @@ export class PcBoard {
       for (const w of workers) w.postMessage(msg);
       this.interrupts.setApicBus(new ApicBus(apicBus, stops));
     }
+  }
+
+  /** The application processors' stop handles, by vCPU id - 1 (the debugger kicks them). */
+  apStopHandles(): StopHandle[] {
+    return this.aps.map((ap) => ap.stopHandle);
   }
 
   /** Ends the application processors' threads (after run() returned). */

@@ -13,6 +13,9 @@
  *   APIC's remote IRR).
  * - HLT sleeps on the vCPU's stop word until an interrupt is pending, the timer's deadline, or a
  *   wake from another thread (the APIC bus notifies that word).
+ * - A debugger (with a debug channel): a VcpuAgent serves it after each exit, and where the loop
+ *   already wakes outside run() (waiting for start-up, halted) when the debugger asked it to stop
+ *   (its kick wakes the stop word too). Waiting for start-up, the vCPU cannot step.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { receiveMessageOnPort } from 'node:worker_threads';
@@ -25,6 +28,7 @@ import { GPR, MSR, SEG, STATE, copyState, type X64State } from '../nvmm/state.js
 import { STOP_WORD, stopVcpu } from '../nvmm/stop.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
 import { ApicBus } from './apic-bus.js';
+import { VcpuAgent } from './gdb/vcpu-agent.js';
 import { ACCESS, DeviceMailbox, serveApExit, type Forward } from './device-mailbox.js';
 import { IDENTITY_REGISTERS } from './interrupts.js';
 
@@ -46,6 +50,7 @@ export interface SoftApData {
   ended: SharedArrayBuffer;
   bspStop: StopHandle;
   apicBus: SharedArrayBuffer;
+  debugChannel?: SharedArrayBuffer;
 }
 
 export function runSoftAp(data: SoftApData, port: MessagePort): void {
@@ -84,7 +89,10 @@ class SoftAp {
   private waitingForSipi = true;
   private sipiVector = -1;
   private nmiRequested = false;
+  /** In HLT (halt()). */
+  private halted = false;
   private readonly empty = new Uint8Array(0);
+  private readonly debug: VcpuAgent | undefined;
 
   constructor(private readonly vcpu: Vcpu, data: SoftApData, busMsg: ApBusMessage, private readonly isEnded: () => boolean) {
     this.id = data.id;
@@ -110,6 +118,10 @@ class SoftAp {
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.X2APIC) } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
     this.resetState = structuredClone(vcpu.getState(STATE.ALL));
+    this.debug = data.debugChannel && new VcpuAgent(vcpu, data.debugChannel, {
+      ending: isEnded,
+      runState: () => (this.waitingForSipi ? 'wait-for-SIPI' : this.halted ? 'halted' : 'running'),
+    });
     const io = new Uint8Array(4);
     vcpu.setInlineDevices({
       io: (p, size, isIn, value) => {
@@ -192,14 +204,18 @@ class SoftAp {
 
   run(): void {
     const vcpu = this.vcpu;
+    this.debug?.atStart();
     while (!this.isEnded()) {
       if (this.waitingForSipi) {
         Atomics.store(this.stopWords, STOP_WORD.STOP, 0);
         this.takeMessages();
+        if (this.debug?.pauseIfAsked()) continue;
         if (this.waitingForSipi) this.sleep(IDLE_WAIT_MS);
         continue;
       }
-      const r = serveApExit(vcpu, vcpu.run(), this.forward);
+      const exit = vcpu.run();
+      if (this.debug?.onExit(exit)) continue;
+      const r = serveApExit(vcpu, exit, this.forward);
       if (r === 'halted') this.halt();
       else if (r !== 'run') {
         this.end(r);
@@ -213,14 +229,20 @@ class SoftAp {
   private halt(): void {
     const apic = this.apic, clock = this.vcpu.machine.clock;
     const ifSet = (this.vcpu.getState(STATE.GPRS).gprs[GPR.RFLAGS]! & RFLAGS_IF) !== 0n;
-    while (!this.isEnded()) {
-      Atomics.store(this.stopWords, STOP_WORD.STOP, 0);
-      apic.tick(clock.now());
-      this.takeMessages();
-      if (this.nmiRequested || this.waitingForSipi) return;
-      if (ifSet && apic.pendingInterrupt()) return;
-      const next = apic.nextDeadline();
-      this.sleep(next === undefined ? IDLE_WAIT_MS : Math.min(IDLE_WAIT_MS, Math.max(0, (next - clock.now()) / 1e6)));
+    this.halted = true;
+    try {
+      while (!this.isEnded()) {
+        Atomics.store(this.stopWords, STOP_WORD.STOP, 0);
+        apic.tick(clock.now());
+        this.takeMessages();
+        if (this.nmiRequested || this.waitingForSipi) return;
+        if (ifSet && apic.pendingInterrupt()) return;
+        if (this.debug?.pauseIfAsked()) continue;
+        const next = apic.nextDeadline();
+        this.sleep(next === undefined ? IDLE_WAIT_MS : Math.min(IDLE_WAIT_MS, Math.max(0, (next - clock.now()) / 1e6)));
+      }
+    } finally {
+      this.halted = false;
     }
   }
 }

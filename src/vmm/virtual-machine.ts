@@ -94,8 +94,8 @@ export interface BoardWorkerData {
   agentIn?: SharedArrayBuffer;
   control: SharedArrayBuffer;
   profileGate?: SharedArrayBuffer;
-  /** The boot vCPU's line to a debugger (gdb/channel.ts). */
-  debugChannel?: SharedArrayBuffer;
+  /** Each vCPU's line to a debugger (gdb/channel.ts), by vCPU id. */
+  debugChannels?: SharedArrayBuffer[];
   /** The rings of each network card (config.nics), in order. */
   nicRings?: NetRings[];
   /** Continue this snapshot instead of booting. */
@@ -135,7 +135,7 @@ function checkDriveStamps(stamps: readonly DriveStamp[]): void {
 
 /** Posted by the board worker. */
 export type FromBoard =
-  | { type: 'ready'; stopHandle: StopHandle; format: BoardFormat }
+  | { type: 'ready'; stopHandle: StopHandle; apStops: StopHandle[]; format: BoardFormat }
   | { type: 'log'; message: string }
   | ({ type: 'end'; nicDevices: VirtioNetCounters[] } & Omit<VmExited, 'nics'>);
 
@@ -192,8 +192,10 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   /** The console's reader wants bytes (push() has not said stop since it last asked). */
   private outputWanted = true;
   private wakeOutput: (() => void) | undefined;
-  /** The boot vCPU's line to a debugger, and the server on it (gdbServer()). */
-  private readonly debugChannel = newDebugChannel();
+  /** Each vCPU's line to a debugger (by vCPU id), and the server on them (gdbServer()). */
+  private readonly debugChannels: SharedArrayBuffer[];
+  /** The application processors' stop handles (vCPU id - 1), known at 'ready'. */
+  private apStops: StopHandle[] = [];
   private gdb: { server: GdbServer; target: ChannelTarget } | undefined;
   /** The network cards' host sides (config.nics), in order. */
   private readonly nics: HostNic[] = [];
@@ -210,6 +212,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   private constructor(config: MachineConfig, profileGate: SharedArrayBuffer | undefined, restoreFrom?: BoardRestore) {
     super();
     this.config = config;
+    this.debugChannels = Array.from({ length: config.cpus }, () => newDebugChannel());
     this.profileGate = profileGate;
     this.restoreFrom = restoreFrom;
     this.started = new Promise((resolve) => (this.resolveStarted = resolve));
@@ -381,7 +384,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       config: this.config,
       serialOut: this.serialOut.buffer, serialIn: this.serialIn.buffer, control: this.control.buffer as SharedArrayBuffer, profileGate: this.profileGate,
       agentOut: this.agentRings?.out.buffer, agentIn: this.agentRings?.in.buffer,
-      debugChannel: this.debugChannel,
+      debugChannels: this.debugChannels,
       nicRings: this.nics.map((nic) => nic.rings),
       restore: this.restoreFrom,
       controlPort: this.controlChannel.port2,
@@ -396,8 +399,13 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
       switch (msg.type) {
         case 'ready':
           this.stopHandle = msg.stopHandle;
+          this.apStops = msg.apStops;
           // A debugger that asked to stop the machine before it ran.
-          if (this.gdb && new DebugChannel(this.debugChannel).load(WORD.STOP_REQ)) stopVcpu(msg.stopHandle);
+          if (this.gdb) {
+            [msg.stopHandle, ...msg.apStops].forEach((h, id) => {
+              if (new DebugChannel(this.debugChannels[id]!).load(WORD.STOP_REQ)) stopVcpu(h);
+            });
+          }
           if (this.config.timeoutMs !== undefined) timer = setTimeout(() => this.kick(KICK.TIMEOUT), this.config.timeoutMs);
           this.resolveStarted();
           this.emit('ready', msg.format);
@@ -488,8 +496,8 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
 
   /**
    * Serves GDB's remote protocol on TCP (`target remote HOST:PORT`; host 127.0.0.1 unless given,
-   * port 0 for any free one: see GdbServer.port), one client at a time, for the boot vCPU (the
-   * board's other vCPUs are not shown yet). `wait`, before start(): the machine starts paused
+   * port 0 for any free one: see GdbServer.port), one client at a time, with each vCPU a thread
+   * (thread id = vCPU id + 1), stopped and resumed together. `wait`, before start(): the machine starts paused
    * until the debugger resumes it (QEMU's -S). The server closes when the machine ends.
    */
   async gdbServer(opts: GdbServerOptions & { wait?: boolean }): Promise<GdbServer> {
@@ -497,13 +505,21 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     if (this.ended) throw new TsvmmError('TSVMM_BUSY', 'the machine has ended');
     if (opts.wait) {
       if (this.worker) throw new TsvmmError('TSVMM_BUSY', 'wait: the machine already started (call gdbServer before start)');
-      new DebugChannel(this.debugChannel).store(WORD.WAIT_AT_START, 1);
+      for (const ch of this.debugChannels) new DebugChannel(ch).store(WORD.WAIT_AT_START, 1);
     }
+    const log = opts.log ?? ((m: string) => void this.emit('log', m));
     const target = new ChannelTarget(
-      [{ id: 0, channel: this.debugChannel, kick: () => { if (this.stopHandle) stopVcpu(this.stopHandle); } }],
+      this.debugChannels.map((channel, id) => ({
+        id, channel,
+        kick: () => {
+          const h = id === 0 ? this.stopHandle : this.apStops[id - 1];
+          if (h) stopVcpu(h);
+        },
+      })),
       () => void this.stop(),
+      { log },
     );
-    const server = await GdbServer.listen(target, { ...opts, log: opts.log ?? ((m) => this.emit('log', m)) });
+    const server = await GdbServer.listen(target, { ...opts, log });
     this.gdb = { server, target };
     return server;
   }

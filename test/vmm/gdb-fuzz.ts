@@ -111,6 +111,7 @@ export class FakeTarget implements DebugTarget {
       }
       case 'monitor': return { ok: true, text: `monitor: ${req.command}\n`.repeat(1 + this.rng.below(4)) };
       case 'describe': return { ok: true, text: 'insn' };
+      case 'status': return { ok: true, text: vcpu === 0 ? 'running' : 'wait-for-SIPI' };
     }
   }
 
@@ -156,6 +157,8 @@ const hexNum = (rng: Prng): string => {
   if (r < 5) return (0x100000 + rng.below(RAM_SIZE + 64)).toString(16); // in (or just past) RAM
   return rng.next().toString(16).slice(0, 1 + rng.below(8));
 };
+/** A thread id: mostly the fake machine's (1, 2), else any (none, 0, -1, past the last, noise). */
+const threadId = (rng: Prng): string => (rng.below(2) ? rng.pick(['1', '2', '3', '0', '-1', '']) : hexNum(rng));
 const hexBytes = (rng: Prng, n: number): string => Buffer.from(rng.bytes(n)).toString('hex');
 
 /** A well-formed packet's data: a command the stub knows, with random arguments. */
@@ -175,17 +178,17 @@ function command(rng: Prng): string {
     case 10: return `c${rng.below(3) === 0 ? n() : ''}`;
     case 11: return `s${rng.below(3) === 0 ? n() : ''}`;
     case 12: return `${rng.pick(['C', 'S'])}${hexBytes(rng, 1)}${rng.below(2) ? `;${n()}` : ''}`;
-    case 13: return `H${rng.pick(['g', 'c', 'x', ''])}${n()}`;
-    case 14: return `T${n()}`;
+    case 13: return `H${rng.pick(['g', 'c', 'x', ''])}${threadId(rng)}`;
+    case 14: return `T${threadId(rng)}`;
     case 15: return rng.below(8) === 0 ? 'D' : 'qAttached';
     case 16: return rng.below(16) === 0 ? 'k' : 'qC';
     case 17: return rng.pick(['qSupported:multiprocess+;swbreak+', 'qfThreadInfo', 'qsThreadInfo', 'qOffsets', 'vMustReplyEmpty', 'vCont?', 'QStartNoAckMode', 'QNonStop:1']);
     case 18: return `qXfer:features:read:${rng.pick(['target.xml', 'other.xml', ''])}:${n()},${n()}`;
-    case 19: return `qThreadExtraInfo,${n()}`;
+    case 19: return `qThreadExtraInfo,${threadId(rng)}`;
     case 20: return `qRcmd,${Buffer.from(rng.pick(['info registers', 'help', `trace cpu ${rng.below(30)}`, 'trace cpu 99999', 'nonsense'])).toString('hex')}`;
     case 21: return `qRcmd,${hexBytes(rng, rng.below(20))}${rng.below(2) ? 'z' : ''}`;
     case 22: {
-      const parts = Array.from({ length: 1 + rng.below(4) }, () => `${rng.pick(['c', 's', 'C05', 'S0b', 'x', 't'])}${rng.below(2) ? `:${n()}` : ''}`);
+      const parts = Array.from({ length: 1 + rng.below(4) }, () => `${rng.pick(['c', 's', 'C05', 'S0b', 'x', 't'])}${rng.below(2) ? `:${threadId(rng)}` : ''}`);
       return `vCont;${parts.join(';')}`;
     }
     case 23: return `vCont${rng.below(2) ? ';' : ''}`;

@@ -8,7 +8,6 @@
 // demand: a second client, hostile input (garbage, bad checksums, a 1 MB packet, bad arguments)
 // with the machine unaffected, the monitor commands.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import type { Accel } from '../../src/backends/open.js';
 import { PacketReader, encodePacket, type Incoming } from '../../src/vmm/gdb/packet.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { KVM_ON_QEMU_TCG, kvmUnavailable } from '../helpers/kvm.js';
+import { gdbBatch, printedValues } from '../helpers/gdb.js';
 import { linkedGuest, linkedGuestUnavailable } from '../helpers/nasm.js';
 import { hasTool, tempDir } from '../helpers/tools.js';
 
@@ -68,26 +68,11 @@ async function startMachine(dir: string, accel: Accel): Promise<Machine> {
   return { vm, port: server.port, elf: path, at, console: () => out, printed };
 }
 
-/**
- * gdb in batch mode running `commands`; with `interruptOn`, SIGINT (the terminal's Ctrl-C) goes
- * to gdb once that promise resolves. Resolves with what gdb printed.
- */
-async function gdb(commands: string[], interruptOn?: Promise<void>): Promise<string> {
-  const p = spawn('gdb', ['-batch', '-nx', ...commands.flatMap((c) => ['-ex', c])], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  p.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const killer = setTimeout(() => p.kill('SIGKILL'), 200_000);
-  const ended = new Promise<void>((resolve) => p.once('close', () => resolve()));
-  if (interruptOn) void Promise.race([interruptOn, ended]).then(() => p.kill('SIGINT'));
-  await ended;
-  clearTimeout(killer);
-  return out;
-}
+const gdb = gdbBatch;
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 /** The values gdb printed for `p` commands, in order. */
-const printed = (out: string) => out.split('\n').filter((l) => /^\$\d+ = /.test(l)).map((l) => l.replace(/^\$\d+ = /, ''));
+const printed = printedValues;
 
 /** Why the test cannot run on `accel` here, or false. */
 function skipOn(accel: Accel, needsDebugRegisters: boolean): string | false {

@@ -118,6 +118,9 @@ export const EXIT = {
 export const KVM_EXIT_IO_IN = 0;
 export const KVM_EXIT_IO_OUT = 1;
 /** KVM_CAP_X86_USER_SPACE_MSR reasons: which MSR accesses exit to user space. */
+/** struct kvm_mp_state's values (KVM_GET_MP_STATE; the in-kernel local APIC's view of the vCPU). */
+export const MP_STATE = { RUNNABLE: 0, UNINITIALIZED: 1, INIT_RECEIVED: 2, HALTED: 3, SIPI_RECEIVED: 4 } as const;
+
 export const KVM_MSR_EXIT_REASON_INVAL = 1 << 0;
 export const KVM_MSR_EXIT_REASON_UNKNOWN = 1 << 1;
 export const KVM_MSR_EXIT_REASON_FILTER = 1 << 2;

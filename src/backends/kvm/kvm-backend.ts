@@ -19,7 +19,7 @@
 import { SyscallError, TsvmmError } from '../../common/errors.js';
 import * as libc from '../../common/libc.js';
 import type {
-  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, IrqchipOptions, StopHandle,
+  Backend, BackendIrqchip, BackendMachine, BackendVcpu, Capability, CpuidPolicy, GpaMapping, IrqchipOptions, StopHandle, VcpuRunState,
 } from '../../nvmm/backend.js';
 import { PROT } from '../../nvmm/backend.js';
 import { NO_DEBUG, type DebugConfig } from '../../nvmm/debug.js';
@@ -589,6 +589,14 @@ class KvmVcpu implements BackendVcpu {
   setDebug(config: DebugConfig): void {
     this.debug = config;
     this.debugDirty = true;
+  }
+
+  /** KVM_GET_MP_STATE: the in-kernel local APIC's view (INIT received: waiting for a SIPI). */
+  runState(): VcpuRunState {
+    const b = new Uint8Array(4);
+    this.fd.get('KVM_GET_MP_STATE', b);
+    const mp = new DataView(b.buffer).getUint32(0, true);
+    return mp === abi.MP_STATE.INIT_RECEIVED || mp === abi.MP_STATE.UNINITIALIZED ? 'wait-for-SIPI' : mp === abi.MP_STATE.HALTED ? 'halted' : 'running';
   }
 
   run(): VcpuExit {

@@ -290,9 +290,9 @@ export const run: Command = {
                        /proc/kallsyms or nm output ('ADDRESS TYPE NAME'; a kernel entered
                        through PVH runs at its link addresses, else boot with nokaslr)
   A --trace value may list several, separated by commas: --trace exits,profile
-  --gdb tcp:[HOST:]PORT  serve GDB's remote protocol (gdb: target remote HOST:PORT) for the boot
-                       vCPU; HOST 127.0.0.1 unless given, PORT 0 for any free port (the port is
-                       printed); one client at a time
+  --gdb tcp:[HOST:]PORT  serve GDB's remote protocol (gdb: target remote HOST:PORT), each vCPU a
+                       thread (id = vCPU id + 1); HOST 127.0.0.1 unless given, PORT 0 for any free
+                       port (the port is printed); one client at a time
   --gdb-wait           with --gdb: start paused, until the debugger continues (QEMU's -S)
   --agent              give the guest the exec agent's port (--exec implies it), so that a machine
                        saved with --save can be given --exec when it is restored

@@ -6,6 +6,13 @@
  * and watchpoints (a watched range is split into the aligned 1/2/4/8-byte pieces the debug
  * registers take, four slots in all).
  *
+ * Threads: every vCPU, listed from the start (an AP waiting for its start-up IPI too). A stop of
+ * one stops all before the reply, which names it (`thread:ID;`); `c` resumes all; `s` steps the
+ * Hc thread alone (the stop's thread when none is selected) and `vCont` does what each action
+ * says to the threads it names, leaving any it does not name stopped, as QEMU's stub does.
+ * Breakpoints and watchpoints are the machine's, given to every vCPU it resumes. A bad thread id
+ * is E01.
+ *
  * Every input is bounded and checked: a malformed command gets `E..` (or the empty reply GDB
  * reads as "not supported"), never an exception out of here; the machine is only touched through
  * the target's commands, which fail cleanly.
@@ -226,8 +233,12 @@ export class GdbStub {
     if (data === 'qAttached') return this.reply('1');
     if (data === 'qOffsets') return this.reply('Text=0;Data=0;Bss=0');
     if (data.startsWith('qThreadExtraInfo,')) {
-      const v = this.vcpuOf(parseThread(data.slice('qThreadExtraInfo,'.length)) ?? -2);
-      return this.reply(v === undefined ? E_BAD : toHex(Buffer.from(`vCPU ${v}`)));
+      const t = parseThread(data.slice('qThreadExtraInfo,'.length));
+      const v = t !== undefined && t > 0 ? this.vcpuOf(t) : undefined;
+      if (v === undefined) return this.reply(E_BAD);
+      // What it does, when its thread answers (it always should: every vCPU is stopped).
+      const r = await this.ask({ op: 'status' }, v);
+      return this.reply(toHex(Buffer.from(r.ok && r.text ? `vCPU ${v} (${r.text})` : `vCPU ${v}`)));
     }
     if (data.startsWith('qRcmd,')) return this.monitor(data.slice('qRcmd,'.length));
     return this.reply('');

@@ -13,7 +13,7 @@ import type { DebugConfig, DebugReason, Watchpoint } from '../../nvmm/debug.js';
 export type StopEvent =
   /** A vCPU's debug exit (step, breakpoint, watchpoint), with the vCPU that took it. */
   | { kind: 'debug'; vcpu: number; reason: DebugReason; watchpoint?: Watchpoint }
-  /** interrupt() was honoured, or the machine started paused (`vcpu` is the boot vCPU). */
+  /** A stop the debugger asked for (interrupt(), all-stop), or the machine started paused: `vcpu` is the one reporting it. */
   | { kind: 'interrupted'; vcpu: number }
   /** The machine ended (powered off, reset, error...): no vCPU remains. */
   | { kind: 'ended'; how: string; status: number };
@@ -28,7 +28,9 @@ export type VcpuRequest =
   | { op: 'writeMemory'; addr: bigint; bytes: Uint8Array }
   | { op: 'monitor'; command: string }
   /** The instruction at RIP as a trace line (address, bytes, disassembly). */
-  | { op: 'describe' };
+  | { op: 'describe' }
+  /** What the vCPU does: running, halted or wait-for-SIPI (vcpu-agent.ts's VcpuRunState). */
+  | { op: 'status' };
 
 /** The answer: bytes (registers, memory), ok, text (monitor), or an error the stub turns into `E..`. */
 export type VcpuReply =

@@ -1,6 +1,8 @@
 /**
  * The debugger's side in a vCPU's own thread. The thread's run loop calls it at two places:
- * atStart() before the first run (the machine may start paused), and onExit() after each run.
+ * atStart() before the first run (the machine may start paused), and onExit() after each run;
+ * a loop that also waits outside run() (an application processor waiting for its start-up IPI,
+ * or halted) calls pauseIfAsked() where it already wakes to look at its messages.
  * A `debug` exit, or a `stopped` one the debugger asked for, pauses the vCPU here: the agent
  * reports the stop and serves the debugger's commands (registers, memory, monitor) until one
  * resumes it, in this thread, with the vCPU's own state API, so nothing of the vCPU crosses
@@ -9,6 +11,7 @@
  */
 import { TsvmmError } from '../../common/errors.js';
 import { NO_DEBUG, type DebugConfig } from '../../nvmm/debug.js';
+import type { VcpuRunState } from '../../nvmm/backend.js';
 import type { VcpuExit } from '../../nvmm/exit.js';
 import type { Vcpu } from '../../nvmm/machine.js';
 import { CR, GPR, MSR, SEG, STATE } from '../../nvmm/state.js';
@@ -27,16 +30,30 @@ const EFER_LMA = 1n << 10n;
 export const MAX_MEMORY_REQUEST = 0x2000;
 /** How often a paused vCPU looks whether the machine is asked to end (ms). */
 const END_POLL_MS = 100;
+/** How often a paused vCPU with `idle` work calls it (ms): the boot vCPU serves the APs' device accesses. */
+const IDLE_POLL_MS = 10;
 
 export interface AgentOptions {
   /** True when the host asked the machine to end: a paused vCPU then resumes, so the run loop sees it. */
   ending?: () => boolean;
+  /**
+   * Work the vCPU's thread must go on doing while it is paused (the boot vCPU's thread serves the
+   * other vCPUs' device accesses: one of them may be waiting on it before it can stop).
+   */
+  idle?: () => void;
+  /**
+   * What the vCPU is doing (default: running). One waiting for a start-up IPI cannot step (it has
+   * no instruction to run until one comes); a halted one steps once an interrupt wakes it.
+   */
+  runState?: () => VcpuRunState;
 }
 
 export class VcpuAgent {
   private readonly vcpu: Vcpu;
   private readonly channel: DebugChannel;
   private readonly ending: () => boolean;
+  private readonly idle: (() => void) | undefined;
+  private readonly runState: () => VcpuRunState;
   private lastCommand: number;
   private debugOn = false;
 
@@ -44,6 +61,8 @@ export class VcpuAgent {
     this.vcpu = vcpu;
     this.channel = new DebugChannel(buffer);
     this.ending = opts.ending ?? (() => false);
+    this.idle = opts.idle;
+    this.runState = opts.runState ?? (() => 'running');
     this.lastCommand = this.channel.load(WORD.CMD_SEQ);
   }
 
@@ -65,6 +84,17 @@ export class VcpuAgent {
     return false;
   }
 
+  /**
+   * Where a loop waits outside run(): pauses here when the debugger asked this vCPU to stop
+   * (one atomic load when it did not). True when it paused (the loop looks at its state again).
+   */
+  pauseIfAsked(): boolean {
+    if (Atomics.load(this.channel.words, WORD.STOP_REQ) === 0) return false;
+    if (Atomics.exchange(this.channel.words, WORD.STOP_REQ, 0) !== 1) return false;
+    this.pause({ kind: 'interrupted', vcpu: this.vcpu.id });
+    return true;
+  }
+
   /** Reports `event` and serves commands until one resumes the vCPU (or the machine is ending). */
   private pause(event: StopEvent): void {
     const ch = this.channel;
@@ -76,13 +106,17 @@ export class VcpuAgent {
         const seq = ch.load(WORD.CMD_SEQ);
         if (seq === this.lastCommand) {
           if (this.ending()) return;
-          Atomics.wait(ch.words, WORD.CMD_SEQ, seq, END_POLL_MS);
+          this.idle?.();
+          Atomics.wait(ch.words, WORD.CMD_SEQ, seq, this.idle ? IDLE_POLL_MS : END_POLL_MS);
           continue;
         }
         this.lastCommand = seq;
         const cmd = ch.command<AgentCommand>();
         if (cmd.op === 'resume') {
-          const r = this.setDebug(cmd.step ? { ...cmd.debug, singleStep: true } : cmd.debug);
+          const state = this.runState();
+          const r = cmd.step && state === 'wait-for-SIPI'
+            ? { ok: false as const, error: `vCPU ${this.vcpu.id} waits for a start-up IPI: it cannot step` }
+            : this.setDebug(cmd.step ? { ...cmd.debug, singleStep: true } : cmd.debug);
           // Running before the reply: once the stub has it, a stop it asks for is one to honour.
           if (r.ok) ch.store(WORD.PAUSED, 0);
           ch.sendReply(r);
@@ -144,6 +178,8 @@ export class VcpuAgent {
           return this.monitor(req.command);
         case 'describe':
           return { ok: true, text: this.describe() };
+        case 'status':
+          return { ok: true, text: this.runState() };
       }
     } catch (e) {
       if (e instanceof TsvmmError) return { ok: false, error: `${e.code}: ${e.message}` };

@@ -1,0 +1,203 @@
+; The guest the gdb tests debug with two processors (`--smp 2`), each a thread to gdb: a multiboot
+; kernel in an ELF64 file with its symbols, linked by guests/gdb/target.ld as target.asm is.
+;
+; The boot processor goes to long mode (4 GiB identity-mapped: the local APIC is at 0xfee00000),
+; puts 0x100 + its local APIC id in R12, starts the application processor (APIC id 1: the board
+; gives vCPU n APIC id n) with INIT-SIPI-SIPI into a real-mode trampoline copied to 0x8000, and
+; waits in `bsp_wait` until that one says it ran. The application processor climbs to long mode,
+; puts 0x100 + its APIC id in R12, runs `ap_work` (code only it runs: a breakpoint there stops
+; thread 2), counts itself in `ap_done` and halts. The boot processor then prints "smp done" and
+; ends the machine through the debug-exit port with `status` (exit code 2 * status + 1).
+MB_MAGIC   equ 0x1badb002
+MB_FLAGS   equ 0x00000002            ; memory info (an ELF: the loader reads the program headers)
+LAPIC      equ 0xfee00000
+LAPIC_ID   equ 0x20                  ; register offsets, used as [r15 + ...]
+LAPIC_SVR  equ 0xf0
+LAPIC_ICRL equ 0x300
+LAPIC_ICRH equ 0x310
+AP_APIC_ID equ 1
+TRAMPOLINE equ 0x8000
+DEBUG_EXIT equ 0x501
+
+section .multiboot progbits alloc noexec nowrite align=4
+  dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+
+section .text
+bits 32
+global _start:function
+_start:
+  mov esp, stack_top
+  mov edi, pml4                      ; zero the six tables
+  mov ecx, 6 * 4096 / 4
+  xor eax, eax
+  rep stosd
+  mov dword [pml4], pdpt + 3
+  mov edi, pdpt                      ; four page directories: 4 GiB
+  mov eax, pd + 3
+  mov ecx, 4
+.pdpt:
+  mov [edi], eax
+  add eax, 4096
+  add edi, 8
+  loop .pdpt
+  mov edi, pd                        ; 2048 2 MiB pages
+  mov eax, 0x83
+  mov ecx, 2048
+.pd:
+  mov [edi], eax
+  add eax, 0x200000
+  add edi, 8
+  loop .pd
+  call long_mode_on
+  lgdt [gdt_desc]
+  jmp 0x08:bsp64
+
+; PAE, CR3, EFER.LME, paging (from 32-bit protected mode; both processors)
+long_mode_on:
+  mov eax, pml4
+  mov cr3, eax
+  mov eax, cr4
+  or eax, 0x20
+  mov cr4, eax
+  mov ecx, 0xc0000080
+  rdmsr
+  or eax, 0x100
+  wrmsr
+  mov eax, cr0
+  or eax, 0x80000001
+  mov cr0, eax
+  ret
+
+bits 64
+global bsp64:function
+bsp64:
+  call flat_segments
+  mov rsp, stack_top
+  call mark_r12
+  mov rsi, trampoline_start          ; the trampoline below 1 MiB, where a SIPI can start it
+  mov rdi, TRAMPOLINE
+  mov rcx, trampoline_end - trampoline_start
+  rep movsb
+  or dword [r15 + LAPIC_SVR], 0x100  ; software-enable the local APIC
+  mov dword [r15 + LAPIC_ICRH], AP_APIC_ID << 24
+  mov dword [r15 + LAPIC_ICRL], 0x00004500 ; INIT
+  call icr_idle
+  mov dword [r15 + LAPIC_ICRH], AP_APIC_ID << 24
+  mov dword [r15 + LAPIC_ICRL], 0x00004600 | (TRAMPOLINE >> 12) ; SIPI
+  call icr_idle
+  mov dword [r15 + LAPIC_ICRH], AP_APIC_ID << 24
+  mov dword [r15 + LAPIC_ICRL], 0x00004600 | (TRAMPOLINE >> 12)
+  call icr_idle
+global bsp_wait:function
+bsp_wait:
+  pause
+  cmp byte [ap_done], 0
+  je bsp_wait
+  lea rsi, [done_msg]
+  call puts
+  mov dx, DEBUG_EXIT
+  mov al, [status]
+  out dx, al
+  cli
+  hlt
+
+icr_idle:
+  test dword [r15 + LAPIC_ICRL], 0x1000 ; delivery status
+  jnz icr_idle
+  ret
+
+flat_segments:
+  mov r15d, LAPIC
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  ret
+
+; R12 = 0x100 + this processor's local APIC id: a register that differs between the threads
+mark_r12:
+  mov eax, [r15 + LAPIC_ID]
+  shr eax, 24
+  lea r12, [rax + 0x100]
+  ret
+
+%include "../board/serial64.inc"
+
+; where the application processor arrives in long mode
+global ap64:function
+ap64:
+  call flat_segments
+  mov rsp, ap_stack_top
+  call mark_r12
+global ap_work:function
+ap_work:
+  mov r13, 0x5a5a                    ; a first instruction to step over
+global ap_stepped:function
+ap_stepped:
+  lock inc byte [ap_done]
+.idle:
+  cli
+  hlt
+  jmp .idle
+
+; ---- the trampoline, copied to 0x8000 and run there by the application processor; its
+; absolute references are relocated by hand (T(label) is label's address in the copy) ----
+%define T(label) (TRAMPOLINE + (label) - trampoline_start)
+bits 16
+trampoline_start:
+  cli
+  xor ax, ax
+  mov ds, ax
+  lgdt [T(tramp_gdt_desc)]
+  mov eax, cr0
+  or eax, 1
+  mov cr0, eax
+  jmp dword 0x18:T(tramp32)
+bits 32
+tramp32:
+  mov ax, 0x10
+  mov ds, ax
+  mov es, ax
+  mov ss, ax
+  mov esp, TRAMPOLINE + 0xff0
+  mov eax, long_mode_on              ; absolute: a relative call would not survive the copy
+  call eax
+  jmp 0x08:ap64
+align 8
+tramp_gdt:
+  dq 0
+  dq 0x00af9a000000ffff              ; 0x08: 64-bit code
+  dq 0x00cf92000000ffff              ; 0x10: data
+  dq 0x00cf9a000000ffff              ; 0x18: 32-bit code
+tramp_gdt_desc:
+  dw tramp_gdt_desc - tramp_gdt - 1
+  dd T(tramp_gdt)
+trampoline_end:
+
+section .rodata
+align 8
+gdt:
+  dq 0
+  dq 0x00af9a000000ffff              ; 0x08: 64-bit code
+  dq 0x00cf92000000ffff              ; 0x10: data
+gdt_desc:
+  dw gdt_desc - gdt - 1
+  dq gdt
+done_msg: db "smp done", 10, 0
+
+section .data
+align 4096
+global ap_done:data
+ap_done: db 0
+global status:data
+status: db 0x21
+
+section .bss
+alignb 4096
+pml4: resb 4096
+pdpt: resb 4096
+pd:   resb 4 * 4096
+      resb 4096
+stack_top:
+      resb 4096
+ap_stack_top:
