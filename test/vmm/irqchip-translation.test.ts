@@ -139,6 +139,7 @@ test('8254: counters in modes 2, 0 and 3 (word, LSB and BCD access; a latched co
   pit.write(2, 1, 0x50); // 5000 BCD
   now += 7_654_321;
   pit.tick(now);
+  pit.read(0, 1); // counter 0's LSB: its MSB is read next
   pit.write(3, 1, 0x80); // latch counter 2
   pit.read(2, 1); // its LSB
   pit.write(3, 1, 0xe2); // read-back: status of counter 0
@@ -148,6 +149,7 @@ test('8254: counters in modes 2, 0 and 3 (word, LSB and BCD access; a latched co
   const at: ClockPair = { guestNs: now, hostNs: 5e12 };
   const bytes = encodePit(pitToKernel(state, port61, at));
   const back = pitFromKernel(decodePit(bytes), at);
+  assert.ok(state.counters[0]!.readMsbNext && state.counters[0]!.latchedStatus !== null && state.counters[2]!.latchedMsbNext, 'the test has reads half done');
   for (let i = 0; i < 3; i++) assert.deepEqual(carried(back.pit.counters[i]!, now), carried(state.counters[i]!, now), `counter ${i}`);
   assert.deepEqual(back.port61, port61);
   // The load time is the host's clock, as far back as the ticks counted.
@@ -173,7 +175,7 @@ test('8254: counters never programmed stay so (KVM\'s mode 0xff), with channel 2
 });
 
 function programmedApic(now: () => number): LocalApic {
-  const apic = new LocalApic({ id: 0, bsp: true, now, x2apic: true });
+  const apic = new LocalApic({ id: 3, bsp: true, now, x2apic: true });
   const w = (off: number, v: number) => {
     const d = new Uint8Array(4);
     new DataView(d.buffer).setUint32(0, v >>> 0, true);
@@ -185,8 +187,8 @@ function programmedApic(now: () => number): LocalApic {
   w(APIC_TIMER_DIVIDE, 0x3); // divide by 16
   w(APIC_LVT_TIMER, 0x2_00ef); // periodic, vector 0xef
   w(APIC_TIMER_INITIAL, 100_000);
-  apic.receive({ destination: 0, destMode: 'physical', mode: 'fixed', vector: 0x51, shorthand: 'none', level: true, trigger: 'level' });
-  apic.receive({ destination: 0, destMode: 'physical', mode: 'fixed', vector: 0x62, shorthand: 'none', level: true, trigger: 'edge' });
+  apic.receive({ destination: 3, destMode: 'physical', mode: 'fixed', vector: 0x51, shorthand: 'none', level: true, trigger: 'level' });
+  apic.receive({ destination: 3, destMode: 'physical', mode: 'fixed', vector: 0x62, shorthand: 'none', level: true, trigger: 'edge' });
   apic.acknowledge(); // 0x62 in service
   return apic;
 }
@@ -203,6 +205,8 @@ test('local APIC: registers, IRR/ISR/TMR, the base MSR and a periodic timer part
   now += 16 * 12_345; // 12345 counts of the period
   apic.tick(now);
   const s = apic.getState();
+  assert.equal(s.id, 3);
+  assert.ok(s.isr[0x62 >> 5]! & (1 << (0x62 & 31)) && s.irr[0x51 >> 5]! & (1 << (0x51 & 31)) && s.tmr[0x51 >> 5]! & (1 << (0x51 & 31)), 'one vector in service, a level one requested');
   const at: ClockPair = { guestNs: now, hostNs: 9e12 };
   const k = lapicToKernel(s, at);
   const dv = new DataView(k.regs.buffer);
