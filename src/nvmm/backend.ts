@@ -143,6 +143,11 @@ export interface BackendVcpu {
    * the base before the registers (which it says how to read). Optional.
    */
   getLapic?(): KernelLapicState;
+  /**
+   * Whether XSAVE components beyond x87 and SSE (AVX and later) hold state other than their
+   * initial one, which the FPU group does not carry. Optional (a backend without them: false).
+   */
+  xsaveExtendedInUse?(): boolean;
   setLapic?(state: KernelLapicState): void;
   /** Counters of the backend's own (instructions executed, code compiled...), by name. Optional. */
   statistics?(): Record<string, number>;

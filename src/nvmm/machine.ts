@@ -326,6 +326,11 @@ export class Vcpu {
     return this.live.getLapic?.();
   }
 
+  /** Whether the vCPU's XSAVE components beyond x87 and SSE (AVX and later) hold state the FPU group does not carry. */
+  xsaveExtendedInUse(): boolean {
+    return this.live.xsaveExtendedInUse?.() ?? false;
+  }
+
   /** Puts a local APIC state getLapic gave (before the vCPU's state groups that depend on it: CR8). */
   setLapic(state: KernelLapicState): void {
     const impl = this.live;

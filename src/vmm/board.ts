@@ -342,6 +342,9 @@ export class PcBoard {
   }
 
   private takeSnapshot(host: { agentReady: boolean }): SnapshotContents {
+    if (this.vcpu.xsaveExtendedInUse()) {
+      throw new TsvmmError('TSVMM_UNSUPPORTED', 'the vCPU\'s AVX (or later XSAVE) registers hold state, which a snapshot does not carry yet');
+    }
     const state = this.vcpu.getState(STATE.ALL);
     const guestNs = this.machine.clock.now();
     const saved = { id: 0, state: structuredClone(state), xsaveExtended: new Uint8Array(0) };

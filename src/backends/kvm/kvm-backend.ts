@@ -392,6 +392,16 @@ class KvmVcpu implements BackendVcpu {
     this.fd.set('KVM_SET_LAPIC', Uint8Array.from(state.regs));
   }
 
+  xsaveExtendedInUse(): boolean {
+    this.completePending();
+    const buf = new Uint8Array(abi.KVM_XSAVE.size);
+    this.fd.get('KVM_GET_XSAVE', buf);
+    const bv = new DataView(buf.buffer).getBigUint64(XSAVE_HEADER_XSTATE_BV, true);
+    if ((bv & ~BigInt(XSTATE_X87 | XSTATE_SSE)) === 0n) return false;
+    // KVM writes a component in its initial state as its initial values: zeros beyond SSE.
+    return buf.subarray(XSAVE_EXTENDED_START).some((b) => b !== 0);
+  }
+
   private flushCpuid(): void {
     if (!this.cpuidDirty) return;
     this.fd.setCpuid2(this.cpuid);
@@ -780,6 +790,9 @@ class KvmVcpu implements BackendVcpu {
     this.fd.close();
   }
 }
+
+/** Where an XSAVE image's extended components start: after the FXSAVE region and the XSAVE header. */
+const XSAVE_EXTENDED_START = FXSAVE.size + 64;
 
 /** XCR0 with only x87 state: the reset value, and the value implied without XSAVE. */
 const XCR0_X87 = BigInt(XSTATE_X87);
