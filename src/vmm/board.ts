@@ -436,7 +436,7 @@ export class PcBoard {
    * A snapshot that moves between backends keeps its interrupt wiring only where both boards
    * have it: ISA IRQ 0 (the PIT) reaches I/O APIC pin 0 on KVM (its default routing) and pin 2
    * on the board's own I/O APIC (soft), and the guest's tables said which. A guest that routes
-   * the PIT through the I/O APIC (pin 0 or 2 unmasked) is refused elsewhere; one that uses the
+   * the PIT through the I/O APIC (pin 0 or 2 unmasked) is refused on the other backend; one on the
    * 8259 (the local APIC's virtual wire) moves. A board without an I/O APIC (soft, devices not
    * served inline) takes no snapshot that has one.
    */
