@@ -94,25 +94,29 @@ async function saveAndContinue(image: Uint8Array, path: Accel[]): Promise<void> 
     writeFileSync(kernel, image);
     const snap = (i: number) => join(dir, `vm${i}.snap`);
     let vm = await VirtualMachine.create({ kernel, accel: path[0]!, memory: 16 << 20 });
-    const a = watch(vm);
-    vm.start();
-    await a.until(/echo> $/);
-    vm.console.write('ab');
-    await a.until(/echo> ab$/);
-    await vm.save(snap(0));
-    checkSavedControllers(snap(0), path[0]!);
-    // The saved machine goes on after the save.
-    vm.console.write('c');
-    await a.until(/echo> abc$/);
-    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
-    for (let i = 1; i < path.length; i++) {
-      vm = await continueOn(snap(i - 1), path[i]!, `xyz${i}`);
-      if (i === path.length - 1) break;
-      await vm.save(snap(i));
-      checkSavedControllers(snap(i), path[i]!);
+    try {
+      const a = watch(vm);
+      vm.start();
+      await a.until(/echo> $/);
+      vm.console.write('ab');
+      await a.until(/echo> ab$/);
+      await vm.save(snap(0));
+      checkSavedControllers(snap(0), path[0]!);
+      // The saved machine goes on after the save.
+      vm.console.write('c');
+      await a.until(/echo> abc$/);
       assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+      for (let i = 1; i < path.length; i++) {
+        vm = await continueOn(snap(i - 1), path[i]!, `xyz${i}`);
+        if (i === path.length - 1) break;
+        await vm.save(snap(i));
+        checkSavedControllers(snap(i), path[i]!);
+        assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+      }
+      await endEcho(vm);
+    } finally {
+      await vm.stop(); // a failed check leaves no machine running (a no-op once it ended)
     }
-    await endEcho(vm);
   });
 }
 
