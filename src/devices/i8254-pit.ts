@@ -51,12 +51,12 @@ const CONTROL_OFFSET = 3; // port 0x43
 // Control word (port 0x43) fields.
 const CW_SELECT_SHIFT = 6; // SC1-SC0: counter 0-2, or 3 = read-back command
 const CW_READ_BACK = 3;
-const CW_ACCESS_SHIFT = 4; // RW1-RW0
+export const CW_ACCESS_SHIFT = 4; // RW1-RW0
 export const ACCESS_LATCH = 0; // counter latch command
 export const ACCESS_LSB = 1; // read/write the least significant byte only
 export const ACCESS_MSB = 2; // read/write the most significant byte only
 export const ACCESS_WORD = 3; // LSB first, then MSB
-const CW_MODE_SHIFT = 1; // M2-M0
+export const CW_MODE_SHIFT = 1; // M2-M0
 export const CW_BCD = 0x01; // BCD counting (4 decades)
 
 // Read-back command bits (SC = 3).
@@ -129,7 +129,7 @@ function fromBcd(v: number): number {
   return ((v >> 12) & 0xf) * 1000 + ((v >> 8) & 0xf) * 100 + ((v >> 4) & 0xf) * 10 + (v & 0xf);
 }
 
-function newCounter(): I8254CounterState {
+export function newCounter(): I8254CounterState {
   return {
     control: (ACCESS_LSB << CW_ACCESS_SHIFT), countRegister: 0x10000, reload: 0x10000, loaded: false, gate: true,
     nullCount: false, elapsedBefore: 0, segmentStart: 0, counting: false, pendingReload: null, pendingAt: 0,
@@ -156,7 +156,7 @@ export class I8254Pit implements PortDevice {
 
   // ---- per-counter arithmetic (c = counter state, d = ticks since the count was loaded) ----
 
-  private static mode(c: I8254CounterState): number {
+  static mode(c: I8254CounterState): number {
     const m = (c.control >> CW_MODE_SHIFT) & 7;
     return m >= 6 ? m - 4 : m;
   }
@@ -170,7 +170,7 @@ export class I8254Pit implements PortDevice {
   }
 
   /** Ticks counted by `now` in the current sequence. */
-  private static ticks(c: I8254CounterState, now: number): number {
+  static ticks(c: I8254CounterState, now: number): number {
     if (!c.counting) return c.elapsedBefore;
     return c.elapsedBefore + Math.max(0, Math.floor((now - c.segmentStart) * TICKS_PER_NS));
   }
@@ -183,7 +183,7 @@ export class I8254Pit implements PortDevice {
   }
 
   /** The counting element's value after d ticks (binary; 0-65535 or 0-9999). */
-  private static value(c: I8254CounterState, d: number): number {
+  static value(c: I8254CounterState, d: number): number {
     const n = c.reload;
     const range = I8254Pit.bcd(c) ? 10000 : 0x10000;
     if (!c.loaded) return n % range;
@@ -216,7 +216,7 @@ export class I8254Pit implements PortDevice {
   }
 
   /** Rising edges of OUT in the first d ticks of a sequence. */
-  private static edges(c: I8254CounterState, d: number): number {
+  static edges(c: I8254CounterState, d: number): number {
     if (!c.loaded) return 0;
     const n = c.reload;
     switch (I8254Pit.mode(c)) {

@@ -48,7 +48,7 @@ export const ICW1_ADI = 0x04; // call address interval (8080 mode only; ignored)
 export const ICW1_LTIM = 0x08; // level-triggered mode for all inputs
 
 // ICW2: the vector base (8086 mode uses T7-T3; T2-T0 come from the IR number).
-const ICW2_VECTOR_BASE = 0xf8;
+export const ICW2_VECTOR_BASE = 0xf8;
 
 // ICW4 bits.
 export const ICW4_UPM = 0x01; // 8086/88 mode (else 8080/85; ignored here)
@@ -84,7 +84,7 @@ export const CASCADE_IRQ = 2;
 const SPURIOUS_IR = 7;
 
 /** ELCR bits that cannot be set (PIIX4: IRQ 0, 1, 2 on ELCR1; IRQ 8, 13 on ELCR2). */
-const ELCR_WRITABLE = [0xf8, 0xde] as const;
+export const ELCR_WRITABLE = [0xf8, 0xde] as const;
 
 /** One chip's migratable state. */
 export interface I8259ChipState {

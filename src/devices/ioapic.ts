@@ -55,7 +55,7 @@ export const REDIR_POLARITY_LOW = 0x2000; // bit 13 (stored only, see the file c
 export const REDIR_REMOTE_IRR = 0x4000; // bit 14 (read only)
 export const REDIR_LEVEL = 0x8000; // bit 15: level-triggered
 export const REDIR_MASKED = 0x1_0000; // bit 16
-const REDIR_LOW_WRITABLE = 0x0001_afff; // all but delivery status and remote IRR
+export const REDIR_LOW_WRITABLE = 0x0001_afff; // all but delivery status and remote IRR
 const REDIR_DEST_SHIFT = 24; // high word bits 31-24 (destination field, bits 63-56)
 
 export interface IoApicOptions {

@@ -99,12 +99,12 @@ const LVT_WRITABLE: Record<number, number> = {
   [APIC_LVT_LINT1]: 0x0001_a7ff,
   [APIC_LVT_ERROR]: 0x0001_00ff,
 };
-const LVT_OFFSETS = Object.keys(LVT_WRITABLE).map(Number);
+export const LVT_OFFSETS = Object.keys(LVT_WRITABLE).map(Number);
 /** The LVT timer's writable bits with TSC-deadline mode: the mode field is bits 18-17. */
 const LVT_TIMER_WRITABLE_TSC_DEADLINE = 0x0007_00ff;
-const TIMER_MODE_SHIFT = 17;
-const TIMER_MODE_PERIODIC = 1;
-const TIMER_MODE_TSC_DEADLINE = 2;
+export const TIMER_MODE_SHIFT = 17;
+export const TIMER_MODE_PERIODIC = 1;
+export const TIMER_MODE_TSC_DEADLINE = 2;
 /** Periodic expiries a reinjecting timer keeps owing at most. */
 export const MAX_TIMER_OWED = 1000;
 
@@ -244,7 +244,7 @@ function clearBit(words: Uint32Array, v: number): void { words[v >>> 5]! &= ~(1 
 function testBit(words: Uint32Array, v: number): boolean { return (words[v >>> 5]! & (1 << (v & 31))) !== 0; }
 
 /** The divide configuration register's divisor (bits 3, 1, 0; 111 = divide by 1). */
-function divisorOf(dcr: number): number {
+export function divisorOf(dcr: number): number {
   const v = ((dcr >> 1) & 4) | (dcr & 3);
   return v === 7 ? 1 : 2 << v;
 }

@@ -9,6 +9,7 @@ import type { DebugConfig } from './debug.js';
 import type { VcpuEvent } from './event.js';
 import type { VcpuExit } from './exit.js';
 import type { X64State } from './state.js';
+import type { KernelIrqchipState, KernelLapicState } from './irqchip-state.js';
 
 /** What a vCPU is doing: running, halted in HLT, or waiting for a start-up IPI (after INIT). */
 export type VcpuRunState = 'running' | 'halted' | 'wait-for-SIPI';
@@ -139,6 +140,18 @@ export interface BackendVcpu {
   setInlineDevices?(devices: InlineDevices | null): void;
   /** Single-step, breakpoints and watchpoints (nvmm/debug.ts), validated; from the next run on. With Capability.debug. */
   setDebug?(config: DebugConfig): void;
+  /**
+   * With the backend's irqchip: the vCPU's local APIC (its registers and IA32_APIC_BASE), and
+   * back. setLapic fixes the vCPU's CPUID first (the APIC base's x2APIC bit needs it) and sets
+   * the base before the registers (which it says how to read). Optional.
+   */
+  getLapic?(): KernelLapicState;
+  /**
+   * Whether XSAVE components beyond x87 and SSE (AVX and later) hold state other than their
+   * initial one, which the FPU group does not carry. Optional (a backend without them: false).
+   */
+  xsaveExtendedInUse?(): boolean;
+  setLapic?(state: KernelLapicState): void;
   /** Counters of the backend's own (instructions executed, code compiled...), by name. Optional. */
   statistics?(): Record<string, number>;
   /**
@@ -157,6 +170,10 @@ export interface BackendVcpu {
 export interface BackendIrqchip {
   /** Sets the level of an interrupt line (GSI: ISA IRQs 0-15 reach the PIC and the IOAPIC, 16-23 the IOAPIC). */
   setIrq(gsi: number, level: boolean): void;
+  /** The controllers' and the PIT's state (snapshots; the local APICs are the vCPUs': BackendVcpu.getLapic). Optional. */
+  getState?(): KernelIrqchipState;
+  /** Puts a state getState gave back (a machine restored before it runs). */
+  setState?(state: KernelIrqchipState): void;
 }
 
 export interface IrqchipOptions {

@@ -18,6 +18,7 @@ import type { VcpuExit } from './exit.js';
 import { CR, MSR, STATE, emptyState, type X64State } from './state.js';
 import { PageWalkResult, WALK_NO_CHECK, WALK_OK, WALK_PAGE_FAULT, walkGva, type PhysMemoryAccess } from '../x86/page-walk.js';
 import { stopVcpu } from './stop.js';
+import type { KernelLapicState } from './irqchip-state.js';
 
 export type VcpuConfig =
   /** NVMM_VCPU_CONF_CPUID: force bits on/off in a leaf, or make the leaf exit to the VMM. */
@@ -318,6 +319,26 @@ export class Vcpu {
       impl.setState(this.state, this.dirty);
       this.dirty = 0;
     }
+  }
+
+  /** The backend's local APIC of this vCPU (a backend with an irqchip), for snapshots; undefined without one. */
+  getLapic(): KernelLapicState | undefined {
+    return this.live.getLapic?.();
+  }
+
+  /** Whether the vCPU's XSAVE components beyond x87 and SSE (AVX and later) hold state the FPU group does not carry. */
+  xsaveExtendedInUse(): boolean {
+    return this.live.xsaveExtendedInUse?.() ?? false;
+  }
+
+  /** Puts a local APIC state getLapic gave (before the vCPU's state groups that depend on it: CR8). */
+  setLapic(state: KernelLapicState): void {
+    const impl = this.live;
+    if (!impl.setLapic) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend has no local APIC of its own`);
+    if (this.running) throw new TsvmmError('TSVMM_BUSY', `vCPU ${this.id} is running`);
+    impl.setLapic(state);
+    // CR8 is the TPR's: a group fetched before is stale now (groups set and not committed stay).
+    this.cached = this.dirty;
   }
 
   /** Queues an event for delivery at the next run (nvmm_vcpu_inject). */

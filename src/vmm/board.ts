@@ -47,7 +47,9 @@ import { BACKEND_RESERVED, BOOT, FOUR_GIB, HIGH_RAM_START, IRQS, LOW_RAM_END, MM
 import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memory.js';
 import { BoardVirtio } from './virtio-devices.js';
 import type { NetRings } from '../devices/net/frame-ring.js';
-import { GuestClock } from '../common/clock.js';
+import { GuestClock, hostNs } from '../common/clock.js';
+import { IRQCHIP_DEVICES, devicesFromKernel, devicesToKernel, type ClockPair } from './irqchip-translation.js';
+import { REDIR_MASKED } from '../devices/ioapic.js';
 import { copyState } from '../nvmm/state.js';
 import type { VirtioMmioState } from '../devices/virtio/virtio-mmio.js';
 import { loadRam, type DriveStamp, type ParsedSnapshot, type SnapshotContents } from './snapshot-file.js';
@@ -311,8 +313,21 @@ export class PcBoard {
   /** Why this board cannot be saved, or undefined. */
   private snapshotRefusal(): string | undefined {
     if (this.config.cpus !== 1) return `a machine of ${this.config.cpus} vCPUs cannot be saved yet (only the boot vCPU's thread is the board's)`;
-    if (!(this.interrupts instanceof BoardInterrupts)) return `the ${this.machine.backend.name} backend runs the interrupt controllers and the PIT itself, and their state is not saved yet`;
+    if (this.interrupts instanceof BackendInterrupts && !(this.interrupts.chip.getState && this.interrupts.chip.setState)) {
+      return `the ${this.machine.backend.name} backend runs the interrupt controllers and the PIT itself, and cannot hand over their state`;
+    }
     return undefined;
+  }
+
+  /**
+   * The backend's interrupt controllers, PIT and local APIC as the board's devices' states
+   * (irqchip-translation.ts), at one instant of the guest's clock and the host's.
+   */
+  private kernelDevices(routing: BackendInterrupts, guestNs: number): Record<string, unknown> {
+    const chip = routing.chip.getState!();
+    const lapic = this.vcpu.getLapic();
+    if (!lapic) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend's vCPU has no local APIC state to save`);
+    return devicesFromKernel(chip, lapic, { guestNs, hostNs: hostNs() });
   }
 
   /**
@@ -337,11 +352,15 @@ export class PcBoard {
   }
 
   private takeSnapshot(host: { agentReady: boolean }): SnapshotContents {
+    if (this.vcpu.xsaveExtendedInUse()) {
+      throw new TsvmmError('TSVMM_UNSUPPORTED', 'the vCPU\'s AVX (or later XSAVE) registers hold state, which a snapshot does not carry yet');
+    }
     const state = this.vcpu.getState(STATE.ALL);
     const guestNs = this.machine.clock.now();
     const saved = { id: 0, state: structuredClone(state), xsaveExtended: new Uint8Array(0) };
     const devices: Record<string, unknown> = {};
     for (const [name, d] of this.legacy) devices[name] = d.getState();
+    if (this.interrupts instanceof BackendInterrupts) Object.assign(devices, this.kernelDevices(this.interrupts, guestNs));
     const virtio: Record<string, VirtioMmioState> = {};
     for (const d of this.virtio?.devices ?? []) virtio[d.name] = d.transport.getState();
     devices.virtio = virtio;
@@ -367,8 +386,10 @@ export class PcBoard {
       throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot holds extended XSAVE state (AVX or later) the ${this.machine.backend.name} backend does not have`);
     }
     const devices = snap.devices;
-    const names = [...this.legacy.keys(), 'virtio'];
+    const kernel = this.interrupts instanceof BackendInterrupts ? this.interrupts : undefined;
+    const names = [...this.legacy.keys(), 'virtio', ...(kernel ? IRQCHIP_DEVICES : [])];
     const savedNames = Object.keys(devices);
+    this.checkInterruptWiring(snap);
     if (savedNames.length !== names.length || !names.every((n) => n in devices)) {
       throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's devices (${savedNames.join(', ')}) are not this board's (${names.join(', ')})`);
     }
@@ -376,6 +397,18 @@ export class PcBoard {
     const placed = this.virtio?.devices ?? [];
     if (typeof virtio !== 'object' || virtio === null || Object.keys(virtio).length !== placed.length || !placed.every((d) => d.name in virtio)) {
       throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', 'the snapshot\'s virtio devices are not this board\'s');
+    }
+    // The backend's controllers as the devices' states say, translated (and checked) before
+    // anything is put back; the guest clock stands at the saved time (the LAPIC timer's count).
+    let kernelState: ReturnType<typeof devicesToKernel> | undefined;
+    if (kernel) {
+      const at: ClockPair = { guestNs: snap.machine.guestNs, hostNs: hostNs() };
+      try {
+        kernelState = devicesToKernel(devices, at);
+      } catch (e) {
+        if (e instanceof TsvmmError) throw e;
+        throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's interrupt controller state is malformed: ${(e as Error).message}`);
+      }
     }
     loadRam(restore.path, snap.ram, (gpa, size) => {
       const region = this.ramRegions.find((r) => r.gpa === gpa && r.bytes.length === size);
@@ -390,12 +423,46 @@ export class PcBoard {
       if (e instanceof TsvmmError) throw e;
       throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's device state is malformed: ${(e as Error).message}`);
     }
+    // The backend's controllers after the board's devices, whose restores drove their lines
+    // (the saved state overrides what that did, as the 8259s' does on the board); the local APIC
+    // before the state groups (KVM_SET_LAPIC after the CPUID and the APIC base; CR8 is its TPR).
+    if (kernel && kernelState) {
+      kernel.chip.setState!(kernelState.chip);
+      this.vcpu.setLapic(kernelState.lapic);
+    }
     // The guest clock reads the saved guestNs until the first run, and the state goes into the
     // vCPU now (not at its first run, when guest time runs again): the TSC keeps exactly its saved
     // distance to guest time, which the PM timer, the PIT and the APIC timer read.
     copyState(this.vcpu.getState(STATE.ALL), saved.state, STATE.ALL);
     this.vcpu.setState(STATE.ALL);
     this.vcpu.commitState();
+    // A TSC that runs with the host's (KVM), and the in-kernel PIT and APIC timer, run from the
+    // moment they were set, not from the first run: guest time runs from then too, so the
+    // board's clocks (the PM timer, the RTC) stay in step with them.
+    if (!this.machine.capability.tscFromClock) this.machine.clock.start();
+  }
+
+  /**
+   * A snapshot that moves between backends keeps its interrupt wiring only where both boards
+   * have it: ISA IRQ 0 (the PIT) reaches I/O APIC pin 0 on KVM (its default routing) and pin 2
+   * on the board's own I/O APIC (soft), and the guest's tables said which. A guest that routes
+   * the PIT through the I/O APIC (pin 0 or 2 unmasked) is refused on the other backend; one on the
+   * 8259 (the local APIC's virtual wire) moves. A board without an I/O APIC (soft, devices not
+   * served inline) takes no snapshot that has one.
+   */
+  private checkInterruptWiring(snap: ParsedSnapshot): void {
+    const here = this.machine.backend.name;
+    const hasIoapic = this.interrupts instanceof BackendInterrupts || (this.interrupts instanceof BoardInterrupts && this.interrupts.ioapic !== undefined);
+    const savedIoapic = snap.devices.ioapic;
+    if (hasIoapic !== (savedIoapic !== undefined)) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot was saved on a board ${savedIoapic === undefined ? 'without' : 'with'} an I/O APIC and local APIC, this ${here} board has ${hasIoapic ? 'them' : 'none (devices not served inline)'}`);
+    }
+    if (snap.machine.backend === here || savedIoapic === undefined) return;
+    const low = (savedIoapic as { low?: unknown }).low;
+    const unmasked = (pin: number) => Array.isArray(low) && typeof low[pin] === 'number' && ((low[pin] as number) & REDIR_MASKED) === 0;
+    if (unmasked(0) || unmasked(2)) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the guest routes interrupts through I/O APIC pin ${unmasked(0) ? 0 : 2}, and ISA IRQ 0 is wired to pin 0 on kvm, pin 2 on soft: saved on ${snap.machine.backend}, it cannot continue on ${here}`);
+    }
   }
 
   /** Allocates `size` bytes of RAM and maps them at `gpa`. */

@@ -96,7 +96,7 @@ class IrqchipLine implements IrqLine {
 }
 
 export class BackendInterrupts implements InterruptRouting {
-  constructor(private readonly chip: BackendIrqchip) {}
+  constructor(readonly chip: BackendIrqchip) {}
   line(gsi: number): IrqLine {
     return new IrqchipLine(this.chip, gsi);
   }

@@ -35,7 +35,11 @@ export const IOCTL = {
   KVM_CREATE_IRQCHIP: io(0x60),
   KVM_IRQ_LINE: iow(0x61, 8),
   KVM_IRQFD: iow(0x76, 32),
+  KVM_GET_IRQCHIP: iowr(0x62, 520),
+  KVM_SET_IRQCHIP: ior(0x63, 520),
   KVM_CREATE_PIT2: iow(0x77, 64),
+  KVM_GET_PIT2: ior(0x9f, 112),
+  KVM_SET_PIT2: iow(0xa0, 112),
   KVM_IOEVENTFD: iow(0x79, 64),
   KVM_ENABLE_CAP: iow(0xa3, 104),
   KVM_X86_SET_MSR_FILTER: iow(0xc6, 392),
@@ -263,6 +267,30 @@ export const KVM_PIT_CONFIG = { size: 64, flags: 0 } as const;
 export const KVM_PIT_SPEAKER_DUMMY = 1;
 export const KVM_LAPIC_STATE = { size: 1024, regs: 0 } as const;
 
+/** struct kvm_irqchip: which chip (KVM_IRQCHIP_*), then its state in a 512-byte union. */
+export const KVM_IRQCHIP = { size: 520, chip_id: 0, chip: 8 } as const;
+export const KVM_IRQCHIP_PIC_MASTER = 0;
+export const KVM_IRQCHIP_PIC_SLAVE = 1;
+export const KVM_IRQCHIP_IOAPIC = 2;
+/** struct kvm_pic_state: one 8259 as KVM models it (one byte per field). */
+export const KVM_PIC_STATE = {
+  size: 16, last_irr: 0, irr: 1, imr: 2, isr: 3, priority_add: 4, irq_base: 5, read_reg_select: 6, poll: 7,
+  special_mask: 8, init_state: 9, auto_eoi: 10, rotate_on_auto_eoi: 11, special_fully_nested_mode: 12, init4: 13, elcr: 14, elcr_mask: 15,
+} as const;
+/** struct kvm_ioapic_state: then KVM_IOAPIC_NUM_PINS redirection entries of 8 bytes from `redirtbl`. */
+export const KVM_IOAPIC_STATE = { size: 216, base_address: 0, ioregsel: 8, id: 12, irr: 16, redirtbl: 24 } as const;
+export const KVM_IOAPIC_NUM_PINS = 24;
+/** struct kvm_pit_channel_state: one 8254 counter as KVM models it. */
+export const KVM_PIT_CHANNEL_STATE = {
+  size: 24, count: 0, latched_count: 4, count_latched: 6, status_latched: 7, status: 8, read_state: 9, write_state: 10,
+  write_latch: 11, rw_mode: 12, mode: 13, bcd: 14, gate: 15, count_load_time: 16,
+} as const;
+/** struct kvm_pit_state2: three channels, flags (KVM_PIT_FLAGS_*), reserved words. */
+export const KVM_PIT_STATE2 = { size: 112, channels: 0, flags: 72, reserved: 76 } as const;
+/** kvm_pit_state2.flags: the HPET's legacy replacement route is on; the speaker's data bit (port 0x61 bit 1). */
+export const KVM_PIT_FLAGS_HPET_LEGACY = 1 << 0;
+export const KVM_PIT_FLAGS_SPEAKER_DATA_ON = 1 << 1;
+
 /** Every layout above with its C struct name, for the header cross-check. */
 export const STRUCTS: Record<string, Record<string, number>> = {
   kvm_run: KVM_RUN,
@@ -288,5 +316,10 @@ export const STRUCTS: Record<string, Record<string, number>> = {
   kvm_irq_level: KVM_IRQ_LEVEL,
   kvm_pit_config: KVM_PIT_CONFIG,
   kvm_lapic_state: KVM_LAPIC_STATE,
+  kvm_irqchip: KVM_IRQCHIP,
+  kvm_pic_state: KVM_PIC_STATE,
+  kvm_ioapic_state: KVM_IOAPIC_STATE,
+  kvm_pit_channel_state: KVM_PIT_CHANNEL_STATE,
+  kvm_pit_state2: KVM_PIT_STATE2,
   kvm_xcr: KVM_XCR,
 };

@@ -44,6 +44,8 @@ import { APIC_LVT_LINT0, APIC_LVT_LINT1, DELIVERY_MODE_MASK, DELIVERY_MODE_SHIFT
 import { FXSAVE, XSAVE_HEADER_XSTATE_BV, XSTATE_SSE, XSTATE_X87 } from '../../x86/fxsave.js';
 import * as abi from './abi.js';
 import { decodeDebugExit, guestDebugControl, guestDebugRegs } from './guest-debug.js';
+import { decodeIoapic, decodePic, decodePit, encodeIoapic, encodePic, encodePit, irqchipBuffer, irqchipPayload } from './irqchip-state.js';
+import type { KernelIrqchipState, KernelLapicState } from '../../nvmm/irqchip-state.js';
 import { KvmSystem, KvmVm, type CpuidEntry, type KvmVcpuFd, type MsrFilterRange } from './kvm.js';
 
 const EINTR = 4;
@@ -219,7 +221,31 @@ class KvmMachine implements BackendMachine {
     this.vm.createPit2(abi.KVM_PIT_SPEAKER_DUMMY);
     this.irqchip = true;
     const vm = this.vm;
-    return { setIrq: (gsi, level) => vm.irqLine(gsi, level) };
+    const chip = (id: number) => {
+      const b = irqchipBuffer(id);
+      vm.get('KVM_GET_IRQCHIP', b);
+      return irqchipPayload(b);
+    };
+    return {
+      setIrq: (gsi, level) => vm.irqLine(gsi, level),
+      getState: (): KernelIrqchipState => {
+        const pit = new Uint8Array(abi.KVM_PIT_STATE2.size);
+        vm.get('KVM_GET_PIT2', pit);
+        return {
+          picMaster: decodePic(chip(abi.KVM_IRQCHIP_PIC_MASTER)),
+          picSlave: decodePic(chip(abi.KVM_IRQCHIP_PIC_SLAVE)),
+          ioapic: decodeIoapic(chip(abi.KVM_IRQCHIP_IOAPIC)),
+          pit: decodePit(pit),
+        };
+      },
+      setState: (s: KernelIrqchipState): void => {
+        vm.set('KVM_SET_IRQCHIP', irqchipBuffer(abi.KVM_IRQCHIP_PIC_MASTER, encodePic(s.picMaster)));
+        vm.set('KVM_SET_IRQCHIP', irqchipBuffer(abi.KVM_IRQCHIP_PIC_SLAVE, encodePic(s.picSlave)));
+        vm.set('KVM_SET_IRQCHIP', irqchipBuffer(abi.KVM_IRQCHIP_IOAPIC, encodeIoapic(s.ioapic)));
+        // KVM loads each channel's count anew at KVM_SET_PIT2 (count_load_time is ignored).
+        vm.set('KVM_SET_PIT2', encodePit(s.pit));
+      },
+    };
   }
 
   map(m: GpaMapping): void {
@@ -343,6 +369,43 @@ class KvmVcpu implements BackendVcpu {
 
   stopHandle(): StopHandle {
     return this.handle;
+  }
+
+  getLapic(): KernelLapicState {
+    if (!this.irqchip) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the vCPU has no in-kernel local APIC (no irqchip)');
+    this.completePending();
+    const regs = new Uint8Array(abi.KVM_LAPIC_STATE.size);
+    this.fd.get('KVM_GET_LAPIC', regs);
+    const base = new BigUint64Array(1);
+    this.fd.msrs('get', [MSR_APIC_BASE], base);
+    return { regs, apicBase: base[0]! };
+  }
+
+  setLapic(state: KernelLapicState): void {
+    if (!this.irqchip) throw new TsvmmError('TSVMM_UNSUPPORTED', 'the vCPU has no in-kernel local APIC (no irqchip)');
+    if (state.regs.length !== abi.KVM_LAPIC_STATE.size) throw new TsvmmError('TSVMM_BAD_ARGUMENT', `local APIC registers of ${state.regs.length} bytes, not ${abi.KVM_LAPIC_STATE.size}`);
+    this.completePending();
+    // KVM checks the base's x2APIC bit against the vCPU's CPUID, and reads the registers
+    // (the ID's format) in the mode the base gives: CPUID, then the base, then the registers.
+    this.flushCpuid();
+    this.fd.msrs('set', [MSR_APIC_BASE], BigUint64Array.of(state.apicBase));
+    this.fd.set('KVM_SET_LAPIC', Uint8Array.from(state.regs));
+  }
+
+  xsaveExtendedInUse(): boolean {
+    this.completePending();
+    const buf = new Uint8Array(abi.KVM_XSAVE.size);
+    this.fd.get('KVM_GET_XSAVE', buf);
+    const bv = new DataView(buf.buffer).getBigUint64(XSAVE_HEADER_XSTATE_BV, true);
+    if ((bv & ~BigInt(XSTATE_X87 | XSTATE_SSE)) === 0n) return false;
+    // KVM writes a component in its initial state as its initial values: zeros beyond SSE.
+    return buf.subarray(XSAVE_EXTENDED_START).some((b) => b !== 0);
+  }
+
+  private flushCpuid(): void {
+    if (!this.cpuidDirty) return;
+    this.fd.setCpuid2(this.cpuid);
+    this.cpuidDirty = false;
   }
 
   /** Lets KVM apply what the last exit left pending, without running guest code. */
@@ -600,10 +663,7 @@ class KvmVcpu implements BackendVcpu {
   }
 
   run(): VcpuExit {
-    if (this.cpuidDirty) {
-      this.fd.setCpuid2(this.cpuid);
-      this.cpuidDirty = false;
-    }
+    this.flushCpuid();
     if (this.pendingEvent) {
       this.deliver(this.pendingEvent);
       this.pendingEvent = null;
@@ -738,6 +798,9 @@ class KvmVcpu implements BackendVcpu {
     this.fd.close();
   }
 }
+
+/** Where an XSAVE image's extended components start: after the FXSAVE region and the XSAVE header. */
+const XSAVE_EXTENDED_START = FXSAVE.size + 64;
 
 /** XCR0 with only x87 state: the reset value, and the value implied without XSAVE. */
 const XCR0_X87 = BigInt(XSTATE_X87);

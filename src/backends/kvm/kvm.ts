@@ -176,6 +176,16 @@ export class KvmVm {
     check('KVM_CREATE_PIT2', libc.ioctlPtr(this.fd, abi.IOCTL.KVM_CREATE_PIT2, buf));
   }
 
+  /** A VM ioctl that reads (or reads and writes) a struct in `buf`. */
+  get(name: keyof typeof abi.IOCTL, buf: Uint8Array): void {
+    check(name, libc.ioctlPtr(this.fd, abi.IOCTL[name], buf));
+  }
+
+  /** A VM ioctl that writes the struct in `buf`. */
+  set(name: keyof typeof abi.IOCTL, buf: Uint8Array): void {
+    check(name, libc.ioctlPtr(this.fd, abi.IOCTL[name], buf));
+  }
+
   /** Sets the level of a GSI of the in-kernel irqchip (PIC pins 0-15, IOAPIC pins 0-23). */
   irqLine(gsi: number, level: boolean): void {
     const buf = this.irqLevel;
