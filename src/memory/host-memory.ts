@@ -12,6 +12,12 @@
  * pages are released), which is unmapped when the last view of it has been garbage collected or
  * the thread ends; lent memory goes back to its owner only when its last view has been collected.
  * Reading such a view gives zeros, writing it reaches nobody.
+ *
+ * Memory its owner says may be remapped (the soft CPU's arena, HostMemory.lent) can have a file's
+ * pages mapped privately over parts of it (mapFile: a restored snapshot's RAM, copy-on-write from
+ * the page cache). free() puts zeroed anonymous memory back over all of it at once, before the
+ * owner gets it back: nobody sees the file's pages after, and a file that shrinks later cannot
+ * fault (SIGBUS) in memory handed out again.
  */
 import { SyscallError, TsvmmError } from '../common/errors.js';
 import * as libc from '../common/libc.js';
@@ -60,13 +66,18 @@ export class HostMemory {
   private view: Uint8Array | null;
   private readonly ownership: Ownership;
   private readonly release: (() => void) | null;
+  /** The owner allows file pages over this memory (mapFile). */
+  readonly remappable: boolean;
+  /** mapFile put file pages here: free() replaces them. */
+  private fileMapped = false;
 
-  private constructor(hva: number, view: Uint8Array, ownership: Ownership, release: (() => void) | null = null) {
+  private constructor(hva: number, view: Uint8Array, ownership: Ownership, release: (() => void) | null = null, remappable = false) {
     this.hva = hva;
     this.size = view.length;
     this.view = view;
     this.ownership = ownership;
     this.release = release;
+    this.remappable = remappable;
   }
 
   /** The whole range, zero-copy. Throws TSVMM_DESTROYED after free(). */
@@ -82,11 +93,43 @@ export class HostMemory {
   /**
    * Memory lent by an owner that keeps it alive in this thread, inside a SharedArrayBuffer (the
    * soft CPU's arena): `bytes` becomes a view of its own over the same memory, and `release` gives
-   * it back to the owner once freed and no longer viewed.
+   * it back to the owner once freed and no longer viewed. `remappable`: the owner keeps the range
+   * committed private anonymous memory that it neither remaps nor discards while it is lent, so
+   * that mapFile may map file pages over it (free() puts anonymous memory back).
    */
-  static lent(bytes: Uint8Array, release: () => void): HostMemory {
+  static lent(bytes: Uint8Array, release: () => void, remappable = false): HostMemory {
     checkSize(bytes.length);
-    return new HostMemory(libc.addressOfBytes(bytes), new Uint8Array(libc.viewOfBytes(bytes)), 'lent', release);
+    if (remappable && (libc.addressOfBytes(bytes) % PAGE_SIZE !== 0)) throw new TsvmmError('TSVMM_BAD_ARGUMENT', 'remappable host memory must start on a page');
+    return new HostMemory(libc.addressOfBytes(bytes), new Uint8Array(libc.viewOfBytes(bytes)), 'lent', release, remappable);
+  }
+
+  /**
+   * Maps `length` bytes of the open file `fd` from `fileOffset` privately (copy-on-write) over
+   * bytes [at, at + length) of this memory, all page-aligned: reads see the file's pages (shared
+   * with every other private mapping of them), writes stay here. False when this memory cannot
+   * take them (its owner did not allow it, or mmap failed; the range is then zeroed anonymous
+   * memory as before). The caller keeps the file from shrinking under the mapping (a page past
+   * its end faults with SIGBUS when touched).
+   */
+  mapFile(fd: number, fileOffset: number, at: number, length: number): boolean {
+    const view = this.bytes;
+    if (!this.remappable || at % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 || fileOffset % PAGE_SIZE !== 0 ||
+      !Number.isSafeInteger(at) || length <= 0 || at < 0 || at + length > view.length) return false;
+    const p = libc.mmapAt(this.hva + at, length, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_FIXED, fd, fileOffset);
+    if (!libc.isMapFailed(p)) {
+      this.fileMapped = true;
+      return true;
+    }
+    // A failed MAP_FIXED may have unmapped the range already: never leave a hole in the owner's memory.
+    this.blank(at, length);
+    return false;
+  }
+
+  /** Zeroed private anonymous memory over [at, at + length) (what the arena's committed memory is), in one step. */
+  private blank(at: number, length: number): void {
+    const p = libc.mmapAt(this.hva + at, length, libc.PROT_READ | libc.PROT_WRITE,
+      libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE | libc.MAP_FIXED, -1, 0);
+    if (libc.isMapFailed(p)) throw new SyscallError(`mmap(MAP_FIXED, ${length})`, libc.lastErrno());
   }
 
   /** Maps `size` bytes (a multiple of the page size, at most MAX_HOST_MEMORY) of zeroed memory. */
@@ -127,6 +170,7 @@ export class HostMemory {
         return;
       }
       case 'lent':
+        if (this.fileMapped) this.blank(0, this.size);
         reclaimWhenUnreachable(view.buffer, { run: this.release!, atThreadExit: false });
         return;
       case 'attached':

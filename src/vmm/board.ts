@@ -99,6 +99,8 @@ export type BoardFormat = ImageFormat | 'snapshot';
 export interface BoardRestore {
   path: string;
   snapshot: ParsedSnapshot;
+  /** false: copy the saved pages into RAM even where they could be mapped from the file (loadRam). */
+  mapRam?: boolean;
 }
 
 /** Guest RAM of `size` bytes as the board lays it out: below the MMIO hole, then pieces above 4 GiB. */
@@ -410,11 +412,15 @@ export class PcBoard {
         throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's interrupt controller state is malformed: ${(e as Error).message}`);
       }
     }
-    loadRam(restore.path, snap.ram, (gpa, size) => {
-      const region = this.ramRegions.find((r) => r.gpa === gpa && r.bytes.length === size);
-      if (!region) throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's RAM at 0x${gpa.toString(16)} is not this board's`);
-      return region.bytes;
-    });
+    // Where the backend's RAM allows it (the soft CPU's arena), the saved pages are mapped from the
+    // file copy-on-write: machines restored from one file share the pages they only read.
+    loadRam(restore.path, snap, (gpa, size) => {
+      const i = this.ramRegions.findIndex((r) => r.gpa === gpa && r.bytes.length === size);
+      const region = this.ramRegions[i], piece = this.ram[i];
+      if (!region || !piece) throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's RAM at 0x${gpa.toString(16)} is not this board's`);
+      if (!piece.remappable) return { bytes: region.bytes };
+      return { bytes: region.bytes, mapFile: (fd, fileOffset, at, length) => piece.mapFile(fd, fileOffset, at, length) };
+    }, { map: restore.mapRam !== false });
     try {
       // The virtio transports first: they set their interrupt lines, which the 8259s' saved state then overrides.
       for (const d of placed) d.transport.restore(virtio[d.name]!);

@@ -9,8 +9,14 @@
  * that the vCPUs and RAM regions are exactly those that description implies, and that RAM's page
  * runs lie inside their region and account for the section's length. It reads small sections
  * whole (each has a bound) and RAM in chunks, so a hostile length costs neither memory nor time
- * beyond the file's size; RAM pages are copied into guest memory afterwards (loadRam), straight
- * from the file, run by run.
+ * beyond the file's size. RAM pages are put into guest memory afterwards (loadRam), run by run:
+ * mapped copy-on-write from the file where the guest memory allows it (version 2 keeps them
+ * page-aligned in the file for that), copied straight from the file otherwise.
+ *
+ * RAM's checksum is a full read of the file's pages: readSnapshot computes it the first time this
+ * process reads a version of a file (its device, inode, size, modification and change times) and
+ * remembers that version as checked, so restoring the same unchanged file again costs no read of
+ * its RAM. loadRam refuses a file that is no longer the version readSnapshot checked.
  *
  * vCPU state is the libnvmm state groups (nvmm/state.ts), laid out at fixed offsets: whatever
  * backend saved it, any backend that implements the groups can load it. The FPU group is stored
@@ -27,8 +33,10 @@ import { machineConfig, type MachineConfig } from './config.js';
 
 /** The file's first 8 bytes. */
 export const SNAPSHOT_MAGIC = 'TSVMSNAP';
-/** The format version this code writes and reads. */
-export const SNAPSHOT_VERSION = 1;
+/** The format version this code writes. */
+export const SNAPSHOT_VERSION = 2;
+/** The versions it reads: 1 (RAM pages unaligned in the file: always copied) and 2. */
+export const SNAPSHOT_VERSIONS_READ: readonly number[] = [1, 2];
 export const HEADER_BYTES = 16;
 export const SECTION_HEADER_BYTES = 24;
 export const PAGE = 4096;
@@ -87,6 +95,8 @@ export interface RamSection {
   runs: PageRun[];
   /** File offset of the first run's first page; runs follow each other. */
   dataOffset: number;
+  /** dataOffset is a multiple of the page size (version 2): the pages can be mapped from the file. */
+  aligned: boolean;
   /** The CRC32 of the whole section payload (checked again while the pages are copied). */
   crc: number;
   /** Where the payload starts and how long it is. */
@@ -95,6 +105,8 @@ export interface RamSection {
 }
 
 export interface ParsedSnapshot {
+  /** The file's version as read (fileStamp): loadRam refuses the file once it is another. */
+  stamp: string;
   machine: SnapshotMachine;
   vcpus: SavedVcpu[];
   devices: Record<string, unknown>;
@@ -281,9 +293,16 @@ function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
-function* ramPieces(gpa: number, bytes: Uint8Array): Generator<Uint8Array> {
+/** Zero bytes from `offset` up to the next page boundary of the file (version 2's padding before RAM pages). */
+function alignPadding(offset: number): number {
+  return (PAGE - (offset % PAGE)) % PAGE;
+}
+
+/** A RAM section's payload, which starts at file offset `payloadAt`: its header, the run table, padding to a page boundary, the pages. */
+function* ramPieces(gpa: number, bytes: Uint8Array, payloadAt: number): Generator<Uint8Array> {
   const runs = nonZeroRuns(bytes);
-  const head = new Uint8Array(24 + 8 * runs.length);
+  const tableEnd = 24 + 8 * runs.length;
+  const head = new Uint8Array(tableEnd + alignPadding(payloadAt + tableEnd));
   const d = new DataView(head.buffer);
   d.setBigUint64(0, BigInt(gpa), true);
   d.setBigUint64(8, BigInt(bytes.length), true);
@@ -321,7 +340,7 @@ export function writeSnapshot(path: string, c: SnapshotContents): void {
     out.section(SECTION.MACHINE, [json(c.machine)]);
     for (const v of c.vcpus) out.section(SECTION.VCPU, [encodeVcpu(v)]);
     out.section(SECTION.DEVICES, [json(c.devices)]);
-    for (const r of c.ram) out.section(SECTION.RAM, ramPieces(r.gpa, r.bytes));
+    for (const r of c.ram) out.section(SECTION.RAM, ramPieces(r.gpa, r.bytes, out.offset + SECTION_HEADER_BYTES));
     out.section(SECTION.END, []);
     closeSync(fd);
     renameSync(tmp, path);
@@ -427,7 +446,7 @@ function checkMachine(v: unknown, expectRam: (memory: number) => { gpa: number; 
   return { config, backend: v.backend, guestNs: v.guestNs, drives: drives as DriveStamp[], ram: expected, agentReady: v.agentReady };
 }
 
-function checkRamHeader(input: Input, s: SectionHeader, region: { gpa: number; size: number }, index: number): RamSection {
+function checkRamHeader(input: Input, s: SectionHeader, region: { gpa: number; size: number }, index: number, version: number): RamSection {
   const what = `RAM section ${index}`;
   const pages = Math.ceil(region.size / PAGE);
   if (s.length < 24) fail('TSVMM_SNAPSHOT_CORRUPT', `${what} of ${s.length} bytes is shorter than its header`);
@@ -452,15 +471,35 @@ function checkRamHeader(input: Input, s: SectionHeader, region: { gpa: number; s
     next = first + count;
     saved += count;
   }
-  const dataOffset = s.payloadOffset + 24 + 8 * runCount;
-  if (24 + 8 * runCount + saved * PAGE !== s.length) fail('TSVMM_SNAPSHOT_CORRUPT', `${what}: ${saved} pages in ${runCount} runs do not fill its ${s.length} bytes`);
-  return { gpa: region.gpa, size: region.size, runs, dataOffset, crc: s.crc, payloadOffset: s.payloadOffset, payloadLength: s.length };
+  const tableEnd = s.payloadOffset + 24 + 8 * runCount;
+  const padding = version >= 2 ? alignPadding(tableEnd) : 0;
+  const dataOffset = tableEnd + padding;
+  if (24 + 8 * runCount + padding + saved * PAGE !== s.length) fail('TSVMM_SNAPSHOT_CORRUPT', `${what}: ${saved} pages in ${runCount} runs (after ${padding} bytes of padding) do not fill its ${s.length} bytes`);
+  if (input.read(tableEnd, padding, what).some((b) => b !== 0)) fail('TSVMM_SNAPSHOT_CORRUPT', `${what}: the padding before its pages is not zero`);
+  return { gpa: region.gpa, size: region.size, runs, dataOffset, aligned: dataOffset % PAGE === 0, crc: s.crc, payloadOffset: s.payloadOffset, payloadLength: s.length };
 }
 
+/** A version of a file: its device, inode, size, and modification and change times (the kernel sets the change time on every write or truncation). */
+function fileStamp(fd: number): string {
+  const st = fstatSync(fd, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** File versions (fileStamp) whose RAM checksums this process has verified, oldest first; at most VERIFIED_MAX. */
+const verified = new Set<string>();
+const VERIFIED_MAX = 256;
 /**
- * Reads and checks a whole snapshot (everything but copying its RAM pages, which loadRam does):
- * TSVMM_SNAPSHOT_CORRUPT, _VERSION or _TRUNCATED, with what was wrong. `expectRam` is the RAM
- * layout the board makes for an amount of memory.
+ * A version is remembered only if it was last changed at least this long before it was checked:
+ * file times have the kernel clock's coarse granularity (a few milliseconds), so a write in the
+ * same tick as an earlier one could leave the same stamp; a later write cannot.
+ */
+const SETTLED_MS = 2000;
+
+/**
+ * Reads and checks a whole snapshot (everything but putting its RAM pages into guest memory,
+ * which loadRam does): TSVMM_SNAPSHOT_CORRUPT, _VERSION or _TRUNCATED, with what was wrong.
+ * `expectRam` is the RAM layout the board makes for an amount of memory. RAM's checksums are
+ * verified once per version of the file in this process (see the file header).
  */
 export function readSnapshot(path: string, expectRam: (memory: number) => { gpa: number; size: number }[]): ParsedSnapshot {
   let fd: number;
@@ -476,7 +515,7 @@ export function readSnapshot(path: string, expectRam: (memory: number) => { gpa:
     if (new TextDecoder('latin1').decode(header.subarray(0, 8)) !== SNAPSHOT_MAGIC) fail('TSVMM_SNAPSHOT_CORRUPT', `${path} is not a tsvmm snapshot (no ${SNAPSHOT_MAGIC} magic)`);
     const hd = new DataView(header.buffer);
     const version = hd.getUint32(8, true);
-    if (version !== SNAPSHOT_VERSION) fail('TSVMM_SNAPSHOT_VERSION', `${path} is a snapshot of format version ${version}; this tsvmm reads version ${SNAPSHOT_VERSION}`, { version });
+    if (!SNAPSHOT_VERSIONS_READ.includes(version)) fail('TSVMM_SNAPSHOT_VERSION', `${path} is a snapshot of format version ${version}; this tsvmm reads versions ${SNAPSHOT_VERSIONS_READ.join(' and ')}`, { version });
     if (hd.getUint32(12, true) !== 0) fail('TSVMM_SNAPSHOT_CORRUPT', 'the file header has non-zero flags');
 
     let at = HEADER_BYTES;
@@ -495,55 +534,141 @@ export function readSnapshot(path: string, expectRam: (memory: number) => { gpa:
     }
     const devices = parseJson(readSmall(input, next(SECTION.DEVICES, 'the devices'), MAX_DEVICES_BYTES, 'the devices'), 'the devices');
     if (!isObject(devices)) fail('TSVMM_SNAPSHOT_CORRUPT', 'the devices section is not an object');
+    const stamp = fileStamp(fd);
+    const checked = verified.has(stamp);
+    const settled = Date.now() - fstatSync(fd).ctimeMs >= SETTLED_MS;
     const ram: RamSection[] = [];
     machine.ram.forEach((region, i) => {
       const s = next(SECTION.RAM, `RAM region ${i}`);
-      const r = checkRamHeader(input, s, region, i);
-      if (input.crc(s.payloadOffset, s.length, `RAM section ${i}`) !== s.crc) fail('TSVMM_SNAPSHOT_CORRUPT', `RAM section ${i} fails its checksum`);
+      const r = checkRamHeader(input, s, region, i, version);
+      if (!checked && input.crc(s.payloadOffset, s.length, `RAM section ${i}`) !== s.crc) fail('TSVMM_SNAPSHOT_CORRUPT', `RAM section ${i} fails its checksum`);
       ram.push(r);
     });
     const end = next(SECTION.END, 'the end marker');
     if (end.length !== 0 || end.crc !== 0) fail('TSVMM_SNAPSHOT_CORRUPT', 'the end marker has a payload');
     if (at !== input.size) fail('TSVMM_SNAPSHOT_CORRUPT', `${input.size - at} bytes follow the end marker`);
-    return { machine, vcpus, devices, ram };
+    // Remembered only if the file did not change while it was read.
+    if (!checked && settled && fileStamp(fd) === stamp) {
+      verified.add(stamp);
+      if (verified.size > VERIFIED_MAX) verified.delete(verified.values().next().value!);
+    }
+    return { stamp, machine, vcpus, devices, ram };
   } finally {
     closeSync(fd);
   }
 }
 
+/** Guest memory a RAM section goes into. */
+export interface RamTarget {
+  /** The region's bytes, zero-filled as a new machine's RAM is. */
+  bytes: Uint8Array;
+  /**
+   * Maps `length` bytes of the open file `fd` from `fileOffset` copy-on-write (private) over bytes
+   * [at, at + length) of `bytes` (all page-aligned); false when it cannot, and nothing changed.
+   */
+  mapFile?: (fd: number, fileOffset: number, at: number, length: number) => boolean;
+}
+
+/** How loadRam put the pages back: bytes mapped from the file, bytes copied. */
+export interface RamLoad {
+  mapped: number;
+  copied: number;
+}
+
 /**
- * Copies the saved pages of each RAM section into guest memory (`target(gpa, size)`: the bytes
- * of the region, zero-filled, as a new machine's RAM is), straight from the file; the pages it
- * skips are the all-zero ones. The checksum is computed again on the way: a file changed since
- * readSnapshot is TSVMM_SNAPSHOT_CORRUPT.
+ * Whether the pages of the file behind `fd` may be mapped: only a file no other user may write
+ * (owned by this process's user, not writable by group or others). A mapped file that shrinks
+ * kills the process (SIGBUS) when a page past its new end is touched: see docs/snapshot-format.md.
  */
-export function loadRam(path: string, sections: readonly RamSection[], target: (gpa: number, size: number) => Uint8Array): void {
+function mayMap(fd: number): boolean {
+  const st = fstatSync(fd);
+  return st.isFile() && st.uid === process.geteuid?.() && (st.mode & 0o022) === 0;
+}
+
+/**
+ * Puts the saved pages of each RAM section into guest memory (`target(gpa, size)`: the region's
+ * memory, zero-filled as a new machine's RAM is); the pages it skips are the all-zero ones.
+ *
+ * The file must still be the version readSnapshot checked (`snapshot.stamp`): another one is
+ * TSVMM_SNAPSHOT_TRUNCATED when it no longer holds the sections, TSVMM_SNAPSHOT_CORRUPT otherwise.
+ * Page runs are mapped copy-on-write where the section is page-aligned (version 2), the target can
+ * map (`mapFile`), `map` allows it and the file may be mapped (mayMap): the machine's writes stay
+ * its own, and the pages it only reads are the page cache's, shared by every machine restored from
+ * the file. Otherwise they are copied, and then their checksum is computed again on the way.
+ */
+export function loadRam(
+  path: string,
+  snapshot: Pick<ParsedSnapshot, 'stamp' | 'ram'>,
+  target: (gpa: number, size: number) => RamTarget,
+  options: { map?: boolean } = {},
+): RamLoad {
   const fd = openSync(path, 'r');
+  const done: RamLoad = { mapped: 0, copied: 0 };
   try {
     const input = new Input(fd);
-    for (const s of sections) {
-      const bytes = target(s.gpa, s.size);
-      let crc = crc32(input.read(s.payloadOffset, s.dataOffset - s.payloadOffset, 'a RAM section header'));
-      let off = s.dataOffset;
-      for (const r of s.runs) {
-        const end = Math.min((r.first + r.count) * PAGE, s.size);
-        for (let start = r.first * PAGE; start < (r.first + r.count) * PAGE; start += CHUNK) {
-          const length = Math.min(CHUNK, (r.first + r.count) * PAGE - start);
-          const into = bytes.subarray(start, Math.min(start + length, end));
-          let done = 0;
-          while (done < into.length) {
-            const n = readSync(fd, into, done, into.length - done, off + done);
-            if (n === 0) fail('TSVMM_SNAPSHOT_TRUNCATED', 'the snapshot shrank while its RAM was loaded');
-            done += n;
-          }
-          crc = crc32(into, crc);
-          if (into.length < length) crc = crc32(input.read(off + into.length, length - into.length, 'a RAM page'), crc);
-          off += length;
-        }
+    const end = Math.max(0, ...snapshot.ram.map((s) => s.payloadOffset + s.payloadLength));
+    const changed = () => {
+      if (fstatSync(fd).size < end) fail('TSVMM_SNAPSHOT_TRUNCATED', `the snapshot ${path} shrank since it was read: it no longer holds its RAM`);
+      if (fileStamp(fd) !== snapshot.stamp) fail('TSVMM_SNAPSHOT_CORRUPT', `the snapshot ${path} changed since it was read`);
+    };
+    changed();
+    const mapping = options.map !== false && mayMap(fd);
+    for (const s of snapshot.ram) {
+      const t = target(s.gpa, s.size);
+      if (mapping && s.aligned && s.size % PAGE === 0 && t.mapFile) {
+        mapRuns(input, s, t, done);
+        // The file could have shrunk while it was mapped (before, changed() saw it whole): refused
+        // now, before anything touches the pages. After this, see mayMap.
+        changed();
+      } else {
+        copyRuns(input, s, t.bytes);
+        done.copied += s.runs.reduce((n, r) => n + r.count * PAGE, 0);
       }
-      if ((crc >>> 0) !== s.crc) fail('TSVMM_SNAPSHOT_CORRUPT', `RAM at 0x${s.gpa.toString(16)} changed in the snapshot file while it was loaded`);
     }
+    return done;
   } finally {
     closeSync(fd);
   }
+}
+
+/** Maps each run of `s` into `t`; a run the target cannot map is copied. */
+function mapRuns(input: Input, s: RamSection, t: RamTarget, done: RamLoad): void {
+  let off = s.dataOffset;
+  for (const r of s.runs) {
+    const length = r.count * PAGE;
+    if (t.mapFile!(input.fd, off, r.first * PAGE, length)) done.mapped += length;
+    else {
+      readInto(input.fd, t.bytes.subarray(r.first * PAGE, r.first * PAGE + length), off);
+      done.copied += length;
+    }
+    off += length;
+  }
+}
+
+/** Fills `into` from the file at `at` (straight into it, no buffer between). */
+function readInto(fd: number, into: Uint8Array, at: number): void {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, at + done);
+    if (n === 0) fail('TSVMM_SNAPSHOT_TRUNCATED', 'the snapshot shrank while its RAM was loaded');
+    done += n;
+  }
+}
+
+/** Copies the runs of `s` into `bytes`, in pieces, computing the section's checksum again. */
+function copyRuns(input: Input, s: RamSection, bytes: Uint8Array): void {
+  let crc = crc32(input.read(s.payloadOffset, s.dataOffset - s.payloadOffset, 'a RAM section header'));
+  let off = s.dataOffset;
+  for (const r of s.runs) {
+    const end = Math.min((r.first + r.count) * PAGE, s.size);
+    for (let start = r.first * PAGE; start < (r.first + r.count) * PAGE; start += CHUNK) {
+      const length = Math.min(CHUNK, (r.first + r.count) * PAGE - start);
+      const into = bytes.subarray(start, Math.min(start + length, end));
+      readInto(input.fd, into, off);
+      crc = crc32(into, crc);
+      if (into.length < length) crc = crc32(input.read(off + into.length, length - into.length, 'a RAM page'), crc);
+      off += length;
+    }
+  }
+  if ((crc >>> 0) !== s.crc) fail('TSVMM_SNAPSHOT_CORRUPT', `RAM at 0x${s.gpa.toString(16)} changed in the snapshot file while it was loaded`);
 }

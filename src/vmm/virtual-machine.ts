@@ -114,6 +114,11 @@ export interface RestoreOptions {
   /** End the restored run with `timeout` after this many milliseconds (the saved timeout is not carried over). */
   timeoutMs?: number;
   profileGate?: SharedArrayBuffer;
+  /**
+   * Map the saved RAM pages from the file copy-on-write where the backend allows it (default; the
+   * soft backend's arena), sharing the pages machines only read; false: copy them into each machine.
+   */
+  mapRam?: boolean;
 }
 
 /** Refuses a drive whose image changed since the snapshot recorded it (TSVMM_SNAPSHOT_MISMATCH). */
@@ -301,7 +306,7 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
     const { timeoutMs: _savedTimeout, ...rest } = saved;
     const config = machineConfig({ ...rest, accel: options.accel ?? saved.accel, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
     checkDrives(config.drives ?? []);
-    const vm = new VirtualMachine(config, options.profileGate, { path, snapshot });
+    const vm = new VirtualMachine(config, options.profileGate, { path, snapshot, mapRam: options.mapRam ?? true });
     if (snapshot.machine.agentReady) vm.agent?.continueReady();
     // Each network card gets a new backend (a new passt, the TAP opened again by name): what
     // the saved one carried is gone, and the guest's connections through it with it.

@@ -3,7 +3,7 @@
 // another version, absurd lengths and counts) is refused with its code before anything uses it,
 // without allocating what its lengths claim.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
@@ -12,7 +12,7 @@ import { emptyState, GPR, MSR, SEG, STATE, copyState } from '../../src/nvmm/stat
 import { ramLayout } from '../../src/vmm/board.js';
 import { machineConfig } from '../../src/vmm/config.js';
 import {
-  HEADER_BYTES, PAGE, SECTION, SECTION_HEADER_BYTES, loadRam, nonZeroRuns, readSnapshot, writeSnapshot, type SnapshotContents,
+  HEADER_BYTES, PAGE, SECTION, SECTION_HEADER_BYTES, SNAPSHOT_VERSION, loadRam, nonZeroRuns, readSnapshot, writeSnapshot, type SnapshotContents,
 } from '../../src/vmm/snapshot-file.js';
 import { withTempDir } from '../helpers/tools.js';
 
@@ -108,11 +108,87 @@ test('a snapshot reads back as written: machine, every state group, devices, and
     assert.deepEqual(r.vcpus[0]!.state, expected);
     assert.deepEqual(r.vcpus[0]!.xsaveExtended, new Uint8Array(0));
     const ram = new Uint8Array(MEMORY);
-    loadRam(path, r.ram, (gpa, size) => {
+    loadRam(path, r, (gpa, size) => {
       assert.deepEqual([gpa, size], [0, MEMORY]);
-      return ram;
+      return { bytes: ram };
     });
     assert.deepEqual(ram, c.ram[0]!.bytes);
+  });
+});
+
+/** The RAM section's payload of `bytes` (a well-formed file): where its pages start in the file. */
+function ramDataOffset(bytes: Uint8Array): { section: number; tableEnd: number; dataOffset: number } {
+  const all = sections(bytes);
+  const section = all.findIndex((x) => x.type === SECTION.RAM);
+  const payloadAt = all[section]!.at + SECTION_HEADER_BYTES;
+  const runs = new DataView(bytes.buffer, bytes.byteOffset).getUint32(payloadAt + 16, true);
+  const tableEnd = payloadAt + 24 + 8 * runs;
+  return { section, tableEnd, dataOffset: Math.ceil(tableEnd / PAGE) * PAGE };
+}
+
+test('version 2 keeps RAM pages page-aligned in the file (zero padding after the run table), so that they can be mapped', () => {
+  withTempDir((dir) => {
+    const path = join(dir, 's.snap');
+    writeSnapshot(path, contents());
+    const bytes = readFileSync(path);
+    assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true), SNAPSHOT_VERSION);
+    assert.equal(SNAPSHOT_VERSION, 2);
+    const r = readSnapshot(path, ramLayout);
+    const { tableEnd, dataOffset } = ramDataOffset(bytes);
+    assert.equal(r.ram[0]!.dataOffset, dataOffset);
+    assert.equal(r.ram[0]!.dataOffset % PAGE, 0);
+    assert.equal(r.ram[0]!.aligned, true);
+    assert.ok(bytes.subarray(tableEnd, dataOffset).every((b) => b === 0));
+    assert.ok(bytes.subarray(dataOffset, dataOffset + PAGE).every((b) => b === 0xaa), 'the first saved page starts there');
+    assert.notEqual(bytes[dataOffset - 1], 0xaa);
+    // A padding byte that is not zero is refused (the checksum made right again).
+    const bad = join(dir, 'bad.snap');
+    const { section } = ramDataOffset(bytes);
+    const payloadAt = sections(bytes)[section]!.at + SECTION_HEADER_BYTES;
+    writeFileSync(bad, withPayload(bytes, section, (p) => { p[tableEnd - payloadAt] = 1; return p; }));
+    assert.equal(code(() => readSnapshot(bad, ramLayout)), 'TSVMM_SNAPSHOT_CORRUPT');
+  });
+});
+
+test('version 1 (pages right after the run table, unaligned) is still read, and its pages copied', () => {
+  withTempDir((dir) => {
+    const path = join(dir, 's.snap');
+    const c = contents();
+    writeSnapshot(path, c);
+    const v2 = readFileSync(path);
+    const { section, tableEnd, dataOffset } = ramDataOffset(v2);
+    const payloadAt = sections(v2)[section]!.at + SECTION_HEADER_BYTES;
+    const v1 = withPayload(v2, section, (p) => Uint8Array.from([...p.subarray(0, tableEnd - payloadAt), ...p.subarray(dataOffset - payloadAt)]));
+    new DataView(v1.buffer).setUint32(8, 1, true);
+    writeFileSync(path, v1);
+    const r = readSnapshot(path, ramLayout);
+    assert.equal(r.ram[0]!.aligned, false);
+    const ram = new Uint8Array(MEMORY);
+    let offered = false;
+    const load = loadRam(path, r, () => ({ bytes: ram, mapFile: () => (offered = true) }));
+    assert.deepEqual(load, { mapped: 0, copied: 6 * PAGE });
+    assert.equal(offered, false, 'unaligned pages are never offered for mapping');
+    assert.deepEqual(ram, c.ram[0]!.bytes);
+  });
+});
+
+test('loadRam refuses a file that is not the version readSnapshot checked: shorter (TRUNCATED) or changed (CORRUPT)', () => {
+  withTempDir((dir) => {
+    const path = join(dir, 's.snap');
+    writeSnapshot(path, contents());
+    const bytes = readFileSync(path);
+    const target = () => ({ bytes: new Uint8Array(MEMORY) });
+    let r = readSnapshot(path, ramLayout);
+    truncateSync(path, bytes.length - PAGE);
+    assert.equal(code(() => loadRam(path, r, target)), 'TSVMM_SNAPSHOT_TRUNCATED');
+    writeFileSync(path, bytes);
+    r = readSnapshot(path, ramLayout);
+    const changed = Uint8Array.from(bytes);
+    changed[ramDataOffset(bytes).dataOffset]! ^= 1;
+    const later = new Date(statSync(path).mtimeMs + 5000);
+    writeFileSync(path, changed);
+    utimesSync(path, later, later);
+    assert.equal(code(() => loadRam(path, r, target)), 'TSVMM_SNAPSHOT_CORRUPT');
   });
 });
 
@@ -160,9 +236,9 @@ test('another version is TSVMM_SNAPSHOT_VERSION; another file is TSVMM_SNAPSHOT_
     const path = join(dir, 's.snap');
     writeSnapshot(path, contents());
     const bytes = readFileSync(path);
-    new DataView(bytes.buffer, bytes.byteOffset).setUint32(8, 2, true);
+    new DataView(bytes.buffer, bytes.byteOffset).setUint32(8, 3, true);
     writeFileSync(path, bytes);
-    assert.throws(() => readSnapshot(path, ramLayout), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_SNAPSHOT_VERSION' && /version 2/.test(e.message));
+    assert.throws(() => readSnapshot(path, ramLayout), (e: unknown) => e instanceof TsvmmError && e.code === 'TSVMM_SNAPSHOT_VERSION' && /version 3/.test(e.message));
     writeFileSync(path, new Uint8Array(4096).fill(0x41));
     assert.equal(code(() => readSnapshot(path, ramLayout)), 'TSVMM_SNAPSHOT_CORRUPT');
   });

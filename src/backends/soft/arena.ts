@@ -15,6 +15,15 @@
  * Which host memory is in the arena, and where, follows from its address (arenaOffsetOf): the
  * arena is one range of this process's addresses, so a HostMemory carries nothing of the soft
  * CPU's, and memory attached by address (HostMemory.attach) is found there like memory allocated here.
+ *
+ * Guest RAM here may have a file's pages mapped over it (HostMemory.mapFile: a snapshot's RAM,
+ * copy-on-write), which is safe because of how V8 keeps a WebAssembly.Memory: it reserves the
+ * whole range (up to the maximum, and guard pages) at once, PROT_NONE, and commits it as private
+ * anonymous read-write memory as it grows (mprotect on the new pages only); it never moves,
+ * decommits or discards pages below the current length, and frees the reservation whole (munmap)
+ * when the Memory is collected. So a mapping placed inside a block stays until its HostMemory is
+ * freed, which puts private anonymous zeroed memory back (what V8 had there) before the block
+ * returns to this allocator. A block is one HostMemory's only.
  */
 import * as libc from '../../common/libc.js';
 import { HostMemory, MAX_HOST_MEMORY } from '../../memory/host-memory.js';
@@ -179,5 +188,5 @@ export function arenaHostMemory(size: number): HostMemory | null {
   const off = arenaAllocate(size);
   if (off < 0) return null;
   const bytes = new Uint8Array(arenaMemory().buffer, off, size);
-  return HostMemory.lent(bytes, () => arenaFree(off, size));
+  return HostMemory.lent(bytes, () => arenaFree(off, size), true);
 }
