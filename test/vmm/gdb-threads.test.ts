@@ -3,7 +3,10 @@
 // guests/gdb/smp-target.asm (an ELF with its symbols): both threads listed while the application
 // processor still waits for its start-up IPI (its reset state readable, a step of it refused),
 // a breakpoint on code only the AP runs stopping thread 2, each thread's own registers, a step
-// of thread 2, and the guest run to its end. On each backend (kvm skips where /dev/kvm is missing).
+// of thread 2, and the guest run to its end. Then without breakpoints (so on kvm nested in QEMU's
+// TCG too, which does not intercept a nested INT3): both vCPUs spinning stopped together by Ctrl-C,
+// each thread's own registers, a step of thread 2 alone. On each backend (kvm skips where
+// /dev/kvm is missing).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
