@@ -8,6 +8,9 @@
 ; puts 0x100 + its APIC id in R12, runs `ap_work` (code only it runs: a breakpoint there stops
 ; thread 2), counts itself in `ap_done` and halts. The boot processor then prints "smp done" and
 ; ends the machine through the debug-exit port with `status` (exit code 2 * status + 1).
+; With `hold` set (a debugger writes it before the guest runs), both processors spin instead, each
+; in its own loop (`ap_hold` after counting itself, `bsp_hold` after seeing it), until `hold` is
+; cleared: then the application processor halts and the boot processor ends the machine as above.
 MB_MAGIC   equ 0x1badb002
 MB_FLAGS   equ 0x00000002            ; memory info (an ELF: the loader reads the program headers)
 LAPIC      equ 0xfee00000
@@ -93,6 +96,16 @@ bsp_wait:
   pause
   cmp byte [ap_done], 0
   je bsp_wait
+  cmp byte [hold], 0
+  je bsp_end
+  lea rsi, [hold_msg]                ; both processors run: each spins in its own loop
+  call puts
+global bsp_hold:function
+bsp_hold:
+  pause
+  cmp byte [hold], 0
+  jne bsp_hold
+bsp_end:
   lea rsi, [done_msg]
   call puts
   mov dx, DEBUG_EXIT
@@ -135,6 +148,13 @@ ap_work:
 global ap_stepped:function
 ap_stepped:
   lock inc byte [ap_done]
+global ap_hold:function
+ap_hold:
+  pause
+.test:
+  cmp byte [hold], 0
+.loop:
+  jne ap_hold
 .idle:
   cli
   hlt
@@ -184,6 +204,7 @@ gdt_desc:
   dw gdt_desc - gdt - 1
   dq gdt
 done_msg: db "smp done", 10, 0
+hold_msg: db "both hold", 10, 0
 
 section .data
 align 4096
@@ -191,6 +212,8 @@ global ap_done:data
 ap_done: db 0
 global status:data
 status: db 0x21
+global hold:data
+hold: db 0
 
 section .bss
 alignb 4096

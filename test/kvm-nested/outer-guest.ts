@@ -38,8 +38,8 @@ const OUTER_MODULES = ['kvm_amd', 'dummy'];
 /** What of the cached kernel's module tree goes inside, for the guests of the nested virtio and network tests. */
 const GUEST_MODULES = ['modules.builtin', 'kernel/drivers/virtio', 'kernel/drivers/block/virtio_blk.ko', 'kernel/drivers/char/virtio_console.ko', 'kernel/drivers/char/hw_random',
   'kernel/drivers/net/virtio_net.ko', 'kernel/drivers/net/net_failover.ko', 'kernel/net/core/failover.ko'];
-/** The ELF guests the tests link with ld (test/helpers/nasm.ts linkedGuest): test/vmm/gdb.test.ts's. */
-const LINKED_GUESTS: readonly (readonly [source: string, script: string])[] = [['gdb/target.asm', 'gdb/target.ld']];
+/** The ELF guests the tests link with ld (test/helpers/nasm.ts linkedGuest): test/vmm/gdb.test.ts's and gdb-threads.test.ts's. */
+const LINKED_GUESTS: readonly (readonly [source: string, script: string])[] = [['gdb/target.asm', 'gdb/target.ld'], ['gdb/smp-target.asm', 'gdb/target.ld']];
 /**
  * Host programs the tests inside run, when installed here (without them those tests skip, saying
  * why): gdb, the GDB stub's client, and passt, --nic user's backend, with the variant it

@@ -36,7 +36,7 @@ function session() {
     assert.equal(replies.length, before + 1, `one reply to ${data}`);
     return replies.at(-1)!;
   };
-  return { ask, resumes, log };
+  return { ask, resumes, log, target };
 }
 
 const text = (hex: string) => Buffer.from(hex, 'hex').toString();
@@ -81,6 +81,18 @@ test('gdb stub threads: vCont steps the thread it names, the others do as told; 
   assert.deepEqual(resumes.at(-1), [[1, 'step']], 's steps the Hc thread alone');
   await ask('c');
   assert.deepEqual(resumes.at(-1), [[0, 'continue'], [1, 'continue']], 'c resumes every vCPU');
+});
+
+test('gdb stub threads: after a stop, g reads the thread the stop names, an interrupted stop too (GDB sends no Hg for it)', async () => {
+  const { ask, target } = session();
+  assert.equal(await ask('Hg2'), 'OK');
+  assert.equal(await ask(`G${'ab'.repeat(REGISTERS_SIZE)}`), 'OK');
+  for (const [stop, reply] of [[{ kind: 'interrupted', vcpu: 1 }, 'T02thread:2;'], [{ kind: 'debug', vcpu: 1, reason: 'step' }, 'T05thread:2;']] as const) {
+    assert.equal(await ask('Hg1'), 'OK');
+    target.resume = async () => stop;
+    assert.equal(await ask('vCont;c'), reply);
+    assert.equal(await ask('g'), 'ab'.repeat(REGISTERS_SIZE), `after ${reply}: thread 2's registers`);
+  }
 });
 
 /** A ChannelTarget over two fresh channels; vCPU 0's kick pauses it and reports the stop (as its agent would), vCPU 1's does nothing. */

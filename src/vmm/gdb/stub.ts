@@ -493,8 +493,10 @@ export class GdbStub {
     if (!e) return `S${hex2(SIGTRAP)}`;
     if (e.kind === 'ended') return `W${hex2(e.status & 0xff)}`;
     const thread = `thread:${this.threadOf(e.vcpu)};`;
-    if (e.kind === 'interrupted') return `T${hex2(SIGINT)}${thread}`;
+    // GDB takes the thread a stop names as the one its next register reads (g, p) address,
+    // without an Hg: so is it here, whatever stopped the machine.
     this.gThread = e.vcpu + 1;
+    if (e.kind === 'interrupted') return `T${hex2(SIGINT)}${thread}`;
     switch (e.reason) {
       case 'step': return `T${hex2(SIGTRAP)}${thread}`;
       case 'swbreak': return `T${hex2(SIGTRAP)}${thread}swbreak:;`;
