@@ -139,7 +139,7 @@ test('(kvm) a machine saved on the kvm backend continues on the soft backend, an
 function rewrite(path: string, out: string, backend: 'kvm' | 'soft', pin?: number): void {
   const snap = readSnapshot(path, ramLayout);
   const ram = snap.ram.map((r) => ({ gpa: r.gpa, bytes: new Uint8Array(r.size) }));
-  loadRam(path, snap.ram, (gpa) => ram.find((r) => r.gpa === gpa)!.bytes);
+  loadRam(path, snap, (gpa) => ({ bytes: ram.find((r) => r.gpa === gpa)!.bytes }), { map: false });
   const ioapic = structuredClone(snap.devices.ioapic) as IoApicState;
   if (pin !== undefined) ioapic.low[pin] = ioapic.low[pin]! & ~REDIR_MASKED;
   writeSnapshot(out, { machine: { ...snap.machine, backend }, vcpus: snap.vcpus, devices: { ...snap.devices, ioapic }, ram });
