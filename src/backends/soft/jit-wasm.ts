@@ -659,15 +659,17 @@ class RegionCompiler {
         if (carryIn) f.get(cin).op(OP.i64extu, plus ? OP.i64add : OP.i64sub);
         this.mask(size);
         f.set(r);
+        // The flags after the write: a write that faults leaves them as they were (ADC and SBB run again).
+        if (op !== ALU_CMP) this.writeOperand(i, i.o0, size, r);
         const lazy = op === ALU_ADC ? LAZY_ADC : op === ALU_SBB ? LAZY_SBB : plus ? LAZY_ADD : LAZY_SUB;
         if (rec) this.record(lazy, size, a, b, r, cin);
         this.prod = { kind: op === ALU_ADC ? 'adc' : op === ALU_SBB ? 'sbb' : plus ? 'add' : 'sub', size, a, b, r, cf: cin };
       } else {
         f.get(a).get(b).op(op === ALU_AND ? OP.i64and : op === ALU_OR ? OP.i64or : OP.i64xor).set(r);
+        if (fn !== I.hTest) this.writeOperand(i, i.o0, size, r);
         if (rec) f.i32(1).set(this.fq).i32(LAZY_LOGIC).set(this.fo).i32(size).set(this.fs).get(r).set(this.fr);
         this.prod = { kind: 'logic', size, a, b, r, cf: -1 };
       }
-      if (op !== ALU_CMP && fn !== I.hTest) this.writeOperand(i, i.o0, size, r);
       return;
     }
     if (fn === I.hIncDec || fn === I.hNeg || fn === I.hNot) {
@@ -676,9 +678,11 @@ class RegionCompiler {
       const r = f.local(T_I64);
       if (fn === I.hNot) {
         f.get(a).i64(-1n).op(OP.i64xor); this.mask(size); f.set(r);
+        this.writeOperand(i, i.o0, size, r);
       } else if (fn === I.hNeg) {
         const zero = f.local(T_I64);
         f.i64(0n).get(a).op(OP.i64sub); this.mask(size); f.set(r);
+        this.writeOperand(i, i.o0, size, r); // before the flags: a write that faults leaves them
         if (rec) this.record(LAZY_SUB, size, zero, a, r, -1);
         this.prod = { kind: 'sub', size, a: zero, b: a, r, cf: -1 };
       } else {
@@ -687,14 +691,11 @@ class RegionCompiler {
         f.i64(1n).set(one);
         f.get(a).i64(1n).op(inc ? OP.i64add : OP.i64sub); this.mask(size); f.set(r);
         let cf = -1;
-        if (rec) {
-          cf = f.local(T_I32);
-          this.carry(); f.set(cf);
-          this.record(inc ? LAZY_INC : LAZY_DEC, size, a, one, r, cf);
-        }
+        if (rec) { cf = f.local(T_I32); this.carry(); f.set(cf); }
+        this.writeOperand(i, i.o0, size, r);
+        if (rec) this.record(inc ? LAZY_INC : LAZY_DEC, size, a, one, r, cf);
         this.prod = { kind: inc ? 'inc' : 'dec', size, a, b: one, r, cf };
       }
-      this.writeOperand(i, i.o0, size, r);
       return;
     }
     if (fn === I.hMulDiv) { // MUL: RDX:RAX := RAX * source
@@ -847,9 +848,12 @@ class RegionCompiler {
       f.set(cf);
       this.shiftFlags(sub, size, r, cf, sub === 5 && n === 1 ? () => { this.sign(a, size); f.i32(OF_BIT).op(OP.i32shl, OP.i32or); } : null);
       f.set(fl);
+      this.writeOperand(i, i.o0, size, r); // before the flags: a write that faults leaves them
       this.recordEager(fl, size, true);
-    } else this.prod = null;
-    this.writeOperand(i, i.o0, size, r);
+    } else {
+      this.writeOperand(i, i.o0, size, r);
+      this.prod = null;
+    }
   }
 
   /**
@@ -879,8 +883,8 @@ class RegionCompiler {
     }
     this.szapIn();
     f.get(cf).op(OP.i32or).get(of).i32(OF_BIT).op(OP.i32shl, OP.i32or).set(fl);
+    this.writeOperand(i, i.o0, size, r); // before the flags: a write that faults leaves them
     this.recordEager(fl, size, true);
-    this.writeOperand(i, i.o0, size, r);
   }
 
   /**
@@ -927,8 +931,8 @@ class RegionCompiler {
     // SHR's OF: the operand's sign when the count is 1.
     this.shiftFlags(sub, size, r, cf, () => { this.sign(a, size); f.i32(OF_BIT).op(OP.i32shl).i32(0).get(n).i32(1).op(OP.i32eq, OP.select, OP.i32or); });
     f.set(fl);
+    this.writeOperand(i, i.o0, size, r); // before the flags: a write that faults leaves them
     this.recordEager(fl, size, false);
-    this.writeOperand(i, i.o0, size, r);
     if (size === 4 && i.o0 >= 0) { f.op(OP.else); f.i32(0).i32(0).mem(OP.i32store, 2, this.regs + 8 * i.o0 + 4); }
     f.op(OP.end);
   }

@@ -531,6 +531,8 @@ class Compiler {
           const carry = plus ? `(t >= 4294967296 ? 1 : 0)` : `(t < 0 ? 1 : 0)`;
           g.emit(`t = ${sum}; ${r} = t >>> 0; ${rH} = (${aH} ${pl} ${bH} ${pl} ${carry}) >>> 0;`);
         } else g.emit(`${r} = ${mask(sum)}; ${rH} = 0;`);
+        // The flags after the write: a write that faults leaves them as they were (ADC and SBB run again).
+        if (op !== ALU_CMP) this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
         const lazy = op === ALU_ADC ? LAZY_ADC : op === ALU_SBB ? LAZY_SBB : plus ? LAZY_ADD : LAZY_SUB;
         if (rec) this.record(lazy, size, a, aH, b, bH, r, rH, cin);
         g.prod = { kind, size, a, b, r, aH, bH, rH, cf: cin };
@@ -538,10 +540,10 @@ class Compiler {
         const o = op === ALU_AND ? '&' : op === ALU_OR ? '|' : '^';
         kind = 'logic';
         g.emit(`${r} = ${mask(`${a} ${o} ${b}`)}; ${rH} = ${size === 8 ? `(${aH} ${o} ${bH}) >>> 0` : '0'};`);
+        if (fn !== I.hTest) this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
         if (rec) g.emit(`fq = 1; fo = 5; fs = ${size}; fr = ${r}; frh = ${rH};`);
         g.prod = { kind, size, a, b, r, aH, bH, rH };
       }
-      if (op !== ALU_CMP && fn !== I.hTest) this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
       return;
     }
     if (fn === I.hIncDec || fn === I.hNeg || fn === I.hNot) {
@@ -550,11 +552,15 @@ class Compiler {
       const r = g.v(`r${k}`), rH = g.v(`rh${k}`);
       const m = MASKS[size]!;
       const mask = (e: string) => size === 4 || size === 8 ? `(${e}) >>> 0` : `(${e}) & ${m}`;
+      const write = () => this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
+      // Each writes before it records its flags: a write that faults leaves them as they were.
       if (fn === I.hNot) {
         g.emit(`${r} = ${mask(`~${a}`)}; ${rH} = ${size === 8 ? `(~${aH}) >>> 0` : '0'};`);
+        write();
       } else if (fn === I.hNeg) {
         if (size === 8) g.emit(`t = 0 - ${a}; ${r} = t >>> 0; ${rH} = (0 - ${aH} - (t < 0 ? 1 : 0)) >>> 0;`);
         else g.emit(`${r} = ${mask(`0 - ${a}`)}; ${rH} = 0;`);
+        write();
         if (rec) this.record(3, size, '0', '0', a, aH, r, rH);
         g.prod = { kind: 'sub', size, a: '0', aH: '0', b: a, bH: aH, r, rH };
       } else {
@@ -568,11 +574,11 @@ class Compiler {
         if (rec) {
           cf = g.v(`c${k}`);
           g.emit(`${cf} = ${this.carry()};`);
-          this.record(inc ? 6 : 7, size, a, aH, '1', '0', r, rH, cf);
         }
+        write();
+        if (rec) this.record(inc ? 6 : 7, size, a, aH, '1', '0', r, rH, cf);
         g.prod = { kind: inc ? 'inc' : 'dec', size, a, b: '1', r, aH, bH: '0', rH, cf };
       }
-      this.writeOperand(k, i.o0, size, `(${r} | 0)`, `(${rH} | 0)`);
       return;
     }
     if (fn === I.hMulDiv) { // MUL (classify admits no other): RDX:RAX := RAX * source
@@ -621,12 +627,12 @@ class Compiler {
         g.emit(`${r} = ((${sa} >> ${n}) & ${m}) >>> 0;`);
         cf = `((${sa} >> ${n - 1}) & 1)`;
       }
+      this.writeOperand(k, i.o0, size, `(${r} | 0)`, '0'); // before the flags: a write that faults leaves them
       if (rec) {
         g.emit(`${f} = ${cf} | (${r} === 0 ? 64 : 0) | P[${r} & 255] | ((${r} & ${sg}) !== 0 ? 128 : 0) | 16 | ${of};`);
         g.emit(`fq = 1; fo = 0; fx = ${f};`);
         g.prod = { kind: 'eager', size, a: '', b: '', r: f, aH: '', bH: '', rH: '' };
       } else g.prod = null;
-      this.writeOperand(k, i.o0, size, `(${r} | 0)`, '0');
       return;
     }
     if (fn === I.hCmov) {
@@ -697,12 +703,12 @@ class Compiler {
       else g.emit(`${r} = ((${aH} | 0) >> ${n - 32}) >>> 0; ${rH} = ((${aH} | 0) >> 31) >>> 0;`);
       cf = n - 1 >= 32 ? `(((${aH} | 0) >> ${n - 33}) & 1)` : `((${a} >>> ${n - 1}) & 1)`;
     }
+    this.writeOperand(k, i.o0, 8, `(${r} | 0)`, `(${rH} | 0)`); // before the flags: a write that faults leaves them
     if (rec) {
       g.emit(`${f} = ${cf} | ((${r} | ${rH}) === 0 ? 64 : 0) | P[${r} & 255] | ((${rH} & 2147483648) !== 0 ? 128 : 0) | 16 | ${of};`);
       g.emit(`fq = 1; fo = 0; fx = ${f};`);
       g.prod = { kind: 'eager', size: 8, a: '', b: '', r: f, aH: '', bH: '', rH: '' };
     } else g.prod = null;
-    this.writeOperand(k, i.o0, 8, `(${r} | 0)`, `(${rH} | 0)`);
   }
 
   /** Calls the interpreter handler of instruction k. */

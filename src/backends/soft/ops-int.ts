@@ -68,6 +68,22 @@ function rdDst(c: Cpu, i: Insn, size: number): number {
   return rdOp(c, i, i.o0, size);
 }
 
+/**
+ * Reads the destination of a read-modify-write and, when it is memory, checks that the write will
+ * succeed: an instruction that faults on its write (a read-only page: copy-on-write after fork)
+ * must leave the flags as they were, since the fault's frame saves them and the instruction runs
+ * again after it (ADC, SBB, RCL and RCR read CF).
+ */
+function rdDstRmw(c: Cpu, i: Insn, size: number): number {
+  const v = rdOp(c, i, i.o0, size);
+  if (i.o0 === MEM) {
+    const hi = c.hi;
+    c.probeWrite(c.eaLo, c.eaHi, size);
+    c.hi = hi;
+  }
+  return v;
+}
+
 function statusFlags(c: Cpu): number {
   return c.lz.get();
 }
@@ -155,9 +171,9 @@ export function hXchg(c: Cpu, i: Insn): void {
 /** ADD OR ADC SBB AND SUB XOR CMP (sub-operation in i.sub); TEST is sub = -1. */
 export function hAlu(c: Cpu, i: Insn): void {
   const size = i.size;
-  const a = rdDst(c, i, size), ah = c.hi;
-  const b = rdOp(c, i, i.o1, size), bh = c.hi;
   const op = i.sub;
+  const a = op === alu.ALU_CMP ? rdDst(c, i, size) : rdDstRmw(c, i, size), ah = c.hi;
+  const b = rdOp(c, i, i.o1, size), bh = c.hi;
   aluCore(c, op, size, a, ah, b, bh);
   if (op !== alu.ALU_CMP) wrOp(c, i.o0, size, RES[0]!, RES[1]!);
 }
@@ -187,7 +203,7 @@ export function hAluRI(c: Cpu, i: Insn): void {
 
 export function hIncDec(c: Cpu, i: Insn): void {
   const size = i.size;
-  const a = rdDst(c, i, size), ah = c.hi;
+  const a = rdDstRmw(c, i, size), ah = c.hi;
   const cf = c.lz.cf();
   let lo: number, hi: number;
   if (size !== 8) {
@@ -210,7 +226,7 @@ export function hNot(c: Cpu, i: Insn): void {
 
 export function hNeg(c: Cpu, i: Insn): void {
   const size = i.size;
-  const a = rdDst(c, i, size), ah = c.hi;
+  const a = rdDstRmw(c, i, size), ah = c.hi;
   aluCore(c, alu.ALU_SUB, size, 0, 0, a, size === 8 ? ah : 0);
   wrOp(c, i.o0, size, RES[0]!, RES[1]!);
 }
@@ -218,7 +234,7 @@ export function hNeg(c: Cpu, i: Insn): void {
 /** Shifts and rotates (group 2): op in i.sub, count from o1 (IMM, CL or the constant 1 as IMM). */
 export function hShift(c: Cpu, i: Insn): void {
   const size = i.size;
-  const a = rdDst(c, i, size), ah = c.hi;
+  const a = rdDstRmw(c, i, size), ah = c.hi;
   const count = i.o1 === IMM ? i.imm : c.regs[2]! & 0xff;
   if ((count & (size === 8 ? 63 : 31)) === 0) {
     // No flags change; a 32-bit register destination is still written (zero-extended).
@@ -233,7 +249,7 @@ export function hShift(c: Cpu, i: Insn): void {
 /** SHLD/SHRD: i.sub = 0 left, 1 right; count in IMM (imm2) or CL. */
 export function hShd(c: Cpu, i: Insn): void {
   const size = i.size;
-  const a = rdDst(c, i, size), ah = c.hi;
+  const a = rdDstRmw(c, i, size), ah = c.hi;
   const b = c.getReg(i.o1, size), bh = c.hi;
   const bits = size * 8;
   let n = (i.o2 === IMM ? i.imm2 : c.regs[2]!) & (size === 8 ? 63 : 31);
@@ -345,11 +361,12 @@ export function hBt(c: Cpu, i: Insn): void {
     case 2: alu.btr(a, ah, idx, size as OperandSize, fin); break;
     default: alu.btc(a, ah, idx, size as OperandSize, fin); break;
   }
-  c.lz.setEager(aluOut.flags);
+  // The write first: one that faults leaves the flags as they were.
   if (i.sub !== 0) {
     if (i.o0 === MEM) c.wr(c.eaLo, c.eaHi, size, aluOut.lo, aluOut.hi);
     else c.setReg(i.o0, size, aluOut.lo, aluOut.hi);
   }
+  c.lz.setEager(aluOut.flags);
 }
 
 /** BSF BSR TZCNT LZCNT POPCNT: i.sub 0..4. */
@@ -381,7 +398,7 @@ export function hBswap(c: Cpu, i: Insn): void {
 
 export function hXadd(c: Cpu, i: Insn): void {
   const size = i.size;
-  const d = rdDst(c, i, size), dh = c.hi;
+  const d = rdDstRmw(c, i, size), dh = c.hi;
   const s = c.getReg(i.o1, size), sh = c.hi;
   aluCore(c, alu.ALU_ADD, size, d, dh, s, sh);
   const lo = RES[0]!, hi = RES[1]!;
@@ -392,7 +409,7 @@ export function hXadd(c: Cpu, i: Insn): void {
 
 export function hCmpxchg(c: Cpu, i: Insn): void {
   const size = i.size;
-  const d = rdDst(c, i, size), dh = c.hi;
+  const d = rdDstRmw(c, i, size), dh = c.hi;
   const acc = c.getReg(0, size), acch = c.hi;
   aluCore(c, alu.ALU_CMP, size, acc, acch, d, dh);
   const m = MASK[size]!;
