@@ -28,7 +28,7 @@ test('compiled loops agree with the interpreter (pending flags across blocks, in
   const image = guestImage('soft/jit-loops.asm');
   const interp = run(image, 'wasm', -1);
   assert.equal(interp.end, 'end');
-  assert.equal(interp.reports.length, 3);
+  assert.equal(interp.reports.length, 4);
   for (const kind of ['wasm', 'js'] as const) {
     for (const th of [0, 3, 10]) {
       const r = run(image, kind, th);
