@@ -214,6 +214,8 @@ export class Executor {
   chained = 0;
   /** Regions the dispatcher ran after another without returning to this loop. */
   chainedTotal = 0;
+  /** Compiled blocks (regions) this loop called. */
+  jitRuns = 0;
   /** Hot blocks waiting to be compiled to WebAssembly together (BATCH_MAX). */
   private readonly batch: Block[] = [];
   /** Each jit-wasm.ts table slot's block. */
@@ -554,6 +556,7 @@ export class Executor {
       const slot = b.slot;
       if (slot >= 0 && this.chainMax !== 0) this.cacheJump(b, baseLo, c.curHi);
       if (prof !== null) prof[W_STATE] = phaseWord(slot >= 0 ? PH_WASM : PH_JS);
+      this.jitRuns++;
       try {
         jit(baseLo);
       } catch (e) {

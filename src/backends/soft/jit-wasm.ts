@@ -36,9 +36,11 @@ import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB 
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
 import { arenaMemory } from './arena.js';
 import { ARENA_CTL, ARENA_EFFBASE, ARENA_JC, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, JC_ENTRIES, TLB_FETCH, TLB_SIZE, type Cpu } from './cpu.js';
-import { IMM, MEM, type Insn } from './insn.js';
+import { IMM, MEM, type Handler, type Insn } from './insn.js';
 import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, flushPending, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
+import * as S from './ops-sse.js';
+import { hMovFromSeg, hPushf } from './ops-sys.js';
 import {
   Body, ByteWriter, EXT_FUNC, EXT_MEMORY, EXT_TABLE, FUNCREF, ModuleWriter, OP, SEC_IMPORT, T_I32, T_I64, T_V128, T_VOID, type Signature,
 } from './wasm-encoder.js';
@@ -1137,7 +1139,8 @@ function hubModule(arena: number): Uint8Array {
     f.call(k).encodeTo(code);
   });
   dispatchBody(arena).encodeTo(code);
-  new Body(0).i32(0).encodeTo(code);
+  // dead(): a freed slot (its code was written) asks the run loop to look the code up again.
+  new Body(0).i32(0).i32(1).mem(OP.i32store, 2, arena + ARENA_CTL + 4 * C_ATTN).i32(0).encodeTo(code);
   m.code(n + 2, code);
   return m.toBytes();
 }
@@ -1203,6 +1206,18 @@ export interface WasmHub {
   dispatch: () => number;
 }
 
+/**
+ * Handlers after which the dispatcher may go on to the next region (fb leaves C_ATTN alone): they
+ * change registers, flags, SSE state and memory only, nothing the run loop checks between blocks
+ * (IF, TF, the interrupt shadow, the mode, CPL, control registers, devices). Any other handler
+ * stops the dispatcher. A write of theirs to a code page frees the page's regions: the dispatcher
+ * then reaches a dead() slot, which stops it.
+ */
+const QUIET_HANDLERS: ReadonlySet<Handler> = new Set<Handler>([
+  I.hMulDiv, I.hShd, I.hBt, I.hBitScan, I.hBswap, I.hXadd, I.hCmpxchg, I.hCmpxchg8b, I.hXchg, I.hConvert, I.hSetcc,
+  S.hVec, S.hMove, S.hMovmsk, S.hMaskmov, S.hCvtToInt, S.hComis, hPushf, hMovFromSeg,
+]);
+
 function sharedOf(c: Cpu, host: JitHost): WasmHub {
   let s = c.wasmHub;
   if (s !== null) return s;
@@ -1218,7 +1233,7 @@ function sharedOf(c: Cpu, host: JitHost): WasmHub {
       sync();
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
       const ins = s!.regions[C[C_SLOT]!]![k]!;
-      C[C_ATTN] = 1;
+      if (!QUIET_HANDLERS.has(ins.fn)) C[C_ATTN] = 1;
       ins.fn(c, ins);
       C[C_US] = c.user;
       return c.ripLo | 0;
