@@ -1,0 +1,104 @@
+// Save and restore of a machine with two vCPUs on the soft backend: the board's SMP guest in its
+// "count" mode (guests/board/smp.asm: each processor counts in a register and prints its ticks,
+// the application processor with interrupts enabled) is saved while both count, and the machine
+// restored from the file goes on counting on both from where each was (not from 0: the AP's
+// registers came back, and it does not wait for a start-up IPI again), and an IPI the boot vCPU
+// sends after the restore reaches the AP (its local APIC came back software-enabled). A file whose
+// configuration says another number of vCPUs than it has VCPU sections is refused.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { crc32 } from 'node:zlib';
+import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { TsvmmError } from '../../src/common/errors.js';
+import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+import { withTempDirAsync } from '../helpers/tools.js';
+
+function guestOrSkip(t: TestContext): Uint8Array | undefined {
+  if (!hasNasm()) {
+    t.skip('nasm not installed');
+    return undefined;
+  }
+  return assemble('board/smp.asm');
+}
+
+/** Collects a machine's console output; `until` resolves once it matches. */
+function watch(vm: VirtualMachine) {
+  let output = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  vm.console.on('data', (b: Buffer) => {
+    output += b.toString('latin1');
+    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
+  });
+  const until = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
+  return { until, output: () => output };
+}
+
+/** The ticks processor `cpu` printed ("cN T" lines), in order. */
+function ticks(output: string, cpu: number): number[] {
+  return [...output.matchAll(new RegExp(`^c${cpu} (\\d+)$`, 'gm'))].map((m) => Number(m[1]));
+}
+
+const isCode = (code: string) => (e: unknown) => e instanceof TsvmmError && e.code === code;
+
+/** The file with its MACHINE section's config.cpus set to `cpus` (checksum updated). */
+function withCpus(file: Uint8Array, cpus: number): Uint8Array {
+  const d = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const at = 16; // the first section, MACHINE
+  const len = Number(d.getBigUint64(at + 8, true));
+  const machine = JSON.parse(Buffer.from(file.subarray(at + 24, at + 24 + len)).toString('utf8')) as { config: { cpus: number } };
+  machine.config.cpus = cpus;
+  const payload = Buffer.from(JSON.stringify(machine), 'utf8');
+  const out = Buffer.alloc(file.length - len + payload.length);
+  out.set(file.subarray(0, at + 24));
+  out.set(payload, at + 24);
+  out.set(file.subarray(at + 24 + len), at + 24 + payload.length);
+  const o = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  o.setBigUint64(at + 8, BigInt(payload.length), true);
+  o.setUint32(at + 16, crc32(payload) >>> 0, true);
+  return out;
+}
+
+test('soft, --smp 2: a machine saved while both vCPUs count continues on both from the file, and an IPI after the restore is delivered', { timeout: 300_000 }, async (t) => {
+  const image = guestOrSkip(t);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'smp.bin');
+    writeFileSync(kernel, image);
+    const snap = join(dir, 'vm.snap');
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 32 << 20, cmdline: 'count' });
+    const a = watch(vm);
+    vm.start();
+    await a.until(/^c0 3$/m);
+    await a.until(/^c1 3$/m);
+    await vm.save(snap);
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+    const before = [ticks(a.output(), 0), ticks(a.output(), 1)];
+
+    const restored = await VirtualMachine.restore(snap);
+    const b = watch(restored);
+    restored.start();
+    await b.until(/^c0 \d+$/m);
+    await b.until(/^c1 \d+$/m);
+    assert.doesNotMatch(b.output(), /mp table|cpu \d/, 'the restored guest does not boot again');
+    for (const cpu of [0, 1]) {
+      const first = ticks(b.output(), cpu)[0]!;
+      const last = before[cpu]!.at(-1)!;
+      // Saved after tick 3 was printed, and no later than the original's last tick.
+      assert.ok(first > 3 && first <= last + 1, `vCPU ${cpu} goes on from its saved count: first tick ${first} after the restore, ticks 3 to ${last} before`);
+    }
+    restored.console.write('i');
+    const exited = await restored.exited;
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: (0x21 << 1) | 1 }, b.output().slice(-500));
+    assert.match(b.output(), /^ipi 1$/m);
+
+    // A file that says one vCPU, or three, beside its two VCPU sections.
+    const file = readFileSync(snap);
+    for (const cpus of [1, 3]) {
+      const bad = join(dir, `cpus-${cpus}.snap`);
+      writeFileSync(bad, withCpus(file, cpus));
+      await assert.rejects(VirtualMachine.restore(bad), isCode('TSVMM_SNAPSHOT_CORRUPT'), `a file of 2 vCPUs that says ${cpus}`);
+    }
+  });
+});
