@@ -23,7 +23,7 @@ function guestOrSkip(t: TestContext): Uint8Array | undefined {
   return assemble('board/smp.asm');
 }
 
-/** Collects a machine's console output; `until` resolves once it matches. */
+/** Collects a machine's console output; `until` resolves once it matches (and fails if the machine ends first). */
 function watch(vm: VirtualMachine) {
   let output = '';
   const waiters: { re: RegExp; resolve: () => void }[] = [];
@@ -31,7 +31,11 @@ function watch(vm: VirtualMachine) {
     output += b.toString('latin1');
     for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
   });
-  const until = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
+  const matched = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
+  const until = (re: RegExp) => Promise.race([
+    matched(re),
+    vm.exited.then((e) => { throw new Error(`the machine ended (${JSON.stringify(e.end)}) before ${re}: ${output.slice(-300)}`); }),
+  ]);
   return { until, output: () => output };
 }
 
@@ -76,7 +80,8 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
     assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
     const before = [ticks(a.output(), 0), ticks(a.output(), 1)];
 
-    const restored = await VirtualMachine.restore(snap);
+    // A restored machine that cannot go on ends by its timeout, failing the checks below.
+    const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
     const b = watch(restored);
     restored.start();
     await b.until(/^c0 \d+$/m);
