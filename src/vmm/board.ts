@@ -343,13 +343,14 @@ export class PcBoard {
 
   /**
    * The machine's whole state, at an instruction boundary of the boot vCPU (call it between runs):
-   * its state groups, every device's state, RAM, and the guest time they were taken at.
-   * TSVMM_UNSUPPORTED for a machine this cannot capture, TSVMM_BUSY while a device has work in flight.
+   * its state groups, every device's state, RAM, and the guest time they were taken at; with
+   * several vCPUs, `aps`: the application processors withApsPaused took (keep them paused until
+   * the RAM is written). TSVMM_UNSUPPORTED for a machine this cannot capture, TSVMM_BUSY while a device has work in flight.
    */
   snapshot(host: { agentReady: boolean }, aps: readonly SavedAp[] = []): SnapshotContents {
     const refusal = this.snapshotRefusal();
     if (refusal) throw new TsvmmError('TSVMM_UNSUPPORTED', refusal);
-    if (aps.length !== this.config.cpus - 1) throw new TsvmmError('TSVMM_BUSY', `a snapshot of ${this.config.cpus} vCPUs with ${aps.length} application processors taken (pauseAps)`);
+    if (aps.length !== this.config.cpus - 1) throw new TsvmmError('TSVMM_BUSY', `a snapshot of ${this.config.cpus} vCPUs needs its ${this.config.cpus - 1} application processors paused and taken (withApsPaused), not ${aps.length}`);
     if (this.agentOut && this.agentOut.length > 0) throw new TsvmmError('TSVMM_BUSY', 'the agent port has output the host has not taken yet');
     // Guest time stands still while the state is taken: the TSC, the devices' time bases and
     // guestNs are all of one instant (the machine is paused already when the host saves it).
