@@ -12,15 +12,17 @@ import { test, type TestContext } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { TsvmmError } from '../../src/common/errors.js';
+import { ramLayout } from '../../src/vmm/board.js';
+import { readSnapshot } from '../../src/vmm/snapshot-file.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
-function guestOrSkip(t: TestContext): Uint8Array | undefined {
+function guestOrSkip(t: TestContext, name = 'smp'): Uint8Array | undefined {
   if (!hasNasm()) {
     t.skip('nasm not installed');
     return undefined;
   }
-  return assemble('board/smp.asm');
+  return assemble(`board/${name}.asm`);
 }
 
 /** Collects a machine's console output; `until` resolves once it matches (and fails if the machine ends first). */
@@ -79,6 +81,10 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
     await vm.save(snap);
     assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
     const before = [ticks(a.output(), 0), ticks(a.output(), 1)];
+    const file = readSnapshot(snap, ramLayout);
+    assert.equal(file.vcpus.length, 2);
+    assert.deepEqual(file.devices['cpu-1'], { runState: 'running', sipiVector: -1, nmiPending: false });
+    assert.equal(((file.devices['lapic-1'] as { svr: number }).svr & 0x100), 0x100, 'the AP\'s local APIC, software-enabled by the guest');
 
     // A restored machine that cannot go on ends by its timeout, failing the checks below.
     const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
@@ -99,11 +105,48 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
     assert.match(b.output(), /^ipi 1$/m);
 
     // A file that says one vCPU, or three, beside its two VCPU sections.
-    const file = readFileSync(snap);
+    const bytes = readFileSync(snap);
     for (const cpus of [1, 3]) {
       const bad = join(dir, `cpus-${cpus}.snap`);
-      writeFileSync(bad, withCpus(file, cpus));
+      writeFileSync(bad, withCpus(bytes, cpus));
       await assert.rejects(VirtualMachine.restore(bad), isCode('TSVMM_SNAPSHOT_CORRUPT'), `a file of 2 vCPUs that says ${cpus}`);
     }
+  });
+});
+
+test('soft, --smp 2: an application processor the guest never started is saved waiting for its start-up IPI, and waits on after the restore', { timeout: 120_000 }, async (t) => {
+  // guests/board/hello.asm runs on the boot vCPU alone: an interrupt-driven echo (16550, 8259).
+  const image = guestOrSkip(t, 'hello');
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'hello.bin');
+    writeFileSync(kernel, image);
+    const snap = join(dir, 'vm.snap');
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 16 << 20 });
+    const a = watch(vm);
+    vm.start();
+    await a.until(/echo> $/);
+    vm.console.write('ab');
+    await a.until(/echo> ab$/);
+    await vm.save(snap);
+    vm.console.write('c');
+    await a.until(/echo> abc$/);
+    assert.deepEqual((await vm.stop()).end, { how: 'stopped' });
+    const file = readSnapshot(snap, ramLayout);
+    assert.deepEqual(file.devices['cpu-1'], { runState: 'wait-for-SIPI', sipiVector: -1, nmiPending: false });
+
+    const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
+    const b = watch(restored);
+    restored.start();
+    restored.console.write('xy');
+    await b.until(/xy$/);
+    // Saved again, the AP still waits (it did not run from its power-up state instead).
+    const again = join(dir, 'again.snap');
+    await restored.save(again);
+    assert.deepEqual(readSnapshot(again, ramLayout).devices['cpu-1'], { runState: 'wait-for-SIPI', sipiVector: -1, nmiPending: false });
+    restored.console.write('e5');
+    const exited = await restored.exited;
+    assert.deepEqual(exited.end, { how: 'debug-exit', status: (5 << 1) | 1 });
+    assert.equal(b.output(), 'xy');
   });
 });
