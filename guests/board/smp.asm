@@ -12,6 +12,12 @@
 ; misaligned lock add, and a plain increment under an xchg spinlock released by a plain store),
 ; then the BSP checks each total is exactly ATOMIC_N * processors and prints "atomic ok" (else
 ; "atomic lost" and writes 0x7e to the debug-exit port instead of the count).
+; With "count" (the snapshot tests), every processor counts in R12 and prints "cN T" each time
+; its count passes another COUNT_TICK (T = count / COUNT_TICK, from the register: a restored
+; processor goes on from its saved T); application processors count with interrupts enabled. A
+; byte received on COM1 (the BSP polls LSR) makes the BSP send a fixed IPI (vector IPI_VECTOR)
+; to every other processor; the AP's handler counts it, the AP prints "ipi N" and writes 0x21
+; to the debug-exit port.
 bits 32
 org 0x100000
 
@@ -24,6 +30,9 @@ LAPIC_ICRL equ 0x300
 LAPIC_ICRH equ 0x310
 TRAMPOLINE equ 0x8000
 DEBUG_EXIT equ 0x501
+COUNT_TICK equ 0x40000
+IPI_VECTOR equ 0x40
+LAPIC_EOI  equ 0xb0
 %ifndef ATOMIC_N
 ATOMIC_N   equ 100000
 %endif
@@ -93,6 +102,10 @@ bsp64:
   jne .not_atomic
   mov byte [atomic_mode], 1
 .not_atomic:
+  cmp dword [rax], 'coun'
+  jne .not_count
+  mov byte [count_mode], 1
+.not_count:
   cmp dword [rax], 'apfa'
   jne .no_cmdline
   mov byte [ap_fault], 1
@@ -141,6 +154,8 @@ bsp64:
   je .started
   jmp .next_ap
 .wait:
+  cmp byte [count_mode], 0
+  jne count_bsp
   cmp byte [xmc_mode], 0
   je .no_xmc
   call xmc_bsp
@@ -274,6 +289,8 @@ ap64:
   lea rsp, [ap_stacks + rax]         ; a page of stack per APIC id
   lock inc byte [ap_started]         ; off the trampoline's stack: the BSP may wake the next
   call say_cpu
+  cmp byte [count_mode], 0
+  jne count_ap
   cmp byte [xmc_mode], 0
   je .no_xmc
   call xmc_ap
@@ -287,6 +304,106 @@ ap64:
   cli
   hlt
   jmp .idle
+
+; ---- "count" mode ----
+count_bsp:
+  xor r12d, r12d
+.loop:
+  inc r12
+  test r12d, COUNT_TICK - 1
+  jnz .loop
+  call print_tick
+  mov dx, COM1 + 5
+  in al, dx
+  test al, 1                         ; a byte received
+  jz .loop
+  mov dx, COM1
+  in al, dx
+  mov dword [r15 + LAPIC_ICRH], 0
+  mov dword [r15 + LAPIC_ICRL], 0x000c4000 | IPI_VECTOR ; fixed, all but self
+  call icr_idle
+  jmp .loop
+
+count_ap:
+  mov rax, ipi_handler               ; the IDT's gate for IPI_VECTOR (64-bit interrupt gate)
+  mov word [idt + IPI_VECTOR * 16], ax
+  mov word [idt + IPI_VECTOR * 16 + 2], 0x08
+  mov word [idt + IPI_VECTOR * 16 + 4], 0x8e00
+  shr rax, 16
+  mov word [idt + IPI_VECTOR * 16 + 6], ax
+  shr rax, 16
+  mov dword [idt + IPI_VECTOR * 16 + 8], eax
+  lidt [idt_desc]
+  or dword [r15 + LAPIC_SVR], 0x1ff   ; software-enable this local APIC
+  lock inc byte [cpus_up]
+  xor r12d, r12d
+  sti
+.loop:
+  inc r12
+  test r12d, COUNT_TICK - 1
+  jnz .loop
+  call print_tick
+  cmp byte [ipi_seen], 0
+  je .loop
+  cli
+  mov rsi, ipi_msg
+  call puts_locked_start
+  mov al, [ipi_seen]
+  add al, '0'
+  call putc
+  mov al, 10
+  call putc
+  call unlock
+  mov al, 0x21
+  mov dx, DEBUG_EXIT
+  out dx, al
+  hlt
+
+ipi_handler:
+  lock inc byte [ipi_seen]
+  mov dword [r15 + LAPIC_EOI], 0
+  iretq
+
+; prints "cN T" (N: this processor's APIC id, T: R12 / COUNT_TICK in decimal)
+print_tick:
+  push rax
+  push rcx
+  push rdx
+  push rsi
+  mov rsi, tick_msg
+  call puts_locked_start
+  mov eax, [r15 + LAPIC_ID]
+  shr eax, 24
+  add al, '0'
+  call putc
+  mov al, ' '
+  call putc
+  mov rax, r12
+  shr rax, 18                         ; log2(COUNT_TICK)
+  lea rsi, [digits_end]
+  mov ecx, 10
+.digit:
+  xor edx, edx
+  div rcx
+  add dl, '0'
+  dec rsi
+  mov [rsi], dl
+  test rax, rax
+  jnz .digit
+.out:
+  mov al, [rsi]
+  call putc
+  inc rsi
+  cmp rsi, digits_end
+  jb .out
+  mov al, 10
+  call putc
+  call unlock
+  pop rsi
+  pop rdx
+  pop rcx
+  pop rax
+  ret
 
 ; ATOMIC_N rounds of every kind of locked update (see the file comment)
 atomic_work:
@@ -411,6 +528,8 @@ mp_msg     db "mp table: ", 0
 mp_msg2    db " cpus", 10, 0
 cpu_msg    db "cpu ", 0
 done_msg   db "all cpus up", 10, 0
+tick_msg   db "c", 0
+ipi_msg    db "ipi ", 0
 
 align 8
 gdt:
@@ -424,6 +543,9 @@ gdt_desc:
 null_idt:
   dw 0
   dq 0
+idt_desc:
+  dw 256 * 16 - 1
+  dq idt
 
 ; ---- the trampoline, copied to 0x8000 and run there by each application processor; its
 ; absolute references are relocated by hand (T(label) is label's address in the copy) ----
@@ -480,6 +602,12 @@ apic_ids:  resb 64
 atomic_mode: resb 1
 xmc_mode:  resb 1
 xmc_go:    resb 1
+count_mode: resb 1
+ipi_seen:  resb 1
+digits:    resb 24
+digits_end:
+alignb 16
+idt:       resb 256 * 16
 alignb 8
 xmc_rounds: resq 1
 xmc_before: resd 1

@@ -13,7 +13,7 @@ import { stopVcpu } from '../nvmm/stop.js';
 import { ACCESS, AP_END, DeviceMailbox, serveApExit, type Forward } from './device-mailbox.js';
 import type { CpuModelName } from '../backends/soft/cpu-models.js';
 import { VcpuAgent } from './gdb/vcpu-agent.js';
-import { runSoftAp } from './soft-ap.js';
+import { runSoftAp, type ApRestore } from './soft-ap.js';
 
 export interface ApWorkerData {
   accel: Accel;
@@ -28,6 +28,9 @@ export interface ApWorkerData {
   apicBus?: SharedArrayBuffer;
   /** This vCPU's line to a debugger (gdb/channel.ts). */
   debugChannel?: SharedArrayBuffer;
+  /** The soft backend's: the board's line to this vCPU for snapshots, and the saved AP it continues. */
+  saveChannel?: SharedArrayBuffer;
+  restore?: ApRestore;
 }
 
 const data = workerData as ApWorkerData;

@@ -52,7 +52,11 @@ import { IRQCHIP_DEVICES, devicesFromKernel, devicesToKernel, type ClockPair } f
 import { REDIR_MASKED } from '../devices/ioapic.js';
 import { copyState } from '../nvmm/state.js';
 import type { VirtioMmioState } from '../devices/virtio/virtio-mmio.js';
-import { loadRam, type DriveStamp, type ParsedSnapshot, type SnapshotContents } from './snapshot-file.js';
+import { decodeVcpu, loadRam, type DriveStamp, type ParsedSnapshot, type SavedVcpu, type SnapshotContents } from './snapshot-file.js';
+import { DebugChannel, WORD, newDebugChannel } from './gdb/channel.js';
+import type { VcpuReply } from './gdb/target.js';
+import type { ApRestore, ApRun } from './soft-ap.js';
+import { LocalApic, type LocalApicState } from '../devices/local-apic.js';
 import { statSync } from 'node:fs';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { writeSnapshot } from './snapshot-file.js';
@@ -71,6 +75,8 @@ export type VmEnd =
 
 /** The DSDT's \_S5 sleep type: writing it with SLP_EN powers off. */
 const S5_SLEEP_TYPE = 5;
+/** How long the application processors have to stop for a snapshot, and to answer (ms). */
+const AP_SAVE_TIMEOUT_MS = 10_000;
 
 /**
  * RAM above 4 GiB comes in host memory pieces of at most this size: one HostMemory is one typed
@@ -171,7 +177,10 @@ export class PcBoard {
   /** Unknown MSRs noted in the log, at most UNKNOWN_LOGGED of them (a guest may try all 2^32). */
   private readonly unknownMsrs = new Set<number>();
   private unknownMsrsUnlogged = false;
-  private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void> }[] = [];
+  /** The application processors' threads; on soft, `save` is the board's line to each (snapshots). */
+  private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void>; save?: DebugChannel }[] = [];
+  /** A restored machine's application processors (vCPU 1 first), handed to their threads at startAps. */
+  private apRestores: ApRestore[] | undefined;
   /** Word 0 set when the machine has ended: application processors stop. */
   private readonly apsEnded = new Int32Array(new SharedArrayBuffer(4));
   private debugAgent: VcpuAgent | undefined;
@@ -314,7 +323,9 @@ export class PcBoard {
 
   /** Why this board cannot be saved, or undefined. */
   private snapshotRefusal(): string | undefined {
-    if (this.config.cpus !== 1) return `a machine of ${this.config.cpus} vCPUs cannot be saved yet (only the boot vCPU's thread is the board's)`;
+    if (this.config.cpus !== 1 && this.machine.backend.name !== 'soft') {
+      return `a machine of ${this.config.cpus} vCPUs on ${this.machine.backend.name} cannot be saved yet (its application processors' in-kernel local APICs are not walked)`;
+    }
     if (this.interrupts instanceof BackendInterrupts && !(this.interrupts.chip.getState && this.interrupts.chip.setState)) {
       return `the ${this.machine.backend.name} backend runs the interrupt controllers and the PIT itself, and cannot hand over their state`;
     }
@@ -334,12 +345,14 @@ export class PcBoard {
 
   /**
    * The machine's whole state, at an instruction boundary of the boot vCPU (call it between runs):
-   * its state groups, every device's state, RAM, and the guest time they were taken at.
-   * TSVMM_UNSUPPORTED for a machine this cannot capture, TSVMM_BUSY while a device has work in flight.
+   * its state groups, every device's state, RAM, and the guest time they were taken at; with
+   * several vCPUs, `aps`: the application processors withApsPaused took (keep them paused until
+   * the RAM is written). TSVMM_UNSUPPORTED for a machine this cannot capture, TSVMM_BUSY while a device has work in flight.
    */
-  snapshot(host: { agentReady: boolean }): SnapshotContents {
+  snapshot(host: { agentReady: boolean }, aps: readonly SavedAp[] = []): SnapshotContents {
     const refusal = this.snapshotRefusal();
     if (refusal) throw new TsvmmError('TSVMM_UNSUPPORTED', refusal);
+    if (aps.length !== this.config.cpus - 1) throw new TsvmmError('TSVMM_BUSY', `a snapshot of ${this.config.cpus} vCPUs needs its ${this.config.cpus - 1} application processors paused and taken (withApsPaused), not ${aps.length}`);
     if (this.agentOut && this.agentOut.length > 0) throw new TsvmmError('TSVMM_BUSY', 'the agent port has output the host has not taken yet');
     // Guest time stands still while the state is taken: the TSC, the devices' time bases and
     // guestNs are all of one instant (the machine is paused already when the host saves it).
@@ -347,13 +360,13 @@ export class PcBoard {
     const wasRunning = clock.running;
     clock.stop();
     try {
-      return this.takeSnapshot(host);
+      return this.takeSnapshot(host, aps);
     } finally {
       if (wasRunning) clock.start();
     }
   }
 
-  private takeSnapshot(host: { agentReady: boolean }): SnapshotContents {
+  private takeSnapshot(host: { agentReady: boolean }, aps: readonly SavedAp[]): SnapshotContents {
     if (this.vcpu.xsaveExtendedInUse()) {
       throw new TsvmmError('TSVMM_UNSUPPORTED', 'the vCPU\'s AVX (or later XSAVE) registers hold state, which a snapshot does not carry yet');
     }
@@ -362,6 +375,10 @@ export class PcBoard {
     const saved = { id: 0, state: structuredClone(state), xsaveExtended: new Uint8Array(0) };
     const devices: Record<string, unknown> = {};
     for (const [name, d] of this.legacy) devices[name] = d.getState();
+    for (const ap of aps) {
+      devices[`lapic-${ap.vcpu.id}`] = ap.apic;
+      devices[`cpu-${ap.vcpu.id}`] = ap.run;
+    }
     if (this.interrupts instanceof BackendInterrupts) Object.assign(devices, this.kernelDevices(this.interrupts, guestNs));
     const virtio: Record<string, VirtioMmioState> = {};
     for (const d of this.virtio?.devices ?? []) virtio[d.name] = d.transport.getState();
@@ -372,7 +389,7 @@ export class PcBoard {
     });
     return {
       machine: { config: this.config, backend: this.machine.backend.name, guestNs, drives, ram: ramLayout(this.config.memory), agentReady: host.agentReady },
-      vcpus: [saved],
+      vcpus: [saved, ...aps.map((ap) => ap.vcpu)],
       devices,
       ram: this.ramRegions.map((r) => ({ gpa: r.gpa, bytes: r.bytes })),
     };
@@ -389,11 +406,16 @@ export class PcBoard {
     }
     const devices = snap.devices;
     const kernel = this.interrupts instanceof BackendInterrupts ? this.interrupts : undefined;
-    const names = [...this.legacy.keys(), 'virtio', ...(kernel ? IRQCHIP_DEVICES : [])];
+    const apNames = Array.from({ length: this.config.cpus - 1 }, (_, i) => [`lapic-${i + 1}`, `cpu-${i + 1}`]).flat();
+    const names = [...this.legacy.keys(), 'virtio', ...(kernel ? IRQCHIP_DEVICES : []), ...apNames];
     const savedNames = Object.keys(devices);
     this.checkInterruptWiring(snap);
     if (savedNames.length !== names.length || !names.every((n) => n in devices)) {
       throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's devices (${savedNames.join(', ')}) are not this board's (${names.join(', ')})`);
+    }
+    this.apRestores = snap.vcpus.slice(1).map((v) => checkedApRestore(v, devices[`lapic-${v.id}`], devices[`cpu-${v.id}`]));
+    if (snap.vcpus.slice(1).some((v) => v.xsaveExtended.some((b) => b !== 0))) {
+      throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot holds extended XSAVE state (AVX or later) the ${this.machine.backend.name} backend does not have`);
     }
     const virtio = devices.virtio as Record<string, VirtioMmioState>;
     const placed = this.virtio?.devices ?? [];
@@ -512,10 +534,13 @@ export class PcBoard {
     const workers: Worker[] = [];
     for (let id = 1; id < this.config.cpus; id++) {
       const mailbox = new DeviceMailbox();
+      const save = soft ? newDebugChannel() : undefined;
+      const restore = this.apRestores?.[id - 1];
       const data: ApWorkerData = {
         accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle(),
         ...(this.rt.debugChannels?.[id] ? { debugChannel: this.rt.debugChannels[id] } : {}),
-        ...(soft ? { apicBus, ...(this.config.cpu ? { cpu: this.config.cpu } : {}) } : {}),
+        ...(soft ? { apicBus, saveChannel: save, ...(this.config.cpu ? { cpu: this.config.cpu } : {}) } : {}),
+        ...(restore ? { restore } : {}),
       };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
       workers.push(worker);
@@ -524,7 +549,7 @@ export class PcBoard {
         once(worker, 'message').then(([m]) => m as { stopHandle: StopHandle }),
         once(worker, 'error').then(([e]) => Promise.reject(e as Error)),
       ]);
-      this.aps.push({ mailbox, stopHandle: ready.stopHandle, gone });
+      this.aps.push({ mailbox, stopHandle: ready.stopHandle, gone, ...(save ? { save: new DebugChannel(save) } : {}) });
     }
     if (apicBus && this.interrupts instanceof BoardInterrupts) {
       const stops = [this.stopHandle(), ...this.aps.map((ap) => ap.stopHandle)];
@@ -532,6 +557,78 @@ export class PcBoard {
       for (const w of workers) w.postMessage(msg);
       this.interrupts.setApicBus(new ApicBus(apicBus, stops));
     }
+  }
+
+  /**
+   * Runs `f` with every application processor paused at an instruction boundary (or in HLT, or
+   * waiting for its start-up IPI) and its state taken, then lets them run on. Each is paused on
+   * the board's line to it with the debugger's machinery (gdb/channel.ts, a VcpuAgent in its
+   * thread), driven synchronously from here: this thread cannot await, and it serves the APs'
+   * device accesses while it waits (an AP waiting on one stops only once it is served). The boot
+   * vCPU's inbox on the APIC bus is taken into its local APIC after every AP has stopped (none
+   * sends more), each AP's by the AP as it saves: no IPI is left in flight. An AP that does not
+   * stop in time (a debugger holds it) refuses the save (TSVMM_BUSY).
+   */
+  private withApsPaused<T>(f: (aps: SavedAp[]) => T): T {
+    const lines = this.aps.map((ap) => ap.save);
+    if (lines.length === 0) return f([]);
+    const deadline = hostNs() + AP_SAVE_TIMEOUT_MS * 1e6;
+    lines.forEach((ch, i) => {
+      ch?.store(WORD.STOP_REQ, 1);
+      stopVcpu(this.aps[i]!.stopHandle);
+    });
+    const paused: DebugChannel[] = [];
+    try {
+      lines.forEach((ch, i) => {
+        if (!ch) throw new TsvmmError('TSVMM_UNSUPPORTED', `vCPU ${i + 1} has no line for snapshots`);
+        this.waitAps(() => ch.load(WORD.PAUSED) === 1, deadline, `vCPU ${i + 1} did not stop for the snapshot within ${AP_SAVE_TIMEOUT_MS} ms (is a debugger holding it?)`);
+        paused.push(ch);
+      });
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.drainBus();
+      const aps = paused.map((ch, i) => this.saveAp(ch, i + 1, deadline));
+      return f(aps);
+    } finally {
+      for (const ch of lines) {
+        if (!ch || paused.includes(ch)) continue;
+        // Not stopped yet: the request is taken back, or, when the AP took it already, it is let go once it stops.
+        if (Atomics.exchange(ch.words, WORD.STOP_REQ, 0) === 0) {
+          try {
+            this.waitAps(() => ch.load(WORD.PAUSED) === 1, hostNs() + AP_SAVE_TIMEOUT_MS * 1e6, 'an application processor did not stop');
+            paused.push(ch);
+          } catch { /* it never stopped: nothing to let go */ }
+        }
+      }
+      for (const ch of paused) this.apCommand(ch, { op: 'release' }, hostNs() + AP_SAVE_TIMEOUT_MS * 1e6);
+    }
+  }
+
+  /** Waits until `done`, serving the APs' device accesses, or refuses with TSVMM_BUSY at `deadline` (host ns). */
+  private waitAps(done: () => boolean, deadline: number, why: string): void {
+    const tick = new Int32Array(new SharedArrayBuffer(4));
+    while (!done()) {
+      if (hostNs() > deadline) throw new TsvmmError('TSVMM_BUSY', why);
+      this.serveAps();
+      Atomics.wait(tick, 0, 0, 1);
+    }
+  }
+
+  /** Sends a command on a paused AP's line and returns its reply. */
+  private apCommand(ch: DebugChannel, cmd: { op: 'save' } | { op: 'release' }, deadline: number): VcpuReply {
+    const before = ch.load(WORD.REPLY_SEQ);
+    ch.sendCommand(cmd);
+    this.waitAps(() => ch.load(WORD.REPLY_SEQ) !== before, deadline, `an application processor did not answer ${cmd.op}`);
+    return ch.reply<VcpuReply>();
+  }
+
+  /** vCPU `id`'s state groups, local APIC and run state, from its thread (soft-ap.ts). */
+  private saveAp(ch: DebugChannel, id: number, deadline: number): SavedAp {
+    const r = this.apCommand(ch, { op: 'save' }, deadline);
+    if (!r.ok) {
+      const m = /^(TSVMM_[A-Z_]+): ([^]*)$/.exec(r.error);
+      throw new TsvmmError((m?.[1] ?? 'TSVMM_UNSUPPORTED') as TsvmmError['code'], m?.[2] ?? r.error);
+    }
+    const { apic, run } = JSON.parse(r.text!) as { apic: LocalApicState; run: ApRun };
+    return { vcpu: decodeVcpu(r.bytes!, id), apic, run };
   }
 
   /** The application processors' stop handles, by vCPU id - 1 (the debugger kicks them). */
@@ -646,7 +743,8 @@ export class PcBoard {
         this.machine.clock.start();
         return;
       case 'save':
-        writeSnapshot(msg.path, this.snapshot({ agentReady: msg.agentReady }));
+        // The application processors stay paused until the file is written: its RAM is theirs too.
+        this.withApsPaused((aps) => writeSnapshot(msg.path, this.snapshot({ agentReady: msg.agentReady }, aps)));
         return;
       default:
         assertNever(msg, 'control request');
@@ -791,4 +889,28 @@ export function memoryMap(size: number): E820Entry[] {
   ];
   if (size > low) map.push({ addr: FOUR_GIB, size: size - low, type: E820_RAM });
   return map;
+}
+
+/** An application processor as a snapshot carries it: its VCPU section, and `lapic-N` and `cpu-N` in DEVICES. */
+export interface SavedAp {
+  vcpu: SavedVcpu;
+  apic: LocalApicState;
+  run: ApRun;
+}
+
+const AP_RUN_STATES: readonly ApRun['runState'][] = ['running', 'halted', 'wait-for-SIPI'];
+
+/** A saved AP's devices, checked here (a malformed one would fail in the AP's thread): TSVMM_SNAPSHOT_CORRUPT. */
+function checkedApRestore(v: SavedVcpu, apic: unknown, run: unknown): ApRestore {
+  const r = run as Partial<ApRun> | null;
+  if (typeof r !== 'object' || r === null || !AP_RUN_STATES.includes(r.runState as ApRun['runState']) ||
+      !Number.isInteger(r.sipiVector) || r.sipiVector! < -1 || r.sipiVector! > 0xff || typeof r.nmiPending !== 'boolean') {
+    throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's run state of vCPU ${v.id} is malformed`);
+  }
+  try {
+    new LocalApic({ id: v.id, now: () => 0 }).restore(apic as LocalApicState);
+  } catch (e) {
+    throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's local APIC of vCPU ${v.id} is malformed: ${(e as Error).message}`);
+  }
+  return { state: v.state, apic: apic as LocalApicState, run: { runState: r.runState!, sipiVector: r.sipiVector!, nmiPending: r.nmiPending! } };
 }

@@ -197,7 +197,7 @@ export class BoardInterrupts implements InterruptRouting {
   }
 
   /** Takes what other vCPUs' threads left in the boot vCPU's inbox. */
-  private drainBus(): void {
+  drainBus(): void {
     const bus = this.bus, apic = this.apics[0];
     if (bus && apic && bus.pending(0)) bus.drain(0, apic);
   }

@@ -147,7 +147,7 @@ const VCPU_OFF = {
 /** The state groups a VCPU section holds (all of nvmm/state.ts's STATE.ALL). */
 const VCPU_GROUPS = 0x7f;
 
-function encodeVcpu(v: SavedVcpu): Uint8Array {
+export function encodeVcpu(v: SavedVcpu): Uint8Array {
   const s = v.state;
   if (s.intr.evtPending) fail('TSVMM_BUSY', `vCPU ${v.id} has an event pending delivery: its state cannot be saved until it runs`);
   const xsaveLength = XSAVE_MIN_BYTES + v.xsaveExtended.length;
@@ -189,7 +189,7 @@ function encodeVcpu(v: SavedVcpu): Uint8Array {
   return out;
 }
 
-function decodeVcpu(b: Uint8Array, expectId: number): SavedVcpu {
+export function decodeVcpu(b: Uint8Array, expectId: number): SavedVcpu {
   if (b.length < VCPU_OFF.xsave + XSAVE_MIN_BYTES) fail('TSVMM_SNAPSHOT_CORRUPT', `vCPU section of ${b.length} bytes is shorter than ${VCPU_OFF.xsave + XSAVE_MIN_BYTES}`);
   const d = new DataView(b.buffer, b.byteOffset, b.length);
   const id = d.getUint32(VCPU_OFF.id, true);

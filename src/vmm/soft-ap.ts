@@ -16,15 +16,22 @@
  * - A debugger (with a debug channel): a VcpuAgent serves it after each exit, and where the loop
  *   already wakes outside run() (waiting for start-up, halted) when the debugger asked it to stop
  *   (its kick wakes the stop word too). Waiting for start-up, the vCPU cannot step.
+ * - A snapshot: the board has its own line to the vCPU (a debug channel, `saveChannel`), on which a
+ *   second VcpuAgent pauses it where the debugger's would, and answers `save` with the state
+ *   groups, the local APIC (its inbox on the APIC bus taken in first) and the run state (ApRun).
+ *   A restored AP (`restore`) starts in that state, and runs once guest time runs.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { receiveMessageOnPort } from 'node:worker_threads';
 import { openBackend } from '../backends/open.js';
+import { TsvmmError } from '../common/errors.js';
 import type { CpuModelName } from '../backends/soft/cpu-models.js';
 import { LocalApic } from '../devices/local-apic.js';
 import type { StopHandle } from '../nvmm/backend.js';
 import { Machine, type MachineShare, type Vcpu } from '../nvmm/machine.js';
 import { GPR, MSR, SEG, STATE, copyState, type X64State } from '../nvmm/state.js';
+import type { LocalApicState } from '../devices/local-apic.js';
+import { encodeVcpu } from './snapshot-file.js';
 import { STOP_WORD, stopVcpu } from '../nvmm/stop.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
 import { ApicBus } from './apic-bus.js';
@@ -51,6 +58,27 @@ export interface SoftApData {
   bspStop: StopHandle;
   apicBus: SharedArrayBuffer;
   debugChannel?: SharedArrayBuffer;
+  /** The board's line to this vCPU for snapshots (a debug channel's layout). */
+  saveChannel?: SharedArrayBuffer;
+  restore?: ApRestore;
+}
+
+/**
+ * What a snapshot keeps of an application processor beside its state groups: where its run loop
+ * was (running, in HLT, or waiting for a start-up IPI, with the vector of one that came already)
+ * and an NMI it took from the APIC bus but has not injected yet.
+ */
+export interface ApRun {
+  runState: 'running' | 'halted' | 'wait-for-SIPI';
+  sipiVector: number;
+  nmiPending: boolean;
+}
+
+/** A saved application processor, as the board hands it to the AP's thread on restore. */
+export interface ApRestore {
+  state: X64State;
+  apic: LocalApicState;
+  run: ApRun;
 }
 
 export function runSoftAp(data: SoftApData, port: MessagePort): void {
@@ -58,6 +86,14 @@ export function runSoftAp(data: SoftApData, port: MessagePort): void {
   const machine = Machine.attach(backend, data.share);
   try {
     const vcpu = machine.createVcpu(data.id);
+    const resetState = structuredClone(vcpu.getState(STATE.ALL));
+    // A restored vCPU's state goes in while guest time stands at the saved instant (the boot
+    // thread starts it only after every AP is ready): its TSC keeps its distance to guest time.
+    if (data.restore) {
+      copyState(vcpu.getState(STATE.ALL), data.restore.state, STATE.ALL);
+      vcpu.setState(STATE.ALL);
+      vcpu.commitState();
+    }
     port.postMessage({ stopHandle: vcpu.stopHandle() });
     const ended = new Int32Array(data.ended);
     const isEnded = () => Atomics.load(ended, 0) !== 0;
@@ -70,7 +106,7 @@ export function runSoftAp(data: SoftApData, port: MessagePort): void {
       else Atomics.wait(stopWords, STOP_WORD.STOP, 0, 5);
     }
     if (!busMsg) return;
-    new SoftAp(vcpu, data, busMsg, isEnded).run();
+    new SoftAp(vcpu, data, busMsg, resetState, isEnded).run();
   } finally {
     machine.destroy();
     backend.close?.();
@@ -93,8 +129,12 @@ class SoftAp {
   private halted = false;
   private readonly empty = new Uint8Array(0);
   private readonly debug: VcpuAgent | undefined;
+  /** The board's line (snapshots). */
+  private readonly saver: VcpuAgent | undefined;
+  /** Restored: waits for guest time to run before its first instruction (HLT first if it was halted). */
+  private readonly restored: ApRun | undefined;
 
-  constructor(private readonly vcpu: Vcpu, data: SoftApData, busMsg: ApBusMessage, private readonly isEnded: () => boolean) {
+  constructor(private readonly vcpu: Vcpu, data: SoftApData, busMsg: ApBusMessage, resetState: X64State, private readonly isEnded: () => boolean) {
     this.id = data.id;
     this.mailbox = new DeviceMailbox(data.mailbox);
     this.stopWords = new Int32Array(vcpu.stopHandle().flag);
@@ -113,15 +153,24 @@ class SoftAp {
       onSipi: (vector) => { if (this.waitingForSipi) this.sipiVector = vector; },
     });
     this.apic = apic;
+    if (data.restore) {
+      apic.restore(data.restore.apic);
+      const run = data.restore.run;
+      this.waitingForSipi = run.runState === 'wait-for-SIPI';
+      this.sipiVector = this.waitingForSipi ? run.sipiVector : -1;
+      this.nmiRequested = run.nmiPending;
+      this.restored = run;
+    }
     this.bus.publish(this.id, apic);
     const apicBit = featureMask(FEATURE.APIC);
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.FEATURES, set: { edx: apicBit, ecx: featureMask(FEATURE.X2APIC) } });
     vcpu.configure({ kind: 'cpuid', leaf: LEAF.EXT_FEATURES1, set: { edx: apicBit } });
-    this.resetState = structuredClone(vcpu.getState(STATE.ALL));
+    this.resetState = resetState;
     this.debug = data.debugChannel && new VcpuAgent(vcpu, data.debugChannel, {
       ending: isEnded,
-      runState: () => (this.waitingForSipi ? 'wait-for-SIPI' : this.halted ? 'halted' : 'running'),
+      runState: () => this.runState(),
     });
+    this.saver = data.saveChannel && new VcpuAgent(vcpu, data.saveChannel, { ending: isEnded, runState: () => this.runState(), save: () => this.save() });
     const io = new Uint8Array(4);
     vcpu.setInlineDevices({
       io: (p, size, isIn, value) => {
@@ -168,6 +217,24 @@ class SoftAp {
 
   private readonly forward: Forward;
 
+  private runState(): ApRun['runState'] {
+    return this.waitingForSipi ? 'wait-for-SIPI' : this.halted ? 'halted' : 'running';
+  }
+
+  /**
+   * The board's `save`, while paused: the inbox is taken into the APIC first (an INIT or start-up
+   * IPI into the run state, an NMI into nmiPending), so nothing of this vCPU is left on the bus.
+   */
+  private save(): { ok: true; bytes: Uint8Array; text: string } {
+    this.bus.drain(this.id, this.apic);
+    if (this.vcpu.xsaveExtendedInUse()) {
+      throw new TsvmmError('TSVMM_UNSUPPORTED', `vCPU ${this.id}'s AVX (or later XSAVE) registers hold state, which a snapshot does not carry yet`);
+    }
+    const bytes = encodeVcpu({ id: this.id, state: this.vcpu.getState(STATE.ALL), xsaveExtended: new Uint8Array(0) });
+    const run: ApRun = { runState: this.runState(), sipiVector: this.sipiVector, nmiPending: this.nmiRequested };
+    return { ok: true, bytes, text: JSON.stringify({ apic: this.apic.getState(), run }) };
+  }
+
   private end(code: number): void {
     this.forward(ACCESS.END, code, 0, true, this.empty);
   }
@@ -205,16 +272,26 @@ class SoftAp {
   run(): void {
     const vcpu = this.vcpu;
     this.debug?.atStart();
+    if (this.restored) {
+      // Every vCPU starts with guest time (the boot vCPU's first run starts it).
+      while (!this.vcpu.machine.clock.running && !this.isEnded()) {
+        Atomics.store(this.stopWords, STOP_WORD.STOP, 0);
+        if (this.debug?.pauseIfAsked() || this.saver?.pauseIfAsked()) continue;
+        this.sleep(1);
+      }
+      if (this.restored.runState === 'halted') this.halt();
+    }
     while (!this.isEnded()) {
       if (this.waitingForSipi) {
         Atomics.store(this.stopWords, STOP_WORD.STOP, 0);
         this.takeMessages();
-        if (this.debug?.pauseIfAsked()) continue;
+        if (this.debug?.pauseIfAsked() || this.saver?.pauseIfAsked()) continue;
         if (this.waitingForSipi) this.sleep(IDLE_WAIT_MS);
         continue;
       }
       const exit = vcpu.run();
       if (this.debug?.onExit(exit)) continue;
+      this.saver?.onExit(exit);
       const r = serveApExit(vcpu, exit, this.forward);
       if (r === 'halted') this.halt();
       else if (r !== 'run') {
@@ -237,7 +314,7 @@ class SoftAp {
         this.takeMessages();
         if (this.nmiRequested || this.waitingForSipi) return;
         if (ifSet && apic.pendingInterrupt()) return;
-        if (this.debug?.pauseIfAsked()) continue;
+        if (this.debug?.pauseIfAsked() || this.saver?.pauseIfAsked()) continue;
         const next = apic.nextDeadline();
         this.sleep(next === undefined ? IDLE_WAIT_MS : Math.min(IDLE_WAIT_MS, Math.max(0, (next - clock.now()) / 1e6)));
       }

@@ -20,8 +20,12 @@ import { DebugChannel, WORD } from './channel.js';
 import { REGISTER_STATE, oneRegisterBytes, registerBytes, setOneRegister, setRegisterBytes } from './registers.js';
 import type { StopEvent, VcpuReply, VcpuRequest } from './target.js';
 
-/** What the stub sends a paused vCPU: a request, or the end of the pause. */
-export type AgentCommand = VcpuRequest | { op: 'resume'; step: boolean; debug: DebugConfig } | { op: 'stay' };
+/**
+ * What the stub sends a paused vCPU: a request, or the end of the pause. The board's own line to
+ * an application processor (a snapshot's) sends `save` (the vCPU's `save` option answers it) and
+ * `release` (the end of the pause, the vCPU's debug settings left as they are).
+ */
+export type AgentCommand = VcpuRequest | { op: 'resume'; step: boolean; debug: DebugConfig } | { op: 'stay' } | { op: 'save' } | { op: 'release' };
 
 const PAGE = 4096n;
 /** EFER.LMA: long mode active. */
@@ -46,6 +50,8 @@ export interface AgentOptions {
    * no instruction to run until one comes); a halted one steps once an interrupt wakes it.
    */
   runState?: () => VcpuRunState;
+  /** Answers `save` (in the vCPU's thread, while it is paused): what a snapshot keeps of the vCPU. */
+  save?: () => VcpuReply;
 }
 
 export class VcpuAgent {
@@ -54,6 +60,7 @@ export class VcpuAgent {
   private readonly ending: () => boolean;
   private readonly idle: (() => void) | undefined;
   private readonly runState: () => VcpuRunState;
+  private readonly save: (() => VcpuReply) | undefined;
   private lastCommand: number;
   private debugOn = false;
 
@@ -63,6 +70,7 @@ export class VcpuAgent {
     this.ending = opts.ending ?? (() => false);
     this.idle = opts.idle;
     this.runState = opts.runState ?? (() => 'running');
+    this.save = opts.save;
     this.lastCommand = this.channel.load(WORD.CMD_SEQ);
   }
 
@@ -127,10 +135,29 @@ export class VcpuAgent {
           ch.sendReply({ ok: true });
           continue;
         }
+        if (cmd.op === 'release') {
+          ch.store(WORD.PAUSED, 0);
+          ch.sendReply({ ok: true });
+          return;
+        }
+        if (cmd.op === 'save') {
+          ch.sendReply(this.saveReply());
+          continue;
+        }
         ch.sendReply(this.serve(cmd));
       }
     } finally {
       ch.store(WORD.PAUSED, 0);
+    }
+  }
+
+  private saveReply(): VcpuReply {
+    if (!this.save) return { ok: false, error: `vCPU ${this.vcpu.id} cannot be saved` };
+    try {
+      return this.save();
+    } catch (e) {
+      if (e instanceof TsvmmError) return { ok: false, error: `${e.code}: ${e.message}` };
+      throw e;
     }
   }
 
