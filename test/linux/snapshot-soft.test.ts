@@ -6,7 +6,10 @@
 // continued, without a jump). The guest's clocks stayed in step across it: Linux's clocksource
 // watchdog, which compares the TSC with the ACPI PM timer every half second, found no skew, so
 // the TSC is still the clocksource (a TSC restored a millisecond off the PM timer was marked
-// unstable and replaced by acpi_pm).
+// unstable and replaced by acpi_pm). Then the same with two vCPUs: the guest reaches its shell on
+// both processors, and in the restoring process nproc is still 2 and each CPU's local APIC timer
+// still interrupts it (its LOC count in /proc/interrupts grows on both), so the application
+// processor came back running, with its local APIC, in step with guest time.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -48,35 +51,41 @@ function tsvmm(args: string[]): Promise<{ status: number | null; stdout: string;
   }));
 }
 
+/** An initramfs in `dir` whose /init mounts /proc, /sys and /dev, then runs `lines`. */
+function initrdRunning(dir: string, lines: string[]): string {
+  const init = join(dir, 'init.sh');
+  writeFileSync(init, ['#!/bin/sh', 'mount -t proc proc /proc', 'mount -t sysfs sysfs /sys', 'mount -t devtmpfs devtmpfs /dev', ...lines, ''].join('\n'));
+  const initrd = join(dir, 'initrd.gz');
+  const made = spawnSync(process.execPath, [BIN, 'initramfs', '--init', init, '--modules', 'virtio_mmio,virtio_console', '-o', initrd], { encoding: 'latin1' });
+  assert.equal(made.status, 0, made.stderr);
+  return initrd;
+}
+
+/** `tsvmm run --save` of the guest with `initrd` and `extra` options, saved at the ready line; asserts it saved. */
+async function bootAndSave(vmlinux: string, initrd: string, snap: string, extra: string[] = []) {
+  const saved = await tsvmm(['run', '--accel', 'soft', ...extra, '--kernel', vmlinux, '--initrd', initrd, '--append', 'console=ttyS0',
+    '-m', '256', '--agent', '--timeout', String(BOOT_TIMEOUT_MS / 1000), '--save', snap, '--save-when', 'tsvmm-snap: ready']);
+  const tail = `stdout tail:\n${saved.stdout.slice(-3000)}\nstderr tail:\n${saved.stderr.slice(-3000)}`;
+  assert.equal(saved.status, 0, tail);
+  assert.match(saved.stderr, /tsvmm: saved the machine to /, tail);
+  return { saved, tail };
+}
+
 test('Linux on soft: saved once its init is ready, restored in another process; tmpfs and uptime continue (CLI, --exec)', { timeout: 2 * BOOT_TIMEOUT_MS }, async (t) => {
   const guest = linuxGuest();
   if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
   await withTempDirAsync(async (dir) => {
     const secret = randomBytes(12).toString('hex');
-    const init = join(dir, 'init.sh');
-    writeFileSync(init, [
-      '#!/bin/sh',
-      'mount -t proc proc /proc',
-      'mount -t sysfs sysfs /sys',
-      'mount -t devtmpfs devtmpfs /dev',
+    const initrd = initrdRunning(dir, [
       'mount -t tmpfs tmpfs /tmp',
       `echo "in tmpfs: ${secret}" > /tmp/file`,
       'echo "tsvmm-snap: uptime $(cut -d" " -f1 /proc/uptime)" >&2',
       'echo "tsvmm-snap: date $(date +%s) clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)" >&2',
       'echo "tsvmm-snap: ready"',
       'while :; do sleep 1000; done',
-      '',
-    ].join('\n'));
-    const initrd = join(dir, 'initrd.gz');
-    const made = spawnSync(process.execPath, [BIN, 'initramfs', '--init', init, '--modules', 'virtio_mmio,virtio_console', '-o', initrd], { encoding: 'latin1' });
-    assert.equal(made.status, 0, made.stderr);
+    ]);
     const snap = join(dir, 'linux.snap');
-
-    const saved = await tsvmm(['run', '--accel', 'soft', '--kernel', guest.vmlinux!, '--initrd', initrd, '--append', 'console=ttyS0',
-      '-m', '256', '--agent', '--timeout', String(BOOT_TIMEOUT_MS / 1000), '--save', snap, '--save-when', 'tsvmm-snap: ready']);
-    const tail = `stdout tail:\n${saved.stdout.slice(-3000)}\nstderr tail:\n${saved.stderr.slice(-3000)}`;
-    assert.equal(saved.status, 0, tail);
-    assert.match(saved.stderr, /tsvmm: saved the machine to /, tail);
+    const { saved, tail } = await bootAndSave(guest.vmlinux!, initrd, snap);
     const before = /tsvmm-snap: uptime (\d+\.\d+)/.exec(saved.stdout);
     const ready = saved.lines.find((l) => l.text.includes('tsvmm-snap: ready'));
     assert.ok(before && ready, tail);
@@ -115,6 +124,29 @@ test('Linux on soft: saved once its init is ready, restored in another process; 
       assert.ok(Math.abs(Number(m[1]) - Number(m[2])) <= 400_000, `the TSC and the PM timer parted over one watchdog interval:\n${log}`);
     }
     assert.equal(clocksource, clockBefore[2], `the clocksource before the save was ${clockBefore[2]}; after the restore:\n${log}`);
+    assert.doesNotMatch(restored.stderr, /Linux version/, 'the restored machine did not boot again');
+  });
+});
+
+test('Linux on soft with --smp 2: saved at its shell, restored in another process; both CPUs still run and take timer interrupts (CLI, --exec)', { timeout: 2 * BOOT_TIMEOUT_MS }, async (t) => {
+  const guest = linuxGuest();
+  if (typeof guest === 'string' || !guest.vmlinux) return t.skip(typeof guest === 'string' ? guest : 'no vmlinux in the cache (scripts/fetch-guest-kernel.sh)');
+  await withTempDirAsync(async (dir) => {
+    const initrd = initrdRunning(dir, ['echo "tsvmm-snap: cpus $(nproc)" >&2', 'echo "tsvmm-snap: ready"', 'exec sh']);
+    const snap = join(dir, 'linux.snap');
+    const { saved, tail } = await bootAndSave(guest.vmlinux!, initrd, snap, ['--smp', '2']);
+    assert.match(saved.stdout, /tsvmm-snap: cpus 2/, tail);
+
+    // The local APIC timer interrupts (LOC) of each CPU, twice, a second apart.
+    const restored = await tsvmm(['run', '--restore', snap, '--timeout', String(BOOT_TIMEOUT_MS / 1000), '--exec',
+      'nproc; grep LOC: /proc/interrupts; sleep 1; grep LOC: /proc/interrupts']);
+    assert.equal(restored.status, 0, `stderr tail:\n${restored.stderr.slice(-3000)}`);
+    const [nproc, loc1, loc2] = restored.stdout.split('\n');
+    assert.equal(nproc, '2', restored.stdout);
+    const counts = (line: string | undefined) => (line ?? '').trim().split(/\s+/).slice(1, 3).map(Number);
+    const [a, b] = [counts(loc1), counts(loc2)];
+    assert.equal(a.length, 2, restored.stdout);
+    for (const cpu of [0, 1]) assert.ok(b[cpu]! > a[cpu]!, `CPU ${cpu} takes timer interrupts after the restore: LOC ${a[cpu]} then ${b[cpu]}\n${restored.stdout}`);
     assert.doesNotMatch(restored.stderr, /Linux version/, 'the restored machine did not boot again');
   });
 });
