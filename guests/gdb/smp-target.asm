@@ -160,39 +160,8 @@ ap_hold:
   hlt
   jmp .idle
 
-; ---- the trampoline, copied to 0x8000 and run there by the application processor; its
-; absolute references are relocated by hand (T(label) is label's address in the copy) ----
-%define T(label) (TRAMPOLINE + (label) - trampoline_start)
-bits 16
-trampoline_start:
-  cli
-  xor ax, ax
-  mov ds, ax
-  lgdt [T(tramp_gdt_desc)]
-  mov eax, cr0
-  or eax, 1
-  mov cr0, eax
-  jmp dword 0x18:T(tramp32)
-bits 32
-tramp32:
-  mov ax, 0x10
-  mov ds, ax
-  mov es, ax
-  mov ss, ax
-  mov esp, TRAMPOLINE + 0xff0
-  mov eax, long_mode_on              ; absolute: a relative call would not survive the copy
-  call eax
-  jmp 0x08:ap64
-align 8
-tramp_gdt:
-  dq 0
-  dq 0x00af9a000000ffff              ; 0x08: 64-bit code
-  dq 0x00cf92000000ffff              ; 0x10: data
-  dq 0x00cf9a000000ffff              ; 0x18: 32-bit code
-tramp_gdt_desc:
-  dw tramp_gdt_desc - tramp_gdt - 1
-  dd T(tramp_gdt)
-trampoline_end:
+; the application processors' trampoline (copied to TRAMPOLINE)
+%include "../board/trampoline.inc"
 
 section .rodata
 align 8
