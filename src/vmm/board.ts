@@ -570,8 +570,24 @@ export class PcBoard {
    * stop in time (a debugger holds it) refuses the save (TSVMM_BUSY).
    */
   private withApsPaused<T>(f: (aps: SavedAp[]) => T): T {
+    const held = this.heldAps; // the machine is paused (vm.pause()): its APs are already
+    const paused = held ?? this.pauseAps();
+    try {
+      if (this.interrupts instanceof BoardInterrupts) this.interrupts.drainBus();
+      const deadline = hostNs() + AP_SAVE_TIMEOUT_MS * 1e6;
+      return f(paused.map((ch, i) => this.saveAp(ch, i + 1, deadline)));
+    } finally {
+      if (!held) this.releaseAps(paused);
+    }
+  }
+
+  /**
+   * Pauses every application processor on the board's line to it (withApsPaused says how) and
+   * returns the lines, for releaseAps. When one does not stop in time, those that did are let go
+   * and the pause is refused (TSVMM_BUSY).
+   */
+  private pauseAps(): DebugChannel[] {
     const lines = this.aps.map((ap) => ap.save);
-    if (lines.length === 0) return f([]);
     const deadline = hostNs() + AP_SAVE_TIMEOUT_MS * 1e6;
     lines.forEach((ch, i) => {
       ch?.store(WORD.STOP_REQ, 1);
@@ -581,13 +597,11 @@ export class PcBoard {
     try {
       lines.forEach((ch, i) => {
         if (!ch) throw new TsvmmError('TSVMM_UNSUPPORTED', `vCPU ${i + 1} has no line for snapshots`);
-        this.waitAps(() => ch.load(WORD.PAUSED) === 1, deadline, `vCPU ${i + 1} did not stop for the snapshot within ${AP_SAVE_TIMEOUT_MS} ms (is a debugger holding it?)`);
+        this.waitAps(() => ch.load(WORD.PAUSED) === 1, deadline, `vCPU ${i + 1} did not stop within ${AP_SAVE_TIMEOUT_MS} ms (is a debugger holding it?)`);
         paused.push(ch);
       });
-      if (this.interrupts instanceof BoardInterrupts) this.interrupts.drainBus();
-      const aps = paused.map((ch, i) => this.saveAp(ch, i + 1, deadline));
-      return f(aps);
-    } finally {
+      return paused;
+    } catch (e) {
       for (const ch of lines) {
         if (!ch || paused.includes(ch)) continue;
         // Not stopped yet: the request is taken back, or, when the AP took it already, it is let go once it stops.
@@ -598,8 +612,14 @@ export class PcBoard {
           } catch { /* it never stopped: nothing to let go */ }
         }
       }
-      for (const ch of paused) this.apCommand(ch, { op: 'release' }, hostNs() + AP_SAVE_TIMEOUT_MS * 1e6);
+      this.releaseAps(paused);
+      throw e;
     }
+  }
+
+  /** Lets the application processors pauseAps paused run on. */
+  private releaseAps(paused: DebugChannel[]): void {
+    for (const ch of paused) this.apCommand(ch, { op: 'release' }, hostNs() + AP_SAVE_TIMEOUT_MS * 1e6);
   }
 
   /** Waits until `done`, serving the APs' device accesses, or refuses with TSVMM_BUSY at `deadline` (host ns). */
@@ -710,6 +730,8 @@ export class PcBoard {
 
   /** The host paused the machine (BoardControl 'pause'): the vCPU does not run until 'resume'. */
   private paused = false;
+  /** While paused: the application processors' lines, each paused too (pauseAps). */
+  private heldAps: DebugChannel[] | undefined;
 
   /** Serves the host's requests waiting on the control port, each answered on it. */
   private serveControl(): void {
@@ -731,6 +753,9 @@ export class PcBoard {
   private control(msg: BoardControl): void {
     switch (msg.op) {
       case 'pause':
+        // The application processors first (a pause they refuse changes nothing), then guest time.
+        // On kvm they have no line to pause them yet: they run on (docs/snapshot-format.md).
+        if (this.aps.every((ap) => ap.save)) this.heldAps ??= this.pauseAps();
         this.paused = true;
         this.stopGuestTime();
         // What the guest wrote before the pause goes to the host's rings now.
@@ -741,6 +766,11 @@ export class PcBoard {
       case 'resume':
         this.paused = false;
         this.machine.clock.start();
+        if (this.heldAps) {
+          const held = this.heldAps;
+          this.heldAps = undefined;
+          this.releaseAps(held);
+        }
         return;
       case 'save':
         // The application processors stay paused until the file is written: its RAM is theirs too.

@@ -320,8 +320,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   }
 
   /**
-   * Stops the guest at its next instruction boundary, until resume(): its vCPU does not run and
-   * its devices take no host input. On the soft backend guest time stands still too (the TSC,
+   * Stops the guest at its next instruction boundary, until resume(): its vCPUs do not run and
+   * its devices take no host input (on KVM the application processors of an --smp machine still
+   * run: they have no line from the board yet). On the soft backend guest time stands still too (the TSC,
    * the timers and the RTC all continue from where they were, none counting the pause); on KVM,
    * whose TSC runs with the host's, guest time goes on and the timers catch up when it resumes.
    * Resolves once the vCPU has stopped.

@@ -12,6 +12,7 @@ import { test, type TestContext } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { TsvmmError } from '../../src/common/errors.js';
+import { GPR } from '../../src/nvmm/state.js';
 import { ramLayout } from '../../src/vmm/board.js';
 import { readSnapshot } from '../../src/vmm/snapshot-file.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
@@ -111,6 +112,45 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
       writeFileSync(bad, withCpus(bytes, cpus));
       await assert.rejects(VirtualMachine.restore(bad), isCode('TSVMM_SNAPSHOT_CORRUPT'), `a file of 2 vCPUs that says ${cpus}`);
     }
+  });
+});
+
+test('soft, --smp 2: vm.pause() stops every vCPU (neither counts on) until resume(), and a save while paused continues from the file', { timeout: 300_000 }, async (t) => {
+  const image = guestOrSkip(t);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, 'smp.bin');
+    writeFileSync(kernel, image);
+    const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 32 << 20, cmdline: 'count', timeoutMs: 240_000 });
+    const a = watch(vm);
+    vm.start();
+    await a.until(/^c1 3$/m);
+    await vm.pause();
+    const atPause = [ticks(a.output(), 0).at(-1)!, ticks(a.output(), 1).at(-1)!];
+    // Paused, neither processor prints another tick (each prints several a second when it runs).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual([ticks(a.output(), 0).at(-1), ticks(a.output(), 1).at(-1)], atPause, `ticks while paused:\n${a.output().slice(-300)}`);
+    // Two saves while paused take every vCPU where it stood: an AP left running would have
+    // counted on (R12) between them, up to its next tick's output, which waits for the paused board.
+    const snap = join(dir, 'paused.snap'), again = join(dir, 'again.snap');
+    await vm.save(snap);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await vm.save(again);
+    const [first, second] = [readSnapshot(snap, ramLayout), readSnapshot(again, ramLayout)];
+    for (const cpu of [0, 1]) {
+      const at = (f: typeof first) => [f.vcpus[cpu]!.state.gprs[GPR.R12], f.vcpus[cpu]!.state.gprs[GPR.RIP]];
+      assert.deepEqual(at(second), at(first), `vCPU ${cpu}'s R12 and RIP in two saves of the paused machine`);
+    }
+    await vm.resume();
+    await a.until(new RegExp(`^c1 ${atPause[1]! + 2}$`, 'm'));
+    await a.until(new RegExp(`^c0 ${atPause[0]! + 2}$`, 'm'));
+    await vm.stop();
+    const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
+    const b = watch(restored);
+    restored.start();
+    await b.until(/^c1 \d+$/m);
+    assert.equal(ticks(b.output(), 1)[0], atPause[1]! + 1, 'the AP goes on from the tick it had when paused');
+    await restored.stop();
   });
 });
 
