@@ -17,6 +17,7 @@ import type { I8259ChipState, I8259PicState } from '../../src/devices/i8259-pic.
 import type { LocalApicState } from '../../src/devices/local-apic.js';
 import { APIC_LVT_LINT0 } from '../../src/x86/apic.js';
 import { kvmOrSkip } from '../helpers/kvm.js';
+import { watchConsole } from '../helpers/console.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 function guestOrSkip(t: TestContext): Uint8Array | undefined {
@@ -28,17 +29,6 @@ function guestOrSkip(t: TestContext): Uint8Array | undefined {
   return assemble('board/hello.asm');
 }
 
-/** Collects a machine's console output; `until` resolves once it matches. */
-function watch(vm: VirtualMachine) {
-  let output = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  vm.console.on('data', (b: Buffer) => {
-    output += b.toString('latin1');
-    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
-  });
-  const until = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
-  return { until, output: () => output };
-}
 
 /**
  * Continues the snapshot `snap` on `accel` and checks the guest echoes `text`, typed a character
@@ -47,7 +37,7 @@ function watch(vm: VirtualMachine) {
  */
 async function continueOn(snap: string, accel: Accel, text: string): Promise<VirtualMachine> {
   const restored = await VirtualMachine.restore(snap, { accel, timeoutMs: 60_000 });
-  const b = watch(restored);
+  const b = watchConsole(restored);
   restored.start();
   // A guest that never gets its interrupt ends at the timeout: fail then, with what it printed.
   let echoed = false;
@@ -95,7 +85,7 @@ async function saveAndContinue(image: Uint8Array, path: Accel[]): Promise<void> 
     const snap = (i: number) => join(dir, `vm${i}.snap`);
     let vm = await VirtualMachine.create({ kernel, accel: path[0]!, memory: 16 << 20 });
     try {
-      const a = watch(vm);
+      const a = watchConsole(vm);
       vm.start();
       await a.until(/echo> $/);
       vm.console.write('ab');
@@ -152,7 +142,7 @@ test('a snapshot that moves between backends is refused when the guest routes in
     writeFileSync(kernel, assemble('board/hello.asm'));
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 16 << 20 });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     await vm.save(snap);

@@ -16,6 +16,7 @@ import { GPR } from '../../src/nvmm/state.js';
 import { ramLayout } from '../../src/vmm/board.js';
 import { readSnapshot } from '../../src/vmm/snapshot-file.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+import { watchConsole } from '../helpers/console.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 function guestOrSkip(t: TestContext, name = 'smp'): Uint8Array | undefined {
@@ -26,21 +27,6 @@ function guestOrSkip(t: TestContext, name = 'smp'): Uint8Array | undefined {
   return assemble(`board/${name}.asm`);
 }
 
-/** Collects a machine's console output; `until` resolves once it matches (and fails if the machine ends first). */
-function watch(vm: VirtualMachine) {
-  let output = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  vm.console.on('data', (b: Buffer) => {
-    output += b.toString('latin1');
-    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
-  });
-  const matched = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
-  const until = (re: RegExp) => Promise.race([
-    matched(re),
-    vm.exited.then((e) => { throw new Error(`the machine ended (${JSON.stringify(e.end)}) before ${re}: ${output.slice(-300)}`); }),
-  ]);
-  return { until, output: () => output };
-}
 
 /** The ticks processor `cpu` printed ("cN T" lines), in order. */
 function ticks(output: string, cpu: number): number[] {
@@ -75,7 +61,7 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
     writeFileSync(kernel, image);
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 32 << 20, cmdline: 'count' });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/^c0 3$/m);
     await a.until(/^c1 3$/m);
@@ -89,7 +75,7 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
 
     // A restored machine that cannot go on ends by its timeout, failing the checks below.
     const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
-    const b = watch(restored);
+    const b = watchConsole(restored);
     restored.start();
     await b.until(/^c0 \d+$/m);
     await b.until(/^c1 \d+$/m);
@@ -122,7 +108,7 @@ test('soft, --smp 2: vm.pause() stops every vCPU (neither counts on) until resum
     const kernel = join(dir, 'smp.bin');
     writeFileSync(kernel, image);
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 32 << 20, cmdline: 'count', timeoutMs: 240_000 });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/^c1 3$/m);
     await vm.pause();
@@ -146,7 +132,7 @@ test('soft, --smp 2: vm.pause() stops every vCPU (neither counts on) until resum
     await a.until(new RegExp(`^c0 ${atPause[0]! + 2}$`, 'm'));
     await vm.stop();
     const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
-    const b = watch(restored);
+    const b = watchConsole(restored);
     restored.start();
     await b.until(/^c1 \d+$/m);
     assert.equal(ticks(b.output(), 1)[0], atPause[1]! + 1, 'the AP goes on from the tick it had when paused');
@@ -163,7 +149,7 @@ test('soft, --smp 2: an application processor the guest never started is saved w
     writeFileSync(kernel, image);
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 16 << 20 });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     vm.console.write('ab');
@@ -176,7 +162,7 @@ test('soft, --smp 2: an application processor the guest never started is saved w
     assert.deepEqual(file.devices['cpu-1'], { runState: 'wait-for-SIPI', sipiVector: -1, nmiPending: false });
 
     const restored = await VirtualMachine.restore(snap, { timeoutMs: 60_000 });
-    const b = watch(restored);
+    const b = watchConsole(restored);
     restored.start();
     restored.console.write('xy');
     await b.until(/xy$/);

@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { TsvmmError } from '../../src/common/errors.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
+import { watchConsole } from '../helpers/console.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 function guestOrSkip(t: TestContext): Uint8Array | undefined {
@@ -20,17 +21,6 @@ function guestOrSkip(t: TestContext): Uint8Array | undefined {
   return assemble('board/hello.asm');
 }
 
-/** Collects a machine's console output; `until` resolves once it matches. */
-function watch(vm: VirtualMachine) {
-  let output = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  vm.console.on('data', (b: Buffer) => {
-    output += b.toString('latin1');
-    for (const w of waiters.splice(0)) (w.re.test(output) ? w.resolve() : waiters.push(w));
-  });
-  const until = (re: RegExp) => (re.test(output) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ re, resolve })));
-  return { until, output: () => output };
-}
 
 const isCode = (code: string) => (e: unknown) => e instanceof TsvmmError && e.code === code;
 
@@ -42,7 +32,7 @@ test('soft: a machine saved mid-run continues from the file where it stopped (se
     writeFileSync(kernel, image);
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 16 << 20 });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     vm.console.write('ab');
@@ -64,7 +54,7 @@ test('soft: a machine saved mid-run continues from the file where it stopped (se
     const size = statSync(snap).size;
     assert.ok(size < 2 << 20, `the snapshot of 16 MiB of mostly untouched RAM is sparse (${size} bytes)`);
     const restored = await VirtualMachine.restore(snap);
-    const b = watch(restored);
+    const b = watchConsole(restored);
     let format: string | undefined;
     restored.on('ready', (f) => (format = f));
     restored.start();
@@ -96,7 +86,7 @@ test(`soft: one snapshot restored ${CONCURRENT} times at once in one process: ea
     const memory = 256 << 20;
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, initrd: content, accel: 'soft', memory });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     await vm.save(snap);
@@ -107,7 +97,7 @@ test(`soft: one snapshot restored ${CONCURRENT} times at once in one process: ea
     const rssBefore = process.memoryUsage().rss;
     let rssPeak = rssBefore;
     const machines = await Promise.all(Array.from({ length: CONCURRENT }, () => VirtualMachine.restore(snap)));
-    const outputs = machines.map((m) => watch(m));
+    const outputs = machines.map((m) => watchConsole(m));
     for (const m of machines) m.start();
     // Each one echoes its own line: all are running at once, each from the saved state.
     machines.forEach((m, i) => m.console.write(`m${i}.`));
@@ -141,7 +131,7 @@ test('restore refuses a snapshot whose drive changed, and a damaged one, before 
     writeFileSync(disk, new Uint8Array(64 * 512));
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 8 << 20, drives: [{ file: disk, readonly: false }] });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     await vm.save(snap);
@@ -171,7 +161,7 @@ test('a snapshot truncated after VirtualMachine.restore checked it, before its R
     writeFileSync(content, randomBytes(1 << 20));
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, initrd: content, accel: 'soft', memory: 16 << 20 });
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     await vm.save(snap);
@@ -194,7 +184,7 @@ test('a paused machine ends when stopped; save() is refused on a machine that ha
     writeFileSync(kernel, image);
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 8 << 20 });
     await assert.rejects(vm.save(join(dir, 'x.snap')), isCode('TSVMM_BUSY'));
-    const a = watch(vm);
+    const a = watchConsole(vm);
     vm.start();
     await a.until(/echo> $/);
     await vm.pause();
