@@ -13,9 +13,10 @@
  * the thread ends; lent memory goes back to its owner only when its last view has been collected.
  * Reading such a view gives zeros, writing it reaches nobody.
  *
- * Memory its owner says may be remapped (the soft CPU's arena, HostMemory.lent) can have a file's
- * pages mapped privately over parts of it (mapFile: a restored snapshot's RAM, copy-on-write from
- * the page cache). free() puts zeroed anonymous memory back over all of it at once, before the
+ * Memory allocated here (HostMemory.allocate: KVM's guest RAM) and memory its owner says may be
+ * remapped (the soft CPU's arena, HostMemory.lent) can have a file's pages mapped privately over
+ * parts of it (mapFile: a restored snapshot's RAM, copy-on-write from the page cache). KVM follows
+ * such a change of the pages under a memory slot (its MMU notifiers): the slot keeps its address. free() puts zeroed anonymous memory back over all of it at once, before the
  * owner gets it back: nobody sees the file's pages after, and a file that shrinks later cannot
  * fault (SIGBUS) in memory handed out again.
  */
@@ -144,7 +145,7 @@ export class HostMemory {
       0,
     );
     if (libc.isMapFailed(p)) throw new SyscallError(`mmap(${size})`, libc.lastErrno());
-    return new HostMemory(libc.addressOf(p), new Uint8Array(libc.viewOf(p, size)), 'mapped');
+    return new HostMemory(libc.addressOf(p), new Uint8Array(libc.viewOf(p, size)), 'mapped', null, true);
   }
 
   /** A view of memory allocated elsewhere in this process (for example by another worker thread), valid while its owner keeps it. */

@@ -434,8 +434,8 @@ export class PcBoard {
         throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's interrupt controller state is malformed: ${(e as Error).message}`);
       }
     }
-    // Where the backend's RAM allows it (the soft CPU's arena), the saved pages are mapped from the
-    // file copy-on-write: machines restored from one file share the pages they only read.
+    // Where the backend's RAM allows it (the soft CPU's arena, KVM's anonymous RAM), the saved pages
+    // are mapped from the file copy-on-write: machines restored from one file share the pages they only read.
     loadRam(restore.path, snap, (gpa, size) => {
       const i = this.ramRegions.findIndex((r) => r.gpa === gpa && r.bytes.length === size);
       const region = this.ramRegions[i], piece = this.ram[i];

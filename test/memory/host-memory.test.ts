@@ -2,7 +2,9 @@
 // used to abort the process inside koffi), and a view kept past free() reaches neither unmapped
 // memory (a segfault) nor memory handed out since (another machine's RAM).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -110,4 +112,30 @@ test("memory from machine.allocateMemory is freed by machine.destroy() (the READ
   assert.equal(freedEarly.freed, true);
   assert.equal(mine.freed, false, 'memory the caller allocated stays the caller\'s');
   mine.free();
+});
+
+test("allocated memory (KVM's guest RAM) takes a file's pages copy-on-write, and free() lets go of them", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvmm-hostmem-'));
+  const file = join(dir, 'pages');
+  const content = Buffer.alloc(8 * 4096, 0x5a);
+  writeFileSync(file, content);
+  const m = HostMemory.allocate(16 * 4096);
+  const fd = openSync(file, 'r');
+  try {
+    m.bytes.fill(1);
+    const inMaps = () => readFileSync('/proc/self/maps', 'utf8').includes(file);
+    assert.equal(m.mapFile(fd, 0, 4 * 4096, 8 * 4096), true);
+    assert.ok(inMaps(), 'the file is mapped into the process');
+    assert.ok(m.bytes.subarray(4 * 4096, 12 * 4096).every((x) => x === 0x5a), 'the file\'s pages are seen');
+    assert.ok(m.bytes.subarray(0, 4 * 4096).every((x) => x === 1) && m.bytes.subarray(12 * 4096).every((x) => x === 1), 'the rest is as it was');
+    m.bytes.fill(7, 4 * 4096, 5 * 4096);
+    assert.ok(readFileSync(file).equals(content), 'a write stays in memory: the file is not changed');
+    assert.equal(m.mapFile(fd, 0, 4096 + 1, 4096), false, 'not page-aligned');
+    assert.equal(m.mapFile(fd, 0, 15 * 4096, 2 * 4096), false, 'past the end');
+    m.free();
+    assert.ok(!inMaps(), 'free() replaced the file\'s pages at once');
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -4,7 +4,7 @@
 // the 8259, waiting in HLT) saved mid-run on one backend continues on the same or the other one
 // where it stopped. These need /dev/kvm; elsewhere they skip (the nested-KVM run has one).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { Accel } from '../../src/backends/open.js';
@@ -48,6 +48,8 @@ async function continueOn(snap: string, accel: Accel, text: string): Promise<Vir
   }
   echoed = true;
   assert.equal(b.output(), text, `the guest restored on ${accel} neither boots again nor repeats what it printed`);
+  // Its RAM came from the file copy-on-write (soft: the arena; kvm: the memory slot's pages), not copied.
+  assert.ok(readFileSync('/proc/self/maps', 'utf8').includes(snap), `the snapshot's pages are mapped into the machine restored on ${accel}`);
   return restored;
 }
 
