@@ -1,7 +1,8 @@
 /**
  * The boot vCPU's thread: opens the backend the configuration asks for (here: KVM's and koffi's
  * state is per thread), builds the board on it, reports its stop handle, runs until the machine
- * ends, and reports how it ended.
+ * ends, and reports how it ended. Its machine comes as workerData, or (a spare thread started
+ * ahead of need: board-threads.ts) as its first message.
  */
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -10,13 +11,19 @@ import { SoftProfiler } from '../backends/open.js';
 import { TsvmmError } from '../common/errors.js';
 import type { Backend } from '../nvmm/backend.js';
 import { PcBoard, type VmEnd } from './board.js';
+import { SPARE_READY } from './board-threads.js';
 import { ByteRing } from './byte-ring.js';
 import { cpuTrace } from './trace.js';
 import type { BoardWorkerData, FromBoard } from './virtual-machine.js';
 
-const data = workerData as BoardWorkerData;
-const { config } = data;
 const port = parentPort!;
+// A spare thread (board-threads.ts) has loaded every module above by now: it says so and waits
+// for its machine.
+const data = (workerData as BoardWorkerData | null) ?? await new Promise<BoardWorkerData>((resolve) => {
+  port.once('message', resolve);
+  port.postMessage(SPARE_READY);
+});
+const { config } = data;
 const post = (msg: FromBoard) => port.postMessage(msg);
 const log = (message: string) => post({ type: 'log', message });
 
