@@ -12,8 +12,9 @@
  *   and NMI windows, and the instruction budget. A block compiler (JS source via new Function, or
  *   wasm) can replace `execBlock` for hot blocks: the records carry everything it needs.
  * - WebAssembly regions may run up to CHAIN_MAX others before returning here (jit-wasm.ts's
- *   dispatcher, fed by the jump cache this file fills); they stop early after any slow path, and
- *   the loop counts them against its checks.
+ *   dispatcher, fed by the jump cache this file fills); they stop early after a slow path that may
+ *   change what this loop checks (all but jit-wasm.ts's QUIET_HANDLERS), and the loop counts
+ *   them against its checks.
  * - With a profiler attached (profile.ts, `prof` set), the loop stores its phase and the RIP of
  *   each block into the profiler's shared words; without one, that is a few null tests per block.
  */
@@ -214,6 +215,8 @@ export class Executor {
   chained = 0;
   /** Regions the dispatcher ran after another without returning to this loop. */
   chainedTotal = 0;
+  /** Compiled blocks (regions) this loop called. */
+  jitRuns = 0;
   /** Hot blocks waiting to be compiled to WebAssembly together (BATCH_MAX). */
   private readonly batch: Block[] = [];
   /** Each jit-wasm.ts table slot's block. */
@@ -554,6 +557,7 @@ export class Executor {
       const slot = b.slot;
       if (slot >= 0 && this.chainMax !== 0) this.cacheJump(b, baseLo, c.curHi);
       if (prof !== null) prof[W_STATE] = phaseWord(slot >= 0 ? PH_WASM : PH_JS);
+      this.jitRuns++;
       try {
         jit(baseLo);
       } catch (e) {
