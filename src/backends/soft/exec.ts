@@ -472,9 +472,24 @@ export class Executor {
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
       // RFLAGS.TF: one instruction at a time, each followed by the single-step trap.
-      const r = this.debug !== null ? this.debug.step() : (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
+      const r = this.debug !== null ? this.debug.step() : (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() :
+        this.shadowHoldsBack(dev) ? this.stepOne() : this.execBlock();
       if (r !== null) return r;
     }
+  }
+
+  /**
+   * Does the interrupt shadow (after STI, MOV SS, POP SS; ops-sys.ts hPopf too) alone hold back
+   * an interrupt, or the window the VMM waits for? Then the next instruction runs by itself, and
+   * the loop takes the interrupt at the boundary after it, as x86 does. A whole block, and the
+   * compiled regions the dispatcher runs after it, could first clear IF again: a loop of CLI ...
+   * STI (Linux's scheduler waiting for another CPU, its runqueue lock taken and dropped with
+   * interrupts off) would come back to this loop only where IF is clear or the shadow is up, and
+   * never take the interrupt (guests/soft/sti-shadow.asm).
+   */
+  private shadowHoldsBack(dev: InlineDevices | null): boolean {
+    const c = this.cpu;
+    return c.intShadow && (c.fl & FLAG_IF) !== 0 && (this.intWindowExiting || (dev !== null && dev.interruptPending()));
   }
 
   /**

@@ -1215,7 +1215,9 @@ export interface WasmHub {
  * change registers, flags, SSE state and memory only, nothing the run loop checks between blocks
  * (IF, TF, the interrupt shadow, the mode, CPL, control registers, devices). Any other handler
  * stops the dispatcher. A write of theirs to a code page frees the page's regions: the dispatcher
- * then reaches a dead() slot, which stops it.
+ * then reaches a dead() slot, which stops it. Every handler that may set IF (STI, POPF, IRET) stops
+ * it, and the run loop takes a waiting interrupt right after the shadow (exec.ts shadowHoldsBack):
+ * code that clears IF again soon after, with only quiet handlers between, still takes it.
  */
 const QUIET_HANDLERS: ReadonlySet<Handler> = new Set<Handler>([
   I.hMulDiv, I.hShd, I.hBt, I.hBitScan, I.hBswap, I.hXadd, I.hCmpxchg, I.hCmpxchg8b, I.hXchg, I.hConvert, I.hSetcc,
