@@ -1,8 +1,9 @@
 ; Loops for the soft CPU's block compilers (test/soft/jit-loops.test.ts): flag producers whose
 ; consumer is in the next block (a JMP between them, or the loop's back edge), so compiled
-; regions evaluate flags and carries left pending by an earlier block. Operands come from a
-; xorshift generator; each section folds what it saw into R9 and reports R9's low half on port
-; 0xE0, and the last OUT to 0xE1 ends the run. The same image runs interpreted and compiled.
+; regions evaluate flags and carries left pending by an earlier block (and bit tests, which keep
+; all of them but CF). Operands come from a xorshift generator; each section folds what it saw
+; into R9 and reports R9's low half on port 0xE0, and the last OUT to 0xE1 ends the run. The
+; same image runs interpreted and compiled.
 bits 32
 org 0x100000
 PT  equ 0x200000
@@ -175,6 +176,43 @@ ITER equ 300
 .back:
   dec r12
   jnz .s3
+  mov eax, r9d
+  out 0xe0, eax
+
+  ; --- 4: BT BTS BTR BTC: CF the bit, the other status flags the producer's before them ---
+  mov r12, ITER
+.s4:
+  call rnd
+  mov rbx, rax
+  call rnd
+  mov rcx, rax
+  mov [BUF], rax
+  cmp rbx, rcx
+  bt rbx, rcx                     ; register offset, modulo 64
+  CONSUME
+  add ebx, ecx
+  bts ebx, 37                     ; immediate offset, modulo 32
+  CONSUME
+  inc rbx
+  btr bx, cx
+  CONSUME
+  test bl, cl
+  btc qword [BUF], 70
+  CONSUME
+  mov rax, [BUF]
+  call fold
+  call rnd
+  mov rbx, rax
+  sub rbx, rcx
+  jmp .bt_next                    ; the producer in the block before (OF set a quarter of the time)
+.bt_next:
+  bts rbx, rcx
+  CONSUME
+  btr rbx, 9                      ; flags dead (ADD writes them): the bit still changes
+  add rbx, rcx
+  CONSUME
+  dec r12
+  jnz .s4
   mov eax, r9d
   out 0xe0, eax
 

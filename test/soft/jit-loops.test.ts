@@ -11,24 +11,25 @@ import { SoftBackend, type SoftMachine } from '../../src/backends/soft/soft-back
 import { guestImage, needsNasm } from '../helpers/nasm.js';
 import { reports, runGuest } from './guest-run.js';
 
-function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string; reports: number[]; jit: number; chained: number } {
+function run(image: Uint8Array, kind: JitKind, threshold: number): { end: string; reports: number[]; jit: number; chained: number; runs: number } {
   const backend = SoftBackend.open({ jit: { kind, threshold } });
-  let jit = 0, chained = 0;
+  let jit = 0, chained = 0, runs = 0;
   const r = runGuest(backend, image, 8 << 20, 500, (vcpu) => {
     // The soft machine behind the API object (as bench/soft-mips.ts reads its counters).
     const impl = (vcpu.machine as unknown as { impl: SoftMachine }).impl;
     const x = impl.vcpuList()[0]!.exec;
     jit = x.jitCount;
     chained = x.chainedTotal;
+    runs = x.jitRuns;
   });
-  return { end: r.end, reports: reports(r), jit, chained };
+  return { end: r.end, reports: reports(r), jit, chained, runs };
 }
 
 test('compiled loops agree with the interpreter (pending flags across blocks, indirect branches)', needsNasm, () => {
   const image = guestImage('soft/jit-loops.asm');
   const interp = run(image, 'wasm', -1);
   assert.equal(interp.end, 'end');
-  assert.equal(interp.reports.length, 3);
+  assert.equal(interp.reports.length, 4);
   for (const kind of ['wasm', 'js'] as const) {
     for (const th of [0, 3, 10]) {
       const r = run(image, kind, th);
@@ -39,4 +40,20 @@ test('compiled loops agree with the interpreter (pending flags across blocks, in
       if (kind === 'wasm') assert.ok(r.chained > 0, `wasm threshold ${th}: regions chained`);
     }
   }
+});
+
+test('handler calls that change nothing the run loop checks do not stop the dispatcher; code they rewrite runs new', needsNasm, () => {
+  const image = guestImage('soft/jit-quiet.asm');
+  const ITER = 1000; // guests/soft/jit-quiet.asm
+  const interp = run(image, 'wasm', -1);
+  assert.equal(interp.end, 'end');
+  assert.equal(interp.reports.length, 2);
+  // The second report: the first part's sum plus get's 1 + 2 + 3 + 4.
+  assert.equal(interp.reports[1]! - interp.reports[0]!, 10);
+  const r = run(image, 'wasm', 0);
+  assert.equal(r.end, 'end');
+  assert.deepEqual(r.reports, interp.reports);
+  // Each iteration calls the DIV handler: the dispatcher goes on after it (up to its budget of
+  // 64 regions) rather than returning to the run loop every time.
+  assert.ok(r.runs < ITER / 8, `regions the run loop called: ${r.runs}, chained: ${r.chained}`);
 });

@@ -12,8 +12,9 @@
  *   and NMI windows, and the instruction budget. A block compiler (JS source via new Function, or
  *   wasm) can replace `execBlock` for hot blocks: the records carry everything it needs.
  * - WebAssembly regions may run up to CHAIN_MAX others before returning here (jit-wasm.ts's
- *   dispatcher, fed by the jump cache this file fills); they stop early after any slow path, and
- *   the loop counts them against its checks.
+ *   dispatcher, fed by the jump cache this file fills); they stop early after a slow path that may
+ *   change what this loop checks (all but jit-wasm.ts's QUIET_HANDLERS), and the loop counts
+ *   them against its checks.
  * - With a profiler attached (profile.ts, `prof` set), the loop stores its phase and the RIP of
  *   each block into the profiler's shared words; without one, that is a few null tests per block.
  */
@@ -214,6 +215,8 @@ export class Executor {
   chained = 0;
   /** Regions the dispatcher ran after another without returning to this loop. */
   chainedTotal = 0;
+  /** Compiled blocks (regions) this loop called. */
+  jitRuns = 0;
   /** Hot blocks waiting to be compiled to WebAssembly together (BATCH_MAX). */
   private readonly batch: Block[] = [];
   /** Each jit-wasm.ts table slot's block. */
@@ -469,9 +472,24 @@ export class Executor {
       }
       if (limit !== 0 && this.icount - start >= limit) return { kind: 'stopped' };
       // RFLAGS.TF: one instruction at a time, each followed by the single-step trap.
-      const r = this.debug !== null ? this.debug.step() : (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() : this.execBlock();
+      const r = this.debug !== null ? this.debug.step() : (c.fl & FLAG_TF) !== 0 ? this.singleStep() : this.trace !== null ? this.stepTraced() :
+        this.shadowHoldsBack(dev) ? this.stepOne() : this.execBlock();
       if (r !== null) return r;
     }
+  }
+
+  /**
+   * Does the interrupt shadow (after STI, MOV SS, POP SS; ops-sys.ts hPopf too) alone hold back
+   * an interrupt, or the window the VMM waits for? Then the next instruction runs by itself, and
+   * the loop takes the interrupt at the boundary after it, as x86 does. A whole block, and the
+   * compiled regions the dispatcher runs after it, could first clear IF again: a loop of CLI ...
+   * STI (Linux's scheduler waiting for another CPU, its runqueue lock taken and dropped with
+   * interrupts off) would come back to this loop only where IF is clear or the shadow is up, and
+   * never take the interrupt (guests/soft/sti-shadow.asm).
+   */
+  private shadowHoldsBack(dev: InlineDevices | null): boolean {
+    const c = this.cpu;
+    return c.intShadow && (c.fl & FLAG_IF) !== 0 && (this.intWindowExiting || (dev !== null && dev.interruptPending()));
   }
 
   /**
@@ -554,6 +572,7 @@ export class Executor {
       const slot = b.slot;
       if (slot >= 0 && this.chainMax !== 0) this.cacheJump(b, baseLo, c.curHi);
       if (prof !== null) prof[W_STATE] = phaseWord(slot >= 0 ? PH_WASM : PH_JS);
+      this.jitRuns++;
       try {
         jit(baseLo);
       } catch (e) {

@@ -36,9 +36,11 @@ import { LAZY_ADC, LAZY_ADD, LAZY_DEC, LAZY_INC, LAZY_LOGIC, LAZY_SBB, LAZY_SUB 
 import { FLAG_AF, FLAG_CF, FLAG_OF, FLAG_PF, FLAG_SF, FLAG_ZF } from '../../x86/flags.js';
 import { arenaMemory } from './arena.js';
 import { ARENA_CTL, ARENA_EFFBASE, ARENA_JC, ARENA_PARITY, ARENA_REGS, ARENA_TLB_ADDR, ARENA_TLB_HI, ARENA_TLB_LO, JC_ENTRIES, TLB_FETCH, TLB_SIZE, type Cpu } from './cpu.js';
-import { IMM, MEM, type Insn } from './insn.js';
+import { IMM, MEM, type Handler, type Insn } from './insn.js';
 import { ALU_ADC, ALU_ADD, ALU_AND, ALU_CMP, ALU_OR, ALU_SBB, ALU_SUB, classify, flushPending, liveness, mayWriteMemory, type Info, type JitBlock, type JitFn, type JitHost } from './jit.js';
 import * as I from './ops-int.js';
+import * as S from './ops-sse.js';
+import { hMovFromSeg, hPushf } from './ops-sys.js';
 import {
   Body, ByteWriter, EXT_FUNC, EXT_MEMORY, EXT_TABLE, FUNCREF, ModuleWriter, OP, SEC_IMPORT, T_I32, T_I64, T_V128, T_VOID, type Signature,
 } from './wasm-encoder.js';
@@ -66,18 +68,18 @@ const C_ATTN = 20;
 /** The dispatcher's budget of regions, and the count it ran. */
 const C_CHAIN = 21, C_CHAINED = 22;
 
-/** Import entries for the hub's functions (fb ... szap, of IMPORT_SIGS) and the arena, all from module 'e'. */
+/** Import entries for the hub's functions (fb ... szapo, of IMPORT_SIGS) and the arena, all from module 'e'. */
 function importFunctionsAndArena(w: ByteWriter): void {
   IMPORTS.forEach((nm, k) => { w.name('e').name(nm).byte(EXT_FUNC).uleb(IMPORT_SIGS[k]!); });
   w.name('e').name('mem').byte(EXT_MEMORY).byte(0x03).uleb(1).uleb(65536); // shared, min 1 page, max 65536
 }
 
 /** Imported functions (indices 0..), the module's helpers, then its regions' run() functions from F_RUNS. */
-const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAP_LZ = 5, F_SPILL = 6, F_MULHU = 7, F_SZAP = 8, F_CFP = 9, F_RUNS = 10;
-const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szap'];
+const F_FB = 0, F_RD = 1, F_WR = 2, F_COND = 3, F_CF = 4, F_SZAPO_LZ = 5, F_SPILL = 6, F_MULHU = 7, F_SZAP = 8, F_CFP = 9, F_RUNS = 10;
+const IMPORTS = ['fb', 'rd', 'wr', 'cond', 'cf', 'szapo'];
 
 /**
- * The JS functions' signatures: fb, rd, wr, cond, and () -> i32 (cf, szap). Regions do not import
+ * The JS functions' signatures: fb, rd, wr, cond, and () -> i32 (cf, szapo). Regions do not import
  * them: V8 (11.3) compiles a call wrapper for every JS-compatible imported signature of every
  * module it compiles, with TurboFan, about 0.15 ms per region. Each vCPU's hub module imports them
  * once and re-exports each as a WebAssembly function with a trailing v128 parameter, which no JS
@@ -92,7 +94,7 @@ const JS_SIGS: Signature[] = [
 ];
 /** The hub's exports: the same with the v128. */
 const HUB_SIGS = JS_SIGS.map(([p, r]): Signature => [[...p, T_V128], r]);
-/** Signature of each import (fb rd wr cond cf szap) in JS_SIGS and HUB_SIGS. */
+/** Signature of each import (fb rd wr cond cf szapo) in JS_SIGS and HUB_SIGS. */
 const IMPORT_SIGS = [0, 1, 2, 3, 4, 4];
 
 /** A module's type section: 0-4 HUB_SIGS, 5 () -> i32 (run), 6 spill, 7 mulhu, 8 szap of a producer, 9 its CF. */
@@ -223,7 +225,7 @@ class RegionCompiler {
     this.zv = f.local(T_V128);
   }
 
-  /** Calls an import (fb rd wr cond cf szap) with its arguments pushed: adds the v128. */
+  /** Calls an import (fb rd wr cond cf szapo) with its arguments pushed: adds the v128. */
   private callOut(fn: number): void {
     this.f.get(this.zv).call(fn);
   }
@@ -450,8 +452,22 @@ class RegionCompiler {
     f.get(this.fo).get(this.fs).get(this.fa).get(this.fb).get(this.fr).get(this.fx).call(F_SZAP);
     f.op(OP.else);
     this.spill();
-    this.callOut(F_SZAP_LZ);
+    this.callOut(F_SZAPO_LZ);
+    f.i32(SZAP).op(OP.i32and);
     f.op(OP.end);
+  }
+
+  /** Pushes SF ZF AF PF and OF of the flags before this instruction (i32 flag bits). */
+  private szapoIn(): void {
+    const f = this.f;
+    if (this.prod === null) {
+      // From the pending locals or c.lz: the JS import has them all (one call, not two).
+      this.spill();
+      this.callOut(F_SZAPO_LZ);
+      return;
+    }
+    this.szapIn();
+    this.cond(0); f.i32(OF_BIT).op(OP.i32shl, OP.i32or);
   }
 
   /**
@@ -750,6 +766,7 @@ class RegionCompiler {
     if (fn === I.hShift && i.o1 !== IMM) { this.shiftCl(k); return; }
     if (fn === I.hShift && (i.sub === 0 || i.sub === 1)) { this.rotate(k); return; }
     if (fn === I.hShift) { this.shift(k, rec); return; }
+    if (fn === I.hBt) { this.bitTest(k, rec); return; }
     if (fn === I.hCmov) {
       if (i.o1 === MEM) this.ea(i);
       const v = this.operand(i, i.o1, size);
@@ -821,6 +838,37 @@ class RegionCompiler {
       return;
     }
     throw new Error(`jit-wasm: no inline form for mnemonic ${i.mnem}`);
+  }
+
+  /**
+   * BT BTS BTR BTC (i.sub 0-3) of a register, or of memory by an immediate (x86/alu.ts bitOp):
+   * the bit offset modulo the operand's width, CF = that bit, the other status flags kept (an
+   * eager producer); BTS BTR BTC then set, clear or complement the bit.
+   */
+  private bitTest(k: number, rec: boolean): void {
+    const f = this.f;
+    const i = this.insns[k]!;
+    const size = i.size, w = size * 8;
+    if (i.o0 === MEM) this.ea(i);
+    const a = this.operand(i, i.o0, size);
+    const n = f.local(T_I64), cf = f.local(T_I32);
+    if (i.o1 === IMM) f.i64(BigInt(i.imm & (w - 1))).set(n);
+    else { this.regRead(i.o1, size); f.i64(BigInt(w - 1)).op(OP.i64and).set(n); }
+    f.get(a).get(n).op(OP.i64shru, OP.i32wrap).i32(1).op(OP.i32and).set(cf);
+    const fl = rec ? f.local(T_I32) : -1;
+    if (rec) { this.szapoIn(); f.get(cf).op(OP.i32or).set(fl); }
+    if (i.sub !== 0) {
+      const r = f.local(T_I64);
+      f.get(a).i64(1n).get(n).op(OP.i64shl);
+      if (i.sub === 1) f.op(OP.i64or);
+      else if (i.sub === 2) f.i64(-1n).op(OP.i64xor, OP.i64and);
+      else f.op(OP.i64xor);
+      f.set(r);
+      // Before the new flags are pending: a store that faults spills the flags of before.
+      this.writeOperand(i, i.o0, size, r);
+    }
+    if (rec) this.recordEager(fl, size, true);
+    else this.prod = null;
   }
 
   /** SHL/SHR/SAR by a non-zero immediate (the flags of x86/alu.ts). */
@@ -1095,7 +1143,8 @@ function hubModule(arena: number): Uint8Array {
     f.call(k).encodeTo(code);
   });
   dispatchBody(arena).encodeTo(code);
-  new Body(0).i32(0).encodeTo(code);
+  // dead(): a freed slot (its code was written) asks the run loop to look the code up again.
+  new Body(0).i32(0).i32(1).mem(OP.i32store, 2, arena + ARENA_CTL + 4 * C_ATTN).i32(0).encodeTo(code);
   m.code(n + 2, code);
   return m.toBytes();
 }
@@ -1161,6 +1210,20 @@ export interface WasmHub {
   dispatch: () => number;
 }
 
+/**
+ * Handlers after which the dispatcher may go on to the next region (fb leaves C_ATTN alone): they
+ * change registers, flags, SSE state and memory only, nothing the run loop checks between blocks
+ * (IF, TF, the interrupt shadow, the mode, CPL, control registers, devices). Any other handler
+ * stops the dispatcher. A write of theirs to a code page frees the page's regions: the dispatcher
+ * then reaches a dead() slot, which stops it. Every handler that may set IF (STI, POPF, IRET) stops
+ * it, and the run loop takes a waiting interrupt right after the shadow (exec.ts shadowHoldsBack):
+ * code that clears IF again soon after, with only quiet handlers between, still takes it.
+ */
+const QUIET_HANDLERS: ReadonlySet<Handler> = new Set<Handler>([
+  I.hMulDiv, I.hShd, I.hBt, I.hBitScan, I.hBswap, I.hXadd, I.hCmpxchg, I.hCmpxchg8b, I.hXchg, I.hConvert, I.hSetcc,
+  S.hVec, S.hMove, S.hMovmsk, S.hMaskmov, S.hCvtToInt, S.hComis, hPushf, hMovFromSeg,
+]);
+
 function sharedOf(c: Cpu, host: JitHost): WasmHub {
   let s = c.wasmHub;
   if (s !== null) return s;
@@ -1176,7 +1239,7 @@ function sharedOf(c: Cpu, host: JitHost): WasmHub {
       sync();
       c.curLo = cur >>> 0; c.ripLo = rip >>> 0;
       const ins = s!.regions[C[C_SLOT]!]![k]!;
-      C[C_ATTN] = 1;
+      if (!QUIET_HANDLERS.has(ins.fn)) C[C_ATTN] = 1;
       ins.fn(c, ins);
       C[C_US] = c.user;
       return c.ripLo | 0;
@@ -1205,7 +1268,8 @@ function sharedOf(c: Cpu, host: JitHost): WasmHub {
     },
     cond(cc: number): number { sync(); return lz.cond(cc) ? 1 : 0; },
     cf(): number { sync(); return lz.cf(); },
-    szap(): number { sync(); return lz.get() & SZAP; },
+    /** SF ZF AF PF and OF (what szapIn and szapoIn want from c.lz). */
+    szapo(): number { sync(); return lz.get() & (SZAP | FLAG_OF); },
   };
   const table = new WebAssembly.Table({ element: 'anyfunc', initial: 0 });
   const hub = new WebAssembly.Instance(new WebAssembly.Module(hubModule(c.arenaBase)), { e: { ...js, mem: arenaMemory(), tab: table } }).exports;

@@ -173,6 +173,14 @@ export function classify(i: Insn, m64: boolean, wasm = false): Info {
     if ((i.imm & (i.size === 8 ? 63 : 31)) === 0 || !memOk(i.o0) || !(i.o0 >= 0 || i.o0 === MEM)) return fb;
     return { w: 1, r: false, f: mem, inline: true };
   }
+  if (fn === I.hBt && wasm) {
+    // BT BTS BTR BTC of a register, or of memory by an immediate bit offset (a register offset
+    // into memory addresses a bit string: the handler's), jit-wasm.ts only. CF is the bit, the
+    // other status flags are kept: they are read.
+    const byImm = i.o1 === IMM, byReg = i.o1 >= 0 && i.o1 < 16;
+    if (!(byImm || byReg) || !((i.o0 >= 0 && i.o0 < 16) || (i.o0 === MEM && byImm && memOk(i.o0)))) return fb;
+    return { w: 1, r: true, f: i.o0 === MEM, inline: true };
+  }
   if (fn === I.hJcc || fn === I.hJmpRel) return { w: 0, r: fn === I.hJcc, f: false, inline: true };
   if (fn === I.hCmov) {
     if (!memOk(i.o1) || i.o0 < 0 || i.o0 >= 16) return fb;
