@@ -662,6 +662,14 @@ class KvmVcpu implements BackendVcpu {
     return mp === abi.MP_STATE.INIT_RECEIVED || mp === abi.MP_STATE.UNINITIALIZED ? 'wait-for-SIPI' : mp === abi.MP_STATE.HALTED ? 'halted' : 'running';
   }
 
+  /** KVM_SET_MP_STATE (after KVM_SET_LAPIC: the in-kernel APIC holds it). */
+  setRunState(state: VcpuRunState): void {
+    const mp = state === 'wait-for-SIPI' ? abi.MP_STATE.INIT_RECEIVED : state === 'halted' ? abi.MP_STATE.HALTED : abi.MP_STATE.RUNNABLE;
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, mp, true);
+    this.fd.set('KVM_SET_MP_STATE', b);
+  }
+
   run(): VcpuExit {
     this.flushCpuid();
     if (this.pendingEvent) {
