@@ -11,7 +11,10 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GUESTS_DIR, assemble, hasNasm } from '../../src/common/nasm.js';
 import { guestCacheDir } from '../../src/loader/guest-kernels.js';
-import { hasTool, withTempDir } from './tools.js';
+import type { TestContext } from 'node:test';
+import type { Accel } from '../../src/backends/open.js';
+import { kvmOrSkip } from './kvm.js';
+import { hasTool, withTempDir, withTempDirAsync } from './tools.js';
 
 /** The options of a test that needs nasm: skipped, with the reason, where it is not installed. */
 export const needsNasm: { skip: string | false } = { skip: hasNasm() ? false : 'nasm not installed' };
@@ -26,6 +29,33 @@ function once(key: string, build: () => Uint8Array): Uint8Array {
     images.set(key, image);
   }
   return image.slice();
+}
+
+/**
+ * guests/board/NAME.asm for a test of a machine on `accel`, or undefined with the test skipped
+ * and why (no usable KVM for kvm, nasm missing).
+ */
+export function boardGuestOrSkip(t: TestContext, name: string, accel: Accel = 'soft'): Uint8Array | undefined {
+  if (accel === 'kvm' && !kvmOrSkip(t)) return undefined;
+  if (!hasNasm()) {
+    t.skip('nasm not installed');
+    return undefined;
+  }
+  return guestImage(`board/${name}.asm`);
+}
+
+/**
+ * Runs `fn` with guests/board/NAME.asm assembled into NAME.bin in a temporary directory (removed
+ * afterwards), or skips the test as boardGuestOrSkip does.
+ */
+export async function withBoardGuest(t: TestContext, name: string, accel: Accel, fn: (kernel: string, dir: string) => Promise<void>): Promise<void> {
+  const image = boardGuestOrSkip(t, name, accel);
+  if (!image) return;
+  await withTempDirAsync(async (dir) => {
+    const kernel = join(dir, `${name}.bin`);
+    writeFileSync(kernel, image);
+    await fn(kernel, dir);
+  });
 }
 
 /** A guest source (a path, or one relative to guests/) assembled as a flat binary. */

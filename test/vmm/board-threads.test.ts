@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { TsvmmError } from '../../src/common/errors.js';
 import { MAX_SPARE_THREADS, spareThreadIds } from '../../src/vmm/board-threads.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { watchConsole } from '../helpers/console.js';
+import { boardGuestOrSkip, withBoardGuest } from '../helpers/nasm.js';
 import { withTempDirAsync } from '../helpers/tools.js';
 
 const isCode = (code: string) => (e: unknown) => e instanceof TsvmmError && e.code === code;
@@ -32,10 +32,7 @@ test('warm(count) takes 0 to MAX_SPARE_THREADS only', async () => {
 });
 
 test('soft: machines started while spares wait run on them, created or restored, and each spare taken is replaced', { timeout: 120_000 }, async (t: TestContext) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, assemble('board/hello.asm'));
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     const snap = join(dir, 'vm.snap');
     await VirtualMachine.warm(2);
     let spares = spareThreadIds();
@@ -69,9 +66,9 @@ test('soft: machines started while spares wait run on them, created or restored,
 });
 
 test('spare threads do not keep a process alive: one that only warms, and one that runs a machine on a spare, end by themselves (run as node --input-type=module -e)', { timeout: 120_000 }, (t: TestContext) => {
-  if (!hasNasm()) return t.skip('nasm not installed');
+  const kernel = boardGuestOrSkip(t, 'hello');
+  if (!kernel) return;
   const module = new URL('../../src/vmm/virtual-machine.js', import.meta.url).href;
-  const kernel = assemble('board/hello.asm');
   return withTempDirAsync(async (dir) => {
     const path = join(dir, 'hello.bin');
     writeFileSync(path, kernel);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import type { Accel } from '../../src/backends/open.js';
 import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
@@ -16,19 +16,9 @@ import { REDIR_MASKED, type IoApicState } from '../../src/devices/ioapic.js';
 import type { I8259ChipState, I8259PicState } from '../../src/devices/i8259-pic.js';
 import type { LocalApicState } from '../../src/devices/local-apic.js';
 import { APIC_LVT_LINT0 } from '../../src/x86/apic.js';
-import { kvmOrSkip } from '../helpers/kvm.js';
 import { watchConsole } from '../helpers/console.js';
+import { boardGuestOrSkip } from '../helpers/nasm.js';
 import { withTempDirAsync } from '../helpers/tools.js';
-
-function guestOrSkip(t: TestContext): Uint8Array | undefined {
-  if (!kvmOrSkip(t)) return undefined;
-  if (!hasNasm()) {
-    t.skip('nasm not installed');
-    return undefined;
-  }
-  return assemble('board/hello.asm');
-}
-
 
 /**
  * Continues the snapshot `snap` on `accel` and checks the guest echoes `text`, typed a character
@@ -113,17 +103,17 @@ async function saveAndContinue(image: Uint8Array, path: Accel[]): Promise<void> 
 }
 
 test('(kvm) a machine saved mid-run on the kvm backend continues from the file where it stopped (serial echo, in-kernel 8259, HLT)', { timeout: 300_000 }, async (t) => {
-  const image = guestOrSkip(t);
+  const image = boardGuestOrSkip(t, 'hello', 'kvm');
   if (image) await saveAndContinue(image, ['kvm', 'kvm']);
 });
 
 test('(kvm) a machine saved on the soft backend continues on the kvm backend', { timeout: 300_000 }, async (t) => {
-  const image = guestOrSkip(t);
+  const image = boardGuestOrSkip(t, 'hello', 'kvm');
   if (image) await saveAndContinue(image, ['soft', 'kvm']);
 });
 
 test('(kvm) a machine saved on the kvm backend continues on the soft backend, and saved there continues on kvm', { timeout: 300_000 }, async (t) => {
-  const image = guestOrSkip(t);
+  const image = boardGuestOrSkip(t, 'hello', 'kvm');
   if (image) await saveAndContinue(image, ['kvm', 'soft', 'kvm']);
 });
 

@@ -6,30 +6,16 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
+import { test } from 'node:test';
 import { TsvmmError } from '../../src/common/errors.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { watchConsole } from '../helpers/console.js';
-import { withTempDirAsync } from '../helpers/tools.js';
-
-function guestOrSkip(t: TestContext): Uint8Array | undefined {
-  if (!hasNasm()) {
-    t.skip('nasm not installed');
-    return undefined;
-  }
-  return assemble('board/hello.asm');
-}
-
+import { withBoardGuest } from '../helpers/nasm.js';
 
 const isCode = (code: string) => (e: unknown) => e instanceof TsvmmError && e.code === code;
 
 test('soft: a machine saved mid-run continues from the file where it stopped (serial echo, PIC, HLT)', { timeout: 120_000 }, async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 16 << 20 });
     const a = watchConsole(vm);
@@ -74,11 +60,7 @@ const CONCURRENT = 20;
 const CONTENT = 64 << 20;
 
 test(`soft: one snapshot restored ${CONCURRENT} times at once in one process: each continues on its own, the file unchanged, and RSS grows by less than one copy of the saved RAM per machine (the pages are shared)`, { timeout: 20 * 60_000 }, async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     // 64 MiB of random bytes as a multiboot module: RAM content that is not zero and does not
     // compress, so each restore has real pages to put back.
     const content = join(dir, 'content.bin');
@@ -122,11 +104,7 @@ test(`soft: one snapshot restored ${CONCURRENT} times at once in one process: ea
 });
 
 test('restore refuses a snapshot whose drive changed, and a damaged one, before anything runs', { timeout: 120_000 }, async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     const disk = join(dir, 'disk.img');
     writeFileSync(disk, new Uint8Array(64 * 512));
     const snap = join(dir, 'vm.snap');
@@ -152,11 +130,7 @@ test('restore refuses a snapshot whose drive changed, and a damaged one, before 
 });
 
 test('a snapshot truncated after VirtualMachine.restore checked it, before its RAM is mapped, ends the machine with TSVMM_SNAPSHOT_TRUNCATED (no SIGBUS)', { timeout: 120_000 }, async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     const content = join(dir, 'content.bin');
     writeFileSync(content, randomBytes(1 << 20));
     const snap = join(dir, 'vm.snap');
@@ -177,11 +151,7 @@ test('a snapshot truncated after VirtualMachine.restore checked it, before its R
 });
 
 test('a paused machine ends when stopped; save() is refused on a machine that has not started or has ended', async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', memory: 8 << 20 });
     await assert.rejects(vm.save(join(dir, 'x.snap')), isCode('TSVMM_BUSY'));
     const a = watchConsole(vm);
