@@ -11,6 +11,19 @@ bits 64
 org 0x2000
 ITER equ 1000
 WARM equ 100
+
+; With IF clear: writes port 0x41 (1 in round WARM, R12: raises the line), then STI and the two
+; INCs of R13 (the first in the STI's shadow).
+%macro RAISE_IN_WARM_THEN_STI 0
+  xor eax, eax
+  cmp r12d, WARM
+  sete al
+  out 0x41, al                  ; 1 in round WARM: raise the line
+  sti
+  inc r13d                      ; in the STI's shadow
+  inc r13d
+%endmacro
+
   jmp start
   align 8
   dq handler                    ; 0x2008: where the test points vector 0x20
@@ -23,13 +36,7 @@ start:
   inc r12d
   cli                           ; (after an instruction compiled inline: a block of its own is not compiled)
   xor r13d, r13d
-  xor eax, eax
-  cmp r12d, WARM
-  sete al
-  out 0x41, al                  ; 1 in round WARM: raise the line
-  sti
-  inc r13d                      ; in the STI's shadow
-  inc r13d
+  RAISE_IN_WARM_THEN_STI
   cmp r12d, ITER
   jb .one
   cli
@@ -61,13 +68,7 @@ schedule:
   xor edx, edx
   mov ecx, 7
   div ecx
-  xor eax, eax
-  cmp r12d, WARM
-  sete al
-  out 0x41, al                  ; 1 in round WARM: raise the line
-  sti
-  inc r13d                      ; in the STI's shadow
-  inc r13d
+  RAISE_IN_WARM_THEN_STI
   ret
 
 report:

@@ -7,7 +7,7 @@
  * above all) gets one at once and a new spare is started behind it. Spare threads do not keep the
  * process alive (unref) and cost what an idle worker thread does (~10 MiB each).
  */
-import { Worker, type TransferListItem } from 'node:worker_threads';
+import { Worker, type TransferListItem, type WorkerOptions } from 'node:worker_threads';
 import { TsvmmError } from '../common/errors.js';
 import type { BoardWorkerData } from './virtual-machine.js';
 
@@ -19,18 +19,21 @@ export const MAX_SPARE_THREADS = 16;
 const WORKER_URL = new URL('./board-worker.js', import.meta.url);
 
 /**
- * The process's Node options for a board thread (and the threads it starts, which inherit them):
- * all but --input-type, which a thread refuses for its file (a program run as
- * `node --input-type=module -e ...` could start no machine).
+ * A board thread with the process's Node options, but for --input-type, which a thread refuses
+ * for its file (a program run as `node --input-type=module -e ...` could start no machine).
+ * Options a thread does not take (--max-old-space-size...) are left out when inherited, refused
+ * when listed: a list without --input-type that is still refused gives way to none.
  */
-function threadExecArgv(): string[] {
-  const out: string[] = [];
+function newThread(options: WorkerOptions): Worker {
   const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--input-type') i++;
-    else if (!argv[i]!.startsWith('--input-type=')) out.push(argv[i]!);
+  if (!argv.some((a) => a === '--input-type' || a.startsWith('--input-type='))) return new Worker(WORKER_URL, options);
+  const kept = argv.filter((a, i) => !(a === '--input-type' || a.startsWith('--input-type=') || argv[i - 1] === '--input-type'));
+  try {
+    return new Worker(WORKER_URL, { ...options, execArgv: kept });
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    return new Worker(WORKER_URL, { ...options, execArgv: [] });
   }
-  return out;
 }
 
 interface Spare {
@@ -46,7 +49,7 @@ const spares: Spare[] = [];
 let wanted = 0;
 
 function startSpare(): Spare {
-  const worker = new Worker(WORKER_URL, { workerData: null, execArgv: threadExecArgv() });
+  const worker = newThread({ workerData: null });
   let resolveLoaded!: () => void;
   const loaded = new Promise<void>((resolve) => (resolveLoaded = resolve));
   // Held (ref) while it loads, so that warm() is awaited in a process with nothing else to do;
@@ -94,7 +97,7 @@ export function spareThreadIds(): number[] {
  */
 export function boardThread(data: BoardWorkerData, transferList: TransferListItem[]): Worker {
   const spare = spares.shift();
-  if (!spare) return new Worker(WORKER_URL, { workerData: data, transferList, execArgv: threadExecArgv() });
+  if (!spare) return newThread({ workerData: data, transferList });
   const { worker, onMessage, drop } = spare;
   worker.off('message', onMessage);
   worker.off('exit', drop);
