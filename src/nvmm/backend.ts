@@ -159,8 +159,6 @@ export interface BackendVcpu {
    * start-up IPI, or halted in HLT), that state; Optional (undefined: the VMM's loop knows it).
    */
   runState?(): VcpuRunState;
-  /** Puts a run state runState gave (a snapshot's application processor). With runState. */
-  setRunState?(state: VcpuRunState): void;
   destroy(): void;
 }
 

@@ -403,13 +403,6 @@ export class Vcpu {
     return this.live.runState?.();
   }
 
-  /** Puts a run state runState() gave into the backend (TSVMM_UNSUPPORTED where the VMM's loop keeps it). */
-  setRunState(state: VcpuRunState): void {
-    const impl = this.live;
-    if (!impl.setRunState) throw new TsvmmError('TSVMM_UNSUPPORTED', `the ${this.machine.backend.name} backend keeps no run state of its own`);
-    impl.setRunState(state);
-  }
-
   /** The backend's counters for this vCPU ({} where it keeps none). */
   statistics(): Record<string, number> {
     return this.live.statistics?.() ?? {};

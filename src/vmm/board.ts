@@ -48,7 +48,7 @@ import { RegionGuestMemory, type RamRegion } from '../devices/virtio/guest-memor
 import { BoardVirtio } from './virtio-devices.js';
 import type { NetRings } from '../devices/net/frame-ring.js';
 import { GuestClock, hostNs } from '../common/clock.js';
-import { IRQCHIP_DEVICES, devicesFromKernel, devicesToKernel, lapicFromKernel, lapicToKernel, type ClockPair } from './irqchip-translation.js';
+import { IRQCHIP_DEVICES, devicesFromKernel, devicesToKernel, type ClockPair } from './irqchip-translation.js';
 import { REDIR_MASKED } from '../devices/ioapic.js';
 import { copyState } from '../nvmm/state.js';
 import type { VirtioMmioState } from '../devices/virtio/virtio-mmio.js';
@@ -57,7 +57,6 @@ import { DebugChannel, WORD, newDebugChannel } from './gdb/channel.js';
 import type { VcpuReply } from './gdb/target.js';
 import type { ApRestore, ApRun } from './soft-ap.js';
 import { LocalApic, type LocalApicState } from '../devices/local-apic.js';
-import type { KernelLapicState } from '../nvmm/irqchip-state.js';
 import { statSync } from 'node:fs';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { writeSnapshot } from './snapshot-file.js';
@@ -179,7 +178,7 @@ export class PcBoard {
   private readonly unknownMsrs = new Set<number>();
   private unknownMsrsUnlogged = false;
   /** The application processors' threads; on soft, `save` is the board's line to each (snapshots). */
-  private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void>; save: DebugChannel }[] = [];
+  private readonly aps: { mailbox: DeviceMailbox; stopHandle: StopHandle; gone: Promise<void>; save?: DebugChannel }[] = [];
   /** A restored machine's application processors (vCPU 1 first), handed to their threads at startAps. */
   private apRestores: ApRestore[] | undefined;
   /** Word 0 set when the machine has ended: application processors stop. */
@@ -324,6 +323,9 @@ export class PcBoard {
 
   /** Why this board cannot be saved, or undefined. */
   private snapshotRefusal(): string | undefined {
+    if (this.config.cpus !== 1 && this.machine.backend.name !== 'soft') {
+      return `a machine of ${this.config.cpus} vCPUs on ${this.machine.backend.name} cannot be saved yet (its application processors' in-kernel local APICs are not walked)`;
+    }
     if (this.interrupts instanceof BackendInterrupts && !(this.interrupts.chip.getState && this.interrupts.chip.setState)) {
       return `the ${this.machine.backend.name} backend runs the interrupt controllers and the PIT itself, and cannot hand over their state`;
     }
@@ -374,7 +376,7 @@ export class PcBoard {
     const devices: Record<string, unknown> = {};
     for (const [name, d] of this.legacy) devices[name] = d.getState();
     for (const ap of aps) {
-      devices[`lapic-${ap.vcpu.id}`] = 'apic' in ap ? ap.apic : lapicFromKernel(ap.kernelLapic, { guestNs, hostNs: hostNs() });
+      devices[`lapic-${ap.vcpu.id}`] = ap.apic;
       devices[`cpu-${ap.vcpu.id}`] = ap.run;
     }
     if (this.interrupts instanceof BackendInterrupts) Object.assign(devices, this.kernelDevices(this.interrupts, guestNs));
@@ -411,14 +413,7 @@ export class PcBoard {
     if (savedNames.length !== names.length || !names.every((n) => n in devices)) {
       throw new TsvmmError('TSVMM_SNAPSHOT_CORRUPT', `the snapshot's devices (${savedNames.join(', ')}) are not this board's (${names.join(', ')})`);
     }
-    // The application processors' local APICs go to KVM as its own (at the saved instant, as the boot vCPU's below).
-    const apAt: ClockPair = { guestNs: snap.machine.guestNs, hostNs: hostNs() };
-    this.apRestores = snap.vcpus.slice(1).map((v) => {
-      const r = checkedApRestore(v, devices[`lapic-${v.id}`], devices[`cpu-${v.id}`]);
-      if (!kernel) return r;
-      if (r.run.sipiVector >= 0) throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `vCPU ${v.id} was saved with a start-up IPI taken but not yet acted on, which KVM cannot be given`);
-      return { ...r, kernelLapic: lapicToKernel(r.apic, apAt) };
-    });
+    this.apRestores = snap.vcpus.slice(1).map((v) => checkedApRestore(v, devices[`lapic-${v.id}`], devices[`cpu-${v.id}`]));
     if (snap.vcpus.slice(1).some((v) => v.xsaveExtended.some((b) => b !== 0))) {
       throw new TsvmmError('TSVMM_SNAPSHOT_MISMATCH', `the snapshot holds extended XSAVE state (AVX or later) the ${this.machine.backend.name} backend does not have`);
     }
@@ -539,13 +534,12 @@ export class PcBoard {
     const workers: Worker[] = [];
     for (let id = 1; id < this.config.cpus; id++) {
       const mailbox = new DeviceMailbox();
-      const save = newDebugChannel();
+      const save = soft ? newDebugChannel() : undefined;
       const restore = this.apRestores?.[id - 1];
       const data: ApWorkerData = {
         accel: this.machine.backend.name, share, id, mailbox: mailbox.buffer, ended: this.apsEnded.buffer as SharedArrayBuffer, bspStop: this.stopHandle(),
         ...(this.rt.debugChannels?.[id] ? { debugChannel: this.rt.debugChannels[id] } : {}),
-        saveChannel: save,
-        ...(soft ? { apicBus, ...(this.config.cpu ? { cpu: this.config.cpu } : {}) } : {}),
+        ...(soft ? { apicBus, saveChannel: save, ...(this.config.cpu ? { cpu: this.config.cpu } : {}) } : {}),
         ...(restore ? { restore } : {}),
       };
       const worker = new Worker(new URL('./ap-worker.js', import.meta.url), { workerData: data });
@@ -555,7 +549,7 @@ export class PcBoard {
         once(worker, 'message').then(([m]) => m as { stopHandle: StopHandle }),
         once(worker, 'error').then(([e]) => Promise.reject(e as Error)),
       ]);
-      this.aps.push({ mailbox, stopHandle: ready.stopHandle, gone, save: new DebugChannel(save) });
+      this.aps.push({ mailbox, stopHandle: ready.stopHandle, gone, ...(save ? { save: new DebugChannel(save) } : {}) });
     }
     if (apicBus && this.interrupts instanceof BoardInterrupts) {
       const stops = [this.stopHandle(), ...this.aps.map((ap) => ap.stopHandle)];
@@ -596,19 +590,20 @@ export class PcBoard {
     const lines = this.aps.map((ap) => ap.save);
     const deadline = hostNs() + AP_SAVE_TIMEOUT_MS * 1e6;
     lines.forEach((ch, i) => {
-      ch.store(WORD.STOP_REQ, 1);
+      ch?.store(WORD.STOP_REQ, 1);
       stopVcpu(this.aps[i]!.stopHandle);
     });
     const paused: DebugChannel[] = [];
     try {
       lines.forEach((ch, i) => {
+        if (!ch) throw new TsvmmError('TSVMM_UNSUPPORTED', `vCPU ${i + 1} has no line for snapshots`);
         this.waitAps(() => ch.load(WORD.PAUSED) === 1, deadline, `vCPU ${i + 1} did not stop within ${AP_SAVE_TIMEOUT_MS} ms (is a debugger holding it?)`);
         paused.push(ch);
       });
       return paused;
     } catch (e) {
       for (const ch of lines) {
-        if (paused.includes(ch)) continue;
+        if (!ch || paused.includes(ch)) continue;
         // Not stopped yet: the request is taken back, or, when the AP took it already, it is let go once it stops.
         if (Atomics.exchange(ch.words, WORD.STOP_REQ, 0) === 0) {
           try {
@@ -652,10 +647,8 @@ export class PcBoard {
       const m = /^(TSVMM_[A-Z_]+): ([^]*)$/.exec(r.error);
       throw new TsvmmError((m?.[1] ?? 'TSVMM_UNSUPPORTED') as TsvmmError['code'], m?.[2] ?? r.error);
     }
-    const { apic, kernelLapic, run } = JSON.parse(r.text!) as { apic?: LocalApicState; kernelLapic?: { regs: string; apicBase: string }; run: ApRun };
-    const vcpu = decodeVcpu(r.bytes!, id);
-    if (kernelLapic) return { vcpu, kernelLapic: { regs: new Uint8Array(Buffer.from(kernelLapic.regs, 'base64')), apicBase: BigInt(kernelLapic.apicBase) }, run };
-    return { vcpu, apic: apic!, run };
+    const { apic, run } = JSON.parse(r.text!) as { apic: LocalApicState; run: ApRun };
+    return { vcpu: decodeVcpu(r.bytes!, id), apic, run };
   }
 
   /** The application processors' stop handles, by vCPU id - 1 (the debugger kicks them). */
@@ -761,7 +754,8 @@ export class PcBoard {
     switch (msg.op) {
       case 'pause':
         // The application processors first (a pause they refuse changes nothing), then guest time.
-        this.heldAps ??= this.pauseAps();
+        // On kvm they have no line to pause them yet: they run on (docs/snapshot-format.md).
+        if (this.aps.every((ap) => ap.save)) this.heldAps ??= this.pauseAps();
         this.paused = true;
         this.stopGuestTime();
         // What the guest wrote before the pause goes to the host's rings now.
@@ -928,8 +922,11 @@ export function memoryMap(size: number): E820Entry[] {
 }
 
 /** An application processor as a snapshot carries it: its VCPU section, and `lapic-N` and `cpu-N` in DEVICES. */
-/** A paused application processor's state: its local APIC as the board's device keeps it (soft) or as KVM does. */
-export type SavedAp = { vcpu: SavedVcpu; run: ApRun } & ({ apic: LocalApicState } | { kernelLapic: KernelLapicState });
+export interface SavedAp {
+  vcpu: SavedVcpu;
+  apic: LocalApicState;
+  run: ApRun;
+}
 
 const AP_RUN_STATES: readonly ApRun['runState'][] = ['running', 'halted', 'wait-for-SIPI'];
 

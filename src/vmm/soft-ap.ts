@@ -31,7 +31,6 @@ import type { StopHandle } from '../nvmm/backend.js';
 import { Machine, type MachineShare, type Vcpu } from '../nvmm/machine.js';
 import { GPR, MSR, SEG, STATE, copyState, type X64State } from '../nvmm/state.js';
 import type { LocalApicState } from '../devices/local-apic.js';
-import type { KernelLapicState } from '../nvmm/irqchip-state.js';
 import { encodeVcpu } from './snapshot-file.js';
 import { STOP_WORD, stopVcpu } from '../nvmm/stop.js';
 import { FEATURE, LEAF, featureMask } from '../x86/cpuid.js';
@@ -80,8 +79,6 @@ export interface ApRestore {
   state: X64State;
   apic: LocalApicState;
   run: ApRun;
-  /** On KVM: `apic` as the in-kernel local APIC takes it (the board translates it at the saved instant). */
-  kernelLapic?: KernelLapicState;
 }
 
 export function runSoftAp(data: SoftApData, port: MessagePort): void {

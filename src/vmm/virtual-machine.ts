@@ -332,8 +332,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   }
 
   /**
-   * Stops the guest at its next instruction boundary, until resume(): none of its vCPUs runs and
-   * its devices take no host input. On the soft backend guest time stands still too (the TSC,
+   * Stops the guest at its next instruction boundary, until resume(): its vCPUs do not run and
+   * its devices take no host input (on KVM the application processors of an --smp machine still
+   * run: they have no line from the board yet). On the soft backend guest time stands still too (the TSC,
    * the timers and the RTC all continue from where they were, none counting the pause); on KVM,
    * whose TSC runs with the host's, guest time goes on and the timers catch up when it resumes.
    * Resolves once the vCPU has stopped.
@@ -351,9 +352,9 @@ export class VirtualMachine extends EventEmitter<VirtualMachineEvents> {
   /**
    * Writes a snapshot of the machine to `path` (docs/snapshot-format.md): it pauses the machine,
    * saves, and lets it run again unless it was paused already. The file is written beside `path`
-   * and renamed over it when complete. Refused: TSVMM_UNSUPPORTED for state a snapshot does not
-   * carry yet (AVX registers in use, an armed TSC-deadline timer on KVM), TSVMM_BUSY while an
-   * agent exec or a device request is in flight, or while a debugger holds a vCPU stopped.
+   * and renamed over it when complete. Refused: TSVMM_UNSUPPORTED for a machine that cannot be
+   * saved yet (more than one vCPU, KVM's in-kernel irqchip), TSVMM_BUSY while an agent exec or a
+   * device request is in flight.
    */
   async save(path: string): Promise<void> {
     const wasPaused = this.isPaused;

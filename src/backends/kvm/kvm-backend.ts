@@ -416,13 +416,7 @@ class KvmVcpu implements BackendVcpu {
     const wasSet = this.run8[RUN.immediate_exit];
     this.run8[RUN.immediate_exit] = 1;
     this.fd.kvmRun();
-    // Cleared only when no stop is asked for: a kick (stopVcpu: the flag, then immediate_exit)
-    // that came during the run above must still end the next one. Cleared first, the flag read
-    // after, both sequentially consistent: a kick not seen here sets immediate_exit after this.
-    if (!wasSet) {
-      Atomics.store(this.run8, RUN.immediate_exit, 0);
-      if (Atomics.load(this.stopFlag, 0)) Atomics.store(this.run8, RUN.immediate_exit, 1);
-    }
+    if (!wasSet) this.run8[RUN.immediate_exit] = 0;
   }
 
   /** The bytes of kvm_run at [offset, offset+length), as a cached zero-copy view. */
@@ -668,14 +662,6 @@ class KvmVcpu implements BackendVcpu {
     return mp === abi.MP_STATE.INIT_RECEIVED || mp === abi.MP_STATE.UNINITIALIZED ? 'wait-for-SIPI' : mp === abi.MP_STATE.HALTED ? 'halted' : 'running';
   }
 
-  /** KVM_SET_MP_STATE (after KVM_SET_LAPIC: the in-kernel APIC holds it). */
-  setRunState(state: VcpuRunState): void {
-    const mp = state === 'wait-for-SIPI' ? abi.MP_STATE.INIT_RECEIVED : state === 'halted' ? abi.MP_STATE.HALTED : abi.MP_STATE.RUNNABLE;
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, mp, true);
-    this.fd.set('KVM_SET_MP_STATE', b);
-  }
-
   run(): VcpuExit {
     this.flushCpuid();
     if (this.pendingEvent) {
@@ -698,11 +684,11 @@ class KvmVcpu implements BackendVcpu {
       this.msrExitPending = false;
       if (r < 0) {
         if (r !== -EINTR && r !== -EAGAIN) throw new SyscallError('KVM_RUN', -r);
-        // immediate_exit cleared before the flag is taken (as completePending does): a kick
-        // that comes after leaves it set, and the next run returns at once (at worst once more
-        // than asked, never a kick lost with the vCPU gone back into the guest).
-        Atomics.store(this.run8, RUN.immediate_exit, 0);
-        if (Atomics.exchange(this.stopFlag, 0, 0)) return { kind: 'stopped' };
+        if (Atomics.load(this.stopFlag, 0)) {
+          Atomics.store(this.stopFlag, 0, 0);
+          this.run8[RUN.immediate_exit] = 0;
+          return { kind: 'stopped' };
+        }
         continue;
       }
       const exit = this.decodeExit(cr8Before);
