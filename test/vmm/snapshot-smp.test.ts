@@ -8,25 +8,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { assemble, hasNasm } from '../../src/common/nasm.js';
 import { TsvmmError } from '../../src/common/errors.js';
 import { GPR } from '../../src/nvmm/state.js';
 import { ramLayout } from '../../src/vmm/board.js';
 import { readSnapshot } from '../../src/vmm/snapshot-file.js';
 import { VirtualMachine } from '../../src/vmm/virtual-machine.js';
 import { watchConsole } from '../helpers/console.js';
-import { withTempDirAsync } from '../helpers/tools.js';
-
-function guestOrSkip(t: TestContext, name = 'smp'): Uint8Array | undefined {
-  if (!hasNasm()) {
-    t.skip('nasm not installed');
-    return undefined;
-  }
-  return assemble(`board/${name}.asm`);
-}
-
+import { withBoardGuest } from '../helpers/nasm.js';
 
 /** The ticks processor `cpu` printed ("cN T" lines), in order. */
 function ticks(output: string, cpu: number): number[] {
@@ -54,11 +44,7 @@ function withCpus(file: Uint8Array, cpus: number): Uint8Array {
 }
 
 test('soft, --smp 2: a machine saved while both vCPUs count continues on both from the file, and an IPI after the restore is delivered', { timeout: 300_000 }, async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'smp.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'smp', 'soft', async (kernel, dir) => {
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 32 << 20, cmdline: 'count' });
     const a = watchConsole(vm);
@@ -102,11 +88,7 @@ test('soft, --smp 2: a machine saved while both vCPUs count continues on both fr
 });
 
 test('soft, --smp 2: vm.pause() stops every vCPU (neither counts on) until resume(), and a save while paused continues from the file', { timeout: 300_000 }, async (t) => {
-  const image = guestOrSkip(t);
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'smp.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'smp', 'soft', async (kernel, dir) => {
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 32 << 20, cmdline: 'count', timeoutMs: 240_000 });
     const a = watchConsole(vm);
     vm.start();
@@ -149,11 +131,7 @@ test('soft, --smp 2: vm.pause() stops every vCPU (neither counts on) until resum
 
 test('soft, --smp 2: an application processor the guest never started is saved waiting for its start-up IPI, and waits on after the restore', { timeout: 120_000 }, async (t) => {
   // guests/board/hello.asm runs on the boot vCPU alone: an interrupt-driven echo (16550, 8259).
-  const image = guestOrSkip(t, 'hello');
-  if (!image) return;
-  await withTempDirAsync(async (dir) => {
-    const kernel = join(dir, 'hello.bin');
-    writeFileSync(kernel, image);
+  await withBoardGuest(t, 'hello', 'soft', async (kernel, dir) => {
     const snap = join(dir, 'vm.snap');
     const vm = await VirtualMachine.create({ kernel, accel: 'soft', cpus: 2, memory: 16 << 20 });
     const a = watchConsole(vm);
